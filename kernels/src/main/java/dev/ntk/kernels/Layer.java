@@ -1,0 +1,79 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A layer of a network, as in neural-tangents' {@code stax}: one object gives the finite network
+ * ({@link #init}, {@link #apply}) and the infinite-width translation rule ({@link #kernel}).
+ *
+ * <p>Layers take and return lists because combinators ({@code FanOut}, {@code parallel}, the
+ * {@code FanIn} layers) route several activations; most layers take exactly one. Build layers with
+ * {@link Stax} or read them from a model file with {@link ModelSpec}.
+ *
+ * <pre>{@code
+ * Layer model = Stax.serial(Stax.dense(512, 1.5, 0.05), Stax.erf(), Stax.dense(1, 1.5, 0.05));
+ * Kernel k = model.kernelFn().apply(x1, x2);
+ * }</pre>
+ */
+public interface Layer {
+  /** The layer's name in model files ({@code Dense}, {@code serial}, ...). */
+  String name();
+
+  /** The keyword arguments of this layer as a model file writes them, in a stable order. */
+  Map<String, Object> arguments();
+
+  /** The children of a combinator, in order; empty for a plain layer. */
+  default List<Layer> children() {
+    return List.of();
+  }
+
+  /**
+   * The requirements pass: what comes out of this layer for inputs described by {@code inputs},
+   * or a {@link ModelException} naming {@code path} if the layer cannot take them. Runs before
+   * any computation.
+   */
+  List<Spec> outputSpecs(List<Spec> inputs, String path);
+
+  /** Draws the parameters of the finite network; {@code inputs} are the per-example input specs. */
+  Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype);
+
+  /** The finite network's forward pass on batches (batch axis first). */
+  List<NDArray> apply(Params params, List<NDArray> inputs);
+
+  /** The infinite-width translation rule: NNGP and NTK together. */
+  List<Kernel> kernel(List<Kernel> inputs);
+
+  /** The kernel function of the infinite network this layer defines. */
+  default KernelFn kernelFn() {
+    return new KernelFn(this);
+  }
+
+  /** Parameters for a single input of per-example shape {@code inputShape}. */
+  default Params init(long seed, Shape inputShape, NDManager manager, DataType dtype) {
+    return init(new SplittableRandom(seed), List.of(Spec.input(inputShape)), manager, dtype);
+  }
+
+  /** The forward pass of a single-input, single-output network. */
+  default NDArray apply(Params params, NDArray x) {
+    List<NDArray> out = apply(params, List.of(x));
+    if (out.size() != 1) {
+      throw new IllegalStateException(name() + " has " + out.size() + " outputs, not one");
+    }
+    return out.get(0);
+  }
+
+  /** The output spec of a single-input, single-output network, checking every layer. */
+  default Spec check(Shape inputShape) {
+    List<Spec> out = outputSpecs(List.of(Spec.input(inputShape)), name());
+    if (out.size() != 1) {
+      throw new ModelException(name(), "the model must end with one output, it has " + out.size());
+    }
+    return out.get(0);
+  }
+}

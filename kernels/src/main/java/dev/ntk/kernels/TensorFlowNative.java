@@ -1,0 +1,135 @@
+package dev.ntk.kernels;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.URL;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.Properties;
+import java.util.stream.Stream;
+
+/**
+ * Makes DJL's TensorFlow engine load its native libraries offline.
+ *
+ * <p>DJL downloads the TensorFlow native build from the internet unless {@code
+ * TENSORFLOW_LIBRARY_PATH} names a folder that holds it. The build we depend on ships inside the
+ * {@code ai.djl.tensorflow:tensorflow-native-cpu} jar under {@code native/lib/}; on first use we
+ * extract it once into a cache folder ({@code $NTK_CACHE}, the system property {@code ntk.cache},
+ * or {@code ~/.cache/ntk}) and point DJL at it. A folder given by the user through {@code
+ * TENSORFLOW_LIBRARY_PATH} (environment or system property) is left alone.
+ */
+public final class TensorFlowNative {
+  private static final String RESOURCE_DIR = "native/lib/";
+  private static final String PROPERTIES = RESOURCE_DIR + "tensorflow.properties";
+  private static final String COMPLETE_MARKER = ".complete";
+  private static volatile Path libraryPath;
+
+  private TensorFlowNative() {}
+
+  /** Extracts the native libraries if needed and sets {@code TENSORFLOW_LIBRARY_PATH}; idempotent. */
+  public static Path ensureConfigured() {
+    Path path = libraryPath;
+    if (path != null) {
+      return path;
+    }
+    synchronized (TensorFlowNative.class) {
+      if (libraryPath == null) {
+        libraryPath = configure();
+      }
+      return libraryPath;
+    }
+  }
+
+  private static Path configure() {
+    System.setProperty("ai.djl.offline", "true");
+    String env = System.getenv("TENSORFLOW_LIBRARY_PATH");
+    String prop = System.getProperty("TENSORFLOW_LIBRARY_PATH");
+    if (prop != null && !prop.isBlank()) {
+      return Paths.get(prop);
+    }
+    if (env != null && !env.isBlank()) {
+      return Paths.get(env);
+    }
+    Path dir = extract();
+    System.setProperty("TENSORFLOW_LIBRARY_PATH", dir.toString());
+    return dir;
+  }
+
+  private static Path extract() {
+    ClassLoader loader = TensorFlowNative.class.getClassLoader();
+    URL props = loader.getResource(PROPERTIES);
+    if (props == null) {
+      throw new IllegalStateException(
+          "The TensorFlow native library is not on the class path: add "
+              + "ai.djl.tensorflow:tensorflow-native-cpu (classifier linux-x86_64) or set "
+              + "TENSORFLOW_LIBRARY_PATH to a folder holding libtensorflow_cc.so.2");
+    }
+    try {
+      Properties p = new Properties();
+      try (InputStream in = props.openStream()) {
+        p.load(in);
+      }
+      String name = "tensorflow-" + p.getProperty("version") + "-" + p.getProperty("classifier");
+      Path target = cacheRoot().resolve(name);
+      if (Files.exists(target.resolve(COMPLETE_MARKER))) {
+        return target;
+      }
+      Files.createDirectories(target.getParent());
+      Path tmp = Files.createTempDirectory(target.getParent(), "." + name + ".");
+      try {
+        for (String lib : p.getProperty("libraries").split(",")) {
+          try (InputStream in = loader.getResourceAsStream(RESOURCE_DIR + lib.trim())) {
+            if (in == null) {
+              throw new IllegalStateException("native library " + lib + " missing from the jar");
+            }
+            Files.copy(in, tmp.resolve(lib.trim()));
+          }
+        }
+        Files.createFile(tmp.resolve(COMPLETE_MARKER));
+        try {
+          Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
+          // Another process extracted the same build first; theirs is complete.
+          deleteRecursively(tmp);
+        } catch (AtomicMoveNotSupportedException e) {
+          Files.move(tmp, target);
+        }
+      } catch (IOException | RuntimeException e) {
+        deleteRecursively(tmp);
+        throw e;
+      }
+      return target;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not extract the TensorFlow native library", e);
+    }
+  }
+
+  private static Path cacheRoot() {
+    String env = System.getenv("NTK_CACHE");
+    if (env != null && !env.isBlank()) {
+      return Paths.get(env);
+    }
+    String prop = System.getProperty("ntk.cache");
+    if (prop != null && !prop.isBlank()) {
+      return Paths.get(prop);
+    }
+    return Paths.get(System.getProperty("user.home"), ".cache", "ntk");
+  }
+
+  private static void deleteRecursively(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+}

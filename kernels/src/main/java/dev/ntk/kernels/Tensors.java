@@ -1,0 +1,110 @@
+package dev.ntk.kernels;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Entry point to the tensor engine: managers on DJL's TensorFlow engine, and conversions between
+ * Java arrays and {@link NDArray}s.
+ *
+ * <pre>{@code
+ * try (NDManager manager = Tensors.newManager()) {
+ *   NDArray x = Tensors.fromRows(manager, new double[][] {{1, 2}, {3, 4}}, DataType.FLOAT64);
+ * }
+ * }</pre>
+ */
+public final class Tensors {
+  /** The DJL engine every array of this library lives on. */
+  public static final String ENGINE = "TensorFlow";
+
+  private Tensors() {}
+
+  /** A new root manager on the TensorFlow engine (CPU); the native library is loaded offline. */
+  public static NDManager newManager() {
+    TensorFlowNative.ensureConfigured();
+    return NDManager.newBaseManager(Device.cpu(), ENGINE);
+  }
+
+  /** An array of the given shape and dtype holding {@code values} (C order). */
+  public static NDArray create(NDManager manager, double[] values, Shape shape, DataType dtype) {
+    if (shape.size() != values.length) {
+      throw new IllegalArgumentException(
+          "shape " + shape + " needs " + shape.size() + " values, got " + values.length);
+    }
+    if (dtype == DataType.FLOAT64) {
+      return manager.create(values, shape);
+    }
+    if (dtype == DataType.FLOAT32) {
+      float[] f = new float[values.length];
+      for (int i = 0; i < f.length; i++) {
+        f[i] = (float) values[i];
+      }
+      return manager.create(f, shape);
+    }
+    throw new IllegalArgumentException("dtype must be float32 or float64, got " + dtype);
+  }
+
+  /** Standard normal samples drawn from {@code rng} (reproducible for a given seed). */
+  public static NDArray standardNormal(
+      java.util.SplittableRandom rng, NDManager manager, Shape shape, DataType dtype) {
+    double[] values = new double[Math.toIntExact(shape.size())];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = rng.nextGaussian();
+    }
+    return create(manager, values, shape, dtype);
+  }
+
+  /** An outer product {@code a[i] * b[j]} of two vectors. */
+  public static NDArray outer(NDArray a, NDArray b) {
+    return a.reshape(-1, 1).mul(b.reshape(1, -1));
+  }
+
+  /** A {@code (rows.length, rows[0].length)} matrix. */
+  public static NDArray fromRows(NDManager manager, double[][] rows, DataType dtype) {
+    int n = rows.length;
+    int d = n == 0 ? 0 : rows[0].length;
+    double[] flat = new double[n * d];
+    for (int i = 0; i < n; i++) {
+      if (rows[i].length != d) {
+        throw new IllegalArgumentException("row " + i + " has " + rows[i].length + " values, not " + d);
+      }
+      System.arraycopy(rows[i], 0, flat, i * d, d);
+    }
+    return create(manager, flat, new Shape(n, d), dtype);
+  }
+
+  /** The values of {@code array} as doubles, in C order. */
+  public static double[] toDoubles(NDArray array) {
+    if (array.getDataType() == DataType.FLOAT64) {
+      return array.toDoubleArray();
+    }
+    if (array.getDataType() == DataType.FLOAT32) {
+      float[] f = array.toFloatArray();
+      double[] d = new double[f.length];
+      for (int i = 0; i < f.length; i++) {
+        d[i] = f[i];
+      }
+      return d;
+    }
+    return array.toType(DataType.FLOAT64, false).toDoubleArray();
+  }
+
+  /** A matrix as rows of doubles. */
+  public static double[][] toRows(NDArray matrix) {
+    Shape s = matrix.getShape();
+    if (s.dimension() != 2) {
+      throw new IllegalArgumentException("expected a matrix, got shape " + s);
+    }
+    int n = (int) s.get(0);
+    int d = (int) s.get(1);
+    double[] flat = toDoubles(matrix);
+    double[][] rows = new double[n][d];
+    for (int i = 0; i < n; i++) {
+      System.arraycopy(flat, i * d, rows[i], 0, d);
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,47 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.util.Random;
+
+/** Random inputs and error measures shared by the kernel tests. */
+final class KernelTesting {
+  private KernelTesting() {}
+
+  static NDArray randomInputs(NDManager m, int n, int d, long seed) {
+    Random r = new Random(seed);
+    double[] v = new double[n * d];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    return Tensors.create(m, v, new Shape(n, d), DataType.FLOAT64);
+  }
+
+  /** {@code ||a - b||_F / ||b||_F}. */
+  static double relativeError(double[] a, double[] b) {
+    double num = 0;
+    double den = 0;
+    for (int i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) * (a[i] - b[i]);
+      den += b[i] * b[i];
+    }
+    return Math.sqrt(num / den);
+  }
+
+  static double norm(double[] a) {
+    double s = 0;
+    for (double v : a) {
+      s += v * v;
+    }
+    return Math.sqrt(s);
+  }
+
+  /** The kernel after a Dense layer on random inputs: Gaussian, with generic correlations. */
+  static Kernel gaussianKernel(NDManager m, int n1, int n2, long seed) {
+    NDArray x1 = randomInputs(m, n1, 5, seed);
+    NDArray x2 = randomInputs(m, n2, 5, seed + 1);
+    return Stax.dense(64, 1.3, 0.2).kernelFn().apply(x1, x2);
+  }
+}

@@ -1,0 +1,26 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import java.nio.file.Files;
+import org.junit.jupiter.api.Test;
+
+class TensorsTest {
+  @Test
+  void nativeLibraryLoadsOfflineAndComputes() {
+    try (NDManager m = Tensors.newManager()) {
+      NDArray x = Tensors.fromRows(m, new double[][] {{1, 2}, {3, 4}}, DataType.FLOAT64);
+      NDArray y = x.matMul(x.transpose()).mul(0.5);
+      assertArrayEquals(new double[] {2.5, 5.5, 5.5, 12.5}, Tensors.toDoubles(y), 0);
+      NDArray f = Tensors.fromRows(m, new double[][] {{1, 2}}, DataType.FLOAT32);
+      assertEquals(DataType.FLOAT32, f.mul(0.5).getDataType());
+      assertArrayEquals(new double[] {0.5, 1.0}, Tensors.toDoubles(f.mul(0.5)), 0);
+      assertEquals(Math.atan2(2, 1), Tensors.toDoubles(x.get("0, 1:").atan2(x.get("0, :1")))[0], 1e-15);
+    }
+    assertEquals(true, Files.exists(TensorFlowNative.ensureConfigured().resolve("libtensorflow_cc.so.2")));
+  }
+}
