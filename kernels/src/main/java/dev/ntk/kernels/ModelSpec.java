@@ -212,22 +212,22 @@ public final class ModelSpec {
     }
 
     int integer(String key, int defaultValue) {
+      return integer(key, defaultValue, Integer.MIN_VALUE, "an integer");
+    }
+
+    int positiveInt(String key, int defaultValue) {
+      return integer(key, defaultValue, 1, "a positive integer");
+    }
+
+    private int integer(String key, int defaultValue, int min, String expected) {
       JsonNode v = get(key);
       if (v == null) {
         return defaultValue;
       }
-      if (!v.isIntegralNumber() || !v.canConvertToInt()) {
-        throw typeError(key, "an integer", v);
+      if (!v.isIntegralNumber() || !v.canConvertToInt() || v.intValue() < min) {
+        throw typeError(key, expected, v);
       }
       return v.intValue();
-    }
-
-    int positiveInt(String key, int defaultValue) {
-      int value = integer(key, defaultValue);
-      if (value < 1) {
-        throw typeError(key, "a positive integer", node.get(key));
-      }
-      return value;
     }
 
     String choice(String key, String defaultValue, String... options) {

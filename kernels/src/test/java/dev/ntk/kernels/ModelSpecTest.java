@@ -1,0 +1,75 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class ModelSpecTest {
+  static final String PAPER = """
+      {"serial": [
+        {"Dense": {"out_dim": 2048, "W_std": 1.5, "b_std": 0.05}}, {"Erf": {}},
+        {"Dense": {"out_dim": 2048, "W_std": 1.5, "b_std": 0.05}}, {"Erf": {}},
+        {"Dense": {"out_dim": 1, "W_std": 1.5, "b_std": 0.05}}
+      ]}""";
+
+  @Test
+  void fileAndJavaModelsGiveTheSameKernels() {
+    Layer fromFile = ModelSpec.parse(PAPER);
+    Layer fromJava = Stax.serial(
+        Stax.dense(2048, 1.5, 0.05), Stax.erf(), Stax.dense(2048, 1.5, 0.05), Stax.erf(),
+        Stax.dense(1, 1.5, 0.05));
+    assertEquals(ModelSpec.toJson(fromJava), ModelSpec.toJson(fromFile));
+    assertEquals(ModelSpec.hash(fromJava), ModelSpec.hash(fromFile));
+    try (NDManager m = Tensors.newManager()) {
+      NDArray x = KernelTesting.randomInputs(m, 4, 3, 1);
+      assertArrayEquals(fromJava.kernelFn().apply(x).ntk().toDoubleArray(),
+          fromFile.kernelFn().apply(x).ntk().toDoubleArray(), 0);
+    }
+  }
+
+  @Test
+  void everyLayerRoundTripsThroughJson() {
+    String json = """
+        {"serial": [{"FanOut": {"num": 2}}, {"parallel": [
+          {"serial": [{"Dense": {"out_dim": 3, "parameterization": "standard"}}, {"LeakyRelu": {"alpha": 0.2}}]},
+          {"serial": [{"Dense": {"out_dim": 3, "b_std": 0.1}}, {"ABRelu": {"a": -0.5, "b": 2}}]}]},
+          {"FanInConcat": {}}, {"Dense": {}}, {"Abs": {}}, {"Identity": {}}, {"Flatten": {}},
+          {"FanOut": {"num": 2}}, {"FanInProd": {}}, {"Dense": {}}, {"Relu": {}},
+          {"FanOut": {"num": 2}}, {"FanInSum": {}}, {"Dense": {"W_std": 2}}, {"Erf": {"a": 2, "b": 0.5, "c": 0.1}}]}""";
+    Layer layer = ModelSpec.parse(json);
+    String canonical = ModelSpec.toJson(layer);
+    assertEquals(canonical, ModelSpec.toJson(ModelSpec.parse(canonical)));
+    assertEquals(new Shape(1), layer.check(new Shape(4)).shape());
+    assertNotEquals(ModelSpec.hash(layer), ModelSpec.hash(ModelSpec.parse(PAPER)));
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', value = {
+      "{\"serial\": [{\"Dense\": {}}, {\"Erf\": {\"bb\": 1}}]}|serial[1].Erf: unknown argument \"bb\" (expected one of: a, b, c)",
+      "{\"serial\": [{\"Dense\": {}}, {\"Tanh\": {}}]}|serial[1].Tanh: unknown layer \"Tanh\"",
+      "{\"serial\": [{\"Dense\": {\"out_dim\": \"wide\"}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer, got \"wide\"",
+      "{\"serial\": [{\"Dense\": {\"out_dim\": 2.5}}]}|serial[0].Dense: argument \"out_dim\" must be an integer",
+      "{\"serial\": [{\"Dense\": {\"W_std\": true}}]}|serial[0].Dense: argument \"W_std\" must be a number",
+      "{\"serial\": [{\"Dense\": {\"parameterization\": \"NTK2\"}}]}|serial[0].Dense: argument \"parameterization\" must be one of",
+      "{\"serial\": [{\"Dense\": {}, \"Relu\": {}}]}|serial[0]: a layer must be an object with exactly one key",
+      "{\"serial\": {}}|serial: serial takes a non-empty list of layers",
+      "{\"serial\": [{\"Relu\": {\"x\": 1}}]}|serial[0].Relu: unknown argument \"x\" (this layer takes no arguments)",
+      "{\"serial\": [{\"ABRelu\": {\"a\": 1}}]}|serial[0].ABRelu: missing required argument \"b\"",
+      "{\"serial\": [{\"Conv\": {}}]}|serial[0].Conv: layer Conv is part of the model format but not supported",
+      "{\"serial\": [{\"Dense\": {}}, {\"Relu\": {}},|malformed JSON at line 1",
+      "[]|a layer must be an object with exactly one key"})
+  void badModelsAreRejectedWithThePathOfTheLayer(String json, String expected) {
+    ModelException e = assertThrows(ModelException.class, () -> ModelSpec.parse(json));
+    assertTrue(e.getMessage().startsWith(expected) || e.getMessage().contains(expected),
+        "message was: " + e.getMessage());
+  }
+}
