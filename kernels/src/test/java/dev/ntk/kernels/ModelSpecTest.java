@@ -57,7 +57,7 @@ class ModelSpecTest {
       "{\"serial\": [{\"Dense\": {}}, {\"Erf\": {\"bb\": 1}}]}|serial[1].Erf: unknown argument \"bb\" (expected one of: a, b, c)",
       "{\"serial\": [{\"Dense\": {}}, {\"Tanh\": {}}]}|serial[1].Tanh: unknown layer \"Tanh\"",
       "{\"serial\": [{\"Dense\": {\"out_dim\": \"wide\"}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer, got \"wide\"",
-      "{\"serial\": [{\"Dense\": {\"out_dim\": 2.5}}]}|serial[0].Dense: argument \"out_dim\" must be an integer",
+      "{\"serial\": [{\"Dense\": {\"out_dim\": 2.5}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer, got 2.5",
       "{\"serial\": [{\"Dense\": {\"W_std\": true}}]}|serial[0].Dense: argument \"W_std\" must be a number",
       "{\"serial\": [{\"Dense\": {\"parameterization\": \"NTK2\"}}]}|serial[0].Dense: argument \"parameterization\" must be one of",
       "{\"serial\": [{\"Dense\": {}, \"Relu\": {}}]}|serial[0]: a layer must be an object with exactly one key",
