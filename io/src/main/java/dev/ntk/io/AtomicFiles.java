@@ -1,0 +1,41 @@
+package dev.ntk.io;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.concurrent.ThreadLocalRandom;
+
+/** Writes files atomically: into a hidden temporary sibling, then renamed over the target. */
+final class AtomicFiles {
+  private AtomicFiles() {}
+
+  /** Writes the content of a temporary file that does not exist yet. */
+  interface Content {
+    void writeTo(Path tmp) throws IOException;
+  }
+
+  /**
+   * Writes {@code target} through {@code .<name>.<random>.tmp} in the same directory, renamed with
+   * {@code ATOMIC_MOVE}; the temporary file is deleted if anything fails. Creates the directory.
+   */
+  static Path write(Path target, Content content) throws IOException {
+    Path file = target.toAbsolutePath();
+    Path dir = file.getParent();
+    Files.createDirectories(dir);
+    String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
+    Path tmp = dir.resolve("." + file.getFileName() + "." + random + ".tmp");
+    try {
+      content.writeTo(tmp);
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException | RuntimeException | Error e) {
+      try {
+        Files.deleteIfExists(tmp);
+      } catch (IOException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+    return target;
+  }
+}

@@ -1,0 +1,259 @@
+package dev.ntk.io;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.vector.BitVectorHelper;
+import org.apache.arrow.vector.FieldVector;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.Float8Vector;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.ipc.ArrowFileReader;
+import org.apache.arrow.vector.ipc.ArrowFileWriter;
+import org.apache.arrow.vector.ipc.message.ArrowBlock;
+import org.apache.arrow.vector.types.FloatingPointPrecision;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.FieldType;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * Writes and reads {@link Tile}s as Arrow IPC files, one record batch each, in the format that
+ * the {@link dev.ntk.io package documentation} describes.
+ */
+public final class TileFiles {
+  /** The value of {@code ntk.format_version} this class writes and reads. */
+  public static final String FORMAT_VERSION = "1";
+
+  private static final String VERSION = "ntk.format_version";
+  private static final String MODEL_HASH = "ntk.model_hash";
+  private static final String INPUTS_HASH = "ntk.inputs_hash";
+  private static final String ROW_OFFSET = "ntk.row_offset";
+  private static final String COL_OFFSET = "ntk.col_offset";
+  private static final String ROWS = "ntk.rows";
+  private static final String COLS = "ntk.cols";
+  private static final String DTYPE = "ntk.dtype";
+  private static final String KERNELS = "ntk.kernels";
+  private static final int CHUNK = 1 << 23;
+
+  private TileFiles() {}
+
+  /**
+   * Writes {@code tile} to {@code dir/<key.fileName()>}, creating {@code dir} if needed, through a
+   * temporary {@code .<fileName>.<random>.tmp} file that is atomically renamed over any old tile.
+   *
+   * @return the tile file
+   */
+  public static Path write(Path dir, Tile tile) throws IOException {
+    Path target = dir.resolve(tile.key().fileName());
+    AtomicFiles.write(target, tmp -> writeArrow(tmp, tile));
+    return target;
+  }
+
+  /** Reads a tile file, checking its metadata against its columns. */
+  public static Tile read(Path file) throws IOException {
+    try (BufferAllocator allocator = new RootAllocator();
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
+        ArrowFileReader reader = new ArrowFileReader(channel, allocator)) {
+      TileMetadata meta = metadata(file, reader);
+      VectorSchemaRoot root = reader.getVectorSchemaRoot();
+      ArrowBlock block = arrow(file, reader::getRecordBlocks).get(0);
+      arrow(file, () -> reader.loadRecordBatch(block));
+      int n = meta.key().size();
+      if (root.getRowCount() != n) {
+        throw new IOException(file + ": the record batch has " + root.getRowCount()
+            + " rows but a " + meta.key().rows() + "x" + meta.key().cols() + " tile needs " + n);
+      }
+      SortedMap<String, double[]> kernels = new TreeMap<>();
+      for (String name : meta.kernelNames()) {
+        FieldVector vector = root.getVector(name);
+        if (vector.getNullCount() != 0) {
+          throw new IOException(file + ": column '" + name + "' has " + vector.getNullCount()
+              + " null values");
+        }
+        kernels.put(name, values(vector, n));
+      }
+      return new Tile(meta.key(), meta.modelHash(), meta.inputsHash(), meta.dtype(), kernels);
+    }
+  }
+
+  /**
+   * Reads only a tile file's metadata, without its values.
+   *
+   * @return empty if {@code file} does not exist
+   * @throws IOException if it exists but is not a valid tile file
+   */
+  public static Optional<TileMetadata> readMetadata(Path file) throws IOException {
+    FileChannel channel;
+    try {
+      channel = FileChannel.open(file, StandardOpenOption.READ);
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
+    }
+    try (channel;
+        BufferAllocator allocator = new RootAllocator();
+        ArrowFileReader reader = new ArrowFileReader(channel, allocator)) {
+      return Optional.of(metadata(file, reader));
+    }
+  }
+
+  private static void writeArrow(Path tmp, Tile tile) throws IOException {
+    ArrowType type = new ArrowType.FloatingPoint(tile.dtype() == NpyDType.FLOAT64
+        ? FloatingPointPrecision.DOUBLE : FloatingPointPrecision.SINGLE);
+    List<Field> fields = tile.kernels().keySet().stream()
+        .map(name -> new Field(name, FieldType.notNullable(type), null))
+        .toList();
+    TileKey key = tile.key();
+    Map<String, String> meta = new LinkedHashMap<>();
+    meta.put(VERSION, FORMAT_VERSION);
+    meta.put(MODEL_HASH, tile.modelHash());
+    meta.put(INPUTS_HASH, tile.inputsHash());
+    meta.put(ROW_OFFSET, Long.toString(key.rowOffset()));
+    meta.put(COL_OFFSET, Long.toString(key.colOffset()));
+    meta.put(ROWS, Integer.toString(key.rows()));
+    meta.put(COLS, Integer.toString(key.cols()));
+    meta.put(DTYPE, tile.dtype().typeName());
+    meta.put(KERNELS, String.join(",", tile.kernels().keySet()));
+    try (BufferAllocator allocator = new RootAllocator();
+        VectorSchemaRoot root = VectorSchemaRoot.create(new Schema(fields, meta), allocator)) {
+      int column = 0;
+      for (double[] values : tile.kernels().values()) {
+        fill(root.getVector(column++), values);
+      }
+      root.setRowCount(key.size());
+      try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
+              StandardOpenOption.WRITE);
+          ArrowFileWriter writer = new ArrowFileWriter(root, null, channel)) {
+        writer.start();
+        writer.writeBatch();
+        writer.end();
+      }
+    }
+  }
+
+  /** Copies {@code values} into a Float8Vector or Float4Vector, all marked non-null. */
+  private static void fill(FieldVector vector, double[] values) {
+    int n = values.length;
+    boolean doubles = vector instanceof Float8Vector;
+    if (doubles) {
+      ((Float8Vector) vector).allocateNew(n);
+    } else {
+      ((Float4Vector) vector).allocateNew(n);
+    }
+    ArrowBuf validity = vector.getValidityBuffer();
+    validity.setOne(0L, n / 8L);
+    for (int i = n / 8 * 8; i < n; i++) {
+      BitVectorHelper.setBit(validity, i);
+    }
+    int width = doubles ? 8 : 4;
+    for (int off = 0; off < n; off += CHUNK / width) {
+      int k = Math.min(CHUNK / width, n - off);
+      ByteBuffer bytes = vector.getDataBuffer().nioBuffer((long) off * width, k * width)
+          .order(ByteOrder.nativeOrder());
+      if (doubles) {
+        bytes.asDoubleBuffer().put(values, off, k);
+      } else {
+        FloatBuffer floats = bytes.asFloatBuffer();
+        for (int i = 0; i < k; i++) {
+          floats.put(i, (float) values[off + i]);
+        }
+      }
+    }
+    vector.setValueCount(n);
+  }
+
+  /** The first {@code n} values of a Float8Vector or Float4Vector as doubles. */
+  private static double[] values(FieldVector vector, int n) {
+    double[] values = new double[n];
+    boolean doubles = vector instanceof Float8Vector;
+    int width = doubles ? 8 : 4;
+    for (int off = 0; off < n; off += CHUNK / width) {
+      int k = Math.min(CHUNK / width, n - off);
+      ByteBuffer bytes = vector.getDataBuffer().nioBuffer((long) off * width, k * width)
+          .order(ByteOrder.nativeOrder());
+      if (doubles) {
+        bytes.asDoubleBuffer().get(values, off, k);
+      } else {
+        FloatBuffer floats = bytes.asFloatBuffer();
+        for (int i = 0; i < k; i++) {
+          values[off + i] = floats.get(i);
+        }
+      }
+    }
+    return values;
+  }
+
+  /** Reads the schema and validates its metadata against the columns and record batches. */
+  private static TileMetadata metadata(Path file, ArrowFileReader reader) throws IOException {
+    Schema schema = arrow(file, reader::getVectorSchemaRoot).getSchema();
+    Map<String, String> meta = schema.getCustomMetadata();
+    if (meta == null || !FORMAT_VERSION.equals(meta.get(VERSION))) {
+      throw new IOException(file + ": not an ntk tile file: " + VERSION + " is "
+          + (meta == null ? null : meta.get(VERSION)) + ", expected " + FORMAT_VERSION);
+    }
+    TileMetadata result;
+    try {
+      TileKey key = new TileKey(
+          Long.parseLong(get(file, meta, ROW_OFFSET)), Long.parseLong(get(file, meta, COL_OFFSET)),
+          Integer.parseInt(get(file, meta, ROWS)), Integer.parseInt(get(file, meta, COLS)));
+      result = new TileMetadata(key, get(file, meta, MODEL_HASH), get(file, meta, INPUTS_HASH),
+          NpyDType.fromName(get(file, meta, DTYPE)), List.of(get(file, meta, KERNELS).split(",")));
+    } catch (IllegalArgumentException e) {
+      throw new IOException(file + ": invalid tile metadata: " + e.getMessage(), e);
+    }
+    List<String> columns = schema.getFields().stream().map(Field::getName).toList();
+    if (!columns.equals(result.kernelNames())) {
+      throw new IOException(file + ": " + KERNELS + " lists " + result.kernelNames()
+          + " but the columns are " + columns);
+    }
+    ArrowType expected = new ArrowType.FloatingPoint(result.dtype() == NpyDType.FLOAT64
+        ? FloatingPointPrecision.DOUBLE : FloatingPointPrecision.SINGLE);
+    for (Field field : schema.getFields()) {
+      if (!field.getType().equals(expected)) {
+        throw new IOException(file + ": column '" + field.getName() + "' has type "
+            + field.getType() + " but " + DTYPE + " is " + result.dtype().typeName());
+      }
+    }
+    int batches = arrow(file, reader::getRecordBlocks).size();
+    if (batches != 1) {
+      throw new IOException(file + ": expected one record batch but found " + batches);
+    }
+    return result;
+  }
+
+  private static String get(Path file, Map<String, String> meta, String key) throws IOException {
+    String value = meta.get(key);
+    if (value == null) {
+      throw new IOException(file + ": tile metadata is missing key " + key);
+    }
+    return value;
+  }
+
+  /** An Arrow call whose failures mean a corrupt file. */
+  private interface ArrowCall<T> {
+    T call() throws IOException;
+  }
+
+  private static <T> T arrow(Path file, ArrowCall<T> call) throws IOException {
+    try {
+      return call.call();
+    } catch (IOException | RuntimeException e) {
+      throw new IOException(file + ": not a valid Arrow IPC tile file (truncated or corrupt?): "
+          + e, e);
+    }
+  }
+}

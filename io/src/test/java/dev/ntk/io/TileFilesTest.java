@@ -1,0 +1,110 @@
+package dev.ntk.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+class TileFilesTest {
+  @TempDir Path dir;
+
+  private static Tile tile(NpyDType dtype, double scale) {
+    TileKey key = new TileKey(8, 16, 3, 4);
+    SortedMap<String, double[]> kernels = new TreeMap<>();
+    double[] nngp = new double[key.size()];
+    double[] ntk = new double[key.size()];
+    for (int i = 0; i < nngp.length; i++) {
+      nngp[i] = i * scale;
+      ntk[i] = -i * scale + 1;
+    }
+    kernels.put("ntk", ntk);
+    kernels.put("nngp", nngp);
+    return new Tile(key, "model-abc", "inputs-def", dtype, kernels);
+  }
+
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void roundTrips(NpyDType dtype) throws IOException {
+    Tile tile = tile(dtype, 0.25);
+    Path file = TileFiles.write(dir.resolve("tiles"), tile);
+    assertEquals(dir.resolve("tiles/tile-r8-c16.arrow"), file);
+    assertEquals(tile, TileFiles.read(file));
+    assertEquals(Optional.of(tile.metadata()), TileFiles.readMetadata(file));
+    assertEquals(List.of("nngp", "ntk"), tile.metadata().kernelNames());
+    try (Stream<Path> files = Files.list(file.getParent())) {
+      assertEquals(List.of(file), files.toList());
+    }
+  }
+
+  @Test
+  void float32RoundsValues() throws IOException {
+    Tile tile = tile(NpyDType.FLOAT32, 0.1);
+    Tile back = TileFiles.read(TileFiles.write(dir, tile));
+    double[] expected = tile.kernels().get("nngp").clone();
+    for (int i = 0; i < expected.length; i++) {
+      expected[i] = (float) expected[i];
+    }
+    assertArrayEquals(expected, back.kernels().get("nngp"));
+  }
+
+  @Test
+  void overwritesAnOldTile() throws IOException {
+    TileFiles.write(dir, tile(NpyDType.FLOAT64, 1));
+    Tile newer = tile(NpyDType.FLOAT64, 2);
+    Path file = TileFiles.write(dir, newer);
+    assertEquals(newer, TileFiles.read(file));
+    try (Stream<Path> files = Files.list(dir)) {
+      assertEquals(List.of(file), files.toList());
+    }
+  }
+
+  @Test
+  void missingFileHasNoMetadata() throws IOException {
+    assertEquals(Optional.empty(), TileFiles.readMetadata(dir.resolve("tile-r0-c0.arrow")));
+  }
+
+  @Test
+  void truncatedFileIsAnError() throws IOException {
+    Path file = TileFiles.write(dir, tile(NpyDType.FLOAT64, 1));
+    byte[] bytes = Files.readAllBytes(file);
+    for (int cut : new int[] {10, bytes.length / 2, bytes.length - 1}) {
+      Files.write(file, Arrays.copyOf(bytes, cut));
+      IOException e = assertThrows(IOException.class, () -> TileFiles.read(file));
+      assertTrue(e.getMessage().contains(file.toString()), e.getMessage());
+      e = assertThrows(IOException.class, () -> TileFiles.readMetadata(file));
+      assertTrue(e.getMessage().contains(file.toString()), e.getMessage());
+    }
+  }
+
+  @Test
+  void validatesTiles() {
+    TileKey key = new TileKey(0, 0, 2, 2);
+    SortedMap<String, double[]> kernels = new TreeMap<>();
+    kernels.put("ntk", new double[3]);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> new Tile(key, "m", "i", NpyDType.FLOAT64, kernels));
+    assertTrue(e.getMessage().contains("'ntk' has 3 values"), e.getMessage());
+    assertThrows(IllegalArgumentException.class,
+        () -> new Tile(key, "m", "i", NpyDType.FLOAT64, new TreeMap<>()));
+    kernels.clear();
+    kernels.put("a,b", new double[4]);
+    assertThrows(IllegalArgumentException.class,
+        () -> new Tile(key, "m", "i", NpyDType.FLOAT64, kernels));
+    assertThrows(IllegalArgumentException.class, () -> new TileKey(-1, 0, 2, 2));
+    assertEquals("tile-r100-c0.arrow", new TileKey(100, 0, 1, 1).fileName());
+  }
+}

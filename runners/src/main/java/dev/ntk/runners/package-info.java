@@ -1,0 +1,2 @@
+/** Runner wiring and defaults: DirectRunner (default) and FlinkRunner, embedded or on a cluster. */
+package dev.ntk.runners;
