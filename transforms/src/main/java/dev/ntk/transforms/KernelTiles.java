@@ -1,0 +1,50 @@
+package dev.ntk.transforms;
+
+import dev.ntk.io.TileKey;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
+import org.apache.beam.sdk.values.PBegin;
+import org.apache.beam.sdk.values.PCollection;
+
+/**
+ * Computes the tiles of a {@link TileSet}: plans them (blocks of rows of x1 paired with blocks of
+ * rows of x2, only on or above the diagonal when x1 = x2), spreads them over the workers and
+ * computes each in a {@code DoFn} that writes an Arrow tile file. The output holds the key of
+ * every tile once its file is written, for the transforms that assemble or consume the kernel.
+ *
+ * <pre>{@code
+ * TileSet set = TileSet.create(modelJson, x1, null, 256, NpyDType.FLOAT64, dir.resolve("tiles"));
+ * PCollection<TileKey> done = pipeline.apply(KernelTiles.of(set));
+ * done.apply(WriteKernels.of(set, List.of(Get.NNGP, Get.NTK), dir));
+ * }</pre>
+ *
+ * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}): {@value #TILES_COMPUTED}
+ * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run).
+ */
+public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> {
+  /** The counter of tiles computed and written. */
+  public static final String TILES_COMPUTED = "tilesComputed";
+  /** The counter of tiles found on disk and not computed again. */
+  public static final String TILES_SKIPPED = "tilesSkipped";
+
+  private static final long serialVersionUID = 1L;
+  private final TileSet tiles;
+
+  private KernelTiles(TileSet tiles) {
+    this.tiles = tiles;
+  }
+
+  public static KernelTiles of(TileSet tiles) {
+    return new KernelTiles(tiles);
+  }
+
+  @Override
+  public PCollection<TileKey> expand(PBegin begin) {
+    return begin
+        .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
+        .apply("SpreadTiles", Reshuffle.viaRandomKey())
+        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles)));
+  }
+}
