@@ -1,0 +1,38 @@
+package dev.ntk.pipelines;
+
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
+import dev.ntk.transforms.KernelTiles;
+import dev.ntk.transforms.TileSet;
+import dev.ntk.transforms.WriteKernels;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptions;
+
+/**
+ * {@code ntk kernel}: the NNGP and NTK between every pair of rows of {@code x1} and {@code x2},
+ * computed tile by tile on a Beam runner and written as {@code out/<get>.npy} (shape {@code (N1,
+ * N2)}) with the Arrow tiles under {@code out/tiles/}.
+ *
+ * <p>Inputs are expected to be valid (the command line checks them first).
+ *
+ * @param x2 {@code null} for the kernel of {@code x1} with itself
+ */
+public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
+  public KernelJob {
+    get = List.copyOf(get);
+  }
+
+  /** Builds and runs the pipeline, returning when its outputs are written. */
+  public void run(PipelineOptions options) throws IOException {
+    String json = Files.readString(model, StandardCharsets.UTF_8);
+    TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve("tiles"));
+    Pipeline pipeline = Pipeline.create(options);
+    pipeline.apply("Kernel", KernelTiles.of(tiles)).apply("WriteKernels", WriteKernels.of(tiles, get, out));
+    Jobs.run(pipeline);
+  }
+}
