@@ -1,0 +1,82 @@
+package dev.ntk.pipelines;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.predict.Predict;
+import dev.ntk.kernels.predict.Prediction;
+import dev.ntk.runners.Runners;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The jobs behind the command line, on the repository's sine example, against the in-process path. */
+class JobsTest {
+  private static final Path SINE = Path.of("..", "examples", "sine");
+
+  @TempDir Path out;
+
+  @Test
+  void predictJobOnTheSineExampleEqualsInProcessInference() throws IOException {
+    new PredictJob(SINE.resolve("model.json"), SINE.resolve("x_train.npy"), SINE.resolve("y_train.npy"),
+        SINE.resolve("x_test.npy"), Get.NTK, 1e-4, true, 16, NpyDType.FLOAT64, out)
+        .run(Runners.options(Runners.Kind.DIRECT, null, 2));
+    try (NDManager m = Tensors.newManager()) {
+      Prediction expected = Predict.gpInference(model(), load(m, "x_train.npy"), load(m, "y_train.npy"),
+          load(m, "x_test.npy"), Get.NTK, 1e-4, true);
+      NpyArray mean = Npy.read(out.resolve("mean.npy"));
+      assertArrayEquals(new long[] {50, 1}, mean.shape());
+      assertTrue(relativeError(mean.data(), Tensors.toDoubles(expected.mean())) <= 1e-10);
+      assertTrue(relativeError(Npy.read(out.resolve("cov.npy")).data(), Tensors.toDoubles(expected.cov())) <= 1e-10);
+      // The infinite ensemble fits the sine well inside the training range.
+      double[] y = Npy.read(SINE.resolve("y_test.npy")).data();
+      assertTrue(relativeError(mean.data(), y) < 0.5, "fit of the sine " + relativeError(mean.data(), y));
+    }
+  }
+
+  @Test
+  void kernelJobOnFlinkEqualsInProcessKernels() throws IOException {
+    new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), SINE.resolve("x_train.npy"),
+        List.of(Get.NNGP, Get.NTK), 7, NpyDType.FLOAT64, out)
+        .run(Runners.options(Runners.Kind.FLINK, "[local]", 2));
+    try (NDManager m = Tensors.newManager()) {
+      Kernel expected = model().apply(load(m, "x_test.npy"), load(m, "x_train.npy"));
+      for (Get g : Get.values()) {
+        double err = relativeError(Npy.read(out.resolve(g.key() + ".npy")).data(), Tensors.toDoubles(expected.get(g)));
+        assertTrue(err <= 1e-12, g + " relative error " + err);
+      }
+    }
+  }
+
+  private static dev.ntk.kernels.KernelFn model() {
+    return ModelSpec.read(SINE.resolve("model.json")).kernelFn();
+  }
+
+  private static NDArray load(NDManager m, String name) throws IOException {
+    NpyArray a = Npy.read(SINE.resolve(name));
+    return Tensors.create(m, a.data(), new Shape(a.shape()), DataType.FLOAT64);
+  }
+
+  private static double relativeError(double[] a, double[] b) {
+    double num = 0;
+    double den = 0;
+    for (int i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) * (a[i] - b[i]);
+      den += b[i] * b[i];
+    }
+    return Math.sqrt(num / den);
+  }
+}
