@@ -15,7 +15,6 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.coders.KvCoder;
-import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.GroupByKey;
@@ -106,7 +105,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .apply("TrainTrainTiles", KernelTiles.of(trainTrain))
         .apply("GatherTrainTrain", new GatherTiles())
         .apply("Factor", ParDo.of(new FactorFn(trainTrain, yTrain, get, diagReg, cov)))
-        .setCoder(SerializableCoder.of(TrainFactor.class))
+        .setCoder(ValueCoder.of(TrainFactor.class))
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
         .apply("TestTrainTiles", KernelTiles.of(testTrain))
@@ -115,7 +114,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .apply("GroupTestBlock", GroupByKey.create())
         .apply("PredictBlocks", ParDo.of(new PredictBlockFn(testTrain, get, factor, cov))
             .withSideInputs(factor))
-        .setCoder(SerializableCoder.of(Block.class));
+        .setCoder(ValueCoder.of(Block.class));
     PCollectionView<List<TileKey>> testTestView = cov
         ? begin.apply("TestTestTiles", KernelTiles.of(testTest)).apply("TestTestView", View.asList())
         : null;
@@ -126,7 +125,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     }
     return blocks
         .apply("OneGroup", WithKeys.<Integer, Block>of(0))
-        .setCoder(KvCoder.of(org.apache.beam.sdk.coders.VarIntCoder.of(), SerializableCoder.of(Block.class)))
+        .setCoder(KvCoder.of(org.apache.beam.sdk.coders.VarIntCoder.of(), ValueCoder.of(Block.class)))
         .apply("GatherBlocks", GroupByKey.create())
         .apply("Blocks", Values.create())
         .apply("Write", writeStep);

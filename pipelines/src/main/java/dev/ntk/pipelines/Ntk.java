@@ -1,0 +1,345 @@
+package dev.ntk.pipelines;
+
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.ModelException;
+import dev.ntk.kernels.predict.GpPosterior;
+import dev.ntk.runners.Runners;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import org.apache.beam.sdk.options.PipelineOptions;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * The {@code ntk} command line ({@code bin/ntk}), as {@code docs/MODEL_SPEC.md} specifies it:
+ * {@code ntk kernel} and {@code ntk predict}.
+ *
+ * <p>Inputs are checked before anything runs; a usage or input error prints one line on stderr
+ * and exits with 2, an internal failure exits with 1. A failed run removes the outputs it
+ * started, so that nothing partial is left that looks complete.
+ */
+@Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
+    description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
+    subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class})
+public final class Ntk implements Runnable {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command: kernel or predict");
+  }
+
+  public static void main(String[] args) {
+    System.exit(run(args, System.out, System.err));
+  }
+
+  /** Runs the command line with {@code args}, returning its exit status. */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    CommandLine cli = new CommandLine(new Ntk());
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    cli.setCaseInsensitiveEnumValuesAllowed(true);
+    cli.registerConverter(NpyDType.class, NpyDType::fromName);
+    cli.registerConverter(Runners.Kind.class, Runners.Kind::of);
+    cli.registerConverter(Get.class, Get::of);
+    cli.setParameterExceptionHandler((e, arguments) -> {
+      err.println("ntk: " + e.getMessage());
+      err.println("Run 'ntk " + commandPath(e.getCommandLine()) + "--help' for usage.");
+      return 2;
+    });
+    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> handle(e, err));
+    return cli.execute(args);
+  }
+
+  private static String commandPath(CommandLine cli) {
+    String name = cli.getCommandSpec().qualifiedName(" ");
+    return name.startsWith("ntk") ? name.substring(3).trim() + (name.length() > 3 ? " " : "") : "";
+  }
+
+  private static int handle(Exception e, PrintStream err) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof UsageException || t instanceof ModelException
+          || t instanceof GpPosterior.NotPositiveDefiniteException) {
+        err.println("ntk: " + t.getMessage());
+        return 2;
+      }
+    }
+    err.println("ntk: internal error: " + e);
+    e.printStackTrace(err);
+    return 1;
+  }
+
+  /** Options every command takes. */
+  static final class CommonOptions {
+    @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "DirectRunner",
+        description = "DirectRunner (default) or FlinkRunner.")
+    Runners.Kind runner;
+
+    @Option(names = "--flink-master", paramLabel = "MASTER", defaultValue = "[local]",
+        description = "Flink master: [local] (default, an embedded mini-cluster) or host:port.")
+    String flinkMaster;
+
+    @Option(names = "--parallelism", paramLabel = "P",
+        description = "Worker threads (Direct) or task slots (Flink); default: the number of cores.")
+    Integer parallelism;
+
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
+        description = "float64 (default) or float32.")
+    NpyDType dtype;
+
+    @Option(names = "--tile", paramLabel = "ROWS", defaultValue = "256",
+        description = "Rows of x1 and x2 per tile (default 256); any value works with any N.")
+    int tile;
+
+    PipelineOptions pipelineOptions() {
+      int p = parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
+      if (p < 1) {
+        throw new UsageException("--parallelism must be at least 1, got " + p);
+      }
+      return Runners.options(runner, flinkMaster, p);
+    }
+
+    void check() {
+      if (tile < 1) {
+        throw new UsageException("--tile must be at least 1, got " + tile);
+      }
+      if (parallelism != null && parallelism < 1) {
+        throw new UsageException("--parallelism must be at least 1, got " + parallelism);
+      }
+    }
+  }
+
+  @Command(name = "kernel", mixinStandardHelpOptions = true,
+      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
+  static final class KernelCommand implements Callable<Integer> {
+    @Mixin CommonOptions options;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
+    Path model;
+
+    @Option(names = "--x1", required = true, paramLabel = "X1.npy", description = "Inputs, batch first.")
+    Path x1;
+
+    @Option(names = "--x2", paramLabel = "X2.npy", description = "Second inputs (default: x1).")
+    Path x2;
+
+    @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
+        description = "Kernels to write: nngp, ntk or both (default).")
+    List<Get> get;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
+    Path out;
+
+    @Override
+    public Integer call() throws IOException {
+      options.check();
+      Layer layer = InputChecks.model(model);
+      NpyArray a = InputChecks.inputs("--x1", x1);
+      NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
+      InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
+      InputChecks.output(out);
+      List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
+      KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype, out);
+      PipelineOptions pipelineOptions = options.pipelineOptions();
+      List<Path> results = kernels.stream().map(g -> out.resolve(g.key() + ".npy")).toList();
+      Outputs.produce(out, results, () -> job.run(pipelineOptions));
+      PrintWriter w = spec.commandLine().getOut();
+      for (Path f : results) {
+        w.println("wrote " + f + " " + describe(f));
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "predict", mixinStandardHelpOptions = true,
+      description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
+  static final class PredictCommand implements Callable<Integer> {
+    @Mixin CommonOptions options;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
+    Path model;
+
+    @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
+    Path xTrain;
+
+    @Option(names = "--y-train", required = true, paramLabel = "Y.npy", description = "Training targets (N,) or (N, K).")
+    Path yTrain;
+
+    @Option(names = "--x-test", required = true, paramLabel = "XT.npy", description = "Test inputs.")
+    Path xTest;
+
+    @Option(names = "--get", paramLabel = "KERNEL", defaultValue = "ntk",
+        description = "ntk (default: the trained infinite ensemble) or nngp (the Bayesian posterior).")
+    Get get;
+
+    @Option(names = "--t", paramLabel = "T", defaultValue = "inf",
+        description = "Training time; only inf (exact inference) in this version.")
+    String t;
+
+    @Option(names = "--diag-reg", paramLabel = "R", defaultValue = "1e-4",
+        description = "Diagonal regularizer, relative to the mean diagonal (default 1e-4).")
+    double diagReg;
+
+    @Option(names = "--compute-cov", description = "Also write the predictive covariance.")
+    boolean computeCov;
+
+    @Option(names = "--learning-rate", paramLabel = "LR", defaultValue = "1.0",
+        description = "Learning rate of gradient descent (used with a finite --t).")
+    double learningRate;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
+    Path out;
+
+    @Override
+    public Integer call() throws IOException {
+      options.check();
+      checkTime();
+      if (!(diagReg >= 0) || Double.isInfinite(diagReg)) {
+        throw new UsageException("--diag-reg must be a non-negative number, got " + diagReg);
+      }
+      if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+        throw new UsageException("--learning-rate must be positive, got " + learningRate);
+      }
+      Layer layer = InputChecks.model(model);
+      NpyArray train = InputChecks.inputs("--x-train", xTrain);
+      NpyArray test = InputChecks.inputs("--x-test", xTest);
+      InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
+      InputChecks.targets("--y-train", yTrain, train.shape()[0]);
+      InputChecks.output(out);
+      PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, get, diagReg, computeCov,
+          options.tile, options.dtype, out);
+      PipelineOptions pipelineOptions = options.pipelineOptions();
+      Path mean = out.resolve("mean.npy");
+      Path cov = out.resolve("cov.npy");
+      Outputs.produce(out, computeCov ? List.of(mean, cov) : List.of(mean), () -> job.run(pipelineOptions));
+      print(spec.commandLine().getOut(), mean, computeCov ? cov : null);
+      return 0;
+    }
+
+    private void checkTime() {
+      String value = t.trim().toLowerCase(Locale.ROOT);
+      if (value.equals("inf") || value.equals("infinity")) {
+        return;
+      }
+      try {
+        Double.parseDouble(value);
+      } catch (NumberFormatException e) {
+        throw new UsageException("--t must be a number or inf, got \"" + t + "\"");
+      }
+      throw new UsageException("--t " + t + ": finite-time predictions are not supported by this "
+          + "version yet; use --t inf (exact inference)");
+    }
+
+    private static void print(PrintWriter w, Path meanFile, Path covFile) throws IOException {
+      NpyArray mean = Npy.read(meanFile);
+      w.println("wrote " + meanFile + " " + describe(meanFile));
+      NpyArray cov = null;
+      if (covFile != null) {
+        cov = Npy.read(covFile);
+        w.println("wrote " + covFile + " " + describe(covFile));
+      }
+      int m = (int) mean.shape()[0];
+      int k = mean.data().length / m;
+      int shown = Math.min(m, 20);
+      w.println(cov == null ? "    i  mean" : "    i  mean  variance");
+      for (int i = 0; i < shown; i++) {
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%5d", i));
+        for (int j = 0; j < k; j++) {
+          line.append(String.format(Locale.ROOT, "  %.6g", mean.data()[i * k + j]));
+        }
+        if (cov != null) {
+          line.append(String.format(Locale.ROOT, "  %.6g", cov.data()[i * m + i]));
+        }
+        w.println(line);
+      }
+      if (shown < m) {
+        w.println("  ... (" + (m - shown) + " more test points in " + meanFile + ")");
+      }
+    }
+  }
+
+  private static String describe(Path npy) throws IOException {
+    var h = Npy.readHeader(npy);
+    StringBuilder s = new StringBuilder("(");
+    for (int i = 0; i < h.shape().length; i++) {
+      s.append(i == 0 ? "" : ", ").append(h.shape()[i]);
+    }
+    return s.append(h.shape().length == 1 ? ",)" : ")").append(' ').append(h.dtype().typeName()).toString();
+  }
+
+  /** Producing outputs all or nothing. */
+  static final class Outputs {
+    private Outputs() {}
+
+    interface Job {
+      void run() throws IOException;
+    }
+
+    /**
+     * Runs {@code job}, which writes {@code results} (and tiles) under {@code out}. Old results
+     * are removed first; if the job fails, so are the results, the tiles and {@code out} that it
+     * created, before the failure is rethrown.
+     */
+    static void produce(Path out, List<Path> results, Job job) throws IOException {
+      boolean outExisted = Files.exists(out);
+      boolean tilesExisted = Files.exists(out.resolve("tiles"));
+      for (Path f : List.of("nngp.npy", "ntk.npy", "mean.npy", "cov.npy").stream().map(out::resolve).toList()) {
+        Files.deleteIfExists(f);
+      }
+      try {
+        job.run();
+        for (Path f : results) {
+          if (!Files.isRegularFile(f)) {
+            throw new IllegalStateException("the pipeline finished without writing " + f);
+          }
+        }
+      } catch (IOException | RuntimeException | Error e) {
+        try {
+          for (Path f : results) {
+            Files.deleteIfExists(f);
+          }
+          if (!outExisted) {
+            deleteTree(out);
+          } else if (!tilesExisted) {
+            deleteTree(out.resolve("tiles"));
+          }
+        } catch (IOException | UncheckedIOException cleanup) {
+          e.addSuppressed(cleanup);
+        }
+        throw e;
+      }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+      if (!Files.exists(dir)) {
+        return;
+      }
+      List<Path> paths = new ArrayList<>();
+      try (Stream<Path> walk = Files.walk(dir)) {
+        walk.sorted(Comparator.reverseOrder()).forEach(paths::add);
+      }
+      for (Path p : paths) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+}
