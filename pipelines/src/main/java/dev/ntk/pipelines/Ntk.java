@@ -56,9 +56,9 @@ public final class Ntk implements Runnable {
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
     cli.setCaseInsensitiveEnumValuesAllowed(true);
-    cli.registerConverter(NpyDType.class, NpyDType::fromName);
-    cli.registerConverter(Runners.Kind.class, Runners.Kind::of);
-    cli.registerConverter(Get.class, Get::of);
+    cli.registerConverter(NpyDType.class, converter(NpyDType::fromName));
+    cli.registerConverter(Runners.Kind.class, converter(Runners.Kind::of));
+    cli.registerConverter(Get.class, converter(Get::of));
     cli.setParameterExceptionHandler((e, arguments) -> {
       err.println("ntk: " + e.getMessage());
       err.println("Run 'ntk " + commandPath(e.getCommandLine()) + "--help' for usage.");
@@ -66,6 +66,17 @@ public final class Ntk implements Runnable {
     });
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> handle(e, err));
     return cli.execute(args);
+  }
+
+  /** A converter whose {@code IllegalArgumentException} message is the whole story. */
+  private static <T> CommandLine.ITypeConverter<T> converter(java.util.function.Function<String, T> parse) {
+    return value -> {
+      try {
+        return parse.apply(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
+    };
   }
 
   private static String commandPath(CommandLine cli) {

@@ -1,0 +1,250 @@
+package dev.ntk.pipelines;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The command line: exit codes, messages and outputs, for good and bad inputs. */
+class NtkCommandTest {
+  private static final String MODEL = """
+      {"serial": [{"Dense": {"out_dim": 16, "W_std": 1.5, "b_std": 0.1}}, {"Relu": {}},
+                  {"Dense": {"out_dim": 1, "W_std": 1.5, "b_std": 0.1}}]}""";
+
+  @TempDir Path dir;
+  private Path model;
+  private Path x;
+  private Path y;
+  private Path xTest;
+  private Path out;
+
+  /** What a command printed and returned. */
+  record Result(int status, String out, String err) {}
+
+  @BeforeEach
+  void inputs() throws IOException {
+    model = write("model.json", MODEL);
+    x = npy("x.npy", 6, 3, 1);
+    y = npy("y.npy", 6, 1, 2);
+    xTest = npy("x_test.npy", 4, 3, 3);
+    out = dir.resolve("out"); // does not exist: every failure must leave it so
+  }
+
+  @Test
+  void kernelWritesBothKernelsAndTiles() throws IOException {
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--tile", 4, "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertTrue(r.out().contains("nngp.npy (6, 4) float64"), r.out());
+    assertEquals(List.of(6L, 4L), shape(out.resolve("ntk.npy")));
+    assertTrue(Files.isDirectory(out.resolve("tiles")));
+  }
+
+  @Test
+  void kernelWritesOnlyTheSelectedKernelInFloat32() throws IOException {
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--get", "ntk", "--dtype", "float32", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertEquals(NpyDType.FLOAT32, Npy.readHeader(out.resolve("ntk.npy")).dtype());
+    assertFalse(Files.exists(out.resolve("nngp.npy")));
+  }
+
+  @Test
+  void predictPrintsMeanAndVariance() throws IOException {
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--compute-cov", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertTrue(r.out().contains("mean  variance"), r.out());
+    assertEquals(List.of(4L, 1L), shape(out.resolve("mean.npy")));
+    assertEquals(List.of(4L, 4L), shape(out.resolve("cov.npy")));
+  }
+
+  @Test
+  void help() {
+    Result r = ntk("predict", "--help");
+    assertEquals(0, r.status());
+    assertTrue(r.out().contains("--x-train"), r.out());
+  }
+
+  @Test
+  void malformedJson() throws IOException {
+    bad(2, "malformed JSON", "kernel", "--model", write("m.json", "{\"serial\": ["), "--x1", x, "--out", out);
+  }
+
+  @Test
+  void unknownLayer() throws IOException {
+    bad(2, "serial[1]", "kernel", "--model",
+        write("m.json", "{\"serial\": [{\"Dense\": {}}, {\"Softmaxx\": {}}]}"), "--x1", x, "--out", out);
+  }
+
+  @Test
+  void unknownArgument() throws IOException {
+    bad(2, "serial[1].Erf: unknown argument \"bb\"", "kernel", "--model",
+        write("m.json", "{\"serial\": [{\"Dense\": {}}, {\"Erf\": {\"bb\": 1}}]}"), "--x1", x, "--out", out);
+  }
+
+  @Test
+  void wrongArgumentType() throws IOException {
+    bad(2, "out_dim", "kernel", "--model", write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": \"wide\"}}]}"),
+        "--x1", x, "--out", out);
+  }
+
+  @Test
+  void nonlinearityAfterNonlinearity() throws IOException {
+    bad(2, "serial[2].Erf", "kernel", "--model",
+        write("m.json", "{\"serial\": [{\"Dense\": {}}, {\"Relu\": {}}, {\"Erf\": {}}]}"), "--x1", x, "--out", out);
+  }
+
+  @Test
+  void truncatedNpy() throws IOException {
+    byte[] bytes = Files.readAllBytes(x);
+    Path truncated = dir.resolve("truncated.npy");
+    Files.write(truncated, Arrays.copyOf(bytes, bytes.length - 20));
+    bad(2, "truncated.npy", "kernel", "--model", model, "--x1", truncated, "--out", out);
+  }
+
+  @Test
+  void wrongDtype() throws IOException {
+    Path ints = dir.resolve("ints.npy");
+    String header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }";
+    header = header + " ".repeat(128 - 10 - header.length() - 1) + "\n";
+    byte[] h = header.getBytes(StandardCharsets.US_ASCII);
+    byte[] file = new byte[10 + h.length + 24];
+    byte[] magic = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (byte) h.length, 0};
+    System.arraycopy(magic, 0, file, 0, 10);
+    System.arraycopy(h, 0, file, 10, h.length);
+    Files.write(ints, file);
+    bad(2, "<i4", "kernel", "--model", model, "--x1", ints, "--out", out);
+  }
+
+  @Test
+  void shapeMismatchBetweenInputs() throws IOException {
+    bad(2, "same per-example shape", "kernel", "--model", model, "--x1", x, "--x2", npy("x2.npy", 4, 2, 5),
+        "--out", out);
+  }
+
+  @Test
+  void shapeMismatchBetweenModelAndData() throws IOException {
+    Path concat = write("m.json", """
+        {"serial": [{"FanOut": {"num": 2}}, {"parallel": [{"Dense": {}}, {"Flatten": {}}]},
+                    {"FanInSum": {}}]}""");
+    Result r = ntk("kernel", "--model", concat, "--x1", x, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("m.json") && r.err().contains("FanInSum"), r.err());
+    assertNothingWritten(r);
+  }
+
+  @Test
+  void oneDimensionalInputs() throws IOException {
+    Path flat = dir.resolve("flat.npy");
+    Npy.write(flat, new NpyArray(new long[] {5}, NpyDType.FLOAT64, new double[5]));
+    bad(2, "at least 2 axes", "kernel", "--model", model, "--x1", flat, "--out", out);
+  }
+
+  @Test
+  void nanInInputs() throws IOException {
+    NpyArray a = Npy.read(x);
+    a.data()[7] = Double.NaN;
+    Path nan = dir.resolve("nan.npy");
+    Npy.write(nan, a);
+    bad(2, "row 2", "kernel", "--model", model, "--x1", nan, "--out", out);
+  }
+
+  @Test
+  void missingInputFile() {
+    bad(2, "does not exist", "kernel", "--model", model, "--x1", dir.resolve("nope.npy"), "--out", out);
+  }
+
+  @Test
+  void targetsWithTheWrongNumberOfRows() {
+    bad(2, "one row per training input", "predict", "--model", model, "--x-train", x, "--y-train", xTest,
+        "--x-test", xTest, "--out", out);
+  }
+
+  @Test
+  void finiteTimeIsNotSupportedYet() {
+    bad(2, "--t inf", "predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--t", "10", "--out", out);
+  }
+
+  @Test
+  void usageErrors() throws IOException {
+    bad(2, "--bogus", "kernel", "--model", model, "--x1", x, "--out", out, "--bogus");
+    bad(2, "--out", "kernel", "--model", model, "--x1", x);
+    bad(2, "--tile", "kernel", "--model", model, "--x1", x, "--tile", 0, "--out", out);
+    bad(2, "--dtype", "kernel", "--model", model, "--x1", x, "--dtype", "float16", "--out", out);
+    bad(2, "--runner", "kernel", "--model", model, "--x1", x, "--runner", "Spark", "--out", out);
+    bad(2, "--get", "kernel", "--model", model, "--x1", x, "--get", "nngp,gp", "--out", out);
+    Path file = write("a-file", "");
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--out", file);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("not a directory"), r.err());
+  }
+
+  /** A failure inside the pipeline (the train kernel is singular) leaves no output behind. */
+  @Test
+  void failureDuringTheRunRemovesItsOutputs() throws IOException {
+    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
+    Path zeros = dir.resolve("zeros.npy");
+    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
+    bad(2, "diag_reg", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+        "--diag-reg", 0, "--out", out);
+  }
+
+  private void bad(int status, String expected, Object... args) {
+    Result r = ntk(args);
+    assertEquals(status, r.status(), r.err());
+    assertTrue(r.err().contains(expected), "expected \"" + expected + "\" in: " + r.err());
+    assertNothingWritten(r);
+  }
+
+  private void assertNothingWritten(Result r) {
+    assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
+    assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
+    assertFalse(Files.exists(out), "output left behind");
+  }
+
+  private static Result ntk(Object... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    List<String> strings = new ArrayList<>();
+    for (Object a : args) {
+      strings.add(a.toString());
+    }
+    int status = Ntk.run(strings.toArray(String[]::new), new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  private Path write(String name, String text) throws IOException {
+    return Files.writeString(dir.resolve(name), text);
+  }
+
+  private Path npy(String name, int n, int d, long seed) throws IOException {
+    java.util.Random r = new java.util.Random(seed);
+    double[] v = new double[n * d];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    Path file = dir.resolve(name);
+    Npy.write(file, new NpyArray(new long[] {n, d}, NpyDType.FLOAT64, v));
+    return file;
+  }
+
+  private static List<Long> shape(Path npy) throws IOException {
+    return Arrays.stream(Npy.readHeader(npy).shape()).boxed().toList();
+  }
+}
