@@ -22,17 +22,19 @@ public final class Branching {
     return path + "[" + i + "]." + child.name();
   }
 
-  /** Composition: the first child is applied first. */
-  public static final class Serial implements Layer {
-    private final List<Layer> layers;
+  /** A layer made of child layers, which a model file lists in order. */
+  abstract static class Combinator implements Layer {
+    final List<Layer> layers;
+    private final String name;
 
-    public Serial(List<Layer> layers) {
+    Combinator(String name, List<Layer> layers) {
+      this.name = name;
       this.layers = List.copyOf(layers);
     }
 
     @Override
     public String name() {
-      return "serial";
+      return name;
     }
 
     @Override
@@ -43,6 +45,13 @@ public final class Branching {
     @Override
     public List<Layer> children() {
       return layers;
+    }
+  }
+
+  /** Composition: the first child is applied first. */
+  public static final class Serial extends Combinator {
+    public Serial(List<Layer> layers) {
+      super("serial", layers);
     }
 
     @Override
@@ -113,26 +122,9 @@ public final class Branching {
   }
 
   /** Applies the i-th child to the i-th input. */
-  public static final class Parallel implements Layer {
-    private final List<Layer> layers;
-
+  public static final class Parallel extends Combinator {
     public Parallel(List<Layer> layers) {
-      this.layers = List.copyOf(layers);
-    }
-
-    @Override
-    public String name() {
-      return "parallel";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of();
-    }
-
-    @Override
-    public List<Layer> children() {
-      return layers;
+      super("parallel", layers);
     }
 
     @Override
