@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# Measures the ntk benchmark and writes a Markdown report (bench/RESULTS.md by default).
+# See bench/README.md. Every knob is an environment variable:
+#
+#   N=4096 D=784          kernel size (x1 = x2: N rows of dimension D, standard normal, SEED)
+#   DTYPES="float32 float64"
+#   RUNS="numpy inprocess direct flink1 flink2 native rss"   the parts to run
+#   REPEATS=3             timed repeats (best reported) for numpy and in-process
+#   TILE=                 --tile for the bin/ntk kernel runs (empty: bin/ntk's default)
+#   CHECK=1               cross-check every bin/ntk kernel against the NumPy reference
+#   NATIVE_REPEATS=3      cold/warm pairs for the native library load
+#   RSS_ROWS=1600 RSS_TILE=16 RSS_RUNNER=DirectRunner RSS_PARALLELISM=2 RSS_DTYPE=float64
+#   RSS_EVERY=1           seconds between VmRSS samples
+#   OUT=bench/out         scratch (inputs, kernels, logs; git-ignored)
+#   RESULTS=bench/RESULTS.md   where the report goes
+#   SEED=0  NTK=bin/ntk  PYTHON=python3  JAVA=java  MVN_ARGS="-B -q -DskipTests"
+#   JAVA_OPTS=            extra JVM flags (bin/ntk reads it too when exported)
+#
+# Smoke test (seconds, not the real measurement):
+#   N=256 D=32 RSS_ROWS=160 OUT=/tmp/ntk-bench RESULTS=/tmp/ntk-bench/RESULTS.md bash bench/run.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+N=${N:-4096}
+D=${D:-784}
+DTYPES=${DTYPES:-"float32 float64"}
+RUNS=${RUNS:-"numpy inprocess direct flink1 flink2 native rss"}
+REPEATS=${REPEATS:-3}
+TILE=${TILE:-}
+CHECK=${CHECK:-1}
+NATIVE_REPEATS=${NATIVE_REPEATS:-3}
+RSS_ROWS=${RSS_ROWS:-1600}
+RSS_TILE=${RSS_TILE:-16}
+RSS_RUNNER=${RSS_RUNNER:-DirectRunner}
+RSS_PARALLELISM=${RSS_PARALLELISM:-2}
+RSS_DTYPE=${RSS_DTYPE:-float64}
+RSS_EVERY=${RSS_EVERY:-1}
+OUT=${OUT:-bench/out}
+RESULTS=${RESULTS:-bench/RESULTS.md}
+SEED=${SEED:-0}
+NTK=${NTK:-bin/ntk}
+PYTHON=${PYTHON:-python3}
+JAVA=${JAVA:-java}
+JAVA_OPTS=${JAVA_OPTS:-}
+MVN_ARGS=${MVN_ARGS:-"-B -q -DskipTests"}
+
+MODEL=bench/relu21.json
+JAR=pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar
+CLASSPATH_FILE=pipelines/target/classpath.txt
+JVM_FLAGS=(--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
+  --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED
+  --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.log.ai.djl.util.cuda=error)
+# TensorFlow's own log level for the Bench JVMs (bin/ntk picks its own unless it is set).
+BENCH_TF_LOG=${TF_CPP_MIN_LOG_LEVEL:-2}
+
+COMMAND="N=$N D=$D DTYPES=\"$DTYPES\" RUNS=\"$RUNS\" REPEATS=$REPEATS TILE=$TILE CHECK=$CHECK"
+COMMAND+=" NATIVE_REPEATS=$NATIVE_REPEATS RSS_ROWS=$RSS_ROWS RSS_TILE=$RSS_TILE"
+COMMAND+=" RSS_RUNNER=$RSS_RUNNER RSS_PARALLELISM=$RSS_PARALLELISM RSS_DTYPE=$RSS_DTYPE RSS_EVERY=$RSS_EVERY SEED=$SEED"
+COMMAND+=" OUT=$OUT RESULTS=$RESULTS bash bench/run.sh"
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+LOGS=$OUT/logs
+mkdir -p "$LOGS"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+wants() { [[ " $RUNS " == *" $1 "* ]]; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }          # calc FORMAT EXPRESSION
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1" | head -n 1; }   # field LINE KEY
+entries_m() { calc '%.3f' "$N * $N / $1 / 1e6"; }       # million kernel entries per second
+
+# ---------------------------------------------------------------- build
+build() {
+  if [[ -x $NTK ]]; then
+    log "$NTK --help (builds the project on first use)"
+    "$NTK" --help >"$LOGS/ntk-help.log" 2>&1 || { cat "$LOGS/ntk-help.log" >&2; exit 1; }
+  fi
+  local stamp=$OUT/.built newer=""
+  if [[ -f $JAR && -f $CLASSPATH_FILE ]]; then
+    local ref=$JAR
+    [[ -f $stamp && $stamp -nt $JAR ]] && ref=$stamp
+    newer=$(find pom.xml kernels io transforms runners pipelines -type f \
+      \( -name pom.xml -o -path '*/src/main/*' \) -newer "$ref" -print -quit)
+  else
+    newer="(no jar yet)"
+  fi
+  if [[ -n $newer ]]; then
+    log "building: mvn $MVN_ARGS package (changed: $newer)"
+    # shellcheck disable=SC2086
+    mvn $MVN_ARGS package >"$LOGS/build.log" 2>&1 || { tail -n 40 "$LOGS/build.log" >&2; exit 1; }
+    touch "$stamp"
+  fi
+}
+build
+CP=$JAR:$(cat "$CLASSPATH_FILE")
+bench() {  # bench MODE ARGS... : runs dev.ntk.pipelines.bench.Bench
+  # shellcheck disable=SC2086
+  TF_CPP_MIN_LOG_LEVEL=$BENCH_TF_LOG "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS -cp "$CP" \
+    dev.ntk.pipelines.bench.Bench "$@"
+}
+
+TIME_V=()
+if [[ -x /usr/bin/time ]] && /usr/bin/time -v true >/dev/null 2>&1; then
+  TIME_V=(/usr/bin/time -v -o)
+fi
+HAVE_NUMPY=0
+if "$PYTHON" -c 'import numpy' >/dev/null 2>&1; then HAVE_NUMPY=1; fi
+
+# ---------------------------------------------------------------- inputs
+declare -A X SECS NOTE MAXRSS CHECKS
+for dt in $DTYPES; do
+  X[$dt]=$OUT/x-n$N-d$D-s$SEED-$dt.npy
+  if [[ ! -f ${X[$dt]} ]]; then
+    log "writing ${X[$dt]}"
+    bench data --n "$N" --d "$D" --seed "$SEED" --dtype "$dt" --out "${X[$dt]}" >/dev/null
+  fi
+done
+
+# ---------------------------------------------------------------- numpy
+if wants numpy; then
+  for dt in $DTYPES; do
+    if [[ $HAVE_NUMPY == 1 ]]; then
+      log "numpy $dt"
+      if line=$("$PYTHON" bench/numpy_reference.py --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" \
+          --repeats "$REPEATS" 2>"$LOGS/numpy-$dt.log" | grep '^RESULT'); then
+        SECS[numpy,$dt]=$(field "$line" seconds)
+      else
+        NOTE[numpy,$dt]="FAILED (see $LOGS/numpy-$dt.log)"
+        tail -n 20 "$LOGS/numpy-$dt.log" >&2
+      fi
+    else
+      NOTE[numpy,$dt]="skipped: \`$PYTHON -c 'import numpy'\` failed"
+      log "numpy $dt skipped (no numpy)"
+    fi
+  done
+fi
+
+# ---------------------------------------------------------------- in-process
+if wants inprocess; then
+  for dt in $DTYPES; do
+    log "in-process $dt"
+    if line=$(bench inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
+        2>"$LOGS/inprocess-$dt.log" | grep '^RESULT'); then
+      SECS[inprocess,$dt]=$(field "$line" seconds)
+      NOTE[inprocess,$dt]="compute $(calc '%.3f' "$(field "$line" compute_seconds)") s + copy-out $(calc '%.3f' "$(field "$line" copy_seconds)") s"
+    else
+      NOTE[inprocess,$dt]="FAILED (see $LOGS/inprocess-$dt.log)"
+      tail -n 20 "$LOGS/inprocess-$dt.log" >&2
+    fi
+  done
+fi
+
+# ---------------------------------------------------------------- bin/ntk kernel
+run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS...
+  local key=$1 dt=$2; shift 2
+  local dir=$OUT/kernel-$key-$dt logf=$LOGS/kernel-$key-$dt.log timef=$LOGS/kernel-$key-$dt.time
+  if [[ ! -x $NTK ]]; then
+    NOTE[$key,$dt]="skipped: $NTK not found"
+    return 0
+  fi
+  local tile_args=()
+  if [[ -n $TILE ]]; then tile_args=(--tile "$TILE"); fi
+  rm -rf "$dir"
+  log "$NTK kernel $dt $*"
+  local t0 t1 ok=1
+  t0=$(now)
+  if [[ ${#TIME_V[@]} -gt 0 ]]; then
+    "${TIME_V[@]}" "$timef" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
+      "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
+  else
+    "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" "${tile_args[@]}" --out "$dir" \
+      "$@" >"$logf" 2>&1 || ok=0
+  fi
+  t1=$(now)
+  if [[ $ok == 0 ]]; then
+    NOTE[$key,$dt]="FAILED (see $logf)"
+    tail -n 20 "$logf" >&2
+    return 0
+  fi
+  SECS[$key,$dt]=$(calc '%.3f' "$t1 - $t0")
+  if [[ -f $timef ]]; then
+    local kb
+    kb=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$timef")
+    [[ -n $kb ]] && MAXRSS[$key,$dt]=$(calc '%.0f' "$kb / 1024")
+  fi
+  if [[ $CHECK == 1 && $HAVE_NUMPY == 1 ]]; then
+    local out
+    out=$("$PYTHON" bench/numpy_reference.py --model "$MODEL" --x "${X[$dt]}" --repeats 0 \
+      --check "$dir" 2>&1 | tee "$LOGS/check-$key-$dt.log" | grep '^CHECK' || true)
+    local k summary="" line own
+    for k in nngp ntk; do
+      line=$(grep "kernel=$k " <<<"$out" || true)
+      if [[ -z $line || $line != *max_rel_diff=* ]]; then
+        summary+="${summary:+, }$k: check failed (see $LOGS/check-$key-$dt.log)"
+        continue
+      fi
+      summary+="${summary:+, }$k $(field "$line" max_rel_diff)"
+      own=$(field "$line" numpy_float32_rel_diff)
+      if [[ -n $own ]]; then summary+=" (NumPy float32: $own)"; fi
+    done
+    CHECKS[$key,$dt]=$summary
+  fi
+  rm -rf "$dir/tiles"   # the tiles of a 4096 x 4096 run take as much room as the kernels
+}
+for dt in $DTYPES; do
+  if wants direct; then run_ntk direct "$dt" --runner DirectRunner --parallelism 2; fi
+  if wants flink1; then run_ntk flink1 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 1; fi
+  if wants flink2; then run_ntk flink2 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 2; fi
+done
+
+# ---------------------------------------------------------------- native library load
+NATIVE_ROWS=()
+if wants native; then
+  cache=$OUT/native-cache
+  for ((i = 1; i <= NATIVE_REPEATS; i++)); do
+    for state in cold warm; do
+      [[ $state == cold ]] && rm -rf "$cache"
+      mkdir -p "$cache"
+      log "native load $state $i"
+      t0=$(now)
+      line=$(env -u NTK_CACHE -u TENSORFLOW_LIBRARY_PATH TF_CPP_MIN_LOG_LEVEL="$BENCH_TF_LOG" \
+        "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS \
+        -Dntk.cache="$cache" -cp "$CP" dev.ntk.pipelines.bench.Bench native-load \
+        2>"$LOGS/native-$state-$i.log" | grep '^RESULT') || { NATIVE_ROWS+=("| $state | $i | FAILED | | | | | |"); continue; }
+      t1=$(now)
+      NATIVE_LIB=$(basename "$(field "$line" library)")
+      NATIVE_ROWS+=("| $state | $i | $(field "$line" jvm_start_to_result_ms) | $(calc '%.0f' "($t1 - $t0) * 1000") | $(field "$line" configure_ms) | $(field "$line" engine_ms) | $(field "$line" first_op_ms) | $(field "$line" cache_was_empty) |")
+    done
+  done
+  NATIVE_SIZE=$(du -sh "$cache" 2>/dev/null | cut -f1)
+  rm -rf "$cache"
+fi
+
+# ---------------------------------------------------------------- resident memory over tiles
+java_pid() {  # the first java process at or under PID
+  local p=$1 c
+  if [[ $(cat "/proc/$p/comm" 2>/dev/null) == java ]]; then echo "$p"; return 0; fi
+  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+    java_pid "$c" && return 0
+  done
+  return 1
+}
+count_tiles() {  # finished tiles in a folder (in-flight ones are hidden .tmp files)
+  if [[ -d $1 ]]; then find "$1" -maxdepth 1 -name 'tile-*.arrow' | wc -l; else echo 0; fi
+}
+RSS_ROWS_MD=()
+if wants rss && [[ ! -x $NTK ]]; then
+  log "rss skipped: $NTK not found"
+  RSS_SKIPPED=1
+elif wants rss; then
+  r1=$OUT/rss-x1-n$RSS_ROWS-d$D.npy r2=$OUT/rss-x2-n$RSS_ROWS-d$D.npy
+  [[ -f $r1 ]] || bench data --n "$RSS_ROWS" --d "$D" --seed $((SEED + 1)) --dtype "$RSS_DTYPE" --out "$r1" >/dev/null
+  [[ -f $r2 ]] || bench data --n "$RSS_ROWS" --d "$D" --seed $((SEED + 2)) --dtype "$RSS_DTYPE" --out "$r2" >/dev/null
+  blocks=$(( (RSS_ROWS + RSS_TILE - 1) / RSS_TILE ))
+  RSS_TOTAL=$(( blocks * blocks ))
+  dir=$OUT/rss-kernel csv=$OUT/rss.csv
+  rm -rf "$dir"
+  log "rss: $RSS_TOTAL tiles of $RSS_TILE x $RSS_TILE on $RSS_RUNNER (parallelism $RSS_PARALLELISM)"
+  t0=$(now)
+  "$NTK" kernel --model "$MODEL" --x1 "$r1" --x2 "$r2" --tile "$RSS_TILE" --dtype "$RSS_DTYPE" \
+    --out "$dir" --runner "$RSS_RUNNER" --parallelism "$RSS_PARALLELISM" >"$LOGS/rss.log" 2>&1 &
+  pid=$!
+  jpid=""
+  trap 'for p in ${jpid:-} ${pid:-}; do kill "$p" 2>/dev/null || true; done' EXIT
+  echo "elapsed_s,tiles,rss_kb" >"$csv"
+  while kill -0 "$pid" 2>/dev/null; do
+    [[ -z $jpid ]] && jpid=$(java_pid "$pid" || true)
+    if [[ -n $jpid ]]; then
+      kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$jpid/status" 2>/dev/null || true)
+      tiles=$(count_tiles "$dir/tiles")
+      [[ -n $kb ]] && echo "$(calc '%.1f' "$(now) - $t0"),$tiles,$kb" >>"$csv"
+    fi
+    sleep "$RSS_EVERY"
+  done
+  RSS_OK=1
+  wait "$pid" || RSS_OK=0
+  trap - EXIT
+  RSS_SECS=$(calc '%.1f' "$(now) - $t0")
+  [[ $RSS_OK == 1 ]] || { log "rss run FAILED (see $LOGS/rss.log)"; tail -n 20 "$LOGS/rss.log" >&2; }
+  RSS_DONE=$(count_tiles "$dir/tiles")
+  # For k = 1..10: the first sample with at least k/10 of the tiles written.
+  mapfile -t RSS_ROWS_MD < <(awk -F, -v total="$RSS_TOTAL" 'NR > 1 {
+      for (k = 1; k <= 10; k++) {
+        if (!(k in mib) && $2 >= int(total * k / 10)) {
+          mib[k] = $3 / 1024
+          row[k] = sprintf("| %d | %d | %.1f | %.0f |", int(total * k / 10), $2, $1, mib[k])
+        }
+      }
+      if ($3 > peak) peak = $3
+      last = sprintf("| last sample | %d | %.1f | %.0f |", $2, $1, $3 / 1024)
+    } END {
+      for (k = 1; k <= 10; k++) {
+        if (k in row) print row[k]
+        else printf "| %d | (no sample: the run ended first) | | |\n", int(total * k / 10)
+      }
+      if (last != "") print last
+      summary = sprintf("SUMMARY %.0f", peak / 1024)
+      if ((1 in mib) && (10 in mib)) summary = summary sprintf(" %+.0f", mib[10] - mib[1]); else summary = summary " ?"
+      if ((2 in mib) && (10 in mib)) summary = summary sprintf(" %+.0f", mib[10] - mib[2]); else summary = summary " ?"
+      print summary
+    }' "$csv")
+  read -r _ RSS_PEAK RSS_GROWTH1 RSS_GROWTH2 <<<"${RSS_ROWS_MD[-1]}"
+  unset 'RSS_ROWS_MD[-1]'
+  rm -rf "$dir/tiles"
+fi
+
+# ---------------------------------------------------------------- report
+cell() { [[ -n ${SECS[$1,$2]:-} ]] && printf '%s' "${SECS[$1,$2]}" || printf '%s' "${NOTE[$1,$2]:-not run}"; }
+kernel_report() {
+  echo "## Kernel throughput: \`bench/relu21.json\`, NNGP + NTK, $N x $N, inputs of dimension $D"
+  echo
+  echo "Model: 20 x (Dense(512, W_std = sqrt 2, b_std = 0.1), Relu) then Dense(1, W_std = sqrt 2, b_std = 0.1)."
+  echo "Inputs: one set of $N standard normal rows (seed $SEED), so x1 = x2. Entries/s = $N x $N / seconds"
+  echo "(every entry of both kernels counts once, though a symmetric kernel computes only the tiles on and"
+  echo "above the diagonal)."
+  echo
+  echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | max RSS (MiB) | notes |"
+  echo "|---|---|---:|---:|---:|---:|---|"
+  local key dt label s ratio notes
+  for key in numpy inprocess direct flink1 flink2; do
+    wants "$key" || continue
+    case $key in
+      numpy) label="NumPy reference (\`bench/numpy_reference.py\`)" ;;
+      inprocess) label="in-process (\`KernelFn.apply\`)" ;;
+      direct) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2" ;;
+      flink1) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 1" ;;
+      flink2) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 2" ;;
+    esac
+    for dt in $DTYPES; do
+      s=${SECS[$key,$dt]:-}
+      if [[ -z $s ]]; then
+        echo "| $label | $dt | $(cell "$key" "$dt") | | | | |"
+        continue
+      fi
+      ratio=""
+      if [[ -n ${SECS[inprocess,$dt]:-} ]]; then ratio=$(calc '%.2f' "$s / ${SECS[inprocess,$dt]}"); fi
+      notes=${NOTE[$key,$dt]:-}
+      if [[ -n ${CHECKS[$key,$dt]:-} ]]; then notes="max rel. diff vs NumPy float64: ${CHECKS[$key,$dt]}"; fi
+      echo "| $label | $dt | $(calc '%.3f' "$s") | $(entries_m "$s") | $ratio | ${MAXRSS[$key,$dt]:-} | $notes |"
+    done
+  done
+  echo
+  echo "Seconds: NumPy and in-process are the best of $REPEATS runs of the kernel computation alone"
+  echo "(inputs already in memory). In-process runs after a warm-up on the first 256 rows and counts"
+  echo "\`apply\`, waiting for its asynchronous TensorFlow ops and the copy of both kernels to Java arrays"
+  echo "(split in the notes). \`bin/ntk\` is wall-clock end to end, one run each: JVM start, native"
+  echo "library load, pipeline, Arrow tile files and the assembled \`nngp.npy\`/\`ntk.npy\`"
+  echo "(\`--tile ${TILE:-default}\`); max RSS of the \`bin/ntk\` process from \`/usr/bin/time -v\`. The"
+  echo "check compares \`nngp.npy\`/\`ntk.npy\` with \`bench/numpy_reference.py\` in float64 on the same"
+  echo "inputs: max |difference| / max |reference| (NumPy's own float32 error in brackets, for scale)."
+  echo
+  local lines=()
+  for dt in $DTYPES; do
+    if [[ -n ${SECS[flink1,$dt]:-} && -n ${SECS[flink2,$dt]:-} ]]; then
+      lines+=("- Flink parallelism 1 -> 2 speedup, $dt: $(calc '%.2f' "${SECS[flink1,$dt]} / ${SECS[flink2,$dt]}")x")
+    fi
+    for key in direct flink1 flink2; do
+      if [[ -n ${SECS[$key,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
+        lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}")")
+      fi
+    done
+    if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
+      lines+=("- in-process speedup over NumPy, $dt: $(calc '%.2f' "${SECS[numpy,$dt]} / ${SECS[inprocess,$dt]}")x")
+    fi
+  done
+  if [[ ${#lines[@]} -gt 0 ]]; then
+    printf '%s\n' "${lines[@]}"
+    echo
+  fi
+}
+report() {
+  echo "# Benchmark results"
+  echo
+  echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); see \`bench/README.md\` for what is measured."
+  echo
+  echo "## Machine"
+  echo
+  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) ($(nproc) cores available to this process)"
+  echo "- Memory: $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "- OS: $(uname -srm)"
+  echo "- Java: $("$JAVA" -version 2>&1 | tr '\n' ' ' | sed 's/ *$//')"
+  if [[ $HAVE_NUMPY == 1 ]]; then
+    echo "- Python: $("$PYTHON" -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)')"
+  else
+    echo "- Python/NumPy: not available"
+  fi
+  echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null | head -n 1) ]] && echo ' (with uncommitted changes)')"
+  echo
+  echo "## Command"
+  echo
+  echo '```'
+  echo "$COMMAND"
+  echo '```'
+  echo
+  if wants numpy || wants inprocess || wants direct || wants flink1 || wants flink2; then
+    kernel_report
+  fi
+  if wants native; then
+    echo "## Native library first load"
+    echo
+    echo "A fresh JVM per row (\`Bench native-load\`): \`TensorFlowNative.ensureConfigured()\`, \`Tensors.newManager()\`,"
+    echo "one 2 x 2 matMul and sum read back. Cold: the cache folder (\`-Dntk.cache\`) deleted first, so the"
+    echo "native libraries (\`${NATIVE_LIB:-?}\`, ${NATIVE_SIZE:-?}) are extracted from the jar again; warm: the same folder reused."
+    echo "JVM start = \`RuntimeMXBean.getStartTime()\`; process wall includes JVM start-up and exit."
+    echo
+    echo "| cache | run | JVM start -> first op result (ms) | process wall (ms) | extract/configure (ms) | engine load (ms) | first op (ms) | cache was empty |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
+    printf '%s\n' "${NATIVE_ROWS[@]}"
+    echo
+  fi
+  if wants rss && [[ -n ${RSS_SKIPPED:-} ]]; then
+    echo "## Resident memory over tiles"
+    echo
+    echo "Skipped: \`$NTK\` not found."
+    echo
+  elif wants rss; then
+    echo "## Resident memory over $RSS_TOTAL tiles"
+    echo
+    echo "\`bin/ntk kernel\` with x1 and x2 two different files of $RSS_ROWS rows (dimension $D, $RSS_DTYPE), \`--tile $RSS_TILE\`:"
+    echo "$blocks x $blocks = $RSS_TOTAL tiles, $RSS_RUNNER, parallelism $RSS_PARALLELISM. VmRSS of the java process"
+    echo "(\`/proc/<pid>/status\`) and the number of \`tile-*.arrow\` files, sampled every $RSS_EVERY s; each row is the"
+    echo "first sample with at least that many tiles written. Run: $( [[ ${RSS_OK:-0} == 1 ]] && echo "${RSS_SECS} s, $RSS_DONE tiles" || echo "FAILED, see $LOGS/rss.log"); peak VmRSS ${RSS_PEAK:-?} MiB; all samples: \`$csv\`."
+    echo
+    echo "| tiles | tiles written at sample | elapsed (s) | VmRSS (MiB) |"
+    echo "|---:|---:|---:|---:|"
+    printf '%s\n' "${RSS_ROWS_MD[@]}"
+    echo
+    echo "VmRSS change from 1/10 to 10/10 of the tiles: $RSS_GROWTH1 MiB; from 2/10 to 10/10: $RSS_GROWTH2 MiB"
+    echo "(the last sample may fall in the final phase that assembles \`nngp.npy\` and \`ntk.npy\`)."
+    echo
+  fi
+  echo "Logs and raw outputs: \`$OUT\`."
+}
+mkdir -p "$(dirname "$RESULTS")"
+report >"$RESULTS.tmp"
+mv "$RESULTS.tmp" "$RESULTS"
+log "wrote $RESULTS"
+cat "$RESULTS"

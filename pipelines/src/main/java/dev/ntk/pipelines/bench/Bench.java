@@ -1,0 +1,223 @@
+package dev.ntk.pipelines.bench;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.KernelFn;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.TensorFlowNative;
+import dev.ntk.kernels.Tensors;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+/**
+ * A benchmark aid, not part of the library's API: the in-JVM halves of {@code bench/run.sh}.
+ *
+ * <p>Modes (each prints one {@code RESULT ...} line of {@code key=value} pairs that the script
+ * parses, plus human-readable lines on stderr):
+ *
+ * <ul>
+ *   <li>{@code data --n N --d D --seed S --dtype float32|float64 --out X.npy}: standard normal
+ *       inputs of shape {@code (N, D)} drawn from {@code SplittableRandom(S)}, written in that
+ *       dtype.
+ *   <li>{@code inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]
+ *       [--warmup-rows 256]}: the NNGP and NTK of the rows of X with themselves through {@link
+ *       KernelFn#apply(NDArray)} in this process, after one warm-up on the first rows. Each repeat
+ *       runs in its own sub-manager (closed after) and times the computation ({@code apply}, then
+ *       reading the sum of each kernel, which waits for DJL's asynchronous TensorFlow eager ops)
+ *       and then the copy of both kernels to Java arrays ({@link Tensors#toDoubles}); the best
+ *       total is reported, with its two parts.
+ *   <li>{@code native-load}: milliseconds from JVM start to the result of the first TensorFlow op
+ *       (extracting the native libraries into the cache folder if needed, loading the engine,
+ *       one small op). Run it in a fresh JVM, with {@code -Dntk.cache=DIR} to choose the cache.
+ * </ul>
+ */
+public final class Bench {
+  private Bench() {}
+
+  public static void main(String[] args) throws Exception {
+    if (args.length == 0) {
+      usage();
+      System.exit(2);
+    }
+    Map<String, String> opts = options(Arrays.copyOfRange(args, 1, args.length));
+    switch (args[0]) {
+      case "data" -> data(opts);
+      case "inprocess" -> inProcess(opts);
+      case "native-load" -> nativeLoad();
+      default -> {
+        usage();
+        System.exit(2);
+      }
+    }
+  }
+
+  private static void usage() {
+    System.err.println("usage: Bench data --n N --d D --seed S --dtype float32|float64 --out X.npy\n"
+        + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
+        + " [--warmup-rows 256]\n"
+        + "       Bench native-load   (with -Dntk.cache=DIR)");
+  }
+
+  private static void data(Map<String, String> o) throws IOException {
+    int n = Integer.parseInt(required(o, "n"));
+    int d = Integer.parseInt(required(o, "d"));
+    long seed = Long.parseLong(o.getOrDefault("seed", "0"));
+    NpyDType dtype = NpyDType.fromName(o.getOrDefault("dtype", "float64"));
+    Path out = Paths.get(required(o, "out"));
+    SplittableRandom rng = new SplittableRandom(seed);
+    double[] values = new double[Math.multiplyExact(n, d)];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = rng.nextGaussian();
+    }
+    if (out.toAbsolutePath().getParent() != null) {
+      Files.createDirectories(out.toAbsolutePath().getParent());
+    }
+    Npy.write(out, new NpyArray(new long[] {n, d}, dtype, values));
+    System.out.printf(Locale.ROOT, "RESULT data n=%d d=%d seed=%d dtype=%s out=%s%n",
+        n, d, seed, dtype.typeName(), out);
+  }
+
+  private static void inProcess(Map<String, String> o) throws IOException {
+    String json = Files.readString(Paths.get(required(o, "model")), StandardCharsets.UTF_8);
+    NpyArray x = Npy.read(Paths.get(required(o, "x")));
+    String dtypeName = o.getOrDefault("dtype", "float64");
+    DataType dtype = switch (dtypeName) {
+      case "float32" -> DataType.FLOAT32;
+      case "float64" -> DataType.FLOAT64;
+      default -> throw new IllegalArgumentException("dtype must be float32 or float64: " + dtypeName);
+    };
+    int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
+    int warmupRows = Integer.parseInt(o.getOrDefault("warmup-rows", "256"));
+    long n = x.shape()[0];
+    long rowSize = x.data().length / Math.max(n, 1);
+    KernelFn fn = ModelSpec.parse(json).kernelFn();
+
+    double best = Double.POSITIVE_INFINITY;
+    double bestApply = 0; // compute: apply and waiting for its result
+    double bestCopy = 0;
+    double checksum = 0;
+    try (NDManager m = Tensors.newManager()) {
+      int w = (int) Math.min(warmupRows, n);
+      try (NDManager sub = m.newSubManager()) {
+        double[] head = Arrays.copyOf(x.data(), Math.toIntExact(w * rowSize));
+        NDArray xw = Tensors.create(sub, head, shapeOf(x.shape(), w), dtype);
+        Kernel k = fn.apply(xw);
+        Tensors.toDoubles(k.nngp());
+        Tensors.toDoubles(k.ntk());
+      }
+      for (int r = 0; r < repeats; r++) {
+        try (NDManager sub = m.newSubManager()) {
+          NDArray xs = Tensors.create(sub, x.data(), new Shape(x.shape()), dtype);
+          long t0 = System.nanoTime();
+          Kernel k = fn.apply(xs);
+          // DJL runs TensorFlow eager in async mode: apply returns once the ops are queued. Reading
+          // one scalar that depends on each kernel waits for them, so the copy below is only a copy.
+          double sums = Tensors.toDoubles(k.nngp().sum())[0] + Tensors.toDoubles(k.ntk().sum())[0];
+          long t1 = System.nanoTime();
+          double[] nngp = Tensors.toDoubles(k.nngp());
+          double[] ntk = Tensors.toDoubles(k.ntk());
+          long t2 = System.nanoTime();
+          double compute = (t1 - t0) / 1e9;
+          double copy = (t2 - t1) / 1e9;
+          System.err.printf(Locale.ROOT, "repeat %d: compute %.3f s, copy-out %.3f s%n", r, compute, copy);
+          if (compute + copy < best) {
+            best = compute + copy;
+            bestApply = compute;
+            bestCopy = copy;
+          }
+          checksum = ntk[ntk.length - 1] + nngp[0] + 0 * sums;
+        }
+      }
+    }
+    System.out.printf(Locale.ROOT,
+        "RESULT inprocess dtype=%s n=%d seconds=%.6f compute_seconds=%.6f copy_seconds=%.6f "
+            + "entries_per_s=%.6g repeats=%d checksum=%.6g%n",
+        dtypeName, n, best, bestApply, bestCopy, (double) n * n / best, repeats, checksum);
+  }
+
+  private static Shape shapeOf(long[] shape, long rows) {
+    long[] s = shape.clone();
+    s[0] = rows;
+    return new Shape(s);
+  }
+
+  private static void nativeLoad() throws IOException {
+    long t0 = System.nanoTime();
+    long jvmStart = ManagementFactory.getRuntimeMXBean().getStartTime();
+    String cache = System.getProperty("ntk.cache", "");
+    boolean cacheWasEmpty = cache.isEmpty() || isEmptyOrMissing(Paths.get(cache));
+    Path lib = TensorFlowNative.ensureConfigured();
+    long t1 = System.nanoTime();
+    double value;
+    long t2;
+    try (NDManager m = Tensors.newManager()) {
+      t2 = System.nanoTime();
+      NDArray a = m.create(new float[] {1, 2, 3, 4}, new Shape(2, 2));
+      value = a.matMul(a).sum().getFloat();
+    }
+    long t3 = System.nanoTime();
+    long now = System.currentTimeMillis();
+    System.out.printf(Locale.ROOT,
+        "RESULT native-load jvm_start_to_result_ms=%d main_to_result_ms=%.1f configure_ms=%.1f "
+            + "engine_ms=%.1f first_op_ms=%.1f cache_was_empty=%s value=%.1f library=%s%n",
+        now - jvmStart, (t3 - t0) / 1e6, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
+        cacheWasEmpty, value, lib);
+  }
+
+  private static boolean isEmptyOrMissing(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return true;
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.findAny().isEmpty();
+    }
+  }
+
+  private static Map<String, String> options(String[] args) {
+    Map<String, String> out = new HashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (!a.startsWith("--")) {
+        throw new IllegalArgumentException("unexpected argument " + a);
+      }
+      String key = a.substring(2);
+      String value;
+      int eq = key.indexOf('=');
+      if (eq >= 0) {
+        value = key.substring(eq + 1);
+        key = key.substring(0, eq);
+      } else {
+        if (i + 1 >= args.length) {
+          throw new IllegalArgumentException(a + " needs a value");
+        }
+        value = args[++i];
+      }
+      out.put(key, value);
+    }
+    return out;
+  }
+
+  private static String required(Map<String, String> o, String key) {
+    String v = o.get(key);
+    if (v == null) {
+      throw new IllegalArgumentException("--" + key + " is required");
+    }
+    return v;
+  }
+}
