@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.tensorflow.engine.NtkEngineBridge;
 
 /**
  * Entry point to the tensor engine: managers on DJL's TensorFlow engine, and conversions between
@@ -25,6 +26,7 @@ public final class Tensors {
   /** A new root manager on the TensorFlow engine (CPU); the native library is loaded offline. */
   public static NDManager newManager() {
     TensorFlowNative.ensureConfigured();
+    NtkEngineBridge.useSynchronousExecution();
     return NDManager.newBaseManager(Device.cpu(), ENGINE);
   }
 

@@ -22,6 +22,9 @@ final class InputChecks {
 
   /** The model in {@code file}; its layer errors name their path ({@code serial[3].Erf}). */
   static Layer model(Path file) {
+    if (Files.isDirectory(file)) {
+      throw new UsageException("--model " + file + " is a directory, expected a JSON model file");
+    }
     if (!Files.isRegularFile(file)) {
       throw new UsageException("--model: file " + file + " does not exist");
     }

@@ -86,8 +86,11 @@ public final class Ntk implements Runnable {
 
   private static int handle(Exception e, PrintStream err) {
     for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t instanceof UsageException || t instanceof ModelException
-          || t instanceof GpPosterior.NotPositiveDefiniteException) {
+      if (t instanceof GpPosterior.NotPositiveDefiniteException) {
+        err.println("ntk: " + t.getMessage() + " (option --diag-reg)");
+        return 2;
+      }
+      if (t instanceof UsageException || t instanceof ModelException) {
         err.println("ntk: " + t.getMessage());
         return 2;
       }
@@ -124,8 +127,23 @@ public final class Ntk implements Runnable {
       if (p < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + p);
       }
+      shareCores(p);
       return Runners.options(runner, flinkMaster, p);
     }
+
+    /**
+     * Gives each of the {@code p} workers of this JVM its share of the cores for TensorFlow's
+     * intra-op threads (unless {@value #INTRA_OP} is set): the workers, not the ops, are the unit
+     * of parallelism, and oversubscribed cores slow both down. Must run before TensorFlow loads.
+     */
+    private static void shareCores(int p) {
+      if (System.getProperty(INTRA_OP) == null) {
+        int cores = Runtime.getRuntime().availableProcessors();
+        System.setProperty(INTRA_OP, Integer.toString(Math.max(1, cores / p)));
+      }
+    }
+
+    static final String INTRA_OP = "ai.djl.tensorflow.num_intraop_threads";
 
     void check() {
       if (tile < 1) {
@@ -171,7 +189,8 @@ public final class Ntk implements Runnable {
       KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype, out);
       PipelineOptions pipelineOptions = options.pipelineOptions();
       List<Path> results = kernels.stream().map(g -> out.resolve(g.key() + ".npy")).toList();
-      Outputs.produce(out, results, () -> job.run(pipelineOptions));
+      List<Path> stale = Stream.of(Get.values()).map(g -> out.resolve(g.key() + ".npy")).toList();
+      Outputs.produce(out, stale, results, () -> job.run(pipelineOptions));
       PrintWriter w = spec.commandLine().getOut();
       for (Path f : results) {
         w.println("wrote " + f + " " + describe(f));
@@ -241,7 +260,8 @@ public final class Ntk implements Runnable {
       PipelineOptions pipelineOptions = options.pipelineOptions();
       Path mean = out.resolve("mean.npy");
       Path cov = out.resolve("cov.npy");
-      Outputs.produce(out, computeCov ? List.of(mean, cov) : List.of(mean), () -> job.run(pipelineOptions));
+      Outputs.produce(out, List.of(mean, cov), computeCov ? List.of(mean, cov) : List.of(mean),
+          () -> job.run(pipelineOptions));
       print(spec.commandLine().getOut(), mean, computeCov ? cov : null);
       return 0;
     }
@@ -306,14 +326,16 @@ public final class Ntk implements Runnable {
     }
 
     /**
-     * Runs {@code job}, which writes {@code results} (and tiles) under {@code out}. Old results
-     * are removed first; if the job fails, so are the results, the tiles and {@code out} that it
-     * created, before the failure is rethrown.
+     * Runs {@code job}, which writes {@code results} (and tiles) under {@code out}. The command's
+     * old outputs {@code stale} are removed first, so that none from an earlier run is left beside
+     * the new ones (a cov.npy that no longer matches mean.npy); other files in {@code out} are
+     * kept. If the job fails, the results, the tiles and {@code out} that it created are removed
+     * before the failure is rethrown.
      */
-    static void produce(Path out, List<Path> results, Job job) throws IOException {
+    static void produce(Path out, List<Path> stale, List<Path> results, Job job) throws IOException {
       boolean outExisted = Files.exists(out);
       boolean tilesExisted = Files.exists(out.resolve("tiles"));
-      for (Path f : List.of("nngp.npy", "ntk.npy", "mean.npy", "cov.npy").stream().map(out::resolve).toList()) {
+      for (Path f : stale) {
         Files.deleteIfExists(f);
       }
       try {

@@ -194,13 +194,80 @@ class NtkCommandTest {
     assertTrue(r.err().contains("not a directory"), r.err());
   }
 
+  @Test
+  void kernelReplacesItsOwnOldOutputsOnly() throws IOException {
+    Files.createDirectories(out);
+    Path notes = Files.writeString(out.resolve("notes.txt"), "mine");
+    Path oldNngp = Files.writeString(out.resolve("nngp.npy"), "stale");
+    Path mean = Files.writeString(out.resolve("mean.npy"), "from predict");
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--get", "ntk", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertEquals(List.of(6L, 6L), shape(out.resolve("ntk.npy")));
+    assertFalse(Files.exists(oldNngp), "a stale nngp.npy beside the new ntk.npy");
+    assertTrue(Files.exists(notes) && Files.exists(mean), "files that are not kernel outputs are kept");
+  }
+
+  @Test
+  void noCommand() {
+    bad(2, "missing command");
+  }
+
+  @Test
+  void missingOrDirectoryModel() {
+    bad(2, "does not exist", "kernel", "--model", dir.resolve("nope.json"), "--x1", x, "--out", out);
+    bad(2, "is a directory", "kernel", "--model", dir, "--x1", x, "--out", out);
+  }
+
+  @Test
+  void predictOptionErrors() {
+    Object[] inputs = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--out", out};
+    bad(2, "--learning-rate", concat(inputs, "--learning-rate", 0));
+    bad(2, "--diag-reg", concat(inputs, "--diag-reg", -1));
+    bad(2, "--parallelism", concat(inputs, "--parallelism", 0));
+    bad(2, "expected nngp or ntk", concat(inputs, "--get", "nngp,ntk"));
+    bad(2, "--t must be a number or inf", concat(inputs, "--t", "soon"));
+    bad(2, "not supported", concat(inputs, "--t", "1e3"));
+    bad(2, "--x-test", "predict", "--model", model, "--x-train", x, "--y-train", y, "--out", out);
+  }
+
+  @Test
+  void nanInTargetsNamesTheFileAndRow() throws IOException {
+    NpyArray a = Npy.read(y);
+    a.data()[3] = Double.POSITIVE_INFINITY;
+    Path inf = dir.resolve("y_inf.npy");
+    Npy.write(inf, a);
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", inf, "--x-test", xTest,
+        "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("y_inf.npy") && r.err().contains("row 3"), r.err());
+    assertNothingWritten(r);
+  }
+
+  /** A failure in the run keeps an existing output directory and what it held, and no more. */
+  @Test
+  void failureDuringTheRunKeepsAnExistingOutputDirectory() throws IOException {
+    Files.createDirectories(out);
+    Path notes = Files.writeString(out.resolve("notes.txt"), "mine");
+    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
+    Path zeros = dir.resolve("zeros.npy");
+    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
+    Result r = ntk("predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+        "--diag-reg", 0, "--compute-cov", "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("diag_reg"), r.err());
+    assertTrue(Files.exists(notes));
+    assertFalse(Files.exists(out.resolve("mean.npy")) || Files.exists(out.resolve("cov.npy")));
+    assertFalse(Files.exists(out.resolve("tiles")), "tiles this run created are removed");
+  }
+
   /** A failure inside the pipeline (the train kernel is singular) leaves no output behind. */
   @Test
   void failureDuringTheRunRemovesItsOutputs() throws IOException {
     Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
     Path zeros = dir.resolve("zeros.npy");
     Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
-    bad(2, "diag_reg", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+    bad(2, "--diag-reg", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
         "--diag-reg", 0, "--out", out);
   }
 
@@ -215,6 +282,12 @@ class NtkCommandTest {
     assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
     assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
     assertFalse(Files.exists(out), "output left behind");
+  }
+
+  private static Object[] concat(Object[] first, Object... more) {
+    Object[] all = Arrays.copyOf(first, first.length + more.length);
+    System.arraycopy(more, 0, all, first.length, more.length);
+    return all;
   }
 
   private static Result ntk(Object... args) {
