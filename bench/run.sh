@@ -97,9 +97,11 @@ build() {
 }
 build
 CP=$JAR:$(cat "$CLASSPATH_FILE")
-bench() {  # bench MODE ARGS... : runs dev.ntk.pipelines.bench.Bench
+BENCH_ENV=()
+bench() {  # bench MODE ARGS... : runs dev.ntk.pipelines.bench.Bench (with the settings in BENCH_ENV)
   # shellcheck disable=SC2086
-  TF_CPP_MIN_LOG_LEVEL=$BENCH_TF_LOG "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS -cp "$CP" \
+  env -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_TRIM_THRESHOLD_ "${BENCH_ENV[@]}" \
+    TF_CPP_MIN_LOG_LEVEL=$BENCH_TF_LOG "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS -cp "$CP" \
     dev.ntk.pipelines.bench.Bench "$@"
 }
 
@@ -111,7 +113,7 @@ HAVE_NUMPY=0
 if "$PYTHON" -c 'import numpy' >/dev/null 2>&1; then HAVE_NUMPY=1; fi
 
 # ---------------------------------------------------------------- inputs
-declare -A X SECS NOTE MAXRSS CHECKS
+declare -A X SECS NOTE MAXRSS CHECKS PIPE
 for dt in $DTYPES; do
   X[$dt]=$OUT/x-n$N-d$D-s$SEED-$dt.npy
   if [[ ! -f ${X[$dt]} ]]; then
@@ -140,17 +142,27 @@ if wants numpy; then
 fi
 
 # ---------------------------------------------------------------- in-process
+# glibc malloc settings that keep freed large blocks in the process instead of unmapping them
+# after every TensorFlow op (see bench/README.md); the in-process path runs with and without them.
+MALLOC_ENV=(MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184)
 if wants inprocess; then
   for dt in $DTYPES; do
-    log "in-process $dt"
-    if line=$(bench inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
-        2>"$LOGS/inprocess-$dt.log" | grep '^RESULT'); then
-      SECS[inprocess,$dt]=$(field "$line" seconds)
-      NOTE[inprocess,$dt]="compute $(calc '%.3f' "$(field "$line" compute_seconds)") s + copy-out $(calc '%.3f' "$(field "$line" copy_seconds)") s"
-    else
-      NOTE[inprocess,$dt]="FAILED (see $LOGS/inprocess-$dt.log)"
-      tail -n 20 "$LOGS/inprocess-$dt.log" >&2
-    fi
+    for key in inprocess inprocess_malloc; do
+      envs=()
+      [[ $key == inprocess_malloc ]] && envs=("${MALLOC_ENV[@]}")
+      log "$key $dt"
+      BENCH_ENV=("${envs[@]}")
+      if line=$(bench \
+          inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
+          2>"$LOGS/$key-$dt.log" | grep '^RESULT'); then
+        SECS[$key,$dt]=$(field "$line" seconds)
+        NOTE[$key,$dt]="compute $(calc '%.3f' "$(field "$line" compute_seconds)") s + copy-out $(calc '%.3f' "$(field "$line" copy_seconds)") s"
+      else
+        NOTE[$key,$dt]="FAILED (see $LOGS/$key-$dt.log)"
+        tail -n 20 "$LOGS/$key-$dt.log" >&2
+      fi
+      BENCH_ENV=()
+    done
   done
 fi
 
@@ -182,6 +194,8 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS...
     return 0
   fi
   SECS[$key,$dt]=$(calc '%.3f' "$t1 - $t0")
+  # bin/ntk prints "<Runner>: N tiles computed, M reused, pipeline S s".
+  PIPE[$key,$dt]=$(sed -n 's/.*tiles computed.*pipeline \([0-9.]*\) s.*/\1/p' "$logf" | head -n 1)
   if [[ -f $timef ]]; then
     local kb
     kb=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$timef")
@@ -318,14 +332,15 @@ kernel_report() {
   echo "(every entry of both kernels counts once, though a symmetric kernel computes only the tiles on and"
   echo "above the diagonal)."
   echo
-  echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | max RSS (MiB) | notes |"
-  echo "|---|---|---:|---:|---:|---:|---|"
+  echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | pipeline seconds | pipeline M entries/s | max RSS (MiB) | notes |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
   local key dt label s ratio notes
-  for key in numpy inprocess direct flink1 flink2; do
-    wants "$key" || continue
+  for key in numpy inprocess inprocess_malloc direct flink1 flink2; do
+    wants "${key%_malloc}" || continue
     case $key in
       numpy) label="NumPy reference (\`bench/numpy_reference.py\`)" ;;
       inprocess) label="in-process (\`KernelFn.apply\`)" ;;
+      inprocess_malloc) label="in-process, glibc \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` = 16 GiB" ;;
       direct) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2" ;;
       flink1) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 1" ;;
       flink2) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 2" ;;
@@ -333,23 +348,27 @@ kernel_report() {
     for dt in $DTYPES; do
       s=${SECS[$key,$dt]:-}
       if [[ -z $s ]]; then
-        echo "| $label | $dt | $(cell "$key" "$dt") | | | | |"
+        echo "| $label | $dt | $(cell "$key" "$dt") | | | | | | |"
         continue
       fi
+      local pipe=${PIPE[$key,$dt]:-} pipe_m=""
+      if [[ -n $pipe ]]; then pipe_m=$(entries_m "$pipe"); fi
       ratio=""
       if [[ -n ${SECS[inprocess,$dt]:-} ]]; then ratio=$(calc '%.2f' "$s / ${SECS[inprocess,$dt]}"); fi
       notes=${NOTE[$key,$dt]:-}
       if [[ -n ${CHECKS[$key,$dt]:-} ]]; then notes="max rel. diff vs NumPy float64: ${CHECKS[$key,$dt]}"; fi
-      echo "| $label | $dt | $(calc '%.3f' "$s") | $(entries_m "$s") | $ratio | ${MAXRSS[$key,$dt]:-} | $notes |"
+      echo "| $label | $dt | $(calc '%.3f' "$s") | $(entries_m "$s") | $ratio | $pipe | $pipe_m | ${MAXRSS[$key,$dt]:-} | $notes |"
     done
   done
   echo
   echo "Seconds: NumPy and in-process are the best of $REPEATS runs of the kernel computation alone"
   echo "(inputs already in memory). In-process runs after a warm-up on the first 256 rows and counts"
-  echo "\`apply\`, waiting for its asynchronous TensorFlow ops and the copy of both kernels to Java arrays"
+  echo "\`apply\` (ops run synchronously; one sum of each kernel is read to be sure) and the copy of both kernels to Java arrays"
   echo "(split in the notes). \`bin/ntk\` is wall-clock end to end, one run each: JVM start, native"
   echo "library load, pipeline, Arrow tile files and the assembled \`nngp.npy\`/\`ntk.npy\`"
-  echo "(\`--tile ${TILE:-default}\`); max RSS of the \`bin/ntk\` process from \`/usr/bin/time -v\`. The"
+  echo "(\`--tile ${TILE:-default}\`); \"pipeline seconds\" is the part that \`bin/ntk\` reports for the Beam pipeline"
+  echo "alone (submission to completion: tiles, Arrow files, assembly), without JVM start-up, option parsing"
+  echo "and input checks; max RSS of the \`bin/ntk\` process from \`/usr/bin/time -v\`. The"
   echo "check compares \`nngp.npy\`/\`ntk.npy\` with \`bench/numpy_reference.py\` in float64 on the same"
   echo "inputs: max |difference| / max |reference| (NumPy's own float32 error in brackets, for scale)."
   echo
@@ -358,9 +377,12 @@ kernel_report() {
     if [[ -n ${SECS[flink1,$dt]:-} && -n ${SECS[flink2,$dt]:-} ]]; then
       lines+=("- Flink parallelism 1 -> 2 speedup, $dt: $(calc '%.2f' "${SECS[flink1,$dt]} / ${SECS[flink2,$dt]}")x")
     fi
+    if [[ -n ${PIPE[flink1,$dt]:-} && -n ${PIPE[flink2,$dt]:-} ]]; then
+      lines+=("- Flink parallelism 1 -> 2 speedup of the pipeline alone, $dt: $(calc '%.2f' "${PIPE[flink1,$dt]} / ${PIPE[flink2,$dt]}")x")
+    fi
     for key in direct flink1 flink2; do
       if [[ -n ${SECS[$key,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
-        lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}")")
+        lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}") end to end, $( [[ -n ${PIPE[$key,$dt]:-} ]] && calc '%.2f' "${PIPE[$key,$dt]} / ${SECS[inprocess,$dt]}" || echo '?') pipeline alone")
       fi
     done
     if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then

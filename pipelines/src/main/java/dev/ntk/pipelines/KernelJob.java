@@ -28,11 +28,11 @@ public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, N
   }
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
-  public void run(PipelineOptions options) throws IOException {
+  public JobReport run(PipelineOptions options) throws IOException {
     String json = Files.readString(model, StandardCharsets.UTF_8);
     TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve("tiles"));
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(tiles)).apply("WriteKernels", WriteKernels.of(tiles, get, out));
-    Jobs.run(pipeline);
+    return Jobs.run(pipeline);
   }
 }

@@ -190,8 +190,9 @@ public final class Ntk implements Runnable {
       PipelineOptions pipelineOptions = options.pipelineOptions();
       List<Path> results = kernels.stream().map(g -> out.resolve(g.key() + ".npy")).toList();
       List<Path> stale = Stream.of(Get.values()).map(g -> out.resolve(g.key() + ".npy")).toList();
-      Outputs.produce(out, stale, results, () -> job.run(pipelineOptions));
+      JobReport report = Outputs.produce(out, stale, results, () -> job.run(pipelineOptions));
       PrintWriter w = spec.commandLine().getOut();
+      w.println(report);
       for (Path f : results) {
         w.println("wrote " + f + " " + describe(f));
       }
@@ -260,8 +261,9 @@ public final class Ntk implements Runnable {
       PipelineOptions pipelineOptions = options.pipelineOptions();
       Path mean = out.resolve("mean.npy");
       Path cov = out.resolve("cov.npy");
-      Outputs.produce(out, List.of(mean, cov), computeCov ? List.of(mean, cov) : List.of(mean),
-          () -> job.run(pipelineOptions));
+      JobReport report = Outputs.produce(out, List.of(mean, cov),
+          computeCov ? List.of(mean, cov) : List.of(mean), () -> job.run(pipelineOptions));
+      spec.commandLine().getOut().println(report);
       print(spec.commandLine().getOut(), mean, computeCov ? cov : null);
       return 0;
     }
@@ -322,7 +324,7 @@ public final class Ntk implements Runnable {
     private Outputs() {}
 
     interface Job {
-      void run() throws IOException;
+      JobReport run() throws IOException;
     }
 
     /**
@@ -332,19 +334,21 @@ public final class Ntk implements Runnable {
      * kept. If the job fails, the results, the tiles and {@code out} that it created are removed
      * before the failure is rethrown.
      */
-    static void produce(Path out, List<Path> stale, List<Path> results, Job job) throws IOException {
+    static JobReport produce(Path out, List<Path> stale, List<Path> results, Job job)
+        throws IOException {
       boolean outExisted = Files.exists(out);
       boolean tilesExisted = Files.exists(out.resolve("tiles"));
       for (Path f : stale) {
         Files.deleteIfExists(f);
       }
       try {
-        job.run();
+        JobReport report = job.run();
         for (Path f : results) {
           if (!Files.isRegularFile(f)) {
             throw new IllegalStateException("the pipeline finished without writing " + f);
           }
         }
+        return report;
       } catch (IOException | RuntimeException | Error e) {
         try {
           for (Path f : results) {

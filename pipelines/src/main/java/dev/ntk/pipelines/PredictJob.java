@@ -23,7 +23,7 @@ public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get g
     boolean computeCov, int tile, NpyDType dtype, Path out) {
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
-  public void run(PipelineOptions options) throws IOException {
+  public JobReport run(PipelineOptions options) throws IOException {
     String json = Files.readString(model, StandardCharsets.UTF_8);
     Path tiles = out.resolve("tiles");
     TileSet trainTrain = TileSet.create(json, xTrain, null, tile, dtype, tiles.resolve("train-train"));
@@ -31,6 +31,6 @@ public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get g
     TileSet testTest = computeCov ? TileSet.create(json, xTest, null, tile, dtype, tiles.resolve("test-test")) : null;
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, get, diagReg, out));
-    Jobs.run(pipeline);
+    return Jobs.run(pipeline);
   }
 }

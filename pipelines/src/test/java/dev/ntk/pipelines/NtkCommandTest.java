@@ -50,8 +50,21 @@ class NtkCommandTest {
     Result r = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--tile", 4, "--out", out);
     assertEquals(0, r.status(), r.err());
     assertTrue(r.out().contains("nngp.npy (6, 4) float64"), r.out());
+    assertTrue(r.out().contains("DirectRunner: 2 tiles computed, 0 reused"), r.out());
     assertEquals(List.of(6L, 4L), shape(out.resolve("ntk.npy")));
     assertTrue(Files.isDirectory(out.resolve("tiles")));
+  }
+
+  @Test
+  void kernelRerunReusesTheTilesOnDisk() throws IOException {
+    Result first = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
+    assertEquals(0, first.status(), first.err());
+    assertTrue(first.out().contains("3 tiles computed, 0 reused"), first.out());
+    byte[] ntk = Files.readAllBytes(out.resolve("ntk.npy"));
+    Result again = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
+    assertEquals(0, again.status(), again.err());
+    assertTrue(again.out().contains("0 tiles computed, 3 reused"), again.out());
+    assertTrue(java.util.Arrays.equals(ntk, Files.readAllBytes(out.resolve("ntk.npy"))));
   }
 
   @Test

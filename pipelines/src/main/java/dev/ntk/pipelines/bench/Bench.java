@@ -39,7 +39,7 @@ import java.util.stream.Stream;
  *       [--warmup-rows 256]}: the NNGP and NTK of the rows of X with themselves through {@link
  *       KernelFn#apply(NDArray)} in this process, after one warm-up on the first rows. Each repeat
  *       runs in its own sub-manager (closed after) and times the computation ({@code apply}, then
- *       reading the sum of each kernel, which waits for DJL's asynchronous TensorFlow eager ops)
+ *       reading the sum of each kernel, which makes sure that every op has run)
  *       and then the copy of both kernels to Java arrays ({@link Tensors#toDoubles}); the best
  *       total is reported, with its two parts.
  *   <li>{@code native-load}: milliseconds from JVM start to the result of the first TensorFlow op
@@ -126,8 +126,8 @@ public final class Bench {
           NDArray xs = Tensors.create(sub, x.data(), new Shape(x.shape()), dtype);
           long t0 = System.nanoTime();
           Kernel k = fn.apply(xs);
-          // DJL runs TensorFlow eager in async mode: apply returns once the ops are queued. Reading
-          // one scalar that depends on each kernel waits for them, so the copy below is only a copy.
+          // Reading one scalar that depends on each kernel makes sure every op has run (ntk runs
+          // TensorFlow eagerly and synchronously; this keeps the timing right if that changes).
           double sums = Tensors.toDoubles(k.nngp().sum())[0] + Tensors.toDoubles(k.ntk().sum())[0];
           long t1 = System.nanoTime();
           double[] nngp = Tensors.toDoubles(k.nngp());
