@@ -29,6 +29,13 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   /** The counter of tiles found on disk and not computed again. */
   public static final String TILES_SKIPPED = "tilesSkipped";
 
+  /**
+   * Keys that the tiles are spread over before they are computed: enough for 256 workers to share
+   * the tiles, and few enough for the DirectRunner, whose timer bookkeeping stalled with one random
+   * key per tile after 5,000 of 10,000 tiles (the {@code rss} run of {@code bench/run.sh}).
+   */
+  static final int SPREAD_BUCKETS = 256;
+
   private static final long serialVersionUID = 1L;
   private final TileSet tiles;
 
@@ -44,7 +51,7 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   public PCollection<TileKey> expand(PBegin begin) {
     return begin
         .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
-        .apply("SpreadTiles", Reshuffle.viaRandomKey())
+        .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(SPREAD_BUCKETS))
         .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles)));
   }
 }
