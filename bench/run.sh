@@ -11,6 +11,8 @@
 #   NATIVE_REPEATS=3      cold/warm pairs for the native library load
 #   RSS_ROWS=1600 RSS_TILE=16 RSS_RUNNER=DirectRunner RSS_PARALLELISM=2 RSS_DTYPE=float64
 #   RSS_EVERY=1           seconds between VmRSS samples
+#   RSS_JAVA_OPTS=-Xmx1g  JVM flags of the rss run (a bounded heap, so that the heap's growth
+#                         towards its default maximum, a quarter of the RAM, is not read as a leak)
 #   OUT=bench/out         scratch (inputs, kernels, logs; git-ignored)
 #   RESULTS=bench/RESULTS.md   where the report goes
 #   SEED=0  NTK=bin/ntk  PYTHON=python3  JAVA=java  MVN_ARGS="-B -q -DskipTests"
@@ -37,6 +39,7 @@ RSS_RUNNER=${RSS_RUNNER:-DirectRunner}
 RSS_PARALLELISM=${RSS_PARALLELISM:-2}
 RSS_DTYPE=${RSS_DTYPE:-float64}
 RSS_EVERY=${RSS_EVERY:-1}
+RSS_JAVA_OPTS=${RSS_JAVA_OPTS--Xmx1g}
 OUT=${OUT:-bench/out}
 RESULTS=${RESULTS:-bench/RESULTS.md}
 SEED=${SEED:-0}
@@ -58,7 +61,8 @@ BENCH_TF_LOG=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 COMMAND="N=$N D=$D DTYPES=\"$DTYPES\" RUNS=\"$RUNS\" REPEATS=$REPEATS TILE=$TILE CHECK=$CHECK"
 COMMAND+=" NATIVE_REPEATS=$NATIVE_REPEATS RSS_ROWS=$RSS_ROWS RSS_TILE=$RSS_TILE"
-COMMAND+=" RSS_RUNNER=$RSS_RUNNER RSS_PARALLELISM=$RSS_PARALLELISM RSS_DTYPE=$RSS_DTYPE RSS_EVERY=$RSS_EVERY SEED=$SEED"
+COMMAND+=" RSS_RUNNER=$RSS_RUNNER RSS_PARALLELISM=$RSS_PARALLELISM RSS_DTYPE=$RSS_DTYPE RSS_EVERY=$RSS_EVERY"
+COMMAND+=" RSS_JAVA_OPTS=\"$RSS_JAVA_OPTS\" SEED=$SEED"
 COMMAND+=" OUT=$OUT RESULTS=$RESULTS bash bench/run.sh"
 
 mkdir -p "$OUT"
@@ -275,7 +279,7 @@ elif wants rss; then
   rm -rf "$dir"
   log "rss: $RSS_TOTAL tiles of $RSS_TILE x $RSS_TILE on $RSS_RUNNER (parallelism $RSS_PARALLELISM)"
   t0=$(now)
-  "$NTK" kernel --model "$MODEL" --x1 "$r1" --x2 "$r2" --tile "$RSS_TILE" --dtype "$RSS_DTYPE" \
+  JAVA_OPTS="$JAVA_OPTS $RSS_JAVA_OPTS" "$NTK" kernel --model "$MODEL" --x1 "$r1" --x2 "$r2" --tile "$RSS_TILE" --dtype "$RSS_DTYPE" \
     --out "$dir" --runner "$RSS_RUNNER" --parallelism "$RSS_PARALLELISM" >"$LOGS/rss.log" 2>&1 &
   pid=$!
   jpid=""
@@ -443,7 +447,7 @@ report() {
     echo "## Resident memory over $RSS_TOTAL tiles"
     echo
     echo "\`bin/ntk kernel\` with x1 and x2 two different files of $RSS_ROWS rows (dimension $D, $RSS_DTYPE), \`--tile $RSS_TILE\`:"
-    echo "$blocks x $blocks = $RSS_TOTAL tiles, $RSS_RUNNER, parallelism $RSS_PARALLELISM. VmRSS of the java process"
+    echo "$blocks x $blocks = $RSS_TOTAL tiles, $RSS_RUNNER, parallelism $RSS_PARALLELISM, JVM flags \`${RSS_JAVA_OPTS:-none}\`. VmRSS of the java process"
     echo "(\`/proc/<pid>/status\`) and the number of \`tile-*.arrow\` files, sampled every $RSS_EVERY s; each row is the"
     echo "first sample with at least that many tiles written. Run: $( [[ ${RSS_OK:-0} == 1 ]] && echo "${RSS_SECS} s, $RSS_DONE tiles" || echo "FAILED, see $LOGS/rss.log"); peak VmRSS ${RSS_PEAK:-?} MiB; all samples: \`$csv\`."
     echo
