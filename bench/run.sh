@@ -414,7 +414,7 @@ report() {
   else
     echo "- Python/NumPy: not available"
   fi
-  echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null | head -n 1) ]] && echo ' (with uncommitted changes)')"
+  echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain -- . ':!bench/RESULTS.md*' 2>/dev/null | head -n 1) ]] && echo ' (with uncommitted changes)')"
   echo
   echo "## Command"
   echo
