@@ -4,7 +4,7 @@
 #
 #   N=4096 D=784          kernel size (x1 = x2: N rows of dimension D, standard normal, SEED)
 #   DTYPES="float32 float64"
-#   RUNS="numpy inprocess direct flink1 flink2 native rss"   the parts to run
+#   RUNS="numpy inprocess direct direct_c2 direct_tile512 flink1 flink2 native rss"   the parts to run
 #   REPEATS=3             timed repeats (best reported) for numpy and in-process
 #   TILE=                 --tile for the bin/ntk kernel runs (empty: bin/ntk's default)
 #   CHECK=1               cross-check every bin/ntk kernel against the NumPy reference
@@ -28,7 +28,7 @@ cd "$ROOT"
 N=${N:-4096}
 D=${D:-784}
 DTYPES=${DTYPES:-"float32 float64"}
-RUNS=${RUNS:-"numpy inprocess direct flink1 flink2 native rss"}
+RUNS=${RUNS:-"numpy inprocess direct direct_c2 direct_tile512 flink1 flink2 native rss"}
 REPEATS=${REPEATS:-3}
 TILE=${TILE:-}
 CHECK=${CHECK:-1}
@@ -171,24 +171,25 @@ if wants inprocess; then
 fi
 
 # ---------------------------------------------------------------- bin/ntk kernel
-run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS...
+run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this run's --tile and extra JVM flags)
   local key=$1 dt=$2; shift 2
+  local tile=${RUN_TILE:-$TILE} java_opts="$JAVA_OPTS ${RUN_JAVA_OPTS:-}"
   local dir=$OUT/kernel-$key-$dt logf=$LOGS/kernel-$key-$dt.log timef=$LOGS/kernel-$key-$dt.time
   if [[ ! -x $NTK ]]; then
     NOTE[$key,$dt]="skipped: $NTK not found"
     return 0
   fi
   local tile_args=()
-  if [[ -n $TILE ]]; then tile_args=(--tile "$TILE"); fi
+  if [[ -n $tile ]]; then tile_args=(--tile "$tile"); fi
   rm -rf "$dir"
   log "$NTK kernel $dt $*"
   local t0 t1 ok=1
   t0=$(now)
   if [[ ${#TIME_V[@]} -gt 0 ]]; then
-    "${TIME_V[@]}" "$timef" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
+    JAVA_OPTS=$java_opts "${TIME_V[@]}" "$timef" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
       "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
   else
-    "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" "${tile_args[@]}" --out "$dir" \
+    JAVA_OPTS=$java_opts "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" "${tile_args[@]}" --out "$dir" \
       "$@" >"$logf" 2>&1 || ok=0
   fi
   t1=$(now)
@@ -226,6 +227,12 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS...
 }
 for dt in $DTYPES; do
   if wants direct; then run_ntk direct "$dt" --runner DirectRunner --parallelism 2; fi
+  if wants direct_c2; then
+    RUN_JAVA_OPTS=-XX:TieredStopAtLevel=4 run_ntk direct_c2 "$dt" --runner DirectRunner --parallelism 2
+  fi
+  if wants direct_tile512; then
+    RUN_TILE=512 run_ntk direct_tile512 "$dt" --runner DirectRunner --parallelism 2
+  fi
   if wants flink1; then run_ntk flink1 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 1; fi
   if wants flink2; then run_ntk flink2 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 2; fi
 done
@@ -339,13 +346,15 @@ kernel_report() {
   echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | pipeline seconds | pipeline M entries/s | max RSS (MiB) | notes |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
   local key dt label s ratio notes
-  for key in numpy inprocess inprocess_malloc direct flink1 flink2; do
+  for key in numpy inprocess inprocess_malloc direct direct_c2 direct_tile512 flink1 flink2; do
     wants "${key%_malloc}" || continue
     case $key in
       numpy) label="NumPy reference (\`bench/numpy_reference.py\`)" ;;
       inprocess) label="in-process (\`KernelFn.apply\`)" ;;
       inprocess_malloc) label="in-process, glibc \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` = 16 GiB" ;;
       direct) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2" ;;
+      direct_c2) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2, full tiered JIT (\`JAVA_OPTS=-XX:TieredStopAtLevel=4\`)" ;;
+      direct_tile512) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2, \`--tile 512\`" ;;
       flink1) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 1" ;;
       flink2) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 2" ;;
     esac
@@ -370,7 +379,7 @@ kernel_report() {
   echo "\`apply\` (ops run synchronously; one sum of each kernel is read to be sure) and the copy of both kernels to Java arrays"
   echo "(split in the notes). \`bin/ntk\` is wall-clock end to end, one run each: JVM start, native"
   echo "library load, pipeline, Arrow tile files and the assembled \`nngp.npy\`/\`ntk.npy\`"
-  echo "(\`--tile ${TILE:-default}\`); \"pipeline seconds\" is the part that \`bin/ntk\` reports for the Beam pipeline"
+  echo "(\`--tile ${TILE:-default}\` and \`bin/ntk\`'s JIT setting, C1 only, unless the row says otherwise); \"pipeline seconds\" is the part that \`bin/ntk\` reports for the Beam pipeline"
   echo "alone (submission to completion: tiles, Arrow files, assembly), without JVM start-up, option parsing"
   echo "and input checks; max RSS of the \`bin/ntk\` process from \`/usr/bin/time -v\`. The"
   echo "check compares \`nngp.npy\`/\`ntk.npy\` with \`bench/numpy_reference.py\` in float64 on the same"
@@ -384,7 +393,7 @@ kernel_report() {
     if [[ -n ${PIPE[flink1,$dt]:-} && -n ${PIPE[flink2,$dt]:-} ]]; then
       lines+=("- Flink parallelism 1 -> 2 speedup of the pipeline alone, $dt: $(calc '%.2f' "${PIPE[flink1,$dt]} / ${PIPE[flink2,$dt]}")x")
     fi
-    for key in direct flink1 flink2; do
+    for key in direct direct_c2 direct_tile512 flink1 flink2; do
       if [[ -n ${SECS[$key,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
         lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}") end to end, $( [[ -n ${PIPE[$key,$dt]:-} ]] && calc '%.2f' "${PIPE[$key,$dt]} / ${SECS[inprocess,$dt]}" || echo '?') pipeline alone")
       fi
