@@ -411,7 +411,7 @@ public final class Branching {
     }
 
     private static NDArray accumulate(NDArray sum, NDArray x, double weight) {
-      NDArray term = x.mul(weight);
+      NDArray term = Tensors.mul(x, weight);
       return sum == null ? term : sum.add(term);
     }
   }

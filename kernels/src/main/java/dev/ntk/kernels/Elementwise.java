@@ -99,9 +99,9 @@ public final class Elementwise {
 
     @Override
     public NDArray apply(Params params, NDArray x) {
-      NDArray pos = x.maximum(0.0);
-      NDArray neg = x.minimum(0.0);
-      return pos.mul(b).add(neg.mul(a));
+      NDArray pos = Tensors.max(x, 0.0);
+      NDArray neg = x.sub(pos);
+      return Tensors.mul(pos, b).add(Tensors.mul(neg, a));
     }
 
     @Override
@@ -109,12 +109,12 @@ public final class Elementwise {
       double mean = (a * a + b * b) / 2;
       double factor = (a - b) * (a - b) / (2 * Math.PI);
       NDArray prod = Tensors.outer(k.cov1(), k.cov2());
-      NDArray sine = prod.sub(k.nngp().square()).maximum(0.0).sqrt();
+      NDArray sine = Tensors.max(prod.sub(k.nngp().square()), 0.0).sqrt();
       NDArray angle = sine.atan2(k.nngp());
-      NDArray dotSigma = angle.mul(-factor).add(mean);
-      NDArray nngp = sine.mul(factor).add(dotSigma.mul(k.nngp()));
+      NDArray dotSigma = Tensors.add(Tensors.mul(angle, -factor), mean);
+      NDArray nngp = Tensors.mul(sine, factor).add(dotSigma.mul(k.nngp()));
       NDArray ntk = k.ntk().mul(dotSigma);
-      return k.withValues(nngp, ntk, k.cov1().mul(mean), k.cov2().mul(mean));
+      return k.withValues(nngp, ntk, Tensors.mul(k.cov1(), mean), Tensors.mul(k.cov2(), mean));
     }
   }
 
@@ -150,7 +150,7 @@ public final class Elementwise {
 
     @Override
     public NDArray apply(Params params, NDArray x) {
-      return x.mul(b).erf().mul(a).add(c);
+      return Tensors.add(Tensors.mul(Tensors.mul(x, b).erf(), a), c);
     }
 
     @Override
@@ -158,20 +158,21 @@ public final class Elementwise {
       double b2 = b * b;
       double a2 = a * a;
       double c2 = c * c;
-      NDArray s1 = k.cov1().mul(2 * b2).add(1.0);
-      NDArray s2 = k.cov2().mul(2 * b2).add(1.0);
-      NDArray twoK = k.nngp().mul(2 * b2);
+      NDArray s1 = Tensors.add(Tensors.mul(k.cov1(), 2 * b2), 1.0);
+      NDArray s2 = Tensors.add(Tensors.mul(k.cov2(), 2 * b2), 1.0);
+      NDArray twoK = Tensors.mul(k.nngp(), 2 * b2);
       // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1.
-      NDArray root = Tensors.outer(s1, s2).sub(twoK.square()).maximum(0.0).sqrt();
-      NDArray nngp = twoK.atan2(root).mul(a2 * 2 / Math.PI).add(c2);
-      NDArray ntk = k.ntk().mul(root.pow(-1.0).mul(a2 * b2 * 4 / Math.PI));
+      NDArray root = Tensors.max(Tensors.outer(s1, s2).sub(twoK.square()), 0.0).sqrt();
+      NDArray nngp = Tensors.add(Tensors.mul(twoK.atan2(root), a2 * 2 / Math.PI), c2);
+      NDArray ntk = Tensors.mul(k.ntk(), a2 * b2 * 4 / Math.PI).div(root);
       return k.withValues(nngp, ntk, diagonal(k.cov1(), a2, b2, c2), diagonal(k.cov2(), a2, b2, c2));
     }
 
     private static NDArray diagonal(NDArray cov, double a2, double b2, double c2) {
       // asin(t / (1 + t)) = atan2(t, sqrt(1 + 2t)) with t = 2 b^2 k11.
-      NDArray twoK = cov.mul(2 * b2);
-      return twoK.atan2(twoK.mul(2.0).add(1.0).sqrt()).mul(a2 * 2 / Math.PI).add(c2);
+      NDArray twoK = Tensors.mul(cov, 2 * b2);
+      NDArray root = Tensors.add(Tensors.mul(twoK, 2.0), 1.0).sqrt();
+      return Tensors.add(Tensors.mul(twoK.atan2(root), a2 * 2 / Math.PI), c2);
     }
   }
 }

@@ -81,8 +81,8 @@ public final class Linear {
       NDArray w = Tensors.standardNormal(rng, manager, new Shape(fanIn, outDim), dtype);
       NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(outDim), dtype);
       if (parameterization == Parameterization.STANDARD) {
-        w = w.mul(wStd / Math.sqrt(fanIn));
-        b = b == null ? null : b.mul(bStd);
+        w = Tensors.mul(w, wStd / Math.sqrt(fanIn));
+        b = b == null ? null : Tensors.mul(b, bStd);
       }
       return b == null ? Params.of(w) : Params.of(w, b);
     }
@@ -93,8 +93,8 @@ public final class Linear {
       NDArray z = x.matMul(w);
       boolean hasBias = params.arrays().size() > 1;
       if (parameterization == Parameterization.NTK) {
-        z = z.mul(wStd / Math.sqrt(w.getShape().get(0)));
-        return hasBias ? z.add(params.array(1).mul(bStd)) : z;
+        z = Tensors.mul(z, wStd / Math.sqrt(w.getShape().get(0)));
+        return hasBias ? z.add(Tensors.mul(params.array(1), bStd)) : z;
       }
       return hasBias ? z.add(params.array(1)) : z;
     }
@@ -106,12 +106,12 @@ public final class Linear {
       NDArray nngp = affine(k.nngp(), w2, b2);
       NDArray ntk;
       if (parameterization == Parameterization.NTK) {
-        ntk = nngp.add(k.ntk().mul(w2));
+        ntk = nngp.add(Tensors.mul(k.ntk(), w2));
       } else {
         long fanIn = k.shape1().get(k.shape1().dimension() - 1);
-        ntk = k.nngp().mul((double) fanIn).add(k.ntk().mul(w2));
+        ntk = Tensors.mul(k.nngp(), fanIn).add(Tensors.mul(k.ntk(), w2));
         if (bStd != null) {
-          ntk = ntk.add(1.0);
+          ntk = Tensors.add(ntk, 1.0);
         }
       }
       return k.withValues(nngp, ntk, affine(k.cov1(), w2, b2), affine(k.cov2(), w2, b2))
@@ -120,8 +120,8 @@ public final class Linear {
     }
 
     private static NDArray affine(NDArray x, double w2, double b2) {
-      NDArray scaled = x.mul(w2);
-      return b2 == 0.0 ? scaled : scaled.add(b2);
+      NDArray scaled = Tensors.mul(x, w2);
+      return b2 == 0.0 ? scaled : Tensors.add(scaled, b2);
     }
   }
 

