@@ -152,10 +152,9 @@ MALLOC_ENV=(MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=1717986918
 if wants inprocess; then
   for dt in $DTYPES; do
     for key in inprocess inprocess_malloc; do
-      envs=()
-      [[ $key == inprocess_malloc ]] && envs=("${MALLOC_ENV[@]}")
+      BENCH_ENV=()
+      if [[ $key == inprocess_malloc ]]; then BENCH_ENV=("${MALLOC_ENV[@]}"); fi
       log "$key $dt"
-      BENCH_ENV=("${envs[@]}")
       if line=$(bench \
           inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
           2>"$LOGS/$key-$dt.log" | grep '^RESULT'); then
@@ -183,15 +182,12 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this r
   if [[ -n $tile ]]; then tile_args=(--tile "$tile"); fi
   rm -rf "$dir"
   log "$NTK kernel $dt $*"
+  local timer=()
+  if [[ ${#TIME_V[@]} -gt 0 ]]; then timer=("${TIME_V[@]}" "$timef"); fi
   local t0 t1 ok=1
   t0=$(now)
-  if [[ ${#TIME_V[@]} -gt 0 ]]; then
-    JAVA_OPTS=$java_opts "${TIME_V[@]}" "$timef" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
-      "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
-  else
-    JAVA_OPTS=$java_opts "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" "${tile_args[@]}" --out "$dir" \
-      "$@" >"$logf" 2>&1 || ok=0
-  fi
+  JAVA_OPTS=$java_opts "${timer[@]}" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
+    "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
   t1=$(now)
   if [[ $ok == 0 ]]; then
     NOTE[$key,$dt]="FAILED (see $logf)"

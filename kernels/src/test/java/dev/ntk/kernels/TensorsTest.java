@@ -37,10 +37,10 @@ class TensorsTest {
         for (NDArray r : new NDArray[] {y, z, w}) {
           assertEquals(dtype, r.getDataType());
         }
-        double tol = dtype == DataType.FLOAT32 ? 1e-7 : 0;
+        boolean single = dtype == DataType.FLOAT32;
         assertArrayEquals(new double[] {-2 * 0.1, 0.5 * 0.1, 3 * 0.1, -0.25 * 0.1},
-            Tensors.toDoubles(y), dtype == DataType.FLOAT32 ? 1e-7 : 1e-17);
-        assertArrayEquals(new double[] {-3.5, -1.0, 1.5, -1.75}, Tensors.toDoubles(z), tol);
+            Tensors.toDoubles(y), single ? 1e-7 : 1e-17);
+        assertArrayEquals(new double[] {-3.5, -1.0, 1.5, -1.75}, Tensors.toDoubles(z), single ? 1e-7 : 0);
         assertArrayEquals(new double[] {0, 0.5, 3, 0}, Tensors.toDoubles(w), 0);
       }
     }

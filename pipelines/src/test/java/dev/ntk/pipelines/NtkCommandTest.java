@@ -1,5 +1,6 @@
 package dev.ntk.pipelines;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -64,7 +65,7 @@ class NtkCommandTest {
     Result again = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
     assertEquals(0, again.status(), again.err());
     assertTrue(again.out().contains("0 tiles computed, 3 reused"), again.out());
-    assertTrue(java.util.Arrays.equals(ntk, Files.readAllBytes(out.resolve("ntk.npy"))));
+    assertArrayEquals(ntk, Files.readAllBytes(out.resolve("ntk.npy")), "the kernel of the rerun");
   }
 
   @Test
