@@ -1,40 +1,84 @@
 package dev.ntk.kernels;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.LayerType.Argument;
+import dev.ntk.kernels.engine.Expr;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.BinaryOperator;
 
 /**
  * Combinators: {@link Serial} composition, {@link Parallel} application, {@link FanOut} and the
- * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}.
+ * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}. The first family of the
+ * chain of family classes that {@link Stax} extends, so its factories read {@code Stax.serial(...)}.
  */
-public final class Branching {
-  private Branching() {}
+public class Branching {
+  protected Branching() {}
 
-  private static String childPath(String path, int i, Layer child) {
-    return path + "[" + i + "]." + child.name();
+  public static final LayerType SERIAL = LayerType.combinator("serial",
+      "composition: the first layer is applied first", Serial::new);
+  public static final LayerType PARALLEL = LayerType.combinator("parallel",
+      "applies the i-th layer to the i-th of several inputs", Parallel::new);
+  public static final LayerType FAN_OUT = LayerType.of("FanOut", "copies one input into num",
+      FanOut::new, Argument.positiveInteger("num", 2));
+  public static final LayerType FAN_IN_SUM = LayerType.of("FanInSum", "sums several inputs",
+      FanInSum::new);
+  public static final LayerType FAN_IN_PROD = LayerType.of("FanInProd",
+      "multiplies several inputs elementwise", FanInProd::new);
+  public static final LayerType FAN_IN_CONCAT = LayerType.of("FanInConcat",
+      "concatenates several inputs along axis (the channel axis, -1)", FanInConcat::new,
+      Argument.integer("axis", -1));
+
+  public static Layer serial(Layer... layers) {
+    return SERIAL.create((Object[]) layers);
+  }
+
+  public static Layer parallel(Layer... layers) {
+    return PARALLEL.create((Object[]) layers);
+  }
+
+  public static Layer fanOut(int num) {
+    return FAN_OUT.create(num);
+  }
+
+  public static Layer fanInSum() {
+    return FAN_IN_SUM.create();
+  }
+
+  public static Layer fanInProd() {
+    return FAN_IN_PROD.create();
+  }
+
+  /** Concatenation along the channel axis. */
+  public static Layer fanInConcat() {
+    return FAN_IN_CONCAT.create();
+  }
+
+  public static Layer fanInConcat(int axis) {
+    return FAN_IN_CONCAT.create(axis);
   }
 
   /** A layer made of child layers, which a model file lists in order. */
   abstract static class Combinator implements Layer {
     final List<Layer> layers;
-    private final String name;
+    private final LayerType type;
 
-    Combinator(String name, List<Layer> layers) {
-      this.name = name;
+    Combinator(LayerType type, List<Layer> layers) {
+      this.type = type;
       this.layers = List.copyOf(layers);
     }
 
     @Override
-    public String name() {
-      return name;
+    public LayerType type() {
+      return type;
     }
 
     @Override
@@ -46,19 +90,24 @@ public final class Branching {
     public List<Layer> children() {
       return layers;
     }
+
+    @Override
+    public String toString() {
+      return name() + layers;
+    }
   }
 
   /** Composition: the first child is applied first. */
   public static final class Serial extends Combinator {
-    public Serial(List<Layer> layers) {
-      super("serial", layers);
+    Serial(List<Layer> layers) {
+      super(SERIAL, layers);
     }
 
     @Override
     public List<Spec> outputSpecs(List<Spec> inputs, String path) {
       List<Spec> specs = inputs;
       for (int i = 0; i < layers.size(); i++) {
-        specs = layers.get(i).outputSpecs(specs, childPath(path, i, layers.get(i)));
+        specs = layers.get(i).outputSpecs(specs, RuleContext.childPath(path, i, layers.get(i)));
       }
       return specs;
     }
@@ -83,48 +132,23 @@ public final class Branching {
       return xs;
     }
 
-    /**
-     * Applies each child's rule in a scope of its own, so that a rule's temporaries are freed as
-     * soon as it returns, and frees each intermediate kernel once the next one is computed; the
-     * arrays of {@code inputs}, which belong to the caller, are never freed.
-     */
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
-      Set<NDArray> callers = Kernel.arraysOf(inputs);
-      List<Kernel> current = inputs;
-      for (Layer layer : layers) {
-        List<Kernel> next = scoped(layer, current);
-        Set<NDArray> kept = Kernel.arraysOf(next);
-        for (NDArray a : Kernel.arraysOf(current)) {
-          if (!kept.contains(a) && !callers.contains(a)) {
-            a.close();
-          }
-        }
-        current = next;
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      List<Spec> specs = context.inputs();
+      List<KernelExpr> kernels = inputs;
+      for (int i = 0; i < layers.size(); i++) {
+        RuleContext.Result r = context.apply(layers.get(i), i, specs, kernels);
+        specs = r.specs();
+        kernels = r.kernels();
       }
-      return current;
-    }
-
-    private static List<Kernel> scoped(Layer layer, List<Kernel> inputs) {
-      NDManager parent = inputs.get(0).manager();
-      Set<NDArray> in = Kernel.arraysOf(inputs);
-      try (NDManager scope = parent.newSubManager()) {
-        for (NDArray a : in) {
-          a.tempAttach(scope);
-        }
-        List<Kernel> out = layer.kernel(inputs);
-        for (NDArray a : Kernel.arraysOf(out)) {
-          a.attach(parent);
-        }
-        return out;
-      }
+      return kernels;
     }
   }
 
   /** Applies the i-th child to the i-th input. */
   public static final class Parallel extends Combinator {
-    public Parallel(List<Layer> layers) {
-      super("parallel", layers);
+    Parallel(List<Layer> layers) {
+      super(PARALLEL, layers);
     }
 
     @Override
@@ -135,7 +159,8 @@ public final class Branching {
       }
       List<Spec> out = new ArrayList<>();
       for (int i = 0; i < layers.size(); i++) {
-        out.addAll(layers.get(i).outputSpecs(List.of(inputs.get(i)), childPath(path, i, layers.get(i))));
+        out.addAll(layers.get(i).outputSpecs(List.of(inputs.get(i)),
+            RuleContext.childPath(path, i, layers.get(i))));
       }
       return out;
     }
@@ -159,17 +184,22 @@ public final class Branching {
     }
 
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
-      List<Kernel> out = new ArrayList<>();
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      List<KernelExpr> out = new ArrayList<>();
       for (int i = 0; i < layers.size(); i++) {
-        out.addAll(layers.get(i).kernel(List.of(inputs.get(i))));
+        out.addAll(context.apply(layers.get(i), i, List.of(context.input(i)),
+            List.of(inputs.get(i))).kernels());
       }
       return out;
     }
   }
 
   /** Base of the layers that route activations and have no parameters. */
-  abstract static class Router implements Layer {
+  abstract static class Router extends AbstractLayer {
+    Router(LayerType.Arguments arguments) {
+      super(arguments);
+    }
+
     @Override
     public Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype) {
       return Params.EMPTY;
@@ -180,21 +210,9 @@ public final class Branching {
   public static final class FanOut extends Router {
     private final int num;
 
-    public FanOut(int num) {
-      if (num < 1) {
-        throw new IllegalArgumentException("FanOut num must be positive, got " + num);
-      }
-      this.num = num;
-    }
-
-    @Override
-    public String name() {
-      return "FanOut";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of("num", num);
+    FanOut(LayerType.Arguments args) {
+      super(args);
+      this.num = args.integer("num");
     }
 
     @Override
@@ -211,13 +229,17 @@ public final class Branching {
     }
 
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
       return Collections.nCopies(num, inputs.get(0));
     }
   }
 
   /** Base of the fan-in layers: several inputs of one per-example shape become one. */
   abstract static class FanIn extends Router {
+    FanIn(LayerType.Arguments args) {
+      super(args);
+    }
+
     /** Checks the inputs and returns the output spec. */
     Spec fanInSpec(List<Spec> inputs, String path, boolean sameShape) {
       if (inputs.size() < 2) {
@@ -247,18 +269,22 @@ public final class Branching {
     }
 
     abstract NDArray combine(List<NDArray> inputs);
+
+    /** The kernel whose every term is {@code combine} of the inputs' terms, in order. */
+    static KernelExpr entrywise(List<KernelExpr> inputs, BinaryOperator<Expr> combine) {
+      KernelExpr k = inputs.get(0);
+      for (KernelExpr next : inputs.subList(1, inputs.size())) {
+        k = new KernelExpr(combine.apply(k.nngp(), next.nngp()), combine.apply(k.ntk(), next.ntk()),
+            combine.apply(k.var1(), next.var1()), combine.apply(k.var2(), next.var2()));
+      }
+      return k;
+    }
   }
 
   /** Sums its inputs; the kernels of independent Gaussian branches add. */
   public static final class FanInSum extends FanIn {
-    @Override
-    public String name() {
-      return "FanInSum";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of();
+    FanInSum(LayerType.Arguments args) {
+      super(args);
     }
 
     @Override
@@ -276,21 +302,8 @@ public final class Branching {
     }
 
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
-      Kernel first = inputs.get(0);
-      NDArray nngp = first.nngp();
-      NDArray ntk = first.ntk();
-      NDArray cov1 = first.cov1();
-      NDArray cov2 = first.cov2();
-      boolean gaussian = first.isGaussian();
-      for (Kernel k : inputs.subList(1, inputs.size())) {
-        nngp = nngp.add(k.nngp());
-        ntk = ntk.add(k.ntk());
-        cov1 = cov1.add(k.cov1());
-        cov2 = cov2.add(k.cov2());
-        gaussian &= k.isGaussian();
-      }
-      return List.of(first.withValues(nngp, ntk, cov1, cov2).withGaussian(gaussian));
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      return List.of(entrywise(inputs, Expr::plus));
     }
   }
 
@@ -299,14 +312,8 @@ public final class Branching {
    * {@code ntk' = sum_i ntk_i prod_{j != i} nngp_j}; the product is not Gaussian.
    */
   public static final class FanInProd extends FanIn {
-    @Override
-    public String name() {
-      return "FanInProd";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of();
+    FanInProd(LayerType.Arguments args) {
+      super(args);
     }
 
     @Override
@@ -324,20 +331,15 @@ public final class Branching {
     }
 
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
-      Kernel first = inputs.get(0);
-      NDArray nngp = first.nngp();
-      NDArray ntk = first.ntk();
-      NDArray cov1 = first.cov1();
-      NDArray cov2 = first.cov2();
-      for (Kernel k : inputs.subList(1, inputs.size())) {
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      KernelExpr k = inputs.get(0);
+      for (KernelExpr next : inputs.subList(1, inputs.size())) {
         // d(uv) = du v + u dv: the running NTK is weighted by the new factor's NNGP and back.
-        ntk = ntk.mul(k.nngp()).add(k.ntk().mul(nngp));
-        nngp = nngp.mul(k.nngp());
-        cov1 = cov1.mul(k.cov1());
-        cov2 = cov2.mul(k.cov2());
+        Expr ntk = k.ntk().times(next.nngp()).plus(next.ntk().times(k.nngp()));
+        k = new KernelExpr(k.nngp().times(next.nngp()), ntk, k.var1().times(next.var1()),
+            k.var2().times(next.var2()));
       }
-      return List.of(first.withValues(nngp, ntk, cov1, cov2).withGaussian(false));
+      return List.of(k);
     }
   }
 
@@ -348,18 +350,9 @@ public final class Branching {
   public static final class FanInConcat extends FanIn {
     private final int axis;
 
-    public FanInConcat(int axis) {
-      this.axis = axis;
-    }
-
-    @Override
-    public String name() {
-      return "FanInConcat";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of("axis", axis);
+    FanInConcat(LayerType.Arguments args) {
+      super(args);
+      this.axis = args.integer("axis");
     }
 
     @Override
@@ -379,40 +372,20 @@ public final class Branching {
 
     @Override
     NDArray combine(List<NDArray> inputs) {
-      return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(inputs.toArray(new NDArray[0])), -1);
+      return NDArrays.concat(new NDList(inputs.toArray(new NDArray[0])), -1);
     }
 
     @Override
-    public List<Kernel> kernel(List<Kernel> inputs) {
-      long total = 0;
-      for (Kernel k : inputs) {
-        total += channels(k);
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      double total = context.output(0).channels();
+      List<KernelExpr> weighted = new ArrayList<>();
+      for (int i = 0; i < inputs.size(); i++) {
+        Expr w = Expr.constant(context.input(i).channels() / total);
+        KernelExpr k = inputs.get(i);
+        weighted.add(new KernelExpr(k.nngp().times(w), k.ntk().times(w), k.var1().times(w),
+            k.var2().times(w)));
       }
-      NDArray nngp = null;
-      NDArray ntk = null;
-      NDArray cov1 = null;
-      NDArray cov2 = null;
-      boolean gaussian = true;
-      for (Kernel k : inputs) {
-        double w = (double) channels(k) / total;
-        nngp = accumulate(nngp, k.nngp(), w);
-        ntk = accumulate(ntk, k.ntk(), w);
-        cov1 = accumulate(cov1, k.cov1(), w);
-        cov2 = accumulate(cov2, k.cov2(), w);
-        gaussian &= k.isGaussian();
-      }
-      Kernel first = inputs.get(0);
-      return List.of(first.withValues(nngp, ntk, cov1, cov2).withGaussian(gaussian)
-          .withShapes(new Shape(first.shape1().get(0), total), new Shape(first.shape2().get(0), total)));
-    }
-
-    private static long channels(Kernel k) {
-      return k.shape1().get(k.shape1().dimension() - 1);
-    }
-
-    private static NDArray accumulate(NDArray sum, NDArray x, double weight) {
-      NDArray term = Tensors.mul(x, weight);
-      return sum == null ? term : sum.add(term);
+      return List.of(entrywise(weighted, Expr::plus));
     }
   }
 }

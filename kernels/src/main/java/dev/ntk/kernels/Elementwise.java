@@ -1,8 +1,8 @@
 package dev.ntk.kernels;
 
 import ai.djl.ndarray.NDArray;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import dev.ntk.kernels.LayerType.Argument;
+import dev.ntk.kernels.engine.Expr;
 
 /**
  * Elementwise nonlinearities and their closed-form rules: the ReLU family ({@link ABRelu}, which
@@ -10,13 +10,57 @@ import java.util.Map;
  *
  * <p>A nonlinearity maps a Gaussian pre-activation {@code (u, v)} with covariance {@code [[k11,
  * k], [k, k22]]} to {@code nngp' = E[f(u) f(v)]} and {@code ntk' = ntk * E[f'(u) f'(v)]}; its
- * input must therefore be Gaussian, i.e. follow an affine layer.
+ * input must therefore be Gaussian, i.e. follow an affine layer. Each rule is written once as
+ * entry-wise expressions ({@link Expr}), which both backends run.
  */
-public final class Elementwise {
-  private Elementwise() {}
+public class Elementwise extends Linear {
+  protected Elementwise() {}
+
+  public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1));
+  public static final LayerType LEAKY_RELU = LayerType.of("LeakyRelu", "x for x > 0, alpha x otherwise",
+      a -> new ABRelu(a, a.number("alpha"), 1), Argument.number("alpha", 0.01));
+  public static final LayerType ABS = LayerType.of("Abs", "|x|", a -> new ABRelu(a, -1, 1));
+  public static final LayerType AB_RELU = LayerType.of("ABRelu", "a x for x < 0, b x for x > 0",
+      a -> new ABRelu(a, a.number("a"), a.number("b")),
+      Argument.requiredNumber("a"), Argument.requiredNumber("b"));
+  public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c", Erf::new,
+      Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
+
+  public static Layer relu() {
+    return RELU.create();
+  }
+
+  /** {@code x} for {@code x > 0}, {@code alpha x} otherwise. */
+  public static Layer leakyRelu(double alpha) {
+    return LEAKY_RELU.create(alpha);
+  }
+
+  /** {@code |x|}. */
+  public static Layer abs() {
+    return ABS.create();
+  }
+
+  /** {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}. */
+  public static Layer abRelu(double a, double b) {
+    return AB_RELU.create(a, b);
+  }
+
+  /** {@code erf(x)}. */
+  public static Layer erf() {
+    return ERF.create();
+  }
+
+  /** {@code a * erf(b * x) + c}. */
+  public static Layer erf(double a, double b, double c) {
+    return ERF.create(a, b, c);
+  }
 
   /** Base of the nonlinearities: checks that the input is Gaussian. */
   abstract static class Nonlinearity extends SingleInputLayer {
+    Nonlinearity(LayerType.Arguments args) {
+      super(args);
+    }
+
     @Override
     protected Spec outputSpec(Spec input, String path) {
       if (!input.gaussian()) {
@@ -26,17 +70,6 @@ public final class Elementwise {
       }
       return input.withGaussian(false);
     }
-
-    @Override
-    protected final Kernel kernel(Kernel k) {
-      if (!k.isGaussian()) {
-        throw new ModelException(name(), "the input of " + name() + " is not Gaussian");
-      }
-      return rule(k).withGaussian(false);
-    }
-
-    /** The translation rule on a Gaussian input kernel. */
-    abstract Kernel rule(Kernel k);
   }
 
   /**
@@ -48,53 +81,13 @@ public final class Elementwise {
    * (a - b)^2 theta / (2 pi)} (Cho and Saul's arc-cosine kernels).
    */
   public static final class ABRelu extends Nonlinearity {
-    private final String name;
     private final double a;
     private final double b;
 
-    ABRelu(String name, double a, double b) {
-      this.name = name;
+    ABRelu(LayerType.Arguments args, double a, double b) {
+      super(args);
       this.a = a;
       this.b = b;
-    }
-
-    /** {@code max(x, 0)}. */
-    public static ABRelu relu() {
-      return new ABRelu("Relu", 0, 1);
-    }
-
-    /** {@code x} for {@code x > 0}, {@code alpha x} otherwise. */
-    public static ABRelu leakyRelu(double alpha) {
-      return new ABRelu("LeakyRelu", alpha, 1);
-    }
-
-    /** {@code |x|}. */
-    public static ABRelu abs() {
-      return new ABRelu("Abs", -1, 1);
-    }
-
-    /** {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}. */
-    public static ABRelu abRelu(double a, double b) {
-      return new ABRelu("ABRelu", a, b);
-    }
-
-    @Override
-    public String name() {
-      return name;
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      Map<String, Object> args = new LinkedHashMap<>();
-      switch (name) {
-        case "LeakyRelu" -> args.put("alpha", a);
-        case "ABRelu" -> {
-          args.put("a", a);
-          args.put("b", b);
-        }
-        default -> { }
-      }
-      return args;
     }
 
     @Override
@@ -105,16 +98,14 @@ public final class Elementwise {
     }
 
     @Override
-    Kernel rule(Kernel k) {
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
       double mean = (a * a + b * b) / 2;
       double factor = (a - b) * (a - b) / (2 * Math.PI);
-      NDArray prod = Tensors.outer(k.cov1(), k.cov2());
-      NDArray sine = Tensors.max(prod.sub(k.nngp().square()), 0.0).sqrt();
-      NDArray angle = sine.atan2(k.nngp());
-      NDArray dotSigma = Tensors.add(Tensors.mul(angle, -factor), mean);
-      NDArray nngp = Tensors.mul(sine, factor).add(dotSigma.mul(k.nngp()));
-      NDArray ntk = k.ntk().mul(dotSigma);
-      return k.withValues(nngp, ntk, Tensors.mul(k.cov1(), mean), Tensors.mul(k.cov2(), mean));
+      Expr sine = k.var1().times(k.var2()).minus(k.nngp().times(k.nngp())).max(0).sqrt();
+      Expr angle = sine.atan2(k.nngp());
+      Expr dot = angle.times(-factor).plus(mean);
+      Expr nngp = sine.times(factor).plus(dot.times(k.nngp()));
+      return k.with(nngp, k.ntk().times(dot), v -> v.times(mean));
     }
   }
 
@@ -128,24 +119,11 @@ public final class Elementwise {
     private final double b;
     private final double c;
 
-    public Erf(double a, double b, double c) {
-      this.a = a;
-      this.b = b;
-      this.c = c;
-    }
-
-    @Override
-    public String name() {
-      return "Erf";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      Map<String, Object> args = new LinkedHashMap<>();
-      args.put("a", a);
-      args.put("b", b);
-      args.put("c", c);
-      return args;
+    Erf(LayerType.Arguments args) {
+      super(args);
+      this.a = args.number("a");
+      this.b = args.number("b");
+      this.c = args.number("c");
     }
 
     @Override
@@ -154,25 +132,21 @@ public final class Elementwise {
     }
 
     @Override
-    Kernel rule(Kernel k) {
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
       double b2 = b * b;
-      double a2 = a * a;
-      double c2 = c * c;
-      NDArray s1 = Tensors.add(Tensors.mul(k.cov1(), 2 * b2), 1.0);
-      NDArray s2 = Tensors.add(Tensors.mul(k.cov2(), 2 * b2), 1.0);
-      NDArray twoK = Tensors.mul(k.nngp(), 2 * b2);
+      double scale = a * a * 2 / Math.PI;
+      Expr s1 = k.var1().times(2 * b2).plus(1);
+      Expr s2 = k.var2().times(2 * b2).plus(1);
+      Expr twoK = k.nngp().times(2 * b2);
       // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1.
-      NDArray root = Tensors.max(Tensors.outer(s1, s2).sub(twoK.square()), 0.0).sqrt();
-      NDArray nngp = Tensors.add(Tensors.mul(twoK.atan2(root), a2 * 2 / Math.PI), c2);
-      NDArray ntk = Tensors.mul(k.ntk(), a2 * b2 * 4 / Math.PI).div(root);
-      return k.withValues(nngp, ntk, diagonal(k.cov1(), a2, b2, c2), diagonal(k.cov2(), a2, b2, c2));
-    }
-
-    private static NDArray diagonal(NDArray cov, double a2, double b2, double c2) {
-      // asin(t / (1 + t)) = atan2(t, sqrt(1 + 2t)) with t = 2 b^2 k11.
-      NDArray twoK = Tensors.mul(cov, 2 * b2);
-      NDArray root = Tensors.add(Tensors.mul(twoK, 2.0), 1.0).sqrt();
-      return Tensors.add(Tensors.mul(twoK.atan2(root), a2 * 2 / Math.PI), c2);
+      Expr root = s1.times(s2).minus(twoK.times(twoK)).max(0).sqrt();
+      Expr nngp = twoK.atan2(root).times(scale).plus(c * c);
+      Expr ntk = k.ntk().times(a * a * b2 * 4 / Math.PI).div(root);
+      // On the diagonal, asin(t / (1 + t)) = atan2(t, sqrt(1 + 2t)) with t = 2 b^2 k11.
+      return k.with(nngp, ntk, v -> {
+        Expr t = v.times(2 * b2);
+        return t.atan2(t.times(2).plus(1).sqrt()).times(scale).plus(c * c);
+      });
     }
   }
 }

@@ -1,29 +1,48 @@
 package dev.ntk.kernels;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.CpuBackend;
+import dev.ntk.kernels.engine.TensorFlowBackend;
+import java.util.EnumSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The kernel function of an infinite network, like neural-tangents' {@code kernel_fn(x1, x2)}:
  * NNGP and NTK between two batches of inputs, computed in-process.
  *
- * <p>Inputs are batch-first and channel-last ({@code (N, D)} vectors; higher-rank inputs must be
- * flattened by the model first). The result lives in the inputs' {@code NDManager} and has their
- * dtype (float32 or float64); NNGP and NTK are always computed together.
+ * <p>Inputs are batch-first and channel-last. The result lives in the inputs' {@code NDManager}
+ * and has their dtype (float32 or float64). The model is compiled into a {@link Plan} once per
+ * input shape and choice of kernels, and run on the {@link Backend} of {@link #withBackend}
+ * ({@code auto} by default: {@code tensorflow} when a GPU is visible, else {@code cpu}, which uses
+ * every core).
  *
  * <pre>{@code
  * Kernel k = model.kernelFn().apply(xTrain, xTest);
  * NDArray ntk = k.ntk();
+ * NDArray nngp = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(xTrain, xTest, Get.NNGP);
  * }</pre>
  */
 public final class KernelFn {
   private final Layer layer;
+  private final Backend backend;
+  private final Map<List<Object>, Plan> plans;
 
   KernelFn(Layer layer) {
+    this(layer, Backend.AUTO, new ConcurrentHashMap<>());
+  }
+
+  private KernelFn(Layer layer, Backend backend, Map<List<Object>, Plan> plans) {
     this.layer = layer;
+    this.backend = backend;
+    this.plans = plans;
   }
 
   /** The network this kernel function belongs to. */
@@ -31,49 +50,45 @@ public final class KernelFn {
     return layer;
   }
 
+  /** The same kernel function on {@code backend}. */
+  public KernelFn withBackend(Backend newBackend) {
+    return new KernelFn(layer, newBackend, plans);
+  }
+
+  public Backend backend() {
+    return backend;
+  }
+
+  /** The compiled plan for inputs of per-example shape {@code perExample} (cached). */
+  public Plan plan(Shape perExample, Set<Get> gets) {
+    return plans.computeIfAbsent(List.of(perExample, EnumSet.copyOf(gets)),
+        k -> Plan.compile(layer, perExample, gets));
+  }
+
   /** The kernels between {@code x1} and itself. */
   public Kernel apply(NDArray x1) {
     return apply(x1, null);
   }
 
-  /** The kernels between {@code x1} and {@code x2} ({@code null} means {@code x1} again). */
+  /** Both kernels between {@code x1} and {@code x2} ({@code null} means {@code x1} again). */
   public Kernel apply(NDArray x1, NDArray x2) {
-    Kernel input = inputKernel(x1, x2);
-    layer.check(perExample(input.shape1()));
-    List<Kernel> out = layer.kernel(List.of(input));
-    Kernel result = out.get(0);
-    Set<NDArray> kept = Kernel.arraysOf(out);
-    for (NDArray a : Kernel.arraysOf(List.of(input))) {
-      if (!kept.contains(a)) {
-        a.close();
-      }
-    }
-    return result;
+    return apply(x1, x2, EnumSet.allOf(Get.class));
   }
 
-  /** Only the kernel {@code get} selects (both are computed regardless). */
+  /** Only the kernel {@code get} selects: the other is not computed. */
   public NDArray apply(NDArray x1, NDArray x2, Get get) {
-    Kernel k = apply(x1, x2);
-    NDArray other = k.get(get == Get.NNGP ? Get.NTK : Get.NNGP);
-    NDArray chosen = k.get(get);
-    if (other != chosen) {
-      other.close();
-    }
-    return chosen;
+    return apply(x1, x2, EnumSet.of(get)).get(get);
   }
 
-  /**
-   * The kernel of the raw inputs: {@code nngp = x1 x2^T / D} over the flattened features, zero
-   * NTK, not Gaussian.
-   */
-  public static Kernel inputKernel(NDArray x1, NDArray x2) {
+  /** The kernels in {@code gets} between {@code x1} and {@code x2} ({@code null}: x1 again). */
+  public Kernel apply(NDArray x1, NDArray x2, Set<Get> gets) {
     boolean same = x2 == null || x2 == x1;
     NDArray other = same ? x1 : x2;
     checkInput(x1, "x1");
     checkInput(other, "x2");
     Shape s1 = x1.getShape();
     Shape s2 = other.getShape();
-    if (!perExample(s1).equals(perExample(s2))) {
+    if (!s1.slice(1).equals(s2.slice(1))) {
       throw new IllegalArgumentException("x1 and x2 must have the same per-example shape, got "
           + s1 + " and " + s2);
     }
@@ -81,14 +96,68 @@ public final class KernelFn {
       throw new IllegalArgumentException("x1 and x2 must have one dtype, got "
           + x1.getDataType() + " and " + other.getDataType());
     }
-    long d = s1.size() / s1.get(0);
-    NDArray f1 = x1.reshape(s1.get(0), d);
-    NDArray f2 = same ? f1 : other.reshape(s2.get(0), d);
-    NDArray nngp = f1.matMul(f2.transpose()).div((double) d);
-    NDArray cov1 = f1.square().sum(new int[] {1}).div((double) d);
-    NDArray cov2 = same ? cov1 : f2.square().sum(new int[] {1}).div((double) d);
-    NDArray ntk = nngp.zerosLike();
-    return new Kernel(nngp, ntk, cov1, cov2, s1, s2, false, same, true, true);
+    Plan plan = plan(s1.slice(1), gets);
+    int n1 = Math.toIntExact(s1.get(0));
+    int n2 = Math.toIntExact(s2.get(0));
+    NDManager m = x1.getManager();
+    Map<String, NDArray> out = backend.resolve() == Backend.TENSORFLOW
+        ? onTensorFlow(plan, x1, other, same, n1, n2, m)
+        : onCpu(plan, x1, same ? null : other, n1, n2, m);
+    return new Kernel(out.get(Plan.NNGP), out.get(Plan.NTK), out.get(Plan.VAR1), out.get(Plan.VAR2),
+        plan.requirements().output(), n1, n2, same, plan.requirements().diagonalBatch(),
+        plan.requirements().diagonalSpatial());
+  }
+
+  private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+    int threads = Runtime.getRuntime().availableProcessors();
+    Map<String, NDArray> out = new HashMap<>();
+    if (x1.getDataType() == DataType.FLOAT64) {
+      Map<String, double[]> r = plan.run(CpuBackend.float64(), x1.toDoubleArray(),
+          x2 == null ? null : x2.toDoubleArray(), n1, n2, threads);
+      r.forEach((name, v) -> out.put(name, m.create(v, shapeOf(name, n1, n2))));
+    } else {
+      Map<String, float[]> r = plan.run(CpuBackend.float32(), x1.toFloatArray(),
+          x2 == null ? null : x2.toFloatArray(), n1, n2, threads);
+      r.forEach((name, v) -> out.put(name, m.create(v, shapeOf(name, n1, n2))));
+    }
+    return out;
+  }
+
+  private static Shape shapeOf(String output, int n1, int n2) {
+    return switch (output) {
+      case Plan.VAR1 -> new Shape(n1);
+      case Plan.VAR2 -> new Shape(n2);
+      default -> new Shape(n1, n2);
+    };
+  }
+
+  private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
+      int n1, int n2, NDManager m) {
+    long d = plan.requirements().input().shape().size();
+    try (NDManager scope = m.newSubManager()) {
+      NDArray f1 = x1.reshape(n1, d);
+      NDArray f2 = same ? f1 : x2.reshape(n2, d);
+      f1.attach(scope);
+      if (!same) {
+        f2.attach(scope);
+      }
+      NDArray gram = f1.matMul(f2.transpose()).div((double) d);
+      NDArray var1 = f1.square().sum(new int[] {1}).div((double) d);
+      NDArray var2 = same ? var1 : f2.square().sum(new int[] {1}).div((double) d);
+      for (NDArray a : List.of(gram, var1, var2)) {
+        a.attach(scope);
+      }
+      return TensorFlowBackend.run(plan.schedule(),
+          Map.of(Plan.NNGP, gram, Plan.VAR1, var1, Plan.VAR2, var2), n1, n2, m);
+    }
+  }
+
+  /**
+   * The kernel of the raw inputs: {@code nngp = x1 x2^T / D} over the flattened features, zero
+   * NTK, not Gaussian.
+   */
+  public static Kernel inputKernel(NDArray x1, NDArray x2) {
+    return Stax.identity().kernelFn().apply(x1, x2);
   }
 
   private static void checkInput(NDArray x, String name) {
@@ -100,9 +169,5 @@ public final class KernelFn {
     if (t != DataType.FLOAT32 && t != DataType.FLOAT64) {
       throw new IllegalArgumentException(name + " must be float32 or float64, got " + t);
     }
-  }
-
-  private static Shape perExample(Shape batch) {
-    return batch.slice(1);
   }
 }

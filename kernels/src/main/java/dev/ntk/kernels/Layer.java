@@ -10,11 +10,12 @@ import java.util.SplittableRandom;
 
 /**
  * A layer of a network, as in neural-tangents' {@code stax}: one object gives the finite network
- * ({@link #init}, {@link #apply}) and the infinite-width translation rule ({@link #kernel}).
+ * ({@link #init}, {@link #apply}) and the infinite-width translation rule ({@link #rule}).
  *
  * <p>Layers take and return lists because combinators ({@code FanOut}, {@code parallel}, the
  * {@code FanIn} layers) route several activations; most layers take exactly one. Build layers with
- * {@link Stax} or read them from a model file with {@link ModelSpec}.
+ * {@link Stax} or read them from a model file with {@link ModelSpec}; each layer type is described
+ * once by a {@link LayerType}.
  *
  * <pre>{@code
  * Layer model = Stax.serial(Stax.dense(512, 1.5, 0.05), Stax.erf(), Stax.dense(1, 1.5, 0.05));
@@ -22,8 +23,13 @@ import java.util.SplittableRandom;
  * }</pre>
  */
 public interface Layer {
+  /** The description of this layer's type (name, arguments, factory). */
+  LayerType type();
+
   /** The layer's name in model files ({@code Dense}, {@code serial}, ...). */
-  String name();
+  default String name() {
+    return type().name();
+  }
 
   /** The keyword arguments of this layer as a model file writes them, in a stable order. */
   Map<String, Object> arguments();
@@ -46,8 +52,12 @@ public interface Layer {
   /** The finite network's forward pass on batches (batch axis first). */
   List<NDArray> apply(Params params, List<NDArray> inputs);
 
-  /** The infinite-width translation rule: NNGP and NTK together. */
-  List<Kernel> kernel(List<Kernel> inputs);
+  /**
+   * The infinite-width translation rule, NNGP and NTK together, as entry-wise expressions. It runs
+   * once, when a plan is compiled, after the requirements pass has checked the inputs: {@code
+   * context} holds the specs the pass found.
+   */
+  List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context);
 
   /** The kernel function of the infinite network this layer defines. */
   default KernelFn kernelFn() {

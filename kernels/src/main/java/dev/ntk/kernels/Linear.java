@@ -4,16 +4,17 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import dev.ntk.kernels.LayerType.Argument;
+import dev.ntk.kernels.engine.Expr;
+import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
  * Linear layers: {@link Dense}, {@link Flatten}, {@link Identity}. Each holds its finite network
- * and its translation rule side by side.
+ * and its translation rule side by side, with its {@link LayerType} and factory.
  */
-public final class Linear {
-  private Linear() {}
+public class Linear extends Branching {
+  protected Linear() {}
 
   /** How the weights of an affine layer are scaled (see {@code MODEL_SPEC.md}). */
   public enum Parameterization {
@@ -23,12 +24,41 @@ public final class Linear {
     STANDARD;
 
     public String key() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 
+  public static final LayerType DENSE = LayerType.of("Dense", "a fully connected affine layer",
+      Dense::new, Argument.positiveInteger("out_dim", 1), Argument.number("W_std", 1.0),
+      Argument.optionalNumber("b_std"), Argument.choice("parameterization", "ntk", "standard"));
+  public static final LayerType FLATTEN = LayerType.of("Flatten",
+      "flattens all non-batch axes into one", Flatten::new);
+  public static final LayerType IDENTITY = LayerType.of("Identity", "the identity", Identity::new);
+
+  /** Dense with {@code W_std = 1} and no bias, NTK parameterization. */
+  public static Layer dense(int outDim) {
+    return DENSE.create(outDim);
+  }
+
+  /** Dense in NTK parameterization; {@code bStd == null} means no bias. */
+  public static Layer dense(int outDim, double wStd, Double bStd) {
+    return DENSE.create(outDim, wStd, bStd);
+  }
+
+  public static Layer dense(int outDim, double wStd, Double bStd, Parameterization parameterization) {
+    return DENSE.create(outDim, wStd, bStd, parameterization.key());
+  }
+
+  public static Layer flatten() {
+    return FLATTEN.create();
+  }
+
+  public static Layer identity() {
+    return IDENTITY.create();
+  }
+
   /**
-   * A fully connected layer with {@code outDim} channels; {@code bStd == null} means no bias.
+   * A fully connected layer with {@code out_dim} channels; {@code b_std == null} means no bias.
    *
    * <p>Rule, NTK parameterization: {@code nngp' = W_std^2 nngp + b_std^2} (and the same for the
    * variances), {@code ntk' = nngp' + W_std^2 ntk}. Standard parameterization adds the gradient
@@ -41,29 +71,12 @@ public final class Linear {
     private final Double bStd;
     private final Parameterization parameterization;
 
-    public Dense(int outDim, double wStd, Double bStd, Parameterization parameterization) {
-      if (outDim < 1) {
-        throw new IllegalArgumentException("Dense out_dim must be positive, got " + outDim);
-      }
-      this.outDim = outDim;
-      this.wStd = wStd;
-      this.bStd = bStd;
-      this.parameterization = parameterization;
-    }
-
-    @Override
-    public String name() {
-      return "Dense";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      Map<String, Object> args = new LinkedHashMap<>();
-      args.put("out_dim", outDim);
-      args.put("W_std", wStd);
-      args.put("b_std", bStd);
-      args.put("parameterization", parameterization.key());
-      return args;
+    Dense(LayerType.Arguments args) {
+      super(args);
+      this.outDim = args.integer("out_dim");
+      this.wStd = args.number("W_std");
+      this.bStd = args.optionalNumber("b_std");
+      this.parameterization = Parameterization.valueOf(args.choice("parameterization").toUpperCase(Locale.ROOT));
     }
 
     @Override
@@ -100,28 +113,17 @@ public final class Linear {
     }
 
     @Override
-    protected Kernel kernel(Kernel k) {
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
       double w2 = wStd * wStd;
       double b2 = bStd == null ? 0.0 : bStd * bStd;
-      NDArray nngp = affine(k.nngp(), w2, b2);
-      NDArray ntk;
+      Expr nngp = k.nngp().times(w2).plus(b2);
+      Expr ntk;
       if (parameterization == Parameterization.NTK) {
-        ntk = nngp.add(Tensors.mul(k.ntk(), w2));
+        ntk = nngp.plus(k.ntk().times(w2));
       } else {
-        long fanIn = k.shape1().get(k.shape1().dimension() - 1);
-        ntk = Tensors.mul(k.nngp(), fanIn).add(Tensors.mul(k.ntk(), w2));
-        if (bStd != null) {
-          ntk = Tensors.add(ntk, 1.0);
-        }
+        ntk = k.nngp().times(context.input(0).channels()).plus(k.ntk().times(w2)).plus(bStd == null ? 0 : 1);
       }
-      return k.withValues(nngp, ntk, affine(k.cov1(), w2, b2), affine(k.cov2(), w2, b2))
-          .withShapes(new Shape(k.shape1().get(0), outDim), new Shape(k.shape2().get(0), outDim))
-          .withGaussian(true);
-    }
-
-    private static NDArray affine(NDArray x, double w2, double b2) {
-      NDArray scaled = Tensors.mul(x, w2);
-      return b2 == 0.0 ? scaled : Tensors.add(scaled, b2);
+      return k.with(nngp, ntk, v -> v.times(w2).plus(b2));
     }
   }
 
@@ -130,14 +132,8 @@ public final class Linear {
    * the per-pixel kernels, because the following {@code Dense} normalizes by the whole fan-in.
    */
   public static final class Flatten extends SingleInputLayer {
-    @Override
-    public String name() {
-      return "Flatten";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of();
+    Flatten(LayerType.Arguments args) {
+      super(args);
     }
 
     @Override
@@ -151,26 +147,16 @@ public final class Linear {
     }
 
     @Override
-    protected Kernel kernel(Kernel k) {
-      // Kernels of vector activations already are per-example averages: nothing to reduce.
-      return k.withShapes(flat(k.shape1()), flat(k.shape2()));
-    }
-
-    private static Shape flat(Shape s) {
-      return new Shape(s.get(0), s.size() / s.get(0));
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      // The input kernel already averages over all features (pixels included): nothing to reduce.
+      return k;
     }
   }
 
   /** The identity: passes its input and kernel through. */
   public static final class Identity extends SingleInputLayer {
-    @Override
-    public String name() {
-      return "Identity";
-    }
-
-    @Override
-    public Map<String, Object> arguments() {
-      return Map.of();
+    Identity(LayerType.Arguments args) {
+      super(args);
     }
 
     @Override
@@ -184,7 +170,7 @@ public final class Linear {
     }
 
     @Override
-    protected Kernel kernel(Kernel k) {
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
       return k;
     }
   }

@@ -32,12 +32,10 @@ import java.util.TreeSet;
  */
 public final class ModelSpec {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Set<String> SUPPORTED = new TreeSet<>(List.of(
-      "serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat", "Dense", "Relu",
-      "LeakyRelu", "Abs", "ABRelu", "Erf", "Identity", "Flatten"));
-  private static final Set<String> PLANNED = Set.of(
-      "Conv", "AvgPool", "SumPool", "GlobalAvgPool", "GlobalSumPool", "Dropout", "LayerNorm",
-      "GlobalSelfAttention", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf", "Elementwise");
+  /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
+  private static final Set<String> FORMAT = Set.of(
+      "Conv", "ConvTranspose", "AvgPool", "SumPool", "GlobalAvgPool", "GlobalSumPool", "Dropout",
+      "LayerNorm", "GlobalSelfAttention", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf", "Elementwise");
 
   private ModelSpec() {}
 
@@ -94,7 +92,7 @@ public final class ModelSpec {
 
   private static JsonNode node(Layer layer) {
     ObjectNode out = JsonNodeFactory.instance.objectNode();
-    if (layer instanceof Branching.Serial || layer instanceof Branching.Parallel) {
+    if (layer.type().takesLayers()) {
       ArrayNode children = out.putArray(layer.name());
       for (Layer child : layer.children()) {
         children.add(node(child));
@@ -116,150 +114,21 @@ public final class ModelSpec {
     }
     String name = node.fieldNames().next();
     String path = parentPath == null ? name : parentPath + "." + name;
-    JsonNode value = node.get(name);
-    if (!SUPPORTED.contains(name)) {
-      if (PLANNED.contains(name)) {
+    LayerType type = LayerType.registered().get(name);
+    if (type == null) {
+      if (FORMAT.contains(name)) {
         throw new ModelException(path, "layer " + name + " is part of the model format but not "
             + "supported by this version yet");
       }
       throw new ModelException(path, "unknown layer \"" + name + "\" (known layers: "
-          + String.join(", ", SUPPORTED) + ")");
+          + String.join(", ", LayerType.registered().keySet()) + ")");
     }
-    if (name.equals("serial") || name.equals("parallel")) {
-      if (!value.isArray() || value.isEmpty()) {
-        throw new ModelException(path, name + " takes a non-empty list of layers, got "
-            + abbreviate(value));
-      }
-      List<Layer> children = new ArrayList<>();
-      for (int i = 0; i < value.size(); i++) {
-        children.add(layer(value.get(i), path + "[" + i + "]"));
-      }
-      return name.equals("serial") ? new Branching.Serial(children) : new Branching.Parallel(children);
-    }
-    Args args = new Args(value, path);
-    Layer layer = switch (name) {
-      case "FanOut" -> new Branching.FanOut(args.positiveInt("num", 2));
-      case "FanInSum" -> new Branching.FanInSum();
-      case "FanInProd" -> new Branching.FanInProd();
-      case "FanInConcat" -> new Branching.FanInConcat(args.integer("axis", -1));
-      case "Dense" -> new Linear.Dense(args.positiveInt("out_dim", 1), args.number("W_std", 1.0),
-          args.nullableNumber("b_std"), Linear.Parameterization.valueOf(
-              args.choice("parameterization", "ntk", "ntk", "standard").toUpperCase(Locale.ROOT)));
-      case "Relu" -> Elementwise.ABRelu.relu();
-      case "LeakyRelu" -> Elementwise.ABRelu.leakyRelu(args.number("alpha", 0.01));
-      case "Abs" -> Elementwise.ABRelu.abs();
-      case "ABRelu" -> Elementwise.ABRelu.abRelu(args.requiredNumber("a"), args.requiredNumber("b"));
-      case "Erf" -> new Elementwise.Erf(args.number("a", 1.0), args.number("b", 1.0), args.number("c", 0.0));
-      case "Identity" -> new Linear.Identity();
-      case "Flatten" -> new Linear.Flatten();
-      default -> throw new IllegalStateException("no parser for " + name);
-    };
-    args.checkAllUsed();
-    return layer;
+    int[] index = {0};
+    return type.parse(node.get(name), path, child -> layer(child, path + "[" + index[0]++ + "]"));
   }
 
-  private static String abbreviate(JsonNode node) {
+  static String abbreviate(JsonNode node) {
     String s = node.toString();
     return s.length() > 60 ? s.substring(0, 57) + "..." : s;
-  }
-
-  /** The keyword arguments of one layer, checked for type and for unknown names. */
-  private static final class Args {
-    private final JsonNode node;
-    private final String path;
-    private final Set<String> known = new LinkedHashSet<>();
-
-    Args(JsonNode node, String path) {
-      if (!node.isObject()) {
-        throw new ModelException(path, "arguments must be an object such as {}, got " + abbreviate(node));
-      }
-      this.node = node;
-      this.path = path;
-    }
-
-    private JsonNode get(String key) {
-      known.add(key);
-      return node.get(key);
-    }
-
-    double number(String key, double defaultValue) {
-      JsonNode v = get(key);
-      if (v == null) {
-        return defaultValue;
-      }
-      if (!v.isNumber()) {
-        throw typeError(key, "a number", v);
-      }
-      return v.doubleValue();
-    }
-
-    double requiredNumber(String key) {
-      if (node.get(key) == null) {
-        throw new ModelException(path, "missing required argument \"" + key + "\"");
-      }
-      return number(key, Double.NaN);
-    }
-
-    Double nullableNumber(String key) {
-      JsonNode v = get(key);
-      if (v == null || v.isNull()) {
-        return null;
-      }
-      if (!v.isNumber()) {
-        throw typeError(key, "a number or null", v);
-      }
-      return v.doubleValue();
-    }
-
-    int integer(String key, int defaultValue) {
-      return integer(key, defaultValue, Integer.MIN_VALUE, "an integer");
-    }
-
-    int positiveInt(String key, int defaultValue) {
-      return integer(key, defaultValue, 1, "a positive integer");
-    }
-
-    private int integer(String key, int defaultValue, int min, String expected) {
-      JsonNode v = get(key);
-      if (v == null) {
-        return defaultValue;
-      }
-      if (!v.isIntegralNumber() || !v.canConvertToInt() || v.intValue() < min) {
-        throw typeError(key, expected, v);
-      }
-      return v.intValue();
-    }
-
-    String choice(String key, String defaultValue, String... options) {
-      JsonNode v = get(key);
-      if (v == null) {
-        return defaultValue;
-      }
-      if (v.isTextual()) {
-        for (String o : options) {
-          if (o.equalsIgnoreCase(v.textValue())) {
-            return o;
-          }
-        }
-      }
-      throw typeError(key, "one of \"" + String.join("\", \"", options) + "\"", v);
-    }
-
-    void checkAllUsed() {
-      Iterator<String> names = node.fieldNames();
-      while (names.hasNext()) {
-        String name = names.next();
-        if (!known.contains(name)) {
-          throw new ModelException(path, "unknown argument \"" + name + "\""
-              + (known.isEmpty() ? " (this layer takes no arguments)"
-                  : " (expected one of: " + String.join(", ", known) + ")"));
-        }
-      }
-    }
-
-    private ModelException typeError(String key, String expected, JsonNode got) {
-      return new ModelException(path, "argument \"" + key + "\" must be " + expected + ", got "
-          + abbreviate(got));
-    }
   }
 }

@@ -7,7 +7,11 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /** Base of the layers that map one activation to one activation. */
-public abstract class SingleInputLayer implements Layer {
+public abstract class SingleInputLayer extends AbstractLayer {
+  protected SingleInputLayer(LayerType.Arguments arguments) {
+    super(arguments);
+  }
+
   /** The requirements pass for this layer's single input. */
   protected abstract Spec outputSpec(Spec input, String path);
 
@@ -19,7 +23,8 @@ public abstract class SingleInputLayer implements Layer {
   @Override
   public abstract NDArray apply(Params params, NDArray x);
 
-  protected abstract Kernel kernel(Kernel k);
+  /** The translation rule on this layer's single input kernel. */
+  protected abstract KernelExpr rule(KernelExpr k, RuleContext context);
 
   @Override
   public final List<Spec> outputSpecs(List<Spec> inputs, String path) {
@@ -41,12 +46,7 @@ public abstract class SingleInputLayer implements Layer {
   }
 
   @Override
-  public final List<Kernel> kernel(List<Kernel> inputs) {
-    return List.of(kernel(inputs.get(0)));
-  }
-
-  @Override
-  public String toString() {
-    return name() + arguments();
+  public final List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+    return List.of(rule(inputs.get(0), context));
   }
 }

@@ -37,11 +37,4 @@ final class KernelTesting {
     }
     return Math.sqrt(s);
   }
-
-  /** The kernel after a Dense layer on random inputs: Gaussian, with generic correlations. */
-  static Kernel gaussianKernel(NDManager m, int n1, int n2, long seed) {
-    NDArray x1 = randomInputs(m, n1, 5, seed);
-    NDArray x2 = randomInputs(m, n2, 5, seed + 1);
-    return Stax.dense(64, 1.3, 0.2).kernelFn().apply(x1, x2);
-  }
 }

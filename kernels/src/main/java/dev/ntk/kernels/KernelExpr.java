@@ -1,0 +1,27 @@
+package dev.ntk.kernels;
+
+import dev.ntk.kernels.engine.Expr;
+import java.util.Objects;
+
+/**
+ * A kernel as entry-wise expressions, what a translation rule takes and returns: {@code nngp} and
+ * {@code ntk} vary over pairs of inputs, {@code var1} and {@code var2} are the variances of each
+ * x1 and x2 input (the diagonal the nonlinearities need). A rule never sees arrays: the plan it
+ * is compiled into runs on either backend ({@code cpu} or {@code tensorflow}).
+ */
+public record KernelExpr(Expr nngp, Expr ntk, Expr var1, Expr var2) {
+  public KernelExpr {
+    Objects.requireNonNull(nngp, "nngp");
+    Objects.requireNonNull(ntk, "ntk");
+    Objects.requireNonNull(var1, "var1");
+    Objects.requireNonNull(var2, "var2");
+  }
+
+  /**
+   * This kernel with {@code diagonal} applied to both variances: the rule of a layer evaluated
+   * where both inputs coincide, which most rules have in a simpler (and more accurate) form.
+   */
+  public KernelExpr with(Expr newNngp, Expr newNtk, java.util.function.UnaryOperator<Expr> diagonal) {
+    return new KernelExpr(newNngp, newNtk, diagonal.apply(var1), diagonal.apply(var2));
+  }
+}

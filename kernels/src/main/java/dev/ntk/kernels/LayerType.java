@@ -1,0 +1,330 @@
+package dev.ntk.kernels;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.function.Function;
+
+/**
+ * The one description of a layer type: its name in model files, its keyword arguments with their
+ * types and defaults, and how to build it. Model-file parsing and writing, the Java factories of
+ * {@link Stax} and the error messages all come from it.
+ *
+ * <p>A family file ({@link Linear}, {@link Elementwise}, {@link Branching}) declares each of its
+ * layer types as a {@code public static final LayerType} constant next to the layer's class and
+ * its static factory; {@link #registered()} finds them, so a new layer touches its family file and
+ * its tests only.
+ *
+ * <pre>{@code
+ * public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c", Erf::new,
+ *     Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
+ * }</pre>
+ */
+public final class LayerType {
+  /** The kinds of argument a model file may give. */
+  public enum Kind {
+    NUMBER("a number"),
+    OPTIONAL_NUMBER("a number or null"),
+    INTEGER("an integer"),
+    POSITIVE_INTEGER("a positive integer"),
+    CHOICE("one of the listed strings");
+
+    private final String expected;
+
+    Kind(String expected) {
+      this.expected = expected;
+    }
+  }
+
+  /**
+   * One keyword argument: its JSON name, kind, default (null for an optional number that is
+   * absent; {@code required} arguments have none) and, for a choice, the allowed strings.
+   */
+  public record Argument(String name, Kind kind, Object defaultValue, boolean required, List<String> choices) {
+    public static Argument number(String name, double defaultValue) {
+      return new Argument(name, Kind.NUMBER, defaultValue, false, List.of());
+    }
+
+    public static Argument requiredNumber(String name) {
+      return new Argument(name, Kind.NUMBER, null, true, List.of());
+    }
+
+    /** A number that may be null (for example {@code b_std}: no bias); null by default. */
+    public static Argument optionalNumber(String name) {
+      return new Argument(name, Kind.OPTIONAL_NUMBER, null, false, List.of());
+    }
+
+    public static Argument integer(String name, int defaultValue) {
+      return new Argument(name, Kind.INTEGER, defaultValue, false, List.of());
+    }
+
+    public static Argument positiveInteger(String name, int defaultValue) {
+      return new Argument(name, Kind.POSITIVE_INTEGER, defaultValue, false, List.of());
+    }
+
+    /** One of {@code choices} (compared without case); the first is the default. */
+    public static Argument choice(String name, String... choices) {
+      return new Argument(name, Kind.CHOICE, choices[0], false, List.of(choices));
+    }
+
+    /** The value as this argument holds it, or the reason it does not fit. */
+    Object check(Object value, String path) {
+      String problem = switch (kind) {
+        case NUMBER -> value instanceof Number ? null : kind.expected;
+        case OPTIONAL_NUMBER -> value == null || value instanceof Number ? null : kind.expected;
+        case INTEGER, POSITIVE_INTEGER -> isInt(value) && (kind == Kind.INTEGER || ((Number) value).intValue() >= 1)
+            ? null : kind.expected;
+        case CHOICE -> choiceOf(value) != null ? null
+            : "one of \"" + String.join("\", \"", choices) + "\"";
+      };
+      if (problem != null) {
+        throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
+            + (value instanceof String ? "\"" + value + "\"" : String.valueOf(value)));
+      }
+      return switch (kind) {
+        case NUMBER -> ((Number) value).doubleValue();
+        case OPTIONAL_NUMBER -> value == null ? null : ((Number) value).doubleValue();
+        case INTEGER, POSITIVE_INTEGER -> ((Number) value).intValue();
+        case CHOICE -> choiceOf(value);
+      };
+    }
+
+    private String choiceOf(Object value) {
+      String text = value instanceof Enum<?> e ? e.name() : value instanceof String s ? s : null;
+      for (String c : choices) {
+        if (c.equalsIgnoreCase(text)) {
+          return c;
+        }
+      }
+      return null;
+    }
+
+    private static boolean isInt(Object value) {
+      return (value instanceof Integer || value instanceof Long || value instanceof Short)
+          && ((Number) value).longValue() == ((Number) value).intValue();
+    }
+  }
+
+  private final String name;
+  private final String summary;
+  private final List<Argument> arguments;
+  private final Function<Arguments, Layer> factory;
+  private final Function<List<Layer>, Layer> combinator;
+
+  private LayerType(String name, String summary, List<Argument> arguments,
+      Function<Arguments, Layer> factory, Function<List<Layer>, Layer> combinator) {
+    this.name = name;
+    this.summary = summary;
+    this.arguments = List.copyOf(arguments);
+    this.factory = factory;
+    this.combinator = combinator;
+  }
+
+  /** A layer type with keyword arguments. */
+  public static LayerType of(String name, String summary, Function<Arguments, Layer> factory,
+      Argument... arguments) {
+    return new LayerType(name, summary, List.of(arguments), factory, null);
+  }
+
+  /** A combinator whose model-file value is a list of layers ({@code serial}, {@code parallel}). */
+  public static LayerType combinator(String name, String summary, Function<List<Layer>, Layer> factory) {
+    return new LayerType(name, summary, List.of(), null, factory);
+  }
+
+  public String name() {
+    return name;
+  }
+
+  /** One line saying what the layer computes. */
+  public String summary() {
+    return summary;
+  }
+
+  public List<Argument> arguments() {
+    return arguments;
+  }
+
+  /** Whether a model file gives this layer a list of layers rather than keyword arguments. */
+  public boolean takesLayers() {
+    return combinator != null;
+  }
+
+  /**
+   * A layer of this type from Java values given in the order of {@link #arguments()}; arguments
+   * left out take their defaults. This is what the {@link Stax} factories call.
+   */
+  public Layer create(Object... values) {
+    if (takesLayers()) {
+      List<Layer> children = new ArrayList<>();
+      for (Object v : values) {
+        children.add((Layer) v);
+      }
+      return combinator.apply(children);
+    }
+    if (values.length > arguments.size()) {
+      throw new IllegalArgumentException(name + " takes " + arguments.size() + " arguments, got "
+          + values.length);
+    }
+    Map<String, Object> given = new LinkedHashMap<>();
+    for (int i = 0; i < values.length; i++) {
+      given.put(arguments.get(i).name(), values[i]);
+    }
+    return build(given, name);
+  }
+
+  /** The layer a model file describes with {@code value} at {@code path}. */
+  Layer parse(JsonNode value, String path, Function<JsonNode, Layer> child) {
+    if (takesLayers()) {
+      if (!value.isArray() || value.isEmpty()) {
+        throw new ModelException(path, name + " takes a non-empty list of layers, got "
+            + ModelSpec.abbreviate(value));
+      }
+      List<Layer> children = new ArrayList<>();
+      for (JsonNode c : value) {
+        children.add(child.apply(c));
+      }
+      return combinator.apply(children);
+    }
+    if (!value.isObject()) {
+      throw new ModelException(path, "arguments must be an object such as {}, got "
+          + ModelSpec.abbreviate(value));
+    }
+    Map<String, Object> given = new LinkedHashMap<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = value.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      JsonNode v = e.getValue();
+      Object javaValue = v.isNull() ? null : v.isIntegralNumber() && v.canConvertToLong() ? (Object) v.longValue()
+          : v.isNumber() ? (Object) v.doubleValue() : v.isTextual() ? v.textValue() : v;
+      if (v.isIntegralNumber() && !v.canConvertToLong()) {
+        javaValue = v.doubleValue();
+      }
+      given.put(e.getKey(), javaValue);
+    }
+    return build(given, path);
+  }
+
+  private Layer build(Map<String, Object> given, String path) {
+    Map<String, Object> values = new LinkedHashMap<>();
+    for (Argument a : arguments) {
+      if (given.containsKey(a.name())) {
+        values.put(a.name(), a.check(given.get(a.name()), path));
+      } else if (a.required()) {
+        throw new ModelException(path, "missing required argument \"" + a.name() + "\"");
+      } else {
+        values.put(a.name(), a.defaultValue());
+      }
+    }
+    for (String key : given.keySet()) {
+      if (!values.containsKey(key)) {
+        List<String> known = arguments.stream().map(Argument::name).toList();
+        throw new ModelException(path, "unknown argument \"" + key + "\""
+            + (known.isEmpty() ? " (this layer takes no arguments)"
+                : " (expected one of: " + String.join(", ", known) + ")"));
+      }
+    }
+    try {
+      return factory.apply(new Arguments(this, values));
+    } catch (IllegalArgumentException e) {
+      throw new ModelException(path, e.getMessage());
+    }
+  }
+
+  /**
+   * Every layer type, by name: the {@code public static final LayerType} constants of the family
+   * classes that {@link Stax} extends.
+   */
+  public static Map<String, LayerType> registered() {
+    return Registry.TYPES;
+  }
+
+  private static final class Registry {
+    static final Map<String, LayerType> TYPES = scan();
+
+    private static Map<String, LayerType> scan() {
+      Map<String, LayerType> types = new TreeMap<>();
+      for (Class<?> c = Stax.class; c != null && c != Object.class; c = c.getSuperclass()) {
+        for (Field f : c.getDeclaredFields()) {
+          int m = f.getModifiers();
+          if (f.getType() == LayerType.class && Modifier.isStatic(m) && Modifier.isPublic(m)) {
+            try {
+              LayerType t = (LayerType) f.get(null);
+              if (types.put(t.name(), t) != null) {
+                throw new IllegalStateException("two layer types are named " + t.name());
+              }
+            } catch (IllegalAccessException e) {
+              throw new IllegalStateException(e);
+            }
+          }
+        }
+      }
+      return Collections.unmodifiableMap(types);
+    }
+  }
+
+  /** The checked values of one layer's arguments, every argument present (defaults filled in). */
+  public static final class Arguments {
+    private final LayerType type;
+    private final Map<String, Object> values;
+
+    Arguments(LayerType type, Map<String, Object> values) {
+      this.type = type;
+      this.values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
+    }
+
+    public LayerType type() {
+      return type;
+    }
+
+    private Object get(String name) {
+      if (!values.containsKey(name)) {
+        throw new IllegalStateException(type.name() + " has no argument " + name);
+      }
+      return values.get(name);
+    }
+
+    public double number(String name) {
+      return (Double) get(name);
+    }
+
+    /** An optional number: null when absent. */
+    public Double optionalNumber(String name) {
+      return (Double) get(name);
+    }
+
+    public int integer(String name) {
+      return (Integer) get(name);
+    }
+
+    public String choice(String name) {
+      return (String) get(name);
+    }
+
+    /** The values in declaration order, as a model file writes them. */
+    public Map<String, Object> asMap() {
+      return values;
+    }
+  }
+
+  @Override
+  public String toString() {
+    return name + arguments.stream().map(Argument::name).toList();
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof LayerType t && t.name.equals(name);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(name);
+  }
+}

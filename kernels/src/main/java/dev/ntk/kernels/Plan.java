@@ -1,0 +1,138 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.CpuBackend;
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Expr.Domain;
+import dev.ntk.kernels.engine.Gram;
+import dev.ntk.kernels.engine.Schedule;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A model compiled for one per-example input shape and a choice of kernels: the requirements pass
+ * has run (shapes, Gaussianity, which kernels are needed, which covariances are kept), every rule
+ * has been turned into entry-wise expressions, and their {@link Schedule} is ready for either
+ * backend. Built once per worker and run for every tile.
+ *
+ * <pre>{@code
+ * Plan plan = Plan.compile(model, new Shape(784), EnumSet.of(Get.NNGP));   // no NTK step at all
+ * Map<String, double[]> k = plan.run(CpuBackend.float64(), x1, x2, n1, n2, 1);
+ * }</pre>
+ */
+public final class Plan {
+  /** Names of a plan's inputs and outputs. */
+  public static final String NNGP = "nngp";
+  public static final String NTK = "ntk";
+  public static final String VAR1 = "var1";
+  public static final String VAR2 = "var2";
+
+  /**
+   * What the requirements pass decided: the input and output specs, the kernels computed, and
+   * whether covariances are kept only per input ({@code diagonalBatch}) and only per pixel
+   * ({@code diagonalSpatial}).
+   */
+  public record Requirements(Spec input, Spec output, Set<Get> gets, boolean diagonalBatch,
+      boolean diagonalSpatial) {}
+
+  private final Requirements requirements;
+  private final Schedule schedule;
+  private final boolean fromInputs;
+
+  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs) {
+    this.requirements = requirements;
+    this.schedule = schedule;
+    this.fromInputs = fromInputs;
+  }
+
+  /**
+   * The plan of {@code model} on raw inputs of per-example shape {@code perExample}, computing the
+   * kernels in {@code gets}; a {@link ModelException} naming the layer if the model cannot take
+   * such inputs.
+   */
+  public static Plan compile(Layer model, Shape perExample, Set<Get> gets) {
+    KernelExpr in = new KernelExpr(Expr.input(NNGP, Domain.TILE), Expr.constant(0),
+        Expr.input(VAR1, Domain.ROW), Expr.input(VAR2, Domain.COL));
+    return compile(model, Spec.input(perExample), in, gets, true);
+  }
+
+  /**
+   * The plan of {@code model} applied to a given kernel (inputs {@code nngp}, {@code ntk} per
+   * pair, {@code var1}, {@code var2} per input) described by {@code input}: a rule on its own,
+   * as the rule tests run it.
+   */
+  public static Plan compileOnKernel(Layer model, Spec input, Set<Get> gets) {
+    KernelExpr in = new KernelExpr(Expr.input(NNGP, Domain.TILE), Expr.input(NTK, Domain.TILE),
+        Expr.input(VAR1, Domain.ROW), Expr.input(VAR2, Domain.COL));
+    return compile(model, input, in, gets, false);
+  }
+
+  private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs) {
+    if (gets.isEmpty()) {
+      throw new IllegalArgumentException("a plan computes at least one kernel");
+    }
+    RuleContext.Result r = RuleContext.run(model, List.of(input), List.of(in), null);
+    if (r.specs().size() != 1) {
+      throw new ModelException(model.name(), "the model must end with one output, it has "
+          + r.specs().size());
+    }
+    KernelExpr out = r.kernels().get(0);
+    Map<String, Expr> pairs = new LinkedHashMap<>();
+    for (Get g : EnumSet.copyOf(gets)) {
+      pairs.put(g.key(), g == Get.NNGP ? out.nngp() : out.ntk());
+    }
+    Schedule schedule = new Schedule(pairs, Map.of(VAR1, out.var1()), Map.of(VAR2, out.var2()));
+    // Fully connected layers keep no covariance between inputs of a batch, and have no pixels.
+    return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, true), schedule,
+        fromInputs);
+  }
+
+  public Requirements requirements() {
+    return requirements;
+  }
+
+  public Schedule schedule() {
+    return schedule;
+  }
+
+  /** Whether this plan computes {@code get}. */
+  public boolean computes(Get get) {
+    return requirements.gets().contains(get);
+  }
+
+  /**
+   * Runs this plan (compiled from raw inputs) on the {@code cpu} backend: {@code x1 (n1, d)} and
+   * {@code x2 (n2, d)} row-major, {@code x2 == null} for x1 itself. Returns {@code nngp} and/or
+   * {@code ntk} ({@code n1 x n2}) and {@code var1}, {@code var2}.
+   */
+  public <A> Map<String, A> run(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads) {
+    if (!fromInputs) {
+      throw new IllegalStateException("this plan starts from a kernel, not from inputs");
+    }
+    int d = Math.toIntExact(requirements.input().shape().size());
+    boolean same = x2 == null;
+    A other = same ? x1 : x2;
+    A gram = cpu.allocate(Math.multiplyExact(n1, n2));
+    double[] var1;
+    double[] var2;
+    if (x1 instanceof double[] a) {
+      Gram.of(a, (double[]) other, n1, n2, d, (double[]) gram, threads);
+      var1 = Gram.variances(a, n1, d);
+      var2 = same ? var1 : Gram.variances((double[]) other, n2, d);
+    } else {
+      Gram.of((float[]) x1, (float[]) other, n1, n2, d, (float[]) gram, threads);
+      var1 = Gram.variances((float[]) x1, n1, d);
+      var2 = same ? var1 : Gram.variances((float[]) other, n2, d);
+    }
+    Map<String, A> inputs = Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1), VAR2, cpu.fromDoubles(var2));
+    return cpu.run(schedule, inputs, n1, n2, threads);
+  }
+
+  @Override
+  public String toString() {
+    return "Plan[" + requirements + ", " + schedule + "]";
+  }
+}

@@ -1,0 +1,209 @@
+package dev.ntk.kernels.engine;
+
+import java.util.Objects;
+
+/**
+ * An entry-wise expression over a kernel tile: the vocabulary in which every translation rule is
+ * written once, and which both backends run ({@code cpu} as fused vectorised loops over cache-sized
+ * chunks, {@code tensorflow} as one TensorFlow op per node).
+ *
+ * <p>Each expression has a {@link Domain}: a constant, a value per row input ({@code var1}, the
+ * variances of the x1 batch), a value per column input ({@code var2}) or a value per pair (the
+ * {@code nngp} and {@code ntk} entries). Combining a row and a column value gives a pair value,
+ * as {@code sqrt(var1 * var2)} does. Expressions are immutable; sharing a sub-expression (a
+ * {@code FanOut}, a value used twice in one rule) computes it once.
+ *
+ * <pre>{@code
+ * Expr sine = var1.times(var2).minus(nngp.times(nngp)).max(0).sqrt();
+ * Expr angle = sine.atan2(nngp);
+ * }</pre>
+ *
+ * <p>Constants are folded as expressions are built ({@code x * 1}, {@code x + 0} and {@code x * 0}
+ * are simplified away), so a rule need not special-case a zero bias or a zero input NTK.
+ */
+public final class Expr {
+  /** The operations of the vocabulary. */
+  public enum Op {
+    CONST, INPUT, ADD, SUB, MUL, DIV, MAX, SQRT, ATAN2;
+
+    /** Whether the operation takes two operands. */
+    public boolean binary() {
+      return this == ADD || this == SUB || this == MUL || this == DIV || this == MAX || this == ATAN2;
+    }
+  }
+
+  /** Which entries an expression varies over. */
+  public enum Domain {
+    /** One value for the whole tile. */
+    CONST,
+    /** One value per x1 input (row). */
+    ROW,
+    /** One value per x2 input (column). */
+    COL,
+    /** One value per pair of inputs. */
+    TILE;
+
+    Domain join(Domain other) {
+      if (this == other || other == CONST) {
+        return this;
+      }
+      if (this == CONST) {
+        return other;
+      }
+      return TILE; // ROW with COL, or anything with TILE
+    }
+  }
+
+  private final Op op;
+  private final Expr a;
+  private final Expr b;
+  private final double value;
+  private final String name;
+  private final Domain domain;
+
+  private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
+    this.op = op;
+    this.a = a;
+    this.b = b;
+    this.value = value;
+    this.name = name;
+    this.domain = domain;
+  }
+
+  /** A constant. */
+  public static Expr constant(double value) {
+    return new Expr(Op.CONST, null, null, value, null, Domain.CONST);
+  }
+
+  /** A named input of a plan, varying over {@code domain}. */
+  public static Expr input(String name, Domain domain) {
+    if (domain == Domain.CONST) {
+      throw new IllegalArgumentException("an input varies over rows, columns or the tile");
+    }
+    return new Expr(Op.INPUT, null, null, Double.NaN, Objects.requireNonNull(name), domain);
+  }
+
+  public Op op() {
+    return op;
+  }
+
+  public Domain domain() {
+    return domain;
+  }
+
+  /** The first operand, or null. */
+  public Expr a() {
+    return a;
+  }
+
+  /** The second operand of a binary operation, or null. */
+  public Expr b() {
+    return b;
+  }
+
+  /** The value of a constant. */
+  public double value() {
+    return value;
+  }
+
+  /** The name of an input. */
+  public String name() {
+    return name;
+  }
+
+  public boolean isConstant() {
+    return op == Op.CONST;
+  }
+
+  private boolean is(double v) {
+    return op == Op.CONST && value == v;
+  }
+
+  private static Expr binary(Op op, Expr a, Expr b) {
+    if (a.isConstant() && b.isConstant()) {
+      return constant(evaluate(op, a.value, b.value));
+    }
+    return new Expr(op, a, b, Double.NaN, null, a.domain.join(b.domain));
+  }
+
+  public Expr plus(Expr other) {
+    if (other.is(0)) {
+      return this;
+    }
+    if (is(0)) {
+      return other;
+    }
+    return binary(Op.ADD, this, other);
+  }
+
+  public Expr plus(double c) {
+    return plus(constant(c));
+  }
+
+  public Expr minus(Expr other) {
+    return other.is(0) ? this : binary(Op.SUB, this, other);
+  }
+
+  public Expr times(Expr other) {
+    if (is(0) || other.is(0)) {
+      return constant(0);
+    }
+    if (other.is(1)) {
+      return this;
+    }
+    if (is(1)) {
+      return other;
+    }
+    return binary(Op.MUL, this, other);
+  }
+
+  public Expr times(double c) {
+    return times(constant(c));
+  }
+
+  public Expr div(Expr other) {
+    return other.is(1) ? this : binary(Op.DIV, this, other);
+  }
+
+  /** {@code max(this, other)}. */
+  public Expr max(Expr other) {
+    return binary(Op.MAX, this, other);
+  }
+
+  public Expr max(double c) {
+    return max(constant(c));
+  }
+
+  public Expr sqrt() {
+    return isConstant() ? constant(Math.sqrt(value)) : new Expr(Op.SQRT, this, null, Double.NaN, null, domain);
+  }
+
+  /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
+  public Expr atan2(Expr x) {
+    return binary(Op.ATAN2, this, x);
+  }
+
+  /** The scalar meaning of each operation, the reference every backend agrees with. */
+  public static double evaluate(Op op, double a, double b) {
+    return switch (op) {
+      case ADD -> a + b;
+      case SUB -> a - b;
+      case MUL -> a * b;
+      case DIV -> a / b;
+      case MAX -> Math.max(a, b);
+      case SQRT -> Math.sqrt(a);
+      case ATAN2 -> Math.atan2(a, b);
+      default -> throw new IllegalArgumentException(op + " is not an arithmetic operation");
+    };
+  }
+
+  /** The operation and domain only: a whole network's expression is a large shared graph. */
+  @Override
+  public String toString() {
+    return switch (op) {
+      case CONST -> Double.toString(value);
+      case INPUT -> name;
+      default -> op.name().toLowerCase(java.util.Locale.ROOT) + "[" + domain.name().toLowerCase(java.util.Locale.ROOT) + "]";
+    };
+  }
+}

@@ -1,0 +1,129 @@
+package dev.ntk.kernels.engine;
+
+/**
+ * Plain Java loops with {@link Math}: the {@code cpu} backend's arithmetic when the JVM has no
+ * {@code jdk.incubator.vector} module, and the tail of every vector loop. Float32 arrays are
+ * computed in double precision and rounded once per operation, which is what a float32 library
+ * function does at best.
+ */
+final class ScalarOps {
+  private ScalarOps() {}
+
+  static final ChunkOps<double[]> FLOAT64 = new ChunkOps<>() {
+    @Override
+    public String dtype() {
+      return "float64";
+    }
+
+    @Override
+    public double[] allocate(int length) {
+      return new double[length];
+    }
+
+    @Override
+    public void fill(double[] out, int offset, int length, double value) {
+      java.util.Arrays.fill(out, offset, offset + length, value);
+    }
+
+    @Override
+    public void broadcast(double[] from, int index, double[] out, int length) {
+      java.util.Arrays.fill(out, 0, length, from[index]);
+    }
+
+    @Override
+    public void copy(double[] from, int fromOffset, double[] to, int toOffset, int length) {
+      System.arraycopy(from, fromOffset, to, toOffset, length);
+    }
+
+    @Override
+    public void apply(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int length) {
+      apply64(op, a, ao, b, bo, out, oo, 0, length);
+    }
+
+    @Override
+    public double[] fromDoubles(double[] values) {
+      return values.clone();
+    }
+
+    @Override
+    public double[] toDoubles(double[] array, int length) {
+      return java.util.Arrays.copyOf(array, length);
+    }
+  };
+
+  static final ChunkOps<float[]> FLOAT32 = new ChunkOps<>() {
+    @Override
+    public String dtype() {
+      return "float32";
+    }
+
+    @Override
+    public float[] allocate(int length) {
+      return new float[length];
+    }
+
+    @Override
+    public void fill(float[] out, int offset, int length, double value) {
+      java.util.Arrays.fill(out, offset, offset + length, (float) value);
+    }
+
+    @Override
+    public void broadcast(float[] from, int index, float[] out, int length) {
+      java.util.Arrays.fill(out, 0, length, from[index]);
+    }
+
+    @Override
+    public void copy(float[] from, int fromOffset, float[] to, int toOffset, int length) {
+      System.arraycopy(from, fromOffset, to, toOffset, length);
+    }
+
+    @Override
+    public void apply(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int length) {
+      apply32(op, a, ao, b, bo, out, oo, 0, length);
+    }
+
+    @Override
+    public float[] fromDoubles(double[] values) {
+      float[] f = new float[values.length];
+      for (int i = 0; i < f.length; i++) {
+        f[i] = (float) values[i];
+      }
+      return f;
+    }
+
+    @Override
+    public double[] toDoubles(float[] array, int length) {
+      double[] d = new double[length];
+      for (int i = 0; i < length; i++) {
+        d[i] = array[i];
+      }
+      return d;
+    }
+  };
+
+  /** Entries {@code [from, to)} of a chunk, in float64. */
+  static void apply64(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int from, int to) {
+    if (op.binary()) {
+      for (int k = from; k < to; k++) {
+        out[oo + k] = Expr.evaluate(op, a[ao + k], b[bo + k]);
+      }
+    } else {
+      for (int k = from; k < to; k++) {
+        out[oo + k] = Expr.evaluate(op, a[ao + k], 0);
+      }
+    }
+  }
+
+  /** Entries {@code [from, to)} of a chunk, in float32. */
+  static void apply32(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int from, int to) {
+    if (op.binary()) {
+      for (int k = from; k < to; k++) {
+        out[oo + k] = (float) Expr.evaluate(op, a[ao + k], b[bo + k]);
+      }
+    } else {
+      for (int k = from; k < to; k++) {
+        out[oo + k] = (float) Expr.evaluate(op, a[ao + k], 0);
+      }
+    }
+  }
+}

@@ -1,0 +1,217 @@
+package dev.ntk.kernels.engine;
+
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The {@code cpu} backend's arithmetic as SIMD loops of the JDK's Vector API, at the machine's
+ * preferred vector width. {@code sqrt} and {@code atan2} compile to SVML intrinsics on x86: a
+ * probe here (AMD EPYC, AVX-512) ran {@code atan2} at 0.77 ns per float32 entry and 1.6 ns per
+ * float64 entry on one core, against 2.4 ns for NumPy's float32 {@code arctan2}.
+ *
+ * <p>Each operation has a loop of its own with a constant operator: the Vector API compiles to
+ * SIMD instructions only when the operator is known to the JIT. Only loaded when the JVM has the
+ * {@code jdk.incubator.vector} module ({@link CpuBackend} checks).
+ */
+final class VectorOps {
+  private VectorOps() {}
+
+  private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+  private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+  static final ChunkOps<double[]> FLOAT64 = new ChunkOps<>() {
+    @Override
+    public String dtype() {
+      return ScalarOps.FLOAT64.dtype();
+    }
+
+    @Override
+    public double[] allocate(int length) {
+      return ScalarOps.FLOAT64.allocate(length);
+    }
+
+    @Override
+    public void fill(double[] out, int offset, int length, double value) {
+      ScalarOps.FLOAT64.fill(out, offset, length, value);
+    }
+
+    @Override
+    public void broadcast(double[] from, int index, double[] out, int length) {
+      ScalarOps.FLOAT64.broadcast(from, index, out, length);
+    }
+
+    @Override
+    public void copy(double[] from, int fromOffset, double[] to, int toOffset, int length) {
+      ScalarOps.FLOAT64.copy(from, fromOffset, to, toOffset, length);
+    }
+
+    @Override
+    public double[] fromDoubles(double[] values) {
+      return ScalarOps.FLOAT64.fromDoubles(values);
+    }
+
+    @Override
+    public double[] toDoubles(double[] array, int length) {
+      return ScalarOps.FLOAT64.toDoubles(array, length);
+    }
+
+    @Override
+    public void apply(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int length) {
+      int body = D.loopBound(length);
+      switch (op) {
+        case ADD -> add64(a, ao, b, bo, out, oo, body);
+        case SUB -> sub64(a, ao, b, bo, out, oo, body);
+        case MUL -> mul64(a, ao, b, bo, out, oo, body);
+        case DIV -> div64(a, ao, b, bo, out, oo, body);
+        case MAX -> max64(a, ao, b, bo, out, oo, body);
+        case ATAN2 -> atan264(a, ao, b, bo, out, oo, body);
+        case SQRT -> sqrt64(a, ao, out, oo, body);
+        default -> throw new IllegalArgumentException(op.name());
+      }
+      ScalarOps.apply64(op, a, ao, b, bo, out, oo, body, length);
+    }
+  };
+
+  static final ChunkOps<float[]> FLOAT32 = new ChunkOps<>() {
+    @Override
+    public String dtype() {
+      return ScalarOps.FLOAT32.dtype();
+    }
+
+    @Override
+    public float[] allocate(int length) {
+      return ScalarOps.FLOAT32.allocate(length);
+    }
+
+    @Override
+    public void fill(float[] out, int offset, int length, double value) {
+      ScalarOps.FLOAT32.fill(out, offset, length, value);
+    }
+
+    @Override
+    public void broadcast(float[] from, int index, float[] out, int length) {
+      ScalarOps.FLOAT32.broadcast(from, index, out, length);
+    }
+
+    @Override
+    public void copy(float[] from, int fromOffset, float[] to, int toOffset, int length) {
+      ScalarOps.FLOAT32.copy(from, fromOffset, to, toOffset, length);
+    }
+
+    @Override
+    public float[] fromDoubles(double[] values) {
+      return ScalarOps.FLOAT32.fromDoubles(values);
+    }
+
+    @Override
+    public double[] toDoubles(float[] array, int length) {
+      return ScalarOps.FLOAT32.toDoubles(array, length);
+    }
+
+    @Override
+    public void apply(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int length) {
+      int body = F.loopBound(length);
+      switch (op) {
+        case ADD -> add32(a, ao, b, bo, out, oo, body);
+        case SUB -> sub32(a, ao, b, bo, out, oo, body);
+        case MUL -> mul32(a, ao, b, bo, out, oo, body);
+        case DIV -> div32(a, ao, b, bo, out, oo, body);
+        case MAX -> max32(a, ao, b, bo, out, oo, body);
+        case ATAN2 -> atan232(a, ao, b, bo, out, oo, body);
+        case SQRT -> sqrt32(a, ao, out, oo, body);
+        default -> throw new IllegalArgumentException(op.name());
+      }
+      ScalarOps.apply32(op, a, ao, b, bo, out, oo, body, length);
+    }
+  };
+
+  // One loop per operation and type (see the class comment); k runs over whole vectors only.
+
+  private static void add64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).add(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void sub64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).sub(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void mul64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).mul(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void div64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).div(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void max64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).max(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void atan264(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k)
+          .lanewise(VectorOperators.ATAN2, DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void sqrt64(double[] a, int ao, double[] out, int oo, int n) {
+    for (int k = 0; k < n; k += D.length()) {
+      DoubleVector.fromArray(D, a, ao + k).sqrt().intoArray(out, oo + k);
+    }
+  }
+
+  private static void add32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).add(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void sub32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).sub(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void mul32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).mul(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void div32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).div(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void max32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).max(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void atan232(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k)
+          .lanewise(VectorOperators.ATAN2, FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+    }
+  }
+
+  private static void sqrt32(float[] a, int ao, float[] out, int oo, int n) {
+    for (int k = 0; k < n; k += F.length()) {
+      FloatVector.fromArray(F, a, ao + k).sqrt().intoArray(out, oo + k);
+    }
+  }
+}
