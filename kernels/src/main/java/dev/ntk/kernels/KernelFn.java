@@ -142,7 +142,9 @@ public final class KernelFn {
         f2.attach(scope);
       }
       NDArray gram = f1.matMul(f2.transpose()).div((double) d);
-      NDArray var1 = f1.square().sum(new int[] {1}).div((double) d);
+      // For x1 with itself, the variances are the gram's diagonal to the last bit (see Plan.run).
+      NDArray var1 = same ? gram.reshape(-1).get("::" + (n1 + 1))
+          : f1.square().sum(new int[] {1}).div((double) d);
       NDArray var2 = same ? var1 : f2.square().sum(new int[] {1}).div((double) d);
       for (NDArray a : List.of(gram, var1, var2)) {
         a.attach(scope);

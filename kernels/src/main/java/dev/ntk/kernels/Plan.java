@@ -127,6 +127,15 @@ public final class Plan {
       var1 = Gram.variances((float[]) x1, n1, d);
       var2 = same ? var1 : Gram.variances((float[]) other, n2, d);
     }
+    if (same) {
+      // The variances of x1 with itself are the diagonal of the gram, to the last bit: then
+      // k11 k22 - k^2 is exactly 0 there, and the angle of the ReLU rule exactly 0 (a separately
+      // summed |x|^2 / d differs in rounding, which moved the NTK's diagonal by about 1e-8).
+      for (int i = 0; i < n1; i++) {
+        var1[i] = cpu.get(gram, i * n2 + i);
+      }
+      var2 = var1;
+    }
     Map<String, A> inputs = Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1), VAR2, cpu.fromDoubles(var2));
     return cpu.run(schedule, inputs, n1, n2, threads);
   }

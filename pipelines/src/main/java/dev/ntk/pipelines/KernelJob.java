@@ -2,6 +2,7 @@ package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.KernelTiles;
 import dev.ntk.transforms.TileSet;
 import dev.ntk.transforms.WriteKernels;
@@ -22,9 +23,20 @@ import org.apache.beam.sdk.options.PipelineOptions;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
-public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
+public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out,
+    Backend backend) {
   public KernelJob {
     get = List.copyOf(get);
+  }
+
+  /** The job on the {@code auto} backend. */
+  public KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
+    this(model, x1, x2, get, tile, dtype, out, Backend.AUTO);
+  }
+
+  /** The same job on {@code newBackend}. */
+  public KernelJob withBackend(Backend newBackend) {
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, newBackend);
   }
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
@@ -32,7 +44,7 @@ public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, N
     String json = Files.readString(model, StandardCharsets.UTF_8);
     TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve("tiles"));
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("Kernel", KernelTiles.of(tiles)).apply("WriteKernels", WriteKernels.of(tiles, get, out));
+    pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend)).apply("WriteKernels", WriteKernels.of(tiles, get, out));
     return Jobs.run(pipeline);
   }
 }

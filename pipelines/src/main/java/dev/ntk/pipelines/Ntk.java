@@ -6,6 +6,7 @@ import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelException;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.predict.GpPosterior;
 import dev.ntk.runners.Runners;
 import java.io.IOException;
@@ -59,6 +60,7 @@ public final class Ntk implements Runnable {
     cli.registerConverter(NpyDType.class, converter(NpyDType::fromName));
     cli.registerConverter(Runners.Kind.class, converter(Runners.Kind::of));
     cli.registerConverter(Get.class, converter(Get::of));
+    cli.registerConverter(Backend.class, converter(Backend::of));
     cli.setParameterExceptionHandler((e, arguments) -> {
       err.println("ntk: " + e.getMessage());
       err.println("Run 'ntk " + commandPath(e.getCommandLine()) + "--help' for usage.");
@@ -117,6 +119,11 @@ public final class Ntk implements Runnable {
     @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
         description = "float64 (default) or float32.")
     NpyDType dtype;
+
+    @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
+        description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
+            + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
+    Backend backend;
 
     @Option(names = "--tile", paramLabel = "ROWS", defaultValue = "256",
         description = "Rows of x1 and x2 per tile (default 256); any value works with any N.")
@@ -186,7 +193,8 @@ public final class Ntk implements Runnable {
       InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
       InputChecks.output(out);
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
-      KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype, out);
+      KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype, out)
+          .withBackend(options.backend);
       PipelineOptions pipelineOptions = options.pipelineOptions();
       List<Path> results = kernels.stream().map(g -> out.resolve(g.key() + ".npy")).toList();
       List<Path> stale = Stream.of(Get.values()).map(g -> out.resolve(g.key() + ".npy")).toList();

@@ -14,9 +14,14 @@ import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.CpuBackend;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.Map;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import org.apache.beam.sdk.metrics.Counter;
@@ -27,27 +32,37 @@ import org.apache.beam.sdk.transforms.DoFn;
  * Computes one kernel tile per element and writes it as an Arrow IPC file, skipping tiles already
  * on disk for the same model, inputs and dtype. Emits the key of every tile that is done.
  *
- * <p>Each instance parses the model and opens one {@code NDManager} in {@code @Setup}; each tile
- * is computed in a child manager that is closed with the tile, so a worker's memory stays bounded
- * by one tile's working set however many tiles it computes.
+ * <p>Each instance compiles the model's {@link Plan} once in {@code @Setup} and runs it for every
+ * tile on one thread (a Beam worker is one of several). On the {@code cpu} backend a tile is
+ * plain Java arrays; on {@code tensorflow} the instance opens one {@code NDManager}, and each tile
+ * is computed in a child manager closed with the tile, so a worker's memory stays bounded by one
+ * tile's working set however many tiles it computes.
  */
 final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private static final long serialVersionUID = 1L;
 
   private final TileSet tiles;
+  private final Backend backend;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
+  private transient Backend resolved;
   private transient KernelFn kernelFn;
+  private transient Plan plan;
   private transient NDManager manager;
 
-  ComputeTileFn(TileSet tiles) {
+  ComputeTileFn(TileSet tiles, Backend backend) {
     this.tiles = tiles;
+    this.backend = backend;
   }
 
   @Setup
   public void setup() {
-    kernelFn = ModelSpec.parse(tiles.modelJson()).kernelFn();
-    manager = Tensors.newManager();
+    resolved = backend.resolve(); // on the worker: auto means this machine's GPU, if any
+    kernelFn = ModelSpec.parse(tiles.modelJson()).kernelFn().withBackend(resolved);
+    plan = kernelFn.plan(new Shape(tiles.featureShape()), EnumSet.allOf(Get.class));
+    if (resolved == Backend.TENSORFLOW) {
+      manager = Tensors.newManager();
+    }
   }
 
   @ProcessElement
@@ -62,9 +77,16 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   }
 
   private Tile compute(TileKey key) throws IOException {
-    DataType type = tiles.dtype() == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
     String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    if (resolved == Backend.CPU) {
+      double[] a = Npy.readRows(Path.of(tiles.x1()), key.rowOffset(), key.rows()).data();
+      double[] b = diagonal ? null : Npy.readRows(Path.of(x2), key.colOffset(), key.cols()).data();
+      SortedMap<String, double[]> values = tiles.dtype() == NpyDType.FLOAT32
+          ? onCpu(CpuBackend.float32(), a, b, key) : onCpu(CpuBackend.float64(), a, b, key);
+      return new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(), values);
+    }
+    DataType type = tiles.dtype() == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     try (NDManager scope = manager.newSubManager()) {
       NDArray a = block(scope, tiles.x1(), key.rowOffset(), key.rows(), type);
       NDArray b = diagonal ? null : block(scope, x2, key.colOffset(), key.cols(), type);
@@ -74,6 +96,16 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
       values.put(Get.NTK.key(), Tensors.toDoubles(k.ntk()));
       return new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(), values);
     }
+  }
+
+  private <A> SortedMap<String, double[]> onCpu(CpuBackend<A> cpu, double[] a, double[] b, TileKey key) {
+    int size = key.rows() * key.cols();
+    Map<String, A> k = plan.run(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b),
+        key.rows(), key.cols(), 1);
+    SortedMap<String, double[]> values = new TreeMap<>();
+    values.put(Get.NNGP.key(), cpu.toDoubles(k.get(Plan.NNGP), size));
+    values.put(Get.NTK.key(), cpu.toDoubles(k.get(Plan.NTK), size));
+    return values;
   }
 
   private NDArray block(NDManager scope, String file, long first, int rows, DataType type)

@@ -1,6 +1,8 @@
 package dev.ntk.transforms;
 
 import dev.ntk.io.TileKey;
+import dev.ntk.kernels.engine.Backend;
+import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -38,13 +40,24 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
 
   private static final long serialVersionUID = 1L;
   private final TileSet tiles;
+  private final Backend backend;
 
-  private KernelTiles(TileSet tiles) {
+  private KernelTiles(TileSet tiles, Backend backend) {
     this.tiles = tiles;
+    this.backend = backend;
   }
 
+  /** The tiles of {@code tiles}, computed on the {@code auto} backend. */
   public static KernelTiles of(TileSet tiles) {
-    return new KernelTiles(tiles);
+    return new KernelTiles(tiles, Backend.AUTO);
+  }
+
+  /**
+   * The same transform on {@code newBackend} ({@code auto} is decided where the workers run:
+   * {@code tensorflow} on a machine with a visible GPU, else {@code cpu}).
+   */
+  public KernelTiles withBackend(Backend newBackend) {
+    return new KernelTiles(tiles, java.util.Objects.requireNonNull(newBackend, "backend"));
   }
 
   @Override
@@ -52,6 +65,13 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
     return begin
         .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
         .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(SPREAD_BUCKETS))
-        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles)));
+        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles, backend)));
+  }
+
+  @Override
+  public void populateDisplayData(DisplayData.Builder builder) {
+    super.populateDisplayData(builder);
+    builder.add(DisplayData.item("tiles", tiles.toString()).withLabel("Tile set"))
+        .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"));
   }
 }

@@ -15,6 +15,8 @@ interface ChunkOps<A> {
 
   A allocate(int length);
 
+  double get(A array, int index);
+
   void fill(A out, int offset, int length, double value);
 
   /** Fills {@code out[0, length)} with {@code from[index]}. */
@@ -22,8 +24,21 @@ interface ChunkOps<A> {
 
   void copy(A from, int fromOffset, A to, int toOffset, int length);
 
-  /** {@code out[oo + k] = op(a[ao + k], b[bo + k])} for {@code k < length}; {@code b} is unused for unary ops. */
-  void apply(Expr.Op op, A a, int ao, A b, int bo, A out, int oo, int length);
+  /**
+   * {@code out[oo + k] = op(a[ao + (k & am)], b[bo + (k & bm)])} for {@code k < length}; {@code b}
+   * is unused for unary ops. A mask is {@link #ALL} for an operand that varies over the chunk, or
+   * {@link #BROADCAST} for one held in a short buffer of {@link #BROADCAST_LENGTH} equal values (a
+   * constant, or a per-row value): it is read again and again from the same cache line instead of
+   * streaming a chunk-long copy.
+   */
+  void apply(Expr.Op op, A a, int ao, int am, A b, int bo, int bm, A out, int oo, int length);
+
+  /** The mask of an operand that varies over the chunk. */
+  int ALL = -1;
+  /** The mask of an operand broadcast from a short buffer of equal values. */
+  int BROADCAST = 0;
+  /** The length of a broadcast buffer: at least one vector of the widest species. */
+  int BROADCAST_LENGTH = 64;
 
   /** An array of {@code values} converted to this type. */
   A fromDoubles(double[] values);

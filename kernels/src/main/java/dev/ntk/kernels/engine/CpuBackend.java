@@ -80,6 +80,11 @@ public final class CpuBackend<A> {
     return ops.fromDoubles(values);
   }
 
+  /** Entry {@code index} of {@code array}. */
+  public double get(A array, int index) {
+    return ops.get(array, index);
+  }
+
   public double[] toDoubles(A array, int length) {
     return ops.toDoubles(array, length);
   }
@@ -109,12 +114,8 @@ public final class CpuBackend<A> {
       }
     }
     Map<Expr, A> vectors = vectorPass(schedule, inputs, n1, n2);
-    for (Map.Entry<String, Expr> o : schedule.rowOutputs().entrySet()) {
-      ops.copy(vector(o.getValue(), vectors, inputs, n1), 0, out.get(o.getKey()), 0, n1);
-    }
-    for (Map.Entry<String, Expr> o : schedule.colOutputs().entrySet()) {
-      ops.copy(vector(o.getValue(), vectors, inputs, n2), 0, out.get(o.getKey()), 0, n2);
-    }
+    vectorOutputs(schedule.rowOutputs(), vectors, inputs, n1, out);
+    vectorOutputs(schedule.colOutputs(), vectors, inputs, n2, out);
     int workers = Math.max(1, Math.min(threads, n1));
     if (workers == 1) {
       new TileWorker(schedule, inputs, vectors, n2, out).rows(0, n1);
@@ -125,30 +126,49 @@ public final class CpuBackend<A> {
     }
   }
 
+  private void vectorOutputs(Map<String, Expr> outputs, Map<Expr, A> vectors, Map<String, A> inputs, int n,
+      Map<String, A> out) {
+    for (Map.Entry<String, Expr> o : outputs.entrySet()) {
+      Expr e = o.getValue();
+      if (e.isConstant()) {
+        ops.fill(out.get(o.getKey()), 0, n, e.value());
+      } else {
+        ops.copy(vector(e, vectors, inputs, n), 0, out.get(o.getKey()), 0, n);
+      }
+    }
+  }
+
   /** The per-input steps over whole vectors; returns every per-input value by its expression. */
   private Map<Expr, A> vectorPass(Schedule schedule, Map<String, A> inputs, int n1, int n2) {
     Map<Expr, A> values = new IdentityHashMap<>();
     for (Expr e : schedule.vectorSteps()) {
       int n = e.domain() == Expr.Domain.ROW ? n1 : n2;
       A result = ops.allocate(n);
-      A a = vector(e.a(), values, inputs, n);
-      A b = e.b() == null ? a : vector(e.b(), values, inputs, n);
-      ops.apply(e.op(), a, 0, b, 0, result, 0, n);
+      Expr b = e.b() == null ? e.a() : e.b();
+      ops.apply(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()),
+          vector(b, values, inputs, n), 0, mask(b), result, 0, n);
       values.put(e, result);
     }
     return values;
   }
 
+  /** A per-input value over the whole vector; a constant as a broadcast buffer. */
   private A vector(Expr e, Map<Expr, A> values, Map<String, A> inputs, int n) {
     return switch (e.op()) {
       case INPUT -> inputs.get(e.name());
-      case CONST -> {
-        A c = ops.allocate(n);
-        ops.fill(c, 0, n, e.value());
-        yield c;
-      }
+      case CONST -> constant(e.value());
       default -> values.get(e);
     };
+  }
+
+  private static int mask(Expr e) {
+    return e.isConstant() ? ChunkOps.BROADCAST : ChunkOps.ALL;
+  }
+
+  private A constant(double value) {
+    A c = ops.allocate(ChunkOps.BROADCAST_LENGTH);
+    ops.fill(c, 0, ChunkOps.BROADCAST_LENGTH, value);
+    return c;
   }
 
   /** Where a tile step finds an operand in the current chunk. */
@@ -162,6 +182,7 @@ public final class CpuBackend<A> {
     private final Schedule schedule;
     private final int n2;
     private final List<Expr> steps;
+    private final Expr.Op[] opcodes;
     private final Source[] sourceA;
     private final Source[] sourceB;
     private final A[] arrayA;
@@ -198,11 +219,7 @@ public final class CpuBackend<A> {
         switch (e.op()) {
           case CONST -> {
             sources[i] = Source.CONSTANT;
-            arrays[i] = constants.computeIfAbsent(e, c -> {
-              A buffer = ops.allocate(CHUNK);
-              ops.fill(buffer, 0, CHUNK, c.value());
-              return buffer;
-            });
+            arrays[i] = constants.computeIfAbsent(e, c -> constant(c.value()));
           }
           default -> {
             switch (e.domain()) {
@@ -218,7 +235,7 @@ public final class CpuBackend<A> {
                 sources[i] = Source.ROW_BROADCAST;
                 arrays[i] = broadcast.computeIfAbsent(e, r -> {
                   rows.add(r);
-                  return ops.allocate(CHUNK);
+                  return ops.allocate(ChunkOps.BROADCAST_LENGTH);
                 });
               }
               default -> throw new IllegalStateException(e.toString());
@@ -226,8 +243,10 @@ public final class CpuBackend<A> {
           }
         }
       };
+      opcodes = new Expr.Op[k];
       for (int i = 0; i < k; i++) {
         Expr e = steps.get(i);
+        opcodes[i] = e.op();
         resolve.at(e.a(), sourceA, arrayA, i);
         resolve.at(e.b() == null ? e.a() : e.b(), sourceB, arrayB, i);
         targets[i] = registers[schedule.register(e)];
@@ -253,20 +272,32 @@ public final class CpuBackend<A> {
       List<A> outArrays = schedule.outputs().keySet().stream().map(out::get).toList();
       for (int i = from; i < to; i++) {
         for (int r = 0; r < rowValues.size(); r++) {
-          ops.broadcast(rowSources[r], i, rowBuffers[r], CHUNK);
+          ops.broadcast(rowSources[r], i, rowBuffers[r], ChunkOps.BROADCAST_LENGTH);
         }
         long rowBase = (long) i * n2;
         for (int j0 = 0; j0 < n2; j0 += CHUNK) {
           int len = Math.min(CHUNK, n2 - j0);
           for (int s = 0; s < steps.size(); s++) {
-            ops.apply(steps.get(s).op(), arrayA[s], offset(sourceA[s], rowBase, j0), arrayB[s],
-                offset(sourceB[s], rowBase, j0), targets[s], 0, len);
+            ops.apply(opcodes[s], arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]), arrayB[s],
+                offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]), targets[s], 0, len);
           }
           for (int o = 0; o < outArrays.size(); o++) {
-            ops.copy(outArray[o], offset(outSource[o], rowBase, j0), outArrays.get(o), (int) (rowBase + j0), len);
+            if (maskOf(outSource[o]) == ChunkOps.BROADCAST) {
+              ops.fill(outArrays.get(o), (int) (rowBase + j0), len, outValue(o));
+            } else {
+              ops.copy(outArray[o], offset(outSource[o], rowBase, j0), outArrays.get(o), (int) (rowBase + j0), len);
+            }
           }
         }
       }
+    }
+
+    private double outValue(int o) {
+      return ops.get(outArray[o], 0);
+    }
+
+    private int maskOf(Source source) {
+      return source == Source.CONSTANT || source == Source.ROW_BROADCAST ? ChunkOps.BROADCAST : ChunkOps.ALL;
     }
 
     private int offset(Source source, long rowBase, int j0) {

@@ -54,6 +54,9 @@ public final class Expr {
     }
   }
 
+  private static final java.util.concurrent.atomic.AtomicLong SEQUENCE = new java.util.concurrent.atomic.AtomicLong();
+
+  private final long sequence = SEQUENCE.getAndIncrement();
   private final Op op;
   private final Expr a;
   private final Expr b;
@@ -109,6 +112,15 @@ public final class Expr {
   /** The name of an input. */
   public String name() {
     return name;
+  }
+
+  /**
+   * The order in which expressions were built. Operands are built before the expressions that
+   * use them, and rules build their terms layer by layer, so this order keeps few values alive at
+   * once (see {@link Schedule}).
+   */
+  long sequence() {
+    return sequence;
   }
 
   public boolean isConstant() {

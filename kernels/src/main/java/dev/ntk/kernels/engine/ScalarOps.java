@@ -21,6 +21,11 @@ final class ScalarOps {
     }
 
     @Override
+    public double get(double[] array, int index) {
+      return array[index];
+    }
+
+    @Override
     public void fill(double[] out, int offset, int length, double value) {
       java.util.Arrays.fill(out, offset, offset + length, value);
     }
@@ -36,8 +41,9 @@ final class ScalarOps {
     }
 
     @Override
-    public void apply(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int length) {
-      apply64(op, a, ao, b, bo, out, oo, 0, length);
+    public void apply(Expr.Op op, double[] a, int ao, int am, double[] b, int bo, int bm, double[] out,
+        int oo, int length) {
+      apply64(op, a, ao, am, b, bo, bm, out, oo, 0, length);
     }
 
     @Override
@@ -63,6 +69,11 @@ final class ScalarOps {
     }
 
     @Override
+    public double get(float[] array, int index) {
+      return array[index];
+    }
+
+    @Override
     public void fill(float[] out, int offset, int length, double value) {
       java.util.Arrays.fill(out, offset, offset + length, (float) value);
     }
@@ -78,8 +89,9 @@ final class ScalarOps {
     }
 
     @Override
-    public void apply(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int length) {
-      apply32(op, a, ao, b, bo, out, oo, 0, length);
+    public void apply(Expr.Op op, float[] a, int ao, int am, float[] b, int bo, int bm, float[] out,
+        int oo, int length) {
+      apply32(op, a, ao, am, b, bo, bm, out, oo, 0, length);
     }
 
     @Override
@@ -102,27 +114,29 @@ final class ScalarOps {
   };
 
   /** Entries {@code [from, to)} of a chunk, in float64. */
-  static void apply64(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int from, int to) {
+  static void apply64(Expr.Op op, double[] a, int ao, int am, double[] b, int bo, int bm, double[] out,
+      int oo, int from, int to) {
     if (op.binary()) {
       for (int k = from; k < to; k++) {
-        out[oo + k] = Expr.evaluate(op, a[ao + k], b[bo + k]);
+        out[oo + k] = Expr.evaluate(op, a[ao + (k & am)], b[bo + (k & bm)]);
       }
     } else {
       for (int k = from; k < to; k++) {
-        out[oo + k] = Expr.evaluate(op, a[ao + k], 0);
+        out[oo + k] = Expr.evaluate(op, a[ao + (k & am)], 0);
       }
     }
   }
 
   /** Entries {@code [from, to)} of a chunk, in float32. */
-  static void apply32(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int from, int to) {
+  static void apply32(Expr.Op op, float[] a, int ao, int am, float[] b, int bo, int bm, float[] out,
+      int oo, int from, int to) {
     if (op.binary()) {
       for (int k = from; k < to; k++) {
-        out[oo + k] = (float) Expr.evaluate(op, a[ao + k], b[bo + k]);
+        out[oo + k] = (float) Expr.evaluate(op, a[ao + (k & am)], b[bo + (k & bm)]);
       }
     } else {
       for (int k = from; k < to; k++) {
-        out[oo + k] = (float) Expr.evaluate(op, a[ao + k], 0);
+        out[oo + k] = (float) Expr.evaluate(op, a[ao + (k & am)], 0);
       }
     }
   }

@@ -33,6 +33,11 @@ final class VectorOps {
     }
 
     @Override
+    public double get(double[] array, int index) {
+      return array[index];
+    }
+
+    @Override
     public void fill(double[] out, int offset, int length, double value) {
       ScalarOps.FLOAT64.fill(out, offset, length, value);
     }
@@ -58,19 +63,20 @@ final class VectorOps {
     }
 
     @Override
-    public void apply(Expr.Op op, double[] a, int ao, double[] b, int bo, double[] out, int oo, int length) {
+    public void apply(Expr.Op op, double[] a, int ao, int am, double[] b, int bo, int bm, double[] out,
+        int oo, int length) {
       int body = D.loopBound(length);
       switch (op) {
-        case ADD -> add64(a, ao, b, bo, out, oo, body);
-        case SUB -> sub64(a, ao, b, bo, out, oo, body);
-        case MUL -> mul64(a, ao, b, bo, out, oo, body);
-        case DIV -> div64(a, ao, b, bo, out, oo, body);
-        case MAX -> max64(a, ao, b, bo, out, oo, body);
-        case ATAN2 -> atan264(a, ao, b, bo, out, oo, body);
-        case SQRT -> sqrt64(a, ao, out, oo, body);
+        case ADD -> add64(a, ao, am, b, bo, bm, out, oo, body);
+        case SUB -> sub64(a, ao, am, b, bo, bm, out, oo, body);
+        case MUL -> mul64(a, ao, am, b, bo, bm, out, oo, body);
+        case DIV -> div64(a, ao, am, b, bo, bm, out, oo, body);
+        case MAX -> max64(a, ao, am, b, bo, bm, out, oo, body);
+        case ATAN2 -> atan264(a, ao, am, b, bo, bm, out, oo, body);
+        case SQRT -> sqrt64(a, ao, am, out, oo, body);
         default -> throw new IllegalArgumentException(op.name());
       }
-      ScalarOps.apply64(op, a, ao, b, bo, out, oo, body, length);
+      ScalarOps.apply64(op, a, ao, am, b, bo, bm, out, oo, body, length);
     }
   };
 
@@ -83,6 +89,11 @@ final class VectorOps {
     @Override
     public float[] allocate(int length) {
       return ScalarOps.FLOAT32.allocate(length);
+    }
+
+    @Override
+    public double get(float[] array, int index) {
+      return array[index];
     }
 
     @Override
@@ -111,107 +122,108 @@ final class VectorOps {
     }
 
     @Override
-    public void apply(Expr.Op op, float[] a, int ao, float[] b, int bo, float[] out, int oo, int length) {
+    public void apply(Expr.Op op, float[] a, int ao, int am, float[] b, int bo, int bm, float[] out,
+        int oo, int length) {
       int body = F.loopBound(length);
       switch (op) {
-        case ADD -> add32(a, ao, b, bo, out, oo, body);
-        case SUB -> sub32(a, ao, b, bo, out, oo, body);
-        case MUL -> mul32(a, ao, b, bo, out, oo, body);
-        case DIV -> div32(a, ao, b, bo, out, oo, body);
-        case MAX -> max32(a, ao, b, bo, out, oo, body);
-        case ATAN2 -> atan232(a, ao, b, bo, out, oo, body);
-        case SQRT -> sqrt32(a, ao, out, oo, body);
+        case ADD -> add32(a, ao, am, b, bo, bm, out, oo, body);
+        case SUB -> sub32(a, ao, am, b, bo, bm, out, oo, body);
+        case MUL -> mul32(a, ao, am, b, bo, bm, out, oo, body);
+        case DIV -> div32(a, ao, am, b, bo, bm, out, oo, body);
+        case MAX -> max32(a, ao, am, b, bo, bm, out, oo, body);
+        case ATAN2 -> atan232(a, ao, am, b, bo, bm, out, oo, body);
+        case SQRT -> sqrt32(a, ao, am, out, oo, body);
         default -> throw new IllegalArgumentException(op.name());
       }
-      ScalarOps.apply32(op, a, ao, b, bo, out, oo, body, length);
+      ScalarOps.apply32(op, a, ao, am, b, bo, bm, out, oo, body, length);
     }
   };
 
   // One loop per operation and type (see the class comment); k runs over whole vectors only.
 
-  private static void add64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void add64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).add(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).add(DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void sub64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void sub64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).sub(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).sub(DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void mul64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void mul64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).mul(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).mul(DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void div64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void div64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).div(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).div(DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void max64(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void max64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).max(DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).max(DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void atan264(double[] a, int ao, double[] b, int bo, double[] out, int oo, int n) {
+  private static void atan264(double[] a, int ao, int am, double[] b, int bo, int bm, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k)
-          .lanewise(VectorOperators.ATAN2, DoubleVector.fromArray(D, b, bo + k)).intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am))
+          .lanewise(VectorOperators.ATAN2, DoubleVector.fromArray(D, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void sqrt64(double[] a, int ao, double[] out, int oo, int n) {
+  private static void sqrt64(double[] a, int ao, int am, double[] out, int oo, int n) {
     for (int k = 0; k < n; k += D.length()) {
-      DoubleVector.fromArray(D, a, ao + k).sqrt().intoArray(out, oo + k);
+      DoubleVector.fromArray(D, a, ao + (k & am)).sqrt().intoArray(out, oo + k);
     }
   }
 
-  private static void add32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void add32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).add(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).add(FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void sub32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void sub32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).sub(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).sub(FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void mul32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void mul32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).mul(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).mul(FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void div32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void div32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).div(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).div(FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void max32(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void max32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).max(FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).max(FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void atan232(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+  private static void atan232(float[] a, int ao, int am, float[] b, int bo, int bm, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k)
-          .lanewise(VectorOperators.ATAN2, FloatVector.fromArray(F, b, bo + k)).intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am))
+          .lanewise(VectorOperators.ATAN2, FloatVector.fromArray(F, b, bo + (k & bm))).intoArray(out, oo + k);
     }
   }
 
-  private static void sqrt32(float[] a, int ao, float[] out, int oo, int n) {
+  private static void sqrt32(float[] a, int ao, int am, float[] out, int oo, int n) {
     for (int k = 0; k < n; k += F.length()) {
-      FloatVector.fromArray(F, a, ao + k).sqrt().intoArray(out, oo + k);
+      FloatVector.fromArray(F, a, ao + (k & am)).sqrt().intoArray(out, oo + k);
     }
   }
 }

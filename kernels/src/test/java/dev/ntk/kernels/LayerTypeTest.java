@@ -1,0 +1,43 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** Layer descriptions: one per layer type, and everything derived from them agrees. */
+class LayerTypeTest {
+  @Test
+  void everyFamilyLayerIsRegisteredByName() {
+    assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
+        "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf"),
+        LayerType.registered().keySet());
+    for (LayerType t : LayerType.registered().values()) {
+      assertTrue(!t.summary().isBlank(), t.name());
+    }
+  }
+
+  @Test
+  void staxFactoriesAndModelFilesBuildTheSameLayers() {
+    assertEquals(ModelSpec.toJson(ModelSpec.parse(
+        "{\"Dense\": {\"out_dim\": 3, \"W_std\": 2, \"parameterization\": \"STANDARD\"}}")),
+        ModelSpec.toJson(Stax.dense(3, 2.0, null, Linear.Parameterization.STANDARD)));
+    assertEquals("{\"LeakyRelu\":{\"alpha\":0.01}}", ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {}}")));
+    assertEquals("{\"Erf\":{\"a\":1.0,\"b\":1.0,\"c\":0.0}}", ModelSpec.toJson(Stax.erf()));
+    for (var e : TestModels.all().entrySet()) {
+      String json = ModelSpec.toJson(e.getValue());
+      assertEquals(json, ModelSpec.toJson(ModelSpec.parse(json)), e.getKey());
+    }
+  }
+
+  @Test
+  void javaArgumentsAreCheckedLikeFileArguments() {
+    ModelException e = assertThrows(ModelException.class, () -> Stax.dense(0));
+    assertTrue(e.getMessage().contains("\"out_dim\" must be a positive integer, got 0"), e.getMessage());
+    ModelException f = assertThrows(ModelException.class, () -> Stax.fanOut(-1));
+    assertEquals("FanOut", f.path());
+    assertThrows(IllegalArgumentException.class, () -> Linear.DENSE.create(1, 1.0, null, "ntk", 5));
+  }
+}
