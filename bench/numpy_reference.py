@@ -106,6 +106,9 @@ def main():
     p.add_argument("--check", metavar="DIR", action="append", default=[],
                    help="compare with DIR/ntk.npy and DIR/nngp.npy (needs --x: the same inputs);"
                         " may be repeated")
+    p.add_argument("--save", metavar="DIR",
+                   help="compute the kernels once and save DIR/nngp.npy and DIR/ntk.npy (the peer of"
+                        " `bin/ntk kernel`, timed as a whole process by bench/run.sh)")
     a = p.parse_args()
 
     steps = read_layers(a.model)
@@ -127,6 +130,13 @@ def main():
             del nngp, ntk
         print(f"RESULT numpy dtype={a.dtype} n={n} d={d} seconds={best:.6f} "
               f"entries_per_s={n * n / best:.6g} repeats={a.repeats} numpy={np.__version__}")
+
+    if a.save:
+        os.makedirs(a.save, exist_ok=True)
+        nngp, ntk = kernels(x, steps)
+        np.save(os.path.join(a.save, "nngp.npy"), nngp)
+        np.save(os.path.join(a.save, "ntk.npy"), ntk)
+        del nngp, ntk
 
     if a.check:
         if not a.x:

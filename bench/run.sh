@@ -4,7 +4,10 @@
 #
 #   N=4096 D=784          kernel size (x1 = x2: N rows of dimension D, standard normal, SEED)
 #   DTYPES="float32 float64"
-#   RUNS="numpy inprocess direct direct_c2 direct_tile512 flink1 flink2 native rss"   the parts to run
+#   RUNS="plan numpy inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"
+#                         the parts to run (big: BIG_N x BIG_N in BIG_DTYPE through bin/ntk against
+#                         a NumPy script that computes and saves the same, both whole processes)
+#   BIG_N=8192 BIG_DTYPE=float32
 #   REPEATS=3             timed repeats (best reported) for numpy and in-process
 #   TILE=                 --tile for the bin/ntk kernel runs (empty: bin/ntk's default)
 #   CHECK=1               cross-check every bin/ntk kernel against the NumPy reference
@@ -28,7 +31,9 @@ cd "$ROOT"
 N=${N:-4096}
 D=${D:-784}
 DTYPES=${DTYPES:-"float32 float64"}
-RUNS=${RUNS:-"numpy inprocess direct direct_c2 direct_tile512 flink1 flink2 native rss"}
+RUNS=${RUNS:-"plan numpy inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"}
+BIG_N=${BIG_N:-8192}
+BIG_DTYPE=${BIG_DTYPE:-float32}
 REPEATS=${REPEATS:-3}
 TILE=${TILE:-}
 CHECK=${CHECK:-1}
@@ -62,7 +67,7 @@ BENCH_TF_LOG=${TF_CPP_MIN_LOG_LEVEL:-2}
 COMMAND="N=$N D=$D DTYPES=\"$DTYPES\" RUNS=\"$RUNS\" REPEATS=$REPEATS TILE=$TILE CHECK=$CHECK"
 COMMAND+=" NATIVE_REPEATS=$NATIVE_REPEATS RSS_ROWS=$RSS_ROWS RSS_TILE=$RSS_TILE"
 COMMAND+=" RSS_RUNNER=$RSS_RUNNER RSS_PARALLELISM=$RSS_PARALLELISM RSS_DTYPE=$RSS_DTYPE RSS_EVERY=$RSS_EVERY"
-COMMAND+=" RSS_JAVA_OPTS=\"$RSS_JAVA_OPTS\" SEED=$SEED"
+COMMAND+=" RSS_JAVA_OPTS=\"$RSS_JAVA_OPTS\" SEED=$SEED BIG_N=$BIG_N BIG_DTYPE=$BIG_DTYPE"
 COMMAND+=" OUT=$OUT RESULTS=$RESULTS bash bench/run.sh"
 
 mkdir -p "$OUT"
@@ -149,14 +154,15 @@ fi
 # glibc malloc settings that keep freed large blocks in the process instead of unmapping them
 # after every TensorFlow op (see bench/README.md); the in-process path runs with and without them.
 MALLOC_ENV=(MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184)
-if wants inprocess; then
-  for dt in $DTYPES; do
-    for key in inprocess inprocess_malloc; do
+for dt in $DTYPES; do
+  for key in inprocess inprocess_tf; do
+      wants "$key" || continue
       BENCH_ENV=()
-      if [[ $key == inprocess_malloc ]]; then BENCH_ENV=("${MALLOC_ENV[@]}"); fi
+      backend=cpu
+      if [[ $key == inprocess_tf ]]; then BENCH_ENV=("${MALLOC_ENV[@]}"); backend=tensorflow; fi
       log "$key $dt"
       if line=$(bench \
-          inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
+          inprocess --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" --backend "$backend" \
           2>"$LOGS/$key-$dt.log" | grep '^RESULT'); then
         SECS[$key,$dt]=$(field "$line" seconds)
         NOTE[$key,$dt]="compute $(calc '%.3f' "$(field "$line" compute_seconds)") s + copy-out $(calc '%.3f' "$(field "$line" copy_seconds)") s"
@@ -165,9 +171,8 @@ if wants inprocess; then
         tail -n 20 "$LOGS/$key-$dt.log" >&2
       fi
       BENCH_ENV=()
-    done
   done
-fi
+done
 
 # ---------------------------------------------------------------- bin/ntk kernel
 run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this run's --tile and extra JVM flags)
@@ -186,7 +191,7 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this r
   if [[ ${#TIME_V[@]} -gt 0 ]]; then timer=("${TIME_V[@]}" "$timef"); fi
   local t0 t1 ok=1
   t0=$(now)
-  JAVA_OPTS=$java_opts "${timer[@]}" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "$dt" \
+  JAVA_OPTS=$java_opts "${timer[@]}" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "${RUN_DTYPE:-$dt}" \
     "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
   t1=$(now)
   if [[ $ok == 0 ]]; then
@@ -223,8 +228,9 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this r
 }
 for dt in $DTYPES; do
   if wants direct; then run_ntk direct "$dt" --runner DirectRunner --parallelism 2; fi
-  if wants direct_c2; then
-    RUN_JAVA_OPTS=-XX:TieredStopAtLevel=4 run_ntk direct_c2 "$dt" --runner DirectRunner --parallelism 2
+  if wants direct_tf; then run_ntk direct_tf "$dt" --runner DirectRunner --parallelism 2 --backend tensorflow; fi
+  if wants direct_c1; then
+    RUN_JAVA_OPTS=-XX:TieredStopAtLevel=1 run_ntk direct_c1 "$dt" --runner DirectRunner --parallelism 2
   fi
   if wants direct_tile512; then
     RUN_TILE=512 run_ntk direct_tile512 "$dt" --runner DirectRunner --parallelism 2
@@ -232,6 +238,35 @@ for dt in $DTYPES; do
   if wants flink1; then run_ntk flink1 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 1; fi
   if wants flink2; then run_ntk flink2 "$dt" --runner FlinkRunner --flink-master '[local]' --parallelism 2; fi
 done
+
+# ---------------------------------------------------------------- plan: work per entry
+if wants plan; then
+  log "plan"
+  PLAN_LINE=$(bench plan --model "$MODEL" --d "$D" 2>"$LOGS/plan.log" | grep '^RESULT' || echo "RESULT FAILED")
+fi
+
+# ---------------------------------------------------------------- big: whole processes at BIG_N
+if wants big; then
+  XB=$OUT/x-n$BIG_N-d$D-s$SEED-$BIG_DTYPE.npy
+  [[ -f $XB ]] || bench data --n "$BIG_N" --d "$D" --seed "$SEED" --dtype "$BIG_DTYPE" --out "$XB" >/dev/null
+  if [[ $HAVE_NUMPY == 1 ]]; then
+    log "big: numpy script $BIG_N $BIG_DTYPE"
+    rm -rf "$OUT/big-numpy"
+    t0=$(now)
+    if "$PYTHON" bench/numpy_reference.py --model "$MODEL" --x "$XB" --dtype "$BIG_DTYPE" --repeats 0 \
+        --save "$OUT/big-numpy" >"$LOGS/big-numpy.log" 2>&1; then
+      BIG_NUMPY=$(calc '%.3f' "$(now) - $t0")
+    else
+      BIG_NUMPY="FAILED (see $LOGS/big-numpy.log)"
+    fi
+    rm -rf "$OUT/big-numpy"
+  fi
+  X[big]=$XB
+  CHECK_SAVED=$CHECK; CHECK=0
+  RUN_DTYPE=$BIG_DTYPE run_ntk big big --runner DirectRunner --parallelism 2
+  CHECK=$CHECK_SAVED
+  rm -rf "$OUT/kernel-big-big"
+fi
 
 # ---------------------------------------------------------------- native library load
 NATIVE_ROWS=()
@@ -342,14 +377,15 @@ kernel_report() {
   echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | pipeline seconds | pipeline M entries/s | max RSS (MiB) | notes |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
   local key dt label s ratio notes
-  for key in numpy inprocess inprocess_malloc direct direct_c2 direct_tile512 flink1 flink2; do
-    wants "${key%_malloc}" || continue
+  for key in numpy inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2; do
+    wants "$key" || continue
     case $key in
       numpy) label="NumPy reference (\`bench/numpy_reference.py\`)" ;;
-      inprocess) label="in-process (\`KernelFn.apply\`)" ;;
-      inprocess_malloc) label="in-process, glibc \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` = 16 GiB" ;;
+      inprocess) label="in-process (\`KernelFn.apply\`), \`cpu\` backend" ;;
+      inprocess_tf) label="in-process, \`tensorflow\` backend (glibc \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` = 16 GiB)" ;;
       direct) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2" ;;
-      direct_c2) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2, full tiered JIT (\`JAVA_OPTS=-XX:TieredStopAtLevel=4\`)" ;;
+      direct_tf) label="\`bin/ntk kernel --backend tensorflow\`, DirectRunner, parallelism 2" ;;
+      direct_c1) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2, C1 JIT only (\`JAVA_OPTS=-XX:TieredStopAtLevel=1\`)" ;;
       direct_tile512) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2, \`--tile 512\`" ;;
       flink1) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 1" ;;
       flink2) label="\`bin/ntk kernel\`, FlinkRunner [local], parallelism 2" ;;
@@ -389,13 +425,13 @@ kernel_report() {
     if [[ -n ${PIPE[flink1,$dt]:-} && -n ${PIPE[flink2,$dt]:-} ]]; then
       lines+=("- Flink parallelism 1 -> 2 speedup of the pipeline alone, $dt: $(calc '%.2f' "${PIPE[flink1,$dt]} / ${PIPE[flink2,$dt]}")x")
     fi
-    for key in direct direct_c2 direct_tile512 flink1 flink2; do
+    for key in direct direct_tf direct_c1 direct_tile512 flink1 flink2; do
       if [[ -n ${SECS[$key,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
         lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}") end to end, $( [[ -n ${PIPE[$key,$dt]:-} ]] && calc '%.2f' "${PIPE[$key,$dt]} / ${SECS[inprocess,$dt]}" || echo '?') pipeline alone")
       fi
     done
     if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
-      lines+=("- in-process speedup over NumPy, $dt: $(calc '%.2f' "${SECS[numpy,$dt]} / ${SECS[inprocess,$dt]}")x")
+      lines+=("- in-process speedup over NumPy, $dt: $(calc '%.2f' "${SECS[numpy,$dt]} / ${SECS[inprocess,$dt]}")x (in-process / NumPy time: $(calc '%.3f' "${SECS[inprocess,$dt]} / ${SECS[numpy,$dt]}"))")
     fi
   done
   if [[ ${#lines[@]} -gt 0 ]]; then
@@ -427,8 +463,33 @@ report() {
   echo "$COMMAND"
   echo '```'
   echo
-  if wants numpy || wants inprocess || wants direct || wants flink1 || wants flink2; then
+  if wants numpy || wants inprocess || wants inprocess_tf || wants direct || wants flink1 || wants flink2; then
     kernel_report
+  fi
+  if wants plan; then
+    echo "## Work per kernel entry (\`Bench plan\`)"
+    echo
+    echo "\`$PLAN_LINE\`"
+    echo
+    echo "gemm_flops: multiply-adds of the input gram, 2 d per entry; steps: the fused per-pair steps of the"
+    echo "plan (one pass over the tile), by operation; registers: chunk buffers they need."
+    echo
+  fi
+  if wants big; then
+    echo "## Whole process at $BIG_N x $BIG_N, $BIG_DTYPE"
+    echo
+    echo "\`bin/ntk kernel\` (DirectRunner, parallelism 2, JVM start to \`nngp.npy\` and \`ntk.npy\` written) against"
+    echo "\`bench/numpy_reference.py --save\` (Python start, inputs read, kernels computed and saved); wall seconds."
+    echo
+    echo "| path | seconds | max RSS (MiB) |"
+    echo "|---|---:|---:|"
+    echo "| NumPy script | ${BIG_NUMPY:-not run} | |"
+    echo "| \`bin/ntk kernel\` | $(cell big big) | ${MAXRSS[big,big]:-} |"
+    if [[ -n ${SECS[big,big]:-} && ${BIG_NUMPY:-x} =~ ^[0-9.]+$ ]]; then
+      echo
+      echo "bin/ntk / NumPy: $(calc '%.3f' "${SECS[big,big]} / $BIG_NUMPY") (pipeline ${PIPE[big,big]:-?} s)"
+    fi
+    echo
   fi
   if wants native; then
     echo "## Native library first load"

@@ -33,6 +33,9 @@ interface ChunkOps<A> {
    */
   void apply(Expr.Op op, A a, int ao, int am, A b, int bo, int bm, A out, int oo, int length);
 
+  /** {@code out[oo + k] = a[..] * b[..] + c[..]} with one rounding, the operands masked as in {@link #apply}. */
+  void fma(A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo, int length);
+
   /** The mask of an operand that varies over the chunk. */
   int ALL = -1;
   /** The mask of an operand broadcast from a short buffer of equal values. */

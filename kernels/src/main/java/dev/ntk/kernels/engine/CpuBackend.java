@@ -145,8 +145,13 @@ public final class CpuBackend<A> {
       int n = e.domain() == Expr.Domain.ROW ? n1 : n2;
       A result = ops.allocate(n);
       Expr b = e.b() == null ? e.a() : e.b();
-      ops.apply(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()),
-          vector(b, values, inputs, n), 0, mask(b), result, 0, n);
+      if (e.op() == Expr.Op.FMA) {
+        ops.fma(vector(e.a(), values, inputs, n), 0, mask(e.a()), vector(b, values, inputs, n), 0, mask(b),
+            vector(e.c(), values, inputs, n), 0, mask(e.c()), result, 0, n);
+      } else {
+        ops.apply(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()),
+            vector(b, values, inputs, n), 0, mask(b), result, 0, n);
+      }
       values.put(e, result);
     }
     return values;
@@ -185,8 +190,10 @@ public final class CpuBackend<A> {
     private final Expr.Op[] opcodes;
     private final Source[] sourceA;
     private final Source[] sourceB;
+    private final Source[] sourceC;
     private final A[] arrayA;
     private final A[] arrayB;
+    private final A[] arrayC;
     private final A[] targets;
     private final Map<String, A> out;
     private final Source[] outSource;
@@ -212,8 +219,10 @@ public final class CpuBackend<A> {
       int k = steps.size();
       sourceA = new Source[k];
       sourceB = new Source[k];
+      sourceC = new Source[k];
       arrayA = (A[]) new Object[k];
       arrayB = (A[]) new Object[k];
+      arrayC = (A[]) new Object[k];
       targets = (A[]) new Object[k];
       Resolver resolve = (e, sources, arrays, i) -> {
         switch (e.op()) {
@@ -249,6 +258,7 @@ public final class CpuBackend<A> {
         opcodes[i] = e.op();
         resolve.at(e.a(), sourceA, arrayA, i);
         resolve.at(e.b() == null ? e.a() : e.b(), sourceB, arrayB, i);
+        resolve.at(e.c() == null ? e.a() : e.c(), sourceC, arrayC, i);
         targets[i] = registers[schedule.register(e)];
       }
       List<Expr> outputs = List.copyOf(schedule.outputs().values());
@@ -277,9 +287,15 @@ public final class CpuBackend<A> {
         long rowBase = (long) i * n2;
         for (int j0 = 0; j0 < n2; j0 += CHUNK) {
           int len = Math.min(CHUNK, n2 - j0);
-          for (int s = 0; s < steps.size(); s++) {
-            ops.apply(opcodes[s], arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]), arrayB[s],
-                offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]), targets[s], 0, len);
+          for (int s = 0; s < opcodes.length; s++) {
+            if (opcodes[s] == Expr.Op.FMA) {
+              ops.fma(arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]),
+                  arrayB[s], offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]),
+                  arrayC[s], offset(sourceC[s], rowBase, j0), maskOf(sourceC[s]), targets[s], 0, len);
+            } else {
+              ops.apply(opcodes[s], arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]),
+                  arrayB[s], offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]), targets[s], 0, len);
+            }
           }
           for (int o = 0; o < outArrays.size(); o++) {
             if (maskOf(outSource[o]) == ChunkOps.BROADCAST) {

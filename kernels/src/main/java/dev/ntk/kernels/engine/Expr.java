@@ -24,7 +24,9 @@ import java.util.Objects;
 public final class Expr {
   /** The operations of the vocabulary. */
   public enum Op {
-    CONST, INPUT, ADD, SUB, MUL, DIV, MAX, SQRT, ATAN2;
+    CONST, INPUT, ADD, SUB, MUL, DIV, MAX, SQRT, ATAN2,
+    /** {@code a * b + c} with one rounding: built by {@link #plus} from a product. */
+    FMA;
 
     /** Whether the operation takes two operands. */
     public boolean binary() {
@@ -60,14 +62,20 @@ public final class Expr {
   private final Op op;
   private final Expr a;
   private final Expr b;
+  private final Expr c;
   private final double value;
   private final String name;
   private final Domain domain;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
+    this(op, a, b, null, value, name, domain);
+  }
+
+  private Expr(Op op, Expr a, Expr b, Expr c, double value, String name, Domain domain) {
     this.op = op;
     this.a = a;
     this.b = b;
+    this.c = c;
     this.value = value;
     this.name = name;
     this.domain = domain;
@@ -104,6 +112,17 @@ public final class Expr {
     return b;
   }
 
+  /** The third operand of {@link Op#FMA}, or null. */
+  public Expr c() {
+    return c;
+  }
+
+  /** The operands, in order. */
+  public java.util.List<Expr> operands() {
+    return c != null ? java.util.List.of(a, b, c) : b != null ? java.util.List.of(a, b)
+        : a != null ? java.util.List.of(a) : java.util.List.of();
+  }
+
   /** The value of a constant. */
   public double value() {
     return value;
@@ -138,6 +157,10 @@ public final class Expr {
     return new Expr(op, a, b, Double.NaN, null, a.domain.join(b.domain));
   }
 
+  /**
+   * {@code this + other}; a sum with a product is one fused multiply-add, which the {@code cpu}
+   * backend computes in one pass (the affine maps of every layer are of this form).
+   */
   public Expr plus(Expr other) {
     if (other.is(0)) {
       return this;
@@ -145,7 +168,20 @@ public final class Expr {
     if (is(0)) {
       return other;
     }
+    if (isConstant() && other.isConstant()) {
+      return binary(Op.ADD, this, other);
+    }
+    if (op == Op.MUL) {
+      return fma(a, b, other);
+    }
+    if (other.op == Op.MUL) {
+      return fma(other.a, other.b, this);
+    }
     return binary(Op.ADD, this, other);
+  }
+
+  private static Expr fma(Expr a, Expr b, Expr c) {
+    return new Expr(Op.FMA, a, b, c, Double.NaN, null, a.domain.join(b.domain).join(c.domain));
   }
 
   public Expr plus(double c) {
@@ -196,6 +232,11 @@ public final class Expr {
   }
 
   /** The scalar meaning of each operation, the reference every backend agrees with. */
+  public static double evaluate(Op op, double a, double b, double c) {
+    return op == Op.FMA ? Math.fma(a, b, c) : evaluate(op, a, b);
+  }
+
+  /** The scalar meaning of each operation of at most two operands. */
   public static double evaluate(Op op, double a, double b) {
     return switch (op) {
       case ADD -> a + b;

@@ -47,6 +47,12 @@ final class ScalarOps {
     }
 
     @Override
+    public void fma(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm, double[] out,
+        int oo, int length) {
+      fma64(a, ao, am, b, bo, bm, c, co, cm, out, oo, 0, length);
+    }
+
+    @Override
     public double[] fromDoubles(double[] values) {
       return values.clone();
     }
@@ -95,6 +101,12 @@ final class ScalarOps {
     }
 
     @Override
+    public void fma(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm, float[] out,
+        int oo, int length) {
+      fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, 0, length);
+    }
+
+    @Override
     public float[] fromDoubles(double[] values) {
       float[] f = new float[values.length];
       for (int i = 0; i < f.length; i++) {
@@ -112,6 +124,22 @@ final class ScalarOps {
       return d;
     }
   };
+
+  /** Entries {@code [from, to)} of a fused multiply-add, in float64. */
+  static void fma64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm,
+      double[] out, int oo, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out[oo + k] = Math.fma(a[ao + (k & am)], b[bo + (k & bm)], c[co + (k & cm)]);
+    }
+  }
+
+  /** Entries {@code [from, to)} of a fused multiply-add, in float32. */
+  static void fma32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm,
+      float[] out, int oo, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out[oo + k] = Math.fma(a[ao + (k & am)], b[bo + (k & bm)], c[co + (k & cm)]);
+    }
+  }
 
   /** Entries {@code [from, to)} of a chunk, in float64. */
   static void apply64(Expr.Op op, double[] a, int ao, int am, double[] b, int bo, int bm, double[] out,

@@ -97,13 +97,11 @@ public final class Schedule {
         continue;
       }
       expanded.set(top, true);
-      if (x.b() != null && !seen.contains(x.b())) {
-        stack.add(x.b());
-        expanded.add(false);
-      }
-      if (x.a() != null && !seen.contains(x.a())) {
-        stack.add(x.a());
-        expanded.add(false);
+      for (Expr operand : x.operands()) {
+        if (!seen.contains(operand)) {
+          stack.add(operand);
+          expanded.add(false);
+        }
       }
     }
   }
@@ -111,10 +109,8 @@ public final class Schedule {
   private void allocateRegisters() {
     Map<Expr, Integer> lastUse = new IdentityHashMap<>();
     for (int k = 0; k < tileSteps.size(); k++) {
-      Expr e = tileSteps.get(k);
-      lastUse.put(e.a(), k);
-      if (e.b() != null) {
-        lastUse.put(e.b(), k);
+      for (Expr operand : tileSteps.get(k).operands()) {
+        lastUse.put(operand, k);
       }
     }
     Set<Expr> kept = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -122,8 +118,8 @@ public final class Schedule {
     List<Integer> free = new ArrayList<>();
     for (int k = 0; k < tileSteps.size(); k++) {
       Expr e = tileSteps.get(k);
-      for (Expr operand : new Expr[] {e.a(), e.b()}) {
-        Integer r = operand == null ? null : registers.get(operand);
+      for (Expr operand : e.operands()) {
+        Integer r = registers.get(operand);
         if (r != null && lastUse.get(operand) == k && !kept.contains(operand) && !free.contains(r)) {
           free.add(r); // an entry-wise step may write over an operand it has just read
         }

@@ -30,9 +30,8 @@ public final class TensorFlowBackend {
     List<Expr> steps = new java.util.ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
     for (Expr e : steps) {
-      uses.merge(e.a(), 1, Integer::sum);
-      if (e.b() != null) {
-        uses.merge(e.b(), 1, Integer::sum);
+      for (Expr operand : e.operands()) {
+        uses.merge(operand, 1, Integer::sum);
       }
     }
     for (Map<String, Expr> m : List.of(schedule.outputs(), schedule.rowOutputs(), schedule.colOutputs())) {
@@ -46,6 +45,7 @@ public final class TensorFlowBackend {
       for (Expr e : steps) {
         NDArray a = operand(e.a(), values, inputs, like, scope, n1, n2);
         NDArray b = e.b() == null ? null : operand(e.b(), values, inputs, like, scope, n1, n2);
+        NDArray c = e.c() == null ? null : operand(e.c(), values, inputs, like, scope, n1, n2);
         NDArray r = switch (e.op()) {
           case ADD -> a.add(b);
           case SUB -> a.sub(b);
@@ -54,13 +54,18 @@ public final class TensorFlowBackend {
           case MAX -> a.maximum(b);
           case SQRT -> a.sqrt();
           case ATAN2 -> a.atan2(b);
+          case FMA -> {
+            NDArray product = a.mul(b);
+            NDArray sum = product.add(c);
+            product.close();
+            yield sum;
+          }
           default -> throw new IllegalStateException(e.op().name());
         };
         r.attach(scope);
         values.put(e, r);
-        release(e.a(), uses, values);
-        if (e.b() != null) {
-          release(e.b(), uses, values);
+        for (Expr operand : e.operands()) {
+          release(operand, uses, values);
         }
       }
       Map<String, NDArray> out = new LinkedHashMap<>();

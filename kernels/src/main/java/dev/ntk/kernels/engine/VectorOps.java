@@ -78,6 +78,18 @@ final class VectorOps {
       }
       ScalarOps.apply64(op, a, ao, am, b, bo, bm, out, oo, body, length);
     }
+
+    @Override
+    public void fma(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm, double[] out,
+        int oo, int length) {
+      int body = D.loopBound(length);
+      for (int k = 0; k < body; k += D.length()) {
+        DoubleVector.fromArray(D, a, ao + (k & am))
+            .fma(DoubleVector.fromArray(D, b, bo + (k & bm)), DoubleVector.fromArray(D, c, co + (k & cm)))
+            .intoArray(out, oo + k);
+      }
+      ScalarOps.fma64(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
+    }
   };
 
   static final ChunkOps<float[]> FLOAT32 = new ChunkOps<>() {
@@ -136,6 +148,18 @@ final class VectorOps {
         default -> throw new IllegalArgumentException(op.name());
       }
       ScalarOps.apply32(op, a, ao, am, b, bo, bm, out, oo, body, length);
+    }
+
+    @Override
+    public void fma(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm, float[] out,
+        int oo, int length) {
+      int body = F.loopBound(length);
+      for (int k = 0; k < body; k += F.length()) {
+        FloatVector.fromArray(F, a, ao + (k & am))
+            .fma(FloatVector.fromArray(F, b, bo + (k & bm)), FloatVector.fromArray(F, c, co + (k & cm)))
+            .intoArray(out, oo + k);
+      }
+      ScalarOps.fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
     }
   };
 

@@ -8,7 +8,11 @@ import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.Get;
 import dev.ntk.kernels.KernelFn;
+import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.TensorFlowNative;
 import dev.ntk.kernels.Tensors;
@@ -19,6 +23,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.TreeMap;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -42,6 +48,8 @@ import java.util.stream.Stream;
  *       reading the sum of each kernel, which makes sure that every op has run)
  *       and then the copy of both kernels to Java arrays ({@link Tensors#toDoubles}); the best
  *       total is reported, with its two parts.
+ *   <li>{@code plan --model M.json --d D}: the work per kernel entry of the model's plan (GEMM
+ *       flops, per-pair steps by operation).
  *   <li>{@code native-load}: milliseconds from JVM start to the result of the first TensorFlow op
  *       (extracting the native libraries into the cache folder if needed, loading the engine,
  *       one small op). Run it in a fresh JVM, with {@code -Dntk.cache=DIR} to choose the cache.
@@ -60,6 +68,7 @@ public final class Bench {
       case "data" -> data(opts);
       case "inprocess" -> inProcess(opts);
       case "native-load" -> nativeLoad();
+      case "plan" -> plan(opts);
       default -> {
         usage();
         System.exit(2);
@@ -70,7 +79,8 @@ public final class Bench {
   private static void usage() {
     System.err.println("usage: Bench data --n N --d D --seed S --dtype float32|float64 --out X.npy\n"
         + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
-        + " [--warmup-rows 256]\n"
+        + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
+        + "       Bench plan --model M.json --d D\n"
         + "       Bench native-load   (with -Dntk.cache=DIR)");
   }
 
@@ -106,7 +116,8 @@ public final class Bench {
     int warmupRows = Integer.parseInt(o.getOrDefault("warmup-rows", "256"));
     long n = x.shape()[0];
     long rowSize = x.data().length / Math.max(n, 1);
-    KernelFn fn = ModelSpec.parse(json).kernelFn();
+    Backend backend = Backend.of(o.getOrDefault("backend", "auto"));
+    KernelFn fn = ModelSpec.parse(json).kernelFn().withBackend(backend);
 
     double best = Double.POSITIVE_INFINITY;
     double bestApply = 0; // compute: apply and waiting for its result
@@ -146,9 +157,28 @@ public final class Bench {
       }
     }
     System.out.printf(Locale.ROOT,
-        "RESULT inprocess dtype=%s n=%d seconds=%.6f compute_seconds=%.6f copy_seconds=%.6f "
+        "RESULT inprocess dtype=%s backend=%s n=%d seconds=%.6f compute_seconds=%.6f copy_seconds=%.6f "
             + "entries_per_s=%.6g repeats=%d checksum=%.6g%n",
-        dtypeName, n, best, bestApply, bestCopy, (double) n * n / best, repeats, checksum);
+        dtypeName, backend.resolve().key(), n, best, bestApply, bestCopy, (double) n * n / best,
+        repeats, checksum);
+  }
+
+  /**
+   * The work per kernel entry of a model's plan: the GEMM's {@code 2 d} flops, and the per-pair
+   * steps by operation ({@code atan2} and {@code sqrt} are counted as one operation each).
+   */
+  private static void plan(Map<String, String> o) throws IOException {
+    String json = Files.readString(Paths.get(required(o, "model")), StandardCharsets.UTF_8);
+    long d = Long.parseLong(required(o, "d"));
+    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(d), EnumSet.allOf(Get.class));
+    Map<Expr.Op, Integer> ops = new TreeMap<>();
+    for (Expr e : plan.schedule().tileSteps()) {
+      ops.merge(e.op(), 1, Integer::sum);
+    }
+    StringBuilder line = new StringBuilder("RESULT plan gemm_flops=" + 2 * d + " steps="
+        + plan.schedule().tileSteps().size() + " registers=" + plan.schedule().registerCount());
+    ops.forEach((op, count) -> line.append(' ').append(op.name().toLowerCase(Locale.ROOT)).append('=').append(count));
+    System.out.println(line);
   }
 
   private static Shape shapeOf(long[] shape, long rows) {
