@@ -113,6 +113,14 @@ public final class Plan {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
     int d = Math.toIntExact(requirements.input().shape().size());
+    return cpu.run(schedule, inputKernel(cpu, x1, x2, n1, n2, d, threads), n1, n2, threads);
+  }
+
+  /**
+   * The kernel of raw inputs, as a plan's inputs: the gram {@code x1 x2^T / d} ({@value #NNGP})
+   * and the variances ({@value #VAR1}, {@value #VAR2}); {@code x2 == null} for x1 itself.
+   */
+  static <A> Map<String, A> inputKernel(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int d, int threads) {
     boolean same = x2 == null;
     A other = same ? x1 : x2;
     A gram = cpu.allocate(Math.multiplyExact(n1, n2));
@@ -136,8 +144,7 @@ public final class Plan {
       }
       var2 = var1;
     }
-    Map<String, A> inputs = Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1), VAR2, cpu.fromDoubles(var2));
-    return cpu.run(schedule, inputs, n1, n2, threads);
+    return Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1), VAR2, cpu.fromDoubles(var2));
   }
 
   @Override

@@ -1,0 +1,76 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.CpuBackend;
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Expr.Domain;
+import dev.ntk.kernels.engine.Schedule;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Finds where a kernel stops being finite: the model's plan is compiled with every layer's output
+ * kernel as an output of its own, and run (on the {@code cpu} backend, in the inputs' dtype) on
+ * the few rows involved. For error messages, not for whole kernels.
+ */
+public final class Diagnostics {
+  private Diagnostics() {}
+
+  /**
+   * The path (as model errors name it, e.g. {@code serial[3].Relu}) of the first layer whose output
+   * kernel between {@code x1} and {@code x2} ({@code null}: x1 itself) has an entry that is not
+   * finite, or empty if every layer's kernel is finite.
+   */
+  public static Optional<String> firstNonFiniteLayer(Layer model, NDArray x1, NDArray x2) {
+    NDArray other = x2 == null ? x1 : x2;
+    Shape perExample = x1.getShape().slice(1);
+    List<String> paths = new ArrayList<>();
+    Map<String, Expr> outputs = new LinkedHashMap<>();
+    Map<String, Expr> rows = new LinkedHashMap<>();
+    Map<String, Expr> cols = new LinkedHashMap<>();
+    KernelExpr in = new KernelExpr(Expr.input(Plan.NNGP, Domain.TILE), Expr.constant(0),
+        Expr.input(Plan.VAR1, Domain.ROW), Expr.input(Plan.VAR2, Domain.COL));
+    RuleContext.run(model, List.of(Spec.input(perExample)), List.of(in), (path, kernels) -> {
+      for (KernelExpr k : kernels) {
+        String key = Integer.toString(paths.size());
+        paths.add(path);
+        outputs.put(key + ".nngp", k.nngp());
+        outputs.put(key + ".ntk", k.ntk());
+        rows.put(key + ".var1", k.var1());
+        cols.put(key + ".var2", k.var2());
+      }
+    });
+    Schedule schedule = new Schedule(outputs, rows, cols);
+    int n1 = Math.toIntExact(x1.getShape().get(0));
+    int n2 = Math.toIntExact(other.getShape().get(0));
+    int d = Math.toIntExact(perExample.size());
+    Map<String, double[]> values = x1.getDataType() == DataType.FLOAT32
+        ? run(CpuBackend.float32(), schedule, x1.toFloatArray(), x2 == null ? null : x2.toFloatArray(), n1, n2, d)
+        : run(CpuBackend.float64(), schedule, Tensors.toDoubles(x1), x2 == null ? null : Tensors.toDoubles(x2),
+            n1, n2, d);
+    for (int i = 0; i < paths.size(); i++) {
+      for (String term : new String[] {".nngp", ".ntk", ".var1", ".var2"}) {
+        for (double v : values.get(i + term)) {
+          if (!Double.isFinite(v)) {
+            return Optional.of(paths.get(i));
+          }
+        }
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static <A> Map<String, double[]> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2,
+      int n1, int n2, int d) {
+    Map<String, A> out = cpu.run(schedule, Plan.inputKernel(cpu, x1, x2, n1, n2, d, 1), n1, n2, 1);
+    Map<String, double[]> values = new LinkedHashMap<>();
+    out.forEach((name, v) -> values.put(name, cpu.toDoubles(v,
+        name.endsWith("var1") ? n1 : name.endsWith("var2") ? n2 : n1 * n2)));
+    return values;
+  }
+}
