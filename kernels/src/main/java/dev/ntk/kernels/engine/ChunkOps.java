@@ -20,7 +20,12 @@ interface ChunkOps<A> {
   void fill(A out, int offset, int length, double value);
 
   /** Fills {@code out[0, length)} with {@code from[index]}. */
-  void broadcast(A from, int index, A out, int length);
+  default void broadcast(A from, int index, A out, int length) {
+    broadcast(from, index, out, 0, length);
+  }
+
+  /** Fills {@code out[offset, offset + length)} with {@code from[index]}. */
+  void broadcast(A from, int index, A out, int offset, int length);
 
   void copy(A from, int fromOffset, A to, int toOffset, int length);
 

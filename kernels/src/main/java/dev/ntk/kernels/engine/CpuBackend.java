@@ -177,30 +177,28 @@ public final class CpuBackend<A> {
   }
 
   /** Where a tile step finds an operand in the current chunk. */
-  private enum Source { REGISTER, PAIR_INPUT, COLUMN, ROW_BROADCAST, CONSTANT }
+  private enum Source { REGISTER, PAIR_INPUT, COLUMN, ROW, CONSTANT }
 
   /**
-   * One thread's share of the per-pair pass: its own chunk registers, and one broadcast buffer per
-   * per-row value that the tile steps read, refilled once per row.
+   * One thread's share of the per-pair pass, with its own chunk registers. A chunk is a run of
+   * {@link #CHUNK} columns of one row, or, when a row is shorter than that (a Beam tile of 256
+   * columns), several whole rows, so that every step still runs over a full chunk: per-column
+   * values are then read from a copy repeated once per row of the chunk, and per-row values from
+   * a buffer filled for each chunk. With one row per chunk, per-row values are broadcast from a
+   * short buffer filled once per row.
    */
   private final class TileWorker {
     private final Schedule schedule;
     private final int n2;
-    private final List<Expr> steps;
+    private final int rowsPerChunk;
     private final Expr.Op[] opcodes;
-    private final Source[] sourceA;
-    private final Source[] sourceB;
-    private final Source[] sourceC;
-    private final A[] arrayA;
-    private final A[] arrayB;
-    private final A[] arrayC;
+    private final Source[][] sources;
+    private final Object[][] arrays;
     private final A[] targets;
     private final Map<String, A> out;
     private final Source[] outSource;
-    private final A[] outArray;
-    private final List<Expr> rowValues;
+    private final Object[] outArray;
     private final A[] rowSources;
-    private final int[] rowIndexInput;
     private final A[] rowBuffers;
 
     @SuppressWarnings("unchecked")
@@ -208,118 +206,141 @@ public final class CpuBackend<A> {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
-      this.steps = schedule.tileSteps();
+      this.rowsPerChunk = n2 >= CHUNK ? 1 : CHUNK / n2;
+      int chunk = rowsPerChunk == 1 ? CHUNK : rowsPerChunk * n2;
       A[] registers = (A[]) new Object[schedule.registerCount()];
       for (int r = 0; r < registers.length; r++) {
-        registers[r] = ops.allocate(CHUNK);
+        registers[r] = ops.allocate(chunk);
       }
-      Map<Expr, A> broadcast = new IdentityHashMap<>();
+      Map<Expr, A> rowBuffer = new IdentityHashMap<>();
+      Map<Expr, A> columns = new IdentityHashMap<>();
       Map<Expr, A> constants = new IdentityHashMap<>();
       List<Expr> rows = new java.util.ArrayList<>();
-      int k = steps.size();
-      sourceA = new Source[k];
-      sourceB = new Source[k];
-      sourceC = new Source[k];
-      arrayA = (A[]) new Object[k];
-      arrayB = (A[]) new Object[k];
-      arrayC = (A[]) new Object[k];
-      targets = (A[]) new Object[k];
-      Resolver resolve = (e, sources, arrays, i) -> {
-        switch (e.op()) {
-          case CONST -> {
-            sources[i] = Source.CONSTANT;
-            arrays[i] = constants.computeIfAbsent(e, c -> constant(c.value()));
+      Resolver resolve = (e, sourceOut, arrayOut, i) -> {
+        if (e.isConstant()) {
+          sourceOut[i] = Source.CONSTANT;
+          arrayOut[i] = constants.computeIfAbsent(e, c -> constant(c.value()));
+          return;
+        }
+        boolean input = e.op() == Expr.Op.INPUT;
+        switch (e.domain()) {
+          case TILE -> {
+            sourceOut[i] = input ? Source.PAIR_INPUT : Source.REGISTER;
+            arrayOut[i] = input ? inputs.get(e.name()) : registers[schedule.register(e)];
           }
-          default -> {
-            switch (e.domain()) {
-              case TILE -> {
-                sources[i] = e.op() == Expr.Op.INPUT ? Source.PAIR_INPUT : Source.REGISTER;
-                arrays[i] = e.op() == Expr.Op.INPUT ? inputs.get(e.name()) : registers[schedule.register(e)];
-              }
-              case COL -> {
-                sources[i] = Source.COLUMN;
-                arrays[i] = e.op() == Expr.Op.INPUT ? inputs.get(e.name()) : vectors.get(e);
-              }
-              case ROW -> {
-                sources[i] = Source.ROW_BROADCAST;
-                arrays[i] = broadcast.computeIfAbsent(e, r -> {
-                  rows.add(r);
-                  return ops.allocate(ChunkOps.BROADCAST_LENGTH);
-                });
-              }
-              default -> throw new IllegalStateException(e.toString());
-            }
+          case COL -> {
+            sourceOut[i] = Source.COLUMN;
+            A values = input ? inputs.get(e.name()) : vectors.get(e);
+            arrayOut[i] = rowsPerChunk == 1 ? values : columns.computeIfAbsent(e, c -> repeat(values, n2, rowsPerChunk));
           }
+          case ROW -> {
+            sourceOut[i] = Source.ROW;
+            arrayOut[i] = rowBuffer.computeIfAbsent(e, r -> {
+              rows.add(r);
+              return ops.allocate(rowsPerChunk == 1 ? ChunkOps.BROADCAST_LENGTH : chunk);
+            });
+          }
+          default -> throw new IllegalStateException(e.toString());
         }
       };
+      List<Expr> steps = schedule.tileSteps();
+      int k = steps.size();
       opcodes = new Expr.Op[k];
+      sources = new Source[3][k];
+      arrays = new Object[3][k];
+      targets = (A[]) new Object[k];
       for (int i = 0; i < k; i++) {
         Expr e = steps.get(i);
         opcodes[i] = e.op();
-        resolve.at(e.a(), sourceA, arrayA, i);
-        resolve.at(e.b() == null ? e.a() : e.b(), sourceB, arrayB, i);
-        resolve.at(e.c() == null ? e.a() : e.c(), sourceC, arrayC, i);
+        List<Expr> operands = e.operands();
+        for (int o = 0; o < 3; o++) {
+          resolve.at(operands.get(Math.min(o, operands.size() - 1)), sources[o], arrays[o], i);
+        }
         targets[i] = registers[schedule.register(e)];
       }
       List<Expr> outputs = List.copyOf(schedule.outputs().values());
       outSource = new Source[outputs.size()];
-      outArray = (A[]) new Object[outputs.size()];
+      outArray = new Object[outputs.size()];
       for (int i = 0; i < outputs.size(); i++) {
         resolve.at(outputs.get(i), outSource, outArray, i);
       }
-      rowValues = rows;
       rowSources = (A[]) new Object[rows.size()];
-      rowIndexInput = new int[rows.size()];
       rowBuffers = (A[]) new Object[rows.size()];
       for (int i = 0; i < rows.size(); i++) {
         Expr r = rows.get(i);
         rowSources[i] = r.op() == Expr.Op.INPUT ? inputs.get(r.name()) : vectors.get(r);
-        rowBuffers[i] = broadcast.get(r);
+        rowBuffers[i] = rowBuffer.get(r);
       }
+    }
+
+    /** {@code values} ({@code n} of them) repeated {@code times} times. */
+    private A repeat(A values, int n, int times) {
+      A r = ops.allocate(n * times);
+      for (int t = 0; t < times; t++) {
+        ops.copy(values, 0, r, t * n, n);
+      }
+      return r;
     }
 
     void rows(int from, int to) {
       List<A> outArrays = schedule.outputs().keySet().stream().map(out::get).toList();
-      for (int i = from; i < to; i++) {
-        for (int r = 0; r < rowValues.size(); r++) {
-          ops.broadcast(rowSources[r], i, rowBuffers[r], ChunkOps.BROADCAST_LENGTH);
+      if (rowsPerChunk == 1) {
+        for (int i = from; i < to; i++) {
+          for (int r = 0; r < rowSources.length; r++) {
+            ops.broadcast(rowSources[r], i, rowBuffers[r], ChunkOps.BROADCAST_LENGTH);
+          }
+          for (int j0 = 0; j0 < n2; j0 += CHUNK) {
+            chunk((long) i * n2, j0, Math.min(CHUNK, n2 - j0), outArrays);
+          }
         }
-        long rowBase = (long) i * n2;
-        for (int j0 = 0; j0 < n2; j0 += CHUNK) {
-          int len = Math.min(CHUNK, n2 - j0);
-          for (int s = 0; s < opcodes.length; s++) {
-            if (opcodes[s] == Expr.Op.FMA) {
-              ops.fma(arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]),
-                  arrayB[s], offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]),
-                  arrayC[s], offset(sourceC[s], rowBase, j0), maskOf(sourceC[s]), targets[s], 0, len);
-            } else {
-              ops.apply(opcodes[s], arrayA[s], offset(sourceA[s], rowBase, j0), maskOf(sourceA[s]),
-                  arrayB[s], offset(sourceB[s], rowBase, j0), maskOf(sourceB[s]), targets[s], 0, len);
-            }
+        return;
+      }
+      for (int i = from; i < to; i += rowsPerChunk) {
+        int rows = Math.min(rowsPerChunk, to - i);
+        for (int r = 0; r < rowSources.length; r++) {
+          for (int q = 0; q < rows; q++) {
+            ops.broadcast(rowSources[r], i + q, rowBuffers[r], q * n2, n2);
           }
-          for (int o = 0; o < outArrays.size(); o++) {
-            if (maskOf(outSource[o]) == ChunkOps.BROADCAST) {
-              ops.fill(outArrays.get(o), (int) (rowBase + j0), len, outValue(o));
-            } else {
-              ops.copy(outArray[o], offset(outSource[o], rowBase, j0), outArrays.get(o), (int) (rowBase + j0), len);
-            }
-          }
+        }
+        chunk((long) i * n2, 0, rows * n2, outArrays);
+      }
+    }
+
+    /** Every step over entries {@code [rowBase + j0, rowBase + j0 + len)} of the tile. */
+    @SuppressWarnings("unchecked")
+    private void chunk(long rowBase, int j0, int len, List<A> outArrays) {
+      for (int s = 0; s < opcodes.length; s++) {
+        A a = (A) arrays[0][s];
+        A b = (A) arrays[1][s];
+        int ao = offset(sources[0][s], rowBase, j0);
+        int bo = offset(sources[1][s], rowBase, j0);
+        if (opcodes[s] == Expr.Op.FMA) {
+          ops.fma(a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), (A) arrays[2][s],
+              offset(sources[2][s], rowBase, j0), mask(sources[2][s]), targets[s], 0, len);
+        } else {
+          ops.apply(opcodes[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), targets[s], 0, len);
+        }
+      }
+      int at = (int) (rowBase + j0);
+      for (int o = 0; o < outArrays.size(); o++) {
+        A from = (A) outArray[o];
+        if (mask(outSource[o]) == ChunkOps.BROADCAST) {
+          ops.fill(outArrays.get(o), at, len, ops.get(from, 0));
+        } else {
+          ops.copy(from, offset(outSource[o], rowBase, j0), outArrays.get(o), at, len);
         }
       }
     }
 
-    private double outValue(int o) {
-      return ops.get(outArray[o], 0);
-    }
-
-    private int maskOf(Source source) {
-      return source == Source.CONSTANT || source == Source.ROW_BROADCAST ? ChunkOps.BROADCAST : ChunkOps.ALL;
+    private int mask(Source source) {
+      return source == Source.CONSTANT || (source == Source.ROW && rowsPerChunk == 1)
+          ? ChunkOps.BROADCAST : ChunkOps.ALL;
     }
 
     private int offset(Source source, long rowBase, int j0) {
       return switch (source) {
         case PAIR_INPUT -> (int) (rowBase + j0);
-        case COLUMN -> j0;
+        case COLUMN -> rowsPerChunk == 1 ? j0 : 0;
         default -> 0;
       };
     }
@@ -327,6 +348,6 @@ public final class CpuBackend<A> {
 
   @FunctionalInterface
   private interface Resolver {
-    void at(Expr e, Source[] sources, Object[] arrays, int i);
+    void at(Expr e, Source[] sourceOut, Object[] arrayOut, int i);
   }
 }

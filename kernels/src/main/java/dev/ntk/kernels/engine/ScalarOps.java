@@ -31,8 +31,8 @@ final class ScalarOps {
     }
 
     @Override
-    public void broadcast(double[] from, int index, double[] out, int length) {
-      java.util.Arrays.fill(out, 0, length, from[index]);
+    public void broadcast(double[] from, int index, double[] out, int offset, int length) {
+      java.util.Arrays.fill(out, offset, offset + length, from[index]);
     }
 
     @Override
@@ -85,8 +85,8 @@ final class ScalarOps {
     }
 
     @Override
-    public void broadcast(float[] from, int index, float[] out, int length) {
-      java.util.Arrays.fill(out, 0, length, from[index]);
+    public void broadcast(float[] from, int index, float[] out, int offset, int length) {
+      java.util.Arrays.fill(out, offset, offset + length, from[index]);
     }
 
     @Override

@@ -43,8 +43,8 @@ final class VectorOps {
     }
 
     @Override
-    public void broadcast(double[] from, int index, double[] out, int length) {
-      ScalarOps.FLOAT64.broadcast(from, index, out, length);
+    public void broadcast(double[] from, int index, double[] out, int offset, int length) {
+      ScalarOps.FLOAT64.broadcast(from, index, out, offset, length);
     }
 
     @Override
@@ -114,8 +114,8 @@ final class VectorOps {
     }
 
     @Override
-    public void broadcast(float[] from, int index, float[] out, int length) {
-      ScalarOps.FLOAT32.broadcast(from, index, out, length);
+    public void broadcast(float[] from, int index, float[] out, int offset, int length) {
+      ScalarOps.FLOAT32.broadcast(from, index, out, offset, length);
     }
 
     @Override

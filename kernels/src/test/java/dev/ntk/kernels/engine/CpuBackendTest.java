@@ -32,6 +32,20 @@ class CpuBackendTest {
       }
     }
     Map<String, double[]> vector = plan.run(CpuBackend.float64(), x1, x2, n1, n2, 2);
+    // Rows shorter than a chunk are computed several rows per chunk: 37 columns of 5 rows give
+    // chunks of 13 rows, per-row values spread over the chunk, per-column values repeated.
+    int few = 37;
+    Map<String, double[]> band = plan.run(CpuBackend.float64(), x1, java.util.Arrays.copyOf(x2, few * 9),
+        n1, few, 1);
+    for (String k : new String[] {Plan.NNGP, Plan.NTK}) {
+      for (int i = 0; i < n1; i++) {
+        for (int j = 0; j < few; j++) {
+          double want = vector.get(k)[i * n2 + j];
+          double got = band.get(k)[i * few + j];
+          assertTrue(Math.abs(got - want) <= 1e-13 * Math.abs(want), k + "(" + i + ", " + j + ")");
+        }
+      }
+    }
     Map<String, double[]> scalar = plan.run(CpuBackend.scalarFloat64(), x1, x2, n1, n2, 1);
     for (String k : new String[] {Plan.NNGP, Plan.NTK}) {
       double[] a = vector.get(k);
