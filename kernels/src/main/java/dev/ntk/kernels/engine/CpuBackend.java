@@ -22,7 +22,7 @@ import java.util.stream.IntStream;
  */
 public final class CpuBackend<A> {
   /** Entries per chunk: a few buffers of this size fit in a core's L1 or L2 cache. */
-  static final int CHUNK = 512;
+  static final int CHUNK = Integer.getInteger("ntk.cpu.chunk", 512);
 
   private static final Logger LOG = Logger.getLogger(CpuBackend.class.getName());
   private static final boolean VECTOR = vectorModulePresent();
