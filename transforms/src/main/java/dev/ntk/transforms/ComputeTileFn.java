@@ -10,6 +10,7 @@ import dev.ntk.io.NpyDType;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
+import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
@@ -17,6 +18,9 @@ import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.Tensors;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import org.apache.beam.sdk.metrics.Counter;
@@ -25,7 +29,9 @@ import org.apache.beam.sdk.transforms.DoFn;
 
 /**
  * Computes one kernel tile per element and writes it as an Arrow IPC file, skipping tiles already
- * on disk for the same model, inputs and dtype. Emits the key of every tile that is done.
+ * on disk for the same model, inputs and dtype whose values pass their checksum (a damaged tile is
+ * recomputed, counted and reported on stderr). A tile with a non-finite entry stops the run with a
+ * {@link NonFiniteKernelException}. Emits the key of every tile that is done.
  *
  * <p>Each instance parses the model and opens one {@code NDManager} in {@code @Setup}; each tile
  * is computed in a child manager that is closed with the tile, so a worker's memory stays bounded
@@ -37,6 +43,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private final TileSet tiles;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
+  private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
   private transient KernelFn kernelFn;
   private transient NDManager manager;
 
@@ -52,13 +59,47 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
 
   @ProcessElement
   public void process(@Element TileKey key, OutputReceiver<TileKey> out) throws IOException {
-    if (tiles.isDone(key)) {
+    Map.Entry<TileSet.TileState, String> state = tiles.state(key);
+    if (state.getKey() == TileSet.TileState.VALID) {
       skipped.inc();
     } else {
-      TileFiles.write(Path.of(tiles.directory()), compute(key));
+      if (state.getKey() == TileSet.TileState.DAMAGED) {
+        damaged.inc();
+        System.err.println("ntk: warning: recomputing a damaged tile: " + state.getValue());
+      }
+      Tile tile = compute(key);
+      checkFinite(key, tile);
+      TileFiles.write(Path.of(tiles.directory()), tile);
       computed.inc();
     }
     out.output(key);
+  }
+
+  /**
+   * Stops the run at a tile with an {@code inf} or {@code NaN} entry, naming the entry and the
+   * layer where the kernel of its two input rows first stops being finite.
+   */
+  private void checkFinite(TileKey key, Tile tile) throws IOException {
+    for (Map.Entry<String, double[]> kernel : tile.kernels().entrySet()) {
+      OptionalLong bad = Npy.firstNonFinite(kernel.getValue());
+      if (bad.isEmpty()) {
+        continue;
+      }
+      long row = key.rowOffset() + bad.getAsLong() / key.cols();
+      long col = key.colOffset() + bad.getAsLong() % key.cols();
+      throw new NonFiniteKernelException(tiles, kernel.getKey(), row, col,
+          kernel.getValue()[(int) bad.getAsLong()], diagnose(row, col));
+    }
+  }
+
+  /** The layer where the kernel between x1's row {@code row} and x2's row {@code col} breaks. */
+  private Optional<String> diagnose(long row, long col) throws IOException {
+    DataType type = tiles.dtype() == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
+    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    try (NDManager scope = manager.newSubManager()) {
+      return Diagnostics.firstNonFiniteLayer(kernelFn.layer(),
+          block(scope, tiles.x1(), row, 1, type), block(scope, x2, col, 1, type));
+    }
   }
 
   private Tile compute(TileKey key) throws IOException {

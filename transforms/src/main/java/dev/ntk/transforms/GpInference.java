@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -191,6 +192,18 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     }
   }
 
+  /** A prediction with an inf or NaN entry is an error, never an output. */
+  private static void checkFinite(String what, double[] values, int rowLength) {
+    OptionalLong bad = Npy.firstNonFinite(values);
+    if (bad.isPresent()) {
+      long i = bad.getAsLong();
+      throw new NonFiniteKernelException("the predictive " + what + " has the non-finite entry "
+          + values[(int) i] + " at row " + i / rowLength + ": the kernels are too large or too "
+          + "ill-conditioned for the dtype (check W_std and b_std in the model, the scale of the "
+          + "inputs, and --diag-reg)");
+    }
+  }
+
   private static final class WriteFn extends DoFn<Iterable<Block>, String> {
     private static final long serialVersionUID = 1L;
     private final long testRows;
@@ -244,14 +257,22 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
       }
       long[] meanShape = train.yShape().clone();
       meanShape[0] = testRows;
-      Path meanFile = Path.of(directory, "mean.npy");
-      Npy.write(meanFile, new NpyArray(meanShape, dtype, mean));
-      c.output(meanFile.toString());
+      double[] cov = null;
       if (testTest != null) {
         List<TileKey> keys = c.sideInput(testTestKeys);
         GatherTiles.checkComplete(testTest, keys);
         double[] kTestTest = testTest.assemble(0, m, keys).get(Get.NNGP.key());
-        double[] cov = GpPosterior.covariance(get, train.solve(), train.trainNngp(), kGet, kNngp, kTestTest, m);
+        cov = GpPosterior.covariance(get, train.solve(), train.trainNngp(), kGet, kNngp, kTestTest, m);
+      }
+      // Both are checked before either is written.
+      checkFinite("mean", mean, outputs);
+      if (cov != null) {
+        checkFinite("covariance", cov, m);
+      }
+      Path meanFile = Path.of(directory, "mean.npy");
+      Npy.write(meanFile, new NpyArray(meanShape, dtype, mean));
+      c.output(meanFile.toString());
+      if (cov != null) {
         Path covFile = Path.of(directory, "cov.npy");
         Npy.write(covFile, new NpyArray(new long[] {m, m}, dtype, cov));
         c.output(covFile.toString());

@@ -21,13 +21,16 @@ import org.apache.beam.sdk.values.PCollection;
  * }</pre>
  *
  * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}): {@value #TILES_COMPUTED}
- * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run).
+ * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run), {@value #TILES_DAMAGED}
+ * (tiles on disk that failed their checksum and were computed again; also counted as computed).
  */
 public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> {
   /** The counter of tiles computed and written. */
   public static final String TILES_COMPUTED = "tilesComputed";
   /** The counter of tiles found on disk and not computed again. */
   public static final String TILES_SKIPPED = "tilesSkipped";
+  /** The counter of tiles found on disk damaged (failing their checksum) and computed again. */
+  public static final String TILES_DAMAGED = "tilesDamaged";
 
   /**
    * Keys that the tiles are spread over before they are computed: enough for 256 workers to share
