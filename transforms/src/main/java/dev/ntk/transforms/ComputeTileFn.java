@@ -72,6 +72,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
       TileFiles.write(Path.of(tiles.directory()), tile);
       computed.inc();
     }
+    KernelTiles.countDone(tiles);
     out.output(key);
   }
 

@@ -1,6 +1,8 @@
 package dev.ntk.transforms;
 
 import dev.ntk.io.TileKey;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -40,10 +42,28 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   static final int SPREAD_BUCKETS = 256;
 
   private static final long serialVersionUID = 1L;
+
+  /** Tiles done (computed or reused) in this JVM, by tile set directory. */
+  private static final ConcurrentHashMap<String, AtomicLong> DONE = new ConcurrentHashMap<>();
+
   private final TileSet tiles;
 
   private KernelTiles(TileSet tiles) {
     this.tiles = tiles;
+  }
+
+  /**
+   * The tiles of {@code set} done (computed or found on disk) by workers in this JVM since it
+   * started, for a progress display: it counts on the DirectRunner and an embedded Flink cluster,
+   * not on remote workers.
+   */
+  public static long tilesDone(TileSet set) {
+    AtomicLong n = DONE.get(set.directory());
+    return n == null ? 0 : n.get();
+  }
+
+  static void countDone(TileSet set) {
+    DONE.computeIfAbsent(set.directory(), d -> new AtomicLong()).incrementAndGet();
   }
 
   public static KernelTiles of(TileSet tiles) {
