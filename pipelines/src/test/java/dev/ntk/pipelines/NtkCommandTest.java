@@ -466,6 +466,61 @@ class NtkCommandTest {
     assertTrue(buffer.toString(StandardCharsets.UTF_8).contains("\tat "));
   }
 
+  /**
+   * A run killed (SIGKILL, then SIGTERM) in its tile phase leaves no output; the rerun reuses the
+   * finished tiles and gives the kernel of an uninterrupted run, bit for bit.
+   */
+  @Test
+  void killedRunsResumeFromTheirTiles() throws Exception {
+    Path big = npy("big.npy", 160, 20, 9);
+    Result clean = ntk("kernel", "--model", model, "--x1", big, "--tile", 8, "--out", dir.resolve("clean"));
+    assertEquals(0, clean.status(), clean.err());
+    for (boolean term : new boolean[] {false, true}) {
+      Process p = subprocess("kernel", "--model", model, "--x1", big, "--tile", 8, "--parallelism", 1,
+          "--out", out);
+      long before = Files.isDirectory(out.resolve("tiles")) ? tileFiles() : 0;
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (p.isAlive() && (!Files.isDirectory(out.resolve("tiles")) || tileFiles() < before + 20)
+          && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertTrue(p.isAlive(), "the run ended before it could be killed");
+      if (term) {
+        p.destroy();
+      } else {
+        p.destroyForcibly();
+      }
+      p.waitFor();
+      assertFalse(Files.exists(out.resolve("nngp.npy")) || Files.exists(out.resolve("kernel.manifest.json")));
+    }
+    try (var top = Files.list(out)) {
+      assertFalse(top.anyMatch(f -> f.getFileName().toString().startsWith(".ntk-staging")),
+          "SIGTERM removes the staging directory");
+    }
+    long kept = tileFiles();
+    Result rerun = ntk("kernel", "--model", model, "--x1", big, "--tile", 8, "--out", out);
+    assertEquals(0, rerun.status(), rerun.err());
+    assertTrue(rerun.out().contains((210 - kept) + " tiles computed, " + kept + " reused"), rerun.out());
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      assertArrayEquals(Files.readAllBytes(dir.resolve("clean").resolve(k)), Files.readAllBytes(out.resolve(k)), k);
+    }
+  }
+
+  private static Process subprocess(Object... args) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--add-opens")).forEach(command::add);
+    command.add("-cp");
+    command.add(System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")));
+    command.add(Ntk.class.getName());
+    for (Object a : args) {
+      command.add(a.toString());
+    }
+    return new ProcessBuilder(command).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+  }
+
   private long tileFiles() throws IOException {
     try (var walk = Files.walk(out.resolve("tiles"))) {
       return walk.filter(p -> p.toString().endsWith(".arrow")).count();
