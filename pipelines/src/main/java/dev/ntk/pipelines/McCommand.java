@@ -41,14 +41,7 @@ import picocli.CommandLine.Option;
 final class McCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
-  Path model;
-
-  @Option(names = "--x1", required = true, paramLabel = "X1.npy", description = "Inputs, batch first.")
-  Path x1;
-
-  @Option(names = "--x2", paramLabel = "X2.npy", description = "Second inputs (default: x1).")
-  Path x2;
+  @CommandLine.Mixin Ntk.KernelInputs inputs;
 
   @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
       description = "Parameter draws (default 128, at least 2).")
@@ -88,17 +81,15 @@ final class McCommand implements Callable<Integer> {
     if (width < 1) {
       throw new UsageException("--width must be at least 1, got " + width);
     }
-    InputChecks.model(model);
-    Layer layer = withWidth(Files.readString(model, StandardCharsets.UTF_8), width);
-    NpyArray a = InputChecks.inputs("--x1", x1);
-    NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
-    InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
-    long n1 = a.shape()[0];
-    long n2 = b == null ? n1 : b.shape()[0];
+    InputChecks.model(inputs.model);
+    Layer layer = withWidth(Files.readString(inputs.model, StandardCharsets.UTF_8), width);
+    Ntk.KernelInputs.Inputs x = inputs.read(layer);
+    long n1 = x.n1();
+    long n2 = x.n2();
     List<String> results = List.of("nngp.npy", "nngp_stderr.npy");
     try (Outputs outputs = Outputs.open(out, "mc", 2 * dtype.bytes() * n1 * n2)) {
       outputs.produce("mc", results, results, staging -> {
-        MonteCarlo.Estimate e = estimate(layer, a, b);
+        MonteCarlo.Estimate e = estimate(layer, x.x1(), x.x2());
         long[] shape = {n1, n2};
         checkFinite(e.mean());
         Npy.write(staging.resolve("nngp.npy"), new NpyArray(shape, dtype, e.mean()));

@@ -214,12 +214,8 @@ public final class Ntk implements Runnable {
     }
   }
 
-  @Command(name = "kernel", mixinStandardHelpOptions = true,
-      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
-  static final class KernelCommand implements Callable<Integer> {
-    @Mixin CommonOptions options;
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
+  /** The model and the inputs of a kernel between two sets of rows. */
+  static final class KernelInputs {
     @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
     Path model;
 
@@ -228,6 +224,33 @@ public final class Ntk implements Runnable {
 
     @Option(names = "--x2", paramLabel = "X2.npy", description = "Second inputs (default: x1).")
     Path x2;
+
+    /** The inputs, read whole and checked against each other and {@code layer}. */
+    Inputs read(Layer layer) {
+      NpyArray a = InputChecks.inputs("--x1", x1);
+      NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
+      InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
+      return new Inputs(a, b);
+    }
+
+    /** {@code x2} is {@code null} for x1 with itself. */
+    record Inputs(NpyArray x1, NpyArray x2) {
+      long n1() {
+        return x1.shape()[0];
+      }
+
+      long n2() {
+        return x2 == null ? n1() : x2.shape()[0];
+      }
+    }
+  }
+
+  @Command(name = "kernel", mixinStandardHelpOptions = true,
+      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
+  static final class KernelCommand implements Callable<Integer> {
+    @Mixin CommonOptions options;
+    @Mixin KernelInputs inputs;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
         description = "Kernels to write: nngp, ntk or both (default).")
@@ -239,21 +262,16 @@ public final class Ntk implements Runnable {
     @Override
     public Integer call() throws IOException {
       options.check();
-      Layer layer = InputChecks.model(model);
-      NpyArray a = InputChecks.inputs("--x1", x1);
-      NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
-      InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
+      KernelInputs.Inputs x = inputs.read(InputChecks.model(inputs.model));
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
-      long n1 = a.shape()[0];
-      long n2 = b == null ? n1 : b.shape()[0];
-      long bytes = options.dtype.bytes() * n1 * n2 * (kernels.size() + (b == null ? 1 : 2));
+      long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
       PipelineOptions pipelineOptions = options.pipelineOptions();
       List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
       List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
       JobReport report;
       try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
-        KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype,
-            outputs.directory());
+        KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, options.tile,
+            options.dtype, outputs.directory());
         report = outputs.produce("kernel", stale, results,
             staging -> job.run(pipelineOptions, staging, progress));
       }
