@@ -7,7 +7,8 @@ import java.util.function.LongSupplier;
 /**
  * Progress of a run on stderr: tiles done of the total, the rate and the time left. On a terminal
  * one live line is rewritten in place a few times a second; otherwise (a log file, a pipe) a line
- * is printed at most every {@link #LOG_INTERVAL_MS} milliseconds, and only when something changed.
+ * is printed at most every {@link #LOG_INTERVAL_MS} milliseconds, once the first tile is done and
+ * only when the count changed.
  */
 final class Progress {
   /** The interval between lines when stderr is not a terminal. */
@@ -52,7 +53,7 @@ final class Progress {
         while (true) {
           Thread.sleep(intervalMs);
           long n = Math.min(total, done.getAsLong() - base);
-          if (n != shown || live) {
+          if (live || (n != shown && n > 0)) {
             print(line(n, total, (System.nanoTime() - start) / 1e9));
             shown = n;
           }
