@@ -29,7 +29,7 @@ class ProgressTest {
     try (Progress.Display d = new Progress(err, false, 100).start(10, done::get)) {
       Thread.sleep(250);
       done.addAndGet(4);
-      Thread.sleep(250);
+      Thread.sleep(600);
     }
     List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
     assertFalse(bytes.toString(StandardCharsets.UTF_8).contains("\r"));
