@@ -48,8 +48,13 @@ final class TilesCommand implements Callable<Integer> {
   @Option(names = "--verbose", description = "Print the stack trace of a failure.")
   boolean verbose;
 
-  /** One entry of the tile store. */
-  record Entry(Path path, String name, long tiles, long planned, long bytes, String what) {}
+  /** One entry of the tile store: a set's directory, or the loose files of an older version. */
+  record Entry(List<Path> paths, String name, long tiles, long planned, long bytes, String what) {}
+
+  /** The name of the entry that holds files of older versions lying directly in the store. */
+  static final String LOOSE = "loose-files";
+
+  private static final String OLDER = "from an older version of ntk (not used by this one)";
 
   @Override
   public Integer call() throws IOException {
@@ -82,7 +87,9 @@ final class TilesCommand implements Callable<Integer> {
                 + " (see tiles --list)")));
       }
       for (Entry e : sets.isEmpty() ? entries : chosen) {
-        Outputs.deleteTree(e.path());
+        for (Path p : e.paths()) {
+          Outputs.deleteTree(p);
+        }
         w.println("removed " + e.name() + " (" + e.tiles() + " tiles, " + mb(e.bytes()) + ")");
       }
     }
@@ -99,10 +106,14 @@ final class TilesCommand implements Callable<Integer> {
     try (Stream<Path> list = Files.list(store)) {
       children = list.sorted().toList();
     }
+    List<Path> loose = children.stream().filter(p -> !Files.isDirectory(p)).toList();
     for (Path p : children) {
+      if (!Files.isDirectory(p)) {
+        continue;
+      }
       long[] count = count(p);
       Path description = p.resolve(TileSet.DESCRIPTION);
-      String what = "from an older version of ntk (not used by this one)";
+      String what = OLDER;
       long planned = -1;
       if (Files.isRegularFile(description)) {
         JsonNode d = new ObjectMapper().readTree(description.toFile());
@@ -111,7 +122,17 @@ final class TilesCommand implements Callable<Integer> {
             + ", tile " + d.path("tile").asInt() + ", x1 " + d.path("x1").asText()
             + (d.path("x2").isTextual() ? ", x2 " + d.path("x2").asText() : "");
       }
-      entries.add(new Entry(p, p.getFileName().toString(), count[0], planned, count[1], what));
+      entries.add(new Entry(List.of(p), p.getFileName().toString(), count[0], planned, count[1], what));
+    }
+    if (!loose.isEmpty()) {
+      long tiles = 0;
+      long bytes = 0;
+      for (Path p : loose) {
+        long[] count = count(p);
+        tiles += count[0];
+        bytes += count[1];
+      }
+      entries.add(new Entry(loose, LOOSE, tiles, -1, bytes, OLDER));
     }
     return entries;
   }

@@ -327,16 +327,20 @@ class NtkCommandTest {
   void twoModelsInOneOutKeepTheirOwnTiles() throws IOException {
     Path other = write("other.json", MODEL.replace("1.5", "2.0"));
     assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    Files.writeString(out.resolve("tiles/tile-r0-c0.arrow"), "a tile of format version 1");
     Result b = ntk("kernel", "--model", other, "--x1", x, "--tile", 4, "--out", out);
     assertTrue(b.out().contains("3 tiles computed, 0 reused"), b.out());
     Result a = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
     assertTrue(a.out().contains("0 tiles computed, 3 reused"), a.out());
     Result list = ntk("tiles", "--out", out, "--list");
     assertEquals(0, list.status(), list.err());
-    assertTrue(list.out().contains("2 tile sets") && list.out().contains("3/3 tiles"), list.out());
+    assertTrue(list.out().contains("3 tile sets") && list.out().contains("3/3 tiles"), list.out());
+    assertTrue(list.out().contains("loose-files  1 tiles") && list.out().contains("older version"), list.out());
     String name = list.out().lines().findFirst().orElseThrow().split(" ")[0];
     Result prune = ntk("tiles", "--out", out, "--prune", name);
     assertEquals(0, prune.status(), prune.err());
+    assertEquals(4, tileFiles());
+    assertEquals(0, ntk("tiles", "--out", out, "--prune", "loose-files").status());
     assertEquals(3, tileFiles());
     assertEquals(0, ntk("tiles", "--out", out, "--prune").status());
     assertEquals(0, tileFiles());
