@@ -90,7 +90,8 @@ final class Progress {
   /** {@code tiles 12/40 (30%), 2.5 tiles/s, about 11 s left}. */
   static String line(long done, long total, double seconds) {
     double rate = seconds > 0 ? done / seconds : 0;
-    String left = rate > 0 ? "about " + duration((total - done) / rate) + " left" : "time left unknown";
+    String left = done >= total ? "finishing (assembly, inference, outputs)"
+        : rate > 0 ? "about " + duration((total - done) / rate) + " left" : "time left unknown";
     return String.format(Locale.ROOT, "ntk: tiles %d/%d (%d%%), %.1f tiles/s, %s", done, total,
         done * 100 / total, rate, left);
   }

@@ -17,6 +17,8 @@ class ProgressTest {
     assertEquals("ntk: tiles 12/40 (30%), 2.0 tiles/s, about 14 s left", Progress.line(12, 40, 6.0));
     assertEquals("ntk: tiles 30/9000 (0%), 0.5 tiles/s, about 4 h 59 min left", Progress.line(30, 9000, 60));
     assertEquals("ntk: tiles 0/5 (0%), 0.0 tiles/s, time left unknown", Progress.line(0, 5, 1));
+    assertEquals("ntk: tiles 5/5 (100%), 2.5 tiles/s, finishing (assembly, inference, outputs)",
+        Progress.line(5, 5, 2));
   }
 
   /** Off a terminal: plain lines, no more often than the interval, only when the count moved. */
