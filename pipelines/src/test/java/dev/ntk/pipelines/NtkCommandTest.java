@@ -417,6 +417,23 @@ class NtkCommandTest {
     assertFalse(Files.exists(out.resolve("mean.npy")));
   }
 
+  /** Targets of 1e300 give a mean that float32 cannot hold: an error, not an output of inf. */
+  @Test
+  void predictNeverWritesANonFiniteMean() throws IOException {
+    NpyArray t = Npy.read(y);
+    for (int i = 0; i < t.data().length; i++) {
+      t.data()[i] = 1e300 * (i + 1);
+    }
+    Path huge = dir.resolve("y_huge.npy");
+    Npy.write(huge, t);
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", huge, "--x-test", xTest,
+        "--dtype", "float32", "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("predictive mean") && r.err().contains("float32"), r.err());
+    assertNoTrace(r);
+    assertFalse(Files.exists(out.resolve("mean.npy")));
+  }
+
   @Test
   void unreachableFlinkMasterFailsFast() throws IOException {
     int port;

@@ -14,7 +14,6 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -192,15 +191,20 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     }
   }
 
-  /** A prediction with an inf or NaN entry is an error, never an output. */
-  private static void checkFinite(String what, double[] values, int rowLength) {
-    OptionalLong bad = Npy.firstNonFinite(values);
-    if (bad.isPresent()) {
-      long i = bad.getAsLong();
-      throw new NonFiniteKernelException("the predictive " + what + " has the non-finite entry "
-          + values[(int) i] + " at row " + i / rowLength + ": the kernels are too large or too "
-          + "ill-conditioned for the dtype (check W_std and b_std in the model, the scale of the "
-          + "inputs, and --diag-reg)");
+  /**
+   * A prediction with an entry that is inf or NaN, or that float32 cannot hold, is an error, never
+   * an output.
+   */
+  private static void checkFinite(String what, double[] values, int rowLength, NpyDType dtype) {
+    double max = dtype == NpyDType.FLOAT32 ? Float.MAX_VALUE : Double.MAX_VALUE;
+    for (int i = 0; i < values.length; i++) {
+      if (!(Math.abs(values[i]) <= max)) {
+        throw new NonFiniteKernelException("the predictive " + what + " has the entry " + values[i]
+            + " at row " + i / rowLength + ", which is not a finite " + dtype.typeName()
+            + ": the kernels or the targets are too large or too ill-conditioned for the dtype "
+            + "(check W_std and b_std in the model, the scale of the inputs and targets, and "
+            + "--diag-reg)");
+      }
     }
   }
 
@@ -265,9 +269,9 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         cov = GpPosterior.covariance(get, train.solve(), train.trainNngp(), kGet, kNngp, kTestTest, m);
       }
       // Both are checked before either is written.
-      checkFinite("mean", mean, outputs);
+      checkFinite("mean", mean, outputs, dtype);
       if (cov != null) {
-        checkFinite("covariance", cov, m);
+        checkFinite("covariance", cov, m, dtype);
       }
       Path meanFile = Path.of(directory, "mean.npy");
       Npy.write(meanFile, new NpyArray(meanShape, dtype, mean));
