@@ -300,8 +300,8 @@ java_pid() {  # the first java process at or under PID
   done
   return 1
 }
-count_tiles() {  # finished tiles in a folder (in-flight ones are hidden .tmp files)
-  if [[ -d $1 ]]; then find "$1" -maxdepth 1 -name 'tile-*.arrow' | wc -l; else echo 0; fi
+count_tiles() {  # finished tiles in a tile store (one folder per set; in-flight ones are hidden .tmp files)
+  if [[ -d $1 ]]; then find "$1" -maxdepth 2 -name 'tile-*.arrow' | wc -l; else echo 0; fi
 }
 RSS_ROWS_MD=()
 if wants rss && [[ ! -x $NTK ]]; then

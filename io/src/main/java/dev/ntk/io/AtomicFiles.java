@@ -6,12 +6,15 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.concurrent.ThreadLocalRandom;
 
-/** Writes files atomically: into a hidden temporary sibling, then renamed over the target. */
-final class AtomicFiles {
+/**
+ * Writes files atomically: into a hidden temporary sibling, then renamed over the target. A
+ * process killed while writing leaves a {@code .*.tmp} file, which {@link #isTemporary} recognises.
+ */
+public final class AtomicFiles {
   private AtomicFiles() {}
 
   /** Writes the content of a temporary file that does not exist yet. */
-  interface Content {
+  public interface Content {
     void writeTo(Path tmp) throws IOException;
   }
 
@@ -19,7 +22,7 @@ final class AtomicFiles {
    * Writes {@code target} through {@code .<name>.<random>.tmp} in the same directory, renamed with
    * {@code ATOMIC_MOVE}; the temporary file is deleted if anything fails. Creates the directory.
    */
-  static Path write(Path target, Content content) throws IOException {
+  public static Path write(Path target, Content content) throws IOException {
     Path file = target.toAbsolutePath();
     Path dir = file.getParent();
     Files.createDirectories(dir);
@@ -37,5 +40,11 @@ final class AtomicFiles {
       throw e;
     }
     return target;
+  }
+
+  /** Whether {@code file} is a temporary file of {@link #write} (left behind by a killed process). */
+  public static boolean isTemporary(Path file) {
+    String name = file.getFileName().toString();
+    return name.startsWith(".") && name.endsWith(".tmp");
   }
 }

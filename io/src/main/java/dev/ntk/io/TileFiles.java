@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.zip.CRC32C;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
@@ -37,7 +38,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  */
 public final class TileFiles {
   /** The value of {@code ntk.format_version} this class writes and reads. */
-  public static final String FORMAT_VERSION = "1";
+  public static final String FORMAT_VERSION = "2";
 
   private static final String VERSION = "ntk.format_version";
   private static final String MODEL_HASH = "ntk.model_hash";
@@ -48,6 +49,8 @@ public final class TileFiles {
   private static final String COLS = "ntk.cols";
   private static final String DTYPE = "ntk.dtype";
   private static final String KERNELS = "ntk.kernels";
+  private static final String CHECKSUM = "ntk.checksum";
+  private static final String CRC32C = "crc32c:";
   private static final int CHUNK = 1 << 23;
 
   private TileFiles() {}
@@ -64,7 +67,12 @@ public final class TileFiles {
     return target;
   }
 
-  /** Reads a tile file, checking its metadata against its columns. */
+  /**
+   * Reads a tile file, checking its metadata against its columns and its values against the
+   * checksum in its metadata.
+   *
+   * @throws TileChecksumException if the values are not the ones written
+   */
   public static Tile read(Path file) throws IOException {
     try (BufferAllocator allocator = new RootAllocator();
         FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
@@ -86,6 +94,12 @@ public final class TileFiles {
               + " null values");
         }
         kernels.put(name, values(vector, n));
+      }
+      String stored = get(file, reader.getVectorSchemaRoot().getSchema().getCustomMetadata(), CHECKSUM);
+      String computed = checksum(root.getFieldVectors(), n);
+      if (!stored.equals(computed)) {
+        throw new TileChecksumException(file + ": the values fail their checksum (stored "
+            + stored + ", computed " + computed + "): the file was changed or damaged on disk");
       }
       return new Tile(meta.key(), meta.modelHash(), meta.inputsHash(), meta.dtype(), kernels);
     }
@@ -129,12 +143,15 @@ public final class TileFiles {
     meta.put(DTYPE, tile.dtype().typeName());
     meta.put(KERNELS, String.join(",", tile.kernels().keySet()));
     try (BufferAllocator allocator = new RootAllocator();
-        VectorSchemaRoot root = VectorSchemaRoot.create(new Schema(fields, meta), allocator)) {
+        VectorSchemaRoot values = VectorSchemaRoot.create(new Schema(fields), allocator)) {
       int column = 0;
-      for (double[] values : tile.kernels().values()) {
-        fill(root.getVector(column++), values);
+      for (double[] v : tile.kernels().values()) {
+        fill(values.getVector(column++), v);
       }
-      root.setRowCount(key.size());
+      // The checksum is of the bytes as written (float32 values after rounding).
+      meta.put(CHECKSUM, checksum(values.getFieldVectors(), key.size()));
+      VectorSchemaRoot root = new VectorSchemaRoot(new Schema(fields, meta),
+          values.getFieldVectors(), key.size());
       try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
               StandardOpenOption.WRITE);
           ArrowFileWriter writer = new ArrowFileWriter(root, null, channel)) {
@@ -174,6 +191,18 @@ public final class TileFiles {
       }
     }
     vector.setValueCount(n);
+  }
+
+  /** CRC32C of the first {@code n} values of each column, in column order, as stored. */
+  private static String checksum(List<FieldVector> columns, int n) {
+    CRC32C crc = new CRC32C();
+    for (FieldVector vector : columns) {
+      long bytes = (long) n * (vector instanceof Float8Vector ? 8 : 4);
+      for (long off = 0; off < bytes; off += CHUNK) {
+        crc.update(vector.getDataBuffer().nioBuffer(off, (int) Math.min(CHUNK, bytes - off)));
+      }
+    }
+    return CRC32C + String.format("%08x", crc.getValue());
   }
 
   /** The first {@code n} values of a Float8Vector or Float4Vector as doubles. */

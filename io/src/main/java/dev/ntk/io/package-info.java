@@ -23,7 +23,8 @@
  * <table>
  *   <caption>Tile schema metadata</caption>
  *   <tr><th>key</th><th>value</th></tr>
- *   <tr><td>{@code ntk.format_version}</td><td>{@code 1}</td></tr>
+ *   <tr><td>{@code ntk.format_version}</td><td>{@code 2} (version 1 had no checksum; such tiles
+ *       are not read, and a run recomputes them)</td></tr>
  *   <tr><td>{@code ntk.model_hash}</td><td>hash of the model the tile was computed for</td></tr>
  *   <tr><td>{@code ntk.inputs_hash}</td><td>hash of the x1 and x2 inputs</td></tr>
  *   <tr><td>{@code ntk.row_offset}</td><td>first x1 row (decimal)</td></tr>
@@ -32,6 +33,9 @@
  *   <tr><td>{@code ntk.cols}</td><td>number of x2 rows in the tile</td></tr>
  *   <tr><td>{@code ntk.dtype}</td><td>{@code float32} or {@code float64}</td></tr>
  *   <tr><td>{@code ntk.kernels}</td><td>kernel names in column order, comma-separated</td></tr>
+ *   <tr><td>{@code ntk.checksum}</td><td>{@code crc32c:} and 8 lowercase hex digits: the CRC-32C
+ *       of the columns' value bytes as stored (little-endian, {@code rows * cols} values per
+ *       column, columns in order); a reader rejects a tile whose values do not match it</td></tr>
  * </table>
  *
  * <p>Python reads a tile with {@code pyarrow.ipc.open_file(path).read_all()}; {@code

@@ -90,6 +90,40 @@ class TileFilesTest {
     }
   }
 
+  /** Any one flipped byte among the values is caught by the checksum, not read as a number. */
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void aFlippedValueByteFailsTheChecksum(NpyDType dtype) throws IOException {
+    Tile tile = tile(dtype, 0.928);
+    Path file = TileFiles.write(dir, tile);
+    byte[] bytes = Files.readAllBytes(file);
+    // The ntk column's last value (-(n-1) * 0.928 + 1) as stored, located by its bytes.
+    double last = tile.kernels().get("ntk")[tile.key().size() - 1];
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    byte[] pattern = dtype == NpyDType.FLOAT64 ? b.putDouble(last).array()
+        : Arrays.copyOf(b.putFloat((float) last).array(), 4);
+    int at = indexOf(bytes, pattern);
+    assertTrue(at > 0, "value bytes not found");
+    bytes[at + pattern.length - 1] ^= 0x40;
+    Files.write(file, bytes);
+    TileChecksumException e = assertThrows(TileChecksumException.class, () -> TileFiles.read(file));
+    assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("checksum"),
+        e.getMessage());
+  }
+
+  private static int indexOf(byte[] bytes, byte[] pattern) {
+    outer:
+    for (int i = 0; i + pattern.length <= bytes.length; i++) {
+      for (int j = 0; j < pattern.length; j++) {
+        if (bytes[i + j] != pattern[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
   @Test
   void validatesTiles() {
     TileKey key = new TileKey(0, 0, 2, 2);

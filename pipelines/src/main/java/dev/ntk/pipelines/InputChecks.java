@@ -71,13 +71,6 @@ final class InputChecks {
     }
   }
 
-  /** {@code --out} may exist (its outputs are replaced) but must be a directory. */
-  static void output(Path out) {
-    if (Files.exists(out) && !Files.isDirectory(out)) {
-      throw new UsageException("--out " + out + " exists and is not a directory");
-    }
-  }
-
   private static long[] features(NpyArray a) {
     return Arrays.copyOfRange(a.shape(), 1, a.ndim());
   }

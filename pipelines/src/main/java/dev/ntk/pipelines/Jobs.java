@@ -1,6 +1,8 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.transforms.KernelTiles;
+import dev.ntk.transforms.TileSet;
+import java.util.List;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
@@ -13,20 +15,27 @@ final class Jobs {
   private Jobs() {}
 
   /**
-   * Runs {@code pipeline} and waits for it; a failed or cancelled run is an exception, so that no
-   * caller mistakes partial outputs for complete ones.
+   * Runs {@code pipeline}, which computes the tiles of {@code sets}, and waits for it, showing its
+   * {@code progress}; a failed or cancelled run is an exception, so that no caller mistakes
+   * partial outputs for complete ones.
    */
-  static JobReport run(Pipeline pipeline) {
+  static JobReport run(Pipeline pipeline, List<TileSet> sets, Progress progress) {
     long start = System.nanoTime();
-    PipelineResult result = pipeline.run();
-    PipelineResult.State state = result.waitUntilFinish();
+    long total = sets.stream().mapToLong(s -> s.plan().size()).sum();
+    PipelineResult.State state;
+    PipelineResult result;
+    try (Progress.Display display = progress.start(total,
+        () -> sets.stream().mapToLong(KernelTiles::tilesDone).sum())) {
+      result = pipeline.run();
+      state = result.waitUntilFinish();
+    }
     double seconds = (System.nanoTime() - start) / 1e9;
     if (state != PipelineResult.State.DONE) {
       throw new IllegalStateException("the pipeline ended in state " + state);
     }
     String runner = pipeline.getOptions().getRunner().getSimpleName();
     return new JobReport(runner, seconds, counter(result, KernelTiles.TILES_COMPUTED),
-        counter(result, KernelTiles.TILES_SKIPPED));
+        counter(result, KernelTiles.TILES_SKIPPED), counter(result, KernelTiles.TILES_DAMAGED));
   }
 
   /** The sum of a {@link KernelTiles} counter over all steps, or -1 if the runner has none. */

@@ -17,7 +17,7 @@ import org.apache.beam.sdk.options.PipelineOptions;
 /**
  * {@code ntk kernel}: the NNGP and NTK between every pair of rows of {@code x1} and {@code x2},
  * computed tile by tile on a Beam runner and written as {@code out/<get>.npy} (shape {@code (N1,
- * N2)}) with the Arrow tiles under {@code out/tiles/}.
+ * N2)}) with the Arrow tiles under {@code out/tiles/<set>/} (see {@link TileSet#setName}).
  *
  * <p>Inputs are expected to be valid (the command line checks them first).
  *
@@ -41,10 +41,16 @@ public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, N
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
   public JobReport run(PipelineOptions options) throws IOException {
+    return run(options, out, Progress.NONE);
+  }
+
+  /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
+  JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
     String json = Files.readString(model, StandardCharsets.UTF_8);
-    TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve("tiles"));
+    TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve(Outputs.TILES));
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend)).apply("WriteKernels", WriteKernels.of(tiles, get, out));
-    return Jobs.run(pipeline);
+    pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend))
+        .apply("WriteKernels", WriteKernels.of(tiles, get, outputs));
+    return Jobs.run(pipeline, List.of(tiles), progress);
   }
 }

@@ -9,14 +9,15 @@ import dev.ntk.kernels.ModelException;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.predict.GpPosterior;
 import dev.ntk.runners.Runners;
+import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -30,21 +31,23 @@ import picocli.CommandLine.Option;
 
 /**
  * The {@code ntk} command line ({@code bin/ntk}), as {@code docs/MODEL_SPEC.md} specifies it:
- * {@code ntk kernel} and {@code ntk predict}.
+ * {@code ntk kernel}, {@code ntk predict}, {@code ntk mc} and {@code ntk tiles}.
  *
- * <p>Inputs are checked before anything runs; a usage or input error prints one line on stderr
- * and exits with 2, an internal failure exits with 1. A failed run removes the outputs it
- * started, so that nothing partial is left that looks complete.
+ * <p>Inputs and {@code --out} are checked before anything runs; a usage or input error, an I/O
+ * failure or a non-finite kernel prints one line on stderr and exits with 2, an internal failure
+ * exits with 1; stack traces only with {@code --verbose}. Outputs appear all or nothing ({@link
+ * Outputs}); a failed run keeps the tiles it computed.
  */
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
     description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
-    subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class})
+    subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class, McCommand.class,
+        TilesCommand.class})
 public final class Ntk implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command: kernel or predict");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command: kernel, predict, mc or tiles");
   }
 
   public static void main(String[] args) {
@@ -53,6 +56,7 @@ public final class Ntk implements Runnable {
 
   /** Runs the command line with {@code args}, returning its exit status. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
+    boolean verbose = Arrays.asList(args).contains("--verbose");
     CommandLine cli = new CommandLine(new Ntk());
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
@@ -66,9 +70,17 @@ public final class Ntk implements Runnable {
       err.println("Run 'ntk " + commandPath(e.getCommandLine()) + "--help' for usage.");
       return 2;
     });
-    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> handle(e, err));
-    return cli.execute(args);
+    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> handle(e, err, verbose));
+    progress = Progress.on(err);
+    try {
+      return cli.execute(args);
+    } catch (OutOfMemoryError e) {
+      return handle(e, err, verbose);
+    }
   }
+
+  /** Where the running command shows its progress. */
+  static Progress progress = Progress.NONE;
 
   /** A converter whose {@code IllegalArgumentException} message is the whole story. */
   private static <T> CommandLine.ITypeConverter<T> converter(java.util.function.Function<String, T> parse) {
@@ -86,24 +98,45 @@ public final class Ntk implements Runnable {
     return name.startsWith("ntk") ? name.substring(3).trim() + (name.length() > 3 ? " " : "") : "";
   }
 
-  private static int handle(Exception e, PrintStream err) {
-    for (Throwable t = e; t != null; t = t.getCause()) {
+  /**
+   * One line for a failure: exit 2 for what a user can cause or fix (bad input, an I/O failure
+   * with its path and reason, a non-finite kernel), 1 for anything else. The stack trace follows
+   * only with {@code --verbose}.
+   */
+  static int handle(Throwable e, PrintStream err, boolean verbose) {
+    String message = null;
+    int status = 2;
+    for (Throwable t = e; t != null && message == null; t = t.getCause()) {
       if (t instanceof GpPosterior.NotPositiveDefiniteException) {
-        err.println("ntk: " + t.getMessage() + " (option --diag-reg)");
-        return 2;
-      }
-      if (t instanceof UsageException || t instanceof ModelException) {
-        err.println("ntk: " + t.getMessage());
-        return 2;
+        message = t.getMessage() + " (option --diag-reg)";
+      } else if (t instanceof UsageException || t instanceof ModelException
+          || t instanceof NonFiniteKernelException) {
+        message = t.getMessage();
+      } else if (t instanceof IOException io) {
+        message = "I/O error: " + Outputs.reason(io);
+      } else if (t instanceof OutOfMemoryError) {
+        message = "out of memory: the JVM's heap is too small for this run (the final step holds "
+            + "whole kernels); give it more, e.g. JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles "
+            + "computed so far are kept for the rerun";
+        status = 1;
       }
     }
-    err.println("ntk: internal error: " + e);
-    e.printStackTrace(err);
-    return 1;
+    if (message == null) {
+      message = "internal error: " + e + (verbose ? "" : " (run with --verbose for the stack trace)");
+      status = 1;
+    }
+    err.println("ntk: " + message);
+    if (verbose) {
+      e.printStackTrace(err);
+    }
+    return status;
   }
 
   /** Options every command takes. */
   static final class CommonOptions {
+    @Option(names = "--verbose", description = "Print the stack trace of a failure.")
+    boolean verbose;
+
     @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "DirectRunner",
         description = "DirectRunner (default) or FlinkRunner.")
     Runners.Kind runner;
@@ -159,15 +192,38 @@ public final class Ntk implements Runnable {
       if (parallelism != null && parallelism < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + parallelism);
       }
+      if (runner == Runners.Kind.FLINK) {
+        checkFlinkMaster(flinkMaster);
+      }
+    }
+
+    /** A Flink cluster's REST address must accept a connection within a few seconds. */
+    static void checkFlinkMaster(String master) {
+      String m = master == null ? "[local]" : master.trim();
+      if (m.isEmpty() || m.equals("[local]") || m.equals("[auto]") || m.equals("[collection]")) {
+        return;
+      }
+      String address = m.replaceFirst("^https?://", "").replaceFirst("/.*$", "");
+      int colon = address.lastIndexOf(':');
+      String host = colon < 0 ? address : address.substring(0, colon);
+      int port;
+      try {
+        port = colon < 0 ? 8081 : Integer.parseInt(address.substring(colon + 1));
+      } catch (NumberFormatException e) {
+        throw new UsageException("--flink-master " + master + ": expected [local] or host:port");
+      }
+      try (Socket socket = new Socket()) {
+        socket.connect(new InetSocketAddress(host, port), 3000);
+      } catch (IOException | IllegalArgumentException e) {
+        throw new UsageException("--flink-master " + master + ": cannot connect to " + host + ":"
+            + port + " (" + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage())
+            + "); is the Flink JobManager running there?");
+      }
     }
   }
 
-  @Command(name = "kernel", mixinStandardHelpOptions = true,
-      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
-  static final class KernelCommand implements Callable<Integer> {
-    @Mixin CommonOptions options;
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
+  /** The model and the inputs of a kernel between two sets of rows. */
+  static final class KernelInputs {
     @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
     Path model;
 
@@ -176,6 +232,33 @@ public final class Ntk implements Runnable {
 
     @Option(names = "--x2", paramLabel = "X2.npy", description = "Second inputs (default: x1).")
     Path x2;
+
+    /** The inputs, read whole and checked against each other and {@code layer}. */
+    Inputs read(Layer layer) {
+      NpyArray a = InputChecks.inputs("--x1", x1);
+      NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
+      InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
+      return new Inputs(a, b);
+    }
+
+    /** {@code x2} is {@code null} for x1 with itself. */
+    record Inputs(NpyArray x1, NpyArray x2) {
+      long n1() {
+        return x1.shape()[0];
+      }
+
+      long n2() {
+        return x2 == null ? n1() : x2.shape()[0];
+      }
+    }
+  }
+
+  @Command(name = "kernel", mixinStandardHelpOptions = true,
+      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
+  static final class KernelCommand implements Callable<Integer> {
+    @Mixin CommonOptions options;
+    @Mixin KernelInputs inputs;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
         description = "Kernels to write: nngp, ntk or both (default).")
@@ -187,22 +270,23 @@ public final class Ntk implements Runnable {
     @Override
     public Integer call() throws IOException {
       options.check();
-      Layer layer = InputChecks.model(model);
-      NpyArray a = InputChecks.inputs("--x1", x1);
-      NpyArray b = x2 == null ? null : InputChecks.inputs("--x2", x2);
-      InputChecks.fit(model, layer, "--x1", x1, a, "--x2", x2, b);
-      InputChecks.output(out);
+      KernelInputs.Inputs x = inputs.read(InputChecks.model(inputs.model));
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
-      KernelJob job = new KernelJob(model, x1, x2, kernels, options.tile, options.dtype, out)
-          .withBackend(options.backend);
+      long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
       PipelineOptions pipelineOptions = options.pipelineOptions();
-      List<Path> results = kernels.stream().map(g -> out.resolve(g.key() + ".npy")).toList();
-      List<Path> stale = Stream.of(Get.values()).map(g -> out.resolve(g.key() + ".npy")).toList();
-      JobReport report = Outputs.produce(out, stale, results, () -> job.run(pipelineOptions));
+      List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
+      List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
+      JobReport report;
+      try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
+        KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, options.tile,
+            options.dtype, outputs.directory()).withBackend(options.backend);
+        report = outputs.produce("kernel", stale, results,
+            staging -> job.run(pipelineOptions, staging, progress));
+      }
       PrintWriter w = spec.commandLine().getOut();
       w.println(report);
-      for (Path f : results) {
-        w.println("wrote " + f + " " + describe(f));
+      for (String f : results) {
+        w.println("wrote " + out.resolve(f) + " " + describe(out.resolve(f)));
       }
       return 0;
     }
@@ -262,17 +346,22 @@ public final class Ntk implements Runnable {
       NpyArray train = InputChecks.inputs("--x-train", xTrain);
       NpyArray test = InputChecks.inputs("--x-test", xTest);
       InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
-      InputChecks.targets("--y-train", yTrain, train.shape()[0]);
-      InputChecks.output(out);
-      PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, get, diagReg, computeCov,
-          options.tile, options.dtype, out);
+      NpyArray targets = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
+      long n = train.shape()[0];
+      long m = test.shape()[0];
+      long k = targets.data().length / n;
+      long bytes = options.dtype.bytes() * (n * n + m * n + m * k + (computeCov ? 2 * m * m : 0));
       PipelineOptions pipelineOptions = options.pipelineOptions();
-      Path mean = out.resolve("mean.npy");
-      Path cov = out.resolve("cov.npy");
-      JobReport report = Outputs.produce(out, List.of(mean, cov),
-          computeCov ? List.of(mean, cov) : List.of(mean), () -> job.run(pipelineOptions));
+      List<String> all = List.of("mean.npy", "cov.npy");
+      JobReport report;
+      try (Outputs outputs = Outputs.open(out, "predict", bytes)) {
+        PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, get, diagReg, computeCov,
+            options.tile, options.dtype, outputs.directory());
+        report = outputs.produce("predict", all, computeCov ? all : List.of("mean.npy"),
+            staging -> job.run(pipelineOptions, staging, progress));
+      }
       spec.commandLine().getOut().println(report);
-      print(spec.commandLine().getOut(), mean, computeCov ? cov : null);
+      print(spec.commandLine().getOut(), out.resolve("mean.npy"), computeCov ? out.resolve("cov.npy") : null);
       return 0;
     }
 
@@ -301,7 +390,11 @@ public final class Ntk implements Runnable {
       int m = (int) mean.shape()[0];
       int k = mean.data().length / m;
       int shown = Math.min(m, 20);
-      w.println(cov == null ? "    i  mean" : "    i  mean  variance");
+      StringBuilder header = new StringBuilder("    i");
+      for (int j = 0; j < k; j++) {
+        header.append(k == 1 ? "  mean" : "  mean[" + j + "]");
+      }
+      w.println(header.append(cov == null ? "" : "  variance"));
       for (int i = 0; i < shown; i++) {
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%5d", i));
         for (int j = 0; j < k; j++) {
@@ -318,73 +411,12 @@ public final class Ntk implements Runnable {
     }
   }
 
-  private static String describe(Path npy) throws IOException {
+  static String describe(Path npy) throws IOException {
     var h = Npy.readHeader(npy);
     StringBuilder s = new StringBuilder("(");
     for (int i = 0; i < h.shape().length; i++) {
       s.append(i == 0 ? "" : ", ").append(h.shape()[i]);
     }
     return s.append(h.shape().length == 1 ? ",)" : ")").append(' ').append(h.dtype().typeName()).toString();
-  }
-
-  /** Producing outputs all or nothing. */
-  static final class Outputs {
-    private Outputs() {}
-
-    interface Job {
-      JobReport run() throws IOException;
-    }
-
-    /**
-     * Runs {@code job}, which writes {@code results} (and tiles) under {@code out}. The command's
-     * old outputs {@code stale} are removed first, so that none from an earlier run is left beside
-     * the new ones (a cov.npy that no longer matches mean.npy); other files in {@code out} are
-     * kept. If the job fails, the results, the tiles and {@code out} that it created are removed
-     * before the failure is rethrown.
-     */
-    static JobReport produce(Path out, List<Path> stale, List<Path> results, Job job)
-        throws IOException {
-      boolean outExisted = Files.exists(out);
-      boolean tilesExisted = Files.exists(out.resolve("tiles"));
-      for (Path f : stale) {
-        Files.deleteIfExists(f);
-      }
-      try {
-        JobReport report = job.run();
-        for (Path f : results) {
-          if (!Files.isRegularFile(f)) {
-            throw new IllegalStateException("the pipeline finished without writing " + f);
-          }
-        }
-        return report;
-      } catch (IOException | RuntimeException | Error e) {
-        try {
-          for (Path f : results) {
-            Files.deleteIfExists(f);
-          }
-          if (!outExisted) {
-            deleteTree(out);
-          } else if (!tilesExisted) {
-            deleteTree(out.resolve("tiles"));
-          }
-        } catch (IOException | UncheckedIOException cleanup) {
-          e.addSuppressed(cleanup);
-        }
-        throw e;
-      }
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-      if (!Files.exists(dir)) {
-        return;
-      }
-      List<Path> paths = new ArrayList<>();
-      try (Stream<Path> walk = Files.walk(dir)) {
-        walk.sorted(Comparator.reverseOrder()).forEach(paths::add);
-      }
-      for (Path p : paths) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }

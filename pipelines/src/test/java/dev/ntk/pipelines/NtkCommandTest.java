@@ -258,31 +258,299 @@ class NtkCommandTest {
     assertNothingWritten(r);
   }
 
-  /** A failure in the run keeps an existing output directory and what it held, and no more. */
+  /**
+   * A failure after the tile phase (the train kernel is singular) keeps an existing output
+   * directory, what it held and every computed tile, writes no output, and the rerun reuses every
+   * tile.
+   */
   @Test
-  void failureDuringTheRunKeepsAnExistingOutputDirectory() throws IOException {
+  void failureAfterTheTilePhaseKeepsTheTilesForTheRerun() throws IOException {
     Files.createDirectories(out);
     Path notes = Files.writeString(out.resolve("notes.txt"), "mine");
-    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
-    Path zeros = dir.resolve("zeros.npy");
-    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
-    Result r = ntk("predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
-        "--diag-reg", 0, "--compute-cov", "--out", out);
+    NpyArray twice = Npy.read(x);
+    System.arraycopy(twice.data(), 0, twice.data(), 15, 3); // row 5 = row 0: singular without diag-reg
+    Path dup = dir.resolve("dup.npy");
+    Npy.write(dup, twice);
+    Object[] args = {"predict", "--model", model, "--x-train", dup, "--y-train", y, "--x-test", xTest,
+        "--tile", 4, "--compute-cov", "--out", out};
+    Result r = ntk(concat(args, "--diag-reg", 0));
     assertEquals(2, r.status(), r.err());
     assertTrue(r.err().contains("diag_reg"), r.err());
+    assertNoTrace(r);
     assertTrue(Files.exists(notes));
     assertFalse(Files.exists(out.resolve("mean.npy")) || Files.exists(out.resolve("cov.npy")));
-    assertFalse(Files.exists(out.resolve("tiles")), "tiles this run created are removed");
+    assertFalse(Files.exists(out.resolve("predict.manifest.json")));
+    long tiles = tileFiles();
+    assertEquals(3 + 2 + 1, tiles, "train-train, test-train and test-test tiles kept");
+    Result again = ntk(concat(args, "--diag-reg", 1e-3));
+    assertEquals(0, again.status(), again.err());
+    assertTrue(again.out().contains("0 tiles computed, 6 reused"), again.out());
+    assertTrue(Files.exists(out.resolve("predict.manifest.json")));
   }
 
-  /** A failure inside the pipeline (the train kernel is singular) leaves no output behind. */
+  /** A failure in a directory that the run created, before any tile was written, leaves nothing. */
   @Test
-  void failureDuringTheRunRemovesItsOutputs() throws IOException {
-    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
-    Path zeros = dir.resolve("zeros.npy");
-    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
-    bad(2, "--diag-reg", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
-        "--diag-reg", 0, "--out", out);
+  void failureBeforeAnyTileLeavesNoDirectory() throws IOException {
+    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {\"W_std\": 1e200}}]}");
+    bad(2, "serial[2].Dense", "kernel", "--model", noBias, "--x1", x, "--out", out);
+  }
+
+  /** One flipped value byte in a tile: the rerun says so, recomputes it and gives the same kernel. */
+  @Test
+  void aDamagedTileIsRecomputedAndReported() throws IOException {
+    Result first = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
+    assertEquals(0, first.status(), first.err());
+    byte[] nngp = Files.readAllBytes(out.resolve("nngp.npy"));
+    Path tile;
+    try (var walk = Files.walk(out.resolve("tiles"))) {
+      tile = walk.filter(p -> p.getFileName().toString().equals("tile-r0-c0.arrow")).findFirst().orElseThrow();
+    }
+    double v = dev.ntk.io.TileFiles.read(tile).kernels().get("nngp")[0];
+    byte[] bytes = Files.readAllBytes(tile);
+    byte[] pattern = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putDouble(v).array();
+    for (int i = 0; i + 8 <= bytes.length; i++) {
+      if (Arrays.equals(bytes, i, i + 8, pattern, 0, 8)) {
+        bytes[i + 7] ^= 0x40;
+        break;
+      }
+    }
+    Files.write(tile, bytes);
+    Result again = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
+    assertEquals(0, again.status(), again.err());
+    assertTrue(again.out().contains("1 tiles computed, 2 reused") && again.out().contains("1 damaged tile"),
+        again.out());
+    assertArrayEquals(nngp, Files.readAllBytes(out.resolve("nngp.npy")));
+  }
+
+  /** Kernels of two models in one --out keep their own tiles; they can be listed and pruned. */
+  @Test
+  void twoModelsInOneOutKeepTheirOwnTiles() throws IOException {
+    Path other = write("other.json", MODEL.replace("1.5", "2.0"));
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    Files.writeString(out.resolve("tiles/tile-r0-c0.arrow"), "a tile of format version 1");
+    Result b = ntk("kernel", "--model", other, "--x1", x, "--tile", 4, "--out", out);
+    assertTrue(b.out().contains("3 tiles computed, 0 reused"), b.out());
+    Result a = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
+    assertTrue(a.out().contains("0 tiles computed, 3 reused"), a.out());
+    Result list = ntk("tiles", "--out", out, "--list");
+    assertEquals(0, list.status(), list.err());
+    assertTrue(list.out().contains("3 tile sets") && list.out().contains("3/3 tiles"), list.out());
+    assertTrue(list.out().contains("loose-files  1 tiles") && list.out().contains("older version"), list.out());
+    String name = list.out().lines().findFirst().orElseThrow().split(" ")[0];
+    Result prune = ntk("tiles", "--out", out, "--prune", name);
+    assertEquals(0, prune.status(), prune.err());
+    assertEquals(4, tileFiles());
+    assertEquals(0, ntk("tiles", "--out", out, "--prune", "loose-files").status());
+    assertEquals(3, tileFiles());
+    assertEquals(0, ntk("tiles", "--out", out, "--prune").status());
+    assertEquals(0, tileFiles());
+    Result missing = ntk("tiles", "--out", dir.resolve("nope"), "--list");
+    assertEquals(2, missing.status());
+    assertTrue(missing.err().contains("nope is not a directory"), missing.err());
+    Result unknown = ntk("tiles", "--out", out, "--prune", "m123");
+    assertEquals(2, unknown.status());
+    assertTrue(unknown.err().contains("no tile set m123"), unknown.err());
+  }
+
+  /** A second run into a directory that a run holds stops at once with one line. */
+  @Test
+  void aSecondRunIntoABusyOutStops() throws IOException {
+    try (Outputs held = Outputs.open(out, "kernel", 0)) {
+      Result r = ntk("kernel", "--model", model, "--x1", x, "--out", out);
+      assertEquals(2, r.status(), r.err());
+      assertTrue(r.err().contains("in use by another run") && r.err().contains("process "), r.err());
+      assertNoTrace(r);
+    }
+  }
+
+  /** Leftovers of a killed run (temporary tile files, a staging directory) go with the next run. */
+  @Test
+  void leftoversOfAKilledRunAreRemoved() throws IOException {
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    Path set;
+    try (var list = Files.list(out.resolve("tiles"))) {
+      set = list.findFirst().orElseThrow();
+    }
+    Path tmp = Files.writeString(set.resolve(".tile-r0-c4.arrow.1234abcd.tmp"), "half");
+    Path staging = Files.createDirectories(out.resolve(".ntk-staging-kernel-99"));
+    Files.writeString(staging.resolve("nngp.npy"), "half");
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    assertFalse(Files.exists(tmp) || Files.exists(staging));
+  }
+
+  @Test
+  void unwritableOutIsAUsageError() throws IOException {
+    Path file = write("afile.txt", "");
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--out", file.resolve("sub"));
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("--out") && r.err().contains("afile.txt"), r.err());
+    assertNoTrace(r);
+    assertEquals(1, r.err().lines().count(), r.err());
+  }
+
+  /** W_std 1e100 gives finite 1e200 after the Dense layer; the Relu's 1e400 overflows. */
+  @Test
+  void hugeWeightsNameTheLayer() throws IOException {
+    Path huge = write("m.json", MODEL.replaceFirst("1.5", "1e100"));
+    Result r = ntk("kernel", "--model", huge, "--x1", x, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("serial[1].Relu") && r.err().contains("too large for float64"), r.err());
+    assertNoTrace(r);
+    assertFalse(Files.exists(out.resolve("nngp.npy")));
+  }
+
+  @Test
+  void hugeInputsStopKernelAndPredict() throws IOException {
+    NpyArray a = Npy.read(x);
+    for (int i = 0; i < a.data().length; i++) {
+      a.data()[i] *= 1e160;
+    }
+    Path big = dir.resolve("big.npy");
+    Npy.write(big, a);
+    Result k = ntk("kernel", "--model", model, "--x1", big, "--out", out);
+    assertEquals(2, k.status(), k.err());
+    assertTrue(k.err().contains("first stops being finite at layer serial[0].Dense"), k.err());
+    Result p = ntk("predict", "--model", model, "--x-train", big, "--y-train", y, "--x-test", xTest,
+        "--out", out);
+    assertEquals(2, p.status(), p.err());
+    assertNoTrace(p);
+    assertFalse(Files.exists(out.resolve("mean.npy")));
+  }
+
+  /** Targets of 1e300 give a mean that float32 cannot hold: an error, not an output of inf. */
+  @Test
+  void predictNeverWritesANonFiniteMean() throws IOException {
+    NpyArray t = Npy.read(y);
+    for (int i = 0; i < t.data().length; i++) {
+      t.data()[i] = 1e300 * (i + 1);
+    }
+    Path huge = dir.resolve("y_huge.npy");
+    Npy.write(huge, t);
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", huge, "--x-test", xTest,
+        "--dtype", "float32", "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("predictive mean") && r.err().contains("float32"), r.err());
+    assertNoTrace(r);
+    assertFalse(Files.exists(out.resolve("mean.npy")));
+  }
+
+  @Test
+  void unreachableFlinkMasterFailsFast() throws IOException {
+    int port;
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    long start = System.nanoTime();
+    bad(2, "--flink-master localhost:" + port, "kernel", "--model", model, "--x1", x, "--runner",
+        "FlinkRunner", "--flink-master", "localhost:" + port, "--out", out);
+    assertTrue(System.nanoTime() - start < 10e9, "took " + (System.nanoTime() - start) / 1e9 + " s");
+  }
+
+  @Test
+  void predictPrintsOneColumnPerTarget() throws IOException {
+    Path y2 = npy("y2.npy", 6, 2, 5);
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", y2, "--x-test", xTest,
+        "--compute-cov", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertTrue(r.out().contains("    i  mean[0]  mean[1]  variance"), r.out());
+    String row = r.out().lines().filter(l -> l.startsWith("    0 ")).findFirst().orElseThrow();
+    assertEquals(4, row.trim().split("\\s+").length, row);
+  }
+
+  @Test
+  void monteCarloNngpAgreesWithTheAnalyticKernel() throws IOException {
+    Result r = ntk("mc", "--model", model, "--x1", x, "--samples", 64, "--width", 512, "--seed", 3,
+        "--out", out);
+    assertEquals(0, r.status(), r.err());
+    double[] mc = Npy.read(out.resolve("nngp.npy")).data();
+    double[] se = Npy.read(out.resolve("nngp_stderr.npy")).data();
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--get", "nngp", "--out", dir.resolve("k")).status());
+    double[] exact = Npy.read(dir.resolve("k/nngp.npy")).data();
+    for (int i = 0; i < exact.length; i++) {
+      assertTrue(se[i] > 0 && se[i] < 0.1 * Math.abs(exact[i]) + 0.05, "standard error " + se[i]);
+      assertTrue(Math.abs(mc[i] - exact[i]) <= 5 * se[i] + 0.01 * Math.abs(exact[i]),
+          "entry " + i + ": " + mc[i] + " vs " + exact[i] + " +- " + se[i]);
+    }
+    Result ntk = ntk("mc", "--model", model, "--x1", x, "--get", "ntk", "--out", dir.resolve("m2"));
+    assertEquals(2, ntk.status());
+    assertTrue(ntk.err().contains("GradientCollector"), ntk.err());
+    assertFalse(Files.exists(dir.resolve("m2")));
+  }
+
+  @Test
+  void internalErrorsHaveATraceOnlyWithVerbose() {
+    java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
+    PrintStream err = new PrintStream(buffer, true, StandardCharsets.UTF_8);
+    assertEquals(1, Ntk.handle(new IllegalStateException("boom"), err, false));
+    assertEquals(1, buffer.toString(StandardCharsets.UTF_8).lines().count());
+    assertEquals(1, Ntk.handle(new IllegalStateException("boom"), err, true));
+    assertTrue(buffer.toString(StandardCharsets.UTF_8).contains("\tat "));
+  }
+
+  /**
+   * A run killed (SIGKILL, then SIGTERM) in its tile phase leaves no output; the rerun reuses the
+   * finished tiles and gives the kernel of an uninterrupted run, bit for bit.
+   */
+  @Test
+  void killedRunsResumeFromTheirTiles() throws Exception {
+    Path big = npy("big.npy", 160, 20, 9);
+    Result clean = ntk("kernel", "--model", model, "--x1", big, "--tile", 8, "--out", dir.resolve("clean"));
+    assertEquals(0, clean.status(), clean.err());
+    for (boolean term : new boolean[] {false, true}) {
+      Process p = subprocess("kernel", "--model", model, "--x1", big, "--tile", 8, "--parallelism", 1,
+          "--out", out);
+      long before = Files.isDirectory(out.resolve("tiles")) ? tileFiles() : 0;
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (p.isAlive() && (!Files.isDirectory(out.resolve("tiles")) || tileFiles() < before + 20)
+          && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertTrue(p.isAlive(), "the run ended before it could be killed");
+      if (term) {
+        p.destroy();
+      } else {
+        p.destroyForcibly();
+      }
+      p.waitFor();
+      assertFalse(Files.exists(out.resolve("nngp.npy")) || Files.exists(out.resolve("kernel.manifest.json")));
+    }
+    try (var top = Files.list(out)) {
+      assertFalse(top.anyMatch(f -> f.getFileName().toString().startsWith(".ntk-staging")),
+          "SIGTERM removes the staging directory");
+    }
+    long kept = tileFiles();
+    Result rerun = ntk("kernel", "--model", model, "--x1", big, "--tile", 8, "--out", out);
+    assertEquals(0, rerun.status(), rerun.err());
+    assertTrue(rerun.out().contains((210 - kept) + " tiles computed, " + kept + " reused"), rerun.out());
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      assertArrayEquals(Files.readAllBytes(dir.resolve("clean").resolve(k)), Files.readAllBytes(out.resolve(k)), k);
+    }
+  }
+
+  private static Process subprocess(Object... args) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--add-opens")).forEach(command::add);
+    command.add("-cp");
+    command.add(System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")));
+    command.add(Ntk.class.getName());
+    for (Object a : args) {
+      command.add(a.toString());
+    }
+    return new ProcessBuilder(command).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+  }
+
+  private long tileFiles() throws IOException {
+    try (var walk = Files.walk(out.resolve("tiles"))) {
+      return walk.filter(p -> p.toString().endsWith(".arrow")).count();
+    }
+  }
+
+  private static void assertNoTrace(Result r) {
+    assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
+    assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
   }
 
   private void bad(int status, String expected, Object... args) {
@@ -293,8 +561,7 @@ class NtkCommandTest {
   }
 
   private void assertNothingWritten(Result r) {
-    assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
-    assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
+    assertNoTrace(r);
     assertFalse(Files.exists(out), "output left behind");
   }
 

@@ -10,6 +10,7 @@ import dev.ntk.io.NpyDType;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
+import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
@@ -22,6 +23,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import org.apache.beam.sdk.metrics.Counter;
@@ -30,7 +33,9 @@ import org.apache.beam.sdk.transforms.DoFn;
 
 /**
  * Computes one kernel tile per element and writes it as an Arrow IPC file, skipping tiles already
- * on disk for the same model, inputs and dtype. Emits the key of every tile that is done.
+ * on disk for the same model, inputs and dtype whose values pass their checksum (a damaged tile is
+ * recomputed, counted and reported on stderr). A tile with a non-finite entry stops the run with a
+ * {@link NonFiniteKernelException}. Emits the key of every tile that is done.
  *
  * <p>Each instance compiles the model's {@link Plan} once in {@code @Setup} and runs it for every
  * tile on one thread (a Beam worker is one of several). On the {@code cpu} backend a tile is
@@ -45,6 +50,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private final Backend backend;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
+  private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
   private transient Backend resolved;
   private transient KernelFn kernelFn;
   private transient Plan plan;
@@ -67,13 +73,49 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
 
   @ProcessElement
   public void process(@Element TileKey key, OutputReceiver<TileKey> out) throws IOException {
-    if (tiles.isDone(key)) {
+    Map.Entry<TileSet.TileState, String> state = tiles.state(key);
+    if (state.getKey() == TileSet.TileState.VALID) {
       skipped.inc();
     } else {
-      TileFiles.write(Path.of(tiles.directory()), compute(key));
+      if (state.getKey() == TileSet.TileState.DAMAGED) {
+        damaged.inc();
+        System.err.println("ntk: warning: recomputing a damaged tile: " + state.getValue());
+      }
+      Tile tile = compute(key);
+      checkFinite(key, tile);
+      TileFiles.write(Path.of(tiles.directory()), tile);
       computed.inc();
     }
+    KernelTiles.countDone(tiles);
     out.output(key);
+  }
+
+  /**
+   * Stops the run at a tile with an {@code inf} or {@code NaN} entry, naming the entry and the
+   * layer where the kernel of its two input rows first stops being finite.
+   */
+  private void checkFinite(TileKey key, Tile tile) throws IOException {
+    for (Map.Entry<String, double[]> kernel : tile.kernels().entrySet()) {
+      OptionalLong bad = Npy.firstNonFinite(kernel.getValue());
+      if (bad.isEmpty()) {
+        continue;
+      }
+      long row = key.rowOffset() + bad.getAsLong() / key.cols();
+      long col = key.colOffset() + bad.getAsLong() % key.cols();
+      throw new NonFiniteKernelException(tiles, kernel.getKey(), row, col,
+          kernel.getValue()[(int) bad.getAsLong()], diagnose(row, col));
+    }
+  }
+
+  /** The layer where the kernel between x1's row {@code row} and x2's row {@code col} breaks. */
+  private Optional<String> diagnose(long row, long col) throws IOException {
+    DataType type = tiles.dtype() == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
+    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    // On the cpu backend the worker has no NDManager: a failing run can pay for one.
+    try (NDManager scope = manager != null ? manager.newSubManager() : Tensors.newManager()) {
+      return Diagnostics.firstNonFiniteLayer(kernelFn.layer(),
+          block(scope, tiles.x1(), row, 1, type), block(scope, x2, col, 1, type));
+    }
   }
 
   private Tile compute(TileKey key) throws IOException {

@@ -191,6 +191,23 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     }
   }
 
+  /**
+   * A prediction with an entry that is inf or NaN, or that float32 cannot hold, is an error, never
+   * an output.
+   */
+  private static void checkFinite(String what, double[] values, int rowLength, NpyDType dtype) {
+    double max = dtype == NpyDType.FLOAT32 ? Float.MAX_VALUE : Double.MAX_VALUE;
+    for (int i = 0; i < values.length; i++) {
+      if (!(Math.abs(values[i]) <= max)) {
+        throw new NonFiniteKernelException("the predictive " + what + " has the entry " + values[i]
+            + " at row " + i / rowLength + ", which is not a finite " + dtype.typeName()
+            + ": the kernels or the targets are too large or too ill-conditioned for the dtype "
+            + "(check W_std and b_std in the model, the scale of the inputs and targets, and "
+            + "--diag-reg)");
+      }
+    }
+  }
+
   private static final class WriteFn extends DoFn<Iterable<Block>, String> {
     private static final long serialVersionUID = 1L;
     private final long testRows;
@@ -244,14 +261,22 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
       }
       long[] meanShape = train.yShape().clone();
       meanShape[0] = testRows;
-      Path meanFile = Path.of(directory, "mean.npy");
-      Npy.write(meanFile, new NpyArray(meanShape, dtype, mean));
-      c.output(meanFile.toString());
+      double[] cov = null;
       if (testTest != null) {
         List<TileKey> keys = c.sideInput(testTestKeys);
         GatherTiles.checkComplete(testTest, keys);
         double[] kTestTest = testTest.assemble(0, m, keys).get(Get.NNGP.key());
-        double[] cov = GpPosterior.covariance(get, train.solve(), train.trainNngp(), kGet, kNngp, kTestTest, m);
+        cov = GpPosterior.covariance(get, train.solve(), train.trainNngp(), kGet, kNngp, kTestTest, m);
+      }
+      // Both are checked before either is written.
+      checkFinite("mean", mean, outputs, dtype);
+      if (cov != null) {
+        checkFinite("covariance", cov, m, dtype);
+      }
+      Path meanFile = Path.of(directory, "mean.npy");
+      Npy.write(meanFile, new NpyArray(meanShape, dtype, mean));
+      c.output(meanFile.toString());
+      if (cov != null) {
         Path covFile = Path.of(directory, "cov.npy");
         Npy.write(covFile, new NpyArray(new long[] {m, m}, dtype, cov));
         c.output(covFile.toString());

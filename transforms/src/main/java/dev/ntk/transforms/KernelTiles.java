@@ -2,6 +2,8 @@ package dev.ntk.transforms;
 
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -23,13 +25,16 @@ import org.apache.beam.sdk.values.PCollection;
  * }</pre>
  *
  * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}): {@value #TILES_COMPUTED}
- * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run).
+ * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run), {@value #TILES_DAMAGED}
+ * (tiles on disk that failed their checksum and were computed again; also counted as computed).
  */
 public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> {
   /** The counter of tiles computed and written. */
   public static final String TILES_COMPUTED = "tilesComputed";
   /** The counter of tiles found on disk and not computed again. */
   public static final String TILES_SKIPPED = "tilesSkipped";
+  /** The counter of tiles found on disk damaged (failing their checksum) and computed again. */
+  public static final String TILES_DAMAGED = "tilesDamaged";
 
   /**
    * Keys that the tiles are spread over before they are computed: enough for 256 workers to share
@@ -39,12 +44,30 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   static final int SPREAD_BUCKETS = 256;
 
   private static final long serialVersionUID = 1L;
+
+  /** Tiles done (computed or reused) in this JVM, by tile set directory. */
+  private static final ConcurrentHashMap<String, AtomicLong> DONE = new ConcurrentHashMap<>();
+
   private final TileSet tiles;
   private final Backend backend;
 
   private KernelTiles(TileSet tiles, Backend backend) {
     this.tiles = tiles;
     this.backend = backend;
+  }
+
+  /**
+   * The tiles of {@code set} done (computed or found on disk) by workers in this JVM since it
+   * started, for a progress display: it counts on the DirectRunner and an embedded Flink cluster,
+   * not on remote workers.
+   */
+  public static long tilesDone(TileSet set) {
+    AtomicLong n = DONE.get(set.directory());
+    return n == null ? 0 : n.get();
+  }
+
+  static void countDone(TileSet set) {
+    DONE.computeIfAbsent(set.directory(), d -> new AtomicLong()).incrementAndGet();
   }
 
   /** The tiles of {@code tiles}, computed on the {@code auto} backend. */

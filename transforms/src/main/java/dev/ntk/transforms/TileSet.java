@@ -1,5 +1,9 @@
 package dev.ntk.transforms;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyHeader;
@@ -13,6 +17,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -29,8 +34,12 @@ import java.util.Map;
  * put tiles back together.
  *
  * <p>It is a plain serializable value, shared by the transforms that write tiles and those that
- * read them. A tile belongs to this set if its metadata names the same model hash, inputs hash,
- * dtype and kernels; anything else in the directory is stale and is recomputed.
+ * read them. The tiles live in a directory of their own under a tile store ({@link #create}'s
+ * {@code store}), named after the model hash, the inputs hash, the dtype and the tile size
+ * ({@link #setName}), so that kernels of different models or inputs kept in one store never mix;
+ * the directory also holds {@value #DESCRIPTION}, which says what the set is. A tile belongs to
+ * this set if its metadata names the same model hash, inputs hash, dtype and kernels and its values
+ * pass their checksum; anything else in the directory is recomputed.
  *
  * @param x2 {@code null} for the kernel of x1 with itself (symmetric: only tiles on or above the
  *     diagonal are stored)
@@ -48,6 +57,9 @@ public record TileSet(
     String modelHash,
     String inputsHash)
     implements Serializable {
+  /** The file in a set's directory that describes the set (JSON). */
+  public static final String DESCRIPTION = "set.json";
+
   /** The kernels every tile holds, computed together. */
   public static final List<String> KERNEL_NAMES = List.of("nngp", "ntk");
 
@@ -55,10 +67,11 @@ public record TileSet(
 
   /**
    * Describes the kernel of {@code model} between {@code x1} and {@code x2} ({@code null}: x1
-   * itself), reading the inputs' headers and hashing their bytes.
+   * itself), reading the inputs' headers and hashing their bytes. Its tiles go to the directory
+   * {@code store/<setName>}, which is created with its {@value #DESCRIPTION}.
    */
   public static TileSet create(String modelJson, Path x1, Path x2, int tileSize, NpyDType dtype,
-      Path directory) throws IOException {
+      Path store) throws IOException {
     Layer layer = ModelSpec.parse(modelJson);
     NpyHeader h1 = Npy.readHeader(x1);
     NpyHeader h2 = x2 == null ? h1 : Npy.readHeader(x2);
@@ -71,9 +84,40 @@ public record TileSet(
     }
     String inputs = sha256(x1) + (x2 == null ? "" : "+" + sha256(x2));
     TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, x2 == null);
-    return new TileSet(modelJson, x1.toAbsolutePath().toString(),
+    String modelHash = ModelSpec.hash(layer);
+    Path directory = store.toAbsolutePath().resolve(setName(modelHash, inputs, dtype, tileSize));
+    TileSet set = new TileSet(modelJson, x1.toAbsolutePath().toString(),
         x2 == null ? null : x2.toAbsolutePath().toString(), plan.n1(), plan.n2(), features,
-        tileSize, dtype, directory.toAbsolutePath().toString(), ModelSpec.hash(layer), inputs);
+        tileSize, dtype, directory.toString(), modelHash, inputs);
+    set.describe();
+    return set;
+  }
+
+  /**
+   * The name of a set's directory in its store: {@code m<12 hex digits of the model hash>-i<12 of
+   * the inputs hash>-<dtype>-t<tile size>}.
+   */
+  public static String setName(String modelHash, String inputsHash, NpyDType dtype, int tileSize) {
+    String inputs = HexFormat.of().formatHex(digest().digest(inputsHash.getBytes(StandardCharsets.UTF_8)));
+    return "m" + modelHash.substring(0, Math.min(12, modelHash.length())) + "-i"
+        + inputs.substring(0, 12) + "-" + dtype.typeName() + "-t" + tileSize;
+  }
+
+  /** Writes {@value #DESCRIPTION} into the set's directory (atomically; the same for every run). */
+  private void describe() throws IOException {
+    ObjectNode d = JsonNodeFactory.instance.objectNode();
+    d.put("model_hash", modelHash);
+    d.put("inputs_hash", inputsHash);
+    d.put("x1", x1);
+    d.put("x2", x2);
+    d.put("n1", n1);
+    d.put("n2", n2);
+    d.put("dtype", dtype.typeName());
+    d.put("tile", tileSize);
+    d.put("tiles", plan().size());
+    d.set("model", new ObjectMapper().readTree(modelJson));
+    byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
+    AtomicFiles.write(Path.of(directory, DESCRIPTION), tmp -> Files.write(tmp, bytes));
   }
 
   /** Whether this is the kernel of x1 with itself. */
@@ -96,12 +140,32 @@ public record TileSet(
     return new TileMetadata(key, modelHash, inputsHash, dtype, KERNEL_NAMES);
   }
 
-  /** Whether the tile {@code key} is already on disk for this model, these inputs and dtype. */
-  public boolean isDone(TileKey key) {
+  /** What is on disk for one tile. */
+  public enum TileState {
+    /** No file: the tile is to be computed. */
+    ABSENT,
+    /** A file of this set whose values pass their checksum: reused. */
+    VALID,
+    /** A file that cannot be read, fails its checksum or belongs to another set: recomputed. */
+    DAMAGED
+  }
+
+  /**
+   * The state of the tile {@code key} on disk; reading every value to verify the checksum.
+   *
+   * @return the state, and for {@link TileState#DAMAGED} what is wrong with the file
+   */
+  public Map.Entry<TileState, String> state(TileKey key) {
+    Path file = file(key);
+    if (!Files.exists(file)) {
+      return Map.entry(TileState.ABSENT, "");
+    }
     try {
-      return TileFiles.readMetadata(file(key)).map(metadata(key)::equals).orElse(false);
+      TileMetadata found = TileFiles.read(file).metadata();
+      return found.equals(metadata(key)) ? Map.entry(TileState.VALID, "")
+          : Map.entry(TileState.DAMAGED, file + " belongs to another model, inputs or dtype: " + found);
     } catch (IOException e) {
-      return false; // unreadable or foreign: computed again and overwritten
+      return Map.entry(TileState.DAMAGED, String.valueOf(e.getMessage()));
     }
   }
 
@@ -187,13 +251,16 @@ public record TileSet(
     return start < from + count && from < start + length;
   }
 
-  private static String sha256(Path file) throws IOException {
-    MessageDigest digest;
+  private static MessageDigest digest() {
     try {
-      digest = MessageDigest.getInstance("SHA-256");
+      return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  private static String sha256(Path file) throws IOException {
+    MessageDigest digest = digest();
     byte[] buffer = new byte[1 << 16];
     try (InputStream in = Files.newInputStream(file)) {
       for (int n; (n = in.read(buffer)) > 0; ) {

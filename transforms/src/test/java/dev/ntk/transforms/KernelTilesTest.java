@@ -68,7 +68,7 @@ class KernelTilesTest {
     if (runner == Runners.Kind.DIRECT) {
       assertEquals(set.plan().size(), counter(result, KernelTiles.TILES_COMPUTED));
     }
-    try (var files = Files.list(out.resolve("tiles"))) {
+    try (var files = Files.list(Path.of(set.directory()))) {
       assertEquals(set.plan().size(), files.filter(f -> f.toString().endsWith(".arrow")).count(),
           "one tile file per planned tile and no temporary files left");
     }
@@ -94,6 +94,68 @@ class KernelTilesTest {
     assertEquals(1, counter(again, KernelTiles.TILES_COMPUTED));
     assertEquals(set.plan().size() - 1, counter(again, KernelTiles.TILES_SKIPPED));
     assertArrayEquals(first, Files.readAllBytes(out.resolve("ntk.npy")));
+  }
+
+  /** A tile with one value byte flipped on disk is recomputed, counted, and the kernel is right. */
+  @Test
+  void aTileWithAFlippedByteIsRecomputed() throws IOException {
+    Path x1 = Fixtures.randomNpy(dir, "x1.npy", 9, 4, 3);
+    Path out = dir.resolve("out");
+    TileSet set = TileSet.create(Fixtures.MODEL, x1, null, 4, NpyDType.FLOAT64, out.resolve("tiles"));
+    runKernels(set, out);
+    byte[] first = Files.readAllBytes(out.resolve("ntk.npy"));
+    Path file = set.file(set.plan().get(0));
+    byte[] bytes = Files.readAllBytes(file);
+    // Flip a bit of the exponent of entry (0, 0), found by its bytes (0.928 would read 2.7e-39).
+    double v = TileFiles.read(file).kernels().get("nngp")[0];
+    byte[] pattern = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putDouble(v).array();
+    int at = -1;
+    for (int i = 0; i + 8 <= bytes.length && at < 0; i++) {
+      if (java.util.Arrays.equals(bytes, i, i + 8, pattern, 0, 8)) {
+        at = i;
+      }
+    }
+    assertTrue(at >= 0);
+    bytes[at + 7] ^= 0x40;
+    Files.write(file, bytes);
+
+    PipelineResult again = runKernels(set, out);
+    assertEquals(1, counter(again, KernelTiles.TILES_DAMAGED));
+    assertEquals(1, counter(again, KernelTiles.TILES_COMPUTED));
+    assertEquals(set.plan().size() - 1, counter(again, KernelTiles.TILES_SKIPPED));
+    assertArrayEquals(first, Files.readAllBytes(out.resolve("ntk.npy")));
+  }
+
+  /** Kernels of different models in one store live in directories of their own. */
+  @Test
+  void setsOfDifferentModelsKeepTheirOwnDirectories() throws IOException {
+    Path x1 = Fixtures.randomNpy(dir, "x1.npy", 5, 4, 3);
+    Path store = dir.resolve("tiles");
+    TileSet a = TileSet.create(Fixtures.MODEL, x1, null, 4, NpyDType.FLOAT64, store);
+    TileSet b = TileSet.create(Fixtures.MODEL.replace("1.5", "1.25"), x1, null, 4, NpyDType.FLOAT64, store);
+    TileSet c = TileSet.create(Fixtures.MODEL, x1, null, 4, NpyDType.FLOAT32, store);
+    assertEquals(3, java.util.Set.of(a.directory(), b.directory(), c.directory()).size());
+    assertEquals(a.directory(), TileSet.create(Fixtures.MODEL, x1, null, 4, NpyDType.FLOAT64, store).directory());
+    assertTrue(Files.isRegularFile(Path.of(a.directory(), TileSet.DESCRIPTION)));
+  }
+
+  /** An infinite kernel entry stops the run with the entry and the layer where it broke. */
+  @Test
+  void aNonFiniteKernelStopsTheRunNamingTheLayer() throws IOException {
+    Path x1 = Fixtures.randomNpy(dir, "x1.npy", 5, 4, 3);
+    String model = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.5}}, {"Relu": {}},
+                    {"Dense": {"out_dim": 1, "W_std": 1e200}}]}""";
+    TileSet set = TileSet.create(model, x1, null, 4, NpyDType.FLOAT64, dir.resolve("tiles"));
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+        () -> runKernels(set, dir.resolve("out")));
+    Throwable t = e;
+    while (t != null && !(t instanceof NonFiniteKernelException)) {
+      t = t.getCause();
+    }
+    assertTrue(t != null, "expected a NonFiniteKernelException, got " + e);
+    assertTrue(t.getMessage().contains("serial[2].Dense") && t.getMessage().contains("float64"),
+        t.getMessage());
   }
 
   @Test

@@ -1,0 +1,146 @@
+package dev.ntk.pipelines;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.MonteCarlo;
+import dev.ntk.kernels.Tensors;
+import dev.ntk.transforms.NonFiniteKernelException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code ntk mc}: Monte Carlo estimates of the NNGP from finite networks of the model, with every
+ * {@code Dense} layer {@code --width} wide, averaged over {@code --samples} parameter draws. Runs
+ * in-process. The NTK estimate needs parameter gradients, which DJL's TensorFlow engine does not
+ * provide ({@code GradientCollector} is not supported), so {@code --get ntk} is a usage error.
+ */
+@Command(name = "mc", mixinStandardHelpOptions = true,
+    description = "Monte Carlo NNGP of finite networks: writes DIR/nngp.npy and DIR/nngp_stderr.npy (N1, N2).")
+final class McCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @CommandLine.Mixin Ntk.KernelInputs inputs;
+
+  @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
+      description = "Parameter draws (default 128, at least 2).")
+  int samples;
+
+  @Option(names = "--width", paramLabel = "W", defaultValue = "512",
+      description = "out_dim of every Dense layer of the finite networks (default 512).")
+  int width;
+
+  @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Random seed (default 0).")
+  long seed;
+
+  @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp",
+      description = "nngp (default); ntk is not available (no parameter gradients on this engine).")
+  List<Get> get;
+
+  @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
+      description = "float64 (default) or float32.")
+  NpyDType dtype;
+
+  @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
+  Path out;
+
+  @Option(names = "--verbose", description = "Print the stack trace of a failure.")
+  boolean verbose;
+
+  @Override
+  public Integer call() throws IOException {
+    if (get.contains(Get.NTK)) {
+      throw new UsageException("mc --get ntk: the Monte Carlo NTK needs parameter gradients of the "
+          + "finite network, which DJL's TensorFlow engine does not support (no GradientCollector); use --get nngp "
+          + "(bin/ntk kernel gives the analytic NTK)");
+    }
+    if (samples < 2) {
+      throw new UsageException("--samples must be at least 2, got " + samples);
+    }
+    if (width < 1) {
+      throw new UsageException("--width must be at least 1, got " + width);
+    }
+    InputChecks.model(inputs.model);
+    Layer layer = withWidth(Files.readString(inputs.model, StandardCharsets.UTF_8), width);
+    Ntk.KernelInputs.Inputs x = inputs.read(layer);
+    long n1 = x.n1();
+    long n2 = x.n2();
+    List<String> results = List.of("nngp.npy", "nngp_stderr.npy");
+    try (Outputs outputs = Outputs.open(out, "mc", 2 * dtype.bytes() * n1 * n2)) {
+      outputs.produce("mc", results, results, staging -> {
+        MonteCarlo.Estimate e = estimate(layer, x.x1(), x.x2());
+        long[] shape = {n1, n2};
+        checkFinite(e.mean());
+        Npy.write(staging.resolve("nngp.npy"), new NpyArray(shape, dtype, e.mean()));
+        Npy.write(staging.resolve("nngp_stderr.npy"), new NpyArray(shape, dtype, e.standardError()));
+        return e;
+      });
+    }
+    PrintWriter w = spec.commandLine().getOut();
+    w.println(String.format(Locale.ROOT, "mc: %d samples of width %d, seed %d", samples, width, seed));
+    for (String f : results) {
+      w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
+    }
+    return 0;
+  }
+
+  private MonteCarlo.Estimate estimate(Layer layer, NpyArray a, NpyArray b) {
+    DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
+    try (NDManager m = Tensors.newManager()) {
+      NDArray x = Tensors.create(m, a.data(), new Shape(a.shape()), type);
+      NDArray y = b == null ? x : Tensors.create(m, b.data(), new Shape(b.shape()), type);
+      return MonteCarlo.nngp(layer, x, y, samples, seed);
+    }
+  }
+
+  private void checkFinite(double[] values) {
+    OptionalLong bad = Npy.firstNonFinite(values);
+    if (bad.isPresent()) {
+      throw new NonFiniteKernelException("the Monte Carlo NNGP has the non-finite entry "
+          + values[(int) bad.getAsLong()] + " at flat index " + bad.getAsLong() + ": the weights or "
+          + "the inputs are likely too large for " + dtype.typeName());
+    }
+  }
+
+  /** The model of {@code json} with {@code out_dim = width} in every Dense layer. */
+  static Layer withWidth(String json, int width) throws IOException {
+    JsonNode root = new ObjectMapper().readTree(json);
+    setWidth(root, width);
+    return ModelSpec.parse(root.toString());
+  }
+
+  private static void setWidth(JsonNode node, int width) {
+    if (node instanceof ObjectNode o) {
+      for (Map.Entry<String, JsonNode> field : o.properties()) {
+        if (field.getKey().equals("Dense") && field.getValue() instanceof ObjectNode args) {
+          args.put("out_dim", width);
+        } else {
+          setWidth(field.getValue(), width);
+        }
+      }
+    } else if (node.isArray()) {
+      node.forEach(child -> setWidth(child, width));
+    }
+  }
+}

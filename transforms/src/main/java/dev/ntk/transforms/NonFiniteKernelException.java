@@ -1,0 +1,27 @@
+package dev.ntk.transforms;
+
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * A kernel or prediction with an {@code inf} or {@code NaN} entry: the run stops rather than write
+ * it. The message names the entry, the layer where the kernel first stopped being finite (when it
+ * is known) and the likely cause.
+ */
+public final class NonFiniteKernelException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public NonFiniteKernelException(String message) {
+    super(message);
+  }
+
+  /** The entry {@code (row, col)} of kernel {@code name} of {@code set} is {@code value}. */
+  NonFiniteKernelException(TileSet set, String name, long row, long col, double value,
+      Optional<String> layer) {
+    this(String.format(Locale.ROOT, "the %s kernel entry (%d, %d) is %s%s; the weights or the "
+        + "inputs are likely too large for %s (check W_std and b_std in the model and the scale "
+        + "of the inputs)", name, row, col, value,
+        layer.map(l -> ", and the kernel first stops being finite at layer " + l).orElse(""),
+        set.dtype().typeName()));
+  }
+}
