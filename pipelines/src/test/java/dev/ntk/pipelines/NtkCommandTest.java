@@ -77,6 +77,25 @@ class NtkCommandTest {
   }
 
   @Test
+  void bothBackendsWriteTheSameKernels() throws IOException {
+    Path cpu = dir.resolve("cpu");
+    Path tf = dir.resolve("tf");
+    Result a = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--backend", "cpu", "--out", cpu);
+    assertEquals(0, a.status(), a.err());
+    Result b = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--backend", "tensorflow", "--out", tf);
+    assertEquals(0, b.status(), b.err());
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      double[] want = Npy.read(cpu.resolve(k)).data();
+      double[] got = Npy.read(tf.resolve(k)).data();
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), k + "[" + i + "]");
+      }
+    }
+    bad(2, "unknown backend \"gpu\": expected auto, cpu or tensorflow",
+        "kernel", "--model", model, "--x1", x, "--backend", "gpu", "--out", out);
+  }
+
+  @Test
   void predictPrintsMeanAndVariance() throws IOException {
     Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
         "--compute-cov", "--out", out);

@@ -15,6 +15,7 @@ import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.runners.Runners;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -36,27 +37,31 @@ import org.junit.jupiter.params.provider.CsvSource;
 class KernelTilesTest {
   @TempDir Path dir;
 
-  @ParameterizedTest(name = "{0} p={1} tile={2} symmetric={3}")
+  @ParameterizedTest(name = "{0} p={1} tile={2} symmetric={3} {4}")
   @CsvSource({
-    "DIRECT, 2, 5, true",   // tile divides N
-    "DIRECT, 2, 3, true",   // tile does not divide N
-    "DIRECT, 2, 4, false",
-    "DIRECT, 1, 5, false",
-    "DIRECT, 2, 64, true",  // one tile larger than N
-    "FLINK, 2, 3, true",
-    "FLINK, 2, 4, false",
+    "DIRECT, 2, 5, true, CPU",   // tile divides N
+    "DIRECT, 2, 3, true, CPU",   // tile does not divide N
+    "DIRECT, 2, 4, false, CPU",
+    "DIRECT, 1, 5, false, CPU",
+    "DIRECT, 2, 64, true, CPU",  // one tile larger than N
+    "DIRECT, 2, 3, true, TENSORFLOW",
+    "FLINK, 2, 3, true, CPU",
+    "FLINK, 2, 4, false, CPU",
+    "FLINK, 2, 4, false, TENSORFLOW",
   })
-  void beamEqualsInProcess(Runners.Kind runner, int parallelism, int tile, boolean symmetric) throws IOException {
+  void beamEqualsInProcess(Runners.Kind runner, int parallelism, int tile, boolean symmetric,
+      Backend backend) throws IOException {
     Path x1 = Fixtures.randomNpy(dir, "x1.npy", 10, 6, 1);
     Path x2 = symmetric ? null : Fixtures.randomNpy(dir, "x2.npy", 7, 6, 2);
     Path out = dir.resolve("out");
     TileSet set = TileSet.create(Fixtures.MODEL, x1, x2, tile, NpyDType.FLOAT64, out.resolve("tiles"));
     Pipeline p = Fixtures.pipeline(runner, parallelism);
-    p.apply(KernelTiles.of(set)).apply(WriteKernels.of(set, List.of(Get.NNGP, Get.NTK), out));
+    p.apply(KernelTiles.of(set).withBackend(backend)).apply(WriteKernels.of(set, List.of(Get.NNGP, Get.NTK), out));
     PipelineResult result = Fixtures.run(p);
 
     try (NDManager m = Tensors.newManager()) {
-      Kernel expected = ModelSpec.parse(Fixtures.MODEL).kernelFn()
+      // In-process on the cpu backend: tiles on the tensorflow backend must agree with it too.
+      Kernel expected = ModelSpec.parse(Fixtures.MODEL).kernelFn().withBackend(Backend.CPU)
           .apply(Fixtures.load(m, x1), x2 == null ? null : Fixtures.load(m, x2));
       for (Get g : Get.values()) {
         NpyArray actual = Npy.read(out.resolve(g.key() + ".npy"));
