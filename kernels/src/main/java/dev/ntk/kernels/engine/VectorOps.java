@@ -21,47 +21,56 @@ final class VectorOps {
   private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
 
-  static final ChunkOps<double[]> FLOAT64 = new ChunkOps<>() {
+  /** The SIMD arithmetic over the scalar implementation's allocation and copies. */
+  private abstract static class Simd<A> implements ChunkOps<A> {
+    private final ChunkOps<A> scalar;
+
+    Simd(ChunkOps<A> scalar) {
+      this.scalar = scalar;
+    }
+
     @Override
     public String dtype() {
-      return ScalarOps.FLOAT64.dtype();
+      return scalar.dtype();
     }
 
     @Override
-    public double[] allocate(int length) {
-      return ScalarOps.FLOAT64.allocate(length);
+    public A allocate(int length) {
+      return scalar.allocate(length);
     }
 
     @Override
-    public double get(double[] array, int index) {
-      return array[index];
+    public double get(A array, int index) {
+      return scalar.get(array, index);
     }
 
     @Override
-    public void fill(double[] out, int offset, int length, double value) {
-      ScalarOps.FLOAT64.fill(out, offset, length, value);
+    public void fill(A out, int offset, int length, double value) {
+      scalar.fill(out, offset, length, value);
     }
 
     @Override
-    public void broadcast(double[] from, int index, double[] out, int offset, int length) {
-      ScalarOps.FLOAT64.broadcast(from, index, out, offset, length);
+    public void broadcast(A from, int index, A out, int offset, int length) {
+      scalar.broadcast(from, index, out, offset, length);
     }
 
     @Override
-    public void copy(double[] from, int fromOffset, double[] to, int toOffset, int length) {
-      ScalarOps.FLOAT64.copy(from, fromOffset, to, toOffset, length);
+    public void copy(A from, int fromOffset, A to, int toOffset, int length) {
+      scalar.copy(from, fromOffset, to, toOffset, length);
     }
 
     @Override
-    public double[] fromDoubles(double[] values) {
-      return ScalarOps.FLOAT64.fromDoubles(values);
+    public A fromDoubles(double[] values) {
+      return scalar.fromDoubles(values);
     }
 
     @Override
-    public double[] toDoubles(double[] array, int length) {
-      return ScalarOps.FLOAT64.toDoubles(array, length);
+    public double[] toDoubles(A array, int length) {
+      return scalar.toDoubles(array, length);
     }
+  }
 
+  static final ChunkOps<double[]> FLOAT64 = new Simd<>(ScalarOps.FLOAT64) {
     @Override
     public void apply(Expr.Op op, double[] a, int ao, int am, double[] b, int bo, int bm, double[] out,
         int oo, int length) {
@@ -92,47 +101,7 @@ final class VectorOps {
     }
   };
 
-  static final ChunkOps<float[]> FLOAT32 = new ChunkOps<>() {
-    @Override
-    public String dtype() {
-      return ScalarOps.FLOAT32.dtype();
-    }
-
-    @Override
-    public float[] allocate(int length) {
-      return ScalarOps.FLOAT32.allocate(length);
-    }
-
-    @Override
-    public double get(float[] array, int index) {
-      return array[index];
-    }
-
-    @Override
-    public void fill(float[] out, int offset, int length, double value) {
-      ScalarOps.FLOAT32.fill(out, offset, length, value);
-    }
-
-    @Override
-    public void broadcast(float[] from, int index, float[] out, int offset, int length) {
-      ScalarOps.FLOAT32.broadcast(from, index, out, offset, length);
-    }
-
-    @Override
-    public void copy(float[] from, int fromOffset, float[] to, int toOffset, int length) {
-      ScalarOps.FLOAT32.copy(from, fromOffset, to, toOffset, length);
-    }
-
-    @Override
-    public float[] fromDoubles(double[] values) {
-      return ScalarOps.FLOAT32.fromDoubles(values);
-    }
-
-    @Override
-    public double[] toDoubles(float[] array, int length) {
-      return ScalarOps.FLOAT32.toDoubles(array, length);
-    }
-
+  static final ChunkOps<float[]> FLOAT32 = new Simd<>(ScalarOps.FLOAT32) {
     @Override
     public void apply(Expr.Op op, float[] a, int ao, int am, float[] b, int bo, int bm, float[] out,
         int oo, int length) {
