@@ -67,7 +67,7 @@ public final class Diagnostics {
 
   private static <A> Map<String, double[]> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2,
       int n1, int n2, int d) {
-    Map<String, A> out = cpu.run(schedule, Plan.inputKernel(cpu, x1, x2, n1, n2, d, 1), n1, n2, 1);
+    Map<String, A> out = Plan.run(cpu, schedule, x1, x2, n1, n2, d, 1);
     Map<String, double[]> values = new LinkedHashMap<>();
     out.forEach((name, v) -> values.put(name, cpu.toDoubles(v,
         name.endsWith("var1") ? n1 : name.endsWith("var2") ? n2 : n1 * n2)));

@@ -112,39 +112,33 @@ public final class Plan {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    int d = Math.toIntExact(requirements.input().shape().size());
-    return cpu.run(schedule, inputKernel(cpu, x1, x2, n1, n2, d, threads), n1, n2, threads);
+    return run(cpu, schedule, x1, x2, n1, n2, Math.toIntExact(requirements.input().shape().size()), threads);
   }
 
   /**
-   * The kernel of raw inputs, as a plan's inputs: the gram {@code x1 x2^T / d} ({@value #NNGP})
-   * and the variances ({@value #VAR1}, {@value #VAR2}); {@code x2 == null} for x1 itself.
+   * Runs {@code schedule} (whose inputs are those of a plan from raw inputs) on {@code x1 (n1, d)}
+   * and {@code x2 (n2, d)}; for {@code x2 == null}, x1 with itself, only the upper triangle is
+   * computed (a {@code syrk} for the gram, the rules on and above the diagonal) and mirrored.
    */
-  static <A> Map<String, A> inputKernel(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int d, int threads) {
+  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2, int n1, int n2, int d,
+      int threads) {
     boolean same = x2 == null;
-    A other = same ? x1 : x2;
-    A gram = cpu.allocate(Math.multiplyExact(n1, n2));
-    double[] var1;
-    double[] var2;
-    if (x1 instanceof double[] a) {
-      Gram.of(a, (double[]) other, n1, n2, d, (double[]) gram, threads);
-      var1 = Gram.variances(a, n1, d);
-      var2 = same ? var1 : Gram.variances((double[]) other, n2, d);
-    } else {
-      Gram.of((float[]) x1, (float[]) other, n1, n2, d, (float[]) gram, threads);
-      var1 = Gram.variances((float[]) x1, n1, d);
-      var2 = same ? var1 : Gram.variances((float[]) other, n2, d);
-    }
-    if (same) {
-      // The variances of x1 with itself are the diagonal of the gram, to the last bit: then
-      // k11 k22 - k^2 is exactly 0 there, and the angle of the ReLU rule exactly 0 (a separately
-      // summed |x|^2 / d differs in rounding, which moved the NTK's diagonal by about 1e-8).
-      for (int i = 0; i < n1; i++) {
-        var1[i] = cpu.get(gram, i * n2 + i);
+    try (Gram.Result gram = Gram.of(x1, x2, n1, n2, d, threads)) {
+      double[] var1 = Gram.variances(x1, n1, d);
+      double[] var2 = same ? var1 : Gram.variances(x2, n2, d);
+      if (same) {
+        // The variances of x1 with itself are the diagonal of the gram, to the last bit: then
+        // k11 k22 - k^2 is exactly 0 there, and the angle of the ReLU rule exactly 0 (a separately
+        // summed |x|^2 / d differs in rounding, which moved the NTK's diagonal by about 1e-8).
+        for (int i = 0; i < n1; i++) {
+          var1[i] = gram.get(i * n2 + i);
+        }
+        var2 = var1;
       }
-      var2 = var1;
+      Map<String, Object> inputs = Map.of(NNGP, gram.buffer(), VAR1, cpu.fromDoubles(var1),
+          VAR2, cpu.fromDoubles(var2));
+      return cpu.run(schedule, inputs, n1, n2, threads, same);
     }
-    return Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1), VAR2, cpu.fromDoubles(var2));
   }
 
   @Override

@@ -10,6 +10,9 @@ package dev.ntk.kernels.engine;
  * @param <A> the array type
  */
 interface ChunkOps<A> {
+  /** Copies the upper triangle of the row-major {@code n x n} {@code matrix} onto its lower one. */
+  void mirror(A matrix, int n);
+
   /** The dtype name: {@code float32} or {@code float64}. */
   String dtype();
 
@@ -26,6 +29,12 @@ interface ChunkOps<A> {
 
   /** Fills {@code out[offset, offset + length)} with {@code from[index]}. */
   void broadcast(A from, int index, A out, int offset, int length);
+
+  /**
+   * Copies {@code length} values from {@code from} (an array of this type, or a {@code
+   * FloatBuffer}/{@code DoubleBuffer} of this dtype) at {@code offset} into {@code to}.
+   */
+  void load(Object from, int offset, A to, int length);
 
   void copy(A from, int fromOffset, A to, int toOffset, int length);
 

@@ -91,23 +91,38 @@ public final class CpuBackend<A> {
 
   /**
    * Runs {@code schedule} for an {@code n1 x n2} tile: {@code inputs} maps the schedule's inputs
-   * to arrays ({@code (n1, n2)} for pair inputs, {@code n1} or {@code n2} for per-input ones);
+   * to arrays ({@code n1} or {@code n2} values for per-input ones; {@code (n1, n2)} row-major for
+   * pair inputs, which may also be a direct {@code FloatBuffer} or {@code DoubleBuffer});
    * the result maps each output name to a new row-major {@code n1 x n2} array. {@code threads}
    * workers split the rows (1 inside a Beam worker, which is one thread already).
    */
-  public Map<String, A> run(Schedule schedule, Map<String, A> inputs, int n1, int n2, int threads) {
+  public Map<String, A> run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads) {
+    return run(schedule, inputs, n1, n2, threads, false);
+  }
+
+  /**
+   * As {@link #run(Schedule, Map, int, int, int)}; with {@code symmetric} (x1 with itself, so the
+   * outputs are symmetric and the pair inputs need only their upper triangle, as a {@code syrk}
+   * writes it), only the entries on and above the diagonal are computed, and mirrored.
+   */
+  public Map<String, A> run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads,
+      boolean symmetric) {
     Map<String, A> out = new LinkedHashMap<>();
     for (String name : schedule.outputs().keySet()) {
       out.put(name, ops.allocate(Math.multiplyExact(n1, n2)));
     }
     schedule.rowOutputs().keySet().forEach(name -> out.put(name, ops.allocate(n1)));
     schedule.colOutputs().keySet().forEach(name -> out.put(name, ops.allocate(n2)));
-    run(schedule, inputs, n1, n2, threads, out);
+    run(schedule, inputs, n1, n2, threads, symmetric, out);
     return out;
   }
 
-  /** As {@link #run(Schedule, Map, int, int, int)}, into the caller's output arrays. */
-  public void run(Schedule schedule, Map<String, A> inputs, int n1, int n2, int threads, Map<String, A> out) {
+  /** As {@link #run(Schedule, Map, int, int, int, boolean)}, into the caller's output arrays. */
+  public void run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads, boolean symmetric,
+      Map<String, A> out) {
+    if (symmetric && n1 != n2) {
+      throw new IllegalArgumentException("a symmetric tile is square, got " + n1 + " x " + n2);
+    }
     for (String name : schedule.inputs()) {
       if (!inputs.containsKey(name)) {
         throw new IllegalArgumentException("the plan needs input " + name + ", got " + inputs.keySet());
@@ -118,15 +133,42 @@ public final class CpuBackend<A> {
     vectorOutputs(schedule.colOutputs(), vectors, inputs, n2, out);
     int workers = Math.max(1, Math.min(threads, n1));
     if (workers == 1) {
-      new TileWorker(schedule, inputs, vectors, n2, out).rows(0, n1);
+      new TileWorker(schedule, inputs, vectors, n2, symmetric, out).rows(0, n1);
     } else {
-      int blocks = Math.min(n1, workers * 4);
-      IntStream.range(0, blocks).parallel().forEach(b -> new TileWorker(schedule, inputs, vectors, n2, out)
-          .rows((int) ((long) n1 * b / blocks), (int) ((long) n1 * (b + 1) / blocks)));
+      int[] bounds = rowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
+      IntStream.range(0, bounds.length - 1).parallel().forEach(b ->
+          new TileWorker(schedule, inputs, vectors, n2, symmetric, out).rows(bounds[b], bounds[b + 1]));
+    }
+    if (symmetric) {
+      for (String name : schedule.outputs().keySet()) {
+        mirror(out.get(name), n1);
+      }
     }
   }
 
-  private void vectorOutputs(Map<String, Expr> outputs, Map<Expr, A> vectors, Map<String, A> inputs, int n,
+  /** Row boundaries of {@code blocks} blocks of equal work (rows of a symmetric tile shrink). */
+  private static int[] rowBlocks(int n1, int n2, int blocks, boolean symmetric) {
+    int[] bounds = new int[blocks + 1];
+    double total = symmetric ? (double) n1 * (n1 + 1) / 2 : (double) n1 * n2;
+    int row = 0;
+    double done = 0;
+    for (int b = 1; b < blocks; b++) {
+      while (row < n1 && done < total * b / blocks) {
+        done += symmetric ? n1 - row : n2;
+        row++;
+      }
+      bounds[b] = row;
+    }
+    bounds[blocks] = n1;
+    return bounds;
+  }
+
+  private void mirror(A matrix, int n) {
+    ops.mirror(matrix, n);
+  }
+
+
+  private void vectorOutputs(Map<String, Expr> outputs, Map<Expr, A> vectors, Map<String, ?> inputs, int n,
       Map<String, A> out) {
     for (Map.Entry<String, Expr> o : outputs.entrySet()) {
       Expr e = o.getValue();
@@ -139,7 +181,7 @@ public final class CpuBackend<A> {
   }
 
   /** The per-input steps over whole vectors; returns every per-input value by its expression. */
-  private Map<Expr, A> vectorPass(Schedule schedule, Map<String, A> inputs, int n1, int n2) {
+  private Map<Expr, A> vectorPass(Schedule schedule, Map<String, ?> inputs, int n1, int n2) {
     Map<Expr, A> values = new IdentityHashMap<>();
     for (Expr e : schedule.vectorSteps()) {
       int n = e.domain() == Expr.Domain.ROW ? n1 : n2;
@@ -158,12 +200,17 @@ public final class CpuBackend<A> {
   }
 
   /** A per-input value over the whole vector; a constant as a broadcast buffer. */
-  private A vector(Expr e, Map<Expr, A> values, Map<String, A> inputs, int n) {
+  private A vector(Expr e, Map<Expr, A> values, Map<String, ?> inputs, int n) {
     return switch (e.op()) {
-      case INPUT -> inputs.get(e.name());
+      case INPUT -> vectorInput(inputs, e.name());
       case CONST -> constant(e.value());
       default -> values.get(e);
     };
+  }
+
+  @SuppressWarnings("unchecked")
+  private A vectorInput(Map<String, ?> inputs, String name) {
+    return (A) inputs.get(name);
   }
 
   private static int mask(Expr e) {
@@ -177,7 +224,7 @@ public final class CpuBackend<A> {
   }
 
   /** Where a tile step finds an operand in the current chunk. */
-  private enum Source { REGISTER, PAIR_INPUT, COLUMN, ROW, CONSTANT }
+  private enum Source { REGISTER, COLUMN, ROW, CONSTANT }
 
   /**
    * One thread's share of the per-pair pass, with its own chunk registers. A chunk is a run of
@@ -190,6 +237,7 @@ public final class CpuBackend<A> {
   private final class TileWorker {
     private final Schedule schedule;
     private final int n2;
+    private final boolean upper;
     private final int rowsPerChunk;
     private final Expr.Op[] opcodes;
     private final Source[][] sources;
@@ -200,19 +248,26 @@ public final class CpuBackend<A> {
     private final Object[] outArray;
     private final A[] rowSources;
     private final A[] rowBuffers;
+    private final Object[] pairSources;
+    private final A[] pairStages;
 
     @SuppressWarnings("unchecked")
-    TileWorker(Schedule schedule, Map<String, A> inputs, Map<Expr, A> vectors, int n2, Map<String, A> out) {
+    TileWorker(Schedule schedule, Map<String, ?> inputs, Map<Expr, A> vectors, int n2, boolean symmetric,
+        Map<String, A> out) {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
       this.rowsPerChunk = n2 >= CHUNK ? 1 : CHUNK / n2;
+      // Rows of a symmetric tile start at the diagonal; several rows per chunk compute whole rows
+      // (the lower triangle is then overwritten by the mirror).
+      this.upper = symmetric && rowsPerChunk == 1;
       int chunk = rowsPerChunk == 1 ? CHUNK : rowsPerChunk * n2;
       A[] registers = (A[]) new Object[schedule.registerCount()];
       for (int r = 0; r < registers.length; r++) {
         registers[r] = ops.allocate(chunk);
       }
       Map<Expr, A> rowBuffer = new IdentityHashMap<>();
+      Map<String, A> staged = new java.util.LinkedHashMap<>();
       Map<Expr, A> columns = new IdentityHashMap<>();
       Map<Expr, A> constants = new IdentityHashMap<>();
       List<Expr> rows = new java.util.ArrayList<>();
@@ -225,12 +280,15 @@ public final class CpuBackend<A> {
         boolean input = e.op() == Expr.Op.INPUT;
         switch (e.domain()) {
           case TILE -> {
-            sourceOut[i] = input ? Source.PAIR_INPUT : Source.REGISTER;
-            arrayOut[i] = input ? inputs.get(e.name()) : registers[schedule.register(e)];
+            // A pair input is staged chunk by chunk into a register of its own (from an array,
+            // or from the native buffer a GEMM wrote, which then needs no copy into the heap).
+            sourceOut[i] = Source.REGISTER;
+            arrayOut[i] = input ? staged.computeIfAbsent(e.name(), name -> ops.allocate(chunk))
+                : registers[schedule.register(e)];
           }
           case COL -> {
             sourceOut[i] = Source.COLUMN;
-            A values = input ? inputs.get(e.name()) : vectors.get(e);
+            A values = input ? vectorInput(inputs, e.name()) : vectors.get(e);
             arrayOut[i] = rowsPerChunk == 1 ? values : columns.computeIfAbsent(e, c -> repeat(values, n2, rowsPerChunk));
           }
           case ROW -> {
@@ -268,9 +326,11 @@ public final class CpuBackend<A> {
       rowBuffers = (A[]) new Object[rows.size()];
       for (int i = 0; i < rows.size(); i++) {
         Expr r = rows.get(i);
-        rowSources[i] = r.op() == Expr.Op.INPUT ? inputs.get(r.name()) : vectors.get(r);
+        rowSources[i] = r.op() == Expr.Op.INPUT ? vectorInput(inputs, r.name()) : vectors.get(r);
         rowBuffers[i] = rowBuffer.get(r);
       }
+      pairSources = staged.keySet().stream().map(inputs::get).toArray();
+      pairStages = (A[]) staged.values().toArray();
     }
 
     /** {@code values} ({@code n} of them) repeated {@code times} times. */
@@ -289,7 +349,7 @@ public final class CpuBackend<A> {
           for (int r = 0; r < rowSources.length; r++) {
             ops.broadcast(rowSources[r], i, rowBuffers[r], ChunkOps.BROADCAST_LENGTH);
           }
-          for (int j0 = 0; j0 < n2; j0 += CHUNK) {
+          for (int j0 = upper ? i : 0; j0 < n2; j0 += CHUNK) {
             chunk((long) i * n2, j0, Math.min(CHUNK, n2 - j0), outArrays);
           }
         }
@@ -309,6 +369,9 @@ public final class CpuBackend<A> {
     /** Every step over entries {@code [rowBase + j0, rowBase + j0 + len)} of the tile. */
     @SuppressWarnings("unchecked")
     private void chunk(long rowBase, int j0, int len, List<A> outArrays) {
+      for (int p = 0; p < pairSources.length; p++) {
+        ops.load(pairSources[p], (int) (rowBase + j0), pairStages[p], len);
+      }
       for (int s = 0; s < opcodes.length; s++) {
         A a = (A) arrays[0][s];
         A b = (A) arrays[1][s];
@@ -338,11 +401,7 @@ public final class CpuBackend<A> {
     }
 
     private int offset(Source source, long rowBase, int j0) {
-      return switch (source) {
-        case PAIR_INPUT -> (int) (rowBase + j0);
-        case COLUMN -> rowsPerChunk == 1 ? j0 : 0;
-        default -> 0;
-      };
+      return source == Source.COLUMN && rowsPerChunk == 1 ? j0 : 0;
     }
   }
 

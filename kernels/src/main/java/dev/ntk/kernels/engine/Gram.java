@@ -1,15 +1,25 @@
 package dev.ntk.kernels.engine;
 
+import java.nio.Buffer;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas;
 
 /**
  * The input kernel of a tile, the one step that is not entry-wise: {@code nngp = x1 x2^T / d} as
- * one GEMM on OpenBLAS (the JavaCPP preset, whose native library comes from Maven), and the
- * per-input variances {@code |x|^2 / d}.
+ * one GEMM on OpenBLAS (the JavaCPP preset, whose native library comes from Maven), or for x1 with
+ * itself the upper triangle by a {@code syrk} (half the work); and the per-input variances {@code
+ * |x|^2 / d}.
  *
- * <p>Chosen by measurement (bench/README.md): for 4096 x 784 x 4096 in float32, OpenBLAS took
- * 0.13 s on this 2-core machine, TensorFlow's MatMul 0.10 s on the issue's, NumPy 0.16-0.28 s here.
- * A Beam worker asks for one thread (it is one of several workers); in-process calls use all cores.
+ * <p>The result stays in native memory ({@link Result}): the {@code cpu} backend stages it chunk by
+ * chunk into its registers, where copying a Java array in and out of the native call cost a third
+ * of an in-process 4096 x 4096 float32 kernel's time (perf, 2-core AMD EPYC). A probe of 4096 x
+ * 784 x 4096 in float32 here: {@code sgemm} 0.14 s and {@code ssyrk} 0.07 s on 2 threads, NumPy's
+ * matmul 0.16-0.28 s. A Beam worker asks for one thread (it is one of several); in-process calls
+ * use all cores.
  */
 public final class Gram {
   private Gram() {}
@@ -23,40 +33,75 @@ public final class Gram {
     }
   }
 
-  /** {@code out = x1 x2^T / d} for row-major {@code x1 (n1, d)} and {@code x2 (n2, d)}. */
-  public static void of(double[] x1, double[] x2, int n1, int n2, int d, double[] out, int threads) {
-    threads(threads);
-    openblas.cblas_dgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d,
-        1.0 / d, x1, d, x2, d, 0.0, out, n2);
-  }
+  /** A gram matrix in native memory, row-major; freed by {@link #close}. */
+  public static final class Result implements AutoCloseable {
+    private final Pointer pointer;
+    private final Buffer buffer;
 
-  /** {@code out = x1 x2^T / d} in float32. */
-  public static void of(float[] x1, float[] x2, int n1, int n2, int d, float[] out, int threads) {
-    threads(threads);
-    openblas.cblas_sgemm(openblas.CblasRowMajor, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d,
-        1.0f / d, x1, d, x2, d, 0.0f, out, n2);
-  }
-
-  /** The mean square of each row of {@code x (n, d)}, accumulated in float64. */
-  public static double[] variances(double[] x, int n, int d) {
-    double[] v = new double[n];
-    for (int i = 0; i < n; i++) {
-      double s = 0;
-      for (int k = i * d; k < (i + 1) * d; k++) {
-        s += x[k] * x[k];
-      }
-      v[i] = s / d;
+    private Result(Pointer pointer, Buffer buffer) {
+      this.pointer = pointer;
+      this.buffer = buffer;
     }
-    return v;
+
+    /** A {@code FloatBuffer} or {@code DoubleBuffer} over the values. */
+    public Buffer buffer() {
+      return buffer;
+    }
+
+    public double get(int index) {
+      return buffer instanceof DoubleBuffer d ? d.get(index) : ((FloatBuffer) buffer).get(index);
+    }
+
+    @Override
+    public void close() {
+      pointer.close();
+    }
   }
 
-  /** The mean square of each row of {@code x (n, d)} in float32, accumulated in float64. */
-  public static double[] variances(float[] x, int n, int d) {
+  /**
+   * {@code x1 x2^T / d} for row-major {@code x1 (n1, d)} and {@code x2 (n2, d)}, both {@code
+   * double[]} or both {@code float[]}; {@code x2 == null} for x1 with itself, of which only the
+   * upper triangle (diagonal included) is computed.
+   */
+  public static Result of(Object x1, Object x2, int n1, int n2, int d, int threads) {
+    threads(threads);
+    int order = openblas.CblasRowMajor;
+    if (x1 instanceof double[] a) {
+      DoublePointer out = new DoublePointer((long) n1 * n2);
+      try (DoublePointer p1 = new DoublePointer(a);
+          DoublePointer p2 = x2 == null ? null : new DoublePointer((double[]) x2)) {
+        if (p2 == null) {
+          openblas.cblas_dsyrk(order, openblas.CblasUpper, openblas.CblasNoTrans, n1, d, 1.0 / d, p1, d, 0.0, out, n1);
+        } else {
+          openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0 / d, p1, d,
+              p2, d, 0.0, out, n2);
+        }
+      }
+      return new Result(out, out.asBuffer());
+    }
+    FloatPointer out = new FloatPointer((long) n1 * n2);
+    try (FloatPointer p1 = new FloatPointer((float[]) x1);
+        FloatPointer p2 = x2 == null ? null : new FloatPointer((float[]) x2)) {
+      if (p2 == null) {
+        openblas.cblas_ssyrk(order, openblas.CblasUpper, openblas.CblasNoTrans, n1, d, 1.0f / d, p1, d, 0.0f, out, n1);
+      } else {
+        openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0f / d, p1, d,
+            p2, d, 0.0f, out, n2);
+      }
+    }
+    return new Result(out, out.asBuffer());
+  }
+
+  /** The mean square of each row of {@code x (n, d)} ({@code double[]} or {@code float[]}), in float64. */
+  public static double[] variances(Object x, int n, int d) {
     double[] v = new double[n];
+    double[] xd = x instanceof double[] a ? a : null;
+    float[] xf = xd == null ? (float[]) x : null;
     for (int i = 0; i < n; i++) {
       double s = 0;
       for (int k = i * d; k < (i + 1) * d; k++) {
-        s += (double) x[k] * x[k];
+        double value = xd != null ? xd[k] : xf[k];
+        s += value * value;
       }
       v[i] = s / d;
     }

@@ -31,8 +31,31 @@ final class ScalarOps {
     }
 
     @Override
+    public void mirror(double[] m, int n) {
+      // In 64 x 64 blocks, so that the column-wise reads stay in cache.
+      for (int i0 = 0; i0 < n; i0 += 64) {
+        for (int j0 = 0; j0 <= i0; j0 += 64) {
+          for (int i = i0; i < Math.min(i0 + 64, n); i++) {
+            for (int j = j0; j < Math.min(j0 + 64, i); j++) {
+              m[i * n + j] = m[j * n + i];
+            }
+          }
+        }
+      }
+    }
+
+    @Override
     public void broadcast(double[] from, int index, double[] out, int offset, int length) {
       java.util.Arrays.fill(out, offset, offset + length, from[index]);
+    }
+
+    @Override
+    public void load(Object from, int offset, double[] to, int length) {
+      if (from instanceof java.nio.DoubleBuffer b) {
+        b.get(offset, to, 0, length);
+      } else {
+        System.arraycopy((double[]) from, offset, to, 0, length);
+      }
     }
 
     @Override
@@ -85,8 +108,31 @@ final class ScalarOps {
     }
 
     @Override
+    public void mirror(float[] m, int n) {
+      // In 64 x 64 blocks, so that the column-wise reads stay in cache.
+      for (int i0 = 0; i0 < n; i0 += 64) {
+        for (int j0 = 0; j0 <= i0; j0 += 64) {
+          for (int i = i0; i < Math.min(i0 + 64, n); i++) {
+            for (int j = j0; j < Math.min(j0 + 64, i); j++) {
+              m[i * n + j] = m[j * n + i];
+            }
+          }
+        }
+      }
+    }
+
+    @Override
     public void broadcast(float[] from, int index, float[] out, int offset, int length) {
       java.util.Arrays.fill(out, offset, offset + length, from[index]);
+    }
+
+    @Override
+    public void load(Object from, int offset, float[] to, int length) {
+      if (from instanceof java.nio.FloatBuffer b) {
+        b.get(offset, to, 0, length);
+      } else {
+        System.arraycopy((float[]) from, offset, to, 0, length);
+      }
     }
 
     @Override

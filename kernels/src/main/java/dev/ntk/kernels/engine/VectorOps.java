@@ -50,8 +50,18 @@ final class VectorOps {
     }
 
     @Override
+    public void mirror(A matrix, int n) {
+      scalar.mirror(matrix, n);
+    }
+
+    @Override
     public void broadcast(A from, int index, A out, int offset, int length) {
       scalar.broadcast(from, index, out, offset, length);
+    }
+
+    @Override
+    public void load(Object from, int offset, A to, int length) {
+      scalar.load(from, offset, to, length);
     }
 
     @Override
