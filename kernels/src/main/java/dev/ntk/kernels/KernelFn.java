@@ -7,6 +7,8 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.TensorFlowBackend;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
@@ -108,27 +110,40 @@ public final class KernelFn {
         plan.requirements().diagonalSpatial());
   }
 
+  /**
+   * The plan on the {@code cpu} backend, with every core. The kernels are written straight into
+   * direct buffers in native byte order, from which each TensorFlow tensor is made with one copy
+   * (from a Java array DJL made three passes: a zeroed buffer, a copy into it, a copy out of it).
+   */
   private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
     int threads = Runtime.getRuntime().availableProcessors();
-    Map<String, NDArray> out = new HashMap<>();
-    if (x1.getDataType() == DataType.FLOAT64) {
-      Map<String, double[]> r = plan.run(CpuBackend.float64(), x1.toDoubleArray(),
-          x2 == null ? null : x2.toDoubleArray(), n1, n2, threads);
-      r.forEach((name, v) -> out.put(name, m.create(v, shapeOf(name, n1, n2))));
-    } else {
-      Map<String, float[]> r = plan.run(CpuBackend.float32(), x1.toFloatArray(),
-          x2 == null ? null : x2.toFloatArray(), n1, n2, threads);
-      r.forEach((name, v) -> out.put(name, m.create(v, shapeOf(name, n1, n2))));
+    DataType type = x1.getDataType();
+    Map<String, ByteBuffer> bytes = new HashMap<>();
+    Map<String, Object> out = new HashMap<>();
+    for (String name : plan.schedule().outputs().keySet()) {
+      ByteBuffer b = ByteBuffer.allocateDirect(Math.multiplyExact(n1 * n2, type.getNumOfBytes()))
+          .order(ByteOrder.nativeOrder());
+      bytes.put(name, b);
+      out.put(name, type == DataType.FLOAT64 ? b.asDoubleBuffer() : b.asFloatBuffer());
     }
-    return out;
-  }
-
-  private static Shape shapeOf(String output, int n1, int n2) {
-    return switch (output) {
-      case Plan.VAR1 -> new Shape(n1);
-      case Plan.VAR2 -> new Shape(n2);
-      default -> new Shape(n1, n2);
-    };
+    if (type == DataType.FLOAT64) {
+      out.put(Plan.VAR1, new double[n1]);
+      out.put(Plan.VAR2, new double[n2]);
+      plan.run(CpuBackend.float64(), x1.toDoubleArray(), x2 == null ? null : x2.toDoubleArray(), n1, n2,
+          threads, out);
+    } else {
+      out.put(Plan.VAR1, new float[n1]);
+      out.put(Plan.VAR2, new float[n2]);
+      plan.run(CpuBackend.float32(), x1.toFloatArray(), x2 == null ? null : x2.toFloatArray(), n1, n2,
+          threads, out);
+    }
+    Map<String, NDArray> arrays = new HashMap<>();
+    bytes.forEach((name, b) -> arrays.put(name, m.create(b, new Shape(n1, n2), type)));
+    for (String name : List.of(Plan.VAR1, Plan.VAR2)) {
+      Object v = out.get(name);
+      arrays.put(name, v instanceof double[] d ? m.create(d) : m.create((float[]) v));
+    }
+    return arrays;
   }
 
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,

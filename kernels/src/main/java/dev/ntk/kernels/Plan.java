@@ -122,6 +122,16 @@ public final class Plan {
    */
   static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2, int n1, int n2, int d,
       int threads) {
+    return run(cpu, schedule, x1, x2, n1, n2, d, threads, null);
+  }
+
+  /** As {@link #run(CpuBackend, Object, Object, int, int, int)}, into {@code out} (see {@link CpuBackend}). */
+  public <A> void run(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads, Map<String, ?> out) {
+    run(cpu, schedule, x1, x2, n1, n2, Math.toIntExact(requirements.input().shape().size()), threads, out);
+  }
+
+  private static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2, int n1, int n2,
+      int d, int threads, Map<String, ?> out) {
     boolean same = x2 == null;
     try (Gram.Result gram = Gram.of(x1, x2, n1, n2, d, threads)) {
       double[] var1 = Gram.variances(x1, n1, d);
@@ -137,7 +147,11 @@ public final class Plan {
       }
       Map<String, Object> inputs = Map.of(NNGP, gram.buffer(), VAR1, cpu.fromDoubles(var1),
           VAR2, cpu.fromDoubles(var2));
-      return cpu.run(schedule, inputs, n1, n2, threads, same);
+      if (out == null) {
+        return cpu.run(schedule, inputs, n1, n2, threads, same);
+      }
+      cpu.run(schedule, inputs, n1, n2, threads, same, out);
+      return null;
     }
   }
 

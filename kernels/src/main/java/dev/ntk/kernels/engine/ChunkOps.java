@@ -10,8 +10,14 @@ package dev.ntk.kernels.engine;
  * @param <A> the array type
  */
 interface ChunkOps<A> {
-  /** Copies the upper triangle of the row-major {@code n x n} {@code matrix} onto its lower one. */
-  void mirror(A matrix, int n);
+  /**
+   * Copies the upper triangle of the row-major {@code n x n} {@code matrix} (an array of this type
+   * or a buffer of this dtype) onto its lower one.
+   */
+  void mirror(Object matrix, int n);
+
+  /** Copies {@code length} values of {@code from} into {@code to} (an array of this type or a buffer). */
+  void store(A from, int fromOffset, Object to, int toOffset, int length);
 
   /** The dtype name: {@code float32} or {@code float64}. */
   String dtype();

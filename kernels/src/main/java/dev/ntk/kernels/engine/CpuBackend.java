@@ -117,9 +117,13 @@ public final class CpuBackend<A> {
     return out;
   }
 
-  /** As {@link #run(Schedule, Map, int, int, int, boolean)}, into the caller's output arrays. */
+  /**
+   * As {@link #run(Schedule, Map, int, int, int, boolean)}, into the caller's outputs: arrays, or
+   * for the pair outputs also direct {@code FloatBuffer}s or {@code DoubleBuffer}s (which a
+   * TensorFlow tensor is then made from with one copy).
+   */
   public void run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads, boolean symmetric,
-      Map<String, A> out) {
+      Map<String, ?> out) {
     if (symmetric && n1 != n2) {
       throw new IllegalArgumentException("a symmetric tile is square, got " + n1 + " x " + n2);
     }
@@ -163,20 +167,20 @@ public final class CpuBackend<A> {
     return bounds;
   }
 
-  private void mirror(A matrix, int n) {
+  private void mirror(Object matrix, int n) {
     ops.mirror(matrix, n);
   }
 
 
   private void vectorOutputs(Map<String, Expr> outputs, Map<Expr, A> vectors, Map<String, ?> inputs, int n,
-      Map<String, A> out) {
+      Map<String, ?> out) {
     for (Map.Entry<String, Expr> o : outputs.entrySet()) {
       Expr e = o.getValue();
+      A values = e.isConstant() ? ops.allocate(n) : vector(e, vectors, inputs, n);
       if (e.isConstant()) {
-        ops.fill(out.get(o.getKey()), 0, n, e.value());
-      } else {
-        ops.copy(vector(e, vectors, inputs, n), 0, out.get(o.getKey()), 0, n);
+        ops.fill(values, 0, n, e.value());
       }
+      ops.store(values, 0, out.get(o.getKey()), 0, n);
     }
   }
 
@@ -243,17 +247,18 @@ public final class CpuBackend<A> {
     private final Source[][] sources;
     private final Object[][] arrays;
     private final A[] targets;
-    private final Map<String, A> out;
+    private final Map<String, ?> out;
     private final Source[] outSource;
     private final Object[] outArray;
     private final A[] rowSources;
     private final A[] rowBuffers;
     private final Object[] pairSources;
+    private final A constantChunk;
     private final A[] pairStages;
 
     @SuppressWarnings("unchecked")
     TileWorker(Schedule schedule, Map<String, ?> inputs, Map<Expr, A> vectors, int n2, boolean symmetric,
-        Map<String, A> out) {
+        Map<String, ?> out) {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
@@ -330,6 +335,7 @@ public final class CpuBackend<A> {
         rowBuffers[i] = rowBuffer.get(r);
       }
       pairSources = staged.keySet().stream().map(inputs::get).toArray();
+      constantChunk = ops.allocate(chunk);
       pairStages = (A[]) staged.values().toArray();
     }
 
@@ -343,7 +349,7 @@ public final class CpuBackend<A> {
     }
 
     void rows(int from, int to) {
-      List<A> outArrays = schedule.outputs().keySet().stream().map(out::get).toList();
+      List<Object> outArrays = schedule.outputs().keySet().stream().<Object>map(out::get).toList();
       if (rowsPerChunk == 1) {
         for (int i = from; i < to; i++) {
           for (int r = 0; r < rowSources.length; r++) {
@@ -368,7 +374,7 @@ public final class CpuBackend<A> {
 
     /** Every step over entries {@code [rowBase + j0, rowBase + j0 + len)} of the tile. */
     @SuppressWarnings("unchecked")
-    private void chunk(long rowBase, int j0, int len, List<A> outArrays) {
+    private void chunk(long rowBase, int j0, int len, List<Object> outArrays) {
       for (int p = 0; p < pairSources.length; p++) {
         ops.load(pairSources[p], (int) (rowBase + j0), pairStages[p], len);
       }
@@ -388,9 +394,10 @@ public final class CpuBackend<A> {
       for (int o = 0; o < outArrays.size(); o++) {
         A from = (A) outArray[o];
         if (mask(outSource[o]) == ChunkOps.BROADCAST) {
-          ops.fill(outArrays.get(o), at, len, ops.get(from, 0));
+          ops.fill(constantChunk, 0, len, ops.get(from, 0));
+          ops.store(constantChunk, 0, outArrays.get(o), at, len);
         } else {
-          ops.copy(from, offset(outSource[o], rowBase, j0), outArrays.get(o), at, len);
+          ops.store(from, offset(outSource[o], rowBase, j0), outArrays.get(o), at, len);
         }
       }
     }

@@ -31,16 +31,31 @@ final class ScalarOps {
     }
 
     @Override
-    public void mirror(double[] m, int n) {
+    public void mirror(Object matrix, int n) {
       // In 64 x 64 blocks, so that the column-wise reads stay in cache.
+      double[] m = matrix instanceof double[] a ? a : null;
+      java.nio.DoubleBuffer b = m == null ? (java.nio.DoubleBuffer) matrix : null;
       for (int i0 = 0; i0 < n; i0 += 64) {
         for (int j0 = 0; j0 <= i0; j0 += 64) {
           for (int i = i0; i < Math.min(i0 + 64, n); i++) {
             for (int j = j0; j < Math.min(j0 + 64, i); j++) {
-              m[i * n + j] = m[j * n + i];
+              if (m != null) {
+                m[i * n + j] = m[j * n + i];
+              } else {
+                b.put(i * n + j, b.get(j * n + i));
+              }
             }
           }
         }
+      }
+    }
+
+    @Override
+    public void store(double[] from, int fromOffset, Object to, int toOffset, int length) {
+      if (to instanceof java.nio.DoubleBuffer b) {
+        b.put(toOffset, from, fromOffset, length);
+      } else {
+        System.arraycopy(from, fromOffset, to, toOffset, length);
       }
     }
 
@@ -108,16 +123,31 @@ final class ScalarOps {
     }
 
     @Override
-    public void mirror(float[] m, int n) {
+    public void mirror(Object matrix, int n) {
       // In 64 x 64 blocks, so that the column-wise reads stay in cache.
+      float[] m = matrix instanceof float[] a ? a : null;
+      java.nio.FloatBuffer b = m == null ? (java.nio.FloatBuffer) matrix : null;
       for (int i0 = 0; i0 < n; i0 += 64) {
         for (int j0 = 0; j0 <= i0; j0 += 64) {
           for (int i = i0; i < Math.min(i0 + 64, n); i++) {
             for (int j = j0; j < Math.min(j0 + 64, i); j++) {
-              m[i * n + j] = m[j * n + i];
+              if (m != null) {
+                m[i * n + j] = m[j * n + i];
+              } else {
+                b.put(i * n + j, b.get(j * n + i));
+              }
             }
           }
         }
+      }
+    }
+
+    @Override
+    public void store(float[] from, int fromOffset, Object to, int toOffset, int length) {
+      if (to instanceof java.nio.FloatBuffer b) {
+        b.put(toOffset, from, fromOffset, length);
+      } else {
+        System.arraycopy(from, fromOffset, to, toOffset, length);
       }
     }
 

@@ -50,8 +50,13 @@ final class VectorOps {
     }
 
     @Override
-    public void mirror(A matrix, int n) {
+    public void mirror(Object matrix, int n) {
       scalar.mirror(matrix, n);
+    }
+
+    @Override
+    public void store(A from, int fromOffset, Object to, int toOffset, int length) {
+      scalar.store(from, fromOffset, to, toOffset, length);
     }
 
     @Override

@@ -12,6 +12,7 @@ import dev.ntk.kernels.Get;
 import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.TensorFlowNative;
@@ -48,6 +49,8 @@ import java.util.stream.Stream;
  *       reading the sum of each kernel, which makes sure that every op has run)
  *       and then the copy of both kernels to Java arrays ({@link Tensors#toDoubles}); the best
  *       total is reported, with its two parts.
+ *   <li>{@code engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3]}: the
+ *       compiled plan alone on the {@code cpu} backend, Java arrays in and out, no DJL arrays.
  *   <li>{@code plan --model M.json --d D}: the work per kernel entry of the model's plan (GEMM
  *       flops, per-pair steps by operation).
  *   <li>{@code native-load}: milliseconds from JVM start to the result of the first TensorFlow op
@@ -69,6 +72,7 @@ public final class Bench {
       case "inprocess" -> inProcess(opts);
       case "native-load" -> nativeLoad();
       case "plan" -> plan(opts);
+      case "engine" -> engine(opts);
       default -> {
         usage();
         System.exit(2);
@@ -81,6 +85,7 @@ public final class Bench {
         + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
         + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
         + "       Bench plan --model M.json --d D\n"
+        + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3]\n"
         + "       Bench native-load   (with -Dntk.cache=DIR)");
   }
 
@@ -161,6 +166,38 @@ public final class Bench {
             + "entries_per_s=%.6g repeats=%d checksum=%.6g%n",
         dtypeName, backend.resolve().key(), n, best, bestApply, bestCopy, (double) n * n / best,
         repeats, checksum);
+  }
+
+  /**
+   * The engine alone: {@link Plan#run} on the {@code cpu} backend, from Java arrays to Java arrays
+   * (all cores), best of {@code --repeats} after one warm-up run; no DJL arrays in or out.
+   */
+  private static void engine(Map<String, String> o) throws IOException {
+    String json = Files.readString(Paths.get(required(o, "model")), StandardCharsets.UTF_8);
+    NpyArray x = Npy.read(Paths.get(required(o, "x")));
+    String dtype = o.getOrDefault("dtype", "float64");
+    int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
+    int n = Math.toIntExact(x.shape()[0]);
+    long d = x.data().length / Math.max(n, 1);
+    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(d), EnumSet.allOf(Get.class));
+    int threads = Runtime.getRuntime().availableProcessors();
+    double best = Double.POSITIVE_INFINITY;
+    for (int r = 0; r <= repeats; r++) {
+      long t0 = System.nanoTime();
+      if (dtype.equals("float32")) {
+        CpuBackend<float[]> cpu = CpuBackend.float32();
+        plan.run(cpu, cpu.fromDoubles(x.data()), null, n, n, threads);
+      } else {
+        plan.run(CpuBackend.float64(), x.data(), null, n, n, threads);
+      }
+      double s = (System.nanoTime() - t0) / 1e9;
+      System.err.printf(Locale.ROOT, "%s %d: %.3f s%n", r == 0 ? "warm-up" : "repeat", r, s);
+      if (r > 0) {
+        best = Math.min(best, s);
+      }
+    }
+    System.out.printf(Locale.ROOT, "RESULT engine dtype=%s n=%d seconds=%.6f threads=%d repeats=%d%n",
+        dtype, n, best, threads, repeats);
   }
 
   /**
