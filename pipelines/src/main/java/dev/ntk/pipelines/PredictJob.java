@@ -1,8 +1,8 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
-import dev.ntk.kernels.Get;
 import dev.ntk.transforms.GpInference;
+import dev.ntk.transforms.PredictSettings;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -12,14 +12,15 @@ import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
- * {@code ntk predict --t inf}: exact GP inference with the infinite network's kernel {@code get}
- * (NNGP posterior, or the NTK infinite ensemble trained to convergence), on a Beam runner. Writes
- * {@code out/mean.npy} ({@code (N_test, K)}) and with {@code computeCov} {@code out/cov.npy}
- * ({@code (N_test, N_test)}); kernel tiles go under {@code out/tiles/}.
+ * {@code ntk predict}: predictions of the infinite network as {@code settings} say (exact GP
+ * inference, gradient descent on MSE for the ensemble or one network, or by ODE), on a Beam
+ * runner. Writes {@code out/mean.npy} ({@code (N_test, K)}, with a leading time axis for several
+ * times), with {@code computeCov} {@code out/cov.npy} ({@code (N_test, N_test)}), and with {@code
+ * settings.nll()} {@code out/nll.npy}; kernel tiles go under {@code out/tiles/}.
  *
  * <p>Inputs are expected to be valid (the command line checks them first).
  */
-public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get get, double diagReg,
+public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
     boolean computeCov, int tile, NpyDType dtype, Path out) {
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
@@ -30,7 +31,7 @@ public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get g
     TileSet testTrain = TileSet.create(json, xTest, xTrain, tile, dtype, tiles.resolve("test-train"));
     TileSet testTest = computeCov ? TileSet.create(json, xTest, null, tile, dtype, tiles.resolve("test-test")) : null;
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, get, diagReg, out));
+    pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, settings, out));
     return Jobs.run(pipeline);
   }
 }
