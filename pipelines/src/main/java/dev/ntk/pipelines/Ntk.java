@@ -103,8 +103,9 @@ public final class Ntk implements Runnable {
 
   /** Options every command takes. */
   static final class CommonOptions {
-    @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "DirectRunner",
-        description = "DirectRunner (default) or FlinkRunner.")
+    @Option(names = "--runner", paramLabel = "RUNNER",
+        description = "DirectRunner (default) or FlinkRunner. A predict job whose kernels are one "
+            + "tile each runs in-process unless a runner is named.")
     Runners.Kind runner;
 
     @Option(names = "--flink-master", paramLabel = "MASTER", defaultValue = "[local]",
@@ -129,7 +130,7 @@ public final class Ntk implements Runnable {
         throw new UsageException("--parallelism must be at least 1, got " + p);
       }
       shareCores(p);
-      return Runners.options(runner, flinkMaster, p);
+      return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p);
     }
 
     /**
@@ -293,9 +294,13 @@ public final class Ntk implements Runnable {
         throw new UsageException("--compute-cov is the infinite ensemble's covariance under MSE: not with "
             + "--fx-train-0, --fx-test-0, --momentum or --loss " + loss);
       }
+      boolean inProcess = options.runner == null && options.parallelism == null
+          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile);
+      InProcessPredict small = new InProcessPredict(model, xTrain, yTrain, xTest, settings, computeCov,
+          options.dtype, out);
       PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
           options.tile, options.dtype, out);
-      PipelineOptions pipelineOptions = options.pipelineOptions();
+      PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       Path mean = out.resolve("mean.npy");
       Path cov = out.resolve("cov.npy");
       Path nllFile = out.resolve("nll.npy");
@@ -306,8 +311,10 @@ public final class Ntk implements Runnable {
       if (nll) {
         results.add(nllFile);
       }
-      JobReport report = Outputs.produce(out, List.of(mean, cov, nllFile), results, () -> job.run(pipelineOptions));
-      spec.commandLine().getOut().println(report);
+      JobReport report = Outputs.produce(out, List.of(mean, cov, nllFile), results, () -> inProcess
+          ? new JobReport(IN_PROCESS, small.run(), -1, -1) : job.run(pipelineOptions));
+      spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
+          + "fit one tile each; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
       print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
       if (nll) {
         spec.commandLine().getOut().println("wrote " + nllFile + " " + describe(nllFile) + ": "
@@ -315,6 +322,8 @@ public final class Ntk implements Runnable {
       }
       return 0;
     }
+
+    private static final String IN_PROCESS = "in-process";
 
     /** The times of {@code --t}: comma-separated numbers or inf. */
     static double[] times(String list) {

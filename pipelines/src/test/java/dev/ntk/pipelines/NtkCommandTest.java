@@ -207,6 +207,40 @@ class NtkCommandTest {
     assertTrue(Double.parseDouble(lr.out().trim()) > 0, lr.out());
   }
 
+  /** A job of one tile per kernel runs in-process unless a runner is named; both write the same. */
+  @Test
+  void smallJobsRunInProcessWithThePipelinesResults() throws IOException {
+    Path f0 = npy("f0.npy", 6, 1, 8);
+    Object[][] variants = {
+      {"--t", "2,inf", "--compute-cov", "--nll"},
+      {"--get", "nngp", "--compute-cov"},
+      {"--t", "0.5,3", "--fx-train-0", f0},
+      {"--t", "1,4", "--loss", "cross-entropy"},
+    };
+    for (Object[] variant : variants) {
+      Object[] common = concat(new Object[] {"predict", "--model", model, "--x-train", x, "--y-train", y,
+          "--x-test", xTest}, variant);
+      Path small = dir.resolve("small");
+      Path beam = dir.resolve("beam");
+      Result r = ntk(concat(common, "--out", small));
+      assertEquals(0, r.status(), r.err());
+      assertTrue(r.out().startsWith("in-process"), r.out());
+      assertFalse(Files.exists(small.resolve("tiles")));
+      Result p = ntk(concat(common, "--runner", "DirectRunner", "--out", beam));
+      assertEquals(0, p.status(), p.err());
+      assertTrue(p.out().startsWith("DirectRunner"), p.out());
+      for (String file : new String[] {"mean.npy", "cov.npy", "nll.npy"}) {
+        assertEquals(Files.exists(beam.resolve(file)), Files.exists(small.resolve(file)), file);
+        if (Files.exists(beam.resolve(file))) {
+          NpyArray a = Npy.read(small.resolve(file));
+          NpyArray b = Npy.read(beam.resolve(file));
+          assertArrayEquals(b.shape(), a.shape(), file);
+          assertArrayEquals(b.data(), a.data(), 1e-9, file + " " + Arrays.toString(variant));
+        }
+      }
+    }
+  }
+
   @Test
   void predictOneNetworkByOde() throws IOException {
     Path f0 = npy("f0.npy", 6, 1, 7);

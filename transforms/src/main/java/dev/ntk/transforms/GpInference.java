@@ -20,7 +20,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 import java.util.UUID;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.coders.KvCoder;
@@ -488,30 +487,8 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
       return covs;
     }
 
-    /** Writes one array per time, with a leading time axis when there are several. */
     private Path write(String name, long[] shape, double[][] perTime) throws IOException {
-      double[] data;
-      long[] full;
-      if (perTime.length == 1) {
-        data = perTime[0];
-        full = shape;
-      } else {
-        data = new double[perTime.length * perTime[0].length];
-        for (int i = 0; i < perTime.length; i++) {
-          System.arraycopy(perTime[i], 0, data, i * perTime[0].length, perTime[0].length);
-        }
-        full = new long[shape.length + 1];
-        full[0] = perTime.length;
-        System.arraycopy(shape, 0, full, 1, shape.length);
-      }
-      OptionalLong bad = Npy.firstNonFinite(data);
-      if (bad.isPresent()) {
-        throw new ArithmeticException(name + ": non-finite value " + data[(int) bad.getAsLong()]
-            + " at flat index " + bad.getAsLong() + "; nothing was written");
-      }
-      Path file = Path.of(directory, name);
-      Npy.write(file, new NpyArray(full, dtype, data));
-      return file;
+      return PredictionFiles.write(Path.of(directory), name, shape, perTime, dtype);
     }
   }
 

@@ -58,7 +58,7 @@ public record PredictSettings(Get get, double diagReg, double[] times, double le
   }
 
   /** How the prediction is computed. */
-  enum Mode {
+  public enum Mode {
     /** Cholesky of the train kernel: exact inference, every time infinite. */
     CHOLESKY,
     /** Eigendecomposition of the train kernel: MSE dynamics in closed form. */
@@ -71,7 +71,7 @@ public record PredictSettings(Get get, double diagReg, double[] times, double le
     return Loss.of(loss) != Loss.MSE || mass > 0 ? Mode.ODE : null;
   }
 
-  Mode mode() {
+  public Mode mode() {
     Mode m = mode(loss, mass);
     if (m != null) {
       return m;
@@ -88,7 +88,7 @@ public record PredictSettings(Get get, double diagReg, double[] times, double le
   }
 
   /** Whether the prediction is one network's from given initial outputs (no covariance). */
-  boolean singleNetwork() {
+  public boolean singleNetwork() {
     return fxTrain0 != null || fxTest0 != null;
   }
 }
