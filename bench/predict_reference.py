@@ -58,6 +58,14 @@ def regularized(k, diag_reg):
     return k
 
 
+def check(path, want):
+    """Prints the largest difference of the means in path from want, relative to max |want|."""
+    if path:
+        got = np.load(path)
+        rel = np.max(np.abs(got - want)) / np.max(np.abs(want))
+        print(f"CHECK mean={path} max_rel_diff={rel:.3e}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["make", "solve", "ensemble"])
@@ -99,10 +107,7 @@ def main():
         t_solve = time.perf_counter() - t0
         print(f"RESULT reference=numpy_scipy n={n} m={xt.shape[0]} k={y.shape[1]} kernel_s={t_kernel:.3f} "
               f"factor_solve_s={t_solve:.3f} numpy={np.__version__} scipy={scipy.__version__}")
-        if a.check:
-            got = np.load(a.check)
-            rel = np.max(np.abs(got - mean)) / np.max(np.abs(mean))
-            print(f"CHECK mean={a.check} max_rel_diff={rel:.3e}")
+        check(a.check, mean)
     else:
         times = np.logspace(-1, 4, a.times)
         t0 = time.perf_counter()
@@ -115,10 +120,7 @@ def main():
         t_ens = time.perf_counter() - t0
         print(f"RESULT reference=numpy_ensemble n={n} times={a.times} kernel_s={t_kernel:.3f} "
               f"eigh_predict_s={t_ens:.3f}")
-        if a.check:
-            got = np.load(a.check)
-            rel = np.max(np.abs(got - means)) / np.max(np.abs(means))
-            print(f"CHECK mean={a.check} max_rel_diff={rel:.3e}")
+        check(a.check, means)
     return 0
 
 

@@ -259,7 +259,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     Loaded(Factored f, PredictSettings settings) throws IOException {
       Path dir = Path.of(f.dir());
       Mode mode = settings.mode();
-      posterior = mode == Mode.CHOLESKY ? GpPosterior.read(dir, f.n(), f.outputs()) : null;
+      posterior = mode == Mode.CHOLESKY ? GpPosterior.read(dir, f.n(), f.outputs(), false) : null;
       dynamics = mode == Mode.EIGEN ? MseDynamics.read(dir, f.n(), f.outputs(), settings.get().key()) : null;
       residual = mode == Mode.EIGEN ? DenseMatrix.read(dir.resolve("residual.f64"), f.n(), f.outputs()) : null;
     }
@@ -469,7 +469,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
       boolean ntk = settings.get() == Get.NTK;
       double[][] covs = new double[settings.times().length][];
       if (settings.mode() == Mode.CHOLESKY) {
-        try (GpPosterior p = GpPosterior.read(dir, n, f.outputs());
+        try (GpPosterior p = GpPosterior.read(dir, n, f.outputs(), true);
             DenseMatrix kdd = ntk ? DenseMatrix.read(dir.resolve("nngp.f64"), n, n) : null) {
           java.util.Arrays.fill(covs, p.covariance(settings.get(), kdd, kGet, kNngp, kTestTest, m));
         }

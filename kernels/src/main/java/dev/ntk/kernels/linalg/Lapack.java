@@ -78,25 +78,20 @@ public final class Lapack {
    * eigenvector of {@code w[i]}).
    */
   public static double[] eigh(DenseMatrix a) {
-    int n = square(a);
-    try (DoublePointer w = new DoublePointer(Math.max(1, n))) {
-      // A symmetric row-major matrix is its column-major self; column-major eigenvector columns
-      // read row-major are rows. No transposed copy inside LAPACKE.
-      int info = openblas.LAPACKE_dsyevd(LAPACK_COL_MAJOR, (byte) 'V', (byte) 'U', n, a.pointer(), n, w);
-      if (info != 0) {
-        throw new IllegalStateException("LAPACKE_dsyevd: info " + info);
-      }
-      double[] out = new double[n];
-      w.get(out);
-      return out;
-    }
+    return syevd(a, 'V');
   }
 
   /** The eigenvalues of the symmetric {@code a}, ascending; {@code a} is destroyed. */
   public static double[] eigvalsh(DenseMatrix a) {
+    return syevd(a, 'N');
+  }
+
+  private static double[] syevd(DenseMatrix a, char jobz) {
     int n = square(a);
     try (DoublePointer w = new DoublePointer(Math.max(1, n))) {
-      int info = openblas.LAPACKE_dsyevd(LAPACK_COL_MAJOR, (byte) 'N', (byte) 'U', n, a.pointer(), n, w);
+      // A symmetric row-major matrix is its column-major self; column-major eigenvector columns
+      // read row-major are rows. No transposed copy inside LAPACKE.
+      int info = openblas.LAPACKE_dsyevd(LAPACK_COL_MAJOR, (byte) jobz, (byte) 'U', n, a.pointer(), n, w);
       if (info != 0) {
         throw new IllegalStateException("LAPACKE_dsyevd: info " + info);
       }

@@ -89,6 +89,9 @@ public final class GpPosterior implements AutoCloseable {
 
   /** {@code (G_dd + r I)^-1 b} for an {@code n x cols} matrix {@code b}, as a new matrix. */
   public DenseMatrix solve(DenseMatrix b) {
+    if (cholesky == null) {
+      throw new IllegalStateException("this posterior was read without its factor");
+    }
     DenseMatrix x = b.copy();
     Lapack.choleskySolve(cholesky, x);
     return x;
@@ -142,6 +145,9 @@ public final class GpPosterior implements AutoCloseable {
     for (int i = 0; i < yTrain.length; i++) {
       fit += yTrain[i] * alpha.get(i / outputs, i % outputs);
     }
+    if (cholesky == null) {
+      throw new IllegalStateException("this posterior was read without its factor");
+    }
     double logDet = 0;
     for (int i = 0; i < n; i++) {
       logDet += 2 * Math.log(cholesky.get(i, i));
@@ -155,16 +161,21 @@ public final class GpPosterior implements AutoCloseable {
     alpha.write(directory.resolve("alpha.f64"));
   }
 
-  /** The posterior {@link #write} left under {@code directory}. */
-  public static GpPosterior read(Path directory, int n, int outputs) throws IOException {
-    DenseMatrix l = DenseMatrix.read(directory.resolve("cholesky.f64"), n, n);
+  /**
+   * The posterior {@link #write} left under {@code directory}; without {@code withFactor} only
+   * what {@link #mean} needs ({@code n x outputs} values instead of {@code n x n}).
+   */
+  public static GpPosterior read(Path directory, int n, int outputs, boolean withFactor) throws IOException {
+    DenseMatrix l = withFactor ? DenseMatrix.read(directory.resolve("cholesky.f64"), n, n) : null;
     DenseMatrix a = DenseMatrix.read(directory.resolve("alpha.f64"), n, outputs);
     return new GpPosterior(n, outputs, l, a);
   }
 
   @Override
   public void close() {
-    cholesky.close();
+    if (cholesky != null) {
+      cholesky.close();
+    }
     alpha.close();
   }
 }
