@@ -98,16 +98,36 @@ public final class DenseMatrix implements AutoCloseable {
     return m;
   }
 
-  /** The transpose, as a new matrix. */
+  /** The transpose, as a new matrix (moved in blocks of columns: few native calls). */
   public DenseMatrix transpose() {
     DenseMatrix t = new DenseMatrix(cols, rows);
-    for (long i = 0; i < rows; i++) {
-      double[] row = getRows(i, 1);
-      for (long j = 0; j < cols; j++) {
-        t.data.put(j * rows + i, row[(int) j]);
+    int r = Math.toIntExact(rows);
+    int width = (int) Math.max(1, Math.min(cols, (1 << 22) / Math.max(1, rows)));
+    double[] row = new double[width];
+    double[] block = new double[Math.multiplyExact(width, r)];
+    for (long j0 = 0; j0 < cols; j0 += width) {
+      int w = (int) Math.min(width, cols - j0);
+      for (int i = 0; i < r; i++) {
+        pointer().position(i * cols + j0).get(row, 0, w);
+        for (int j = 0; j < w; j++) {
+          block[j * r + i] = row[j];
+        }
       }
+      data.position(0);
+      t.pointer().position(j0 * rows).put(block, 0, w * r);
+      t.data.position(0);
     }
     return t;
+  }
+
+  /** Sets the entries above the diagonal of a square matrix to zero. */
+  public void zeroUpper() {
+    BytePointer bytes = new BytePointer(pointer());
+    bytes.capacity(rows * cols * Double.BYTES);
+    for (long i = 0; i + 1 < rows; i++) {
+      bytes.position((i * cols + i + 1) * Double.BYTES);
+      org.bytedeco.javacpp.Pointer.memset(bytes, 0, (cols - i - 1) * Double.BYTES);
+    }
   }
 
   /** The diagonal of a square matrix. */

@@ -49,12 +49,7 @@ public final class Lapack {
       throw new IllegalStateException("LAPACKE_dpotrf: bad argument " + -info);
     }
     if (info == 0) {
-      DoublePointer p = a.pointer();
-      for (long i = 0; i < n; i++) {
-        for (long j = i + 1; j < n; j++) {
-          p.put(i * n + j, 0);
-        }
-      }
+      a.zeroUpper();
     }
     return info;
   }

@@ -221,9 +221,11 @@ public final class MseDynamics implements AutoCloseable {
   private static DenseMatrix scaleRows(DenseMatrix a, double[] s) {
     DenseMatrix out = a.copy();
     for (long i = 0; i < a.rows(); i++) {
-      for (long j = 0; j < a.cols(); j++) {
-        out.set(i, j, a.get(i, j) * s[(int) i]);
+      double[] row = a.getRows(i, 1);
+      for (int j = 0; j < row.length; j++) {
+        row[j] *= s[(int) i];
       }
+      out.setRows(i, 1, row);
     }
     return out;
   }

@@ -30,14 +30,8 @@ final class Regularizer {
 
   /** The smallest eigenvalue of the symmetric matrix whose upper triangle {@code a} holds. */
   static double smallestEigenvalueFromUpper(DenseMatrix a) {
-    long n = a.rows();
-    try (DenseMatrix full = a.copy()) {
-      for (long i = 0; i < n; i++) {
-        for (long j = i + 1; j < n; j++) {
-          full.set(j, i, full.get(i, j));
-        }
-      }
-      return Lapack.eigvalsh(full)[0];
+    try (DenseMatrix lower = a.transpose()) {   // eigvalsh reads the lower triangle
+      return Lapack.eigvalsh(lower)[0];
     }
   }
 

@@ -102,6 +102,23 @@ class LapackTest {
   }
 
   @Test
+  void transposeInBlocks() {
+    SimpleMatrix a = random(3, 1_500_000, 9);   // wider than one block of columns
+    try (DenseMatrix m = dense(a); DenseMatrix t = m.transpose()) {
+      assertEquals(1_500_000, t.rows());
+      for (int j : new int[] {0, 1, 1398100, 1398101, 1_499_999}) {
+        for (int i = 0; i < 3; i++) {
+          assertEquals(a.get(i, j), t.get(j, i));
+        }
+      }
+    }
+    SimpleMatrix b = random(5, 4, 10);
+    try (DenseMatrix m = dense(b); DenseMatrix t = m.transpose()) {
+      assertArrayEquals(b.transpose().getDDRM().data, t.toArray());
+    }
+  }
+
+  @Test
   void writeAndReadBack() throws IOException {
     SimpleMatrix a = random(9, 7, 8);
     try (DenseMatrix m = dense(a)) {

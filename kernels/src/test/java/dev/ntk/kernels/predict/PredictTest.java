@@ -379,6 +379,12 @@ class PredictTest {
     var e = assertThrows(GpPosterior.NotPositiveDefiniteException.class,
         () -> Predict.nll(k, random(6, 1, 131), 0.0));
     assertTrue(e.getMessage().contains("smallest eigenvalue"), e.getMessage());
+    var found = java.util.regex.Pattern.compile("smallest eigenvalue ([^)]+)\\)").matcher(e.getMessage());
+    assertTrue(found.find(), e.getMessage());
+    double smallest = Double.parseDouble(found.group(1));
+    double[] direct = new SimpleMatrix(6, 6, true, Tensors.toDoubles(k)).eig().getEigenvalues().stream()
+        .mapToDouble(c -> c.real).sorted().toArray();
+    assertEquals(direct[0], smallest, 1e-9 * Math.abs(direct[5]), "the duplicated rows make it singular");
     var inf = assertThrows(GpPosterior.NotPositiveDefiniteException.class,
         () -> Predict.gradientDescentMse(k, random(6, 1, 131), null, null, null, new double[] {INF}, 1, 0));
     assertTrue(inf.getMessage().contains("diag_reg"), inf.getMessage());
