@@ -541,7 +541,14 @@ report() {
   echo "Logs and raw outputs: \`$OUT\`."
 }
 mkdir -p "$(dirname "$RESULTS")"
-report >"$RESULTS.tmp"
+{
+  report
+  # bench/predict.sh's section (between its markers) is kept as it was.
+  if [[ -f $RESULTS ]] && grep -q '<!-- predict:begin -->' "$RESULTS"; then
+    echo
+    sed -n '/<!-- predict:begin -->/,/<!-- predict:end -->/p' "$RESULTS"
+  fi
+} >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
 log "wrote $RESULTS"
 cat "$RESULTS"

@@ -99,7 +99,7 @@ public final class Npy {
   }
 
   /** A shape as numpy prints it: {@code ()}, {@code (5,)}, {@code (4, 3)}. */
-  static String shapeString(long[] shape) {
+  public static String shapeString(long[] shape) {
     StringBuilder s = new StringBuilder("(");
     for (int i = 0; i < shape.length; i++) {
       s.append(i > 0 ? ", " : "").append(shape[i]);

@@ -56,6 +56,17 @@ final class InputChecks {
     return array;
   }
 
+  /** An array of exactly {@code shape} (initial outputs), finite. */
+  static NpyArray like(String option, Path file, long[] shape) {
+    NpyArray array = read(option, file);
+    if (!Arrays.equals(array.shape(), shape)) {
+      throw new UsageException(option + " " + file + ": expected shape " + Npy.shapeString(shape) + ", got "
+          + array.shapeString());
+    }
+    checkFinite(option, file, array);
+    return array;
+  }
+
   /** Two inputs must have one per-example shape, and the model must accept it. */
   static void fit(Path modelFile, Layer model, String option1, Path file1, NpyArray x1, String option2, Path file2, NpyArray x2) {
     long[] f1 = features(x1);

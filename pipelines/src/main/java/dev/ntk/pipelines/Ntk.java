@@ -10,6 +10,7 @@ import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.predict.GpPosterior;
 import dev.ntk.runners.Runners;
 import dev.ntk.transforms.NonFiniteKernelException;
+import dev.ntk.transforms.PredictSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -17,6 +18,7 @@ import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -40,8 +42,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
     description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
-    subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class, McCommand.class,
-        TilesCommand.class})
+    subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class, Ntk.LrCommand.class,
+        McCommand.class, TilesCommand.class})
 public final class Ntk implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -137,8 +139,9 @@ public final class Ntk implements Runnable {
     @Option(names = "--verbose", description = "Print the stack trace of a failure.")
     boolean verbose;
 
-    @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "DirectRunner",
-        description = "DirectRunner (default) or FlinkRunner.")
+    @Option(names = "--runner", paramLabel = "RUNNER",
+        description = "DirectRunner (default) or FlinkRunner. A predict job whose kernels are one "
+            + "tile each runs in-process unless a runner is named.")
     Runners.Kind runner;
 
     @Option(names = "--flink-master", paramLabel = "MASTER", defaultValue = "[local]",
@@ -168,7 +171,7 @@ public final class Ntk implements Runnable {
         throw new UsageException("--parallelism must be at least 1, got " + p);
       }
       shareCores(p);
-      return Runners.options(runner, flinkMaster, p);
+      return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p);
     }
 
     /**
@@ -314,9 +317,30 @@ public final class Ntk implements Runnable {
         description = "ntk (default: the trained infinite ensemble) or nngp (the Bayesian posterior).")
     Get get;
 
-    @Option(names = "--t", paramLabel = "T", defaultValue = "inf",
-        description = "Training time; only inf (exact inference) in this version.")
+    @Option(names = "--t", paramLabel = "T[,T...]", defaultValue = "inf",
+        description = "Training times, comma-separated (default inf: exact inference); with several, "
+            + "outputs gain a leading time axis.")
     String t;
+
+    @Option(names = "--loss", paramLabel = "LOSS", defaultValue = "mse",
+        description = "mse (default, closed form) or cross-entropy (integrated as an ODE).")
+    String loss;
+
+    @Option(names = "--momentum", paramLabel = "MASS", defaultValue = "0",
+        description = "Mass m of the second-order dynamics m f'' + f' = -lr Θ ∇L (default 0: none; "
+            + "integrated as an ODE).")
+    double momentum;
+
+    @Option(names = "--fx-train-0", paramLabel = "F.npy",
+        description = "Initial train outputs of one network, shaped as --y-train (default zeros).")
+    Path fxTrain0;
+
+    @Option(names = "--fx-test-0", paramLabel = "F.npy",
+        description = "Initial test outputs of one network, (N_test, K) (default zeros).")
+    Path fxTest0;
+
+    @Option(names = "--nll", description = "Also write the marginal negative log-likelihood of the targets (nll.npy).")
+    boolean nll;
 
     @Option(names = "--diag-reg", paramLabel = "R", defaultValue = "1e-4",
         description = "Diagonal regularizer, relative to the mean diagonal (default 1e-4).")
@@ -335,57 +359,114 @@ public final class Ntk implements Runnable {
     @Override
     public Integer call() throws IOException {
       options.check();
-      checkTime();
-      if (!(diagReg >= 0) || Double.isInfinite(diagReg)) {
-        throw new UsageException("--diag-reg must be a non-negative number, got " + diagReg);
-      }
-      if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
-        throw new UsageException("--learning-rate must be positive, got " + learningRate);
-      }
+      double[] times = times(t);
       Layer layer = InputChecks.model(model);
       NpyArray train = InputChecks.inputs("--x-train", xTrain);
       NpyArray test = InputChecks.inputs("--x-test", xTest);
       InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
-      NpyArray targets = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
+      NpyArray y = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
+      if (fxTrain0 != null) {
+        InputChecks.like("--fx-train-0", fxTrain0, y.shape());
+      }
+      if (fxTest0 != null) {
+        long[] shape = y.shape().clone();
+        shape[0] = test.shape()[0];
+        InputChecks.like("--fx-test-0", fxTest0, shape);
+      }
+      PredictSettings settings;
+      try {
+        settings = new PredictSettings(get, diagReg, times, learningRate, loss, momentum,
+            fxTrain0 == null ? null : fxTrain0.toAbsolutePath().toString(),
+            fxTest0 == null ? null : fxTest0.toAbsolutePath().toString(), nll);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage().replace("diag_reg", "--diag-reg")
+            .replace("learning_rate", "--learning-rate").replace("times t", "--t"));
+      }
+      if (computeCov && (fxTrain0 != null || fxTest0 != null || momentum > 0 || !loss.equals("mse"))) {
+        throw new UsageException("--compute-cov is the infinite ensemble's covariance under MSE: not with "
+            + "--fx-train-0, --fx-test-0, --momentum or --loss " + loss);
+      }
       long n = train.shape()[0];
       long m = test.shape()[0];
-      long k = targets.data().length / n;
-      long bytes = options.dtype.bytes() * (n * n + m * n + m * k + (computeCov ? 2 * m * m : 0));
-      PipelineOptions pipelineOptions = options.pipelineOptions();
-      List<String> all = List.of("mean.npy", "cov.npy");
+      long k = y.data().length / n;
+      long bytes = options.dtype.bytes()
+          * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
+      boolean inProcess = options.runner == null && options.parallelism == null
+          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile);
+      PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
+      List<String> results = new ArrayList<>(List.of("mean.npy"));
+      if (computeCov) {
+        results.add("cov.npy");
+      }
+      if (nll) {
+        results.add("nll.npy");
+      }
       JobReport report;
       try (Outputs outputs = Outputs.open(out, "predict", bytes)) {
-        PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, get, diagReg, computeCov,
-            options.tile, options.dtype, outputs.directory());
-        report = outputs.produce("predict", all, computeCov ? all : List.of("mean.npy"),
-            staging -> job.run(pipelineOptions, staging, progress));
+        PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
+            options.tile, options.dtype, outputs.directory()).withBackend(options.backend);
+        report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
+            staging -> inProcess
+                ? new JobReport(IN_PROCESS, new InProcessPredict(model, xTrain, yTrain, xTest, settings,
+                    computeCov, options.dtype, staging).run(), -1, -1, -1)
+                : job.run(pipelineOptions, staging, progress));
       }
-      spec.commandLine().getOut().println(report);
-      print(spec.commandLine().getOut(), out.resolve("mean.npy"), computeCov ? out.resolve("cov.npy") : null);
+      Path mean = out.resolve("mean.npy");
+      Path cov = out.resolve("cov.npy");
+      Path nllFile = out.resolve("nll.npy");
+      spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
+          + "fit one tile each; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
+      print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
+      if (nll) {
+        spec.commandLine().getOut().println("wrote " + nllFile + " " + describe(nllFile) + ": "
+            + Npy.read(nllFile).data()[0]);
+      }
       return 0;
     }
 
-    private void checkTime() {
-      String value = t.trim().toLowerCase(Locale.ROOT);
-      if (value.equals("inf") || value.equals("infinity")) {
-        return;
+    private static final String IN_PROCESS = "in-process";
+
+    /** The times of {@code --t}: comma-separated numbers or inf. */
+    static double[] times(String list) {
+      String[] parts = list.split(",", -1);
+      double[] times = new double[parts.length];
+      for (int i = 0; i < parts.length; i++) {
+        String value = parts[i].trim().toLowerCase(Locale.ROOT);
+        if (value.equals("inf") || value.equals("infinity")) {
+          times[i] = Double.POSITIVE_INFINITY;
+          continue;
+        }
+        try {
+          times[i] = Double.parseDouble(parts[i].trim());
+        } catch (NumberFormatException e) {
+          throw new UsageException("--t must be comma-separated numbers or inf, got \"" + parts[i].trim() + "\"");
+        }
+        if (!(times[i] >= 0)) {
+          throw new UsageException("--t must be non-negative numbers or inf, got " + parts[i].trim());
+        }
       }
-      try {
-        Double.parseDouble(value);
-      } catch (NumberFormatException e) {
-        throw new UsageException("--t must be a number or inf, got \"" + t + "\"");
-      }
-      throw new UsageException("--t " + t + ": finite-time predictions are not supported by this "
-          + "version yet; use --t inf (exact inference)");
+      return times;
     }
 
-    private static void print(PrintWriter w, Path meanFile, Path covFile) throws IOException {
+    private static void print(PrintWriter w, Path meanFile, Path covFile, int times) throws IOException {
       NpyArray mean = Npy.read(meanFile);
       w.println("wrote " + meanFile + " " + describe(meanFile));
       NpyArray cov = null;
       if (covFile != null) {
         cov = Npy.read(covFile);
         w.println("wrote " + covFile + " " + describe(covFile));
+      }
+      if (times > 1) {
+        w.println("  (" + times + " times: the table shows the last)");
+        int perMean = mean.data().length / times;
+        long[] meanShape = java.util.Arrays.copyOfRange(mean.shape(), 1, mean.shape().length);
+        mean = new NpyArray(meanShape, mean.dtype(),
+            java.util.Arrays.copyOfRange(mean.data(), perMean * (times - 1), perMean * times));
+        if (cov != null) {
+          int perCov = cov.data().length / times;
+          cov = new NpyArray(new long[] {cov.shape()[1], cov.shape()[2]}, cov.dtype(),
+              java.util.Arrays.copyOfRange(cov.data(), perCov * (times - 1), perCov * times));
+        }
       }
       int m = (int) mean.shape()[0];
       int k = mean.data().length / m;
@@ -408,6 +489,40 @@ public final class Ntk implements Runnable {
       if (shown < m) {
         w.println("  ... (" + (m - shown) + " more test points in " + meanFile + ")");
       }
+    }
+  }
+
+  @Command(name = "lr", mixinStandardHelpOptions = true,
+      description = "Prints the largest learning rate for which gradient descent on MSE converges: "
+          + "2 N K / (largest eigenvalue of the train NTK).")
+  static final class LrCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
+    Path model;
+
+    @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
+    Path xTrain;
+
+    @Option(names = "--y-train", paramLabel = "Y.npy",
+        description = "Training targets (N,) or (N, K), for K (default: K = 1).")
+    Path yTrain;
+
+    @Override
+    public Integer call() throws IOException {
+      Layer layer = InputChecks.model(model);
+      NpyArray x = InputChecks.inputs("--x-train", xTrain);
+      InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
+      int n = (int) x.shape()[0];
+      int outputs = yTrain == null ? 1 : InputChecks.targets("--y-train", yTrain, n).data().length / n;
+      double lr;
+      try (ai.djl.ndarray.NDManager m = dev.ntk.kernels.Tensors.newManager()) {
+        ai.djl.ndarray.NDArray xs = dev.ntk.kernels.Tensors.create(m, x.data(),
+            new ai.djl.ndarray.types.Shape(x.shape()), ai.djl.ndarray.types.DataType.FLOAT64);
+        lr = dev.ntk.kernels.predict.Predict.maxLearningRate(layer.kernelFn().apply(xs).ntk(), outputs, 0.0);
+      }
+      spec.commandLine().getOut().println(lr);
+      return 0;
     }
   }
 

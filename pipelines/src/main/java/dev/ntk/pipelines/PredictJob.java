@@ -1,8 +1,9 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
-import dev.ntk.kernels.Get;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.GpInference;
+import dev.ntk.transforms.PredictSettings;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -13,15 +14,27 @@ import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
- * {@code ntk predict --t inf}: exact GP inference with the infinite network's kernel {@code get}
- * (NNGP posterior, or the NTK infinite ensemble trained to convergence), on a Beam runner. Writes
- * {@code out/mean.npy} ({@code (N_test, K)}) and with {@code computeCov} {@code out/cov.npy}
- * ({@code (N_test, N_test)}); kernel tiles go under {@code out/tiles/<set>/}, one set per kernel.
+ * {@code ntk predict}: predictions of the infinite network as {@code settings} say (exact GP
+ * inference, gradient descent on MSE for the ensemble or one network, or by ODE), on a Beam
+ * runner. Writes {@code out/mean.npy} ({@code (N_test, K)}, with a leading time axis for several
+ * times), with {@code computeCov} {@code out/cov.npy} ({@code (N_test, N_test)}), and with {@code
+ * settings.nll()} {@code out/nll.npy}; kernel tiles go under {@code out/tiles/<set>/}, one set per kernel.
  *
  * <p>Inputs are expected to be valid (the command line checks them first).
  */
-public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get get, double diagReg,
-    boolean computeCov, int tile, NpyDType dtype, Path out) {
+public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
+    boolean computeCov, int tile, NpyDType dtype, Path out, Backend backend) {
+
+  /** The job on the {@code auto} backend. */
+  public PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
+      boolean computeCov, int tile, NpyDType dtype, Path out) {
+    this(model, xTrain, yTrain, xTest, settings, computeCov, tile, dtype, out, Backend.AUTO);
+  }
+
+  /** The same job with its kernel tiles on {@code newBackend}. */
+  public PredictJob withBackend(Backend newBackend) {
+    return new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov, tile, dtype, out, newBackend);
+  }
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
   public JobReport run(PipelineOptions options) throws IOException {
@@ -36,7 +49,8 @@ public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Get g
     TileSet testTrain = TileSet.create(json, xTest, xTrain, tile, dtype, tiles);
     TileSet testTest = computeCov ? TileSet.create(json, xTest, null, tile, dtype, tiles) : null;
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, get, diagReg, outputs));
+    pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, settings, outputs)
+        .withBackend(backend));
     List<TileSet> sets = testTest == null ? List.of(trainTrain, testTrain) : List.of(trainTrain, testTrain, testTest);
     return Jobs.run(pipeline, sets, progress);
   }

@@ -17,6 +17,7 @@ import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.predict.Predict;
 import dev.ntk.kernels.predict.Prediction;
 import dev.ntk.runners.Runners;
+import dev.ntk.transforms.PredictSettings;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -32,7 +33,7 @@ class JobsTest {
   @Test
   void predictJobOnTheSineExampleEqualsInProcessInference() throws IOException {
     new PredictJob(SINE.resolve("model.json"), SINE.resolve("x_train.npy"), SINE.resolve("y_train.npy"),
-        SINE.resolve("x_test.npy"), Get.NTK, 1e-4, true, 16, NpyDType.FLOAT64, out)
+        SINE.resolve("x_test.npy"), PredictSettings.exact(Get.NTK, 1e-4), true, 16, NpyDType.FLOAT64, out)
         .run(Runners.options(Runners.Kind.DIRECT, null, 2));
     try (NDManager m = Tensors.newManager()) {
       Prediction expected = Predict.gpInference(model(), load(m, "x_train.npy"), load(m, "y_train.npy"),

@@ -208,9 +208,79 @@ class NtkCommandTest {
   }
 
   @Test
-  void finiteTimeIsNotSupportedYet() {
-    bad(2, "--t inf", "predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
-        "--t", "10", "--out", out);
+  void predictAtSeveralTimesWithNllAndLr() throws IOException {
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--t", "1,10,inf", "--learning-rate", 0.5, "--compute-cov", "--nll", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertEquals(List.of(3L, 4L, 1L), shape(out.resolve("mean.npy")));
+    assertEquals(List.of(3L, 4L, 4L), shape(out.resolve("cov.npy")));
+    assertEquals(List.of(), shape(out.resolve("nll.npy")));
+    assertTrue(r.out().contains("3 times"), r.out());
+    Result inf = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--compute-cov", "--out", dir.resolve("inf"));
+    assertEquals(0, inf.status(), inf.err());
+    double[] last = Arrays.copyOfRange(Npy.read(out.resolve("mean.npy")).data(), 8, 12);
+    assertArrayEquals(Npy.read(dir.resolve("inf/mean.npy")).data(), last, 1e-9, "t=inf of the list is exact inference");
+    Result lr = ntk("lr", "--model", model, "--x-train", x, "--y-train", y);
+    assertEquals(0, lr.status(), lr.err());
+    assertTrue(Double.parseDouble(lr.out().trim()) > 0, lr.out());
+  }
+
+  /** A job of one tile per kernel runs in-process unless a runner is named; both write the same. */
+  @Test
+  void smallJobsRunInProcessWithThePipelinesResults() throws IOException {
+    Path f0 = npy("f0.npy", 6, 1, 8);
+    Object[][] variants = {
+      {"--t", "2,inf", "--compute-cov", "--nll"},
+      {"--get", "nngp", "--compute-cov"},
+      {"--t", "0.5,3", "--fx-train-0", f0},
+      {"--t", "1,4", "--loss", "cross-entropy"},
+    };
+    for (Object[] variant : variants) {
+      Object[] common = concat(new Object[] {"predict", "--model", model, "--x-train", x, "--y-train", y,
+          "--x-test", xTest}, variant);
+      Path small = dir.resolve("small");
+      Path beam = dir.resolve("beam");
+      Result r = ntk(concat(common, "--out", small));
+      assertEquals(0, r.status(), r.err());
+      assertTrue(r.out().startsWith("in-process"), r.out());
+      assertFalse(Files.exists(small.resolve("tiles")));
+      Result p = ntk(concat(common, "--runner", "DirectRunner", "--out", beam));
+      assertEquals(0, p.status(), p.err());
+      assertTrue(p.out().startsWith("DirectRunner"), p.out());
+      for (String file : new String[] {"mean.npy", "cov.npy", "nll.npy"}) {
+        assertEquals(Files.exists(beam.resolve(file)), Files.exists(small.resolve(file)), file);
+        if (Files.exists(beam.resolve(file))) {
+          NpyArray a = Npy.read(small.resolve(file));
+          NpyArray b = Npy.read(beam.resolve(file));
+          assertArrayEquals(b.shape(), a.shape(), file);
+          assertArrayEquals(b.data(), a.data(), 1e-9, file + " " + Arrays.toString(variant));
+        }
+      }
+    }
+  }
+
+  @Test
+  void predictOneNetworkByOde() throws IOException {
+    Path f0 = npy("f0.npy", 6, 1, 7);
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--t", "0,5", "--loss", "cross-entropy", "--fx-train-0", f0, "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertEquals(List.of(2L, 4L, 1L), shape(out.resolve("mean.npy")));
+  }
+
+  @Test
+  void predictBadDynamics() throws IOException {
+    Object[] inputs = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--out", out};
+    bad(2, "--t must be non-negative", concat(inputs, "--t", "1,-2"));
+    bad(2, "--t must be non-negative", concat(inputs, "--t", "NaN"));
+    bad(2, "unknown loss \"hinge\"", concat(inputs, "--loss", "hinge"));
+    bad(2, "needs finite times", concat(inputs, "--loss", "cross-entropy"));
+    bad(2, "--fx-train-0", concat(inputs, "--t", "1", "--fx-train-0", xTest));
+    bad(2, "expected shape (4, 1)", concat(inputs, "--t", "1", "--fx-test-0", y));
+    bad(2, "--compute-cov", concat(inputs, "--t", "1", "--momentum", 0.5, "--compute-cov"));
+    bad(2, "momentum", concat(inputs, "--t", "1", "--momentum", -1));
   }
 
   @Test
@@ -259,8 +329,7 @@ class NtkCommandTest {
     bad(2, "--diag-reg", concat(inputs, "--diag-reg", -1));
     bad(2, "--parallelism", concat(inputs, "--parallelism", 0));
     bad(2, "expected nngp or ntk", concat(inputs, "--get", "nngp,ntk"));
-    bad(2, "--t must be a number or inf", concat(inputs, "--t", "soon"));
-    bad(2, "not supported", concat(inputs, "--t", "1e3"));
+    bad(2, "--t must be comma-separated numbers or inf", concat(inputs, "--t", "soon"));
     bad(2, "--x-test", "predict", "--model", model, "--x-train", x, "--y-train", y, "--out", out);
   }
 
@@ -570,6 +639,18 @@ class NtkCommandTest {
   private static void assertNoTrace(Result r) {
     assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
     assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
+  }
+
+  /** A singular kernel with --diag-reg 0: exit 2 naming the smallest eigenvalue, and no output. */
+  @Test
+  void failureDuringTheRunRemovesItsOutputs() throws IOException {
+    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
+    Path zeros = dir.resolve("zeros.npy");
+    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
+    bad(2, "smallest eigenvalue", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+        "--diag-reg", 0, "--out", out);
+    bad(2, "--diag-reg", "predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+        "--diag-reg", 0, "--t", "1,inf", "--out", out);
   }
 
   private void bad(int status, String expected, Object... args) {

@@ -1,60 +1,44 @@
 package dev.ntk.kernels.predict;
 
 import dev.ntk.kernels.Get;
-import java.io.Serializable;
-import org.ejml.data.DMatrixRMaj;
-import org.ejml.dense.row.CommonOps_DDRM;
-import org.ejml.dense.row.decomposition.TriangularSolver_DDRM;
-import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
-import org.ejml.interfaces.decomposition.CholeskyDecomposition_F64;
+import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.linalg.Lapack;
+import java.io.IOException;
+import java.nio.file.Path;
 
 /**
  * The posterior of the infinite network on test inputs, as neural-tangents' {@code gp_inference}:
  * exact Bayesian inference for the NNGP, and the distribution of an infinite ensemble trained to
- * convergence ({@code t = inf}) for the NTK.
+ * convergence ({@code t = inf}) for the NTK. The regularized train-train kernel is factored once
+ * (Cholesky, on {@link Lapack}); targets with {@code K} columns share the one {@code n x n}
+ * factor.
  *
- * <p>Matrices are row-major {@code double[]}. With {@code K} the NNGP, {@code Θ} the NTK, {@code
- * d} the training and {@code t} the test inputs:
+ * <p>Matrices are row-major. With {@code K} the NNGP, {@code Θ} the NTK, {@code d} the training
+ * and {@code t} the test inputs:
  *
  * <ul>
  *   <li>mean: {@code G_td (G_dd + r I)^-1 y} for the selected kernel {@code G};
  *   <li>NNGP covariance: {@code K_tt - K_td (K_dd + r I)^-1 K_dt};
  *   <li>NTK covariance: {@code K_tt + A^T K_dd A - (Θ_td (Θ_dd + r I)^-1 K_dt + transpose)} with
- *       {@code A = (Θ_dd + r I)^-1 Θ_dt}.
+ *       {@code A = (Θ_dd + r I)^-1 Θ_dt};
+ *   <li>the marginal negative log-likelihood of {@code y} (each of its {@code K} columns an
+ *       independent draw): {@code (y . alpha + K log det(G_dd + r I) + n K log 2π) / 2}.
  * </ul>
  *
  * <p>The regularizer is relative, as in neural-tangents: {@code r = diagReg * trace(G_dd) / n}.
+ * Close it to free the factor's native memory.
  */
-public final class GpPosterior {
-  private GpPosterior() {}
+public final class GpPosterior implements AutoCloseable {
+  private final int n;
+  private final int outputs;
+  private final DenseMatrix cholesky;
+  private final DenseMatrix alpha;
 
-  /**
-   * The Cholesky factor {@code L} (row-major, lower) of the regularized train-train kernel and the
-   * solution {@code alpha = (G_dd + r I)^-1 y} ({@code n x outputs}), computed once and shared by
-   * every test block.
-   */
-  public record TrainSolve(int n, int outputs, double[] cholesky, double[] alpha) implements Serializable {
-    private static final long serialVersionUID = 1L;
-
-    /** {@code (G_dd + r I)^-1 B} for a row-major {@code n x cols} matrix {@code B}. */
-    public double[] solve(double[] b, int cols) {
-      if (b.length != n * cols) {
-        throw new IllegalArgumentException("expected " + n + "x" + cols + " values, got " + b.length);
-      }
-      double[] x = new double[b.length];
-      double[] column = new double[n];
-      for (int c = 0; c < cols; c++) {
-        for (int i = 0; i < n; i++) {
-          column[i] = b[i * cols + c];
-        }
-        TriangularSolver_DDRM.solveL(cholesky, column, n);
-        TriangularSolver_DDRM.solveTranL(cholesky, column, n);
-        for (int i = 0; i < n; i++) {
-          x[i * cols + c] = column[i];
-        }
-      }
-      return x;
-    }
+  private GpPosterior(int n, int outputs, DenseMatrix cholesky, DenseMatrix alpha) {
+    this.n = n;
+    this.outputs = outputs;
+    this.cholesky = cholesky;
+    this.alpha = alpha;
   }
 
   /** Thrown when the regularized train kernel is not positive definite. */
@@ -66,79 +50,132 @@ public final class GpPosterior {
     }
   }
 
-  /** Factors {@code G_dd + r I} and solves for {@code y} ({@code n x outputs}). */
-  public static TrainSolve factor(double[] kTrainTrain, int n, double[] yTrain, int outputs, double diagReg) {
-    if (kTrainTrain.length != n * n || yTrain.length != n * outputs) {
+  /**
+   * Factors {@code G_dd + r I} and solves for {@code y} ({@code n x outputs}, row-major). {@code
+   * kTrainTrain} is consumed: it becomes the factor.
+   *
+   * @param kernel the kernel's name, for messages
+   */
+  public static GpPosterior factor(DenseMatrix kTrainTrain, double[] yTrain, int outputs, double diagReg,
+      String kernel) {
+    int n = (int) kTrainTrain.rows();
+    if (kTrainTrain.cols() != n || yTrain.length != (long) n * outputs) {
       throw new IllegalArgumentException("train kernel must be " + n + "x" + n + " and targets "
           + n + "x" + outputs);
     }
-    DMatrixRMaj a = new DMatrixRMaj(n, n, true, kTrainTrain.clone());
-    double reg = diagReg * CommonOps_DDRM.trace(a) / n;
-    for (int i = 0; i < n; i++) {
-      a.add(i, i, reg);
+    Regularizer.add(kTrainTrain, diagReg);
+    double[] diagonal = kTrainTrain.diagonal();
+    if (Lapack.cholesky(kTrainTrain) != 0) {
+      // dpotrf left the upper triangle alone: it and the saved diagonal are the matrix again.
+      for (int i = 0; i < n; i++) {
+        kTrainTrain.set(i, i, diagonal[i]);
+      }
+      double smallest = Regularizer.smallestEigenvalueFromUpper(kTrainTrain);
+      kTrainTrain.close();
+      throw Regularizer.notPositiveDefinite(kernel, diagReg, smallest);
     }
-    CholeskyDecomposition_F64<DMatrixRMaj> chol = DecompositionFactory_DDRM.chol(n, true);
-    if (!chol.decompose(a)) {
-      throw new NotPositiveDefiniteException("the train-train kernel plus " + diagReg
-          + " * trace / n on the diagonal is not positive definite: increase the diagonal "
-          + "regularizer (diag_reg), or check the training inputs for duplicates");
+    DenseMatrix alpha = DenseMatrix.of(n, outputs, yTrain);
+    Lapack.choleskySolve(kTrainTrain, alpha);
+    return new GpPosterior(n, outputs, kTrainTrain, alpha);
+  }
+
+  public int n() {
+    return n;
+  }
+
+  public int outputs() {
+    return outputs;
+  }
+
+  /** {@code (G_dd + r I)^-1 b} for an {@code n x cols} matrix {@code b}, as a new matrix. */
+  public DenseMatrix solve(DenseMatrix b) {
+    if (cholesky == null) {
+      throw new IllegalStateException("this posterior was read without its factor");
     }
-    double[] l = chol.getT(null).data;
-    TrainSolve partial = new TrainSolve(n, outputs, l, new double[n * outputs]);
-    return new TrainSolve(n, outputs, l, partial.solve(yTrain, outputs));
+    DenseMatrix x = b.copy();
+    Lapack.choleskySolve(cholesky, x);
+    return x;
   }
 
   /** The posterior mean of a block of test rows: {@code G_td alpha} ({@code rows x outputs}). */
-  public static double[] mean(double[] kTestTrain, int rows, TrainSolve solve) {
-    return multiply(kTestTrain, rows, solve.n(), solve.alpha(), solve.outputs());
+  public double[] mean(double[] kTestTrain, int rows) {
+    try (DenseMatrix k = DenseMatrix.of(rows, n, kTestTrain);
+        DenseMatrix m = Lapack.multiply(false, k, false, alpha)) {
+      return m.toArray();
+    }
   }
 
   /**
    * The posterior covariance over all test inputs ({@code m x m}).
    *
-   * @param solve the factor of the selected train-train kernel ({@code get})
+   * @param get the kernel this posterior factored
    * @param kTrainTrainNngp {@code K_dd} (unregularized; only used for the NTK)
    * @param kTestTrainGet {@code G_td} for the selected kernel
    * @param kTestTrainNngp {@code K_td}
    * @param kTestTestNngp {@code K_tt}
    */
-  public static double[] covariance(Get get, TrainSolve solve, double[] kTrainTrainNngp,
-      double[] kTestTrainGet, double[] kTestTrainNngp, double[] kTestTestNngp, int m) {
-    int n = solve.n();
-    double[] kdtNngp = transpose(kTestTrainNngp, m, n);
-    double[] solvedNngp = solve.solve(kdtNngp, m);          // G^-1 K_dt   (n x m)
-    double[] cross = multiply(kTestTrainGet, m, n, solvedNngp, m);  // G_td G^-1 K_dt
-    double[] cov = new double[m * m];
-    if (get == Get.NNGP) {
-      for (int i = 0; i < cov.length; i++) {
-        cov[i] = kTestTestNngp[i] - cross[i];
+  public double[] covariance(Get get, DenseMatrix kTrainTrainNngp, double[] kTestTrainGet,
+      double[] kTestTrainNngp, double[] kTestTestNngp, int m) {
+    try (DenseMatrix gTd = DenseMatrix.of(m, n, kTestTrainGet);
+        DenseMatrix kTd = DenseMatrix.of(m, n, kTestTrainNngp);
+        DenseMatrix cov = DenseMatrix.of(m, m, kTestTestNngp);
+        DenseMatrix kDt = kTd.transpose();
+        DenseMatrix solvedNngp = solve(kDt)) {                       // G^-1 K_dt (n x m)
+      if (get == Get.NNGP) {
+        Lapack.gemm(false, gTd, false, solvedNngp, -1.0, 1.0, cov);  // K_tt - K_td K^-1 K_dt
+        return cov.toArray();
       }
-      return cov;
-    }
-    double[] a = solve.solve(transpose(kTestTrainGet, m, n), m);    // Θ^-1 Θ_dt  (n x m)
-    double[] kA = multiply(kTrainTrainNngp, n, n, a, m);
-    double[] aKa = multiply(transpose(a, n, m), m, n, kA, m);
-    for (int i = 0; i < m; i++) {
-      for (int j = 0; j < m; j++) {
-        cov[i * m + j] = kTestTestNngp[i * m + j] + aKa[i * m + j] - cross[i * m + j] - cross[j * m + i];
+      try (DenseMatrix gDt = gTd.transpose();
+          DenseMatrix a = solve(gDt);                                // Θ^-1 Θ_dt (n x m)
+          DenseMatrix kA = Lapack.multiply(false, kTrainTrainNngp, false, a)) {
+        Lapack.gemm(true, a, false, kA, 1.0, 1.0, cov);              // + A^T K_dd A
+        Lapack.gemm(false, gTd, false, solvedNngp, -1.0, 1.0, cov);  // - Θ_td Θ^-1 K_dt
+        Lapack.gemm(true, solvedNngp, false, gDt, -1.0, 1.0, cov);   // - its transpose
+        return cov.toArray();
       }
     }
-    return cov;
   }
 
-  static double[] multiply(double[] a, int rows, int inner, double[] b, int cols) {
-    DMatrixRMaj out = new DMatrixRMaj(rows, cols);
-    CommonOps_DDRM.mult(DMatrixRMaj.wrap(rows, inner, a), DMatrixRMaj.wrap(inner, cols, b), out);
-    return out.data;
+  /**
+   * The marginal negative log-likelihood of the training targets {@code y} under the GP with
+   * covariance {@code G_dd + r I}, summed over the target columns.
+   */
+  public double nll(double[] yTrain) {
+    double fit = 0;
+    for (int i = 0; i < yTrain.length; i++) {
+      fit += yTrain[i] * alpha.get(i / outputs, i % outputs);
+    }
+    if (cholesky == null) {
+      throw new IllegalStateException("this posterior was read without its factor");
+    }
+    double logDet = 0;
+    for (int i = 0; i < n; i++) {
+      logDet += 2 * Math.log(cholesky.get(i, i));
+    }
+    return 0.5 * (fit + outputs * logDet + (double) n * outputs * Math.log(2 * Math.PI));
   }
 
-  static double[] transpose(double[] a, int rows, int cols) {
-    double[] t = new double[a.length];
-    for (int i = 0; i < rows; i++) {
-      for (int j = 0; j < cols; j++) {
-        t[j * rows + i] = a[i * cols + j];
-      }
+  /** Writes the factor and the solution under {@code directory} (for workers to {@link #read}). */
+  public void write(Path directory) throws IOException {
+    cholesky.write(directory.resolve("cholesky.f64"));
+    alpha.write(directory.resolve("alpha.f64"));
+  }
+
+  /**
+   * The posterior {@link #write} left under {@code directory}; without {@code withFactor} only
+   * what {@link #mean} needs ({@code n x outputs} values instead of {@code n x n}).
+   */
+  public static GpPosterior read(Path directory, int n, int outputs, boolean withFactor) throws IOException {
+    DenseMatrix l = withFactor ? DenseMatrix.read(directory.resolve("cholesky.f64"), n, n) : null;
+    DenseMatrix a = DenseMatrix.read(directory.resolve("alpha.f64"), n, outputs);
+    return new GpPosterior(n, outputs, l, a);
+  }
+
+  @Override
+  public void close() {
+    if (cholesky != null) {
+      cholesky.close();
     }
-    return t;
+    alpha.close();
   }
 }

@@ -2,18 +2,26 @@ package dev.ntk.kernels.predict;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.linalg.Lapack;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
- * Predictions of infinite networks, in-process.
+ * Predictions of infinite networks, in-process, after neural-tangents' {@code predict} module.
+ * Everything is solved in float64 on {@link Lapack}; results take the dtype of the test inputs
+ * (or of the kernels).
  *
  * <pre>{@code
- * Prediction p = Predict.gpInference(model.kernelFn(), xTrain, yTrain, xTest,
- *                                    Get.NTK, 1e-4, true);
+ * Prediction p = Predict.gpInference(model.kernelFn(), xTrain, yTrain, xTest, Get.NTK, 1e-4, true);
+ * List<Prediction> ps = Predict.gradientDescentMseEnsemble(model.kernelFn(), xTrain, yTrain, xTest,
+ *     Get.NTK, new double[] {1, 10, Double.POSITIVE_INFINITY}, 1.0, 1e-4, true);
  * }</pre>
  */
 public final class Predict {
@@ -26,41 +34,267 @@ public final class Predict {
    */
   public static Prediction gpInference(KernelFn kernelFn, NDArray xTrain, NDArray yTrain,
       NDArray xTest, Get get, double diagReg, boolean computeCov) {
-    int n = (int) xTrain.getShape().get(0);
-    int m = (int) xTest.getShape().get(0);
-    Shape yShape = yTrain.getShape();
-    if (yShape.dimension() < 1 || yShape.get(0) != n) {
-      throw new IllegalArgumentException("yTrain must have " + n + " rows (one per training input), got shape " + yShape);
-    }
-    int outputs = (int) (yShape.size() / n);
-    NDManager out = xTest.getManager();
-    // Kernels are intermediates: compute them in a scope that frees them on return.
-    try (NDManager scope = out.newSubManager()) {
-      for (NDArray x : new NDArray[] {xTrain, xTest}) {
-        x.tempAttach(scope);
+    Problem p = Problem.of(kernelFn, xTrain, yTrain, xTest, computeCov);
+    try (NDManager scope = p.scope;
+        GpPosterior posterior = GpPosterior.factor(dense(p.dd.get(get)), p.y, p.outputs, diagReg, get.key())) {
+      NDArray mean = p.result(posterior.mean(Tensors.toDoubles(p.td.get(get)), p.m), p.meanShape);
+      NDArray cov = null;
+      if (computeCov) {
+        try (DenseMatrix kdd = dense(p.dd.nngp())) {
+          cov = p.result(posterior.covariance(get, kdd, Tensors.toDoubles(p.td.get(get)),
+              Tensors.toDoubles(p.td.nngp()), Tensors.toDoubles(p.tt.nngp()), p.m), new Shape(p.m, p.m));
+        }
       }
-      return gpInference(kernelFn, xTrain, yTrain, xTest, get, diagReg, computeCov, n, m, outputs, out);
+      return new Prediction(mean, cov);
     }
   }
 
-  private static Prediction gpInference(KernelFn kernelFn, NDArray xTrain, NDArray yTrain,
-      NDArray xTest, Get get, double diagReg, boolean computeCov, int n, int m, int outputs,
-      NDManager out) {
-    Shape yShape = yTrain.getShape();
-    Kernel dd = kernelFn.apply(xTrain);
-    Kernel td = kernelFn.apply(xTest, xTrain);
-    GpPosterior.TrainSolve solve = GpPosterior.factor(
-        Tensors.toDoubles(dd.get(get)), n, Tensors.toDoubles(yTrain), outputs, diagReg);
-    double[] mean = GpPosterior.mean(Tensors.toDoubles(td.get(get)), m, solve);
-    Shape meanShape = new Shape(m).addAll(yShape.slice(1));
-    NDArray meanArray = Tensors.create(out, mean, meanShape, xTest.getDataType());
-    NDArray covArray = null;
-    if (computeCov) {
-      Kernel tt = kernelFn.apply(xTest);
-      double[] cov = GpPosterior.covariance(get, solve, Tensors.toDoubles(dd.nngp()),
-          Tensors.toDoubles(td.get(get)), Tensors.toDoubles(td.nngp()), Tensors.toDoubles(tt.nngp()), m);
-      covArray = Tensors.create(out, cov, new Shape(m, m), xTest.getDataType());
+  /**
+   * The infinite ensemble of networks trained by continuous gradient descent on MSE, at each of
+   * {@code times} ({@code +inf} allowed): mean and, with {@code computeCov}, covariance on the
+   * test inputs; the NNGP for the top layer trained, the NTK for all layers. See {@link
+   * MseDynamics}.
+   */
+  public static List<Prediction> gradientDescentMseEnsemble(KernelFn kernelFn, NDArray xTrain,
+      NDArray yTrain, NDArray xTest, Get get, double[] times, double learningRate, double diagReg,
+      boolean computeCov) {
+    MseDynamics.checkTimes(times);
+    Problem p = Problem.of(kernelFn, xTrain, yTrain, xTest, computeCov);
+    try (NDManager scope = p.scope;
+        MseDynamics dyn = MseDynamics.decompose(dense(p.dd.get(get)), p.outputs, learningRate, diagReg, get.key());
+        DenseMatrix residual = dyn.residual(null, p.y);
+        DenseMatrix rotated = dyn.rotate(Tensors.toDoubles(p.td.get(get)), p.m);
+        DenseMatrix rotatedNngp = computeCov && get == Get.NTK ? dyn.rotate(Tensors.toDoubles(p.td.nngp()), p.m) : null;
+        DenseMatrix kdd = computeCov && get == Get.NTK ? dense(p.dd.nngp()) : null;
+        DenseMatrix projected = kdd == null ? null : dyn.projectKernel(kdd)) {
+      List<Prediction> out = new ArrayList<>();
+      double[] ktt = computeCov ? Tensors.toDoubles(p.tt.nngp()) : null;
+      for (double t : times) {
+        NDArray mean = p.result(dyn.testOutputs(t, null, rotated, residual), p.meanShape);
+        NDArray cov = computeCov ? p.result(dyn.covariance(t, get == Get.NTK, rotated,
+            rotatedNngp == null ? rotated : rotatedNngp, projected, ktt, p.m), new Shape(p.m, p.m)) : null;
+        out.add(new Prediction(mean, cov));
+      }
+      return out;
     }
-    return new Prediction(meanArray, covArray);
+  }
+
+  /**
+   * One network trained by continuous gradient descent on MSE from its initial outputs, in closed
+   * form (neural-tangents' {@code gradient_descent_mse}), at each of {@code times}.
+   *
+   * @param ntkTrainTrain {@code (N, N)}
+   * @param yTrain {@code (N,)} or {@code (N, K)}
+   * @param ntkTestTrain {@code (M, N)}, or null for train outputs only
+   * @param fxTrain0 initial train outputs, the shape of {@code yTrain}, or null for zeros
+   * @param fxTest0 initial test outputs {@code (M,) + yTrain.shape[1:]}, or null for zeros
+   */
+  public static List<TrainedOutputs> gradientDescentMse(NDArray ntkTrainTrain, NDArray yTrain,
+      NDArray ntkTestTrain, NDArray fxTrain0, NDArray fxTest0, double[] times, double learningRate,
+      double diagReg) {
+    MseDynamics.checkTimes(times);
+    Outputs o = Outputs.of(ntkTrainTrain, yTrain, ntkTestTrain, fxTrain0, fxTest0);
+    try (MseDynamics dyn = MseDynamics.decompose(dense(ntkTrainTrain), o.k, learningRate, diagReg, "ntk");
+        DenseMatrix residual = dyn.residual(o.fTrain0, o.y);
+        DenseMatrix rotated = dyn.rotate(o.td, o.m)) {
+      List<TrainedOutputs> out = new ArrayList<>();
+      for (double t : times) {
+        out.add(o.result(t, dyn.trainOutputs(t, o.fTrain0, residual),
+            dyn.testOutputs(t, o.fTest0, rotated, residual)));
+      }
+      return out;
+    }
+  }
+
+  /**
+   * One network trained by continuous gradient descent on any {@code loss}, by ODE in function
+   * space (neural-tangents' {@code gradient_descent}); see {@link GradientDescent}. Arguments as
+   * in {@link #gradientDescentMse}; {@code mass > 0} adds momentum.
+   */
+  public static List<TrainedOutputs> gradientDescent(Loss loss, NDArray ntkTrainTrain, NDArray yTrain,
+      NDArray ntkTestTrain, NDArray fxTrain0, NDArray fxTest0, double[] times, double learningRate,
+      double mass) {
+    Outputs o = Outputs.of(ntkTrainTrain, yTrain, ntkTestTrain, fxTrain0, fxTest0);
+    try (DenseMatrix dd = dense(ntkTrainTrain); DenseMatrix td = DenseMatrix.of(o.m, o.n, o.td)) {
+      List<TrainedOutputs> out = new ArrayList<>();
+      for (GradientDescent.Outputs g : GradientDescent.integrate(loss, dd, td, o.y, o.k, learningRate,
+          mass, o.fTrain0, o.fTest0, times, 1e-10)) {
+        out.add(o.result(g.t(), g.train(), g.test()));
+      }
+      return out;
+    }
+  }
+
+  /**
+   * The largest learning rate for which discrete gradient descent (heavy ball with {@code
+   * momentum} in [0, 1)) on MSE {@code |f - y|^2 / (2 N K)} converges: {@code 2 (1 + momentum) N K /
+   * λ_max(Θ_dd)}.
+   */
+  public static double maxLearningRate(NDArray ntkTrainTrain, int outputs, double momentum) {
+    try (DenseMatrix theta = dense(ntkTrainTrain)) {
+      return maxLearningRate(theta, outputs, momentum);
+    }
+  }
+
+  /** {@link #maxLearningRate(NDArray, int, double)} on a native matrix (destroyed). */
+  public static double maxLearningRate(DenseMatrix ntkTrainTrain, int outputs, double momentum) {
+    if (!(momentum >= 0 && momentum < 1)) {
+      throw new IllegalArgumentException("momentum must be in [0, 1), got " + momentum);
+    }
+    long n = ntkTrainTrain.rows();
+    double[] w = Lapack.eigvalsh(ntkTrainTrain);
+    double max = w[w.length - 1];
+    if (!(max > 0)) {
+      throw new IllegalArgumentException("the NTK's largest eigenvalue is " + max + ", not positive");
+    }
+    return 2 * (1 + momentum) * n * outputs / max;
+  }
+
+  /**
+   * The marginal negative log-likelihood of {@code yTrain} ({@code (N,)} or {@code (N, K)}) under
+   * the GP with covariance {@code kTrainTrain + r I}; see {@link GpPosterior#nll}.
+   */
+  public static double nll(NDArray kTrainTrain, NDArray yTrain, double diagReg) {
+    double[] y = Tensors.toDoubles(yTrain);
+    int n = (int) kTrainTrain.getShape().get(0);
+    checkRows(yTrain, n);
+    try (GpPosterior p = GpPosterior.factor(dense(kTrainTrain), y, y.length / n, diagReg, "train")) {
+      return p.nll(y);
+    }
+  }
+
+  /** A square kernel as a float64 native matrix. */
+  static DenseMatrix dense(NDArray k) {
+    Shape s = k.getShape();
+    if (s.dimension() != 2) {
+      throw new IllegalArgumentException("expected a 2-D kernel, got shape " + s);
+    }
+    return DenseMatrix.of(s.get(0), s.get(1), Tensors.toDoubles(k));
+  }
+
+  private static void checkRows(NDArray y, long n) {
+    Shape s = y.getShape();
+    if (s.dimension() < 1 || s.dimension() > 2 || s.get(0) != n) {
+      throw new IllegalArgumentException("targets must have shape (" + n + ",) or (" + n
+          + ", K), one row per training input, got " + s);
+    }
+  }
+
+  /** The kernels and targets of a prediction from inputs. */
+  private static final class Problem {
+    final NDManager scope;
+    final Kernel dd;
+    final Kernel td;
+    final Kernel tt;
+    final double[] y;
+    final int m;
+    final int outputs;
+    final Shape meanShape;
+    final NDManager out;
+    final DataType dtype;
+
+    private Problem(NDManager scope, Kernel dd, Kernel td, Kernel tt, double[] y, int m, int outputs,
+        Shape meanShape, NDManager out, DataType dtype) {
+      this.scope = scope;
+      this.dd = dd;
+      this.td = td;
+      this.tt = tt;
+      this.y = y;
+      this.m = m;
+      this.outputs = outputs;
+      this.meanShape = meanShape;
+      this.out = out;
+      this.dtype = dtype;
+    }
+
+    static Problem of(KernelFn kernelFn, NDArray xTrain, NDArray yTrain, NDArray xTest, boolean computeCov) {
+      int n = (int) xTrain.getShape().get(0);
+      int m = (int) xTest.getShape().get(0);
+      checkRows(yTrain, n);
+      int outputs = (int) (yTrain.getShape().size() / n);
+      NDManager out = xTest.getManager();
+      // Kernels are intermediates: computed in a scope that the caller closes.
+      NDManager scope = out.newSubManager();
+      for (NDArray x : new NDArray[] {xTrain, xTest}) {
+        x.tempAttach(scope);
+      }
+      Kernel dd = kernelFn.apply(xTrain);
+      Kernel td = kernelFn.apply(xTest, xTrain);
+      Kernel tt = computeCov ? kernelFn.apply(xTest) : null;
+      return new Problem(scope, dd, td, tt, Tensors.toDoubles(yTrain), m, outputs,
+          new Shape(m).addAll(yTrain.getShape().slice(1)), out, xTest.getDataType());
+    }
+
+    NDArray result(double[] values, Shape shape) {
+      return Tensors.create(out, finite(values), shape, dtype);
+    }
+  }
+
+  /** The kernels, targets and initial outputs of a single trained network. */
+  private static final class Outputs {
+    final int n;
+    final int m;
+    final int k;
+    final double[] y;
+    final double[] td;
+    final double[] fTrain0;
+    final double[] fTest0;
+    final Shape trainShape;
+    final Shape testShape;
+    final NDManager manager;
+    final DataType dtype;
+
+    private Outputs(NDArray dd, NDArray yTrain, NDArray tdArray, NDArray fxTrain0, NDArray fxTest0) {
+      Shape s = dd.getShape();
+      if (s.dimension() != 2 || s.get(0) != s.get(1)) {
+        throw new IllegalArgumentException("the train-train kernel must be square, got shape " + s);
+      }
+      n = (int) s.get(0);
+      checkRows(yTrain, n);
+      m = tdArray == null ? 0 : (int) tdArray.getShape().get(0);
+      if (tdArray != null && !tdArray.getShape().equals(new Shape(m, n))) {
+        throw new IllegalArgumentException("the test-train kernel must have shape (M, " + n + "), got "
+            + tdArray.getShape());
+      }
+      k = (int) (yTrain.getShape().size() / n);
+      y = Tensors.toDoubles(yTrain);
+      td = tdArray == null ? new double[0] : Tensors.toDoubles(tdArray);
+      trainShape = yTrain.getShape();
+      testShape = new Shape(m).addAll(yTrain.getShape().slice(1));
+      fTrain0 = initial("fx_train_0", fxTrain0, trainShape);
+      fTest0 = initial("fx_test_0", fxTest0, testShape);
+      manager = dd.getManager();
+      dtype = dd.getDataType();
+    }
+
+    static Outputs of(NDArray dd, NDArray y, NDArray td, NDArray fxTrain0, NDArray fxTest0) {
+      return new Outputs(dd, y, td, fxTrain0, fxTest0);
+    }
+
+    private static double[] initial(String name, NDArray a, Shape expected) {
+      if (a == null) {
+        return null;
+      }
+      if (!a.getShape().equals(expected)) {
+        throw new IllegalArgumentException(name + " must have shape " + expected + ", got " + a.getShape());
+      }
+      return Tensors.toDoubles(a);
+    }
+
+    TrainedOutputs result(double t, double[] train, double[] test) {
+      return new TrainedOutputs(t, Tensors.create(manager, finite(train), trainShape, dtype),
+          Tensors.create(manager, finite(test), testShape, dtype));
+    }
+  }
+
+  /** Fails rather than let a NaN or infinity reach an output. */
+  static double[] finite(double[] values) {
+    for (int i = 0; i < values.length; i++) {
+      if (!Double.isFinite(values[i])) {
+        throw new ArithmeticException("non-finite prediction " + values[i] + " at flat index " + i
+            + ": the kernels or targets hold NaN or infinity, or the solve overflowed");
+      }
+    }
+    return values;
   }
 }

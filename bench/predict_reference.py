@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""NumPy + SciPy reference for the prediction benchmark (bench/predict.sh).
+
+    make  --n N --m M --k K --d D --seed S --out DIR   writes DIR/x_train.npy (N, D),
+          DIR/y_train.npy (N, K), DIR/x_test.npy (M, D): standard normal, seeded
+    solve --dir DIR --model M.json --diag-reg R [--check MEAN.npy]
+          exact NNGP inference as `bin/ntk predict --get nngp --diag-reg R` does it: the
+          NNGP of the Dense/Relu model (float64) between train-train and test-train inputs, then
+          scipy.linalg.cho_factor/cho_solve of K_dd + R * trace(K_dd) / N * I against y, and
+          mean = K_td alpha. Prints RESULT lines with the kernel time and the factor + solve time
+          (time.perf_counter) and, with --check, the largest difference from MEAN.npy relative
+          to the largest |mean|.
+    ensemble --dir DIR --model M.json --diag-reg R --times T
+          the NTK ensemble mean at T log-spaced times through numpy.linalg.eigh, timed.
+
+The kernel recursion is numpy_reference.py's (neural-tangents' conventions), for two input sets.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import scipy
+import scipy.linalg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_reference import read_layers  # noqa: E402
+
+
+def cross_kernels(x1, x2, steps):
+    """NNGP and NTK between the rows of x1 and x2 (float64)."""
+    d = x1.shape[1]
+    nngp = x1 @ x2.T / d
+    var1 = np.einsum("ij,ij->i", x1, x1) / d
+    var2 = np.einsum("ij,ij->i", x2, x2) / d
+    ntk = np.zeros_like(nngp)
+    for kind, w2, b2 in steps:
+        if kind == "Dense":
+            nngp = nngp * w2 + b2
+            var1, var2 = var1 * w2 + b2, var2 * w2 + b2
+            ntk = ntk * w2 + nngp
+        else:
+            scale = np.outer(np.sqrt(var1), np.sqrt(var2))
+            c = np.clip(nngp / scale, -1.0, 1.0)
+            angle = math.pi - np.arccos(c)
+            nngp = scale * (np.sqrt(1.0 - c * c) + angle * c) / (2 * math.pi)
+            ntk = ntk * angle / (2 * math.pi)
+            var1, var2 = var1 / 2.0, var2 / 2.0
+    return nngp, ntk
+
+
+def regularized(k, diag_reg):
+    k = k.copy()
+    k[np.diag_indices_from(k)] += diag_reg * np.trace(k) / k.shape[0]
+    return k
+
+
+def check(path, want):
+    """Prints the largest difference of the means in path from want, relative to max |want|."""
+    if path:
+        got = np.load(path)
+        rel = np.max(np.abs(got - want)) / np.max(np.abs(want))
+        print(f"CHECK mean={path} max_rel_diff={rel:.3e}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("command", choices=["make", "solve", "ensemble"])
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--m", type=int, default=500)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--d", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out")
+    p.add_argument("--dir")
+    p.add_argument("--model")
+    p.add_argument("--diag-reg", type=float, default=1e-4)
+    p.add_argument("--times", type=int, default=100)
+    p.add_argument("--check")
+    a = p.parse_args()
+
+    if a.command == "make":
+        rng = np.random.default_rng(a.seed)
+        os.makedirs(a.out, exist_ok=True)
+        np.save(os.path.join(a.out, "x_train.npy"), rng.standard_normal((a.n, a.d)))
+        np.save(os.path.join(a.out, "y_train.npy"), rng.standard_normal((a.n, a.k)))
+        np.save(os.path.join(a.out, "x_test.npy"), rng.standard_normal((a.m, a.d)))
+        return 0
+
+    steps = read_layers(a.model)
+    x = np.load(os.path.join(a.dir, "x_train.npy"))
+    y = np.load(os.path.join(a.dir, "y_train.npy"))
+    xt = np.load(os.path.join(a.dir, "x_test.npy"))
+    n = x.shape[0]
+    t0 = time.perf_counter()
+    kdd, ntk_dd = cross_kernels(x, x, steps)
+    ktd, ntk_td = cross_kernels(xt, x, steps)
+    t_kernel = time.perf_counter() - t0
+    if a.command == "solve":
+        t0 = time.perf_counter()
+        factor = scipy.linalg.cho_factor(regularized(kdd, a.diag_reg), lower=True)
+        alpha = scipy.linalg.cho_solve(factor, y)
+        mean = ktd @ alpha
+        t_solve = time.perf_counter() - t0
+        print(f"RESULT reference=numpy_scipy n={n} m={xt.shape[0]} k={y.shape[1]} kernel_s={t_kernel:.3f} "
+              f"factor_solve_s={t_solve:.3f} numpy={np.__version__} scipy={scipy.__version__}")
+        check(a.check, mean)
+    else:
+        times = np.logspace(-1, 4, a.times)
+        t0 = time.perf_counter()
+        w, v = np.linalg.eigh(regularized(ntk_dd, a.diag_reg))
+        rotated = ntk_td @ v
+        projected = v.T @ y
+        tau = times[:, None] * 1.0 / y.size
+        coeff = -np.expm1(-w[None, :] * tau) / w[None, :]
+        means = np.einsum("mn,tn,nk->tmk", rotated, coeff, projected)
+        t_ens = time.perf_counter() - t0
+        print(f"RESULT reference=numpy_ensemble n={n} times={a.times} kernel_s={t_kernel:.3f} "
+              f"eigh_predict_s={t_ens:.3f}")
+        check(a.check, means)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

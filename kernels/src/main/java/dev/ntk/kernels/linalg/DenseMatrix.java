@@ -1,0 +1,194 @@
+package dev.ntk.kernels.linalg;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.DoublePointer;
+
+/**
+ * A dense row-major float64 matrix in native memory, for {@link Lapack}. It is not on the Java
+ * heap and is never Java-serialized, so its size is bounded by memory, not by {@code
+ * Integer.MAX_VALUE} elements. Close it to free the memory.
+ */
+public final class DenseMatrix implements AutoCloseable {
+  private final long rows;
+  private final long cols;
+  private DoublePointer data;
+
+  private DenseMatrix(long rows, long cols) {
+    if (rows < 0 || cols < 0 || rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("bad matrix shape " + rows + "x" + cols);
+    }
+    this.rows = rows;
+    this.cols = cols;
+    this.data = new DoublePointer(Math.max(1, Math.multiplyExact(rows, cols)));
+  }
+
+  /** A zero matrix. */
+  public static DenseMatrix zeros(long rows, long cols) {
+    DenseMatrix m = new DenseMatrix(rows, cols);
+    m.data.fill(0);
+    return m;
+  }
+
+  /** A matrix with the row-major {@code values}. */
+  public static DenseMatrix of(long rows, long cols, double[] values) {
+    if (values.length != rows * cols) {
+      throw new IllegalArgumentException("expected " + rows + "x" + cols + " values, got " + values.length);
+    }
+    DenseMatrix m = new DenseMatrix(rows, cols);
+    m.data.put(values);
+    return m;
+  }
+
+  public long rows() {
+    return rows;
+  }
+
+  public long cols() {
+    return cols;
+  }
+
+  /** The native memory, for LAPACK and BLAS calls. */
+  public DoublePointer pointer() {
+    if (data == null) {
+      throw new IllegalStateException("the matrix is closed");
+    }
+    return data;
+  }
+
+  public double get(long i, long j) {
+    return pointer().get(i * cols + j);
+  }
+
+  public void set(long i, long j, double value) {
+    pointer().put(i * cols + j, value);
+  }
+
+  /** Copies {@code count} rows from the row-major {@code values} into rows from {@code row}. */
+  public void setRows(long row, int count, double[] values) {
+    if (values.length != count * cols || row + count > rows) {
+      throw new IllegalArgumentException("rows " + row + "+" + count + " do not fit " + rows + "x" + cols);
+    }
+    pointer().position(row * cols).put(values, 0, values.length);
+    data.position(0);
+  }
+
+  /** Rows {@code [row, row + count)} as a row-major array. */
+  public double[] getRows(long row, int count) {
+    double[] out = new double[Math.multiplyExact(count, Math.toIntExact(cols))];
+    pointer().position(row * cols).get(out);
+    data.position(0);
+    return out;
+  }
+
+  /** The whole matrix as a row-major array (for matrices under 2^31 elements). */
+  public double[] toArray() {
+    return getRows(0, Math.toIntExact(rows));
+  }
+
+  /** A copy in new native memory. */
+  public DenseMatrix copy() {
+    DenseMatrix m = new DenseMatrix(rows, cols);
+    org.bytedeco.javacpp.Pointer.memcpy(m.data, pointer(), rows * cols * Double.BYTES);
+    return m;
+  }
+
+  /** The transpose, as a new matrix (moved in blocks of columns: few native calls). */
+  public DenseMatrix transpose() {
+    DenseMatrix t = new DenseMatrix(cols, rows);
+    int r = Math.toIntExact(rows);
+    int width = (int) Math.max(1, Math.min(cols, (1 << 22) / Math.max(1, rows)));
+    double[] row = new double[width];
+    double[] block = new double[Math.multiplyExact(width, r)];
+    for (long j0 = 0; j0 < cols; j0 += width) {
+      int w = (int) Math.min(width, cols - j0);
+      for (int i = 0; i < r; i++) {
+        pointer().position(i * cols + j0).get(row, 0, w);
+        for (int j = 0; j < w; j++) {
+          block[j * r + i] = row[j];
+        }
+      }
+      data.position(0);
+      t.pointer().position(j0 * rows).put(block, 0, w * r);
+      t.data.position(0);
+    }
+    return t;
+  }
+
+  /** Sets the entries above the diagonal of a square matrix to zero. */
+  public void zeroUpper() {
+    BytePointer bytes = new BytePointer(pointer());
+    bytes.capacity(rows * cols * Double.BYTES);
+    for (long i = 0; i + 1 < rows; i++) {
+      bytes.position((i * cols + i + 1) * Double.BYTES);
+      org.bytedeco.javacpp.Pointer.memset(bytes, 0, (cols - i - 1) * Double.BYTES);
+    }
+  }
+
+  /** The diagonal of a square matrix. */
+  public double[] diagonal() {
+    double[] d = new double[Math.toIntExact(Math.min(rows, cols))];
+    for (int i = 0; i < d.length; i++) {
+      d[i] = get(i, i);
+    }
+    return d;
+  }
+
+  /** Writes the values (little-endian float64, row-major) to {@code file}, replacing it. */
+  public void write(Path file) throws IOException {
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      long bytes = rows * cols * Double.BYTES;
+      for (long at = 0; at < bytes; ) {
+        ByteBuffer chunk = bytes(at, bytes);
+        while (chunk.hasRemaining()) {
+          at += ch.write(chunk);
+        }
+      }
+    }
+  }
+
+  /** A {@code rows x cols} matrix from the values {@link #write} wrote to {@code file}. */
+  public static DenseMatrix read(Path file, long rows, long cols) throws IOException {
+    DenseMatrix m = new DenseMatrix(rows, cols);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+      long bytes = rows * cols * Double.BYTES;
+      if (ch.size() != bytes) {
+        m.close();
+        throw new IOException(file + ": expected " + bytes + " bytes for a " + rows + "x" + cols
+            + " float64 matrix, found " + ch.size());
+      }
+      for (long at = 0; at < bytes; ) {
+        ByteBuffer chunk = m.bytes(at, bytes);
+        while (chunk.hasRemaining()) {
+          int n = ch.read(chunk, at);
+          if (n < 0) {
+            throw new IOException(file + ": unexpected end of file");
+          }
+          at += n;
+        }
+      }
+    }
+    return m;
+  }
+
+  private ByteBuffer bytes(long from, long total) {
+    long length = Math.min(total - from, 1L << 30);
+    BytePointer b = new BytePointer(pointer());
+    b.capacity(total);
+    return b.position(from).limit(from + length).asByteBuffer().order(ByteOrder.nativeOrder());
+  }
+
+  @Override
+  public void close() {
+    if (data != null) {
+      data.close();
+      data = null;
+    }
+  }
+}

@@ -1,0 +1,142 @@
+package dev.ntk.kernels.linalg;
+
+import static org.bytedeco.openblas.global.openblas.CblasLeft;
+import static org.bytedeco.openblas.global.openblas.CblasLower;
+import static org.bytedeco.openblas.global.openblas.CblasNoTrans;
+import static org.bytedeco.openblas.global.openblas.CblasNonUnit;
+import static org.bytedeco.openblas.global.openblas.CblasRowMajor;
+import static org.bytedeco.openblas.global.openblas.CblasTrans;
+import static org.bytedeco.openblas.global.openblas.LAPACK_COL_MAJOR;
+
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.openblas.global.openblas;
+
+/**
+ * Dense float64 linear algebra on OpenBLAS' LAPACK and BLAS (the JavaCPP preset; natives from
+ * Maven, no system package): Cholesky, triangular solves, the symmetric eigendecomposition and
+ * GEMM, multi-threaded over the machine's cores. Matrices are {@link DenseMatrix} (row-major,
+ * native memory).
+ *
+ * <p>Chosen over TensorFlow's {@code Cholesky}/{@code SelfAdjointEigV2} through DJL on speed;
+ * {@code bench/RESULTS.md} has the comparison.
+ */
+public final class Lapack {
+  private Lapack() {}
+
+  static {
+    if (System.getenv("OPENBLAS_NUM_THREADS") == null) {
+      threads(Runtime.getRuntime().availableProcessors());
+    }
+  }
+
+  /** Sets OpenBLAS' thread count (all cores unless {@code OPENBLAS_NUM_THREADS} says otherwise). */
+  public static void threads(int n) {
+    org.bytedeco.openblas.presets.openblas.blas_set_num_threads(Math.max(1, n));
+  }
+
+  /**
+   * Factors the symmetric positive definite {@code a} in place into its lower Cholesky factor
+   * {@code L} ({@code a = L L^T}); the part above the diagonal is zeroed.
+   *
+   * @return 0, or the order {@code k > 0} of the first leading minor that is not positive
+   *     definite (then {@code a}'s lower triangle is garbage)
+   */
+  public static int cholesky(DenseMatrix a) {
+    int n = square(a);
+    // Row-major lower is column-major upper: no transposed copy inside LAPACKE.
+    int info = openblas.LAPACKE_dpotrf(LAPACK_COL_MAJOR, (byte) 'U', n, a.pointer(), n);
+    if (info < 0) {
+      throw new IllegalStateException("LAPACKE_dpotrf: bad argument " + -info);
+    }
+    if (info == 0) {
+      a.zeroUpper();
+    }
+    return info;
+  }
+
+  /** Solves {@code L L^T x = b} in place in {@code b} ({@code n x k}) for a Cholesky factor {@code l}. */
+  public static void choleskySolve(DenseMatrix l, DenseMatrix b) {
+    int n = square(l);
+    checkRows(b, n);
+    if (b.cols() == 0) {
+      return;
+    }
+    openblas.cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, n,
+        (int) b.cols(), 1.0, l.pointer(), n, b.pointer(), (int) b.cols());
+    openblas.cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, n,
+        (int) b.cols(), 1.0, l.pointer(), n, b.pointer(), (int) b.cols());
+  }
+
+  /**
+   * The symmetric eigendecomposition {@code a = V diag(w) V^T} (divide and conquer): returns the
+   * eigenvalues in ascending order and leaves {@code V^T} in {@code a} (row {@code i} is the
+   * eigenvector of {@code w[i]}).
+   */
+  public static double[] eigh(DenseMatrix a) {
+    return syevd(a, 'V');
+  }
+
+  /** The eigenvalues of the symmetric {@code a}, ascending; {@code a} is destroyed. */
+  public static double[] eigvalsh(DenseMatrix a) {
+    return syevd(a, 'N');
+  }
+
+  private static double[] syevd(DenseMatrix a, char jobz) {
+    int n = square(a);
+    try (DoublePointer w = new DoublePointer(Math.max(1, n))) {
+      // A symmetric row-major matrix is its column-major self; column-major eigenvector columns
+      // read row-major are rows. No transposed copy inside LAPACKE.
+      int info = openblas.LAPACKE_dsyevd(LAPACK_COL_MAJOR, (byte) jobz, (byte) 'U', n, a.pointer(), n, w);
+      if (info != 0) {
+        throw new IllegalStateException("LAPACKE_dsyevd: info " + info);
+      }
+      double[] out = new double[n];
+      w.get(out);
+      return out;
+    }
+  }
+
+  /** {@code c = alpha op(a) op(b) + beta c}, with {@code op} the transpose when asked. */
+  public static void gemm(boolean transA, DenseMatrix a, boolean transB, DenseMatrix b, double alpha,
+      double beta, DenseMatrix c) {
+    long m = transA ? a.cols() : a.rows();
+    long k = transA ? a.rows() : a.cols();
+    long kb = transB ? b.cols() : b.rows();
+    long n = transB ? b.rows() : b.cols();
+    if (k != kb || c.rows() != m || c.cols() != n) {
+      throw new IllegalArgumentException("gemm shapes do not fit: " + shape(a, transA) + " times "
+          + shape(b, transB) + " into " + c.rows() + "x" + c.cols());
+    }
+    if (m == 0 || n == 0) {
+      return;
+    }
+    openblas.cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+        transB ? CblasTrans : CblasNoTrans, (int) m, (int) n, (int) k, alpha, a.pointer(),
+        (int) Math.max(1, a.cols()), b.pointer(), (int) Math.max(1, b.cols()), beta, c.pointer(),
+        (int) Math.max(1, n));
+  }
+
+  /** {@code op(a) op(b)} as a new matrix. */
+  public static DenseMatrix multiply(boolean transA, DenseMatrix a, boolean transB, DenseMatrix b) {
+    DenseMatrix c = DenseMatrix.zeros(transA ? a.cols() : a.rows(), transB ? b.rows() : b.cols());
+    gemm(transA, a, transB, b, 1.0, 0.0, c);
+    return c;
+  }
+
+  private static String shape(DenseMatrix a, boolean trans) {
+    return (trans ? a.cols() + "x" + a.rows() : a.rows() + "x" + a.cols());
+  }
+
+  private static int square(DenseMatrix a) {
+    if (a.rows() != a.cols()) {
+      throw new IllegalArgumentException("expected a square matrix, got " + a.rows() + "x" + a.cols());
+    }
+    return (int) a.rows();
+  }
+
+  private static void checkRows(DenseMatrix b, int n) {
+    if (b.rows() != n) {
+      throw new IllegalArgumentException("expected " + n + " rows, got " + b.rows() + "x" + b.cols());
+    }
+  }
+}

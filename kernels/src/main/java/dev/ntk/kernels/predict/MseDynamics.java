@@ -1,0 +1,286 @@
+package dev.ntk.kernels.predict;
+
+import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.linalg.Lapack;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Continuous gradient descent on the MSE loss {@code |f - y|^2 / (2 y.size)} in closed form,
+ * through the eigendecomposition {@code G = V diag(λ) V^T} of the regularized train-train kernel
+ * {@code G}, as neural-tangents' {@code gradient_descent_mse} and {@code
+ * gradient_descent_mse_ensemble}. Time is {@code τ = t · learning_rate / y.size}; {@code t} may
+ * be {@code +inf}. The {@code K} target columns share the one {@code n x n} decomposition.
+ *
+ * <ul>
+ *   <li>one network from {@code f_0}: {@code f_train(t) = f_train_0 + V expm1(-λτ) V^T (f_train_0
+ *       - y)} and {@code f_test(t) = f_test_0 + G_td V [expm1(-λτ)/λ] V^T (f_train_0 - y)};
+ *   <li>the ensemble mean is the same from {@code f_0 = 0};
+ *   <li>the ensemble covariance, NNGP (top layer trained): {@code K_tt - Q diag((1 -
+ *       e^{-2λτ})/λ) Q^T} with {@code Q = K_td V}; NTK: {@code K_tt - P D Q^T - Q D P^T + P D W D
+ *       P^T} with {@code P = Θ_td V}, {@code D = diag((1 - e^{-λτ})/λ)}, {@code W = V^T K_dd V}.
+ * </ul>
+ *
+ * <p>Eigenvalues below zero (rounding) are taken as zero, as in neural-tangents; {@code t = inf}
+ * needs every eigenvalue positive. Close it to free the native memory.
+ */
+public final class MseDynamics implements AutoCloseable {
+  private final int n;
+  private final int outputs;
+  private final double learningRate;
+  private final double[] eigenvalues;
+  private final DenseMatrix vt;
+  private final String kernel;
+  private final double diagReg;
+
+  private MseDynamics(int n, int outputs, double learningRate, double[] eigenvalues, DenseMatrix vt,
+      String kernel, double diagReg) {
+    this.n = n;
+    this.outputs = outputs;
+    this.learningRate = learningRate;
+    this.eigenvalues = eigenvalues;
+    this.vt = vt;
+    this.kernel = kernel;
+    this.diagReg = diagReg;
+  }
+
+  /**
+   * Decomposes {@code G_dd + r I}; {@code kTrainTrain} is consumed (it becomes {@code V^T}).
+   *
+   * @param outputs the target columns {@code K} ({@code y.size = n K})
+   * @param kernel the kernel's name, for messages
+   */
+  public static MseDynamics decompose(DenseMatrix kTrainTrain, int outputs, double learningRate,
+      double diagReg, String kernel) {
+    if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+      throw new IllegalArgumentException("learning_rate must be positive, got " + learningRate);
+    }
+    Regularizer.add(kTrainTrain, diagReg);
+    double[] w = Lapack.eigh(kTrainTrain);
+    return new MseDynamics((int) kTrainTrain.rows(), outputs, learningRate, w, kTrainTrain, kernel, diagReg);
+  }
+
+  public int n() {
+    return n;
+  }
+
+  public int outputs() {
+    return outputs;
+  }
+
+  /** The eigenvalues of the regularized train kernel, ascending. */
+  public double[] eigenvalues() {
+    return eigenvalues.clone();
+  }
+
+  /** Checks a list of times: each {@code >= 0} or {@code +inf}, never NaN. */
+  public static void checkTimes(double[] times) {
+    if (times.length == 0) {
+      throw new IllegalArgumentException("expected at least one time t");
+    }
+    for (double t : times) {
+      if (!(t >= 0)) {
+        throw new IllegalArgumentException("times t must be non-negative numbers or inf, got " + t);
+      }
+    }
+  }
+
+  /** {@code expm1(-λτ)} per eigenvalue (-1 at {@code t = inf}). */
+  double[] expm1(double t) {
+    double tau = tau(t);
+    double[] c = new double[n];
+    for (int i = 0; i < n; i++) {
+      double l = Math.max(eigenvalues[i], 0);
+      c[i] = Double.isInfinite(tau) ? (l > 0 ? -1 : 0) : Math.expm1(-l * tau);
+    }
+    return c;
+  }
+
+  /** {@code expm1(-λτ)/λ} per eigenvalue ({@code -τ} at {@code λ = 0}; {@code -1/λ} at {@code t = inf}). */
+  double[] inverseExpm1(double t) {
+    double tau = tau(t);
+    if (Double.isInfinite(tau)) {
+      requirePositive();
+    }
+    double[] c = new double[n];
+    for (int i = 0; i < n; i++) {
+      double l = Math.max(eigenvalues[i], 0);
+      if (Double.isInfinite(tau)) {
+        c[i] = -1 / l;
+      } else if (l * tau < 1e-300 || l == 0) {
+        c[i] = -tau;
+      } else {
+        c[i] = Math.expm1(-l * tau) / l;
+      }
+    }
+    return c;
+  }
+
+  /** {@code (1 - e^{-2λτ})/λ} per eigenvalue ({@code 2τ} at {@code λ = 0}). */
+  private double[] twiceDecay(double t) {
+    double[] c = inverseExpm1(2 * t);
+    for (int i = 0; i < n; i++) {
+      c[i] = -c[i];
+    }
+    return c;
+  }
+
+  private double tau(double t) {
+    return t * learningRate / ((double) n * outputs);
+  }
+
+  private void requirePositive() {
+    if (!(eigenvalues.length == 0 || eigenvalues[0] > 0)) {
+      throw Regularizer.notPositiveDefinite(kernel, diagReg, eigenvalues[0]);
+    }
+  }
+
+  /** {@code V^T b} for an {@code n x K} row-major {@code b}. */
+  public DenseMatrix project(double[] b) {
+    try (DenseMatrix m = DenseMatrix.of(n, outputs, b)) {
+      return Lapack.multiply(false, vt, false, m);
+    }
+  }
+
+  /** {@code V^T (f_train_0 - y)}: the residual in the eigenbasis, shared by every time. */
+  public DenseMatrix residual(double[] fxTrain0, double[] yTrain) {
+    double[] r = new double[yTrain.length];
+    for (int i = 0; i < r.length; i++) {
+      r[i] = (fxTrain0 == null ? 0 : fxTrain0[i]) - yTrain[i];
+    }
+    return project(r);
+  }
+
+  /** {@code G_td V} for a block of {@code rows} test rows of the selected kernel. */
+  public DenseMatrix rotate(double[] kTestTrain, int rows) {
+    try (DenseMatrix k = DenseMatrix.of(rows, n, kTestTrain)) {
+      return Lapack.multiply(false, k, true, vt);
+    }
+  }
+
+  /** The train outputs at {@code t}: {@code f_train_0 + V expm1(-λτ) V^T (f_train_0 - y)}. */
+  public double[] trainOutputs(double t, double[] fxTrain0, DenseMatrix residual) {
+    try (DenseMatrix scaled = scaleRows(residual, expm1(t));
+        DenseMatrix f = Lapack.multiply(true, vt, false, scaled)) {
+      return plus(fxTrain0, f.toArray());
+    }
+  }
+
+  /**
+   * The test outputs at {@code t} for a block: {@code f_test_0 + P [expm1(-λτ)/λ] V^T (f_train_0
+   * - y)} with {@code P = G_td V} from {@link #rotate}; {@code fxTest0} may be null (zeros).
+   */
+  public double[] testOutputs(double t, double[] fxTest0, DenseMatrix rotated, DenseMatrix residual) {
+    try (DenseMatrix scaled = scaleRows(residual, inverseExpm1(t));
+        DenseMatrix f = Lapack.multiply(false, rotated, false, scaled)) {
+      return plus(fxTest0, f.toArray());
+    }
+  }
+
+  /**
+   * The ensemble covariance at {@code t} over all {@code m} test inputs.
+   *
+   * @param ntk whether the decomposed kernel is the NTK (else the NNGP)
+   * @param rotatedGet {@code G_td V} ({@code m x n})
+   * @param rotatedNngp {@code K_td V} (the same matrix for the NNGP)
+   * @param projectedNngp {@code V^T K_dd V} (NTK only)
+   */
+  public double[] covariance(double t, boolean ntk, DenseMatrix rotatedGet, DenseMatrix rotatedNngp,
+      DenseMatrix projectedNngp, double[] kTestTestNngp, int m) {
+    try (DenseMatrix cov = DenseMatrix.of(m, m, kTestTestNngp)) {
+      if (!ntk) {
+        try (DenseMatrix qd = scaleColumns(rotatedNngp, twiceDecay(t))) {
+          Lapack.gemm(false, qd, true, rotatedNngp, -1.0, 1.0, cov);
+        }
+        return cov.toArray();
+      }
+      double[] d = inverseExpm1(t);
+      for (int i = 0; i < n; i++) {
+        d[i] = -d[i];
+      }
+      try (DenseMatrix pd = scaleColumns(rotatedGet, d);
+          DenseMatrix pdw = Lapack.multiply(false, pd, false, projectedNngp)) {
+        Lapack.gemm(false, pdw, true, pd, 1.0, 1.0, cov);
+        Lapack.gemm(false, pd, true, rotatedNngp, -1.0, 1.0, cov);
+        Lapack.gemm(false, rotatedNngp, true, pd, -1.0, 1.0, cov);
+      }
+      return cov.toArray();
+    }
+  }
+
+  /** {@code V^T K_dd V} for the unregularized NNGP {@code kdd}. */
+  public DenseMatrix projectKernel(DenseMatrix kdd) {
+    try (DenseMatrix vtk = Lapack.multiply(false, vt, false, kdd)) {
+      return Lapack.multiply(false, vtk, true, vt);
+    }
+  }
+
+  private static DenseMatrix scaleRows(DenseMatrix a, double[] s) {
+    DenseMatrix out = a.copy();
+    for (long i = 0; i < a.rows(); i++) {
+      double[] row = a.getRows(i, 1);
+      for (int j = 0; j < row.length; j++) {
+        row[j] *= s[(int) i];
+      }
+      out.setRows(i, 1, row);
+    }
+    return out;
+  }
+
+  private static DenseMatrix scaleColumns(DenseMatrix a, double[] s) {
+    DenseMatrix out = a.copy();
+    for (long i = 0; i < a.rows(); i++) {
+      double[] row = a.getRows(i, 1);
+      for (int j = 0; j < row.length; j++) {
+        row[j] *= s[j];
+      }
+      out.setRows(i, 1, row);
+    }
+    return out;
+  }
+
+  private static double[] plus(double[] a, double[] b) {
+    if (a != null) {
+      for (int i = 0; i < b.length; i++) {
+        b[i] += a[i];
+      }
+    }
+    return b;
+  }
+
+  /** Writes the decomposition under {@code directory} (for workers to {@link #read}). */
+  public void write(Path directory) throws IOException {
+    vt.write(directory.resolve("eigenvectors.f64"));
+    ByteBuffer b = ByteBuffer.allocate(Double.BYTES * (n + 2)).order(ByteOrder.LITTLE_ENDIAN);
+    b.putDouble(learningRate).putDouble(diagReg);
+    for (double w : eigenvalues) {
+      b.putDouble(w);
+    }
+    Files.write(directory.resolve("eigenvalues.f64"), b.array());
+  }
+
+  /** The decomposition {@link #write} left under {@code directory}. */
+  public static MseDynamics read(Path directory, int n, int outputs, String kernel) throws IOException {
+    ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(directory.resolve("eigenvalues.f64")))
+        .order(ByteOrder.LITTLE_ENDIAN);
+    if (b.remaining() != Double.BYTES * (n + 2)) {
+      throw new IOException(directory + ": eigenvalues of another problem");
+    }
+    double lr = b.getDouble();
+    double reg = b.getDouble();
+    double[] w = new double[n];
+    for (int i = 0; i < n; i++) {
+      w[i] = b.getDouble();
+    }
+    return new MseDynamics(n, outputs, lr, w, DenseMatrix.read(directory.resolve("eigenvectors.f64"), n, n),
+        kernel, reg);
+  }
+
+  @Override
+  public void close() {
+    vt.close();
+  }
+}
