@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
@@ -16,6 +17,7 @@ import dev.ntk.kernels.predict.Loss;
 import dev.ntk.kernels.predict.Predict;
 import dev.ntk.kernels.predict.Prediction;
 import dev.ntk.kernels.predict.TrainedOutputs;
+import dev.ntk.transforms.NonFiniteKernelException;
 import dev.ntk.transforms.PredictSettings;
 import dev.ntk.transforms.PredictionFiles;
 import java.io.IOException;
@@ -32,6 +34,18 @@ import java.util.List;
 record InProcessPredict(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
     boolean computeCov, NpyDType dtype, Path out) {
 
+  /**
+   * Stops, as the tile path does, if the kernel between {@code a} and {@code b} is not finite,
+   * naming the layer where it first stops being finite (the job is one tile: this costs little).
+   */
+  private void checkFinite(KernelFn kf, NDArray a, NDArray b, String which) {
+    Diagnostics.firstNonFiniteLayer(kf.layer(), a, b).ifPresent(layer -> {
+      throw new NonFiniteKernelException("the " + which + " kernel first stops being finite at layer "
+          + layer + "; the weights or the inputs are likely too large for " + dtype.typeName()
+          + " (check W_std and b_std in the model and the scale of the inputs)");
+    });
+  }
+
   /** Whether a job of these sizes is one tile per kernel, so that a pipeline buys nothing. */
   static boolean small(long nTrain, long nTest, int tile) {
     return nTrain <= tile && nTest <= tile;
@@ -47,6 +61,8 @@ record InProcessPredict(Path model, Path xTrain, Path yTrain, Path xTest, Predic
       NDArray x = load(m, xTrain, type);
       NDArray xt = load(m, xTest, type);
       NDArray y = load(m, yTrain, DataType.FLOAT64);
+      checkFinite(kf, x, null, "train-train");
+      checkFinite(kf, xt, x, "test-train");
       Get get = settings.get();
       double[] times = settings.times();
       double[][] means = new double[times.length][];

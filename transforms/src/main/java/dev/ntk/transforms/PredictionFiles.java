@@ -37,7 +37,8 @@ public final class PredictionFiles {
     double max = dtype == NpyDType.FLOAT32 ? Float.MAX_VALUE : Double.MAX_VALUE;
     for (int i = 0; i < data.length; i++) {
       if (!(Math.abs(data[i]) <= max)) {
-        throw new NonFiniteKernelException(name + " has the entry " + data[i] + " at flat index " + i
+        throw new NonFiniteKernelException("the predictive " + name.replace(".npy", "") + " (" + name
+            + ") has the entry " + data[i] + " at flat index " + i
             + ", which is not a finite " + dtype.typeName() + ": the kernels or the targets are too "
             + "large or too ill-conditioned for the dtype (check W_std and b_std in the model, the "
             + "scale of the inputs and targets, and --diag-reg); nothing was written");
