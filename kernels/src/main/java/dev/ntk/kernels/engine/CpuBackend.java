@@ -62,11 +62,6 @@ public final class CpuBackend<A> {
     return present;
   }
 
-  /** The array operations of this backend's dtype. */
-  ChunkOps<A> ops() {
-    return ops;
-  }
-
   /** {@code float32} or {@code float64}. */
   public String dtype() {
     return ops.dtype();
@@ -78,11 +73,6 @@ public final class CpuBackend<A> {
 
   public A fromDoubles(double[] values) {
     return ops.fromDoubles(values);
-  }
-
-  /** Entry {@code index} of {@code array}. */
-  public double get(A array, int index) {
-    return ops.get(array, index);
   }
 
   public double[] toDoubles(A array, int length) {
