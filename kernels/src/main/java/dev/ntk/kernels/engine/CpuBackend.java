@@ -4,7 +4,6 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.logging.Logger;
 import java.util.stream.IntStream;
 
 /**
@@ -24,7 +23,7 @@ public final class CpuBackend<A> {
   /** Entries per chunk: a few buffers of this size fit in a core's L1 or L2 cache. */
   static final int CHUNK = Integer.getInteger("ntk.cpu.chunk", 512);
 
-  private static final Logger LOG = Logger.getLogger(CpuBackend.class.getName());
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CpuBackend.class);
   private static final boolean VECTOR = vectorModulePresent();
 
   private final ChunkOps<A> ops;
@@ -56,7 +55,7 @@ public final class CpuBackend<A> {
   private static boolean vectorModulePresent() {
     boolean present = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
     if (!present) {
-      LOG.warning("ntk: the JVM runs without --add-modules jdk.incubator.vector: kernels are "
+      LOG.warn("ntk: the JVM runs without --add-modules jdk.incubator.vector: kernels are "
           + "computed with scalar loops, several times slower (bin/ntk adds the flag)");
     }
     return present;
