@@ -96,11 +96,6 @@ public final class Tensors {
     }
   }
 
-  /** An outer product {@code a[i] * b[j]} of two vectors. */
-  public static NDArray outer(NDArray a, NDArray b) {
-    return a.reshape(-1, 1).mul(b.reshape(1, -1));
-  }
-
   /** A {@code (rows.length, rows[0].length)} matrix. */
   public static NDArray fromRows(NDManager manager, double[][] rows, DataType dtype) {
     int n = rows.length;
