@@ -134,14 +134,38 @@ public class Branching {
 
     @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      List<List<Boolean>> full = outputsFull(context.outputsFull(), context.inputs());
       List<Spec> specs = context.inputs();
       List<KernelExpr> kernels = inputs;
       for (int i = 0; i < layers.size(); i++) {
-        RuleContext.Result r = context.apply(layers.get(i), i, specs, kernels);
+        RuleContext.Result r = context.apply(layers.get(i), i, specs, kernels, full.get(i));
         specs = r.specs();
         kernels = r.kernels();
       }
       return kernels;
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      List<List<Boolean>> full = outputsFull(outputsFull, inputs);
+      return layers.isEmpty() ? outputsFull : layers.get(0).inputsFull(full.get(0), inputs);
+    }
+
+    /** What is needed of each child's outputs, walking back from what is needed of the last. */
+    private List<List<Boolean>> outputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      List<List<Spec>> specs = new ArrayList<>();
+      List<Spec> s = inputs;
+      for (Layer layer : layers) {
+        specs.add(s);
+        s = layer.outputSpecs(s, layer.name());
+      }
+      List<List<Boolean>> full = new ArrayList<>(Collections.nCopies(layers.size(), List.of()));
+      List<Boolean> need = outputsFull;
+      for (int i = layers.size() - 1; i >= 0; i--) {
+        full.set(i, need);
+        need = layers.get(i).inputsFull(need, specs.get(i));
+      }
+      return full;
     }
   }
 
@@ -185,12 +209,35 @@ public class Branching {
 
     @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      List<List<Boolean>> full = split(context.outputsFull(), context.inputs());
       List<KernelExpr> out = new ArrayList<>();
       for (int i = 0; i < layers.size(); i++) {
         out.addAll(context.apply(layers.get(i), i, List.of(context.input(i)),
-            List.of(inputs.get(i))).kernels());
+            List.of(inputs.get(i)), full.get(i)).kernels());
       }
       return out;
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      List<List<Boolean>> full = split(outputsFull, inputs);
+      List<Boolean> need = new ArrayList<>();
+      for (int i = 0; i < layers.size(); i++) {
+        need.addAll(layers.get(i).inputsFull(full.get(i), List.of(inputs.get(i))));
+      }
+      return need;
+    }
+
+    /** {@code outputsFull} split into each branch's outputs. */
+    private List<List<Boolean>> split(List<Boolean> outputsFull, List<Spec> inputs) {
+      List<List<Boolean>> full = new ArrayList<>();
+      int at = 0;
+      for (int i = 0; i < layers.size(); i++) {
+        int n = layers.get(i).outputSpecs(List.of(inputs.get(i)), layers.get(i).name()).size();
+        full.add(outputsFull.subList(at, at + n));
+        at += n;
+      }
+      return full;
     }
   }
 

@@ -5,7 +5,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
-import dev.ntk.kernels.engine.Expr.Domain;
 import dev.ntk.kernels.engine.Schedule;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -33,8 +32,8 @@ public final class Diagnostics {
     Map<String, Expr> outputs = new LinkedHashMap<>();
     Map<String, Expr> rows = new LinkedHashMap<>();
     Map<String, Expr> cols = new LinkedHashMap<>();
-    KernelExpr in = new KernelExpr(Expr.input(Plan.NNGP, Domain.TILE), Expr.constant(0),
-        Expr.input(Plan.VAR1, Domain.ROW), Expr.input(Plan.VAR2, Domain.COL));
+    Spec spec = Spec.input(perExample);
+    KernelExpr in = Plan.inputKernel(model, spec, false);
     RuleContext.run(model, List.of(Spec.input(perExample)), List.of(in), (path, kernels) -> {
       for (KernelExpr k : kernels) {
         String key = Integer.toString(paths.size());
@@ -48,11 +47,10 @@ public final class Diagnostics {
     Schedule schedule = new Schedule(outputs, rows, cols);
     int n1 = Math.toIntExact(x1.getShape().get(0));
     int n2 = Math.toIntExact(other.getShape().get(0));
-    int d = Math.toIntExact(perExample.size());
     Map<String, double[]> values = x1.getDataType() == DataType.FLOAT32
-        ? run(CpuBackend.float32(), schedule, x1.toFloatArray(), x2 == null ? null : x2.toFloatArray(), n1, n2, d)
-        : run(CpuBackend.float64(), schedule, Tensors.toDoubles(x1), x2 == null ? null : Tensors.toDoubles(x2),
-            n1, n2, d);
+        ? run(CpuBackend.float32(), schedule, spec, x1.toFloatArray(), x2 == null ? null : x2.toFloatArray(), n1, n2)
+        : run(CpuBackend.float64(), schedule, spec, Tensors.toDoubles(x1), x2 == null ? null : Tensors.toDoubles(x2),
+            n1, n2);
     for (int i = 0; i < paths.size(); i++) {
       for (String term : new String[] {".nngp", ".ntk", ".var1", ".var2"}) {
         for (double v : values.get(i + term)) {
@@ -65,12 +63,11 @@ public final class Diagnostics {
     return Optional.empty();
   }
 
-  private static <A> Map<String, double[]> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2,
-      int n1, int n2, int d) {
-    Map<String, A> out = Plan.run(cpu, schedule, x1, x2, n1, n2, d, 1);
+  private static <A> Map<String, double[]> run(CpuBackend<A> cpu, Schedule schedule, Spec spec, A x1, A x2,
+      int n1, int n2) {
+    Map<String, A> out = Plan.run(cpu, schedule, spec, x1, x2, n1, n2, 1, null);
     Map<String, double[]> values = new LinkedHashMap<>();
-    out.forEach((name, v) -> values.put(name, cpu.toDoubles(v,
-        name.endsWith("var1") ? n1 : name.endsWith("var2") ? n2 : n1 * n2)));
+    out.forEach((name, v) -> values.put(name, cpu.toDoubles(v, java.lang.reflect.Array.getLength(v))));
     return values;
   }
 }

@@ -55,10 +55,41 @@ public class Elementwise extends Linear {
     return ERF.create(a, b, c);
   }
 
-  /** Base of the nonlinearities: checks that the input is Gaussian. */
+  /**
+   * Base of the nonlinearities: checks that the input is Gaussian, and applies a rule given for
+   * one pair of jointly Gaussian values ({@link #pair}) to every part of the kernel. On per-pixel
+   * kernels each pixel is such a pair; on pixel-pair kernels the pair {@code (p, q)} has the
+   * variances of pixel {@code p} of the row input and pixel {@code q} of the column input, and
+   * each input's own pixel-pair covariance maps by the same rule.
+   */
   abstract static class Nonlinearity extends SingleInputLayer {
     Nonlinearity(LayerType.Arguments args) {
       super(args);
+    }
+
+    /**
+     * The rule for one pair with covariance {@code k} and variances {@code v1}, {@code v2}:
+     * {@code {E[f(u) f(v)], E[f'(u) f'(v)]}}.
+     */
+    abstract Expr[] pair(Expr k, Expr v1, Expr v2);
+
+    /** {@code E[f(u)^2]} for a variance {@code v}: the pair rule where both values coincide. */
+    abstract Expr diagonal(Expr v);
+
+    @Override
+    protected final KernelExpr rule(KernelExpr k, RuleContext context) {
+      if (!k.isFull()) {
+        Expr[] p = pair(k.nngp(), k.var1(), k.var2());
+        return k.with(p[0], k.ntk().times(p[1]), this::diagonal);
+      }
+      Expr[] p = pair(k.nngp(), k.var1().diagonal().spreadRow(), k.var2().diagonal().spreadCol());
+      return new KernelExpr(p[0], k.ntk().times(p[1]), self(k.var1()), self(k.var2()));
+    }
+
+    /** An input's own pixel-pair covariance {@code s} mapped by the pair rule. */
+    private Expr self(Expr s) {
+      Expr v = s.diagonal();
+      return pair(s, v.spreadRow(), v.spreadCol())[0];
     }
 
     @Override
@@ -98,14 +129,18 @@ public class Elementwise extends Linear {
     }
 
     @Override
-    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
       double mean = (a * a + b * b) / 2;
       double factor = (a - b) * (a - b) / (2 * Math.PI);
-      Expr sine = k.var1().times(k.var2()).minus(k.nngp().times(k.nngp())).max(0).sqrt();
-      Expr angle = sine.atan2(k.nngp());
+      Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
+      Expr angle = sine.atan2(k);
       Expr dot = angle.times(-factor).plus(mean);
-      Expr nngp = sine.times(factor).plus(dot.times(k.nngp()));
-      return k.with(nngp, k.ntk().times(dot), v -> v.times(mean));
+      return new Expr[] {sine.times(factor).plus(dot.times(k)), dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return v.times((a * a + b * b) / 2);
     }
   }
 
@@ -132,21 +167,24 @@ public class Elementwise extends Linear {
     }
 
     @Override
-    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
       double b2 = b * b;
       double scale = a * a * 2 / Math.PI;
-      Expr s1 = k.var1().times(2 * b2).plus(1);
-      Expr s2 = k.var2().times(2 * b2).plus(1);
-      Expr twoK = k.nngp().times(2 * b2);
+      Expr s1 = v1.times(2 * b2).plus(1);
+      Expr s2 = v2.times(2 * b2).plus(1);
+      Expr twoK = k.times(2 * b2);
       // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1.
       Expr root = s1.times(s2).minus(twoK.times(twoK)).max(0).sqrt();
       Expr nngp = twoK.atan2(root).times(scale).plus(c * c);
-      Expr ntk = k.ntk().times(a * a * b2 * 4 / Math.PI).div(root);
+      return new Expr[] {nngp, Expr.constant(a * a * b2 * 4 / Math.PI).div(root)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
       // On the diagonal, asin(t / (1 + t)) = atan2(t, sqrt(1 + 2t)) with t = 2 b^2 k11.
-      return k.with(nngp, ntk, v -> {
-        Expr t = v.times(2 * b2);
-        return t.atan2(t.times(2).plus(1).sqrt()).times(scale).plus(c * c);
-      });
+      double b2 = b * b;
+      Expr t = v.times(2 * b2);
+      return t.atan2(t.times(2).plus(1).sqrt()).times(a * a * 2 / Math.PI).plus(c * c);
     }
   }
 }

@@ -149,6 +149,10 @@ public final class KernelFn {
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
       int n1, int n2, NDManager m) {
     long d = plan.requirements().input().shape().size();
+    dev.ntk.kernels.engine.Layout layout = plan.schedule().inputLayout(Plan.NNGP);
+    if (!layout.isScalar()) {
+      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, n1, n2, m);
+    }
     try (NDManager scope = m.newSubManager()) {
       NDArray f1 = x1.reshape(n1, d);
       NDArray f2 = same ? f1 : x2.reshape(n2, d);
@@ -167,6 +171,52 @@ public final class KernelFn {
       return TensorFlowBackend.run(plan.schedule(),
           Map.of(Plan.NNGP, gram, Plan.VAR1, var1, Plan.VAR2, var2), n1, n2, m);
     }
+  }
+
+  /**
+   * A plan on images on the {@code tensorflow} backend: the input pixel blocks of the whole tile
+   * are computed as the {@code cpu} backend computes them ({@link dev.ntk.kernels.engine.Gram#pixels}),
+   * then the plan runs as TensorFlow ops.
+   */
+  private static Map<String, NDArray> pixelsOnTensorFlow(Plan plan, dev.ntk.kernels.engine.Layout layout,
+      NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+    int channels = Math.toIntExact(plan.requirements().input().channels());
+    boolean full = layout.kind() == dev.ntk.kernels.engine.Layout.Kind.FULL;
+    int size = layout.size();
+    boolean f64 = x1.getDataType() == DataType.FLOAT64;
+    Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
+    Object b = f64 ? x2.toDoubleArray() : x2.toFloatArray();
+    Map<String, NDArray> inputs = new HashMap<>();
+    inputs.put(Plan.NNGP, blocks(dev.ntk.kernels.engine.Gram.pixels(a, b, layout.pixels(), channels, full),
+        n1, n2, size, f64, m));
+    inputs.put(Plan.VAR1, blocks(dev.ntk.kernels.engine.Gram.pixels(a, a, layout.pixels(), channels, full),
+        n1, -1, size, f64, m));
+    inputs.put(Plan.VAR2, blocks(dev.ntk.kernels.engine.Gram.pixels(b, b, layout.pixels(), channels, full),
+        -1, n2, size, f64, m));
+    try {
+      return TensorFlowBackend.run(plan.schedule(), inputs, n1, n2, m);
+    } finally {
+      inputs.values().forEach(NDArray::close);
+    }
+  }
+
+  /** Every block of {@code source} for {@code n1} rows and/or {@code n2} columns (-1: none) in one array. */
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  private static NDArray blocks(dev.ntk.kernels.engine.BlockInput source, int n1, int n2, int size, boolean f64,
+      NDManager m) {
+    int rows = Math.max(n1, 1);
+    int cols = Math.max(n2, 1);
+    int items = rows * cols;
+    double[] d = f64 ? new double[Math.multiplyExact(items, size)] : null;
+    float[] f = f64 ? null : new float[Math.multiplyExact(items, size)];
+    Object block = f64 ? new double[size] : new float[size];
+    for (int i = 0; i < rows; i++) {
+      for (int j = 0; j < cols; j++) {
+        source.fill(n1 < 0 ? -1 : i, n2 < 0 ? -1 : j, block);
+        System.arraycopy(block, 0, f64 ? d : f, (i * cols + j) * size, size);
+      }
+    }
+    return f64 ? m.create(d) : m.create(f);
   }
 
   /**

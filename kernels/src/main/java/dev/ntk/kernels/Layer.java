@@ -46,6 +46,21 @@ public interface Layer {
    */
   List<Spec> outputSpecs(List<Spec> inputs, String path);
 
+  /**
+   * The backward half of the requirements pass: given which of this layer's outputs are needed
+   * with their full pixel-pair covariance ({@code outputsFull}; otherwise only the per-pixel
+   * variances and covariances, the pixel-diagonal), which of its inputs are. By default a layer
+   * needs of each input what is needed of its outputs; pooling needs the full covariance whatever
+   * follows, {@code Flatten} only the diagonal. Inputs without pixels ignore the answer.
+   */
+  default List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+    boolean any = outputsFull.contains(Boolean.TRUE);
+    if (inputs.size() == 1) {
+      return List.of(any);
+    }
+    return java.util.Collections.nCopies(inputs.size(), any);
+  }
+
   /** Draws the parameters of the finite network; {@code inputs} are the per-example input specs. */
   Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype);
 

@@ -35,7 +35,9 @@ public final class LayerType {
     OPTIONAL_NUMBER("a number or null"),
     INTEGER("an integer"),
     POSITIVE_INTEGER("a positive integer"),
-    CHOICE("one of the listed strings");
+    CHOICE("one of the listed strings"),
+    INTEGER_LIST("a list of positive integers, one per spatial axis"),
+    BOOLEAN("true or false");
 
     private final String expected;
 
@@ -70,6 +72,20 @@ public final class LayerType {
       return new Argument(name, Kind.POSITIVE_INTEGER, defaultValue, false, List.of());
     }
 
+    public static Argument bool(String name, boolean defaultValue) {
+      return new Argument(name, Kind.BOOLEAN, defaultValue, false, List.of());
+    }
+
+    /** A list of positive integers that must be given (a filter or window shape). */
+    public static Argument requiredIntegers(String name) {
+      return new Argument(name, Kind.INTEGER_LIST, null, true, List.of());
+    }
+
+    /** A list of positive integers that may be left out (null: as the layer documents, e.g. all 1). */
+    public static Argument optionalIntegers(String name) {
+      return new Argument(name, Kind.INTEGER_LIST, null, false, List.of());
+    }
+
     /** One of {@code choices} (compared without case); the first is the default. */
     public static Argument choice(String name, String... choices) {
       return new Argument(name, Kind.CHOICE, choices[0], false, List.of(choices));
@@ -84,6 +100,8 @@ public final class LayerType {
             ? null : kind.expected;
         case CHOICE -> choiceOf(value) != null ? null
             : "one of \"" + String.join("\", \"", choices) + "\"";
+        case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
+        case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -94,7 +112,35 @@ public final class LayerType {
         case OPTIONAL_NUMBER -> value == null ? null : ((Number) value).doubleValue();
         case INTEGER, POSITIVE_INTEGER -> ((Number) value).intValue();
         case CHOICE -> choiceOf(value);
+        case INTEGER_LIST -> value == null ? null : integers(value);
+        case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
       };
+    }
+
+    /** A non-empty list of positive ints from an int array, a list or a JSON array; else null. */
+    private static List<Integer> integers(Object value) {
+      List<Object> items = new ArrayList<>();
+      if (value instanceof int[] a) {
+        for (int x : a) {
+          items.add(x);
+        }
+      } else if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue() : x);
+        }
+      } else {
+        return null;
+      }
+      List<Integer> out = new ArrayList<>();
+      for (Object x : items) {
+        if (!isInt(x) || ((Number) x).intValue() < 1) {
+          return null;
+        }
+        out.add(((Number) x).intValue());
+      }
+      return out.isEmpty() ? null : List.copyOf(out);
     }
 
     private String choiceOf(Object value) {
@@ -305,6 +351,17 @@ public final class LayerType {
 
     public String choice(String name) {
       return (String) get(name);
+    }
+
+    public boolean bool(String name) {
+      return (Boolean) get(name);
+    }
+
+    /** A list of positive integers, or null when an optional one is absent. */
+    @SuppressWarnings("unchecked")
+    public int[] integers(String name) {
+      List<Integer> l = (List<Integer>) get(name);
+      return l == null ? null : l.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** The values in declaration order, as a model file writes them. */

@@ -129,7 +129,8 @@ public class Linear extends Branching {
 
   /**
    * Flattens all non-batch axes into one. The kernel of a flattened activation is the average of
-   * the per-pixel kernels, because the following {@code Dense} normalizes by the whole fan-in.
+   * the per-pixel kernels (the pixel-diagonal), because the following {@code Dense} normalizes by
+   * the whole fan-in; it needs no covariance between different pixels.
    */
   public static final class Flatten extends SingleInputLayer {
     Flatten(LayerType.Arguments args) {
@@ -147,9 +148,14 @@ public class Linear extends Branching {
     }
 
     @Override
+    public java.util.List<Boolean> inputsFull(java.util.List<Boolean> outputsFull, java.util.List<Spec> inputs) {
+      return java.util.List.of(false);
+    }
+
+    @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
-      // The input kernel already averages over all features (pixels included): nothing to reduce.
-      return k;
+      // The average of the per-pixel kernels (the requirements pass hands over only those).
+      return Plan.readout(k);
     }
   }
 

@@ -5,6 +5,7 @@ import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Expr.Domain;
 import dev.ntk.kernels.engine.Gram;
+import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.Schedule;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -54,9 +55,53 @@ public final class Plan {
    * such inputs.
    */
   public static Plan compile(Layer model, Shape perExample, Set<Get> gets) {
-    KernelExpr in = new KernelExpr(Expr.input(NNGP, Domain.TILE), Expr.constant(0),
-        Expr.input(VAR1, Domain.ROW), Expr.input(VAR2, Domain.COL));
-    return compile(model, Spec.input(perExample), in, gets, true);
+    Spec spec = Spec.input(perExample);
+    return compile(model, spec, inputKernel(model, spec, false), gets, true);
+  }
+
+  /**
+   * The plan's inputs as a kernel: {@code nngp} per pair, {@code var1} and {@code var2} per input,
+   * zero NTK ({@code withNtk == false}, raw inputs) or an {@code ntk} input. For images they hold
+   * pixel blocks: per pixel, or per pixel pair where the requirements pass found that a layer
+   * needs the full covariance (a pooling layer, {@code GlobalAvgPool}).
+   */
+  static KernelExpr inputKernel(Layer model, Spec spec, boolean withNtk) {
+    Layout layout = layout(model, spec);
+    return new KernelExpr(Expr.input(NNGP, Domain.TILE, layout),
+        withNtk ? Expr.input(NTK, Domain.TILE, layout) : Expr.constant(0),
+        Expr.input(VAR1, Domain.ROW, layout), Expr.input(VAR2, Domain.COL, layout));
+  }
+
+  /** The blocks of the kernel of inputs described by {@code spec}, as the requirements pass decides. */
+  static Layout layout(Layer model, Spec spec) {
+    if (!spec.hasSpatialAxes()) {
+      return Layout.SCALAR;
+    }
+    int[] grid = spatialGrid(spec);
+    return RuleContext.inputFull(model, spec) ? Layout.full(grid) : Layout.diag(grid);
+  }
+
+  /** The pixel grid of an activation: its shape without the channel axis. */
+  static int[] spatialGrid(Spec spec) {
+    Shape s = spec.shape();
+    int[] grid = new int[s.dimension() - 1];
+    for (int k = 0; k < grid.length; k++) {
+      grid[k] = Math.toIntExact(s.get(k));
+    }
+    return grid;
+  }
+
+  /**
+   * The kernel a model's output gives: unchanged without pixels; with pixels (a model that ends
+   * before a readout), averaged over the pixel-diagonal, as {@code Flatten} would.
+   */
+  static KernelExpr readout(KernelExpr k) {
+    if (!k.hasPixels()) {
+      return k;
+    }
+    KernelExpr diag = k.isFull() ? k.diagonal() : k;
+    double mean = 1.0 / diag.nngp().layout().pixels();
+    return diag.map(e -> e.sum(mean));
   }
 
   /**
@@ -65,9 +110,7 @@ public final class Plan {
    * as the rule tests run it.
    */
   public static Plan compileOnKernel(Layer model, Spec input, Set<Get> gets) {
-    KernelExpr in = new KernelExpr(Expr.input(NNGP, Domain.TILE), Expr.input(NTK, Domain.TILE),
-        Expr.input(VAR1, Domain.ROW), Expr.input(VAR2, Domain.COL));
-    return compile(model, input, in, gets, false);
+    return compile(model, input, inputKernel(model, input, true), gets, false);
   }
 
   private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs) {
@@ -79,15 +122,17 @@ public final class Plan {
       throw new ModelException(model.name(), "the model must end with one output, it has "
           + r.specs().size());
     }
-    KernelExpr out = r.kernels().get(0);
+    KernelExpr out = readout(r.kernels().get(0));
     Map<String, Expr> pairs = new LinkedHashMap<>();
     for (Get g : EnumSet.copyOf(gets)) {
       pairs.put(g.key(), g == Get.NNGP ? out.nngp() : out.ntk());
     }
     Schedule schedule = new Schedule(pairs, Map.of(VAR1, out.var1()), Map.of(VAR2, out.var2()));
-    // Fully connected layers keep no covariance between inputs of a batch, and have no pixels.
-    return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, true), schedule,
-        fromInputs);
+    // No layer keeps the covariance between inputs of a batch; the pixel-pair covariance is kept
+    // only where a layer needs it, and then from the inputs up.
+    boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
+    return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
+        schedule, fromInputs);
   }
 
   public Requirements requirements() {
@@ -112,27 +157,38 @@ public final class Plan {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    return run(cpu, schedule, x1, x2, n1, n2, Math.toIntExact(requirements.input().shape().size()), threads);
-  }
-
-  /**
-   * Runs {@code schedule} (whose inputs are those of a plan from raw inputs) on {@code x1 (n1, d)}
-   * and {@code x2 (n2, d)}; for {@code x2 == null}, x1 with itself, only the upper triangle is
-   * computed (a {@code syrk} for the gram, the rules on and above the diagonal) and mirrored.
-   */
-  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2, int n1, int n2, int d,
-      int threads) {
-    return run(cpu, schedule, x1, x2, n1, n2, d, threads, null);
+    return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, null);
   }
 
   /** As {@link #run(CpuBackend, Object, Object, int, int, int)}, into {@code out} (see {@link CpuBackend}). */
   public <A> void run(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads, Map<String, ?> out) {
-    run(cpu, schedule, x1, x2, n1, n2, Math.toIntExact(requirements.input().shape().size()), threads, out);
+    run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, out);
   }
 
-  private static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, A x1, A x2, int n1, int n2,
-      int d, int threads, Map<String, ?> out) {
+  /**
+   * Runs {@code schedule} (whose inputs are those of a plan from raw inputs described by {@code
+   * input}) on {@code x1 (n1, d)} and {@code x2 (n2, d)}, into {@code out} or, if it is null, new
+   * arrays; for {@code x2 == null}, x1 with itself, only the upper triangle is computed (a {@code
+   * syrk} for the gram, the rules on and above the diagonal) and mirrored. Images give their
+   * pixel blocks to the plan block by block ({@link Gram#pixels}).
+   */
+  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2, int n1, int n2,
+      int threads, Map<String, ?> out) {
     boolean same = x2 == null;
+    int d = Math.toIntExact(input.shape().size());
+    Layout layout = schedule.inputLayout(NNGP);
+    if (!layout.isScalar()) {
+      int channels = Math.toIntExact(input.channels());
+      Map<String, Object> inputs = Map.of(NNGP, Gram.pixels(x1, same ? x1 : x2, layout.pixels(), channels,
+          layout.kind() == Layout.Kind.FULL), VAR1, Gram.pixels(x1, x1, layout.pixels(), channels,
+          layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(same ? x1 : x2, same ? x1 : x2, layout.pixels(),
+          channels, layout.kind() == Layout.Kind.FULL));
+      if (out == null) {
+        return cpu.run(schedule, inputs, n1, n2, threads, same);
+      }
+      cpu.run(schedule, inputs, n1, n2, threads, same, out);
+      return null;
+    }
     try (Gram.Result gram = Gram.of(x1, x2, n1, n2, d, threads)) {
       double[] var1 = Gram.variances(x1, n1, d);
       double[] var2 = same ? var1 : Gram.variances(x2, n2, d);

@@ -6,33 +6,58 @@ import java.util.function.BiConsumer;
 /**
  * What the requirements pass decided for one layer, handed to its translation rule: the layer's
  * path in the model, and the specs of its inputs and outputs. Combinators run their children
- * through {@link #apply}, which runs the pass for the child and names it.
+ * through {@link #apply}, which runs the pass for the child and names it, and hands each child
+ * its inputs' kernels reduced to their pixel-diagonal where it needs no more.
  */
 public final class RuleContext {
   private final String path;
   private final List<Spec> inputs;
   private final List<Spec> outputs;
+  private final List<Boolean> outputsFull;
   private final BiConsumer<String, List<KernelExpr>> taps;
 
-  RuleContext(String path, List<Spec> inputs, List<Spec> outputs, BiConsumer<String, List<KernelExpr>> taps) {
+  RuleContext(String path, List<Spec> inputs, List<Spec> outputs, List<Boolean> outputsFull,
+      BiConsumer<String, List<KernelExpr>> taps) {
     this.path = path;
     this.inputs = List.copyOf(inputs);
     this.outputs = List.copyOf(outputs);
+    this.outputsFull = List.copyOf(outputsFull);
     this.taps = taps;
   }
 
   /**
-   * Runs {@code model} on {@code inputs} as the top of a model; {@code taps}, if not null, sees
-   * every layer's output kernels with the layer's path.
+   * Runs {@code model} on {@code inputs} as the top of a model whose outputs are needed per pixel
+   * only; {@code taps}, if not null, sees every layer's output kernels with the layer's path.
    */
   static Result run(Layer model, List<Spec> specs, List<KernelExpr> inputs,
       BiConsumer<String, List<KernelExpr>> taps) {
     List<Spec> out = model.outputSpecs(specs, model.name());
-    List<KernelExpr> result = model.rule(inputs, new RuleContext(model.name(), specs, out, taps));
+    List<Boolean> full = java.util.Collections.nCopies(out.size(), false);
+    List<KernelExpr> result = model.rule(reduce(model, specs, inputs, full),
+        new RuleContext(model.name(), specs, out, full, taps));
     if (taps != null) {
       taps.accept(model.name(), result);
     }
     return new Result(out, result);
+  }
+
+  /** Whether the requirements pass keeps the full pixel covariance of the raw inputs of {@code model}. */
+  static boolean inputFull(Layer model, Spec input) {
+    List<Spec> out = model.outputSpecs(List.of(input), model.name());
+    return model.inputsFull(java.util.Collections.nCopies(out.size(), false), List.of(input)).get(0)
+        && input.hasSpatialAxes();
+  }
+
+  /** {@code kernels} reduced to their pixel-diagonal where {@code layer} needs no more of them. */
+  private static List<KernelExpr> reduce(Layer layer, List<Spec> specs, List<KernelExpr> kernels,
+      List<Boolean> outputsFull) {
+    List<Boolean> need = layer.inputsFull(outputsFull, specs);
+    List<KernelExpr> out = new java.util.ArrayList<>(kernels.size());
+    for (int i = 0; i < kernels.size(); i++) {
+      KernelExpr k = kernels.get(i);
+      out.add(k.isFull() && !need.get(i) ? k.diagonal() : k);
+    }
+    return out;
   }
 
   /** What a child of a combinator gave: its output specs and kernels. */
@@ -42,10 +67,12 @@ public final class RuleContext {
    * Runs the requirements pass and the rule of the child {@code layer} at position {@code index}
    * of this combinator, on inputs described by {@code childInputs}.
    */
-  public Result apply(Layer child, int index, List<Spec> childInputs, List<KernelExpr> kernels) {
+  public Result apply(Layer child, int index, List<Spec> childInputs, List<KernelExpr> kernels,
+      List<Boolean> childOutputsFull) {
     String childPath = childPath(path, index, child);
     List<Spec> out = child.outputSpecs(childInputs, childPath);
-    List<KernelExpr> result = child.rule(kernels, new RuleContext(childPath, childInputs, out, taps));
+    List<KernelExpr> result = child.rule(reduce(child, childInputs, kernels, childOutputsFull),
+        new RuleContext(childPath, childInputs, out, childOutputsFull, taps));
     if (taps != null) {
       taps.accept(childPath, result);
     }
@@ -69,6 +96,11 @@ public final class RuleContext {
 
   public List<Spec> inputs() {
     return inputs;
+  }
+
+  /** Which outputs are needed with their full pixel covariance (see {@link Layer#inputsFull}). */
+  public List<Boolean> outputsFull() {
+    return outputsFull;
   }
 
   /** The spec of output {@code i}. */

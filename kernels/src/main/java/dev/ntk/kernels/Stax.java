@@ -13,11 +13,11 @@ package dev.ntk.kernels;
  * }</pre>
  *
  * <p>The factories live in the family files, each next to its layer ({@link Branching}, {@link
- * Linear}, {@link Elementwise}); {@code Stax} extends the last of that chain of families, so every
+ * Linear}, {@link Elementwise}, {@link Convolutional}); {@code Stax} extends the last of that chain of families, so every
  * factory is reachable as {@code Stax.name(...)}, and {@link LayerType#registered()} finds every
  * layer type by walking the same chain. A new family joins by extending the last one and being
  * extended here.
  */
-public final class Stax extends Elementwise {
+public final class Stax extends Convolutional {
   private Stax() {}
 }

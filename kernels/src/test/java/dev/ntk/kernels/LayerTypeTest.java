@@ -12,7 +12,8 @@ class LayerTypeTest {
   @Test
   void everyFamilyLayerIsRegisteredByName() {
     assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
-        "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf"),
+        "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
+        "SumPool", "GlobalAvgPool", "GlobalSumPool"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
@@ -26,6 +27,12 @@ class LayerTypeTest {
         ModelSpec.toJson(Stax.dense(3, 2.0, null, Linear.Parameterization.STANDARD)));
     assertEquals("{\"LeakyRelu\":{\"alpha\":0.01}}", ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {}}")));
     assertEquals("{\"Erf\":{\"a\":1.0,\"b\":1.0,\"c\":0.0}}", ModelSpec.toJson(Stax.erf()));
+    assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"Conv\": {\"out_chan\": 4, \"filter_shape\": [3, 2], "
+        + "\"padding\": \"same\", \"b_std\": 0.1}}")),
+        ModelSpec.toJson(Stax.conv(4, new int[] {3, 2}, null, "SAME", 1.0, 0.1)));
+    assertEquals("{\"AvgPool\":{\"window_shape\":[2,2],\"strides\":[2,2],\"padding\":\"SAME\","
+        + "\"normalize_edges\":true}}",
+        ModelSpec.toJson(Stax.avgPool(new int[] {2, 2}, new int[] {2, 2}, "SAME", true)));
     for (var e : TestModels.all().entrySet()) {
       String json = ModelSpec.toJson(e.getValue());
       assertEquals(json, ModelSpec.toJson(ModelSpec.parse(json)), e.getKey());

@@ -64,7 +64,11 @@ class ModelSpecTest {
       "{\"serial\": {}}|serial: serial takes a non-empty list of layers",
       "{\"serial\": [{\"Relu\": {\"x\": 1}}]}|serial[0].Relu: unknown argument \"x\" (this layer takes no arguments)",
       "{\"serial\": [{\"ABRelu\": {\"a\": 1}}]}|serial[0].ABRelu: missing required argument \"b\"",
-      "{\"serial\": [{\"Conv\": {}}]}|serial[0].Conv: layer Conv is part of the model format but not supported",
+      "{\"serial\": [{\"ConvTranspose\": {}}]}|serial[0].ConvTranspose: layer ConvTranspose is part of the model format but not supported",
+      "{\"serial\": [{\"Conv\": {}}]}|serial[0].Conv: missing required argument \"filter_shape\"",
+      "{\"Conv\": {\"filter_shape\": [3, 0]}}|Conv: argument \"filter_shape\" must be a list of positive integers",
+      "{\"Conv\": {\"filter_shape\": [3, 3], \"strides\": [1]}}|Conv: strides [1] must have one entry per axis",
+      "{\"AvgPool\": {\"window_shape\": [2], \"normalize_edges\": \"yes\"}}|AvgPool: argument \"normalize_edges\" must be true or false",
       "{\"serial\": [{\"Dense\": {}}, {\"Relu\": {}},|malformed JSON at line 1",
       "[]|a layer must be an object with exactly one key"})
   void badModelsAreRejectedWithThePathOfTheLayer(String json, String expected) {

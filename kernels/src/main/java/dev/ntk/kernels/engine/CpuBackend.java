@@ -82,7 +82,8 @@ public final class CpuBackend<A> {
    * Runs {@code schedule} for an {@code n1 x n2} tile: {@code inputs} maps the schedule's inputs
    * to arrays ({@code n1} or {@code n2} values for per-input ones; {@code (n1, n2)} row-major for
    * pair inputs, which may also be a direct {@code FloatBuffer} or {@code DoubleBuffer});
-   * the result maps each output name to a new row-major {@code n1 x n2} array. {@code threads}
+   * the result maps each output name to a new row-major {@code n1 x n2} array (times the block size
+   * of a pixel kernel, see {@link Layout}; pixel inputs may also be {@link BlockInput}s). {@code threads}
    * workers split the rows (1 inside a Beam worker, which is one thread already).
    */
   public Map<String, A> run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads) {
@@ -97,11 +98,10 @@ public final class CpuBackend<A> {
   public Map<String, A> run(Schedule schedule, Map<String, ?> inputs, int n1, int n2, int threads,
       boolean symmetric) {
     Map<String, A> out = new LinkedHashMap<>();
-    for (String name : schedule.outputs().keySet()) {
-      out.put(name, ops.allocate(Math.multiplyExact(n1, n2)));
-    }
-    schedule.rowOutputs().keySet().forEach(name -> out.put(name, ops.allocate(n1)));
-    schedule.colOutputs().keySet().forEach(name -> out.put(name, ops.allocate(n2)));
+    schedule.outputs().forEach((name, e) ->
+        out.put(name, ops.allocate(Math.multiplyExact(Math.multiplyExact(n1, n2), e.layout().size()))));
+    schedule.rowOutputs().forEach((name, e) -> out.put(name, ops.allocate(n1 * e.layout().size())));
+    schedule.colOutputs().forEach((name, e) -> out.put(name, ops.allocate(n2 * e.layout().size())));
     run(schedule, inputs, n1, n2, threads, symmetric, out);
     return out;
   }
@@ -120,6 +120,10 @@ public final class CpuBackend<A> {
       if (!inputs.containsKey(name)) {
         throw new IllegalArgumentException("the plan needs input " + name + ", got " + inputs.keySet());
       }
+    }
+    if (schedule.blocks()) {
+      new BlockRunner<>(ops, schedule, inputs, n1, n2).run(threads, symmetric, out);
+      return;
     }
     Map<Expr, A> vectors = vectorPass(schedule, inputs, n1, n2);
     vectorOutputs(schedule.rowOutputs(), vectors, inputs, n1, out);

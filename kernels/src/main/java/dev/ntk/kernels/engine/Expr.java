@@ -26,7 +26,22 @@ public final class Expr {
   public enum Op {
     CONST, INPUT, ADD, SUB, MUL, DIV, MAX, SQRT, ATAN2,
     /** {@code a * b + c} with one rounding: built by {@link #plus} from a product. */
-    FMA;
+    FMA,
+    /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
+    DIAGONAL,
+    /** The {@code FULL} block {@code [p, q] = v[p]} of a {@link Layout.Kind#DIAG} one. */
+    SPREAD_ROW,
+    /** The {@code FULL} block {@code [p, q] = v[q]} of a {@code DIAG} one. */
+    SPREAD_COL,
+    /** A {@link PixelMap} (a convolution or pooling of the pixel block). */
+    PIXELS,
+    /** The sum of a block's entries times a constant: a scalar. */
+    REDUCE;
+
+    /** Whether the operation mixes the entries of a pixel block (not entry-wise). */
+    public boolean structural() {
+      return ordinal() >= DIAGONAL.ordinal();
+    }
 
     /** Whether the operation takes two operands. */
     public boolean binary() {
@@ -66,12 +81,15 @@ public final class Expr {
   private final double value;
   private final String name;
   private final Domain domain;
+  private final Layout layout;
+  private final PixelMap map;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
-    this(op, a, b, null, value, name, domain);
+    this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
   }
 
-  private Expr(Op op, Expr a, Expr b, Expr c, double value, String name, Domain domain) {
+  private Expr(Op op, Expr a, Expr b, Expr c, double value, String name, Domain domain, Layout layout,
+      PixelMap map) {
     this.op = op;
     this.a = a;
     this.b = b;
@@ -79,6 +97,23 @@ public final class Expr {
     this.value = value;
     this.name = name;
     this.domain = domain;
+    this.layout = layout;
+    this.map = map;
+  }
+
+  /** The layout of an entry-wise result: its operands' layout, scalars broadcasting over blocks. */
+  private static Layout joinLayouts(Op op, Expr a, Expr b, Expr c) {
+    Layout l = Layout.SCALAR;
+    for (Expr e : new Expr[] {a, b, c}) {
+      if (e == null || e.layout.isScalar()) {
+        continue;
+      }
+      if (!l.isScalar() && !l.equals(e.layout)) {
+        throw new IllegalArgumentException(op + " of blocks " + l + " and " + e.layout);
+      }
+      l = e.layout;
+    }
+    return l;
   }
 
   /** A constant. */
@@ -86,12 +121,65 @@ public final class Expr {
     return new Expr(Op.CONST, null, null, value, null, Domain.CONST);
   }
 
-  /** A named input of a plan, varying over {@code domain}. */
+  /** A named scalar input of a plan, varying over {@code domain}. */
   public static Expr input(String name, Domain domain) {
+    return input(name, domain, Layout.SCALAR);
+  }
+
+  /** A named input of a plan, varying over {@code domain}, with blocks of {@code layout}. */
+  public static Expr input(String name, Domain domain, Layout layout) {
     if (domain == Domain.CONST) {
       throw new IllegalArgumentException("an input varies over rows, columns or the tile");
     }
-    return new Expr(Op.INPUT, null, null, Double.NaN, Objects.requireNonNull(name), domain);
+    return new Expr(Op.INPUT, null, null, null, Double.NaN, Objects.requireNonNull(name), domain, layout, null);
+  }
+
+  /** What each entry holds: a number, or a block of per-pixel or pixel-pair numbers. */
+  public Layout layout() {
+    return layout;
+  }
+
+  /** The map of a {@link Op#PIXELS} step. */
+  public PixelMap map() {
+    return map;
+  }
+
+  private Expr structural(Op op, Layout.Kind from, Layout out, PixelMap m, double factor) {
+    if (layout.kind() != from) {
+      throw new IllegalArgumentException(op + " takes a " + from + " block, got " + layout);
+    }
+    return new Expr(op, this, null, null, factor, null, domain, out, m);
+  }
+
+  /** The per-pixel diagonal of a pixel-pair block. */
+  public Expr diagonal() {
+    return structural(Op.DIAGONAL, Layout.Kind.FULL, layout.as(Layout.Kind.DIAG), null, Double.NaN);
+  }
+
+  /** The pixel-pair block {@code [p, q] = this[p]}: a per-pixel value of the row input. */
+  public Expr spreadRow() {
+    return structural(Op.SPREAD_ROW, Layout.Kind.DIAG, layout.as(Layout.Kind.FULL), null, Double.NaN);
+  }
+
+  /** The pixel-pair block {@code [p, q] = this[q]}: a per-pixel value of the column input. */
+  public Expr spreadCol() {
+    return structural(Op.SPREAD_COL, Layout.Kind.DIAG, layout.as(Layout.Kind.FULL), null, Double.NaN);
+  }
+
+  /** {@code m} applied to the pixel block. */
+  public Expr pixels(PixelMap m) {
+    if (!layout.equals(m.input())) {
+      throw new IllegalArgumentException(m + " takes " + m.input() + " blocks, got " + layout);
+    }
+    return structural(Op.PIXELS, m.input().kind(), m.output(), m, Double.NaN);
+  }
+
+  /** {@code factor} times the sum of the block's entries. */
+  public Expr sum(double factor) {
+    if (layout.isScalar()) {
+      throw new IllegalArgumentException("the sum of a scalar block");
+    }
+    return structural(Op.REDUCE, layout.kind(), Layout.SCALAR, null, factor);
   }
 
   public Op op() {
@@ -123,7 +211,7 @@ public final class Expr {
         : a != null ? java.util.List.of(a) : java.util.List.of();
   }
 
-  /** The value of a constant. */
+  /** The value of a constant, or the factor of {@link Op#REDUCE}. */
   public double value() {
     return value;
   }
@@ -181,7 +269,8 @@ public final class Expr {
   }
 
   private static Expr fma(Expr a, Expr b, Expr c) {
-    return new Expr(Op.FMA, a, b, c, Double.NaN, null, a.domain.join(b.domain).join(c.domain));
+    return new Expr(Op.FMA, a, b, c, Double.NaN, null, a.domain.join(b.domain).join(c.domain),
+        joinLayouts(Op.FMA, a, b, c), null);
   }
 
   public Expr plus(double c) {
@@ -256,7 +345,8 @@ public final class Expr {
     return switch (op) {
       case CONST -> Double.toString(value);
       case INPUT -> name;
-      default -> op.name().toLowerCase(java.util.Locale.ROOT) + "[" + domain.name().toLowerCase(java.util.Locale.ROOT) + "]";
+      default -> op.name().toLowerCase(java.util.Locale.ROOT) + "[" + domain.name().toLowerCase(java.util.Locale.ROOT)
+          + (layout.isScalar() ? "" : ", " + layout) + "]";
     };
   }
 }

@@ -107,4 +107,55 @@ public final class Gram {
     }
     return v;
   }
+
+  /**
+   * The input kernel of images, block by block: for row input {@code i} of {@code x1} and column
+   * input {@code j} of {@code x2} (both {@code (n, P, C)} row-major, pixels then channels), the
+   * per-pixel {@code sum_c x1[i, p, c] x2[j, p, c] / C} ({@code full == false}) or the pixel-pair
+   * {@code sum_c x1[i, p, c] x2[j, q, c] / C}, accumulated in float64. A per-row block ({@code j
+   * == -1}) is row input {@code i} with itself, a per-column block ({@code i == -1}) column input
+   * {@code j} with itself: the same sums as the pair block of an input with itself, to the bit.
+   */
+  public static <A> BlockInput<A> pixels(A x1, A x2, int pixels, int channels, boolean full) {
+    return (i, j, out) -> {
+      A a = i < 0 ? x2 : x1;
+      A b = j < 0 ? x1 : x2;
+      int ai = i < 0 ? j : i;
+      int bj = j < 0 ? i : j;
+      long size = (long) pixels * channels;
+      int ao = Math.toIntExact(ai * size);
+      int bo = Math.toIntExact(bj * size);
+      double scale = 1.0 / channels;
+      if (a instanceof double[] da) {
+        double[] db = (double[]) b;
+        double[] o = (double[]) out;
+        for (int p = 0; p < pixels; p++) {
+          int pa = ao + p * channels;
+          for (int q = full ? 0 : p; q < (full ? pixels : p + 1); q++) {
+            int qb = bo + q * channels;
+            double s = 0;
+            for (int c = 0; c < channels; c++) {
+              s += da[pa + c] * db[qb + c];
+            }
+            o[full ? p * pixels + q : p] = s * scale;
+          }
+        }
+      } else {
+        float[] fa = (float[]) a;
+        float[] fb = (float[]) b;
+        float[] o = (float[]) out;
+        for (int p = 0; p < pixels; p++) {
+          int pa = ao + p * channels;
+          for (int q = full ? 0 : p; q < (full ? pixels : p + 1); q++) {
+            int qb = bo + q * channels;
+            double s = 0;
+            for (int c = 0; c < channels; c++) {
+              s += (double) fa[pa + c] * fb[qb + c];
+            }
+            o[full ? p * pixels + q : p] = (float) (s * scale);
+          }
+        }
+      }
+    };
+  }
 }

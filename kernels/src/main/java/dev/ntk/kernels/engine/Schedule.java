@@ -26,8 +26,18 @@ public final class Schedule {
   private final List<Expr> vectorSteps = new ArrayList<>();
   private final List<Expr> tileSteps = new ArrayList<>();
   private final Set<String> inputs = new LinkedHashSet<>();
+  private final Map<String, Layout> inputLayouts = new LinkedHashMap<>();
   private final Map<Expr, Integer> registers = new IdentityHashMap<>();
   private int registerCount;
+  private final boolean blocks;
+  private final List<Expr> rowSteps = new ArrayList<>();
+  private final List<Expr> colSteps = new ArrayList<>();
+  private final List<Expr> blockTileSteps = new ArrayList<>();
+  private final List<Map<Expr, Integer>> blockRegisters = List.of(new IdentityHashMap<>(),
+      new IdentityHashMap<>(), new IdentityHashMap<>());
+  private final int[] blockRegisterCounts = new int[3];
+  private final int[] blockSizes = new int[3];
+  private final Set<Expr> exported = Collections.newSetFromMap(new IdentityHashMap<>());
 
   /** The program computing the pair {@code outputs} (by name, in order), and no per-input output. */
   public Schedule(Map<String, Expr> outputs) {
@@ -59,14 +69,94 @@ public final class Schedule {
     // the NTK chain, keeping every layer's derivative factor alive in between (42 registers for
     // a depth-21 network, against 5 in build order).
     order.sort(java.util.Comparator.comparingLong(Expr::sequence));
+    boolean anyBlock = false;
     for (Expr e : order) {
+      anyBlock |= !e.layout().isScalar() || e.op().structural();
       switch (e.op()) {
-        case INPUT -> inputs.add(e.name());
+        case INPUT -> {
+          inputs.add(e.name());
+          inputLayouts.put(e.name(), e.layout());
+        }
         case CONST -> { }
         default -> (e.domain() == Expr.Domain.TILE ? tileSteps : vectorSteps).add(e);
       }
     }
+    this.blocks = anyBlock;
     allocateRegisters();
+    if (blocks) {
+      splitBlockSteps();
+    }
+  }
+
+  /**
+   * The passes of a plan with pixel blocks, which run item by item ({@link BlockRunner}): per row
+   * input, per column input, then per pair. A per-input value that a pair step reads is exported
+   * (kept for every input); a per-input spread to a pixel-pair block is recomputed where it is
+   * read rather than exported, which would keep {@code P^2} numbers per input.
+   */
+  private void splitBlockSteps() {
+    Map<Expr, List<Expr>> readers = new IdentityHashMap<>();
+    List<Expr> all = new ArrayList<>(vectorSteps);
+    all.addAll(tileSteps);
+    for (Expr e : all) {
+      for (Expr operand : e.operands()) {
+        readers.computeIfAbsent(operand, x -> new ArrayList<>()).add(e);
+      }
+    }
+    Set<Expr> inTile = Collections.newSetFromMap(new IdentityHashMap<>());
+    inTile.addAll(tileSteps);
+    // Spreads read by pair steps run in the pair pass (walking back, a spread of a spread too).
+    for (int k = vectorSteps.size() - 1; k >= 0; k--) {
+      Expr e = vectorSteps.get(k);
+      if (isSpread(e) && readers.getOrDefault(e, List.of()).stream().anyMatch(inTile::contains)) {
+        inTile.add(e);
+      }
+    }
+    for (Expr e : all) {
+      if (inTile.contains(e)) {
+        blockTileSteps.add(e);
+      }
+      if (e.domain() != Expr.Domain.TILE && (!inTile.contains(e)
+          || readers.getOrDefault(e, List.of()).stream().anyMatch(r -> !inTile.contains(r)))) {
+        (e.domain() == Expr.Domain.ROW ? rowSteps : colSteps).add(e);
+      }
+    }
+    blockTileSteps.sort(java.util.Comparator.comparingLong(Expr::sequence));
+    for (Expr e : blockTileSteps) {
+      for (Expr operand : e.operands()) {
+        if (operand.domain() != Expr.Domain.TILE && !inTile.contains(operand) && !operand.isConstant()
+            && operand.op() != Expr.Op.INPUT) {
+          exported.add(operand);
+        }
+      }
+    }
+    for (Map<String, Expr> m : List.of(rowOutputs, colOutputs)) {
+      for (Expr e : m.values()) {
+        if (!e.isConstant() && e.op() != Expr.Op.INPUT) {
+          exported.add(e);
+        }
+      }
+    }
+    List<List<Expr>> passes = List.of(rowSteps, colSteps, blockTileSteps);
+    for (int pass = 0; pass < 3; pass++) {
+      Set<Expr> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+      if (pass == 2) {
+        kept.addAll(outputs.values());
+      }
+      blockRegisterCounts[pass] = allocate(passes.get(pass), kept, blockRegisters.get(pass));
+      int size = 1;
+      for (Expr e : passes.get(pass)) {
+        size = Math.max(size, e.layout().size());
+        if (e.op() == Expr.Op.PIXELS) {
+          size = Math.max(size, e.map().input().size());
+        }
+      }
+      blockSizes[pass] = size;
+    }
+  }
+
+  private static boolean isSpread(Expr e) {
+    return e.op() == Expr.Op.SPREAD_ROW || e.op() == Expr.Op.SPREAD_COL;
   }
 
   private static void checkDomain(Expr e, Expr.Domain domain) {
@@ -107,25 +197,46 @@ public final class Schedule {
   }
 
   private void allocateRegisters() {
+    Set<Expr> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+    kept.addAll(outputs.values());
+    registerCount = allocate(tileSteps, kept, registers);
+  }
+
+  /**
+   * Registers for {@code steps} by a linear scan over last uses, into {@code registers}; returns
+   * how many. An entry-wise step may write over an operand it has just read; a structural one
+   * (which reads neighbouring entries) may not.
+   */
+  private static int allocate(List<Expr> steps, Set<Expr> kept, Map<Expr, Integer> registers) {
     Map<Expr, Integer> lastUse = new IdentityHashMap<>();
-    for (int k = 0; k < tileSteps.size(); k++) {
-      for (Expr operand : tileSteps.get(k).operands()) {
+    for (int k = 0; k < steps.size(); k++) {
+      for (Expr operand : steps.get(k).operands()) {
         lastUse.put(operand, k);
       }
     }
-    Set<Expr> kept = Collections.newSetFromMap(new IdentityHashMap<>());
-    kept.addAll(outputs.values());
+    Set<Expr> mine = Collections.newSetFromMap(new IdentityHashMap<>());
+    mine.addAll(steps);
+    int count = 0;
     List<Integer> free = new ArrayList<>();
-    for (int k = 0; k < tileSteps.size(); k++) {
-      Expr e = tileSteps.get(k);
+    for (int k = 0; k < steps.size(); k++) {
+      Expr e = steps.get(k);
+      List<Integer> released = new ArrayList<>();
       for (Expr operand : e.operands()) {
-        Integer r = registers.get(operand);
-        if (r != null && lastUse.get(operand) == k && !kept.contains(operand) && !free.contains(r)) {
-          free.add(r); // an entry-wise step may write over an operand it has just read
+        Integer r = mine.contains(operand) ? registers.get(operand) : null;
+        if (r != null && lastUse.get(operand) == k && !kept.contains(operand) && !free.contains(r)
+            && !released.contains(r)) {
+          released.add(r);
         }
       }
-      registers.put(e, free.isEmpty() ? registerCount++ : free.remove(free.size() - 1));
+      if (!e.op().structural()) {
+        free.addAll(released);
+      }
+      registers.put(e, free.isEmpty() ? count++ : free.remove(free.size() - 1));
+      if (e.op().structural()) {
+        free.addAll(released);
+      }
     }
+    return count;
   }
 
   /** The outputs by name. */
@@ -148,6 +259,15 @@ public final class Schedule {
     return Collections.unmodifiableSet(inputs);
   }
 
+  /**
+   * The blocks of input {@code name}; for an input the outputs do not read, those of the other
+   * inputs (all inputs of a plan share one pixel grid), or scalars.
+   */
+  public Layout inputLayout(String name) {
+    Layout l = inputLayouts.get(name);
+    return l != null ? l : inputLayouts.values().stream().findFirst().orElse(Layout.SCALAR);
+  }
+
   /** The per-input steps (ROW and COL), operands first. */
   public List<Expr> vectorSteps() {
     return Collections.unmodifiableList(vectorSteps);
@@ -166,6 +286,36 @@ public final class Schedule {
   /** How many chunk buffers the tile steps need. */
   public int registerCount() {
     return registerCount;
+  }
+
+  /** Whether any value is a pixel block, so that the plan runs item by item ({@link BlockRunner}). */
+  public boolean blocks() {
+    return blocks;
+  }
+
+  /** The steps of pass {@code pass} of a block plan: 0 per row input, 1 per column input, 2 per pair. */
+  List<Expr> blockSteps(int pass) {
+    return pass == 0 ? rowSteps : pass == 1 ? colSteps : blockTileSteps;
+  }
+
+  /** The register of {@code step} in block pass {@code pass}. */
+  int blockRegister(int pass, Expr step) {
+    return blockRegisters.get(pass).get(step);
+  }
+
+  /** How many registers block pass {@code pass} needs, each of {@link #blockSize(int)} entries. */
+  int blockRegisterCount(int pass) {
+    return blockRegisterCounts[pass];
+  }
+
+  /** The largest block of pass {@code pass}. */
+  int blockSize(int pass) {
+    return blockSizes[pass];
+  }
+
+  /** Whether the per-input value {@code e} is kept for every input, for the pair pass or as an output. */
+  boolean exported(Expr e) {
+    return exported.contains(e);
   }
 
   @Override

@@ -2,6 +2,7 @@ package dev.ntk.kernels.engine;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -10,7 +11,8 @@ import java.util.Map;
 /**
  * The {@code tensorflow} backend: runs a {@link Schedule} as TensorFlow ops through DJL, one op per
  * step over the whole tile (per-row values as {@code (n1, 1)} columns and per-column values as
- * {@code (1, n2)} rows, broadcast by TensorFlow). This is the path for GPU workers, and a
+ * {@code (1, n2)} rows, broadcast by TensorFlow; each value has a last axis for its pixel block,
+ * of length 1 for a scalar, see {@link Layout}). This is the path for GPU workers, and a
  * cross-check of the {@code cpu} backend: the same schedule, so the same formulas.
  *
  * <p>Each intermediate array is freed right after its last use, so a deep network holds a few
@@ -47,6 +49,7 @@ public final class TensorFlowBackend {
         NDArray b = e.b() == null ? null : operand(e.b(), values, inputs, like, scope, n1, n2);
         NDArray c = e.c() == null ? null : operand(e.c(), values, inputs, like, scope, n1, n2);
         NDArray r = switch (e.op()) {
+          case DIAGONAL, SPREAD_ROW, SPREAD_COL, PIXELS, REDUCE -> structural(e, a, scope);
           case ADD -> a.add(b);
           case SUB -> a.sub(b);
           case MUL -> a.mul(b);
@@ -71,8 +74,9 @@ public final class TensorFlowBackend {
       Map<String, NDArray> out = new LinkedHashMap<>();
       for (Map.Entry<String, Expr> o : schedule.outputs().entrySet()) {
         NDArray v = operand(o.getValue(), values, inputs, like, scope, n1, n2);
-        NDArray full = v.getShape().equals(new ai.djl.ndarray.types.Shape(n1, n2))
-            ? v.duplicate() : v.broadcast(n1, n2).duplicate();
+        int m = o.getValue().layout().size();
+        NDArray full = v.broadcast(n1, n2, m).reshape(m == 1 ? new Shape(n1, n2) : new Shape(n1, n2, m))
+            .duplicate();
         full.attach(manager);
         out.put(o.getKey(), full);
       }
@@ -87,7 +91,9 @@ public final class TensorFlowBackend {
       Map<String, NDArray> out) {
     for (Map.Entry<String, Expr> o : outputs.entrySet()) {
       NDArray v = operand(o.getValue(), values, inputs, like, scope, n1, n2);
-      NDArray flat = (v.getShape().size() == n ? v.reshape(n) : v.broadcast(n)).duplicate();
+      int m = o.getValue().layout().size();
+      NDArray flat = v.reshape(-1);
+      flat = (flat.getShape().get(0) == (long) n * m ? flat : flat.broadcast((long) n * m)).duplicate();
       flat.attach(manager);
       out.put(o.getKey(), flat);
     }
@@ -97,7 +103,7 @@ public final class TensorFlowBackend {
       NDArray like, NDManager scope, int n1, int n2) {
     return switch (e.op()) {
       case CONST -> {
-        NDArray c = scope.create(e.value()).toType(like.getDataType(), false);
+        NDArray c = scope.create(e.value()).toType(like.getDataType(), false).reshape(1, 1, 1);
         yield c;
       }
       case INPUT -> {
@@ -105,16 +111,93 @@ public final class TensorFlowBackend {
         if (x == null) {
           throw new IllegalArgumentException("the plan needs input " + e.name() + ", got " + inputs.keySet());
         }
+        int m = e.layout().size();
         NDArray shaped = switch (e.domain()) {
-          case ROW -> x.reshape(n1, 1);
-          case COL -> x.reshape(1, n2);
-          default -> x.reshape(n1, n2);
+          case ROW -> x.reshape(n1, 1, m);
+          case COL -> x.reshape(1, n2, m);
+          default -> x.reshape(n1, n2, m);
         };
         shaped.attach(scope);
         yield shaped;
       }
       default -> values.get(e);
     };
+  }
+
+  /** A step that mixes the entries of pixel blocks, on {@code (a, b, block)} arrays. */
+  private static NDArray structural(Expr e, NDArray x, NDManager scope) {
+    long a = x.getShape().get(0);
+    long b = x.getShape().get(1);
+    int p = e.a().layout().pixels();
+    return switch (e.op()) {
+      case DIAGONAL -> {
+        double[] identity = new double[p * p];
+        for (int k = 0; k < p; k++) {
+          identity[k * p + k] = 1;
+        }
+        NDArray eye = scope.create(identity, new Shape(p, p)).toType(x.getDataType(), false);
+        yield x.reshape(a, b, p, p).mul(eye).sum(new int[] {3});
+      }
+      case SPREAD_ROW -> x.reshape(a, b, p, 1).broadcast(a, b, p, p).reshape(a, b, (long) p * p);
+      case SPREAD_COL -> x.reshape(a, b, 1, p).broadcast(a, b, p, p).reshape(a, b, (long) p * p);
+      case REDUCE -> x.sum(new int[] {2}, true).mul(e.value());
+      case PIXELS -> pixels(e.map(), x, scope);
+      default -> throw new IllegalStateException(e.op().name());
+    };
+  }
+
+  /**
+   * A {@link PixelMap} as one matrix product per axis: the axis (or, on pixel-pair blocks, the
+   * pair of axes {@code p_k, q_k}) is moved last and multiplied by the axis's dense matrix.
+   */
+  private static NDArray pixels(PixelMap map, NDArray x, NDManager scope) {
+    long a = x.getShape().get(0);
+    long b = x.getShape().get(1);
+    boolean full = map.input().kind() == Layout.Kind.FULL;
+    int d = map.rank();
+    long[] dims = new long[full ? 2 * d : d];
+    int[] in = map.input().grid();
+    for (int k = 0; k < d; k++) {
+      dims[k] = in[k];
+      if (full) {
+        dims[d + k] = in[k];
+      }
+    }
+    NDArray v = x;
+    for (int k = 0; k < d; k++) {
+      int rank = dims.length + 2;
+      List<Integer> order = new java.util.ArrayList<>();
+      for (int axis = 0; axis < rank; axis++) {
+        order.add(axis);
+      }
+      List<Integer> group = full ? List.of(2 + k, 2 + d + k) : List.of(2 + k);
+      order.removeAll(group);
+      order.addAll(group);
+      long[] shape = new long[rank];
+      shape[0] = a;
+      shape[1] = b;
+      System.arraycopy(dims, 0, shape, 2, dims.length);
+      int[] perm = order.stream().mapToInt(Integer::intValue).toArray();
+      NDArray moved = v.reshape(new Shape(shape)).transpose(perm);
+      int[] ds = map.denseShape(k);
+      NDArray m = scope.create(map.dense(k), new Shape(ds[0], ds[1])).toType(x.getDataType(), false);
+      NDArray product = moved.reshape(-1, ds[0]).matMul(m);
+      long size = map.output().grid()[k];
+      dims[k] = size;
+      if (full) {
+        dims[d + k] = size;
+      }
+      long[] movedShape = new long[rank];
+      for (int axis = 0; axis < rank; axis++) {
+        movedShape[axis] = axis < 2 ? shape[perm[axis]] : dims[perm[axis] - 2];
+      }
+      int[] inverse = new int[rank];
+      for (int axis = 0; axis < rank; axis++) {
+        inverse[perm[axis]] = axis;
+      }
+      v = product.reshape(new Shape(movedShape)).transpose(inverse);
+    }
+    return v.reshape(a, b, -1);
   }
 
   private static void release(Expr e, Map<Expr, Integer> uses, Map<Expr, NDArray> values) {

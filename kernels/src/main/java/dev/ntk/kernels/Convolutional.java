@@ -1,0 +1,347 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.LayerType.Argument;
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Layout;
+import dev.ntk.kernels.engine.PixelMap;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Layers over images {@code (N, spatial..., C)}: {@link Conv}, the pooling windows ({@link Pool}:
+ * {@code AvgPool}, {@code SumPool}) and the global pools ({@link GlobalPool}: {@code
+ * GlobalAvgPool}, {@code GlobalSumPool}). Each rule acts on the kernel's pixel blocks through a
+ * {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
+ * needs only the per-pixel covariance of its input when only that is needed of its output; a
+ * pooling window mixes different pixels, so it needs the covariance between every two pixels (the
+ * requirements pass keeps it from the inputs up to the last layer that needs it).
+ *
+ * <p>Conventions are neural-tangents': zero padding counts in a filter's average; {@code SAME}
+ * pads {@code max((out - 1) s + f - in, 0)} pixels with the smaller half first, {@code out =
+ * ceil(in / s)}; {@code CIRCULAR} pads as {@code SAME} with the image wrapped around; {@code
+ * VALID} does not pad, {@code out = floor((in - f) / s) + 1}.
+ */
+public class Convolutional extends Elementwise {
+  protected Convolutional() {}
+
+  public static final LayerType CONV = LayerType.of("Conv", "a convolution over the spatial axes",
+      Conv::new, Argument.positiveInteger("out_chan", 1), Argument.requiredIntegers("filter_shape"),
+      Argument.optionalIntegers("strides"), Argument.choice("padding", "VALID", "SAME", "CIRCULAR"),
+      Argument.number("W_std", 1.0), Argument.optionalNumber("b_std"),
+      Argument.choice("parameterization", "ntk", "standard"));
+  public static final LayerType AVG_POOL = LayerType.of("AvgPool", "the average over a sliding window",
+      a -> new Pool(a, true), Argument.requiredIntegers("window_shape"), Argument.optionalIntegers("strides"),
+      Argument.choice("padding", "VALID", "SAME", "CIRCULAR"), Argument.bool("normalize_edges", false));
+  public static final LayerType SUM_POOL = LayerType.of("SumPool", "the sum over a sliding window",
+      a -> new Pool(a, false), Argument.requiredIntegers("window_shape"), Argument.optionalIntegers("strides"),
+      Argument.choice("padding", "VALID", "SAME", "CIRCULAR"));
+  public static final LayerType GLOBAL_AVG_POOL = LayerType.of("GlobalAvgPool",
+      "the average over all pixels", a -> new GlobalPool(a, true));
+  public static final LayerType GLOBAL_SUM_POOL = LayerType.of("GlobalSumPool",
+      "the sum over all pixels", a -> new GlobalPool(a, false));
+
+  /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
+  public static Layer conv(int outChan, int[] filterShape, String padding) {
+    return CONV.create(outChan, filterShape, null, padding);
+  }
+
+  /** A convolution in NTK parameterization; {@code strides == null} means all 1, {@code bStd == null} no bias. */
+  public static Layer conv(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd) {
+    return CONV.create(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  public static Layer conv(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd,
+      Linear.Parameterization parameterization) {
+    return CONV.create(outChan, filterShape, strides, padding, wStd, bStd, parameterization.key());
+  }
+
+  /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
+  public static Layer avgPool(int[] window, int[] strides, String padding) {
+    return AVG_POOL.create(window, strides, padding);
+  }
+
+  /** Average pooling dividing, with {@code SAME} padding, by the pixels inside the image. */
+  public static Layer avgPool(int[] window, int[] strides, String padding, boolean normalizeEdges) {
+    return AVG_POOL.create(window, strides, padding, normalizeEdges);
+  }
+
+  public static Layer sumPool(int[] window, int[] strides, String padding) {
+    return SUM_POOL.create(window, strides, padding);
+  }
+
+  public static Layer globalAvgPool() {
+    return GLOBAL_AVG_POOL.create();
+  }
+
+  public static Layer globalSumPool() {
+    return GLOBAL_SUM_POOL.create();
+  }
+
+  /** A sliding window's geometry over an image: filter or pooling window, strides and padding. */
+  record Geometry(int[] window, int[] strides, FiniteConv.Padding padding) {
+    static Geometry of(LayerType.Arguments args, String windowArg) {
+      int[] window = args.integers(windowArg);
+      int[] strides = args.integers("strides");
+      FiniteConv.Padding padding = FiniteConv.Padding.valueOf(args.choice("padding").toUpperCase(Locale.ROOT));
+      if (strides != null && strides.length != window.length) {
+        throw new IllegalArgumentException("strides " + Arrays.toString(strides) + " must have one entry per "
+            + "axis of " + windowArg + " " + Arrays.toString(window));
+      }
+      return new Geometry(window, strides == null ? ones(window.length) : strides, padding);
+    }
+
+    private static int[] ones(int n) {
+      int[] a = new int[n];
+      Arrays.fill(a, 1);
+      return a;
+    }
+
+    /** The windows over the spatial axes of {@code input}, or a {@link ModelException} naming {@code path}. */
+    List<PixelMap.Window> windows(Spec input, String path, String layer, String windowArg) {
+      Shape s = input.shape();
+      int spatial = s.dimension() - 1;
+      if (spatial < 1) {
+        throw new ModelException(path, layer + " takes images (N, spatial..., C), but its input has per-example "
+            + "shape " + s + " (no spatial axis)");
+      }
+      if (window.length != spatial) {
+        throw new ModelException(path, windowArg + " " + Arrays.toString(window) + " has " + window.length
+            + " entries but the input has " + spatial + " spatial axes (per-example shape " + s + ")");
+      }
+      List<PixelMap.Window> out = new ArrayList<>();
+      for (int k = 0; k < spatial; k++) {
+        int in = Math.toIntExact(s.get(k));
+        int f = window[k];
+        int st = strides[k];
+        int size;
+        int low;
+        if (padding == FiniteConv.Padding.VALID) {
+          if (f > in) {
+            throw new ModelException(path, windowArg + " " + Arrays.toString(window) + " is larger than the "
+                + "input " + s.slice(0, spatial) + " on axis " + k + " with VALID padding");
+          }
+          size = (in - f) / st + 1;
+          low = 0;
+        } else {
+          size = (in + st - 1) / st;
+          low = Math.max((size - 1) * st + f - in, 0) / 2;
+        }
+        out.add(new PixelMap.Window(in, f, st, low, size, padding == FiniteConv.Padding.CIRCULAR));
+      }
+      return out;
+    }
+
+    static Shape outputShape(List<PixelMap.Window> windows, long channels) {
+      long[] dims = new long[windows.size() + 1];
+      for (int k = 0; k < windows.size(); k++) {
+        dims[k] = windows.get(k).out();
+      }
+      dims[windows.size()] = channels;
+      return new Shape(dims);
+    }
+  }
+
+  /** The kind of pixel block a kernel holds. */
+  private static Layout.Kind kind(KernelExpr k) {
+    return k.isFull() ? Layout.Kind.FULL : Layout.Kind.DIAG;
+  }
+
+  /**
+   * A convolution with {@code out_chan} channels, filter {@code filter_shape} over the spatial
+   * axes, {@code strides} (all 1 by default) and {@code padding}; {@code b_std == null}: no bias.
+   *
+   * <p>Rule, NTK parameterization, with {@code A} the filter average of {@link PixelMap#conv}:
+   * {@code nngp' = W_std^2 A(nngp) + b_std^2} (and the same for the variances), {@code ntk' =
+   * nngp' + W_std^2 A(ntk)}. Standard parameterization: {@code ntk' = fan_in A(nngp) + W_std^2
+   * A(ntk) (+ 1 with a bias)}, {@code fan_in = in_channels * prod(filter_shape)}.
+   */
+  public static final class Conv extends SingleInputLayer {
+    private final int outChan;
+    private final Geometry geometry;
+    private final double wStd;
+    private final Double bStd;
+    private final Linear.Parameterization parameterization;
+
+    Conv(LayerType.Arguments args) {
+      super(args);
+      this.outChan = args.integer("out_chan");
+      this.geometry = Geometry.of(args, "filter_shape");
+      this.wStd = args.number("W_std");
+      this.bStd = args.optionalNumber("b_std");
+      this.parameterization = Linear.Parameterization.valueOf(
+          args.choice("parameterization").toUpperCase(Locale.ROOT));
+    }
+
+    private List<PixelMap.Window> windows(Spec input, String path) {
+      return geometry.windows(input, path, name(), "filter_shape");
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      return new Spec(Geometry.outputShape(windows(input, path), outChan), true);
+    }
+
+    private long fanIn(Spec input) {
+      long f = input.channels();
+      for (int w : geometry.window()) {
+        f *= w;
+      }
+      return f;
+    }
+
+    @Override
+    protected Params init(SplittableRandom rng, Spec input, NDManager manager, DataType dtype) {
+      long[] dims = new long[geometry.window().length + 2];
+      for (int k = 0; k < geometry.window().length; k++) {
+        dims[k] = geometry.window()[k];
+      }
+      dims[dims.length - 2] = input.channels();
+      dims[dims.length - 1] = outChan;
+      NDArray w = Tensors.standardNormal(rng, manager, new Shape(dims), dtype);
+      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(outChan), dtype);
+      if (parameterization == Linear.Parameterization.STANDARD) {
+        w = Tensors.mul(w, wStd / Math.sqrt(fanIn(input)));
+        b = b == null ? null : Tensors.mul(b, bStd);
+      }
+      return b == null ? Params.of(w) : Params.of(w, b);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      NDArray w = params.array(0);
+      NDArray z = FiniteConv.conv(x, w, geometry.strides(), geometry.padding());
+      boolean hasBias = params.arrays().size() > 1;
+      if (parameterization == Linear.Parameterization.NTK) {
+        long fanIn = w.getShape().size() / outChan;
+        z = Tensors.mul(z, wStd / Math.sqrt(fanIn));
+        return hasBias ? z.add(Tensors.mul(params.array(1), bStd)) : z;
+      }
+      return hasBias ? z.add(params.array(1)) : z;
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      PixelMap map = PixelMap.conv(kind(k), windows(context.input(0), context.path()));
+      KernelExpr a = k.map(e -> e.pixels(map));
+      double w2 = wStd * wStd;
+      double b2 = bStd == null ? 0.0 : bStd * bStd;
+      Expr nngp = a.nngp().times(w2).plus(b2);
+      Expr ntk;
+      if (parameterization == Linear.Parameterization.NTK) {
+        ntk = nngp.plus(a.ntk().times(w2));
+      } else {
+        ntk = a.nngp().times(fanIn(context.input(0))).plus(a.ntk().times(w2)).plus(bStd == null ? 0 : 1);
+      }
+      return new KernelExpr(nngp, ntk, a.var1().times(w2).plus(b2), a.var2().times(w2).plus(b2));
+    }
+  }
+
+  /**
+   * {@code AvgPool} and {@code SumPool}: the average (or sum) over a window sliding with {@code
+   * strides} (all 1 by default, as in neural-tangents). An {@code AvgPool} divides by the window
+   * size, padding included, or with {@code normalize_edges} by the pixels of the window inside the
+   * image. Linear, so Gaussian inputs stay Gaussian; its rule needs the full pixel covariance.
+   */
+  public static final class Pool extends SingleInputLayer {
+    private final boolean average;
+    private final boolean normalizeEdges;
+    private final Geometry geometry;
+
+    Pool(LayerType.Arguments args, boolean average) {
+      super(args);
+      this.average = average;
+      this.normalizeEdges = average && args.bool("normalize_edges");
+      this.geometry = Geometry.of(args, "window_shape");
+    }
+
+    private List<PixelMap.Window> windows(Spec input, String path) {
+      return geometry.windows(input, path, name(), "window_shape");
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      return input.withShape(Geometry.outputShape(windows(input, path), input.channels()));
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      return List.of(true);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return FiniteConv.pool(x, geometry.window(), geometry.strides(), geometry.padding(), average, normalizeEdges);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      List<PixelMap.Window> windows = windows(context.input(0), context.path());
+      double[][] weights = new double[windows.size()][];
+      for (int a = 0; a < windows.size(); a++) {
+        PixelMap.Window w = windows.get(a);
+        weights[a] = new double[w.out()];
+        for (int o = 0; o < w.out(); o++) {
+          int inside = 0;
+          for (int off = 0; off < w.size(); off++) {
+            inside += w.at(o, off) >= 0 ? 1 : 0;
+          }
+          weights[a][o] = !average ? 1.0 : normalizeEdges ? 1.0 / inside : 1.0 / w.size();
+        }
+      }
+      PixelMap map = PixelMap.pool(windows, weights);
+      return k.map(e -> e.pixels(map));
+    }
+  }
+
+  /**
+   * {@code GlobalAvgPool} and {@code GlobalSumPool}: the average (or sum) over all pixels, giving
+   * vectors {@code (N, C)}. The kernel is the average (or sum) of the covariance over every pair
+   * of pixels, so the rule needs the full pixel covariance.
+   */
+  public static final class GlobalPool extends SingleInputLayer {
+    private final boolean average;
+
+    GlobalPool(LayerType.Arguments args, boolean average) {
+      super(args);
+      this.average = average;
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      if (!input.hasSpatialAxes()) {
+        throw new ModelException(path, name() + " takes images (N, spatial..., C), but its input has "
+            + "per-example shape " + input.shape() + " (no spatial axis)");
+      }
+      return input.withShape(new Shape(input.channels()));
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      return List.of(true);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      int rank = x.getShape().dimension();
+      int[] axes = new int[rank - 2];
+      for (int k = 0; k < axes.length; k++) {
+        axes[k] = k + 1;
+      }
+      return average ? x.mean(axes) : x.sum(axes);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      double pixels = k.nngp().layout().pixels();
+      double factor = average ? 1.0 / (pixels * pixels) : 1.0;
+      return k.map(e -> e.sum(factor));
+    }
+  }
+}
