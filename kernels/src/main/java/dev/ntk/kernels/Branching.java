@@ -297,13 +297,12 @@ public class Branching {
       boolean gaussian = true;
       for (int i = 0; i < inputs.size(); i++) {
         Spec s = inputs.get(i);
-        if (s.hasSpatialAxes()) {
-          throw new ModelException(path, name() + " of inputs with spatial axes (per-example shape "
-              + s.shape() + ") is not supported yet; Flatten first");
-        }
-        if (sameShape && !s.shape().equals(first)) {
-          throw new ModelException(path, name() + " needs inputs of one shape, but input 0 has "
-              + first + " and input " + i + " has " + s.shape());
+        Shape a = sameShape ? first : first.slice(0, first.dimension() - 1);
+        Shape b = sameShape ? s.shape() : s.shape().slice(0, s.shape().dimension() - 1);
+        if (!a.equals(b)) {
+          throw new ModelException(path, name() + " needs inputs of one "
+              + (sameShape ? "shape" : "pixel grid") + ", but input 0 has " + first + " and input " + i
+              + " has " + s.shape());
         }
         gaussian &= s.gaussian();
       }
@@ -414,7 +413,8 @@ public class Branching {
       for (Spec s : inputs) {
         channels += s.channels();
       }
-      return List.of(spec.withShape(new Shape(channels)));
+      Shape grid = spec.shape().slice(0, spec.shape().dimension() - 1);
+      return List.of(spec.withShape(grid.addAll(new Shape(channels))));
     }
 
     @Override

@@ -19,6 +19,17 @@ final class KernelTesting {
     return Tensors.create(m, v, new Shape(n, d), DataType.FLOAT64);
   }
 
+  /** Standard normal inputs of shape {@code (n, shape...)}. */
+  static NDArray randomImages(NDManager m, int n, long[] shape, long seed) {
+    Shape s = new Shape(n).addAll(new Shape(shape));
+    Random r = new Random(seed);
+    double[] v = new double[Math.toIntExact(s.size())];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    return Tensors.create(m, v, s, DataType.FLOAT64);
+  }
+
   /** {@code ||a - b||_F / ||b||_F}. */
   static double relativeError(double[] a, double[] b) {
     double num = 0;

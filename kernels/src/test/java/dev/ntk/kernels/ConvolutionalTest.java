@@ -1,0 +1,179 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.Backend;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Convolutional layers: hand-computed kernels for each padding and pooling mode, the two backends
+ * against each other, the per-pixel path against the pixel-pair path, and bad models. (The golden
+ * kernels of an independent implementation are checked in the transforms module, on both backends
+ * and through Beam; Monte Carlo in {@code ConvolutionalMonteCarloTest}.)
+ */
+class ConvolutionalTest {
+  private static NDManager manager;
+
+  @BeforeAll
+  static void setUp() {
+    manager = Tensors.newManager();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    manager.close();
+  }
+
+  private static int[] a(int... v) {
+    return v;
+  }
+
+  /** Every convolutional model the tests use, with the per-example input shape it takes. */
+  static Map<String, Object[]> models() {
+    Map<String, Object[]> m = new LinkedHashMap<>();
+    m.put("1d same conv, relu, flatten", new Object[] {Stax.serial(
+        Stax.conv(8, a(3), null, "SAME", 1.4, 0.1), Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, null),
+        Stax.erf(), Stax.flatten(), Stax.dense(1, 1.0, 0.1)), new long[] {7, 2}});
+    m.put("2d strided, circular, gap", new Object[] {Stax.serial(
+        Stax.conv(8, a(3, 2), a(2, 1), "SAME", 1.5, 0.05), Stax.relu(),
+        Stax.conv(8, a(3, 3), null, "CIRCULAR", 1.3, 0.2), Stax.abs(), Stax.globalAvgPool(),
+        Stax.dense(1, 1.0, null)), new long[] {6, 5, 3}});
+    m.put("2d avgpool in the middle, then per pixel", new Object[] {Stax.serial(
+        Stax.conv(8, a(2, 2), null, "VALID", 1.5, 0.1), Stax.relu(),
+        Stax.avgPool(a(2, 2), a(1, 2), "SAME", true), Stax.conv(8, a(3, 3), null, "SAME", 1.2, 0.0),
+        Stax.leakyRelu(0.2), Stax.flatten(), Stax.dense(1)), new long[] {5, 6, 2}});
+    m.put("3d sumpool, standard parameterization", new Object[] {Stax.serial(
+        Stax.conv(4, a(2, 2, 2), null, "SAME", 1.3, 0.1, Linear.Parameterization.STANDARD), Stax.erf(),
+        Stax.sumPool(a(2, 1, 2), a(2, 1, 1), "VALID"), Stax.globalSumPool(),
+        Stax.dense(1, 1.0, 0.1, Linear.Parameterization.STANDARD)), new long[] {4, 3, 3, 2}});
+    m.put("residual block", new Object[] {Stax.serial(
+        Stax.conv(8, a(3, 3), null, "SAME", 1.0, 0.1), Stax.fanOut(2),
+        Stax.parallel(Stax.serial(Stax.relu(), Stax.conv(8, a(3, 3), null, "SAME", 1.2, 0.0)),
+            Stax.conv(8, a(1, 1), null, "SAME", 1.0, null)),
+        Stax.fanInSum(), Stax.relu(), Stax.avgPool(a(2, 2), a(2, 2), "VALID"), Stax.flatten(),
+        Stax.dense(1)), new long[] {5, 4, 2}});
+    return m;
+  }
+
+  @Test
+  void cpuAndTensorFlowAgreeOnConvolutionalModelsInFloat64() {
+    for (Map.Entry<String, Object[]> e : models().entrySet()) {
+      Layer model = (Layer) e.getValue()[0];
+      long[] shape = (long[]) e.getValue()[1];
+      NDArray x1 = KernelTesting.randomImages(manager, 4, shape, 11);
+      NDArray x2 = KernelTesting.randomImages(manager, 3, shape, 12);
+      for (NDArray other : new NDArray[] {null, x2}) {
+        Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, other);
+        Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
+        for (Get g : Get.values()) {
+          double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
+          assertTrue(err < 1e-12, e.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
+        }
+        assertEquals(cpu.spec(), tf.spec());
+      }
+    }
+  }
+
+  /**
+   * The per-pixel path against the pixel-pair path: a window-1 AvgPool at the end changes nothing
+   * but makes the requirements pass keep the covariance of every two pixels from the inputs up.
+   */
+  @Test
+  void perPixelPathEqualsThePixelPairPathReducedToItsDiagonal() {
+    Layer body = Stax.serial(Stax.conv(8, a(3, 2), a(1, 2), "SAME", 1.4, 0.1), Stax.relu(),
+        Stax.conv(8, a(2, 2), null, "CIRCULAR", 1.2, null), Stax.erf(), Stax.conv(8, a(3, 3), null, "VALID", 1.1, 0.2));
+    Layer perPixel = Stax.serial(body, Stax.flatten());
+    Layer pairs = Stax.serial(body, Stax.avgPool(a(1, 1), null, "VALID"), Stax.flatten());
+    NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {6, 7, 2}, 21);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {6, 7, 2}, 22);
+    Shape perExample = x1.getShape().slice(1);
+    assertTrue(perPixel.kernelFn().plan(perExample, EnumSet.allOf(Get.class)).requirements().diagonalSpatial());
+    assertFalse(pairs.kernelFn().plan(perExample, EnumSet.allOf(Get.class)).requirements().diagonalSpatial());
+    Kernel a = perPixel.kernelFn().apply(x1, x2);
+    Kernel b = pairs.kernelFn().apply(x1, x2);
+    for (Get g : Get.values()) {
+      double err = KernelTesting.relativeError(a.get(g).toDoubleArray(), b.get(g).toDoubleArray());
+      assertTrue(err < 1e-13, g + ": per-pixel and pixel-pair paths differ by " + err);
+    }
+  }
+
+  /**
+   * One image {@code x = (1, 2, 3)} (or {@code (1, 2, 3, 4)}) with one channel, so the input kernel
+   * is {@code K[p, q] = x_p x_q}, through one layer and the implicit per-pixel readout (the mean of
+   * the diagonal), computed by hand.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      // SAME, filter 2: pad 1, all of it after; out[p] = (K[p] + K[p+1]) / 2 -> (2.5, 6.5, 4.5)
+      "{\"Conv\": {\"filter_shape\": [2], \"padding\": \"SAME\"}}|3|4.5",
+      // SAME, filter 3: pad 1 each side -> (5/3, 14/3, 13/3)
+      "{\"Conv\": {\"filter_shape\": [3], \"padding\": \"SAME\"}}|3|3.5555555555555554",
+      // CIRCULAR, filter 2: (1+4)/2, (4+9)/2, (9+1)/2
+      "{\"Conv\": {\"filter_shape\": [2], \"padding\": \"CIRCULAR\"}}|3|4.666666666666667",
+      // VALID, filter 2, stride 2 over 4 pixels: (1+4)/2, (9+16)/2
+      "{\"Conv\": {\"filter_shape\": [2], \"strides\": [2], \"padding\": \"VALID\", \"W_std\": 2, \"b_std\": 1}}|4|31",
+      // SumPool 2, stride 2: (1+2)^2, (3+4)^2
+      "{\"SumPool\": {\"window_shape\": [2], \"strides\": [2]}}|4|29",
+      // AvgPool 3 SAME: (1+2)/3, 2, (2+3)/3 squared
+      "{\"AvgPool\": {\"window_shape\": [3], \"padding\": \"SAME\"}}|3|2.5925925925925926",
+      // ... dividing by the pixels inside: 1.5, 2, 2.5 squared
+      "{\"AvgPool\": {\"window_shape\": [3], \"padding\": \"SAME\", \"normalize_edges\": true}}|3|4.166666666666667",
+      // CIRCULAR AvgPool 2: (1+2)/2, (2+3)/2, (3+1)/2 squared
+      "{\"AvgPool\": {\"window_shape\": [2], \"padding\": \"CIRCULAR\"}}|3|4.166666666666667",
+      "{\"GlobalAvgPool\": {}}|3|4",
+      "{\"GlobalSumPool\": {}}|3|36"})
+  void handComputedKernels(String layer, int pixels, double expected) {
+    Layer model = ModelSpec.parse(layer);
+    double[] x = new double[pixels];
+    for (int p = 0; p < pixels; p++) {
+      x[p] = p + 1;
+    }
+    NDArray in = Tensors.create(manager, x, new Shape(1, pixels, 1), DataType.FLOAT64);
+    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double nngp = model.kernelFn().withBackend(backend).apply(in).nngp().toDoubleArray()[0];
+      assertEquals(expected, nngp, 1e-12 * Math.abs(expected), layer + " on " + backend);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "filter larger than a VALID input|{\"serial\": [{\"Conv\": {\"filter_shape\": [3, 9]}}, {\"Flatten\": {}}]}"
+          + "|serial[0].Conv: filter_shape [3, 9] is larger than the input",
+      "input of the wrong rank|{\"serial\": [{\"Conv\": {\"filter_shape\": [3]}}, {\"Flatten\": {}}]}"
+          + "|serial[0].Conv: filter_shape [3] has 1 entries but the input has 2 spatial axes",
+      "pooling window of the wrong length|{\"serial\": [{\"Conv\": {\"filter_shape\": [3, 3]}}, "
+          + "{\"AvgPool\": {\"window_shape\": [2, 2, 2]}}]}|serial[1].AvgPool: window_shape [2, 2, 2] has 3 entries",
+      "strides of the wrong length|{\"serial\": [{\"SumPool\": {\"window_shape\": [2, 2], \"strides\": [1]}}]}"
+          + "|serial[0].SumPool: strides [1] must have one entry per axis",
+      "a Dense layer on images without Flatten|{\"serial\": [{\"Conv\": {\"filter_shape\": [3, 3]}}, "
+          + "{\"Relu\": {}}, {\"Dense\": {\"out_dim\": 1}}]}|serial[2].Dense: Dense takes vectors (N, D), but its "
+          + "input has per-example shape (4, 3, 1); put Flatten before it",
+      "a pooling layer on vectors|{\"serial\": [{\"Dense\": {}}, {\"GlobalAvgPool\": {}}]}"
+          + "|serial[1].GlobalAvgPool: GlobalAvgPool takes images"})
+  void badModelsNameTheLayer(String what, String json, String expected) {
+    NDArray x = KernelTesting.randomImages(manager, 2, new long[] {6, 5, 2}, 1);
+    Exception e = assertThrows(ModelException.class, () -> {
+      Layer model = ModelSpec.parse(json);
+      if (json.contains("Dense\": {}")) {
+        model.kernelFn().apply(KernelTesting.randomInputs(manager, 2, 4, 1));
+      } else {
+        model.kernelFn().apply(x);
+      }
+    }, what);
+    assertTrue(e.getMessage().contains(expected), what + ": " + e.getMessage());
+  }
+}
