@@ -35,8 +35,24 @@ public final class PixelMap {
     }
   }
 
-  /** The sparse matrix of one axis: {@code out[outIndex[t]] += weight[t] * in[inIndex[t]]}. */
+  /**
+   * The sparse matrix of one axis: {@code out[outIndex[t]] += weight[t] * in[inIndex[t]]}, indices
+   * over pixels ({@code DIAG}) or pixel pairs {@code p * n + q} ({@code FULL}).
+   */
   record Axis(int in, int out, int[] outIndex, int[] inIndex, double[] weight) {
+    /** Terms in the order given (the last index varying fastest, so that they form runs). */
+    static Axis of(int in, int out, List<int[]> at, List<Double> w) {
+      int[] oi = new int[at.size()];
+      int[] ii = new int[at.size()];
+      double[] ws = new double[at.size()];
+      for (int t = 0; t < ws.length; t++) {
+        oi[t] = at.get(t)[0];
+        ii[t] = at.get(t)[1];
+        ws[t] = w.get(t);
+      }
+      return new Axis(in, out, oi, ii, ws);
+    }
+
     /** The non-zero entries of {@code m[out][in]}, row by row. */
     static Axis of(double[][] m, int in) {
       List<int[]> at = new ArrayList<>();
@@ -83,28 +99,34 @@ public final class PixelMap {
     for (int k = 0; k < axes.length; k++) {
       Window w = windows.get(k);
       double weight = 1.0 / w.size();
-      double[][] m;
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      // Offset by offset, output pixels innermost: each offset is a shifted copy (a run).
       if (kind == Layout.Kind.DIAG) {
-        m = new double[w.out()][w.in()];
-        for (int o = 0; o < w.out(); o++) {
-          for (int a = 0; a < w.size(); a++) {
+        for (int a = 0; a < w.size(); a++) {
+          for (int o = 0; o < w.out(); o++) {
             int p = w.at(o, a);
             if (p >= 0) {
-              m[o][p] += weight;
+              at.add(new int[] {o, p});
+              ws.add(weight);
             }
           }
         }
-        axes[k] = Axis.of(m, w.in());
+        axes[k] = Axis.of(w.in(), w.out(), at, ws);
       } else {
-        axes[k] = pairs(w, (po, qo, add) -> {
+        for (int po = 0; po < w.out(); po++) {
           for (int a = 0; a < w.size(); a++) {
             int p = w.at(po, a);
-            int q = w.at(qo, a);
-            if (p >= 0 && q >= 0) {
-              add.at(p * w.in() + q, weight);
+            for (int qo = 0; p >= 0 && qo < w.out(); qo++) {
+              int q = w.at(qo, a);
+              if (q >= 0) {
+                at.add(new int[] {po * w.out() + qo, p * w.in() + q});
+                ws.add(weight);
+              }
             }
           }
-        });
+        }
+        axes[k] = Axis.of(w.in() * w.in(), w.out() * w.out(), at, ws);
       }
     }
     return new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes);
@@ -129,17 +151,26 @@ public final class PixelMap {
           }
         }
       }
-      axes[k] = pairs(w, (po, qo, add) -> {
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int po = 0; po < w.out(); po++) {
         for (int p = 0; p < w.in(); p++) {
-          if (a1[po][p] != 0) {
-            for (int q = 0; q < w.in(); q++) {
-              if (a1[qo][q] != 0) {
-                add.at(p * w.in() + q, a1[po][p] * a1[qo][q]);
+          if (a1[po][p] == 0) {
+            continue;
+          }
+          for (int b = 0; b < w.size(); b++) {
+            for (int qo = 0; qo < w.out(); qo++) {
+              int q = w.at(qo, b);
+              // Each (q', q) once, at its first offset b (a wrapped window may repeat a pixel).
+              if (q >= 0 && firstOffset(w, qo, q) == b) {
+                at.add(new int[] {po * w.out() + qo, p * w.in() + q});
+                ws.add(a1[po][p] * a1[qo][q]);
               }
             }
           }
         }
-      });
+      }
+      axes[k] = Axis.of(w.in() * w.in(), w.out() * w.out(), at, ws);
     }
     Layout.Kind full = Layout.Kind.FULL;
     return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes);
@@ -156,24 +187,14 @@ public final class PixelMap {
     return new PixelMap(name, input, output, axes);
   }
 
-  private interface PairRow {
-    void fill(int po, int qo, Adder add);
-  }
-
-  private interface Adder {
-    void at(int inPair, double weight);
-  }
-
-  private static Axis pairs(Window w, PairRow row) {
-    double[][] m = new double[w.out() * w.out()][];
-    for (int po = 0; po < w.out(); po++) {
-      for (int qo = 0; qo < w.out(); qo++) {
-        double[] r = new double[w.in() * w.in()];
-        row.fill(po, qo, (i, x) -> r[i] += x);
-        m[po * w.out() + qo] = r;
+  /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
+  private static int firstOffset(Window w, int o, int p) {
+    for (int b = 0; b < w.size(); b++) {
+      if (w.at(o, b) == p) {
+        return b;
       }
     }
-    return Axis.of(m, w.in() * w.in());
+    return -1;
   }
 
   private static Layout layout(Layout.Kind kind, List<Window> windows, boolean in) {
@@ -220,7 +241,7 @@ public final class PixelMap {
    * out[a outA + b outB + dst[t] + c]}.
    */
   private record Step(int outer, int middle, int inner, int inA, int inB, int outA, int outB, int[] src,
-      int[] dst, double[] w, int outSize) {}
+      int[] dst, double[] w, int outSize, int[] count, int[] inStep) {}
 
   private Step[] steps() {
     Step[] s = steps;
@@ -241,16 +262,47 @@ public final class PixelMap {
         int nIn = dims[k];
         int nOut = nd[k];
         Axis ax = axes[k];
-        int[] src = new int[ax.weight().length];
-        int[] dst = new int[src.length];
-        for (int t = 0; t < src.length; t++) {
-          src[t] = offset(ax.inIndex()[t], nIn, middle, inner, full);
-          dst[t] = offset(ax.outIndex()[t], nOut, middle, inner, full);
+        // Runs: consecutive terms whose output moves one pixel (of the last index) and whose input
+        // moves by a constant step, with one weight, become one strided multiply-add.
+        List<int[]> runs = new ArrayList<>();
+        List<Double> weights = new ArrayList<>();
+        int n = ax.weight().length;
+        for (int t = 0; t < n; ) {
+          int len = 1;
+          int step = 0;
+          while (t + len < n && ax.weight()[t + len] == ax.weight()[t]
+              && ax.outIndex()[t + len] == ax.outIndex()[t] + len
+              && sameRow(ax.outIndex()[t], ax.outIndex()[t + len], nOut, full)
+              && sameRow(ax.inIndex()[t], ax.inIndex()[t + len], nIn, full)) {
+            int st = ax.inIndex()[t + len] - ax.inIndex()[t + len - 1];
+            if (len == 1) {
+              step = st;
+            } else if (st != step) {
+              break;
+            }
+            len++;
+          }
+          runs.add(new int[] {offset(ax.inIndex()[t], nIn, middle, inner, full),
+              offset(ax.outIndex()[t], nOut, middle, inner, full), len, step});
+          weights.add(ax.weight()[t]);
+          t += len;
+        }
+        int[] src = new int[runs.size()];
+        int[] dst = new int[runs.size()];
+        int[] count = new int[runs.size()];
+        int[] inStep = new int[runs.size()];
+        double[] w = new double[runs.size()];
+        for (int r = 0; r < src.length; r++) {
+          src[r] = runs.get(r)[0];
+          dst[r] = runs.get(r)[1];
+          count[r] = runs.get(r)[2];
+          inStep[r] = runs.get(r)[3] * inner;
+          w[r] = weights.get(r);
         }
         int qIn = full ? nIn : 1;
         int qOut = full ? nOut : 1;
         s[k] = new Step(outer, middle, inner, nIn * middle * qIn * inner, qIn * inner,
-            nOut * middle * qOut * inner, qOut * inner, src, dst, ax.weight(), product(nd));
+            nOut * middle * qOut * inner, qOut * inner, src, dst, w, product(nd), count, inStep);
         dims = nd;
       }
       steps = s;
@@ -259,6 +311,11 @@ public final class PixelMap {
   }
 
   private volatile Step[] steps;
+
+  /** Whether two indices of one axis group share the first pixel (always, for per-pixel blocks). */
+  private static boolean sameRow(int a, int b, int n, boolean full) {
+    return !full || a / n == b / n;
+  }
 
   private static int offset(int index, int n, int middle, int inner, boolean full) {
     if (!full) {
@@ -308,14 +365,29 @@ public final class PixelMap {
       double[] to = last ? out : (from == s1 ? s2 : s1);
       int t0 = last ? oo : 0;
       Arrays.fill(to, t0, t0 + s.outSize(), 0.0);
-      for (int t = 0; t < s.w().length; t++) {
-        double w = s.w()[t];
-        for (int a = 0; a < s.outer(); a++) {
-          for (int b = 0; b < s.middle(); b++) {
-            int i = fo + a * s.inA() + b * s.inB() + s.src()[t];
-            int o = t0 + a * s.outA() + b * s.outB() + s.dst()[t];
-            for (int c = 0; c < s.inner(); c++) {
-              to[o + c] += w * from[i + c];
+      int inner = s.inner();
+      for (int a = 0; a < s.outer(); a++) {
+        for (int b = 0; b < s.middle(); b++) {
+          int ib = fo + a * s.inA() + b * s.inB();
+          int ob = t0 + a * s.outA() + b * s.outB();
+          for (int t = 0; t < s.w().length; t++) {
+            double w = s.w()[t];
+            int i = ib + s.src()[t];
+            int o = ob + s.dst()[t];
+            int count = s.count()[t];
+            int step = s.inStep()[t];
+            if (step == inner) {
+              // A contiguous run: one multiply-add over count * inner entries.
+              int len = count * inner;
+              for (int c = 0; c < len; c++) {
+                to[o + c] += w * from[i + c];
+              }
+            } else {
+              for (int r = 0; r < count; r++, i += step, o += inner) {
+                for (int c = 0; c < inner; c++) {
+                  to[o + c] += w * from[i + c];
+                }
+              }
             }
           }
         }
@@ -336,14 +408,29 @@ public final class PixelMap {
       float[] to = last ? out : (from == s1 ? s2 : s1);
       int t0 = last ? oo : 0;
       Arrays.fill(to, t0, t0 + s.outSize(), 0f);
-      for (int t = 0; t < s.w().length; t++) {
-        float w = (float) s.w()[t];
-        for (int a = 0; a < s.outer(); a++) {
-          for (int b = 0; b < s.middle(); b++) {
-            int i = fo + a * s.inA() + b * s.inB() + s.src()[t];
-            int o = t0 + a * s.outA() + b * s.outB() + s.dst()[t];
-            for (int c = 0; c < s.inner(); c++) {
-              to[o + c] += w * from[i + c];
+      int inner = s.inner();
+      for (int a = 0; a < s.outer(); a++) {
+        for (int b = 0; b < s.middle(); b++) {
+          int ib = fo + a * s.inA() + b * s.inB();
+          int ob = t0 + a * s.outA() + b * s.outB();
+          for (int t = 0; t < s.w().length; t++) {
+            float w = (float) s.w()[t];
+            int i = ib + s.src()[t];
+            int o = ob + s.dst()[t];
+            int count = s.count()[t];
+            int step = s.inStep()[t];
+            if (step == inner) {
+              // A contiguous run: one multiply-add over count * inner entries.
+              int len = count * inner;
+              for (int c = 0; c < len; c++) {
+                to[o + c] += w * from[i + c];
+              }
+            } else {
+              for (int r = 0; r < count; r++, i += step, o += inner) {
+                for (int c = 0; c < inner; c++) {
+                  to[o + c] += w * from[i + c];
+                }
+              }
             }
           }
         }

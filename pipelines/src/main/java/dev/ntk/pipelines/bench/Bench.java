@@ -81,7 +81,7 @@ public final class Bench {
   }
 
   private static void usage() {
-    System.err.println("usage: Bench data --n N --d D --seed S --dtype float32|float64 --out X.npy\n"
+    System.err.println("usage: Bench data --n N (--d D | --shape H,W,C) --seed S --dtype float32|float64 --out X.npy\n"
         + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
         + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
         + "       Bench plan --model M.json --d D\n"
@@ -91,7 +91,10 @@ public final class Bench {
 
   private static void data(Map<String, String> o) throws IOException {
     int n = Integer.parseInt(required(o, "n"));
-    int d = Integer.parseInt(required(o, "d"));
+    long[] perExample = o.containsKey("shape")
+        ? Arrays.stream(o.get("shape").split(",")).mapToLong(Long::parseLong).toArray()
+        : new long[] {Long.parseLong(required(o, "d"))};
+    int d = Math.toIntExact(Arrays.stream(perExample).reduce(1, Math::multiplyExact));
     long seed = Long.parseLong(o.getOrDefault("seed", "0"));
     NpyDType dtype = NpyDType.fromName(o.getOrDefault("dtype", "float64"));
     Path out = Paths.get(required(o, "out"));
@@ -103,7 +106,10 @@ public final class Bench {
     if (out.toAbsolutePath().getParent() != null) {
       Files.createDirectories(out.toAbsolutePath().getParent());
     }
-    Npy.write(out, new NpyArray(new long[] {n, d}, dtype, values));
+    long[] shape = new long[perExample.length + 1];
+    shape[0] = n;
+    System.arraycopy(perExample, 0, shape, 1, perExample.length);
+    Npy.write(out, new NpyArray(shape, dtype, values));
     System.out.printf(Locale.ROOT, "RESULT data n=%d d=%d seed=%d dtype=%s out=%s%n",
         n, d, seed, dtype.typeName(), out);
   }
@@ -178,8 +184,7 @@ public final class Bench {
     String dtype = o.getOrDefault("dtype", "float64");
     int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
     int n = Math.toIntExact(x.shape()[0]);
-    long d = x.data().length / Math.max(n, 1);
-    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(d), EnumSet.allOf(Get.class));
+    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(x.shape()).slice(1), EnumSet.allOf(Get.class));
     int threads = Runtime.getRuntime().availableProcessors();
     double best = Double.POSITIVE_INFINITY;
     for (int r = 0; r <= repeats; r++) {
@@ -196,8 +201,8 @@ public final class Bench {
         best = Math.min(best, s);
       }
     }
-    System.out.printf(Locale.ROOT, "RESULT engine dtype=%s n=%d seconds=%.6f threads=%d repeats=%d%n",
-        dtype, n, best, threads, repeats);
+    System.out.printf(Locale.ROOT, "RESULT engine dtype=%s n=%d seconds=%.6f ms_per_entry=%.6g threads=%d "
+        + "repeats=%d%n", dtype, n, best, best * 1e3 / ((double) n * n), threads, repeats);
   }
 
   /**
