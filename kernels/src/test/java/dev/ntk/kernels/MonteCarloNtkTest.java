@@ -1,0 +1,137 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The analytic NTK against {@link MonteCarlo#ntk}, the empirical NTK of wide finite networks
+ * estimated with random-direction Jacobian-vector products, with {@link MonteCarloTest}'s bound:
+ * {@code ||K_mc - K||_F <= 4 ||se||_F + 2 ||K||_F / width}, the standard errors measured from the
+ * draws (they include the noise of the random directions), and the bound itself under 10% of
+ * {@code ||K||_F} so that agreement means something.
+ */
+class MonteCarloNtkTest {
+  private static final int WIDTH = 1024;
+  private static final int SAMPLES = 64;
+  private static NDManager manager;
+
+  @BeforeAll
+  static void setUp() {
+    manager = Tensors.newManager();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    manager.close();
+  }
+
+  static Stream<Arguments> models() {
+    int w = WIDTH;
+    return Stream.of(
+        Arguments.of("erf (the paper's first network)", Stax.serial(
+            Stax.dense(w, 1.5, 0.05), Stax.erf(), Stax.dense(w, 1.5, 0.05), Stax.erf(),
+            Stax.dense(w, 1.5, 0.05))),
+        Arguments.of("relu with bias", Stax.serial(
+            Stax.dense(w, 1.4, 0.1), Stax.relu(), Stax.dense(w, 1.4, 0.1), Stax.relu(),
+            Stax.dense(w, 1.0, 0.0))),
+        Arguments.of("residual relu", Stax.serial(
+            Stax.dense(w, 1.0, 0.1), Stax.fanOut(2),
+            Stax.parallel(Stax.serial(Stax.relu(), Stax.dense(w, 1.2, 0.1)), Stax.identity()),
+            Stax.fanInSum(), Stax.relu(), Stax.dense(w, 1.0, null))),
+        Arguments.of("relu, erf, standard parameterization", Stax.serial(
+            Stax.dense(w, 1.3, 0.2, Linear.Parameterization.STANDARD), Stax.relu(),
+            Stax.dense(w, 1.1, 0.1, Linear.Parameterization.STANDARD), Stax.erf(),
+            Stax.dense(w, 1.0, 0.1, Linear.Parameterization.STANDARD))));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void analyticNtkMatchesWideFiniteNetworks(String name, Layer model) {
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 101);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 102);
+    double[] analytic = model.kernelFn().apply(x1, x2).ntk().toDoubleArray();
+    MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, SAMPLES, 11);
+    double norm = KernelTesting.norm(analytic);
+    double bound = 4 * KernelTesting.norm(mc.standardError()) + 2 * norm / WIDTH;
+    double error = KernelTesting.norm(minus(mc.mean(), analytic));
+    System.out.printf("NTK %s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
+    assertTrue(bound < 0.10 * norm, name + ": bound " + bound / norm + " is too loose to test");
+    assertTrue(error <= bound, String.format("%s: relative error %.4f exceeds bound %.4f",
+        name, error / norm, bound / norm));
+  }
+
+  /**
+   * A single Dense layer has the same empirical NTK for every draw, {@code W_std^2 x1 x2^T / d +
+   * b_std^2} per channel, so only the random directions add noise, and the estimate has no
+   * finite-width bias: four standard errors must cover it, in both parameterizations (the
+   * standard one differentiates the raw arrays: {@code x1 x2^T + 1}). It also fails if the
+   * difference quotient is scaled wrongly, which the wide-network test could absorb only within
+   * its bound.
+   */
+  @Test
+  void singleDenseLayerIsUnbiasedWithoutWidthCorrection() {
+    NDArray x1 = KernelTesting.randomInputs(manager, 4, 6, 5);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 6, 6);
+    for (Layer model : new Layer[] {Stax.dense(512, 1.3, 0.2),
+        Stax.dense(512, 1.3, 0.2, Linear.Parameterization.STANDARD)}) {
+      double[] analytic = model.kernelFn().apply(x1, x2).ntk().toDoubleArray();
+      MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, 128, 3);
+      double norm = KernelTesting.norm(analytic);
+      double bound = 4 * KernelTesting.norm(mc.standardError());
+      double error = KernelTesting.norm(minus(mc.mean(), analytic));
+      System.out.printf("NTK %s: relative error %.4f, bound %.4f%n", model.arguments(), error / norm,
+          bound / norm);
+      assertTrue(bound < 0.05 * norm, "bound " + bound / norm + " is too loose to test");
+      assertTrue(error <= bound, "relative error " + error / norm + " exceeds bound " + bound / norm);
+    }
+  }
+
+  @Test
+  void moreDirectionsPerDrawShrinkTheDirectionNoise() {
+    // A linear model has no draw-to-draw fluctuation: all the variance is the directions', which
+    // averaging 4 per draw divides by 4 (standard errors by about 2).
+    NDArray x1 = KernelTesting.randomInputs(manager, 4, 6, 5);
+    Layer model = Stax.dense(64, 1.0, 0.5);
+    double one = KernelTesting.norm(MonteCarlo.ntk(model, x1, x1, 32, 1, 9).standardError());
+    double four = KernelTesting.norm(MonteCarlo.ntk(model, x1, x1, 32, 4, 9).standardError());
+    assertTrue(four < 0.7 * one && four > 0.3 * one, "standard errors " + one + " and " + four);
+  }
+
+  @Test
+  void float32InputsAreDifferentiatedInFloat64() {
+    NDArray x32 = KernelTesting.randomInputs(manager, 3, 4, 8).toType(DataType.FLOAT32, false);
+    NDArray x64 = x32.toType(DataType.FLOAT64, false);
+    Layer model = Stax.serial(Stax.dense(64, 1.2, 0.1), Stax.relu(), Stax.dense(8, 1.0, null));
+    MonteCarlo.Estimate a = MonteCarlo.ntk(model, x32, x32, 4, 1);
+    MonteCarlo.Estimate b = MonteCarlo.ntk(model, x64, x64, 4, 1);
+    assertArrayEquals(b.mean(), a.mean(), 0);
+  }
+
+  @Test
+  void badArgumentsAreRejected() {
+    NDArray x = KernelTesting.randomInputs(manager, 3, 4, 8);
+    Layer model = Stax.dense(8);
+    assertThrows(IllegalArgumentException.class, () -> MonteCarlo.ntk(model, x, x, 1, 0));
+    assertThrows(IllegalArgumentException.class, () -> MonteCarlo.ntk(model, x, x, 4, 0, 0));
+  }
+
+  private static double[] minus(double[] a, double[] b) {
+    double[] d = new double[a.length];
+    for (int i = 0; i < a.length; i++) {
+      d[i] = a[i] - b[i];
+    }
+    return d;
+  }
+}
