@@ -1,0 +1,87 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The analytic NNGP and NTK of convolutional networks against Monte Carlo estimates from wide
+ * finite networks of the same layers ({@link MonteCarlo#nngp}, {@link MonteCarlo#ntk}), with the
+ * bound of {@link MonteCarloTest}: {@code ||K_mc - K||_F <= 4 ||se||_F + 2 ||K||_F / width}, the
+ * standard errors measured from the draws, and the bound itself under 15% of {@code ||K||_F} so
+ * that agreement means something. Every padding, strides, 1D to 3D, both readouts, a pooling
+ * layer in the middle and a residual block.
+ */
+class ConvolutionalMonteCarloTest {
+  private static final int WIDTH = 256;
+  private static final int SAMPLES = 64;
+  private static NDManager manager;
+
+  @BeforeAll
+  static void setUp() {
+    manager = Tensors.newManager();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    manager.close();
+  }
+
+  private static int[] a(int... v) {
+    return v;
+  }
+
+  static Stream<Arguments> models() {
+    int w = WIDTH;
+    return Stream.of(
+        Arguments.of("1d SAME and VALID convs, flatten", new long[] {16, 2}, Stax.serial(
+            Stax.conv(w, a(3), null, "SAME", 1.4, 0.1), Stax.relu(), Stax.conv(w, a(2), null, "VALID", 1.3, 0.1),
+            Stax.erf(1.0, 1.0, 0.5), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("2d strided SAME, CIRCULAR, global average pool", new long[] {5, 4, 2}, Stax.serial(
+            Stax.conv(w, a(3, 2), a(2, 1), "SAME", 1.5, 0.05), Stax.relu(),
+            Stax.conv(w, a(3, 3), null, "CIRCULAR", 1.3, 0.1), Stax.relu(), Stax.globalAvgPool(),
+            Stax.dense(w, 1.0, null))),
+        Arguments.of("3d VALID conv, average pool in the middle, flatten", new long[] {3, 3, 4, 2}, Stax.serial(
+            Stax.conv(w, a(2, 2, 2), null, "VALID", 1.4, 0.1), Stax.relu(),
+            Stax.avgPool(a(1, 2, 2), null, "SAME"), Stax.conv(w, a(2, 1, 2), null, "SAME", 1.2, null),
+            Stax.abs(), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("residual block, sum pool, standard parameterization", new long[] {4, 4, 2}, Stax.serial(
+            Stax.conv(w, a(3, 3), null, "SAME", 1.2, 0.1, Linear.Parameterization.STANDARD), Stax.fanOut(2),
+            Stax.parallel(Stax.serial(Stax.relu(),
+                Stax.conv(w, a(3, 3), null, "SAME", 1.2, 0.0, Linear.Parameterization.STANDARD)),
+                Stax.identity()),
+            Stax.fanInSum(), Stax.relu(), Stax.sumPool(a(2, 2), a(2, 2), "VALID"), Stax.flatten(),
+            Stax.dense(w, 1.0, 0.1, Linear.Parameterization.STANDARD))));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void analyticKernelsMatchWideFiniteNetworks(String name, long[] shape, Layer model) {
+    NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 101);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 102);
+    Kernel k = model.kernelFn().apply(x1, x2);
+    check(name + " NNGP", k.nngp().toDoubleArray(), MonteCarlo.nngp(model, x1, x2, SAMPLES, 7));
+    check(name + " NTK", k.ntk().toDoubleArray(), MonteCarlo.ntk(model, x1, x2, SAMPLES, 11));
+  }
+
+  private static void check(String name, double[] analytic, MonteCarlo.Estimate mc) {
+    double norm = KernelTesting.norm(analytic);
+    double bound = 4 * KernelTesting.norm(mc.standardError()) + 2 * norm / WIDTH;
+    double[] diff = new double[analytic.length];
+    for (int i = 0; i < diff.length; i++) {
+      diff[i] = mc.mean()[i] - analytic[i];
+    }
+    double error = KernelTesting.norm(diff);
+    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
+    assertTrue(bound < 0.15 * norm, name + ": bound " + bound / norm + " is too loose to test");
+    assertTrue(error <= bound, String.format("%s: relative error %.4f exceeds bound %.4f",
+        name, error / norm, bound / norm));
+  }
+}
