@@ -73,7 +73,7 @@ final class BlockRunner<A> {
       Expr e = o.getValue();
       int m = e.layout().size();
       for (int k = 0; k < n; k++) {
-        Operand v = item.resolve(e, row ? k : -1, row ? -1 : k, new Operand());
+        Operand v = item.resolve(e, row ? k : -1, row ? -1 : k, new Operand(), ops.allocate(ChunkOps.BROADCAST_LENGTH));
         A block = v.broadcast ? item.spread(v, m) : item.array(v);
         ops.store(block, v.broadcast ? 0 : v.offset, out.get(o.getKey()), k * m, m);
       }
@@ -92,13 +92,9 @@ final class BlockRunner<A> {
     private final int pass;
     private final List<Expr> steps;
     private final A[] registers;
-    private final A scratch1;
-    private final A scratch2;
-    private final List<A> broadcasts = new ArrayList<>();
     private final Map<String, A> staged = new HashMap<>();
     private final Map<String, long[]> stagedAt = new HashMap<>();
     private final Map<Expr, List<String>> outputNames = new IdentityHashMap<>();
-    private final Operand[] slots = {new Operand(), new Operand(), new Operand()};
     private final java.util.Set<Expr> mine = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
 
     @SuppressWarnings("unchecked")
@@ -111,70 +107,110 @@ final class BlockRunner<A> {
       for (int r = 0; r < registers.length; r++) {
         registers[r] = ops.allocate(size);
       }
-      int scratch = 1;
-      for (Expr e : steps) {
-        if (e.op() == Expr.Op.PIXELS) {
-          scratch = Math.max(scratch, e.map().scratchSize());
-        }
-      }
-      scratch1 = ops.allocate(scratch);
-      scratch2 = ops.allocate(scratch);
-      for (int k = 0; k < 3; k++) {
-        broadcasts.add(ops.allocate(ChunkOps.BROADCAST_LENGTH));
-      }
       if (pass == 2) {
         schedule.outputs().forEach((name, e) -> outputNames.computeIfAbsent(e, x -> new ArrayList<>()).add(name));
       }
+      stepArray = steps.toArray(new Expr[0]);
+      targets = new int[stepArray.length];
+      operands = new Operand[stepArray.length][3];
+      broadcastBuffers = (A[][]) new Object[stepArray.length][3];
+      exportArrays = (A[]) new Object[stepArray.length];
+      for (int k = 0; k < stepArray.length; k++) {
+        targets[k] = schedule.blockRegister(pass, stepArray[k]);
+        for (int o = 0; o < 3; o++) {
+          operands[k][o] = new Operand();
+          broadcastBuffers[k][o] = ops.allocate(ChunkOps.BROADCAST_LENGTH);
+        }
+        if (pass < 2 && schedule.exported(stepArray[k])) {
+          exportArrays[k] = exports.get(stepArray[k]);
+        }
+      }
     }
+
+    private final Expr[] stepArray;
+    private final int[] targets;
+    private final Operand[][] operands;
+    private final A[][] broadcastBuffers;
+    private final A[] exportArrays;
+
+    /** Entries per chunk of a run of entry-wise steps over large blocks: a few registers stay in cache. */
+    private static final int CHUNK = 2048;
 
     /** Every step of this pass for row input {@code i} and column input {@code j}. */
     void run(int i, int j, Map<String, ?> out) {
       int pair = pass == 2 ? i * n2 + j : -1;
-      for (Expr e : steps) {
-        A target = registers[schedule.blockRegister(pass, e)];
-        int m = e.layout().size();
+      int item = pass == 0 ? i : pass == 1 ? j : pair;
+      int n = stepArray.length;
+      for (int s = 0; s < n; ) {
+        Expr e = stepArray[s];
         if (e.op().structural()) {
-          structural(e, resolve(e.a(), i, j, slots[0]), target);
-        } else {
-          List<Expr> operands = e.operands();
-          Operand[] o = new Operand[3];
-          for (int k = 0; k < operands.size(); k++) {
-            o[k] = resolve(operands.get(k), i, j, slots[k]);
-            if (o[k].broadcast && m > 1 || operands.get(k).layout().isScalar() && m > 1) {
-              double v = ops.get(array(o[k]), o[k].offset);
-              ops.fill(broadcasts.get(k), 0, ChunkOps.BROADCAST_LENGTH, v);
-              o[k].array = broadcasts.get(k);
-              o[k].offset = 0;
-              o[k].broadcast = true;
+          structural(e, resolve(e.a(), i, j, operands[s][0], broadcastBuffers[s][0]), target(s));
+          finish(s, item, 0, e.layout().size(), out);
+          s++;
+          continue;
+        }
+        // A run of entry-wise steps over blocks of one size, fused chunk by chunk: each entry's
+        // operations happen in the same order as step by step, so registers may be reused.
+        int m = e.layout().size();
+        int end = s;
+        while (end < n && !stepArray[end].op().structural() && stepArray[end].layout().size() == m) {
+          List<Expr> args = stepArray[end].operands();
+          for (int k = 0; k < args.size(); k++) {
+            Operand o = resolve(args.get(k), i, j, operands[end][k], broadcastBuffers[end][k]);
+            if (!o.broadcast && m > 1 && args.get(k).layout().isScalar()) {
+              ops.fill(broadcastBuffers[end][k], 0, ChunkOps.BROADCAST_LENGTH, ops.get(array(o), o.offset));
+              o.array = broadcastBuffers[end][k];
+              o.offset = 0;
+              o.broadcast = true;
             }
           }
-          Operand b = o[1] == null ? o[0] : o[1];
-          if (e.op() == Expr.Op.FMA) {
-            ops.fma(array(o[0]), o[0].offset, mask(o[0]), array(b), b.offset, mask(b), array(o[2]), o[2].offset,
-                mask(o[2]), target, 0, m);
-          } else {
-            ops.apply(e.op(), array(o[0]), o[0].offset, mask(o[0]), array(b), b.offset, mask(b), target, 0, m);
+          end++;
+        }
+        for (int c0 = 0; c0 < m; c0 += CHUNK) {
+          int len = Math.min(CHUNK, m - c0);
+          for (int k = s; k < end; k++) {
+            Operand[] o = operands[k];
+            Operand b = stepArray[k].b() == null ? o[0] : o[1];
+            int ao = o[0].offset + (o[0].broadcast ? 0 : c0);
+            int bo = b.offset + (b.broadcast ? 0 : c0);
+            if (stepArray[k].op() == Expr.Op.FMA) {
+              ops.fma(array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]),
+                  o[2].offset + (o[2].broadcast ? 0 : c0), mask(o[2]), target(k), c0, len);
+            } else {
+              ops.apply(stepArray[k].op(), array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), target(k), c0, len);
+            }
+            finish(k, item, c0, len, out);
           }
         }
-        if (pass < 2 && schedule.exported(e)) {
-          ops.copy(target, 0, exports.get(e), (pass == 0 ? i : j) * m, m);
-        }
-        List<String> names = outputNames.get(e);
-        if (names != null) {
-          for (String name : names) {
-            ops.store(target, 0, out.get(name), pair * m, m);
-          }
-        }
+        s = end;
       }
       if (pass == 2) {
         for (Map.Entry<String, Expr> o : schedule.outputs().entrySet()) {
           Expr e = o.getValue();
           if (!mine.contains(e)) {
             int m = e.layout().size();
-            Operand v = resolve(e, i, j, slots[0]);
+            Operand v = resolve(e, i, j, new Operand(), ops.allocate(ChunkOps.BROADCAST_LENGTH));
             A block = v.broadcast ? spread(v, m) : array(v);
             ops.store(block, v.broadcast ? 0 : v.offset, out.get(o.getKey()), pair * m, m);
           }
+        }
+      }
+    }
+
+    private A target(int step) {
+      return registers[targets[step]];
+    }
+
+    /** Entries {@code [c0, c0 + len)} of step {@code s}'s value: exported, or written out. */
+    private void finish(int s, int item, int c0, int len, Map<String, ?> out) {
+      int m = stepArray[s].layout().size();
+      if (exportArrays[s] != null) {
+        ops.copy(target(s), c0, exportArrays[s], item * m + c0, len);
+      }
+      List<String> names = outputNames.get(stepArray[s]);
+      if (names != null) {
+        for (String name : names) {
+          ops.store(target(s), c0, out.get(name), item * m + c0, len);
         }
       }
     }
@@ -195,11 +231,11 @@ final class BlockRunner<A> {
       return block;
     }
 
-    Operand resolve(Expr e, int i, int j, Operand slot) {
+    Operand resolve(Expr e, int i, int j, Operand slot, A broadcastBuffer) {
       slot.broadcast = false;
       slot.offset = 0;
       if (e.isConstant()) {
-        A c = broadcasts.get(constantSlot(slot));
+        A c = broadcastBuffer;
         ops.fill(c, 0, ChunkOps.BROADCAST_LENGTH, e.value());
         slot.array = c;
         slot.broadcast = true;
@@ -240,15 +276,6 @@ final class BlockRunner<A> {
       return slot;
     }
 
-    private int constantSlot(Operand slot) {
-      for (int k = 0; k < 3; k++) {
-        if (slots[k] == slot) {
-          return k;
-        }
-      }
-      return 0;
-    }
-
     private void structural(Expr e, Operand in, A target) {
       int m = e.a().layout().size();
       A a = array(in);
@@ -273,11 +300,7 @@ final class BlockRunner<A> {
           }
         }
         case PIXELS -> {
-          if (a instanceof double[] d) {
-            e.map().apply(d, ao, (double[]) target, 0, (double[]) scratch1, (double[]) scratch2);
-          } else {
-            e.map().apply((float[]) a, ao, (float[]) target, 0, (float[]) scratch1, (float[]) scratch2);
-          }
+          e.map().apply(ops, a, ao, target, 0);
         }
         case REDUCE -> {
           double s = 0;

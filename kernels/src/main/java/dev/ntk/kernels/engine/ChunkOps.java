@@ -56,6 +56,12 @@ interface ChunkOps<A> {
   /** {@code out[oo + k] = a[..] * b[..] + c[..]} with one rounding, the operands masked as in {@link #apply}. */
   void fma(A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo, int length);
 
+  /**
+   * {@code y[yo + t] += w * x[xo + t * step]} for {@code t < length}: one run of a pixel map's
+   * multiply-adds ({@link PixelMap}).
+   */
+  void axpy(double w, A x, int xo, int step, A y, int yo, int length);
+
   /** The mask of an operand that varies over the chunk. */
   int ALL = -1;
   /** The mask of an operand broadcast from a short buffer of equal values. */

@@ -235,208 +235,148 @@ public final class PixelMap {
   }
 
   /**
-   * One axis's pass over a block, with every offset decided: the block is viewed as {@code [outer]
-   * [axis p][middle][axis q][inner]} ({@code FULL}) or {@code [outer][axis p][inner]} ({@code
-   * DIAG}), and term {@code t} adds {@code w[t] * in[a inA + b inB + src[t] + c]} to {@code
-   * out[a outA + b outB + dst[t] + c]}.
+   * The map compiled to offsets into whole blocks: the leading axes as lists of terms {@code
+   * (destination offset, source offset, weight)} sorted by destination, the last axis as strided
+   * runs over its last pixel index (stride 1 in both blocks). Applying it nests the leading
+   * axes' terms and ends each combination with the last axis's runs, so every output entry is
+   * written while its row of the destination is in cache: one pass over the block instead of one
+   * per axis.
    */
-  private record Step(int outer, int middle, int inner, int inA, int inB, int outA, int outB, int[] src,
-      int[] dst, double[] w, int outSize, int[] count, int[] inStep) {}
+  private record Compiled(int[][] dst, int[][] src, double[][] w, int[] runDst, int[] runSrc, int[] runCount,
+      int[] runStep, double[] runW, int outSize) {}
 
-  private Step[] steps() {
-    Step[] s = steps;
-    if (s == null) {
-      s = new Step[axes.length];
-      boolean full = input.kind() == Layout.Kind.FULL;
-      int d = axes.length;
-      int[] dims = dims(input);
-      for (int k = 0; k < d; k++) {
-        int[] nd = dims.clone();
-        nd[k] = output.grid()[k];
-        if (full) {
-          nd[d + k] = output.grid()[k];
-        }
-        int outer = product(Arrays.copyOfRange(dims, 0, k));
-        int middle = full ? product(Arrays.copyOfRange(dims, k + 1, d + k)) : 1;
-        int inner = product(Arrays.copyOfRange(dims, full ? d + k + 1 : k + 1, dims.length));
-        int nIn = dims[k];
-        int nOut = nd[k];
-        Axis ax = axes[k];
-        // Runs: consecutive terms whose output moves one pixel (of the last index) and whose input
-        // moves by a constant step, with one weight, become one strided multiply-add.
-        List<int[]> runs = new ArrayList<>();
-        List<Double> weights = new ArrayList<>();
-        int n = ax.weight().length;
-        for (int t = 0; t < n; ) {
-          int len = 1;
-          int step = 0;
-          while (t + len < n && ax.weight()[t + len] == ax.weight()[t]
-              && ax.outIndex()[t + len] == ax.outIndex()[t] + len
-              && sameRow(ax.outIndex()[t], ax.outIndex()[t + len], nOut, full)
-              && sameRow(ax.inIndex()[t], ax.inIndex()[t + len], nIn, full)) {
-            int st = ax.inIndex()[t + len] - ax.inIndex()[t + len - 1];
-            if (len == 1) {
-              step = st;
-            } else if (st != step) {
-              break;
-            }
-            len++;
-          }
-          runs.add(new int[] {offset(ax.inIndex()[t], nIn, middle, inner, full),
-              offset(ax.outIndex()[t], nOut, middle, inner, full), len, step});
-          weights.add(ax.weight()[t]);
-          t += len;
-        }
-        int[] src = new int[runs.size()];
-        int[] dst = new int[runs.size()];
-        int[] count = new int[runs.size()];
-        int[] inStep = new int[runs.size()];
-        double[] w = new double[runs.size()];
-        for (int r = 0; r < src.length; r++) {
-          src[r] = runs.get(r)[0];
-          dst[r] = runs.get(r)[1];
-          count[r] = runs.get(r)[2];
-          inStep[r] = runs.get(r)[3] * inner;
-          w[r] = weights.get(r);
-        }
-        int qIn = full ? nIn : 1;
-        int qOut = full ? nOut : 1;
-        s[k] = new Step(outer, middle, inner, nIn * middle * qIn * inner, qIn * inner,
-            nOut * middle * qOut * inner, qOut * inner, src, dst, w, product(nd), count, inStep);
-        dims = nd;
-      }
-      steps = s;
+  private volatile Compiled compiled;
+
+  private Compiled compiled() {
+    Compiled c = compiled;
+    if (c == null) {
+      c = compile();
+      compiled = c;
     }
-    return s;
+    return c;
   }
 
-  private volatile Step[] steps;
+  private Compiled compile() {
+    boolean full = input.kind() == Layout.Kind.FULL;
+    int d = axes.length;
+    int[] in = input.grid();
+    int[] out = output.grid();
+    int[] inStride = strides(in, full);
+    int[] outStride = strides(out, full);
+    int[][] dst = new int[d][];
+    int[][] src = new int[d][];
+    double[][] w = new double[d][];
+    for (int k = 0; k < d - 1; k++) {
+      Axis ax = axes[k];
+      Integer[] order = new Integer[ax.weight().length];
+      for (int t = 0; t < order.length; t++) {
+        order[t] = t;
+      }
+      Arrays.sort(order, java.util.Comparator.comparingInt(t -> ax.outIndex()[t]));
+      dst[k] = new int[order.length];
+      src[k] = new int[order.length];
+      w[k] = new double[order.length];
+      for (int t = 0; t < order.length; t++) {
+        int o = order[t];
+        dst[k][t] = elementOffset(ax.outIndex()[o], out[k], outStride, k, d, full);
+        src[k][t] = elementOffset(ax.inIndex()[o], in[k], inStride, k, d, full);
+        w[k][t] = ax.weight()[o];
+      }
+    }
+    // The last axis: consecutive terms whose output moves one pixel of the last index and whose
+    // input moves by a constant step, with one weight, become one run.
+    Axis ax = axes[d - 1];
+    int nIn = in[d - 1];
+    int nOut = out[d - 1];
+    List<int[]> runs = new ArrayList<>();
+    List<Double> weights = new ArrayList<>();
+    int n = ax.weight().length;
+    for (int t = 0; t < n; ) {
+      int len = 1;
+      int step = 0;
+      while (t + len < n && ax.weight()[t + len] == ax.weight()[t]
+          && ax.outIndex()[t + len] == ax.outIndex()[t] + len
+          && sameRow(ax.outIndex()[t], ax.outIndex()[t + len], nOut, full)
+          && sameRow(ax.inIndex()[t], ax.inIndex()[t + len], nIn, full)) {
+        int st = ax.inIndex()[t + len] - ax.inIndex()[t + len - 1];
+        if (len == 1) {
+          step = st;
+        } else if (st != step) {
+          break;
+        }
+        len++;
+      }
+      runs.add(new int[] {elementOffset(ax.outIndex()[t], nOut, outStride, d - 1, d, full),
+          elementOffset(ax.inIndex()[t], nIn, inStride, d - 1, d, full), len, step});
+      weights.add(ax.weight()[t]);
+      t += len;
+    }
+    int[] runDst = new int[runs.size()];
+    int[] runSrc = new int[runs.size()];
+    int[] runCount = new int[runs.size()];
+    int[] runStep = new int[runs.size()];
+    double[] runW = new double[runs.size()];
+    for (int r = 0; r < runDst.length; r++) {
+      runDst[r] = runs.get(r)[0];
+      runSrc[r] = runs.get(r)[1];
+      runCount[r] = runs.get(r)[2];
+      runStep[r] = runs.get(r)[3];
+      runW[r] = weights.get(r);
+    }
+    return new Compiled(dst, src, w, runDst, runSrc, runCount, runStep, runW, output.size());
+  }
+
+  /** Row-major strides of a block: {@code [p_1..p_d]}, or {@code [p_1..p_d, q_1..q_d]} when full. */
+  private static int[] strides(int[] grid, boolean full) {
+    int d = grid.length;
+    int[] dims = full ? new int[2 * d] : grid.clone();
+    if (full) {
+      System.arraycopy(grid, 0, dims, 0, d);
+      System.arraycopy(grid, 0, dims, d, d);
+    }
+    int[] st = new int[dims.length];
+    int acc = 1;
+    for (int k = dims.length - 1; k >= 0; k--) {
+      st[k] = acc;
+      acc = Math.multiplyExact(acc, dims[k]);
+    }
+    return st;
+  }
+
+  /** The element offset of axis {@code k}'s index (a pixel, or a pair {@code p * n + q}). */
+  private static int elementOffset(int index, int n, int[] stride, int k, int d, boolean full) {
+    return full ? (index / n) * stride[k] + (index % n) * stride[d + k] : index * stride[k];
+  }
 
   /** Whether two indices of one axis group share the first pixel (always, for per-pixel blocks). */
   private static boolean sameRow(int a, int b, int n, boolean full) {
     return !full || a / n == b / n;
   }
 
-  private static int offset(int index, int n, int middle, int inner, boolean full) {
-    if (!full) {
-      return index * inner;
-    }
-    return (index / n) * middle * n * inner + (index % n) * inner;
+  /** Applies the map to the block at {@code in[io]}, writing the block at {@code out[oo]}. */
+  <A> void apply(ChunkOps<A> ops, A in, int io, A out, int oo) {
+    Compiled c = compiled();
+    ops.fill(out, oo, c.outSize(), 0.0);
+    apply(ops, c, 0, in, io, out, oo, 1.0);
   }
 
-  /** The largest intermediate block while applying the axes one by one. */
-  int scratchSize() {
-    int max = 0;
-    for (Step s : steps()) {
-      max = Math.max(max, s.outSize());
-    }
-    return max;
-  }
-
-  private int[] dims(Layout l) {
-    int[] g = l.grid();
-    if (l.kind() == Layout.Kind.DIAG) {
-      return g;
-    }
-    int[] d = Arrays.copyOf(g, 2 * g.length);
-    System.arraycopy(g, 0, d, g.length, g.length);
-    return d;
-  }
-
-  private static int product(int[] dims) {
-    int p = 1;
-    for (int d : dims) {
-      p = Math.multiplyExact(p, d);
-    }
-    return p;
-  }
-
-  /**
-   * Applies the map to the block at {@code in[io]} into {@code out[oo]}, with two scratch arrays
-   * of at least {@link #scratchSize()} entries.
-   */
-  void apply(double[] in, int io, double[] out, int oo, double[] s1, double[] s2) {
-    Step[] st = steps();
-    double[] from = in;
-    int fo = io;
-    for (int k = 0; k < st.length; k++) {
-      Step s = st[k];
-      boolean last = k == st.length - 1;
-      double[] to = last ? out : (from == s1 ? s2 : s1);
-      int t0 = last ? oo : 0;
-      Arrays.fill(to, t0, t0 + s.outSize(), 0.0);
-      int inner = s.inner();
-      for (int a = 0; a < s.outer(); a++) {
-        for (int b = 0; b < s.middle(); b++) {
-          int ib = fo + a * s.inA() + b * s.inB();
-          int ob = t0 + a * s.outA() + b * s.outB();
-          for (int t = 0; t < s.w().length; t++) {
-            double w = s.w()[t];
-            int i = ib + s.src()[t];
-            int o = ob + s.dst()[t];
-            int count = s.count()[t];
-            int step = s.inStep()[t];
-            if (step == inner) {
-              // A contiguous run: one multiply-add over count * inner entries.
-              int len = count * inner;
-              for (int c = 0; c < len; c++) {
-                to[o + c] += w * from[i + c];
-              }
-            } else {
-              for (int r = 0; r < count; r++, i += step, o += inner) {
-                for (int c = 0; c < inner; c++) {
-                  to[o + c] += w * from[i + c];
-                }
-              }
-            }
-          }
-        }
+  private static <A> void apply(ChunkOps<A> ops, Compiled c, int k, A in, int io, A out, int oo, double weight) {
+    if (k == c.dst().length - 1) {
+      int[] runDst = c.runDst();
+      int[] runSrc = c.runSrc();
+      int[] runCount = c.runCount();
+      int[] runStep = c.runStep();
+      double[] runW = c.runW();
+      for (int r = 0; r < runDst.length; r++) {
+        ops.axpy(weight * runW[r], in, io + runSrc[r], runStep[r], out, oo + runDst[r], runCount[r]);
       }
-      from = to;
-      fo = t0;
+      return;
     }
-  }
-
-  /** {@link #apply(double[], int, double[], int, double[], double[])} in float32. */
-  void apply(float[] in, int io, float[] out, int oo, float[] s1, float[] s2) {
-    Step[] st = steps();
-    float[] from = in;
-    int fo = io;
-    for (int k = 0; k < st.length; k++) {
-      Step s = st[k];
-      boolean last = k == st.length - 1;
-      float[] to = last ? out : (from == s1 ? s2 : s1);
-      int t0 = last ? oo : 0;
-      Arrays.fill(to, t0, t0 + s.outSize(), 0f);
-      int inner = s.inner();
-      for (int a = 0; a < s.outer(); a++) {
-        for (int b = 0; b < s.middle(); b++) {
-          int ib = fo + a * s.inA() + b * s.inB();
-          int ob = t0 + a * s.outA() + b * s.outB();
-          for (int t = 0; t < s.w().length; t++) {
-            float w = (float) s.w()[t];
-            int i = ib + s.src()[t];
-            int o = ob + s.dst()[t];
-            int count = s.count()[t];
-            int step = s.inStep()[t];
-            if (step == inner) {
-              // A contiguous run: one multiply-add over count * inner entries.
-              int len = count * inner;
-              for (int c = 0; c < len; c++) {
-                to[o + c] += w * from[i + c];
-              }
-            } else {
-              for (int r = 0; r < count; r++, i += step, o += inner) {
-                for (int c = 0; c < inner; c++) {
-                  to[o + c] += w * from[i + c];
-                }
-              }
-            }
-          }
-        }
-      }
-      from = to;
-      fo = t0;
+    int[] dst = c.dst()[k];
+    int[] src = c.src()[k];
+    double[] ws = c.w()[k];
+    for (int t = 0; t < dst.length; t++) {
+      apply(ops, c, k + 1, in, io + src[t], out, oo + dst[t], weight * ws[t]);
     }
   }
 

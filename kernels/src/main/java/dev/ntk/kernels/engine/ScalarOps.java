@@ -91,6 +91,13 @@ final class ScalarOps {
     }
 
     @Override
+    public void axpy(double w, double[] x, int xo, int step, double[] y, int yo, int length) {
+      for (int t = 0; t < length; t++) {
+        y[yo + t] += w * x[xo + t * step];
+      }
+    }
+
+    @Override
     public double[] fromDoubles(double[] values) {
       return values.clone();
     }
@@ -180,6 +187,14 @@ final class ScalarOps {
     public void fma(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm, float[] out,
         int oo, int length) {
       fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, 0, length);
+    }
+
+    @Override
+    public void axpy(double w, float[] x, int xo, int step, float[] y, int yo, int length) {
+      float wf = (float) w;
+      for (int t = 0; t < length; t++) {
+        y[yo + t] += wf * x[xo + t * step];
+      }
     }
 
     @Override

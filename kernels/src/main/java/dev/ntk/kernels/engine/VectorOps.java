@@ -2,6 +2,7 @@ package dev.ntk.kernels.engine;
 
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -20,6 +21,23 @@ final class VectorOps {
 
   private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+  /** {@code TAIL_F[t]}: the last {@code t} lanes of a vector. */
+  private static final VectorMask<Float>[] TAIL_F = tails(F);
+  private static final VectorMask<Double>[] TAIL_D = tails(D);
+
+  @SuppressWarnings("unchecked")
+  private static <E> VectorMask<E>[] tails(VectorSpecies<E> species) {
+    int n = species.length();
+    VectorMask<E>[] masks = new VectorMask[n];
+    for (int t = 0; t < n; t++) {
+      boolean[] lanes = new boolean[n];
+      for (int k = n - t; k < n; k++) {
+        lanes[k] = true;
+      }
+      masks[t] = VectorMask.fromArray(species, lanes, 0);
+    }
+    return masks;
+  }
 
   /** The SIMD arithmetic over the scalar implementation's allocation and copies. */
   private abstract static class Simd<A> implements ChunkOps<A> {
@@ -114,6 +132,25 @@ final class VectorOps {
       }
       ScalarOps.fma64(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
     }
+
+    @Override
+    public void axpy(double w, double[] x, int xo, int step, double[] y, int yo, int length) {
+      int body = step == 1 ? D.loopBound(length) : 0;
+      DoubleVector wv = DoubleVector.broadcast(D, w);
+      for (int t = 0; t < body; t += D.length()) {
+        DoubleVector.fromArray(D, x, xo + t).fma(wv, DoubleVector.fromArray(D, y, yo + t)).intoArray(y, yo + t);
+      }
+      if (step == 1 && body < length && length >= D.length()) {
+        int at = length - D.length();
+        DoubleVector old = DoubleVector.fromArray(D, y, yo + at);
+        DoubleVector.fromArray(D, x, xo + at).fma(wv, old).blend(old, TAIL_D[length - body].not())
+            .intoArray(y, yo + at);
+        return;
+      }
+      for (int t = body; t < length; t++) {
+        y[yo + t] = Math.fma(w, x[xo + t * step], y[yo + t]);
+      }
+    }
   };
 
   static final ChunkOps<float[]> FLOAT32 = new Simd<>(ScalarOps.FLOAT32) {
@@ -144,6 +181,28 @@ final class VectorOps {
             .intoArray(out, oo + k);
       }
       ScalarOps.fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
+    }
+
+    @Override
+    public void axpy(double w, float[] x, int xo, int step, float[] y, int yo, int length) {
+      int body = step == 1 ? F.loopBound(length) : 0;
+      float wf = (float) w;
+      FloatVector wv = FloatVector.broadcast(F, wf);
+      for (int t = 0; t < body; t += F.length()) {
+        FloatVector.fromArray(F, x, xo + t).fma(wv, FloatVector.fromArray(F, y, yo + t)).intoArray(y, yo + t);
+      }
+      if (step == 1 && body < length && length >= F.length()) {
+        // The rest of a run (a run at a padded edge is one short): the last whole vector of the
+        // run, blended so that only the entries not yet done change.
+        int at = length - F.length();
+        FloatVector old = FloatVector.fromArray(F, y, yo + at);
+        FloatVector.fromArray(F, x, xo + at).fma(wv, old).blend(old, TAIL_F[length - body].not())
+            .intoArray(y, yo + at);
+        return;
+      }
+      for (int t = body; t < length; t++) {
+        y[yo + t] = Math.fma(wf, x[xo + t * step], y[yo + t]);
+      }
     }
   };
 
