@@ -36,6 +36,12 @@ public class Convolutional extends Elementwise {
       Argument.optionalIntegers("strides"), Argument.choice("padding", "VALID", "SAME", "CIRCULAR"),
       Argument.number("W_std", 1.0), Argument.optionalNumber("b_std"),
       Argument.choice("parameterization", "ntk", "standard"));
+  public static final LayerType CONV_TRANSPOSE = LayerType.of("ConvTranspose",
+      "a transposed convolution over the spatial axes", ConvTranspose::new,
+      Argument.positiveInteger("out_chan", 1), Argument.requiredIntegers("filter_shape"),
+      Argument.optionalIntegers("strides"), Argument.choice("padding", "VALID", "SAME", "CIRCULAR"),
+      Argument.number("W_std", 1.0), Argument.optionalNumber("b_std"),
+      Argument.choice("parameterization", "ntk", "standard"));
   public static final LayerType AVG_POOL = LayerType.of("AvgPool", "the average over a sliding window",
       a -> new Pool(a, true), Argument.requiredIntegers("window_shape"), Argument.optionalIntegers("strides"),
       Argument.choice("padding", "VALID", "SAME", "CIRCULAR"), Argument.bool("normalize_edges", false));
@@ -60,6 +66,12 @@ public class Convolutional extends Elementwise {
   public static Layer conv(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd,
       Linear.Parameterization parameterization) {
     return CONV.create(outChan, filterShape, strides, padding, wStd, bStd, parameterization.key());
+  }
+
+  /** A transposed convolution in NTK parameterization; {@code strides == null} means all 1. */
+  public static Layer convTranspose(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
+      Double bStd) {
+    return CONV_TRANSPOSE.create(outChan, filterShape, strides, padding, wStd, bStd);
   }
 
   /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
@@ -162,9 +174,9 @@ public class Convolutional extends Elementwise {
    * nngp' + W_std^2 A(ntk)}. Standard parameterization: {@code ntk' = fan_in A(nngp) + W_std^2
    * A(ntk) (+ 1 with a bias)}, {@code fan_in = in_channels * prod(filter_shape)}.
    */
-  public static final class Conv extends SingleInputLayer {
-    private final int outChan;
-    private final Geometry geometry;
+  public static class Conv extends SingleInputLayer {
+    final int outChan;
+    final Geometry geometry;
     private final double wStd;
     private final Double bStd;
     private final Linear.Parameterization parameterization;
@@ -179,8 +191,14 @@ public class Convolutional extends Elementwise {
           args.choice("parameterization").toUpperCase(Locale.ROOT));
     }
 
-    private List<PixelMap.Window> windows(Spec input, String path) {
+    /** The filter's windows over the input's axes (for a transposed convolution, its dilated input). */
+    List<PixelMap.Window> windows(Spec input, String path) {
       return geometry.windows(input, path, name(), "filter_shape");
+    }
+
+    /** The finite layer's convolution, without scaling or bias. */
+    NDArray convolve(NDArray x, NDArray w) {
+      return FiniteConv.conv(x, w, geometry.strides(), geometry.padding());
     }
 
     @Override
@@ -216,7 +234,7 @@ public class Convolutional extends Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      NDArray z = FiniteConv.conv(x, w, geometry.strides(), geometry.padding());
+      NDArray z = convolve(x, w);
       boolean hasBias = params.arrays().size() > 1;
       if (parameterization == Linear.Parameterization.NTK) {
         long fanIn = w.getShape().size() / outChan;
@@ -240,6 +258,55 @@ public class Convolutional extends Elementwise {
         ntk = a.nngp().times(fanIn(context.input(0))).plus(a.ntk().times(w2)).plus(bStd == null ? 0 : 1);
       }
       return new KernelExpr(nngp, ntk, a.var1().times(w2).plus(b2), a.var2().times(w2).plus(b2));
+    }
+  }
+
+  /**
+   * A transposed convolution, as neural-tangents' {@code ConvTranspose} ({@link FiniteConv}): the
+   * input dilated by the strides, padded, and convolved with stride 1. Its rule is {@link Conv}'s
+   * on that dilated input, whose covariance is the input's at the real pixels and zero between
+   * them; {@code fan_in = in_channels * prod(filter_shape)}. {@code CIRCULAR} padding is not
+   * supported.
+   */
+  public static final class ConvTranspose extends Conv {
+    ConvTranspose(LayerType.Arguments args) {
+      super(args);
+      if (geometry.padding() == FiniteConv.Padding.CIRCULAR) {
+        throw new IllegalArgumentException("ConvTranspose with CIRCULAR padding is not supported yet; "
+            + "use VALID or SAME");
+      }
+    }
+
+    @Override
+    List<PixelMap.Window> windows(Spec input, String path) {
+      Shape s = input.shape();
+      int spatial = s.dimension() - 1;
+      int[] filter = geometry.window();
+      if (spatial < 1) {
+        throw new ModelException(path, name() + " takes images (N, spatial..., C), but its input has "
+            + "per-example shape " + s + " (no spatial axis)");
+      }
+      if (filter.length != spatial) {
+        throw new ModelException(path, "filter_shape " + Arrays.toString(filter) + " has " + filter.length
+            + " entries but the input has " + spatial + " spatial axes (per-example shape " + s + ")");
+      }
+      int[] in = new int[spatial];
+      for (int k = 0; k < spatial; k++) {
+        in[k] = Math.toIntExact(s.get(k));
+      }
+      int[] out = FiniteConv.transposeOutputShape(in, filter, geometry.strides(), geometry.padding());
+      List<PixelMap.Window> windows = new ArrayList<>();
+      for (int k = 0; k < spatial; k++) {
+        int st = geometry.strides()[k];
+        windows.add(new PixelMap.Window(in[k], filter[k], 1,
+            FiniteConv.transposePadLow(filter[k], st, geometry.padding()), out[k], false, st));
+      }
+      return windows;
+    }
+
+    @Override
+    NDArray convolve(NDArray x, NDArray w) {
+      return FiniteConv.convTranspose(x, w, geometry.strides(), geometry.padding());
     }
   }
 

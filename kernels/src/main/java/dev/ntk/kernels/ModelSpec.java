@@ -28,7 +28,7 @@ public final class ModelSpec {
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
   private static final Set<String> FORMAT = Set.of(
-      "ConvTranspose", "Dropout",
+      "Dropout",
       "LayerNorm", "GlobalSelfAttention", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf", "Elementwise");
 
   private ModelSpec() {}

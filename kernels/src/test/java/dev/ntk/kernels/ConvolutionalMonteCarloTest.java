@@ -52,6 +52,10 @@ class ConvolutionalMonteCarloTest {
             Stax.conv(w, a(2, 2, 2), null, "VALID", 1.4, 0.1), Stax.relu(),
             Stax.avgPool(a(1, 2, 2), null, "SAME"), Stax.conv(w, a(2, 1, 2), null, "SAME", 1.2, null),
             Stax.abs(), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("transposed convolutions, SAME and VALID, strided", new long[] {3, 3, 2}, Stax.serial(
+            Stax.convTranspose(w, a(3, 2), a(2, 1), "SAME", 1.4, 0.1), Stax.relu(),
+            Stax.convTranspose(w, a(2, 2), a(1, 2), "VALID", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool(),
+            Stax.dense(w, 1.0, null))),
         Arguments.of("residual block, sum pool, standard parameterization", new long[] {4, 4, 2}, Stax.serial(
             Stax.conv(w, a(3, 3), null, "SAME", 1.2, 0.1, Linear.Parameterization.STANDARD), Stax.fanOut(2),
             Stax.parallel(Stax.serial(Stax.relu(),

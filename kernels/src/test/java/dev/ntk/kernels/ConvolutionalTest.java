@@ -60,6 +60,10 @@ class ConvolutionalTest {
         Stax.conv(4, a(2, 2, 2), null, "SAME", 1.3, 0.1, Linear.Parameterization.STANDARD), Stax.erf(),
         Stax.sumPool(a(2, 1, 2), a(2, 1, 1), "VALID"), Stax.globalSumPool(),
         Stax.dense(1, 1.0, 0.1, Linear.Parameterization.STANDARD)), new long[] {4, 3, 3, 2}});
+    m.put("transposed convolutions", new Object[] {Stax.serial(
+        Stax.convTranspose(8, a(3, 2), a(2, 2), "SAME", 1.3, 0.1), Stax.relu(),
+        Stax.convTranspose(8, a(2, 3), a(1, 2), "VALID", 1.2, null), Stax.erf(), Stax.globalAvgPool(),
+        Stax.dense(1)), new long[] {3, 4, 2}});
     m.put("residual block", new Object[] {Stax.serial(
         Stax.conv(8, a(3, 3), null, "SAME", 1.0, 0.1), Stax.fanOut(2),
         Stax.parallel(Stax.serial(Stax.relu(), Stax.conv(8, a(3, 3), null, "SAME", 1.2, 0.0)),
@@ -126,6 +130,9 @@ class ConvolutionalTest {
       "{\"Conv\": {\"filter_shape\": [2], \"padding\": \"CIRCULAR\"}}|3|4.666666666666667",
       // VALID, filter 2, stride 2 over 4 pixels: (1+4)/2, (9+16)/2
       "{\"Conv\": {\"filter_shape\": [2], \"strides\": [2], \"padding\": \"VALID\", \"W_std\": 2, \"b_std\": 1}}|4|31",
+      // ConvTranspose, filter 2, stride 2, VALID: dilated (1, 0, 2, 0, 3) padded by 1 each side,
+      // averages over 2 of (0,1), (1,0), (0,4), (4,0), (0,9), (9,0): mean of (.5, .5, 2, 2, 4.5, 4.5)
+      "{\"ConvTranspose\": {\"filter_shape\": [2], \"strides\": [2], \"padding\": \"VALID\"}}|3|2.3333333333333335",
       // SumPool 2, stride 2: (1+2)^2, (3+4)^2
       "{\"SumPool\": {\"window_shape\": [2], \"strides\": [2]}}|4|29",
       // AvgPool 3 SAME: (1+2)/3, 2, (2+3)/3 squared

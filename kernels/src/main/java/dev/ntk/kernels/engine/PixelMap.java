@@ -16,13 +16,21 @@ import java.util.List;
  * the {@code tensorflow} backend as one dense matrix product per axis ({@link #dense}).
  */
 public final class PixelMap {
-  /** One axis of a window sliding over a grid, with the output size and padding already decided. */
-  public record Window(int in, int size, int stride, int padLow, int out, boolean circular) {
+  /**
+   * One axis of a window sliding over a grid, with the output size and padding already decided;
+   * the input may be dilated (a transposed convolution: {@code dilation - 1} zeros between
+   * neighbouring pixels).
+   */
+  public record Window(int in, int size, int stride, int padLow, int out, boolean circular, int dilation) {
     public Window {
-      if (in <= 0 || size <= 0 || stride <= 0 || out <= 0) {
+      if (in <= 0 || size <= 0 || stride <= 0 || out <= 0 || dilation <= 0) {
         throw new IllegalArgumentException("a window " + size + " with stride " + stride + " over "
             + in + " pixels giving " + out);
       }
+    }
+
+    public Window(int in, int size, int stride, int padLow, int out, boolean circular) {
+      this(in, size, stride, padLow, out, circular, 1);
     }
 
     /** The input pixel under offset {@code a} of output position {@code o}, or -1 in the zero padding. */
@@ -30,6 +38,12 @@ public final class PixelMap {
       int p = o * stride + a - padLow;
       if (circular) {
         return Math.floorMod(p, in);
+      }
+      if (dilation > 1) {
+        if (p < 0 || p % dilation != 0) {
+          return -1;
+        }
+        p /= dilation;
       }
       return p < 0 || p >= in ? -1 : p;
     }
