@@ -143,6 +143,37 @@ public final class Plan {
     return schedule;
   }
 
+  /**
+   * An estimate of the memory one tile of {@code rows x cols} takes while it is computed, in bytes
+   * of {@code dtypeBytes} each: the tile's outputs, and on the {@code cpu} backend the per-input
+   * values kept for the tile and one worker's registers (pixel-pair blocks are computed pair by
+   * pair, so a tile of a pooling network costs little more than its outputs); on the {@code
+   * tensorflow} backend every live value holds the whole tile's blocks at once.
+   */
+  public long tileBytes(int rows, int cols, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
+    long pairs = (long) rows * cols;
+    long outputs = pairs * schedule.outputs().size();
+    long block = Math.max(1, schedule.inputLayout(NNGP).size());
+    long values;
+    if (backend == dev.ntk.kernels.engine.Backend.TENSORFLOW) {
+      values = outputs + pairs * block * (schedule.inputs().size() + Math.max(4, schedule.registerCount()));
+    } else if (schedule.blocks()) {
+      values = outputs + (long) (rows + cols) * block * 4 + schedule.blockWorkingSet();
+    } else {
+      values = 2 * outputs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
+    }
+    return values * dtypeBytes;
+  }
+
+  /** The largest square tile, at most {@code rows} rows, whose {@link #tileBytes} fit {@code budget}. */
+  public int largestTile(int rows, long budget, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
+    int r = Math.max(1, rows);
+    while (r > 1 && tileBytes(r, r, dtypeBytes, backend) > budget) {
+      r = Math.max(1, r * 3 / 4);
+    }
+    return r;
+  }
+
   /** Whether this plan computes {@code get}. */
   public boolean computes(Get get) {
     return requirements.gets().contains(get);

@@ -4,6 +4,7 @@ import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelException;
 import dev.ntk.kernels.engine.Backend;
@@ -269,18 +270,36 @@ public final class Ntk implements Runnable {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
     Path out;
 
+    @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
+        description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
+            + "--tile is reduced until a tile fits.")
+    long maxTileBytes;
+
     @Override
     public Integer call() throws IOException {
       options.check();
-      KernelInputs.Inputs x = inputs.read(InputChecks.model(inputs.model));
+      if (maxTileBytes < 1) {
+        throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
+      }
+      Layer layer = InputChecks.model(inputs.model);
+      KernelInputs.Inputs x = inputs.read(layer);
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
+      long[] shape = x.x1().shape();
+      Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(java.util.Arrays.copyOfRange(shape, 1,
+          shape.length)), java.util.EnumSet.copyOf(kernels));
+      int tile = plan.largestTile(options.tile, maxTileBytes, options.dtype.bytes(),
+          options.backend.resolve());
+      if (tile < options.tile) {
+        spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
+            options.tile, maxTileBytes);
+      }
       long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
       PipelineOptions pipelineOptions = options.pipelineOptions();
       List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
       List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
       JobReport report;
       try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
-        KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, options.tile,
+        KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, tile,
             options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("kernel", stale, results,
             staging -> job.run(pipelineOptions, staging, progress));

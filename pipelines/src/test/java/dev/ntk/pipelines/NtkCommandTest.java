@@ -20,6 +20,8 @@ import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** The command line: exit codes, messages and outputs, for good and bad inputs. */
 class NtkCommandTest {
@@ -93,6 +95,60 @@ class NtkCommandTest {
     }
     bad(2, "unknown backend \"gpu\": expected auto, cpu or tensorflow",
         "kernel", "--model", model, "--x1", x, "--backend", "gpu", "--out", out);
+  }
+
+  /**
+   * The paper's convolutional networks from their files in {@code examples/}, through the command
+   * line on the DirectRunner in tiles of one row, against the in-process kernel of the same file.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"cnn21/flatten.json,32", "cnn21/gap.json,32", "myrtle5/model.json,32", "wideresnet/model.json,8"})
+  void convolutionalExamplesThroughTheCommandLine(String file, int size) throws IOException {
+    Path example = Path.of("..", "examples").resolve(file);
+    Path images = images("images.npy", 2, size, 5);
+    Result r = ntk("kernel", "--model", example, "--x1", images, "--tile", 1, "--dtype", "float32", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertTrue(r.out().contains("3 tiles computed"), r.out());
+    try (ai.djl.ndarray.NDManager m = dev.ntk.kernels.Tensors.newManager()) {
+      NpyArray x1 = Npy.read(images);
+      dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.read(example).kernelFn().apply(
+          dev.ntk.kernels.Tensors.create(m, x1.data(), new ai.djl.ndarray.types.Shape(x1.shape()),
+              ai.djl.ndarray.types.DataType.FLOAT32));
+      for (String g : List.of("nngp", "ntk")) {
+        double[] want = dev.ntk.kernels.Tensors.toDoubles(g.equals("nngp") ? k.nngp() : k.ntk());
+        double[] got = Npy.read(out.resolve(g + ".npy")).data();
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-5 * Math.abs(want[i]), file + " " + g + "[" + i + "]");
+        }
+      }
+    }
+  }
+
+  /** A convolutional model on Flink (embedded, parallelism 2) against golden kernels of an independent implementation. */
+  @Test
+  void convolutionalKernelOnFlinkMatchesTheGoldenKernels() throws IOException {
+    Path golden = Path.of("..", "transforms", "src", "test", "resources", "golden", "cnn2d_circular_avgpool_gap");
+    Result r = ntk("kernel", "--model", golden.resolve("model.json"), "--x1", golden.resolve("x1.npy"), "--x2",
+        golden.resolve("x2.npy"), "--tile", 2, "--runner", "FlinkRunner", "--parallelism", 2, "--out", out);
+    assertEquals(0, r.status(), r.err());
+    for (String g : List.of("nngp", "ntk")) {
+      double[] want = Npy.read(golden.resolve(g + ".npy")).data();
+      double[] got = Npy.read(out.resolve(g + ".npy")).data();
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), g + "[" + i + "]");
+      }
+    }
+  }
+
+  private Path images(String name, int n, int size, long seed) throws IOException {
+    java.util.Random r = new java.util.Random(seed);
+    double[] v = new double[n * size * size * 3];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    Path file = dir.resolve(name);
+    Npy.write(file, new NpyArray(new long[] {n, size, size, 3}, NpyDType.FLOAT32, v));
+    return file;
   }
 
   @Test

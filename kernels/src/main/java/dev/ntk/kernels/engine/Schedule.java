@@ -313,6 +313,15 @@ public final class Schedule {
     return blockSizes[pass];
   }
 
+  /** The entries of one worker's registers over the three block passes. */
+  public long blockWorkingSet() {
+    long n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+      n += (long) blockRegisterCounts[pass] * blockSizes[pass];
+    }
+    return n;
+  }
+
   /** Whether the per-input value {@code e} is kept for every input, for the pair pass or as an output. */
   boolean exported(Expr e) {
     return exported.contains(e);
