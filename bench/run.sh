@@ -543,10 +543,15 @@ report() {
 mkdir -p "$(dirname "$RESULTS")"
 {
   report
-  # bench/predict.sh's section (between its markers) is kept as it was.
-  if [[ -f $RESULTS ]] && grep -q '<!-- predict:begin -->' "$RESULTS"; then
-    echo
-    sed -n '/<!-- predict:begin -->/,/<!-- predict:end -->/p' "$RESULTS"
+  # The sections of the other scripts (bench/predict.sh, bench/cnn.sh, ...), each between its
+  # <!-- name:begin --> and <!-- name:end --> markers, are kept as they were.
+  if [[ -f $RESULTS ]]; then
+    python3 - "$RESULTS" <<'PY'
+import re, sys
+for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", open(sys.argv[1]).read(), flags=re.S):
+    print()
+    print(m.group(0))
+PY
   fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"

@@ -158,7 +158,8 @@ public final class Plan {
     if (backend == dev.ntk.kernels.engine.Backend.TENSORFLOW) {
       values = outputs + pairs * block * (schedule.inputs().size() + Math.max(4, schedule.registerCount()));
     } else if (schedule.blocks()) {
-      values = outputs + (long) (rows + cols) * block * 4 + schedule.blockWorkingSet();
+      values = outputs + rows * schedule.exportedEntries(0) + cols * schedule.exportedEntries(1)
+          + schedule.blockWorkingSet();
     } else {
       values = 2 * outputs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
     }

@@ -85,6 +85,10 @@ public record Layout(Kind kind, int[] grid) {
 
   @Override
   public String toString() {
-    return kind == Kind.SCALAR ? "scalar" : kind.name().toLowerCase(java.util.Locale.ROOT) + Arrays.toString(grid);
+    StringBuilder b = new StringBuilder(kind.name().toLowerCase(java.util.Locale.ROOT));
+    for (int k = 0; k < grid.length; k++) {
+      b.append(k == 0 ? "[" : "x").append(grid[k]);
+    }
+    return kind == Kind.SCALAR ? "scalar" : b.append(']').toString();
   }
 }

@@ -225,6 +225,15 @@ public final class PixelMap {
     return output;
   }
 
+  /** Multiply-adds per block: the product of the axes' term counts. */
+  public long multiplyAdds() {
+    long n = 1;
+    for (Axis a : axes) {
+      n *= a.weight().length;
+    }
+    return n;
+  }
+
   /** The number of spatial axes. */
   public int rank() {
     return axes.length;

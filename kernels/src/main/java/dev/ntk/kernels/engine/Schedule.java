@@ -313,6 +313,52 @@ public final class Schedule {
     return blockSizes[pass];
   }
 
+  /**
+   * The work of block pass {@code pass} per item: {@code {flops, bytes}}, counting an entry-wise
+   * operation as one flop per entry ({@code fma} two; {@code atan2} and {@code sqrt} one each), a
+   * pixel map as two per multiply-add, and as bytes the operands read and the result written per
+   * step (what a step-by-step evaluation moves; chunk fusion keeps some of it in cache).
+   */
+  public long[] blockWork(int pass, int dtypeBytes) {
+    long flops = 0;
+    long bytes = 0;
+    for (Expr e : blockSteps(pass)) {
+      long m = e.layout().size();
+      switch (e.op()) {
+        case PIXELS -> {
+          flops += 2 * e.map().multiplyAdds();
+          bytes += (long) (e.map().input().size() + m) * dtypeBytes;
+        }
+        case REDUCE -> {
+          long in = e.a().layout().size();
+          flops += in;
+          bytes += (in + 1) * dtypeBytes;
+        }
+        case DIAGONAL, SPREAD_ROW, SPREAD_COL -> bytes += (e.a().layout().size() + m) * dtypeBytes;
+        default -> {
+          flops += (e.op() == Expr.Op.FMA ? 2 : 1) * m;
+          long read = 0;
+          for (Expr o : e.operands()) {
+            read += o.isConstant() ? 0 : o.layout().size();
+          }
+          bytes += (read + m) * dtypeBytes;
+        }
+      }
+    }
+    return new long[] {flops, bytes};
+  }
+
+  /** The entries kept per input by block pass {@code pass} (0: per row input, 1: per column input). */
+  public long exportedEntries(int pass) {
+    long n = 0;
+    for (Expr e : blockSteps(pass)) {
+      if (exported.contains(e)) {
+        n += e.layout().size();
+      }
+    }
+    return n;
+  }
+
   /** The entries of one worker's registers over the three block passes. */
   public long blockWorkingSet() {
     long n = 0;

@@ -217,6 +217,11 @@ public final class Bench {
    */
   private static void plan(Map<String, String> o) throws IOException {
     String json = Files.readString(Paths.get(required(o, "model")), StandardCharsets.UTF_8);
+    if (o.containsKey("shape")) {
+      blockPlan(json, Arrays.stream(o.get("shape").split(",")).mapToLong(Long::parseLong).toArray(),
+          Long.parseLong(o.getOrDefault("budget", Long.toString(4L << 30))));
+      return;
+    }
     long d = Long.parseLong(required(o, "d"));
     Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(d), EnumSet.allOf(Get.class));
     Map<Expr.Op, Integer> ops = new TreeMap<>();
@@ -227,6 +232,25 @@ public final class Bench {
         + plan.schedule().tileSteps().size() + " registers=" + plan.schedule().registerCount());
     ops.forEach((op, count) -> line.append(' ').append(op.name().toLowerCase(Locale.ROOT)).append('=').append(count));
     System.out.println(line);
+  }
+
+  /**
+   * The work of a plan on images, per pass of the {@code cpu} backend's block path (per row input,
+   * per column input, per pair), in float32; and the largest square tile within {@code budget}
+   * bytes on each backend.
+   */
+  private static void blockPlan(String json, long[] shape, long budget) {
+    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(shape), EnumSet.allOf(Get.class));
+    var s = plan.schedule();
+    long[] row = s.blockWork(0, 4);
+    long[] col = s.blockWork(1, 4);
+    long[] pair = s.blockWork(2, 4);
+    System.out.printf(Locale.ROOT, "RESULT plan layout=%s diagonal_spatial=%s pair_flops=%d pair_bytes=%d "
+        + "row_flops=%d row_bytes=%d col_flops=%d pair_steps=%d registers=%d largest_tile_cpu=%d "
+        + "largest_tile_tensorflow=%d budget=%d%n",
+        s.inputLayout(Plan.NNGP), plan.requirements().diagonalSpatial(), pair[0], pair[1], row[0], row[1], col[0],
+        s.tileSteps().size(), s.registerCount(), plan.largestTile(1 << 16, budget, 4, Backend.CPU),
+        plan.largestTile(1 << 16, budget, 4, Backend.TENSORFLOW), budget);
   }
 
   private static Shape shapeOf(long[] shape, long rows) {
