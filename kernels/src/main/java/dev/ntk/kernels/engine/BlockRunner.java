@@ -82,6 +82,17 @@ final class BlockRunner<A> {
 
   /** Where a step finds an operand: an array and offset, broadcast if it is one number. */
   private static final class Operand {
+    /** What the operand is bound to once per pass: see {@link Item#bind}. */
+    static final int CONST = 0;
+    static final int REGISTER = 1;
+    static final int ARRAY = 2;
+    static final int BLOCK = 3;
+    int kind = -1;
+    Object base;
+    Expr.Domain domain;
+    int size;
+    boolean scalarInBlock;
+    String name;
     Object array;
     int offset;
     boolean broadcast;
@@ -97,7 +108,7 @@ final class BlockRunner<A> {
     private final Map<Expr, List<String>> outputNames = new IdentityHashMap<>();
     private final java.util.Set<Expr> mine = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
 
-    @SuppressWarnings("unchecked")
+    @SuppressWarnings({"unchecked", "rawtypes"})
     Item(int pass) {
       this.pass = pass;
       this.steps = schedule.blockSteps(pass);
@@ -110,13 +121,30 @@ final class BlockRunner<A> {
       if (pass == 2) {
         schedule.outputs().forEach((name, e) -> outputNames.computeIfAbsent(e, x -> new ArrayList<>()).add(name));
       }
+      int scratch = 1;
+      for (Expr e : steps) {
+        if (e.op() == Expr.Op.PIXELS) {
+          scratch = Math.max(scratch, e.map().scratchSize());
+        }
+      }
+      scratch1 = ops.allocate(scratch);
+      scratch2 = ops.allocate(scratch);
       stepArray = steps.toArray(new Expr[0]);
       targets = new int[stepArray.length];
       operands = new Operand[stepArray.length][3];
       broadcastBuffers = (A[][]) new Object[stepArray.length][3];
       exportArrays = (A[]) new Object[stepArray.length];
+      sizes = new int[stepArray.length];
+      structural = new boolean[stepArray.length];
+      arity = new int[stepArray.length];
+      stepOutputs = new List[stepArray.length];
       for (int k = 0; k < stepArray.length; k++) {
         targets[k] = schedule.blockRegister(pass, stepArray[k]);
+        sizes[k] = stepArray[k].layout().size();
+        structural[k] = stepArray[k].op().structural();
+        List<Expr> args = stepArray[k].operands();
+        arity[k] = args.size();
+        stepOutputs[k] = outputNames.get(stepArray[k]);
         for (int o = 0; o < 3; o++) {
           operands[k][o] = new Operand();
           broadcastBuffers[k][o] = ops.allocate(ChunkOps.BROADCAST_LENGTH);
@@ -125,9 +153,87 @@ final class BlockRunner<A> {
           exportArrays[k] = exports.get(stepArray[k]);
         }
       }
+      for (int k = 0; k < stepArray.length; k++) {
+        List<Expr> args = stepArray[k].operands();
+        for (int o = 0; o < args.size(); o++) {
+          bind(args.get(o), operands[k][o], broadcastBuffers[k][o], sizes[k] > 1 && !structural[k]);
+        }
+      }
     }
 
+    /** Decides once where operand {@code e} of a step is found, for every item of the pass. */
+    private void bind(Expr e, Operand o, A buffer, boolean inBlock) {
+      o.domain = e.domain();
+      o.size = e.layout().size();
+      o.scalarInBlock = inBlock && e.layout().isScalar();
+      if (e.isConstant()) {
+        o.kind = Operand.CONST;
+        ops.fill(buffer, 0, ChunkOps.BROADCAST_LENGTH, e.value());
+        o.base = buffer;
+      } else if (e.op() == Expr.Op.INPUT) {
+        Object in = inputs.get(e.name());
+        o.kind = in instanceof BlockInput<?> ? Operand.BLOCK : Operand.ARRAY;
+        o.base = in;
+        o.name = e.name();
+      } else if (!mine.contains(e) && exports.containsKey(e)) {
+        o.kind = Operand.ARRAY;
+        o.base = exports.get(e);
+      } else {
+        o.kind = Operand.REGISTER;
+        o.base = registers[schedule.blockRegister(pass, e)];
+      }
+    }
+
+    /** The operand bound by {@link #bind} for row input {@code i} and column input {@code j}. */
+    private Operand fast(Operand o, int i, int j) {
+      switch (o.kind) {
+        case Operand.CONST -> {
+          o.array = o.base;
+          o.offset = 0;
+          o.broadcast = true;
+        }
+        case Operand.REGISTER -> {
+          o.array = o.base;
+          o.offset = 0;
+          o.broadcast = false;
+        }
+        case Operand.ARRAY -> {
+          o.array = o.base;
+          o.offset = (o.domain == Expr.Domain.ROW ? i : o.domain == Expr.Domain.COL ? j : i * n2 + j) * o.size;
+          o.broadcast = false;
+        }
+        default -> {
+          o.array = staged(o.name, o.domain, o.size, i, j);
+          o.offset = 0;
+          o.broadcast = false;
+        }
+      }
+      return o;
+    }
+
+    /** The block of input {@code name} for this item, computed once per item ({@link BlockInput}). */
+    private A staged(String name, Expr.Domain domain, int m, int i, int j) {
+      long[] at = stagedAt.computeIfAbsent(name, x -> new long[] {Long.MIN_VALUE, Long.MIN_VALUE});
+      A buffer = staged.computeIfAbsent(name, x -> ops.allocate(m));
+      int bi = domain == Expr.Domain.COL ? -1 : i;
+      int bj = domain == Expr.Domain.ROW ? -1 : j;
+      if (at[0] != bi || at[1] != bj) {
+        @SuppressWarnings("unchecked")
+        BlockInput<A> typed = (BlockInput<A>) inputs.get(name);
+        typed.fill(bi, bj, buffer);
+        at[0] = bi;
+        at[1] = bj;
+      }
+      return buffer;
+    }
+
+    private final A scratch1;
+    private final A scratch2;
     private final Expr[] stepArray;
+    private final int[] sizes;
+    private final boolean[] structural;
+    private final int[] arity;
+    private final List<String>[] stepOutputs;
     private final int[] targets;
     private final Operand[][] operands;
     private final A[][] broadcastBuffers;
@@ -143,21 +249,20 @@ final class BlockRunner<A> {
       int n = stepArray.length;
       for (int s = 0; s < n; ) {
         Expr e = stepArray[s];
-        if (e.op().structural()) {
-          structural(e, resolve(e.a(), i, j, operands[s][0], broadcastBuffers[s][0]), target(s));
-          finish(s, item, 0, e.layout().size(), out);
+        if (structural[s]) {
+          structural(e, fast(operands[s][0], i, j), target(s));
+          finish(s, item, 0, sizes[s], out);
           s++;
           continue;
         }
         // A run of entry-wise steps over blocks of one size, fused chunk by chunk: each entry's
         // operations happen in the same order as step by step, so registers may be reused.
-        int m = e.layout().size();
+        int m = sizes[s];
         int end = s;
-        while (end < n && !stepArray[end].op().structural() && stepArray[end].layout().size() == m) {
-          List<Expr> args = stepArray[end].operands();
-          for (int k = 0; k < args.size(); k++) {
-            Operand o = resolve(args.get(k), i, j, operands[end][k], broadcastBuffers[end][k]);
-            if (!o.broadcast && m > 1 && args.get(k).layout().isScalar()) {
+        while (end < n && !structural[end] && sizes[end] == m) {
+          for (int k = 0; k < arity[end]; k++) {
+            Operand o = fast(operands[end][k], i, j);
+            if (!o.broadcast && o.scalarInBlock) {
               ops.fill(broadcastBuffers[end][k], 0, ChunkOps.BROADCAST_LENGTH, ops.get(array(o), o.offset));
               o.array = broadcastBuffers[end][k];
               o.offset = 0;
@@ -203,11 +308,11 @@ final class BlockRunner<A> {
 
     /** Entries {@code [c0, c0 + len)} of step {@code s}'s value: exported, or written out. */
     private void finish(int s, int item, int c0, int len, Map<String, ?> out) {
-      int m = stepArray[s].layout().size();
+      int m = sizes[s];
       if (exportArrays[s] != null) {
         ops.copy(target(s), c0, exportArrays[s], item * m + c0, len);
       }
-      List<String> names = outputNames.get(stepArray[s]);
+      List<String> names = stepOutputs[s];
       if (names != null) {
         for (String name : names) {
           ops.store(target(s), c0, out.get(name), item * m + c0, len);
@@ -245,19 +350,8 @@ final class BlockRunner<A> {
       int m = e.layout().size();
       if (e.op() == Expr.Op.INPUT) {
         Object in = inputs.get(e.name());
-        if (in instanceof BlockInput<?> source) {
-          long[] at = stagedAt.computeIfAbsent(e.name(), x -> new long[] {Long.MIN_VALUE, Long.MIN_VALUE});
-          A buffer = staged.computeIfAbsent(e.name(), x -> ops.allocate(m));
-          int bi = e.domain() == Expr.Domain.COL ? -1 : i;
-          int bj = e.domain() == Expr.Domain.ROW ? -1 : j;
-          if (at[0] != bi || at[1] != bj) {
-            @SuppressWarnings("unchecked")
-            BlockInput<A> typed = (BlockInput<A>) source;
-            typed.fill(bi, bj, buffer);
-            at[0] = bi;
-            at[1] = bj;
-          }
-          slot.array = buffer;
+        if (in instanceof BlockInput<?>) {
+          slot.array = staged(e.name(), e.domain(), m, i, j);
         } else {
           @SuppressWarnings("unchecked")
           A array = (A) in;
@@ -300,7 +394,7 @@ final class BlockRunner<A> {
           }
         }
         case PIXELS -> {
-          e.map().apply(ops, a, ao, target, 0);
+          e.map().apply(ops, a, ao, target, 0, scratch1, scratch2);
         }
         case REDUCE -> {
           double s = 0;

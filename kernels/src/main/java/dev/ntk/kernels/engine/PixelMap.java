@@ -143,7 +143,63 @@ public final class PixelMap {
         axes[k] = Axis.of(w.in() * w.in(), w.out() * w.out(), at, ws);
       }
     }
-    return new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes);
+    PixelMap map = new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes);
+    boolean shifts = kind == Layout.Kind.DIAG && windows.stream().allMatch(
+        w -> w.stride() == 1 && w.dilation() == 1 && !w.circular());
+    return shifts ? map.withShifts(windows) : map;
+  }
+
+  /**
+   * A per-pixel convolution with stride 1 and zero padding, run as shifted copies of a padded
+   * image: the input is copied into a zero-padded grid {@code G_k = out_k + f_k - 1}, and each
+   * filter offset adds one long contiguous run over the padded rows (entries past a row's end are
+   * computed and dropped), instead of a short run per row.
+   */
+  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int length) {}
+
+  private Shifts shifts;
+
+  private PixelMap withShifts(List<Window> windows) {
+    int d = windows.size();
+    int[] padded = new int[d];
+    int[] low = new int[d];
+    int[] in = new int[d];
+    int[] out = new int[d];
+    double weight = 1;
+    for (int k = 0; k < d; k++) {
+      Window w = windows.get(k);
+      padded[k] = w.out() + w.size() - 1;
+      low[k] = w.padLow();
+      in[k] = w.in();
+      out[k] = w.out();
+      weight /= w.size();
+    }
+    int[] stride = new int[d];
+    int acc = 1;
+    for (int k = d - 1; k >= 0; k--) {
+      stride[k] = acc;
+      acc *= padded[k];
+    }
+    int count = 1;
+    for (Window w : windows) {
+      count *= w.size();
+    }
+    int[] offsets = new int[count];
+    for (int t = 0; t < count; t++) {
+      int rest = t;
+      int off = 0;
+      for (int k = d - 1; k >= 0; k--) {
+        off += (rest % windows.get(k).size()) * stride[k];
+        rest /= windows.get(k).size();
+      }
+      offsets[t] = off;
+    }
+    int length = 0;
+    for (int k = 0; k < d; k++) {
+      length += (out[k] - 1) * stride[k];
+    }
+    shifts = new Shifts(padded, low, in, out, offsets, weight, length + 1);
+    return this;
   }
 
   /**
@@ -376,11 +432,90 @@ public final class PixelMap {
     return !full || a / n == b / n;
   }
 
-  /** Applies the map to the block at {@code in[io]}, writing the block at {@code out[oo]}. */
-  <A> void apply(ChunkOps<A> ops, A in, int io, A out, int oo) {
+  /** Entries of each of the two scratch arrays {@link #apply} needs (0 for none). */
+  int scratchSize() {
+    if (shifts == null) {
+      return 0;
+    }
+    int n = 1;
+    for (int g : shifts.padded()) {
+      n *= g;
+    }
+    return n;
+  }
+
+  /**
+   * Applies the map to the block at {@code in[io]}, writing the block at {@code out[oo]}; {@code
+   * scratch1} and {@code scratch2} hold {@link #scratchSize()} entries each.
+   */
+  <A> void apply(ChunkOps<A> ops, A in, int io, A out, int oo, A scratch1, A scratch2) {
+    if (shifts != null) {
+      shifted(ops, in, io, out, oo, scratch1, scratch2);
+      return;
+    }
     Compiled c = compiled();
     ops.fill(out, oo, c.outSize(), 0.0);
     apply(ops, c, 0, in, io, out, oo, 1.0);
+  }
+
+  private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, A pad, A acc) {
+    Shifts sh = shifts;
+    int d = sh.padded().length;
+    int size = scratchSize();
+    ops.fill(pad, 0, size, 0.0);
+    // Rows of the last axis: the input's rows into the padded grid, the result's rows out of it.
+    int rows = 1;
+    for (int k = 0; k < d - 1; k++) {
+      rows *= sh.in()[k];
+    }
+    for (int r = 0; r < rows; r++) {
+      int rest = r;
+      int at = sh.low()[d - 1];
+      int stride = sh.padded()[d - 1];
+      for (int k = d - 2; k >= 0; k--) {
+        at += (rest % sh.in()[k] + sh.low()[k]) * stride;
+        rest /= sh.in()[k];
+        stride *= sh.padded()[k];
+      }
+      int from = Math.max(0, -sh.low()[d - 1]);
+      int to = Math.min(sh.in()[d - 1], sh.padded()[d - 1] - sh.low()[d - 1]);
+      if (rowInside(r, sh) && to > from) {
+        ops.copy(in, io + r * sh.in()[d - 1] + from, pad, at + from, to - from);
+      }
+    }
+    ops.fill(acc, 0, sh.length(), 0.0);
+    for (int offset : sh.offsets()) {
+      ops.axpy(sh.weight(), pad, offset, 1, acc, 0, sh.length());
+    }
+    int outRows = 1;
+    for (int k = 0; k < d - 1; k++) {
+      outRows *= sh.out()[k];
+    }
+    for (int r = 0; r < outRows; r++) {
+      int rest = r;
+      int at = 0;
+      int stride = sh.padded()[d - 1];
+      for (int k = d - 2; k >= 0; k--) {
+        at += (rest % sh.out()[k]) * stride;
+        rest /= sh.out()[k];
+        stride *= sh.padded()[k];
+      }
+      ops.copy(acc, at, out, oo + r * sh.out()[d - 1], sh.out()[d - 1]);
+    }
+  }
+
+  /** Whether input row {@code r} (over all axes but the last) lands inside the padded grid. */
+  private static boolean rowInside(int r, Shifts sh) {
+    int d = sh.padded().length;
+    int rest = r;
+    for (int k = d - 2; k >= 0; k--) {
+      int g = rest % sh.in()[k] + sh.low()[k];
+      rest /= sh.in()[k];
+      if (g < 0 || g >= sh.padded()[k]) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static <A> void apply(ChunkOps<A> ops, Compiled c, int k, A in, int io, A out, int oo, double weight) {
