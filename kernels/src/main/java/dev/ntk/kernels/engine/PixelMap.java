@@ -144,41 +144,45 @@ public final class PixelMap {
       }
     }
     PixelMap map = new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes);
-    boolean shifts = kind == Layout.Kind.DIAG && windows.stream().allMatch(
-        w -> w.stride() == 1 && w.dilation() == 1 && !w.circular());
-    return shifts ? map.withShifts(windows) : map;
+    boolean shifts = windows.stream().allMatch(w -> w.stride() == 1 && w.dilation() == 1 && !w.circular());
+    return shifts ? map.withShifts(windows, kind == Layout.Kind.FULL) : map;
   }
 
   /**
-   * A per-pixel convolution with stride 1 and zero padding, run as shifted copies of a padded
-   * image: the input is copied into a zero-padded grid {@code G_k = out_k + f_k - 1}, and each
-   * filter offset adds one long contiguous run over the padded rows (entries past a row's end are
-   * computed and dropped), instead of a short run per row.
+   * A convolution with stride 1 and zero padding, run as shifted copies of a padded block: the
+   * block (its {@code d} pixel axes, or {@code 2d} for pixel pairs) is copied into a zero-padded
+   * grid of {@code G_k = out_k + f_k - 1} per axis, and each filter offset (shifting both pixels
+   * of a pair together) adds one long contiguous run over the padded grid (entries past a row's
+   * end are computed and dropped), in chunks that stay in cache, instead of a short run per row.
    */
-  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int length) {}
+  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int length,
+      int size) {}
 
   private Shifts shifts;
 
-  private PixelMap withShifts(List<Window> windows) {
+  private PixelMap withShifts(List<Window> windows, boolean full) {
     int d = windows.size();
-    int[] padded = new int[d];
-    int[] low = new int[d];
-    int[] in = new int[d];
-    int[] out = new int[d];
+    int rank = full ? 2 * d : d;
+    int[] padded = new int[rank];
+    int[] low = new int[rank];
+    int[] in = new int[rank];
+    int[] out = new int[rank];
     double weight = 1;
-    for (int k = 0; k < d; k++) {
-      Window w = windows.get(k);
-      padded[k] = w.out() + w.size() - 1;
-      low[k] = w.padLow();
-      in[k] = w.in();
-      out[k] = w.out();
+    for (int j = 0; j < rank; j++) {
+      Window w = windows.get(j % d);
+      padded[j] = w.out() + w.size() - 1;
+      low[j] = w.padLow();
+      in[j] = w.in();
+      out[j] = w.out();
+    }
+    for (Window w : windows) {
       weight /= w.size();
     }
-    int[] stride = new int[d];
+    int[] stride = new int[rank];
     int acc = 1;
-    for (int k = d - 1; k >= 0; k--) {
-      stride[k] = acc;
-      acc *= padded[k];
+    for (int j = rank - 1; j >= 0; j--) {
+      stride[j] = acc;
+      acc = Math.multiplyExact(acc, padded[j]);
     }
     int count = 1;
     for (Window w : windows) {
@@ -189,16 +193,17 @@ public final class PixelMap {
       int rest = t;
       int off = 0;
       for (int k = d - 1; k >= 0; k--) {
-        off += (rest % windows.get(k).size()) * stride[k];
+        int a = rest % windows.get(k).size();
         rest /= windows.get(k).size();
+        off += a * stride[k] + (full ? a * stride[d + k] : 0);
       }
       offsets[t] = off;
     }
     int length = 0;
-    for (int k = 0; k < d; k++) {
-      length += (out[k] - 1) * stride[k];
+    for (int j = 0; j < rank; j++) {
+      length += (out[j] - 1) * stride[j];
     }
-    shifts = new Shifts(padded, low, in, out, offsets, weight, length + 1);
+    shifts = new Shifts(padded, low, in, out, offsets, weight, length + 1, acc);
     return this;
   }
 
@@ -434,14 +439,7 @@ public final class PixelMap {
 
   /** Entries of each of the two scratch arrays {@link #apply} needs (0 for none). */
   int scratchSize() {
-    if (shifts == null) {
-      return 0;
-    }
-    int n = 1;
-    for (int g : shifts.padded()) {
-      n *= g;
-    }
-    return n;
+    return shifts == null ? 0 : shifts.size();
   }
 
   /**
@@ -458,64 +456,74 @@ public final class PixelMap {
     apply(ops, c, 0, in, io, out, oo, 1.0);
   }
 
+  /** Entries per chunk of the shifted runs: the accumulator's chunk stays in L1. */
+  private static final int SHIFT_CHUNK = 4096;
+
   private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, A pad, A acc) {
     Shifts sh = shifts;
-    int d = sh.padded().length;
-    int size = scratchSize();
-    ops.fill(pad, 0, size, 0.0);
+    int rank = sh.padded().length;
+    ops.fill(pad, 0, sh.size(), 0.0);
     // Rows of the last axis: the input's rows into the padded grid, the result's rows out of it.
-    int rows = 1;
-    for (int k = 0; k < d - 1; k++) {
-      rows *= sh.in()[k];
+    int rowLength = sh.in()[rank - 1];
+    int rows = Math.toIntExact(product(sh.in()) / rowLength);
+    Rows at = new Rows(sh.in(), sh.low(), sh.padded());
+    for (int r = 0; r < rows; r++, at.next()) {
+      ops.copy(in, io + r * rowLength, pad, at.offset, rowLength);
     }
-    for (int r = 0; r < rows; r++) {
-      int rest = r;
-      int at = sh.low()[d - 1];
-      int stride = sh.padded()[d - 1];
-      for (int k = d - 2; k >= 0; k--) {
-        at += (rest % sh.in()[k] + sh.low()[k]) * stride;
-        rest /= sh.in()[k];
-        stride *= sh.padded()[k];
-      }
-      int from = Math.max(0, -sh.low()[d - 1]);
-      int to = Math.min(sh.in()[d - 1], sh.padded()[d - 1] - sh.low()[d - 1]);
-      if (rowInside(r, sh) && to > from) {
-        ops.copy(in, io + r * sh.in()[d - 1] + from, pad, at + from, to - from);
+    int length = sh.length();
+    for (int c0 = 0; c0 < length; c0 += SHIFT_CHUNK) {
+      int len = Math.min(SHIFT_CHUNK, length - c0);
+      ops.fill(acc, c0, len, 0.0);
+      for (int offset : sh.offsets()) {
+        ops.axpy(sh.weight(), pad, offset + c0, 1, acc, c0, len);
       }
     }
-    ops.fill(acc, 0, sh.length(), 0.0);
-    for (int offset : sh.offsets()) {
-      ops.axpy(sh.weight(), pad, offset, 1, acc, 0, sh.length());
-    }
-    int outRows = 1;
-    for (int k = 0; k < d - 1; k++) {
-      outRows *= sh.out()[k];
-    }
-    for (int r = 0; r < outRows; r++) {
-      int rest = r;
-      int at = 0;
-      int stride = sh.padded()[d - 1];
-      for (int k = d - 2; k >= 0; k--) {
-        at += (rest % sh.out()[k]) * stride;
-        rest /= sh.out()[k];
-        stride *= sh.padded()[k];
-      }
-      ops.copy(acc, at, out, oo + r * sh.out()[d - 1], sh.out()[d - 1]);
+    int outLength = sh.out()[rank - 1];
+    int outRows = Math.toIntExact(product(sh.out()) / outLength);
+    Rows from = new Rows(sh.out(), new int[rank], sh.padded());
+    for (int r = 0; r < outRows; r++, from.next()) {
+      ops.copy(acc, from.offset, out, oo + r * outLength, outLength);
     }
   }
 
-  /** Whether input row {@code r} (over all axes but the last) lands inside the padded grid. */
-  private static boolean rowInside(int r, Shifts sh) {
-    int d = sh.padded().length;
-    int rest = r;
-    for (int k = d - 2; k >= 0; k--) {
-      int g = rest % sh.in()[k] + sh.low()[k];
-      rest /= sh.in()[k];
-      if (g < 0 || g >= sh.padded()[k]) {
-        return false;
+  /** Walks the rows of a block of {@code dims} (all axes but the last) through a padded grid. */
+  private static final class Rows {
+    private final int[] dims;
+    private final int[] stride;
+    private final int[] index;
+    int offset;
+
+    Rows(int[] dims, int[] low, int[] padded) {
+      int rank = dims.length;
+      this.dims = dims;
+      this.stride = new int[rank];
+      this.index = new int[rank];
+      int s = 1;
+      for (int j = rank - 1; j >= 0; j--) {
+        stride[j] = s;
+        s *= padded[j];
+        offset += low[j] * stride[j];
       }
     }
-    return true;
+
+    void next() {
+      for (int j = dims.length - 2; j >= 0; j--) {
+        offset += stride[j];
+        if (++index[j] < dims[j]) {
+          return;
+        }
+        offset -= index[j] * stride[j];
+        index[j] = 0;
+      }
+    }
+  }
+
+  private static long product(int[] dims) {
+    long p = 1;
+    for (int x : dims) {
+      p *= x;
+    }
+    return p;
   }
 
   private static <A> void apply(ChunkOps<A> ops, Compiled c, int k, A in, int io, A out, int oo, double weight) {
