@@ -31,13 +31,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code ntk mc}: Monte Carlo estimates of the NNGP from finite networks of the model, with every
- * {@code Dense} layer {@code --width} wide, averaged over {@code --samples} parameter draws. Runs
- * in-process. The NTK estimate needs parameter gradients, which DJL's TensorFlow engine does not
- * provide ({@code GradientCollector} is not supported), so {@code --get ntk} is a usage error.
+ * {@code ntk mc}: Monte Carlo estimates of the NNGP and NTK from finite networks of the model,
+ * with every {@code Dense} layer {@code --width} wide and every convolution {@code --width}
+ * channels, averaged over {@code --samples} parameter draws. Runs in-process. The NTK is the
+ * empirical NTK estimated from Jacobian-vector products along random parameter directions
+ * ({@link MonteCarlo#ntk}).
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
-    description = "Monte Carlo NNGP of finite networks: writes DIR/nngp.npy and DIR/nngp_stderr.npy (N1, N2).")
+    description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")
 final class McCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -48,14 +49,15 @@ final class McCommand implements Callable<Integer> {
   int samples;
 
   @Option(names = "--width", paramLabel = "W", defaultValue = "512",
-      description = "out_dim of every Dense layer of the finite networks (default 512).")
+      description = "out_dim of every Dense layer and out_chan of every convolution of the finite networks "
+          + "(default 512).")
   int width;
 
   @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Random seed (default 0).")
   long seed;
 
   @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp",
-      description = "nngp (default); ntk is not available (no parameter gradients on this engine).")
+      description = "Kernels to estimate: nngp (default), ntk or both.")
   List<Get> get;
 
   @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
@@ -70,11 +72,6 @@ final class McCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    if (get.contains(Get.NTK)) {
-      throw new UsageException("mc --get ntk: the Monte Carlo NTK needs parameter gradients of the "
-          + "finite network, which DJL's TensorFlow engine does not support (no GradientCollector); use --get nngp "
-          + "(bin/ntk kernel gives the analytic NTK)");
-    }
     if (samples < 2) {
       throw new UsageException("--samples must be at least 2, got " + samples);
     }
@@ -86,15 +83,23 @@ final class McCommand implements Callable<Integer> {
     Ntk.KernelInputs.Inputs x = inputs.read(layer);
     long n1 = x.n1();
     long n2 = x.n2();
-    List<String> results = List.of("nngp.npy", "nngp_stderr.npy");
-    try (Outputs outputs = Outputs.open(out, "mc", 2 * dtype.bytes() * n1 * n2)) {
-      outputs.produce("mc", results, results, staging -> {
-        MonteCarlo.Estimate e = estimate(layer, x.x1(), x.x2());
+    List<Get> kernels = List.copyOf(new java.util.LinkedHashSet<>(get));
+    List<String> results = new java.util.ArrayList<>();
+    for (Get g : kernels) {
+      results.add(g.key() + ".npy");
+      results.add(g.key() + "_stderr.npy");
+    }
+    List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
+    try (Outputs outputs = Outputs.open(out, "mc", results.size() * dtype.bytes() * n1 * n2)) {
+      outputs.produce("mc", stale, results, staging -> {
         long[] shape = {n1, n2};
-        checkFinite(e.mean());
-        Npy.write(staging.resolve("nngp.npy"), new NpyArray(shape, dtype, e.mean()));
-        Npy.write(staging.resolve("nngp_stderr.npy"), new NpyArray(shape, dtype, e.standardError()));
-        return e;
+        for (Get g : kernels) {
+          MonteCarlo.Estimate e = estimate(layer, x.x1(), x.x2(), g);
+          checkFinite(e.mean(), g);
+          Npy.write(staging.resolve(g.key() + ".npy"), new NpyArray(shape, dtype, e.mean()));
+          Npy.write(staging.resolve(g.key() + "_stderr.npy"), new NpyArray(shape, dtype, e.standardError()));
+        }
+        return null;
       });
     }
     PrintWriter w = spec.commandLine().getOut();
@@ -105,25 +110,25 @@ final class McCommand implements Callable<Integer> {
     return 0;
   }
 
-  private MonteCarlo.Estimate estimate(Layer layer, NpyArray a, NpyArray b) {
+  private MonteCarlo.Estimate estimate(Layer layer, NpyArray a, NpyArray b, Get g) {
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     try (NDManager m = Tensors.newManager()) {
       NDArray x = Tensors.create(m, a.data(), new Shape(a.shape()), type);
       NDArray y = b == null ? x : Tensors.create(m, b.data(), new Shape(b.shape()), type);
-      return MonteCarlo.nngp(layer, x, y, samples, seed);
+      return g == Get.NNGP ? MonteCarlo.nngp(layer, x, y, samples, seed) : MonteCarlo.ntk(layer, x, y, samples, seed);
     }
   }
 
-  private void checkFinite(double[] values) {
+  private void checkFinite(double[] values, Get g) {
     OptionalLong bad = Npy.firstNonFinite(values);
     if (bad.isPresent()) {
-      throw new NonFiniteKernelException("the Monte Carlo NNGP has the non-finite entry "
+      throw new NonFiniteKernelException("the Monte Carlo " + g.key().toUpperCase(Locale.ROOT) + " has the non-finite entry "
           + values[(int) bad.getAsLong()] + " at flat index " + bad.getAsLong() + ": the weights or "
           + "the inputs are likely too large for " + dtype.typeName());
     }
   }
 
-  /** The model of {@code json} with {@code out_dim = width} in every Dense layer. */
+  /** The model of {@code json} with {@code out_dim = width} in every Dense layer, {@code out_chan} in every convolution. */
   static Layer withWidth(String json, int width) throws IOException {
     JsonNode root = new ObjectMapper().readTree(json);
     setWidth(root, width);
@@ -135,6 +140,9 @@ final class McCommand implements Callable<Integer> {
       for (Map.Entry<String, JsonNode> field : o.properties()) {
         if (field.getKey().equals("Dense") && field.getValue() instanceof ObjectNode args) {
           args.put("out_dim", width);
+        } else if ((field.getKey().equals("Conv") || field.getKey().equals("ConvTranspose"))
+            && field.getValue() instanceof ObjectNode args) {
+          args.put("out_chan", width);
         } else {
           setWidth(field.getValue(), width);
         }

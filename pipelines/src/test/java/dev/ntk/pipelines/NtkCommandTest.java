@@ -615,10 +615,18 @@ class NtkCommandTest {
       assertTrue(Math.abs(mc[i] - exact[i]) <= 5 * se[i] + 0.01 * Math.abs(exact[i]),
           "entry " + i + ": " + mc[i] + " vs " + exact[i] + " +- " + se[i]);
     }
-    Result ntk = ntk("mc", "--model", model, "--x1", x, "--get", "ntk", "--out", dir.resolve("m2"));
-    assertEquals(2, ntk.status());
-    assertTrue(ntk.err().contains("GradientCollector"), ntk.err());
-    assertFalse(Files.exists(dir.resolve("m2")));
+    Result ntk = ntk("mc", "--model", model, "--x1", x, "--get", "ntk", "--samples", 64, "--width", 512,
+        "--out", dir.resolve("m2"));
+    assertEquals(0, ntk.status(), ntk.err());
+    double[] mcNtk = Npy.read(dir.resolve("m2/ntk.npy")).data();
+    double[] seNtk = Npy.read(dir.resolve("m2/ntk_stderr.npy")).data();
+    assertFalse(Files.exists(dir.resolve("m2/nngp.npy")));
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--get", "ntk", "--out", dir.resolve("k2")).status());
+    double[] exactNtk = Npy.read(dir.resolve("k2/ntk.npy")).data();
+    for (int i = 0; i < exactNtk.length; i++) {
+      assertTrue(Math.abs(mcNtk[i] - exactNtk[i]) <= 5 * seNtk[i] + 0.02 * Math.abs(exactNtk[i]),
+          "NTK entry " + i + ": " + mcNtk[i] + " vs " + exactNtk[i] + " +- " + seNtk[i]);
+    }
   }
 
   @Test
