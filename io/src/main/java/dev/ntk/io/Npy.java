@@ -77,13 +77,9 @@ public final class Npy {
    */
   public static void write(Path file, NpyArray array) throws IOException {
     AtomicFiles.write(file, tmp -> {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
-          StandardOpenOption.WRITE)) {
-        ByteBuffer header = ByteBuffer.wrap(header(array));
-        while (header.hasRemaining()) {
-          ch.write(header);
-        }
-        writeData(ch, array.dtype(), array.data());
+      try (NpyWriter w = NpyWriter.open(FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
+          StandardOpenOption.WRITE), file.toString(), array.shape(), array.dtype())) {
+        w.write(array.data());
       }
     });
   }
@@ -205,31 +201,10 @@ public final class Npy {
     }
   }
 
-  private static void writeData(FileChannel ch, NpyDType dtype, double[] src) throws IOException {
-    int perChunk = CHUNK / dtype.bytes();
-    ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, (long) src.length
-        * dtype.bytes())).order(ByteOrder.LITTLE_ENDIAN);
-    for (int off = 0; off < src.length; off += perChunk) {
-      int k = Math.min(perChunk, src.length - off);
-      buf.clear().limit(k * dtype.bytes());
-      if (dtype == NpyDType.FLOAT64) {
-        buf.asDoubleBuffer().put(src, off, k);
-      } else {
-        FloatBuffer floats = buf.asFloatBuffer();
-        for (int i = 0; i < k; i++) {
-          floats.put(i, (float) src[off + i]);
-        }
-      }
-      while (buf.hasRemaining()) {
-        ch.write(buf);
-      }
-    }
-  }
-
   /** A version 1.0 header (2.0 if it does not fit) padded so that the data starts at 64*k. */
-  private static byte[] header(NpyArray array) {
-    String dict = "{'descr': '" + array.dtype().descr() + "', 'fortran_order': False, 'shape': "
-        + shapeString(array.shape()) + ", }";
+  static byte[] header(long[] shape, NpyDType dtype) {
+    String dict = "{'descr': '" + dtype.descr() + "', 'fortran_order': False, 'shape': "
+        + shapeString(shape) + ", }";
     int major = dict.length() + 1 + 64 + 10 <= 0xffff ? 1 : 2;
     int lengthEnd = major == 1 ? 10 : 12;
     int total = (lengthEnd + dict.length() + 1 + 63) / 64 * 64;

@@ -177,8 +177,14 @@ public record TileSet(
    * @return kernel name to row-major {@code rows x n2} values
    */
   public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys) {
+    return assemble(rowOffset, rows, keys, KERNEL_NAMES);
+  }
+
+  /** {@link #assemble(long, int, Iterable)} of the kernels {@code names} only. */
+  public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys,
+      List<String> names) {
     Map<String, double[]> out = new LinkedHashMap<>();
-    for (String name : KERNEL_NAMES) {
+    for (String name : names) {
       double[] values = new double[Math.multiplyExact(rows, Math.toIntExact(n2))];
       Arrays.fill(values, Double.NaN);
       out.put(name, values);
@@ -191,7 +197,7 @@ public record TileSet(
         continue;
       }
       Tile tile = read(key);
-      for (String name : KERNEL_NAMES) {
+      for (String name : names) {
         double[] src = tile.kernels().get(name);
         double[] dst = out.get(name);
         if (direct) {
