@@ -11,7 +11,8 @@
 #                                    K[idx][:, idx] of the large kernel to 1e-5 (float32) or 1e-12
 #                                    (float64) of its largest entry: other tiles sum the input gram in
 #                                    another order
-#   OUT=bench/out/large RESULTS=     (empty: print only)
+#   OUT=bench/out/large RESULTS=     (empty: print only; else the file whose section between
+#                                    <!-- large:begin --> and <!-- large:end --> is replaced)
 #
 # It needs about 12 * N^2 bytes of disk in float32 (two kernels and the tiles of the upper triangle).
 # Smoke test: N=3000 OUT=/tmp/ntk-large bash bench/large.sh
@@ -93,6 +94,9 @@ PY
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 report=$(cat <<MD
+<!-- large:begin -->
+## A kernel larger than the heap (\`bench/large.sh\`)
+
 | $N x $N $DTYPE, \`$HEAP\`, tile $TILE, parallelism $PARALLELISM | |
 |---|---:|
 | wall time, whole \`bin/ntk kernel\` process | $wall |
@@ -102,9 +106,20 @@ report=$(cat <<MD
 | check: $CHECK_ROWS random rows on their own vs the same entries | $check |
 
 Command: \`$(echo "${cmd[*]}" | sed "s|$OUT|OUT|g")\` (\`N=$N D=$D DTYPE=$DTYPE TILE=$TILE bash bench/large.sh\`), on a $(nproc)-core $cpu, $(date -u +%Y-%m-%d).
+<!-- large:end -->
 MD
 )
 echo "$report"
+# The section between the markers of RESULTS is replaced (appended if there is none).
 if [[ -n "$RESULTS" ]]; then
-  printf '\n%s\n' "$report" >> "$RESULTS"
+  "$PYTHON" - "$RESULTS" "$report" <<'PY'
+import os, re, sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read() if os.path.exists(path) else ""
+if "<!-- large:begin -->" in text:
+    text = re.sub(r"<!-- large:begin -->.*<!-- large:end -->", lambda m: section, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
 fi

@@ -548,6 +548,11 @@ mkdir -p "$(dirname "$RESULTS")"
     echo
     sed -n '/<!-- predict:begin -->/,/<!-- predict:end -->/p' "$RESULTS"
   fi
+  # and bench/large.sh's.
+  if [[ -f $RESULTS ]] && grep -q '<!-- large:begin -->' "$RESULTS"; then
+    echo
+    sed -n '/<!-- large:begin -->/,/<!-- large:end -->/p' "$RESULTS"
+  fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
 log "wrote $RESULTS"
