@@ -26,7 +26,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.io.fs.ResourceId;
@@ -240,40 +239,8 @@ public record TileSet(
   /** {@link #assemble(long, int, Iterable)} of the kernels {@code names} only. */
   public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys,
       List<String> names) {
-    Map<String, double[]> out = new LinkedHashMap<>();
-    for (String name : names) {
-      double[] values = new double[Math.multiplyExact(rows, Math.toIntExact(n2))];
-      Arrays.fill(values, Double.NaN);
-      out.put(name, values);
-    }
-    for (TileKey key : keys) {
-      boolean direct = overlaps(key.rowOffset(), key.rows(), rowOffset, rows);
-      boolean mirrored = symmetric() && key.rowOffset() != key.colOffset()
-          && overlaps(key.colOffset(), key.cols(), rowOffset, rows);
-      if (!direct && !mirrored) {
-        continue;
-      }
-      Tile tile = read(key);
-      for (String name : names) {
-        double[] src = tile.kernels().get(name);
-        double[] dst = out.get(name);
-        if (direct) {
-          place(src, key.rowOffset(), key.colOffset(), key.rows(), key.cols(), false, dst, rowOffset, rows);
-        }
-        if (mirrored) {
-          place(src, key.colOffset(), key.rowOffset(), key.cols(), key.rows(), true, dst, rowOffset, rows);
-        }
-      }
-    }
-    for (double[] values : out.values()) {
-      for (int i = 0; i < values.length; i++) {
-        if (Double.isNaN(values[i])) {
-          throw new IllegalStateException("kernel entry (" + (rowOffset + i / n2) + ", " + (i % n2)
-              + ") is missing from the tiles in " + directory);
-        }
-      }
-    }
-    return out;
+    return Bands.assemble(n1, n2, symmetric(), rowOffset, rows, keys, names, this::read,
+        directory);
   }
 
   private Tile read(TileKey key) {
@@ -287,31 +254,6 @@ public record TileSet(
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-  }
-
-  /**
-   * Copies a {@code rows x cols} block at {@code (r0, c0)} (the transpose of {@code src} when
-   * {@code transposed}) into the rows of {@code dst} that it shares.
-   */
-  private void place(double[] src, long r0, long c0, int rows, int cols, boolean transposed,
-      double[] dst, long dstRow0, int dstRows) {
-    long from = Math.max(r0, dstRow0);
-    long to = Math.min(r0 + rows, dstRow0 + dstRows);
-    for (long r = from; r < to; r++) {
-      int i = (int) (r - r0);
-      int base = (int) ((r - dstRow0) * n2 + c0);
-      if (transposed) {
-        for (int j = 0; j < cols; j++) {
-          dst[base + j] = src[j * rows + i];
-        }
-      } else {
-        System.arraycopy(src, i * cols, dst, base, cols);
-      }
-    }
-  }
-
-  private static boolean overlaps(long start, int length, long from, int count) {
-    return start < from + count && from < start + length;
   }
 
   private static MessageDigest digest() {

@@ -1,5 +1,6 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyWriter;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
@@ -115,8 +116,23 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
   static List<ResourceId> write(TileSet tiles, List<Get> get, ResourceId directory,
       List<TileKey> keys) throws IOException {
     List<String> names = get.stream().map(Get::key).toList();
-    long[] shape = {tiles.n1(), tiles.n2()};
-    int band = bandRows(tiles.tileSize(), tiles.n2(), names.size());
+    return write(tiles.n1(), tiles.n2(), tiles.dtype(), tiles.tileSize(), names, directory,
+        (row, rows) -> tiles.assemble(row, rows, keys, names));
+  }
+
+  /** Rows of kernels: name to row-major {@code rows x n2} values. */
+  interface BandSource {
+    Map<String, double[]> rows(long rowOffset, int rows) throws IOException;
+  }
+
+  /**
+   * Streams the kernels {@code names}, {@code n1 x n2} in {@code dtype}, into {@code
+   * <directory>/<name>.npy} in bands of at most {@code tileSize} rows read from {@code source}.
+   */
+  static List<ResourceId> write(long n1, long n2, NpyDType dtype, int tileSize, List<String> names,
+      ResourceId directory, BandSource source) throws IOException {
+    long[] shape = {n1, n2};
+    int band = bandRows(tileSize, n2, names.size());
     List<ResourceId> targets = new ArrayList<>();
     List<ResourceId> temporaries = new ArrayList<>();
     List<NpyWriter> writers = new ArrayList<>();
@@ -126,11 +142,11 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
         ResourceId tmp = BeamFiles.temporarySibling(target);
         targets.add(target);
         temporaries.add(tmp);
-        writers.add(NpyWriter.open(BeamFiles.create(tmp), target.toString(), shape, tiles.dtype()));
+        writers.add(NpyWriter.open(BeamFiles.create(tmp), target.toString(), shape, dtype));
       }
-      for (long r = 0; r < tiles.n1(); r += band) {
-        int rows = (int) Math.min(band, tiles.n1() - r);
-        Map<String, double[]> values = tiles.assemble(r, rows, keys, names);
+      for (long r = 0; r < n1; r += band) {
+        int rows = (int) Math.min(band, n1 - r);
+        Map<String, double[]> values = source.rows(r, rows);
         for (int i = 0; i < names.size(); i++) {
           writers.get(i).write(values.get(names.get(i)));
         }
