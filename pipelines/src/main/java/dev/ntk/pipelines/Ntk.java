@@ -164,13 +164,20 @@ public final class Ntk implements Runnable {
         description = "Rows of x1 and x2 per tile (default 256); any value works with any N.")
     int tile;
 
+    /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
+    List<String> beamArgs = new ArrayList<>();
+
     PipelineOptions pipelineOptions() {
       int p = parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
       if (p < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + p);
       }
       shareCores(p);
-      return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p);
+      try {
+        return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p, beamArgs);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("Beam options " + beamArgs + ": " + e.getMessage());
+      }
     }
 
     /**
@@ -196,6 +203,11 @@ public final class Ntk implements Runnable {
       }
       if (runner == Runners.Kind.FLINK) {
         checkFlinkMaster(flinkMaster);
+      }
+      if (runner == Runners.Kind.DATAFLOW) {
+        throw new UsageException("--runner DataflowRunner: the command line reads and writes local "
+            + "files, which Dataflow's workers cannot see; run dev.ntk.pipelines.KernelPipeline with "
+            + "gs:// paths instead (README, \"On Dataflow\")");
       }
     }
 
@@ -255,9 +267,20 @@ public final class Ntk implements Runnable {
     }
   }
 
+  /**
+   * Any option the command does not know, kept for Beam ({@code --name=value}: runner and Beam
+   * options, checked by {@code PipelineOptionsFactory.fromArgs}). picocli takes {@code @Unmatched}
+   * from the command, not from a mixin.
+   */
+  abstract static class BeamArgs {
+    @CommandLine.Unmatched
+    List<String> unmatched = new ArrayList<>();
+  }
+
   @Command(name = "kernel", mixinStandardHelpOptions = true,
-      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
-  static final class KernelCommand implements Callable<Integer> {
+      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/; "
+          + "other --name=value options go to Beam and the runner.")
+  static final class KernelCommand extends BeamArgs implements Callable<Integer> {
     @Mixin CommonOptions options;
     @Mixin KernelInputs inputs;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -271,6 +294,7 @@ public final class Ntk implements Runnable {
 
     @Override
     public Integer call() throws IOException {
+      options.beamArgs = unmatched;
       options.check();
       KernelInputs.Inputs x = inputs.read(InputChecks.model(inputs.model));
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
@@ -296,7 +320,7 @@ public final class Ntk implements Runnable {
 
   @Command(name = "predict", mixinStandardHelpOptions = true,
       description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
-  static final class PredictCommand implements Callable<Integer> {
+  static final class PredictCommand extends BeamArgs implements Callable<Integer> {
     @Mixin CommonOptions options;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -357,6 +381,7 @@ public final class Ntk implements Runnable {
 
     @Override
     public Integer call() throws IOException {
+      options.beamArgs = unmatched;
       options.check();
       double[] times = times(t);
       Layer layer = InputChecks.model(model);
@@ -391,6 +416,7 @@ public final class Ntk implements Runnable {
       long bytes = options.dtype.bytes()
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
       boolean inProcess = options.runner == null && options.parallelism == null
+          && options.beamArgs.isEmpty()
           && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile);
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));

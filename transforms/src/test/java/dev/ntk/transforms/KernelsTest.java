@@ -123,7 +123,7 @@ class KernelsTest {
 
   /** Beam-native path = file path = in-process path, through {@code .npy} files on both sides. */
   @ParameterizedTest(name = "{0}")
-  @EnumSource(value = Runners.Kind.class)
+  @EnumSource(value = Runners.Kind.class, names = {"DIRECT", "FLINK"})
   void writeNpyEqualsTheFilePath(Runners.Kind runner) throws IOException {
     Path x = Fixtures.randomNpy(dir, "x.npy", 11, 5, 3);
     Path files = dir.resolve("files");
