@@ -116,9 +116,9 @@ public final class Ntk implements Runnable {
       } else if (t instanceof IOException io) {
         message = "I/O error: " + Outputs.reason(io);
       } else if (t instanceof OutOfMemoryError) {
-        message = "out of memory: the JVM's heap is too small for this run (the final step holds "
-            + "whole kernels); give it more, e.g. JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles "
-            + "computed so far are kept for the rerun";
+        message = "out of memory: the JVM's heap is too small for this run (kernel assembly "
+            + "holds a band of rows, prediction its train kernel); give it more, e.g. "
+            + "JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles computed so far are kept for the rerun";
         status = 1;
       }
     }
