@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.api.services.dataflow.model.Job;
 import com.google.api.services.dataflow.model.Step;
+import com.google.auth.oauth2.AccessToken;
+import com.google.auth.oauth2.GoogleCredentials;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -20,7 +22,6 @@ import org.apache.beam.runners.dataflow.DataflowPipelineTranslator;
 import org.apache.beam.runners.dataflow.DataflowRunner;
 import org.apache.beam.runners.dataflow.options.DataflowPipelineOptions;
 import org.apache.beam.sdk.Pipeline;
-import org.apache.beam.sdk.extensions.gcp.auth.TestCredential;
 import org.apache.beam.sdk.extensions.gcp.storage.NoopPathValidator;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.util.construction.Environments;
@@ -31,8 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The kernel pipeline translates into a Google Cloud Dataflow job (only with {@code -Pdataflow}).
- * Nothing is submitted: there is no Google Cloud here, so the credentials are Beam's test ones and
- * the {@code gs://} temporary location is not checked.
+ * Nothing is submitted: there is no Google Cloud here, so the credentials are a dummy token and
+ * the {@code gs://} locations are given so that nothing looks them up.
  */
 class DataflowTranslationTest {
   @TempDir Path dir;
@@ -48,10 +49,11 @@ class DataflowTranslationTest {
     KernelOptions options = PipelineOptionsFactory.fromArgs(
         "--model=" + model, "--x1=" + x, "--out=" + dir.resolve("out"), "--tileRows=2",
         "--runner=DataflowRunner", "--project=ntk-test-project", "--region=europe-west1",
-        "--tempLocation=gs://ntk-test-bucket/tmp", "--jobName=ntk-kernel-test")
+        "--tempLocation=gs://ntk-test-bucket/tmp", "--gcpTempLocation=gs://ntk-test-bucket/tmp",
+        "--stagingLocation=gs://ntk-test-bucket/staging", "--jobName=ntk-kernel-test")
         .withValidation().as(KernelOptions.class);
     DataflowPipelineOptions dataflow = options.as(DataflowPipelineOptions.class);
-    dataflow.setGcpCredential(new TestCredential());
+    dataflow.setGcpCredential(GoogleCredentials.create(new AccessToken("not-a-token", null)));
     dataflow.setPathValidatorClass(NoopPathValidator.class);
     dataflow.setFilesToStage(List.of());
 
@@ -59,7 +61,7 @@ class DataflowTranslationTest {
     DataflowRunner runner = DataflowRunner.fromOptions(dataflow);
     SdkComponents components = SdkComponents.create();
     components.registerEnvironment(
-        Environments.createDockerEnvironment(DataflowRunner.getContainerImageForJob(dataflow)));
+        Environments.createDockerEnvironment("apache/beam_java17_sdk:2.62.0"));
     RunnerApi.Pipeline proto = PipelineTranslation.toProto(pipeline, components, true);
     Job job = DataflowPipelineTranslator.fromOptions(dataflow)
         .translate(pipeline, proto, components, runner, List.of()).getJob();
