@@ -553,6 +553,11 @@ for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", open(sys.argv[1]
     print(m.group(0))
 PY
   fi
+  # and bench/large.sh's.
+  if [[ -f $RESULTS ]] && grep -q '<!-- large:begin -->' "$RESULTS"; then
+    echo
+    sed -n '/<!-- large:begin -->/,/<!-- large:end -->/p' "$RESULTS"
+  fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
 log "wrote $RESULTS"

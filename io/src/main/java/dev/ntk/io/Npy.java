@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -28,18 +29,33 @@ public final class Npy {
   /** Reads and validates the header, including that the data is exactly as long as it says. */
   public static NpyHeader readHeader(Path file) throws IOException {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-      return readHeader(file, ch);
+      return readHeader(file.toString(), ch);
     }
+  }
+
+  /**
+   * {@link #readHeader(Path)} from {@code channel} (a local file or an object of a Beam file
+   * system), which the caller closes.
+   *
+   * @param file the file's name or URI, for error messages
+   */
+  public static NpyHeader readHeader(SeekableByteChannel channel, String file) throws IOException {
+    return readHeader(file, channel);
   }
 
   /** Reads the whole array. */
   public static NpyArray read(Path file) throws IOException {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-      NpyHeader h = readHeader(file, ch);
-      double[] data = new double[toIntCount(file, h.count())];
-      readData(file, ch, h.dataOffset(), h.dtype(), data);
-      return new NpyArray(h.shape(), h.dtype(), data);
+      return read(ch, file.toString());
     }
+  }
+
+  /** {@link #read(Path)} from {@code channel}, which the caller closes. */
+  public static NpyArray read(SeekableByteChannel ch, String file) throws IOException {
+    NpyHeader h = readHeader(file, ch);
+    double[] data = new double[toIntCount(file, h.count())];
+    readData(file, ch, h.dataOffset(), h.dtype(), data);
+    return new NpyArray(h.shape(), h.dtype(), data);
   }
 
   /**
@@ -50,24 +66,30 @@ public final class Npy {
    */
   public static NpyArray readRows(Path file, long firstRow, int rowCount) throws IOException {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-      NpyHeader h = readHeader(file, ch);
-      long[] shape = h.shape();
-      if (shape.length == 0) {
-        throw new IllegalArgumentException(file + ": cannot read rows of a 0-d array");
-      }
-      if (firstRow < 0 || rowCount < 0 || firstRow > shape[0] - rowCount) {
-        throw new IllegalArgumentException(file + ": rows [" + firstRow + ", "
-            + (firstRow + rowCount) + ") out of range for shape " + shapeString(shape)
-            + " (the leading axis has " + shape[0] + " rows)");
-      }
-      long rowSize = product(shape, 1);
-      long[] outShape = shape.clone();
-      outShape[0] = rowCount;
-      double[] data = new double[toIntCount(file, rowCount * rowSize)];
-      long offset = h.dataOffset() + firstRow * rowSize * h.dtype().bytes();
-      readData(file, ch, offset, h.dtype(), data);
-      return new NpyArray(outShape, h.dtype(), data);
+      return readRows(ch, file.toString(), firstRow, rowCount);
     }
+  }
+
+  /** {@link #readRows(Path, long, int)} from {@code channel}, which the caller closes. */
+  public static NpyArray readRows(SeekableByteChannel ch, String file, long firstRow, int rowCount)
+      throws IOException {
+    NpyHeader h = readHeader(file, ch);
+    long[] shape = h.shape();
+    if (shape.length == 0) {
+      throw new IllegalArgumentException(file + ": cannot read rows of a 0-d array");
+    }
+    if (firstRow < 0 || rowCount < 0 || firstRow > shape[0] - rowCount) {
+      throw new IllegalArgumentException(file + ": rows [" + firstRow + ", "
+          + (firstRow + rowCount) + ") out of range for shape " + shapeString(shape)
+          + " (the leading axis has " + shape[0] + " rows)");
+    }
+    long rowSize = product(shape, 1);
+    long[] outShape = shape.clone();
+    outShape[0] = rowCount;
+    double[] data = new double[toIntCount(file, rowCount * rowSize)];
+    long offset = h.dataOffset() + firstRow * rowSize * h.dtype().bytes();
+    readData(file, ch, offset, h.dtype(), data);
+    return new NpyArray(outShape, h.dtype(), data);
   }
 
   /**
@@ -77,13 +99,9 @@ public final class Npy {
    */
   public static void write(Path file, NpyArray array) throws IOException {
     AtomicFiles.write(file, tmp -> {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
-          StandardOpenOption.WRITE)) {
-        ByteBuffer header = ByteBuffer.wrap(header(array));
-        while (header.hasRemaining()) {
-          ch.write(header);
-        }
-        writeData(ch, array.dtype(), array.data());
+      try (NpyWriter w = NpyWriter.open(FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
+          StandardOpenOption.WRITE), file.toString(), array.shape(), array.dtype())) {
+        w.write(array.data());
       }
     });
   }
@@ -116,7 +134,7 @@ public final class Npy {
     return p;
   }
 
-  private static int toIntCount(Path file, long count) throws NpyFormatException {
+  private static int toIntCount(String file, long count) throws NpyFormatException {
     if (count > Integer.MAX_VALUE - 8) {
       throw new NpyFormatException(file, count + " values do not fit in one Java array; "
           + "read fewer rows at a time with Npy.readRows");
@@ -124,7 +142,7 @@ public final class Npy {
     return (int) count;
   }
 
-  private static NpyHeader readHeader(Path file, FileChannel ch) throws IOException {
+  private static NpyHeader readHeader(String file, SeekableByteChannel ch) throws IOException {
     long size = ch.size();
     ByteBuffer prefix = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
     int n = readFully(ch, prefix, 0);
@@ -170,10 +188,12 @@ public final class Npy {
   }
 
   /** Reads until {@code buf} is full or the file ends; returns the number of bytes read. */
-  private static int readFully(FileChannel ch, ByteBuffer buf, long position) throws IOException {
+  private static int readFully(SeekableByteChannel ch, ByteBuffer buf, long position)
+      throws IOException {
     int start = buf.position();
+    ch.position(position);
     while (buf.hasRemaining()) {
-      int r = ch.read(buf, position + buf.position() - start);
+      int r = ch.read(buf);
       if (r < 0) {
         break;
       }
@@ -181,7 +201,7 @@ public final class Npy {
     return buf.position() - start;
   }
 
-  private static void readData(Path file, FileChannel ch, long position, NpyDType dtype,
+  private static void readData(String file, SeekableByteChannel ch, long position, NpyDType dtype,
       double[] dst) throws IOException {
     int perChunk = CHUNK / dtype.bytes();
     ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, (long) dst.length
@@ -205,31 +225,10 @@ public final class Npy {
     }
   }
 
-  private static void writeData(FileChannel ch, NpyDType dtype, double[] src) throws IOException {
-    int perChunk = CHUNK / dtype.bytes();
-    ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, (long) src.length
-        * dtype.bytes())).order(ByteOrder.LITTLE_ENDIAN);
-    for (int off = 0; off < src.length; off += perChunk) {
-      int k = Math.min(perChunk, src.length - off);
-      buf.clear().limit(k * dtype.bytes());
-      if (dtype == NpyDType.FLOAT64) {
-        buf.asDoubleBuffer().put(src, off, k);
-      } else {
-        FloatBuffer floats = buf.asFloatBuffer();
-        for (int i = 0; i < k; i++) {
-          floats.put(i, (float) src[off + i]);
-        }
-      }
-      while (buf.hasRemaining()) {
-        ch.write(buf);
-      }
-    }
-  }
-
   /** A version 1.0 header (2.0 if it does not fit) padded so that the data starts at 64*k. */
-  private static byte[] header(NpyArray array) {
-    String dict = "{'descr': '" + array.dtype().descr() + "', 'fortran_order': False, 'shape': "
-        + shapeString(array.shape()) + ", }";
+  static byte[] header(long[] shape, NpyDType dtype) {
+    String dict = "{'descr': '" + dtype.descr() + "', 'fortran_order': False, 'shape': "
+        + shapeString(shape) + ", }";
     int major = dict.length() + 1 + 64 + 10 <= 0xffff ? 1 : 2;
     int lengthEnd = major == 1 ? 10 : 12;
     int total = (lengthEnd + dict.length() + 1 + 63) / 64 * 64;
@@ -249,11 +248,11 @@ public final class Npy {
 
   /** A parser for the Python dict literal of a {@code .npy} header. */
   private static final class HeaderParser {
-    private final Path file;
+    private final String file;
     private final String text;
     private int pos;
 
-    HeaderParser(Path file, String text) {
+    HeaderParser(String file, String text) {
       this.file = file;
       this.text = text;
     }

@@ -11,4 +11,9 @@ public class NpyFormatException extends IOException {
   public NpyFormatException(Path file, String problem) {
     super(file + ": " + problem);
   }
+
+  /** An error about the file named {@code file} (a path or a URI). */
+  public NpyFormatException(String file, String problem) {
+    super(file + ": " + problem);
+  }
 }

@@ -5,6 +5,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -74,31 +76,42 @@ public final class TileFiles {
    * @throws TileChecksumException if the values are not the ones written
    */
   public static Tile read(Path file) throws IOException {
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+      return read(channel, file.toString());
+    }
+  }
+
+  /**
+   * Reads a tile from {@code channel} (any seekable channel: a local file, or an object of a Beam
+   * file system), as {@link #read(Path)} does; the caller closes the channel.
+   *
+   * @param name the file's name or URI, for error messages
+   */
+  public static Tile read(SeekableByteChannel channel, String name) throws IOException {
     try (BufferAllocator allocator = new RootAllocator();
-        FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
-        ArrowFileReader reader = new ArrowFileReader(channel, allocator)) {
-      TileMetadata meta = metadata(file, reader);
+        ArrowFileReader reader = new ArrowFileReader(new Unclosed(channel), allocator)) {
+      TileMetadata meta = metadata(name, reader);
       VectorSchemaRoot root = reader.getVectorSchemaRoot();
-      ArrowBlock block = arrow(file, reader::getRecordBlocks).get(0);
-      arrow(file, () -> reader.loadRecordBatch(block));
+      ArrowBlock block = arrow(name, reader::getRecordBlocks).get(0);
+      arrow(name, () -> reader.loadRecordBatch(block));
       int n = meta.key().size();
       if (root.getRowCount() != n) {
-        throw new IOException(file + ": the record batch has " + root.getRowCount()
+        throw new IOException(name + ": the record batch has " + root.getRowCount()
             + " rows but a " + meta.key().rows() + "x" + meta.key().cols() + " tile needs " + n);
       }
       SortedMap<String, double[]> kernels = new TreeMap<>();
-      for (String name : meta.kernelNames()) {
-        FieldVector vector = root.getVector(name);
+      for (String kernel : meta.kernelNames()) {
+        FieldVector vector = root.getVector(kernel);
         if (vector.getNullCount() != 0) {
-          throw new IOException(file + ": column '" + name + "' has " + vector.getNullCount()
+          throw new IOException(name + ": column '" + kernel + "' has " + vector.getNullCount()
               + " null values");
         }
-        kernels.put(name, values(vector, n));
+        kernels.put(kernel, values(vector, n));
       }
-      String stored = get(file, reader.getVectorSchemaRoot().getSchema().getCustomMetadata(), CHECKSUM);
+      String stored = get(name, reader.getVectorSchemaRoot().getSchema().getCustomMetadata(), CHECKSUM);
       String computed = checksum(root.getFieldVectors(), n);
       if (!stored.equals(computed)) {
-        throw new TileChecksumException(file + ": the values fail their checksum (stored "
+        throw new TileChecksumException(name + ": the values fail their checksum (stored "
             + stored + ", computed " + computed + "): the file was changed or damaged on disk");
       }
       return new Tile(meta.key(), meta.modelHash(), meta.inputsHash(), meta.dtype(), kernels);
@@ -121,11 +134,22 @@ public final class TileFiles {
     try (channel;
         BufferAllocator allocator = new RootAllocator();
         ArrowFileReader reader = new ArrowFileReader(channel, allocator)) {
-      return Optional.of(metadata(file, reader));
+      return Optional.of(metadata(file.toString(), reader));
     }
   }
 
   private static void writeArrow(Path tmp, Tile tile) throws IOException {
+    try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.WRITE)) {
+      write(channel, tile);
+    }
+  }
+
+  /**
+   * Writes {@code tile} as one Arrow IPC file to {@code channel} (any channel: a local file, or an
+   * object of a Beam file system); the caller closes the channel and commits the file.
+   */
+  public static void write(WritableByteChannel channel, Tile tile) throws IOException {
     ArrowType type = new ArrowType.FloatingPoint(tile.dtype() == NpyDType.FLOAT64
         ? FloatingPointPrecision.DOUBLE : FloatingPointPrecision.SINGLE);
     List<Field> fields = tile.kernels().keySet().stream()
@@ -152,9 +176,22 @@ public final class TileFiles {
       meta.put(CHECKSUM, checksum(values.getFieldVectors(), key.size()));
       VectorSchemaRoot root = new VectorSchemaRoot(new Schema(fields, meta),
           values.getFieldVectors(), key.size());
-      try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
-              StandardOpenOption.WRITE);
-          ArrowFileWriter writer = new ArrowFileWriter(root, null, channel)) {
+      try (ArrowFileWriter writer = new ArrowFileWriter(root, null, new WritableByteChannel() {
+            @Override
+            public int write(ByteBuffer src) throws IOException {
+              return channel.write(src);
+            }
+
+            @Override
+            public boolean isOpen() {
+              return channel.isOpen();
+            }
+
+            @Override
+            public void close() {
+              // the caller's channel
+            }
+          })) {
         writer.start();
         writer.writeBatch();
         writer.end();
@@ -227,7 +264,7 @@ public final class TileFiles {
   }
 
   /** Reads the schema and validates its metadata against the columns and record batches. */
-  private static TileMetadata metadata(Path file, ArrowFileReader reader) throws IOException {
+  private static TileMetadata metadata(String file, ArrowFileReader reader) throws IOException {
     Schema schema = arrow(file, reader::getVectorSchemaRoot).getSchema();
     Map<String, String> meta = schema.getCustomMetadata();
     if (meta == null || !FORMAT_VERSION.equals(meta.get(VERSION))) {
@@ -264,7 +301,7 @@ public final class TileFiles {
     return result;
   }
 
-  private static String get(Path file, Map<String, String> meta, String key) throws IOException {
+  private static String get(String file, Map<String, String> meta, String key) throws IOException {
     String value = meta.get(key);
     if (value == null) {
       throw new IOException(file + ": tile metadata is missing key " + key);
@@ -277,12 +314,57 @@ public final class TileFiles {
     T call() throws IOException;
   }
 
-  private static <T> T arrow(Path file, ArrowCall<T> call) throws IOException {
+  private static <T> T arrow(String file, ArrowCall<T> call) throws IOException {
     try {
       return call.call();
     } catch (IOException | RuntimeException e) {
       throw new IOException(file + ": not a valid Arrow IPC tile file (truncated or corrupt?): "
           + e, e);
+    }
+  }
+
+  /** The caller's channel, which the Arrow reader must not close. */
+  private record Unclosed(SeekableByteChannel in) implements SeekableByteChannel {
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+      return in.read(dst);
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      return in.write(src);
+    }
+
+    @Override
+    public long position() throws IOException {
+      return in.position();
+    }
+
+    @Override
+    public SeekableByteChannel position(long newPosition) throws IOException {
+      in.position(newPosition);
+      return this;
+    }
+
+    @Override
+    public long size() throws IOException {
+      return in.size();
+    }
+
+    @Override
+    public SeekableByteChannel truncate(long size) throws IOException {
+      in.truncate(size);
+      return this;
+    }
+
+    @Override
+    public boolean isOpen() {
+      return in.isOpen();
+    }
+
+    @Override
+    public void close() {
+      // the caller closes it
     }
   }
 }

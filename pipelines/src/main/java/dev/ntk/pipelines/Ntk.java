@@ -117,9 +117,9 @@ public final class Ntk implements Runnable {
       } else if (t instanceof IOException io) {
         message = "I/O error: " + Outputs.reason(io);
       } else if (t instanceof OutOfMemoryError) {
-        message = "out of memory: the JVM's heap is too small for this run (the final step holds "
-            + "whole kernels); give it more, e.g. JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles "
-            + "computed so far are kept for the rerun";
+        message = "out of memory: the JVM's heap is too small for this run (kernel assembly "
+            + "holds a band of rows, prediction its train kernel); give it more, e.g. "
+            + "JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles computed so far are kept for the rerun";
         status = 1;
       }
     }
@@ -165,13 +165,20 @@ public final class Ntk implements Runnable {
         description = "Rows of x1 and x2 per tile (default 256); any value works with any N.")
     int tile;
 
+    /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
+    List<String> beamArgs = new ArrayList<>();
+
     PipelineOptions pipelineOptions() {
       int p = parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
       if (p < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + p);
       }
       shareCores(p);
-      return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p);
+      try {
+        return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p, beamArgs);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("Beam options " + beamArgs + ": " + e.getMessage());
+      }
     }
 
     /**
@@ -197,6 +204,11 @@ public final class Ntk implements Runnable {
       }
       if (runner == Runners.Kind.FLINK) {
         checkFlinkMaster(flinkMaster);
+      }
+      if (runner == Runners.Kind.DATAFLOW) {
+        throw new UsageException("--runner DataflowRunner: the command line reads and writes local "
+            + "files, which Dataflow's workers cannot see; run dev.ntk.pipelines.KernelPipeline with "
+            + "gs:// paths instead (README, \"On Dataflow\")");
       }
     }
 
@@ -256,9 +268,20 @@ public final class Ntk implements Runnable {
     }
   }
 
+  /**
+   * Any option the command does not know, kept for Beam ({@code --name=value}: runner and Beam
+   * options, checked by {@code PipelineOptionsFactory.fromArgs}). picocli takes {@code @Unmatched}
+   * from the command, not from a mixin.
+   */
+  abstract static class BeamArgs {
+    @CommandLine.Unmatched
+    List<String> unmatched = new ArrayList<>();
+  }
+
   @Command(name = "kernel", mixinStandardHelpOptions = true,
-      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/.")
-  static final class KernelCommand implements Callable<Integer> {
+      description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/; "
+          + "other --name=value options go to Beam and the runner.")
+  static final class KernelCommand extends BeamArgs implements Callable<Integer> {
     @Mixin CommonOptions options;
     @Mixin KernelInputs inputs;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -277,6 +300,7 @@ public final class Ntk implements Runnable {
 
     @Override
     public Integer call() throws IOException {
+      options.beamArgs = unmatched;
       options.check();
       if (maxTileBytes < 1) {
         throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
@@ -315,7 +339,7 @@ public final class Ntk implements Runnable {
 
   @Command(name = "predict", mixinStandardHelpOptions = true,
       description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
-  static final class PredictCommand implements Callable<Integer> {
+  static final class PredictCommand extends BeamArgs implements Callable<Integer> {
     @Mixin CommonOptions options;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -376,6 +400,7 @@ public final class Ntk implements Runnable {
 
     @Override
     public Integer call() throws IOException {
+      options.beamArgs = unmatched;
       options.check();
       double[] times = times(t);
       Layer layer = InputChecks.model(model);
@@ -410,6 +435,7 @@ public final class Ntk implements Runnable {
       long bytes = options.dtype.bytes()
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
       boolean inProcess = options.runner == null && options.parallelism == null
+          && options.beamArgs.isEmpty()
           && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile);
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));

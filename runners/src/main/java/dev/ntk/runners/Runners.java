@@ -1,10 +1,12 @@
 package dev.ntk.runners;
 
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import org.apache.beam.runners.direct.DirectOptions;
-import org.apache.beam.runners.direct.DirectRunner;
 import org.apache.beam.runners.flink.FlinkPipelineOptions;
-import org.apache.beam.runners.flink.FlinkRunner;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 
@@ -24,7 +26,9 @@ public final class Runners {
   /** The runners a pipeline can be given to. */
   public enum Kind {
     DIRECT("DirectRunner"),
-    FLINK("FlinkRunner");
+    FLINK("FlinkRunner"),
+    /** Google Cloud Dataflow: needs the {@code dataflow} Maven profile's runner on the class path. */
+    DATAFLOW("DataflowRunner");
 
     private final String runnerName;
 
@@ -44,7 +48,8 @@ public final class Runners {
           return k;
         }
       }
-      throw new IllegalArgumentException("unknown runner \"" + name + "\": expected DirectRunner or FlinkRunner");
+      throw new IllegalArgumentException("unknown runner \"" + name
+          + "\": expected DirectRunner, FlinkRunner or DataflowRunner");
     }
   }
 
@@ -55,27 +60,51 @@ public final class Runners {
    * slots (Flink); {@code flinkMaster} is {@code [local]} for an embedded cluster.
    */
   public static PipelineOptions options(Kind kind, String flinkMaster, int parallelism) {
+    return options(kind, flinkMaster, parallelism, List.of());
+  }
+
+  /**
+   * Options for {@code kind} with this project's defaults, then {@code args}: any Beam or runner
+   * flag ({@code --name=value}, as {@link PipelineOptionsFactory#fromArgs} reads them, e.g. {@code
+   * --checkpointingInterval=60000} for Flink, {@code --project=p --region=r --tempLocation=gs://b/t}
+   * for Dataflow). A flag in {@code args} replaces the default of the same name.
+   *
+   * @throws IllegalArgumentException naming an unknown or malformed flag
+   */
+  public static PipelineOptions options(Kind kind, String flinkMaster, int parallelism,
+      List<String> args) {
     if (parallelism < 1) {
       throw new IllegalArgumentException("parallelism must be at least 1, got " + parallelism);
     }
+    Map<String, String> defaults = new LinkedHashMap<>();
+    defaults.put("runner", kind.runnerName());
+    Class<? extends PipelineOptions> type = PipelineOptions.class;
     switch (kind) {
       case DIRECT -> {
-        DirectOptions options = PipelineOptionsFactory.as(DirectOptions.class);
-        options.setRunner(DirectRunner.class);
-        options.setTargetParallelism(parallelism);
-        options.setBlockOnRun(true);
-        return options;
+        type = DirectOptions.class;
+        defaults.put("targetParallelism", Integer.toString(parallelism));
+        defaults.put("blockOnRun", "true");
       }
       case FLINK -> {
-        FlinkPipelineOptions options = PipelineOptionsFactory.as(FlinkPipelineOptions.class);
-        options.setRunner(FlinkRunner.class);
-        options.setFlinkMaster(flinkMaster == null || flinkMaster.isBlank() ? "[local]" : flinkMaster);
-        options.setParallelism(parallelism);
-        options.setMaxParallelism(Math.max(parallelism, 1));
-        options.setAttachedMode(true);
-        return options;
+        type = FlinkPipelineOptions.class;
+        defaults.put("flinkMaster", flinkMaster == null || flinkMaster.isBlank() ? "[local]" : flinkMaster);
+        defaults.put("parallelism", Integer.toString(parallelism));
+        defaults.put("maxParallelism", Integer.toString(parallelism));
+        defaults.put("attachedMode", "true");
       }
+      case DATAFLOW -> defaults.put("numWorkers", Integer.toString(parallelism));
       default -> throw new IllegalStateException(kind.toString());
     }
+    List<String> all = new ArrayList<>();
+    for (String arg : args) {
+      if (!arg.startsWith("--")) {
+        throw new IllegalArgumentException("unexpected argument \"" + arg
+            + "\": Beam and runner options are --name=value");
+      }
+      defaults.remove(arg.substring(2).split("=", 2)[0]);
+    }
+    defaults.forEach((name, value) -> all.add("--" + name + "=" + value));
+    all.addAll(args);
+    return PipelineOptionsFactory.fromArgs(all.toArray(String[]::new)).as(type);
   }
 }

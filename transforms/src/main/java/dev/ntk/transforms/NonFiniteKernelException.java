@@ -1,5 +1,6 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.NpyDType;
 import java.util.Locale;
 import java.util.Optional;
 
@@ -15,13 +16,13 @@ public final class NonFiniteKernelException extends RuntimeException {
     super(message);
   }
 
-  /** The entry {@code (row, col)} of kernel {@code name} of {@code set} is {@code value}. */
-  NonFiniteKernelException(TileSet set, String name, long row, long col, double value,
+  /** The entry {@code (row, col)} of kernel {@code name}, computed in {@code dtype}, is {@code value}. */
+  NonFiniteKernelException(NpyDType dtype, String name, long row, long col, double value,
       Optional<String> layer) {
     this(String.format(Locale.ROOT, "the %s kernel entry (%d, %d) is %s%s; the weights or the "
         + "inputs are likely too large for %s (check W_std and b_std in the model and the scale "
         + "of the inputs)", name, row, col, value,
         layer.map(l -> ", and the kernel first stops being finite at layer " + l).orElse(""),
-        set.dtype().typeName()));
+        dtype.typeName()));
   }
 }

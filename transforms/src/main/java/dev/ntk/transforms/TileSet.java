@@ -3,7 +3,6 @@ package dev.ntk.transforms;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyHeader;
@@ -18,15 +17,18 @@ import java.io.InputStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.io.fs.ResourceId;
 
 /**
  * One kernel matrix between the rows of two {@code .npy} files, as a set of tile files in a
@@ -72,9 +74,23 @@ public record TileSet(
    */
   public static TileSet create(String modelJson, Path x1, Path x2, int tileSize, NpyDType dtype,
       Path store) throws IOException {
+    return create(modelJson, x1.toAbsolutePath().toString(),
+        x2 == null ? null : x2.toAbsolutePath().toString(), tileSize, dtype,
+        store.toAbsolutePath().toString());
+  }
+
+  /**
+   * {@link #create(String, Path, Path, int, NpyDType, Path)} with the inputs and the store given as
+   * paths or URIs of any Beam file system ({@code gs://bucket/x.npy}, {@code s3://bucket/tiles};
+   * see {@link BeamFiles}).
+   */
+  public static TileSet create(String modelJson, String x1, String x2, int tileSize,
+      NpyDType dtype, String store) throws IOException {
     Layer layer = ModelSpec.parse(modelJson);
-    NpyHeader h1 = Npy.readHeader(x1);
-    NpyHeader h2 = x2 == null ? h1 : Npy.readHeader(x2);
+    String file1 = spec(BeamFiles.file(x1));
+    String file2 = x2 == null ? null : spec(BeamFiles.file(x2));
+    NpyHeader h1 = header(file1);
+    NpyHeader h2 = file2 == null ? h1 : header(file2);
     if (h1.shape().length < 2 || h2.shape().length < 2) {
       throw new IllegalArgumentException("inputs must be batch-first with at least 2 axes");
     }
@@ -82,15 +98,30 @@ public record TileSet(
     if (!Arrays.equals(features, Arrays.copyOfRange(h2.shape(), 1, h2.shape().length))) {
       throw new IllegalArgumentException(x1 + " and " + x2 + " have different per-example shapes");
     }
-    String inputs = sha256(x1) + (x2 == null ? "" : "+" + sha256(x2));
-    TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, x2 == null);
+    String inputs = sha256(file1) + (file2 == null ? "" : "+" + sha256(file2));
+    TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
     String modelHash = ModelSpec.hash(layer);
-    Path directory = store.toAbsolutePath().resolve(setName(modelHash, inputs, dtype, tileSize));
-    TileSet set = new TileSet(modelJson, x1.toAbsolutePath().toString(),
-        x2 == null ? null : x2.toAbsolutePath().toString(), plan.n1(), plan.n2(), features,
-        tileSize, dtype, directory.toString(), modelHash, inputs);
+    ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
+        setName(modelHash, inputs, dtype, tileSize));
+    TileSet set = new TileSet(modelJson, file1, file2, plan.n1(), plan.n2(), features,
+        tileSize, dtype, spec(directory), modelHash, inputs);
     set.describe();
     return set;
+  }
+
+  /**
+   * A resource as the set keeps it: a local path as a plain absolute path (no trailing slash), any
+   * other as its URI without a trailing slash.
+   */
+  private static String spec(ResourceId resource) {
+    String s = resource.toString();
+    return s.length() > 1 && s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
+  }
+
+  private static NpyHeader header(String file) throws IOException {
+    try (SeekableByteChannel channel = BeamFiles.openSeekable(BeamFiles.file(file))) {
+      return Npy.readHeader(channel, file);
+    }
   }
 
   /**
@@ -117,7 +148,7 @@ public record TileSet(
     d.put("tiles", plan().size());
     d.set("model", new ObjectMapper().readTree(modelJson));
     byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
-    AtomicFiles.write(Path.of(directory, DESCRIPTION), tmp -> Files.write(tmp, bytes));
+    BeamFiles.writeAtomically(resource(DESCRIPTION), channel -> channel.write(ByteBuffer.wrap(bytes)));
   }
 
   /** Whether this is the kernel of x1 with itself. */
@@ -130,9 +161,35 @@ public record TileSet(
     return new TilePlan(n1, n2, tileSize, symmetric()).tiles();
   }
 
-  /** The file of the tile {@code key}. */
+  /** The file of the tile {@code key}, for a set on the local file system. */
   public Path file(TileKey key) {
     return Path.of(directory).resolve(key.fileName());
+  }
+
+  /** The file {@code name} in the set's directory, on any Beam file system. */
+  public ResourceId resource(String name) {
+    return BeamFiles.child(BeamFiles.directory(directory), name);
+  }
+
+  /** Writes {@code tile} into the set's directory, committed by a rename once complete. */
+  public void write(Tile tile) throws IOException {
+    BeamFiles.writeAtomically(resource(tile.key().fileName()),
+        channel -> TileFiles.write(channel, tile));
+  }
+
+  /** Rows {@code [first, first + rows)} of the input {@code file} (x1 or x2), row-major. */
+  double[] readRows(String file, long first, int rows) throws IOException {
+    try (SeekableByteChannel channel = BeamFiles.openSeekable(BeamFiles.file(file))) {
+      return Npy.readRows(channel, file, first, rows).data();
+    }
+  }
+
+  /** Reads the tile file {@code name} of this set, checking its checksum. */
+  private Tile readFile(String name) throws IOException {
+    ResourceId file = resource(name);
+    try (SeekableByteChannel channel = BeamFiles.openSeekable(file)) {
+      return TileFiles.read(channel, file.toString());
+    }
   }
 
   /** The metadata a tile of this set carries. */
@@ -156,14 +213,13 @@ public record TileSet(
    * @return the state, and for {@link TileState#DAMAGED} what is wrong with the file
    */
   public Map.Entry<TileState, String> state(TileKey key) {
-    Path file = file(key);
-    if (!Files.exists(file)) {
-      return Map.entry(TileState.ABSENT, "");
-    }
     try {
-      TileMetadata found = TileFiles.read(file).metadata();
+      TileMetadata found = readFile(key.fileName()).metadata();
       return found.equals(metadata(key)) ? Map.entry(TileState.VALID, "")
-          : Map.entry(TileState.DAMAGED, file + " belongs to another model, inputs or dtype: " + found);
+          : Map.entry(TileState.DAMAGED, resource(key.fileName())
+              + " belongs to another model, inputs or dtype: " + found);
+    } catch (NoSuchFileException e) {
+      return Map.entry(TileState.ABSENT, "");
     } catch (IOException e) {
       return Map.entry(TileState.DAMAGED, String.valueOf(e.getMessage()));
     }
@@ -177,78 +233,27 @@ public record TileSet(
    * @return kernel name to row-major {@code rows x n2} values
    */
   public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys) {
-    Map<String, double[]> out = new LinkedHashMap<>();
-    for (String name : KERNEL_NAMES) {
-      double[] values = new double[Math.multiplyExact(rows, Math.toIntExact(n2))];
-      Arrays.fill(values, Double.NaN);
-      out.put(name, values);
-    }
-    for (TileKey key : keys) {
-      boolean direct = overlaps(key.rowOffset(), key.rows(), rowOffset, rows);
-      boolean mirrored = symmetric() && key.rowOffset() != key.colOffset()
-          && overlaps(key.colOffset(), key.cols(), rowOffset, rows);
-      if (!direct && !mirrored) {
-        continue;
-      }
-      Tile tile = read(key);
-      for (String name : KERNEL_NAMES) {
-        double[] src = tile.kernels().get(name);
-        double[] dst = out.get(name);
-        if (direct) {
-          place(src, key.rowOffset(), key.colOffset(), key.rows(), key.cols(), false, dst, rowOffset, rows);
-        }
-        if (mirrored) {
-          place(src, key.colOffset(), key.rowOffset(), key.cols(), key.rows(), true, dst, rowOffset, rows);
-        }
-      }
-    }
-    for (double[] values : out.values()) {
-      for (int i = 0; i < values.length; i++) {
-        if (Double.isNaN(values[i])) {
-          throw new IllegalStateException("kernel entry (" + (rowOffset + i / n2) + ", " + (i % n2)
-              + ") is missing from the tiles in " + directory);
-        }
-      }
-    }
-    return out;
+    return assemble(rowOffset, rows, keys, KERNEL_NAMES);
+  }
+
+  /** {@link #assemble(long, int, Iterable)} of the kernels {@code names} only. */
+  public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys,
+      List<String> names) {
+    return Bands.assemble(n1, n2, symmetric(), rowOffset, rows, keys, names, this::read,
+        directory);
   }
 
   private Tile read(TileKey key) {
     try {
-      Tile tile = TileFiles.read(file(key));
+      Tile tile = readFile(key.fileName());
       if (!tile.metadata().equals(metadata(key))) {
-        throw new IllegalStateException(file(key) + " belongs to another model, inputs or dtype: "
-            + tile.metadata());
+        throw new IllegalStateException(resource(key.fileName())
+            + " belongs to another model, inputs or dtype: " + tile.metadata());
       }
       return tile;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-  }
-
-  /**
-   * Copies a {@code rows x cols} block at {@code (r0, c0)} (the transpose of {@code src} when
-   * {@code transposed}) into the rows of {@code dst} that it shares.
-   */
-  private void place(double[] src, long r0, long c0, int rows, int cols, boolean transposed,
-      double[] dst, long dstRow0, int dstRows) {
-    long from = Math.max(r0, dstRow0);
-    long to = Math.min(r0 + rows, dstRow0 + dstRows);
-    for (long r = from; r < to; r++) {
-      int i = (int) (r - r0);
-      int base = (int) ((r - dstRow0) * n2 + c0);
-      if (transposed) {
-        for (int j = 0; j < cols; j++) {
-          dst[base + j] = src[j * rows + i];
-        }
-      } else {
-        System.arraycopy(src, i * cols, dst, base, cols);
-      }
-    }
-  }
-
-  private static boolean overlaps(long start, int length, long from, int count) {
-    return start < from + count && from < start + length;
   }
 
   private static MessageDigest digest() {
@@ -259,10 +264,10 @@ public record TileSet(
     }
   }
 
-  private static String sha256(Path file) throws IOException {
+  private static String sha256(String file) throws IOException {
     MessageDigest digest = digest();
     byte[] buffer = new byte[1 << 16];
-    try (InputStream in = Files.newInputStream(file)) {
+    try (InputStream in = Channels.newInputStream(BeamFiles.openSeekable(BeamFiles.file(file)))) {
       for (int n; (n = in.read(buffer)) > 0; ) {
         digest.update(buffer, 0, n);
       }

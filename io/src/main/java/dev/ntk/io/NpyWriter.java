@@ -1,0 +1,135 @@
+package dev.ntk.io;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.channels.WritableByteChannel;
+
+/**
+ * Writes a {@code .npy} array of a known shape to a channel in pieces, in C order, so that an
+ * array larger than memory (an {@code N x N} kernel assembled band by band) never exists as one
+ * Java object. The header goes out first; {@link #write} appends values; {@link #close} fails
+ * unless exactly the shape's number of values were written, so that a caller who commits the file
+ * only after a clean close never commits a short one.
+ *
+ * <p>The channel is written sequentially only, which every Beam file system (local, {@code gs://},
+ * {@code s3://}, {@code hdfs://}) offers; object stores have no positioned writes.
+ *
+ * <pre>{@code
+ * try (NpyWriter w = NpyWriter.open(channel, "nngp.npy", new long[] {n, n}, NpyDType.FLOAT32)) {
+ *   for (long r = 0; r < n; r += band) {
+ *     w.write(rowsOf(r, band));
+ *   }
+ * }
+ * }</pre>
+ */
+public final class NpyWriter implements Closeable {
+  private static final int CHUNK = 1 << 22;
+
+  private final WritableByteChannel channel;
+  private final String name;
+  private final NpyDType dtype;
+  private final long expected;
+  private final ByteBuffer buffer;
+  private long written;
+  private boolean closed;
+
+  private NpyWriter(WritableByteChannel channel, String name, long[] shape, NpyDType dtype) {
+    this.channel = channel;
+    this.name = name;
+    this.dtype = dtype;
+    this.expected = Npy.product(shape, 0);
+    this.buffer = ByteBuffer.allocateDirect(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /**
+   * Writes the header of a {@code shape} array of {@code dtype} to {@code channel}, which the
+   * writer then owns (closes).
+   *
+   * @param name the file's name, for error messages
+   */
+  public static NpyWriter open(WritableByteChannel channel, String name, long[] shape,
+      NpyDType dtype) throws IOException {
+    for (long d : shape) {
+      if (d < 0) {
+        throw new IllegalArgumentException(name + ": negative dimension in shape "
+            + Npy.shapeString(shape));
+      }
+    }
+    NpyWriter writer = new NpyWriter(channel, name, shape.clone(), dtype);
+    try {
+      writeFully(channel, ByteBuffer.wrap(Npy.header(shape, dtype)));
+    } catch (IOException | RuntimeException e) {
+      try {
+        channel.close();
+      } catch (IOException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+    return writer;
+  }
+
+  /** Appends all of {@code values}. */
+  public void write(double[] values) throws IOException {
+    write(values, 0, values.length);
+  }
+
+  /** Appends {@code values[from, from + count)}, rounded to float for {@code float32}. */
+  public void write(double[] values, int from, int count) throws IOException {
+    if (closed) {
+      throw new IOException(name + ": the writer is closed");
+    }
+    if (written + count > expected) {
+      throw new IllegalStateException(name + ": " + (written + count) + " values exceed the "
+          + expected + " of the array's shape");
+    }
+    int perChunk = CHUNK / dtype.bytes();
+    for (int off = 0; off < count; off += perChunk) {
+      int k = Math.min(perChunk, count - off);
+      buffer.clear().limit(k * dtype.bytes());
+      if (dtype == NpyDType.FLOAT64) {
+        buffer.asDoubleBuffer().put(values, from + off, k);
+      } else {
+        FloatBuffer floats = buffer.asFloatBuffer();
+        for (int i = 0; i < k; i++) {
+          floats.put(i, (float) values[from + off + i]);
+        }
+      }
+      writeFully(channel, buffer);
+    }
+    written += count;
+  }
+
+  /** The number of values written so far. */
+  public long written() {
+    return written;
+  }
+
+  /**
+   * Closes the channel.
+   *
+   * @throws IOException if fewer values than the shape holds were written (the file is then not
+   *     a valid {@code .npy} and must not be committed)
+   */
+  @Override
+  public void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    channel.close();
+    if (written != expected) {
+      throw new IOException(name + ": closed after " + written + " of its " + expected
+          + " values; the file is incomplete");
+    }
+  }
+
+  private static void writeFully(WritableByteChannel channel, ByteBuffer bytes) throws IOException {
+    while (bytes.hasRemaining()) {
+      channel.write(bytes);
+    }
+  }
+}

@@ -1,0 +1,65 @@
+package dev.ntk.pipelines;
+
+import org.apache.beam.sdk.options.Default;
+import org.apache.beam.sdk.options.Description;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.Validation;
+
+/**
+ * The options of {@link KernelPipeline}, read with {@code PipelineOptionsFactory.fromArgs} together
+ * with every Beam and runner option ({@code --runner}, {@code --flinkMaster}, {@code --project},
+ * {@code --tempLocation}...). Paths are paths or URIs of any Beam file system.
+ *
+ * <pre>{@code
+ * java -cp ... dev.ntk.pipelines.KernelPipeline --model=gs://b/model.json --x1=gs://b/x.npy \
+ *     --out=gs://b/run --runner=DataflowRunner --project=P --region=R --tempLocation=gs://b/tmp
+ * }</pre>
+ */
+public interface KernelOptions extends PipelineOptions {
+  @Description("The model file (JSON, docs/MODEL_SPEC.md).")
+  @Validation.Required
+  String getModel();
+
+  void setModel(String value);
+
+  @Description("The inputs x1: a .npy file, batch first.")
+  @Validation.Required
+  String getX1();
+
+  void setX1(String value);
+
+  @Description("The inputs x2 (default: the kernel of x1 with itself).")
+  String getX2();
+
+  void setX2(String value);
+
+  @Description("The output directory: <out>/nngp.npy, <out>/ntk.npy and the tiles under <out>/tiles/.")
+  @Validation.Required
+  String getOut();
+
+  void setOut(String value);
+
+  @Description("The kernels to write: nngp, ntk or nngp,ntk.")
+  @Default.String("nngp,ntk")
+  String getGet();
+
+  void setGet(String value);
+
+  @Description("Rows of x1 and x2 per tile.")
+  @Default.Integer(256)
+  int getTileRows();
+
+  void setTileRows(int value);
+
+  @Description("float64 or float32.")
+  @Default.String("float64")
+  String getDtype();
+
+  void setDtype(String value);
+
+  @Description("Where tiles are computed: auto (tensorflow when a GPU is visible, else cpu), cpu or tensorflow.")
+  @Default.String("auto")
+  String getBackend();
+
+  void setBackend(String value);
+}

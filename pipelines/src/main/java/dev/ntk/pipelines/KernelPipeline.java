@@ -1,0 +1,65 @@
+package dev.ntk.pipelines;
+
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.transforms.BeamFiles;
+import dev.ntk.transforms.KernelTiles;
+import dev.ntk.transforms.TileSet;
+import dev.ntk.transforms.WriteKernels;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.Channels;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.io.FileSystems;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+
+/**
+ * The kernel job as a plain Beam main class: {@link KernelOptions} and every Beam and runner option
+ * from the arguments, all files through Beam's {@code FileSystems}, for launchers that run a main
+ * class ({@code flink run -c}, Dataflow) and for inputs and outputs on {@code gs://}, {@code s3://}
+ * or {@code hdfs://}. It is what {@code bin/ntk kernel} runs, without the command line's local
+ * output directory (lock, staging, manifest) and progress display.
+ */
+public final class KernelPipeline {
+  private KernelPipeline() {}
+
+  public static void main(String[] args) throws IOException {
+    PipelineOptionsFactory.register(KernelOptions.class);
+    KernelOptions options = PipelineOptionsFactory.fromArgs(args).withValidation()
+        .as(KernelOptions.class);
+    PipelineResult.State state = build(options).run().waitUntilFinish();
+    if (state != PipelineResult.State.DONE) {
+      throw new IllegalStateException("the pipeline ended in state " + state);
+    }
+  }
+
+  /**
+   * The pipeline of {@code options}: the model is read, the inputs' headers checked and hashed and
+   * the tile set described here, where the pipeline is built; the tiles and kernels are computed
+   * and written by the runner.
+   */
+  public static Pipeline build(KernelOptions options) throws IOException {
+    FileSystems.setDefaultPipelineOptions(options);
+    String json;
+    try (InputStream in = Channels.newInputStream(BeamFiles.openSeekable(BeamFiles.file(options.getModel())))) {
+      json = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    }
+    List<Get> get = new ArrayList<>();
+    for (String g : options.getGet().split(",")) {
+      get.add(Get.of(g));
+    }
+    String tiles = BeamFiles.childDirectory(BeamFiles.directory(options.getOut()), "tiles").toString();
+    TileSet set = TileSet.create(json, options.getX1(), options.getX2(), options.getTileRows(),
+        NpyDType.fromName(options.getDtype()), tiles);
+    Pipeline pipeline = Pipeline.create(options);
+    pipeline.apply("Kernel", KernelTiles.of(set).withBackend(Backend.of(options.getBackend())))
+        .apply("WriteKernels", WriteKernels.to(set, List.copyOf(new LinkedHashSet<>(get)), options.getOut()));
+    return pipeline;
+  }
+}

@@ -1,0 +1,129 @@
+package dev.ntk.transforms;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.NoSuchFileException;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import org.apache.beam.sdk.io.FileSystems;
+import org.apache.beam.sdk.io.fs.MatchResult;
+import org.apache.beam.sdk.io.fs.MoveOptions;
+import org.apache.beam.sdk.io.fs.ResolveOptions.StandardResolveOptions;
+import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.util.MimeTypes;
+
+/**
+ * Files through Beam's {@link FileSystems}: every path the transforms read or write is a {@link
+ * ResourceId} spec, so a local path, {@code gs://bucket/dir} or {@code s3://bucket/dir} work alike
+ * once the file system's Beam module is on the class path (and its options, such as credentials,
+ * are in the pipeline options).
+ *
+ * <p>A file is committed by writing a hidden temporary sibling and renaming it over the target,
+ * as {@link dev.ntk.io.AtomicFiles} does for local paths: Beam's local file system renames with
+ * {@code ATOMIC_MOVE}; on an object store the rename is a copy and a delete, and the object appears
+ * at its name whole or not at all.
+ */
+public final class BeamFiles {
+  private BeamFiles() {}
+
+  /** Writes a file's content to a channel that the caller need not close. */
+  public interface Content {
+    void writeTo(WritableByteChannel channel) throws IOException;
+  }
+
+  /** The resource of a file, from a path or URI ({@code /tmp/x.npy}, {@code gs://b/x.npy}). */
+  public static ResourceId file(String spec) {
+    return FileSystems.matchNewResource(spec, false);
+  }
+
+  /** The resource of a directory, from a path or URI. */
+  public static ResourceId directory(String spec) {
+    return FileSystems.matchNewResource(spec, true);
+  }
+
+  /** The file {@code name} in {@code directory}. */
+  public static ResourceId child(ResourceId directory, String name) {
+    return directory.resolve(name, StandardResolveOptions.RESOLVE_FILE);
+  }
+
+  /** The sub-directory {@code name} of {@code directory}. */
+  public static ResourceId childDirectory(ResourceId directory, String name) {
+    return directory.resolve(name, StandardResolveOptions.RESOLVE_DIRECTORY);
+  }
+
+  /**
+   * Writes {@code target} through {@code .<name>.<random>.tmp} beside it, renamed over it when
+   * {@code content} is written and the channel closed; the temporary file is removed if anything
+   * fails.
+   */
+  public static ResourceId writeAtomically(ResourceId target, Content content) throws IOException {
+    ResourceId tmp = temporarySibling(target);
+    try {
+      try (WritableByteChannel channel = create(tmp)) {
+        content.writeTo(channel);
+      }
+      rename(List.of(tmp), List.of(target));
+    } catch (IOException | RuntimeException | Error e) {
+      deleteQuietly(List.of(tmp), e);
+      throw e;
+    }
+    return target;
+  }
+
+  /** A fresh hidden name beside {@code target}: {@code .<name>.<random>.tmp}. */
+  static ResourceId temporarySibling(ResourceId target) {
+    String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
+    return child(target.getCurrentDirectory(), "." + target.getFilename() + "." + random + ".tmp");
+  }
+
+  /** Creates (or replaces) {@code file} for writing. */
+  static WritableByteChannel create(ResourceId file) throws IOException {
+    return FileSystems.create(file, MimeTypes.BINARY);
+  }
+
+  /** Renames each of {@code from} over the file at the same place in {@code to}. */
+  static void rename(List<ResourceId> from, List<ResourceId> to) throws IOException {
+    FileSystems.rename(from, to);
+  }
+
+  /** Deletes {@code files} if they exist, adding any failure to {@code cause}. */
+  static void deleteQuietly(List<ResourceId> files, Throwable cause) {
+    try {
+      FileSystems.delete(files, MoveOptions.StandardMoveOptions.IGNORE_MISSING_FILES);
+    } catch (IOException | RuntimeException suppressed) {
+      cause.addSuppressed(suppressed);
+    }
+  }
+
+  /** Whether {@code file} exists. */
+  public static boolean exists(ResourceId file) throws IOException {
+    MatchResult match = FileSystems.match(file.toString());
+    return match.status() == MatchResult.Status.OK && !match.metadata().isEmpty();
+  }
+
+  /**
+   * Opens {@code file} for reading at any position.
+   *
+   * @throws NoSuchFileException if it does not exist
+   * @throws IOException if its file system gives no seekable channel
+   */
+  public static SeekableByteChannel openSeekable(ResourceId file) throws IOException {
+    ReadableByteChannel channel;
+    try {
+      channel = FileSystems.open(file);
+    } catch (FileNotFoundException e) {
+      NoSuchFileException missing = new NoSuchFileException(file.toString());
+      missing.initCause(e);
+      throw missing;
+    }
+    if (channel instanceof SeekableByteChannel seekable) {
+      return seekable;
+    }
+    channel.close();
+    throw new IOException(file + ": its file system (" + file.getScheme()
+        + ") gives no seekable channel, which reading rows or tiles needs");
+  }
+}

@@ -1,0 +1,129 @@
+package dev.ntk.transforms;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyDType;
+import dev.ntk.io.TileKey;
+import dev.ntk.kernels.Diagnostics;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.KernelFn;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.CpuBackend;
+import java.io.Serializable;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.SortedMap;
+import java.util.TreeMap;
+
+/**
+ * Computes kernel tiles from blocks of input rows on one worker thread: the model's {@link Plan} is
+ * compiled once ({@link #setup}) and run for every tile. On the {@code cpu} backend a tile is plain
+ * Java arrays; on {@code tensorflow} one {@code NDManager} is opened and each tile is computed in a
+ * child manager closed with the tile, so a worker's memory stays bounded by one tile's working set.
+ * Shared by the file path ({@link ComputeTileFn}) and the {@code PCollection} path ({@link Kernels}).
+ */
+final class TileComputer implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final String modelJson;
+  private final long[] featureShape;
+  private final NpyDType dtype;
+  private final Backend backend;
+  private transient Backend resolved;
+  private transient KernelFn kernelFn;
+  private transient Plan plan;
+  private transient NDManager manager;
+
+  TileComputer(String modelJson, long[] featureShape, NpyDType dtype, Backend backend) {
+    this.modelJson = modelJson;
+    this.featureShape = featureShape.clone();
+    this.dtype = dtype;
+    this.backend = backend;
+  }
+
+  /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
+  void setup() {
+    resolved = backend.resolve();
+    kernelFn = ModelSpec.parse(modelJson).kernelFn().withBackend(resolved);
+    plan = kernelFn.plan(new Shape(featureShape), EnumSet.allOf(Get.class));
+    if (resolved == Backend.TENSORFLOW) {
+      manager = Tensors.newManager();
+    }
+  }
+
+  /**
+   * The {@code nngp} and {@code ntk} of the tile {@code key} between the rows {@code a} of x1 and
+   * {@code b} of x2 (row-major, {@code null} for a tile on the diagonal of x1 with itself).
+   */
+  SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b) {
+    if (resolved == Backend.CPU) {
+      return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32(), a, b, key)
+          : onCpu(CpuBackend.float64(), a, b, key);
+    }
+    try (NDManager scope = manager.newSubManager()) {
+      NDArray x = block(scope, a, key.rows());
+      NDArray y = b == null ? null : block(scope, b, key.cols());
+      Kernel k = kernelFn.apply(x, y);
+      SortedMap<String, double[]> values = new TreeMap<>();
+      values.put(Get.NNGP.key(), Tensors.toDoubles(k.nngp()));
+      values.put(Get.NTK.key(), Tensors.toDoubles(k.ntk()));
+      return values;
+    }
+  }
+
+  private <A> SortedMap<String, double[]> onCpu(CpuBackend<A> cpu, double[] a, double[] b, TileKey key) {
+    int size = key.rows() * key.cols();
+    Map<String, A> k = plan.run(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b),
+        key.rows(), key.cols(), 1);
+    SortedMap<String, double[]> values = new TreeMap<>();
+    values.put(Get.NNGP.key(), cpu.toDoubles(k.get(Plan.NNGP), size));
+    values.put(Get.NTK.key(), cpu.toDoubles(k.get(Plan.NTK), size));
+    return values;
+  }
+
+  /**
+   * The first non-finite entry of {@code values}, as (kernel name, index), if any.
+   */
+  static Optional<Map.Entry<String, Long>> firstNonFinite(Map<String, double[]> values) {
+    for (Map.Entry<String, double[]> kernel : values.entrySet()) {
+      OptionalLong bad = Npy.firstNonFinite(kernel.getValue());
+      if (bad.isPresent()) {
+        return Optional.of(Map.entry(kernel.getKey(), bad.getAsLong()));
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** The layer where the kernel between the input rows {@code x1Row} and {@code x2Row} breaks. */
+  Optional<String> diagnose(double[] x1Row, double[] x2Row) {
+    // On the cpu backend the worker has no NDManager: a failing run can pay for one.
+    try (NDManager scope = manager != null ? manager.newSubManager() : Tensors.newManager()) {
+      return Diagnostics.firstNonFiniteLayer(kernelFn.layer(), block(scope, x1Row, 1),
+          block(scope, x2Row, 1));
+    }
+  }
+
+  private NDArray block(NDManager scope, double[] rows, int n) {
+    long[] shape = new long[featureShape.length + 1];
+    shape[0] = n;
+    System.arraycopy(featureShape, 0, shape, 1, featureShape.length);
+    return Tensors.create(scope, rows, new Shape(shape),
+        dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64);
+  }
+
+  void teardown() {
+    if (manager != null) {
+      manager.close();
+      manager = null;
+    }
+  }
+}

@@ -1,0 +1,265 @@
+package dev.ntk.transforms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.io.Tile;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.runners.Runners;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.VarLongCoder;
+import org.apache.beam.sdk.testing.PAssert;
+import org.apache.beam.sdk.testing.TestPipeline;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The Beam-native path ({@link Kernels} over a {@code PCollection} of examples, {@link KernelIO})
+ * gives the numbers of the file path ({@link KernelTiles}, {@link WriteKernels}) and of the
+ * in-process path, and rejects bad collections before any tile is computed.
+ */
+@ExtendWith(TestPipelineExtension.class)
+class KernelsTest {
+  @TempDir Path dir;
+
+  static PCollection<KV<Long, double[]>> examples(Pipeline p, String name, NpyArray x) {
+    return examples(p, name, rows(x));
+  }
+
+  static PCollection<KV<Long, double[]>> examples(Pipeline p, String name,
+      List<KV<Long, double[]>> rows) {
+    return p.apply(name, Create.of(rows).withCoder(KvCoder.of(VarLongCoder.of(), DoubleArrayCoder.of())));
+  }
+
+  static List<KV<Long, double[]>> rows(NpyArray x) {
+    List<KV<Long, double[]>> rows = new ArrayList<>();
+    int d = (int) x.rowSize();
+    for (int i = 0; i < x.rows(); i++) {
+      rows.add(KV.of((long) i, java.util.Arrays.copyOfRange(x.data(), i * d, (i + 1) * d)));
+    }
+    return rows;
+  }
+
+  /** The kernels of the tiles, put together (x1 with itself when {@code symmetric}). */
+  static double[] assemble(Iterable<Tile> tiles, String name, int n1, int n2, boolean symmetric) {
+    double[] k = new double[n1 * n2];
+    java.util.Arrays.fill(k, Double.NaN);
+    for (Tile t : tiles) {
+      double[] v = t.kernels().get(name);
+      for (int i = 0; i < t.key().rows(); i++) {
+        for (int j = 0; j < t.key().cols(); j++) {
+          long r = t.key().rowOffset() + i;
+          long c = t.key().colOffset() + j;
+          k[(int) (r * n2 + c)] = v[i * t.key().cols() + j];
+          if (symmetric) {
+            k[(int) (c * n2 + r)] = v[i * t.key().cols() + j];
+          }
+        }
+      }
+    }
+    return k;
+  }
+
+  private static double[] inProcess(Path x1, Path x2, Get g) throws IOException {
+    try (NDManager m = Tensors.newManager()) {
+      Kernel k = ModelSpec.parse(Fixtures.MODEL).kernelFn().withBackend(Backend.CPU)
+          .apply(Fixtures.load(m, x1), x2 == null ? null : Fixtures.load(m, x2));
+      return Tensors.toDoubles(k.get(g));
+    }
+  }
+
+  @ParameterizedTest(name = "symmetric={0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+  void tilesOfACollectionEqualTheInProcessKernels(boolean symmetric, TestPipeline p) throws IOException {
+    Path x1 = Fixtures.randomNpy(dir, "x1.npy", 10, 6, 1);
+    Path x2 = symmetric ? null : Fixtures.randomNpy(dir, "x2.npy", 7, 6, 2);
+    double[] nngp = inProcess(x1, x2, Get.NNGP);
+    double[] ntk = inProcess(x1, x2, Get.NTK);
+    int n2 = symmetric ? 10 : 7;
+    Kernels kernels = Kernels.of(Fixtures.MODEL).withTileRows(3).withBackend(Backend.CPU);
+    if (!symmetric) {
+      kernels = kernels.withX2(examples(p, "X2", Npy.read(x2)));
+    }
+    PCollection<Tile> tiles = examples(p, "X1", Npy.read(x1)).apply("Kernels", kernels);
+    PAssert.that(tiles).satisfies(all -> {
+      int count = 0;
+      for (Tile t : all) {
+        count++;
+        assertTrue(t.inputsHash().startsWith("pcollection:"), t.inputsHash());
+        assertEquals(ModelSpec.hash(ModelSpec.parse(Fixtures.MODEL)), t.modelHash());
+      }
+      assertEquals(new TilePlan(10, n2, 3, symmetric).tiles().size(), count);
+      double e1 = Fixtures.relativeError(assemble(all, "nngp", 10, n2, symmetric), nngp);
+      double e2 = Fixtures.relativeError(assemble(all, "ntk", 10, n2, symmetric), ntk);
+      assertTrue(e1 <= 1e-12 && e2 <= 1e-12, "relative errors " + e1 + ", " + e2);
+      return null;
+    });
+    p.run().waitUntilFinish();
+  }
+
+  /** Beam-native path = file path = in-process path, through {@code .npy} files on both sides. */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = Runners.Kind.class, names = {"DIRECT", "FLINK"})
+  void writeNpyEqualsTheFilePath(Runners.Kind runner) throws IOException {
+    Path x = Fixtures.randomNpy(dir, "x.npy", 11, 5, 3);
+    Path files = dir.resolve("files");
+    TileSet set = TileSet.create(Fixtures.MODEL, x, null, 4, NpyDType.FLOAT64, files.resolve("tiles"));
+    Pipeline filePath = Fixtures.pipeline(runner, 2);
+    filePath.apply(KernelTiles.of(set)).apply(WriteKernels.of(set, List.of(Get.NNGP, Get.NTK), files));
+    Fixtures.run(filePath);
+
+    Path nativeOut = dir.resolve("native");
+    Pipeline beam = Fixtures.pipeline(runner, 2);
+    examples(beam, "X", Npy.read(x)).apply(Kernels.of(Fixtures.MODEL).withTileRows(4))
+        .apply(KernelIO.writeNpy(nativeOut.toString()));
+    Fixtures.run(beam);
+
+    for (Get g : Get.values()) {
+      NpyArray fromFiles = Npy.read(files.resolve(g.key() + ".npy"));
+      NpyArray fromCollection = Npy.read(nativeOut.resolve(g.key() + ".npy"));
+      assertArrayEquals(new long[] {11, 11}, fromCollection.shape());
+      assertArrayEquals(fromFiles.data(), fromCollection.data(), 0.0, g + ": same tiles, same values");
+      double err = Fixtures.relativeError(fromCollection.data(), inProcess(x, null, g));
+      assertTrue(err <= 1e-12, g + " relative error " + err);
+    }
+  }
+
+  @Test
+  void tilesWrittenAsArrowReadBackAndAssemble(TestPipeline p) throws IOException {
+    Path x = Fixtures.randomNpy(dir, "x.npy", 9, 4, 4);
+    Path tilesDir = dir.resolve("tiles");
+    examples(p, "X", Npy.read(x)).apply(Kernels.of(Fixtures.MODEL).withTileRows(4).withGet(Get.NTK))
+        .apply(KernelIO.writeArrow(tilesDir.toString()));
+    p.run().waitUntilFinish();
+    try (var listing = Files.list(tilesDir)) {
+      assertEquals(6, listing.filter(f -> f.getFileName().toString().matches("tile-r\\d+-c\\d+\\.arrow")).count());
+    }
+
+    Pipeline again = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    PCollection<Tile> read = again.apply(KernelIO.readTiles(tilesDir.toString()));
+    read.apply(KernelIO.writeNpy(dir.resolve("out").toString()).withGet(Get.NTK));
+    Fixtures.run(again);
+    NpyArray ntk = Npy.read(dir.resolve("out/ntk.npy"));
+    assertFalse(Files.exists(dir.resolve("out/nngp.npy")));
+    double err = Fixtures.relativeError(ntk.data(), inProcess(x, null, Get.NTK));
+    assertTrue(err <= 1e-12, "relative error " + err);
+  }
+
+  /** A bad collection fails with a message naming it and the index, and no tile is computed. */
+  private void assertRejected(List<KV<Long, double[]>> x1, String expected) {
+    Path tiles = dir.resolve("bad-tiles");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X1", x1).apply(Kernels.of(Fixtures.MODEL).withTileRows(3))
+        .apply(KernelIO.writeArrow(tiles.toString()));
+    Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
+    String message = messages(e);
+    assertTrue(message.contains(expected), message);
+    assertFalse(Files.exists(tiles), "no tile may be written");
+  }
+
+  private static String messages(Throwable e) {
+    StringBuilder s = new StringBuilder();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      s.append(t.getMessage()).append(" | ");
+    }
+    return s.toString();
+  }
+
+  private static List<KV<Long, double[]>> ramp(int n, int d) {
+    List<KV<Long, double[]>> rows = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      double[] v = new double[d];
+      for (int j = 0; j < d; j++) {
+        v[j] = 0.1 * i - 0.05 * j;
+      }
+      rows.add(KV.of((long) i, v));
+    }
+    return rows;
+  }
+
+  @Test
+  void aMissingIndexIsNamed() {
+    List<KV<Long, double[]>> rows = ramp(8, 3);
+    rows.remove(4);
+    assertRejected(rows, "x1: example index 4 is missing");
+  }
+
+  @Test
+  void aMissingBlockOfIndicesIsNamed() {
+    List<KV<Long, double[]>> rows = ramp(9, 3);
+    rows.subList(3, 6).clear(); // indices 3..5: one whole block of 3 rows
+    assertRejected(rows, "x1: example indices 3..5 are missing");
+  }
+
+  @Test
+  void aRepeatedIndexIsNamed() {
+    List<KV<Long, double[]>> rows = ramp(8, 3);
+    rows.add(KV.of(5L, new double[] {1, 2, 3}));
+    assertRejected(rows, "x1: example index 5 appears more than once");
+  }
+
+  @Test
+  void featuresOfUnequalLengthAreNamed() {
+    List<KV<Long, double[]>> rows = ramp(8, 3);
+    rows.set(6, KV.of(6L, new double[] {1, 2}));
+    assertRejected(rows, "x1: example 6 has 2 features but example 0 has 3");
+  }
+
+  @Test
+  void aNegativeIndexIsNamed() {
+    List<KV<Long, double[]>> rows = ramp(4, 3);
+    rows.add(KV.of(-2L, new double[] {1, 2, 3}));
+    assertRejected(rows, "x1: example index -2 is negative");
+  }
+
+  @Test
+  void anExampleShapeThatDoesNotFitIsRejectedBeforeAnyTile() {
+    Path tiles = dir.resolve("bad-tiles");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X1", ramp(5, 6)).apply(Kernels.of(Fixtures.MODEL).withExampleShape(4))
+        .apply(KernelIO.writeArrow(tiles.toString()));
+    Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
+    assertTrue(messages(e).contains("x1: examples have 6 features but the example shape [4] needs 4"),
+        messages(e));
+    assertFalse(Files.exists(tiles));
+  }
+
+  @Test
+  void configurationIsImmutableCheckedAndDisplayed() {
+    Kernels base = Kernels.of(Fixtures.MODEL);
+    Kernels tuned = base.withTileRows(7).withDType(NpyDType.FLOAT32).withGet(Get.NTK);
+    DisplayData shown = DisplayData.from(tuned);
+    assertTrue(shown.items().stream().anyMatch(i -> i.getKey().equals("tileRows")
+        && i.getValue().equals(7L) || i.getKey().equals("tileRows") && i.getValue().equals(7)), shown.toString());
+    assertTrue(shown.toString().contains("float32"), shown.toString());
+    assertTrue(DisplayData.from(base).toString().contains("256"), "the original is unchanged");
+    assertThrows(IllegalArgumentException.class, () -> base.withTileRows(0));
+    assertThrows(IllegalArgumentException.class, () -> base.withGet());
+    assertThrows(IllegalArgumentException.class, () -> Kernels.of("{\"serial\": [{\"Nope\": {}}]}"));
+    assertTrue(DisplayData.from(KernelIO.writeNpy("/x/y")).toString().contains("/x/y"));
+  }
+}
