@@ -543,7 +543,7 @@ report() {
 mkdir -p "$(dirname "$RESULTS")"
 {
   report
-  # The sections of the other scripts (bench/predict.sh, bench/cnn.sh, ...), each between its
+  # The sections of the other scripts (bench/predict.sh, bench/cnn.sh, bench/large.sh, ...), each between its
   # <!-- name:begin --> and <!-- name:end --> markers, are kept as they were.
   if [[ -f $RESULTS ]]; then
     python3 - "$RESULTS" <<'PY'
@@ -552,11 +552,6 @@ for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", open(sys.argv[1]
     print()
     print(m.group(0))
 PY
-  fi
-  # and bench/large.sh's.
-  if [[ -f $RESULTS ]] && grep -q '<!-- large:begin -->' "$RESULTS"; then
-    echo
-    sed -n '/<!-- large:begin -->/,/<!-- large:end -->/p' "$RESULTS"
   fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
