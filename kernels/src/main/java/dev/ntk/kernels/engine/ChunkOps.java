@@ -62,6 +62,12 @@ interface ChunkOps<A> {
    */
   void axpy(double w, A x, int xo, int step, A y, int yo, int length);
 
+  /**
+   * {@code y[yo + t] = w * sum_k x[xo + offsets[k] + t]} for {@code t < length}: the shifted copies
+   * of a stride-1 convolution, summed in registers and stored once ({@link PixelMap}).
+   */
+  void stencil(double w, A x, int xo, int[] offsets, A y, int yo, int length);
+
   /** The mask of an operand that varies over the chunk. */
   int ALL = -1;
   /** The mask of an operand broadcast from a short buffer of equal values. */

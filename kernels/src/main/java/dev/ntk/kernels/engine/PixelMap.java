@@ -456,9 +456,6 @@ public final class PixelMap {
     apply(ops, c, 0, in, io, out, oo, 1.0);
   }
 
-  /** Entries per chunk of the shifted runs: the accumulator's chunk stays in L1. */
-  private static final int SHIFT_CHUNK = 4096;
-
   private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, A pad, A acc) {
     Shifts sh = shifts;
     int rank = sh.padded().length;
@@ -470,14 +467,7 @@ public final class PixelMap {
     for (int r = 0; r < rows; r++, at.next()) {
       ops.copy(in, io + r * rowLength, pad, at.offset, rowLength);
     }
-    int length = sh.length();
-    for (int c0 = 0; c0 < length; c0 += SHIFT_CHUNK) {
-      int len = Math.min(SHIFT_CHUNK, length - c0);
-      ops.fill(acc, c0, len, 0.0);
-      for (int offset : sh.offsets()) {
-        ops.axpy(sh.weight(), pad, offset + c0, 1, acc, c0, len);
-      }
-    }
+    ops.stencil(sh.weight(), pad, 0, sh.offsets(), acc, 0, sh.length());
     int outLength = sh.out()[rank - 1];
     int outRows = Math.toIntExact(product(sh.out()) / outLength);
     Rows from = new Rows(sh.out(), new int[rank], sh.padded());

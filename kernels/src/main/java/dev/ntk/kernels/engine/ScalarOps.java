@@ -91,6 +91,11 @@ final class ScalarOps {
     }
 
     @Override
+    public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length) {
+      stencil64(w, x, xo, offsets, y, yo, 0, length);
+    }
+
+    @Override
     public void axpy(double w, double[] x, int xo, int step, double[] y, int yo, int length) {
       for (int t = 0; t < length; t++) {
         y[yo + t] += w * x[xo + t * step];
@@ -190,6 +195,11 @@ final class ScalarOps {
     }
 
     @Override
+    public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length) {
+      stencil32(w, x, xo, offsets, y, yo, 0, length);
+    }
+
+    @Override
     public void axpy(double w, float[] x, int xo, int step, float[] y, int yo, int length) {
       float wf = (float) w;
       for (int t = 0; t < length; t++) {
@@ -257,6 +267,29 @@ final class ScalarOps {
       for (int k = from; k < to; k++) {
         out[oo + k] = (float) Expr.evaluate(op, a[ao + (k & am)], 0);
       }
+    }
+  }
+
+  /** {@link ChunkOps#stencil} for {@code t} in {@code [from, to)}. */
+  static void stencil64(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int from, int to) {
+    for (int t = from; t < to; t++) {
+      double s = 0;
+      for (int off : offsets) {
+        s += x[xo + off + t];
+      }
+      y[yo + t] = w * s;
+    }
+  }
+
+  /** {@link ChunkOps#stencil} in float32 for {@code t} in {@code [from, to)}. */
+  static void stencil32(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int from, int to) {
+    float wf = (float) w;
+    for (int t = from; t < to; t++) {
+      float s = 0;
+      for (int off : offsets) {
+        s += x[xo + off + t];
+      }
+      y[yo + t] = wf * s;
     }
   }
 }

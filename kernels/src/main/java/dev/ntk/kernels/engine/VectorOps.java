@@ -134,6 +134,20 @@ final class VectorOps {
     }
 
     @Override
+    public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length) {
+      int body = D.loopBound(length);
+      int last = offsets.length;
+      for (int t = 0; t < body; t += D.length()) {
+        DoubleVector s = DoubleVector.fromArray(D, x, xo + offsets[0] + t);
+        for (int k = 1; k < last; k++) {
+          s = s.add(DoubleVector.fromArray(D, x, xo + offsets[k] + t));
+        }
+        s.mul(w).intoArray(y, yo + t);
+      }
+      ScalarOps.stencil64(w, x, xo, offsets, y, yo, body, length);
+    }
+
+    @Override
     public void axpy(double w, double[] x, int xo, int step, double[] y, int yo, int length) {
       int body = step == 1 ? D.loopBound(length) : 0;
       DoubleVector wv = DoubleVector.broadcast(D, w);
@@ -181,6 +195,21 @@ final class VectorOps {
             .intoArray(out, oo + k);
       }
       ScalarOps.fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
+    }
+
+    @Override
+    public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length) {
+      int body = F.loopBound(length);
+      int last = offsets.length;
+      float wf = (float) w;
+      for (int t = 0; t < body; t += F.length()) {
+        FloatVector s = FloatVector.fromArray(F, x, xo + offsets[0] + t);
+        for (int k = 1; k < last; k++) {
+          s = s.add(FloatVector.fromArray(F, x, xo + offsets[k] + t));
+        }
+        s.mul(wf).intoArray(y, yo + t);
+      }
+      ScalarOps.stencil32(w, x, xo, offsets, y, yo, body, length);
     }
 
     @Override

@@ -56,4 +56,41 @@ class CpuBackendTest {
       }
     }
   }
+
+  /**
+   * A convolutional plan (per-pixel and pixel-pair blocks, shifted and general pixel maps, a
+   * pooling window, both readouts) on the scalar fallback and the vectorised loops, with a grid
+   * whose rows are not whole vectors.
+   */
+  @Test
+  void scalarFallbackGivesTheVectorisedNumbersOnPixelBlocks() {
+    for (String readout : new String[] {"{\"Flatten\": {}}", "{\"GlobalAvgPool\": {}}"}) {
+      Plan plan = Plan.compile(ModelSpec.parse("""
+          {"serial": [{"Conv": {"out_chan": 4, "filter_shape": [3, 3], "padding": "SAME", "b_std": 0.1}},
+            {"Relu": {}}, {"Conv": {"out_chan": 4, "filter_shape": [2, 3], "strides": [2, 1], "padding": "VALID"}},
+            {"Erf": {}}, {"AvgPool": {"window_shape": [2, 2], "padding": "SAME"}},
+            {"Conv": {"out_chan": 4, "filter_shape": [3, 3], "padding": "CIRCULAR"}}, {"Relu": {}},
+            %s, {"Dense": {"out_dim": 1}}]}""".formatted(readout)), new Shape(9, 19, 2), EnumSet.allOf(Get.class));
+      int n1 = 3;
+      int n2 = 2;
+      Random r = new Random(5);
+      double[] x1 = new double[n1 * 9 * 19 * 2];
+      double[] x2 = new double[n2 * 9 * 19 * 2];
+      for (double[] x : new double[][] {x1, x2}) {
+        for (int i = 0; i < x.length; i++) {
+          x[i] = r.nextGaussian();
+        }
+      }
+      Map<String, double[]> vector = plan.run(CpuBackend.float64(), x1, x2, n1, n2, 2);
+      Map<String, double[]> scalar = plan.run(CpuBackend.scalarFloat64(), x1, x2, n1, n2, 1);
+      for (String k : new String[] {Plan.NNGP, Plan.NTK}) {
+        double[] a = vector.get(k);
+        double[] b = scalar.get(k);
+        for (int i = 0; i < a.length; i++) {
+          assertTrue(Math.abs(a[i] - b[i]) <= 1e-13 * Math.abs(b[i]) + 1e-16,
+              readout + " " + k + "[" + i + "]: " + a[i] + " vs " + b[i]);
+        }
+      }
+    }
+  }
 }
