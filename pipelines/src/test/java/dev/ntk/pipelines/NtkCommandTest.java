@@ -99,26 +99,31 @@ class NtkCommandTest {
 
   /**
    * The paper's convolutional networks from their files in {@code examples/}, through the command
-   * line on the DirectRunner in tiles of one row, against the in-process kernel of the same file.
+   * line on the DirectRunner and on Flink in tiles of one row, against the in-process kernel of the
+   * same file.
    */
   @ParameterizedTest(name = "{0}")
   @CsvSource({"cnn21/flatten.json,32", "cnn21/gap.json,32", "myrtle5/model.json,32", "wideresnet/model.json,8"})
   void convolutionalExamplesThroughTheCommandLine(String file, int size) throws IOException {
     Path example = Path.of("..", "examples").resolve(file);
     Path images = images("images.npy", 2, size, 5);
-    Result r = ntk("kernel", "--model", example, "--x1", images, "--tile", 1, "--dtype", "float32", "--out", out);
-    assertEquals(0, r.status(), r.err());
-    assertTrue(r.out().contains("3 tiles computed"), r.out());
-    try (ai.djl.ndarray.NDManager m = dev.ntk.kernels.Tensors.newManager()) {
-      NpyArray x1 = Npy.read(images);
-      dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.read(example).kernelFn().apply(
-          dev.ntk.kernels.Tensors.create(m, x1.data(), new ai.djl.ndarray.types.Shape(x1.shape()),
-              ai.djl.ndarray.types.DataType.FLOAT32));
-      for (String g : List.of("nngp", "ntk")) {
-        double[] want = dev.ntk.kernels.Tensors.toDoubles(g.equals("nngp") ? k.nngp() : k.ntk());
-        double[] got = Npy.read(out.resolve(g + ".npy")).data();
-        for (int i = 0; i < want.length; i++) {
-          assertEquals(want[i], got[i], 1e-5 * Math.abs(want[i]), file + " " + g + "[" + i + "]");
+    for (String runner : List.of("DirectRunner", "FlinkRunner")) {
+      Path o = dir.resolve(runner);
+      Result r = ntk("kernel", "--model", example, "--x1", images, "--tile", 1, "--dtype", "float32",
+          "--runner", runner, "--parallelism", 2, "--out", o);
+      assertEquals(0, r.status(), r.err());
+      assertTrue(r.out().contains(runner + ": 3 tiles computed"), r.out());
+      try (ai.djl.ndarray.NDManager m = dev.ntk.kernels.Tensors.newManager()) {
+        NpyArray x1 = Npy.read(images);
+        dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.read(example).kernelFn().apply(
+            dev.ntk.kernels.Tensors.create(m, x1.data(), new ai.djl.ndarray.types.Shape(x1.shape()),
+                ai.djl.ndarray.types.DataType.FLOAT32));
+        for (String g : List.of("nngp", "ntk")) {
+          double[] want = dev.ntk.kernels.Tensors.toDoubles(g.equals("nngp") ? k.nngp() : k.ntk());
+          double[] got = Npy.read(o.resolve(g + ".npy")).data();
+          for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], 1e-5 * Math.abs(want[i]), file + " " + runner + " " + g + "[" + i + "]");
+          }
         }
       }
     }
