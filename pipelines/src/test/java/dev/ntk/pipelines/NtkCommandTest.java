@@ -103,7 +103,8 @@ class NtkCommandTest {
    * same file.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource({"cnn21/flatten.json,32", "cnn21/gap.json,32", "myrtle5/model.json,32", "wideresnet/model.json,8"})
+  @CsvSource({"cnn21/flatten.json,32", "cnn21/gap.json,32", "myrtle5/model.json,32", "wideresnet/model.json,8",
+      "wideresnet/model.json,32"})
   void convolutionalExamplesThroughTheCommandLine(String file, int size) throws IOException {
     Path example = Path.of("..", "examples").resolve(file);
     Path images = images("images.npy", 2, size, 5);
