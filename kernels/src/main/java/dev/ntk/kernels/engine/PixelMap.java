@@ -465,14 +465,14 @@ public final class PixelMap {
     int rows = Math.toIntExact(product(sh.in()) / rowLength);
     Rows at = new Rows(sh.in(), sh.low(), sh.padded());
     for (int r = 0; r < rows; r++, at.next()) {
-      ops.copy(in, io + r * rowLength, pad, at.offset, rowLength);
+      System.arraycopy(in, io + r * rowLength, pad, at.offset, rowLength);
     }
     ops.stencil(sh.weight(), pad, 0, sh.offsets(), acc, 0, sh.length());
     int outLength = sh.out()[rank - 1];
     int outRows = Math.toIntExact(product(sh.out()) / outLength);
     Rows from = new Rows(sh.out(), new int[rank], sh.padded());
     for (int r = 0; r < outRows; r++, from.next()) {
-      ops.copy(acc, from.offset, out, oo + r * outLength, outLength);
+      System.arraycopy(acc, from.offset, out, oo + r * outLength, outLength);
     }
   }
 
