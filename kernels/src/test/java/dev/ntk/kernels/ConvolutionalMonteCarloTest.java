@@ -71,21 +71,10 @@ class ConvolutionalMonteCarloTest {
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 101);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 102);
     Kernel k = model.kernelFn().apply(x1, x2);
-    check(name + " NNGP", k.nngp().toDoubleArray(), MonteCarlo.nngp(model, x1, x2, SAMPLES, 7));
-    check(name + " NTK", k.ntk().toDoubleArray(), MonteCarlo.ntk(model, x1, x2, SAMPLES, 11));
+    KernelTesting.assertMatchesMonteCarlo(name + " NNGP", k.nngp().toDoubleArray(),
+        MonteCarlo.nngp(model, x1, x2, SAMPLES, 7), 2.0 / WIDTH, 0.15);
+    KernelTesting.assertMatchesMonteCarlo(name + " NTK", k.ntk().toDoubleArray(),
+        MonteCarlo.ntk(model, x1, x2, SAMPLES, 11), 2.0 / WIDTH, 0.15);
   }
 
-  private static void check(String name, double[] analytic, MonteCarlo.Estimate mc) {
-    double norm = KernelTesting.norm(analytic);
-    double bound = 4 * KernelTesting.norm(mc.standardError()) + 2 * norm / WIDTH;
-    double[] diff = new double[analytic.length];
-    for (int i = 0; i < diff.length; i++) {
-      diff[i] = mc.mean()[i] - analytic[i];
-    }
-    double error = KernelTesting.norm(diff);
-    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
-    assertTrue(bound < 0.15 * norm, name + ": bound " + bound / norm + " is too loose to test");
-    assertTrue(error <= bound, String.format("%s: relative error %.4f exceeds bound %.4f",
-        name, error / norm, bound / norm));
-  }
 }

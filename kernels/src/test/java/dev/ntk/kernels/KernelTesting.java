@@ -30,6 +30,28 @@ final class KernelTesting {
     return Tensors.create(m, v, s, DataType.FLOAT64);
   }
 
+  /**
+   * The analytic kernel against a Monte Carlo estimate: {@code ||K_mc - K||_F <= 4 ||se||_F +
+   * bias ||K||_F}, four standard errors measured from the draws plus a relative finite-width bias
+   * ({@code 2 / width}, or 0 where the estimate has none), and the bound itself under {@code
+   * tight ||K||_F}, so that agreement means something.
+   */
+  static void assertMatchesMonteCarlo(String name, double[] analytic, MonteCarlo.Estimate mc, double bias,
+      double tight) {
+    double norm = norm(analytic);
+    double bound = 4 * norm(mc.standardError()) + bias * norm;
+    double[] diff = new double[analytic.length];
+    for (int i = 0; i < diff.length; i++) {
+      diff[i] = mc.mean()[i] - analytic[i];
+    }
+    double error = norm(diff);
+    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
+    org.junit.jupiter.api.Assertions.assertTrue(bound < tight * norm,
+        name + ": bound " + bound / norm + " is too loose to test");
+    org.junit.jupiter.api.Assertions.assertTrue(error <= bound,
+        String.format("%s: relative error %.4f exceeds bound %.4f", name, error / norm, bound / norm));
+  }
+
   /** {@code ||a - b||_F / ||b||_F}. */
   static double relativeError(double[] a, double[] b) {
     double num = 0;

@@ -63,13 +63,7 @@ class MonteCarloNtkTest {
     NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 102);
     double[] analytic = model.kernelFn().apply(x1, x2).ntk().toDoubleArray();
     MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, SAMPLES, 11);
-    double norm = KernelTesting.norm(analytic);
-    double bound = 4 * KernelTesting.norm(mc.standardError()) + 2 * norm / WIDTH;
-    double error = KernelTesting.norm(minus(mc.mean(), analytic));
-    System.out.printf("NTK %s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
-    assertTrue(bound < 0.10 * norm, name + ": bound " + bound / norm + " is too loose to test");
-    assertTrue(error <= bound, String.format("%s: relative error %.4f exceeds bound %.4f",
-        name, error / norm, bound / norm));
+    KernelTesting.assertMatchesMonteCarlo("NTK " + name, analytic, mc, 2.0 / WIDTH, 0.10);
   }
 
   /**
@@ -88,13 +82,7 @@ class MonteCarloNtkTest {
         Stax.dense(512, 1.3, 0.2, Linear.Parameterization.STANDARD)}) {
       double[] analytic = model.kernelFn().apply(x1, x2).ntk().toDoubleArray();
       MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, 128, 3);
-      double norm = KernelTesting.norm(analytic);
-      double bound = 4 * KernelTesting.norm(mc.standardError());
-      double error = KernelTesting.norm(minus(mc.mean(), analytic));
-      System.out.printf("NTK %s: relative error %.4f, bound %.4f%n", model.arguments(), error / norm,
-          bound / norm);
-      assertTrue(bound < 0.05 * norm, "bound " + bound / norm + " is too loose to test");
-      assertTrue(error <= bound, "relative error " + error / norm + " exceeds bound " + bound / norm);
+      KernelTesting.assertMatchesMonteCarlo("NTK " + model.arguments(), analytic, mc, 0, 0.05);
     }
   }
 
@@ -127,11 +115,4 @@ class MonteCarloNtkTest {
     assertThrows(IllegalArgumentException.class, () -> MonteCarlo.ntk(model, x, x, 4, 0, 0));
   }
 
-  private static double[] minus(double[] a, double[] b) {
-    double[] d = new double[a.length];
-    for (int i = 0; i < a.length; i++) {
-      d[i] = a[i] - b[i];
-    }
-    return d;
-  }
 }

@@ -72,20 +72,7 @@ class MonteCarloTest {
     NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 102);
     double[] analytic = model.kernelFn().apply(x1, x2).nngp().toDoubleArray();
     MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, SAMPLES, 7);
-    double norm = KernelTesting.norm(analytic);
-    double bound = 4 * KernelTesting.norm(mc.standardError()) + 2 * norm / WIDTH;
-    double error = KernelTesting.norm(minus(mc.mean(), analytic));
-    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
-    assertTrue(bound < 0.10 * norm, name + ": bound " + bound / norm + " is too loose to test");
-    assertTrue(error <= bound, String.format("%s: relative error %.4f exceeds bound %.4f",
-        name, error / norm, bound / norm));
+    KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / WIDTH, 0.10);
   }
 
-  private static double[] minus(double[] a, double[] b) {
-    double[] d = new double[a.length];
-    for (int i = 0; i < a.length; i++) {
-      d[i] = a[i] - b[i];
-    }
-    return d;
-  }
 }

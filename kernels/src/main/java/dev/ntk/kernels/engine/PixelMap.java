@@ -66,29 +66,6 @@ public final class PixelMap {
       }
       return new Axis(in, out, oi, ii, ws);
     }
-
-    /** The non-zero entries of {@code m[out][in]}, row by row. */
-    static Axis of(double[][] m, int in) {
-      List<int[]> at = new ArrayList<>();
-      List<Double> w = new ArrayList<>();
-      for (int o = 0; o < m.length; o++) {
-        for (int i = 0; i < in; i++) {
-          if (m[o][i] != 0) {
-            at.add(new int[] {o, i});
-            w.add(m[o][i]);
-          }
-        }
-      }
-      int[] oi = new int[at.size()];
-      int[] ii = new int[at.size()];
-      double[] ws = new double[at.size()];
-      for (int t = 0; t < ws.length; t++) {
-        oi[t] = at.get(t)[0];
-        ii[t] = at.get(t)[1];
-        ws[t] = w.get(t);
-      }
-      return new Axis(in, m.length, oi, ii, ws);
-    }
   }
 
   private final Layout input;
@@ -249,17 +226,6 @@ public final class PixelMap {
     }
     Layout.Kind full = Layout.Kind.FULL;
     return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes);
-  }
-
-  /** A pixel map from explicit per-axis matrices over pixels or pixel pairs (for other layers). */
-  static PixelMap of(String name, Layout input, Layout output, List<double[][]> matrices) {
-    Axis[] axes = new Axis[matrices.size()];
-    int[] in = input.grid();
-    for (int k = 0; k < axes.length; k++) {
-      int size = input.kind() == Layout.Kind.FULL ? in[k] * in[k] : in[k];
-      axes[k] = Axis.of(matrices.get(k), size);
-    }
-    return new PixelMap(name, input, output, axes);
   }
 
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
