@@ -65,6 +65,9 @@ final class InferenceSteps {
 
     /** The kernel, for messages ({@code the train-train tiles}, or the tile set's directory). */
     String what();
+
+    /** Where the tiles are, for messages that say {@code the tiles in ...}. */
+    String where();
   }
 
   /** Tiles by key, read from the files of {@code set} (checked against the set's metadata). */
@@ -82,6 +85,11 @@ final class InferenceSteps {
     @Override
     public String what() {
       return "the " + role + " tiles in " + set.directory();
+    }
+
+    @Override
+    public String where() {
+      return set.directory();
     }
   }
 
@@ -101,6 +109,11 @@ final class InferenceSteps {
     public String what() {
       return "the " + role + " tiles";
     }
+
+    @Override
+    public String where() {
+      return "the PCollection of " + role + " tiles";
+    }
   }
 
   // ---- what passes between the steps ---------------------------------------------------------
@@ -111,11 +124,36 @@ final class InferenceSteps {
    * train-train tiles' model hash, dtype and inputs are what the other kernels are checked against.
    */
   record Factored(String dir, String id, int n, int outputs, long[] yShape, double nll,
-      NpyDType dtype, String modelHash, String trainInputs) {}
+      NpyDType dtype, String modelHash, String trainInputs) {
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Factored f && dir.equals(f.dir) && id.equals(f.id) && n == f.n && outputs == f.outputs
+          && Arrays.equals(yShape, f.yShape) && Double.compare(nll, f.nll) == 0 && dtype == f.dtype
+          && modelHash.equals(f.modelHash) && trainInputs.equals(f.trainInputs);
+    }
+
+    @Override
+    public int hashCode() {
+      return java.util.Objects.hash(dir, id, n, outputs, Arrays.hashCode(yShape), nll, dtype, modelHash, trainInputs);
+    }
+  }
 
   /** The predictions for a block of test rows at every time, and its kernels if a later step needs them. */
   record Block(long rowOffset, int rows, double[][] means, double[] testTrainGet, double[] testTrainNngp,
-      String testInputs) {}
+      String testInputs) {
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Block b && rowOffset == b.rowOffset && rows == b.rows && Arrays.deepEquals(means, b.means)
+          && Arrays.equals(testTrainGet, b.testTrainGet) && Arrays.equals(testTrainNngp, b.testTrainNngp)
+          && testInputs.equals(b.testInputs);
+    }
+
+    @Override
+    public int hashCode() {
+      return java.util.Objects.hash(rowOffset, rows, Arrays.deepHashCode(means), Arrays.hashCode(testTrainGet),
+          Arrays.hashCode(testTrainNngp), testInputs);
+    }
+  }
 
   /** {@link Factored} as a length-prefixed sequence of its fields (no Java serialization). */
   static final class FactoredCoder extends AtomicCoder<Factored> {
@@ -616,7 +654,7 @@ final class InferenceSteps {
               kernel(t, name, what, "the prediction");
             }
             return t;
-          }, what);
+          }, access.where());
       double[] kGet = k.get(settings.get().key());
       Mode mode = settings.mode();
       double[][] means = new double[settings.times().length][];
@@ -815,7 +853,8 @@ final class InferenceSteps {
         }
       }
       checkSymmetricComplete(new ArrayList<>(tiles.keySet()), m, what);
-      return Bands.assemble(m, m, true, 0, m, tiles.keySet(), List.of(Get.NNGP.key()), tiles::get, what)
+      return Bands.assemble(m, m, true, 0, m, tiles.keySet(), List.of(Get.NNGP.key()), tiles::get,
+          testTest.where())
           .get(Get.NNGP.key());
     }
 
