@@ -142,8 +142,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
   public static FromTiles fromTiles(PCollection<Tile> trainTrain, String yTrain, String directory) {
     String dir = nonBlank(directory, "output directory");
     return new FromTiles(Objects.requireNonNull(trainTrain, "trainTrain"), null, nonBlank(yTrain, "targets"),
-        dir, BeamFiles.childDirectory(BeamFiles.directory(dir), ".factor").toString(),
-        PredictSettings.exact(Get.NTK, 1e-4));
+        dir, null, PredictSettings.exact(Get.NTK, 1e-4));
   }
 
   private static String nonBlank(String s, String what) {
@@ -171,7 +170,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
         .apply("GatherTrainTrain", GroupByKey.create())
         .apply("Factor", ParDo.of(new FactorFn<>(new FileTiles(trainTrain, "train-train"), yTrain, settings,
-            cov, factorDir)))
+            cov, factorDir, directory)))
         .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
@@ -265,7 +264,8 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
 
     /**
      * Where the factored train side is kept while the pipeline runs (default {@code
-     * <directory>/.factor/}); workers read it, so on a cluster it must be on a file system they share.
+     * <directory>/.factor/}, removed at the end); workers read it, so on a cluster it must be on a
+     * file system they share.
      */
     public FromTiles withFactorDirectory(String newFactorDirectory) {
       return new FromTiles(trainTrain, testTest, yTrain, directory,
@@ -281,7 +281,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
           .setCoder(KvCoder.of(VarIntCoder.of(), TileCoder.of()))
           .apply("GatherTrainTrain", GroupByKey.create())
           .apply("Factor", ParDo.of(new FactorFn<>(new ElementTiles("train-train"), yTrain, settings, cov,
-              factorDirectory)))
+              factorDirectory, directory)))
           .setCoder(FactoredCoder.INSTANCE)
           .apply("FactorView", View.asSingleton());
       PCollection<Block> blocks = testTrain
@@ -300,7 +300,9 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     public void populateDisplayData(DisplayData.Builder builder) {
       super.populateDisplayData(builder);
       displaySettings(builder, settings, yTrain, directory);
-      builder.add(DisplayData.item("factorDirectory", factorDirectory).withLabel("Factor directory"))
+      String factor = factorDirectory != null ? factorDirectory
+          : directory + (directory.endsWith("/") ? "" : "/") + ".factor/";
+      builder.add(DisplayData.item("factorDirectory", factor).withLabel("Factor directory"))
           .add(DisplayData.item("covariance", testTest != null).withLabel("Predictive covariance"));
     }
   }

@@ -378,13 +378,20 @@ final class InferenceSteps {
     private final PredictSettings settings;
     private final boolean cov;
     private final String factorDir;
+    private final String directory;
 
-    FactorFn(TileAccess<T> access, String yTrain, PredictSettings settings, boolean cov, String factorDir) {
+    /**
+     * @param factorDir where the factored train side goes, or null for {@code directory/.factor/}
+     *     (resolved when the step runs, once the pipeline's file systems are registered)
+     */
+    FactorFn(TileAccess<T> access, String yTrain, PredictSettings settings, boolean cov, String factorDir,
+        String directory) {
       this.access = access;
       this.yTrain = yTrain;
       this.settings = settings;
       this.cov = cov;
       this.factorDir = factorDir;
+      this.directory = directory;
     }
 
     @ProcessElement
@@ -448,7 +455,9 @@ final class InferenceSteps {
             nll = p.nll(y.data());
           }
         }
-        ResourceId dir = BeamFiles.directory(factorDir);
+        ResourceId dir = factorDir == null
+            ? BeamFiles.childDirectory(BeamFiles.directory(directory), ".factor")
+            : BeamFiles.directory(factorDir);
         DenseMatrix kernel = g;
         g = null;
         FactorFiles.write(dir, local -> {

@@ -285,13 +285,13 @@ class GpInferenceFromTilesTest {
     data(4, 3, 1);
     Pipeline p = Pipeline.create();
     PCollection<Tile> tt = tiles(p, 4).trainTrain();
-    GpInference.FromTiles base = GpInference.fromTiles(tt, "gs://b/y.npy", "gs://b/out");
+    GpInference.FromTiles base = GpInference.fromTiles(tt, "gs://ntk-bucket/y.npy", "gs://ntk-bucket/out");
     GpInference.FromTiles tuned = base.withGet(Get.NNGP).withDiagReg(0.5).withFactorDirectory("/scratch/f");
     String shown = DisplayData.from(tuned).toString();
     assertTrue(shown.contains("nngp") && shown.contains("0.5") && shown.contains("/scratch/f")
-        && shown.contains("gs://b/y.npy"), shown);
+        && shown.contains("gs://ntk-bucket/y.npy"), shown);
     String original = DisplayData.from(base).toString();
-    assertTrue(original.contains("ntk") && original.contains("gs://b/out/.factor/"), original);
+    assertTrue(original.contains("ntk") && original.contains("gs://ntk-bucket/out/.factor/"), original);
     assertThrows(IllegalArgumentException.class, () -> GpInference.fromTiles(tt, " ", "/out"));
     assertThrows(IllegalArgumentException.class, () -> base.withDiagReg(-1));
     PredictSettings ode = new PredictSettings(Get.NTK, 0, new double[] {1}, 1, "cross-entropy", 0, null, null,
