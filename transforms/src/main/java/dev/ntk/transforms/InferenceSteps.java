@@ -34,7 +34,9 @@ import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
 import org.apache.beam.sdk.coders.VarIntCoder;
 import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.GroupByKey;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.Values;
@@ -42,6 +44,7 @@ import org.apache.beam.sdk.transforms.WithKeys;
 import org.apache.beam.sdk.util.VarInt;
 import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionView;
 import org.bytedeco.javacpp.DoublePointer;
 
@@ -155,6 +158,9 @@ final class InferenceSteps {
     }
   }
 
+  /** The block {@link #gatherAndWrite} adds to the others: no rows, skipped by the write step. */
+  static final Block NO_ROWS = new Block(-1, 0, new double[0][], null, null, "");
+
   /** {@link Factored} as a length-prefixed sequence of its fields (no Java serialization). */
   static final class FactoredCoder extends AtomicCoder<Factored> {
     static final FactoredCoder INSTANCE = new FactoredCoder();
@@ -201,7 +207,7 @@ final class InferenceSteps {
 
     @Override
     public void encode(Block b, OutputStream out) throws IOException {
-      VarInt.encode(b.rowOffset(), out);
+      VarInt.encode(b.rowOffset() + 1, out); // -1 for NO_ROWS
       VarInt.encode(b.rows(), out);
       VarInt.encode(b.means().length, out);
       for (double[] m : b.means()) {
@@ -214,7 +220,7 @@ final class InferenceSteps {
 
     @Override
     public Block decode(InputStream in) throws IOException {
-      long rowOffset = VarInt.decodeLong(in);
+      long rowOffset = VarInt.decodeLong(in) - 1;
       int rows = VarInt.decodeInt(in);
       double[][] means = new double[VarInt.decodeInt(in)][];
       for (int i = 0; i < means.length; i++) {
@@ -717,9 +723,14 @@ final class InferenceSteps {
     if (testTestView != null) {
       writeStep = writeStep.withSideInputs(testTestView);
     }
-    return blocks
-        .apply("OneGroup", WithKeys.<Integer, Block>of(0))
-        .setCoder(KvCoder.of(VarIntCoder.of(), BlockCoder.INSTANCE))
+    KvCoder<Integer, Block> coder = KvCoder.of(VarIntCoder.of(), BlockCoder.INSTANCE);
+    PCollection<KV<Integer, Block>> keyed = blocks.apply("OneGroup", WithKeys.<Integer, Block>of(0)).setCoder(coder);
+    // One block more that holds no rows, so that the group, and the write step, exist even when
+    // there are no test-train tiles at all (which the write step then reports).
+    PCollection<KV<Integer, Block>> none = blocks.getPipeline()
+        .apply("NoRows", Create.of(KV.of(0, NO_ROWS)).withCoder(coder));
+    return PCollectionList.of(keyed).and(none)
+        .apply("WithNoRows", Flatten.pCollections())
         .apply("GatherBlocks", GroupByKey.create())
         .apply("Blocks", Values.create())
         .apply("Write", writeStep);
@@ -750,7 +761,14 @@ final class InferenceSteps {
     @ProcessElement
     public void process(ProcessContext c) throws IOException {
       List<Block> blocks = new ArrayList<>();
-      c.element().forEach(blocks::add);
+      for (Block b : c.element()) {
+        if (b.rowOffset() >= 0) {
+          blocks.add(b);
+        }
+      }
+      if (blocks.isEmpty()) {
+        throw new IllegalArgumentException("there are no test-train tiles, so no test row to predict");
+      }
       blocks.sort(Comparator.comparingLong(Block::rowOffset));
       Factored f = c.sideInput(factor);
       long next = 0;

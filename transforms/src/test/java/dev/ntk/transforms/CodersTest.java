@@ -65,6 +65,7 @@ class CodersTest {
         new double[][] {{1, 2}, null, {3, -0.0}}, null, new double[] {5, 6, 7}, "t"));
     roundTrips(InferenceSteps.BlockCoder.INSTANCE, new InferenceSteps.Block(0, 1,
         new double[][] {{Math.PI}}, new double[] {1, 2}, null, ""));
+    roundTrips(InferenceSteps.BlockCoder.INSTANCE, InferenceSteps.NO_ROWS);
   }
 
   @Test

@@ -274,6 +274,13 @@ class GpInferenceFromTilesTest {
   }
 
   @Test
+  void noTestTrainTilesAtAllIsAnError() throws IOException {
+    data(11, 9, 1);
+    assertRejected((p, t, out) -> t.testTrain().apply("None", Filter.by((Tile x) -> false))
+        .apply(predict(t.trainTrain(), out)), "there are no test-train tiles, so no test row to predict");
+  }
+
+  @Test
   void testTestTilesOfOtherInputsAreRejected() throws IOException {
     data(11, 9, 1);
     assertRejected((p, t, out) -> t.testTrain().apply(predict(t.trainTrain(), out)
