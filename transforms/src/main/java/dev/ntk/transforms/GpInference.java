@@ -1,39 +1,31 @@
 package dev.ntk.transforms;
 
-import dev.ntk.io.Npy;
-import dev.ntk.io.NpyArray;
-import dev.ntk.io.NpyDType;
+import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.kernels.linalg.DenseMatrix;
-import dev.ntk.kernels.predict.GpPosterior;
-import dev.ntk.kernels.predict.GradientDescent;
-import dev.ntk.kernels.predict.Loss;
-import dev.ntk.kernels.predict.MseDynamics;
+import dev.ntk.transforms.InferenceSteps.Block;
+import dev.ntk.transforms.InferenceSteps.BlockCoder;
+import dev.ntk.transforms.InferenceSteps.ElementTiles;
+import dev.ntk.transforms.InferenceSteps.Factored;
+import dev.ntk.transforms.InferenceSteps.FactoredCoder;
+import dev.ntk.transforms.InferenceSteps.FactorFn;
+import dev.ntk.transforms.InferenceSteps.FileTiles;
+import dev.ntk.transforms.InferenceSteps.PredictBlockFn;
 import dev.ntk.transforms.PredictSettings.Mode;
-import java.io.IOException;
-import java.io.Serializable;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.UUID;
-import java.util.stream.Stream;
+import java.util.Objects;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.VarIntCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
-import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.GroupByKey;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
-import org.apache.beam.sdk.transforms.Values;
 import org.apache.beam.sdk.transforms.View;
 import org.apache.beam.sdk.transforms.WithKeys;
-import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionView;
@@ -41,15 +33,26 @@ import org.apache.beam.sdk.values.TypeDescriptors;
 
 /**
  * Predictions of the infinite network as a Beam final transform over the kernel tiles: exact GP
- * inference ({@link GpPosterior}), gradient descent on MSE in closed form for the ensemble or one
- * network ({@link MseDynamics}), or gradient descent on any loss by ODE ({@link
- * GradientDescent}), as {@link PredictSettings} says.
+ * inference ({@link dev.ntk.kernels.predict.GpPosterior}), gradient descent on MSE in closed form
+ * for the ensemble or one network ({@link dev.ntk.kernels.predict.MseDynamics}), or gradient
+ * descent on any loss by ODE ({@link dev.ntk.kernels.predict.GradientDescent}), as {@link
+ * PredictSettings} says. The tiles come either from {@link TileSet}s (this transform: computed or
+ * reused by {@link KernelTiles}, read from their files) or from {@code PCollection}s of {@link
+ * Tile}s, such as {@link Kernels} gives ({@link #fromTiles}):
+ *
+ * <pre>{@code
+ * PCollection<Tile> trainTrain = xTrain.apply("TrainTrain", Kernels.of(model));
+ * PCollection<Tile> testTrain = xTest.apply("TestTrain", Kernels.of(model).withX2(xTrain));
+ * PCollection<Tile> testTest = xTest.apply("TestTest", Kernels.of(model).withGet(Get.NNGP));
+ * testTrain.apply("Predict", GpInference.fromTiles(trainTrain, "gs://bucket/y_train.npy", "gs://bucket/out")
+ *     .withGet(Get.NTK).withDiagReg(1e-4).withTestTest(testTest));   // mean.npy, cov.npy
+ * }</pre>
  *
  * <ol>
- *   <li>the train-train tiles are computed and assembled once into a native matrix (never a
- *       Java-serialized element), factored (Cholesky) or decomposed (eigh) once, and the result
- *       is written to files beside the tiles; only their small description is a side input, and
- *       each worker JVM reads the files once (from the shared file system on a cluster);
+ *   <li>the train-train tiles are put into one native matrix tile by tile (never a Java-serialized
+ *       element), factored (Cholesky) or decomposed (eigh) once, and the result is written to
+ *       files (a directory on any Beam file system); only their small description is a side input,
+ *       and each worker JVM reads the files once;
  *   <li>the test-train tiles are grouped by block of test rows; each block's predictions at all
  *       times are computed in parallel;
  *   <li>the blocks are gathered into {@code mean.npy} ({@code (N_test,) + y.shape[1:]}, with a
@@ -57,8 +60,12 @@ import org.apache.beam.sdk.values.TypeDescriptors;
  *       cov.npy}, and with {@code nll} {@code nll.npy} (a scalar).
  * </ol>
  *
- * <p>Emits the paths written. Outputs take the train-train set's dtype; the solve is float64. A
- * NaN or infinity in a result fails the pipeline rather than reaching a file.
+ * <p>Emits the files written. The targets, the initial outputs of the settings, the factor files
+ * and the outputs go through Beam's {@code FileSystems} ({@link BeamFiles}). Outputs take the
+ * train-train tiles' dtype; the solve is float64. A NaN or infinity in a result fails the pipeline
+ * rather than reaching a file. Tiles that do not fit together (another model, dtype or inputs, a
+ * tile missing or repeated, sizes that disagree with each other or with the targets) fail it with
+ * a message naming the kernel and the tile.
  */
 public final class GpInference extends PTransform<PBegin, PCollection<String>> {
   private static final long serialVersionUID = 1L;
@@ -85,7 +92,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
   /** The same transform with its kernel tiles computed on {@code newBackend} (see {@link KernelTiles}). */
   public GpInference withBackend(Backend newBackend) {
     return new GpInference(trainTrain, testTrain, testTest, yTrain, settings, directory,
-        java.util.Objects.requireNonNull(newBackend, "backend"));
+        Objects.requireNonNull(newBackend, "backend"));
   }
 
   /** Exact inference ({@code t = inf}); see {@link #of(TileSet, TileSet, TileSet, Path, PredictSettings, Path)}. */
@@ -97,10 +104,20 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
   /**
    * Predictions from the tile sets of the train-train kernel ({@code x_train} with itself), the
    * test-train kernel ({@code x_test} against {@code x_train}) and, for a covariance, the test-test
-   * kernel ({@code null} for none); results go to {@code directory}.
+   * kernel ({@code null} for none); results go to the local {@code directory}.
    */
   public static GpInference of(TileSet trainTrain, TileSet testTrain, TileSet testTest, Path yTrain,
       PredictSettings settings, Path directory) {
+    return to(trainTrain, testTrain, testTest, yTrain.toAbsolutePath().toString(), settings,
+        directory.toAbsolutePath().toString());
+  }
+
+  /**
+   * {@link #of(TileSet, TileSet, TileSet, Path, PredictSettings, Path)} with the targets and the
+   * output directory as paths or URIs of any Beam file system ({@code gs://bucket/run}).
+   */
+  public static GpInference to(TileSet trainTrain, TileSet testTrain, TileSet testTest, String yTrain,
+      PredictSettings settings, String directory) {
     if (!trainTrain.symmetric() || testTrain.symmetric() || (testTest != null && !testTest.symmetric())) {
       throw new IllegalArgumentException("expected train-train and test-test kernels of one input each "
           + "and a test-train kernel between two");
@@ -109,421 +126,184 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
       throw new IllegalArgumentException("the tile sets do not fit together: " + trainTrain + ", "
           + testTrain + ", " + testTest);
     }
-    if (testTest != null && (settings.mode() == Mode.ODE || settings.singleNetwork())) {
-      throw new IllegalArgumentException("a covariance is that of the infinite ensemble under MSE: "
-          + "not with initial outputs, another loss or momentum");
-    }
-    return new GpInference(trainTrain, testTrain, testTest, yTrain.toAbsolutePath().toString(), settings,
-        directory.toAbsolutePath().toString(), Backend.AUTO);
+    checkCovariance(settings, testTest != null);
+    return new GpInference(trainTrain, testTrain, testTest, nonBlank(yTrain, "targets"),
+        Objects.requireNonNull(settings, "settings"), nonBlank(directory, "output directory"), Backend.AUTO);
   }
 
   /**
-   * Where the factored train side lives: {@code dir} holds the files of {@code mode}; the {@code
-   * id} is unique to the run (the key under which workers keep what they read).
+   * Predictions from tiles in {@code PCollection}s, applied to the test-train tiles ({@link
+   * Kernels} applied to the test examples {@code withX2} the train examples); {@code trainTrain}
+   * are the tiles of the train examples with themselves ({@link Kernels} applied to them alone),
+   * {@code yTrain} the targets ({@code .npy}, {@code (N_train, ...)}, a path or URI) and {@code
+   * directory} where the outputs go. Exact inference with the NTK and a diagonal regularizer of
+   * {@code 1e-4} until configured otherwise; no covariance without {@link FromTiles#withTestTest}.
    */
-  record Factored(String dir, String id, int n, int outputs, long[] yShape, double nll) implements Serializable {
-    private static final long serialVersionUID = 1L;
+  public static FromTiles fromTiles(PCollection<Tile> trainTrain, String yTrain, String directory) {
+    String dir = nonBlank(directory, "output directory");
+    return new FromTiles(Objects.requireNonNull(trainTrain, "trainTrain"), null, nonBlank(yTrain, "targets"),
+        dir, null, PredictSettings.exact(Get.NTK, 1e-4));
   }
 
-  /** The predictions for a block of test rows at every time, and its kernels if a later step needs them. */
-  record Block(long rowOffset, int rows, double[][] means, double[] testTrainGet, double[] testTrainNngp)
-      implements Serializable {
-    private static final long serialVersionUID = 1L;
+  private static String nonBlank(String s, String what) {
+    if (s == null || s.isBlank()) {
+      throw new IllegalArgumentException("the " + what + " is empty");
+    }
+    return s;
+  }
+
+  private static void checkCovariance(PredictSettings settings, boolean cov) {
+    if (cov && (settings.mode() == Mode.ODE || settings.singleNetwork())) {
+      throw new IllegalArgumentException("a covariance is that of the infinite ensemble under MSE: "
+          + "not with initial outputs, another loss or momentum");
+    }
   }
 
   @Override
   public PCollection<String> expand(PBegin begin) {
     boolean cov = testTest != null;
-    String factorDir = Path.of(trainTrain.directory()).resolveSibling("factor").toString();
+    String store = trainTrain.directory().substring(0, trainTrain.directory().lastIndexOf('/') + 1);
+    String factorDir = BeamFiles.childDirectory(BeamFiles.directory(store), "factor").toString();
     PCollectionView<Factored> factor = begin
         .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend))
-        .apply("GatherTrainTrain", new GatherTiles())
-        .apply("Factor", ParDo.of(new FactorFn(trainTrain, yTrain, settings, cov, factorDir)))
-        .setCoder(ValueCoder.of(Factored.class))
+        .apply("OneTrainGroup", WithKeys.<Integer, TileKey>of(0))
+        .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
+        .apply("GatherTrainTrain", GroupByKey.create())
+        .apply("Factor", ParDo.of(new FactorFn<>(new FileTiles(trainTrain, "train-train"), yTrain, settings,
+            cov, factorDir, directory)))
+        .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
         .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend))
         .apply("ByTestBlock", WithKeys.of(TileKey::rowOffset).withKeyType(TypeDescriptors.longs()))
         .setCoder(KvCoder.of(VarLongCoder.of(), TileKeyCoder.of()))
         .apply("GroupTestBlock", GroupByKey.create())
-        .apply("PredictBlocks", ParDo.of(new PredictBlockFn(testTrain, settings, factor, cov))
-            .withSideInputs(factor))
-        .setCoder(ValueCoder.of(Block.class));
+        .apply("PredictBlocks", ParDo.of(new PredictBlockFn<>(new FileTiles(testTrain, "test-train"), settings,
+            factor, cov)).withSideInputs(factor))
+        .setCoder(BlockCoder.INSTANCE);
     PCollectionView<List<TileKey>> testTestView = cov
-        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend)).apply("TestTestView", View.asList())
+        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend))
+            .apply("TestTestView", View.asList())
         : null;
-    WriteFn write = new WriteFn(testTrain.n1(), trainTrain.dtype(), testTest, settings, yTrain, directory,
-        factor, testTestView);
-    ParDo.SingleOutput<Iterable<Block>, String> writeStep = ParDo.of(write).withSideInputs(factor);
-    if (cov) {
-      writeStep = writeStep.withSideInputs(testTestView);
-    }
-    return blocks
-        .apply("OneGroup", WithKeys.<Integer, Block>of(0))
-        .setCoder(KvCoder.of(VarIntCoder.of(), ValueCoder.of(Block.class)))
-        .apply("GatherBlocks", GroupByKey.create())
-        .apply("Blocks", Values.create())
-        .apply("Write", writeStep);
+    return InferenceSteps.gatherAndWrite(blocks, testTrain.n1(), settings, directory, yTrain, factor,
+        cov ? new FileTiles(testTest, "test-test") : null, testTestView);
   }
 
-  /** Whether the NNGP train-train kernel is needed beside the selected one (NTK covariance). */
-  private static boolean needsNngp(PredictSettings settings, boolean cov) {
-    return cov && settings.get() == Get.NTK;
+  @Override
+  public void populateDisplayData(DisplayData.Builder builder) {
+    super.populateDisplayData(builder);
+    builder.add(DisplayData.item("trainTrain", trainTrain.toString()).withLabel("Train-train tile set"))
+        .add(DisplayData.item("testTrain", testTrain.toString()).withLabel("Test-train tile set"))
+        .addIfNotNull(DisplayData.item("testTest", testTest == null ? null : testTest.toString())
+            .withLabel("Test-test tile set"))
+        .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"));
+    displaySettings(builder, settings, yTrain, directory);
   }
 
-  private static final class FactorFn extends DoFn<List<TileKey>, Factored> {
+  private static void displaySettings(DisplayData.Builder builder, PredictSettings settings, String yTrain,
+      String directory) {
+    builder.add(DisplayData.item("yTrain", yTrain).withLabel("Targets"))
+        .add(DisplayData.item("directory", directory).withLabel("Output directory"))
+        .add(DisplayData.item("get", settings.get().key()).withLabel("Kernel"))
+        .add(DisplayData.item("diagReg", settings.diagReg()).withLabel("Diagonal regularizer"))
+        .add(DisplayData.item("times", Arrays.toString(settings.times())).withLabel("Training times"))
+        .add(DisplayData.item("mode", settings.mode().toString()).withLabel("Solver"));
+  }
+
+  /**
+   * {@link GpInference} from tiles in {@code PCollection}s ({@link #fromTiles}), applied to the
+   * test-train tiles. Immutable: each {@code withX} returns a new transform.
+   */
+  public static final class FromTiles extends PTransform<PCollection<Tile>, PCollection<String>> {
     private static final long serialVersionUID = 1L;
-    private final TileSet tiles;
+    private final transient PCollection<Tile> trainTrain;
+    private final transient PCollection<Tile> testTest;
     private final String yTrain;
+    private final String directory;
+    private final String factorDirectory;
     private final PredictSettings settings;
-    private final boolean cov;
-    private final String factorDir;
 
-    FactorFn(TileSet tiles, String yTrain, PredictSettings settings, boolean cov, String factorDir) {
-      this.tiles = tiles;
+    private FromTiles(PCollection<Tile> trainTrain, PCollection<Tile> testTest, String yTrain, String directory,
+        String factorDirectory, PredictSettings settings) {
+      this.trainTrain = trainTrain;
+      this.testTest = testTest;
       this.yTrain = yTrain;
+      this.directory = directory;
+      this.factorDirectory = factorDirectory;
       this.settings = settings;
-      this.cov = cov;
-      this.factorDir = factorDir;
     }
 
-    @ProcessElement
-    public void process(@Element List<TileKey> keys, OutputReceiver<Factored> out) throws IOException {
-      GatherTiles.checkComplete(tiles, keys);
-      int n = Math.toIntExact(tiles.n1());
-      NpyArray y = Npy.read(Path.of(yTrain));
-      if (y.ndim() < 1 || y.shape()[0] != n) {
-        throw new IllegalArgumentException(yTrain + ": expected " + n + " rows of targets, got shape "
-            + y.shapeString());
-      }
-      int outputs = y.data().length / n;
-      double[] fxTrain0 = initial(settings.fxTrain0(), y.shape());
-      Path dir = Path.of(factorDir);
-      deleteTree(dir);
-      Files.createDirectories(dir);
-      boolean nngp = needsNngp(settings, cov);
-      String get = settings.get().key();
-      DenseMatrix g = DenseMatrix.zeros(n, n);
-      DenseMatrix kdd = nngp ? DenseMatrix.zeros(n, n) : null;
-      try {
-        for (long r = 0; r < n; r += tiles.tileSize()) {   // one band of tile rows at a time
-          int rows = (int) Math.min(tiles.tileSize(), n - r);
-          Map<String, double[]> band = tiles.assemble(r, rows, keys);
-          g.setRows(r, rows, band.get(get));
-          if (nngp) {
-            kdd.setRows(r, rows, band.get(Get.NNGP.key()));
-          }
-        }
-        double nll = Double.NaN;
-        if (settings.nll()) {
-          try (GpPosterior p = GpPosterior.factor(g.copy(), y.data(), outputs, settings.diagReg(), get)) {
-            nll = p.nll(y.data());
-          }
-        }
-        switch (settings.mode()) {
-          case CHOLESKY -> {
-            try (GpPosterior p = GpPosterior.factor(g, y.data(), outputs, settings.diagReg(), get)) {
-              g = null;
-              p.write(dir);
-            }
-            if (nngp) {
-              kdd.write(dir.resolve("nngp.f64"));
-            }
-          }
-          case EIGEN -> {
-            try (MseDynamics d = MseDynamics.decompose(g, outputs, settings.learningRate(), settings.diagReg(), get);
-                DenseMatrix residual = d.residual(fxTrain0, y.data())) {
-              g = null;
-              d.write(dir);
-              residual.write(dir.resolve("residual.f64"));
-              if (nngp) {
-                try (DenseMatrix projected = d.projectKernel(kdd)) {
-                  projected.write(dir.resolve("projected.f64"));
-                }
-              }
-            }
-          }
-          case ODE -> g.write(dir.resolve("kernel.f64"));
-          default -> throw new IllegalStateException(settings.mode().toString());
-        }
-        out.output(new Factored(dir.toString(), UUID.randomUUID().toString(), n, outputs, y.shape(), nll));
-      } finally {
-        if (g != null) {
-          g.close();
-        }
-        if (kdd != null) {
-          kdd.close();
-        }
-      }
-    }
-  }
-
-  /** What a worker reads once from the factor files, shared by its threads. */
-  private static final class Loaded implements AutoCloseable {
-    final GpPosterior posterior;
-    final MseDynamics dynamics;
-    final DenseMatrix residual;
-    int users;
-
-    Loaded(Factored f, PredictSettings settings) throws IOException {
-      Path dir = Path.of(f.dir());
-      Mode mode = settings.mode();
-      posterior = mode == Mode.CHOLESKY ? GpPosterior.read(dir, f.n(), f.outputs(), false) : null;
-      dynamics = mode == Mode.EIGEN ? MseDynamics.read(dir, f.n(), f.outputs(), settings.get().key()) : null;
-      residual = mode == Mode.EIGEN ? DenseMatrix.read(dir.resolve("residual.f64"), f.n(), f.outputs()) : null;
+    /** What to predict and how ({@link PredictSettings}): times, learning rate, loss, initial outputs... */
+    public FromTiles withSettings(PredictSettings newSettings) {
+      return new FromTiles(trainTrain, testTest, yTrain, directory, factorDirectory,
+          Objects.requireNonNull(newSettings, "settings"));
     }
 
-    private static final Map<String, Loaded> LOADED = new java.util.HashMap<>();
-
-    static synchronized Loaded acquire(Factored f, PredictSettings settings) throws IOException {
-      Loaded l = LOADED.get(f.id());
-      if (l == null) {
-        l = new Loaded(f, settings);
-        LOADED.put(f.id(), l);
-      }
-      l.users++;
-      return l;
+    /** The kernel the prediction uses: {@code NTK} (the default) or {@code NNGP}. */
+    public FromTiles withGet(Get get) {
+      PredictSettings s = settings;
+      return withSettings(new PredictSettings(Objects.requireNonNull(get, "get"), s.diagReg(), s.times(),
+          s.learningRate(), s.loss(), s.mass(), s.fxTrain0(), s.fxTest0(), s.nll()));
     }
 
-    static synchronized void release(Factored f) {
-      Loaded l = LOADED.get(f.id());
-      if (l != null && --l.users == 0) {
-        LOADED.remove(f.id());
-        l.close();
-      }
+    /** The relative diagonal regularizer of the train-train kernel (default {@code 1e-4}). */
+    public FromTiles withDiagReg(double diagReg) {
+      PredictSettings s = settings;
+      return withSettings(new PredictSettings(s.get(), diagReg, s.times(), s.learningRate(), s.loss(), s.mass(),
+          s.fxTrain0(), s.fxTest0(), s.nll()));
+    }
+
+    /**
+     * The test-test tiles ({@link Kernels} applied to the test examples alone, with the NNGP), for
+     * the predictive covariance {@code cov.npy}.
+     */
+    public FromTiles withTestTest(PCollection<Tile> newTestTest) {
+      return new FromTiles(trainTrain, Objects.requireNonNull(newTestTest, "testTest"), yTrain, directory,
+          factorDirectory, settings);
+    }
+
+    /**
+     * Where the factored train side is kept while the pipeline runs (default {@code
+     * <directory>/.factor/}, removed at the end); workers read it, so on a cluster it must be on a
+     * file system they share.
+     */
+    public FromTiles withFactorDirectory(String newFactorDirectory) {
+      return new FromTiles(trainTrain, testTest, yTrain, directory,
+          nonBlank(newFactorDirectory, "factor directory"), settings);
     }
 
     @Override
-    public void close() {
-      if (posterior != null) {
-        posterior.close();
-      }
-      if (dynamics != null) {
-        dynamics.close();
-      }
-      if (residual != null) {
-        residual.close();
-      }
-    }
-  }
-
-  private static final class PredictBlockFn extends DoFn<KV<Long, Iterable<TileKey>>, Block> {
-    private static final long serialVersionUID = 1L;
-    private final TileSet tiles;
-    private final PredictSettings settings;
-    private final PCollectionView<Factored> factor;
-    private final boolean cov;
-    private transient Factored held;
-    private transient Loaded loaded;
-
-    PredictBlockFn(TileSet tiles, PredictSettings settings, PCollectionView<Factored> factor, boolean cov) {
-      this.tiles = tiles;
-      this.settings = settings;
-      this.factor = factor;
-      this.cov = cov;
+    public PCollection<String> expand(PCollection<Tile> testTrain) {
+      boolean cov = testTest != null;
+      checkCovariance(settings, cov);
+      PCollectionView<Factored> factor = trainTrain
+          .apply("OneTrainGroup", WithKeys.<Integer, Tile>of(0))
+          .setCoder(KvCoder.of(VarIntCoder.of(), TileCoder.of()))
+          .apply("GatherTrainTrain", GroupByKey.create())
+          .apply("Factor", ParDo.of(new FactorFn<>(new ElementTiles("train-train"), yTrain, settings, cov,
+              factorDirectory, directory)))
+          .setCoder(FactoredCoder.INSTANCE)
+          .apply("FactorView", View.asSingleton());
+      PCollection<Block> blocks = testTrain
+          .apply("ByTestBlock", WithKeys.of((Tile t) -> t.key().rowOffset()).withKeyType(TypeDescriptors.longs()))
+          .setCoder(KvCoder.of(VarLongCoder.of(), TileCoder.of()))
+          .apply("GroupTestBlock", GroupByKey.create())
+          .apply("PredictBlocks", ParDo.of(new PredictBlockFn<>(new ElementTiles("test-train"), settings, factor,
+              cov)).withSideInputs(factor))
+          .setCoder(BlockCoder.INSTANCE);
+      PCollectionView<List<Tile>> testTestView = cov ? testTest.apply("TestTestView", View.asList()) : null;
+      return InferenceSteps.gatherAndWrite(blocks, -1, settings, directory, yTrain, factor,
+          cov ? new ElementTiles("test-test") : null, testTestView);
     }
 
-    @ProcessElement
-    public void process(ProcessContext c) throws IOException {
-      long rowOffset = c.element().getKey();
-      List<TileKey> keys = new ArrayList<>();
-      c.element().getValue().forEach(keys::add); // a group may be iterable only once
-      int rows = keys.iterator().next().rows();
-      Map<String, double[]> k = tiles.assemble(rowOffset, rows, keys);
-      double[] kGet = k.get(settings.get().key());
-      Factored f = c.sideInput(factor);
-      Mode mode = settings.mode();
-      double[][] means = new double[settings.times().length][];
-      if (mode != Mode.ODE) {
-        Loaded l = load(f);
-        if (mode == Mode.CHOLESKY) {
-          double[] mean = l.posterior.mean(kGet, rows);
-          java.util.Arrays.fill(means, mean);
-        } else {
-          double[] fxTest0 = settings.fxTest0() == null ? null
-              : Npy.readRows(Path.of(settings.fxTest0()), rowOffset, rows).data();
-          try (DenseMatrix rotated = l.dynamics.rotate(kGet, rows)) {
-            for (int i = 0; i < means.length; i++) {
-              means[i] = l.dynamics.testOutputs(settings.times()[i], fxTest0, rotated, l.residual);
-            }
-          }
-        }
-      }
-      boolean keep = cov || mode == Mode.ODE;
-      c.output(new Block(rowOffset, rows, means, keep ? kGet : null,
-          needsNngp(settings, cov) ? k.get(Get.NNGP.key()) : null));
-    }
-
-    private Loaded load(Factored f) throws IOException {
-      if (held == null || !held.id().equals(f.id())) {
-        teardown();
-        loaded = Loaded.acquire(f, settings);
-        held = f;
-      }
-      return loaded;
-    }
-
-    @Teardown
-    public void teardown() {
-      if (held != null) {
-        Loaded.release(held);
-        held = null;
-        loaded = null;
-      }
-    }
-  }
-
-  private static final class WriteFn extends DoFn<Iterable<Block>, String> {
-    private static final long serialVersionUID = 1L;
-    private final long testRows;
-    private final NpyDType dtype;
-    private final TileSet testTest;
-    private final PredictSettings settings;
-    private final String yTrain;
-    private final String directory;
-    private final PCollectionView<Factored> factor;
-    private final PCollectionView<List<TileKey>> testTestKeys;
-
-    WriteFn(long testRows, NpyDType dtype, TileSet testTest, PredictSettings settings, String yTrain,
-        String directory, PCollectionView<Factored> factor, PCollectionView<List<TileKey>> testTestKeys) {
-      this.testRows = testRows;
-      this.dtype = dtype;
-      this.testTest = testTest;
-      this.settings = settings;
-      this.yTrain = yTrain;
-      this.directory = directory;
-      this.factor = factor;
-      this.testTestKeys = testTestKeys;
-    }
-
-    @ProcessElement
-    public void process(ProcessContext c) throws IOException {
-      List<Block> blocks = new ArrayList<>();
-      c.element().forEach(blocks::add);
-      blocks.sort(Comparator.comparingLong(Block::rowOffset));
-      Factored f = c.sideInput(factor);
-      int m = Math.toIntExact(testRows);
-      int n = f.n();
-      int outputs = f.outputs();
-      int times = settings.times().length;
-      double[][] means = new double[times][m * outputs];
-      boolean keep = testTest != null || settings.mode() == Mode.ODE;
-      double[] kGet = keep ? new double[Math.multiplyExact(m, n)] : null;
-      double[] kNngp = needsNngp(settings, testTest != null) ? new double[m * n] : kGet;
-      long next = 0;
-      for (Block b : blocks) {
-        if (b.rowOffset() != next) {
-          throw new IllegalStateException("test rows from " + next + " have no prediction");
-        }
-        int at = Math.toIntExact(b.rowOffset());
-        for (int i = 0; i < times && b.means()[i] != null; i++) {
-          System.arraycopy(b.means()[i], 0, means[i], at * outputs, b.means()[i].length);
-        }
-        if (kGet != null) {
-          System.arraycopy(b.testTrainGet(), 0, kGet, at * n, b.testTrainGet().length);
-          if (kNngp != kGet) {
-            System.arraycopy(b.testTrainNngp(), 0, kNngp, at * n, b.testTrainNngp().length);
-          }
-        }
-        next += b.rows();
-      }
-      if (next != testRows) {
-        throw new IllegalStateException("predicted " + next + " of " + testRows + " test rows");
-      }
-      Path dir = Path.of(f.dir());
-      if (settings.mode() == Mode.ODE) {
-        means = integrate(f, dir, kGet, m);
-      }
-      double[][] covs = testTest == null ? null : covariances(f, dir, kGet, kNngp, m, c.sideInput(testTestKeys));
-      long[] meanShape = f.yShape().clone();
-      meanShape[0] = testRows;
-      List<Path> written = new ArrayList<>();
-      written.add(write("mean.npy", meanShape, means));
-      if (covs != null) {
-        written.add(write("cov.npy", new long[] {m, m}, covs));
-      }
-      if (settings.nll()) {
-        written.add(write("nll.npy", new long[0], new double[][] {{f.nll()}}));
-      }
-      deleteTree(dir);
-      for (Path p : written) {
-        c.output(p.toString());
-      }
-    }
-
-    private double[][] integrate(Factored f, Path dir, double[] kTestTrain, int m) throws IOException {
-      int n = f.n();
-      double[] y = Npy.read(Path.of(yTrain)).data();
-      double[] fxTrain0 = initial(settings.fxTrain0(), f.yShape());
-      long[] testShape = f.yShape().clone();
-      testShape[0] = m;
-      double[] fxTest0 = initial(settings.fxTest0(), testShape);
-      try (DenseMatrix dd = DenseMatrix.read(dir.resolve("kernel.f64"), n, n);
-          DenseMatrix td = DenseMatrix.of(m, n, kTestTrain)) {
-        GradientDescent.Outputs[] out = GradientDescent.integrate(Loss.of(settings.loss()), dd, td, y,
-            f.outputs(), settings.learningRate(), settings.mass(), fxTrain0, fxTest0, settings.times(), 1e-10);
-        double[][] means = new double[out.length][];
-        for (int i = 0; i < out.length; i++) {
-          means[i] = out[i].test();
-        }
-        return means;
-      }
-    }
-
-    private double[][] covariances(Factored f, Path dir, double[] kGet, double[] kNngp, int m,
-        List<TileKey> keys) throws IOException {
-      int n = f.n();
-      GatherTiles.checkComplete(testTest, keys);
-      double[] kTestTest = testTest.assemble(0, m, keys).get(Get.NNGP.key());
-      boolean ntk = settings.get() == Get.NTK;
-      double[][] covs = new double[settings.times().length][];
-      if (settings.mode() == Mode.CHOLESKY) {
-        try (GpPosterior p = GpPosterior.read(dir, n, f.outputs(), true);
-            DenseMatrix kdd = ntk ? DenseMatrix.read(dir.resolve("nngp.f64"), n, n) : null) {
-          java.util.Arrays.fill(covs, p.covariance(settings.get(), kdd, kGet, kNngp, kTestTest, m));
-        }
-        return covs;
-      }
-      try (MseDynamics d = MseDynamics.read(dir, n, f.outputs(), settings.get().key());
-          DenseMatrix rotated = d.rotate(kGet, m);
-          DenseMatrix rotatedNngp = ntk ? d.rotate(kNngp, m) : null;
-          DenseMatrix projected = ntk ? DenseMatrix.read(dir.resolve("projected.f64"), n, n) : null) {
-        for (int i = 0; i < covs.length; i++) {
-          covs[i] = d.covariance(settings.times()[i], ntk, rotated, ntk ? rotatedNngp : rotated, projected,
-              kTestTest, m);
-        }
-      }
-      return covs;
-    }
-
-    private Path write(String name, long[] shape, double[][] perTime) throws IOException {
-      return PredictionFiles.write(Path.of(directory), name, shape, perTime, dtype);
-    }
-  }
-
-  /** Initial outputs from {@code file} of shape {@code shape}, or null for none. */
-  private static double[] initial(String file, long[] shape) throws IOException {
-    if (file == null) {
-      return null;
-    }
-    NpyArray a = Npy.read(Path.of(file));
-    if (!java.util.Arrays.equals(a.shape(), shape)) {
-      throw new IllegalArgumentException(file + ": expected initial outputs of shape "
-          + Npy.shapeString(shape) + ", got " + a.shapeString());
-    }
-    return a.data();
-  }
-
-  private static void deleteTree(Path dir) {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(dir)) {
-      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      displaySettings(builder, settings, yTrain, directory);
+      String factor = factorDirectory != null ? factorDirectory
+          : directory + (directory.endsWith("/") ? "" : "/") + ".factor/";
+      builder.add(DisplayData.item("factorDirectory", factor).withLabel("Factor directory"))
+          .add(DisplayData.item("covariance", testTest != null).withLabel("Predictive covariance"));
     }
   }
 }

@@ -3,8 +3,10 @@ package dev.ntk.transforms;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
+import dev.ntk.io.NpyWriter;
 import java.io.IOException;
 import java.nio.file.Path;
+import org.apache.beam.sdk.io.fs.ResourceId;
 
 /** The {@code .npy} outputs of a prediction, shared by {@link GpInference} and the in-process path. */
 public final class PredictionFiles {
@@ -18,6 +20,29 @@ public final class PredictionFiles {
    */
   public static Path write(Path directory, String name, long[] shape, double[][] perTime, NpyDType dtype)
       throws IOException {
+    NpyArray array = checked(name, shape, perTime, dtype);
+    Path file = directory.resolve(name);
+    Npy.write(file, array);
+    return file;
+  }
+
+  /**
+   * {@link #write(Path, String, long[], double[][], NpyDType)} into a directory of any Beam file
+   * system ({@link BeamFiles}), committed by a rename.
+   */
+  public static ResourceId write(ResourceId directory, String name, long[] shape, double[][] perTime,
+      NpyDType dtype) throws IOException {
+    NpyArray array = checked(name, shape, perTime, dtype);
+    ResourceId file = BeamFiles.child(directory, name);
+    return BeamFiles.writeAtomically(file, channel -> {
+      NpyWriter w = NpyWriter.open(channel, file.toString(), array.shape(), array.dtype());
+      w.write(array.data());
+      w.close(); // checks that every value was written; closing the channel twice is harmless
+    });
+  }
+
+  /** The array to write, with the time axis in front; fails if a value is not finite in {@code dtype}. */
+  private static NpyArray checked(String name, long[] shape, double[][] perTime, NpyDType dtype) {
     double[] data;
     long[] full;
     if (perTime.length == 1) {
@@ -44,8 +69,6 @@ public final class PredictionFiles {
             + "scale of the inputs and targets, and --diag-reg); nothing was written");
       }
     }
-    Path file = directory.resolve(name);
-    Npy.write(file, new NpyArray(full, dtype, data));
-    return file;
+    return new NpyArray(full, dtype, data);
   }
 }

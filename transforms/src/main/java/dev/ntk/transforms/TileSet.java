@@ -243,7 +243,8 @@ public record TileSet(
         directory);
   }
 
-  private Tile read(TileKey key) {
+  /** The tile {@code key} of this set, checked against the set's metadata and its checksum. */
+  Tile read(TileKey key) {
     try {
       Tile tile = readFile(key.fileName());
       if (!tile.metadata().equals(metadata(key))) {

@@ -56,6 +56,19 @@ class CodersTest {
   }
 
   @Test
+  void inferenceRecords() throws Exception {
+    roundTrips(InferenceSteps.FactoredCoder.INSTANCE, new InferenceSteps.Factored("mem://b/out/.factor/",
+        "id-1", 11, 2, new long[] {11, 2}, Double.NaN, NpyDType.FLOAT32, "abc", "12ef"));
+    roundTrips(InferenceSteps.FactoredCoder.INSTANCE, new InferenceSteps.Factored("/tmp/f/", "id-2", 3, 1,
+        new long[] {3}, -1.25, NpyDType.FLOAT64, "abc", "12ef"));
+    roundTrips(InferenceSteps.BlockCoder.INSTANCE, new InferenceSteps.Block(4, 2,
+        new double[][] {{1, 2}, null, {3, -0.0}}, null, new double[] {5, 6, 7}, "t"));
+    roundTrips(InferenceSteps.BlockCoder.INSTANCE, new InferenceSteps.Block(0, 1,
+        new double[][] {{Math.PI}}, new double[] {1, 2}, null, ""));
+    roundTrips(InferenceSteps.BlockCoder.INSTANCE, InferenceSteps.NO_ROWS);
+  }
+
+  @Test
   void aTruncatedTileFailsToDecode() throws Exception {
     byte[] bytes = org.apache.beam.sdk.util.CoderUtils.encodeToByteArray(TileCoder.of(), tile(NpyDType.FLOAT64));
     byte[] cut = java.util.Arrays.copyOf(bytes, bytes.length - 9);

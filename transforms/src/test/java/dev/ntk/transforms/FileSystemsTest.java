@@ -10,9 +10,14 @@ import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
+import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.predict.Loss;
+import dev.ntk.kernels.predict.Predict;
+import dev.ntk.kernels.predict.Prediction;
+import dev.ntk.kernels.predict.TrainedOutputs;
 import dev.ntk.runners.Runners;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -25,6 +30,8 @@ import org.apache.beam.sdk.metrics.MetricNameFilter;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -41,6 +48,7 @@ class FileSystemsTest {
   void register() {
     FileSystems.setDefaultPipelineOptions(PipelineOptionsFactory.create());
     MemoryFileSystem.FILES.clear();
+    MemoryFileSystem.RENAMED_TO.clear();
   }
 
   private String upload(Path local, String name) throws IOException {
@@ -140,5 +148,140 @@ class FileSystemsTest {
     Fixtures.run(read);
     assertEquals(List.of(download("mem://bucket/native/nngp.npy")),
         List.of(download("mem://bucket/copy/nngp.npy")));
+  }
+
+  // ---- predictions ------------------------------------------------------------------------------
+
+  private static ai.djl.ndarray.NDArray array(NDManager m, NpyArray a) {
+    return Tensors.create(m, a.data(), new ai.djl.ndarray.types.Shape(a.shape()),
+        ai.djl.ndarray.types.DataType.FLOAT64);
+  }
+
+  private static void assertClose(double[] expected, double[] actual, double tol, String what) {
+    double err = Fixtures.relativeError(actual, expected);
+    assertTrue(err <= tol, what + " relative error " + err);
+  }
+
+  /**
+   * The factor files {@code names} went through the non-local file system, and nothing is left
+   * behind: no temporary file, no factor file, nothing on the local disk.
+   */
+  private void assertClean(String factorDir, String... names) throws IOException {
+    for (String name : names) {
+      assertTrue(MemoryFileSystem.RENAMED_TO.contains(factorDir + name), factorDir + name + " was not written; "
+          + "written: " + MemoryFileSystem.RENAMED_TO);
+    }
+    assertFalse(MemoryFileSystem.FILES.keySet().stream().anyMatch(f -> f.endsWith(".tmp")
+        || f.contains("/factor/") || f.contains("/.factor/")), "left behind: " + MemoryFileSystem.FILES.keySet());
+    try (var local = Files.list(dir)) {
+      assertEquals(List.of(), local.filter(f -> !f.getFileName().toString().startsWith("download")).toList(),
+          "nothing is written to the local file system");
+    }
+  }
+
+  @Test
+  void thePredictionFilePathRunsOnANonLocalFileSystem() throws IOException {
+    NpyArray a = Npy.read(Fixtures.randomNpy(dir, "x_train.npy", 10, 3, 1));
+    NpyArray y = Npy.read(Fixtures.randomNpy(dir, "y_train.npy", 10, 2, 2));
+    NpyArray t = Npy.read(Fixtures.randomNpy(dir, "x_test.npy", 7, 3, 3));
+    String xTrain = upload(dir.resolve("x_train.npy"), "in/x_train.npy");
+    String yTrain = upload(dir.resolve("y_train.npy"), "in/y_train.npy");
+    String xTest = upload(dir.resolve("x_test.npy"), "in/x_test.npy");
+    String store = "mem://bucket/run/tiles";
+    NpyDType f64 = NpyDType.FLOAT64;
+    TileSet dd = TileSet.create(Fixtures.MODEL, xTrain, null, 4, f64, store);
+    TileSet td = TileSet.create(Fixtures.MODEL, xTest, xTrain, 4, f64, store);
+    TileSet tt = TileSet.create(Fixtures.MODEL, xTest, null, 4, f64, store);
+    double[] times = {1.5, Double.POSITIVE_INFINITY};
+    PredictSettings settings = new PredictSettings(Get.NTK, 1e-3, times, 0.5, "mse", 0, null, null, true);
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    p.apply(GpInference.to(dd, td, tt, yTrain, settings, "mem://bucket/run/out"));
+    Fixtures.run(p);
+
+    NpyArray mean = download("mem://bucket/run/out/mean.npy");
+    NpyArray cov = download("mem://bucket/run/out/cov.npy");
+    double nll = download("mem://bucket/run/out/nll.npy").data()[0];
+    try (NDManager m = Tensors.newManager()) {
+      KernelFn kf = ModelSpec.parse(Fixtures.MODEL).kernelFn();
+      List<Prediction> expected = Predict.gradientDescentMseEnsemble(kf, array(m, a), array(m, y), array(m, t),
+          Get.NTK, times, 0.5, 1e-3, true);
+      for (int i = 0; i < times.length; i++) {
+        assertClose(Tensors.toDoubles(expected.get(i).mean()),
+            java.util.Arrays.copyOfRange(mean.data(), i * 14, (i + 1) * 14), 1e-12, "mean t=" + times[i]);
+        assertClose(Tensors.toDoubles(expected.get(i).cov()),
+            java.util.Arrays.copyOfRange(cov.data(), i * 49, (i + 1) * 49), 1e-12, "cov t=" + times[i]);
+      }
+      double expectedNll = Predict.nll(kf.apply(array(m, a)).ntk(), array(m, y), 1e-3);
+      assertEquals(expectedNll, nll, 1e-12 * Math.abs(expectedNll));
+    }
+    assertClean("mem://bucket/run/tiles/factor/", "eigenvalues.f64", "eigenvectors.f64", "residual.f64",
+        "projected.f64");
+  }
+
+  private static PCollection<KV<Long, double[]>> examples(Pipeline p, String name, NpyArray x) {
+    return KernelsTest.examples(p, name, x);
+  }
+
+  @Test
+  void theTilesPathPredictsOnANonLocalFileSystem() throws IOException {
+    NpyArray a = Npy.read(Fixtures.randomNpy(dir, "x_train.npy", 9, 4, 4));
+    NpyArray y = Npy.read(Fixtures.randomNpy(dir, "y_train.npy", 9, 1, 5));
+    NpyArray t = Npy.read(Fixtures.randomNpy(dir, "x_test.npy", 6, 4, 6));
+    Files.delete(dir.resolve("x_train.npy"));
+    Files.delete(dir.resolve("x_test.npy"));
+    String yTrain = upload(dir.resolve("y_train.npy"), "in/y_train.npy");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    PCollection<KV<Long, double[]>> train = examples(p, "XTrain", a);
+    PCollection<KV<Long, double[]>> test = examples(p, "XTest", t);
+    Kernels k = Kernels.of(Fixtures.MODEL).withTileRows(4);
+    test.apply("TestTrain", k.withX2(train)).apply("Predict",
+        GpInference.fromTiles(train.apply("TrainTrain", k), yTrain, "mem://bucket/pred")
+            .withTestTest(test.apply("TestTest", k)));
+    Fixtures.run(p);
+    try (NDManager m = Tensors.newManager()) {
+      Prediction expected = Predict.gpInference(ModelSpec.parse(Fixtures.MODEL).kernelFn(), array(m, a),
+          array(m, y), array(m, t), Get.NTK, 1e-4, true);
+      assertClose(Tensors.toDoubles(expected.mean()), download("mem://bucket/pred/mean.npy").data(), 1e-12, "mean");
+      assertClose(Tensors.toDoubles(expected.cov()), download("mem://bucket/pred/cov.npy").data(), 1e-12, "cov");
+    }
+    assertClean("mem://bucket/pred/.factor/", "cholesky.f64", "alpha.f64", "nngp.f64");
+  }
+
+  /** Initial outputs and the ODE's train kernel (a factor file) through the non-local file system too. */
+  @Test
+  void oneNetworkFromInitialOutputsOnANonLocalFileSystem() throws IOException {
+    NpyArray a = Npy.read(Fixtures.randomNpy(dir, "x_train.npy", 8, 3, 7));
+    NpyArray y = Npy.read(Fixtures.randomNpy(dir, "y_train.npy", 8, 2, 8));
+    NpyArray t = Npy.read(Fixtures.randomNpy(dir, "x_test.npy", 5, 3, 9));
+    NpyArray f0 = Npy.read(Fixtures.randomNpy(dir, "fx_train_0.npy", 8, 2, 10));
+    NpyArray g0 = Npy.read(Fixtures.randomNpy(dir, "fx_test_0.npy", 5, 2, 11));
+    Files.delete(dir.resolve("x_train.npy"));
+    Files.delete(dir.resolve("x_test.npy"));
+    String yTrain = upload(dir.resolve("y_train.npy"), "in/y_train.npy");
+    String fxTrain0 = upload(dir.resolve("fx_train_0.npy"), "in/fx_train_0.npy");
+    String fxTest0 = upload(dir.resolve("fx_test_0.npy"), "in/fx_test_0.npy");
+    double[] times = {0, 2, 30};
+    PredictSettings settings = new PredictSettings(Get.NTK, 0.0, times, 1.5, "cross-entropy", 0, fxTrain0,
+        fxTest0, false);
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    PCollection<KV<Long, double[]>> train = examples(p, "XTrain", a);
+    Kernels k = Kernels.of(Fixtures.MODEL).withTileRows(3).withGet(Get.NTK);
+    examples(p, "XTest", t).apply("TestTrain", k.withX2(train)).apply("Predict",
+        GpInference.fromTiles(train.apply("TrainTrain", k), yTrain, "mem://bucket/ode")
+            .withSettings(settings).withFactorDirectory("mem://bucket/scratch/factor"));
+    Fixtures.run(p);
+    try (NDManager m = Tensors.newManager()) {
+      KernelFn kf = ModelSpec.parse(Fixtures.MODEL).kernelFn();
+      List<TrainedOutputs> expected = Predict.gradientDescent(Loss.of("cross-entropy"),
+          kf.apply(array(m, a)).ntk(), array(m, y), kf.apply(array(m, t), array(m, a)).ntk(),
+          array(m, f0), array(m, g0), times, 1.5, 0);
+      NpyArray mean = download("mem://bucket/ode/mean.npy");
+      assertEquals(List.of(3L, 5L, 2L), java.util.Arrays.stream(mean.shape()).boxed().toList());
+      for (int i = 0; i < times.length; i++) {
+        assertClose(Tensors.toDoubles(expected.get(i).test()),
+            java.util.Arrays.copyOfRange(mean.data(), i * 10, (i + 1) * 10), 1e-9, "t=" + times[i]);
+      }
+    }
+    assertClean("mem://bucket/scratch/factor/", "kernel.f64");
   }
 }

@@ -39,6 +39,9 @@ final class MemoryFileSystem extends FileSystem<MemoryFileSystem.Id> {
   /** Files by full name ({@code mem://bucket/dir/file}). */
   static final Map<String, byte[]> FILES = new ConcurrentSkipListMap<>();
 
+  /** Every name a file was committed under by a rename, also those deleted since. */
+  static final Set<String> RENAMED_TO = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
   /** Bytes read through {@link #open}, to show that reads go through this file system. */
   static final AtomicLong BYTES_READ = new AtomicLong();
 
@@ -223,6 +226,7 @@ final class MemoryFileSystem extends FileSystem<MemoryFileSystem.Id> {
         throw new FileNotFoundException(from.get(i).name());
       }
       FILES.put(to.get(i).name(), data);
+      RENAMED_TO.add(to.get(i).name());
     }
   }
 
@@ -238,6 +242,7 @@ final class MemoryFileSystem extends FileSystem<MemoryFileSystem.Id> {
         throw new FileNotFoundException(from.get(i).name());
       }
       FILES.put(to.get(i).name(), data);
+      RENAMED_TO.add(to.get(i).name());
     }
   }
 
