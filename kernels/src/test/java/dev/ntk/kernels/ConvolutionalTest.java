@@ -87,6 +87,9 @@ class ConvolutionalTest {
           double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
           assertTrue(err < 1e-12, e.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
         }
+        double cov1 = KernelTesting.relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray());
+        double cov2 = KernelTesting.relativeError(cpu.cov2().toDoubleArray(), tf.cov2().toDoubleArray());
+        assertTrue(cov1 < 1e-12 && cov2 < 1e-12, e.getKey() + ": variances differ by " + cov1 + ", " + cov2);
         assertEquals(cpu.spec(), tf.spec());
       }
     }

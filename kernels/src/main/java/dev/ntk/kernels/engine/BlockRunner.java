@@ -68,14 +68,11 @@ final class BlockRunner<A> {
     }
   }
 
+  /** The per-input outputs, from the values the pass kept for every input (or inputs, constants). */
   private void vectorOutputs(Map<String, Expr> outputs, Item item, int n, boolean row, Map<String, ?> out) {
     for (Map.Entry<String, Expr> o : outputs.entrySet()) {
-      Expr e = o.getValue();
-      int m = e.layout().size();
       for (int k = 0; k < n; k++) {
-        Operand v = item.resolve(e, row ? k : -1, row ? -1 : k, new Operand(), ops.allocate(ChunkOps.BROADCAST_LENGTH));
-        A block = v.broadcast ? item.spread(v, m) : item.array(v);
-        ops.store(block, v.broadcast ? 0 : v.offset, out.get(o.getKey()), k * m, m);
+        item.store(o.getValue(), row ? k : -1, row ? -1 : k, out.get(o.getKey()), k);
       }
     }
   }
@@ -162,7 +159,7 @@ final class BlockRunner<A> {
     }
 
     /** Decides once where operand {@code e} of a step is found, for every item of the pass. */
-    private void bind(Expr e, Operand o, A buffer, boolean inBlock) {
+    private Operand bind(Expr e, Operand o, A buffer, boolean inBlock) {
       o.domain = e.domain();
       o.size = e.layout().size();
       o.scalarInBlock = inBlock && e.layout().isScalar();
@@ -182,6 +179,7 @@ final class BlockRunner<A> {
         o.kind = Operand.REGISTER;
         o.base = registers[schedule.blockRegister(pass, e)];
       }
+      return o;
     }
 
     /** The operand bound by {@link #bind} for row input {@code i} and column input {@code j}. */
@@ -291,15 +289,28 @@ final class BlockRunner<A> {
       }
       if (pass == 2) {
         for (Map.Entry<String, Expr> o : schedule.outputs().entrySet()) {
-          Expr e = o.getValue();
-          if (!mine.contains(e)) {
-            int m = e.layout().size();
-            Operand v = resolve(e, i, j, new Operand(), ops.allocate(ChunkOps.BROADCAST_LENGTH));
-            A block = v.broadcast ? spread(v, m) : array(v);
-            ops.store(block, v.broadcast ? 0 : v.offset, out.get(o.getKey()), pair * m, m);
+          if (!mine.contains(o.getValue())) {
+            store(o.getValue(), i, j, out.get(o.getKey()), pair);
           }
         }
       }
+    }
+
+    /**
+     * Writes the value of {@code e} for row input {@code i} and column input {@code j} as entry
+     * {@code index} (of its block size) of {@code to}: an output that is not a step of this pass
+     * (an input, a constant, a per-input value kept for every input).
+     */
+    void store(Expr e, int i, int j, Object to, int index) {
+      int m = e.layout().size();
+      A kept = exports.get(e);
+      if (kept != null) {
+        ops.store(kept, (e.domain() == Expr.Domain.ROW ? i : j) * m, to, index * m, m);
+        return;
+      }
+      Operand v = fast(bind(e, new Operand(), ops.allocate(ChunkOps.BROADCAST_LENGTH), false), i, j);
+      A block = v.broadcast ? spread(v, m) : array(v);
+      ops.store(block, v.broadcast ? 0 : v.offset, to, index * m, m);
     }
 
     private A target(int step) {
@@ -334,40 +345,6 @@ final class BlockRunner<A> {
       A block = ops.allocate(m);
       ops.fill(block, 0, m, ops.get(array(v), v.offset));
       return block;
-    }
-
-    Operand resolve(Expr e, int i, int j, Operand slot, A broadcastBuffer) {
-      slot.broadcast = false;
-      slot.offset = 0;
-      if (e.isConstant()) {
-        A c = broadcastBuffer;
-        ops.fill(c, 0, ChunkOps.BROADCAST_LENGTH, e.value());
-        slot.array = c;
-        slot.broadcast = true;
-        return slot;
-      }
-      int item = e.domain() == Expr.Domain.ROW ? i : e.domain() == Expr.Domain.COL ? j : i * n2 + j;
-      int m = e.layout().size();
-      if (e.op() == Expr.Op.INPUT) {
-        Object in = inputs.get(e.name());
-        if (in instanceof BlockInput<?>) {
-          slot.array = staged(e.name(), e.domain(), m, i, j);
-        } else {
-          @SuppressWarnings("unchecked")
-          A array = (A) in;
-          slot.array = array;
-          slot.offset = item * m;
-        }
-        return slot;
-      }
-      A exported = exports.get(e);
-      if (exported != null && !mine.contains(e)) {
-        slot.array = exported;
-        slot.offset = item * m;
-        return slot;
-      }
-      slot.array = registers[schedule.blockRegister(pass, e)];
-      return slot;
     }
 
     private void structural(Expr e, Operand in, A target) {
