@@ -73,7 +73,8 @@ public final class PixelMap {
   private final Axis[] axes;
   private final String name;
 
-  private PixelMap(String name, Layout input, Layout output, Axis[] axes) {
+  private PixelMap(String name, Layout input, Layout output, Axis[] axes, Shifts shifts) {
+    this.shifts = shifts;
     this.name = name;
     this.input = input;
     this.output = output;
@@ -120,9 +121,9 @@ public final class PixelMap {
         axes[k] = Axis.of(w.in() * w.in(), w.out() * w.out(), at, ws);
       }
     }
-    PixelMap map = new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes);
-    boolean shifts = windows.stream().allMatch(w -> w.stride() == 1 && w.dilation() == 1 && !w.circular());
-    return shifts ? map.withShifts(windows, kind == Layout.Kind.FULL) : map;
+    boolean shifted = windows.stream().allMatch(w -> w.stride() == 1 && w.dilation() == 1 && !w.circular());
+    return new PixelMap("conv", layout(kind, windows, true), layout(kind, windows, false), axes,
+        shifted ? shifts(windows, kind == Layout.Kind.FULL) : null);
   }
 
   /**
@@ -135,9 +136,10 @@ public final class PixelMap {
   private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int length,
       int size) {}
 
-  private Shifts shifts;
+  /** The shifted-copies form of a stride-1 convolution, or null. */
+  private final Shifts shifts;
 
-  private PixelMap withShifts(List<Window> windows, boolean full) {
+  private static Shifts shifts(List<Window> windows, boolean full) {
     int d = windows.size();
     int rank = full ? 2 * d : d;
     int[] padded = new int[rank];
@@ -180,8 +182,7 @@ public final class PixelMap {
     for (int j = 0; j < rank; j++) {
       length += (out[j] - 1) * stride[j];
     }
-    shifts = new Shifts(padded, low, in, out, offsets, weight, length + 1, acc);
-    return this;
+    return new Shifts(padded, low, in, out, offsets, weight, length + 1, acc);
   }
 
   /**
@@ -225,7 +226,7 @@ public final class PixelMap {
       axes[k] = Axis.of(w.in() * w.in(), w.out() * w.out(), at, ws);
     }
     Layout.Kind full = Layout.Kind.FULL;
-    return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes);
+    return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes, null);
   }
 
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
