@@ -90,14 +90,5 @@ for p in 1 2; do
 done
 echo "<!-- cnn:end -->"
 } >> "$REPORT"
-if grep -q "<!-- cnn:begin -->" "$RESULTS" 2>/dev/null; then
-  $PYTHON - "$RESULTS" "$REPORT" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-section = open(sys.argv[2]).read().rstrip("\n")
-open(sys.argv[1], "w").write(re.sub(r"<!-- cnn:begin -->.*<!-- cnn:end -->", lambda m: section, text, flags=re.S))
-PY
-else
-  { echo; cat "$REPORT"; } >> "$RESULTS"
-fi
+$PYTHON bench/section.py cnn "$RESULTS" "$REPORT"
 cat "$REPORT"

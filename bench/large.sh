@@ -112,14 +112,6 @@ MD
 echo "$report"
 # The section between the markers of RESULTS is replaced (appended if there is none).
 if [[ -n "$RESULTS" ]]; then
-  "$PYTHON" - "$RESULTS" "$report" <<'PY'
-import os, re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read() if os.path.exists(path) else ""
-if "<!-- large:begin -->" in text:
-    text = re.sub(r"<!-- large:begin -->.*<!-- large:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+  printf '%s\n' "$report" > "$OUT/section.md"
+  "$PYTHON" bench/section.py large "$RESULTS" "$OUT/section.md"
 fi

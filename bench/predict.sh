@@ -112,14 +112,5 @@ echo "The README's sine example end to end (best of 3, warm): through Beam's Dir
 echo "(\`--runner DirectRunner\`, the only path before) $BEFORE s; by default $AFTER s (\`$AFTER_LINE\`)."
 echo "<!-- predict:end -->"
 } >> "$REPORT"
-if grep -q "<!-- predict:begin -->" "$RESULTS" 2>/dev/null; then
-  $PYTHON - "$RESULTS" "$REPORT" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-section = open(sys.argv[2]).read().rstrip("\n")
-open(sys.argv[1], "w").write(re.sub(r"<!-- predict:begin -->.*<!-- predict:end -->", lambda m: section, text, flags=re.S))
-PY
-else
-  { echo; cat "$REPORT"; } >> "$RESULTS"
-fi
+$PYTHON bench/section.py predict "$RESULTS" "$REPORT"
 cat "$REPORT"
