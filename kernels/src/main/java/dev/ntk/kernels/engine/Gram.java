@@ -18,20 +18,12 @@ import org.bytedeco.openblas.global.openblas;
  * chunk into its registers, where copying a Java array in and out of the native call cost a third
  * of an in-process 4096 x 4096 float32 kernel's time (perf, 2-core AMD EPYC). A probe of 4096 x
  * 784 x 4096 in float32 here: {@code sgemm} 0.14 s and {@code ssyrk} 0.07 s on 2 threads, NumPy's
- * matmul 0.16-0.28 s. A Beam worker asks for one thread (it is one of several); in-process calls
- * use all cores.
+ * matmul 0.16-0.28 s. OpenBLAS runs with its own thread count (all cores unless {@code
+ * OPENBLAS_NUM_THREADS} says otherwise), which is never changed while the JVM computes.
  */
 public final class Gram {
   private Gram() {}
 
-  private static int threadsSet = -1;
-
-  private static synchronized void threads(int threads) {
-    if (threads != threadsSet) {
-      org.bytedeco.openblas.presets.openblas.blas_set_num_threads(threads);
-      threadsSet = threads;
-    }
-  }
 
   /** A gram matrix in native memory, row-major; freed by {@link #close}. */
   public static final class Result implements AutoCloseable {
@@ -64,7 +56,9 @@ public final class Gram {
    * upper triangle (diagonal included) is computed.
    */
   public static Result of(Object x1, Object x2, int n1, int n2, int d, int threads) {
-    threads(threads);
+    // OpenBLAS' thread count is left as it is (all cores, or OPENBLAS_NUM_THREADS): changing it
+    // while another thread of the JVM is inside an OpenBLAS call (a Beam worker's tile beside a
+    // prediction step's factorisation) is not safe.
     int order = openblas.CblasRowMajor;
     if (x1 instanceof double[] a) {
       DoublePointer out = new DoublePointer((long) n1 * n2);

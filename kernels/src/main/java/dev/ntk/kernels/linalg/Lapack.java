@@ -23,13 +23,11 @@ import org.bytedeco.openblas.global.openblas;
 public final class Lapack {
   private Lapack() {}
 
-  static {
-    if (System.getenv("OPENBLAS_NUM_THREADS") == null) {
-      threads(Runtime.getRuntime().availableProcessors());
-    }
-  }
-
-  /** Sets OpenBLAS' thread count (all cores unless {@code OPENBLAS_NUM_THREADS} says otherwise). */
+  /**
+   * Sets OpenBLAS' thread count, which is otherwise all cores unless {@code OPENBLAS_NUM_THREADS}
+   * says otherwise. Call it before any computation: changing it while another thread is inside an
+   * OpenBLAS call is not safe.
+   */
   public static void threads(int n) {
     org.bytedeco.openblas.presets.openblas.blas_set_num_threads(Math.max(1, n));
   }
