@@ -4,11 +4,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.tensorflow.engine.NtkEngineBridge;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.TensorFlowBackend;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
@@ -118,32 +117,39 @@ public final class KernelFn {
   private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
     int threads = Runtime.getRuntime().availableProcessors();
     DataType type = x1.getDataType();
-    Map<String, ByteBuffer> bytes = new HashMap<>();
-    Map<String, Object> out = new HashMap<>();
-    for (String name : plan.schedule().outputs().keySet()) {
-      ByteBuffer b = ByteBuffer.allocateDirect(Math.multiplyExact(n1 * n2, type.getNumOfBytes()))
-          .order(ByteOrder.nativeOrder());
-      bytes.put(name, b);
-      out.put(name, type == DataType.FLOAT64 ? b.asDoubleBuffer() : b.asFloatBuffer());
-    }
-    if (type == DataType.FLOAT64) {
-      out.put(Plan.VAR1, new double[n1]);
-      out.put(Plan.VAR2, new double[n2]);
-      plan.run(CpuBackend.float64(), x1.toDoubleArray(), x2 == null ? null : x2.toDoubleArray(), n1, n2,
-          threads, out);
-    } else {
-      out.put(Plan.VAR1, new float[n1]);
-      out.put(Plan.VAR2, new float[n2]);
-      plan.run(CpuBackend.float32(), x1.toFloatArray(), x2 == null ? null : x2.toFloatArray(), n1, n2,
-          threads, out);
-    }
+    boolean f64 = type == DataType.FLOAT64;
+    Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
+    Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
+    Object var1 = f64 ? new double[n1] : new float[n1];
+    Object var2 = f64 ? new double[n2] : new float[n2];
+    List<String> names = List.copyOf(plan.schedule().outputs().keySet());
     Map<String, NDArray> arrays = new HashMap<>();
-    bytes.forEach((name, b) -> arrays.put(name, m.create(b, new Shape(n1, n2), type)));
-    for (String name : List.of(Plan.VAR1, Plan.VAR2)) {
-      Object v = out.get(name);
-      arrays.put(name, v instanceof double[] d ? m.create(d) : m.create((float[]) v));
-    }
+    // Each kernel is written into its tensor's memory, so the plan runs inside the innermost fill.
+    fillAll(m, names, 0, new HashMap<>(), new Shape(n1, n2), type, arrays, out -> {
+      out.put(Plan.VAR1, var1);
+      out.put(Plan.VAR2, var2);
+      if (f64) {
+        plan.run(CpuBackend.float64(), (double[]) a, (double[]) b, n1, n2, threads, out);
+      } else {
+        plan.run(CpuBackend.float32(), (float[]) a, (float[]) b, n1, n2, threads, out);
+      }
+    });
+    arrays.put(Plan.VAR1, f64 ? m.create((double[]) var1) : m.create((float[]) var1));
+    arrays.put(Plan.VAR2, f64 ? m.create((double[]) var2) : m.create((float[]) var2));
     return arrays;
+  }
+
+  /** Opens a tensor buffer for each of {@code names[k:]} in turn, then runs {@code run} on all. */
+  private static void fillAll(NDManager m, List<String> names, int k, Map<String, Object> out, Shape shape,
+      DataType type, Map<String, NDArray> arrays, java.util.function.Consumer<Map<String, Object>> run) {
+    if (k == names.size()) {
+      run.accept(out);
+      return;
+    }
+    arrays.put(names.get(k), NtkEngineBridge.fill(m, shape, type, buffer -> {
+      out.put(names.get(k), type == DataType.FLOAT64 ? buffer.asDoubleBuffer() : buffer.asFloatBuffer());
+      fillAll(m, names, k + 1, out, shape, type, arrays, run);
+    }));
   }
 
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,

@@ -1,6 +1,20 @@
 package ai.djl.tensorflow.engine;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.function.Consumer;
+import org.bytedeco.javacpp.PointerScope;
+import org.tensorflow.internal.c_api.AbstractTFE_TensorHandle;
+import org.tensorflow.internal.c_api.AbstractTF_Tensor;
+import org.tensorflow.internal.c_api.TFE_TensorHandle;
+import org.tensorflow.internal.c_api.TF_Status;
+import org.tensorflow.internal.c_api.TF_Tensor;
+import org.tensorflow.internal.c_api.global.tensorflow;
 import ai.djl.tensorflow.engine.javacpp.JavacppUtils;
 import java.lang.reflect.Field;
 import java.util.concurrent.atomic.AtomicReference;
@@ -36,5 +50,33 @@ public final class NtkEngineBridge {
           + "configure; check the DJL version", e);
     }
     done = true;
+  }
+
+  /**
+   * A new array of {@code shape} and {@code type} on {@code manager}'s CPU, whose values {@code
+   * values} writes into the native-order buffer it is given, which is the tensor's own memory (no
+   * copy): a 4096 x 4096 float32 kernel is 64 MiB that a direct buffer would take and TensorFlow
+   * copy again. The buffer must not be used after {@code values} returns. Another engine's manager,
+   * or an array too large for one buffer, gets a filled direct buffer and {@code create}.
+   */
+  public static NDArray fill(NDManager manager, Shape shape, DataType type, Consumer<ByteBuffer> values) {
+    long bytes = shape.size() * type.getNumOfBytes();
+    if (!(manager instanceof TfNDManager tf) || manager.getDevice().isGpu() || bytes > Integer.MAX_VALUE) {
+      ByteBuffer b = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
+      values.accept(b);
+      return manager.create(b.rewind(), shape, type);
+    }
+    try (PointerScope scope = new PointerScope()) {
+      TF_Tensor tensor = AbstractTF_Tensor.allocateTensor(TfDataType.toTf(type), shape.getShape(), bytes);
+      if (tensor == null || tensor.isNull()) {
+        throw new IllegalStateException("TensorFlow could not allocate a " + shape + " " + type + " tensor");
+      }
+      values.accept(tensorflow.TF_TensorData(tensor).capacity(bytes).asByteBuffer().order(ByteOrder.nativeOrder()));
+      TF_Status status = TF_Status.newStatus();
+      TFE_TensorHandle handle = AbstractTFE_TensorHandle.newTensor(tensor, status);
+      status.throwExceptionIfNotOK();
+      // The handle outlives the scope (as in DJL's own JavacppUtils), the tensor does not.
+      return new TfNDArray(tf, (TFE_TensorHandle) handle.retainReference());
+    }
   }
 }

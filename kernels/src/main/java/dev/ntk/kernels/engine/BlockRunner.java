@@ -62,9 +62,7 @@ final class BlockRunner<A> {
       }
     });
     if (mirror) {
-      for (String name : schedule.outputs().keySet()) {
-        ops.mirror(out.get(name), n1);
-      }
+      CpuBackend.mirror(ops, schedule.outputs().keySet().stream().map(out::get).toList(), n1, workers);
     }
   }
 

@@ -12,9 +12,9 @@ package dev.ntk.kernels.engine;
 interface ChunkOps<A> {
   /**
    * Copies the upper triangle of the row-major {@code n x n} {@code matrix} (an array of this type
-   * or a buffer of this dtype) onto its lower one.
+   * or a buffer of this dtype) onto its lower one, in rows {@code [from, to)} of the lower one.
    */
-  void mirror(Object matrix, int n);
+  void mirror(Object matrix, int n, int from, int to);
 
   /** Copies {@code length} values of {@code from} into {@code to} (an array of this type or a buffer). */
   void store(A from, int fromOffset, Object to, int toOffset, int length);

@@ -137,9 +137,7 @@ public final class CpuBackend<A> {
           new TileWorker(schedule, inputs, vectors, n2, symmetric, out).rows(bounds[b], bounds[b + 1]));
     }
     if (symmetric) {
-      for (String name : schedule.outputs().keySet()) {
-        mirror(out.get(name), n1);
-      }
+      mirror(ops, schedule.outputs().keySet().stream().map(out::get).toList(), n1, threads);
     }
   }
 
@@ -160,8 +158,28 @@ public final class CpuBackend<A> {
     return bounds;
   }
 
-  private void mirror(Object matrix, int n) {
-    ops.mirror(matrix, n);
+  /**
+   * Mirrors the upper triangles of the {@code n x n} {@code matrices} onto their lower ones, with
+   * {@code threads} workers splitting the rows into blocks of equal work.
+   */
+  static void mirror(ChunkOps<?> ops, List<?> matrices, int n, int threads) {
+    if (threads <= 1) {
+      for (Object m : matrices) {
+        ops.mirror(m, n, 0, n);
+      }
+      return;
+    }
+    int blocks = Math.max(1, Math.min(n / 64, threads * 4));
+    int[] bounds = new int[blocks + 1];
+    for (int b = 1; b <= blocks; b++) {
+      // Row i of the lower triangle has i entries: equal areas end at n sqrt(b / blocks).
+      bounds[b] = b == blocks ? n : (int) Math.round(n * Math.sqrt((double) b / blocks));
+    }
+    IntStream.range(0, blocks).parallel().forEach(b -> {
+      for (Object m : matrices) {
+        ops.mirror(m, n, bounds[b], bounds[b + 1]);
+      }
+    });
   }
 
 

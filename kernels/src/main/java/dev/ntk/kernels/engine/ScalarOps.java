@@ -31,13 +31,13 @@ final class ScalarOps {
     }
 
     @Override
-    public void mirror(Object matrix, int n) {
+    public void mirror(Object matrix, int n, int from, int to) {
       // In 64 x 64 blocks, so that the column-wise reads stay in cache.
       double[] m = matrix instanceof double[] a ? a : null;
       java.nio.DoubleBuffer b = m == null ? (java.nio.DoubleBuffer) matrix : null;
-      for (int i0 = 0; i0 < n; i0 += 64) {
-        for (int j0 = 0; j0 <= i0; j0 += 64) {
-          for (int i = i0; i < Math.min(i0 + 64, n); i++) {
+      for (int i0 = from; i0 < to; i0 += 64) {
+        for (int j0 = 0; j0 < Math.min(i0 + 64, to); j0 += 64) {
+          for (int i = i0; i < Math.min(i0 + 64, to); i++) {
             for (int j = j0; j < Math.min(j0 + 64, i); j++) {
               if (m != null) {
                 m[i * n + j] = m[j * n + i];
@@ -135,13 +135,13 @@ final class ScalarOps {
     }
 
     @Override
-    public void mirror(Object matrix, int n) {
+    public void mirror(Object matrix, int n, int from, int to) {
       // In 64 x 64 blocks, so that the column-wise reads stay in cache.
       float[] m = matrix instanceof float[] a ? a : null;
       java.nio.FloatBuffer b = m == null ? (java.nio.FloatBuffer) matrix : null;
-      for (int i0 = 0; i0 < n; i0 += 64) {
-        for (int j0 = 0; j0 <= i0; j0 += 64) {
-          for (int i = i0; i < Math.min(i0 + 64, n); i++) {
+      for (int i0 = from; i0 < to; i0 += 64) {
+        for (int j0 = 0; j0 < Math.min(i0 + 64, to); j0 += 64) {
+          for (int i = i0; i < Math.min(i0 + 64, to); i++) {
             for (int j = j0; j < Math.min(j0 + 64, i); j++) {
               if (m != null) {
                 m[i * n + j] = m[j * n + i];

@@ -68,8 +68,8 @@ final class VectorOps {
     }
 
     @Override
-    public void mirror(Object matrix, int n) {
-      scalar.mirror(matrix, n);
+    public void mirror(Object matrix, int n, int from, int to) {
+      scalar.mirror(matrix, n, from, to);
     }
 
     @Override

@@ -21,6 +21,10 @@ import org.bytedeco.openblas.global.openblas;
  * {@code bench/RESULTS.md} has the comparison.
  */
 public final class Lapack {
+  static {
+    OpenBlas.configure();
+  }
+
   private Lapack() {}
 
   /**
