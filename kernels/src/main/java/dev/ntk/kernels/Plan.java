@@ -5,6 +5,7 @@ import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Expr.Domain;
 import dev.ntk.kernels.engine.Gram;
+import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.Schedule;
 import java.util.EnumSet;
@@ -145,10 +146,10 @@ public final class Plan {
 
   /**
    * An estimate of the memory one tile of {@code rows x cols} takes while it is computed, in bytes
-   * of {@code dtypeBytes} each: the tile's outputs, and on the {@code cpu} backend the per-input
-   * values kept for the tile and one worker's registers (pixel-pair blocks are computed pair by
-   * pair, so a tile of a pooling network costs little more than its outputs); on the {@code
-   * tensorflow} backend every live value holds the whole tile's blocks at once.
+   * of {@code dtypeBytes} each: the tile's outputs, and on the {@code cpu} backend the input gram
+   * (or the per-input pixel values kept for the tile) and one worker's registers (pixel-pair blocks
+   * are computed pair by pair, so a tile of a pooling network costs little more than its outputs);
+   * on the {@code tensorflow} backend every live value holds the whole tile's blocks at once.
    */
   public long tileBytes(int rows, int cols, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
     long pairs = (long) rows * cols;
@@ -161,7 +162,7 @@ public final class Plan {
       values = outputs + rows * schedule.exportedEntries(0) + cols * schedule.exportedEntries(1)
           + schedule.blockWorkingSet();
     } else {
-      values = 2 * outputs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
+      values = outputs + pairs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
     }
     return values * dtypeBytes;
   }
@@ -221,7 +222,7 @@ public final class Plan {
       cpu.run(schedule, inputs, n1, n2, threads, same, out);
       return null;
     }
-    try (Gram.Result gram = Gram.of(x1, x2, n1, n2, d, threads)) {
+    try (NativeBuffer gram = Gram.of(x1, x2, n1, n2, d, threads)) {
       double[] var1 = Gram.variances(x1, n1, d);
       double[] var2 = same ? var1 : Gram.variances(x2, n2, d);
       if (same) {

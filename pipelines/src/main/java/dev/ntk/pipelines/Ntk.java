@@ -45,6 +45,9 @@ import picocli.CommandLine.Option;
     subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class, Ntk.LrCommand.class,
         McCommand.class, TilesCommand.class})
 public final class Ntk implements Runnable {
+  /** The runner name of a job computed without a pipeline. */
+  static final String IN_PROCESS = "in-process";
+
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
@@ -161,9 +164,24 @@ public final class Ntk implements Runnable {
             + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
     Backend backend;
 
-    @Option(names = "--tile", paramLabel = "ROWS", defaultValue = "256",
-        description = "Rows of x1 and x2 per tile (default 256); any value works with any N.")
-    int tile;
+    @Option(names = "--tile", paramLabel = "ROWS",
+        description = "Rows of x1 and x2 per tile (default " + DEFAULT_TILE + "); any value works with any N.")
+    Integer tileOption;
+
+    static final int DEFAULT_TILE = 256;
+
+    /** The rows per tile: {@code --tile}, or {@value #DEFAULT_TILE}. */
+    int tile() {
+      return tileOption == null ? DEFAULT_TILE : tileOption;
+    }
+
+    /**
+     * Whether no runner, parallelism, Beam option or tile size was named: then a job whose kernels
+     * fit one tile runs in-process.
+     */
+    boolean pipelineUnasked() {
+      return runner == null && parallelism == null && beamArgs.isEmpty() && tileOption == null;
+    }
 
     /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
     List<String> beamArgs = new ArrayList<>();
@@ -196,8 +214,8 @@ public final class Ntk implements Runnable {
     static final String INTRA_OP = "ai.djl.tensorflow.num_intraop_threads";
 
     void check() {
-      if (tile < 1) {
-        throw new UsageException("--tile must be at least 1, got " + tile);
+      if (tile() < 1) {
+        throw new UsageException("--tile must be at least 1, got " + tile());
       }
       if (parallelism != null && parallelism < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + parallelism);
@@ -311,25 +329,30 @@ public final class Ntk implements Runnable {
       long[] shape = x.x1().shape();
       Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(java.util.Arrays.copyOfRange(shape, 1,
           shape.length)), java.util.EnumSet.copyOf(kernels));
-      int tile = plan.largestTile(options.tile, maxTileBytes, options.dtype.bytes(),
-          options.backend.resolve());
-      if (tile < options.tile) {
+      Backend backend = options.backend.resolve();
+      boolean inProcess = options.pipelineUnasked()
+          && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+      int tile = plan.largestTile(options.tile(), maxTileBytes, options.dtype.bytes(), backend);
+      if (tile < options.tile() && !inProcess) {
         spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
-            options.tile, maxTileBytes);
+            options.tile(), maxTileBytes);
       }
       long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
-      PipelineOptions pipelineOptions = options.pipelineOptions();
+      PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
       List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
       JobReport report;
       try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
         KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, tile,
             options.dtype, outputs.directory()).withBackend(options.backend);
-        report = outputs.produce("kernel", stale, results,
-            staging -> job.run(pipelineOptions, staging, progress));
+        report = outputs.produce("kernel", stale, results, staging -> inProcess
+            ? new JobReport(IN_PROCESS, new InProcessKernel(layer, x.x1(), x.x2(), kernels, options.dtype, backend)
+                .run(staging), -1, -1, -1)
+            : job.run(pipelineOptions, staging, progress));
       }
       PrintWriter w = spec.commandLine().getOut();
-      w.println(report);
+      w.println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels fit one tile of "
+          + "--max-tile-bytes; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
       for (String f : results) {
         w.println("wrote " + out.resolve(f) + " " + describe(out.resolve(f)));
       }
@@ -436,7 +459,7 @@ public final class Ntk implements Runnable {
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
       boolean inProcess = options.runner == null && options.parallelism == null
           && options.beamArgs.isEmpty()
-          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile);
+          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile());
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));
       if (computeCov) {
@@ -448,7 +471,7 @@ public final class Ntk implements Runnable {
       JobReport report;
       try (Outputs outputs = Outputs.open(out, "predict", bytes)) {
         PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
-            options.tile, options.dtype, outputs.directory()).withBackend(options.backend);
+            options.tile(), options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
             staging -> inProcess
                 ? new JobReport(IN_PROCESS, new InProcessPredict(model, xTrain, yTrain, xTest, settings,
@@ -468,7 +491,6 @@ public final class Ntk implements Runnable {
       return 0;
     }
 
-    private static final String IN_PROCESS = "in-process";
 
     /** The times of {@code --t}: comma-separated numbers or inf. */
     static double[] times(String list) {

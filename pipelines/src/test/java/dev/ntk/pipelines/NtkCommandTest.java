@@ -58,6 +58,38 @@ class NtkCommandTest {
     assertTrue(Files.isDirectory(out.resolve("tiles")));
   }
 
+  /** Without a runner, kernels that fit one tile are computed in-process: the pipeline's numbers, no tiles. */
+  @Test
+  void kernelInProcessEqualsThePipeline() throws IOException {
+    for (String dtype : List.of("float64", "float32")) {
+      Path local = dir.resolve("local-" + dtype);
+      Path beam = dir.resolve("beam-" + dtype);
+      for (Path x2 : java.util.Arrays.asList(null, xTest)) {
+        List<Object> args = new java.util.ArrayList<>(List.of("kernel", "--model", model, "--x1", x, "--dtype", dtype));
+        if (x2 != null) {
+          args.addAll(List.of("--x2", x2));
+        }
+        Result a = ntk(concat(args.toArray(), "--out", local));
+        assertEquals(0, a.status(), a.err());
+        assertTrue(a.out().contains("in-process (the kernels fit one tile"), a.out());
+        assertFalse(Files.exists(local.resolve("tiles")), "tiles of an in-process run");
+        Result b = ntk(concat(args.toArray(), "--runner", "DirectRunner", "--out", beam));
+        assertEquals(0, b.status(), b.err());
+        assertTrue(b.out().contains("DirectRunner: 1 tiles computed"), b.out());
+        for (String k : List.of("nngp.npy", "ntk.npy")) {
+          assertEquals(Npy.readHeader(beam.resolve(k)).dtype(), Npy.readHeader(local.resolve(k)).dtype());
+          double[] want = Npy.read(beam.resolve(k)).data();
+          double[] got = Npy.read(local.resolve(k)).data();
+          assertEquals(want.length, got.length);
+          double tol = dtype.equals("float64") ? 1e-12 : 1e-6;
+          for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], tol * Math.abs(want[i]), dtype + " " + k + "[" + i + "]");
+          }
+        }
+      }
+    }
+  }
+
   @Test
   void kernelRerunReusesTheTilesOnDisk() throws IOException {
     Result first = ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out);
@@ -542,11 +574,14 @@ class NtkCommandTest {
   @Test
   void hugeWeightsNameTheLayer() throws IOException {
     Path huge = write("m.json", MODEL.replaceFirst("1.5", "1e100"));
-    Result r = ntk("kernel", "--model", huge, "--x1", x, "--out", out);
-    assertEquals(2, r.status(), r.err());
-    assertTrue(r.err().contains("serial[1].Relu") && r.err().contains("too large for float64"), r.err());
-    assertNoTrace(r);
-    assertFalse(Files.exists(out.resolve("nngp.npy")));
+    // In-process (one tile, no runner) and tile by tile.
+    for (List<Object> tiles : List.of(List.<Object>of(), List.<Object>of("--tile", 4))) {
+      Result r = ntk(concat(concat(new Object[] {"kernel", "--model", huge, "--x1", x}, tiles.toArray()), "--out", out));
+      assertEquals(2, r.status(), r.err());
+      assertTrue(r.err().contains("serial[1].Relu") && r.err().contains("too large for float64"), r.err());
+      assertNoTrace(r);
+      assertFalse(Files.exists(out.resolve("nngp.npy")));
+    }
   }
 
   @Test

@@ -17,7 +17,7 @@ public final class NonFiniteKernelException extends RuntimeException {
   }
 
   /** The entry {@code (row, col)} of kernel {@code name}, computed in {@code dtype}, is {@code value}. */
-  NonFiniteKernelException(NpyDType dtype, String name, long row, long col, double value,
+  public NonFiniteKernelException(NpyDType dtype, String name, long row, long col, double value,
       Optional<String> layer) {
     this(String.format(Locale.ROOT, "the %s kernel entry (%d, %d) is %s%s; the weights or the "
         + "inputs are likely too large for %s (check W_std and b_std in the model and the scale "

@@ -1,15 +1,10 @@
 package dev.ntk.kernels.engine;
 
-import dev.ntk.kernels.linalg.Libc;
 import dev.ntk.kernels.linalg.OpenBlas;
-import java.nio.Buffer;
-import java.nio.DoubleBuffer;
-import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas;
 
 /**
@@ -22,7 +17,7 @@ import org.bytedeco.openblas.global.openblas;
  * chunk into its registers, where copying a Java array in and out of the native call cost a third
  * of an in-process 4096 x 4096 float32 kernel's time (perf, 2-core AMD EPYC). Its first touch
  * cost more than the product: 0.18 s of a 0.32 s {@code ssyrk} into a new 64 MiB buffer, in 4 KiB
- * page faults, hence {@link Libc#adviseHugePages}. OpenBLAS runs with its own thread count (all
+ * page faults, hence {@link NativeBuffer}'s huge pages. OpenBLAS runs with its own thread count (all
  * cores unless {@code OPENBLAS_NUM_THREADS} says otherwise), which is never changed while the JVM
  * computes.
  */
@@ -33,45 +28,19 @@ public final class Gram {
 
   private Gram() {}
 
-
-  /** A gram matrix in native memory, row-major; freed by {@link #close}. */
-  public static final class Result implements AutoCloseable {
-    private final Pointer pointer;
-    private final Buffer buffer;
-
-    private Result(Pointer pointer, Buffer buffer) {
-      this.pointer = pointer;
-      this.buffer = buffer;
-    }
-
-    /** A {@code FloatBuffer} or {@code DoubleBuffer} over the values. */
-    public Buffer buffer() {
-      return buffer;
-    }
-
-    public double get(int index) {
-      return buffer instanceof DoubleBuffer d ? d.get(index) : ((FloatBuffer) buffer).get(index);
-    }
-
-    @Override
-    public void close() {
-      pointer.close();
-    }
-  }
-
   /**
    * {@code x1 x2^T / d} for row-major {@code x1 (n1, d)} and {@code x2 (n2, d)}, both {@code
    * double[]} or both {@code float[]}; {@code x2 == null} for x1 with itself, of which only the
    * upper triangle (diagonal included) is computed.
    */
-  public static Result of(Object x1, Object x2, int n1, int n2, int d, int threads) {
+  public static NativeBuffer of(Object x1, Object x2, int n1, int n2, int d, int threads) {
     // OpenBLAS' thread count is left as it is (all cores, or OPENBLAS_NUM_THREADS): changing it
     // while another thread of the JVM is inside an OpenBLAS call (a Beam worker's tile beside a
     // prediction step's factorisation) is not safe.
     int order = openblas.CblasRowMajor;
     if (x1 instanceof double[] a) {
-      DoublePointer out = new DoublePointer((long) n1 * n2);
-      Libc.adviseHugePages(out.address(), 8L * n1 * n2);
+      NativeBuffer result = NativeBuffer.allocate((long) n1 * n2, true);
+      DoublePointer out = (DoublePointer) result.pointer();
       try (DoublePointer p1 = new DoublePointer(a);
           DoublePointer p2 = x2 == null ? null : new DoublePointer((double[]) x2)) {
         if (p2 == null) {
@@ -85,10 +54,10 @@ public final class Gram {
               p2, d, 0.0, out, n2);
         }
       }
-      return new Result(out, out.asBuffer());
+      return result;
     }
-    FloatPointer out = new FloatPointer((long) n1 * n2);
-    Libc.adviseHugePages(out.address(), 4L * n1 * n2);
+    NativeBuffer result = NativeBuffer.allocate((long) n1 * n2, false);
+    FloatPointer out = (FloatPointer) result.pointer();
     try (FloatPointer p1 = new FloatPointer((float[]) x1);
         FloatPointer p2 = x2 == null ? null : new FloatPointer((float[]) x2)) {
       if (p2 == null) {
@@ -102,7 +71,7 @@ public final class Gram {
             p2, d, 0.0f, out, n2);
       }
     }
-    return new Result(out, out.asBuffer());
+    return result;
   }
 
   /**
