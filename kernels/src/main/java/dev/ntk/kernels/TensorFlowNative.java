@@ -66,26 +66,17 @@ public final class TensorFlowNative {
    * Sets {@code TF_CPU_ALLOCATOR_USE_BFC=true} in this process's environment before TensorFlow
    * loads, unless the user set it: on CPUs where TensorFlow 2.10 leaves oneDNN off, its default
    * (system) allocator made one run 14x slower. The JVM cannot change its own environment, so
-   * this calls the C library's {@code setenv} through JNA (which DJL already depends on).
+   * this calls the C library's {@code setenv} ({@link dev.ntk.kernels.linalg.Libc}).
    */
   private static void useBfcAllocator() {
     if (System.getenv(BFC) != null) {
       return;
     }
-    try {
-      CLibrary.INSTANCE.setenv(BFC, "true", 0);
-    } catch (LinkageError e) {
-      // No C library through JNA: TensorFlow keeps its default allocator, slower on some CPUs.
-    }
+    // Without the C library through JNA, TensorFlow keeps its default allocator, slower on some CPUs.
+    dev.ntk.kernels.linalg.Libc.setenv(BFC, "true", false);
   }
 
   private static final String BFC = "TF_CPU_ALLOCATOR_USE_BFC";
-
-  private interface CLibrary extends com.sun.jna.Library {
-    CLibrary INSTANCE = com.sun.jna.Native.load("c", CLibrary.class);
-
-    int setenv(String name, String value, int overwrite);
-  }
 
   private static Path extract() {
     ClassLoader loader = TensorFlowNative.class.getClassLoader();

@@ -6,9 +6,10 @@ import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 
 /**
- * The two C library calls the native linear algebra needs, through JNA: {@code setenv} (before
- * OpenBLAS loads, {@link OpenBlas}) and {@code madvise(MADV_HUGEPAGE)} for large native buffers.
- * Both are hints: where the C library cannot be reached they do nothing.
+ * The two C library calls the native libraries need, through JNA (which DJL depends on): {@code
+ * setenv}, for settings a native library reads from the environment as it loads (OpenBLAS' kernels,
+ * {@link OpenBlas}; TensorFlow's allocator), and {@code madvise(MADV_HUGEPAGE)} for large native
+ * buffers. Both are hints: where the C library cannot be reached they do nothing.
  */
 public final class Libc {
   /** Buffers from this size up are worth transparent huge pages. */
@@ -35,8 +36,12 @@ public final class Libc {
   }
 
   /** Sets an environment variable of this process (C's {@code environ}); false if it could not. */
-  static boolean setenv(String name, String value, boolean overwrite) {
-    return LIBC != null && LIBC.setenv(name, value, overwrite ? 1 : 0) == 0;
+  public static boolean setenv(String name, String value, boolean overwrite) {
+    try {
+      return LIBC != null && LIBC.setenv(name, value, overwrite ? 1 : 0) == 0;
+    } catch (LinkageError e) {
+      return false;
+    }
   }
 
   /**
