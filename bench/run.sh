@@ -58,8 +58,7 @@ MVN_ARGS=${MVN_ARGS:-"-B -q -DskipTests"}
 MODEL=bench/relu21.json
 JAR=pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar
 CLASSPATH_FILE=pipelines/target/classpath.txt
-# bin/ntk's JVM flags (the Vector API module, transparent huge pages for the heap, Arrow's opens).
-JVM_FLAGS=(--add-modules=jdk.incubator.vector -XX:+UseTransparentHugePages --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
+JVM_FLAGS=(--add-modules=jdk.incubator.vector --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
   --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED
   --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.log.ai.djl.util.cuda=error)

@@ -110,9 +110,10 @@ public final class KernelFn {
   }
 
   /**
-   * The plan on the {@code cpu} backend, with every core. The kernels are written straight into
-   * direct buffers in native byte order, from which each TensorFlow tensor is made with one copy
-   * (from a Java array DJL made three passes: a zeroed buffer, a copy into it, a copy out of it).
+   * The plan on the {@code cpu} backend, with every core. The kernels are written straight into the
+   * memory of their TensorFlow tensors ({@link NtkEngineBridge#fill}), not into direct buffers that
+   * TensorFlow then copies (allocating and zeroing those was most of the difference between 1.16 s
+   * and 0.45 s for float32 at 4096 x 4096, {@code bench/RESULTS.md}).
    */
   private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
     int threads = Runtime.getRuntime().availableProcessors();
@@ -123,9 +124,11 @@ public final class KernelFn {
     Object var1 = f64 ? new double[n1] : new float[n1];
     Object var2 = f64 ? new double[n2] : new float[n2];
     List<String> names = List.copyOf(plan.schedule().outputs().keySet());
-    Map<String, NDArray> arrays = new HashMap<>();
-    // Each kernel is written into its tensor's memory, so the plan runs inside the innermost fill.
-    fillAll(m, names, 0, new HashMap<>(), new Shape(n1, n2), type, arrays, out -> {
+    List<NDArray> kernels = NtkEngineBridge.fill(m, new Shape(n1, n2), type, names.size(), buffers -> {
+      Map<String, Object> out = new HashMap<>();
+      for (int i = 0; i < names.size(); i++) {
+        out.put(names.get(i), f64 ? buffers.get(i).asDoubleBuffer() : buffers.get(i).asFloatBuffer());
+      }
       out.put(Plan.VAR1, var1);
       out.put(Plan.VAR2, var2);
       if (f64) {
@@ -134,22 +137,13 @@ public final class KernelFn {
         plan.run(CpuBackend.float32(), (float[]) a, (float[]) b, n1, n2, threads, out);
       }
     });
+    Map<String, NDArray> arrays = new HashMap<>();
+    for (int i = 0; i < names.size(); i++) {
+      arrays.put(names.get(i), kernels.get(i));
+    }
     arrays.put(Plan.VAR1, f64 ? m.create((double[]) var1) : m.create((float[]) var1));
     arrays.put(Plan.VAR2, f64 ? m.create((double[]) var2) : m.create((float[]) var2));
     return arrays;
-  }
-
-  /** Opens a tensor buffer for each of {@code names[k:]} in turn, then runs {@code run} on all. */
-  private static void fillAll(NDManager m, List<String> names, int k, Map<String, Object> out, Shape shape,
-      DataType type, Map<String, NDArray> arrays, java.util.function.Consumer<Map<String, Object>> run) {
-    if (k == names.size()) {
-      run.accept(out);
-      return;
-    }
-    arrays.put(names.get(k), NtkEngineBridge.fill(m, shape, type, buffer -> {
-      out.put(names.get(k), type == DataType.FLOAT64 ? buffer.asDoubleBuffer() : buffer.asFloatBuffer());
-      fillAll(m, names, k + 1, out, shape, type, arrays, run);
-    }));
   }
 
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,

@@ -7,6 +7,8 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import org.bytedeco.javacpp.PointerScope;
 import org.tensorflow.internal.c_api.AbstractTFE_TensorHandle;
@@ -53,30 +55,45 @@ public final class NtkEngineBridge {
   }
 
   /**
-   * A new array of {@code shape} and {@code type} on {@code manager}'s CPU, whose values {@code
-   * values} writes into the native-order buffer it is given, which is the tensor's own memory (no
-   * copy): a 4096 x 4096 float32 kernel is 64 MiB that a direct buffer would take and TensorFlow
-   * copy again. The buffer must not be used after {@code values} returns. Another engine's manager,
-   * or an array too large for one buffer, gets a filled direct buffer and {@code create}.
+   * {@code count} new arrays of {@code shape} and {@code type} on {@code manager}'s CPU, whose
+   * values {@code values} writes into the native-order buffers it is given, which are the tensors'
+   * own memory (no copy): a 4096 x 4096 float32 kernel is 64 MiB that a direct buffer would take and
+   * TensorFlow copy again. The buffers must not be used after {@code values} returns. Another
+   * engine's manager, or an array too large for one buffer, gets filled direct buffers and
+   * {@code create}.
    */
-  public static NDArray fill(NDManager manager, Shape shape, DataType type, Consumer<ByteBuffer> values) {
+  public static List<NDArray> fill(NDManager manager, Shape shape, DataType type, int count,
+      Consumer<List<ByteBuffer>> values) {
     long bytes = shape.size() * type.getNumOfBytes();
+    List<ByteBuffer> buffers = new ArrayList<>();
+    List<NDArray> arrays = new ArrayList<>();
     if (!(manager instanceof TfNDManager tf) || manager.getDevice().isGpu() || bytes > Integer.MAX_VALUE) {
-      ByteBuffer b = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
-      values.accept(b);
-      return manager.create(b.rewind(), shape, type);
+      for (int i = 0; i < count; i++) {
+        buffers.add(ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder()));
+      }
+      values.accept(buffers);
+      buffers.forEach(b -> arrays.add(manager.create(b.rewind(), shape, type)));
+      return arrays;
     }
     try (PointerScope scope = new PointerScope()) {
-      TF_Tensor tensor = AbstractTF_Tensor.allocateTensor(TfDataType.toTf(type), shape.getShape(), bytes);
-      if (tensor == null || tensor.isNull()) {
-        throw new IllegalStateException("TensorFlow could not allocate a " + shape + " " + type + " tensor");
+      List<TF_Tensor> tensors = new ArrayList<>();
+      for (int i = 0; i < count; i++) {
+        TF_Tensor tensor = AbstractTF_Tensor.allocateTensor(TfDataType.toTf(type), shape.getShape(), bytes);
+        if (tensor == null || tensor.isNull()) {
+          throw new IllegalStateException("TensorFlow could not allocate a " + shape + " " + type + " tensor");
+        }
+        tensors.add(tensor);
+        buffers.add(tensorflow.TF_TensorData(tensor).capacity(bytes).asByteBuffer().order(ByteOrder.nativeOrder()));
       }
-      values.accept(tensorflow.TF_TensorData(tensor).capacity(bytes).asByteBuffer().order(ByteOrder.nativeOrder()));
-      TF_Status status = TF_Status.newStatus();
-      TFE_TensorHandle handle = AbstractTFE_TensorHandle.newTensor(tensor, status);
-      status.throwExceptionIfNotOK();
-      // The handle outlives the scope (as in DJL's own JavacppUtils), the tensor does not.
-      return new TfNDArray(tf, (TFE_TensorHandle) handle.retainReference());
+      values.accept(buffers);
+      for (TF_Tensor tensor : tensors) {
+        TF_Status status = TF_Status.newStatus();
+        TFE_TensorHandle handle = AbstractTFE_TensorHandle.newTensor(tensor, status);
+        status.throwExceptionIfNotOK();
+        // The handle outlives the scope (as in DJL's own JavacppUtils), the tensor does not.
+        arrays.add(new TfNDArray(tf, (TFE_TensorHandle) handle.retainReference()));
+      }
+      return arrays;
     }
   }
 }
