@@ -108,8 +108,23 @@ public final class Npy {
 
   /** The index of the first NaN or infinite value, if any. */
   public static OptionalLong firstNonFinite(double[] data) {
-    for (int i = 0; i < data.length; i++) {
-      if (!Double.isFinite(data[i])) {
+    return firstNonFinite(java.nio.DoubleBuffer.wrap(data));
+  }
+
+  /** The index of the first NaN or infinite value of a {@code FloatBuffer} or {@code DoubleBuffer} (0 to its limit), if any. */
+  public static OptionalLong firstNonFinite(java.nio.Buffer data) {
+    int n = data.limit();
+    if (data instanceof java.nio.FloatBuffer f) {
+      for (int i = 0; i < n; i++) {
+        if (!Float.isFinite(f.get(i))) {
+          return OptionalLong.of(i);
+        }
+      }
+      return OptionalLong.empty();
+    }
+    java.nio.DoubleBuffer d = (java.nio.DoubleBuffer) data;
+    for (int i = 0; i < n; i++) {
+      if (!Double.isFinite(d.get(i))) {
         return OptionalLong.of(i);
       }
     }

@@ -79,30 +79,7 @@ public final class NpyWriter implements Closeable {
 
   /** Appends {@code values[from, from + count)}, rounded to float for {@code float32}. */
   public void write(double[] values, int from, int count) throws IOException {
-    write(count, (bytes, off, k) -> {
-      if (dtype == NpyDType.FLOAT64) {
-        bytes.asDoubleBuffer().put(values, from + off, k);
-      } else {
-        FloatBuffer floats = bytes.asFloatBuffer();
-        for (int i = 0; i < k; i++) {
-          floats.put(i, (float) values[from + off + i]);
-        }
-      }
-    });
-  }
-
-  /** Appends {@code values[from, from + count)} to a {@code float32} array (widened for {@code float64}). */
-  public void write(float[] values, int from, int count) throws IOException {
-    write(count, (bytes, off, k) -> {
-      if (dtype == NpyDType.FLOAT32) {
-        bytes.asFloatBuffer().put(values, from + off, k);
-      } else {
-        java.nio.DoubleBuffer doubles = bytes.asDoubleBuffer();
-        for (int i = 0; i < k; i++) {
-          doubles.put(i, values[from + off + i]);
-        }
-      }
-    });
+    write(java.nio.DoubleBuffer.wrap(values, from, count).slice());
   }
 
   /**
@@ -111,32 +88,7 @@ public final class NpyWriter implements Closeable {
    * Java array in between), converted to the array's dtype.
    */
   public void write(java.nio.Buffer values) throws IOException {
-    write(values.limit(), (bytes, off, k) -> {
-      if (values instanceof FloatBuffer f && dtype == NpyDType.FLOAT32) {
-        bytes.asFloatBuffer().put(f.slice(off, k));
-      } else if (values instanceof java.nio.DoubleBuffer d && dtype == NpyDType.FLOAT64) {
-        bytes.asDoubleBuffer().put(d.slice(off, k));
-      } else if (values instanceof FloatBuffer f) {
-        java.nio.DoubleBuffer doubles = bytes.asDoubleBuffer();
-        for (int i = 0; i < k; i++) {
-          doubles.put(i, f.get(off + i));
-        }
-      } else {
-        java.nio.DoubleBuffer d = (java.nio.DoubleBuffer) values;
-        FloatBuffer floats = bytes.asFloatBuffer();
-        for (int i = 0; i < k; i++) {
-          floats.put(i, (float) d.get(off + i));
-        }
-      }
-    });
-  }
-
-  /** Fills the chunk buffer with values {@code [off, off + k)} of the caller's {@code count}. */
-  private interface ChunkFill {
-    void fill(ByteBuffer bytes, int off, int k);
-  }
-
-  private void write(int count, ChunkFill fill) throws IOException {
+    int count = values.limit();
     if (closed) {
       throw new IOException(name + ": the writer is closed");
     }
@@ -148,7 +100,22 @@ public final class NpyWriter implements Closeable {
     for (int off = 0; off < count; off += perChunk) {
       int k = Math.min(perChunk, count - off);
       buffer.clear().limit(k * dtype.bytes());
-      fill.fill(buffer, off, k);
+      if (values instanceof FloatBuffer f && dtype == NpyDType.FLOAT32) {
+        buffer.asFloatBuffer().put(f.slice(off, k));
+      } else if (values instanceof java.nio.DoubleBuffer d && dtype == NpyDType.FLOAT64) {
+        buffer.asDoubleBuffer().put(d.slice(off, k));
+      } else if (values instanceof FloatBuffer f) {
+        java.nio.DoubleBuffer doubles = buffer.asDoubleBuffer();
+        for (int i = 0; i < k; i++) {
+          doubles.put(i, f.get(off + i));
+        }
+      } else {
+        java.nio.DoubleBuffer d = (java.nio.DoubleBuffer) values;
+        FloatBuffer floats = buffer.asFloatBuffer();
+        for (int i = 0; i < k; i++) {
+          floats.put(i, (float) d.get(off + i));
+        }
+      }
       writeFully(channel, buffer);
     }
     written += count;

@@ -6,7 +6,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.tensorflow.engine.NtkEngineBridge;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.TensorFlowBackend;
 import java.util.EnumSet;
 import java.util.HashMap;
@@ -121,28 +120,20 @@ public final class KernelFn {
     boolean f64 = type == DataType.FLOAT64;
     Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
     Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
-    Object var1 = f64 ? new double[n1] : new float[n1];
-    Object var2 = f64 ? new double[n2] : new float[n2];
     List<String> names = List.copyOf(plan.schedule().outputs().keySet());
+    Map<String, Object> vars = new HashMap<>();
     List<NDArray> kernels = NtkEngineBridge.fill(m, new Shape(n1, n2), type, names.size(), buffers -> {
       Map<String, Object> out = new HashMap<>();
       for (int i = 0; i < names.size(); i++) {
         out.put(names.get(i), f64 ? buffers.get(i).asDoubleBuffer() : buffers.get(i).asFloatBuffer());
       }
-      out.put(Plan.VAR1, var1);
-      out.put(Plan.VAR2, var2);
-      if (f64) {
-        plan.run(CpuBackend.float64(), (double[]) a, (double[]) b, n1, n2, threads, out);
-      } else {
-        plan.run(CpuBackend.float32(), (float[]) a, (float[]) b, n1, n2, threads, out);
-      }
+      vars.putAll(plan.runInto(a, b, n1, n2, threads, out));
     });
     Map<String, NDArray> arrays = new HashMap<>();
     for (int i = 0; i < names.size(); i++) {
       arrays.put(names.get(i), kernels.get(i));
     }
-    arrays.put(Plan.VAR1, f64 ? m.create((double[]) var1) : m.create((float[]) var1));
-    arrays.put(Plan.VAR2, f64 ? m.create((double[]) var2) : m.create((float[]) var2));
+    vars.forEach((name, v) -> arrays.put(name, v instanceof double[] d ? m.create(d) : m.create((float[]) v)));
     return arrays;
   }
 

@@ -193,9 +193,24 @@ public final class Plan {
     return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, null);
   }
 
-  /** As {@link #run(CpuBackend, Object, Object, int, int, int)}, into {@code out} (see {@link CpuBackend}). */
-  public <A> void run(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads, Map<String, ?> out) {
+  /**
+   * As {@link #run(CpuBackend, Object, Object, int, int, int)}, in the dtype of {@code x1} ({@code
+   * double[]}: float64, {@code float[]}: float32), with the pair outputs written into the caller's
+   * {@code kernels} (by output name: arrays, or direct buffers of that dtype, see {@link
+   * CpuBackend}). Returns {@code var1} and {@code var2} as new arrays.
+   */
+  public Map<String, Object> runInto(Object x1, Object x2, int n1, int n2, int threads, Map<String, ?> kernels) {
+    return x1 instanceof double[] a ? into(CpuBackend.float64(), a, (double[]) x2, n1, n2, threads, kernels)
+        : into(CpuBackend.float32(), (float[]) x1, (float[]) x2, n1, n2, threads, kernels);
+  }
+
+  private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
+      Map<String, ?> kernels) {
+    Map<String, Object> vars = Map.of(VAR1, cpu.fromDoubles(new double[n1]), VAR2, cpu.fromDoubles(new double[n2]));
+    Map<String, Object> out = new java.util.HashMap<>(kernels);
+    out.putAll(vars);
     run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, out);
+    return vars;
   }
 
   /**

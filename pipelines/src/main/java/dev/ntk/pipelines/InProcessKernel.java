@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyWriter;
@@ -16,8 +17,8 @@ import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
-import dev.ntk.transforms.NonFiniteKernelException;
 import dev.ntk.kernels.engine.NativeBuffer;
+import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
 import java.nio.Buffer;
 import java.nio.DoubleBuffer;
@@ -32,6 +33,7 @@ import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 
 /**
  * {@code ntk kernel} for a job whose kernels fit one tile of {@code --max-tile-bytes}, when no
@@ -39,8 +41,8 @@ import java.util.Map;
  * {@code cpu} backend from the Java arrays of the inputs, without loading TensorFlow), and written
  * as the same {@code .npy} files; no tiles. A Beam pipeline would compute the same single tile on
  * one worker thread after seconds of start-up and write it twice (an Arrow tile, then the {@code
- * .npy} files): 8192 x 8192 float32 took 16 s on the DirectRunner against 4 s here ({@code
- * bench/RESULTS.md}).
+ * .npy} files): 8192 x 8192 float32 took 22 s on the DirectRunner against 4.5 s here, whole
+ * processes ({@code bench/RESULTS.md}).
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
@@ -48,8 +50,7 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   /** Whether the kernels between {@code n1} and {@code n2} inputs fit one tile of {@code budget} bytes. */
   static boolean fits(Plan plan, long n1, long n2, NpyDType dtype, Backend backend, long budget) {
-    return n1 * n2 < Integer.MAX_VALUE - 64 && n1 <= Integer.MAX_VALUE && n2 <= Integer.MAX_VALUE
-        && plan.tileBytes((int) n1, (int) n2, dtype.bytes(), backend) <= budget;
+    return n1 * n2 < Integer.MAX_VALUE - 64 && plan.tileBytes((int) n1, (int) n2, dtype.bytes(), backend) <= budget;
   }
 
   /** Computes the kernels and writes {@code <get>.npy} into {@code out}; returns the seconds it took. */
@@ -83,28 +84,21 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   /** The kernels into native buffers (added to {@code natives}), which need neither zeroing nor a heap. */
   private Map<String, Buffer> onCpu(Plan plan, int n1, int n2, List<NativeBuffer> natives) {
-    int threads = Runtime.getRuntime().availableProcessors();
     boolean f64 = dtype == NpyDType.FLOAT64;
     Map<String, Buffer> kernels = new HashMap<>();
-    Map<String, Object> out = new HashMap<>();
     for (String name : plan.schedule().outputs().keySet()) {
       NativeBuffer b = NativeBuffer.allocate((long) n1 * n2, f64);
       natives.add(b);
       kernels.put(name, b.buffer());
-      out.put(name, b.buffer());
     }
-    if (f64) {
-      out.put(Plan.VAR1, new double[n1]);
-      out.put(Plan.VAR2, new double[n2]);
-      plan.run(CpuBackend.float64(), x1.data(), x2 == null ? null : x2.data(), n1, n2, threads, out);
-    } else {
-      out.put(Plan.VAR1, new float[n1]);
-      out.put(Plan.VAR2, new float[n2]);
-      CpuBackend<float[]> cpu = CpuBackend.float32();
-      plan.run(cpu, cpu.fromDoubles(x1.data()), x2 == null ? null : cpu.fromDoubles(x2.data()), n1, n2,
-          threads, out);
-    }
+    plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2,
+        Runtime.getRuntime().availableProcessors(), kernels);
     return kernels;
+  }
+
+  /** The values of {@code x} as the cpu backend takes them in this dtype. */
+  private Object cpuArray(NpyArray x) {
+    return dtype == NpyDType.FLOAT64 ? x.data() : CpuBackend.float32().fromDoubles(x.data());
   }
 
   private Map<String, Buffer> onTensorFlow(KernelFn fn) {
@@ -128,10 +122,11 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
    * where the kernel of its two inputs first stops being finite.
    */
   private void checkFinite(String name, Buffer values, int n2) {
-    int at = firstNonFinite(values);
-    if (at < 0) {
+    OptionalLong bad = Npy.firstNonFinite(values);
+    if (bad.isEmpty()) {
       return;
     }
+    int at = (int) bad.getAsLong();
     double value = values instanceof FloatBuffer f ? f.get(at) : ((DoubleBuffer) values).get(at);
     NpyArray other = x2 == null ? x1 : x2;
     try (NDManager m = Tensors.newManager()) {
@@ -146,24 +141,5 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
     shape[0] = 1;
     double[] one = Arrays.copyOfRange(x.data(), index * size, index * size + size);
     return Tensors.create(m, one, new Shape(shape), dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64);
-  }
-
-  private static int firstNonFinite(Buffer values) {
-    int n = values.limit();
-    if (values instanceof FloatBuffer f) {
-      for (int i = 0; i < n; i++) {
-        if (!Float.isFinite(f.get(i))) {
-          return i;
-        }
-      }
-      return -1;
-    }
-    DoubleBuffer d = (DoubleBuffer) values;
-    for (int i = 0; i < n; i++) {
-      if (!Double.isFinite(d.get(i))) {
-        return i;
-      }
-    }
-    return -1;
   }
 }

@@ -25,7 +25,7 @@ public final class OpenBlas {
   /** The CPU flags of OpenBLAS' {@code SkylakeX} kernels. */
   private static final Set<String> AVX512 = Set.of("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl");
 
-  private static volatile String chosen;
+  private static String chosen;
 
   private OpenBlas() {}
 
