@@ -29,7 +29,8 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
 
   ComputeTileFn(TileSet tiles, Backend backend) {
     this.tiles = tiles;
-    this.computer = new TileComputer(tiles.modelJson(), tiles.featureShape(), tiles.dtype(), backend);
+    this.computer = new TileComputer(tiles.modelJson(), tiles.featureShape(), tiles.dtype(), backend,
+        (double) tiles.n1() * (tiles.symmetric() ? (tiles.n1() + 1) / 2.0 : tiles.n2()));
   }
 
   @Setup

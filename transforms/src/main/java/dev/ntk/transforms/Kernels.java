@@ -537,8 +537,9 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       TileKey key = c.element();
       Stats s1 = c.sideInput(first.stats());
       if (computer == null) {
+        Stats s2 = second == null ? s1 : c.sideInput(second.stats());
         computer = new TileComputer(spec.modelJson, spec.shape("x1", s1.refLength()), spec.dtype,
-            spec.backend);
+            spec.backend, (double) s1.count() * (second == null ? (s1.count() + 1) / 2.0 : s2.count()));
         computer.setup();
       }
       Map<Long, Block> rows1 = c.sideInput(first.blocks());

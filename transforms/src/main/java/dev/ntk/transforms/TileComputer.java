@@ -38,16 +38,20 @@ final class TileComputer implements Serializable {
   private final long[] featureShape;
   private final NpyDType dtype;
   private final Backend backend;
+  /** The entries of the whole job this worker computes tiles of (for {@link CpuBackend#forWork}). */
+  private final double entries;
   private transient Backend resolved;
+  private transient double work;
   private transient KernelFn kernelFn;
   private transient Plan plan;
   private transient NDManager manager;
 
-  TileComputer(String modelJson, long[] featureShape, NpyDType dtype, Backend backend) {
+  TileComputer(String modelJson, long[] featureShape, NpyDType dtype, Backend backend, double entries) {
     this.modelJson = modelJson;
     this.featureShape = featureShape.clone();
     this.dtype = dtype;
     this.backend = backend;
+    this.entries = entries;
   }
 
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
@@ -55,6 +59,7 @@ final class TileComputer implements Serializable {
     resolved = backend.resolve();
     kernelFn = ModelSpec.parse(modelJson).kernelFn().withBackend(resolved);
     plan = kernelFn.plan(new Shape(featureShape), EnumSet.allOf(Get.class));
+    work = entries * plan.schedule().tileSteps().size();
     if (resolved == Backend.TENSORFLOW) {
       manager = Tensors.newManager();
     }
@@ -66,8 +71,8 @@ final class TileComputer implements Serializable {
    */
   SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b) {
     if (resolved == Backend.CPU) {
-      return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32(), a, b, key)
-          : onCpu(CpuBackend.float64(), a, b, key);
+      return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32().forWork(work), a, b, key)
+          : onCpu(CpuBackend.float64().forWork(work), a, b, key);
     }
     try (NDManager scope = manager.newSubManager()) {
       NDArray x = block(scope, a, key.rows());

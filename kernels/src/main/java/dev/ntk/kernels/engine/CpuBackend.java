@@ -4,6 +4,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 /**
@@ -22,14 +23,61 @@ import java.util.stream.IntStream;
 public final class CpuBackend<A> {
   /** Entries per chunk: a few buffers of this size fit in a core's L1 or L2 cache. */
   static final int CHUNK = Integer.getInteger("ntk.cpu.chunk", 512);
+  /** Padding of chunk buffers: at least one vector of the widest species. */
+  static final int PAD = 128;
 
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CpuBackend.class);
   private static final boolean VECTOR = vectorModulePresent();
 
+  /**
+   * The work ({@code n1 n2} entries times the per-pair steps, in all) from which the per-pair steps
+   * run as fused generated loops ({@link Fused}) rather than one pass per step. The loops run
+   * about 1.6 times faster, but compiling and warming them costs about 4 CPU-seconds of a new JVM
+   * (see {@code bench/README.md}): below this, that would cost more than it saves.
+   * {@code -Dntk.cpu.fused=true|false} decides for every run instead.
+   */
+  public static final double FUSE_FROM = Double.parseDouble(System.getProperty("ntk.cpu.fused.min", "3e10"));
+  private static final String FUSED = System.getProperty("ntk.cpu.fused", "auto");
+
+  /** When the per-pair steps run as fused loops. */
+  private enum Fusion {
+    /** By the size of each run ({@link #FUSE_FROM}), compiled in the background. */
+    AUTO,
+    /** From the first chunk at which the loop, compiled in the background, is ready. */
+    BACKGROUND,
+    /** Always: compiled before the run starts (tests). */
+    NOW,
+    NEVER
+  }
+
   private final ChunkOps<A> ops;
+  private final Fusion fusion;
 
   private CpuBackend(ChunkOps<A> ops) {
+    this(ops, switch (FUSED) {
+      case "true" -> Fusion.BACKGROUND;
+      case "false" -> Fusion.NEVER;
+      default -> Fusion.AUTO;
+    });
+  }
+
+  private CpuBackend(ChunkOps<A> ops, Fusion fusion) {
     this.ops = ops;
+    this.fusion = fusion;
+  }
+
+  /**
+   * This backend for one of many runs whose total work is {@code entrySteps} (see {@link
+   * #FUSE_FROM}): a worker computing the tiles of a large job compiles the fused loops once and
+   * uses them in later tiles, where each tile alone is too small to pay for them.
+   */
+  public CpuBackend<A> forWork(double entrySteps) {
+    return fusion == Fusion.AUTO && entrySteps >= FUSE_FROM ? new CpuBackend<>(ops, Fusion.BACKGROUND) : this;
+  }
+
+  /** This backend with fused loops compiled before every run ({@code true}), or never. */
+  CpuBackend<A> fused(boolean on) {
+    return new CpuBackend<>(ops, on ? Fusion.NOW : Fusion.NEVER);
   }
 
   /** The float64 backend, vectorised where the JVM allows. */
@@ -129,12 +177,19 @@ public final class CpuBackend<A> {
     vectorOutputs(schedule.rowOutputs(), vectors, inputs, n1, out);
     vectorOutputs(schedule.colOutputs(), vectors, inputs, n2, out);
     int workers = Math.max(1, Math.min(threads, n1));
+    // Forced on, the fused loop is compiled before the tile runs; by size, in the background,
+    // the steps interpreted until it is ready.
+    Fusion mode = fusion == Fusion.AUTO && (double) n1 * n2 * schedule.tileSteps().size() >= FUSE_FROM
+        ? Fusion.BACKGROUND : fusion;
+    int fuse = !Fused.available() ? 0 : mode == Fusion.NOW ? 2 : mode == Fusion.BACKGROUND ? 1 : 0;
+    Fused.Program[] program = {null};
     if (workers == 1) {
-      new TileWorker(schedule, inputs, vectors, n2, symmetric, out).rows(0, n1);
+      new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program).rows(0, n1);
     } else {
       int[] bounds = rowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
       IntStream.range(0, bounds.length - 1).parallel().forEach(b ->
-          new TileWorker(schedule, inputs, vectors, n2, symmetric, out).rows(bounds[b], bounds[b + 1]));
+          new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program)
+              .rows(bounds[b], bounds[b + 1]));
     }
     if (symmetric) {
       mirror(ops, schedule.outputs().keySet().stream().map(out::get).toList(), n1, threads);
@@ -266,10 +321,19 @@ public final class CpuBackend<A> {
     private final Object[] pairSources;
     private final A constantChunk;
     private final A[] pairStages;
+    /** The fused loop of the steps, or null; used from the first chunk at which it is ready. */
+    private Fused.Program fusedProgram;
+    /** The fused loop over the chunk once in use, else null (steps interpreted one pass each). */
+    private IntConsumer fusedLoop;
+    private Object[] fusedSlots;
+    /** The fused loop's slot offsets: the chunk's first column, for per-column slots. */
+    private int[] fusedOffsets;
+    private final int[] columnSlots;
+    private final Object[] fusedOutArray;
 
     @SuppressWarnings("unchecked")
     TileWorker(Schedule schedule, Map<String, ?> inputs, Map<Expr, A> vectors, int n2, boolean symmetric,
-        Map<String, ?> out) {
+        Map<String, ?> out, int fuse, Fused.Program[] program) {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
@@ -278,9 +342,11 @@ public final class CpuBackend<A> {
       // (the lower triangle is then overwritten by the mirror).
       this.upper = symmetric && rowsPerChunk == 1;
       int chunk = rowsPerChunk == 1 ? CHUNK : rowsPerChunk * n2;
+      // Chunk buffers are padded by a vector: a fused loop runs over whole vectors.
+      int padded = chunk + PAD;
       A[] registers = (A[]) new Object[schedule.registerCount()];
       for (int r = 0; r < registers.length; r++) {
-        registers[r] = ops.allocate(chunk);
+        registers[r] = ops.allocate(padded);
       }
       Map<Expr, A> rowBuffer = new IdentityHashMap<>();
       Map<String, A> staged = new java.util.LinkedHashMap<>();
@@ -299,19 +365,19 @@ public final class CpuBackend<A> {
             // A pair input is staged chunk by chunk into a register of its own (from an array,
             // or from the native buffer a GEMM wrote, which then needs no copy into the heap).
             sourceOut[i] = Source.REGISTER;
-            arrayOut[i] = input ? staged.computeIfAbsent(e.name(), name -> ops.allocate(chunk))
+            arrayOut[i] = input ? staged.computeIfAbsent(e.name(), name -> ops.allocate(padded))
                 : registers[schedule.register(e)];
           }
           case COL -> {
             sourceOut[i] = Source.COLUMN;
             A values = input ? vectorInput(inputs, e.name()) : vectors.get(e);
-            arrayOut[i] = rowsPerChunk == 1 ? values : columns.computeIfAbsent(e, c -> repeat(values, n2, rowsPerChunk));
+            arrayOut[i] = columns.computeIfAbsent(e, c -> repeat(values, n2, rowsPerChunk));
           }
           case ROW -> {
             sourceOut[i] = Source.ROW;
             arrayOut[i] = rowBuffer.computeIfAbsent(e, r -> {
               rows.add(r);
-              return ops.allocate(rowsPerChunk == 1 ? ChunkOps.BROADCAST_LENGTH : chunk);
+              return ops.allocate(rowsPerChunk == 1 ? ChunkOps.BROADCAST_LENGTH : padded);
             });
           }
           default -> throw new IllegalStateException(e.toString());
@@ -348,11 +414,81 @@ public final class CpuBackend<A> {
       pairSources = staged.keySet().stream().map(inputs::get).toArray();
       constantChunk = ops.allocate(chunk);
       pairStages = (A[]) staged.values().toArray();
+      List<Integer> columnSlotList = new java.util.ArrayList<>();
+      fusedOutArray = outArray.clone();
+      if (fuse > 0) {
+        fuse(steps, outputs, program, fuse == 2, padded, columnSlotList);
+      }
+      columnSlots = columnSlotList.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** {@code values} ({@code n} of them) repeated {@code times} times. */
+    /**
+     * The fused loop of this worker's steps over its own buffers (the program compiled once for
+     * all workers of a run, in {@code program[0]}), with the outputs redirected to its output
+     * slots; null if it cannot be compiled here.
+     */
+    private void fuse(List<Expr> steps, List<Expr> outputs, Fused.Program[] program, boolean wait, int padded,
+        List<Integer> columnSlotList) {
+      Map<Expr, Integer> stepIndex = new IdentityHashMap<>();
+      Map<Object, Integer> slotOf = new IdentityHashMap<>();
+      List<Object> slotArrays = new java.util.ArrayList<>();
+      List<Expr.Op> fusedOps = new java.util.ArrayList<>();
+      List<Fused.Operand[]> operands = new java.util.ArrayList<>();
+      for (int i = 0; i < steps.size(); i++) {
+        Expr e = steps.get(i);
+        stepIndex.put(e, i);
+        List<Expr> in = e.operands();
+        Fused.Operand[] resolved = new Fused.Operand[in.size()];
+        for (int o = 0; o < in.size(); o++) {
+          Expr x = in.get(o);
+          if (x.isConstant()) {
+            resolved[o] = Fused.Operand.constant(x.value());
+          } else if (x.op() != Expr.Op.INPUT && x.domain() == Expr.Domain.TILE) {
+            resolved[o] = Fused.Operand.step(stepIndex.get(x));
+          } else {
+            Object array = arrays[o][i];
+            Source source = sources[o][i];
+            int slot = slotOf.computeIfAbsent(array, a -> {
+              slotArrays.add(a);
+              if (source == Source.COLUMN && rowsPerChunk == 1) {
+                columnSlotList.add(slotArrays.size() - 1);
+              }
+              return slotArrays.size() - 1;
+            });
+            resolved[o] = Fused.Operand.slot(slot, mask(source) == ChunkOps.BROADCAST);
+          }
+        }
+        fusedOps.add(e.op());
+        operands.add(resolved);
+      }
+      int[] outputSteps = outputs.stream().mapToInt(e -> stepIndex.getOrDefault(e, -1)).toArray();
+      synchronized (program) {
+        if (program[0] == null) {
+          program[0] = Fused.compile(ops.dtype().equals("float32"), fusedOps, operands, outputSteps,
+              slotArrays.size(), wait);
+        }
+      }
+      Fused.Program p = program[0];
+      if (p == null) {
+        return;
+      }
+      Object[] slots = new Object[p.slots()];
+      for (int s = 0; s < slots.length; s++) {
+        slots[s] = s < slotArrays.size() ? slotArrays.get(s) : ops.allocate(padded);
+      }
+      for (int o = 0; o < outputSteps.length; o++) {
+        if (outputSteps[o] >= 0) {
+          fusedOutArray[o] = slots[p.outputSlot(o)];
+        }
+      }
+      fusedOffsets = new int[slots.length];
+      fusedSlots = slots;
+      fusedProgram = p;
+    }
+
+    /** {@code values} ({@code n} of them) repeated {@code times} times, padded by a vector. */
     private A repeat(A values, int n, int times) {
-      A r = ops.allocate(n * times);
+      A r = ops.allocate(n * times + PAD);
       for (int t = 0; t < times; t++) {
         ops.copy(values, 0, r, t * n, n);
       }
@@ -389,7 +525,16 @@ public final class CpuBackend<A> {
       for (int p = 0; p < pairSources.length; p++) {
         ops.load(pairSources[p], (int) (rowBase + j0), pairStages[p], len);
       }
-      for (int s = 0; s < opcodes.length; s++) {
+      if (fusedLoop == null && fusedProgram != null && fusedProgram.ready()) {
+        fusedLoop = fusedProgram.bind(fusedSlots, fusedOffsets);
+      }
+      if (fusedLoop != null) {
+        for (int s : columnSlots) {
+          fusedOffsets[s] = j0;
+        }
+        fusedLoop.accept(len);
+      }
+      for (int s = 0; fusedLoop == null && s < opcodes.length; s++) {
         A a = (A) arrays[0][s];
         A b = (A) arrays[1][s];
         int ao = offset(sources[0][s], rowBase, j0);
@@ -402,8 +547,9 @@ public final class CpuBackend<A> {
         }
       }
       int at = (int) (rowBase + j0);
+      Object[] results = fusedLoop != null ? fusedOutArray : outArray;
       for (int o = 0; o < outArrays.size(); o++) {
-        A from = (A) outArray[o];
+        A from = (A) results[o];
         if (mask(outSource[o]) == ChunkOps.BROADCAST) {
           ops.fill(constantChunk, 0, len, ops.get(from, 0));
           ops.store(constantChunk, 0, outArrays.get(o), at, len);

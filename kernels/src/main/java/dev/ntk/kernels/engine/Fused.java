@@ -1,0 +1,623 @@
+package dev.ntk.kernels.engine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.net.URI;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntConsumer;
+import javax.tools.FileObject;
+import javax.tools.ForwardingJavaFileManager;
+import javax.tools.JavaCompiler;
+import javax.tools.JavaFileManager;
+import javax.tools.JavaFileObject;
+import javax.tools.SimpleJavaFileObject;
+import javax.tools.ToolProvider;
+
+/**
+ * The per-pair steps of a {@link Schedule} as generated Java: one SIMD loop per segment of steps,
+ * in which every intermediate value stays in a vector register, where the interpreted path
+ * ({@link ChunkOps}) makes one pass over a chunk buffer per step. The source is written from the
+ * steps, compiled in memory with the JDK's compiler ({@code javax.tools}) and then by the JIT like
+ * any other loop. Each step is the same Vector API operation the interpreted path runs ({@code
+ * fma} stays {@code fma}, {@code atan2} the same SVML call), so the two agree entry by entry,
+ * except the last few entries of a chunk that is not a whole number of vectors: the interpreted
+ * path computes those in scalar code ({@code Math.atan2} can differ from SVML's in the last bit),
+ * here they are lanes of a vector over padded buffers.
+ *
+ * <p>A segment holds at most {@link #SEGMENT} steps, so that the JIT inlines every Vector API
+ * call of its loop; values read by a later segment pass through chunk buffers. Constants are
+ * parameters, not literals: models of the same structure share one compiled class.
+ *
+ * <p>Without a Java compiler (a JRE), without the {@code jdk.incubator.vector} module, or if the
+ * compilation fails, {@link #compile} returns null and the caller keeps the interpreted path.
+ */
+final class Fused {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Fused.class);
+
+  /** Vectors per iteration of a generated loop (chunk buffers are padded for them). */
+  static final int UNROLL = Integer.getInteger("ntk.cpu.fused.unroll", 2);
+
+  /** The most steps per generated loop. */
+  static final int SEGMENT = Integer.getInteger("ntk.cpu.fused.segment", 32);
+
+  /** Calls of a new loop before tiles use it (see {@link Program#ready}). */
+  static final int WARM_CALLS = Integer.getInteger("ntk.cpu.fused.warmup", 6_000);
+  private static final int WARM_LENGTH = 256;
+  private static final int WARM_EVERY = Integer.getInteger("ntk.cpu.fused.warmevery", 64);
+  private static final boolean TRACE = Boolean.getBoolean("ntk.cpu.fused.trace");
+
+  /** Compiled code by source: a model's tiles, and models of one structure, compile once. */
+  private static final Map<String, Code> CODE = new ConcurrentHashMap<>();
+  private static volatile boolean unavailable;
+  private static final java.util.concurrent.ExecutorService COMPILER =
+      java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "ntk-fused-compiler");
+        t.setDaemon(true);
+        return t;
+      });
+
+  /** One generated class: compiled once, then warmed once. */
+  private static final class Code {
+    private final String source;
+    private MethodHandle constructor;
+    private boolean compiled;
+    private boolean started;
+    private volatile boolean ready;
+
+    Code(String source) {
+      this.source = source;
+    }
+
+    /** The class's constructor (compiling it on first use), or null where it does not compile. */
+    synchronized MethodHandle constructor() {
+      if (!compiled) {
+        constructor = javac(NAME, source);
+        compiled = true;
+      }
+      return constructor;
+    }
+  }
+
+  /** Where a step finds an operand. */
+  enum Kind {
+    /** The value of an earlier step. */
+    STEP,
+    /** A slot's array at the chunk's entry ({@code array[offset + k]}). */
+    SLOT,
+    /** A slot's array's first value, the same for the whole chunk. */
+    BROADCAST,
+    /** A constant. */
+    CONST
+  }
+
+  /** An operand: a step index, a slot index, or a constant value. */
+  record Operand(Kind kind, int index, double value) {
+    static Operand step(int i) {
+      return new Operand(Kind.STEP, i, Double.NaN);
+    }
+
+    static Operand slot(int s, boolean broadcast) {
+      return new Operand(broadcast ? Kind.BROADCAST : Kind.SLOT, s, Double.NaN);
+    }
+
+    static Operand constant(double v) {
+      return new Operand(Kind.CONST, -1, v);
+    }
+  }
+
+  /** A program: the compiled segments, and how many chunk buffers it needs besides the caller's slots. */
+  static final class Program {
+    private final Code code;
+    private final boolean float32;
+    private final Object constants;
+    private final int inputSlots;
+    private final int registers;
+    private final int steps;
+    private final int segments;
+    private final int methods;
+    private final int[] outputSlots;
+
+    private Program(Code code, boolean float32, Object constants, int inputSlots, int registers, int[] outputSlots,
+        int steps, int segments, int methods) {
+      this.code = code;
+      this.float32 = float32;
+      this.constants = constants;
+      this.inputSlots = inputSlots;
+      this.registers = registers;
+      this.steps = steps;
+      this.segments = segments;
+      this.methods = methods;
+      this.outputSlots = outputSlots;
+    }
+
+    /** Slots the caller fills: its inputs, then {@link #registers} chunk buffers, then the outputs. */
+    int slots() {
+      return inputSlots + registers + outputSlots.length;
+    }
+
+    /** The segments the steps are cut into. */
+    int segments() {
+      return segments;
+    }
+
+    /** The distinct segment loops: equal layers share one. */
+    int methods() {
+      return methods;
+    }
+
+    /** The slot into which output {@code o} is written. */
+    int outputSlot(int o) {
+      return outputSlots[o];
+    }
+
+    /**
+     * The loop over {@code slots} (arrays padded by a vector beyond what a chunk reads) at
+     * {@code offsets} (read at each call): {@code accept(length)} runs every step over entries
+     * {@code [0, length)} of the chunk, rounded up to whole vectors.
+     */
+    IntConsumer bind(Object[] slots, int[] offsets) {
+      try {
+        return (IntConsumer) code.constructor().invoke(slots, offsets, constants);
+      } catch (Throwable t) {
+        throw new IllegalStateException("generated kernel loop", t);
+      }
+    }
+
+    /**
+     * Whether the loop is compiled and warm. Until then a caller interprets the steps: the JIT
+     * first runs a new loop in the interpreter and then in C1, where each Vector API operation
+     * allocates, tens of times slower than the interpreted steps, until C2 compiles it. It does
+     * so after thousands of calls, which tiles of 512-entry chunks would reach only after seconds.
+     */
+    boolean ready() {
+      return code.ready;
+    }
+
+    /** Compiles and warms the loop in the background, once per generated class. */
+    private void start() {
+      synchronized (code) {
+        if (code.started) {
+          return;
+        }
+        code.started = true;
+      }
+      COMPILER.execute(() -> {
+        long t0 = System.nanoTime();
+        if (code.constructor() == null) {
+          return;
+        }
+        long t1 = System.nanoTime();
+        code.ready = warm();
+        LOG.debug("ntk: fused loop compiled in {} ms, {} in {} ms", (t1 - t0) / 1_000_000,
+            code.ready ? "warmed" : "not warm (steps stay interpreted)", (System.nanoTime() - t1) / 1_000_000);
+        if (TRACE) {
+          System.err.printf("ntk: fused loop compiled in %d ms, ready %s after %d ms%n", (t1 - t0) / 1_000_000,
+              code.ready, (System.nanoTime() - t1) / 1_000_000);
+        }
+      });
+    }
+
+    /**
+     * Runs the loop on dummy buffers of {@link #WARM_LENGTH} entries (several iterations: a loop
+     * profiled with one would be compiled for one) until the JIT has had the calls it needs.
+     */
+    private boolean warm() {
+      Object[] slots = new Object[slots()];
+      for (int i = 0; i < slots.length; i++) {
+        if (float32) {
+          float[] a = new float[WARM_LENGTH + CpuBackend.PAD];
+          java.util.Arrays.fill(a, 1f);
+          slots[i] = a;
+        } else {
+          double[] a = new double[WARM_LENGTH + CpuBackend.PAD];
+          java.util.Arrays.fill(a, 1d);
+          slots[i] = a;
+        }
+      }
+      IntConsumer loop = bind(slots, new int[slots.length]);
+      for (int i = 0; i < WARM_CALLS; i++) {
+        // Mostly empty calls: the JIT counts calls, and an empty one costs nothing in the slow
+        // tiers; every WARM_EVERY-th runs the loop, so that its profile has the loop body in it.
+        loop.accept(i % WARM_EVERY == 0 ? WARM_LENGTH : 0);
+      }
+      // Then wait for C2, which compiles the segments one after another: its loop takes well
+      // under a nanosecond per entry and step, the slower tiers tens.
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      double fast = (double) steps * WARM_LENGTH;
+      while (System.nanoTime() < deadline) {
+        long t = System.nanoTime();
+        loop.accept(WARM_LENGTH);
+        if (System.nanoTime() - t < fast) {
+          return true;
+        }
+        for (int i = 0; i < WARM_EVERY; i++) {
+          loop.accept(0);
+        }
+        try {
+          Thread.sleep(2);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      return false;
+    }
+  }
+
+  private static volatile Program last;
+
+  private Fused() {}
+
+  /** The program compiled last (for tests). */
+  static Program last() {
+    return last;
+  }
+
+  /** Whether this JVM can compile fused loops (a JDK with the Vector API module). */
+  static boolean available() {
+    return !unavailable && CpuBackend.vectorised() && ToolProvider.getSystemJavaCompiler() != null;
+  }
+
+  /**
+   * The program of {@code ops} (each with its {@code operands}; a value's operands come before it),
+   * writing step {@code outputs[o]} into an output slot, over {@code inputSlots} caller slots;
+   * null where fused loops cannot be compiled here. With {@code wait}, the loop is compiled now
+   * and {@link Program#ready} at once; else it is compiled and warmed in the background.
+   */
+  static Program compile(boolean float32, List<Expr.Op> ops, List<Operand[]> operands, int[] outputs,
+      int inputSlots, boolean wait) {
+    if (!available()) {
+      return null;
+    }
+    int n = ops.size();
+    int[] lastUse = new int[n];
+    for (int i = 0; i < n; i++) {
+      lastUse[i] = i;
+      for (Operand o : operands.get(i)) {
+        if (o.kind() == Kind.STEP) {
+          lastUse[o.index()] = Math.max(lastUse[o.index()], i);
+        }
+      }
+    }
+    int[] starts = segments(lastUse);
+    int segments = starts.length - 1;
+    int[] segmentOf = new int[n];
+    for (int s = 0; s < segments; s++) {
+      java.util.Arrays.fill(segmentOf, starts[s], starts[s + 1], s);
+    }
+    // Chunk buffers for values read by a later segment, reused once dead.
+    int[] register = new int[n];
+    java.util.Arrays.fill(register, -1);
+    List<Integer> free = new ArrayList<>();
+    int registers = 0;
+    List<List<Integer>> dying = new ArrayList<>();
+    for (int s = 0; s < segments; s++) {
+      dying.add(new ArrayList<>());
+    }
+    for (int s = 0; s < segments; s++) {
+      for (int i = starts[s]; i < starts[s + 1]; i++) {
+        if (segmentOf[lastUse[i]] > s) {
+          register[i] = free.isEmpty() ? registers++ : free.remove(free.size() - 1);
+          dying.get(segmentOf[lastUse[i]]).add(register[i]);
+        }
+      }
+      // Free after the segment that reads them last: later segments may reuse the buffer.
+      free.addAll(dying.get(s));
+    }
+    int[] outputSlots = new int[outputs.length];
+    for (int o = 0; o < outputs.length; o++) {
+      outputSlots[o] = inputSlots + registers + o;
+    }
+    List<Double> constants = new ArrayList<>();
+    Map<Double, Integer> constantIndex = new HashMap<>();
+    Map<String, String> methods = new java.util.LinkedHashMap<>();
+    String vector = float32 ? "FloatVector" : "DoubleVector";
+    String scalar = float32 ? "float" : "double";
+    StringBuilder calls = new StringBuilder();
+    StringBuilder bindings = new StringBuilder();
+    for (int s = 0; s < segments; s++) {
+      Segment g = new Segment(vector, scalar);
+      for (int i = starts[s]; i < starts[s + 1]; i++) {
+        Operand[] in = operands.get(i);
+        String[] names = new String[in.length];
+        for (int k = 0; k < in.length; k++) {
+          Operand o = in[k];
+          names[k] = switch (o.kind()) {
+            case STEP -> o.index() >= starts[s] ? g.local(o.index())
+                : g.load("r" + o.index(), inputSlots + register[o.index()]);
+            case SLOT -> g.load("s" + o.index(), o.index());
+            case BROADCAST -> g.broadcast("b" + o.index(), o.index());
+            case CONST -> g.constant(constantIndex.computeIfAbsent(o.value(), v -> {
+              constants.add(v);
+              return constants.size() - 1;
+            }));
+          };
+        }
+        g.step(i, expression(ops.get(i), names));
+        if (register[i] >= 0) {
+          g.store(i, inputSlots + register[i]);
+        }
+        for (int o = 0; o < outputs.length; o++) {
+          if (outputs[o] == i) {
+            g.store(i, outputSlots[o]);
+          }
+        }
+      }
+      // Segments of the same shape (the layers of a deep network) share one method.
+      String method = methods.computeIfAbsent(g.body(), b -> "m" + methods.size());
+      calls.append("    ").append(method).append("(a, o, c, B[").append(s).append("], n);\n");
+      bindings.append(s == 0 ? "" : ", ").append(g.binding());
+    }
+    StringBuilder source = new StringBuilder()
+        .append("import jdk.incubator.vector.*;\n\n")
+        .append("public final class ").append(NAME).append(" implements java.util.function.IntConsumer {\n")
+        .append("  private static final VectorSpecies<").append(float32 ? "Float" : "Double").append("> S = ")
+        .append(vector).append(".SPECIES_PREFERRED;\n")
+        .append("  private static final int L = S.length();\n")
+        .append("  private static final int[][] B = {").append(bindings).append("};\n")
+        .append("  private final Object[] a;\n  private final int[] o;\n  private final ").append(scalar)
+        .append("[] c;\n\n")
+        .append("  public ").append(NAME).append("(Object[] a, int[] o, Object c) {\n")
+        .append("    this.a = a;\n    this.o = o;\n    this.c = (").append(scalar).append("[]) c;\n  }\n\n")
+        .append("  @Override\n  public void accept(int n) {\n").append(calls).append("  }\n");
+    methods.forEach((body, name) -> source.append("\n  private static void ").append(name).append("(Object[] a, int[] o, ")
+        .append(scalar).append("[] c, int[] b, int n) {\n").append(body).append("  }\n"));
+    source.append("}\n");
+    Code code = CODE.computeIfAbsent(source.toString(), Code::new);
+    if (wait) {
+      if (code.constructor() == null) {
+        return null;
+      }
+      code.ready = true;
+    }
+    Object c;
+    if (float32) {
+      float[] values = new float[constants.size()];
+      for (int i = 0; i < values.length; i++) {
+        values[i] = (float) (double) constants.get(i);
+      }
+      c = values;
+    } else {
+      c = constants.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+    Program program = new Program(code, float32, c, inputSlots, registers, outputSlots, n, segments,
+        methods.size());
+    last = program;
+    if (!wait) {
+      program.start();
+    }
+    return program;
+  }
+
+  private static final String NAME = "FusedTile";
+
+  /**
+   * Where the steps are cut into segments: {@code starts[s]} is the first step of segment {@code
+   * s}, {@code starts[last] = n}. Cuts go where the fewest values are alive (between the layers of
+   * a network, where only its kernels are), so that segments follow the layers and equal layers
+   * give equal segments: each is as long as it can be up to {@link #SEGMENT} steps, ending at
+   * such a cut if there is one past a quarter of that.
+   */
+  static int[] segments(int[] lastUse) {
+    int n = lastUse.length;
+    // live[i]: values computed before step i and read at or after it.
+    int[] live = new int[n + 2];
+    for (int j = 0; j < n; j++) {
+      if (lastUse[j] > j) {
+        live[j + 1]++;
+        live[lastUse[j] + 1]--;
+      }
+    }
+    for (int i = 1; i <= n; i++) {
+      live[i] += live[i - 1];
+    }
+    // The fewest values alive past the first layers (which read fewer, the inputs).
+    int minimum = Math.max(1, SEGMENT / 4);
+    int min = Integer.MAX_VALUE;
+    for (int i = Math.min(minimum, n - 1); i < n; i++) {
+      min = Math.min(min, live[i]);
+    }
+    List<Integer> starts = new ArrayList<>(List.of(0));
+    int start = 0;
+    while (n - start > SEGMENT) {
+      // The last cut with the fewest values alive that leaves at most SEGMENT steps behind it.
+      int cut = start + SEGMENT;
+      for (int i = start + SEGMENT; i >= start + minimum; i--) {
+        if (live[i] <= min) {
+          cut = i;
+          break;
+        }
+      }
+      starts.add(cut);
+      start = cut;
+    }
+    starts.add(n);
+    return starts.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /**
+   * One segment's loop, written with names local to it: its operands are numbered by first use,
+   * and the slots and constants they stand for are its binding ({@code b[k]}), so two segments
+   * that differ only in where their values live have the same body.
+   */
+  private static final class Segment {
+    private final String vector;
+    private final String scalar;
+    private final StringBuilder head = new StringBuilder();
+    private final StringBuilder loop = new StringBuilder();
+    private final List<Integer> binding = new ArrayList<>();
+    private final Map<String, String> names = new HashMap<>();
+    private final Map<Integer, String> arrays = new HashMap<>();
+    private final Map<Integer, String> locals = new HashMap<>();
+
+    Segment(String vector, String scalar) {
+      this.vector = vector;
+      this.scalar = scalar;
+    }
+
+    private int bind(int value) {
+      binding.add(value);
+      return binding.size() - 1;
+    }
+
+    /** The local array (and its offset) of slot {@code slot}. */
+    private String array(int slot) {
+      return arrays.computeIfAbsent(slot, x -> {
+        int b = bind(slot);
+        head.append("    ").append(scalar).append("[] a").append(b).append(" = (").append(scalar)
+            .append("[]) a[b[").append(b).append("]];\n    int o").append(b).append(" = o[b[").append(b)
+            .append("]];\n");
+        return Integer.toString(b);
+      });
+    }
+
+    String load(String key, int slot) {
+      return names.computeIfAbsent(key, x -> {
+        String a = array(slot);
+        String v = "x" + names.size() + "#";
+        loop.append("      ").append(vector).append(' ').append(v).append(" = ").append(vector)
+            .append(".fromArray(S, a").append(a).append(", @K + o").append(a).append(");\n");
+        return v;
+      });
+    }
+
+    String broadcast(String key, int slot) {
+      return names.computeIfAbsent(key, x -> {
+        String a = array(slot);
+        String v = "x" + names.size();
+        head.append("    ").append(vector).append(' ').append(v).append(" = ").append(vector)
+            .append(".broadcast(S, a").append(a).append("[o").append(a).append("]);\n");
+        return v;
+      });
+    }
+
+    String constant(int index) {
+      return names.computeIfAbsent("c" + index, x -> {
+        int b = bind(index);
+        String v = "x" + names.size();
+        head.append("    ").append(vector).append(' ').append(v).append(" = ").append(vector)
+            .append(".broadcast(S, c[b[").append(b).append("]]);\n");
+        return v;
+      });
+    }
+
+    String local(int step) {
+      return locals.get(step);
+    }
+
+    void step(int step, String expression) {
+      String v = "v" + locals.size() + "#";
+      locals.put(step, v);
+      loop.append("      ").append(vector).append(' ').append(v).append(" = ").append(expression).append(";\n");
+    }
+
+    void store(int step, int slot) {
+      String a = array(slot);
+      loop.append("      ").append(locals.get(step)).append(".intoArray(a").append(a).append(", @K + o").append(a)
+          .append(");\n");
+    }
+
+    /**
+     * The segment's method body: the loop computes {@link #UNROLL} vectors per iteration, its
+     * lines interleaved, so that the steps of one vector (a chain, each waiting for the last) overlap
+     * with those of the others.
+     */
+    String body() {
+      StringBuilder unrolled = new StringBuilder();
+      for (String line : loop.toString().split("\n")) {
+        for (int u = 0; u < UNROLL; u++) {
+          unrolled.append(line.replace("#", "_" + u).replace("@K", u == 0 ? "k" : "k + " + u + " * L"))
+              .append('\n');
+        }
+      }
+      return head + "    for (int k = 0; k < n; k += " + UNROLL + " * L) {\n" + unrolled + "    }\n";
+    }
+
+    String binding() {
+      return binding.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(", ", "{", "}"));
+    }
+  }
+
+  private static String expression(Expr.Op op, String[] x) {
+    return switch (op) {
+      case ADD -> x[0] + ".add(" + x[1] + ")";
+      case SUB -> x[0] + ".sub(" + x[1] + ")";
+      case MUL -> x[0] + ".mul(" + x[1] + ")";
+      case DIV -> x[0] + ".div(" + x[1] + ")";
+      case MAX -> x[0] + ".max(" + x[1] + ")";
+      case SQRT -> x[0] + ".sqrt()";
+      case ATAN2 -> x[0] + ".lanewise(VectorOperators.ATAN2, " + x[1] + ")";
+      case FMA -> x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
+      default -> throw new IllegalArgumentException(op + " is not an entry-wise operation");
+    };
+  }
+
+  /** Compiles {@code source} in memory; its public constructor, or null (logged once) on failure. */
+  private static MethodHandle javac(String name, String source) {
+    if (System.getProperty("ntk.cpu.fused.dump") != null) {
+      try {
+        java.nio.file.Files.writeString(java.nio.file.Path.of(System.getProperty("ntk.cpu.fused.dump")), source);
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+    JavaCompiler compiler = ToolProvider.getSystemJavaCompiler();
+    Map<String, ByteArrayOutputStream> classes = new HashMap<>();
+    JavaFileObject file = new SimpleJavaFileObject(URI.create("string:///" + name + ".java"),
+        JavaFileObject.Kind.SOURCE) {
+      @Override
+      public CharSequence getCharContent(boolean ignoreEncodingErrors) {
+        return source;
+      }
+    };
+    java.io.StringWriter errors = new java.io.StringWriter();
+    try (JavaFileManager files = new ForwardingJavaFileManager<>(
+        compiler.getStandardFileManager(null, Locale.ROOT, null)) {
+      @Override
+      public JavaFileObject getJavaFileForOutput(Location location, String className, JavaFileObject.Kind kind,
+          FileObject sibling) {
+        return new SimpleJavaFileObject(URI.create("mem:///" + className + ".class"), kind) {
+          @Override
+          public OutputStream openOutputStream() {
+            return classes.computeIfAbsent(className, c -> new ByteArrayOutputStream());
+          }
+        };
+      }
+    }) {
+      boolean ok = compiler.getTask(errors, files, null, List.of("--add-modules", "jdk.incubator.vector",
+          "-proc:none", "-g:none", "-nowarn", "-XDsuppressNotes", "-Xlint:none"), null, List.of(file)).call();
+      if (!ok || !classes.containsKey(name)) {
+        throw new IllegalStateException(errors.toString());
+      }
+      Map<String, byte[]> bytes = new HashMap<>();
+      classes.forEach((k, v) -> bytes.put(k, v.toByteArray()));
+      ClassLoader loader = new ClassLoader(Fused.class.getClassLoader()) {
+        @Override
+        protected Class<?> findClass(String className) throws ClassNotFoundException {
+          byte[] b = bytes.get(className);
+          if (b == null) {
+            throw new ClassNotFoundException(className);
+          }
+          return defineClass(className, b, 0, b.length);
+        }
+      };
+      Class<?> type = loader.loadClass(name);
+      return MethodHandles.publicLookup().findConstructor(type,
+          MethodType.methodType(void.class, Object[].class, int[].class, Object.class));
+    } catch (Exception | LinkageError e) {
+      unavailable = true;
+      LOG.warn("ntk: fused kernel loops could not be compiled, the cpu backend interprets its steps "
+          + "(slower): {}", e.toString().lines().findFirst().orElse(""));
+      LOG.debug("ntk: fused loop source:\n{}", source, e);
+      return null;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+package dev.ntk.kernels.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Plan;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The fused generated loops ({@link Fused}) against the interpreted steps: every model of the
+ * elementwise family, both dtypes, rows longer and shorter than a chunk, x1 with itself and with
+ * x2, and tiles that are not whole vectors.
+ */
+class FusedTest {
+  private static final String DEEP = """
+      {"serial": [%s {"Dense": {"out_dim": 1, "W_std": 1.4, "b_std": 0.1}}]}""".formatted(
+      "{\"Dense\": {\"out_dim\": 8, \"W_std\": 1.4, \"b_std\": 0.1}}, {\"Relu\": {}}, ".repeat(9));
+
+  private static final List<String> MODELS = List.of(DEEP, """
+      {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.4, "b_std": 0.1}}, {"LeakyRelu": {"alpha": 0.2}},
+        {"Dense": {"out_dim": 8, "b_std": 0.2}}, {"Erf": {"a": 1.2, "b": 0.8, "c": 0.1}},
+        {"Dense": {"out_dim": 8, "parameterization": "standard"}}, {"Abs": {}},
+        {"Dense": {"out_dim": 1}}]}""", """
+      {"serial": [{"Dense": {"out_dim": 8, "b_std": 0.3}}, {"FanOut": {"num": 2}},
+        {"parallel": [{"serial": [{"Relu": {}}, {"Dense": {"out_dim": 8}}]}, {"Identity": {}}]},
+        {"FanInSum": {}}, {"ABRelu": {"a": -0.5, "b": 2}}, {"Dense": {"out_dim": 1, "b_std": 0.05}}]}""");
+
+  @Test
+  void fusedLoopsGiveTheInterpretedNumbers() {
+    assertTrue(Fused.available(), "the tests run on a JDK with --add-modules jdk.incubator.vector");
+    for (String model : MODELS) {
+      for (Set<Get> get : List.of(EnumSet.allOf(Get.class), EnumSet.of(Get.NNGP))) {
+        Plan plan = Plan.compile(ModelSpec.parse(model), new Shape(7), get);
+        // 1043 columns: rows of two whole chunks and a part that is not a whole vector; 37:
+        // several rows per chunk; x2 == null: the upper triangle, from the diagonal.
+        for (int[] n : new int[][] {{5, 1043}, {9, 37}, {70, -1}, {600, -1}}) {
+          double[] x1 = gaussian(n[0] * 7, n[0]);
+          double[] x2 = n[1] < 0 ? null : gaussian(n[1] * 7, n[1]);
+          int n2 = n[1] < 0 ? n[0] : n[1];
+          String where = model.substring(0, 40) + " " + get + " " + n[0] + " x " + n[1];
+          compare(plan, CpuBackend.float64(), x1, x2, n[0], n2, 1e-13, 1e-7, where + " float64");
+          CpuBackend<float[]> f32 = CpuBackend.float32();
+          compare(plan, f32, f32.fromDoubles(x1), x2 == null ? null : f32.fromDoubles(x2), n[0], n2, 1e-5,
+              3e-3, where + " float32");
+        }
+      }
+    }
+  }
+
+  /**
+   * Relative to the kernel's largest entry: within {@code tolerance}, and on the diagonal of x1 with
+   * itself within {@code diagonal}. There the angle of a ReLU layer is near 0, from the square root
+   * of {@code k11 k22 - k12^2}, which is 0 but for rounding: a last-bit difference (the {@code atan2}
+   * of the Vector API differs in the last bit before and after the JIT compiles a loop, see
+   * KernelsTest) moves the entry by about the square root of the dtype's precision, in any
+   * implementation of the recursion.
+   */
+  private static <A> void compare(Plan plan, CpuBackend<A> cpu, A x1, A x2, int n1, int n2, double tolerance,
+      double diagonal, String where) {
+    Map<String, A> interpreted = plan.run(cpu.fused(false), x1, x2, n1, n2, 2);
+    Map<String, A> fused = plan.run(cpu.fused(true), x1, x2, n1, n2, 2);
+    assertEquals(interpreted.keySet(), fused.keySet(), where);
+    for (String k : List.of(Plan.NNGP, Plan.NTK)) {
+      if (!interpreted.containsKey(k)) {
+        continue;
+      }
+      int length = Math.toIntExact((long) n1 * n2);
+      double[] want = cpu.toDoubles(interpreted.get(k), length);
+      double[] got = cpu.toDoubles(fused.get(k), length);
+      double scale = 0;
+      for (double w : want) {
+        scale = Math.max(scale, Math.abs(w));
+      }
+      for (int i = 0; i < length; i++) {
+        double t = x2 == null && i / n2 == i % n2 ? diagonal : tolerance;
+        assertTrue(Math.abs(got[i] - want[i]) <= t * scale,
+            where + " " + k + "[" + i + "]: " + got[i] + " vs " + want[i]);
+      }
+    }
+  }
+
+  @Test
+  void equalLayersShareOneGeneratedMethod() {
+    String deeper = """
+        {"serial": [%s {"Dense": {"out_dim": 1}}]}""".formatted(
+        "{\"Dense\": {\"out_dim\": 8, \"W_std\": 1.4, \"b_std\": 0.1}}, {\"Relu\": {}}, ".repeat(20));
+    Plan plan = Plan.compile(ModelSpec.parse(deeper), new Shape(7), EnumSet.allOf(Get.class));
+    int steps = plan.schedule().tileSteps().size();
+    int[] lastUse = new int[steps];
+    java.util.IdentityHashMap<Expr, Integer> index = new java.util.IdentityHashMap<>();
+    for (int i = 0; i < steps; i++) {
+      Expr e = plan.schedule().tileSteps().get(i);
+      index.put(e, i);
+      lastUse[i] = i;
+      for (Expr o : e.operands()) {
+        Integer j = index.get(o);
+        if (j != null) {
+          lastUse[j] = i;
+        }
+      }
+    }
+    int[] starts = Fused.segments(lastUse);
+    assertEquals(0, starts[0]);
+    assertEquals(steps, starts[starts.length - 1]);
+    for (int s = 0; s + 1 < starts.length; s++) {
+      int length = starts[s + 1] - starts[s];
+      assertTrue(length >= 1 && length <= Fused.SEGMENT, "segment " + s + " has " + length + " steps");
+    }
+    // Twenty equal Dense + Relu layers: the cuts fall between layers, so most segments repeat one
+    // shape, and the generated class has far fewer methods than segments.
+    Fused.Program program = compileProgram(plan);
+    assertNotNull(program);
+    assertTrue(program.methods() * 2 < program.segments(),
+        program.methods() + " methods for " + program.segments() + " segments");
+  }
+
+  /** The program the cpu backend compiles for a plan's tiles of x1 with x2 (long rows). */
+  private static Fused.Program compileProgram(Plan plan) {
+    double[] x1 = gaussian(2 * 7, 1);
+    double[] x2 = gaussian(600 * 7, 2);
+    CpuBackend<double[]> cpu = CpuBackend.float64().fused(true);
+    plan.run(cpu, x1, x2, 2, 600, 1);
+    return Fused.last();
+  }
+
+  @Test
+  void aBackgroundLoopIsUsedOnceReady() throws InterruptedException {
+    Plan plan = Plan.compile(ModelSpec.parse(MODELS.get(1)), new Shape(7), EnumSet.allOf(Get.class));
+    double[] x1 = gaussian(40 * 7, 3);
+    CpuBackend<double[]> background = CpuBackend.float64().forWork(Double.POSITIVE_INFINITY);
+    Map<String, double[]> want = plan.run(CpuBackend.float64().fused(false), x1, null, 40, 40, 1);
+    // Whether or not the loop is ready yet, the numbers are the same.
+    Map<String, double[]> first = plan.run(background, x1, null, 40, 40, 1);
+    Fused.Program program = Fused.last();
+    assertNotNull(program);
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (!program.ready() && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertTrue(program.ready(), "the background compiler warmed the loop");
+    Map<String, double[]> later = plan.run(background, x1, null, 40, 40, 1);
+    for (String k : List.of(Plan.NNGP, Plan.NTK)) {
+      for (int i = 0; i < want.get(k).length; i++) {
+        double w = want.get(k)[i];
+        double t = (i / 40 == i % 40 ? 1e-7 : 1e-13) * Math.abs(w);
+        assertTrue(Math.abs(first.get(k)[i] - w) <= t, k + "[" + i + "]: " + first.get(k)[i] + " vs " + w);
+        assertTrue(Math.abs(later.get(k)[i] - w) <= t, k + "[" + i + "]: " + later.get(k)[i] + " vs " + w);
+      }
+    }
+  }
+
+  private static double[] gaussian(int n, long seed) {
+    Random r = new Random(seed);
+    double[] x = new double[n];
+    for (int i = 0; i < n; i++) {
+      x[i] = r.nextGaussian();
+    }
+    return x;
+  }
+}
