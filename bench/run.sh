@@ -4,7 +4,7 @@
 #
 #   N=4096 D=784          kernel size (x1 = x2: N rows of dimension D, standard normal, SEED)
 #   DTYPES="float32 float64"
-#   RUNS="plan numpy engine inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"
+#   RUNS="plan numpy engine engine_fused inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"
 #                         the parts to run (big: BIG_N x BIG_N in BIG_DTYPE through bin/ntk against
 #                         a NumPy script that computes and saves the same, both whole processes)
 #   BIG_N=8192 BIG_DTYPE=float32 BIG_REPEATS=3  (best of BIG_REPEATS for the NumPy script and in-process bin/ntk)
@@ -31,7 +31,7 @@ cd "$ROOT"
 N=${N:-4096}
 D=${D:-784}
 DTYPES=${DTYPES:-"float32 float64"}
-RUNS=${RUNS:-"plan numpy engine inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"}
+RUNS=${RUNS:-"plan numpy engine engine_fused inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2 big native rss"}
 BIG_N=${BIG_N:-8192}
 BIG_REPEATS=${BIG_REPEATS:-3}
 BIG_DTYPE=${BIG_DTYPE:-float32}
@@ -156,15 +156,21 @@ fi
 # after every TensorFlow op (see bench/README.md); the in-process path runs with and without them.
 MALLOC_ENV=(MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184)
 for dt in $DTYPES; do
-  if wants engine; then
-    log "engine $dt"
-    if line=$(bench engine --model "$MODEL" --x "${X[$dt]}" --dtype "$dt" --repeats "$REPEATS" \
-        2>"$LOGS/engine-$dt.log" | grep '^RESULT'); then
-      SECS[engine,$dt]=$(field "$line" seconds)
+  for key in engine engine_fused; do
+    wants "$key" || continue
+    log "$key $dt"
+    fused=false
+    if [[ $key == engine_fused ]]; then fused=now; fi
+    if line=$(JAVA_OPTS="$JAVA_OPTS -Dntk.cpu.fused=$fused" bench engine --model "$MODEL" --x "${X[$dt]}" \
+        --dtype "$dt" --repeats "$REPEATS" 2>"$LOGS/$key-$dt.log" | grep '^RESULT'); then
+      SECS[$key,$dt]=$(field "$line" seconds)
+      if [[ $key == engine_fused ]]; then
+        NOTE[$key,$dt]="compiled and warmed before the timed runs: $(field "$line" first_seconds) s for the first run"
+      fi
     else
-      NOTE[engine,$dt]="FAILED (see $LOGS/engine-$dt.log)"
+      NOTE[$key,$dt]="FAILED (see $LOGS/$key-$dt.log)"
     fi
-  fi
+  done
   for key in inprocess inprocess_tf; do
       wants "$key" || continue
       BENCH_ENV=()
@@ -403,11 +409,12 @@ kernel_report() {
   echo "| path | dtype | seconds | M entries/s | seconds / in-process seconds | pipeline seconds | pipeline M entries/s | max RSS (MiB) | notes |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
   local key dt label s ratio notes
-  for key in numpy engine inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2; do
+  for key in numpy engine engine_fused inprocess inprocess_tf direct direct_tf direct_c1 direct_tile512 flink1 flink2; do
     wants "$key" || continue
     case $key in
       numpy) label="NumPy reference (\`bench/numpy_reference.py\`)" ;;
-      engine) label="engine alone (\`Plan.run\`, \`cpu\` backend, Java arrays in and out)" ;;
+      engine) label="engine alone (\`Plan.run\`, \`cpu\` backend, Java arrays in and out), steps interpreted" ;;
+      engine_fused) label="engine alone, fused generated loops (\`-Dntk.cpu.fused=now\`)" ;;
       inprocess) label="in-process (\`KernelFn.apply\`), \`cpu\` backend" ;;
       inprocess_tf) label="in-process, \`tensorflow\` backend (glibc \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` = 16 GiB)" ;;
       direct) label="\`bin/ntk kernel\`, DirectRunner, parallelism 2" ;;
@@ -457,9 +464,11 @@ kernel_report() {
         lines+=("- $key / in-process seconds, $dt: $(calc '%.2f' "${SECS[$key,$dt]} / ${SECS[inprocess,$dt]}") end to end, $( [[ -n ${PIPE[$key,$dt]:-} ]] && calc '%.2f' "${PIPE[$key,$dt]} / ${SECS[inprocess,$dt]}" || echo '?') pipeline alone")
       fi
     done
-    if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[engine,$dt]:-} ]]; then
-      lines+=("- engine / NumPy time, $dt: $(calc '%.3f' "${SECS[engine,$dt]} / ${SECS[numpy,$dt]}")")
-    fi
+    for key in engine engine_fused; do
+      if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[$key,$dt]:-} ]]; then
+        lines+=("- $key / NumPy time, $dt: $(calc '%.3f' "${SECS[$key,$dt]} / ${SECS[numpy,$dt]}")")
+      fi
+    done
     if [[ -n ${SECS[numpy,$dt]:-} && -n ${SECS[inprocess,$dt]:-} ]]; then
       lines+=("- in-process speedup over NumPy, $dt: $(calc '%.2f' "${SECS[numpy,$dt]} / ${SECS[inprocess,$dt]}")x (in-process / NumPy time: $(calc '%.3f' "${SECS[inprocess,$dt]} / ${SECS[numpy,$dt]}"))")
     fi

@@ -34,7 +34,8 @@ public final class CpuBackend<A> {
    * run as fused generated loops ({@link Fused}) rather than one pass per step. The loops run
    * about 1.6 times faster, but compiling and warming them costs about 4 CPU-seconds of a new JVM
    * (see {@code bench/README.md}): below this, that would cost more than it saves.
-   * {@code -Dntk.cpu.fused=true|false} decides for every run instead.
+   * {@code -Dntk.cpu.fused=true|false} decides for every run instead ({@code now}: compiled and
+   * warmed before the first run that needs it, for benchmarks).
    */
   public static final double FUSE_FROM = Double.parseDouble(System.getProperty("ntk.cpu.fused.min", "3e10"));
   private static final String FUSED = System.getProperty("ntk.cpu.fused", "auto");
@@ -45,8 +46,10 @@ public final class CpuBackend<A> {
     AUTO,
     /** From the first chunk at which the loop, compiled in the background, is ready. */
     BACKGROUND,
-    /** Always: compiled before the run starts (tests). */
+    /** Always: compiled and warmed before the run starts. */
     NOW,
+    /** Always: compiled before the run starts, its first chunks run in the JIT's slow tiers (tests). */
+    COMPILED,
     NEVER
   }
 
@@ -56,6 +59,7 @@ public final class CpuBackend<A> {
   private CpuBackend(ChunkOps<A> ops) {
     this(ops, switch (FUSED) {
       case "true" -> Fusion.BACKGROUND;
+      case "now" -> Fusion.NOW;
       case "false" -> Fusion.NEVER;
       default -> Fusion.AUTO;
     });
@@ -77,7 +81,7 @@ public final class CpuBackend<A> {
 
   /** This backend with fused loops compiled before every run ({@code true}), or never. */
   CpuBackend<A> fused(boolean on) {
-    return new CpuBackend<>(ops, on ? Fusion.NOW : Fusion.NEVER);
+    return new CpuBackend<>(ops, on ? Fusion.COMPILED : Fusion.NEVER);
   }
 
   /** The float64 backend, vectorised where the JVM allows. */
@@ -181,7 +185,12 @@ public final class CpuBackend<A> {
     // the steps interpreted until it is ready.
     Fusion mode = fusion == Fusion.AUTO && (double) n1 * n2 * schedule.tileSteps().size() >= FUSE_FROM
         ? Fusion.BACKGROUND : fusion;
-    int fuse = !Fused.available() ? 0 : mode == Fusion.NOW ? 2 : mode == Fusion.BACKGROUND ? 1 : 0;
+    Fused.When fuse = !Fused.available() ? null : switch (mode) {
+      case BACKGROUND -> Fused.When.BACKGROUND;
+      case NOW -> Fused.When.WARMED;
+      case COMPILED -> Fused.When.COMPILED;
+      default -> null;
+    };
     Fused.Program[] program = {null};
     if (workers == 1) {
       new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program).rows(0, n1);
@@ -333,7 +342,7 @@ public final class CpuBackend<A> {
 
     @SuppressWarnings("unchecked")
     TileWorker(Schedule schedule, Map<String, ?> inputs, Map<Expr, A> vectors, int n2, boolean symmetric,
-        Map<String, ?> out, int fuse, Fused.Program[] program) {
+        Map<String, ?> out, Fused.When fuse, Fused.Program[] program) {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
@@ -416,8 +425,8 @@ public final class CpuBackend<A> {
       pairStages = (A[]) staged.values().toArray();
       List<Integer> columnSlotList = new java.util.ArrayList<>();
       fusedOutArray = outArray.clone();
-      if (fuse > 0) {
-        fuse(steps, outputs, program, fuse == 2, padded, columnSlotList);
+      if (fuse != null) {
+        fuse(steps, outputs, program, fuse, padded, columnSlotList);
       }
       columnSlots = columnSlotList.stream().mapToInt(Integer::intValue).toArray();
     }
@@ -427,7 +436,7 @@ public final class CpuBackend<A> {
      * all workers of a run, in {@code program[0]}), with the outputs redirected to its output
      * slots; null if it cannot be compiled here.
      */
-    private void fuse(List<Expr> steps, List<Expr> outputs, Fused.Program[] program, boolean wait, int padded,
+    private void fuse(List<Expr> steps, List<Expr> outputs, Fused.Program[] program, Fused.When when, int padded,
         List<Integer> columnSlotList) {
       Map<Expr, Integer> stepIndex = new IdentityHashMap<>();
       Map<Object, Integer> slotOf = new IdentityHashMap<>();
@@ -465,7 +474,7 @@ public final class CpuBackend<A> {
       synchronized (program) {
         if (program[0] == null) {
           program[0] = Fused.compile(ops.dtype().equals("float32"), fusedOps, operands, outputSteps,
-              slotArrays.size(), wait);
+              slotArrays.size(), when);
         }
       }
       Fused.Program p = program[0];

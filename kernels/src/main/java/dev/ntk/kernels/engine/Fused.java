@@ -46,7 +46,7 @@ final class Fused {
   static final int UNROLL = Integer.getInteger("ntk.cpu.fused.unroll", 2);
 
   /** The most steps per generated loop. */
-  static final int SEGMENT = Integer.getInteger("ntk.cpu.fused.segment", 32);
+  static final int SEGMENT = Integer.getInteger("ntk.cpu.fused.segment", 16);
 
   /** Calls of a new loop before tiles use it (see {@link Program#ready}). */
   static final int WARM_CALLS = Integer.getInteger("ntk.cpu.fused.warmup", 6_000);
@@ -84,6 +84,16 @@ final class Fused {
       }
       return constructor;
     }
+  }
+
+  /** When a program is compiled and warmed. */
+  enum When {
+    /** In the background; it is used once {@link Program#ready}. */
+    BACKGROUND,
+    /** Compiled now, and ready at once: its first runs are in the JIT's slow tiers (tests). */
+    COMPILED,
+    /** Compiled and warmed now. */
+    WARMED
   }
 
   /** Where a step finds an operand. */
@@ -269,11 +279,10 @@ final class Fused {
   /**
    * The program of {@code ops} (each with its {@code operands}; a value's operands come before it),
    * writing step {@code outputs[o]} into an output slot, over {@code inputSlots} caller slots;
-   * null where fused loops cannot be compiled here. With {@code wait}, the loop is compiled now
-   * and {@link Program#ready} at once; else it is compiled and warmed in the background.
+   * null where fused loops cannot be compiled here; {@code when} says when it is compiled and warmed.
    */
   static Program compile(boolean float32, List<Expr.Op> ops, List<Operand[]> operands, int[] outputs,
-      int inputSlots, boolean wait) {
+      int inputSlots, When when) {
     if (!available()) {
       return null;
     }
@@ -372,11 +381,8 @@ final class Fused {
         .append(scalar).append("[] c, int[] b, int n) {\n").append(body).append("  }\n"));
     source.append("}\n");
     Code code = CODE.computeIfAbsent(source.toString(), Code::new);
-    if (wait) {
-      if (code.constructor() == null) {
-        return null;
-      }
-      code.ready = true;
+    if (when != When.BACKGROUND && code.constructor() == null) {
+      return null;
     }
     Object c;
     if (float32) {
@@ -391,8 +397,16 @@ final class Fused {
     Program program = new Program(code, float32, c, inputSlots, registers, outputSlots, n, segments,
         methods.size());
     last = program;
-    if (!wait) {
-      program.start();
+    switch (when) {
+      case BACKGROUND -> program.start();
+      case COMPILED -> code.ready = true;
+      case WARMED -> {
+        synchronized (code) {
+          if (!code.ready) {
+            code.ready = program.warm();
+          }
+        }
+      }
     }
     return program;
   }

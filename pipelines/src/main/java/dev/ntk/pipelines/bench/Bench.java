@@ -189,6 +189,7 @@ public final class Bench {
         Integer.toString(Runtime.getRuntime().availableProcessors())));
     double best = Double.POSITIVE_INFINITY;
     double bestCpu = Double.POSITIVE_INFINITY;
+    double first = 0;
     var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
     for (int r = 0; r <= repeats; r++) {
       long c0 = os.getProcessCpuTime();
@@ -205,10 +206,13 @@ public final class Bench {
       if (r > 0) {
         best = Math.min(best, s);
         bestCpu = Math.min(bestCpu, cpuSeconds);
+      } else {
+        first = s;
       }
     }
     System.out.printf(Locale.ROOT, "RESULT engine dtype=%s n=%d seconds=%.6f ms_per_entry=%.6g cpu_seconds=%.6f "
-        + "threads=%d repeats=%d%n", dtype, n, best, best * 1e3 / ((double) n * n), bestCpu, threads, repeats);
+        + "threads=%d repeats=%d first_seconds=%.3f%n", dtype, n, best, best * 1e3 / ((double) n * n), bestCpu,
+        threads, repeats, first);
   }
 
   /**
