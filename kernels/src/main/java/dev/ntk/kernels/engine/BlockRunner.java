@@ -82,6 +82,8 @@ final class BlockRunner<A> {
     static final int REGISTER = 1;
     static final int ARRAY = 2;
     static final int BLOCK = 3;
+    /** A value computed and read within one chunk of a run (see {@link Item#local}). */
+    static final int LOCAL = 4;
     int kind = -1;
     Object base;
     Expr.Domain domain;
@@ -91,6 +93,10 @@ final class BlockRunner<A> {
     Object array;
     int offset;
     boolean broadcast;
+  }
+
+  private static boolean isSpread(Expr.Op op) {
+    return op == Expr.Op.SPREAD_ROW || op == Expr.Op.SPREAD_COL;
   }
 
   /** One pass's registers and buffers, run for one item at a time. */
@@ -122,8 +128,7 @@ final class BlockRunner<A> {
           scratch = Math.max(scratch, e.map().scratchSize());
         }
       }
-      scratch1 = ops.allocate(scratch);
-      scratch2 = ops.allocate(scratch);
+      this.scratch = new PixelMap.Scratch<>(ops.allocate(scratch));
       stepArray = steps.toArray(new Expr[0]);
       targets = new int[stepArray.length];
       operands = new Operand[stepArray.length][3];
@@ -136,7 +141,8 @@ final class BlockRunner<A> {
       for (int k = 0; k < stepArray.length; k++) {
         targets[k] = schedule.blockRegister(pass, stepArray[k]);
         sizes[k] = stepArray[k].layout().size();
-        structural[k] = stepArray[k].op().structural();
+        // A spread is computed chunk by chunk within a run, like an entry-wise step.
+        structural[k] = stepArray[k].op().structural() && !isSpread(stepArray[k].op());
         List<Expr> args = stepArray[k].operands();
         arity[k] = args.size();
         stepOutputs[k] = outputNames.get(stepArray[k]);
@@ -154,6 +160,61 @@ final class BlockRunner<A> {
           bind(args.get(o), operands[k][o], broadcastBuffers[k][o], sizes[k] > 1 && !structural[k]);
         }
       }
+      local = chunkLocals();
+    }
+
+    /**
+     * Which steps of a run of entry-wise steps (see {@link #run}) keep their value in a chunk-sized
+     * buffer instead of their block-sized register: those read only by later steps of the same
+     * run, and neither exported nor written out. A run over large blocks (a pixel-pair covariance
+     * of 32 x 32 images has a million entries) then writes only the values that outlive it to
+     * memory, not every intermediate of every layer. Binds their readers to those buffers.
+     */
+    private boolean[] chunkLocals() {
+      int n = stepArray.length;
+      boolean[] result = new boolean[n];
+      Map<Expr, Integer> index = new IdentityHashMap<>();
+      int[] runStart = new int[n];
+      int[] lastReader = new int[n];
+      java.util.Arrays.fill(lastReader, -1);
+      boolean[] readElsewhere = new boolean[n];
+      int longest = 0;
+      for (int k = 0; k < n; k++) {
+        index.put(stepArray[k], k);
+        boolean continues = k > 0 && !structural[k] && !structural[k - 1] && sizes[k] == sizes[k - 1];
+        runStart[k] = continues ? runStart[k - 1] : k;
+        longest = Math.max(longest, k - runStart[k] + 1);
+        for (Expr arg : stepArray[k].operands()) {
+          Integer j = index.get(arg);
+          if (j != null) {
+            if (runStart[j] != runStart[k] || structural[k]) {
+              readElsewhere[j] = true;
+            }
+            lastReader[j] = k;
+          }
+        }
+      }
+      temps = (A[]) new Object[longest];
+      for (int k = 0; k < n; k++) {
+        result[k] = !structural[k] && sizes[k] > CHUNK && !readElsewhere[k] && lastReader[k] >= 0
+            && stepOutputs[k] == null && exportArrays[k] == null
+            && !schedule.outputs().containsValue(stepArray[k]);
+        if (result[k] && temps[k - runStart[k]] == null) {
+          temps[k - runStart[k]] = ops.allocate(CHUNK);
+        }
+      }
+      for (int k = 0; k < n; k++) {
+        List<Expr> args = stepArray[k].operands();
+        for (int o = 0; o < args.size(); o++) {
+          Integer j = index.get(args.get(o));
+          if (j != null && result[j]) {
+            operands[k][o].kind = Operand.LOCAL;
+            operands[k][o].base = temps[j - runStart[j]];
+          }
+        }
+      }
+      runStarts = runStart;
+      return result;
     }
 
     /** Decides once where operand {@code e} of a step is found, for every item of the pass. */
@@ -188,7 +249,7 @@ final class BlockRunner<A> {
           o.offset = 0;
           o.broadcast = true;
         }
-        case Operand.REGISTER -> {
+        case Operand.REGISTER, Operand.LOCAL -> {
           o.array = o.base;
           o.offset = 0;
           o.broadcast = false;
@@ -223,13 +284,16 @@ final class BlockRunner<A> {
       return buffer;
     }
 
-    private final A scratch1;
-    private final A scratch2;
+    private final PixelMap.Scratch<A> scratch;
     private final Expr[] stepArray;
     private final int[] sizes;
     private final boolean[] structural;
     private final int[] arity;
     private final List<String>[] stepOutputs;
+    /** Whether a step's value lives in a chunk buffer, {@code temps[k - runStarts[k]]}. */
+    private final boolean[] local;
+    private A[] temps;
+    private int[] runStarts;
     private final int[] targets;
     private final Operand[][] operands;
     private final A[][] broadcastBuffers;
@@ -272,15 +336,21 @@ final class BlockRunner<A> {
           for (int k = s; k < end; k++) {
             Operand[] o = operands[k];
             Operand b = stepArray[k].b() == null ? o[0] : o[1];
-            int ao = o[0].offset + (o[0].broadcast ? 0 : c0);
-            int bo = b.offset + (b.broadcast ? 0 : c0);
-            if (stepArray[k].op() == Expr.Op.FMA) {
-              ops.fma(array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]),
-                  o[2].offset + (o[2].broadcast ? 0 : c0), mask(o[2]), target(k), c0, len);
+            int ao = at(o[0], c0);
+            int bo = at(b, c0);
+            A target = local[k] ? temps[k - runStarts[k]] : target(k);
+            int to = local[k] ? 0 : c0;
+            if (isSpread(stepArray[k].op())) {
+              spread(stepArray[k].op(), array(o[0]), o[0].offset, stepArray[k].layout().pixels(), target, to, c0, len);
+            } else if (stepArray[k].op() == Expr.Op.FMA) {
+              ops.fma(array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]), at(o[2], c0), mask(o[2]),
+                  target, to, len);
             } else {
-              ops.apply(stepArray[k].op(), array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), target(k), c0, len);
+              ops.apply(stepArray[k].op(), array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), target, to, len);
             }
-            finish(k, item, c0, len, out);
+            if (!local[k]) {
+              finish(k, item, c0, len, out);
+            }
           }
         }
         s = end;
@@ -333,6 +403,31 @@ final class BlockRunner<A> {
       return o.broadcast ? ChunkOps.BROADCAST : ChunkOps.ALL;
     }
 
+    /**
+     * Entries {@code [c0, c0 + len)} of the pixel-pair block {@code [p, q] = in[p]} ({@code
+     * SPREAD_ROW}) or {@code in[q]} ({@code SPREAD_COL}) of {@code pixels} x {@code pixels}, from
+     * the per-pixel block at {@code in[io]}, into {@code out[oo]}: a chunk of a spread costs what
+     * the chunk holds, where the whole block would be written to memory and read back.
+     */
+    private void spread(Expr.Op op, A in, int io, int pixels, A out, int oo, int c0, int len) {
+      for (int e = c0; e < c0 + len; ) {
+        int p = e / pixels;
+        int q = e % pixels;
+        int run = Math.min(pixels - q, c0 + len - e);
+        if (op == Expr.Op.SPREAD_ROW) {
+          ops.broadcast(in, io + p, out, oo + e - c0, run);
+        } else {
+          ops.copy(in, io + q, out, oo + e - c0, run);
+        }
+        e += run;
+      }
+    }
+
+    /** Where chunk {@code c0} of an operand starts: a chunk buffer and a broadcast start at 0. */
+    private static int at(Operand o, int c0) {
+      return o.offset + (o.broadcast || o.kind == Operand.LOCAL ? 0 : c0);
+    }
+
     @SuppressWarnings("unchecked")
     A array(Operand o) {
       return (A) o.array;
@@ -356,20 +451,8 @@ final class BlockRunner<A> {
             ops.copy(a, ao + k * p + k, target, k, 1);
           }
         }
-        case SPREAD_ROW -> {
-          int p = e.layout().pixels();
-          for (int k = 0; k < p; k++) {
-            ops.broadcast(a, ao + k, target, k * p, p);
-          }
-        }
-        case SPREAD_COL -> {
-          int p = e.layout().pixels();
-          for (int k = 0; k < p; k++) {
-            ops.copy(a, ao, target, k * p, p);
-          }
-        }
         case PIXELS -> {
-          e.map().apply(ops, a, ao, target, 0, scratch1, scratch2);
+          e.map().apply(ops, a, ao, target, 0, scratch);
         }
         case REDUCE -> {
           double s = 0;

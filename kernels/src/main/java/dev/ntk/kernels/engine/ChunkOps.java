@@ -68,6 +68,17 @@ interface ChunkOps<A> {
    */
   void stencil(double w, A x, int xo, int[] offsets, A y, int yo, int length);
 
+  /**
+   * {@link #stencil} for {@code rows} rows: row {@code r} reads {@code x} from {@code xo + r
+   * xStride} and writes {@code y} from {@code yo + r yStride} (one call for a plane of a padded grid).
+   */
+  default void stencil(double w, A x, int xo, int[] offsets, A y, int yo, int length, int rows, int xStride,
+      int yStride) {
+    for (int r = 0; r < rows; r++) {
+      stencil(w, x, xo + r * xStride, offsets, y, yo + r * yStride, length);
+    }
+  }
+
   /** The mask of an operand that varies over the chunk. */
   int ALL = -1;
   /** The mask of an operand broadcast from a short buffer of equal values. */

@@ -185,12 +185,13 @@ public final class CpuBackend<A> {
     // the steps interpreted until it is ready.
     Fusion mode = fusion == Fusion.AUTO && (double) n1 * n2 * schedule.tileSteps().size() >= FUSE_FROM
         ? Fusion.BACKGROUND : fusion;
-    Fused.When fuse = !Fused.available() ? null : switch (mode) {
+    Fused.When wanted = switch (mode) {
       case BACKGROUND -> Fused.When.BACKGROUND;
       case NOW -> Fused.When.WARMED;
       case COMPILED -> Fused.When.COMPILED;
       default -> null;
     };
+    Fused.When fuse = wanted != null && Fused.available() ? wanted : null;
     Fused.Program[] program = {null};
     if (workers == 1) {
       new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program).rows(0, n1);

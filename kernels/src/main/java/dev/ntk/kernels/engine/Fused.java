@@ -273,7 +273,12 @@ final class Fused {
 
   /** Whether this JVM can compile fused loops (a JDK with the Vector API module). */
   static boolean available() {
-    return !unavailable && CpuBackend.vectorised() && ToolProvider.getSystemJavaCompiler() != null;
+    return !unavailable && CpuBackend.vectorised() && Javac.COMPILER != null;
+  }
+
+  /** The JDK's compiler, looked up once; null on a JRE. */
+  private static final class Javac {
+    static final JavaCompiler COMPILER = ToolProvider.getSystemJavaCompiler();
   }
 
   /**
@@ -583,7 +588,7 @@ final class Fused {
         throw new java.io.UncheckedIOException(e);
       }
     }
-    JavaCompiler compiler = ToolProvider.getSystemJavaCompiler();
+    JavaCompiler compiler = Javac.COMPILER;
     Map<String, ByteArrayOutputStream> classes = new HashMap<>();
     JavaFileObject file = new SimpleJavaFileObject(URI.create("string:///" + name + ".java"),
         JavaFileObject.Kind.SOURCE) {

@@ -129,12 +129,11 @@ public final class PixelMap {
   /**
    * A convolution with stride 1 and zero padding, run as shifted copies of a padded block: the
    * block (its {@code d} pixel axes, or {@code 2d} for pixel pairs) is copied into a zero-padded
-   * grid of {@code G_k = out_k + f_k - 1} per axis, and each filter offset (shifting both pixels
-   * of a pair together) adds one long contiguous run over the padded grid (entries past a row's
-   * end are computed and dropped), in chunks that stay in cache, instead of a short run per row.
+   * grid of {@code G_k = out_k + f_k - 1} per axis (whose padding is zeroed once, see {@link
+   * Scratch}), and each output row is the sum, in registers, of one shifted run of the grid per
+   * filter offset (which shifts both pixels of a pair together).
    */
-  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int length,
-      int size) {}
+  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int size) {}
 
   /** The shifted-copies form of a stride-1 convolution, or null. */
   private final Shifts shifts;
@@ -178,11 +177,7 @@ public final class PixelMap {
       }
       offsets[t] = off;
     }
-    int length = 0;
-    for (int j = 0; j < rank; j++) {
-      length += (out[j] - 1) * stride[j];
-    }
-    return new Shifts(padded, low, in, out, offsets, weight, length + 1, acc);
+    return new Shifts(padded, low, in, out, offsets, weight, acc);
   }
 
   /**
@@ -404,18 +399,31 @@ public final class PixelMap {
     return !full || a / n == b / n;
   }
 
-  /** Entries of each of the two scratch arrays {@link #apply} needs (0 for none). */
+  /** Entries of the scratch array {@link #apply} needs (0 for none). */
   int scratchSize() {
     return shifts == null ? 0 : shifts.size();
   }
 
   /**
-   * Applies the map to the block at {@code in[io]}, writing the block at {@code out[oo]}; {@code
-   * scratch1} and {@code scratch2} hold {@link #scratchSize()} entries each.
+   * The padded grid of the shifted-copies form, kept between calls: its padding stays zero while
+   * the maps that use it have the same grid, so only the block's own entries are written again.
    */
-  <A> void apply(ChunkOps<A> ops, A in, int io, A out, int oo, A scratch1, A scratch2) {
+  static final class Scratch<A> {
+    private final A pad;
+    private Shifts zeroedFor;
+
+    Scratch(A pad) {
+      this.pad = pad;
+    }
+  }
+
+  /**
+   * Applies the map to the block at {@code in[io]}, writing the block at {@code out[oo]}; {@code
+   * scratch} holds {@link #scratchSize()} entries.
+   */
+  <A> void apply(ChunkOps<A> ops, A in, int io, A out, int oo, Scratch<A> scratch) {
     if (shifts != null) {
-      shifted(ops, in, io, out, oo, scratch1, scratch2);
+      shifted(ops, in, io, out, oo, scratch);
       return;
     }
     Compiled c = compiled();
@@ -423,10 +431,16 @@ public final class PixelMap {
     apply(ops, c, 0, in, io, out, oo, 1.0);
   }
 
-  private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, A pad, A acc) {
+  private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, Scratch<A> scratch) {
     Shifts sh = shifts;
     int rank = sh.padded().length;
-    ops.fill(pad, 0, sh.size(), 0.0);
+    A pad = scratch.pad;
+    Shifts last = scratch.zeroedFor;
+    if (last == null || !Arrays.equals(last.padded(), sh.padded()) || !Arrays.equals(last.low(), sh.low())
+        || !Arrays.equals(last.in(), sh.in())) {
+      ops.fill(pad, 0, sh.size(), 0.0);
+      scratch.zeroedFor = sh;
+    }
     // Rows of the last axis: the input's rows into the padded grid, the result's rows out of it.
     int rowLength = sh.in()[rank - 1];
     int rows = Math.toIntExact(product(sh.in()) / rowLength);
@@ -434,12 +448,16 @@ public final class PixelMap {
     for (int r = 0; r < rows; r++, at.next()) {
       System.arraycopy(in, io + r * rowLength, pad, at.offset, rowLength);
     }
-    ops.stencil(sh.weight(), pad, 0, sh.offsets(), acc, 0, sh.length());
+    // Each output row is the sum of the shifted runs of the grid that start at its corner; one
+    // call per plane of the last two axes.
     int outLength = sh.out()[rank - 1];
-    int outRows = Math.toIntExact(product(sh.out()) / outLength);
+    int planeRows = rank > 1 ? sh.out()[rank - 2] : 1;
+    int gridStride = rank > 1 ? sh.padded()[rank - 1] : 0;
+    int planes = Math.toIntExact(product(sh.out()) / ((long) outLength * planeRows));
     Rows from = new Rows(sh.out(), new int[rank], sh.padded());
-    for (int r = 0; r < outRows; r++, from.next()) {
-      System.arraycopy(acc, from.offset, out, oo + r * outLength, outLength);
+    for (int p = 0; p < planes; p++, from.advance(rank - 3)) {
+      ops.stencil(sh.weight(), pad, from.offset, sh.offsets(), out, oo + p * planeRows * outLength, outLength,
+          planeRows, gridStride, outLength);
     }
   }
 
@@ -463,8 +481,14 @@ public final class PixelMap {
       }
     }
 
+    /** To the next row. */
     void next() {
-      for (int j = dims.length - 2; j >= 0; j--) {
+      advance(dims.length - 2);
+    }
+
+    /** To the next index of axis {@code axis} (carrying into the axes before it), the later ones at 0. */
+    void advance(int axis) {
+      for (int j = axis; j >= 0; j--) {
         offset += stride[j];
         if (++index[j] < dims[j]) {
           return;

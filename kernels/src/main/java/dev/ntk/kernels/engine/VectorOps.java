@@ -135,16 +135,26 @@ final class VectorOps {
 
     @Override
     public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length) {
+      stencil(w, x, xo, offsets, y, yo, length, 1, 0, 0);
+    }
+
+    @Override
+    public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length, int rows,
+        int xStride, int yStride) {
       int body = D.loopBound(length);
       int last = offsets.length;
-      for (int t = 0; t < body; t += D.length()) {
-        DoubleVector s = DoubleVector.fromArray(D, x, xo + offsets[0] + t);
-        for (int k = 1; k < last; k++) {
-          s = s.add(DoubleVector.fromArray(D, x, xo + offsets[k] + t));
+      for (int r = 0; r < rows; r++) {
+        int xr = xo + r * xStride;
+        int yr = yo + r * yStride;
+        for (int t = 0; t < body; t += D.length()) {
+          DoubleVector s = DoubleVector.fromArray(D, x, xr + offsets[0] + t);
+          for (int k = 1; k < last; k++) {
+            s = s.add(DoubleVector.fromArray(D, x, xr + offsets[k] + t));
+          }
+          s.mul(w).intoArray(y, yr + t);
         }
-        s.mul(w).intoArray(y, yo + t);
+        ScalarOps.stencil64(w, x, xr, offsets, y, yr, body, length);
       }
-      ScalarOps.stencil64(w, x, xo, offsets, y, yo, body, length);
     }
 
     @Override
@@ -199,17 +209,27 @@ final class VectorOps {
 
     @Override
     public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length) {
+      stencil(w, x, xo, offsets, y, yo, length, 1, 0, 0);
+    }
+
+    @Override
+    public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length, int rows,
+        int xStride, int yStride) {
       int body = F.loopBound(length);
       int last = offsets.length;
       float wf = (float) w;
-      for (int t = 0; t < body; t += F.length()) {
-        FloatVector s = FloatVector.fromArray(F, x, xo + offsets[0] + t);
-        for (int k = 1; k < last; k++) {
-          s = s.add(FloatVector.fromArray(F, x, xo + offsets[k] + t));
+      for (int r = 0; r < rows; r++) {
+        int xr = xo + r * xStride;
+        int yr = yo + r * yStride;
+        for (int t = 0; t < body; t += F.length()) {
+          FloatVector s = FloatVector.fromArray(F, x, xr + offsets[0] + t);
+          for (int k = 1; k < last; k++) {
+            s = s.add(FloatVector.fromArray(F, x, xr + offsets[k] + t));
+          }
+          s.mul(wf).intoArray(y, yr + t);
         }
-        s.mul(wf).intoArray(y, yo + t);
+        ScalarOps.stencil32(w, x, xr, offsets, y, yr, body, length);
       }
-      ScalarOps.stencil32(w, x, xo, offsets, y, yo, body, length);
     }
 
     @Override
