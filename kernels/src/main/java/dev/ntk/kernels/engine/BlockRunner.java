@@ -40,30 +40,56 @@ final class BlockRunner<A> {
         }
       }
     }
-    Item rows = new Item(0);
-    for (int i = 0; i < n1; i++) {
-      rows.run(i, -1, null);
-    }
-    Item cols = new Item(1);
-    for (int j = 0; j < n2; j++) {
-      cols.run(-1, j, null);
-    }
+    // The per-input passes, each input on one of the workers (a full covariance per input costs
+    // as much as a pair).
+    Item rows = perInput(0, n1, threads);
+    Item cols = perInput(1, n2, threads);
     vectorOutputs(schedule.rowOutputs(), rows, n1, true, out);
     vectorOutputs(schedule.colOutputs(), cols, n2, false, out);
     boolean mirror = symmetric && schedule.outputs().values().stream().allMatch(e -> e.layout().isScalar());
     int workers = Math.max(1, Math.min(threads, n1));
-    int blocks = workers == 1 ? 1 : Math.min(n1, workers * 8);
-    IntStream.range(0, blocks).parallel().forEach(b -> {
+    if (workers == 1) {
       Item pairs = new Item(2);
-      for (int i = b; i < n1; i += blocks) {
+      for (int i = 0; i < n1; i++) {
         for (int j = mirror ? i : 0; j < n2; j++) {
           pairs.run(i, j, out);
         }
       }
-    });
+    } else {
+      // Pairs handed out one by one (a few heavy pairs, as with a full covariance, balance too),
+      // each worker thread with an item of its own.
+      ThreadLocal<Item> items = ThreadLocal.withInitial(() -> new Item(2));
+      long count = mirror ? (long) n1 * (n1 + 1) / 2 : (long) n1 * n2;
+      int[] rowStart = new int[n1 + 1];
+      for (int i = 0; i < n1; i++) {
+        rowStart[i + 1] = rowStart[i] + (mirror ? n1 - i : n2);
+      }
+      IntStream.range(0, Math.toIntExact(count)).parallel().forEach(k -> {
+        int i = java.util.Arrays.binarySearch(rowStart, k);
+        i = i >= 0 ? i : -i - 2;
+        while (rowStart[i + 1] <= k) {
+          i++;
+        }
+        int j = (mirror ? i : 0) + k - rowStart[i];
+        items.get().run(i, j, out);
+      });
+    }
     if (mirror) {
       CpuBackend.mirror(ops, schedule.outputs().keySet().stream().map(out::get).toList(), n1, workers);
     }
+  }
+
+  /** Runs per-input pass {@code pass} for its {@code n} inputs on up to {@code threads} workers; one of its items. */
+  private Item perInput(int pass, int n, int threads) {
+    int workers = Math.max(1, Math.min(threads, n));
+    List<Item> items = IntStream.range(0, workers).parallel().mapToObj(w -> {
+      Item item = new Item(pass);
+      for (int k = w; k < n; k += workers) {
+        item.run(pass == 0 ? k : -1, pass == 0 ? -1 : k, null);
+      }
+      return item;
+    }).toList();
+    return items.get(0);
   }
 
   /** The per-input outputs, from the values the pass kept for every input (or inputs, constants). */
@@ -93,6 +119,11 @@ final class BlockRunner<A> {
     Object array;
     int offset;
     boolean broadcast;
+  }
+
+  /** A pixel map that runs chunk by chunk ({@link PixelMap#chunked}). */
+  private static boolean chunkedMap(Expr e) {
+    return e.op() == Expr.Op.PIXELS && e.map().chunked();
   }
 
   private static boolean isSpread(Expr.Op op) {
@@ -141,8 +172,9 @@ final class BlockRunner<A> {
       for (int k = 0; k < stepArray.length; k++) {
         targets[k] = schedule.blockRegister(pass, stepArray[k]);
         sizes[k] = stepArray[k].layout().size();
-        // A spread is computed chunk by chunk within a run, like an entry-wise step.
-        structural[k] = stepArray[k].op().structural() && !isSpread(stepArray[k].op());
+        // A spread, and a stride-1 convolution, are computed chunk by chunk within a run, like an
+        // entry-wise step.
+        structural[k] = stepArray[k].op().structural() && !isSpread(stepArray[k].op()) && !chunkedMap(stepArray[k]);
         List<Expr> args = stepArray[k].operands();
         arity[k] = args.size();
         stepOutputs[k] = outputNames.get(stepArray[k]);
@@ -180,8 +212,13 @@ final class BlockRunner<A> {
       boolean[] readElsewhere = new boolean[n];
       int longest = 0;
       for (int k = 0; k < n; k++) {
-        index.put(stepArray[k], k);
         boolean continues = k > 0 && !structural[k] && !structural[k - 1] && sizes[k] == sizes[k - 1];
+        if (continues && chunkedMap(stepArray[k])) {
+          // A convolution reads its whole input block before the run's first chunk: not from the run.
+          Integer j = index.get(stepArray[k].a());
+          continues = j == null || runStart[j] != runStart[k - 1];
+        }
+        index.put(stepArray[k], k);
         runStart[k] = continues ? runStart[k - 1] : k;
         longest = Math.max(longest, k - runStart[k] + 1);
         for (Expr arg : stepArray[k].operands()) {
@@ -214,7 +251,33 @@ final class BlockRunner<A> {
         }
       }
       runStarts = runStart;
+      runEnds = new int[n];
+      int[] ordinal = new int[n];
+      int maps = 0;
+      int padSize = 1;
+      for (int k = 0; k < n; k++) {
+        runEnds[runStart[k]] = k + 1;
+        if (chunkedMap(stepArray[k])) {
+          ordinal[k] = k > runStart[k] ? count(runStart[k], k) : 0;
+          maps = Math.max(maps, ordinal[k] + 1);
+          padSize = Math.max(padSize, stepArray[k].map().scratchSize());
+        }
+      }
+      padOrdinal = ordinal;
+      pads = new PixelMap.Scratch[maps];
+      for (int p = 0; p < maps; p++) {
+        pads[p] = new PixelMap.Scratch<>(ops.allocate(padSize));
+      }
       return result;
+    }
+
+    /** The convolutions of steps {@code [from, to)}. */
+    private int count(int from, int to) {
+      int c = 0;
+      for (int k = from; k < to; k++) {
+        c += chunkedMap(stepArray[k]) ? 1 : 0;
+      }
+      return c;
     }
 
     /** Decides once where operand {@code e} of a step is found, for every item of the pass. */
@@ -294,6 +357,11 @@ final class BlockRunner<A> {
     private final boolean[] local;
     private A[] temps;
     private int[] runStarts;
+    /** For a run's first step, the step after its last. */
+    private int[] runEnds;
+    /** Padded grids of the convolutions of a run, by their order in it ({@code padOrdinal}). */
+    private PixelMap.Scratch<A>[] pads;
+    private int[] padOrdinal;
     private final int[] targets;
     private final Operand[][] operands;
     private final A[][] broadcastBuffers;
@@ -319,7 +387,13 @@ final class BlockRunner<A> {
         // operations happen in the same order as step by step, so registers may be reused.
         int m = sizes[s];
         int end = s;
-        while (end < n && !structural[end] && sizes[end] == m) {
+        while (end < runEnds[s]) {
+          if (chunkedMap(stepArray[end])) {
+            Operand in = fast(operands[end][0], i, j);
+            stepArray[end].map().prepare(ops, array(in), in.offset, pads[padOrdinal[end]]);
+            end++;
+            continue;
+          }
           for (int k = 0; k < arity[end]; k++) {
             Operand o = fast(operands[end][k], i, j);
             if (!o.broadcast && o.scalarInBlock) {
@@ -340,7 +414,9 @@ final class BlockRunner<A> {
             int bo = at(b, c0);
             A target = local[k] ? temps[k - runStarts[k]] : target(k);
             int to = local[k] ? 0 : c0;
-            if (isSpread(stepArray[k].op())) {
+            if (chunkedMap(stepArray[k])) {
+              stepArray[k].map().chunk(ops, pads[padOrdinal[k]], target, to, c0, len);
+            } else if (isSpread(stepArray[k].op())) {
               spread(stepArray[k].op(), array(o[0]), o[0].offset, stepArray[k].layout().pixels(), target, to, c0, len);
             } else if (stepArray[k].op() == Expr.Op.FMA) {
               ops.fma(array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]), at(o[2], c0), mask(o[2]),

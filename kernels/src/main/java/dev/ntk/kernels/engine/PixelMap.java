@@ -131,9 +131,11 @@ public final class PixelMap {
    * block (its {@code d} pixel axes, or {@code 2d} for pixel pairs) is copied into a zero-padded
    * grid of {@code G_k = out_k + f_k - 1} per axis (whose padding is zeroed once, see {@link
    * Scratch}), and each output row is the sum, in registers, of one shifted run of the grid per
-   * filter offset (which shifts both pixels of a pair together).
+   * filter offset (which shifts both pixels of a pair together). Inside a run of entry-wise steps
+   * the output is computed chunk by chunk ({@link #chunk}), never written out as a whole block.
    */
-  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int size) {}
+  private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int size,
+      int[] rowOffsets) {}
 
   /** The shifted-copies form of a stride-1 convolution, or null. */
   private final Shifts shifts;
@@ -177,7 +179,13 @@ public final class PixelMap {
       }
       offsets[t] = off;
     }
-    return new Shifts(padded, low, in, out, offsets, weight, acc);
+    // Where each output row (all axes but the last) starts in the padded grid.
+    int[] rowOffsets = new int[Math.toIntExact(product(out) / out[rank - 1])];
+    Rows from = new Rows(out, new int[rank], padded);
+    for (int r = 0; r < rowOffsets.length; r++, from.next()) {
+      rowOffsets[r] = from.offset;
+    }
+    return new Shifts(padded, low, in, out, offsets, weight, acc, rowOffsets);
   }
 
   /**
@@ -432,32 +440,66 @@ public final class PixelMap {
   }
 
   private <A> void shifted(ChunkOps<A> ops, A in, int io, A out, int oo, Scratch<A> scratch) {
+    prepare(ops, in, io, scratch);
+    chunk(ops, scratch, out, oo, 0, outputSize());
+  }
+
+  /**
+   * Whether the map can run chunk by chunk ({@link #prepare}, then {@link #chunk}) inside a run of
+   * entry-wise steps: a stride-1 convolution, whose output entries each read the padded grid only.
+   */
+  boolean chunked() {
+    return shifts != null;
+  }
+
+  /** The entries of the output block. */
+  private int outputSize() {
+    return Math.toIntExact(product(shifts.out()));
+  }
+
+  /** Copies the block at {@code in[io]} into the padded grid of {@code scratch}, for {@link #chunk}. */
+  <A> void prepare(ChunkOps<A> ops, A in, int io, Scratch<A> scratch) {
     Shifts sh = shifts;
     int rank = sh.padded().length;
-    A pad = scratch.pad;
     Shifts last = scratch.zeroedFor;
     if (last == null || !Arrays.equals(last.padded(), sh.padded()) || !Arrays.equals(last.low(), sh.low())
         || !Arrays.equals(last.in(), sh.in())) {
-      ops.fill(pad, 0, sh.size(), 0.0);
+      ops.fill(scratch.pad, 0, sh.size(), 0.0);
       scratch.zeroedFor = sh;
     }
-    // Rows of the last axis: the input's rows into the padded grid, the result's rows out of it.
     int rowLength = sh.in()[rank - 1];
     int rows = Math.toIntExact(product(sh.in()) / rowLength);
     Rows at = new Rows(sh.in(), sh.low(), sh.padded());
     for (int r = 0; r < rows; r++, at.next()) {
-      System.arraycopy(in, io + r * rowLength, pad, at.offset, rowLength);
+      System.arraycopy(in, io + r * rowLength, scratch.pad, at.offset, rowLength);
     }
-    // Each output row is the sum of the shifted runs of the grid that start at its corner; one
-    // call per plane of the last two axes.
+  }
+
+  /**
+   * Output entries {@code [from, from + length)} of the map of the block last {@link #prepare}d
+   * into {@code scratch}, into {@code out[oo]}: each output row is the sum of the shifted runs of
+   * the grid that start at its corner, whole rows of one plane (the last two axes) in one call.
+   */
+  <A> void chunk(ChunkOps<A> ops, Scratch<A> scratch, A out, int oo, int from, int length) {
+    Shifts sh = shifts;
+    int rank = sh.padded().length;
     int outLength = sh.out()[rank - 1];
     int planeRows = rank > 1 ? sh.out()[rank - 2] : 1;
     int gridStride = rank > 1 ? sh.padded()[rank - 1] : 0;
-    int planes = Math.toIntExact(product(sh.out()) / ((long) outLength * planeRows));
-    Rows from = new Rows(sh.out(), new int[rank], sh.padded());
-    for (int p = 0; p < planes; p++, from.advance(rank - 3)) {
-      ops.stencil(sh.weight(), pad, from.offset, sh.offsets(), out, oo + p * planeRows * outLength, outLength,
-          planeRows, gridStride, outLength);
+    int[] rowAt = sh.rowOffsets();
+    for (int e = from, end = from + length; e < end; ) {
+      int r = e / outLength;
+      int t = e % outLength;
+      int rows = t == 0 ? Math.min((end - e) / outLength, planeRows - r % planeRows) : 0;
+      if (rows > 0) {
+        ops.stencil(sh.weight(), scratch.pad, rowAt[r], sh.offsets(), out, oo + e - from, outLength, rows,
+            gridStride, outLength);
+        e += rows * outLength;
+      } else {
+        int run = Math.min(outLength - t, end - e);
+        ops.stencil(sh.weight(), scratch.pad, rowAt[r] + t, sh.offsets(), out, oo + e - from, run);
+        e += run;
+      }
     }
   }
 
@@ -483,12 +525,7 @@ public final class PixelMap {
 
     /** To the next row. */
     void next() {
-      advance(dims.length - 2);
-    }
-
-    /** To the next index of axis {@code axis} (carrying into the axes before it), the later ones at 0. */
-    void advance(int axis) {
-      for (int j = axis; j >= 0; j--) {
+      for (int j = dims.length - 2; j >= 0; j--) {
         offset += stride[j];
         if (++index[j] < dims[j]) {
           return;
