@@ -1,6 +1,9 @@
 package dev.ntk.kernels.engine;
 
 import dev.ntk.kernels.linalg.OpenBlas;
+import java.nio.Buffer;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.javacpp.DoublePointer;
@@ -34,44 +37,54 @@ public final class Gram {
    * upper triangle (diagonal included) is computed.
    */
   public static NativeBuffer of(Object x1, Object x2, int n1, int n2, int d, int threads) {
+    NativeBuffer result = NativeBuffer.allocate((long) n1 * n2, x1 instanceof double[]);
+    into(x1, x2, n1, n2, d, result.buffer());
+    return result;
+  }
+
+  /**
+   * As {@link #of}, into {@code out}: a direct {@code DoubleBuffer} ({@code double[]} inputs) or
+   * {@code FloatBuffer} ({@code float[]}) of at least {@code n1 n2} values, from its position 0.
+   */
+  public static void into(Object x1, Object x2, int n1, int n2, int d, Buffer out) {
     // OpenBLAS' thread count is left as it is (all cores, or OPENBLAS_NUM_THREADS): changing it
     // while another thread of the JVM is inside an OpenBLAS call (a Beam worker's tile beside a
     // prediction step's factorisation) is not safe.
+    if (!out.isDirect() || out.capacity() < (long) n1 * n2) {
+      throw new IllegalArgumentException("the gram needs a direct buffer of " + (long) n1 * n2 + " values");
+    }
     int order = openblas.CblasRowMajor;
     if (x1 instanceof double[] a) {
-      NativeBuffer result = NativeBuffer.allocate((long) n1 * n2, true);
-      DoublePointer out = (DoublePointer) result.pointer();
       try (DoublePointer p1 = new DoublePointer(a);
-          DoublePointer p2 = x2 == null ? null : new DoublePointer((double[]) x2)) {
+          DoublePointer p2 = x2 == null ? null : new DoublePointer((double[]) x2);
+          DoublePointer o = new DoublePointer((DoubleBuffer) out.duplicate().position(0))) {
         if (p2 == null) {
           for (int[] b : upperBlocks(n1)) {
             openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, b[1] - b[0], n1 - b[0], d, 1.0 / d,
                 p1.getPointer((long) b[0] * d), d, p1.getPointer((long) b[0] * d), d, 0.0,
-                out.getPointer((long) b[0] * n1 + b[0]), n1);
+                o.getPointer((long) b[0] * n1 + b[0]), n1);
           }
         } else {
           openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0 / d, p1, d,
-              p2, d, 0.0, out, n2);
+              p2, d, 0.0, o, n2);
         }
       }
-      return result;
+      return;
     }
-    NativeBuffer result = NativeBuffer.allocate((long) n1 * n2, false);
-    FloatPointer out = (FloatPointer) result.pointer();
     try (FloatPointer p1 = new FloatPointer((float[]) x1);
-        FloatPointer p2 = x2 == null ? null : new FloatPointer((float[]) x2)) {
+        FloatPointer p2 = x2 == null ? null : new FloatPointer((float[]) x2);
+        FloatPointer o = new FloatPointer((FloatBuffer) out.duplicate().position(0))) {
       if (p2 == null) {
         for (int[] b : upperBlocks(n1)) {
           openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, b[1] - b[0], n1 - b[0], d, 1.0f / d,
               p1.getPointer((long) b[0] * d), d, p1.getPointer((long) b[0] * d), d, 0.0f,
-              out.getPointer((long) b[0] * n1 + b[0]), n1);
+              o.getPointer((long) b[0] * n1 + b[0]), n1);
         }
       } else {
         openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0f / d, p1, d,
-            p2, d, 0.0f, out, n2);
+            p2, d, 0.0f, o, n2);
       }
     }
-    return result;
   }
 
   /**

@@ -31,11 +31,6 @@ public final class NativeBuffer implements AutoCloseable {
     return new NativeBuffer(p, f64 ? ((DoublePointer) p).asBuffer() : ((FloatPointer) p).asBuffer());
   }
 
-  /** The memory, for OpenBLAS. */
-  Pointer pointer() {
-    return pointer;
-  }
-
   /** A {@code FloatBuffer} or {@code DoubleBuffer} over the values, in native byte order. */
   public Buffer buffer() {
     return buffer;

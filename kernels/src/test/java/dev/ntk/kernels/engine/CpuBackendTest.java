@@ -6,9 +6,17 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.Plan;
+import java.nio.Buffer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** The vectorised loops against the scalar fallback, which a JVM without the Vector API runs. */
@@ -55,6 +63,63 @@ class CpuBackendTest {
             k + "[" + i + "]: " + a[i] + " vs " + b[i]);
       }
     }
+  }
+
+  /**
+   * {@link Plan#runInto} with direct buffers, where the gram is written into one of the outputs
+   * and each chunk overwrites its gram entries: the same kernels as new arrays, for x1 with itself
+   * (upper triangle, then the mirror) and against x2, with long rows and with several rows per
+   * chunk, for each kernel alone and both, in float64 and float32.
+   */
+  @Test
+  void kernelsWrittenOverTheGramEqualTheArrays() {
+    Random r = new Random(5);
+    for (Set<Get> gets : List.of(EnumSet.of(Get.NNGP), EnumSet.of(Get.NTK), EnumSet.allOf(Get.class))) {
+      Plan plan = Plan.compile(ModelSpec.parse("""
+          {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.4, "b_std": 0.1}}, {"Relu": {}},
+            {"Dense": {"out_dim": 1, "b_std": 0.2}}]}"""), new Shape(6), gets);
+      for (int[] n : new int[][] {{40, 0}, {7, 1100}, {1100, 0}, {9, 30}}) {
+        int n1 = n[0];
+        boolean same = n[1] == 0;
+        int n2 = same ? n1 : n[1];
+        double[] x1 = gaussian(r, n1 * 6);
+        double[] x2 = same ? null : gaussian(r, n2 * 6);
+        for (boolean f64 : new boolean[] {true, false}) {
+          Map<String, Buffer> out = new HashMap<>();
+          for (Get g : gets) {
+            out.put(g.key(), f64 ? ByteBuffer.allocateDirect(8 * n1 * n2).order(ByteOrder.nativeOrder()).asDoubleBuffer()
+                : ByteBuffer.allocateDirect(4 * n1 * n2).order(ByteOrder.nativeOrder()).asFloatBuffer());
+          }
+          Map<String, ?> arrays;
+          if (f64) {
+            plan.runInto(x1, x2, n1, n2, 2, out);
+            arrays = plan.run(CpuBackend.float64(), x1, x2, n1, n2, 2);
+          } else {
+            CpuBackend<float[]> cpu = CpuBackend.float32();
+            plan.runInto(cpu.fromDoubles(x1), same ? null : cpu.fromDoubles(x2), n1, n2, 2, out);
+            arrays = plan.run(cpu, cpu.fromDoubles(x1), same ? null : cpu.fromDoubles(x2), n1, n2, 2);
+          }
+          for (Get g : gets) {
+            Object want = arrays.get(g.key());
+            Buffer got = out.get(g.key());
+            for (int i = 0; i < n1 * n2; i++) {
+              double a = f64 ? ((double[]) want)[i] : ((float[]) want)[i];
+              double b = f64 ? ((DoubleBuffer) got).get(i) : ((FloatBuffer) got).get(i);
+              assertTrue(Math.abs(a - b) <= (f64 ? 1e-14 : 1e-6) * Math.abs(a),
+                  g.key() + " " + n1 + "x" + n2 + (f64 ? " f64" : " f32") + " [" + i + "]: " + b + " vs " + a);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  private static double[] gaussian(Random r, int count) {
+    double[] x = new double[count];
+    for (int i = 0; i < count; i++) {
+      x[i] = r.nextGaussian();
+    }
+    return x;
   }
 
   /**
