@@ -265,16 +265,15 @@ public class Convolutional extends Elementwise {
    * A transposed convolution, as neural-tangents' {@code ConvTranspose} ({@link FiniteConv}): the
    * input dilated by the strides, padded, and convolved with stride 1. Its rule is {@link Conv}'s
    * on that dilated input, whose covariance is the input's at the real pixels and zero between
-   * them; {@code fan_in = in_channels * prod(filter_shape)}. {@code CIRCULAR} padding is not
-   * supported.
+   * them; {@code fan_in = in_channels * prod(filter_shape)}. With {@code CIRCULAR} padding the
+   * finite layer folds its {@code VALID} result of length {@code X = in s + max(f - s, 0)} onto
+   * {@code O = in s} outputs, shifted by {@code d = floor((X - O) / 2)}; that is a circular
+   * convolution over the dilated input followed by {@code s - 1} zeros (period {@code O}) with
+   * {@code f - 1 - d} pixels before the first output.
    */
   public static final class ConvTranspose extends Conv {
     ConvTranspose(LayerType.Arguments args) {
       super(args);
-      if (geometry.padding() == FiniteConv.Padding.CIRCULAR) {
-        throw new IllegalArgumentException("ConvTranspose with CIRCULAR padding is not supported yet; "
-            + "use VALID or SAME");
-      }
     }
 
     @Override
@@ -294,12 +293,14 @@ public class Convolutional extends Elementwise {
       for (int k = 0; k < spatial; k++) {
         in[k] = Math.toIntExact(s.get(k));
       }
+      boolean circular = geometry.padding() == FiniteConv.Padding.CIRCULAR;
       int[] out = FiniteConv.transposeOutputShape(in, filter, geometry.strides(), geometry.padding());
       List<PixelMap.Window> windows = new ArrayList<>();
       for (int k = 0; k < spatial; k++) {
         int st = geometry.strides()[k];
-        windows.add(new PixelMap.Window(in[k], filter[k], 1,
-            FiniteConv.transposePadLow(filter[k], st, geometry.padding()), out[k], false, st));
+        int padLow = circular ? filter[k] - 1 - Math.max(filter[k] - st, 0) / 2
+            : FiniteConv.transposePadLow(filter[k], st, geometry.padding());
+        windows.add(new PixelMap.Window(in[k], filter[k], 1, padLow, out[k], circular, st));
       }
       return windows;
     }

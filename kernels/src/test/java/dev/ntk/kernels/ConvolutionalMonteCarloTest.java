@@ -56,6 +56,9 @@ class ConvolutionalMonteCarloTest {
             Stax.convTranspose(w, a(3, 2), a(2, 1), "SAME", 1.4, 0.1), Stax.relu(),
             Stax.convTranspose(w, a(2, 2), a(1, 2), "VALID", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool(),
             Stax.dense(w, 1.0, null))),
+        Arguments.of("transposed convolution, CIRCULAR, strided, average pool", new long[] {3, 3, 2}, Stax.serial(
+            Stax.convTranspose(w, a(5, 3), a(2, 1), "CIRCULAR", 1.4, 0.1), Stax.relu(),
+            Stax.avgPool(a(2, 2), null, "VALID"), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
         Arguments.of("residual block, sum pool, standard parameterization", new long[] {4, 4, 2}, Stax.serial(
             Stax.conv(w, a(3, 3), null, "SAME", 1.2, 0.1, Linear.Parameterization.STANDARD), Stax.fanOut(2),
             Stax.parallel(Stax.serial(Stax.relu(),

@@ -64,6 +64,9 @@ class ConvolutionalTest {
         Stax.convTranspose(8, a(3, 2), a(2, 2), "SAME", 1.3, 0.1), Stax.relu(),
         Stax.convTranspose(8, a(2, 3), a(1, 2), "VALID", 1.2, null), Stax.erf(), Stax.globalAvgPool(),
         Stax.dense(1)), new long[] {3, 4, 2}});
+    m.put("circular transposed convolution", new Object[] {Stax.serial(
+        Stax.convTranspose(8, a(5, 3), a(2, 1), "CIRCULAR", 1.3, 0.1), Stax.relu(),
+        Stax.avgPool(a(2, 2), null, "VALID"), Stax.flatten(), Stax.dense(1)), new long[] {3, 4, 2}});
     m.put("residual block", new Object[] {Stax.serial(
         Stax.conv(8, a(3, 3), null, "SAME", 1.0, 0.1), Stax.fanOut(2),
         Stax.parallel(Stax.serial(Stax.relu(), Stax.conv(8, a(3, 3), null, "SAME", 1.2, 0.0)),
@@ -156,6 +159,43 @@ class ConvolutionalTest {
     for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
       double nngp = model.kernelFn().withBackend(backend).apply(in).nngp().toDoubleArray()[0];
       assertEquals(expected, nngp, 1e-12 * Math.abs(expected), layer + " on " + backend);
+    }
+  }
+
+  /**
+   * A transposed convolution's rule against its finite layer, exactly: with one channel, the
+   * finite layer's output under the one-hot filter {@code e_a} is the input pixel that tap {@code
+   * a} reads at each output, so the NNGP of the layer (W_std 1, no bias) is {@code (1/f) sum_a
+   * z_a z_a^T}. An {@code AvgPool} of 2, {@code VALID} (which does not wrap) and the per-pixel
+   * mean follow, so that a shift of the circular output would change the number.
+   */
+  @ParameterizedTest(name = "{0}, filter {1}, stride {2}")
+  @CsvSource({"CIRCULAR,5,2", "CIRCULAR,3,2", "CIRCULAR,4,1", "CIRCULAR,2,3", "CIRCULAR,7,1", "SAME,4,2",
+      "VALID,3,2"})
+  void transposedConvolutionMatchesItsFiniteLayerExactly(String padding, int f, int s) {
+    double[] x = {1.0, -2.0, 0.5, 3.0};
+    NDArray in = Tensors.create(manager, x, new Shape(1, x.length, 1), DataType.FLOAT64);
+    double[][] z = new double[f][];
+    for (int a = 0; a < f; a++) {
+      double[] w = new double[f];
+      w[a] = 1.0;
+      z[a] = FiniteConv.convTranspose(in, Tensors.create(manager, w, new Shape(f, 1, 1), DataType.FLOAT64),
+          new int[] {s}, FiniteConv.Padding.valueOf(padding)).toDoubleArray();
+    }
+    int out = z[0].length;
+    double expected = 0.0;
+    for (int i = 0; i + 1 < out; i++) {
+      for (int a = 0; a < f; a++) {
+        double pooled = (z[a][i] + z[a][i + 1]) / 2;
+        expected += pooled * pooled / f;
+      }
+    }
+    expected /= out - 1;
+    Layer model = ModelSpec.parse("{\"serial\": [{\"ConvTranspose\": {\"filter_shape\": [" + f
+        + "], \"strides\": [" + s + "], \"padding\": \"" + padding + "\"}}, {\"AvgPool\": {\"window_shape\": [2]}}]}");
+    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double nngp = model.kernelFn().withBackend(backend).apply(in).nngp().toDoubleArray()[0];
+      assertEquals(expected, nngp, 1e-12 * Math.abs(expected), padding + " on " + backend);
     }
   }
 

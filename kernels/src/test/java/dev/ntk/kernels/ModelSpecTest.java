@@ -65,7 +65,7 @@ class ModelSpecTest {
       "{\"serial\": [{\"Relu\": {\"x\": 1}}]}|serial[0].Relu: unknown argument \"x\" (this layer takes no arguments)",
       "{\"serial\": [{\"ABRelu\": {\"a\": 1}}]}|serial[0].ABRelu: missing required argument \"b\"",
       "{\"serial\": [{\"Dropout\": {}}]}|serial[0].Dropout: layer Dropout is part of the model format but not supported",
-      "{\"ConvTranspose\": {\"filter_shape\": [3], \"padding\": \"CIRCULAR\"}}|ConvTranspose: ConvTranspose with CIRCULAR padding is not supported",
+      "{\"ConvTranspose\": {\"filter_shape\": [3], \"padding\": \"REFLECT\"}}|ConvTranspose: argument \"padding\" must be one of \"VALID\", \"SAME\", \"CIRCULAR\", got \"REFLECT\"",
       "{\"serial\": [{\"Conv\": {}}]}|serial[0].Conv: missing required argument \"filter_shape\"",
       "{\"Conv\": {\"filter_shape\": [3, 0]}}|Conv: argument \"filter_shape\" must be a list of positive integers",
       "{\"Conv\": {\"filter_shape\": [3, 3], \"strides\": [1]}}|Conv: strides [1] must have one entry per axis",

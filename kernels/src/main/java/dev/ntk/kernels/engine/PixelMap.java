@@ -33,19 +33,25 @@ public final class PixelMap {
       this(in, size, stride, padLow, out, circular, 1);
     }
 
-    /** The input pixel under offset {@code a} of output position {@code o}, or -1 in the zero padding. */
+    /**
+     * The input pixel under offset {@code a} of output position {@code o}, or -1 in the zero
+     * padding or between dilated pixels. A circular window wraps around {@code in * dilation}
+     * positions: the dilated input followed by {@code dilation - 1} zeros.
+     */
     public int at(int o, int a) {
       int p = o * stride + a - padLow;
       if (circular) {
-        return Math.floorMod(p, in);
+        p = Math.floorMod(p, in * dilation);
+      } else if (p < 0) {
+        return -1;
       }
       if (dilation > 1) {
-        if (p < 0 || p % dilation != 0) {
+        if (p % dilation != 0) {
           return -1;
         }
         p /= dilation;
       }
-      return p < 0 || p >= in ? -1 : p;
+      return p >= in ? -1 : p;
     }
   }
 
