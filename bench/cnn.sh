@@ -9,12 +9,13 @@
 #   FLATTEN_REPEATS=12 GAP_REPEATS=4  timed repeats of the engine and in-process runs (best reported:
 #                            a short run keeps getting faster for a dozen repeats as the JIT compiles)
 #   NUMPY_GAP=1              also time bench/cnn_numpy.py on the GlobalAvgPool readout (slow)
+#   FLINK_N=32 FLINK_TILE=4  the GlobalAvgPool kernel on Flink [local], parallelism 1 and 2 (about 2.5 min)
 #   OUT=bench/out/cnn  RESULTS=bench/RESULTS.md
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 FLATTEN_N=${FLATTEN_N:-64}; GAP_N=${GAP_N:-8}; REPEATS=${REPEATS:-3}; NUMPY_GAP=${NUMPY_GAP:-1}
-FLATTEN_REPEATS=${FLATTEN_REPEATS:-12}; GAP_REPEATS=${GAP_REPEATS:-4}
+FLATTEN_REPEATS=${FLATTEN_REPEATS:-12}; GAP_REPEATS=${GAP_REPEATS:-4}; FLINK_N=${FLINK_N:-32}; FLINK_TILE=${FLINK_TILE:-4}
 OUT=${OUT:-bench/out/cnn}; RESULTS=${RESULTS:-bench/RESULTS.md}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
@@ -84,14 +85,22 @@ for ro in flatten gap; do
   echo "| $ro | $(field layout <<<"$p") | $(field pair_flops <<<"$p") | $(field pair_bytes <<<"$p") | $(field row_flops <<<"$p") | $(field largest_tile_cpu <<<"$p") / $(field largest_tile_tensorflow <<<"$p") |"
 done
 echo
-# Flink [local], flatten readout, parallelism 1 and 2 (pipeline seconds from the command's report line).
-x="$OUT/x-flatten-$FLATTEN_N-float32.npy"
+# Flink [local], GlobalAvgPool readout (compute-bound enough for the start-up of Flink, about 5 s,
+# not to hide the workers), parallelism 1 and 2 (pipeline seconds from the command's report line).
+x="$OUT/x-gap-$FLINK_N-float32.npy"
+bench data --n "$FLINK_N" --shape 32,32,3 --seed 0 --dtype float32 --out "$x" > /dev/null
+declare -A PIPE
 for p in 1 2; do
   rm -rf "$OUT/flink$p"
-  s=$(wall bin/ntk kernel --model examples/cnn21/flatten.json --x1 "$x" --dtype float32 --tile 16 --runner FlinkRunner --parallelism $p --out "$OUT/flink$p")
-  echo "Flink [local], flatten readout, N = $FLATTEN_N, tiles of 16 rows, parallelism $p: $s s whole process (\`$(grep -m1 'tiles computed' "$OUT/last.log")\`)."
+  s=$(wall bin/ntk kernel --model examples/cnn21/gap.json --x1 "$x" --dtype float32 --tile "$FLINK_TILE" --runner FlinkRunner --parallelism $p --out "$OUT/flink$p")
+  line=$(grep -m1 'tiles computed' "$OUT/last.log")
+  PIPE[$p]=$(sed -n 's/.*pipeline \([0-9.]*\) s.*/\1/p' <<<"$line")
+  echo "Flink [local], GlobalAvgPool readout, N = $FLINK_N, float32, tiles of $FLINK_TILE rows, parallelism $p: $s s whole process (\`$line\`)."
   echo
+  rm -rf "$OUT/flink$p"
 done
+echo "Flink parallelism 1 -> 2 speedup of the pipeline: $(calc '%.2f' "${PIPE[1]} / ${PIPE[2]}")x."
+echo
 echo "<!-- cnn:end -->"
 } >> "$REPORT"
 $PYTHON bench/section.py cnn "$RESULTS" "$REPORT"
