@@ -121,6 +121,28 @@ public final class NpyWriter implements Closeable {
     written += count;
   }
 
+  /**
+   * Appends values given as their bytes, already in the array's dtype and little-endian (the
+   * memory of a native buffer on a little-endian machine), written to the channel as they are:
+   * no copy in between, unlike {@link #write(java.nio.Buffer)}.
+   */
+  public void writeBytes(ByteBuffer bytes) throws IOException {
+    if (closed) {
+      throw new IOException(name + ": the writer is closed");
+    }
+    if (bytes.remaining() % dtype.bytes() != 0) {
+      throw new IllegalArgumentException(name + ": " + bytes.remaining() + " bytes are not whole "
+          + dtype + " values");
+    }
+    long count = bytes.remaining() / dtype.bytes();
+    if (written + count > expected) {
+      throw new IllegalStateException(name + ": " + (written + count) + " values exceed the "
+          + expected + " of the array's shape");
+    }
+    writeFully(channel, bytes);
+    written += count;
+  }
+
   /** The number of values written so far. */
   public long written() {
     return written;

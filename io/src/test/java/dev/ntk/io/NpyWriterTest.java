@@ -46,6 +46,45 @@ class NpyWriterTest {
     assertArrayEquals(Files.readAllBytes(whole), Files.readAllBytes(file));
   }
 
+  /** Values given as their little-endian bytes are written as they are, between other pieces. */
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void bytesWrittenAsTheyAreReadBackAsTheValues(NpyDType dtype) throws IOException {
+    double[] all = new double[4 * 3];
+    for (int i = 0; i < all.length; i++) {
+      all[i] = i * 0.5 - 3;
+    }
+    java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocateDirect(8 * dtype.bytes()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    for (int i = 2; i < 10; i++) {
+      if (dtype == NpyDType.FLOAT32) {
+        bytes.putFloat((float) all[i]);
+      } else {
+        bytes.putDouble(all[i]);
+      }
+    }
+    bytes.flip();
+    Path file = dir.resolve("b.npy");
+    try (NpyWriter w = NpyWriter.open(create(file), "b.npy", new long[] {4, 3}, dtype)) {
+      w.write(all, 0, 2);
+      w.writeBytes(bytes);
+      w.write(all, 10, 2);
+      assertEquals(12, w.written());
+    }
+    assertArrayEquals(all, Npy.read(file).data());
+    // Bytes that are not whole values, or more values than the shape holds, are refused.
+    NpyWriter w = NpyWriter.open(create(dir.resolve("bad.npy")), "bad.npy", new long[] {2}, dtype);
+    IllegalArgumentException partial = assertThrows(IllegalArgumentException.class,
+        () -> w.writeBytes(java.nio.ByteBuffer.allocate(dtype.bytes() + 1)));
+    assertTrue(partial.getMessage().contains("bad.npy") && partial.getMessage().contains("not whole"), partial.getMessage());
+    IllegalStateException tooMany = assertThrows(IllegalStateException.class,
+        () -> w.writeBytes(java.nio.ByteBuffer.allocate(3 * dtype.bytes())));
+    assertTrue(tooMany.getMessage().contains("exceed"), tooMany.getMessage());
+    assertEquals(0, w.written());
+    w.writeBytes(java.nio.ByteBuffer.allocate(2 * dtype.bytes()));
+    w.close();
+    assertArrayEquals(new double[2], Npy.read(dir.resolve("bad.npy")).data());
+  }
+
   @Test
   void closingBeforeTheLastValueFailsAndTooManyValuesAreRefused() throws IOException {
     Path file = dir.resolve("short.npy");

@@ -139,7 +139,7 @@ public final class Ntk implements Runnable {
 
   /** Options every command takes. */
   static final class CommonOptions {
-    @Option(names = "--verbose", description = "Print the stack trace of a failure.")
+    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where an in-process kernel run spent its time.")
     boolean verbose;
 
     @Option(names = "--runner", paramLabel = "RUNNER",
@@ -323,8 +323,13 @@ public final class Ntk implements Runnable {
       if (maxTileBytes < 1) {
         throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
       }
+      long started = System.nanoTime();
       Layer layer = InputChecks.model(inputs.model);
       KernelInputs.Inputs x = inputs.read(layer);
+      PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
+      if (log != null) {
+        log.printf(Locale.ROOT, "ntk: model and inputs read and checked in %.2f s%n", (System.nanoTime() - started) / 1e9);
+      }
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
       long[] shape = x.x1().shape();
       Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(java.util.Arrays.copyOfRange(shape, 1,
@@ -347,7 +352,7 @@ public final class Ntk implements Runnable {
             options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("kernel", stale, results, staging -> inProcess
             ? new JobReport(IN_PROCESS, new InProcessKernel(layer, x.x1(), x.x2(), kernels, options.dtype, backend)
-                .run(staging), -1, -1, -1)
+                .run(staging, log), -1, -1, -1)
             : job.run(pipelineOptions, staging, progress));
       }
       PrintWriter w = spec.commandLine().getOut();

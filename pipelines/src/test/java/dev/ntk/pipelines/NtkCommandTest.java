@@ -584,6 +584,32 @@ class NtkCommandTest {
     }
   }
 
+  /**
+   * In-process kernels are checked and written chunk by chunk: an entry that is not finite past
+   * the first chunk (262,144 entries) still stops the run with its entry named, and no kernel file.
+   */
+  @Test
+  void aNonFiniteEntryPastTheFirstWrittenChunkStopsTheRun() throws IOException {
+    NpyArray a = Npy.read(npy("x1.npy", 700, 3, 7));
+    for (int j = 0; j < 3; j++) {
+      a.data()[650 * 3 + j] *= 1e160;
+    }
+    Path big = dir.resolve("x1-big.npy");
+    Npy.write(big, a);
+    Path x2 = npy("x2.npy", 420, 3, 8);
+    Result k = ntk("kernel", "--model", model, "--x1", big, "--x2", x2, "--out", out);
+    assertEquals(2, k.status(), k.err());
+    assertTrue(k.err().contains("the nngp kernel entry (650, 0)") && k.err().contains("serial[0].Dense"), k.err());
+    assertNoTrace(k);
+    assertFalse(Files.exists(out.resolve("nngp.npy")) || Files.exists(out.resolve("ntk.npy")));
+    // The same inputs without the huge row are written whole, both kernels.
+    Result fine = ntk("kernel", "--model", model, "--x1", npy("x1.npy", 700, 3, 7), "--x2", x2, "--dtype",
+        "float32", "--out", out);
+    assertEquals(0, fine.status(), fine.err());
+    assertEquals(List.of(700L, 420L), shape(out.resolve("ntk.npy")));
+    assertTrue(Npy.firstNonFinite(Npy.read(out.resolve("ntk.npy")).data()).isEmpty());
+  }
+
   @Test
   void hugeInputsStopKernelAndPredict() throws IOException {
     NpyArray a = Npy.read(x);

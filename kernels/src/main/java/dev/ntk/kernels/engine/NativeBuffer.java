@@ -36,6 +36,23 @@ public final class NativeBuffer implements AutoCloseable {
     return buffer;
   }
 
+  /**
+   * The bytes of values {@code [from, from + count)} in native byte order, as a view (no copy)
+   * that stays valid until {@link #close}: what a file is written from.
+   */
+  public java.nio.ByteBuffer bytes(long from, int count) {
+    if (from < 0 || count < 0 || from + count > buffer.capacity()) {
+      throw new IndexOutOfBoundsException("values [" + from + ", " + (from + count) + ") of " + buffer.capacity());
+    }
+    // A pointer at the first value (JavaCPP's buffers start at a pointer's address, whatever its
+    // position), so that a view far into a buffer larger than 2 GiB is still a ByteBuffer.
+    if (count == 0) {
+      return java.nio.ByteBuffer.allocateDirect(0).order(java.nio.ByteOrder.nativeOrder()); // JavaCPP reads limit 0 as one value
+    }
+    Pointer first = pointer.getPointer(from);
+    return first.limit(count).asByteBuffer().slice().order(java.nio.ByteOrder.nativeOrder());
+  }
+
   public double get(int index) {
     return buffer instanceof DoubleBuffer d ? d.get(index) : ((FloatBuffer) buffer).get(index);
   }
