@@ -2,6 +2,8 @@ package dev.ntk.io;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -189,6 +191,43 @@ class NpyTest {
       assertEquals(List.of(file), files.toList());
     }
     assertEquals(ramp(NpyDType.FLOAT32, 2, 2), Npy.read(file));
+  }
+
+  /**
+   * A float32 file is read as floats, which float32 work takes as they are; its doubles are made
+   * when first asked for, and are the values from then on (a change to them is what toFloats
+   * rounds). Both forms give the same size, values and first non-finite index.
+   */
+  @Test
+  void float32FilesAreHeldAsFloatsUntilDoublesAreAskedFor() throws IOException {
+    double[] values = {0.1, -2.5, 3e38, Double.POSITIVE_INFINITY, 7};
+    Path file = dir.resolve("f.npy");
+    Npy.write(file, new NpyArray(new long[] {5}, NpyDType.FLOAT32, values));
+    NpyArray a = Npy.read(file);
+    float[] floats = a.toFloats();
+    assertSame(floats, a.toFloats(), "the floats as read, shared");
+    assertArrayEquals(new float[] {0.1f, -2.5f, 3e38f, Float.POSITIVE_INFINITY, 7f}, floats);
+    assertEquals(5, a.size());
+    assertEquals((double) 0.1f, a.value(0));
+    assertEquals(OptionalLong.of(3), a.firstNonFinite());
+    double[] data = a.data();
+    assertEquals((double) 0.1f, data[0]);
+    assertSame(data, a.data());
+    data[3] = 1.5;
+    float[] rounded = a.toFloats();
+    assertNotSame(floats, rounded);
+    assertEquals(1.5f, rounded[3]);
+    assertEquals(OptionalLong.empty(), a.firstNonFinite());
+    assertEquals(1.5, a.value(3));
+    // Rows of a float32 file are floats too, equal to the same rows of the whole.
+    NpyArray rows = Npy.readRows(file, 1, 3);
+    assertArrayEquals(new float[] {-2.5f, 3e38f, Float.POSITIVE_INFINITY}, rows.toFloats());
+    assertEquals(new NpyArray(new long[] {3}, NpyDType.FLOAT32, new double[] {-2.5, (double) 3e38f,
+        Double.POSITIVE_INFINITY}), rows);
+    // float64 arrays round into a new array each time.
+    NpyArray d = new NpyArray(new long[] {2}, NpyDType.FLOAT64, new double[] {0.1, 2});
+    assertArrayEquals(new float[] {0.1f, 2f}, d.toFloats());
+    assertNotSame(d.toFloats(), d.toFloats());
   }
 
   @Test

@@ -16,7 +16,6 @@ import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
@@ -193,7 +192,7 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   /** The values of {@code x} as the cpu backend takes them in this dtype. */
   private Object cpuArray(NpyArray x) {
-    return dtype == NpyDType.FLOAT64 ? x.data() : CpuBackend.float32().fromDoubles(x.data());
+    return dtype == NpyDType.FLOAT64 ? x.data() : x.toFloats();
   }
 
   private Map<String, Buffer> onTensorFlow(KernelFn fn) {

@@ -98,11 +98,11 @@ final class InputChecks {
   }
 
   private static void checkFinite(String option, Path file, NpyArray array) {
-    OptionalLong bad = Npy.firstNonFinite(array.data());
+    OptionalLong bad = array.firstNonFinite();
     if (bad.isPresent()) {
       long i = bad.getAsLong();
-      long rowSize = Math.max(1, array.data().length / array.shape()[0]);
-      throw new UsageException(option + " " + file + ": non-finite value " + array.data()[(int) i]
+      long rowSize = Math.max(1, array.size() / array.shape()[0]);
+      throw new UsageException(option + " " + file + ": non-finite value " + array.value(i)
           + " at flat index " + i + " (row " + i / rowSize + ")");
     }
   }
