@@ -47,7 +47,7 @@ import java.util.concurrent.Future;
  * {@code cpu} backend from the Java arrays of the inputs, without loading TensorFlow), and written
  * as the same {@code .npy} files; no tiles. A Beam pipeline would compute the same single tile on
  * one worker thread after seconds of start-up and write it twice (an Arrow tile, then the {@code
- * .npy} files): 8192 x 8192 float32 took 22 s on the DirectRunner against 4.5 s here, whole
+ * .npy} files): 8192 x 8192 float32 took 17.9 s on the DirectRunner against 3.4 s here, whole
  * processes ({@code bench/RESULTS.md}).
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
