@@ -89,13 +89,7 @@ public final class NpyWriter implements Closeable {
    */
   public void write(java.nio.Buffer values) throws IOException {
     int count = values.limit();
-    if (closed) {
-      throw new IOException(name + ": the writer is closed");
-    }
-    if (written + count > expected) {
-      throw new IllegalStateException(name + ": " + (written + count) + " values exceed the "
-          + expected + " of the array's shape");
-    }
+    checkRoom(count);
     int perChunk = CHUNK / dtype.bytes();
     for (int off = 0; off < count; off += perChunk) {
       int k = Math.min(perChunk, count - off);
@@ -127,20 +121,25 @@ public final class NpyWriter implements Closeable {
    * no copy in between, unlike {@link #write(java.nio.Buffer)}.
    */
   public void writeBytes(ByteBuffer bytes) throws IOException {
-    if (closed) {
-      throw new IOException(name + ": the writer is closed");
-    }
     if (bytes.remaining() % dtype.bytes() != 0) {
       throw new IllegalArgumentException(name + ": " + bytes.remaining() + " bytes are not whole "
           + dtype + " values");
     }
     long count = bytes.remaining() / dtype.bytes();
+    checkRoom(count);
+    writeFully(channel, bytes);
+    written += count;
+  }
+
+  /** Fails unless the writer is open and the shape has room for {@code count} more values. */
+  private void checkRoom(long count) throws IOException {
+    if (closed) {
+      throw new IOException(name + ": the writer is closed");
+    }
     if (written + count > expected) {
       throw new IllegalStateException(name + ": " + (written + count) + " values exceed the "
           + expected + " of the array's shape");
     }
-    writeFully(channel, bytes);
-    written += count;
   }
 
   /** The number of values written so far. */
