@@ -46,7 +46,6 @@ import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionView;
-import org.bytedeco.javacpp.DoublePointer;
 
 /**
  * The steps of {@link GpInference}, shared by its two forms: tiles named by key and read from a
@@ -523,24 +522,20 @@ final class InferenceSteps {
    */
   static void place(DenseMatrix m, TileKey key, double[] values) {
     long n = m.cols();
-    DoublePointer p = m.pointer();
-    try {
-      for (int i = 0; i < key.rows(); i++) {
-        p.position((key.rowOffset() + i) * n + key.colOffset()).put(values, i * key.cols(), key.cols());
-      }
-      if (key.rowOffset() != key.colOffset()) {
-        double[] column = new double[key.rows()];
-        for (int j = 0; j < key.cols(); j++) {
-          for (int i = 0; i < key.rows(); i++) {
-            column[i] = values[i * key.cols() + j];
-          }
-          p.position((key.colOffset() + j) * n + key.rowOffset()).put(column, 0, key.rows());
+    for (int i = 0; i < key.rows(); i++) {
+      m.put((key.rowOffset() + i) * n + key.colOffset(), values, i * key.cols(), key.cols());
+    }
+    if (key.rowOffset() != key.colOffset()) {
+      double[] column = new double[key.rows()];
+      for (int j = 0; j < key.cols(); j++) {
+        for (int i = 0; i < key.rows(); i++) {
+          column[i] = values[i * key.cols() + j];
         }
+        m.put((key.colOffset() + j) * n + key.rowOffset(), column, 0, key.rows());
       }
-    } finally {
-      p.position(0);
     }
   }
+
 
   /** What a worker reads once from the factor files, shared by its threads. */
   private static final class Loaded implements AutoCloseable {

@@ -13,6 +13,10 @@ import org.bytedeco.javacpp.DoublePointer;
  * A dense row-major float64 matrix in native memory, for {@link Lapack}. It is not on the Java
  * heap and is never Java-serialized, so its size is bounded by memory, not by {@code
  * Integer.MAX_VALUE} elements. Close it to free the memory.
+ *
+ * <p>The position of {@link #pointer()} is always 0: reads and writes at an offset go through a
+ * pointer of their own ({@link #at}), so several threads may read one matrix at once (a Beam
+ * worker's threads share the decomposition they read from the factor files).
  */
 public final class DenseMatrix implements AutoCloseable {
   private final long rows;
@@ -74,21 +78,32 @@ public final class DenseMatrix implements AutoCloseable {
     if (values.length != count * cols || row + count > rows) {
       throw new IllegalArgumentException("rows " + row + "+" + count + " do not fit " + rows + "x" + cols);
     }
-    pointer().position(row * cols).put(values, 0, values.length);
-    data.position(0);
+    at(row * cols).put(values, 0, values.length);
+  }
+
+  /** Copies {@code length} values from {@code values[offset]} to the row-major entries from {@code index}. */
+  public void put(long index, double[] values, int offset, int length) {
+    if (index < 0 || index + length > rows * cols) {
+      throw new IllegalArgumentException("entries " + index + "+" + length + " do not fit " + rows + "x" + cols);
+    }
+    at(index).put(values, offset, length);
   }
 
   /** Rows {@code [row, row + count)} as a row-major array. */
   public double[] getRows(long row, int count) {
     double[] out = new double[Math.multiplyExact(count, Math.toIntExact(cols))];
-    pointer().position(row * cols).get(out);
-    data.position(0);
+    at(row * cols).get(out);
     return out;
   }
 
   /** The whole matrix as a row-major array (for matrices under 2^31 elements). */
   public double[] toArray() {
     return getRows(0, Math.toIntExact(rows));
+  }
+
+  /** A pointer to the row-major entry {@code index}, sharing this matrix's memory (never closed). */
+  private DoublePointer at(long index) {
+    return new DoublePointer(pointer()).position(index);
   }
 
   /** A copy in new native memory. */
@@ -108,14 +123,12 @@ public final class DenseMatrix implements AutoCloseable {
     for (long j0 = 0; j0 < cols; j0 += width) {
       int w = (int) Math.min(width, cols - j0);
       for (int i = 0; i < r; i++) {
-        pointer().position(i * cols + j0).get(row, 0, w);
+        at(i * cols + j0).get(row, 0, w);
         for (int j = 0; j < w; j++) {
           block[j * r + i] = row[j];
         }
       }
-      data.position(0);
-      t.pointer().position(j0 * rows).put(block, 0, w * r);
-      t.data.position(0);
+      t.at(j0 * rows).put(block, 0, w * r);
     }
     return t;
   }
