@@ -26,6 +26,9 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
   private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
+  /** The input values a worker keeps between tiles: 8 Mi doubles (64 MiB). */
+  static final long ROW_CACHE_VALUES = 1L << 23;
+  private transient RowBlocks rows;
 
   ComputeTileFn(TileSet tiles, Backend backend) {
     this.tiles = tiles;
@@ -36,6 +39,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   @Setup
   public void setup() {
     computer.setup();
+    rows = new RowBlocks(tiles, ROW_CACHE_VALUES);
   }
 
   @ProcessElement
@@ -77,8 +81,8 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private Tile compute(TileKey key) throws IOException {
     boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
     String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
-    double[] a = tiles.readRows(tiles.x1(), key.rowOffset(), key.rows());
-    double[] b = diagonal ? null : tiles.readRows(x2, key.colOffset(), key.cols());
+    double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
+    double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
     return new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
         computer.compute(key, a, b));
   }
