@@ -139,7 +139,7 @@ public final class Ntk implements Runnable {
 
   /** Options every command takes. */
   static final class CommonOptions {
-    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where an in-process kernel run spent its time.")
+    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where a kernel run spent its time.")
     boolean verbose;
 
     @Option(names = "--runner", paramLabel = "RUNNER",
@@ -354,6 +354,9 @@ public final class Ntk implements Runnable {
             ? new JobReport(IN_PROCESS, new InProcessKernel(layer, x.x1(), x.x2(), kernels, options.dtype, backend)
                 .run(staging, log), -1, -1, -1)
             : job.run(pipelineOptions, staging, progress));
+      }
+      if (log != null && report.tileTimes() != null) {
+        log.println(report.tileTimes());
       }
       PrintWriter w = spec.commandLine().getOut();
       w.println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels fit one tile of "

@@ -58,6 +58,29 @@ class NtkCommandTest {
     assertTrue(Files.isDirectory(out.resolve("tiles")));
   }
 
+  /**
+   * {@code --verbose} on a pipeline: where the workers' time went in the tiles they computed (Beam
+   * metrics), and a worker reads each block of input rows once, not once per tile.
+   */
+  @Test
+  void kernelVerboseTellsWhereTheTilesTimeWent() throws IOException {
+    Result r = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--tile", 2, "--runner", "DirectRunner",
+        "--parallelism", 1, "--verbose", "--out", out);
+    assertEquals(0, r.status(), r.err());
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("ntk: 6 tiles computed in [0-9.]+ s of worker "
+        + "time: input rows [0-9.]+ s \\((\\d+) blocks read from files\\), kernels [0-9.]+ s \\(the longest tile "
+        + "[0-9.]+ s\\), check and write [0-9.]+ s").matcher(r.err());
+    assertTrue(m.find(), r.err());
+    // 3 blocks of x1 and 2 of x2 at least; without the blocks a worker keeps, 2 a tile.
+    int read = Integer.parseInt(m.group(1));
+    assertTrue(read >= 5 && read < 12, "blocks read: " + read);
+    Result again = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--tile", 2, "--runner",
+        "DirectRunner", "--verbose", "--out", out);
+    assertEquals(0, again.status(), again.err());
+    assertTrue(again.out().contains("0 tiles computed, 6 reused"), again.out());
+    assertFalse(again.err().contains("of worker time"), "no tile computed, no times: " + again.err());
+  }
+
   /** Without a runner, kernels that fit one tile are computed in-process: the pipeline's numbers, no tiles. */
   @Test
   void kernelInProcessEqualsThePipeline() throws IOException {

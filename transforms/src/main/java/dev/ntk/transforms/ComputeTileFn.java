@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.util.Map;
 import java.util.Optional;
 import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Distribution;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 /**
@@ -26,6 +27,11 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
   private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
+  private final Distribution inputMicros = Metrics.distribution(KernelTiles.class, KernelTiles.TILE_INPUT_MICROS);
+  private final Distribution computeMicros = Metrics.distribution(KernelTiles.class,
+      KernelTiles.TILE_COMPUTE_MICROS);
+  private final Distribution writeMicros = Metrics.distribution(KernelTiles.class, KernelTiles.TILE_WRITE_MICROS);
+  private final Counter blocksRead = Metrics.counter(KernelTiles.class, KernelTiles.INPUT_BLOCKS_READ);
   /** The input values a worker keeps between tiles: 8 Mi doubles (64 MiB). */
   static final long ROW_CACHE_VALUES = 1L << 23;
   private transient RowBlocks rows;
@@ -53,8 +59,10 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
         System.err.println("ntk: warning: recomputing a damaged tile: " + state.getValue());
       }
       Tile tile = compute(key);
+      long written = System.nanoTime();
       checkFinite(key, tile);
       tiles.write(tile);
+      writeMicros.update(microsSince(written));
       computed.inc();
     }
     KernelTiles.countDone(tiles);
@@ -81,10 +89,20 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private Tile compute(TileKey key) throws IOException {
     boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
     String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    long started = System.nanoTime();
+    long read = rows.reads();
     double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
     double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
-    return new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
-        computer.compute(key, a, b));
+    blocksRead.inc(rows.reads() - read);
+    long computing = System.nanoTime();
+    inputMicros.update(microsSince(started));
+    Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(), computer.compute(key, a, b));
+    computeMicros.update(microsSince(computing));
+    return tile;
+  }
+
+  private static long microsSince(long nanos) {
+    return (System.nanoTime() - nanos) / 1000;
   }
 
   @Teardown

@@ -26,7 +26,10 @@ import org.apache.beam.sdk.values.PCollection;
  *
  * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}): {@value #TILES_COMPUTED}
  * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run), {@value #TILES_DAMAGED}
- * (tiles on disk that failed their checksum and were computed again; also counted as computed).
+ * (tiles on disk that failed their checksum and were computed again; also counted as computed);
+ * where each computed tile's time went, as distributions of microseconds per tile: {@value
+ * #TILE_INPUT_MICROS}, {@value #TILE_COMPUTE_MICROS} and {@value #TILE_WRITE_MICROS}; and {@value
+ * #INPUT_BLOCKS_READ}.
  */
 public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> {
   /** The counter of tiles computed and written. */
@@ -35,6 +38,14 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   public static final String TILES_SKIPPED = "tilesSkipped";
   /** The counter of tiles found on disk damaged (failing their checksum) and computed again. */
   public static final String TILES_DAMAGED = "tilesDamaged";
+  /** The distribution of microseconds per computed tile spent getting its input rows. */
+  public static final String TILE_INPUT_MICROS = "tileInputMicros";
+  /** The distribution of microseconds per computed tile spent computing its kernels. */
+  public static final String TILE_COMPUTE_MICROS = "tileComputeMicros";
+  /** The distribution of microseconds per computed tile spent checking and writing its file. */
+  public static final String TILE_WRITE_MICROS = "tileWriteMicros";
+  /** The counter of blocks of input rows read from their files (a worker keeps those it read). */
+  public static final String INPUT_BLOCKS_READ = "inputBlocksRead";
 
   /**
    * Keys that the tiles are spread over before they are computed: enough for 256 workers to share
