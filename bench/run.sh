@@ -123,7 +123,7 @@ HAVE_NUMPY=0
 if "$PYTHON" -c 'import numpy' >/dev/null 2>&1; then HAVE_NUMPY=1; fi
 
 # ---------------------------------------------------------------- inputs
-declare -A X SECS NOTE MAXRSS CHECKS PIPE
+declare -A X SECS NOTE MAXRSS CHECKS PIPE WORKERS
 for dt in $DTYPES; do
   X[$dt]=$OUT/x-n$N-d$D-s$SEED-$dt.npy
   if [[ ! -f ${X[$dt]} ]]; then
@@ -208,7 +208,7 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this r
   local t0 t1 ok=1
   t0=$(now)
   JAVA_OPTS=$java_opts "${timer[@]}" "$NTK" kernel --model "$MODEL" --x1 "${X[$dt]}" --dtype "${RUN_DTYPE:-$dt}" \
-    "${tile_args[@]}" --out "$dir" "$@" >"$logf" 2>&1 || ok=0
+    "${tile_args[@]}" --verbose --out "$dir" "$@" >"$logf" 2>&1 || ok=0
   t1=$(now)
   if [[ $ok == 0 ]]; then
     NOTE[$key,$dt]="FAILED (see $logf)"
@@ -218,6 +218,8 @@ run_ntk() {  # run_ntk KEY DTYPE RUNNER-ARGS... (RUN_TILE, RUN_JAVA_OPTS: this r
   SECS[$key,$dt]=$(calc '%.3f' "$t1 - $t0")
   # bin/ntk prints "<Runner>: N tiles computed, M reused, pipeline S s".
   PIPE[$key,$dt]=$(sed -n 's/.*tiles computed.*pipeline \([0-9.]*\) s.*/\1/p' "$logf" | head -n 1)
+  # and with --verbose "ntk: N tiles computed in S s of worker time: input rows ..., kernels ..., check and write ...".
+  WORKERS[$key,$dt]=$(sed -n 's/^ntk: \([0-9]* tiles computed in .* of worker time: .*\)/\1/p' "$logf" | head -n 1)
   if [[ -f $timef ]]; then
     local kb
     kb=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$timef")
@@ -436,6 +438,7 @@ kernel_report() {
       if [[ -n ${SECS[inprocess,$dt]:-} ]]; then ratio=$(calc '%.2f' "$s / ${SECS[inprocess,$dt]}"); fi
       notes=${NOTE[$key,$dt]:-}
       if [[ -n ${CHECKS[$key,$dt]:-} ]]; then notes="max rel. diff vs NumPy float64: ${CHECKS[$key,$dt]}"; fi
+      if [[ -n ${WORKERS[$key,$dt]:-} ]]; then notes+="${notes:+; }${WORKERS[$key,$dt]}"; fi
       echo "| $label | $dt | $(calc '%.3f' "$s") | $(entries_m "$s") | $ratio | $pipe | $pipe_m | ${MAXRSS[$key,$dt]:-} | $notes |"
     done
   done
