@@ -75,9 +75,10 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
   static final class Memory implements AutoCloseable {
     private final Map<String, NativeBuffer> buffers;
     private final long values;
-    private final Thread blas;
+    /** OpenBLAS' start; a failure there is left for the computation's own OpenBLAS call to report. */
+    private final java.util.concurrent.CompletableFuture<Void> blas;
 
-    private Memory(Map<String, NativeBuffer> buffers, long values, Thread blas) {
+    private Memory(Map<String, NativeBuffer> buffers, long values, java.util.concurrent.CompletableFuture<Void> blas) {
       this.buffers = buffers;
       this.values = values;
       this.blas = blas;
@@ -98,28 +99,23 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
       }
       NativeBuffer.populateInBackground(List.copyOf(buffers.values()));
       int m = (int) Math.min(512, n1);
-      Thread blas = new Thread(() -> {
-        Object x = f64 ? new double[m * d] : new float[m * d];
-        Gram.of(x, null, m, m, d, 1).close();
+      java.util.concurrent.CompletableFuture<Void> blas = new java.util.concurrent.CompletableFuture<>();
+      Thread start = new Thread(() -> {
+        try {
+          Object x = f64 ? new double[m * d] : new float[m * d];
+          Gram.of(x, null, m, m, d, 1).close();
+        } finally {
+          blas.complete(null);
+        }
       }, "ntk-blas-start");
-      blas.setDaemon(true);
-      blas.start();
+      start.setDaemon(true);
+      start.start();
       return new Memory(buffers, n1 * n2, blas);
     }
 
     /** The buffers by kernel name, now the caller's to close; null if they do not fit {@code values}. */
     private synchronized Map<String, NativeBuffer> take(long count) {
-      boolean interrupted = false;
-      while (blas.isAlive()) {
-        try {
-          blas.join();
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
+      blas.join();
       if (count != values || buffers.isEmpty()) {
         return null;
       }
