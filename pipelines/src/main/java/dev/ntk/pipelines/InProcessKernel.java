@@ -16,7 +16,6 @@ import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.kernels.engine.Gram;
 import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
@@ -61,86 +60,10 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
   }
 
   /**
-   * The kernels' memory for an in-process {@code cpu} run, taken as soon as the input shapes are
-   * known, before the inputs are read: a native buffer per kernel, its pages backed by the system on
-   * a thread of their own ({@link NativeBuffer#populateInBackground}), and OpenBLAS loaded with its
-   * threads started by a small product on another. On the 2-core AMD EPYC virtual machine of {@code
-   * bench/RESULTS.md}, backing a new 256 MiB buffer took 0.49 s, and the first 8192 x 784 float32
-   * gram of a JVM 1.37 s against 0.34 s for the next ones; both now overlap the reading and
-   * checking of the inputs. Whole {@code bin/ntk kernel} runs at 8192 x 8192 float32, four of each
-   * in turn, took 3.50 to 4.07 s (mean 3.72) with this and 3.68 to 4.07 s (mean 3.82) without:
-   * how much it saves depends on how much of the memory the system hands out is backed already.
-   * Closing it frees whatever {@link #run} did not take.
-   */
-  static final class Memory implements AutoCloseable {
-    private final Map<String, NativeBuffer> buffers;
-    private final long values;
-    /** OpenBLAS' start; a failure there is left for the computation's own OpenBLAS call to report. */
-    private final java.util.concurrent.CompletableFuture<Void> blas;
-
-    private Memory(Map<String, NativeBuffer> buffers, long values, java.util.concurrent.CompletableFuture<Void> blas) {
-      this.buffers = buffers;
-      this.values = values;
-      this.blas = blas;
-    }
-
-    /**
-     * The memory for {@code plan}'s kernels between {@code n1} and {@code n2} inputs in {@code
-     * dtype}, or null where the run would not be in-process on the {@code cpu} backend.
-     */
-    static Memory reserve(Plan plan, long n1, long n2, NpyDType dtype, Backend backend, long budget, int d) {
-      if (backend != Backend.CPU || !fits(plan, n1, n2, dtype, backend, budget)) {
-        return null;
-      }
-      boolean f64 = dtype == NpyDType.FLOAT64;
-      Map<String, NativeBuffer> buffers = new LinkedHashMap<>();
-      for (String name : plan.schedule().outputs().keySet()) {
-        buffers.put(name, NativeBuffer.allocate(n1 * n2, f64));
-      }
-      NativeBuffer.populateInBackground(List.copyOf(buffers.values()));
-      int m = (int) Math.min(512, n1);
-      java.util.concurrent.CompletableFuture<Void> blas = new java.util.concurrent.CompletableFuture<>();
-      Thread start = new Thread(() -> {
-        try {
-          Object x = f64 ? new double[m * d] : new float[m * d];
-          Gram.of(x, null, m, m, d, 1).close();
-        } finally {
-          blas.complete(null);
-        }
-      }, "ntk-blas-start");
-      start.setDaemon(true);
-      start.start();
-      return new Memory(buffers, n1 * n2, blas);
-    }
-
-    /** The buffers by kernel name, now the caller's to close; null if they do not fit {@code values}. */
-    private synchronized Map<String, NativeBuffer> take(long count) {
-      blas.join();
-      if (count != values || buffers.isEmpty()) {
-        return null;
-      }
-      Map<String, NativeBuffer> taken = new LinkedHashMap<>(buffers);
-      buffers.clear();
-      return taken;
-    }
-
-    @Override
-    public synchronized void close() {
-      buffers.values().forEach(NativeBuffer::close);
-      buffers.clear();
-    }
-  }
-
-  /**
    * Computes the kernels and writes {@code <get>.npy} into {@code out}; returns the seconds it
    * took. With a {@code log}, says how long computing and writing took.
    */
   double run(Path out, PrintWriter log) throws IOException {
-    return run(out, log, null);
-  }
-
-  /** As {@link #run(Path, PrintWriter)}, in the buffers of {@code memory} where it has them. */
-  double run(Path out, PrintWriter log, Memory memory) throws IOException {
     long start = System.nanoTime();
     int n1 = Math.toIntExact(x1.shape()[0]);
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
@@ -149,10 +72,6 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
     Plan plan = fn.plan(new Shape(perExample), EnumSet.copyOf(get));
     Map<String, NativeBuffer> natives = new HashMap<>();
     try {
-      Map<String, NativeBuffer> reserved = memory == null ? null : memory.take((long) n1 * n2);
-      if (reserved != null) {
-        natives.putAll(reserved);
-      }
       Map<String, Buffer> kernels = backend == Backend.TENSORFLOW ? onTensorFlow(fn)
           : onCpu(plan, n1, n2, natives);
       Files.createDirectories(out);
@@ -262,7 +181,8 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
     boolean f64 = dtype == NpyDType.FLOAT64;
     Map<String, Buffer> kernels = new HashMap<>();
     for (String name : plan.schedule().outputs().keySet()) {
-      NativeBuffer b = natives.computeIfAbsent(name, k -> NativeBuffer.allocate((long) n1 * n2, f64));
+      NativeBuffer b = NativeBuffer.allocate((long) n1 * n2, f64);
+      natives.put(name, b);
       kernels.put(name, b.buffer());
     }
     plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2,

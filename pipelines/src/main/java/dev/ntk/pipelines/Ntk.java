@@ -274,25 +274,6 @@ public final class Ntk implements Runnable {
       return new Inputs(a, b);
     }
 
-    /**
-     * The memory of an in-process run's kernels ({@link InProcessKernel.Memory}), from the shapes
-     * in the inputs' headers alone, before they are read; null where the run is not in-process, or
-     * where a header or the model does not fit (which {@link #read} then reports).
-     */
-    InProcessKernel.Memory memory(Layer layer, List<Get> get, NpyDType dtype, Backend backend, long budget) {
-      try {
-        long[] shape1 = Npy.readHeader(x1).shape();
-        long n2 = x2 == null ? shape1[0] : Npy.readHeader(x2).shape()[0];
-        long[] perExample = java.util.Arrays.copyOfRange(shape1, 1, shape1.length);
-        Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(perExample), java.util.EnumSet.copyOf(get));
-        long d = java.util.Arrays.stream(perExample).reduce(1, Math::multiplyExact);
-        return d < 1 || d > (1 << 24) ? null
-            : InProcessKernel.Memory.reserve(plan, shape1[0], n2, dtype, backend, budget, (int) d);
-      } catch (IOException | RuntimeException e) {
-        return null;
-      }
-    }
-
     /** {@code x2} is {@code null} for x1 with itself. */
     record Inputs(NpyArray x1, NpyArray x2) {
       long n1() {
@@ -344,19 +325,12 @@ public final class Ntk implements Runnable {
       }
       long started = System.nanoTime();
       Layer layer = InputChecks.model(inputs.model);
-      List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
-      try (InProcessKernel.Memory memory = options.pipelineUnasked() ? inputs.memory(layer, kernels, options.dtype,
-          options.backend.resolve(), maxTileBytes) : null) {
-        return run(layer, kernels, started, memory);
-      }
-    }
-
-    private int run(Layer layer, List<Get> kernels, long started, InProcessKernel.Memory memory) throws IOException {
       KernelInputs.Inputs x = inputs.read(layer);
       PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
       if (log != null) {
         log.printf(Locale.ROOT, "ntk: model and inputs read and checked in %.2f s%n", (System.nanoTime() - started) / 1e9);
       }
+      List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
       long[] shape = x.x1().shape();
       Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(java.util.Arrays.copyOfRange(shape, 1,
           shape.length)), java.util.EnumSet.copyOf(kernels));
@@ -378,7 +352,7 @@ public final class Ntk implements Runnable {
             options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("kernel", stale, results, staging -> inProcess
             ? new JobReport(IN_PROCESS, new InProcessKernel(layer, x.x1(), x.x2(), kernels, options.dtype, backend)
-                .run(staging, log, memory), -1, -1, -1)
+                .run(staging, log), -1, -1, -1)
             : job.run(pipelineOptions, staging, progress));
       }
       if (log != null && report.tileTimes() != null) {

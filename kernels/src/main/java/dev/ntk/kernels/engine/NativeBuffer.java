@@ -4,7 +4,6 @@ import dev.ntk.kernels.linalg.Libc;
 import java.nio.Buffer;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
-import java.util.List;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
@@ -17,13 +16,8 @@ import org.bytedeco.javacpp.Pointer;
  * virtual machine, in page faults and zeroing.
  */
 public final class NativeBuffer implements AutoCloseable {
-  /** Bytes backed per call of {@link #populateInBackground}'s thread, which stops between calls once closed. */
-  private static final long POPULATE_STEP = 4L << 20;
-
   private final Pointer pointer;
   private final Buffer buffer;
-  private volatile boolean closed;
-  private Thread populating;
 
   private NativeBuffer(Pointer pointer, Buffer buffer) {
     this.pointer = pointer;
@@ -63,57 +57,8 @@ public final class NativeBuffer implements AutoCloseable {
     return buffer instanceof DoubleBuffer d ? d.get(index) : ((FloatBuffer) buffer).get(index);
   }
 
-  /**
-   * Backs the pages of {@code buffers} with memory on one daemon thread, buffer after buffer, while
-   * the caller goes on ({@link Libc#populate}; where the system cannot, it
-   * does nothing). On the 2-core AMD EPYC virtual machine of {@code bench/RESULTS.md} the first write
-   * of new memory took 0.25 to 0.8 s per 256 MiB, the hypervisor backing each page as it was first
-   * touched: done while the inputs are read, that time leaves the computation. Values are not
-   * changed, so the buffers may be written meanwhile; {@link #close} waits for the thread.
-   */
-  public static void populateInBackground(List<NativeBuffer> buffers) {
-    if (buffers.isEmpty()) {
-      return;
-    }
-    Thread t = new Thread(() -> {
-      for (NativeBuffer b : buffers) {
-        long bytes = b.buffer.capacity() * (b.buffer instanceof DoubleBuffer ? 8L : 4L);
-        for (long off = 0; off < bytes && !b.closed; off += POPULATE_STEP) {
-          if (!Libc.populate(b.pointer.address() + off, Math.min(POPULATE_STEP, bytes - off))) {
-            return;
-          }
-        }
-      }
-    }, "ntk-populate");
-    t.setDaemon(true);
-    for (NativeBuffer b : buffers) {
-      synchronized (b) {
-        b.populating = t;
-      }
-    }
-    t.start();
-  }
-
   @Override
   public void close() {
-    closed = true;
-    Thread t;
-    synchronized (this) {
-      t = populating;
-    }
-    if (t != null) {
-      boolean interrupted = false;
-      while (t.isAlive()) {
-        try {
-          t.join();
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
     pointer.close();
   }
 }

@@ -8,15 +8,13 @@ import com.sun.jna.Pointer;
 /**
  * The two C library calls the native libraries need, through JNA (which DJL depends on): {@code
  * setenv}, for settings a native library reads from the environment as it loads (OpenBLAS' kernels,
- * {@link OpenBlas}; TensorFlow's allocator), and {@code madvise} for large native buffers (huge
- * pages, and backing them before use). All are hints: where the C library cannot be reached they
- * do nothing.
+ * {@link OpenBlas}; TensorFlow's allocator), and {@code madvise(MADV_HUGEPAGE)} for large native
+ * buffers. Both are hints: where the C library cannot be reached they do nothing.
  */
 public final class Libc {
   /** Buffers from this size up are worth transparent huge pages. */
   static final long HUGE_PAGE_MIN_BYTES = 4L << 20;
   private static final int MADV_HUGEPAGE = 14;
-  private static final int MADV_POPULATE_WRITE = 23;
   private static final long PAGE = 4096;
   private static final boolean LINUX =
       System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux");
@@ -63,25 +61,6 @@ public final class Libc {
     long end = (address + bytes) & -PAGE;
     if (end > start) {
       LIBC.madvise(new Pointer(start), new NativeLong(end - start), MADV_HUGEPAGE);
-    }
-  }
-
-  /**
-   * Backs the {@code bytes} at {@code address} with memory now, as writes would, without changing
-   * a value ({@code madvise(MADV_POPULATE_WRITE)}, Linux 5.14 on): safe while other threads write
-   * there. Returns false where the system cannot (an older kernel, another OS), which only leaves
-   * the pages to be backed at their first write.
-   */
-  public static boolean populate(long address, long bytes) {
-    if (LIBC == null || !LINUX) {
-      return false;
-    }
-    long start = address & -PAGE;
-    long end = (address + bytes + PAGE - 1) & -PAGE;
-    try {
-      return end <= start || LIBC.madvise(new Pointer(start), new NativeLong(end - start), MADV_POPULATE_WRITE) == 0;
-    } catch (LinkageError e) {
-      return false;
     }
   }
 }

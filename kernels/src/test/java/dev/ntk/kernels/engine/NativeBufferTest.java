@@ -33,40 +33,4 @@ class NativeBufferTest {
       }
     }
   }
-
-  /**
-   * Backing the pages in the background ({@link NativeBuffer#populateInBackground}) changes no
-   * value, also of values written while it runs, and closing waits for it: a thread writes every
-   * value of two 64 MiB buffers as the pages are backed, from the far end, and all its values are
-   * there afterwards.
-   */
-  @Test
-  void populatingInTheBackgroundKeepsTheValuesWrittenMeanwhile() throws Exception {
-    int n = 16 << 20;
-    NativeBuffer a = NativeBuffer.allocate(n, false);
-    NativeBuffer b = NativeBuffer.allocate(n / 2, true);
-    try (a; b) {
-      FloatBuffer fa = (FloatBuffer) a.buffer();
-      DoubleBuffer db = (DoubleBuffer) b.buffer();
-      NativeBuffer.populateInBackground(java.util.List.of(a, b));
-      for (int i = n - 1; i >= 0; i--) {
-        fa.put(i, i);
-      }
-      for (int i = n / 2 - 1; i >= 0; i--) {
-        db.put(i, -i);
-      }
-      for (int i = 0; i < n; i += 4093) {
-        assertEquals(i, fa.get(i), "float value " + i);
-      }
-      for (int i = 0; i < n / 2; i += 4093) {
-        assertEquals(-i, db.get(i), "double value " + i);
-      }
-      assertEquals(n - 1, fa.get(n - 1));
-      assertEquals(-(n / 2 - 1), db.get(n / 2 - 1));
-    }
-    // Closed while nothing was backed yet: the thread stops, and close returns.
-    NativeBuffer c = NativeBuffer.allocate(n, true);
-    NativeBuffer.populateInBackground(java.util.List.of(c));
-    c.close();
-  }
 }

@@ -14,11 +14,14 @@ import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Gram;
+import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.TensorFlowNative;
 import dev.ntk.kernels.Tensors;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
+import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -73,6 +76,7 @@ public final class Bench {
       case "native-load" -> nativeLoad();
       case "plan" -> plan(opts);
       case "engine" -> engine(opts);
+      case "first-touch" -> firstTouch(opts);
       default -> {
         usage();
         System.exit(2);
@@ -86,7 +90,54 @@ public final class Bench {
         + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
         + "       Bench plan --model M.json --d D\n"
         + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3]\n"
-        + "       Bench native-load   (with -Dntk.cache=DIR)");
+        + "       Bench native-load   (with -Dntk.cache=DIR)\n"
+        + "       Bench first-touch [--n 8192] [--d 784] [--repeats 3] [--blas-start ROWS]");
+  }
+
+  /**
+   * What new memory and a JVM's first GEMMs cost, for {@code bin/ntk kernel}'s in-process path:
+   * per repeat, a new float32 native buffer of {@code n x n} values written once per 4 KiB page
+   * (its first touch) and written again, and the gram of {@code n} random rows of dimension {@code
+   * d} (float32, x with itself, as {@code Gram.into} computes it) into that buffer. The first repeat
+   * is a new JVM's; {@code --blas-start ROWS} first runs one small product of that many rows.
+   */
+  private static void firstTouch(Map<String, String> o) {
+    int n = Integer.parseInt(o.getOrDefault("n", "8192"));
+    int d = Integer.parseInt(o.getOrDefault("d", "784"));
+    int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
+    long count = (long) n * n;
+    float[] x = new float[Math.multiplyExact(n, d)];
+    SplittableRandom rng = new SplittableRandom(0);
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) rng.nextGaussian();
+    }
+    int start = Integer.parseInt(o.getOrDefault("blas-start", "0"));
+    if (start > 0) {
+      long t = System.nanoTime();
+      Gram.of(Arrays.copyOf(x, start * d), null, start, start, d, 1).close();
+      System.out.printf(Locale.ROOT, "RESULT first-touch blas_start_rows=%d seconds=%.3f%n", start, (System.nanoTime() - t) / 1e9);
+    }
+    for (int r = 0; r < repeats; r++) {
+      try (NativeBuffer a = NativeBuffer.allocate(count, false)) {
+        FloatBuffer fa = (FloatBuffer) a.buffer();
+        long t0 = System.nanoTime();
+        touchPages(fa, 1f);
+        long t1 = System.nanoTime();
+        touchPages(fa, 2f);
+        long t2 = System.nanoTime();
+        Gram.into(x, null, n, n, d, a.buffer());
+        long t3 = System.nanoTime();
+        System.out.printf(Locale.ROOT, "RESULT first-touch repeat=%d mib=%d touch_seconds=%.3f again_seconds=%.3f "
+            + "gram_n=%d gram_d=%d gram_seconds=%.3f%n", r, count * 4 >> 20, (t1 - t0) / 1e9, (t2 - t1) / 1e9, n, d,
+            (t3 - t2) / 1e9);
+      }
+    }
+  }
+
+  private static void touchPages(FloatBuffer b, float value) {
+    for (int i = 0; i < b.capacity(); i += 1024) {
+      b.put(i, value);
+    }
   }
 
   private static void data(Map<String, String> o) throws IOException {
