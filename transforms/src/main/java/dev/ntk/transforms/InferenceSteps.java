@@ -536,7 +536,6 @@ final class InferenceSteps {
     }
   }
 
-
   /** What a worker reads once from the factor files, shared by its threads. */
   private static final class Loaded implements AutoCloseable {
     final GpPosterior posterior;
