@@ -31,15 +31,22 @@ public final class AtomicFiles {
     try {
       content.writeTo(tmp);
       Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } catch (IOException | RuntimeException | Error e) {
-      try {
-        Files.deleteIfExists(tmp);
-      } catch (IOException suppressed) {
-        e.addSuppressed(suppressed);
-      }
+    } catch (IOException e) {
+      deleteQuietly(tmp, e);
+      throw FileErrors.naming(e, target.toString());
+    } catch (RuntimeException | Error e) {
+      deleteQuietly(tmp, e);
       throw e;
     }
     return target;
+  }
+
+  private static void deleteQuietly(Path tmp, Throwable cause) {
+    try {
+      Files.deleteIfExists(tmp);
+    } catch (IOException suppressed) {
+      cause.addSuppressed(suppressed);
+    }
   }
 
   /** Whether {@code file} is a temporary file of {@link #write} (left behind by a killed process). */

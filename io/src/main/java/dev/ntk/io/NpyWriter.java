@@ -60,7 +60,7 @@ public final class NpyWriter implements Closeable {
     }
     NpyWriter writer = new NpyWriter(channel, name, shape.clone(), dtype);
     try {
-      writeFully(channel, ByteBuffer.wrap(Npy.header(shape, dtype)));
+      writeFully(channel, ByteBuffer.wrap(Npy.header(shape, dtype)), name);
     } catch (IOException | RuntimeException e) {
       try {
         channel.close();
@@ -110,7 +110,7 @@ public final class NpyWriter implements Closeable {
           floats.put(i, (float) d.get(off + i));
         }
       }
-      writeFully(channel, buffer);
+      writeFully(channel, buffer, name);
     }
     written += count;
   }
@@ -127,7 +127,7 @@ public final class NpyWriter implements Closeable {
     }
     long count = bytes.remaining() / dtype.bytes();
     checkRoom(count);
-    writeFully(channel, bytes);
+    writeFully(channel, bytes, name);
     written += count;
   }
 
@@ -159,16 +159,25 @@ public final class NpyWriter implements Closeable {
       return;
     }
     closed = true;
-    channel.close();
+    try {
+      channel.close();
+    } catch (IOException e) {
+      throw FileErrors.naming(e, name);
+    }
     if (written != expected) {
       throw new IOException(name + ": closed after " + written + " of its " + expected
           + " values; the file is incomplete");
     }
   }
 
-  private static void writeFully(WritableByteChannel channel, ByteBuffer bytes) throws IOException {
-    while (bytes.hasRemaining()) {
-      channel.write(bytes);
+  private static void writeFully(WritableByteChannel channel, ByteBuffer bytes, String name)
+      throws IOException {
+    try {
+      while (bytes.hasRemaining()) {
+        channel.write(bytes);
+      }
+    } catch (IOException e) {
+      throw FileErrors.naming(e, name);
     }
   }
 }

@@ -97,7 +97,8 @@ public final class LayerType {
         case NUMBER -> value instanceof Number ? null : kind.expected;
         case OPTIONAL_NUMBER -> value == null || value instanceof Number ? null : kind.expected;
         case INTEGER, POSITIVE_INTEGER -> isInt(value) && (kind == Kind.INTEGER || ((Number) value).intValue() >= 1)
-            ? null : kind.expected;
+            ? null : tooLarge(value) ? kind.expected + " no larger than " + Integer.MAX_VALUE + " (2^31 - 1)"
+            : kind.expected;
         case CHOICE -> choiceOf(value) != null ? null
             : "one of \"" + String.join("\", \"", choices) + "\"";
         case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
@@ -151,6 +152,15 @@ public final class LayerType {
         }
       }
       return null;
+    }
+
+    /** A whole number beyond an {@code int}'s range (sizes and counts are Java ints). */
+    private static boolean tooLarge(Object value) {
+      if (!(value instanceof Number n)) {
+        return false;
+      }
+      double d = n.doubleValue();
+      return d == Math.rint(d) && Math.abs(d) > Integer.MAX_VALUE;
     }
 
     private static boolean isInt(Object value) {

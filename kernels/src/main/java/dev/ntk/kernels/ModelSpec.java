@@ -1,17 +1,23 @@
 package dev.ntk.kernels;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonStreamContext;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayDeque;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.Set;
@@ -26,6 +32,13 @@ import java.util.Set;
  */
 public final class ModelSpec {
   private static final ObjectMapper JSON = new ObjectMapper();
+  /**
+   * The reader of model files: a key given twice in one object (two layer names, an argument
+   * twice) or text after the model is an error, not a silent choice of one of them.
+   */
+  private static final ObjectMapper STRICT = JsonMapper.builder()
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+      .build();
   /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
   private static final Set<String> FORMAT = Set.of(
       "Dropout",
@@ -52,12 +65,23 @@ public final class ModelSpec {
   public static Layer parse(String json) {
     JsonNode root;
     try {
-      root = JSON.readTree(json);
+      try (JsonParser parser = STRICT.createParser(json)) {
+        root = STRICT.readTree(parser);
+        int end = (int) parser.currentLocation().getCharOffset();
+        trailing(json, end);
+      }
     } catch (JsonProcessingException e) {
       var loc = e.getLocation();
-      throw new ModelException("", "malformed JSON"
-          + (loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr())
-          + ": " + e.getOriginalMessage());
+      String where = loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr();
+      String message = e.getOriginalMessage();
+      if (message.startsWith("Duplicate field")) {
+        String key = message.substring("Duplicate field ".length()).replace('\'', '"');
+        throw new ModelException(jsonPath(e), "key " + key + " appears twice in one object" + where
+            + " (a layer is an object with exactly one key, and each argument is given once)");
+      }
+      throw new ModelException("", "malformed JSON" + where + ": " + message);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e); // reading a String does no I/O
     }
     if (root == null || root.isMissingNode()) {
       throw new ModelException("", "the model file is empty");
@@ -119,6 +143,54 @@ public final class ModelSpec {
     }
     int[] index = {0};
     return type.parse(node.get(name), path, child -> layer(child, path + "[" + index[0]++ + "]"));
+  }
+
+  /** Rejects anything but white space after the model's closing brace, at {@code end}. */
+  private static void trailing(String json, int end) {
+    for (int i = end; i < json.length(); i++) {
+      if (!Character.isWhitespace(json.charAt(i))) {
+        int line = 1;
+        int lineStart = 0;
+        for (int j = 0; j < i; j++) {
+          if (json.charAt(j) == '\n') {
+            line++;
+            lineStart = j + 1;
+          }
+        }
+        throw new ModelException("", "unexpected text after the model at line " + line + ", column "
+            + (i - lineStart + 1) + ": " + abbreviate(json.substring(i).strip())
+            + " (a model file holds exactly one layer object)");
+      }
+    }
+  }
+
+  private static String abbreviate(String text) {
+    return text.length() > 30 ? text.substring(0, 27) + "..." : text;
+  }
+
+  /**
+   * Where a parse error happened, in the model's path notation ({@code serial[1].Dense}), from the
+   * parser's nesting at the error; empty at the top.
+   */
+  private static String jsonPath(JsonProcessingException e) {
+    if (!(e.getProcessor() instanceof JsonParser parser)) {
+      return "";
+    }
+    ArrayDeque<String> segments = new ArrayDeque<>();
+    // the innermost context is the object whose key is repeated: its own key is not part of the path
+    for (JsonStreamContext c = parser.getParsingContext().getParent(); c != null && !c.inRoot();
+        c = c.getParent()) {
+      if (c.inArray()) {
+        segments.push("[" + c.getCurrentIndex() + "]");
+      } else if (c.getCurrentName() != null) {
+        segments.push(c.getCurrentName());
+      }
+    }
+    StringBuilder path = new StringBuilder();
+    for (String s : segments) {
+      path.append(path.length() == 0 || s.startsWith("[") ? "" : ".").append(s);
+    }
+    return path.toString();
   }
 
   static String abbreviate(JsonNode node) {

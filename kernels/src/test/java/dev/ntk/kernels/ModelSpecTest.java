@@ -9,7 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -58,6 +61,8 @@ class ModelSpecTest {
       "{\"serial\": [{\"Dense\": {}}, {\"Tanh\": {}}]}|serial[1].Tanh: unknown layer \"Tanh\"",
       "{\"serial\": [{\"Dense\": {\"out_dim\": \"wide\"}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer, got \"wide\"",
       "{\"serial\": [{\"Dense\": {\"out_dim\": 2.5}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer, got 2.5",
+      "{\"serial\": [{\"Dense\": {\"out_dim\": 1e15}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer no larger than 2147483647 (2^31 - 1), got 1.0E15",
+      "{\"serial\": [{\"Dense\": {\"out_dim\": 3000000000}}]}|serial[0].Dense: argument \"out_dim\" must be a positive integer no larger than 2147483647 (2^31 - 1), got 3000000000",
       "{\"serial\": [{\"Dense\": {\"W_std\": true}}]}|serial[0].Dense: argument \"W_std\" must be a number",
       "{\"serial\": [{\"Dense\": {\"parameterization\": \"NTK2\"}}]}|serial[0].Dense: argument \"parameterization\" must be one of",
       "{\"serial\": [{\"Dense\": {}, \"Relu\": {}}]}|serial[0]: a layer must be an object with exactly one key",
@@ -71,10 +76,35 @@ class ModelSpecTest {
       "{\"Conv\": {\"filter_shape\": [3, 3], \"strides\": [1]}}|Conv: strides [1] must have one entry per axis",
       "{\"AvgPool\": {\"window_shape\": [2], \"normalize_edges\": \"yes\"}}|AvgPool: argument \"normalize_edges\" must be true or false",
       "{\"serial\": [{\"Dense\": {}}, {\"Relu\": {}},|malformed JSON at line 1",
-      "[]|a layer must be an object with exactly one key"})
+      "[]|a layer must be an object with exactly one key",
+      "{\"serial\": [{\"Dense\": {}}]}{\"Relu\": {}}|unexpected text after the model at line 1, column 28: {\"Relu\": {}}",
+      "{\"serial\": [{\"Dense\": {}}]}  garbage|unexpected text after the model at line 1, column 30: garbage",
+      "{\"serial\": [{\"Dense\": {}}]}}|unexpected text after the model at line 1",
+      "{\"Dense\": {\"out_dim\": 3}, \"Dense\": {\"out_dim\": 4}}|key \"Dense\" appears twice in one object at line 1",
+      "{\"serial\": [{\"Relu\": {}}, {\"Dense\": {\"W_std\": 1, \"W_std\": 2}}]}|serial[1].Dense: key \"W_std\" appears twice in one object at line 1",
+      "{\"serial\": [{\"Relu\": {}}], \"serial\": [{\"Erf\": {}}]}|key \"serial\" appears twice"})
   void badModelsAreRejectedWithThePathOfTheLayer(String json, String expected) {
     ModelException e = assertThrows(ModelException.class, () -> ModelSpec.parse(json));
     assertTrue(e.getMessage().startsWith(expected) || e.getMessage().contains(expected),
         "message was: " + e.getMessage());
+  }
+
+  @Test
+  void aModelFileWithTextAfterTheModelIsRefusedNamingFileLineAndColumn(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("model.json");
+    Files.writeString(file, "{\"serial\": [\n  {\"Dense\": {}},\n  {\"Relu\": {}}\n]}\n{\"Erf\": {}}\n");
+    ModelException e = assertThrows(ModelException.class, () -> ModelSpec.read(file));
+    assertEquals(file + ": unexpected text after the model at line 5, column 1: {\"Erf\": {}} (a model "
+        + "file holds exactly one layer object)", e.getMessage());
+  }
+
+  @Test
+  void aRepeatedArgumentIsRefusedNamingTheLayerAndTheLine(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("model.json");
+    Files.writeString(file, "{\"serial\": [\n  {\"Relu\": {}},\n  {\"Dense\": {\"W_std\": 1.5,\n"
+        + "    \"W_std\": 2}}\n]}\n");
+    ModelException e = assertThrows(ModelException.class, () -> ModelSpec.read(file));
+    assertTrue(e.getMessage().startsWith(file + ": serial[1].Dense: key \"W_std\" appears twice in one "
+        + "object at line 4"), e.getMessage());
   }
 }

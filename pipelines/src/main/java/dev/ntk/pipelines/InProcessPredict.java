@@ -110,7 +110,7 @@ record InProcessPredict(Path model, Path xTrain, Path yTrain, Path xTest, Predic
       }
       if (settings.nll()) {
         Kernel k = dd == null ? kf.apply(x) : dd;
-        double nll = Predict.nll(k.get(get), y, settings.diagReg());
+        double nll = Predict.nll(k.get(get), y, settings.diagReg(), get.key());
         PredictionFiles.write(out, "nll.npy", new long[0], new double[][] {{nll}}, dtype);
       }
     }

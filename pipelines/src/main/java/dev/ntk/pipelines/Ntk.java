@@ -1,14 +1,22 @@
 package dev.ntk.pipelines;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelException;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.predict.GpPosterior;
+import dev.ntk.kernels.predict.Loss;
+import dev.ntk.kernels.predict.Predict;
 import dev.ntk.runners.Runners;
 import dev.ntk.transforms.NonFiniteKernelException;
 import dev.ntk.transforms.PredictSettings;
@@ -23,6 +31,7 @@ import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -195,7 +204,9 @@ public final class Ntk implements Runnable {
       try {
         return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p, beamArgs);
       } catch (IllegalArgumentException e) {
-        throw new UsageException("Beam options " + beamArgs + ": " + e.getMessage());
+        // Jackson's messages add a second line ("at [Source: UNKNOWN; ...]") that names nothing useful
+        String message = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("");
+        throw new UsageException("Beam options " + beamArgs + ": " + message.strip());
       }
     }
 
@@ -332,7 +343,7 @@ public final class Ntk implements Runnable {
       }
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
       long[] shape = x.x1().shape();
-      Plan plan = layer.kernelFn().plan(new ai.djl.ndarray.types.Shape(java.util.Arrays.copyOfRange(shape, 1,
+      Plan plan = layer.kernelFn().plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
           shape.length)), java.util.EnumSet.copyOf(kernels));
       Backend backend = options.backend.resolve();
       boolean inProcess = options.pipelineUnasked()
@@ -456,9 +467,24 @@ public final class Ntk implements Runnable {
         throw new UsageException(e.getMessage().replace("diag_reg", "--diag-reg")
             .replace("learning_rate", "--learning-rate").replace("times t", "--t"));
       }
-      if (computeCov && (fxTrain0 != null || fxTest0 != null || momentum > 0 || !loss.equals("mse"))) {
-        throw new UsageException("--compute-cov is the infinite ensemble's covariance under MSE: not with "
-            + "--fx-train-0, --fx-test-0, --momentum or --loss " + loss);
+      if (computeCov) {
+        List<String> conflicts = new ArrayList<>();
+        if (fxTrain0 != null) {
+          conflicts.add("--fx-train-0");
+        }
+        if (fxTest0 != null) {
+          conflicts.add("--fx-test-0");
+        }
+        if (momentum > 0) {
+          conflicts.add("--momentum " + momentum);
+        }
+        if (Loss.of(loss) != Loss.MSE) {
+          conflicts.add("--loss " + loss);
+        }
+        if (!conflicts.isEmpty()) {
+          throw new UsageException("--compute-cov is the infinite ensemble's covariance under MSE "
+              + "gradient descent from zero outputs: it cannot be used with " + String.join(", ", conflicts));
+        }
       }
       long n = train.shape()[0];
       long m = test.shape()[0];
@@ -590,13 +616,27 @@ public final class Ntk implements Runnable {
       int n = (int) x.shape()[0];
       int outputs = yTrain == null ? 1 : InputChecks.targets("--y-train", yTrain, n).data().length / n;
       double lr;
-      try (ai.djl.ndarray.NDManager m = dev.ntk.kernels.Tensors.newManager()) {
-        ai.djl.ndarray.NDArray xs = dev.ntk.kernels.Tensors.create(m, x.data(),
-            new ai.djl.ndarray.types.Shape(x.shape()), ai.djl.ndarray.types.DataType.FLOAT64);
-        lr = dev.ntk.kernels.predict.Predict.maxLearningRate(layer.kernelFn().apply(xs).ntk(), outputs, 0.0);
+      try (NDManager m = Tensors.newManager()) {
+        NDArray xs = Tensors.create(m, x.data(), new Shape(x.shape()), DataType.FLOAT64);
+        NDArray ntk = layer.kernelFn().apply(xs).ntk();
+        checkFinite(layer, xs, ntk);
+        lr = Predict.maxLearningRate(ntk, outputs, 0.0);
       }
       spec.commandLine().getOut().println(lr);
       return 0;
+    }
+
+    /** Stops as {@code kernel} does on a train NTK that is not finite, naming the entry and the layer. */
+    private static void checkFinite(Layer layer, NDArray x, NDArray ntk) {
+      double[] values = Tensors.toDoubles(ntk);
+      OptionalLong bad = Npy.firstNonFinite(values);
+      if (bad.isPresent()) {
+        int n = Math.toIntExact(x.getShape().get(0));
+        int row = Math.toIntExact(bad.getAsLong() / n);
+        int col = Math.toIntExact(bad.getAsLong() % n);
+        throw new NonFiniteKernelException(NpyDType.FLOAT64, "ntk", row, col, values[row * n + col],
+            Diagnostics.firstNonFiniteLayer(layer, x.get(row + ":" + (row + 1)), x.get(col + ":" + (col + 1))));
+      }
     }
   }
 

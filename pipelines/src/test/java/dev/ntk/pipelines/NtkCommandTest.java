@@ -450,6 +450,32 @@ class NtkCommandTest {
     bad(2, "--x-test", "predict", "--model", model, "--x-train", x, "--y-train", y, "--out", out);
   }
 
+  /** The probe's messages: one line each, naming what was wrong and nothing that was not. */
+  @Test
+  void messagesNameOnlyWhatWasWrong() throws IOException {
+    Object[] inputs = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,
+        "--out", out};
+    Result cov = ntk(concat(inputs, "--t", "1", "--fx-train-0", y, "--compute-cov"));
+    assertEquals(2, cov.status(), cov.err());
+    assertTrue(cov.err().contains("cannot be used with --fx-train-0") && !cov.err().contains("--loss"), cov.err());
+    assertNothingWritten(cov);
+
+    Result beam = ntk("kernel", "--model", model, "--x1", x, "--out", out, "--targetParallelism=abc");
+    assertEquals(2, beam.status(), beam.err());
+    assertEquals(1, beam.err().strip().lines().count(), beam.err());
+    assertTrue(beam.err().contains("targetParallelism") && !beam.err().contains("[Source"), beam.err());
+    assertNothingWritten(beam);
+
+    Path noBias = write("m.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Relu\": {}}, {\"Dense\": {}}]}");
+    Path zeros = dir.resolve("zeros.npy");
+    Npy.write(zeros, new NpyArray(new long[] {6, 3}, NpyDType.FLOAT64, new double[18]));
+    Result nll = ntk("predict", "--model", noBias, "--x-train", zeros, "--y-train", y, "--x-test", xTest,
+        "--loss", "cross-entropy", "--t", 1, "--nll", "--diag-reg", 0, "--out", out);
+    assertEquals(2, nll.status(), nll.err());
+    assertTrue(nll.err().contains("the train-train ntk kernel plus diag_reg"), nll.err());
+    assertNothingWritten(nll);
+  }
+
   @Test
   void nanInTargetsNamesTheFileAndRow() throws IOException {
     NpyArray a = Npy.read(y);
@@ -605,6 +631,18 @@ class NtkCommandTest {
       assertNoTrace(r);
       assertFalse(Files.exists(out.resolve("nngp.npy")));
     }
+  }
+
+  /** lr checks the train NTK as kernel does: exit 2 naming the layer, not LAPACK's "info -5". */
+  @Test
+  void lrOnHugeWeightsNamesTheLayer() throws IOException {
+    Path huge = write("m.json", MODEL.replaceFirst("1.5", "1e100"));
+    Result r = ntk("lr", "--model", huge, "--x-train", x);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("the ntk kernel entry (0, 0) is NaN")
+        && r.err().contains("first stops being finite at layer serial[1].Relu"), r.err());
+    assertNoTrace(r);
+    assertEquals("", r.out());
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.FileErrors;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.nio.channels.ReadableByteChannel;
@@ -66,7 +67,10 @@ public final class BeamFiles {
         content.writeTo(channel);
       }
       rename(List.of(tmp), List.of(target));
-    } catch (IOException | RuntimeException | Error e) {
+    } catch (IOException e) {
+      deleteQuietly(List.of(tmp), e);
+      throw FileErrors.naming(e, target.toString());
+    } catch (RuntimeException | Error e) {
       deleteQuietly(List.of(tmp), e);
       throw e;
     }

@@ -155,10 +155,15 @@ public final class Predict {
    * the GP with covariance {@code kTrainTrain + r I}; see {@link GpPosterior#nll}.
    */
   public static double nll(NDArray kTrainTrain, NDArray yTrain, double diagReg) {
+    return nll(kTrainTrain, yTrain, diagReg, "");
+  }
+
+  /** {@link #nll(NDArray, NDArray, double)}, naming the kernel ({@code nngp}, {@code ntk}) in errors. */
+  public static double nll(NDArray kTrainTrain, NDArray yTrain, double diagReg, String kernel) {
     double[] y = Tensors.toDoubles(yTrain);
     int n = (int) kTrainTrain.getShape().get(0);
     checkRows(yTrain, n);
-    try (GpPosterior p = GpPosterior.factor(dense(kTrainTrain), y, y.length / n, diagReg, "train")) {
+    try (GpPosterior p = GpPosterior.factor(dense(kTrainTrain), y, y.length / n, diagReg, kernel)) {
       return p.nll(y);
     }
   }

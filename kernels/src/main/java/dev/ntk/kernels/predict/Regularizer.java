@@ -38,8 +38,9 @@ final class Regularizer {
   static GpPosterior.NotPositiveDefiniteException notPositiveDefinite(String kernel, double diagReg,
       double smallest) {
     return new GpPosterior.NotPositiveDefiniteException(String.format(Locale.ROOT,
-        "the train-train %s kernel plus diag_reg %g times its mean diagonal is not positive definite "
+        "the train-train %skernel plus diag_reg %g times its mean diagonal is not positive definite "
             + "(smallest eigenvalue %.3g): increase the diagonal regularizer (diag_reg, e.g. 1e-6 "
-            + "or larger), or check the training inputs for duplicates", kernel, diagReg, smallest));
+            + "or larger), or check the training inputs for duplicates",
+        kernel.isEmpty() ? "" : kernel + " ", diagReg, smallest));
   }
 }
