@@ -38,11 +38,12 @@ public final class MonteCarlo {
 
   /** Estimates the NNGP between {@code x1} and {@code x2} from {@code samples} draws. */
   public static Estimate nngp(Layer model, NDArray x1, NDArray x2, int samples, long seed) {
-    return estimate(model, x1, x2, samples, seed, x1.getDataType(), (params, rng, scope, in1, in2) -> {
-      NDArray f1 = model.apply(params, in1);
-      NDArray f2 = model.apply(params, in2);
-      return channelAverage(f1, f2);
-    });
+    return estimate(model, x1, x2, samples, seed, x1.getDataType(), MonteCarlo::nngpDraw);
+  }
+
+  private static double[] nngpDraw(Layer model, Params params, SplittableRandom rng, NDManager scope,
+      NDArray in1, NDArray in2) {
+    return channelAverage(model.apply(params, in1), model.apply(params, in2));
   }
 
   /**
@@ -75,7 +76,12 @@ public final class MonteCarlo {
     if (directions < 1) {
       throw new IllegalArgumentException("need at least 1 direction per draw, got " + directions);
     }
-    return estimate(model, x1, x2, samples, seed, DataType.FLOAT64, (params, rng, scope, in1, in2) -> {
+    return estimate(model, x1, x2, samples, seed, DataType.FLOAT64, ntkDraw(directions));
+  }
+
+  /** One draw's NTK estimate from {@code directions} Jacobian-vector products. */
+  private static PerDraw ntkDraw(int directions) {
+    return (model, params, rng, scope, in1, in2) -> {
       double[] mean = null;
       for (int d = 0; d < directions; d++) {
         Params v = randomDirection(params, rng, scope);
@@ -97,19 +103,77 @@ public final class MonteCarlo {
         mean[i] /= directions;
       }
       return mean;
-    });
+    };
   }
 
   /** One draw's estimate of an {@code (N1, N2)} kernel, in C order. */
   @FunctionalInterface
   private interface PerDraw {
-    double[] estimate(Params params, SplittableRandom rng, NDManager scope, NDArray x1, NDArray x2);
+    double[] estimate(Layer model, Params params, SplittableRandom rng, NDManager scope, NDArray x1,
+        NDArray x2);
   }
 
   private static Estimate estimate(Layer model, NDArray x1, NDArray x2, int samples, long seed,
       DataType dtype, PerDraw perDraw) {
     if (samples < 2) {
       throw new IllegalArgumentException("need at least 2 samples, got " + samples);
+    }
+    return sums(model, x1, x2, 0, samples, seed, dtype, perDraw).estimate();
+  }
+
+  /**
+   * The sums over draws {@code [from, to)} of {@code get}'s per-draw estimates ({@link #nngp}, or
+   * {@link #ntk} with one direction per draw): the part of an estimate that one worker computes.
+   * Draw {@code s} is the same whatever range holds it, so the {@link Sums#plus} of the sums of
+   * consecutive ranges is the estimate of the whole (to rounding in the order of the sums).
+   */
+  public static Sums sums(Get get, Layer model, NDArray x1, NDArray x2, int from, int to, long seed) {
+    return get == Get.NNGP
+        ? sums(model, x1, x2, from, to, seed, x1.getDataType(), MonteCarlo::nngpDraw)
+        : sums(model, x1, x2, from, to, seed, DataType.FLOAT64, ntkDraw(1));
+  }
+
+  /**
+   * Running sums of per-draw estimates of an {@code (N1, N2)} kernel over {@code draws} draws,
+   * from which the estimate and its standard error follow; what workers add up.
+   */
+  public record Sums(int rows, int cols, long draws, double[] sum, double[] sumOfSquares)
+      implements java.io.Serializable {
+    /** The sums of both ranges of draws. */
+    public Sums plus(Sums other) {
+      if (other.rows != rows || other.cols != cols) {
+        throw new IllegalArgumentException("sums of a " + rows + "x" + cols + " and a " + other.rows + "x"
+            + other.cols + " kernel");
+      }
+      double[] s = sum.clone();
+      double[] q = sumOfSquares.clone();
+      for (int i = 0; i < s.length; i++) {
+        s[i] += other.sum[i];
+        q[i] += other.sumOfSquares[i];
+      }
+      return new Sums(rows, cols, draws + other.draws, s, q);
+    }
+
+    /** The mean and its standard error (at least 2 draws). */
+    public Estimate estimate() {
+      if (draws < 2) {
+        throw new IllegalArgumentException("need at least 2 samples, got " + draws);
+      }
+      double[] mean = new double[sum.length];
+      double[] se = new double[sum.length];
+      for (int i = 0; i < sum.length; i++) {
+        mean[i] = sum[i] / draws;
+        double var = Math.max(0, (sumOfSquares[i] - draws * mean[i] * mean[i]) / (draws - 1));
+        se[i] = Math.sqrt(var / draws);
+      }
+      return new Estimate(mean, se, rows, cols, Math.toIntExact(draws));
+    }
+  }
+
+  private static Sums sums(Layer model, NDArray x1, NDArray x2, int from, int to, long seed,
+      DataType dtype, PerDraw perDraw) {
+    if (from < 0 || to < from) {
+      throw new IllegalArgumentException("draws [" + from + ", " + to + ") are not a range");
     }
     Shape perExample = x1.getShape().slice(1);
     model.check(perExample);
@@ -118,7 +182,10 @@ public final class MonteCarlo {
     double[] sum = new double[n1 * n2];
     double[] sumSq = new double[n1 * n2];
     SplittableRandom root = new SplittableRandom(seed);
-    for (int s = 0; s < samples; s++) {
+    for (int s = 0; s < from; s++) {
+      root.split(); // draw s's generator is the s-th split, wherever the range starts
+    }
+    for (int s = from; s < to; s++) {
       SplittableRandom rng = root.split();
       try (NDManager scope = x1.getManager().newSubManager()) {
         // Results of operations land in their inputs' manager: borrow the inputs into the scope
@@ -130,21 +197,14 @@ public final class MonteCarlo {
         NDArray in1 = x1.getDataType() == dtype ? x1 : x1.toType(dtype, false);
         NDArray in2 = x2 == x1 ? in1 : x2.getDataType() == dtype ? x2 : x2.toType(dtype, false);
         Params params = model.init(rng, List.of(Spec.input(perExample)), scope, dtype);
-        double[] v = perDraw.estimate(params, rng, scope, in1, in2);
+        double[] v = perDraw.estimate(model, params, rng, scope, in1, in2);
         for (int i = 0; i < v.length; i++) {
           sum[i] += v[i];
           sumSq[i] += v[i] * v[i];
         }
       }
     }
-    double[] mean = new double[sum.length];
-    double[] se = new double[sum.length];
-    for (int i = 0; i < sum.length; i++) {
-      mean[i] = sum[i] / samples;
-      double var = Math.max(0, (sumSq[i] - samples * mean[i] * mean[i]) / (samples - 1));
-      se[i] = Math.sqrt(var / samples);
-    }
-    return new Estimate(mean, se, n1, n2, samples);
+    return new Sums(n1, n2, to - from, sum, sumSq);
   }
 
   /** {@code f1 f2^T / C} for outputs {@code (N1, ...)} and {@code (N2, ...)} of {@code C} values each. */

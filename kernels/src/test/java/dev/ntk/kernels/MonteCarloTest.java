@@ -1,5 +1,6 @@
 package dev.ntk.kernels;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
@@ -75,4 +76,25 @@ class MonteCarloTest {
     KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / WIDTH, 0.10);
   }
 
+
+  /** Workers add up ranges of draws: any split of the draws gives the estimate of all of them. */
+  @org.junit.jupiter.api.Test
+  void sumsOfRangesOfDrawsAddUpToTheWholeEstimate() {
+    Layer model = Stax.serial(Stax.dense(64, 1.5, 0.1), Stax.relu(), Stax.dense(64, 1.5, 0.1));
+    NDArray x1 = KernelTesting.randomInputs(manager, 3, 4, 1);
+    NDArray x2 = KernelTesting.randomInputs(manager, 2, 4, 2);
+    for (Get get : Get.values()) {
+      MonteCarlo.Estimate whole = get == Get.NNGP ? MonteCarlo.nngp(model, x1, x2, 7, 5)
+          : MonteCarlo.ntk(model, x1, x2, 7, 5);
+      MonteCarlo.Estimate parts = MonteCarlo.sums(get, model, x1, x2, 4, 7, 5)
+          .plus(MonteCarlo.sums(get, model, x1, x2, 0, 1, 5))
+          .plus(MonteCarlo.sums(get, model, x1, x2, 1, 4, 5)).estimate();
+      assertEquals(7, parts.samples());
+      for (int i = 0; i < whole.mean().length; i++) {
+        assertEquals(whole.mean()[i], parts.mean()[i], 1e-12 * Math.abs(whole.mean()[i]), get + " mean " + i);
+        assertEquals(whole.standardError()[i], parts.standardError()[i],
+            1e-9 * Math.abs(whole.mean()[i]), get + " standard error " + i);
+      }
+    }
+  }
 }

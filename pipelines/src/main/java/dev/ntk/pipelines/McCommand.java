@@ -1,21 +1,12 @@
 package dev.ntk.pipelines;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.ntk.io.Npy;
-import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelSpec;
-import dev.ntk.kernels.MonteCarlo;
-import dev.ntk.kernels.Tensors;
-import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -24,8 +15,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.OptionalLong;
 import java.util.concurrent.Callable;
+import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -33,16 +24,20 @@ import picocli.CommandLine.Option;
 /**
  * {@code ntk mc}: Monte Carlo estimates of the NNGP and NTK from finite networks of the model,
  * with every {@code Dense} layer {@code --width} wide and every convolution {@code --width}
- * channels, averaged over {@code --samples} parameter draws. Runs in-process. The NTK is the
- * empirical NTK estimated from Jacobian-vector products along random parameter directions
- * ({@link MonteCarlo#ntk}).
+ * channels, averaged over {@code --samples} parameter draws. Runs in-process unless a runner,
+ * {@code --parallelism} or a Beam option is named; then as a pipeline whose workers draw batches
+ * of parameters ({@link McJob}), with the same estimate. The NTK is the empirical NTK estimated
+ * from Jacobian-vector products along random parameter directions ({@link
+ * dev.ntk.kernels.MonteCarlo#ntk}).
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")
-final class McCommand implements Callable<Integer> {
+final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @CommandLine.Mixin Ntk.KernelInputs inputs;
+
+  @CommandLine.Mixin Ntk.RunnerOptions runner;
 
   @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
       description = "Parameter draws (default 128, at least 2).")
@@ -72,6 +67,8 @@ final class McCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    runner.beamArgs = unmatched;
+    runner.check();
     if (samples < 2) {
       throw new UsageException("--samples must be at least 2, got " + samples);
     }
@@ -89,44 +86,35 @@ final class McCommand implements Callable<Integer> {
       results.add(g.key() + ".npy");
       results.add(g.key() + "_stderr.npy");
     }
+    boolean inProcess = runner.runnerUnasked();
+    PipelineOptions options = inProcess ? null : runner.pipelineOptions();
+    int workers = runner.parallelism == null ? Runtime.getRuntime().availableProcessors() : runner.parallelism;
+    McJob job = new McJob(ModelSpec.toJson(layer), inputs.x1.toAbsolutePath().toString(),
+        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, dtype,
+        BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
+    JobReport report;
     try (Outputs outputs = Outputs.open(out, "mc", results.size() * dtype.bytes() * n1 * n2)) {
-      outputs.produce("mc", stale, results, staging -> {
-        long[] shape = {n1, n2};
-        for (Get g : kernels) {
-          MonteCarlo.Estimate e = estimate(layer, x.x1(), x.x2(), g);
-          checkFinite(e.mean(), g);
-          Npy.write(staging.resolve(g.key() + ".npy"), new NpyArray(shape, dtype, e.mean()));
-          Npy.write(staging.resolve(g.key() + "_stderr.npy"), new NpyArray(shape, dtype, e.standardError()));
+      report = outputs.produce("mc", stale, results, staging -> {
+        if (inProcess) {
+          long start = System.nanoTime();
+          job.runInProcess(staging);
+          return new JobReport(Ntk.IN_PROCESS, (System.nanoTime() - start) / 1e9, -1, -1, -1);
         }
-        return null;
+        return job.run(options, staging, Ntk.progress);
       });
     }
     PrintWriter w = spec.commandLine().getOut();
-    w.println(String.format(Locale.ROOT, "mc: %d samples of width %d, seed %d", samples, width, seed));
+    w.println(String.format(Locale.ROOT, "mc: %d samples of width %d, seed %d, %s%s: %.1f s", samples, width,
+        seed, report.runner(), inProcess ? "" : " (" + job.batches() + " batches of draws)", report.seconds()));
     for (String f : results) {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }
     return 0;
   }
 
-  private MonteCarlo.Estimate estimate(Layer layer, NpyArray a, NpyArray b, Get g) {
-    DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
-    try (NDManager m = Tensors.newManager()) {
-      NDArray x = Tensors.create(m, a.data(), new Shape(a.shape()), type);
-      NDArray y = b == null ? x : Tensors.create(m, b.data(), new Shape(b.shape()), type);
-      return g == Get.NNGP ? MonteCarlo.nngp(layer, x, y, samples, seed) : MonteCarlo.ntk(layer, x, y, samples, seed);
-    }
-  }
-
-  private void checkFinite(double[] values, Get g) {
-    OptionalLong bad = Npy.firstNonFinite(values);
-    if (bad.isPresent()) {
-      throw new NonFiniteKernelException("the Monte Carlo " + g.key().toUpperCase(Locale.ROOT) + " has the non-finite entry "
-          + values[(int) bad.getAsLong()] + " at flat index " + bad.getAsLong() + ": the weights or "
-          + "the inputs are likely too large for " + dtype.typeName());
-    }
-  }
+  /** Batches of draws per worker: enough that a slow worker does not hold the others up. */
+  private static final int BATCHES_PER_WORKER = 4;
 
   /** The model of {@code json} with {@code out_dim = width} in every Dense layer, {@code out_chan} in every convolution. */
   static Layer withWidth(String json, int width) throws IOException {

@@ -146,14 +146,11 @@ public final class Ntk implements Runnable {
     return status;
   }
 
-  /** Options every command takes. */
-  static final class CommonOptions {
-    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where a kernel run spent its time.")
-    boolean verbose;
-
+  /** Where a command's pipeline runs: every command that computes takes these. */
+  static class RunnerOptions {
     @Option(names = "--runner", paramLabel = "RUNNER",
-        description = "DirectRunner (default) or FlinkRunner. A predict job whose kernels are one "
-            + "tile each runs in-process unless a runner is named.")
+        description = "DirectRunner (default) or FlinkRunner. A small job runs in-process unless a "
+            + "runner, --parallelism or a Beam option is named.")
     Runners.Kind runner;
 
     @Option(names = "--flink-master", paramLabel = "MASTER", defaultValue = "[local]",
@@ -163,34 +160,6 @@ public final class Ntk implements Runnable {
     @Option(names = "--parallelism", paramLabel = "P",
         description = "Worker threads (Direct) or task slots (Flink); default: the number of cores.")
     Integer parallelism;
-
-    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
-        description = "float64 (default) or float32.")
-    NpyDType dtype;
-
-    @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
-        description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
-            + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
-    Backend backend;
-
-    @Option(names = "--tile", paramLabel = "ROWS",
-        description = "Rows of x1 and x2 per tile (default " + DEFAULT_TILE + "); any value works with any N.")
-    Integer tileOption;
-
-    static final int DEFAULT_TILE = 256;
-
-    /** The rows per tile: {@code --tile}, or {@value #DEFAULT_TILE}. */
-    int tile() {
-      return tileOption == null ? DEFAULT_TILE : tileOption;
-    }
-
-    /**
-     * Whether no runner, parallelism, Beam option or tile size was named: then a job whose kernels
-     * fit one tile runs in-process.
-     */
-    boolean pipelineUnasked() {
-      return runner == null && parallelism == null && beamArgs.isEmpty() && tileOption == null;
-    }
 
     /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
     List<String> beamArgs = new ArrayList<>();
@@ -224,10 +193,13 @@ public final class Ntk implements Runnable {
 
     static final String INTRA_OP = "ai.djl.tensorflow.num_intraop_threads";
 
+    /** Whether no runner, parallelism or Beam option was named. */
+    boolean runnerUnasked() {
+      return runner == null && parallelism == null && beamArgs.isEmpty();
+    }
+
+    /** Checks the runner options; a problem is a {@link UsageException}. */
     void check() {
-      if (tile() < 1) {
-        throw new UsageException("--tile must be at least 1, got " + tile());
-      }
       if (parallelism != null && parallelism < 1) {
         throw new UsageException("--parallelism must be at least 1, got " + parallelism);
       }
@@ -263,6 +235,48 @@ public final class Ntk implements Runnable {
             + port + " (" + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage())
             + "); is the Flink JobManager running there?");
       }
+    }
+  }
+
+  /** Options every command that computes kernels takes. */
+  static final class CommonOptions extends RunnerOptions {
+    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where a kernel run spent its time.")
+    boolean verbose;
+
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
+        description = "float64 (default) or float32.")
+    NpyDType dtype;
+
+    @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
+        description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
+            + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
+    Backend backend;
+
+    @Option(names = "--tile", paramLabel = "ROWS",
+        description = "Rows of x1 and x2 per tile (default " + DEFAULT_TILE + "); any value works with any N.")
+    Integer tileOption;
+
+    static final int DEFAULT_TILE = 256;
+
+    /** The rows per tile: {@code --tile}, or {@value #DEFAULT_TILE}. */
+    int tile() {
+      return tileOption == null ? DEFAULT_TILE : tileOption;
+    }
+
+    /**
+     * Whether no runner, parallelism, Beam option or tile size was named: then a job whose kernels
+     * fit one tile runs in-process.
+     */
+    boolean pipelineUnasked() {
+      return runnerUnasked() && tileOption == null;
+    }
+
+    @Override
+    void check() {
+      if (tile() < 1) {
+        throw new UsageException("--tile must be at least 1, got " + tile());
+      }
+      super.check();
     }
   }
 
@@ -491,8 +505,7 @@ public final class Ntk implements Runnable {
       long k = y.data().length / n;
       long bytes = options.dtype.bytes()
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
-      boolean inProcess = options.runner == null && options.parallelism == null
-          && options.beamArgs.isEmpty()
+      boolean inProcess = options.runnerUnasked()
           && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile());
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));

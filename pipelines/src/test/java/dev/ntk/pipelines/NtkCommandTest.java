@@ -729,6 +729,28 @@ class NtkCommandTest {
     assertEquals(4, row.trim().split("\\s+").length, row);
   }
 
+  /** mc takes the runner options as every command does; the pipeline's estimate is the in-process one. */
+  @Test
+  void monteCarloOnARunnerEqualsTheInProcessEstimate() throws IOException {
+    Object[] args = {"mc", "--model", model, "--x1", x, "--x2", xTest, "--get", "nngp,ntk", "--samples", 9,
+        "--width", 32, "--seed", 4};
+    Result local = ntk(concat(args, "--out", dir.resolve("local")));
+    assertEquals(0, local.status(), local.err());
+    assertTrue(local.out().contains("in-process"), local.out());
+    Result direct = ntk(concat(args, "--runner", "DirectRunner", "--parallelism", 2, "--out", dir.resolve("direct")));
+    assertEquals(0, direct.status(), direct.err());
+    assertTrue(direct.out().contains("DirectRunner (8 batches of draws)"), direct.out());
+    for (String f : List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy")) {
+      double[] a = Npy.read(dir.resolve("local").resolve(f)).data();
+      double[] b = Npy.read(dir.resolve("direct").resolve(f)).data();
+      assertEquals(6 * 4, a.length);
+      for (int i = 0; i < a.length; i++) {
+        assertEquals(a[i], b[i], 1e-9 * Math.abs(a[i]) + 1e-14, f + " entry " + i);
+      }
+    }
+    bad(2, "--runner", concat(args, "--runner", "Spark", "--out", out));
+  }
+
   @Test
   void monteCarloNngpAgreesWithTheAnalyticKernel() throws IOException {
     Result r = ntk("mc", "--model", model, "--x1", x, "--samples", 64, "--width", 512, "--seed", 3,
