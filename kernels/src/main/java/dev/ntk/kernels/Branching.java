@@ -17,11 +17,11 @@ import java.util.function.BinaryOperator;
 
 /**
  * Combinators: {@link Serial} composition, {@link Parallel} application, {@link FanOut} and the
- * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}. The first family of the
- * chain of family classes that {@link Stax} extends, so its factories read {@code Stax.serial(...)}.
+ * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}. {@link Stax} re-exports
+ * its factories ({@code Stax.serial(...)}).
  */
-public class Branching {
-  protected Branching() {}
+public final class Branching {
+  private Branching() {}
 
   public static final LayerType SERIAL = LayerType.combinator("serial",
       "composition: the first layer is applied first", Serial::new);

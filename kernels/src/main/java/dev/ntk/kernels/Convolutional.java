@@ -28,8 +28,8 @@ import java.util.SplittableRandom;
  * ceil(in / s)}; {@code CIRCULAR} pads as {@code SAME} with the image wrapped around; {@code
  * VALID} does not pad, {@code out = floor((in - f) / s) + 1}.
  */
-public class Convolutional extends Elementwise {
-  protected Convolutional() {}
+public final class Convolutional {
+  private Convolutional() {}
 
   public static final LayerType CONV = LayerType.of("Conv", "a convolution over the spatial axes",
       Conv::new, Argument.positiveInteger("out_chan", 1), Argument.requiredIntegers("filter_shape"),

@@ -13,8 +13,8 @@ import dev.ntk.kernels.engine.Expr;
  * input must therefore be Gaussian, i.e. follow an affine layer. Each rule is written once as
  * entry-wise expressions ({@link Expr}), which both backends run.
  */
-public class Elementwise extends Linear {
-  protected Elementwise() {}
+public final class Elementwise {
+  private Elementwise() {}
 
   public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1));
   public static final LayerType LEAKY_RELU = LayerType.of("LeakyRelu", "x for x > 0, alpha x otherwise",

@@ -293,9 +293,13 @@ public final class LayerType {
     }
   }
 
+  /** The layer families: each declares its layer types as {@code public static final} constants. */
+  static final List<Class<?>> FAMILIES = List.of(Branching.class, Linear.class, Elementwise.class,
+      Convolutional.class);
+
   /**
-   * Every layer type, by name: the {@code public static final LayerType} constants of the family
-   * classes that {@link Stax} extends.
+   * Every layer type, by name: the {@code public static final LayerType} constants of the
+   * {@link #FAMILIES}.
    */
   public static Map<String, LayerType> registered() {
     return Registry.TYPES;
@@ -306,7 +310,7 @@ public final class LayerType {
 
     private static Map<String, LayerType> scan() {
       Map<String, LayerType> types = new TreeMap<>();
-      for (Class<?> c = Stax.class; c != null && c != Object.class; c = c.getSuperclass()) {
+      for (Class<?> c : FAMILIES) {
         for (Field f : c.getDeclaredFields()) {
           int m = f.getModifiers();
           if (f.getType() == LayerType.class && Modifier.isStatic(m) && Modifier.isPublic(m)) {

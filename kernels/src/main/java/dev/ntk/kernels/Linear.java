@@ -13,8 +13,8 @@ import java.util.SplittableRandom;
  * Linear layers: {@link Dense}, {@link Flatten}, {@link Identity}. Each holds its finite network
  * and its translation rule side by side, with its {@link LayerType} and factory.
  */
-public class Linear extends Branching {
-  protected Linear() {}
+public final class Linear {
+  private Linear() {}
 
   /** How the weights of an affine layer are scaled (see {@code MODEL_SPEC.md}). */
   public enum Parameterization {

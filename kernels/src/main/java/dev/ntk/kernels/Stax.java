@@ -12,12 +12,150 @@ package dev.ntk.kernels;
  * Kernel k = model.kernelFn().apply(xTrain, xTest);
  * }</pre>
  *
- * <p>The factories live in the family files, each next to its layer ({@link Branching}, {@link
- * Linear}, {@link Elementwise}, {@link Convolutional}); {@code Stax} extends the last of that chain of families, so every
- * factory is reachable as {@code Stax.name(...)}, and {@link LayerType#registered()} finds every
- * layer type by walking the same chain. A new family joins by extending the last one and being
- * extended here.
+ * <p>The layers and their factories live in the family files, each next to its layer ({@link
+ * Branching}, {@link Linear}, {@link Elementwise}, {@link Convolutional}); this facade re-exports
+ * the factories, as neural-tangents' {@code stax/__init__} re-exports its families, and {@link
+ * LayerType#registered()} lists the families' layer types. A new layer adds its factory here; a
+ * new family also joins {@link LayerType#FAMILIES}.
  */
-public final class Stax extends Convolutional {
+public final class Stax {
   private Stax() {}
+  // Combinators (Branching)
+  /** {@link Branching#serial}. */
+  public static Layer serial(Layer... layers) {
+    return Branching.serial(layers);
+  }
+
+  /** {@link Branching#parallel}. */
+  public static Layer parallel(Layer... layers) {
+    return Branching.parallel(layers);
+  }
+
+  /** {@link Branching#fanOut}. */
+  public static Layer fanOut(int num) {
+    return Branching.fanOut(num);
+  }
+
+  /** {@link Branching#fanInSum}. */
+  public static Layer fanInSum() {
+    return Branching.fanInSum();
+  }
+
+  /** {@link Branching#fanInProd}. */
+  public static Layer fanInProd() {
+    return Branching.fanInProd();
+  }
+
+  /** Concatenation along the channel axis. */
+  public static Layer fanInConcat() {
+    return Branching.fanInConcat();
+  }
+
+  /** {@link Branching#fanInConcat}. */
+  public static Layer fanInConcat(int axis) {
+    return Branching.fanInConcat(axis);
+  }
+
+  // Linear layers (Linear)
+  /** Dense with {@code W_std = 1} and no bias, NTK parameterization. */
+  public static Layer dense(int outDim) {
+    return Linear.dense(outDim);
+  }
+
+  /** Dense in NTK parameterization; {@code bStd == null} means no bias. */
+  public static Layer dense(int outDim, double wStd, Double bStd) {
+    return Linear.dense(outDim, wStd, bStd);
+  }
+
+  /** {@link Linear#dense}. */
+  public static Layer dense(int outDim, double wStd, Double bStd, Linear.Parameterization parameterization) {
+    return Linear.dense(outDim, wStd, bStd, parameterization);
+  }
+
+  /** {@link Linear#flatten}. */
+  public static Layer flatten() {
+    return Linear.flatten();
+  }
+
+  /** {@link Linear#identity}. */
+  public static Layer identity() {
+    return Linear.identity();
+  }
+
+  // Nonlinearities (Elementwise)
+  /** {@link Elementwise#relu}. */
+  public static Layer relu() {
+    return Elementwise.relu();
+  }
+
+  /** {@code x} for {@code x > 0}, {@code alpha x} otherwise. */
+  public static Layer leakyRelu(double alpha) {
+    return Elementwise.leakyRelu(alpha);
+  }
+
+  /** {@code |x|}. */
+  public static Layer abs() {
+    return Elementwise.abs();
+  }
+
+  /** {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}. */
+  public static Layer abRelu(double a, double b) {
+    return Elementwise.abRelu(a, b);
+  }
+
+  /** {@code erf(x)}. */
+  public static Layer erf() {
+    return Elementwise.erf();
+  }
+
+  /** {@code a * erf(b * x) + c}. */
+  public static Layer erf(double a, double b, double c) {
+    return Elementwise.erf(a, b, c);
+  }
+
+  // Convolutions and pooling (Convolutional)
+  /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
+  public static Layer conv(int outChan, int[] filterShape, String padding) {
+    return Convolutional.conv(outChan, filterShape, padding);
+  }
+
+  /** A convolution in NTK parameterization; {@code strides == null} means all 1, {@code bStd == null} no bias. */
+  public static Layer conv(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd) {
+    return Convolutional.conv(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  /** {@link Convolutional#conv}. */
+  public static Layer conv(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd, Linear.Parameterization parameterization) {
+    return Convolutional.conv(outChan, filterShape, strides, padding, wStd, bStd, parameterization);
+  }
+
+  /** A transposed convolution in NTK parameterization; {@code strides == null} means all 1. */
+  public static Layer convTranspose(int outChan, int[] filterShape, int[] strides, String padding, double wStd, Double bStd) {
+    return Convolutional.convTranspose(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
+  public static Layer avgPool(int[] window, int[] strides, String padding) {
+    return Convolutional.avgPool(window, strides, padding);
+  }
+
+  /** Average pooling dividing, with {@code SAME} padding, by the pixels inside the image. */
+  public static Layer avgPool(int[] window, int[] strides, String padding, boolean normalizeEdges) {
+    return Convolutional.avgPool(window, strides, padding, normalizeEdges);
+  }
+
+  /** {@link Convolutional#sumPool}. */
+  public static Layer sumPool(int[] window, int[] strides, String padding) {
+    return Convolutional.sumPool(window, strides, padding);
+  }
+
+  /** {@link Convolutional#globalAvgPool}. */
+  public static Layer globalAvgPool() {
+    return Convolutional.globalAvgPool();
+  }
+
+  /** {@link Convolutional#globalSumPool}. */
+  public static Layer globalSumPool() {
+    return Convolutional.globalSumPool();
+  }
 }
