@@ -20,7 +20,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Stream;
 
 /**
@@ -31,10 +30,11 @@ import java.util.stream.Stream;
  *   <li><b>Owner.</b> A run holds an operating-system lock on {@code DIR/.ntk.lock}, which also
  *       names its process; a second run into the same directory gets a {@link UsageException}
  *       naming it. The lock ends with the process, however it ends. The owner removes the
- *       temporary files that killed runs left ({@code .*.tmp}, staging directories).
+ *       temporary files and staging directories that killed runs left: the names of {@link
+ *       AtomicFiles#temporaryName}, which only ntk gives, never another hidden file.
  *   <li><b>All or nothing.</b> A command writes its outputs into a staging directory {@code
- *       DIR/.ntk-staging-*}; once all are there it removes its old manifest and outputs, moves the
- *       new ones into {@code DIR} and writes {@code DIR/<command>.manifest.json} last, listing
+ *       DIR/.ntk-tmp-staging-<command>.*.tmp}; once all are there it removes its old manifest
+ *       and outputs, moves the new ones into {@code DIR} and writes {@code DIR/<command>.manifest.json} last, listing
  *       them. Outputs without their manifest are not a result. A failure, or a SIGTERM before the
  *       move, removes the staging directory; a SIGTERM during the move lets it finish.
  *   <li><b>Tiles are kept.</b> Nothing here deletes tiles: a failure after the tile phase keeps
@@ -45,8 +45,6 @@ import java.util.stream.Stream;
 final class Outputs implements AutoCloseable {
   /** The lock file in an output directory. */
   static final String LOCK = ".ntk.lock";
-  /** The prefix of staging directories. */
-  static final String STAGING = ".ntk-staging-";
   /** The tile store in an output directory. */
   static final String TILES = "tiles";
 
@@ -82,7 +80,7 @@ final class Outputs implements AutoCloseable {
     }
     Outputs owned = null;
     try {
-      Path probe = Files.createTempFile(dir, ".ntk-probe-", ".tmp");
+      Path probe = Files.createFile(dir.resolve(AtomicFiles.temporaryName("probe")));
       Files.delete(probe);
       long free = Files.getFileStore(dir).getUsableSpace();
       if (bytes > free) {
@@ -147,8 +145,7 @@ final class Outputs implements AutoCloseable {
   private void removeLeftovers() throws IOException {
     List<Path> leftovers = new ArrayList<>();
     try (Stream<Path> top = Files.list(out)) {
-      top.filter(p -> AtomicFiles.isTemporary(p) || p.getFileName().toString().startsWith(STAGING))
-          .forEach(leftovers::add);
+      top.filter(AtomicFiles::isTemporary).forEach(leftovers::add);
     }
     if (Files.isDirectory(tiles())) {
       try (Stream<Path> walk = Files.walk(tiles(), 2)) {
@@ -173,8 +170,7 @@ final class Outputs implements AutoCloseable {
    */
   <T> T produce(String command, List<String> stale, List<String> results, Job<T> job)
       throws IOException {
-    Path staging = out.resolve(STAGING + command + "-"
-        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    Path staging = out.resolve(AtomicFiles.temporaryName("staging-" + command));
     Files.createDirectory(staging);
     Object commit = new Object();
     Thread onTerm = new Thread(() -> {

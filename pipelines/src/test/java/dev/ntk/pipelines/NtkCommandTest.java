@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -576,11 +577,29 @@ class NtkCommandTest {
     try (var list = Files.list(out.resolve("tiles"))) {
       set = list.findFirst().orElseThrow();
     }
-    Path tmp = Files.writeString(set.resolve(".tile-r0-c4.arrow.1234abcd.tmp"), "half");
-    Path staging = Files.createDirectories(out.resolve(".ntk-staging-kernel-99"));
+    Path tmp = Files.writeString(set.resolve(AtomicFiles.temporaryName("tile-r0-c4.arrow")), "half");
+    Path staging = Files.createDirectories(out.resolve(AtomicFiles.temporaryName("staging-kernel")));
     Files.writeString(staging.resolve("nngp.npy"), "half");
     assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
     assertFalse(Files.exists(tmp) || Files.exists(staging));
+  }
+
+  /**
+   * The probe of "nothing lost": a hidden {@code .tmp} file of the user's, at the top of --out and
+   * in a tile set, is not a leftover of ntk's and survives the next runs.
+   */
+  @Test
+  void aUsersHiddenTmpFilesAreKept() throws IOException {
+    Files.createDirectories(out);
+    Path mine = Files.writeString(out.resolve(".mydata.tmp"), "x");
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    Path set;
+    try (var list = Files.list(out.resolve("tiles"))) {
+      set = list.findFirst().orElseThrow();
+    }
+    Path inSet = Files.writeString(set.resolve(".notes.tmp"), "x");
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    assertTrue(Files.exists(mine) && Files.exists(inSet));
   }
 
   @Test
@@ -757,7 +776,7 @@ class NtkCommandTest {
       assertFalse(Files.exists(out.resolve("nngp.npy")) || Files.exists(out.resolve("kernel.manifest.json")));
     }
     try (var top = Files.list(out)) {
-      assertFalse(top.anyMatch(f -> f.getFileName().toString().startsWith(".ntk-staging")),
+      assertFalse(top.anyMatch(AtomicFiles::isTemporary),
           "SIGTERM removes the staging directory");
     }
     long kept = tileFiles();
