@@ -602,6 +602,33 @@ class NtkCommandTest {
     assertTrue(Files.exists(mine) && Files.exists(inSet));
   }
 
+  /**
+   * The probe of "a failed run destroys the previous outputs": a non-empty directory where an
+   * output goes stops the next run with one line naming it, and the previous outputs and manifest
+   * stay as they were.
+   */
+  @Test
+  void aDirectoryInTheWayOfAnOutputKeepsThePreviousOutputs() throws IOException {
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--out", out).status());
+    byte[] nngp = Files.readAllBytes(out.resolve("nngp.npy"));
+    String manifest = Files.readString(out.resolve("kernel.manifest.json"));
+    Files.delete(out.resolve("ntk.npy"));
+    Path keep = Files.writeString(Files.createDirectories(out.resolve("ntk.npy")).resolve("keep.txt"), "mine");
+    Path other = write("other.json", MODEL.replace("1.5", "2.0"));
+    Result r = ntk("kernel", "--model", other, "--x1", x, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains(out.resolve("ntk.npy").toString()) && r.err().contains("directory"), r.err());
+    assertNoTrace(r);
+    assertEquals(1, r.err().lines().count(), r.err());
+    assertArrayEquals(nngp, Files.readAllBytes(out.resolve("nngp.npy")));
+    assertEquals(manifest, Files.readString(out.resolve("kernel.manifest.json")));
+    assertEquals("mine", Files.readString(keep));
+    try (var top = Files.list(out)) {
+      assertEquals(List.of(".ntk.lock", "kernel.manifest.json", "nngp.npy", "ntk.npy"),
+          top.map(p -> p.getFileName().toString()).sorted().toList(), "no staging directory is left");
+    }
+  }
+
   @Test
   void unwritableOutIsAUsageError() throws IOException {
     Path file = write("afile.txt", "");
