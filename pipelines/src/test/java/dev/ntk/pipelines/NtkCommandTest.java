@@ -603,6 +603,29 @@ class NtkCommandTest {
   }
 
   /**
+   * The probe of "nothing lost": {@code tiles --prune} removes nothing that ntk did not write: a
+   * directory without a set's files and a loose file are not tile sets, and naming the directory is
+   * refused with one line.
+   */
+  @Test
+  void pruneKeepsFilesNtkNeverWrote() throws IOException {
+    Path results = Files.createDirectories(out.resolve("tiles/results_2024"));
+    Path photo = Files.writeString(out.resolve("tiles/photo.png"), "x");
+    Path thesis = Files.writeString(results.resolve("thesis.tex"), "x");
+    Result prune = ntk("tiles", "--out", out, "--prune");
+    assertEquals(0, prune.status(), prune.err());
+    assertTrue(Files.exists(photo) && Files.exists(thesis), prune.out());
+    Result named = ntk("tiles", "--out", out, "--prune", "results_2024");
+    assertEquals(2, named.status(), named.err());
+    assertTrue(named.err().contains("results_2024") && named.err().contains("not a tile set"), named.err());
+    assertEquals(1, named.err().lines().count(), named.err());
+    assertTrue(Files.exists(thesis));
+    Result list = ntk("tiles", "--out", out, "--list");
+    assertEquals(0, list.status(), list.err());
+    assertTrue(list.out().contains("0 tile sets"), list.out());
+  }
+
+  /**
    * The probe of "a failed run destroys the previous outputs": a non-empty directory where an
    * output goes stops the next run with one line naming it, and the previous outputs and manifest
    * stay as they were.
