@@ -90,7 +90,7 @@ public final class Npy {
 
   /**
    * Writes {@code array} as a version 1.0 {@code .npy} file with its dtype (float32 values are
-   * rounded from the doubles), atomically: through a temporary {@code .*.tmp} file in the same
+   * rounded from the doubles), atomically: through a temporary {@code .ntk-tmp-*.tmp} file in the same
    * directory that is renamed over {@code file}. Creates missing parent directories.
    */
   public static void write(Path file, NpyArray array) throws IOException {

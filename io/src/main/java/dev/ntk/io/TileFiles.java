@@ -59,7 +59,7 @@ public final class TileFiles {
 
   /**
    * Writes {@code tile} to {@code dir/<key.fileName()>}, creating {@code dir} if needed, through a
-   * temporary {@code .<fileName>.<random>.tmp} file that is atomically renamed over any old tile.
+   * temporary {@code .ntk-tmp-<fileName>.<random>.tmp} file that is atomically renamed over any old tile.
    *
    * @return the tile file
    */

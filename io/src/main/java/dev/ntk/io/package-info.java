@@ -41,8 +41,9 @@
  * <p>Python reads a tile with {@code pyarrow.ipc.open_file(path).read_all()}; {@code
  * table.column('ntk').to_numpy().reshape(rows, cols)} gives the block.
  *
- * <p>Both formats are written atomically: to a hidden {@code .*.tmp} file in the target's
- * directory, then renamed over the target, so readers never see partial files. Arrow needs {@code
+ * <p>Both formats are written atomically: to a hidden {@code .ntk-tmp-<name>.<random>.tmp} file
+ * in the target's directory ({@link dev.ntk.io.AtomicFiles}), then renamed over the target, so
+ * readers never see partial files. Arrow needs {@code
  * --add-opens=java.base/java.nio=ALL-UNNAMED} on Java 17.
  */
 package dev.ntk.io;

@@ -2,10 +2,15 @@ package dev.ntk.pipelines;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ntk.io.AtomicFiles;
+import dev.ntk.io.TileKey;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,10 +26,14 @@ import picocli.CommandLine.Parameters;
 /**
  * {@code ntk tiles --out DIR --list | --prune [SET...]}: the tile sets stored under {@code
  * DIR/tiles/} (one directory per model, inputs, dtype and tile size), and removing them. Pruning
- * takes the directory's lock, so it never removes tiles under a running job.
+ * takes the directory's lock, so it never removes tiles under a running job, and removes only the
+ * files ntk wrote: a set's description, its tiles and ntk's temporary files, then the set's
+ * directory if nothing else is left in it. Anything else in the store is listed as ignored and
+ * never touched.
  */
 @Command(name = "tiles", mixinStandardHelpOptions = true,
-    description = "Lists (--list) or removes (--prune [SET...]; all by default) the tile sets under DIR/tiles/.")
+    description = "Lists (--list) or removes (--prune [SET...]; all by default) the tile sets under DIR/tiles/; "
+        + "removes only the files ntk wrote there.")
 final class TilesCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -48,10 +57,21 @@ final class TilesCommand implements Callable<Integer> {
   @Option(names = "--verbose", description = "Print the stack trace of a failure.")
   boolean verbose;
 
-  /** One entry of the tile store: a set's directory, or the loose files of an older version. */
-  record Entry(List<Path> paths, String name, long tiles, long planned, long bytes, String what) {}
+  /**
+   * One tile set of the store: its directory ({@code null} for the loose tile files of an older
+   * version, which lie in the store itself) and the files in it that ntk wrote, which are all that
+   * pruning removes.
+   */
+  record Entry(String name, Path directory, List<Path> files, long tiles, long planned, long bytes,
+      String what) {}
 
-  /** The name of the entry that holds files of older versions lying directly in the store. */
+  /** Something in the store that ntk did not write, and why it is not a tile set: never touched. */
+  record Ignored(Path path, String why) {}
+
+  /** What a tile store holds: its tile sets, and what ntk did not write there. */
+  record Store(List<Entry> sets, List<Ignored> ignored) {}
+
+  /** The name of the entry that holds tile files of older versions lying directly in the store. */
   static final String LOOSE = "loose-files";
 
   private static final String OLDER = "from an older version of ntk (not used by this one)";
@@ -66,87 +86,165 @@ final class TilesCommand implements Callable<Integer> {
     }
     PrintWriter w = spec.commandLine().getOut();
     if (action.list) {
-      List<Entry> entries = entries(out.resolve(Outputs.TILES));
+      Store store = entries(out.resolve(Outputs.TILES));
       long bytes = 0;
-      for (Entry e : entries) {
+      for (Entry e : store.sets()) {
         w.println(String.format(Locale.ROOT, "%s  %s tiles, %s  %s", e.name(),
             e.planned() < 0 ? Long.toString(e.tiles()) : e.tiles() + "/" + e.planned(), mb(e.bytes()),
             e.what()));
         bytes += e.bytes();
       }
-      w.println(entries.size() + " tile set" + (entries.size() == 1 ? "" : "s") + ", " + mb(bytes)
-          + " in " + out.resolve(Outputs.TILES));
+      for (Ignored i : store.ignored()) {
+        w.println(i.path().getFileName() + "  ignored, not a tile set: " + i.why());
+      }
+      int n = store.sets().size();
+      w.println(n + " tile set" + (n == 1 ? "" : "s") + ", " + mb(bytes) + " in " + out.resolve(Outputs.TILES));
       return 0;
     }
     try (Outputs owned = Outputs.open(out, "tiles", 0)) {
-      List<Entry> entries = entries(owned.tiles());
+      Store store = entries(owned.tiles());
       List<Entry> chosen = new ArrayList<>();
       for (String name : sets) {
-        chosen.add(entries.stream().filter(e -> e.name().equals(name)).findFirst().orElseThrow(() ->
-            new UsageException("tiles --prune: no tile set " + name + " in " + owned.tiles()
-                + " (see tiles --list)")));
+        chosen.add(store.sets().stream().filter(e -> e.name().equals(name)).findFirst()
+            .orElseThrow(() -> unknown(name, store, owned.tiles())));
       }
-      for (Entry e : sets.isEmpty() ? entries : chosen) {
-        for (Path p : e.paths()) {
-          Outputs.deleteTree(p);
+      for (Entry e : sets.isEmpty() ? store.sets() : chosen) {
+        for (Path f : e.files()) {
+          Files.deleteIfExists(f);
         }
-        w.println("removed " + e.name() + " (" + e.tiles() + " tiles, " + mb(e.bytes()) + ")");
+        boolean kept = e.directory() != null && !deleteIfEmpty(e.directory());
+        w.println("removed " + e.name() + " (" + e.tiles() + " tiles, " + mb(e.bytes()) + ")"
+            + (kept ? "; kept " + e.directory() + ", which holds files ntk did not write" : ""));
+      }
+      if (sets.isEmpty()) {
+        for (Ignored i : store.ignored()) {
+          w.println("left " + i.path() + ", not a tile set: " + i.why());
+        }
       }
     }
     return 0;
   }
 
-  /** The tile sets (and files of older versions) in a tile store, by name. */
-  static List<Entry> entries(Path store) throws IOException {
-    List<Entry> entries = new ArrayList<>();
-    if (!Files.isDirectory(store)) {
-      return entries;
-    }
-    List<Path> children;
-    try (Stream<Path> list = Files.list(store)) {
-      children = list.sorted().toList();
-    }
-    List<Path> loose = children.stream().filter(p -> !Files.isDirectory(p)).toList();
-    for (Path p : children) {
-      if (!Files.isDirectory(p)) {
-        continue;
-      }
-      long[] count = count(p);
-      Path description = p.resolve(TileSet.DESCRIPTION);
-      String what = OLDER;
-      long planned = -1;
-      if (Files.isRegularFile(description)) {
-        JsonNode d = new ObjectMapper().readTree(description.toFile());
-        planned = d.path("tiles").asLong(-1);
-        what = d.path("n1").asLong() + "x" + d.path("n2").asLong() + " " + d.path("dtype").asText()
-            + ", tile " + d.path("tile").asInt() + ", x1 " + d.path("x1").asText()
-            + (d.path("x2").isTextual() ? ", x2 " + d.path("x2").asText() : "");
-      }
-      entries.add(new Entry(List.of(p), p.getFileName().toString(), count[0], planned, count[1], what));
-    }
-    if (!loose.isEmpty()) {
-      long tiles = 0;
-      long bytes = 0;
-      for (Path p : loose) {
-        long[] count = count(p);
-        tiles += count[0];
-        bytes += count[1];
-      }
-      entries.add(new Entry(loose, LOOSE, tiles, -1, bytes, OLDER));
-    }
-    return entries;
+  /** The refusal of {@code --prune name} when no tile set has that name (nothing is removed). */
+  private static UsageException unknown(String name, Store store, Path tiles) {
+    return store.ignored().stream().filter(i -> i.path().getFileName().toString().equals(name))
+        .findFirst()
+        .map(i -> new UsageException("tiles --prune: " + i.path() + " is not a tile set (" + i.why()
+            + "); nothing was removed"))
+        .orElseGet(() -> new UsageException("tiles --prune: no tile set " + name + " in " + tiles
+            + " (see tiles --list)"));
   }
 
-  /** Tile files and bytes under {@code path}. */
-  private static long[] count(Path path) throws IOException {
-    long[] count = new long[2];
-    try (Stream<Path> walk = Files.walk(path)) {
-      for (Path f : (Iterable<Path>) walk.filter(Files::isRegularFile)::iterator) {
-        count[0] += f.getFileName().toString().endsWith(".arrow") ? 1 : 0;
-        count[1] += Files.size(f);
+  /**
+   * The tile sets in a tile store, by name, and what else is there. A directory is a tile set by
+   * what ntk writes into it: a {@value TileSet#DESCRIPTION} of ntk's (a killed run's set may have
+   * nothing else yet), or tile files (sets of older versions have no description). Symbolic links
+   * are never followed.
+   */
+  static Store entries(Path store) throws IOException {
+    List<Entry> entries = new ArrayList<>();
+    List<Ignored> ignored = new ArrayList<>();
+    if (!Files.isDirectory(store)) {
+      return new Store(entries, ignored);
+    }
+    List<Path> loose = new ArrayList<>();
+    for (Path p : list(store)) {
+      String name = p.getFileName().toString();
+      if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+        Entry set = set(p);
+        if (set != null) {
+          entries.add(set);
+        } else {
+          ignored.add(new Ignored(p, "no " + TileSet.DESCRIPTION + " of ntk's and no tile files in it"));
+        }
+      } else if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && TileKey.isFileName(name)) {
+        loose.add(p);
+      } else if (!AtomicFiles.isTemporary(p)) { // a killed run's, removed by the next run
+        ignored.add(new Ignored(p, Files.isSymbolicLink(p) ? "a symbolic link, not followed"
+            : "not a tile file of ntk's"));
       }
     }
-    return count;
+    if (!loose.isEmpty()) {
+      entries.add(new Entry(LOOSE, null, loose, loose.size(), -1, bytes(loose), OLDER));
+    }
+    return new Store(entries, ignored);
+  }
+
+  /** The tile set in {@code dir}, or {@code null} if ntk wrote none of what a set holds there. */
+  private static Entry set(Path dir) throws IOException {
+    List<Path> own = new ArrayList<>();
+    long tiles = 0;
+    JsonNode description = null;
+    for (Path f : list(dir)) {
+      if (!Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
+        continue;
+      }
+      String name = f.getFileName().toString();
+      if (name.equals(TileSet.DESCRIPTION)) {
+        description = description(f);
+        if (description == null) {
+          continue; // someone else's set.json
+        }
+      } else if (TileKey.isFileName(name)) {
+        tiles++;
+      } else if (!AtomicFiles.isTemporary(f)) {
+        continue;
+      }
+      own.add(f);
+    }
+    if (description == null && tiles == 0) {
+      return null;
+    }
+    String what = OLDER;
+    long planned = -1;
+    if (description != null) {
+      JsonNode d = description;
+      planned = d.path("tiles").asLong(-1);
+      what = d.path("n1").asLong() + "x" + d.path("n2").asLong() + " " + d.path("dtype").asText()
+          + ", tile " + d.path("tile").asInt() + ", x1 " + d.path("x1").asText()
+          + (d.path("x2").isTextual() ? ", x2 " + d.path("x2").asText() : "");
+    }
+    return new Entry(dir.getFileName().toString(), dir, own, tiles, planned, bytes(own), what);
+  }
+
+  /** {@code file} as a set's description of ntk's, or {@code null} if it is not one. */
+  private static JsonNode description(Path file) {
+    try {
+      JsonNode d = new ObjectMapper().readTree(file.toFile());
+      return d != null && d.path("model_hash").isTextual() && d.path("inputs_hash").isTextual() ? d : null;
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
+  /** The entries of {@code dir}, sorted by name. */
+  private static List<Path> list(Path dir) throws IOException {
+    try (Stream<Path> list = Files.list(dir)) {
+      return list.sorted().toList();
+    }
+  }
+
+  /** The bytes of {@code files}; one that a run renamed away meanwhile counts nothing. */
+  private static long bytes(List<Path> files) throws IOException {
+    long bytes = 0;
+    for (Path f : files) {
+      try {
+        bytes += Files.size(f);
+      } catch (NoSuchFileException gone) {
+        // a temporary file whose write has finished
+      }
+    }
+    return bytes;
+  }
+
+  /** Removes {@code dir} if it is empty; whether it did. */
+  private static boolean deleteIfEmpty(Path dir) throws IOException {
+    try {
+      Files.deleteIfExists(dir);
+      return true;
+    } catch (DirectoryNotEmptyException e) {
+      return false;
+    }
   }
 
   private static String mb(long bytes) {

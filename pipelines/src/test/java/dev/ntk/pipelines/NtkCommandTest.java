@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -602,11 +603,79 @@ class NtkCommandTest {
     try (var list = Files.list(out.resolve("tiles"))) {
       set = list.findFirst().orElseThrow();
     }
-    Path tmp = Files.writeString(set.resolve(".tile-r0-c4.arrow.1234abcd.tmp"), "half");
-    Path staging = Files.createDirectories(out.resolve(".ntk-staging-kernel-99"));
+    Path tmp = Files.writeString(set.resolve(AtomicFiles.temporaryName("tile-r0-c4.arrow")), "half");
+    Path staging = Files.createDirectories(out.resolve(AtomicFiles.temporaryName("staging-kernel")));
     Files.writeString(staging.resolve("nngp.npy"), "half");
     assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
     assertFalse(Files.exists(tmp) || Files.exists(staging));
+  }
+
+  /**
+   * The probe of "nothing lost": a hidden {@code .tmp} file of the user's, at the top of --out and
+   * in a tile set, is not a leftover of ntk's and survives the next runs.
+   */
+  @Test
+  void aUsersHiddenTmpFilesAreKept() throws IOException {
+    Files.createDirectories(out);
+    Path mine = Files.writeString(out.resolve(".mydata.tmp"), "x");
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    Path set;
+    try (var list = Files.list(out.resolve("tiles"))) {
+      set = list.findFirst().orElseThrow();
+    }
+    Path inSet = Files.writeString(set.resolve(".notes.tmp"), "x");
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
+    assertTrue(Files.exists(mine) && Files.exists(inSet));
+  }
+
+  /**
+   * The probe of "nothing lost": {@code tiles --prune} removes nothing that ntk did not write: a
+   * directory without a set's files and a loose file are not tile sets, and naming the directory is
+   * refused with one line.
+   */
+  @Test
+  void pruneKeepsFilesNtkNeverWrote() throws IOException {
+    Path results = Files.createDirectories(out.resolve("tiles/results_2024"));
+    Path photo = Files.writeString(out.resolve("tiles/photo.png"), "x");
+    Path thesis = Files.writeString(results.resolve("thesis.tex"), "x");
+    Result prune = ntk("tiles", "--out", out, "--prune");
+    assertEquals(0, prune.status(), prune.err());
+    assertTrue(Files.exists(photo) && Files.exists(thesis), prune.out());
+    Result named = ntk("tiles", "--out", out, "--prune", "results_2024");
+    assertEquals(2, named.status(), named.err());
+    assertTrue(named.err().contains("results_2024") && named.err().contains("not a tile set"), named.err());
+    assertEquals(1, named.err().lines().count(), named.err());
+    assertTrue(Files.exists(thesis));
+    Result list = ntk("tiles", "--out", out, "--list");
+    assertEquals(0, list.status(), list.err());
+    assertTrue(list.out().contains("0 tile sets"), list.out());
+  }
+
+  /**
+   * The probe of "a failed run destroys the previous outputs": a non-empty directory where an
+   * output goes stops the next run with one line naming it, and the previous outputs and manifest
+   * stay as they were.
+   */
+  @Test
+  void aDirectoryInTheWayOfAnOutputKeepsThePreviousOutputs() throws IOException {
+    assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--out", out).status());
+    byte[] nngp = Files.readAllBytes(out.resolve("nngp.npy"));
+    String manifest = Files.readString(out.resolve("kernel.manifest.json"));
+    Files.delete(out.resolve("ntk.npy"));
+    Path keep = Files.writeString(Files.createDirectories(out.resolve("ntk.npy")).resolve("keep.txt"), "mine");
+    Path other = write("other.json", MODEL.replace("1.5", "2.0"));
+    Result r = ntk("kernel", "--model", other, "--x1", x, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains(out.resolve("ntk.npy").toString()) && r.err().contains("directory"), r.err());
+    assertNoTrace(r);
+    assertEquals(1, r.err().lines().count(), r.err());
+    assertArrayEquals(nngp, Files.readAllBytes(out.resolve("nngp.npy")));
+    assertEquals(manifest, Files.readString(out.resolve("kernel.manifest.json")));
+    assertEquals("mine", Files.readString(keep));
+    try (var top = Files.list(out)) {
+      assertEquals(List.of(".ntk.lock", "kernel.manifest.json", "nngp.npy", "ntk.npy"),
+          top.map(p -> p.getFileName().toString()).sorted().toList(), "no staging directory is left");
+    }
   }
 
   @Test
@@ -817,7 +886,7 @@ class NtkCommandTest {
       assertFalse(Files.exists(out.resolve("nngp.npy")) || Files.exists(out.resolve("kernel.manifest.json")));
     }
     try (var top = Files.list(out)) {
-      assertFalse(top.anyMatch(f -> f.getFileName().toString().startsWith(".ntk-staging")),
+      assertFalse(top.anyMatch(AtomicFiles::isTemporary),
           "SIGTERM removes the staging directory");
     }
     long kept = tileFiles();

@@ -85,6 +85,88 @@ class OutputsTest {
     assertFalse(Files.exists(out.resolve("nngp.npy")), "an old output is not left beside new ones");
   }
 
+  /**
+   * A directory where an output goes is found before the job runs and before anything is moved or
+   * deleted: one line naming it, and the previous outputs and manifest stay.
+   */
+  @Test
+  void anObstacleAtAnOutputStopsTheRunBeforeAnythingMoves() throws IOException {
+    Path out = dir.resolve("out");
+    try (Outputs outputs = Outputs.open(out, "kernel", 0)) {
+      outputs.produce("kernel", KERNELS, KERNELS, staging -> write(staging, "old", KERNELS));
+    }
+    String manifest = Files.readString(out.resolve("kernel.manifest.json"));
+    Files.delete(out.resolve("ntk.npy"));
+    Files.writeString(Files.createDirectories(out.resolve("ntk.npy")).resolve("keep.txt"), "mine");
+    boolean[] ran = {false};
+    try (Outputs outputs = Outputs.open(out, "kernel", 0)) {
+      UsageException e = assertThrows(UsageException.class, () -> outputs.produce("kernel", KERNELS, KERNELS,
+          staging -> {
+            ran[0] = true;
+            return write(staging, "new", KERNELS);
+          }));
+      assertTrue(e.getMessage().contains(out.resolve("ntk.npy") + " is a directory"), e.getMessage());
+      assertFalse(e.getMessage().contains("Exception") || e.getMessage().contains("\n"), e.getMessage());
+    }
+    assertFalse(ran[0], "the job ran although its outputs could not be put in place");
+    assertEquals("old", Files.readString(out.resolve("nngp.npy")));
+    assertEquals("mine", Files.readString(out.resolve("ntk.npy").resolve("keep.txt")));
+    assertEquals(manifest, Files.readString(out.resolve("kernel.manifest.json")));
+  }
+
+  /**
+   * A move that fails after others succeeded (the new ntk.npy cannot be put in place, after the
+   * old outputs went aside and the new nngp.npy went in) puts the previous outputs and their
+   * manifest back and leaves no staging directory.
+   */
+  @Test
+  void aMoveThatFailsPartWayRestoresThePreviousOutputs() throws IOException {
+    Path out = dir.resolve("out");
+    try (Outputs outputs = Outputs.open(out, "kernel", 0)) {
+      outputs.produce("kernel", KERNELS, KERNELS, staging -> write(staging, "old", KERNELS));
+    }
+    String manifest = Files.readString(out.resolve("kernel.manifest.json"));
+    try (Outputs outputs = Outputs.open(out, "kernel", 0)) {
+      Outputs.Move rename = outputs.move;
+      List<Path> moved = new java.util.ArrayList<>();
+      outputs.move = (from, to) -> {
+        if (to.equals(out.resolve("ntk.npy"))) {
+          throw new java.nio.file.AccessDeniedException(to.toString());
+        }
+        rename.move(from, to);
+        moved.add(to);
+      };
+      IOException e = assertThrows(IOException.class, () -> outputs.produce("kernel", KERNELS, KERNELS,
+          staging -> write(staging, "new", KERNELS)));
+      assertEquals(out.resolve("ntk.npy") + ": permission denied", Outputs.reason(e));
+      assertTrue(moved.contains(out.resolve("nngp.npy")), "the failure came part way: " + moved);
+    }
+    for (String name : KERNELS) {
+      assertEquals("old", Files.readString(out.resolve(name)), name);
+    }
+    assertEquals(manifest, Files.readString(out.resolve("kernel.manifest.json")));
+    try (Stream<Path> files = Files.list(out)) {
+      assertEquals(List.of(".ntk.lock", "kernel.manifest.json", "nngp.npy", "ntk.npy"),
+          files.map(p -> p.getFileName().toString()).sorted().toList(), "no staging directory left");
+    }
+  }
+
+  /** The reasons of common file system failures are words, never an exception's class name. */
+  @Test
+  void reasonsAreWords() {
+    for (java.nio.file.FileSystemException e : List.of(new java.nio.file.DirectoryNotEmptyException("/d/ntk.npy"),
+        new java.nio.file.NotDirectoryException("/d/x"), new java.nio.file.FileSystemLoopException("/d/x"),
+        new java.nio.file.NotLinkException("/d/x"), new java.nio.file.AccessDeniedException("/d/x"),
+        new java.nio.file.FileAlreadyExistsException("/d/x"), new java.nio.file.NoSuchFileException("/d/x"),
+        new java.nio.file.FileSystemException("/d/x"))) {
+      String reason = Outputs.reason(e);
+      assertTrue(reason.startsWith(e.getFile() + ": ") && reason.length() > e.getFile().length() + 6, reason);
+      assertFalse(reason.contains("Exception"), reason);
+    }
+    assertEquals("/d/ntk.npy: a directory that is not empty is in the way",
+        Outputs.reason(new java.nio.file.DirectoryNotEmptyException("/d/ntk.npy")));
+  }
+
   @Test
   void oneRunOwnsADirectory() throws IOException {
     Path out = dir.resolve("out");

@@ -1,5 +1,6 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.FileErrors;
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -8,7 +9,6 @@ import java.nio.channels.SeekableByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.NoSuchFileException;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.io.fs.MatchResult;
 import org.apache.beam.sdk.io.fs.MoveOptions;
@@ -56,7 +56,8 @@ public final class BeamFiles {
   }
 
   /**
-   * Writes {@code target} through {@code .<name>.<random>.tmp} beside it, renamed over it when
+   * Writes {@code target} through a temporary name beside it ({@link
+   * AtomicFiles#temporaryName}), renamed over it when
    * {@code content} is written and the channel closed; the temporary file is removed if anything
    * fails.
    */
@@ -77,10 +78,12 @@ public final class BeamFiles {
     return target;
   }
 
-  /** A fresh hidden name beside {@code target}: {@code .<name>.<random>.tmp}. */
+  /**
+   * A fresh hidden name beside {@code target}, {@code .ntk-tmp-<name>.<random>.tmp}: the one form
+   * of {@link AtomicFiles#temporaryName}, which the clean-up of killed runs recognises.
+   */
   static ResourceId temporarySibling(ResourceId target) {
-    String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
-    return child(target.getCurrentDirectory(), "." + target.getFilename() + "." + random + ".tmp");
+    return child(target.getCurrentDirectory(), AtomicFiles.temporaryName(target.getFilename()));
   }
 
   /** Creates (or replaces) {@code file} for writing. */
