@@ -3,7 +3,6 @@ package dev.ntk.pipelines;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelSpec;
@@ -37,7 +36,7 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
 
   @CommandLine.Mixin Ntk.KernelInputs inputs;
 
-  @CommandLine.Mixin Ntk.RunnerOptions runner;
+  @CommandLine.Mixin Ntk.JobOptions job;
 
   @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
       description = "Parameter draws (default 128, at least 2).")
@@ -55,20 +54,13 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
       description = "Kernels to estimate: nngp (default), ntk or both.")
   List<Get> get;
 
-  @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
-      description = "float64 (default) or float32.")
-  NpyDType dtype;
-
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
-  @Option(names = "--verbose", description = "Print the stack trace of a failure.")
-  boolean verbose;
-
   @Override
   public Integer call() throws IOException {
-    runner.beamArgs = unmatched;
-    runner.check();
+    job.beamArgs = unmatched;
+    job.check();
     if (samples < 2) {
       throw new UsageException("--samples must be at least 2, got " + samples);
     }
@@ -86,27 +78,27 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
       results.add(g.key() + ".npy");
       results.add(g.key() + "_stderr.npy");
     }
-    boolean inProcess = runner.runnerUnasked();
-    PipelineOptions options = inProcess ? null : runner.pipelineOptions();
-    int workers = runner.parallelism == null ? Runtime.getRuntime().availableProcessors() : runner.parallelism;
-    McJob job = new McJob(ModelSpec.toJson(layer), inputs.x1.toAbsolutePath().toString(),
-        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, dtype,
+    boolean inProcess = job.runnerUnasked();
+    PipelineOptions options = inProcess ? null : job.pipelineOptions();
+    int workers = job.parallelism == null ? Runtime.getRuntime().availableProcessors() : job.parallelism;
+    McJob draws = new McJob(ModelSpec.toJson(layer), inputs.x1.toAbsolutePath().toString(),
+        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, job.dtype,
         BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
     JobReport report;
-    try (Outputs outputs = Outputs.open(out, "mc", results.size() * dtype.bytes() * n1 * n2)) {
+    try (Outputs outputs = Outputs.open(out, "mc", results.size() * job.dtype.bytes() * n1 * n2)) {
       report = outputs.produce("mc", stale, results, staging -> {
         if (inProcess) {
           long start = System.nanoTime();
-          job.runInProcess(staging);
+          draws.runInProcess(staging);
           return new JobReport(Ntk.IN_PROCESS, (System.nanoTime() - start) / 1e9, -1, -1, -1);
         }
-        return job.run(options, staging, Ntk.progress);
+        return draws.run(options, staging, Ntk.progress);
       });
     }
     PrintWriter w = spec.commandLine().getOut();
     w.println(String.format(Locale.ROOT, "mc: %d samples of width %d, seed %d, %s%s: %.1f s", samples, width,
-        seed, report.runner(), inProcess ? "" : " (" + job.batches() + " batches of draws)", report.seconds()));
+        seed, report.runner(), inProcess ? "" : " (" + draws.batches() + " batches of draws)", report.seconds()));
     for (String f : results) {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }

@@ -146,8 +146,15 @@ public final class Ntk implements Runnable {
     return status;
   }
 
-  /** Where a command's pipeline runs: every command that computes takes these. */
-  static class RunnerOptions {
+  /** Where and in what precision a job runs: every command that computes takes these. */
+  static class JobOptions {
+    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where a run spent its time.")
+    boolean verbose;
+
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
+        description = "float64 (default) or float32.")
+    NpyDType dtype;
+
     @Option(names = "--runner", paramLabel = "RUNNER",
         description = "DirectRunner (default) or FlinkRunner. A small job runs in-process unless a "
             + "runner, --parallelism or a Beam option is named.")
@@ -239,14 +246,7 @@ public final class Ntk implements Runnable {
   }
 
   /** Options every command that computes kernels takes. */
-  static final class CommonOptions extends RunnerOptions {
-    @Option(names = "--verbose", description = "Print the stack trace of a failure, and where a kernel run spent its time.")
-    boolean verbose;
-
-    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
-        description = "float64 (default) or float32.")
-    NpyDType dtype;
-
+  static final class CommonOptions extends JobOptions {
     @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
         description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
             + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
