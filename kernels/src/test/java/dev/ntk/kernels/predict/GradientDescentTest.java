@@ -116,6 +116,8 @@ class GradientDescentTest {
         assertClose(ode, closed, 1e-8, "mass " + mass + ", t " + t);
       }
     }
+    Outputs flow = run(Scheme.FLOW_LINEAR_TIME, Loss.MSE, Y_SINE, 0, 10, f0, 1e-12);   // and m = 0
+    assertClose(flow, run(null, Loss.MSE, Y_SINE, 0, 10, f0, 1e-10), 1e-8, "mass 0");
   }
 
   /** The scalar mode factor against a fine RK4 solution, across its branches (critical included). */
