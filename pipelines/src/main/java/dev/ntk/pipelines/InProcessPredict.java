@@ -98,7 +98,7 @@ record InProcessPredict(Path model, Path xTrain, Path yTrain, Path xTest, Predic
           Kernel td = kf.apply(xt, x);
           fill(means, Predict.gradientDescent(Loss.of(settings.loss()), dd.ntk(), y, td.ntk(),
               initial(m, settings.fxTrain0()), initial(m, settings.fxTest0()), times,
-              settings.learningRate(), settings.mass()));
+              settings.learningRate(), settings.mass(), settings.maxSteps()));
         }
         default -> throw new IllegalStateException(settings.mode().toString());
       }

@@ -15,6 +15,7 @@ import dev.ntk.kernels.ModelException;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.predict.GpPosterior;
+import dev.ntk.kernels.predict.GradientDescent;
 import dev.ntk.kernels.predict.Loss;
 import dev.ntk.kernels.predict.Predict;
 import dev.ntk.runners.Runners;
@@ -123,6 +124,8 @@ public final class Ntk implements Runnable {
     for (Throwable t = e; t != null && message == null; t = t.getCause()) {
       if (t instanceof GpPosterior.NotPositiveDefiniteException) {
         message = t.getMessage() + " (option --diag-reg)";
+      } else if (t instanceof GradientDescent.LimitException) {
+        message = t.getMessage().replace("max_steps", "--max-steps");
       } else if (t instanceof UsageException || t instanceof ModelException
           || t instanceof NonFiniteKernelException) {
         message = t.getMessage();
@@ -426,7 +429,7 @@ public final class Ntk implements Runnable {
 
     @Option(names = "--momentum", paramLabel = "MASS", defaultValue = "0",
         description = "Mass m of the second-order dynamics m f'' + f' = -lr Θ ∇L (default 0: none; "
-            + "integrated as an ODE).")
+            + "closed form with mse, else integrated as an ODE).")
     double momentum;
 
     @Option(names = "--fx-train-0", paramLabel = "F.npy",
@@ -450,6 +453,11 @@ public final class Ntk implements Runnable {
     @Option(names = "--learning-rate", paramLabel = "LR", defaultValue = "1.0",
         description = "Learning rate of gradient descent (used with a finite --t).")
     double learningRate;
+
+    @Option(names = "--max-steps", paramLabel = "STEPS", defaultValue = "1000000",
+        description = "Solver steps an ODE integration (--loss other than mse) may take before it stops "
+            + "with exit 2, naming the time it reached (default 1000000).")
+    long maxSteps;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
     Path out;
@@ -476,9 +484,9 @@ public final class Ntk implements Runnable {
       try {
         settings = new PredictSettings(get, diagReg, times, learningRate, loss, momentum,
             fxTrain0 == null ? null : fxTrain0.toAbsolutePath().toString(),
-            fxTest0 == null ? null : fxTest0.toAbsolutePath().toString(), nll);
+            fxTest0 == null ? null : fxTest0.toAbsolutePath().toString(), nll, maxSteps);
       } catch (IllegalArgumentException e) {
-        throw new UsageException(e.getMessage().replace("diag_reg", "--diag-reg")
+        throw new UsageException(e.getMessage().replace("diag_reg", "--diag-reg").replace("max_steps", "--max-steps")
             .replace("learning_rate", "--learning-rate").replace("times t", "--t"));
       }
       if (computeCov) {
@@ -516,7 +524,9 @@ public final class Ntk implements Runnable {
         results.add("nll.npy");
       }
       JobReport report;
-      try (Outputs outputs = Outputs.open(out, "predict", bytes)) {
+      try (Outputs outputs = Outputs.open(out, "predict", bytes);
+          Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
+              ? progress.integration() : () -> {}) {
         PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
             options.tile(), options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,

@@ -1,5 +1,6 @@
 package dev.ntk.pipelines;
 
+import dev.ntk.kernels.predict.GradientDescent;
 import java.io.PrintStream;
 import java.util.Locale;
 import java.util.function.LongSupplier;
@@ -62,6 +63,47 @@ final class Progress {
         // closed
       }
     }, "ntk-progress");
+    t.setDaemon(true);
+    t.start();
+    return () -> {
+      t.interrupt();
+      try {
+        t.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      if (live) {
+        err.print("\r\033[K");
+        err.flush();
+      }
+    };
+  }
+
+  /**
+   * Shows where the ODE integration running in this JVM stands ({@link GradientDescent#running}):
+   * the time reached of the time asked and the solver steps, every interval while it runs, until
+   * closed.
+   */
+  Display integration() {
+    if (err == null) {
+      return () -> {};
+    }
+    Thread t = new Thread(() -> {
+      long shown = -1;
+      try {
+        while (true) {
+          Thread.sleep(intervalMs);
+          GradientDescent.Status s = GradientDescent.running();
+          if (s != null && (live || s.steps() != shown)) {
+            print(String.format(Locale.ROOT, "ntk: integrating: t = %.4g of %.4g, %d solver steps", s.reached(),
+                s.asked(), s.steps()));
+            shown = s.steps();
+          }
+        }
+      } catch (InterruptedException e) {
+        // closed
+      }
+    }, "ntk-integration-progress");
     t.setDaemon(true);
     t.start();
     return () -> {

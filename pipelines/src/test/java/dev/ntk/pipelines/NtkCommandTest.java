@@ -387,6 +387,53 @@ class NtkCommandTest {
     assertEquals(List.of(2L, 4L, 1L), shape(out.resolve("mean.npy")));
   }
 
+  /** One-hot targets, 6 x 2. */
+  private Path oneHot() throws IOException {
+    Path file = dir.resolve("onehot.npy");
+    Npy.write(file, new NpyArray(new long[] {6, 2}, NpyDType.FLOAT64, new double[] {1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1}));
+    return file;
+  }
+
+  /**
+   * The ODE modes end: MSE with momentum 1e-12 (before: "internal error: MathIllegalArgumentException:
+   * minimal step size", exit 1) and 1e-9 (before: for ever) in closed form; cross-entropy at t = 1e308
+   * and with momentum 1e-8 (before: for ever).
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(value = 60, unit = java.util.concurrent.TimeUnit.SECONDS)
+  void predictOdeModesEnd() throws IOException {
+    Path labels = oneHot();
+    Object[][] cases = {
+      {"--y-train", y, "--momentum", "1e-12", "--t", "10"},
+      {"--y-train", y, "--momentum", "1e-9", "--t", "10"},
+      {"--y-train", labels, "--loss", "cross-entropy", "--t", "1e308"},
+      {"--y-train", labels, "--loss", "cross-entropy", "--momentum", "1e-8", "--t", "10"},
+    };
+    for (int i = 0; i < cases.length; i++) {
+      Object[] c = cases[i];
+      Path o = dir.resolve("ode" + i);
+      Result r = ntk(concat(new Object[] {"predict", "--model", model, "--x-train", x, "--x-test", xTest, "--out", o}, c));
+      assertEquals(0, r.status(), Arrays.toString(c) + ": " + r.err());
+      for (double v : Npy.read(o.resolve("mean.npy")).data()) {
+        assertTrue(Double.isFinite(v), Arrays.toString(c));
+      }
+    }
+  }
+
+  /** An integration beyond --max-steps: exit 2, one line with the time reached, the time asked and the option. */
+  @Test
+  void predictMaxStepsIsAOneLineRefusal() throws IOException {
+    Result r = ntk("predict", "--model", model, "--x-train", x, "--y-train", oneHot(), "--x-test", xTest,
+        "--loss", "cross-entropy", "--momentum", 0.01, "--t", 1000, "--max-steps", 100, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertEquals(1, r.err().strip().lines().count(), r.err());
+    assertTrue(r.err().matches("(?s)ntk: gradient descent by ODE \\(momentum 0.01\\) reached t = [0-9.e+-]+ of t = 1000 "
+        + "within 100 solver steps: allow more \\(--max-steps\\).*"), r.err());
+    assertNothingWritten(r);
+    bad(2, "--max-steps must be positive", "predict", "--model", model, "--x-train", x, "--y-train", y,
+        "--x-test", xTest, "--t", 1, "--loss", "cross-entropy", "--max-steps", 0, "--out", out);
+  }
+
   @Test
   void predictBadDynamics() throws IOException {
     Object[] inputs = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest,

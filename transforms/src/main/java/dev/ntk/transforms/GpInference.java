@@ -243,14 +243,14 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     public FromTiles withGet(Get get) {
       PredictSettings s = settings;
       return withSettings(new PredictSettings(Objects.requireNonNull(get, "get"), s.diagReg(), s.times(),
-          s.learningRate(), s.loss(), s.mass(), s.fxTrain0(), s.fxTest0(), s.nll()));
+          s.learningRate(), s.loss(), s.mass(), s.fxTrain0(), s.fxTest0(), s.nll(), s.maxSteps()));
     }
 
     /** The relative diagonal regularizer of the train-train kernel (default {@code 1e-4}). */
     public FromTiles withDiagReg(double diagReg) {
       PredictSettings s = settings;
       return withSettings(new PredictSettings(s.get(), diagReg, s.times(), s.learningRate(), s.loss(), s.mass(),
-          s.fxTrain0(), s.fxTest0(), s.nll()));
+          s.fxTrain0(), s.fxTest0(), s.nll(), s.maxSteps()));
     }
 
     /**

@@ -836,7 +836,8 @@ final class InferenceSteps {
         try (DenseMatrix dd = DenseMatrix.read(local.resolve("kernel.f64"), n, n);
             DenseMatrix td = DenseMatrix.of(m, n, kTestTrain)) {
           GradientDescent.Outputs[] out = GradientDescent.integrate(Loss.of(settings.loss()), dd, td, y,
-              f.outputs(), settings.learningRate(), settings.mass(), fxTrain0, fxTest0, settings.times(), 1e-10);
+              f.outputs(), settings.learningRate(), settings.mass(), fxTrain0, fxTest0, settings.times(), 1e-10,
+              settings.maxSteps());
           double[][] means = new double[out.length][];
           for (int i = 0; i < out.length; i++) {
             means[i] = out[i].test();

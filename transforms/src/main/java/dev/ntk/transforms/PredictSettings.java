@@ -1,6 +1,7 @@
 package dev.ntk.transforms;
 
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.predict.GradientDescent;
 import dev.ntk.kernels.predict.Loss;
 import dev.ntk.kernels.predict.MseDynamics;
 import java.io.Serializable;
@@ -18,10 +19,18 @@ import java.io.Serializable;
  *     prediction is one network's ({@code gradient_descent_mse}), else the ensemble's
  * @param fxTest0 initial test outputs ({@code .npy}), or null for zeros
  * @param nll whether to write the marginal negative log-likelihood of the targets
+ * @param maxSteps the solver steps an ODE integration may take (mode {@code ODE}) before it stops
+ *     with {@link GradientDescent.LimitException}, naming the time it reached
  */
 public record PredictSettings(Get get, double diagReg, double[] times, double learningRate, String loss,
-    double mass, String fxTrain0, String fxTest0, boolean nll) implements Serializable {
-  private static final long serialVersionUID = 1L;
+    double mass, String fxTrain0, String fxTest0, boolean nll, long maxSteps) implements Serializable {
+  private static final long serialVersionUID = 2L;
+
+  /** Settings with the default step limit, {@link GradientDescent#DEFAULT_MAX_STEPS}. */
+  public PredictSettings(Get get, double diagReg, double[] times, double learningRate, String loss, double mass,
+      String fxTrain0, String fxTest0, boolean nll) {
+    this(get, diagReg, times, learningRate, loss, mass, fxTrain0, fxTest0, nll, GradientDescent.DEFAULT_MAX_STEPS);
+  }
 
   /** Exact inference ({@code t = inf}) with {@code get}. */
   public static PredictSettings exact(Get get, double diagReg) {
@@ -42,6 +51,9 @@ public record PredictSettings(Get get, double diagReg, double[] times, double le
     Loss.of(loss);
     if (!(mass >= 0) || Double.isInfinite(mass)) {
       throw new IllegalArgumentException("momentum must be a non-negative number, got " + mass);
+    }
+    if (maxSteps < 1) {
+      throw new IllegalArgumentException("max_steps must be positive, got " + maxSteps);
     }
     if (mode(loss, mass) == Mode.ODE) {
       if (get != Get.NTK) {

@@ -119,6 +119,91 @@ public final class MseDynamics implements AutoCloseable {
     return c;
   }
 
+  /**
+   * {@code (g(t) - 1)/λ} per eigenvalue, where {@code g} is the train residual's factor of the
+   * eigenmode under the momentum dynamics {@code mass f'' + f' = -lr Θ ∇L} on MSE: with {@code a
+   * = λ lr / y.size}, {@code mass g'' + g' + a g = 0}, {@code g(0) = 1}, {@code g'(0) = 0} (see
+   * {@link #momentumFactor}). With {@code mass = 0} this is {@link #inverseExpm1}.
+   */
+  double[] inverseMomentum(double t, double mass) {
+    if (mass == 0) {
+      return inverseExpm1(t);
+    }
+    if (Double.isInfinite(t)) {
+      requirePositive();
+    }
+    double scale = learningRate / ((double) n * outputs);
+    double[] c = new double[n];
+    for (int i = 0; i < n; i++) {
+      double l = Math.max(eigenvalues[i], 0);
+      c[i] = momentumFactor(l * scale, mass, t) * scale;
+    }
+    return c;
+  }
+
+  /** {@code g(t) - 1} per eigenvalue (see {@link #inverseMomentum}); {@link #expm1} at {@code mass = 0}. */
+  double[] momentumMinusOne(double t, double mass) {
+    if (mass == 0) {
+      return expm1(t);
+    }
+    double scale = learningRate / ((double) n * outputs);
+    double[] c = new double[n];
+    for (int i = 0; i < n; i++) {
+      double a = Math.max(eigenvalues[i], 0) * scale;
+      c[i] = a == 0 ? 0 : Double.isInfinite(t) ? -1 : a * momentumFactor(a, mass, t);
+    }
+    return c;
+  }
+
+  /**
+   * {@code (g(t) - 1)/a} for the solution {@code g} of the damped oscillator {@code m g'' + g' + a
+   * g = 0} from {@code g(0) = 1} at rest, {@code a >= 0}, {@code m > 0}, {@code t >= 0} or {@code
+   * +inf}. The roots of {@code m s^2 + s + a} are {@code s = (-1 ± √D)/(2m)}, {@code D = 1 - 4am}.
+   *
+   * <ul>
+   *   <li>overdamped, {@code D >= 1/100}: from the numerically stable roots {@code s1 = a/q} (slow)
+   *       and {@code s2 = q/m} (fast), {@code q = -(1 + √D)/2}, {@code (g - 1)/a = -(expm1(s1
+   *       t)/s1 - (m/q) expm1(s2 t)) / √D}; no cancellation for small {@code m} or {@code a},
+   *       and {@code a = 0} gives {@code -(t + m expm1(-t/m))};
+   *   <li>near-critical and underdamped ({@code D < 1/100}, so {@code a > 0.24/m}): {@code g =
+   *       e^{-t/2m} (C + (t/2m) S)} with {@code C = cosh(βt)}, {@code S = sinh(βt)/(βt)}, {@code
+   *       β = √D/(2m)}, continued to {@code cos} and {@code sin} for {@code D < 0};
+   *   <li>{@code t = inf}: {@code -1/a} (the residual is gone), {@code -inf} at {@code a = 0}.
+   * </ul>
+   */
+  static double momentumFactor(double a, double m, double t) {
+    if (Double.isInfinite(t)) {
+      return -1 / a;
+    }
+    double d = 1 - 4 * a * m;
+    if (d >= 0.01) {
+      double root = Math.sqrt(d);
+      double q = -(1 + root) / 2;
+      double s1 = a / q;
+      double x = s1 * t;
+      double slow = x == 0 ? t : Math.expm1(x) / s1;
+      return -(slow - m / q * Math.expm1(q / m * t)) / root;
+    }
+    double decay = t / (2 * m);
+    double g;
+    if (decay * (1 - Math.sqrt(Math.max(d, 0))) > 800) {
+      g = 0;
+    } else {
+      double bt = Math.sqrt(Math.abs(d)) * decay; // |β| t
+      double c;
+      double sc;
+      if (d >= 0) {
+        c = Math.cosh(bt);
+        sc = bt == 0 ? 1 : Math.sinh(bt) / bt;
+      } else {
+        c = Math.cos(bt);
+        sc = bt == 0 ? 1 : Math.sin(bt) / bt;
+      }
+      g = Math.exp(-decay) * (c + decay * sc);
+    }
+    return (g - 1) / a;
+  }
+
   /** {@code (1 - e^{-2λτ})/λ} per eigenvalue ({@code 2τ} at {@code λ = 0}). */
   private double[] twiceDecay(double t) {
     double[] c = inverseExpm1(2 * t);
@@ -163,7 +248,17 @@ public final class MseDynamics implements AutoCloseable {
 
   /** The train outputs at {@code t}: {@code f_train_0 + V expm1(-λτ) V^T (f_train_0 - y)}. */
   public double[] trainOutputs(double t, double[] fxTrain0, DenseMatrix residual) {
-    try (DenseMatrix scaled = scaleRows(residual, expm1(t));
+    return trainOutputs(t, 0, fxTrain0, residual);
+  }
+
+  /**
+   * The train outputs at {@code t} under momentum {@code mass} (0: {@link #trainOutputs(double,
+   * double[], DenseMatrix)}): {@code f_train_0 + V diag(g(t) - 1) V^T (f_train_0 - y)}, {@code g}
+   * per eigenmode as in {@link #momentumFactor}. No regularizer is added for {@code mass > 0}:
+   * decompose with {@code diagReg = 0} for the dynamics of the kernel itself.
+   */
+  public double[] trainOutputs(double t, double mass, double[] fxTrain0, DenseMatrix residual) {
+    try (DenseMatrix scaled = scaleRows(residual, momentumMinusOne(t, mass));
         DenseMatrix f = Lapack.multiply(true, vt, false, scaled)) {
       return plus(fxTrain0, f.toArray());
     }
@@ -174,7 +269,19 @@ public final class MseDynamics implements AutoCloseable {
    * - y)} with {@code P = G_td V} from {@link #rotate}; {@code fxTest0} may be null (zeros).
    */
   public double[] testOutputs(double t, double[] fxTest0, DenseMatrix rotated, DenseMatrix residual) {
-    try (DenseMatrix scaled = scaleRows(residual, inverseExpm1(t));
+    return testOutputs(t, 0, fxTest0, rotated, residual);
+  }
+
+  /**
+   * The test outputs at {@code t} under momentum {@code mass}: {@code f_test_0 + P diag((g(t) -
+   * 1)/λ) V^T (f_train_0 - y)}. The test outputs obey {@code mass h'' + h' = -(lr/y.size) Θ_td
+   * r(t)} from rest, with {@code r} the train residual; {@code h - h_0 = Θ_td Θ_dd^{-1} (r -
+   * r_0)} solves it, and in the eigenbasis {@code (g - 1)/λ} has the finite limit {@code -(lr /
+   * y.size)(t + mass expm1(-t/mass))} as {@code λ -> 0}.
+   */
+  public double[] testOutputs(double t, double mass, double[] fxTest0, DenseMatrix rotated,
+      DenseMatrix residual) {
+    try (DenseMatrix scaled = scaleRows(residual, inverseMomentum(t, mass));
         DenseMatrix f = Lapack.multiply(false, rotated, false, scaled)) {
       return plus(fxTest0, f.toArray());
     }

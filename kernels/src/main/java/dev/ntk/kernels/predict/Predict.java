@@ -109,16 +109,29 @@ public final class Predict {
   /**
    * One network trained by continuous gradient descent on any {@code loss}, by ODE in function
    * space (neural-tangents' {@code gradient_descent}); see {@link GradientDescent}. Arguments as
-   * in {@link #gradientDescentMse}; {@code mass > 0} adds momentum.
+   * in {@link #gradientDescentMse}; {@code mass > 0} adds momentum. MSE is solved in closed form
+   * (no regularizer), any other loss by ODE within {@link GradientDescent#DEFAULT_MAX_STEPS}.
    */
   public static List<TrainedOutputs> gradientDescent(Loss loss, NDArray ntkTrainTrain, NDArray yTrain,
       NDArray ntkTestTrain, NDArray fxTrain0, NDArray fxTest0, double[] times, double learningRate,
       double mass) {
+    return gradientDescent(loss, ntkTrainTrain, yTrain, ntkTestTrain, fxTrain0, fxTest0, times, learningRate,
+        mass, GradientDescent.DEFAULT_MAX_STEPS);
+  }
+
+  /**
+   * {@link #gradientDescent(Loss, NDArray, NDArray, NDArray, NDArray, NDArray, double[], double,
+   * double)} within {@code maxSteps} solver steps: beyond them a {@link
+   * GradientDescent.LimitException} names the time reached.
+   */
+  public static List<TrainedOutputs> gradientDescent(Loss loss, NDArray ntkTrainTrain, NDArray yTrain,
+      NDArray ntkTestTrain, NDArray fxTrain0, NDArray fxTest0, double[] times, double learningRate,
+      double mass, long maxSteps) {
     Outputs o = Outputs.of(ntkTrainTrain, yTrain, ntkTestTrain, fxTrain0, fxTest0);
     try (DenseMatrix dd = dense(ntkTrainTrain); DenseMatrix td = DenseMatrix.of(o.m, o.n, o.td)) {
       List<TrainedOutputs> out = new ArrayList<>();
       for (GradientDescent.Outputs g : GradientDescent.integrate(loss, dd, td, o.y, o.k, learningRate,
-          mass, o.fTrain0, o.fTest0, times, 1e-10)) {
+          mass, o.fTrain0, o.fTest0, times, 1e-10, maxSteps)) {
         out.add(o.result(g.t(), g.train(), g.test()));
       }
       return out;
