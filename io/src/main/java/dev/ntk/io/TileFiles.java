@@ -57,6 +57,25 @@ public final class TileFiles {
 
   private TileFiles() {}
 
+  /** The JVM flag without which Apache Arrow cannot start (its memory code reads {@code Buffer.address}). */
+  public static final String ARROW_FLAG = "--add-opens=java.base/java.nio=ALL-UNNAMED";
+
+  /**
+   * Fails with one message naming {@link #ARROW_FLAG} if this JVM was started without it, so that a
+   * pipeline that reads or writes tile files fails when it is built, not inside a worker with
+   * Arrow's {@code ExceptionInInitializerError}.
+   *
+   * @param user the transform that needs it, for the message
+   * @throws IllegalStateException if {@code java.nio} is not open to Arrow
+   */
+  public static void checkJvmFlags(String user) {
+    if (!java.nio.Buffer.class.getModule().isOpen("java.nio", ArrowBuf.class.getModule())) {
+      throw new IllegalStateException(user + " reads and writes Arrow tile files, and Apache Arrow needs "
+          + "the JVM flag " + ARROW_FLAG + ": add it to the java command (with Maven, to surefire's "
+          + "argLine and exec's jvmArgs; see the README, \"Depending on ntk\")");
+    }
+  }
+
   /**
    * Writes {@code tile} to {@code dir/<key.fileName()>}, creating {@code dir} if needed, through a
    * temporary {@code .ntk-tmp-<fileName>.<random>.tmp} file that is atomically renamed over any old tile.

@@ -141,4 +141,30 @@ class TileFilesTest {
     assertThrows(IllegalArgumentException.class, () -> new TileKey(-1, 0, 2, 2));
     assertEquals("tile-r100-c0.arrow", new TileKey(100, 0, 1, 1).fileName());
   }
+
+  /** A JVM without Arrow's flag is told which flag to pass, in one message, before any file is touched. */
+  @Test
+  void aJvmWithoutArrowsFlagIsToldWhichFlag() throws Exception {
+    TileFiles.checkJvmFlags("this test"); // the tests run with it
+    Path javaBin = Path.of(System.getProperty("java.home"), "bin", "java");
+    Process p = new ProcessBuilder(javaBin.toString(), "-cp", System.getProperty("java.class.path"),
+        WithoutFlags.class.getName()).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertEquals(3, p.waitFor(), out);
+    assertEquals("KernelIO.writeNpy reads and writes Arrow tile files, and Apache Arrow needs the JVM flag "
+        + "--add-opens=java.base/java.nio=ALL-UNNAMED: add it to the java command (with Maven, to "
+        + "surefire's argLine and exec's jvmArgs; see the README, \"Depending on ntk\")", out.strip());
+  }
+
+  /** Runs the check in a JVM started without the flag. */
+  static final class WithoutFlags {
+    public static void main(String[] args) {
+      try {
+        TileFiles.checkJvmFlags("KernelIO.writeNpy");
+      } catch (IllegalStateException e) {
+        System.out.println(e.getMessage());
+        System.exit(3);
+      }
+    }
+  }
 }

@@ -1,6 +1,7 @@
 package dev.ntk.transforms;
 
 import dev.ntk.io.Tile;
+import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.engine.Backend;
@@ -161,6 +162,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
 
   @Override
   public PCollection<String> expand(PBegin begin) {
+    TileFiles.checkJvmFlags("GpInference");
     boolean cov = testTest != null;
     String store = trainTrain.directory().substring(0, trainTrain.directory().lastIndexOf('/') + 1);
     String factorDir = BeamFiles.childDirectory(BeamFiles.directory(store), "factor").toString();

@@ -80,6 +80,7 @@ public final class KernelIO {
 
     @Override
     public PCollection<String> expand(PCollection<Tile> tiles) {
+      TileFiles.checkJvmFlags("KernelIO.writeArrow");
       return tiles.apply("WriteArrowTiles", ParDo.of(new WriteTileFn(directory)))
           .setCoder(TileKeyCoder.of())
           .apply("FileNames", ParDo.of(new DoFn<TileKey, String>() {
@@ -125,6 +126,7 @@ public final class KernelIO {
 
     @Override
     public PCollection<Tile> expand(PBegin begin) {
+      TileFiles.checkJvmFlags("KernelIO.readTiles");
       String pattern = BeamFiles.child(BeamFiles.directory(directory), "tile-*.arrow").toString();
       return begin.apply("MatchTiles", FileIO.match().filepattern(pattern))
           .apply("OpenTiles", FileIO.readMatches())
@@ -175,6 +177,7 @@ public final class KernelIO {
 
     @Override
     public PCollection<String> expand(PCollection<Tile> tiles) {
+      TileFiles.checkJvmFlags("KernelIO.writeNpy");
       return tiles.apply("WriteArrowTiles", ParDo.of(new WriteTileFn(tileDirectory)))
           .setCoder(TileKeyCoder.of())
           .apply("GatherTiles", new GatherTiles())

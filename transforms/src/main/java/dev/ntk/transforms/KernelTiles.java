@@ -1,5 +1,6 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
 import java.util.concurrent.ConcurrentHashMap;
@@ -96,6 +97,7 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
 
   @Override
   public PCollection<TileKey> expand(PBegin begin) {
+    TileFiles.checkJvmFlags("KernelTiles");
     return begin
         .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
         .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(SPREAD_BUCKETS))

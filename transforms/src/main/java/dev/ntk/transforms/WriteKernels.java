@@ -2,6 +2,7 @@ package dev.ntk.transforms;
 
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyWriter;
+import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import java.io.IOException;
@@ -75,6 +76,7 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
 
   @Override
   public PCollection<String> expand(PCollection<TileKey> done) {
+    TileFiles.checkJvmFlags("WriteKernels");
     return done.apply("GatherTiles", new GatherTiles())
         .apply("StreamIntoNpy", ParDo.of(new AssembleFn(tiles, get, directory)));
   }
