@@ -24,96 +24,13 @@ RPC_PORT=${RPC_PORT:-16123}
 OUT=${OUT:-/tmp/ntk-flink-check}
 NTK=${NTK:-bin/ntk}
 
-log() { echo "flink-cluster-check: $*" >&2; }
+# shellcheck source=runners/flink-cluster.sh
+source "$ROOT/runners/flink-cluster.sh"
+log() { flink_log "$@"; }
 
-"$NTK" --help > /dev/null   # builds the project on first use
-NTK_ROOT=$(cd "$(dirname "$NTK")/.." && pwd)
-JAR="$NTK_ROOT/pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar"
-CP="$JAR:$(cat "$NTK_ROOT/pipelines/target/classpath.txt")"
-JVM=(--add-modules=jdk.incubator.vector --add-opens=java.base/java.nio=ALL-UNNAMED
-  --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
-  --add-opens=java.base/java.lang.invoke=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
-  -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true)
-
-rm -rf "$OUT"
-mkdir -p "$OUT/conf" "$OUT/logs" "$OUT/tmp"
-# The cluster's configuration. The workers load the job's classes from their own class path (the
-# project's, parent-first), so the job ships only the pipelines jar (--filesToStage). Heartbeats are
-# short so that the lost TaskManager is noticed in seconds; two slots per TaskManager let the job
-# restart on the survivor.
-cat > "$OUT/conf/flink-conf.yaml" <<CONF
-jobmanager.rpc.address: localhost
-jobmanager.rpc.port: $RPC_PORT
-jobmanager.bind-host: localhost
-rest.address: localhost
-rest.bind-address: localhost
-rest.port: $REST_PORT
-taskmanager.host: localhost
-taskmanager.bind-host: localhost
-taskmanager.numberOfTaskSlots: 2
-# A TaskManager started without Flink's scripts needs its resources spelled out.
-taskmanager.cpu.cores: 2
-taskmanager.memory.framework.heap.size: 128m
-taskmanager.memory.task.heap.size: 640m
-taskmanager.memory.framework.off-heap.size: 128m
-taskmanager.memory.task.off-heap.size: 0m
-taskmanager.memory.network.min: 64m
-taskmanager.memory.network.max: 64m
-taskmanager.memory.managed.size: 64m
-taskmanager.memory.jvm-metaspace.size: 256m
-taskmanager.memory.jvm-overhead.min: 192m
-taskmanager.memory.jvm-overhead.max: 192m
-jobmanager.memory.process.size: 1024m
-cluster.evenly-spread-out-slots: true
-classloader.resolve-order: parent-first
-classloader.check-leaked-classloader: false
-restart-strategy.type: fixed-delay
-restart-strategy.fixed-delay.attempts: 5
-restart-strategy.fixed-delay.delay: 1 s
-heartbeat.interval: 1000
-heartbeat.timeout: 5000
-io.tmp.dirs: $OUT/tmp
-CONF
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-java "${JVM[@]}" -Xmx768m -cp "$CP" \
-  org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$OUT/conf" \
-  > "$OUT/logs/jobmanager.log" 2>&1 &
-pids+=($!)
-start_taskmanager() {
-  java "${JVM[@]}" -Xmx768m -XX:MaxDirectMemorySize=512m -cp "$CP" \
-    org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$OUT/conf" \
-    > "$OUT/logs/taskmanager-$1.log" 2>&1 &
-  pids+=($!)
-}
-start_taskmanager 1
-tm1=$!
-start_taskmanager 2
-tm2=$!
-
-# Wait for the REST endpoint and both TaskManagers.
-rest() { # path, key: one number from a JSON reply of the REST API
-  curl -s --max-time 2 "http://localhost:$REST_PORT$1" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
-for _ in $(seq 1 60); do
-  tms=$(rest /overview taskmanagers || true)
-  [[ "$tms" == 2 ]] && break
-  sleep 0.5
-done
-if [[ "${tms:-}" != 2 ]]; then
-  log "the cluster did not start (logs in $OUT/logs)"
-  tail -n 5 "$OUT"/logs/*.log >&2
-  exit 1
-fi
-log "cluster up: JobManager pid ${pids[0]} (REST localhost:$REST_PORT), TaskManagers pids $tm1 $tm2, $(rest /overview slots-total) slots"
+# Two TaskManagers of two slots each, unpinned: the job restarts on the survivor of a kill.
+flink_cluster_start "$OUT" 2 - -
+tm1=${TM_PIDS[0]}
 
 java -cp "$CP" dev.ntk.pipelines.bench.Bench data --n "$N" --d "$D" --seed 0 --dtype float64 \
   --out "$OUT/x.npy" > /dev/null

@@ -158,7 +158,10 @@ final class Outputs implements AutoCloseable {
   private void removeLeftovers() throws IOException {
     List<Path> leftovers = new ArrayList<>();
     try (Stream<Path> top = Files.list(out)) {
-      top.filter(AtomicFiles::isTemporary).forEach(leftovers::add);
+      // A staging directory that still holds previous outputs (a commit whose roll-back failed too,
+      // reported with its path) is the user's data until they take it back: it stays.
+      top.filter(p -> AtomicFiles.isTemporary(p) && !Files.isDirectory(p.resolve(PREVIOUS)))
+          .forEach(leftovers::add);
     }
     if (Files.isDirectory(tiles())) {
       try (Stream<Path> walk = Files.walk(tiles(), 2)) {

@@ -653,8 +653,13 @@ class NtkCommandTest {
     Path tmp = Files.writeString(set.resolve(AtomicFiles.temporaryName("tile-r0-c4.arrow")), "half");
     Path staging = Files.createDirectories(out.resolve(AtomicFiles.temporaryName("staging-kernel")));
     Files.writeString(staging.resolve("nngp.npy"), "half");
+    // A staging directory whose roll-back failed holds the previous outputs: it is not a leftover.
+    Path unrestored = Files.createDirectories(out.resolve(AtomicFiles.temporaryName("staging-predict"))
+        .resolve("previous"));
+    Path oldMean = Files.writeString(unrestored.resolve("mean.npy"), "the user's");
     assertEquals(0, ntk("kernel", "--model", model, "--x1", x, "--tile", 4, "--out", out).status());
     assertFalse(Files.exists(tmp) || Files.exists(staging));
+    assertTrue(Files.exists(oldMean), "previous outputs that could not be put back are kept");
   }
 
   /**
