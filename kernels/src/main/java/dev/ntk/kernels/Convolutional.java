@@ -5,7 +5,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
-import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.PixelMap;
 import java.util.ArrayList;
@@ -177,18 +176,13 @@ public final class Convolutional {
   public static class Conv extends SingleInputLayer {
     final int outChan;
     final Geometry geometry;
-    private final double wStd;
-    private final Double bStd;
-    private final Linear.Parameterization parameterization;
+    private final Linear.Affine affine;
 
     Conv(LayerType.Arguments args) {
       super(args);
       this.outChan = args.integer("out_chan");
       this.geometry = Geometry.of(args, "filter_shape");
-      this.wStd = args.number("W_std");
-      this.bStd = args.optionalNumber("b_std");
-      this.parameterization = Linear.Parameterization.valueOf(
-          args.choice("parameterization").toUpperCase(Locale.ROOT));
+      this.affine = Linear.Affine.of(args);
     }
 
     /** The filter's windows over the input's axes (for a transposed convolution, its dilated input). */
@@ -222,42 +216,19 @@ public final class Convolutional {
       }
       dims[dims.length - 2] = input.channels();
       dims[dims.length - 1] = outChan;
-      NDArray w = Tensors.standardNormal(rng, manager, new Shape(dims), dtype);
-      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(outChan), dtype);
-      if (parameterization == Linear.Parameterization.STANDARD) {
-        w = Tensors.mul(w, wStd / Math.sqrt(fanIn(input)));
-        b = b == null ? null : Tensors.mul(b, bStd);
-      }
-      return b == null ? Params.of(w) : Params.of(w, b);
+      return affine.init(rng, manager, new Shape(dims), outChan, fanIn(input), dtype);
     }
 
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      NDArray z = convolve(x, w);
-      boolean hasBias = params.arrays().size() > 1;
-      if (parameterization == Linear.Parameterization.NTK) {
-        long fanIn = w.getShape().size() / outChan;
-        z = Tensors.mul(z, wStd / Math.sqrt(fanIn));
-        return hasBias ? z.add(Tensors.mul(params.array(1), bStd)) : z;
-      }
-      return hasBias ? z.add(params.array(1)) : z;
+      return affine.output(convolve(x, w), params, w.getShape().size() / outChan);
     }
 
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
       PixelMap map = PixelMap.conv(kind(k), windows(context.input(0), context.path()));
-      KernelExpr a = k.map(e -> e.pixels(map));
-      double w2 = wStd * wStd;
-      double b2 = bStd == null ? 0.0 : bStd * bStd;
-      Expr nngp = a.nngp().times(w2).plus(b2);
-      Expr ntk;
-      if (parameterization == Linear.Parameterization.NTK) {
-        ntk = nngp.plus(a.ntk().times(w2));
-      } else {
-        ntk = a.nngp().times(fanIn(context.input(0))).plus(a.ntk().times(w2)).plus(bStd == null ? 0 : 1);
-      }
-      return new KernelExpr(nngp, ntk, a.var1().times(w2).plus(b2), a.var2().times(w2).plus(b2));
+      return affine.rule(k.map(e -> e.pixels(map)), fanIn(context.input(0)));
     }
   }
 

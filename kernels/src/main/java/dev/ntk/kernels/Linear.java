@@ -28,6 +28,61 @@ public final class Linear {
     }
   }
 
+  /**
+   * How an affine layer ({@link Dense}, {@link Convolutional.Conv}, {@link
+   * Convolutional.ConvTranspose}) scales its weights and bias: one place for the finite layer's
+   * initialization and output and for its kernel rule, given the layer's product {@code z = x W}
+   * (or the convolution) and its fan-in.
+   *
+   * <p>NTK parameterization: {@code z' = W_std / sqrt(fan_in) z + b_std b} with {@code W, b ~ N(0,
+   * 1)}; rule {@code nngp' = W_std^2 A(nngp) + b_std^2}, {@code ntk' = nngp' + W_std^2 A(ntk)}.
+   * Standard: {@code z' = z + b} with {@code W ~ N(0, W_std^2 / fan_in)}, {@code b ~ N(0,
+   * b_std^2)}; the gradient is taken with respect to the unscaled weights, so {@code ntk' = fan_in
+   * A(nngp) + W_std^2 A(ntk) (+ 1 with a bias)}. {@code A} is the layer's linear map of the input
+   * kernel (the identity for Dense, the filter average for a convolution).
+   *
+   * @param bStd {@code null}: no bias
+   */
+  record Affine(double wStd, Double bStd, Parameterization parameterization) {
+    /** The {@code W_std}, {@code b_std} and {@code parameterization} arguments of a layer. */
+    static Affine of(LayerType.Arguments args) {
+      return new Affine(args.number("W_std"), args.optionalNumber("b_std"),
+          Parameterization.valueOf(args.choice("parameterization").toUpperCase(Locale.ROOT)));
+    }
+
+    /** Weights of {@code weightShape} and, with a bias, {@code channels} biases, as this layer draws them. */
+    Params init(SplittableRandom rng, NDManager manager, Shape weightShape, long channels, long fanIn,
+        DataType dtype) {
+      NDArray w = Tensors.standardNormal(rng, manager, weightShape, dtype);
+      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(channels), dtype);
+      if (parameterization == Parameterization.STANDARD) {
+        w = Tensors.mul(w, wStd / Math.sqrt(fanIn));
+        b = b == null ? null : Tensors.mul(b, bStd);
+      }
+      return b == null ? Params.of(w) : Params.of(w, b);
+    }
+
+    /** The layer's output from its product {@code z} with the raw weights of {@code params}. */
+    NDArray output(NDArray z, Params params, long fanIn) {
+      boolean hasBias = params.arrays().size() > 1;
+      if (parameterization == Parameterization.NTK) {
+        NDArray scaled = Tensors.mul(z, wStd / Math.sqrt(fanIn));
+        return hasBias ? scaled.add(Tensors.mul(params.array(1), bStd)) : scaled;
+      }
+      return hasBias ? z.add(params.array(1)) : z;
+    }
+
+    /** The output kernel from {@code a}, the input kernel already mapped by the layer's {@code A}. */
+    KernelExpr rule(KernelExpr a, long fanIn) {
+      double w2 = wStd * wStd;
+      double b2 = bStd == null ? 0.0 : bStd * bStd;
+      Expr nngp = a.nngp().times(w2).plus(b2);
+      Expr ntk = parameterization == Parameterization.NTK ? nngp.plus(a.ntk().times(w2))
+          : a.nngp().times(fanIn).plus(a.ntk().times(w2)).plus(bStd == null ? 0 : 1);
+      return a.with(nngp, ntk, v -> v.times(w2).plus(b2));
+    }
+  }
+
   public static final LayerType DENSE = LayerType.of("Dense", "a fully connected affine layer",
       Dense::new, Argument.positiveInteger("out_dim", 1), Argument.number("W_std", 1.0),
       Argument.optionalNumber("b_std"), Argument.choice("parameterization", "ntk", "standard"));
@@ -67,16 +122,12 @@ public final class Linear {
    */
   public static final class Dense extends SingleInputLayer {
     private final int outDim;
-    private final double wStd;
-    private final Double bStd;
-    private final Parameterization parameterization;
+    private final Affine affine;
 
     Dense(LayerType.Arguments args) {
       super(args);
       this.outDim = args.integer("out_dim");
-      this.wStd = args.number("W_std");
-      this.bStd = args.optionalNumber("b_std");
-      this.parameterization = Parameterization.valueOf(args.choice("parameterization").toUpperCase(Locale.ROOT));
+      this.affine = Affine.of(args);
     }
 
     @Override
@@ -91,39 +142,18 @@ public final class Linear {
     @Override
     protected Params init(SplittableRandom rng, Spec input, NDManager manager, DataType dtype) {
       long fanIn = input.channels();
-      NDArray w = Tensors.standardNormal(rng, manager, new Shape(fanIn, outDim), dtype);
-      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(outDim), dtype);
-      if (parameterization == Parameterization.STANDARD) {
-        w = Tensors.mul(w, wStd / Math.sqrt(fanIn));
-        b = b == null ? null : Tensors.mul(b, bStd);
-      }
-      return b == null ? Params.of(w) : Params.of(w, b);
+      return affine.init(rng, manager, new Shape(fanIn, outDim), outDim, fanIn, dtype);
     }
 
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      NDArray z = x.matMul(w);
-      boolean hasBias = params.arrays().size() > 1;
-      if (parameterization == Parameterization.NTK) {
-        z = Tensors.mul(z, wStd / Math.sqrt(w.getShape().get(0)));
-        return hasBias ? z.add(Tensors.mul(params.array(1), bStd)) : z;
-      }
-      return hasBias ? z.add(params.array(1)) : z;
+      return affine.output(x.matMul(w), params, w.getShape().get(0));
     }
 
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
-      double w2 = wStd * wStd;
-      double b2 = bStd == null ? 0.0 : bStd * bStd;
-      Expr nngp = k.nngp().times(w2).plus(b2);
-      Expr ntk;
-      if (parameterization == Parameterization.NTK) {
-        ntk = nngp.plus(k.ntk().times(w2));
-      } else {
-        ntk = k.nngp().times(context.input(0).channels()).plus(k.ntk().times(w2)).plus(bStd == null ? 0 : 1);
-      }
-      return k.with(nngp, ntk, v -> v.times(w2).plus(b2));
+      return affine.rule(k, context.input(0).channels());
     }
   }
 
