@@ -49,6 +49,7 @@ public final class TensorFlowNative {
   private static Path configure() {
     System.setProperty("ai.djl.offline", "true");
     useBfcAllocator();
+    quietGpuProbes();
     String env = System.getenv("TENSORFLOW_LIBRARY_PATH");
     String prop = System.getProperty("TENSORFLOW_LIBRARY_PATH");
     if (prop != null && !prop.isBlank()) {
@@ -77,6 +78,38 @@ public final class TensorFlowNative {
   }
 
   private static final String BFC = "TF_CPU_ALLOCATOR_USE_BFC";
+
+  /**
+   * Whether this machine has an NVIDIA driver (Linux: {@code /proc/driver/nvidia} or {@code
+   * /dev/nvidiactl}; elsewhere assumed, so that the engines look for themselves). Without one,
+   * no CUDA device can be used, whatever CUDA libraries are installed.
+   */
+  public static boolean gpuDriverPresent() {
+    if (!System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
+      return true;
+    }
+    return Files.exists(Paths.get("/proc/driver/nvidia")) || Files.exists(Paths.get("/dev/nvidiactl"));
+  }
+
+  /**
+   * On a machine without an NVIDIA driver, DJL's and TensorFlow's GPU probes can only fail, and
+   * where a CUDA toolkit is installed they say so at every start ("Failed to detect GPU count",
+   * "failed call to cuInit", "Could not load dynamic library 'libcudart.so.11.0'"): noise for a
+   * library user on a CPU machine. Unless the user chose otherwise, TensorFlow's native log is
+   * limited to what it also raises as exceptions ({@code TF_CPP_MIN_LOG_LEVEL=3}, as {@code
+   * bin/ntk} sets it) and DJL's CUDA probe, with slf4j-simple, to errors.
+   */
+  private static void quietGpuProbes() {
+    if (gpuDriverPresent()) {
+      return;
+    }
+    if (System.getenv(TF_LOG) == null) {
+      dev.ntk.kernels.linalg.Libc.setenv(TF_LOG, "3", false);
+    }
+    System.getProperties().putIfAbsent("org.slf4j.simpleLogger.log.ai.djl.util.cuda", "error");
+  }
+
+  private static final String TF_LOG = "TF_CPP_MIN_LOG_LEVEL";
 
   private static Path extract() {
     ClassLoader loader = TensorFlowNative.class.getClassLoader();

@@ -45,4 +45,34 @@ class TensorsTest {
       }
     }
   }
+
+  /**
+   * A library user's JVM on a machine without an NVIDIA driver (no logging configured, no
+   * TF_CPP_MIN_LOG_LEVEL) hears nothing of the GPU probes of DJL and TensorFlow, and auto picks cpu.
+   */
+  @Test
+  void noGpuProbeWarningsWithoutADriver() throws Exception {
+    if (TensorFlowNative.gpuDriverPresent()) {
+      assertEquals(true, TensorFlowNative.gpuDriverPresent()); // a GPU machine: its probes may speak
+      return;
+    }
+    String javaBin = java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    ProcessBuilder b = new ProcessBuilder(javaBin, "-cp", System.getProperty("java.class.path"),
+        FirstUse.class.getName()).redirectErrorStream(true);
+    b.environment().remove("TF_CPP_MIN_LOG_LEVEL");
+    Process p = b.start();
+    String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertEquals(0, p.waitFor(), out);
+    assertEquals("cpu 3.0", out.strip(), "the first use printed more than its result");
+  }
+
+  /** A first use of the library: the backend, then one TensorFlow op. */
+  static final class FirstUse {
+    public static void main(String[] args) {
+      String backend = dev.ntk.kernels.engine.Backend.AUTO.resolve().key();
+      try (NDManager m = Tensors.newManager()) {
+        System.out.println(backend + " " + m.create(new double[] {1, 2}).sum().getDouble());
+      }
+    }
+  }
 }

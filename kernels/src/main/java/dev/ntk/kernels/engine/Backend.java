@@ -36,6 +36,9 @@ public enum Backend {
     static final boolean VISIBLE = gpuVisible();
 
     private static boolean gpuVisible() {
+      if (!dev.ntk.kernels.TensorFlowNative.gpuDriverPresent()) {
+        return false; // DJL's probe would only fail, with a warning where a CUDA toolkit is installed
+      }
       try {
         return ai.djl.util.cuda.CudaUtils.getGpuCount() > 0;
       } catch (RuntimeException | LinkageError e) {
