@@ -55,6 +55,20 @@ public final class NtkEngineBridge {
   }
 
   /**
+   * The TensorFlow op {@code name} (its raw name, such as {@code "Expm1"}) of {@code inputs}, on
+   * the first input's manager, as DJL runs its own ops: so the engine can run ops that DJL's
+   * {@code NDArray} has no method for ({@code Expm1}, {@code Log1p}).
+   */
+  public static NDArray op(String name, NDArray... inputs) {
+    TfNDManager manager = (TfNDManager) inputs[0].getManager();
+    TfOpExecutor executor = manager.opExecutor(name);
+    for (NDArray x : inputs) {
+      executor.addInput(x);
+    }
+    return executor.buildSingletonOrThrow();
+  }
+
+  /**
    * {@code count} new arrays of {@code shape} and {@code type} on {@code manager}'s CPU, whose
    * values {@code values} writes into the native-order buffers it is given, which are the tensors'
    * own memory (no copy): a 4096 x 4096 float32 kernel is 64 MiB that a direct buffer would take and

@@ -1,6 +1,7 @@
 package dev.ntk.kernels.engine;
 
 import java.util.Objects;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * An entry-wise expression over a kernel tile: the vocabulary in which every translation rule is
@@ -22,9 +23,52 @@ import java.util.Objects;
  * are simplified away), so a rule need not special-case a zero bias or a zero input NTK.
  */
 public final class Expr {
-  /** The operations of the vocabulary. */
+  /**
+   * The operations of the vocabulary. Each entry-wise operation is declared here once, with every
+   * meaning it has: its scalar meaning ({@link #evaluate}, the reference, and what {@code ScalarOps}
+   * runs), its vector lowering (a {@code VectorOperators} constant, or a {@link VectorMath.Function}
+   * for what the Vector API lacks; {@code VectorOps} runs it in a loop of its own, {@link
+   * LaneLoops}, and it is named lazily so that a JVM without the Vector API never loads it), its template in
+   * generated source ({@code Fused}: {@code %1$s}, {@code %2$s} are the operands, {@code DoubleVector}s
+   * or {@code FloatVector}s) and its TensorFlow op (the raw op's name, run by {@code
+   * TensorFlowBackend}). A new operation is one line here and a method that builds it ({@link
+   * #unary(Op)} or {@link #binary(Op, Expr)}); see docs/DESIGN.md.
+   */
   public enum Op {
-    CONST, INPUT, ADD, SUB, MUL, DIV, MAX, SQRT, ATAN2,
+    CONST, INPUT,
+    ADD(Double::sum, () -> VectorOperators.ADD,
+        "%1$s.add(%2$s)", "AddV2"),
+    SUB((x, y) -> x - y, () -> VectorOperators.SUB,
+        "%1$s.sub(%2$s)", "Sub"),
+    MUL((x, y) -> x * y, () -> VectorOperators.MUL,
+        "%1$s.mul(%2$s)", "Mul"),
+    DIV((x, y) -> x / y, () -> VectorOperators.DIV,
+        "%1$s.div(%2$s)", "RealDiv"),
+    MAX(Math::max, () -> VectorOperators.MAX,
+        "%1$s.max(%2$s)", "Maximum"),
+    MIN(Math::min, () -> VectorOperators.MIN,
+        "%1$s.min(%2$s)", "Minimum"),
+    ATAN2(Math::atan2, () -> VectorOperators.ATAN2,
+        "%1$s.lanewise(VectorOperators.ATAN2, %2$s)", "Atan2"),
+    SQRT(Math::sqrt, () -> VectorOperators.SQRT,
+        "%1$s.sqrt()", "Sqrt"),
+    EXP(Math::exp, () -> VectorOperators.EXP,
+        "%1$s.lanewise(VectorOperators.EXP)", "Exp"),
+    EXPM1(Math::expm1, () -> VectorOperators.EXPM1,
+        "%1$s.lanewise(VectorOperators.EXPM1)", "Expm1"),
+    LOG(Math::log, () -> VectorOperators.LOG,
+        "%1$s.lanewise(VectorOperators.LOG)", "Log"),
+    LOG1P(Math::log1p, () -> VectorOperators.LOG1P,
+        "%1$s.lanewise(VectorOperators.LOG1P)", "Log1p"),
+    SIN(Math::sin, () -> VectorOperators.SIN,
+        "%1$s.lanewise(VectorOperators.SIN)", "Sin"),
+    COS(Math::cos, () -> VectorOperators.COS,
+        "%1$s.lanewise(VectorOperators.COS)", "Cos"),
+    ABS(Math::abs, () -> VectorOperators.ABS,
+        "%1$s.abs()", "Abs"),
+    /** The error function: no {@code VectorOperators} form, so its lanes are {@link VectorMath#erf}. */
+    ERF(SpecialFunctions::erf, () -> VectorMath.ERF,
+        "dev.ntk.kernels.engine.VectorMath.erf(%1$s)", "Erf"),
     /** {@code a * b + c} with one rounding: built by {@link #plus} from a product. */
     FMA,
     /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
@@ -38,6 +82,37 @@ public final class Expr {
     /** The sum of a block's entries times a constant: a scalar. */
     REDUCE;
 
+    private final java.util.function.DoubleBinaryOperator scalar;
+    private final boolean binary;
+    private final java.util.function.Supplier<Object> vector;
+    private final String source;
+    private final String tensorflow;
+
+    Op() {
+      this.scalar = null;
+      this.binary = false;
+      this.vector = null;
+      this.source = null;
+      this.tensorflow = null;
+    }
+
+    Op(java.util.function.DoubleUnaryOperator scalar, java.util.function.Supplier<Object> vector, String source, String tensorflow) {
+      this((x, y) -> scalar.applyAsDouble(x), false, vector, source, tensorflow);
+    }
+
+    Op(java.util.function.DoubleBinaryOperator scalar, java.util.function.Supplier<Object> vector, String source, String tensorflow) {
+      this(scalar, true, vector, source, tensorflow);
+    }
+
+    private Op(java.util.function.DoubleBinaryOperator scalar, boolean binary, java.util.function.Supplier<Object> vector, String source,
+        String tensorflow) {
+      this.scalar = scalar;
+      this.binary = binary;
+      this.vector = vector;
+      this.source = source;
+      this.tensorflow = tensorflow;
+    }
+
     /** Whether the operation mixes the entries of a pixel block (not entry-wise). */
     public boolean structural() {
       return ordinal() >= DIAGONAL.ordinal();
@@ -45,7 +120,30 @@ public final class Expr {
 
     /** Whether the operation takes two operands. */
     public boolean binary() {
-      return this == ADD || this == SUB || this == MUL || this == DIV || this == MAX || this == ATAN2;
+      return binary;
+    }
+
+    /** Whether this is an entry-wise operation of one or two operands (not FMA, not structural). */
+    public boolean arithmetic() {
+      return scalar != null;
+    }
+
+    /**
+     * The vector lowering: a {@code VectorOperators.Unary} or {@code Binary} constant, or a {@link
+     * VectorMath.Function} (only called where the JVM has the Vector API).
+     */
+    Object vector() {
+      return vector.get();
+    }
+
+    /** The Java expression of generated vector code, given its operands' expressions. */
+    String source(String... operands) {
+      return String.format(java.util.Locale.ROOT, source, (Object[]) operands);
+    }
+
+    /** The TensorFlow op that computes it on broadcast operands. */
+    public String tensorflow() {
+      return tensorflow;
     }
   }
 
@@ -311,8 +409,68 @@ public final class Expr {
     return max(constant(c));
   }
 
+  /** {@code min(this, other)}. */
+  public Expr min(Expr other) {
+    return binary(Op.MIN, this, other);
+  }
+
+  public Expr min(double c) {
+    return min(constant(c));
+  }
+
+  /** {@code op} of this, an operation of one operand; folded if this is a constant. */
+  public Expr unary(Op op) {
+    if (!op.arithmetic() || op.binary()) {
+      throw new IllegalArgumentException(op + " is not an entry-wise operation of one operand");
+    }
+    return isConstant() ? constant(evaluate(op, value, 0)) : new Expr(op, this, null, Double.NaN, null, domain);
+  }
+
+  /** {@code op(this, other)}, an operation of two operands; folded if both are constants. */
+  public Expr binary(Op op, Expr other) {
+    if (!op.arithmetic() || !op.binary()) {
+      throw new IllegalArgumentException(op + " is not an entry-wise operation of two operands");
+    }
+    return binary(op, this, other);
+  }
+
   public Expr sqrt() {
-    return isConstant() ? constant(Math.sqrt(value)) : new Expr(Op.SQRT, this, null, Double.NaN, null, domain);
+    return unary(Op.SQRT);
+  }
+
+  public Expr exp() {
+    return unary(Op.EXP);
+  }
+
+  /** {@code exp(this) - 1}, accurate near 0. */
+  public Expr expm1() {
+    return unary(Op.EXPM1);
+  }
+
+  /** The natural logarithm. */
+  public Expr log() {
+    return unary(Op.LOG);
+  }
+
+  /** {@code log(1 + this)}, accurate near 0. */
+  public Expr log1p() {
+    return unary(Op.LOG1P);
+  }
+
+  public Expr erf() {
+    return unary(Op.ERF);
+  }
+
+  public Expr sin() {
+    return unary(Op.SIN);
+  }
+
+  public Expr cos() {
+    return unary(Op.COS);
+  }
+
+  public Expr abs() {
+    return unary(Op.ABS);
   }
 
   /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
@@ -327,16 +485,10 @@ public final class Expr {
 
   /** The scalar meaning of each operation of at most two operands. */
   public static double evaluate(Op op, double a, double b) {
-    return switch (op) {
-      case ADD -> a + b;
-      case SUB -> a - b;
-      case MUL -> a * b;
-      case DIV -> a / b;
-      case MAX -> Math.max(a, b);
-      case SQRT -> Math.sqrt(a);
-      case ATAN2 -> Math.atan2(a, b);
-      default -> throw new IllegalArgumentException(op + " is not an arithmetic operation");
-    };
+    if (op.scalar == null) {
+      throw new IllegalArgumentException(op + " is not an arithmetic operation");
+    }
+    return op.scalar.applyAsDouble(a, b);
   }
 
   /** The operation and domain only: a whole network's expression is a large shared graph. */

@@ -566,17 +566,23 @@ final class Fused {
   }
 
   private static String expression(Expr.Op op, String[] x) {
-    return switch (op) {
-      case ADD -> x[0] + ".add(" + x[1] + ")";
-      case SUB -> x[0] + ".sub(" + x[1] + ")";
-      case MUL -> x[0] + ".mul(" + x[1] + ")";
-      case DIV -> x[0] + ".div(" + x[1] + ")";
-      case MAX -> x[0] + ".max(" + x[1] + ")";
-      case SQRT -> x[0] + ".sqrt()";
-      case ATAN2 -> x[0] + ".lanewise(VectorOperators.ATAN2, " + x[1] + ")";
-      case FMA -> x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
-      default -> throw new IllegalArgumentException(op + " is not an entry-wise operation");
-    };
+    if (op == Expr.Op.FMA) {
+      return x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
+    }
+    if (!op.arithmetic()) {
+      throw new IllegalArgumentException(op + " is not an entry-wise operation");
+    }
+    return op.source(x);
+  }
+
+  /** The jar or directory this engine's classes were loaded from, or null if that is not a file. */
+  private static String engineClassPath() {
+    try {
+      java.security.CodeSource source = VectorMath.class.getProtectionDomain().getCodeSource();
+      return source == null ? null : java.nio.file.Path.of(source.getLocation().toURI()).toString();
+    } catch (Exception | LinkageError e) {
+      return null;
+    }
   }
 
   /** Compiles {@code source} in memory; its public constructor, or null (logged once) on failure. */
@@ -611,8 +617,16 @@ final class Fused {
         };
       }
     }) {
-      boolean ok = compiler.getTask(errors, files, null, List.of("--add-modules", "jdk.incubator.vector",
-          "-proc:none", "-g:none", "-nowarn", "-XDsuppressNotes", "-Xlint:none"), null, List.of(file)).call();
+      List<String> options = new ArrayList<>(List.of("--add-modules", "jdk.incubator.vector",
+          "-proc:none", "-g:none", "-nowarn", "-XDsuppressNotes", "-Xlint:none"));
+      String engine = engineClassPath();
+      if (engine != null) {
+        // Templates may call this package's public VectorMath: compile against where it was loaded
+        // from, which need not be on java.class.path (a Flink user-code class loader).
+        options.addAll(List.of("-classpath", engine + java.io.File.pathSeparator
+            + System.getProperty("java.class.path", "")));
+      }
+      boolean ok = compiler.getTask(errors, files, null, options, null, List.of(file)).call();
       if (!ok || !classes.containsKey(name)) {
         throw new IllegalStateException(errors.toString());
       }

@@ -50,20 +50,19 @@ public final class TensorFlowBackend {
         NDArray c = e.c() == null ? null : operand(e.c(), values, inputs, like, scope, n1, n2);
         NDArray r = switch (e.op()) {
           case DIAGONAL, SPREAD_ROW, SPREAD_COL, PIXELS, REDUCE -> structural(e, a, scope);
-          case ADD -> a.add(b);
-          case SUB -> a.sub(b);
-          case MUL -> a.mul(b);
-          case DIV -> a.div(b);
-          case MAX -> a.maximum(b);
-          case SQRT -> a.sqrt();
-          case ATAN2 -> a.atan2(b);
           case FMA -> {
             NDArray product = a.mul(b);
             NDArray sum = product.add(c);
             product.close();
             yield sum;
           }
-          default -> throw new IllegalStateException(e.op().name());
+          default -> {
+            if (!e.op().arithmetic()) {
+              throw new IllegalStateException(e.op().name());
+            }
+            yield ai.djl.tensorflow.engine.NtkEngineBridge.op(e.op().tensorflow(), b == null ? new NDArray[] {a}
+                : new NDArray[] {a, b});
+          }
         };
         r.attach(scope);
         values.put(e, r);

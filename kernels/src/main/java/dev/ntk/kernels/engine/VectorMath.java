@@ -1,0 +1,93 @@
+package dev.ntk.kernels.engine;
+
+import static dev.ntk.kernels.engine.SpecialFunctions.FRACTION;
+import static dev.ntk.kernels.engine.SpecialFunctions.INV_SQRT_PI;
+import static dev.ntk.kernels.engine.SpecialFunctions.MACLAURIN;
+import static dev.ntk.kernels.engine.SpecialFunctions.MIDDLE;
+import static dev.ntk.kernels.engine.SpecialFunctions.ONE;
+import static dev.ntk.kernels.engine.SpecialFunctions.SCALED;
+import static dev.ntk.kernels.engine.SpecialFunctions.SCALED_SERIES;
+import static dev.ntk.kernels.engine.SpecialFunctions.SERIES;
+import static dev.ntk.kernels.engine.SpecialFunctions.SMALL;
+
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Vector lanes of the operations the Vector API lacks, called by {@link VectorOps} and by the
+ * generated loops of {@link Fused} (so public). Each is the algorithm of its scalar meaning in
+ * {@link SpecialFunctions}, lane by lane, with {@code VectorOperators.EXP} (1 ulp) for {@link
+ * Math#exp}; a range of {@code |x|} that no lane is in is skipped.
+ */
+public final class VectorMath {
+  private VectorMath() {}
+
+  /** A function of vector lanes, float64 and float32: the vector lowering of an operation. */
+  public interface Function {
+    DoubleVector apply(DoubleVector x);
+
+    FloatVector apply(FloatVector x);
+  }
+
+  /** {@link #erf} as a {@link Function}. */
+  public static final Function ERF = new Function() {
+    @Override
+    public DoubleVector apply(DoubleVector x) {
+      return erf(x);
+    }
+
+    @Override
+    public FloatVector apply(FloatVector x) {
+      return erf(x);
+    }
+  };
+
+  /** {@link SpecialFunctions#erf} of each lane. */
+  public static DoubleVector erf(DoubleVector x) {
+    DoubleVector ax = x.abs();
+    DoubleVector x2 = x.mul(x);
+    DoubleVector p = DoubleVector.broadcast(x.species(), MACLAURIN[SERIES]);
+    for (int n = SERIES - 1; n >= 0; n--) {
+      p = p.fma(x2, DoubleVector.broadcast(x.species(), MACLAURIN[n]));
+    }
+    DoubleVector small = x.mul(p);
+    VectorMask<Double> large = ax.compare(VectorOperators.LT, SMALL).not();
+    if (!large.anyTrue()) {
+      return small;
+    }
+    DoubleVector l = ax.fma(ax, x2.neg());
+    DoubleVector e = x2.neg().lanewise(VectorOperators.EXP).mul(l.neg().add(1));
+    VectorMask<Double> middle = ax.compare(VectorOperators.LT, MIDDLE);
+    DoubleVector r = DoubleVector.zero(x.species());
+    if (middle.and(large).anyTrue()) {
+      DoubleVector q = DoubleVector.broadcast(x.species(), SCALED_SERIES[SCALED]);
+      for (int n = SCALED - 1; n >= 0; n--) {
+        q = q.fma(x2, DoubleVector.broadcast(x.species(), SCALED_SERIES[n]));
+      }
+      r = ax.mul(q).mul(e);
+    }
+    VectorMask<Double> tail = middle.not().and(ax.compare(VectorOperators.LT, ONE));
+    if (tail.anyTrue()) {
+      DoubleVector t = ax;
+      for (int k = FRACTION; k >= 1; k--) {
+        t = DoubleVector.broadcast(x.species(), 0.5 * k).div(t).add(ax);
+      }
+      r = r.blend(e.mul(INV_SQRT_PI).div(t).neg().add(1), tail);
+    }
+    // |x| >= 6 (and infinities) give 1; NaN lanes compare false everywhere and stay NaN.
+    r = r.blend(1.0, ax.compare(VectorOperators.GE, ONE)).blend(ax, ax.test(VectorOperators.IS_NAN));
+    r = r.lanewise(VectorOperators.NEG, x.compare(VectorOperators.LT, 0));
+    return small.blend(r, large);
+  }
+
+  /** {@link SpecialFunctions#erf} of each float32 lane, computed in float64 and rounded once. */
+  public static FloatVector erf(FloatVector x) {
+    float[] lanes = x.toArray();
+    for (int i = 0; i < lanes.length; i++) {
+      lanes[i] = (float) SpecialFunctions.erf(lanes[i]);
+    }
+    return FloatVector.fromArray(x.species(), lanes, 0);
+  }
+}
