@@ -6,7 +6,9 @@ import dev.ntk.kernels.engine.Expr;
 
 /**
  * Elementwise nonlinearities and their closed-form rules: the ReLU family ({@link ABRelu}, which
- * covers {@code Relu}, {@code LeakyRelu} and {@code Abs}) and {@link Erf}.
+ * covers {@code Relu}, {@code LeakyRelu} and {@code Abs}), {@link Erf}, {@link Gelu}, {@link Sin}
+ * (and {@code Cos}), {@link Rbf}, {@link Exp} and {@link Sign}, with neural-tangents' names,
+ * arguments, defaults and formulas.
  *
  * <p>A nonlinearity maps a Gaussian pre-activation {@code (u, v)} with covariance {@code [[k11,
  * k], [k, k22]]} to {@code nngp' = E[f(u) f(v)]} and {@code ntk' = ntk * E[f'(u) f'(v)]}; its
@@ -25,6 +27,18 @@ public final class Elementwise {
       Argument.requiredNumber("a"), Argument.requiredNumber("b"));
   public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c", Erf::new,
       Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
+
+  public static final LayerType GELU = LayerType.of("Gelu", "x Phi(x) (the kernel is always exact GELU's)",
+      Gelu::new, Argument.bool("approximate", false));
+  public static final LayerType SIN = LayerType.of("Sin", "a * sin(b * x + c)", a -> new Sin(a, 0),
+      Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
+  public static final LayerType COS = LayerType.of("Cos", "a * cos(b * x + c) = Sin(a, b, c + pi/2)",
+      a -> new Sin(a, Math.PI / 2), Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
+  public static final LayerType RBF = LayerType.of("Rbf", "sqrt(2) sin(sqrt(2 gamma) x + pi/4)", Rbf::new,
+      Argument.number("gamma", 1.0));
+  public static final LayerType EXP = LayerType.of("Exp", "a * exp(b * x)", Exp::new,
+      Argument.number("a", 1.0), Argument.number("b", 1.0));
+  public static final LayerType SIGN = LayerType.of("Sign", "sign(x)", Sign::new);
 
   public static Layer relu() {
     return RELU.create();
@@ -53,6 +67,59 @@ public final class Elementwise {
   /** {@code a * erf(b * x) + c}. */
   public static Layer erf(double a, double b, double c) {
     return ERF.create(a, b, c);
+  }
+
+  /** {@code x Phi(x)}, {@code Phi} the standard normal distribution function. */
+  public static Layer gelu() {
+    return GELU.create();
+  }
+
+  /**
+   * GELU; {@code approximate} uses the tanh form in the finite network only (as neural-tangents),
+   * the kernel is the exact one's.
+   */
+  public static Layer gelu(boolean approximate) {
+    return GELU.create(approximate);
+  }
+
+  /** {@code sin(x)}. */
+  public static Layer sin() {
+    return SIN.create();
+  }
+
+  /** {@code a * sin(b * x + c)}. */
+  public static Layer sin(double a, double b, double c) {
+    return SIN.create(a, b, c);
+  }
+
+  /** {@code cos(x)}. */
+  public static Layer cos() {
+    return COS.create();
+  }
+
+  /** {@code a * cos(b * x + c)}. */
+  public static Layer cos(double a, double b, double c) {
+    return COS.create(a, b, c);
+  }
+
+  /** {@code sqrt(2) sin(sqrt(2 gamma) x + pi/4)}: the random Fourier features of an RBF kernel. */
+  public static Layer rbf(double gamma) {
+    return RBF.create(gamma);
+  }
+
+  /** {@code exp(x)}. */
+  public static Layer exp() {
+    return EXP.create();
+  }
+
+  /** {@code a * exp(b * x)}. */
+  public static Layer exp(double a, double b) {
+    return EXP.create(a, b);
+  }
+
+  /** {@code sign(x)}; zeroes the NTK (its derivative is 0 almost everywhere). */
+  public static Layer sign() {
+    return SIGN.create();
   }
 
   /**
@@ -185,6 +252,178 @@ public final class Elementwise {
       double b2 = b * b;
       Expr t = v.times(2 * b2);
       return t.atan2(t.times(2).plus(1).sqrt()).times(a * a * 2 / Math.PI).plus(c * c);
+    }
+  }
+
+  /**
+   * {@code f(x) = x Phi(x)}. With {@code s_i = 1 + k_ii}, {@code D = sqrt(s_1 s_2 - k^2)}, {@code A
+   * = atan2(k, D)} and {@code P = k_11 k_22}: {@code nngp' = k/4 + ((k^2 + P D^2) / (s_1 s_2 D) + k
+   * A) / (2 pi)} and {@code E[f' f'] = 1/4 + A/(2 pi) + k / (2 pi D) (1/D^2 + (1 - P)/(s_1 s_2) + 1)}
+   * (its derivative in {@code k}). {@code approximate} (the tanh form) changes only the finite
+   * network, as in neural-tangents.
+   */
+  public static final class Gelu extends Nonlinearity {
+    private final boolean approximate;
+
+    Gelu(LayerType.Arguments args) {
+      super(args);
+      this.approximate = args.bool("approximate");
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      if (approximate) {
+        // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        NDArray inner = Tensors.mul(x.add(Tensors.mul(x.pow(3), 0.044715)), Math.sqrt(2 / Math.PI));
+        return Tensors.mul(x.mul(Tensors.add(inner.tanh(), 1.0)), 0.5);
+      }
+      return Tensors.mul(x.mul(Tensors.add(Tensors.mul(x, 1 / Math.sqrt(2)).erf(), 1.0)), 0.5);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr s12 = v1.plus(1).times(v2.plus(1));
+      Expr d2 = s12.minus(k.times(k)).max(0);
+      Expr d = d2.sqrt();
+      Expr angle = k.atan2(d);
+      Expr p = v1.times(v2);
+      Expr nngp = k.times(0.25).plus(k.times(k).plus(p.times(d2)).div(s12.times(d)).plus(k.times(angle))
+          .times(1 / (2 * Math.PI)));
+      Expr dot = angle.times(1 / (2 * Math.PI)).plus(0.25).plus(k.div(d.times(2 * Math.PI))
+          .times(Expr.constant(1).div(d2).plus(Expr.constant(1).minus(p).div(s12)).plus(1)));
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      // q (1/4 + (q / ((q + 1) sqrt(1 + 2q)) + atan2(q, sqrt(1 + 2q)) / 2) / pi)
+      Expr root = v.times(2).plus(1).sqrt();
+      return v.times(v.div(v.plus(1).times(root)).plus(v.atan2(root).times(0.5)).times(1 / Math.PI).plus(0.25));
+    }
+  }
+
+  /**
+   * {@code f(x) = a sin(b x + c)} (and {@code Cos}: the phase {@code c + pi/2}). With {@code S = k_11
+   * + k_22}, {@code s_1 = exp(b^2 (k - S/2))} and {@code s_2 = exp(-b^2 (k + S/2)) cos 2c}: {@code
+   * nngp' = a^2/2 (s_1 - s_2)}, {@code E[f' f'] = a^2 b^2/2 (s_1 + s_2)}, and the variance {@code
+   * a^2/2 (1 - exp(-2 b^2 q) cos 2c)}.
+   */
+  public static final class Sin extends Nonlinearity {
+    private final double a;
+    private final double b;
+    private final double c;
+
+    Sin(LayerType.Arguments args, double phase) {
+      super(args);
+      this.a = args.number("a");
+      this.b = args.number("b");
+      this.c = args.number("c") + phase;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return Tensors.mul(Tensors.add(Tensors.mul(x, b), c).sin(), a);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      double b2 = b * b;
+      Expr half = v1.plus(v2).times(0.5);
+      Expr s1 = k.minus(half).times(b2).exp();
+      Expr s2 = k.plus(half).times(-b2).exp().times(Math.cos(2 * c));
+      return new Expr[] {s1.minus(s2).times(a * a / 2), s1.plus(s2).times(a * a * b2 / 2)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return v.times(-2 * b * b).exp().times(-Math.cos(2 * c)).plus(1).times(a * a / 2);
+    }
+  }
+
+  /**
+   * {@code f(x) = sqrt(2) sin(sqrt(2 gamma) x + pi/4)}: {@code nngp' = exp(-gamma (k_11 + k_22 - 2
+   * k))}, {@code E[f' f'] = 2 gamma nngp'}, and every variance becomes exactly 1.
+   */
+  public static final class Rbf extends Nonlinearity {
+    private final double gamma;
+
+    Rbf(LayerType.Arguments args) {
+      super(args);
+      this.gamma = args.number("gamma");
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return Tensors.mul(Tensors.add(Tensors.mul(x, Math.sqrt(2 * gamma)), Math.PI / 4).sin(), Math.sqrt(2));
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr nngp = v1.plus(v2).minus(k.times(2)).times(-gamma).exp();
+      return new Expr[] {nngp, nngp.times(2 * gamma)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return Expr.constant(1);
+    }
+  }
+
+  /**
+   * {@code f(x) = a exp(b x)}: {@code nngp' = a^2 exp(b^2 (S/2 + k))} with {@code S = k_11 + k_22},
+   * {@code E[f' f'] = b^2 nngp'}, the variance {@code a^2 exp(2 b^2 q)}.
+   */
+  public static final class Exp extends Nonlinearity {
+    private final double a;
+    private final double b;
+
+    Exp(LayerType.Arguments args) {
+      super(args);
+      this.a = args.number("a");
+      this.b = args.number("b");
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return Tensors.mul(Tensors.mul(x, b).exp(), a);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr nngp = v1.plus(v2).times(0.5).plus(k).times(b * b).exp().times(a * a);
+      return new Expr[] {nngp, nngp.times(b * b)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return v.times(2 * b * b).exp().times(a * a);
+    }
+  }
+
+  /**
+   * {@code f(x) = sign(x)}: {@code nngp' = 1 - 2 theta / pi = (2/pi) atan2(k, sqrt(k_11 k_22 - k^2))}
+   * (0 where both are 0, as a zero input gives {@code sign(0) = 0}), and the NTK becomes 0 (as in
+   * neural-tangents: the derivative is 0 almost everywhere). The variance is 1, or 0 where it was 0.
+   */
+  public static final class Sign extends Nonlinearity {
+    Sign(LayerType.Arguments args) {
+      super(args);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return x.sign();
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
+      return new Expr[] {k.atan2(sine).times(2 / Math.PI), Expr.constant(0)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return v.atan2(Expr.constant(0)).times(2 / Math.PI);
     }
   }
 }

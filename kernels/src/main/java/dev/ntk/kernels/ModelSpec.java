@@ -42,7 +42,7 @@ public final class ModelSpec {
   /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
   private static final Set<String> FORMAT = Set.of(
       "Dropout",
-      "LayerNorm", "GlobalSelfAttention", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf", "Elementwise");
+      "LayerNorm", "GlobalSelfAttention", "Elementwise");
 
   private ModelSpec() {}
 

@@ -113,6 +113,56 @@ public final class Stax {
     return Elementwise.erf(a, b, c);
   }
 
+  /** {@code x Phi(x)}. */
+  public static Layer gelu() {
+    return Elementwise.gelu();
+  }
+
+  /** GELU, with the tanh form in the finite network if {@code approximate}. */
+  public static Layer gelu(boolean approximate) {
+    return Elementwise.gelu(approximate);
+  }
+
+  /** {@code sin(x)}. */
+  public static Layer sin() {
+    return Elementwise.sin();
+  }
+
+  /** {@code a * sin(b * x + c)}. */
+  public static Layer sin(double a, double b, double c) {
+    return Elementwise.sin(a, b, c);
+  }
+
+  /** {@code cos(x)}. */
+  public static Layer cos() {
+    return Elementwise.cos();
+  }
+
+  /** {@code a * cos(b * x + c)}. */
+  public static Layer cos(double a, double b, double c) {
+    return Elementwise.cos(a, b, c);
+  }
+
+  /** {@code sqrt(2) sin(sqrt(2 gamma) x + pi/4)}. */
+  public static Layer rbf(double gamma) {
+    return Elementwise.rbf(gamma);
+  }
+
+  /** {@code exp(x)}. */
+  public static Layer exp() {
+    return Elementwise.exp();
+  }
+
+  /** {@code a * exp(b * x)}. */
+  public static Layer exp(double a, double b) {
+    return Elementwise.exp(a, b);
+  }
+
+  /** {@code sign(x)}. */
+  public static Layer sign() {
+    return Elementwise.sign();
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

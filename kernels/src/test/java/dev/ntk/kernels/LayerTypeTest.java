@@ -13,7 +13,7 @@ class LayerTypeTest {
   void everyFamilyLayerIsRegisteredByName() {
     assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
         "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
-        "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose"),
+        "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());

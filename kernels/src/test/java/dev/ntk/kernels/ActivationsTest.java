@@ -1,0 +1,245 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.SpecialFunctions;
+import java.util.Map;
+import java.util.function.DoubleUnaryOperator;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign): each rule against a quadrature of
+ * the same Gaussian expectations, each finite network against its kernel by Monte Carlo, and the
+ * {@code cpu} and {@code tensorflow} backends against each other on dense and convolutional
+ * networks, with x2 given and absent.
+ */
+class ActivationsTest {
+  private static NDManager manager;
+
+  @BeforeAll
+  static void setUp() {
+    manager = Tensors.newManager();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    manager.close();
+  }
+
+  private static double phi(double x) {
+    return 0.5 * (1 + SpecialFunctions.erf(x / Math.sqrt(2)));
+  }
+
+  /** A layer, its function and its derivative, as the textbook writes them. */
+  record Case(String name, Layer layer, DoubleUnaryOperator f, DoubleUnaryOperator df) {
+    @Override
+    public String toString() {
+      return name;
+    }
+  }
+
+  static Stream<Case> smooth() {
+    double a = 1.3;
+    double b = 0.7;
+    double c = 0.4;
+    double g = 0.6;
+    return Stream.of(
+        new Case("Gelu", Stax.gelu(), x -> x * phi(x),
+            x -> phi(x) + x * Math.exp(-x * x / 2) / Math.sqrt(2 * Math.PI)),
+        new Case("Sin", Stax.sin(a, b, c), x -> a * Math.sin(b * x + c), x -> a * b * Math.cos(b * x + c)),
+        new Case("Cos", Stax.cos(a, b, c), x -> a * Math.cos(b * x + c), x -> -a * b * Math.sin(b * x + c)),
+        new Case("Sin default", Stax.sin(), Math::sin, Math::cos),
+        new Case("Rbf", Stax.rbf(g), x -> Math.sqrt(2) * Math.sin(Math.sqrt(2 * g) * x + Math.PI / 4),
+            x -> Math.sqrt(2) * Math.sqrt(2 * g) * Math.cos(Math.sqrt(2 * g) * x + Math.PI / 4)),
+        new Case("Exp", Stax.exp(a, b), x -> a * Math.exp(b * x), x -> a * b * Math.exp(b * x)));
+  }
+
+  /**
+   * {@code E[f(u) g(v)]} for {@code (u, v)} of covariance {@code [[q11, k], [k, q22]]}: the
+   * trapezoidal rule in standard normal coordinates, step 1/16 on [-12, 12]^2, which converges
+   * faster than any power of the step for these entire integrands (its error is far below 1e-12).
+   */
+  static double expectation(DoubleUnaryOperator f, DoubleUnaryOperator g, double q11, double q22, double k) {
+    double h = 1.0 / 16;
+    int m = 12 * 16;
+    double su = Math.sqrt(q11);
+    double slope = q11 == 0 ? 0 : k / su;
+    double rest = Math.sqrt(Math.max(q22 - slope * slope, 0));
+    double[] w = new double[2 * m + 1];
+    double[] gv = new double[2 * m + 1];
+    for (int i = -m; i <= m; i++) {
+      w[i + m] = Math.exp(-0.5 * (i * h) * (i * h)) * h / Math.sqrt(2 * Math.PI);
+    }
+    double sum = 0;
+    for (int i = -m; i <= m; i++) {
+      double z1 = i * h;
+      double fu = f.applyAsDouble(su * z1);
+      double inner = 0;
+      for (int j = -m; j <= m; j++) {
+        inner += w[j + m] * g.applyAsDouble(slope * z1 + rest * j * h);
+      }
+      sum += w[i + m] * fu * inner;
+    }
+    return sum;
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("smooth")
+  void closedFormMatchesQuadrature(Case c) {
+    RuleTesting.Input in = RuleTesting.hardInput(13);
+    Map<String, double[]> out = RuleTesting.run(c.layer(), in);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        int e = i * in.n2() + j;
+        double q11 = in.var1()[i];
+        double q22 = in.var2()[j];
+        double k = in.nngp()[e];
+        double nngp = expectation(c.f(), c.f(), q11, q22, k);
+        double dot = expectation(c.df(), c.df(), q11, q22, k);
+        String where = c + " (" + i + ", " + j + ")";
+        assertEquals(nngp, out.get("nngp")[e], 1e-9 * Math.max(1, Math.abs(nngp)), where + " nngp");
+        assertEquals(in.ntk()[e] * dot, out.get("ntk")[e], 1e-9 * Math.max(1, Math.abs(in.ntk()[e] * dot)),
+            where + " ntk");
+      }
+      double v = expectation(c.f(), c.f(), in.var1()[i], in.var1()[i], in.var1()[i]);
+      assertEquals(v, out.get("var1")[i], 1e-9 * Math.max(1, v), c + " var1 " + i);
+    }
+  }
+
+  /**
+   * Sign: {@code E[sign(u) sign(v)] = 2 E[sign(u) P(v > 0 | u)] } over {@code u > 0} (the integrand
+   * is even): {@code 2 int_0^inf erf(m u / sqrt(2 s)) phi(u) du} with {@code v | u ~ N(m u, s)},
+   * by Simpson's rule on [0, 12 sqrt(q11)] (a smooth integrand), and the NTK is zero.
+   */
+  @Test
+  void signMatchesQuadratureAndZeroesTheNtk() {
+    RuleTesting.Input in = RuleTesting.hardInput(17);
+    Map<String, double[]> out = RuleTesting.run(Stax.sign(), in);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        int e = i * in.n2() + j;
+        double q11 = in.var1()[i];
+        double q22 = in.var2()[j];
+        double k = in.nngp()[e];
+        double want;
+        if (q11 == 0 || q22 == 0) {
+          want = 0;
+        } else {
+          double m = k / q11;
+          double sd = Math.sqrt(Math.max(q22 - k * k / q11, 0));
+          DoubleUnaryOperator y = u -> (sd <= 1e-12 * Math.sqrt(q22) ? Math.signum(m)
+              : SpecialFunctions.erf(m * u / (Math.sqrt(2) * sd))) * Math.exp(-u * u / (2 * q11))
+              / Math.sqrt(2 * Math.PI * q11);
+          // The inner erf turns over within about sd / |m| of 0: resolved by a piece of its own.
+          double top = 12 * Math.sqrt(q11);
+          double edge = Math.min(top, 40 * sd / Math.max(Math.abs(m), 1e-300));
+          want = 2 * (simpson(y, 0, edge) + simpson(y, edge, top));
+        }
+        assertEquals(want, out.get("nngp")[e], 1e-9, "sign (" + i + ", " + j + ")");
+        assertEquals(0.0, out.get("ntk")[e]);
+      }
+      assertEquals(in.var1()[i] == 0 ? 0 : 1, out.get("var1")[i], 1e-15);
+    }
+    // Equal inputs: exactly 1.
+    assertEquals(1.0, out.get("nngp")[0]);
+  }
+
+  private static double simpson(DoubleUnaryOperator f, double from, double to) {
+    int n = 20000;
+    double h = (to - from) / n;
+    double sum = 0;
+    for (int t = 0; t <= n; t++) {
+      sum += (t == 0 || t == n ? 1 : t % 2 == 1 ? 4 : 2) * f.applyAsDouble(from + t * h);
+    }
+    return sum * h / 3;
+  }
+
+  static Stream<Arguments> wide() {
+    int w = 1024;
+    return Stream.of(
+        Arguments.of("gelu, sin, cos", Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.gelu(), Stax.dense(w, 1.2, 0.1),
+            Stax.sin(1.2, 0.8, 0.3), Stax.dense(w, 1.1, 0.2), Stax.cos(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("exp, rbf, sign", Stax.serial(Stax.dense(w, 0.8, 0.1), Stax.exp(0.7, 0.6),
+            Stax.dense(w, 1.0, 0.1), Stax.rbf(0.5), Stax.dense(w, 1.2, 0.1), Stax.sign(), Stax.dense(w, 1.0, 0.2))),
+        Arguments.of("approximate gelu (exact kernel, tanh network)", Stax.serial(Stax.dense(w, 1.0, 0.1),
+            Stax.gelu(true), Stax.dense(w, 1.0, 0.1))));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("wide")
+  void analyticNngpMatchesWideFiniteNetworks(String name, Layer model) {
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 201);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 202);
+    double[] analytic = model.kernelFn().apply(x1, x2).nngp().toDoubleArray();
+    MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, 96, 7);
+    KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / 1024, 0.10);
+  }
+
+  static Map<String, Layer> models() {
+    int[] f = {3, 3};
+    return Map.of(
+        "dense", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.gelu(), Stax.dense(16, 1.1, 0.2), Stax.sin(1.1, 0.9, 0.2),
+            Stax.dense(16, 1.0, 0.1), Stax.cos(), Stax.dense(16, 0.9, 0.1), Stax.exp(0.8, 0.5), Stax.dense(16),
+            Stax.rbf(0.7), Stax.dense(16, 1.2, 0.1), Stax.sign(), Stax.dense(2)),
+        "convolutional", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gelu(),
+            Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.sin(1.0, 0.8, 0.1), Stax.conv(8, f, null, "SAME", 1.0, 0.2),
+            Stax.exp(0.9, 0.4), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.rbf(0.5),
+            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)));
+  }
+
+  @Test
+  void cpuAndTensorFlowAgreeInFloat64() {
+    for (Map.Entry<String, Layer> m : models().entrySet()) {
+      boolean conv = m.getKey().equals("convolutional");
+      NDArray x1 = conv ? KernelTesting.randomImages(manager, 4, new long[] {5, 4, 2}, 301)
+          : KernelTesting.randomInputs(manager, 7, 5, 301);
+      NDArray x2 = conv ? KernelTesting.randomImages(manager, 3, new long[] {5, 4, 2}, 302)
+          : KernelTesting.randomInputs(manager, 4, 5, 302);
+      for (NDArray other : new NDArray[] {null, x2}) {
+        Kernel cpu = m.getValue().kernelFn().withBackend(Backend.CPU).apply(x1, other);
+        Kernel tf = m.getValue().kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
+        for (Get g : Get.values()) {
+          double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
+          String where = m.getKey() + (other == null ? " x1 only " : " x1, x2 ") + g;
+          if (g == Get.NTK) {
+            // Sign zeroes the NTK below it: what is left is the last layers' own.
+            assertTrue(Double.isNaN(err) || err < 1e-12, where + ": cpu and tensorflow differ by " + err);
+          } else {
+            assertTrue(err < 1e-12, where + ": cpu and tensorflow differ by " + err);
+          }
+        }
+        assertTrue(KernelTesting.relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray()) < 1e-12);
+      }
+    }
+  }
+
+  @Test
+  void modelFilesReadTheNewLayersWithNeuralTangentsDefaults() {
+    Layer model = ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gelu": {}}, {"Dense": {"out_dim": 4}}, {"Sin": {"b": 2}},
+          {"Dense": {"out_dim": 4}}, {"Cos": {}}, {"Dense": {"out_dim": 4}}, {"Rbf": {}},
+          {"Dense": {"out_dim": 4}}, {"Exp": {"a": 0.5}}, {"Dense": {"out_dim": 4}}, {"Sign": {}}]}""");
+    String json = ModelSpec.toJson(model);
+    for (String s : new String[] {"{\"Gelu\":{\"approximate\":false}}", "{\"Sin\":{\"a\":1.0,\"b\":2.0,\"c\":0.0}}",
+        "{\"Cos\":{\"a\":1.0,\"b\":1.0,\"c\":0.0}}", "{\"Rbf\":{\"gamma\":1.0}}",
+        "{\"Exp\":{\"a\":0.5,\"b\":1.0}}", "{\"Sign\":{}}"}) {
+      assertTrue(json.replace(" ", "").contains(s), s + " in " + json);
+    }
+    ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class, () -> ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Rbf": {"gamma": "wide"}}]}"""));
+    assertEquals("serial[1].Rbf", e.path());
+    ModelException unknown = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class, () -> ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gelu": {"approximate": true, "beta": 1}}]}"""));
+    assertEquals("serial[1].Gelu", unknown.path());
+  }
+}
