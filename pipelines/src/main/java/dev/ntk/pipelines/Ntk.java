@@ -353,7 +353,9 @@ public final class Ntk implements Runnable {
       KernelInputs.Inputs x = inputs.read(layer);
       PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
       if (log != null) {
-        log.printf(Locale.ROOT, "ntk: model and inputs read and checked in %.2f s%n", (System.nanoTime() - started) / 1e9);
+        log.printf(Locale.ROOT, "ntk: JVM start to command %.2f s; model and inputs read and checked in %.2f s%n",
+            (System.currentTimeMillis() - java.lang.management.ManagementFactory.getRuntimeMXBean().getStartTime())
+                / 1e3 - (System.nanoTime() - started) / 1e9, (System.nanoTime() - started) / 1e9);
       }
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
       long[] shape = x.x1().shape();
@@ -368,7 +370,11 @@ public final class Ntk implements Runnable {
             options.tile(), maxTileBytes);
       }
       long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
+      long optionsStarted = System.nanoTime();
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
+      if (log != null && !inProcess) {
+        log.printf(Locale.ROOT, "ntk: pipeline options in %.2f s%n", (System.nanoTime() - optionsStarted) / 1e9);
+      }
       List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
       List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
       JobReport report;
@@ -382,6 +388,9 @@ public final class Ntk implements Runnable {
       }
       if (log != null && report.tileTimes() != null) {
         log.println(report.tileTimes());
+      }
+      if (log != null) {
+        log.printf(Locale.ROOT, "ntk: command done %.2f s after it started%n", (System.nanoTime() - started) / 1e9);
       }
       PrintWriter w = spec.commandLine().getOut();
       w.println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels fit one tile of "

@@ -99,10 +99,16 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
       this.directory = directory;
     }
 
+    private final org.apache.beam.sdk.metrics.Distribution assemblyMicros =
+        org.apache.beam.sdk.metrics.Metrics.distribution(KernelTiles.class, KernelTiles.ASSEMBLY_MICROS);
+
     @ProcessElement
     public void process(@Element List<TileKey> keys, OutputReceiver<String> out) throws IOException {
+      long started = System.nanoTime();
       GatherTiles.checkComplete(tiles, keys);
-      for (ResourceId file : write(tiles, get, BeamFiles.directory(directory), keys)) {
+      List<ResourceId> files = write(tiles, get, BeamFiles.directory(directory), keys);
+      assemblyMicros.update((System.nanoTime() - started) / 1000);
+      for (ResourceId file : files) {
         out.output(file.toString());
       }
     }
