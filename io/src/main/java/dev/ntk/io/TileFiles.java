@@ -140,19 +140,11 @@ public final class TileFiles {
      */
     public void readValues(SeekableByteChannel channel, int kernel, long firstValue, ByteBuffer dst)
         throws IOException {
-      long at = dataOffsets[kernel] + firstValue * width();
       if (firstValue < 0 || firstValue * width() + dst.remaining() > (long) metadata.key().size() * width()) {
         throw new IndexOutOfBoundsException(name + ": values from " + firstValue + ", " + dst.remaining()
             + " bytes, of a tile of " + metadata.key().size());
       }
-      while (dst.hasRemaining()) {
-        channel.position(at);
-        int n = channel.read(dst);
-        if (n < 0) {
-          throw new IOException(name + ": the file ends inside its values (truncated?)");
-        }
-        at += n;
-      }
+      readBytes(channel, kernel, firstValue * width(), dst);
     }
 
     /**
@@ -161,21 +153,57 @@ public final class TileFiles {
      * @throws TileChecksumException if the values are not the ones written
      */
     public void verify(SeekableByteChannel channel) throws IOException {
-      CRC32C crc = new CRC32C();
-      long bytes = (long) metadata.key().size() * width();
-      ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(1, bytes)));
+      long crc = 0;
       for (int k = 0; k < dataOffsets.length; k++) {
-        for (long off = 0; off < bytes; off += buffer.capacity()) {
-          buffer.clear().limit((int) Math.min(buffer.capacity(), bytes - off));
-          readValues(channel, k, off / width(), buffer);
-          buffer.flip();
-          crc.update(buffer);
-        }
+        long bytes = columnBytes();
+        crc = Crc32c.combine(crc, crc(channel, k, 0, bytes), bytes);
       }
-      String computed = CRC32C + String.format("%08x", crc.getValue());
+      check(crc);
+    }
+
+    /** The bytes of one kernel's values. */
+    public long columnBytes() {
+      return (long) metadata.key().size() * width();
+    }
+
+    /**
+     * The CRC-32C of bytes {@code [from, from + length)} of kernel {@code kernel}'s values: parts
+     * of the checksum that {@link Crc32c#combine} puts together, for threads that share the work.
+     */
+    public long crc(SeekableByteChannel channel, int kernel, long from, long length) throws IOException {
+      CRC32C crc = new CRC32C();
+      ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(1, length)));
+      for (long off = 0; off < length; off += buffer.capacity()) {
+        buffer.clear().limit((int) Math.min(buffer.capacity(), length - off));
+        readBytes(channel, kernel, from + off, buffer);
+        buffer.flip();
+        crc.update(buffer);
+      }
+      return crc.getValue();
+    }
+
+    /**
+     * Checks the CRC-32C of all values (every kernel's, in order) against the stored checksum.
+     *
+     * @throws TileChecksumException if they differ
+     */
+    public void check(long crc) throws TileChecksumException {
+      String computed = CRC32C + String.format("%08x", crc);
       if (!checksum.equals(computed)) {
         throw new TileChecksumException(name + ": the values fail their checksum (stored "
             + checksum + ", computed " + computed + "): the file was changed or damaged on disk");
+      }
+    }
+
+    private void readBytes(SeekableByteChannel channel, int kernel, long fromByte, ByteBuffer dst) throws IOException {
+      long at = dataOffsets[kernel] + fromByte;
+      while (dst.hasRemaining()) {
+        channel.position(at);
+        int n = channel.read(dst);
+        if (n < 0) {
+          throw new IOException(name + ": the file ends inside its values (truncated?)");
+        }
+        at += n;
       }
     }
   }

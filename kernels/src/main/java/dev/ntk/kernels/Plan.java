@@ -210,6 +210,15 @@ public final class Plan {
         : into(CpuBackend.float32(), (float[]) x1, (float[]) x2, n1, n2, threads, kernels);
   }
 
+  /**
+   * As {@link #runInto(Object, Object, int, int, int, Map)} on {@code cpu} (e.g. {@link
+   * CpuBackend#forWork} for one tile of a larger job).
+   */
+  public <A> Map<String, Object> runInto(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
+      Map<String, ?> kernels) {
+    return into(cpu, x1, x2, n1, n2, threads, kernels);
+  }
+
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
       Map<String, ?> kernels) {
     Map<String, Object> vars = Map.of(VAR1, cpu.fromDoubles(new double[n1]), VAR2, cpu.fromDoubles(new double[n2]));

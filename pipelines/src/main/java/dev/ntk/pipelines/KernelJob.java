@@ -47,9 +47,7 @@ public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, N
   /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
     String json = Files.readString(model, StandardCharsets.UTF_8);
-    long started = System.nanoTime();
     TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve(Outputs.TILES));
-    System.err.printf("DEBUG tileset %.2f s%n", (System.nanoTime() - started) / 1e9);
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend))
         .apply("WriteKernels", WriteKernels.of(tiles, get, outputs));
