@@ -19,6 +19,9 @@ import java.util.TreeMap;
 import java.util.zip.CRC32C;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.ReferenceManager;
+import org.apache.arrow.memory.util.MemoryUtil;
+import org.apache.arrow.vector.ipc.message.ArrowFieldNode;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.BitVectorHelper;
 import org.apache.arrow.vector.FieldVector;
@@ -138,6 +141,142 @@ public final class TileFiles {
   }
 
   /**
+   * Where a tile file's values lie, found from its metadata alone (schema, footer and the record
+   * batch's header; no value is read): each kernel's {@code rows * cols} values, row-major in the
+   * tile's dtype and little-endian, start at {@code dataOffsets[k]} of the file. Readers that need a
+   * few rows of a large tile read them from there ({@link #readValues}) instead of the whole tile;
+   * {@link #verify} checks the values against the stored checksum.
+   */
+  public record Layout(String name, TileMetadata metadata, long[] dataOffsets, String checksum) {
+    /** Bytes per value: 4 or 8. */
+    public int width() {
+      return metadata.dtype() == NpyDType.FLOAT64 ? 8 : 4;
+    }
+
+    /**
+     * Reads {@code dst.remaining()} bytes of kernel {@code kernel} (its index in {@code
+     * metadata().kernelNames()}) from value {@code firstValue} on, into {@code dst}.
+     */
+    public void readValues(SeekableByteChannel channel, int kernel, long firstValue, ByteBuffer dst)
+        throws IOException {
+      if (firstValue < 0 || firstValue * width() + dst.remaining() > (long) metadata.key().size() * width()) {
+        throw new IndexOutOfBoundsException(name + ": values from " + firstValue + ", " + dst.remaining()
+            + " bytes, of a tile of " + metadata.key().size());
+      }
+      readBytes(channel, kernel, firstValue * width(), dst);
+    }
+
+    /**
+     * Reads every value once and checks them against the stored checksum.
+     *
+     * @throws TileChecksumException if the values are not the ones written
+     */
+    public void verify(SeekableByteChannel channel) throws IOException {
+      long crc = 0;
+      for (int k = 0; k < dataOffsets.length; k++) {
+        long bytes = columnBytes();
+        crc = Crc32c.combine(crc, crc(channel, k, 0, bytes), bytes);
+      }
+      check(crc);
+    }
+
+    /** The bytes of one kernel's values. */
+    public long columnBytes() {
+      return (long) metadata.key().size() * width();
+    }
+
+    /**
+     * The CRC-32C of bytes {@code [from, from + length)} of kernel {@code kernel}'s values: parts
+     * of the checksum that {@link Crc32c#combine} puts together, for threads that share the work.
+     */
+    public long crc(SeekableByteChannel channel, int kernel, long from, long length) throws IOException {
+      CRC32C crc = new CRC32C();
+      ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(1, length)));
+      for (long off = 0; off < length; off += buffer.capacity()) {
+        buffer.clear().limit((int) Math.min(buffer.capacity(), length - off));
+        readBytes(channel, kernel, from + off, buffer);
+        buffer.flip();
+        crc.update(buffer);
+      }
+      return crc.getValue();
+    }
+
+    /**
+     * Checks the CRC-32C of all values (every kernel's, in order) against the stored checksum.
+     *
+     * @throws TileChecksumException if they differ
+     */
+    public void check(long crc) throws TileChecksumException {
+      String computed = CRC32C + String.format("%08x", crc);
+      if (!checksum.equals(computed)) {
+        throw new TileChecksumException(name + ": the values fail their checksum (stored "
+            + checksum + ", computed " + computed + "): the file was changed or damaged on disk");
+      }
+    }
+
+    private void readBytes(SeekableByteChannel channel, int kernel, long fromByte, ByteBuffer dst) throws IOException {
+      long at = dataOffsets[kernel] + fromByte;
+      while (dst.hasRemaining()) {
+        channel.position(at);
+        int n = channel.read(dst);
+        if (n < 0) {
+          throw new IOException(name + ": the file ends inside its values (truncated?)");
+        }
+        at += n;
+      }
+    }
+  }
+
+  /**
+   * The {@link Layout} of a tile file, reading only its metadata: the schema (checked as {@link
+   * #read} checks it) and the header of its record batch.
+   *
+   * @param name the file's name or URI, for error messages
+   */
+  public static Layout layout(SeekableByteChannel channel, String name) throws IOException {
+    try (BufferAllocator allocator = new RootAllocator();
+        ArrowFileReader reader = new ArrowFileReader(new Unclosed(channel), allocator)) {
+      TileMetadata meta = metadata(name, reader);
+      String checksum = get(name, reader.getVectorSchemaRoot().getSchema().getCustomMetadata(), CHECKSUM);
+      ArrowBlock block = arrow(name, reader::getRecordBlocks).get(0);
+      channel.position(block.getOffset());
+      org.apache.arrow.vector.ipc.message.MessageMetadataResult message = arrow(name,
+          () -> org.apache.arrow.vector.ipc.message.MessageSerializer.readMessage(
+              new org.apache.arrow.vector.ipc.ReadChannel(new Unclosed(channel))));
+      if (message == null || message.getMessage().headerType() != org.apache.arrow.flatbuf.MessageHeader.RecordBatch) {
+        throw new IOException(name + ": not a valid Arrow IPC tile file: no record batch at " + block.getOffset());
+      }
+      org.apache.arrow.flatbuf.RecordBatch batch = (org.apache.arrow.flatbuf.RecordBatch) message.getMessage()
+          .header(new org.apache.arrow.flatbuf.RecordBatch());
+      int k = meta.kernelNames().size();
+      int n = meta.key().size();
+      long width = meta.dtype() == NpyDType.FLOAT64 ? 8 : 4;
+      if (batch.length() != n || batch.compression() != null || batch.buffersLength() != 2 * k
+          || batch.nodesLength() != k) {
+        throw new IOException(name + ": the record batch has " + batch.length() + " rows, "
+            + batch.buffersLength() + " buffers" + (batch.compression() != null ? ", compressed" : "")
+            + "; a " + meta.key().rows() + "x" + meta.key().cols() + " tile of " + k + " kernels needs " + n
+            + " rows, " + 2 * k + " buffers, uncompressed");
+      }
+      long body = block.getOffset() + block.getMetadataLength();
+      long[] offsets = new long[k];
+      for (int c = 0; c < k; c++) {
+        if (batch.nodes(c).nullCount() != 0) {
+          throw new IOException(name + ": column '" + meta.kernelNames().get(c) + "' has "
+              + batch.nodes(c).nullCount() + " null values");
+        }
+        org.apache.arrow.flatbuf.Buffer data = batch.buffers(2 * c + 1);
+        if (data.length() < n * width || body + data.offset() + n * width > body + block.getBodyLength()) {
+          throw new IOException(name + ": column '" + meta.kernelNames().get(c) + "' holds "
+              + data.length() + " bytes; " + n + " values need " + n * width);
+        }
+        offsets[c] = body + data.offset();
+      }
+      return new Layout(name, meta, offsets, checksum);
+    }
+  }
+
+  /**
    * Reads only a tile file's metadata, without its values.
    *
    * @return empty if {@code file} does not exist
@@ -169,11 +308,82 @@ public final class TileFiles {
    * object of a Beam file system); the caller closes the channel and commits the file.
    */
   public static void write(WritableByteChannel channel, Tile tile) throws IOException {
-    ArrowType type = new ArrowType.FloatingPoint(tile.dtype() == NpyDType.FLOAT64
+    try (BufferAllocator allocator = new RootAllocator();
+        VectorSchemaRoot values = VectorSchemaRoot.create(schema(tile.dtype(), tile.kernels().keySet(), null),
+            allocator)) {
+      int column = 0;
+      for (double[] v : tile.kernels().values()) {
+        fill(values.getVector(column++), v);
+      }
+      writeRoot(channel, tile.metadata(), values);
+    }
+  }
+
+  /**
+   * Writes a tile whose values are given as they are stored: {@code columns} holds, for each of
+   * {@code metadata.kernelNames()} in that order, the {@code rows * cols} values of that kernel
+   * in the tile's dtype and native byte order (little-endian on every platform Arrow supports),
+   * row-major. A direct buffer is written from its own memory, without a copy (a float32 tile
+   * stays float32 from the computation to the file); a heap buffer is copied once. The file is the
+   * one {@link #write(WritableByteChannel, Tile)} writes for the same values.
+   */
+  public static void write(WritableByteChannel channel, TileMetadata metadata, List<ByteBuffer> columns)
+      throws IOException {
+    if (columns.size() != metadata.kernelNames().size()) {
+      throw new IllegalArgumentException(metadata.kernelNames().size() + " kernels but " + columns.size()
+          + " columns");
+    }
+    int n = metadata.key().size();
+    long width = metadata.dtype() == NpyDType.FLOAT64 ? 8 : 4;
+    try (BufferAllocator allocator = new RootAllocator();
+        VectorSchemaRoot values = VectorSchemaRoot.create(schema(metadata.dtype(), metadata.kernelNames(), null),
+            allocator)) {
+      for (int c = 0; c < columns.size(); c++) {
+        ByteBuffer bytes = columns.get(c);
+        if (bytes.remaining() != n * width) {
+          throw new IllegalArgumentException("kernel '" + metadata.kernelNames().get(c) + "' has "
+              + bytes.remaining() + " bytes but a " + metadata.key().rows() + "x" + metadata.key().cols()
+              + " tile needs " + n * width);
+        }
+        FieldVector vector = values.getVector(c);
+        ArrowBuf data;
+        if (bytes.isDirect()) {
+          // The caller's memory as the column's values; Arrow neither frees nor changes it.
+          data = new ArrowBuf(ReferenceManager.NO_OP, null, bytes.remaining(),
+              MemoryUtil.getByteBufferAddress(bytes) + bytes.position());
+        } else {
+          data = allocator.buffer(bytes.remaining());
+          data.setBytes(0, bytes.duplicate());
+        }
+        try (ArrowBuf validity = allocator.buffer((n + 7) / 8)) {
+          validity.setZero(0L, validity.capacity());
+          validity.setOne(0L, n / 8L);
+          for (int i = n / 8 * 8; i < n; i++) {
+            BitVectorHelper.setBit(validity, i);
+          }
+          vector.loadFieldBuffers(new ArrowFieldNode(n, 0), List.of(validity, data));
+        }
+        if (!bytes.isDirect()) {
+          data.close(); // the vector holds its own reference
+        }
+      }
+      values.setRowCount(n);
+      writeRoot(channel, metadata, values);
+    }
+  }
+
+  private static Schema schema(NpyDType dtype, java.util.Collection<String> kernels, Map<String, String> meta) {
+    ArrowType type = new ArrowType.FloatingPoint(dtype == NpyDType.FLOAT64
         ? FloatingPointPrecision.DOUBLE : FloatingPointPrecision.SINGLE);
-    List<Field> fields = tile.kernels().keySet().stream()
+    List<Field> fields = kernels.stream()
         .map(name -> new Field(name, FieldType.notNullable(type), null))
         .toList();
+    return new Schema(fields, meta);
+  }
+
+  /** Writes {@code values} (the columns, all filled) as one Arrow IPC file with the tile's metadata and checksum. */
+  private static void writeRoot(WritableByteChannel channel, TileMetadata tile, VectorSchemaRoot values)
+      throws IOException {
     TileKey key = tile.key();
     Map<String, String> meta = new LinkedHashMap<>();
     meta.put(VERSION, FORMAT_VERSION);
@@ -184,37 +394,30 @@ public final class TileFiles {
     meta.put(ROWS, Integer.toString(key.rows()));
     meta.put(COLS, Integer.toString(key.cols()));
     meta.put(DTYPE, tile.dtype().typeName());
-    meta.put(KERNELS, String.join(",", tile.kernels().keySet()));
-    try (BufferAllocator allocator = new RootAllocator();
-        VectorSchemaRoot values = VectorSchemaRoot.create(new Schema(fields), allocator)) {
-      int column = 0;
-      for (double[] v : tile.kernels().values()) {
-        fill(values.getVector(column++), v);
-      }
-      // The checksum is of the bytes as written (float32 values after rounding).
-      meta.put(CHECKSUM, checksum(values.getFieldVectors(), key.size()));
-      VectorSchemaRoot root = new VectorSchemaRoot(new Schema(fields, meta),
-          values.getFieldVectors(), key.size());
-      try (ArrowFileWriter writer = new ArrowFileWriter(root, null, new WritableByteChannel() {
-            @Override
-            public int write(ByteBuffer src) throws IOException {
-              return channel.write(src);
-            }
+    meta.put(KERNELS, String.join(",", tile.kernelNames()));
+    // The checksum is of the bytes as written (float32 values after rounding).
+    meta.put(CHECKSUM, checksum(values.getFieldVectors(), key.size()));
+    VectorSchemaRoot root = new VectorSchemaRoot(schema(tile.dtype(), tile.kernelNames(), meta),
+        values.getFieldVectors(), key.size());
+    try (ArrowFileWriter writer = new ArrowFileWriter(root, null, new WritableByteChannel() {
+          @Override
+          public int write(ByteBuffer src) throws IOException {
+            return channel.write(src);
+          }
 
-            @Override
-            public boolean isOpen() {
-              return channel.isOpen();
-            }
+          @Override
+          public boolean isOpen() {
+            return channel.isOpen();
+          }
 
-            @Override
-            public void close() {
-              // the caller's channel
-            }
-          })) {
-        writer.start();
-        writer.writeBatch();
-        writer.end();
-      }
+          @Override
+          public void close() {
+            // the caller's channel
+          }
+        })) {
+      writer.start();
+      writer.writeBatch();
+      writer.end();
     }
   }
 

@@ -50,6 +50,74 @@ class TileFilesTest {
     }
   }
 
+  /** The values of {@code tile}'s kernels as stored: dtype, little-endian; direct or heap buffers. */
+  private static List<java.nio.ByteBuffer> stored(Tile tile, boolean direct) {
+    int width = tile.dtype() == NpyDType.FLOAT64 ? 8 : 4;
+    return tile.kernels().values().stream().map(v -> {
+      java.nio.ByteBuffer b = (direct ? java.nio.ByteBuffer.allocateDirect(v.length * width)
+          : java.nio.ByteBuffer.allocate(v.length * width)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      for (double x : v) {
+        if (width == 8) {
+          b.putDouble(x);
+        } else {
+          b.putFloat((float) x);
+        }
+      }
+      return b.flip();
+    }).toList();
+  }
+
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void tilesWrittenFromStoredBytesReadBackAsTheSameFile(NpyDType dtype) throws IOException {
+    Tile tile = tile(dtype, 0.1);
+    Path reference = TileFiles.write(dir, tile);
+    for (boolean direct : new boolean[] {true, false}) {
+      Path file = dir.resolve("from-bytes-" + direct + ".arrow");
+      try (var channel = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.CREATE_NEW,
+          java.nio.file.StandardOpenOption.WRITE)) {
+        TileFiles.write(channel, tile.metadata(), stored(tile, direct));
+      }
+      Tile back = TileFiles.read(file);
+      assertEquals(TileFiles.read(reference), back);
+      assertArrayEquals(Files.readAllBytes(reference), Files.readAllBytes(file));
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void layoutReadsRowsOfATileAndVerifiesItsChecksum(NpyDType dtype) throws IOException {
+    Tile tile = tile(dtype, 0.25);
+    Path file = TileFiles.write(dir, tile);
+    try (var channel = java.nio.channels.FileChannel.open(file)) {
+      TileFiles.Layout layout = TileFiles.layout(channel, file.toString());
+      assertEquals(tile.metadata(), layout.metadata());
+      layout.verify(channel);
+      List<java.nio.ByteBuffer> expected = stored(tile, false);
+      for (int k = 0; k < 2; k++) {
+        // row 1, columns 1..3
+        java.nio.ByteBuffer got = java.nio.ByteBuffer.allocate(3 * layout.width());
+        layout.readValues(channel, k, 5, got);
+        assertEquals(expected.get(k).slice(5 * layout.width(), 3 * layout.width()), got.flip());
+      }
+    }
+    byte[] bytes = Files.readAllBytes(file);
+    int at = (int) (layout(file).dataOffsets()[1] + 5L * layout(file).width());
+    bytes[at] ^= 1;
+    Files.write(file, bytes);
+    try (var channel = java.nio.channels.FileChannel.open(file)) {
+      TileFiles.Layout layout = TileFiles.layout(channel, file.toString());
+      assertThrows(TileChecksumException.class, () -> layout.verify(channel));
+    }
+  }
+
+  private static TileFiles.Layout layout(Path file) throws IOException {
+    try (var channel = java.nio.channels.FileChannel.open(file)) {
+      return TileFiles.layout(channel, file.toString());
+    }
+  }
+
+
   @Test
   void float32RoundsValues() throws IOException {
     Tile tile = tile(NpyDType.FLOAT32, 0.1);

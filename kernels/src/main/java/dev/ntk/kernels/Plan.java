@@ -179,6 +179,61 @@ public final class Plan {
     return r;
   }
 
+  /**
+   * The most work one tile of {@link #autoTile} may hold, in flops ({@link #pairFlops}): about
+   * 2^37, a few seconds of the cores of a small machine. A fully connected model's 8192 x 8192
+   * kernel (relu21: 1.3e11) is then one tile, computed on all cores as the in-process path would;
+   * a pooling CNN's tiles stay a few rows (1e9 flops per pair: tiles of 11 rows).
+   */
+  public static final double TILE_FLOPS = Double.parseDouble(System.getProperty("ntk.tile.flops", "1.4e11"));
+
+  /**
+   * An estimate of the work of one kernel entry, in flops: the input gram's multiply-adds ({@code
+   * 2 d}) and the per-pair steps ({@code fma} two, any other one), or for pixel blocks the pair
+   * pass's work ({@link Schedule#blockWork}).
+   */
+  public double pairFlops() {
+    if (schedule.blocks()) {
+      return Math.max(1, schedule.blockWork(2, 4)[0]);
+    }
+    double flops = 2.0 * requirements.input().shape().size();
+    for (Expr e : schedule.tileSteps()) {
+      flops += e.op() == Expr.Op.FMA ? 2 : 1;
+    }
+    return flops;
+  }
+
+  /**
+   * The tile size of {@code --tile auto} for an {@code n1 x n2} kernel: the largest of {@code
+   * ceil(max(n1, n2) / b)}, {@code b = 1, 2, ...} (tiles of equal size), whose tile fits {@code
+   * budget} bytes ({@link #tileBytes}) and holds at most {@link #TILE_FLOPS} of work. Large tiles
+   * cost a pipeline least (fewer files, fewer transposes to assemble, one tile's computation on all
+   * cores); the work bound keeps tiles of expensive models (pooling CNNs) small enough to spread
+   * over workers and to show progress.
+   */
+  public int autoTile(long n1, long n2, long budget, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
+    long n = Math.max(n1, n2);
+    double perPair = pairFlops();
+    for (long b = 1; b <= n; b++) {
+      long t = (n + b - 1) / b;
+      if (t > Integer.MAX_VALUE / 2) {
+        continue;
+      }
+      int rows = (int) Math.min(t, n1);
+      int cols = (int) Math.min(t, n2);
+      if ((long) rows * cols < Integer.MAX_VALUE - 64 && tileBytes(rows, cols, dtypeBytes, backend) <= budget
+          && (double) rows * cols * perPair <= TILE_FLOPS) {
+        return (int) t;
+      }
+      if (t == 1) {
+        break;
+      }
+      // the next b that gives a smaller tile
+      b = (n + t - 2) / (t - 1) - 1;
+    }
+    return 1;
+  }
+
   /** Whether this plan computes {@code get}. */
   public boolean computes(Get get) {
     return requirements.gets().contains(get);
@@ -208,6 +263,15 @@ public final class Plan {
   public Map<String, Object> runInto(Object x1, Object x2, int n1, int n2, int threads, Map<String, ?> kernels) {
     return x1 instanceof double[] a ? into(CpuBackend.float64(), a, (double[]) x2, n1, n2, threads, kernels)
         : into(CpuBackend.float32(), (float[]) x1, (float[]) x2, n1, n2, threads, kernels);
+  }
+
+  /**
+   * As {@link #runInto(Object, Object, int, int, int, Map)} on {@code cpu} (e.g. {@link
+   * CpuBackend#forWork} for one tile of a larger job).
+   */
+  public <A> Map<String, Object> runInto(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
+      Map<String, ?> kernels) {
+    return into(cpu, x1, x2, n1, n2, threads, kernels);
   }
 
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,

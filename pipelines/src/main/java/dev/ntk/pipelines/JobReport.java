@@ -19,16 +19,19 @@ public record JobReport(String runner, double seconds, long tilesComputed, long 
   /**
    * The workers' time in the tiles they computed, summed over the workers: getting the input rows
    * (of which {@code blocksRead} blocks were read from their files, the rest kept by the worker),
-   * computing the kernels (and the longest tile) and checking and writing the tile files.
+   * computing the kernels (and the longest tile) and checking and writing the tile files; and the
+   * seconds the assembly of the kernel files from the tiles took ({@code -1}: not measured).
    */
   public record TileTimes(long tiles, double inputSeconds, long blocksRead, double computeSeconds,
-      double longestComputeSeconds, double writeSeconds) {
+      double longestComputeSeconds, double writeSeconds, double assemblySeconds) {
     @Override
     public String toString() {
       return String.format(Locale.ROOT, "ntk: %d tiles computed in %.2f s of worker time: input rows %.2f s "
           + "(%d blocks read from files), kernels %.2f s (the longest tile %.3f s), check and write %.2f s",
           tiles, inputSeconds + computeSeconds + writeSeconds, inputSeconds, blocksRead, computeSeconds,
-          longestComputeSeconds, writeSeconds);
+          longestComputeSeconds, writeSeconds)
+          + (assemblySeconds < 0 ? "" : String.format(Locale.ROOT, "; assembly of the kernel files %.2f s",
+              assemblySeconds));
     }
   }
 

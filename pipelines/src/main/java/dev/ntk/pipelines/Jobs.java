@@ -46,12 +46,14 @@ final class Jobs {
       DistributionResult input = distribution(result, KernelTiles.TILE_INPUT_MICROS);
       DistributionResult compute = distribution(result, KernelTiles.TILE_COMPUTE_MICROS);
       DistributionResult write = distribution(result, KernelTiles.TILE_WRITE_MICROS);
+      DistributionResult assembly = distribution(result, KernelTiles.ASSEMBLY_MICROS);
       if (compute.getCount() == 0) {
         return null;
       }
       return new JobReport.TileTimes(compute.getCount(), input.getSum() / 1e6,
           Math.max(0, counter(result, KernelTiles.INPUT_BLOCKS_READ)), compute.getSum() / 1e6,
-          compute.getMax() / 1e6, write.getSum() / 1e6);
+          compute.getMax() / 1e6, write.getSum() / 1e6,
+          assembly.getCount() == 0 ? -1 : assembly.getSum() / 1e6);
     } catch (UnsupportedOperationException e) {
       return null;
     }

@@ -255,23 +255,37 @@ public final class Ntk implements Runnable {
             + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
     Backend backend;
 
-    @Option(names = "--tile", paramLabel = "ROWS",
-        description = "Rows of x1 and x2 per tile (default " + DEFAULT_TILE + "); any value works with any N.")
-    Integer tileOption;
+    @Option(names = "--tile", paramLabel = "ROWS|auto",
+        description = "Rows of x1 and x2 per tile; any value works with any N. kernel: auto (default), "
+            + "tiles as large as --max-tile-bytes and the model's work per entry allow; predict: "
+            + DEFAULT_TILE + " (default; auto means " + DEFAULT_TILE + ").")
+    String tileOption;
 
     static final int DEFAULT_TILE = 256;
 
-    /** The rows per tile: {@code --tile}, or {@value #DEFAULT_TILE}. */
+    /** Whether the tile size is {@code auto} (given, or not given). */
+    boolean autoTile() {
+      return tileOption == null || tileOption.trim().equalsIgnoreCase("auto");
+    }
+
+    /** The rows per tile: {@code --tile N}, or {@value #DEFAULT_TILE} for {@code auto}. */
     int tile() {
-      return tileOption == null ? DEFAULT_TILE : tileOption;
+      if (autoTile()) {
+        return DEFAULT_TILE;
+      }
+      try {
+        return Integer.parseInt(tileOption.trim());
+      } catch (NumberFormatException e) {
+        throw new UsageException("--tile must be a number of rows or auto, got " + tileOption);
+      }
     }
 
     /**
-     * Whether no runner, parallelism, Beam option or tile size was named: then a job whose kernels
-     * fit one tile runs in-process.
+     * Whether no runner, parallelism, Beam option or tile size (other than {@code auto}) was
+     * named: then a job whose kernels fit one tile runs in-process.
      */
     boolean pipelineUnasked() {
-      return runnerUnasked() && tileOption == null;
+      return runnerUnasked() && autoTile();
     }
 
     @Override
@@ -352,11 +366,17 @@ public final class Ntk implements Runnable {
         throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
       }
       long started = System.nanoTime();
+      // A pipeline's options (Beam scans its registrars: about a second of class loading) are
+      // built while the model and inputs are read, when a pipeline is sure to run.
+      java.util.concurrent.CompletableFuture<PipelineOptions> early = options.pipelineUnasked() ? null
+          : java.util.concurrent.CompletableFuture.supplyAsync(options::pipelineOptions);
       Layer layer = InputChecks.model(inputs.model);
       KernelInputs.Inputs x = inputs.read(layer);
       PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
       if (log != null) {
-        log.printf(Locale.ROOT, "ntk: model and inputs read and checked in %.2f s%n", (System.nanoTime() - started) / 1e9);
+        log.printf(Locale.ROOT, "ntk: JVM start to command %.2f s; model and inputs read and checked in %.2f s%n",
+            (System.currentTimeMillis() - java.lang.management.ManagementFactory.getRuntimeMXBean().getStartTime())
+                / 1e3 - (System.nanoTime() - started) / 1e9, (System.nanoTime() - started) / 1e9);
       }
       List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
       long[] shape = x.x1().shape();
@@ -365,13 +385,23 @@ public final class Ntk implements Runnable {
       Backend backend = options.backend.resolve();
       boolean inProcess = options.pipelineUnasked()
           && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
-      int tile = plan.largestTile(options.tile(), maxTileBytes, options.dtype.bytes(), backend);
-      if (tile < options.tile() && !inProcess) {
+      int tile = options.autoTile()
+          ? plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend)
+          : plan.largestTile(options.tile(), maxTileBytes, options.dtype.bytes(), backend);
+      if (log != null && options.autoTile() && !inProcess) {
+        log.printf(Locale.ROOT, "ntk: --tile auto: tiles of %d rows (%.2g flops per entry, --max-tile-bytes %d)%n",
+            tile, plan.pairFlops(), maxTileBytes);
+      }
+      if (!options.autoTile() && tile < options.tile() && !inProcess) {
         spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
             options.tile(), maxTileBytes);
       }
       long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
-      PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
+      long optionsStarted = System.nanoTime();
+      PipelineOptions pipelineOptions = inProcess ? null : early != null ? join(early) : options.pipelineOptions();
+      if (log != null && !inProcess) {
+        log.printf(Locale.ROOT, "ntk: pipeline options ready %.2f s later%n", (System.nanoTime() - optionsStarted) / 1e9);
+      }
       List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
       List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
       JobReport report;
@@ -386,6 +416,9 @@ public final class Ntk implements Runnable {
       if (log != null && report.tileTimes() != null) {
         log.println(report.tileTimes());
       }
+      if (log != null) {
+        log.printf(Locale.ROOT, "ntk: command done %.2f s after it started%n", (System.nanoTime() - started) / 1e9);
+      }
       PrintWriter w = spec.commandLine().getOut();
       w.println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels fit one tile of "
           + "--max-tile-bytes; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
@@ -393,6 +426,21 @@ public final class Ntk implements Runnable {
         w.println("wrote " + out.resolve(f) + " " + describe(out.resolve(f)));
       }
       return 0;
+    }
+  }
+
+  /** The value of {@code future}; its failure thrown as it was thrown. */
+  static <T> T join(java.util.concurrent.CompletableFuture<T> future) {
+    try {
+      return future.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      if (e.getCause() instanceof Error err) {
+        throw err;
+      }
+      throw e;
     }
   }
 

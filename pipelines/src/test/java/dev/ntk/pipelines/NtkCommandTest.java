@@ -453,6 +453,7 @@ class NtkCommandTest {
     bad(2, "--bogus", "kernel", "--model", model, "--x1", x, "--out", out, "--bogus");
     bad(2, "--out", "kernel", "--model", model, "--x1", x);
     bad(2, "--tile", "kernel", "--model", model, "--x1", x, "--tile", 0, "--out", out);
+    bad(2, "--tile", "kernel", "--model", model, "--x1", x, "--tile", "many", "--out", out);
     bad(2, "--dtype", "kernel", "--model", model, "--x1", x, "--dtype", "float16", "--out", out);
     bad(2, "--runner", "kernel", "--model", model, "--x1", x, "--runner", "Spark", "--out", out);
     bad(2, "--get", "kernel", "--model", model, "--x1", x, "--get", "nngp,gp", "--out", out);

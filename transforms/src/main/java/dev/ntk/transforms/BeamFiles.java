@@ -86,8 +86,21 @@ public final class BeamFiles {
     return child(target.getCurrentDirectory(), AtomicFiles.temporaryName(target.getFilename()));
   }
 
-  /** Creates (or replaces) {@code file} for writing. */
+  /**
+   * Creates (or replaces) {@code file} for writing. A local file is a {@code FileChannel} (as Beam's
+   * local file system does, its directory is created first): Beam's own channel wraps a {@code
+   * FileOutputStream} and copies a direct buffer through a small heap array on the way, which made
+   * writing a 512 MB tile or kernel several times slower than the in-process path's writes.
+   */
   static WritableByteChannel create(ResourceId file) throws IOException {
+    if ("file".equals(file.getScheme())) {
+      java.nio.file.Path path = java.nio.file.Paths.get(file.toString());
+      if (path.getParent() != null) {
+        java.nio.file.Files.createDirectories(path.getParent());
+      }
+      return java.nio.channels.FileChannel.open(path, java.nio.file.StandardOpenOption.CREATE,
+          java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+    }
     return FileSystems.create(file, MimeTypes.BINARY);
   }
 

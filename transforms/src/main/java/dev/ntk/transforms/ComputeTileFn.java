@@ -3,7 +3,13 @@ package dev.ntk.transforms;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.io.Npy;
 import java.io.IOException;
+import java.nio.Buffer;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import java.util.List;
+import java.util.OptionalLong;
 import java.util.Map;
 import java.util.Optional;
 import org.apache.beam.sdk.metrics.Counter;
@@ -16,8 +22,10 @@ import org.apache.beam.sdk.transforms.DoFn;
  * recomputed, counted and reported on stderr). A tile with a non-finite entry stops the run with a
  * {@link NonFiniteKernelException}. Emits the key of every tile that is done.
  *
- * <p>Each instance compiles the model's plan once in {@code @Setup} and runs it for every tile on
- * one thread (a Beam worker is one of several): {@link TileComputer}.
+ * <p>Each instance compiles the model's plan once in {@code @Setup} and runs it for every tile
+ * ({@link TileComputer}): on the {@code cpu} backend with the in-process path's own call ({@code
+ * Plan.runInto}) into native memory, on this tile's share of the cores (all of them for a tile
+ * computed alone), and the tile file is written from that memory.
  */
 final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private static final long serialVersionUID = 1L;
@@ -38,8 +46,10 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
 
   ComputeTileFn(TileSet tiles, Backend backend) {
     this.tiles = tiles;
+    // The whole kernel's entries, as the in-process path counts them (CpuBackend.FUSE_FROM), so
+    // that both paths run the per-pair steps the same way (fused loops or interpreted).
     this.computer = new TileComputer(tiles.modelJson(), tiles.featureShape(), tiles.dtype(), backend,
-        (double) tiles.n1() * (tiles.symmetric() ? (tiles.n1() + 1) / 2.0 : tiles.n2()));
+        (double) tiles.n1() * tiles.n2());
   }
 
   @Setup
@@ -58,11 +68,20 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
         damaged.inc();
         System.err.println("ntk: warning: recomputing a damaged tile: " + state.getValue());
       }
-      Tile tile = compute(key);
-      long written = System.nanoTime();
-      checkFinite(key, tile);
-      tiles.write(tile);
-      writeMicros.update(microsSince(written));
+      if (computer.storesValues() && (long) key.size() * tiles.dtype().bytes() <= Integer.MAX_VALUE - 64) {
+        try (TileComputer.StoredTile tile = computeStored(key)) {
+          long written = System.nanoTime();
+          checkFinite(key, tile);
+          tiles.write(tiles.metadata(key), tile.bytes(TileSet.KERNEL_NAMES));
+          writeMicros.update(microsSince(written));
+        }
+      } else {
+        Tile tile = compute(key);
+        long written = System.nanoTime();
+        checkFinite(key, tile);
+        tiles.write(tile);
+        writeMicros.update(microsSince(written));
+      }
       computed.inc();
     }
     KernelTiles.countDone(tiles);
@@ -77,13 +96,45 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
     Optional<Map.Entry<String, Long>> bad = TileComputer.firstNonFinite(tile.kernels());
     if (bad.isPresent()) {
       long at = bad.get().getValue();
-      long row = key.rowOffset() + at / key.cols();
-      long col = key.colOffset() + at % key.cols();
-      String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
-      throw new NonFiniteKernelException(tiles.dtype(), bad.get().getKey(), row, col,
-          tile.kernels().get(bad.get().getKey())[(int) at],
-          computer.diagnose(tiles.readRows(tiles.x1(), row, 1), tiles.readRows(x2, col, 1)));
+      nonFinite(key, bad.get().getKey(), at, tile.kernels().get(bad.get().getKey())[(int) at]);
     }
+  }
+
+  /** As {@link #checkFinite(TileKey, Tile)}, the kernels checked side by side, one per thread. */
+  private void checkFinite(TileKey key, TileComputer.StoredTile tile) throws IOException {
+    List<OptionalLong> bad = TileSet.KERNEL_NAMES.parallelStream()
+        .map(name -> Npy.firstNonFinite(tile.values(name))).toList();
+    for (int k = 0; k < bad.size(); k++) {
+      if (bad.get(k).isPresent()) {
+        String name = TileSet.KERNEL_NAMES.get(k);
+        int at = (int) bad.get(k).getAsLong();
+        Buffer values = tile.values(name);
+        nonFinite(key, name, at, values instanceof FloatBuffer f ? f.get(at) : ((DoubleBuffer) values).get(at));
+      }
+    }
+  }
+
+  private void nonFinite(TileKey key, String kernel, long at, double value) throws IOException {
+    long row = key.rowOffset() + at / key.cols();
+    long col = key.colOffset() + at % key.cols();
+    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    throw new NonFiniteKernelException(tiles.dtype(), kernel, row, col, value,
+        computer.diagnose(tiles.readRows(tiles.x1(), row, 1), tiles.readRows(x2, col, 1)));
+  }
+
+  private TileComputer.StoredTile computeStored(TileKey key) throws IOException {
+    boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
+    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+    long started = System.nanoTime();
+    long read = rows.reads();
+    double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
+    double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
+    blocksRead.inc(rows.reads() - read);
+    long computing = System.nanoTime();
+    inputMicros.update(microsSince(started));
+    TileComputer.StoredTile tile = computer.computeStored(key, a, b);
+    computeMicros.update(microsSince(computing));
+    return tile;
   }
 
   private Tile compute(TileKey key) throws IOException {

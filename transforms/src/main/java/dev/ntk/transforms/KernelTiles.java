@@ -45,6 +45,8 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   public static final String TILE_COMPUTE_MICROS = "tileComputeMicros";
   /** The distribution of microseconds per computed tile spent checking and writing its file. */
   public static final String TILE_WRITE_MICROS = "tileWriteMicros";
+  /** The distribution of microseconds spent assembling kernel files from the tiles ({@link WriteKernels}). */
+  public static final String ASSEMBLY_MICROS = "assemblyMicros";
   /** The counter of blocks of input rows read from their files (a worker keeps those it read). */
   public static final String INPUT_BLOCKS_READ = "inputBlocksRead";
 

@@ -16,7 +16,13 @@ import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
+import dev.ntk.kernels.engine.NativeBuffer;
 import java.io.Serializable;
+import java.nio.Buffer;
+import java.nio.ByteBuffer;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Optional;
@@ -82,6 +88,88 @@ final class TileComputer implements Serializable {
       values.put(Get.NNGP.key(), Tensors.toDoubles(k.nngp()));
       values.put(Get.NTK.key(), Tensors.toDoubles(k.ntk()));
       return values;
+    }
+  }
+
+  /** Tile computations under way in this JVM, which share its cores ({@link #threads}). */
+  private static final AtomicInteger COMPUTING = new AtomicInteger();
+
+  /**
+   * The threads for a tile that starts while {@code computing} tiles (itself included) are being
+   * computed in this JVM: its share of the cores. A tile computed alone (a job of one large tile,
+   * or the last tile of a job) uses every core, as the in-process path does; tiles computed side by
+   * side (the workers of a DirectRunner or of an embedded Flink cluster, each one thread) use one
+   * core each.
+   */
+  static int threads(int computing) {
+    return Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, computing));
+  }
+
+  /** Whether {@link #computeStored} computes tiles here (the {@code cpu} backend), else {@link #compute}. */
+  boolean storesValues() {
+    return resolved == Backend.CPU;
+  }
+
+  /**
+   * The kernels of a tile as they are stored: on the {@code cpu} backend, in native memory in the
+   * tile's dtype (a float32 tile stays float32 from the computation to its file), computed by the
+   * same plan run as the in-process path ({@link Plan#runInto}) on this tile's share of the cores.
+   * The caller closes the result.
+   */
+  StoredTile computeStored(TileKey key, double[] a, double[] b) {
+    int computing = COMPUTING.incrementAndGet();
+    try {
+      int threads = threads(computing);
+      return dtype == NpyDType.FLOAT32 ? stored(CpuBackend.float32().forWork(work), a, b, key, threads)
+          : stored(CpuBackend.float64().forWork(work), a, b, key, threads);
+    } finally {
+      COMPUTING.decrementAndGet();
+    }
+  }
+
+  private <A> StoredTile stored(CpuBackend<A> cpu, double[] a, double[] b, TileKey key, int threads) {
+    long size = (long) key.rows() * key.cols();
+    Map<String, NativeBuffer> natives = new LinkedHashMap<>();
+    try {
+      Map<String, Buffer> kernels = new LinkedHashMap<>();
+      for (String name : TileSet.KERNEL_NAMES) {
+        NativeBuffer buffer = NativeBuffer.allocate(size, dtype == NpyDType.FLOAT64);
+        natives.put(name, buffer);
+        kernels.put(name, buffer.buffer());
+      }
+      plan.runInto(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b), key.rows(), key.cols(),
+          threads, kernels);
+      return new StoredTile(natives);
+    } catch (RuntimeException | Error e) {
+      natives.values().forEach(NativeBuffer::close);
+      throw e;
+    }
+  }
+
+  /** A tile's kernels in native memory, by name ({@link TileSet#KERNEL_NAMES}), freed by {@link #close}. */
+  static final class StoredTile implements AutoCloseable {
+    private final Map<String, NativeBuffer> kernels;
+
+    StoredTile(Map<String, NativeBuffer> kernels) {
+      this.kernels = kernels;
+    }
+
+    /** The values of kernel {@code name} as a {@code FloatBuffer} or {@code DoubleBuffer}. */
+    Buffer values(String name) {
+      return kernels.get(name).buffer();
+    }
+
+    /** The bytes of each kernel, in the order of {@code names}, as the tile file stores them (native order). */
+    List<ByteBuffer> bytes(List<String> names) {
+      return names.stream().map(n -> {
+        NativeBuffer b = kernels.get(n);
+        return b.bytes(0, b.buffer().capacity());
+      }).toList();
+    }
+
+    @Override
+    public void close() {
+      kernels.values().forEach(NativeBuffer::close);
     }
   }
 

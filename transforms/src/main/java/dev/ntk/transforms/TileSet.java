@@ -177,6 +177,16 @@ public record TileSet(
         channel -> TileFiles.write(channel, tile));
   }
 
+  /**
+   * Writes the tile {@code metadata} of this set from its values as stored ({@link
+   * TileFiles#write(java.nio.channels.WritableByteChannel, TileMetadata, List)}), committed by a
+   * rename once complete.
+   */
+  public void write(TileMetadata metadata, List<ByteBuffer> values) throws IOException {
+    BeamFiles.writeAtomically(resource(metadata.key().fileName()),
+        channel -> TileFiles.write(channel, metadata, values));
+  }
+
   /** Rows {@code [first, first + rows)} of the input {@code file} (x1 or x2), row-major. */
   double[] readRows(String file, long first, int rows) throws IOException {
     try (SeekableByteChannel channel = BeamFiles.openSeekable(BeamFiles.file(file))) {

@@ -22,10 +22,11 @@ import org.apache.beam.sdk.values.PCollection;
  * one as {@code <directory>/<get>.npy} ({@code nngp.npy}, {@code ntk.npy}; shape {@code (N1, N2)},
  * in the set's dtype), each committed by a rename once complete. Emits the files written.
  *
- * <p>No kernel is ever held whole: the files are streamed in bands of rows ({@link #bandRows}),
- * each band filled from the tiles that cross it (for a symmetric set also from the transposes of
- * the tiles above the diagonal) and appended to every file before the next band is read, so the
- * memory this step needs is a band, not {@code N1 x N2}. The files go through Beam's {@code
+ * <p>No kernel is ever held whole: the files are streamed in bands of rows, each band filled from
+ * the rows of the tiles that cross it (for a symmetric set also from the transposes of the tiles
+ * above the diagonal), in the tiles' dtype and bytes, on all cores, and appended to every file
+ * while the next band is filled ({@link StoredBands}), so the memory this step needs is two bands,
+ * not {@code N1 x N2}. Every tile is checked against its checksum first. The files go through Beam's {@code
  * FileSystems}, so {@code directory} may be any path or URI Beam can write ({@link BeamFiles});
  * they are written sequentially, which object stores allow and positioned writes would not.
  */
@@ -101,10 +102,16 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
       this.directory = directory;
     }
 
+    private final org.apache.beam.sdk.metrics.Distribution assemblyMicros =
+        org.apache.beam.sdk.metrics.Metrics.distribution(KernelTiles.class, KernelTiles.ASSEMBLY_MICROS);
+
     @ProcessElement
     public void process(@Element List<TileKey> keys, OutputReceiver<String> out) throws IOException {
+      long started = System.nanoTime();
       GatherTiles.checkComplete(tiles, keys);
-      for (ResourceId file : write(tiles, get, BeamFiles.directory(directory), keys)) {
+      List<ResourceId> files = write(tiles, get, BeamFiles.directory(directory), keys);
+      assemblyMicros.update((System.nanoTime() - started) / 1000);
+      for (ResourceId file : files) {
         out.output(file.toString());
       }
     }
@@ -117,9 +124,7 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
    */
   static List<ResourceId> write(TileSet tiles, List<Get> get, ResourceId directory,
       List<TileKey> keys) throws IOException {
-    List<String> names = get.stream().map(Get::key).toList();
-    return write(tiles.n1(), tiles.n2(), tiles.dtype(), tiles.tileSize(), names, directory,
-        (row, rows) -> tiles.assemble(row, rows, keys, names));
+    return StoredBands.write(tiles, get.stream().map(Get::key).toList(), directory, keys);
   }
 
   /** Rows of kernels: name to row-major {@code rows x n2} values. */
