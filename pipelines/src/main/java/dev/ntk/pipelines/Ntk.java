@@ -261,6 +261,12 @@ public final class Ntk implements Runnable {
 
     static final int DEFAULT_TILE = 256;
 
+    @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
+        description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
+            + "--tile is reduced until a tile fits. Without a runner, a job whose kernels each fit "
+            + "one such tile runs in-process.")
+    long maxTileBytes;
+
     /** The rows per tile: {@code --tile}, or {@value #DEFAULT_TILE}. */
     int tile() {
       return tileOption == null ? DEFAULT_TILE : tileOption;
@@ -278,6 +284,9 @@ public final class Ntk implements Runnable {
     void check() {
       if (tile() < 1) {
         throw new UsageException("--tile must be at least 1, got " + tile());
+      }
+      if (maxTileBytes < 1) {
+        throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
       }
       super.check();
     }
@@ -339,18 +348,11 @@ public final class Ntk implements Runnable {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
     Path out;
 
-    @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
-        description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
-            + "--tile is reduced until a tile fits.")
-    long maxTileBytes;
-
     @Override
     public Integer call() throws IOException {
       options.beamArgs = unmatched;
       options.check();
-      if (maxTileBytes < 1) {
-        throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
-      }
+      long maxTileBytes = options.maxTileBytes;
       long started = System.nanoTime();
       Layer layer = InputChecks.model(inputs.model);
       KernelInputs.Inputs x = inputs.read(layer);
@@ -513,8 +515,18 @@ public final class Ntk implements Runnable {
       long k = y.data().length / n;
       long bytes = options.dtype.bytes()
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
-      boolean inProcess = options.runnerUnasked()
-          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile());
+      Backend backend = options.backend.resolve();
+      long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
+      boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(layer, perExample, n, m, settings,
+          computeCov, options.dtype, backend, options.maxTileBytes);
+      int tile = inProcess ? options.tile() : layer.kernelFn().plan(new Shape(perExample),
+          InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
+          options.dtype.bytes(), backend);
+      if (tile < options.tile()) {
+        spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
+            options.tile(), options.maxTileBytes);
+      }
+      PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));
       if (computeCov) {
@@ -528,18 +540,19 @@ public final class Ntk implements Runnable {
           Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
               ? progress.integration() : () -> {}) {
         PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
-            options.tile(), options.dtype, outputs.directory()).withBackend(options.backend);
+            tile, options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
             staging -> inProcess
-                ? new JobReport(IN_PROCESS, new InProcessPredict(model, xTrain, yTrain, xTest, settings,
-                    computeCov, options.dtype, staging).run(), -1, -1, -1)
+                ? new JobReport(IN_PROCESS, new InProcessPredict(layer, train, y, test, settings,
+                    computeCov, options.dtype, backend).run(staging, log), -1, -1, -1)
                 : job.run(pipelineOptions, staging, progress));
       }
       Path mean = out.resolve("mean.npy");
       Path cov = out.resolve("cov.npy");
       Path nllFile = out.resolve("nll.npy");
       spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
-          + "fit one tile each; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
+          + "fit one tile of --max-tile-bytes each; --runner DirectRunner runs the pipeline): %.1f s",
+          report.seconds()) : report);
       print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
       if (nll) {
         spec.commandLine().getOut().println("wrote " + nllFile + " " + describe(nllFile) + ": "
