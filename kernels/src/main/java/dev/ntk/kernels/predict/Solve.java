@@ -74,7 +74,8 @@ public final class Solve {
     boolean ntkCov = cov != null && get == Get.NTK;
     try (MseDynamics dyn = MseDynamics.decompose(kTrainTrain, outputs, learningRate, diagReg, get.key());
         DenseMatrix residual = dyn.residual(fxTrain0, y);
-        DenseMatrix rotated = kTestTrain == null ? null : dyn.rotate(kTestTrain);
+        DenseMatrix noRows = kTestTrain == null ? DenseMatrix.zeros(0, dyn.n()) : null;
+        DenseMatrix rotated = dyn.rotate(kTestTrain == null ? noRows : kTestTrain);
         DenseMatrix rotatedNngp = ntkCov ? dyn.rotate(cov.testTrainNngp()) : null;
         DenseMatrix projected = ntkCov ? dyn.projectKernel(cov.trainTrainNngp()) : null) {
       double[][] means = new double[times.length][];
@@ -82,7 +83,7 @@ public final class Solve {
       double[][] trains = trainOutputs ? new double[times.length][] : null;
       for (int i = 0; i < times.length; i++) {
         double t = times[i];
-        means[i] = rotated == null ? new double[0] : dyn.testOutputs(t, fxTest0, rotated, residual);
+        means[i] = dyn.testOutputs(t, fxTest0, rotated, residual);
         if (trains != null) {
           trains[i] = dyn.trainOutputs(t, fxTrain0, residual);
         }
