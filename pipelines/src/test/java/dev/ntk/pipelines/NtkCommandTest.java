@@ -790,7 +790,57 @@ class NtkCommandTest {
       assertTrue(r.err().contains("serial[1].Relu") && r.err().contains("too large for float64"), r.err());
       assertNoTrace(r);
       assertFalse(Files.exists(out.resolve("nngp.npy")));
+      // predict checks the kernels it computed, in-process and tile by tile, and names the layer
+      // only once an entry was seen not to be finite
+      Result p = ntk(concat(concat(new Object[] {"predict", "--model", huge, "--x-train", x, "--y-train", y,
+          "--x-test", xTest}, tiles.toArray()), "--out", out));
+      assertEquals(2, p.status(), p.err());
+      assertTrue(p.err().contains("kernel entry (0, ") && p.err().contains("serial[1].Relu")
+          && p.err().contains("too large for float64"), p.err());
+      assertTrue(tiles.isEmpty() == p.err().contains("the train-train ntk kernel entry"), p.err());
+      assertNoTrace(p);
+      assertFalse(Files.exists(out.resolve("mean.npy")));
     }
+  }
+
+  /**
+   * A test input far larger than the others: predict in-process stops at the test-train kernel's
+   * first non-finite entry, naming it and the layer.
+   */
+  @Test
+  void predictInProcessNamesTheTestTrainEntryAndTheLayer() throws IOException {
+    NpyArray t = Npy.read(xTest);
+    for (int j = 0; j < 3; j++) {
+      t.data()[2 * 3 + j] *= 1e160;
+    }
+    Path bigTest = dir.resolve("big_test.npy");
+    Npy.write(bigTest, t);
+    Result p = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", bigTest, "--get", "nngp",
+        "--out", out);
+    assertEquals(2, p.status(), p.err());
+    assertTrue(p.err().contains("the test-train nngp kernel entry (2, 0) is ")
+        && p.err().contains("first stops being finite at layer serial[0].Dense"), p.err());
+    assertNoTrace(p);
+    assertFalse(Files.exists(out.resolve("mean.npy")));
+  }
+
+  /** --tile, a runner option or a --max-tile-bytes that a kernel does not fit send predict to the pipeline. */
+  @Test
+  void predictRunsThePipelineWhenAskedOrWhenAKernelDoesNotFit() throws IOException {
+    Object[] args = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest};
+    Result tile = ntk(concat(args, "--tile", 256, "--out", dir.resolve("a")));
+    assertEquals(0, tile.status(), tile.err());
+    assertTrue(tile.out().startsWith("DirectRunner"), tile.out());
+    Result tight = ntk(concat(args, "--max-tile-bytes", 600, "--out", dir.resolve("b")));
+    assertEquals(0, tight.status(), tight.err());
+    assertTrue(tight.out().startsWith("DirectRunner"), tight.out());
+    assertTrue(tight.err().contains("fit --max-tile-bytes 600"), tight.err());
+    Result roomy = ntk(concat(args, "--out", dir.resolve("c")));
+    assertEquals(0, roomy.status(), roomy.err());
+    assertTrue(roomy.out().startsWith("in-process"), roomy.out());
+    assertArrayEquals(Npy.read(dir.resolve("a/mean.npy")).data(), Npy.read(dir.resolve("c/mean.npy")).data(), 1e-12);
+    assertArrayEquals(Npy.read(dir.resolve("b/mean.npy")).data(), Npy.read(dir.resolve("c/mean.npy")).data(), 1e-12);
+    bad(2, "--max-tile-bytes", concat(args, "--max-tile-bytes", 0, "--out", out));
   }
 
   /** lr checks the train NTK as kernel does: exit 2 naming the layer, not LAPACK's "info -5". */
@@ -993,7 +1043,7 @@ class NtkCommandTest {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(a -> a.startsWith("--add-opens")).forEach(command::add);
+        .filter(a -> a.startsWith("--add-opens") || a.startsWith("--add-modules")).forEach(command::add);
     command.add("-cp");
     command.add(System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")));
     command.add(Ntk.class.getName());
