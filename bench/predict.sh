@@ -68,7 +68,7 @@ for N in $NS; do
     2>"$OUT/jbench-$N.err" || echo "N=$N: PredictBench failed: $(grep -m1 Exception "$OUT/jbench-$N.err" | cut -c1-160)" >> "$OUT/failed.log"
   JB=$(cat "$OUT/jbench-$N.log")
   echo "$JB" | grep eigh= >> "$OUT/eigh.log" || true
-  echo "| $N | $(echo "$JB" | grep solver=openblas | field factor_solve_s) | $(echo "$JB" | grep solver=tensorflow | field factor_solve_s) | $(echo "$PY" | field factor_solve_s) | $(echo "$PY" | field kernel_s) | $NTK_S | $PY_S | $(echo "scale=2; $NTK_S / $PY_S" | bc) | $(echo "$PY" | field max_rel_diff) | $BEAM_S | $(echo "scale=2; $BEAM_S / $PY_S" | bc) |" >> "$REPORT"
+  echo "| $N | $(echo "$JB" | grep solver=openblas | field factor_solve_s) | $(echo "$JB" | grep solver=tensorflow | field factor_solve_s) | $(echo "$PY" | field factor_solve_s) | $(echo "$PY" | field kernel_s) | $NTK_S | $PY_S | $(printf "%.2f" "$(echo "scale=4; $NTK_S / $PY_S" | bc)") | $(echo "$PY" | field max_rel_diff) | $BEAM_S | $(printf "%.2f" "$(echo "scale=4; $BEAM_S / $PY_S" | bc)") |" >> "$REPORT"
 done
 {
 echo

@@ -1001,7 +1001,10 @@ class NtkCommandTest {
 
   /**
    * A run killed (SIGKILL, then SIGTERM) in its tile phase leaves no output; the rerun reuses the
-   * finished tiles and gives the kernel of an uninterrupted run, bit for bit.
+   * finished tiles and gives the kernel of an uninterrupted run, to the last bits: the killed runs'
+   * tiles come from new JVMs, whose first tiles run the Vector API's Java fallbacks (atan2 among
+   * them) before C2 compiles the intrinsics, while this JVM's tiles may already run compiled code
+   * (after other tests), and the two differ in the last bit of some entries.
    */
   @Test
   void killedRunsResumeFromTheirTiles() throws Exception {
@@ -1035,7 +1038,12 @@ class NtkCommandTest {
     assertEquals(0, rerun.status(), rerun.err());
     assertTrue(rerun.out().contains((210 - kept) + " tiles computed, " + kept + " reused"), rerun.out());
     for (String k : List.of("nngp.npy", "ntk.npy")) {
-      assertArrayEquals(Files.readAllBytes(dir.resolve("clean").resolve(k)), Files.readAllBytes(out.resolve(k)), k);
+      double[] want = Npy.read(dir.resolve("clean").resolve(k)).data();
+      double[] got = Npy.read(out.resolve(k)).data();
+      assertEquals(want.length, got.length, k);
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-13 * Math.abs(want[i]), k + "[" + i + "]");
+      }
     }
   }
 
