@@ -219,14 +219,27 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
   private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
+    return nonFinite(layer, x1, x2, dtype, name, at, value, n2);
+  }
+
+  /**
+   * The error for entry {@code at} (row-major, {@code n2} columns) of the kernel {@code name}
+   * between {@code x1} and {@code x2} ({@code null}: x1 with itself), whose value is not finite:
+   * it names the entry and the layer where the kernel of the two input rows involved first stops
+   * being finite, found by running them layer by layer ({@code Diagnostics}) only now.
+   */
+  static NonFiniteKernelException nonFinite(Layer layer, NpyArray x1, NpyArray x2, NpyDType dtype, String name,
+      long at, double value, int n2) {
+    int row = Math.toIntExact(at / n2);
+    int col = Math.toIntExact(at % n2);
     NpyArray other = x2 == null ? x1 : x2;
     try (NDManager m = Tensors.newManager()) {
-      return new NonFiniteKernelException(dtype, name, i / n2, i % n2, value,
-          Diagnostics.firstNonFiniteLayer(layer, row(m, x1, i / n2), row(m, other, i % n2)));
+      return new NonFiniteKernelException(dtype, name, row, col, value,
+          Diagnostics.firstNonFiniteLayer(layer, row(m, x1, row, dtype), row(m, other, col, dtype)));
     }
   }
 
-  private NDArray row(NDManager m, NpyArray x, int index) {
+  private static NDArray row(NDManager m, NpyArray x, int index, NpyDType dtype) {
     long[] shape = x.shape().clone();
     int size = Math.toIntExact(x.data().length / shape[0]);
     shape[0] = 1;

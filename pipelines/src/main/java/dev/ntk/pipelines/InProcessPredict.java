@@ -7,128 +7,241 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
-import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.predict.GradientDescent;
 import dev.ntk.kernels.predict.Loss;
-import dev.ntk.kernels.predict.Predict;
-import dev.ntk.kernels.predict.Prediction;
-import dev.ntk.kernels.predict.TrainedOutputs;
-import dev.ntk.transforms.NonFiniteKernelException;
+import dev.ntk.kernels.predict.Solve;
 import dev.ntk.transforms.PredictSettings;
+import dev.ntk.transforms.PredictSettings.Mode;
 import dev.ntk.transforms.PredictionFiles;
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.Buffer;
+import java.nio.DoubleBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 
 /**
- * {@code ntk predict} for a job so small that every kernel is one tile: the same predictions as
- * {@link PredictJob} from the in-process functions of {@link Predict}, without building and
- * running a Beam pipeline (which costs a small job several seconds of start-up: pipeline options,
- * the DirectRunner's stages, side inputs). Writes the same files; no tiles.
+ * {@code ntk predict} when its kernels fit memory and no runner is named: the same predictions as
+ * {@link PredictJob}, without a pipeline, tiles or factor files. The kernels are computed in this
+ * JVM on all cores straight into native float64 matrices ({@link DenseMatrix}: on the {@code cpu}
+ * backend the fused loops and OpenBLAS's gram write into the matrices' own memory, as {@link
+ * InProcessKernel} writes into its buffers), each checked for entries that are not finite, and
+ * handed to the one solver of the prediction's mode ({@link Solve}: {@code GpPosterior}, {@code
+ * MseDynamics}; {@link GradientDescent} for the ODE), the solver calls the pipeline's steps make.
+ * Only when an entry is not finite are the two input rows involved run layer by layer to name the
+ * layer ({@link InProcessKernel#nonFinite}). Writes the same files.
+ *
+ * <p>A Beam pipeline of the same job computes the train kernel in tiles on workers, writes them as
+ * Arrow files, reads them back into the native matrix, and shares the factor with the workers
+ * through files: for N = 5,000 training points that was most of a 17 to 33 s run ({@code
+ * bench/RESULTS.md}, "Prediction").
  */
-record InProcessPredict(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
-    boolean computeCov, NpyDType dtype, Path out) {
+record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
+    boolean computeCov, NpyDType dtype, Backend backend) {
+
+  /** The kernels computed between train and train, and between test and train. */
+  static Set<Get> kernels(PredictSettings settings, boolean computeCov) {
+    return computeCov && settings.get() == Get.NTK ? EnumSet.of(settings.get(), Get.NNGP) : EnumSet.of(settings.get());
+  }
 
   /**
-   * Stops, as the tile path does, if the kernel between {@code a} and {@code b} is not finite,
-   * naming the layer where it first stops being finite (the job is one tile: this costs little).
+   * Whether every kernel of the prediction fits one tile of {@code budget} bytes ({@link
+   * InProcessKernel#fits}): train-train ({@code n x n}), test-train ({@code m x n}) and for the
+   * covariance test-test ({@code m x m}).
    */
-  private void checkFinite(KernelFn kf, NDArray a, NDArray b, String which) {
-    Diagnostics.firstNonFiniteLayer(kf.layer(), a, b).ifPresent(layer -> {
-      throw new NonFiniteKernelException("the " + which + " kernel first stops being finite at layer "
-          + layer + "; the weights or the inputs are likely too large for " + dtype.typeName()
-          + " (check W_std and b_std in the model and the scale of the inputs)");
-    });
+  static boolean fits(Layer layer, long[] perExample, long n, long m, PredictSettings settings, boolean computeCov,
+      NpyDType dtype, Backend backend, long budget) {
+    KernelFn fn = layer.kernelFn();
+    Plan plan = fn.plan(new Shape(perExample), kernels(settings, computeCov));
+    return InProcessKernel.fits(plan, n, n, dtype, backend, budget)
+        && InProcessKernel.fits(plan, m, n, dtype, backend, budget)
+        && (!computeCov || InProcessKernel.fits(fn.plan(new Shape(perExample), EnumSet.of(Get.NNGP)), m, m, dtype,
+            backend, budget));
   }
 
-  /** Whether a job of these sizes is one tile per kernel, so that a pipeline buys nothing. */
-  static boolean small(long nTrain, long nTest, int tile) {
-    return nTrain <= tile && nTest <= tile;
-  }
-
-  /** Predicts and writes the outputs; returns the seconds it took. */
-  double run() throws IOException {
+  /**
+   * Predicts and writes the outputs into {@code out}; returns the seconds it took. With a {@code
+   * log}, says how long computing the kernels, solving and writing took.
+   */
+  double run(Path out, PrintWriter log) throws IOException {
     long start = System.nanoTime();
-    KernelFn kf = ModelSpec.read(model).kernelFn();
-    DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
-    Files.createDirectories(out);
-    try (NDManager m = Tensors.newManager()) {
-      NDArray x = load(m, xTrain, type);
-      NDArray xt = load(m, xTest, type);
-      NDArray y = load(m, yTrain, DataType.FLOAT64);
-      checkFinite(kf, x, null, "train-train");
-      checkFinite(kf, xt, x, "test-train");
-      Get get = settings.get();
-      double[] times = settings.times();
-      double[][] means = new double[times.length][];
-      double[][] covs = computeCov ? new double[times.length][] : null;
-      Kernel dd = null;
-      switch (settings.mode()) {
+    int n = Math.toIntExact(xTrain.shape()[0]);
+    int m = Math.toIntExact(xTest.shape()[0]);
+    double[] y = yTrain.data();
+    int outputs = y.length / n;
+    Get get = settings.get();
+    Mode mode = settings.mode();
+    double[] times = settings.times();
+    KernelFn fn = layer.kernelFn().withBackend(backend);
+    Set<Get> gets = kernels(settings, computeCov);
+    Map<Get, DenseMatrix> dd = new EnumMap<>(Get.class);
+    Map<Get, DenseMatrix> td = new EnumMap<>(Get.class);
+    Map<Get, DenseMatrix> tt = new EnumMap<>(Get.class);
+    double[][] means;
+    double[][] covs = null;
+    double nll = Double.NaN;
+    long computed;
+    try {
+      dd.putAll(compute(fn, xTrain, null, gets, "train-train"));
+      td.putAll(compute(fn, xTest, xTrain, gets, "test-train"));
+      if (computeCov) {
+        tt.putAll(compute(fn, xTest, null, EnumSet.of(Get.NNGP), "test-test"));
+      }
+      computed = System.nanoTime();
+      Solve.CovarianceKernels cov = computeCov
+          ? new Solve.CovarianceKernels(get == Get.NTK ? dd.get(Get.NNGP) : null, td.get(Get.NNGP), tt.get(Get.NNGP))
+          : null;
+      if (settings.nll() && mode != Mode.CHOLESKY) {
+        nll = Solve.nll(dd.get(get).copy(), y, outputs, settings.diagReg(), get.key());
+      }
+      switch (mode) {
         case CHOLESKY -> {
-          Prediction p = Predict.gpInference(kf, x, y, xt, get, settings.diagReg(), computeCov);
-          java.util.Arrays.fill(means, Tensors.toDoubles(p.mean()));
+          Solve.Solution s = Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,
+              settings.nll());
+          means = new double[times.length][];
+          Arrays.fill(means, s.means()[0]);
           if (computeCov) {
-            java.util.Arrays.fill(covs, Tensors.toDoubles(p.cov()));
+            covs = new double[times.length][];
+            Arrays.fill(covs, s.covs()[0]);
           }
+          nll = s.nll();
         }
         case EIGEN -> {
-          if (settings.singleNetwork()) {
-            dd = kf.apply(x);
-            Kernel td = kf.apply(xt, x);
-            fill(means, Predict.gradientDescentMse(dd.get(get), y, td.get(get), initial(m, settings.fxTrain0()),
-                initial(m, settings.fxTest0()), times, settings.learningRate(), settings.diagReg()));
-          } else {
-            List<Prediction> ps = Predict.gradientDescentMseEnsemble(kf, x, y, xt, get, times,
-                settings.learningRate(), settings.diagReg(), computeCov);
-            for (int i = 0; i < times.length; i++) {
-              means[i] = Tensors.toDoubles(ps.get(i).mean());
-              if (computeCov) {
-                covs[i] = Tensors.toDoubles(ps.get(i).cov());
-              }
-            }
-          }
+          Solve.Solution s = Solve.mse(dd.remove(get), td.get(get), y, outputs, get, times, settings.learningRate(),
+              settings.diagReg(), initial(settings.fxTrain0()), initial(settings.fxTest0()), cov, false);
+          means = s.means();
+          covs = s.covs();
         }
         case ODE -> {
-          dd = kf.apply(x);
-          Kernel td = kf.apply(xt, x);
-          fill(means, Predict.gradientDescent(Loss.of(settings.loss()), dd.ntk(), y, td.ntk(),
-              initial(m, settings.fxTrain0()), initial(m, settings.fxTest0()), times,
-              settings.learningRate(), settings.mass(), settings.maxSteps()));
+          GradientDescent.Outputs[] o = GradientDescent.integrate(Loss.of(settings.loss()), dd.get(get), td.get(get),
+              y, outputs, settings.learningRate(), settings.mass(), initial(settings.fxTrain0()),
+              initial(settings.fxTest0()), times, 1e-10, settings.maxSteps());
+          means = new double[o.length][];
+          for (int i = 0; i < o.length; i++) {
+            means[i] = o[i].test();
+          }
         }
-        default -> throw new IllegalStateException(settings.mode().toString());
+        default -> throw new IllegalStateException(mode.toString());
       }
-      long[] meanShape = y.getShape().getShape().clone();
-      meanShape[0] = xt.getShape().get(0);
-      PredictionFiles.write(out, "mean.npy", meanShape, means, dtype);
-      if (computeCov) {
-        PredictionFiles.write(out, "cov.npy", new long[] {meanShape[0], meanShape[0]}, covs, dtype);
-      }
-      if (settings.nll()) {
-        Kernel k = dd == null ? kf.apply(x) : dd;
-        double nll = Predict.nll(k.get(get), y, settings.diagReg(), get.key());
-        PredictionFiles.write(out, "nll.npy", new long[0], new double[][] {{nll}}, dtype);
+    } finally {
+      for (Map<Get, DenseMatrix> k : java.util.List.of(dd, td, tt)) {
+        k.values().forEach(DenseMatrix::close);
       }
     }
-    return (System.nanoTime() - start) / 1e9;
+    long solved = System.nanoTime();
+    Files.createDirectories(out);
+    long[] meanShape = yTrain.shape().clone();
+    meanShape[0] = m;
+    PredictionFiles.write(out, "mean.npy", meanShape, means, dtype);
+    if (computeCov) {
+      PredictionFiles.write(out, "cov.npy", new long[] {m, m}, covs, dtype);
+    }
+    if (settings.nll()) {
+      PredictionFiles.write(out, "nll.npy", new long[0], new double[][] {{nll}}, dtype);
+    }
+    long end = System.nanoTime();
+    if (log != null) {
+      log.printf(Locale.ROOT, "ntk: kernels computed in %.2f s, solved (%s) in %.2f s, written in %.2f s%n",
+          (computed - start) / 1e9, mode.toString().toLowerCase(Locale.ROOT), (solved - computed) / 1e9,
+          (end - solved) / 1e9);
+    }
+    return (end - start) / 1e9;
   }
 
-  private static void fill(double[][] means, List<TrainedOutputs> outputs) {
-    for (int i = 0; i < means.length; i++) {
-      means[i] = Tensors.toDoubles(outputs.get(i).test());
+  /**
+   * The kernels {@code gets} between {@code x1} and {@code x2} ({@code null}: x1 with itself) as
+   * float64 native matrices, checked: the first entry that is not finite stops the run, naming
+   * the entry, the kernel ({@code which}) and the layer where the kernel of its two inputs first
+   * stops being finite.
+   */
+  private Map<Get, DenseMatrix> compute(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, String which) {
+    int n1 = Math.toIntExact(x1.shape()[0]);
+    int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
+    Map<Get, DenseMatrix> out = new EnumMap<>(Get.class);
+    try {
+      if (backend == Backend.TENSORFLOW) {
+        onTensorFlow(fn, x1, x2, gets, n1, n2, out);
+      } else {
+        onCpu(fn, x1, x2, gets, n1, n2, out);
+      }
+      for (Get g : gets) {
+        DoubleBuffer values = out.get(g).buffer();
+        long at = firstNonFinite(values);
+        if (at >= 0) {
+          throw InProcessKernel.nonFinite(layer, x1, x2, dtype, which + " " + g.key(), at, values.get((int) at), n2);
+        }
+      }
+      return out;
+    } catch (RuntimeException | Error e) {
+      out.values().forEach(DenseMatrix::close);
+      throw e;
     }
   }
 
-  private static NDArray initial(NDManager m, String file) throws IOException {
-    return file == null ? null : load(m, Path.of(file), DataType.FLOAT64);
+  /** The plan's kernels written into the matrices' memory: float64 directly, float32 in place then widened. */
+  private void onCpu(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2, Map<Get, DenseMatrix> out) {
+    long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
+    Plan plan = fn.plan(new Shape(perExample), EnumSet.copyOf(gets));
+    boolean f64 = dtype == NpyDType.FLOAT64;
+    Map<String, Buffer> buffers = new HashMap<>();
+    for (Get g : gets) {
+      DenseMatrix k = DenseMatrix.uninitialized(n1, n2);
+      out.put(g, k);
+      buffers.put(g.key(), f64 ? k.buffer() : k.float32Buffer());
+    }
+    plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2, Runtime.getRuntime().availableProcessors(),
+        buffers);
+    if (!f64) {
+      out.values().forEach(DenseMatrix::widenFloat32);
+    }
   }
 
-  private static NDArray load(NDManager m, Path file, DataType type) throws IOException {
-    NpyArray a = Npy.read(file);
-    return Tensors.create(m, a.data(), new Shape(a.shape()), type);
+  private Object cpuArray(NpyArray x) {
+    return dtype == NpyDType.FLOAT64 ? x.data() : x.toFloats();
+  }
+
+  /** The kernels by TensorFlow ops ({@code --backend tensorflow}), copied into the matrices. */
+  private void onTensorFlow(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2,
+      Map<Get, DenseMatrix> out) {
+    DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
+    try (NDManager m = Tensors.newManager()) {
+      NDArray a = Tensors.create(m, x1.data(), new Shape(x1.shape()), type);
+      NDArray b = x2 == null ? null : Tensors.create(m, x2.data(), new Shape(x2.shape()), type);
+      Kernel k = fn.apply(a, b, EnumSet.copyOf(gets));
+      for (Get g : gets) {
+        out.put(g, DenseMatrix.of(n1, n2, Tensors.toDoubles(k.get(g))));
+      }
+    }
+  }
+
+  /** The index of the first NaN or infinite value, or -1. */
+  private static long firstNonFinite(DoubleBuffer values) {
+    int count = values.limit();
+    for (int i = 0; i < count; i++) {
+      if (!Double.isFinite(values.get(i))) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Initial outputs from a {@code .npy} file (checked by the command line), or null. */
+  private static double[] initial(String file) throws IOException {
+    return file == null ? null : Npy.read(Path.of(file)).data();
   }
 }

@@ -203,6 +203,16 @@ public final class Ntk implements Runnable {
 
     static final String INTRA_OP = "ai.djl.tensorflow.num_intraop_threads";
 
+    /**
+     * The workers of a job that runs on other machines (a Flink cluster at host:port), 0 for one
+     * that runs in this JVM (the DirectRunner, Flink's [local] mini-cluster).
+     */
+    int remoteWorkers() {
+      String m = flinkMaster == null ? "[local]" : flinkMaster.trim();
+      boolean remote = runner == Runners.Kind.FLINK && !m.isEmpty() && !m.startsWith("[");
+      return !remote ? 0 : parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
+    }
+
     /** Whether no runner, parallelism or Beam option was named. */
     boolean runnerUnasked() {
       return runner == null && parallelism == null && beamArgs.isEmpty();
@@ -263,6 +273,12 @@ public final class Ntk implements Runnable {
 
     static final int DEFAULT_TILE = 256;
 
+    @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
+        description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
+            + "--tile is reduced until a tile fits. Without a runner, a job whose kernels each fit "
+            + "one such tile runs in-process.")
+    long maxTileBytes;
+
     /** Whether the tile size is {@code auto} (given, or not given). */
     boolean autoTile() {
       return tileOption == null || tileOption.trim().equalsIgnoreCase("auto");
@@ -292,6 +308,9 @@ public final class Ntk implements Runnable {
     void check() {
       if (tile() < 1) {
         throw new UsageException("--tile must be at least 1, got " + tile());
+      }
+      if (maxTileBytes < 1) {
+        throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
       }
       super.check();
     }
@@ -353,18 +372,11 @@ public final class Ntk implements Runnable {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
     Path out;
 
-    @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
-        description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
-            + "--tile is reduced until a tile fits.")
-    long maxTileBytes;
-
     @Override
     public Integer call() throws IOException {
       options.beamArgs = unmatched;
       options.check();
-      if (maxTileBytes < 1) {
-        throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
-      }
+      long maxTileBytes = options.maxTileBytes;
       long started = System.nanoTime();
       // A pipeline's options (Beam scans its registrars: about a second of class loading) are
       // built while the model and inputs are read, when a pipeline is sure to run.
@@ -386,7 +398,8 @@ public final class Ntk implements Runnable {
       boolean inProcess = options.pipelineUnasked()
           && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
       int tile = options.autoTile()
-          ? plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend)
+          ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
+              options.remoteWorkers())
           : plan.largestTile(options.tile(), maxTileBytes, options.dtype.bytes(), backend);
       if (log != null && options.autoTile() && !inProcess) {
         log.printf(Locale.ROOT, "ntk: --tile auto: tiles of %d rows (%.2g flops per entry, --max-tile-bytes %d)%n",
@@ -442,6 +455,26 @@ public final class Ntk implements Runnable {
       }
       throw e;
     }
+  }
+
+  /**
+   * {@code --tile auto}'s rows, made smaller where the job's workers are other machines until there
+   * are at least two tiles per worker: one large tile is fastest in one JVM (it runs on all its
+   * cores), but a cluster must have tiles to spread.
+   */
+  static int spread(int rows, KernelInputs.Inputs x, int workers) {
+    int r = rows;
+    while (r > 1 && tiles(x, r) < 2L * workers) {
+      r = (r + 1) / 2;
+    }
+    return r;
+  }
+
+  /** The tiles of rows {@code r}: on and above the diagonal for x1 with itself. */
+  private static long tiles(KernelInputs.Inputs x, int r) {
+    long b1 = (x.n1() + r - 1) / r;
+    long b2 = (x.n2() + r - 1) / r;
+    return x.x2() == null ? b1 * (b1 + 1) / 2 : b1 * b2;
   }
 
   @Command(name = "predict", mixinStandardHelpOptions = true,
@@ -561,8 +594,18 @@ public final class Ntk implements Runnable {
       long k = y.data().length / n;
       long bytes = options.dtype.bytes()
           * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
-      boolean inProcess = options.runnerUnasked()
-          && InProcessPredict.small(train.shape()[0], test.shape()[0], options.tile());
+      Backend backend = options.backend.resolve();
+      long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
+      boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(layer, perExample, n, m, settings,
+          computeCov, options.dtype, backend, options.maxTileBytes);
+      int tile = inProcess ? options.tile() : layer.kernelFn().plan(new Shape(perExample),
+          InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
+          options.dtype.bytes(), backend);
+      if (tile < options.tile()) {
+        spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
+            options.tile(), options.maxTileBytes);
+      }
+      PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
       PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
       List<String> results = new ArrayList<>(List.of("mean.npy"));
       if (computeCov) {
@@ -576,18 +619,19 @@ public final class Ntk implements Runnable {
           Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
               ? progress.integration() : () -> {}) {
         PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
-            options.tile(), options.dtype, outputs.directory()).withBackend(options.backend);
+            tile, options.dtype, outputs.directory()).withBackend(options.backend);
         report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
             staging -> inProcess
-                ? new JobReport(IN_PROCESS, new InProcessPredict(model, xTrain, yTrain, xTest, settings,
-                    computeCov, options.dtype, staging).run(), -1, -1, -1)
+                ? new JobReport(IN_PROCESS, new InProcessPredict(layer, train, y, test, settings,
+                    computeCov, options.dtype, backend).run(staging, log), -1, -1, -1)
                 : job.run(pipelineOptions, staging, progress));
       }
       Path mean = out.resolve("mean.npy");
       Path cov = out.resolve("cov.npy");
       Path nllFile = out.resolve("nll.npy");
       spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
-          + "fit one tile each; --runner DirectRunner runs the pipeline): %.1f s", report.seconds()) : report);
+          + "fit one tile of --max-tile-bytes each; --runner DirectRunner runs the pipeline): %.1f s",
+          report.seconds()) : report);
       print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
       if (nll) {
         spec.commandLine().getOut().println("wrote " + nllFile + " " + describe(nllFile) + ": "

@@ -3,11 +3,14 @@ package dev.ntk.kernels.linalg;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
 
 /**
  * A dense row-major float64 matrix in native memory, for {@link Lapack}. It is not on the Java
@@ -36,6 +39,18 @@ public final class DenseMatrix implements AutoCloseable {
   public static DenseMatrix zeros(long rows, long cols) {
     DenseMatrix m = new DenseMatrix(rows, cols);
     m.data.fill(0);
+    return m;
+  }
+
+  /**
+   * A matrix whose entries are not initialised (native memory as the allocator returns it, with
+   * transparent huge pages asked for when it is large, {@link Libc#adviseHugePages}): for a
+   * kernel that is computed straight into it ({@link #buffer}), which then touches each page
+   * once.
+   */
+  public static DenseMatrix uninitialized(long rows, long cols) {
+    DenseMatrix m = new DenseMatrix(rows, cols);
+    Libc.adviseHugePages(m.data.address(), rows * cols * Double.BYTES);
     return m;
   }
 
@@ -99,6 +114,50 @@ public final class DenseMatrix implements AutoCloseable {
   /** The whole matrix as a row-major array (for matrices under 2^31 elements). */
   public double[] toArray() {
     return getRows(0, Math.toIntExact(rows));
+  }
+
+  /**
+   * The entries, row-major, as a direct {@code DoubleBuffer} in native byte order: a view of this
+   * matrix's memory (no copy), valid until {@link #close}, for matrices of fewer than 2^31
+   * entries. The {@code cpu} backend computes a kernel into it ({@code Plan.runInto}).
+   */
+  public DoubleBuffer buffer() {
+    return new DoublePointer(pointer()).position(0).limit(Math.toIntExact(rows * cols)).asBuffer();
+  }
+
+  /**
+   * The first {@code rows x cols} float32 slots of this matrix's memory (its first half), as a
+   * direct {@code FloatBuffer} view: a float32 kernel computed there becomes this matrix's float64
+   * entries by {@link #widenFloat32}, with no second buffer.
+   */
+  public FloatBuffer float32Buffer() {
+    int count = Math.toIntExact(rows * cols);
+    FloatPointer f = new FloatPointer(pointer());
+    f.capacity(Math.max(1, 2L * count)).position(0).limit(count);
+    return f.asBuffer();
+  }
+
+  /**
+   * Turns the float32 values that {@link #float32Buffer} holds into this matrix's float64 entries,
+   * in place: from the last chunk to the first, so that each float64 written covers only float32
+   * values already read (value {@code i} moves from byte {@code 4i} to byte {@code 8i}).
+   */
+  public void widenFloat32() {
+    FloatBuffer from = float32Buffer();
+    DoubleBuffer to = buffer();
+    int count = from.limit();
+    int chunk = 1 << 16;
+    float[] f = new float[chunk];
+    double[] d = new double[chunk];
+    for (int end = count; end > 0; end -= chunk) {
+      int start = Math.max(0, end - chunk);
+      int k = end - start;
+      from.get(start, f, 0, k);
+      for (int i = 0; i < k; i++) {
+        d[i] = f[i];
+      }
+      to.put(start, d, 0, k);
+    }
   }
 
   /** A pointer to the row-major entry {@code index}, sharing this matrix's memory (never closed). */

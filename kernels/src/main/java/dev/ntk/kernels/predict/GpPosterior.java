@@ -99,8 +99,14 @@ public final class GpPosterior implements AutoCloseable {
 
   /** The posterior mean of a block of test rows: {@code G_td alpha} ({@code rows x outputs}). */
   public double[] mean(double[] kTestTrain, int rows) {
-    try (DenseMatrix k = DenseMatrix.of(rows, n, kTestTrain);
-        DenseMatrix m = Lapack.multiply(false, k, false, alpha)) {
+    try (DenseMatrix k = DenseMatrix.of(rows, n, kTestTrain)) {
+      return mean(k);
+    }
+  }
+
+  /** {@link #mean(double[], int)} for test rows in native memory ({@code rows x n}). */
+  public double[] mean(DenseMatrix kTestTrain) {
+    try (DenseMatrix m = Lapack.multiply(false, kTestTrain, false, alpha)) {
       return m.toArray();
     }
   }
@@ -117,9 +123,22 @@ public final class GpPosterior implements AutoCloseable {
   public double[] covariance(Get get, DenseMatrix kTrainTrainNngp, double[] kTestTrainGet,
       double[] kTestTrainNngp, double[] kTestTestNngp, int m) {
     try (DenseMatrix gTd = DenseMatrix.of(m, n, kTestTrainGet);
-        DenseMatrix kTd = DenseMatrix.of(m, n, kTestTrainNngp);
-        DenseMatrix cov = DenseMatrix.of(m, m, kTestTestNngp);
-        DenseMatrix kDt = kTd.transpose();
+        DenseMatrix kTd = kTestTrainNngp == kTestTrainGet ? null : DenseMatrix.of(m, n, kTestTrainNngp);
+        DenseMatrix kTt = DenseMatrix.of(m, m, kTestTestNngp)) {
+      return covariance(get, kTrainTrainNngp, gTd, kTd == null ? gTd : kTd, kTt);
+    }
+  }
+
+  /**
+   * {@link #covariance(Get, DenseMatrix, double[], double[], double[], int)} on kernels in native
+   * memory: {@code kTestTrainGet} and {@code kTestTrainNngp} are {@code m x n} (the same matrix
+   * for the NNGP), {@code kTestTestNngp} {@code m x m}; none is changed.
+   */
+  public double[] covariance(Get get, DenseMatrix kTrainTrainNngp, DenseMatrix kTestTrainGet,
+      DenseMatrix kTestTrainNngp, DenseMatrix kTestTestNngp) {
+    DenseMatrix gTd = kTestTrainGet;
+    try (DenseMatrix cov = kTestTestNngp.copy();
+        DenseMatrix kDt = kTestTrainNngp.transpose();
         DenseMatrix solvedNngp = solve(kDt)) {                       // G^-1 K_dt (n x m)
       if (get == Get.NNGP) {
         Lapack.gemm(false, gTd, false, solvedNngp, -1.0, 1.0, cov);  // K_tt - K_td K^-1 K_dt

@@ -242,8 +242,13 @@ public final class MseDynamics implements AutoCloseable {
   /** {@code G_td V} for a block of {@code rows} test rows of the selected kernel. */
   public DenseMatrix rotate(double[] kTestTrain, int rows) {
     try (DenseMatrix k = DenseMatrix.of(rows, n, kTestTrain)) {
-      return Lapack.multiply(false, k, true, vt);
+      return rotate(k);
     }
+  }
+
+  /** {@link #rotate(double[], int)} for test rows in native memory ({@code rows x n}). */
+  public DenseMatrix rotate(DenseMatrix kTestTrain) {
+    return Lapack.multiply(false, kTestTrain, true, vt);
   }
 
   /** The train outputs at {@code t}: {@code f_train_0 + V expm1(-λτ) V^T (f_train_0 - y)}. */
@@ -297,7 +302,18 @@ public final class MseDynamics implements AutoCloseable {
    */
   public double[] covariance(double t, boolean ntk, DenseMatrix rotatedGet, DenseMatrix rotatedNngp,
       DenseMatrix projectedNngp, double[] kTestTestNngp, int m) {
-    try (DenseMatrix cov = DenseMatrix.of(m, m, kTestTestNngp)) {
+    try (DenseMatrix ktt = DenseMatrix.of(m, m, kTestTestNngp)) {
+      return covariance(t, ntk, rotatedGet, rotatedNngp, projectedNngp, ktt);
+    }
+  }
+
+  /**
+   * {@link #covariance(double, boolean, DenseMatrix, DenseMatrix, DenseMatrix, double[], int)} with
+   * the test-test NNGP in native memory ({@code m x m}, not changed).
+   */
+  public double[] covariance(double t, boolean ntk, DenseMatrix rotatedGet, DenseMatrix rotatedNngp,
+      DenseMatrix projectedNngp, DenseMatrix kTestTestNngp) {
+    try (DenseMatrix cov = kTestTestNngp.copy()) {
       if (!ntk) {
         try (DenseMatrix qd = scaleColumns(rotatedNngp, twiceDecay(t))) {
           Lapack.gemm(false, qd, true, rotatedNngp, -1.0, 1.0, cov);

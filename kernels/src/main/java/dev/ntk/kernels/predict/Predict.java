@@ -35,17 +35,11 @@ public final class Predict {
   public static Prediction gpInference(KernelFn kernelFn, NDArray xTrain, NDArray yTrain,
       NDArray xTest, Get get, double diagReg, boolean computeCov) {
     Problem p = Problem.of(kernelFn, xTrain, yTrain, xTest, computeCov);
-    try (NDManager scope = p.scope;
-        GpPosterior posterior = GpPosterior.factor(dense(p.dd.get(get)), p.y, p.outputs, diagReg, get.key())) {
-      NDArray mean = p.result(posterior.mean(Tensors.toDoubles(p.td.get(get)), p.m), p.meanShape);
-      NDArray cov = null;
-      if (computeCov) {
-        try (DenseMatrix kdd = dense(p.dd.nngp())) {
-          cov = p.result(posterior.covariance(get, kdd, Tensors.toDoubles(p.td.get(get)),
-              Tensors.toDoubles(p.td.nngp()), Tensors.toDoubles(p.tt.nngp()), p.m), new Shape(p.m, p.m));
-        }
-      }
-      return new Prediction(mean, cov);
+    try (NDManager scope = p.scope; Dense k = Dense.of(p, get, computeCov)) {
+      Solve.Solution s = Solve.gpInference(k.takeTrainTrain(), k.testTrain, p.y, p.outputs, get, diagReg,
+          k.covariance(), false);
+      return new Prediction(p.result(s.means()[0], p.meanShape),
+          computeCov ? p.result(s.covs()[0], new Shape(p.m, p.m)) : null);
     }
   }
 
@@ -60,20 +54,13 @@ public final class Predict {
       boolean computeCov) {
     MseDynamics.checkTimes(times);
     Problem p = Problem.of(kernelFn, xTrain, yTrain, xTest, computeCov);
-    try (NDManager scope = p.scope;
-        MseDynamics dyn = MseDynamics.decompose(dense(p.dd.get(get)), p.outputs, learningRate, diagReg, get.key());
-        DenseMatrix residual = dyn.residual(null, p.y);
-        DenseMatrix rotated = dyn.rotate(Tensors.toDoubles(p.td.get(get)), p.m);
-        DenseMatrix rotatedNngp = computeCov && get == Get.NTK ? dyn.rotate(Tensors.toDoubles(p.td.nngp()), p.m) : null;
-        DenseMatrix kdd = computeCov && get == Get.NTK ? dense(p.dd.nngp()) : null;
-        DenseMatrix projected = kdd == null ? null : dyn.projectKernel(kdd)) {
+    try (NDManager scope = p.scope; Dense k = Dense.of(p, get, computeCov)) {
+      Solve.Solution s = Solve.mse(k.takeTrainTrain(), k.testTrain, p.y, p.outputs, get, times, learningRate,
+          diagReg, null, null, k.covariance(), false);
       List<Prediction> out = new ArrayList<>();
-      double[] ktt = computeCov ? Tensors.toDoubles(p.tt.nngp()) : null;
-      for (double t : times) {
-        NDArray mean = p.result(dyn.testOutputs(t, null, rotated, residual), p.meanShape);
-        NDArray cov = computeCov ? p.result(dyn.covariance(t, get == Get.NTK, rotated,
-            rotatedNngp == null ? rotated : rotatedNngp, projected, ktt, p.m), new Shape(p.m, p.m)) : null;
-        out.add(new Prediction(mean, cov));
+      for (int i = 0; i < times.length; i++) {
+        out.add(new Prediction(p.result(s.means()[i], p.meanShape),
+            computeCov ? p.result(s.covs()[i], new Shape(p.m, p.m)) : null));
       }
       return out;
     }
@@ -94,13 +81,12 @@ public final class Predict {
       double diagReg) {
     MseDynamics.checkTimes(times);
     Outputs o = Outputs.of(ntkTrainTrain, yTrain, ntkTestTrain, fxTrain0, fxTest0);
-    try (MseDynamics dyn = MseDynamics.decompose(dense(ntkTrainTrain), o.k, learningRate, diagReg, "ntk");
-        DenseMatrix residual = dyn.residual(o.fTrain0, o.y);
-        DenseMatrix rotated = dyn.rotate(o.td, o.m)) {
+    try (DenseMatrix td = ntkTestTrain == null ? null : DenseMatrix.of(o.m, o.n, o.td)) {
+      Solve.Solution s = Solve.mse(dense(ntkTrainTrain), td, o.y, o.k, Get.NTK, times, learningRate, diagReg,
+          o.fTrain0, o.fTest0, null, true);
       List<TrainedOutputs> out = new ArrayList<>();
-      for (double t : times) {
-        out.add(o.result(t, dyn.trainOutputs(t, o.fTrain0, residual),
-            dyn.testOutputs(t, o.fTest0, rotated, residual)));
+      for (int i = 0; i < times.length; i++) {
+        out.add(o.result(times[i], s.trains()[i], s.means()[i]));
       }
       return out;
     }
@@ -176,9 +162,7 @@ public final class Predict {
     double[] y = Tensors.toDoubles(yTrain);
     int n = (int) kTrainTrain.getShape().get(0);
     checkRows(yTrain, n);
-    try (GpPosterior p = GpPosterior.factor(dense(kTrainTrain), y, y.length / n, diagReg, kernel)) {
-      return p.nll(y);
-    }
+    return Solve.nll(dense(kTrainTrain), y, y.length / n, diagReg, kernel);
   }
 
   /** A square kernel as a float64 native matrix. */
@@ -245,6 +229,56 @@ public final class Predict {
 
     NDArray result(double[] values, Shape shape) {
       return Tensors.create(out, finite(values), shape, dtype);
+    }
+  }
+
+  /**
+   * A problem's kernels as native matrices: the selected train-train and test-train kernels and,
+   * with the covariance, the NNGP kernels it needs.
+   */
+  private static final class Dense implements AutoCloseable {
+    private DenseMatrix trainTrain;
+    final DenseMatrix testTrain;
+    final DenseMatrix trainTrainNngp;
+    final DenseMatrix testTrainNngp;
+    final DenseMatrix testTestNngp;
+
+    private Dense(DenseMatrix trainTrain, DenseMatrix testTrain, DenseMatrix trainTrainNngp,
+        DenseMatrix testTrainNngp, DenseMatrix testTestNngp) {
+      this.trainTrain = trainTrain;
+      this.testTrain = testTrain;
+      this.trainTrainNngp = trainTrainNngp;
+      this.testTrainNngp = testTrainNngp;
+      this.testTestNngp = testTestNngp;
+    }
+
+    static Dense of(Problem p, Get get, boolean computeCov) {
+      boolean ntkCov = computeCov && get == Get.NTK;
+      return new Dense(dense(p.dd.get(get)), DenseMatrix.of(p.m, p.dd.get(get).getShape().get(0),
+          Tensors.toDoubles(p.td.get(get))), ntkCov ? dense(p.dd.nngp()) : null,
+          ntkCov ? DenseMatrix.of(p.m, p.dd.get(get).getShape().get(0), Tensors.toDoubles(p.td.nngp())) : null,
+          computeCov ? dense(p.tt.nngp()) : null);
+    }
+
+    /** The train-train kernel, which the solver consumes. */
+    DenseMatrix takeTrainTrain() {
+      DenseMatrix t = trainTrain;
+      trainTrain = null;
+      return t;
+    }
+
+    Solve.CovarianceKernels covariance() {
+      return testTestNngp == null ? null : new Solve.CovarianceKernels(trainTrainNngp,
+          testTrainNngp == null ? testTrain : testTrainNngp, testTestNngp);
+    }
+
+    @Override
+    public void close() {
+      for (DenseMatrix d : new DenseMatrix[] {trainTrain, testTrain, trainTrainNngp, testTrainNngp, testTestNngp}) {
+        if (d != null) {
+          d.close();
+        }
+      }
     }
   }
 

@@ -33,6 +33,34 @@ class DenseMatrixTest {
     }
   }
 
+  /** A kernel computed into the matrix's memory: as float64 through its buffer, as float32 in place, then widened. */
+  @Test
+  void buffersAreViewsOfTheMatrixAndFloat32IsWidenedInPlace() {
+    int rows = 301;
+    int cols = 457; // more than two chunks of the widening, and an odd count
+    try (DenseMatrix m = DenseMatrix.uninitialized(rows, cols)) {
+      java.nio.DoubleBuffer d = m.buffer();
+      assertEquals(rows * cols, d.capacity());
+      assertEquals(java.nio.ByteOrder.nativeOrder(), d.order());
+      d.put(7 * cols + 3, 2.5);
+      assertEquals(2.5, m.get(7, 3));
+      java.nio.FloatBuffer f = m.float32Buffer();
+      assertEquals(rows * cols, f.capacity());
+      float[] values = new float[rows * cols];
+      for (int i = 0; i < values.length; i++) {
+        values[i] = (float) Math.sin(i) * 1e3f + 0.1f;
+      }
+      values[values.length - 1] = Float.POSITIVE_INFINITY;
+      values[12345] = Float.NaN;
+      f.put(0, values);
+      m.widenFloat32();
+      double[] widened = m.toArray();
+      for (int i = 0; i < values.length; i++) {
+        assertEquals((double) values[i], widened[i], "entry " + i);
+      }
+    }
+  }
+
   /**
    * A Beam worker's threads share one decomposition (the eigenvectors and the projected residual)
    * and read its rows and hand it to BLAS at the same time. Access at an offset once moved the
