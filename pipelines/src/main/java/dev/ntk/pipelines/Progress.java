@@ -48,35 +48,14 @@ final class Progress {
     }
     long start = System.nanoTime();
     long base = done.getAsLong();
-    Thread t = new Thread(() -> {
-      long shown = -1;
-      try {
-        while (true) {
-          Thread.sleep(intervalMs);
-          long n = Math.min(total, done.getAsLong() - base);
-          if (live || (n != shown && n > 0)) {
-            print(line(n, total, (System.nanoTime() - start) / 1e9));
-            shown = n;
-          }
-        }
-      } catch (InterruptedException e) {
-        // closed
+    long[] shown = {-1};
+    return every("ntk-progress", () -> {
+      long n = Math.min(total, done.getAsLong() - base);
+      if (live || (n != shown[0] && n > 0)) {
+        print(line(n, total, (System.nanoTime() - start) / 1e9));
+        shown[0] = n;
       }
-    }, "ntk-progress");
-    t.setDaemon(true);
-    t.start();
-    return () -> {
-      t.interrupt();
-      try {
-        t.join();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-      if (live) {
-        err.print("\r\033[K");
-        err.flush();
-      }
-    };
+    });
   }
 
   /**
@@ -88,22 +67,29 @@ final class Progress {
     if (err == null) {
       return () -> {};
     }
+    long[] shown = {-1};
+    return every("ntk-integration-progress", () -> {
+      GradientDescent.Status s = GradientDescent.running();
+      if (s != null && (live || s.steps() != shown[0])) {
+        print(String.format(Locale.ROOT, "ntk: integrating: t = %.4g of %.4g, %d solver steps", s.reached(),
+            s.asked(), s.steps()));
+        shown[0] = s.steps();
+      }
+    });
+  }
+
+  /** Runs {@code tick} every interval on a daemon thread until the display is closed, then clears a live line. */
+  private Display every(String name, Runnable tick) {
     Thread t = new Thread(() -> {
-      long shown = -1;
       try {
         while (true) {
           Thread.sleep(intervalMs);
-          GradientDescent.Status s = GradientDescent.running();
-          if (s != null && (live || s.steps() != shown)) {
-            print(String.format(Locale.ROOT, "ntk: integrating: t = %.4g of %.4g, %d solver steps", s.reached(),
-                s.asked(), s.steps()));
-            shown = s.steps();
-          }
+          tick.run();
         }
       } catch (InterruptedException e) {
         // closed
       }
-    }, "ntk-integration-progress");
+    }, name);
     t.setDaemon(true);
     t.start();
     return () -> {

@@ -604,11 +604,13 @@ class NtkCommandTest {
     assertTrue(Files.exists(notes));
     assertFalse(Files.exists(out.resolve("mean.npy")) || Files.exists(out.resolve("cov.npy")));
     assertFalse(Files.exists(out.resolve("predict.manifest.json")));
+    // The train-train tiles were all written before the factor failed; the test tiles may be
+    // (the failure stops the pipeline while they are computed): whatever was written is kept.
     long tiles = tileFiles();
-    assertEquals(3 + 2 + 1, tiles, "train-train, test-train and test-test tiles kept");
+    assertTrue(tiles >= 3 && tiles <= 3 + 2 + 1, tiles + " tiles kept");
     Result again = ntk(concat(args, "--diag-reg", 1e-3));
     assertEquals(0, again.status(), again.err());
-    assertTrue(again.out().contains("0 tiles computed, 6 reused"), again.out());
+    assertTrue(again.out().contains((6 - tiles) + " tiles computed, " + tiles + " reused"), again.out());
     assertTrue(Files.exists(out.resolve("predict.manifest.json")));
   }
 

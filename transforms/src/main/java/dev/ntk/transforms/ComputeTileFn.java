@@ -122,7 +122,11 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
         computer.diagnose(tiles.readRows(tiles.x1(), row, 1), tiles.readRows(x2, col, 1)));
   }
 
-  private TileComputer.StoredTile computeStored(TileKey key) throws IOException {
+  /** A tile's input rows ({@code b} null on the diagonal of x1 with itself). */
+  private record Inputs(double[] a, double[] b) {}
+
+  /** Reads a tile's input rows, counting the blocks read and the time. */
+  private Inputs inputs(TileKey key) throws IOException {
     boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
     String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
     long started = System.nanoTime();
@@ -130,24 +134,23 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
     double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
     double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
     blocksRead.inc(rows.reads() - read);
-    long computing = System.nanoTime();
     inputMicros.update(microsSince(started));
-    TileComputer.StoredTile tile = computer.computeStored(key, a, b);
+    return new Inputs(a, b);
+  }
+
+  private TileComputer.StoredTile computeStored(TileKey key) throws IOException {
+    Inputs in = inputs(key);
+    long computing = System.nanoTime();
+    TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
     computeMicros.update(microsSince(computing));
     return tile;
   }
 
   private Tile compute(TileKey key) throws IOException {
-    boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
-    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
-    long started = System.nanoTime();
-    long read = rows.reads();
-    double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
-    double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
-    blocksRead.inc(rows.reads() - read);
+    Inputs in = inputs(key);
     long computing = System.nanoTime();
-    inputMicros.update(microsSince(started));
-    Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(), computer.compute(key, a, b));
+    Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
+        computer.compute(key, in.a(), in.b()));
     computeMicros.update(microsSince(computing));
     return tile;
   }
