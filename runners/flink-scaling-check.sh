@@ -9,7 +9,8 @@
 # exits 0 only if both kernels equal the DirectRunner's (1e-12 of the largest entry, float64).
 # bench/README.md says what the fixed and per-tile costs it measures imply for more workers.
 #
-# Knobs (environment): N=2400 D=128 TILE=200 MODEL=bench/relu21.json REST_PORT=18091 RPC_PORT=16133
+# Knobs (environment): N=2400 D=128 (or SHAPE=H,W,C for images) TILE=200 MODEL=bench/relu21.json
+# REST_PORT=18091 RPC_PORT=16133
 # CPUS="0 1" (the cores the two TaskManagers are pinned to) OUT=/tmp/ntk-flink-scaling NTK=bin/ntk
 set -euo pipefail
 
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 N=${N:-2400}
 D=${D:-128}
+SHAPE=${SHAPE:-}
 TILE=${TILE:-200}
 MODEL=${MODEL:-bench/relu21.json}
 REST_PORT=${REST_PORT:-18091}
@@ -33,7 +35,9 @@ if (( $(nproc) < ${#CPUS[@]} )); then
 fi
 flink_cluster_start "$OUT" 1 "${CPUS[@]}"
 
-java -cp "$CP" dev.ntk.pipelines.bench.Bench data --n "$N" --d "$D" --seed 0 --dtype float64 \
+features=(--d "$D")
+[[ -n "$SHAPE" ]] && features=(--shape "$SHAPE")
+java -cp "$CP" dev.ntk.pipelines.bench.Bench data --n "$N" "${features[@]}" --seed 0 --dtype float64 \
   --out "$OUT/x.npy" > /dev/null
 blocks=$(( (N + TILE - 1) / TILE ))
 total=$(( blocks * (blocks + 1) / 2 ))
@@ -47,7 +51,7 @@ run() { # name, then the arguments; prints the pipeline's seconds from its repor
   sed -n 's/.*pipeline \([0-9.]*\) s.*/\1/p' "$OUT/logs/$name.out" | head -1
 }
 
-flink_log "$total tiles of $TILE rows ($N x $N, float64, $MODEL)"
+flink_log "$total tiles of $TILE rows ($N x $N, inputs ${SHAPE:-$D}, float64, $MODEL)"
 s_direct=$(run direct "${common[@]}" --runner DirectRunner --parallelism 2)
 flink_log "DirectRunner: $(head -1 "$OUT/logs/direct.out")"
 s1=$(run p1 "${common[@]}" "${cluster[@]}" --parallelism 1)
