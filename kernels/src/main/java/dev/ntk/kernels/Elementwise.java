@@ -39,6 +39,8 @@ public final class Elementwise {
   public static final LayerType EXP = LayerType.of("Exp", "a * exp(b * x)", Exp::new,
       Argument.number("a", 1.0), Argument.number("b", 1.0));
   public static final LayerType SIGN = LayerType.of("Sign", "sign(x)", Sign::new);
+  public static final LayerType GAUSSIAN = LayerType.of("Gaussian", "a * exp(b * x^2)", Gaussian::new,
+      Argument.number("a", 1.0), Argument.number("b", -1.0));
 
   public static Layer relu() {
     return RELU.create();
@@ -120,6 +122,16 @@ public final class Elementwise {
   /** {@code sign(x)}; zeroes the NTK (its derivative is 0 almost everywhere). */
   public static Layer sign() {
     return SIGN.create();
+  }
+
+  /** {@code exp(-x^2)}. */
+  public static Layer gaussian() {
+    return GAUSSIAN.create();
+  }
+
+  /** {@code a * exp(b * x^2)}; with {@code b > 0} the kernel is finite only where {@code 1 - 4 b q > 0}. */
+  public static Layer gaussian(double a, double b) {
+    return GAUSSIAN.create(a, b);
   }
 
   /**
@@ -424,6 +436,41 @@ public final class Elementwise {
     @Override
     Expr diagonal(Expr v) {
       return v.atan2(Expr.constant(0)).times(2 / Math.PI);
+    }
+  }
+
+  /**
+   * {@code f(x) = a exp(b x^2)}. With {@code det = sqrt((1 - 2 b k_11)(1 - 2 b k_22) - 4 b^2 k^2)}:
+   * {@code nngp' = a^2 / det}, {@code E[f' f'] = 4 a^2 b^2 k / det^3} (its derivative in {@code k}),
+   * the variance {@code a^2 / sqrt(1 - 4 b q)}. With {@code b > 0} the expectation diverges where
+   * {@code det^2 <= 0} (NaN there, as neural-tangents).
+   */
+  public static final class Gaussian extends Nonlinearity {
+    private final double a;
+    private final double b;
+
+    Gaussian(LayerType.Arguments args) {
+      super(args);
+      this.a = args.number("a");
+      this.b = args.number("b");
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return Tensors.mul(Tensors.mul(x.mul(x), b).exp(), a);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr det2 = v1.times(-2 * b).plus(1).times(v2.times(-2 * b).plus(1)).minus(k.times(k).times(4 * b * b));
+      Expr det = det2.sqrt();
+      Expr nngp = Expr.constant(a * a).div(det);
+      return new Expr[] {nngp, k.times(4 * b * b).div(det2).times(nngp)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return Expr.constant(a * a).div(v.times(-4 * b).plus(1).sqrt());
     }
   }
 }

@@ -163,6 +163,16 @@ public final class Stax {
     return Elementwise.sign();
   }
 
+  /** {@code exp(-x^2)}. */
+  public static Layer gaussian() {
+    return Elementwise.gaussian();
+  }
+
+  /** {@code a * exp(b * x^2)}. */
+  public static Layer gaussian(double a, double b) {
+    return Elementwise.gaussian(a, b);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

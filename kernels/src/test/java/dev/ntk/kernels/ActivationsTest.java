@@ -61,7 +61,12 @@ class ActivationsTest {
         new Case("Sin default", Stax.sin(), Math::sin, Math::cos),
         new Case("Rbf", Stax.rbf(g), x -> Math.sqrt(2) * Math.sin(Math.sqrt(2 * g) * x + Math.PI / 4),
             x -> Math.sqrt(2) * Math.sqrt(2 * g) * Math.cos(Math.sqrt(2 * g) * x + Math.PI / 4)),
-        new Case("Exp", Stax.exp(a, b), x -> a * Math.exp(b * x), x -> a * b * Math.exp(b * x)));
+        new Case("Exp", Stax.exp(a, b), x -> a * Math.exp(b * x), x -> a * b * Math.exp(b * x)),
+        new Case("Gaussian", Stax.gaussian(a, -b), x -> a * Math.exp(-b * x * x),
+            x -> -2 * a * b * x * Math.exp(-b * x * x)),
+        new Case("Gaussian default", Stax.gaussian(), x -> Math.exp(-x * x), x -> -2 * x * Math.exp(-x * x)),
+        new Case("Gaussian b > 0", Stax.gaussian(0.9, 0.05), x -> 0.9 * Math.exp(0.05 * x * x),
+            x -> 0.9 * 0.1 * x * Math.exp(0.05 * x * x)));
   }
 
   /**
@@ -172,7 +177,9 @@ class ActivationsTest {
         Arguments.of("exp, rbf, sign", Stax.serial(Stax.dense(w, 0.8, 0.1), Stax.exp(0.7, 0.6),
             Stax.dense(w, 1.0, 0.1), Stax.rbf(0.5), Stax.dense(w, 1.2, 0.1), Stax.sign(), Stax.dense(w, 1.0, 0.2))),
         Arguments.of("approximate gelu (exact kernel, tanh network)", Stax.serial(Stax.dense(w, 1.0, 0.1),
-            Stax.gelu(true), Stax.dense(w, 1.0, 0.1))));
+            Stax.gelu(true), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("gaussian", Stax.serial(Stax.dense(w, 1.2, 0.1), Stax.gaussian(1.1, -0.6), Stax.dense(w, 1.0, 0.1),
+            Stax.gaussian(1.0, -1.0), Stax.dense(w, 1.0, 0.1))));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -194,13 +201,17 @@ class ActivationsTest {
         "convolutional", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gelu(),
             Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.sin(1.0, 0.8, 0.1), Stax.conv(8, f, null, "SAME", 1.0, 0.2),
             Stax.exp(0.9, 0.4), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.rbf(0.5),
-            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)));
+            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)),
+        "dense, second set", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.gaussian(1.2, -0.7), Stax.dense(16, 1.1, 0.2),
+            Stax.gaussian(), Stax.dense(2)),
+        "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
+            Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   @Test
   void cpuAndTensorFlowAgreeInFloat64() {
     for (Map.Entry<String, Layer> m : models().entrySet()) {
-      boolean conv = m.getKey().equals("convolutional");
+      boolean conv = m.getKey().startsWith("convolutional");
       NDArray x1 = conv ? KernelTesting.randomImages(manager, 4, new long[] {5, 4, 2}, 301)
           : KernelTesting.randomInputs(manager, 7, 5, 301);
       NDArray x2 = conv ? KernelTesting.randomImages(manager, 3, new long[] {5, 4, 2}, 302)
@@ -241,5 +252,29 @@ class ActivationsTest {
     ModelException unknown = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class, () -> ModelSpec.parse("""
         {"serial": [{"Dense": {"out_dim": 4}}, {"Gelu": {"approximate": true, "beta": 1}}]}"""));
     assertEquals("serial[1].Gelu", unknown.path());
+  }
+
+  @Test
+  void modelFilesReadTheSecondSetWithNeuralTangentsDefaults() {
+    Layer model = ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {}}, {"Dense": {"out_dim": 4}}, {"Gaussian": {"a": 2}}]}""");
+    String json = ModelSpec.toJson(model).replace(" ", "");
+    for (String s : new String[] {"{\"Gaussian\":{\"a\":1.0,\"b\":-1.0}}", "{\"Gaussian\":{\"a\":2.0,\"b\":-1.0}}"}) {
+      assertTrue(json.contains(s), s + " in " + json);
+    }
+    assertEquals(json, ModelSpec.toJson(Stax.serial(Stax.dense(4), Stax.gaussian(), Stax.dense(4), Stax.gaussian(2, -1)))
+        .replace(" ", ""));
+    assertPathError("serial[1].Gaussian", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"b": "narrow"}}]}""");
+    assertPathError("serial[1].Gaussian", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"c": 1}}]}""");
+    assertPathError("serial[0].Gaussian", """
+        {"serial": [{"Gaussian": {}}]}""");
+  }
+
+  private static void assertPathError(String path, String model) {
+    ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class,
+        () -> ModelSpec.parse(model).kernelFn().apply(KernelTesting.randomInputs(manager, 2, 3, 1), null));
+    assertEquals(path, e.path(), e.getMessage());
   }
 }
