@@ -41,6 +41,9 @@ public final class Elementwise {
   public static final LayerType SIGN = LayerType.of("Sign", "sign(x)", Sign::new);
   public static final LayerType GAUSSIAN = LayerType.of("Gaussian", "a * exp(b * x^2)", Gaussian::new,
       Argument.number("a", 1.0), Argument.number("b", -1.0));
+  public static final LayerType RECTIFIED_MONOMIAL = LayerType.of("RectifiedMonomial",
+      "x^degree for x >= 0, 0 otherwise (the arc-cosine kernel of that order)", RectifiedMonomial::new,
+      Argument.requiredInteger("degree"));
 
   public static Layer relu() {
     return RELU.create();
@@ -132,6 +135,29 @@ public final class Elementwise {
   /** {@code a * exp(b * x^2)}; with {@code b > 0} the kernel is finite only where {@code 1 - 4 b q > 0}. */
   public static Layer gaussian(double a, double b) {
     return GAUSSIAN.create(a, b);
+  }
+
+  /** {@code x^degree} for {@code x >= 0} (1 at 0 when {@code degree = 0}), 0 otherwise. */
+  public static Layer rectifiedMonomial(int degree) {
+    return RECTIFIED_MONOMIAL.create(degree);
+  }
+
+  /** {@code (2d - 1)!! = 1 * 3 * ... * (2d - 1)}, 1 for {@code d = 0}. */
+  private static double doubleFactorial(int d) {
+    double r = 1;
+    for (int i = 1; i <= d; i++) {
+      r *= 2 * i - 1;
+    }
+    return r;
+  }
+
+  /** {@code x^n} by repeated products ({@code 1} for {@code n = 0}). */
+  private static Expr power(Expr x, int n) {
+    Expr r = Expr.constant(1);
+    for (int i = 0; i < n; i++) {
+      r = i == 0 ? x : r.times(x);
+    }
+    return r;
   }
 
   /**
@@ -471,6 +497,108 @@ public final class Elementwise {
     @Override
     Expr diagonal(Expr v) {
       return Expr.constant(a * a).div(v.times(-4 * b).plus(1).sqrt());
+    }
+  }
+
+  /**
+   * {@code f(x) = x^d} for {@code x >= 0}, 0 otherwise (Cho and Saul's arc-cosine kernel of order
+   * {@code d}). With {@code theta} the angle between the inputs and {@code J_d(theta) = (-1)^d
+   * sin^(2d+1) theta ((1/sin theta) d/dtheta)^d ((pi - theta) / sin theta)}: {@code nngp' = (k_11
+   * k_22)^(d/2) J_d(theta) / (2 pi)}, written exactly as a polynomial in {@code k}, {@code sqrt(k_11
+   * k_22 - k^2)} and {@code pi - theta} with integer coefficients (finite at {@code theta = 0}, where
+   * neural-tangents' arccos form is not), {@code E[f' f'] = d^2} times the order {@code d - 1}
+   * kernel (0 for {@code d = 0}: the NTK of the layers below becomes 0), the variance {@code (2d -
+   * 1)!! q^d / 2}.
+   */
+  public static final class RectifiedMonomial extends Nonlinearity {
+    private final int degree;
+    /** Rows {@code {coefficient, power of k, power of sqrt(P - k^2), power of pi - theta}} of J_d. */
+    private final double[][] terms;
+    private final double[][] lower;
+
+    RectifiedMonomial(LayerType.Arguments args) {
+      super(args);
+      this.degree = args.integer("degree");
+      if (degree < 0) {
+        throw new IllegalArgumentException("argument \"degree\" must be 0 or more, got " + degree);
+      }
+      this.terms = arcCosine(degree);
+      this.lower = degree == 0 ? null : arcCosine(degree - 1);
+    }
+
+    /**
+     * J_n as rows {@code {coefficient, i, j, l}}: {@code sum coefficient cos^i sin^j (pi - theta)^l},
+     * with {@code i + j = n}, from {@code G_0 = (pi - theta) / sin} and {@code G_(m+1) = G_m' / sin}.
+     */
+    static double[][] arcCosine(int n) {
+      java.util.Map<java.util.List<Integer>, Double> g = new java.util.HashMap<>();
+      g.put(java.util.List.of(0, -1, 1), 1.0);
+      for (int step = 0; step < n; step++) {
+        java.util.Map<java.util.List<Integer>, Double> next = new java.util.HashMap<>();
+        for (java.util.Map.Entry<java.util.List<Integer>, Double> e : g.entrySet()) {
+          int i = e.getKey().get(0);
+          int j = e.getKey().get(1);
+          int l = e.getKey().get(2);
+          double c = e.getValue();
+          // d/dtheta (cos^i sin^j psi^l) = -i cos^(i-1) sin^(j+1) psi^l + j cos^(i+1) sin^(j-1) psi^l
+          //   - l cos^i sin^j psi^(l-1); then divided by sin.
+          if (i > 0) {
+            next.merge(java.util.List.of(i - 1, j, l), -i * c, Double::sum);
+          }
+          if (j != 0) {
+            next.merge(java.util.List.of(i + 1, j - 2, l), j * c, Double::sum);
+          }
+          if (l > 0) {
+            next.merge(java.util.List.of(i, j - 1, l - 1), -l * c, Double::sum);
+          }
+        }
+        g = next;
+      }
+      double sign = n % 2 == 0 ? 1 : -1;
+      java.util.List<double[]> rows = new java.util.ArrayList<>();
+      for (java.util.Map.Entry<java.util.List<Integer>, Double> e : g.entrySet()) {
+        int j = e.getKey().get(1) + 2 * n + 1;
+        if (e.getValue() == 0) {
+          continue;
+        }
+        if (j < 0) {
+          throw new IllegalStateException("J_" + n + " has a negative power of sin");
+        }
+        rows.add(new double[] {sign * e.getValue(), e.getKey().get(0), j, e.getKey().get(2)});
+      }
+      return rows.toArray(new double[0][]);
+    }
+
+    /** {@code P^(n/2) J_n(theta) / (2 pi)} from the rows of J_n. */
+    private static Expr kernel(double[][] rows, Expr k, Expr sine, Expr psi) {
+      Expr sum = Expr.constant(0);
+      for (double[] t : rows) {
+        Expr term = power(k, (int) t[1]).times(power(sine, (int) t[2])).times(power(psi, (int) t[3]));
+        sum = sum.plus(term.times(t[0] / (2 * Math.PI)));
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      if (degree == 0) {
+        return x.gte(0.0).toType(x.getDataType(), false);
+      }
+      return Tensors.max(x, 0.0).pow(degree);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
+      Expr psi = sine.atan2(k).times(-1).plus(Math.PI);
+      Expr nngp = kernel(terms, k, sine, psi);
+      Expr dot = degree == 0 ? Expr.constant(0) : kernel(lower, k, sine, psi).times((double) degree * degree);
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return power(v, degree).times(doubleFactorial(degree) / 2);
     }
   }
 }

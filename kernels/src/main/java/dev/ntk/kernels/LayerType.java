@@ -68,6 +68,11 @@ public final class LayerType {
       return new Argument(name, Kind.INTEGER, defaultValue, false, List.of());
     }
 
+    /** An integer that must be given (for example an activation's {@code degree}). */
+    public static Argument requiredInteger(String name) {
+      return new Argument(name, Kind.INTEGER, null, true, List.of());
+    }
+
     public static Argument positiveInteger(String name, int defaultValue) {
       return new Argument(name, Kind.POSITIVE_INTEGER, defaultValue, false, List.of());
     }

@@ -163,6 +163,11 @@ public final class Stax {
     return Elementwise.sign();
   }
 
+  /** {@code x^degree} for {@code x >= 0}, 0 otherwise. */
+  public static Layer rectifiedMonomial(int degree) {
+    return Elementwise.rectifiedMonomial(degree);
+  }
+
   /** {@code exp(-x^2)}. */
   public static Layer gaussian() {
     return Elementwise.gaussian();

@@ -179,7 +179,9 @@ class ActivationsTest {
         Arguments.of("approximate gelu (exact kernel, tanh network)", Stax.serial(Stax.dense(w, 1.0, 0.1),
             Stax.gelu(true), Stax.dense(w, 1.0, 0.1))),
         Arguments.of("gaussian", Stax.serial(Stax.dense(w, 1.2, 0.1), Stax.gaussian(1.1, -0.6), Stax.dense(w, 1.0, 0.1),
-            Stax.gaussian(1.0, -1.0), Stax.dense(w, 1.0, 0.1))));
+            Stax.gaussian(1.0, -1.0), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("rectified monomials 2, 0", Stax.serial(Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(2),
+            Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(0), Stax.dense(w, 1.0, 0.1))));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -192,6 +194,11 @@ class ActivationsTest {
     KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / 1024, 0.10);
   }
 
+  /**
+   * The models of the backend comparison. {@code RectifiedMonomial(1)} (ReLU) and {@code (0)} are
+   * left out as ReLU is: on identical inputs their rules depend on {@code pi - theta} with {@code
+   * theta ~ sqrt(rounding)}, so the backends' roundings differ by about 1e-9 there.
+   */
   static Map<String, Layer> models() {
     int[] f = {3, 3};
     return Map.of(
@@ -203,9 +210,11 @@ class ActivationsTest {
             Stax.exp(0.9, 0.4), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.rbf(0.5),
             Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)),
         "dense, second set", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.gaussian(1.2, -0.7), Stax.dense(16, 1.1, 0.2),
-            Stax.gaussian(), Stax.dense(2)),
+            Stax.gaussian(), Stax.dense(16, 1.0, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
+            Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(2)),
         "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
-            Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
+            Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.rectifiedMonomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
+            Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   @Test
@@ -268,8 +277,75 @@ class ActivationsTest {
         {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"b": "narrow"}}]}""");
     assertPathError("serial[1].Gaussian", """
         {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"c": 1}}]}""");
+    assertEquals("{\"RectifiedMonomial\":{\"degree\":3}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"RectifiedMonomial\": {\"degree\": 3}}")).replace(" ", ""));
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {}}]}""");
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": -1}}]}""");
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": 1.5}}]}""");
     assertPathError("serial[0].Gaussian", """
         {"serial": [{"Gaussian": {}}]}""");
+  }
+
+  /**
+   * {@code E[u_+^m v_+^m]} in polar coordinates of the standard normal pair: the radial integral is
+   * exact ({@code 2^m m!}), the angular one Simpson's rule over the wedge where both are positive,
+   * on which the integrand is smooth.
+   */
+  static double rectified(int m, double q11, double q22, double k) {
+    double su = Math.sqrt(q11);
+    double slope = k / su;
+    double rest = Math.sqrt(Math.max(q22 - slope * slope, 0));
+    double beta = Math.atan2(rest, slope);
+    double radial = Math.pow(2, m);
+    for (int i = 2; i <= m; i++) {
+      radial *= i;
+    }
+    double angular = simpson(a -> Math.pow(Math.cos(a), m) * Math.pow(Math.cos(a - beta), m), beta - Math.PI / 2,
+        Math.PI / 2);
+    return radial / (2 * Math.PI) * Math.pow(su * Math.sqrt(q22), m) * angular;
+  }
+
+  @ParameterizedTest(name = "degree {0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {0, 1, 2, 3, 4})
+  void rectifiedMonomialMatchesQuadrature(int d) {
+    RuleTesting.Input in = RuleTesting.hardInput(19);
+    Map<String, double[]> out = RuleTesting.run(Stax.rectifiedMonomial(d), in);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        int e = i * in.n2() + j;
+        double q11 = in.var1()[i];
+        double q22 = in.var2()[j];
+        double k = in.nngp()[e];
+        String where = "degree " + d + " (" + i + ", " + j + ")";
+        if (q11 == 0 || q22 == 0) {
+          if (d > 0) {
+            assertEquals(0.0, out.get("nngp")[e], 1e-15, where);
+          }
+          continue;
+        }
+        double nngp = rectified(d, q11, q22, k);
+        double dot = d == 0 ? 0 : d * d * rectified(d - 1, q11, q22, k);
+        assertEquals(nngp, out.get("nngp")[e], 1e-9 * Math.max(1, Math.abs(nngp)), where + " nngp");
+        assertEquals(in.ntk()[e] * dot, out.get("ntk")[e], 1e-9 * Math.max(1, Math.abs(in.ntk()[e] * dot)),
+            where + " ntk");
+      }
+      double q = in.var1()[i];
+      if (q > 0) {
+        double v = rectified(d, q, q, q);
+        assertEquals(v, out.get("var1")[i], 1e-9 * Math.max(1, v), "degree " + d + " var1 " + i);
+      }
+    }
+    // Degree 1 is ReLU.
+    if (d == 1) {
+      Map<String, double[]> relu = RuleTesting.run(Stax.relu(), in);
+      for (int e = 0; e < relu.get("nngp").length; e++) {
+        assertEquals(relu.get("nngp")[e], out.get("nngp")[e], 1e-13);
+        assertEquals(relu.get("ntk")[e], out.get("ntk")[e], 1e-13);
+      }
+    }
   }
 
   private static void assertPathError(String path, String model) {
