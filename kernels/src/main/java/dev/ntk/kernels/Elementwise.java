@@ -44,6 +44,8 @@ public final class Elementwise {
   public static final LayerType RECTIFIED_MONOMIAL = LayerType.of("RectifiedMonomial",
       "x^degree for x >= 0, 0 otherwise (the arc-cosine kernel of that order)", RectifiedMonomial::new,
       Argument.requiredInteger("degree"));
+  public static final LayerType MONOMIAL = LayerType.of("Monomial", "x^degree, degree 0 to 5", Monomial::new,
+      Argument.requiredInteger("degree"));
 
   public static Layer relu() {
     return RELU.create();
@@ -140,6 +142,11 @@ public final class Elementwise {
   /** {@code x^degree} for {@code x >= 0} (1 at 0 when {@code degree = 0}), 0 otherwise. */
   public static Layer rectifiedMonomial(int degree) {
     return RECTIFIED_MONOMIAL.create(degree);
+  }
+
+  /** {@code x^degree}, {@code degree} from 0 to 5. */
+  public static Layer monomial(int degree) {
+    return MONOMIAL.create(degree);
   }
 
   /** {@code (2d - 1)!! = 1 * 3 * ... * (2d - 1)}, 1 for {@code d = 0}. */
@@ -599,6 +606,53 @@ public final class Elementwise {
     @Override
     Expr diagonal(Expr v) {
       return power(v, degree).times(doubleFactorial(degree) / 2);
+    }
+  }
+
+  /**
+   * {@code f(x) = x^d}, {@code d} from 0 to 5 (as neural-tangents). With {@code P = k_11 k_22},
+   * {@code nngp' = M_d}: 1, {@code k}, {@code 2k^2 + P}, {@code 6k^3 + 9kP}, {@code 24k^4 + 72k^2 P +
+   * 9P^2}, {@code 120k^5 + 600k^3 P + 225k P^2} (Isserlis); {@code E[f' f'] = d^2 M_(d-1)}; the
+   * variance {@code (2d - 1)!! q^d}.
+   */
+  public static final class Monomial extends Nonlinearity {
+    /** Coefficients of {@code M_d}: entry {@code m} multiplies {@code k^(d - 2m) P^m}. */
+    private static final double[][] MOMENTS = {{1}, {1}, {2, 1}, {6, 9}, {24, 72, 9}, {120, 600, 225}};
+
+    private final int degree;
+
+    Monomial(LayerType.Arguments args) {
+      super(args);
+      this.degree = args.integer("degree");
+      if (degree < 0 || degree > 5) {
+        throw new IllegalArgumentException("argument \"degree\" must be from 0 to 5 (as neural-tangents), got "
+            + degree);
+      }
+    }
+
+    private static Expr moment(int d, Expr k, Expr p) {
+      Expr sum = Expr.constant(0);
+      for (int m = 0; m < MOMENTS[d].length; m++) {
+        sum = sum.plus(power(k, d - 2 * m).times(power(p, m)).times(MOMENTS[d][m]));
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return degree == 0 ? Tensors.add(Tensors.mul(x, 0.0), 1.0) : x.pow(degree);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr p = v1.times(v2);
+      Expr dot = degree == 0 ? Expr.constant(0) : moment(degree - 1, k, p).times((double) degree * degree);
+      return new Expr[] {moment(degree, k, p), dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return power(v, degree).times(doubleFactorial(degree));
     }
   }
 }

@@ -168,6 +168,11 @@ public final class Stax {
     return Elementwise.rectifiedMonomial(degree);
   }
 
+  /** {@code x^degree}, {@code degree} from 0 to 5. */
+  public static Layer monomial(int degree) {
+    return Elementwise.monomial(degree);
+  }
+
   /** {@code exp(-x^2)}. */
   public static Layer gaussian() {
     return Elementwise.gaussian();

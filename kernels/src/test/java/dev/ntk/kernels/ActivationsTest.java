@@ -66,7 +66,13 @@ class ActivationsTest {
             x -> -2 * a * b * x * Math.exp(-b * x * x)),
         new Case("Gaussian default", Stax.gaussian(), x -> Math.exp(-x * x), x -> -2 * x * Math.exp(-x * x)),
         new Case("Gaussian b > 0", Stax.gaussian(0.9, 0.05), x -> 0.9 * Math.exp(0.05 * x * x),
-            x -> 0.9 * 0.1 * x * Math.exp(0.05 * x * x)));
+            x -> 0.9 * 0.1 * x * Math.exp(0.05 * x * x)),
+        new Case("Monomial 0", Stax.monomial(0), x -> 1, x -> 0),
+        new Case("Monomial 1", Stax.monomial(1), x -> x, x -> 1),
+        new Case("Monomial 2", Stax.monomial(2), x -> x * x, x -> 2 * x),
+        new Case("Monomial 3", Stax.monomial(3), x -> x * x * x, x -> 3 * x * x),
+        new Case("Monomial 4", Stax.monomial(4), x -> Math.pow(x, 4), x -> 4 * x * x * x),
+        new Case("Monomial 5", Stax.monomial(5), x -> Math.pow(x, 5), x -> 5 * Math.pow(x, 4)));
   }
 
   /**
@@ -211,10 +217,12 @@ class ActivationsTest {
             Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)),
         "dense, second set", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.gaussian(1.2, -0.7), Stax.dense(16, 1.1, 0.2),
             Stax.gaussian(), Stax.dense(16, 1.0, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
-            Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(2)),
+            Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
+            Stax.monomial(3), Stax.dense(16, 0.8, 0.1), Stax.monomial(5), Stax.dense(16, 0.6, 0.1), Stax.monomial(0),
+            Stax.dense(2)),
         "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
             Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.rectifiedMonomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
-            Stax.globalAvgPool(), Stax.dense(1)));
+            Stax.monomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   @Test
@@ -285,6 +293,14 @@ class ActivationsTest {
         {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": -1}}]}""");
     assertPathError("serial[1].RectifiedMonomial", """
         {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": 1.5}}]}""");
+    assertEquals("{\"Monomial\":{\"degree\":5}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Monomial\": {\"degree\": 5}}")).replace(" ", ""));
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {"degree": 6}}]}""");
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {"degree": -1}}]}""");
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {}}]}""");
     assertPathError("serial[0].Gaussian", """
         {"serial": [{"Gaussian": {}}]}""");
   }
