@@ -44,6 +44,8 @@ public final class Elementwise {
   public static final LayerType RECTIFIED_MONOMIAL = LayerType.of("RectifiedMonomial",
       "x^degree for x >= 0, 0 otherwise (the arc-cosine kernel of that order)", RectifiedMonomial::new,
       Argument.requiredInteger("degree"));
+  public static final LayerType POLYNOMIAL = LayerType.of("Polynomial",
+      "sum_k coef[k] x^k (ascending powers, as numpy.polynomial)", Polynomial::new, Argument.requiredNumbers("coef"));
   public static final LayerType MONOMIAL = LayerType.of("Monomial", "x^degree, degree 0 to 5", Monomial::new,
       Argument.requiredInteger("degree"));
 
@@ -147,6 +149,11 @@ public final class Elementwise {
   /** {@code x^degree}, {@code degree} from 0 to 5. */
   public static Layer monomial(int degree) {
     return MONOMIAL.create(degree);
+  }
+
+  /** {@code sum_k coef[k] x^k}, ascending powers. */
+  public static Layer polynomial(double... coef) {
+    return POLYNOMIAL.create((Object) coef.clone());
   }
 
   /** {@code (2d - 1)!! = 1 * 3 * ... * (2d - 1)}, 1 for {@code d = 0}. */
@@ -653,6 +660,88 @@ public final class Elementwise {
     @Override
     Expr diagonal(Expr v) {
       return power(v, degree).times(doubleFactorial(degree));
+    }
+  }
+
+  /**
+   * {@code f(x) = sum_k coef[k] x^k} (ascending powers). Expanding {@code f(sqrt(q) z)} in the
+   * normalized Hermite polynomials {@code He_l(z) / sqrt(l!)} gives coefficients {@code R_l(q)
+   * q^(l/2)} with {@code R_l(q) = sum_i coef[2i + l] (2i + l)! / (2^i i! sqrt(l!)) q^i}, hence
+   * {@code nngp' = sum_l R_l(k_11) R_l(k_22) k^l}, {@code E[f' f'] = sum_(l >= 1) l R_l(k_11)
+   * R_l(k_22) k^(l-1)} and the variance {@code sum_l R_l(q)^2 q^l}: neural-tangents' {@code sum_l
+   * r_l(k_11) r_l(k_22) rho^l} written without dividing by {@code sqrt(k_11 k_22)}. An empty list
+   * is the zero function.
+   */
+  public static final class Polynomial extends Nonlinearity {
+    private final double[] coef;
+    /** {@code hermite[l][i]}: the coefficient of {@code q^i} in {@code R_l(q)}. */
+    private final double[][] hermite;
+
+    Polynomial(LayerType.Arguments args) {
+      super(args);
+      this.coef = args.numbers("coef");
+      int n = coef.length;
+      this.hermite = new double[n][];
+      for (int l = 0; l < n; l++) {
+        hermite[l] = new double[(n - 1 - l) / 2 + 1];
+        for (int i = 0; 2 * i + l < n; i++) {
+          // (2i + l)! / (2^i i! sqrt(l!)) = sqrt(l!) * prod_(t = l+1)^(2i+l) t / (2^i i!)
+          double f = 1;
+          for (int t = 2; t <= l; t++) {
+            f *= Math.sqrt(t);
+          }
+          for (int t = l + 1; t <= 2 * i + l; t++) {
+            f *= t;
+          }
+          for (int t = 1; t <= i; t++) {
+            f /= 2 * t;
+          }
+          hermite[l][i] = coef[2 * i + l] * f;
+        }
+      }
+    }
+
+    /** {@code R_l(q)} by Horner's rule. */
+    private Expr r(int l, Expr q) {
+      double[] c = hermite[l];
+      Expr sum = Expr.constant(c[c.length - 1]);
+      for (int i = c.length - 2; i >= 0; i--) {
+        sum = sum.times(q).plus(c[i]);
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      NDArray sum = Tensors.mul(x, 0.0);
+      for (int k = coef.length - 1; k >= 0; k--) {
+        sum = Tensors.add(sum.mul(x), coef[k]);
+      }
+      return sum;
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr nngp = Expr.constant(0);
+      Expr dot = Expr.constant(0);
+      for (int l = 0; l < coef.length; l++) {
+        Expr rr = r(l, v1).times(r(l, v2));
+        nngp = nngp.plus(rr.times(power(k, l)));
+        if (l > 0) {
+          dot = dot.plus(rr.times(power(k, l - 1)).times(l));
+        }
+      }
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      Expr sum = Expr.constant(0);
+      for (int l = 0; l < coef.length; l++) {
+        Expr rl = r(l, v);
+        sum = sum.plus(rl.times(rl).times(power(v, l)));
+      }
+      return sum;
     }
   }
 }

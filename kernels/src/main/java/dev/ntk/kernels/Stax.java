@@ -173,6 +173,11 @@ public final class Stax {
     return Elementwise.monomial(degree);
   }
 
+  /** {@code sum_k coef[k] x^k}, ascending powers. */
+  public static Layer polynomial(double... coef) {
+    return Elementwise.polynomial(coef);
+  }
+
   /** {@code exp(-x^2)}. */
   public static Layer gaussian() {
     return Elementwise.gaussian();

@@ -72,7 +72,14 @@ class ActivationsTest {
         new Case("Monomial 2", Stax.monomial(2), x -> x * x, x -> 2 * x),
         new Case("Monomial 3", Stax.monomial(3), x -> x * x * x, x -> 3 * x * x),
         new Case("Monomial 4", Stax.monomial(4), x -> Math.pow(x, 4), x -> 4 * x * x * x),
-        new Case("Monomial 5", Stax.monomial(5), x -> Math.pow(x, 5), x -> 5 * Math.pow(x, 4)));
+        new Case("Monomial 5", Stax.monomial(5), x -> Math.pow(x, 5), x -> 5 * Math.pow(x, 4)),
+        new Case("Polynomial", Stax.polynomial(0.3, -1.1, 0.5, 0.7, -0.2),
+            x -> 0.3 - 1.1 * x + 0.5 * x * x + 0.7 * x * x * x - 0.2 * x * x * x * x,
+            x -> -1.1 + x + 2.1 * x * x - 0.8 * x * x * x),
+        new Case("Polynomial degree 6", Stax.polynomial(1, 0, 0, 0.2, 0, 0, 0.1),
+            x -> 1 + 0.2 * x * x * x + 0.1 * Math.pow(x, 6), x -> 0.6 * x * x + 0.6 * Math.pow(x, 5)),
+        new Case("Polynomial empty", Stax.polynomial(), x -> 0, x -> 0),
+        new Case("Polynomial constant", Stax.polynomial(0.7), x -> 0.7, x -> 0));
   }
 
   /**
@@ -219,10 +226,11 @@ class ActivationsTest {
             Stax.gaussian(), Stax.dense(16, 1.0, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
             Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
             Stax.monomial(3), Stax.dense(16, 0.8, 0.1), Stax.monomial(5), Stax.dense(16, 0.6, 0.1), Stax.monomial(0),
-            Stax.dense(2)),
+            Stax.dense(16, 1.0, 0.1), Stax.polynomial(0.1, 1.0, 0.3, -0.2, 0.05), Stax.dense(2)),
         "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
             Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.rectifiedMonomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
-            Stax.monomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
+            Stax.monomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.polynomial(0.2, 1.0, -0.3),
+            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   @Test
@@ -301,6 +309,17 @@ class ActivationsTest {
         {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {"degree": -1}}]}""");
     assertPathError("serial[1].Monomial", """
         {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {}}]}""");
+    assertEquals("{\"Polynomial\":{\"coef\":[1.0,2.5,0.0]}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Polynomial\": {\"coef\": [1, 2.5, 0]}}")).replace(" ", ""));
+    assertEquals("{\"Polynomial\":{\"coef\":[1.0,2.5]}}", ModelSpec.toJson(Stax.polynomial(1, 2.5)).replace(" ", ""));
+    assertEquals("{\"Polynomial\":{\"coef\":[]}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Polynomial\": {\"coef\": []}}")).replace(" ", ""));
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {}}]}""");
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {"coef": [1, "x"]}}]}""");
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {"coef": 2}}]}""");
     assertPathError("serial[0].Gaussian", """
         {"serial": [{"Gaussian": {}}]}""");
   }
