@@ -7,7 +7,8 @@ import dev.ntk.kernels.engine.Expr;
 /**
  * Elementwise nonlinearities and their closed-form rules: the ReLU family ({@link ABRelu}, which
  * covers {@code Relu}, {@code LeakyRelu} and {@code Abs}), {@link Erf}, {@link Gelu}, {@link Sin}
- * (and {@code Cos}), {@link Rbf}, {@link Exp} and {@link Sign}, with neural-tangents' names,
+ * (and {@code Cos}), {@link Rbf}, {@link Exp}, {@link Sign}, {@link Gaussian}, {@link
+ * RectifiedMonomial}, {@link Monomial} and {@link Polynomial}, with neural-tangents' names,
  * arguments, defaults and formulas.
  *
  * <p>A nonlinearity maps a Gaussian pre-activation {@code (u, v)} with covariance {@code [[k11,

@@ -18,7 +18,8 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign): each rule against a quadrature of
+ * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign, Gaussian, RectifiedMonomial,
+ * Monomial, Polynomial): each rule against a quadrature of
  * the same Gaussian expectations, each finite network against its kernel by Monte Carlo, and the
  * {@code cpu} and {@code tensorflow} backends against each other on dense and convolutional
  * networks, with x2 given and absent.
