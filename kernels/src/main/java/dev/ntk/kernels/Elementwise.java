@@ -7,7 +7,8 @@ import dev.ntk.kernels.engine.Expr;
 /**
  * Elementwise nonlinearities and their closed-form rules: the ReLU family ({@link ABRelu}, which
  * covers {@code Relu}, {@code LeakyRelu} and {@code Abs}), {@link Erf}, {@link Gelu}, {@link Sin}
- * (and {@code Cos}), {@link Rbf}, {@link Exp} and {@link Sign}, with neural-tangents' names,
+ * (and {@code Cos}), {@link Rbf}, {@link Exp}, {@link Sign}, {@link Gaussian}, {@link
+ * RectifiedMonomial}, {@link Monomial} and {@link Polynomial}, with neural-tangents' names,
  * arguments, defaults and formulas.
  *
  * <p>A nonlinearity maps a Gaussian pre-activation {@code (u, v)} with covariance {@code [[k11,
@@ -39,6 +40,15 @@ public final class Elementwise {
   public static final LayerType EXP = LayerType.of("Exp", "a * exp(b * x)", Exp::new,
       Argument.number("a", 1.0), Argument.number("b", 1.0));
   public static final LayerType SIGN = LayerType.of("Sign", "sign(x)", Sign::new);
+  public static final LayerType GAUSSIAN = LayerType.of("Gaussian", "a * exp(b * x^2)", Gaussian::new,
+      Argument.number("a", 1.0), Argument.number("b", -1.0));
+  public static final LayerType RECTIFIED_MONOMIAL = LayerType.of("RectifiedMonomial",
+      "x^degree for x >= 0, 0 otherwise (the arc-cosine kernel of that order)", RectifiedMonomial::new,
+      Argument.requiredInteger("degree"));
+  public static final LayerType POLYNOMIAL = LayerType.of("Polynomial",
+      "sum_k coef[k] x^k (ascending powers, as numpy.polynomial)", Polynomial::new, Argument.requiredNumbers("coef"));
+  public static final LayerType MONOMIAL = LayerType.of("Monomial", "x^degree, degree 0 to 5", Monomial::new,
+      Argument.requiredInteger("degree"));
 
   public static Layer relu() {
     return RELU.create();
@@ -120,6 +130,49 @@ public final class Elementwise {
   /** {@code sign(x)}; zeroes the NTK (its derivative is 0 almost everywhere). */
   public static Layer sign() {
     return SIGN.create();
+  }
+
+  /** {@code exp(-x^2)}. */
+  public static Layer gaussian() {
+    return GAUSSIAN.create();
+  }
+
+  /** {@code a * exp(b * x^2)}; with {@code b > 0} the kernel is finite only where {@code 1 - 4 b q > 0}. */
+  public static Layer gaussian(double a, double b) {
+    return GAUSSIAN.create(a, b);
+  }
+
+  /** {@code x^degree} for {@code x >= 0} (1 at 0 when {@code degree = 0}), 0 otherwise. */
+  public static Layer rectifiedMonomial(int degree) {
+    return RECTIFIED_MONOMIAL.create(degree);
+  }
+
+  /** {@code x^degree}, {@code degree} from 0 to 5. */
+  public static Layer monomial(int degree) {
+    return MONOMIAL.create(degree);
+  }
+
+  /** {@code sum_k coef[k] x^k}, ascending powers. */
+  public static Layer polynomial(double... coef) {
+    return POLYNOMIAL.create((Object) coef.clone());
+  }
+
+  /** {@code (2d - 1)!! = 1 * 3 * ... * (2d - 1)}, 1 for {@code d = 0}. */
+  private static double doubleFactorial(int d) {
+    double r = 1;
+    for (int i = 1; i <= d; i++) {
+      r *= 2 * i - 1;
+    }
+    return r;
+  }
+
+  /** {@code x^n} by repeated products ({@code 1} for {@code n = 0}). */
+  private static Expr power(Expr x, int n) {
+    Expr r = Expr.constant(1);
+    for (int i = 0; i < n; i++) {
+      r = i == 0 ? x : r.times(x);
+    }
+    return r;
   }
 
   /**
@@ -424,6 +477,272 @@ public final class Elementwise {
     @Override
     Expr diagonal(Expr v) {
       return v.atan2(Expr.constant(0)).times(2 / Math.PI);
+    }
+  }
+
+  /**
+   * {@code f(x) = a exp(b x^2)}. With {@code det = sqrt((1 - 2 b k_11)(1 - 2 b k_22) - 4 b^2 k^2)}:
+   * {@code nngp' = a^2 / det}, {@code E[f' f'] = 4 a^2 b^2 k / det^3} (its derivative in {@code k}),
+   * the variance {@code a^2 / sqrt(1 - 4 b q)}. With {@code b > 0} the expectation diverges where
+   * {@code det^2 <= 0} (NaN there, as neural-tangents).
+   */
+  public static final class Gaussian extends Nonlinearity {
+    private final double a;
+    private final double b;
+
+    Gaussian(LayerType.Arguments args) {
+      super(args);
+      this.a = args.number("a");
+      this.b = args.number("b");
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return Tensors.mul(Tensors.mul(x.mul(x), b).exp(), a);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr det2 = v1.times(-2 * b).plus(1).times(v2.times(-2 * b).plus(1)).minus(k.times(k).times(4 * b * b));
+      Expr det = det2.sqrt();
+      Expr nngp = Expr.constant(a * a).div(det);
+      return new Expr[] {nngp, k.times(4 * b * b).div(det2).times(nngp)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return Expr.constant(a * a).div(v.times(-4 * b).plus(1).sqrt());
+    }
+  }
+
+  /**
+   * {@code f(x) = x^d} for {@code x >= 0}, 0 otherwise (Cho and Saul's arc-cosine kernel of order
+   * {@code d}). With {@code theta} the angle between the inputs and {@code J_d(theta) = (-1)^d
+   * sin^(2d+1) theta ((1/sin theta) d/dtheta)^d ((pi - theta) / sin theta)}: {@code nngp' = (k_11
+   * k_22)^(d/2) J_d(theta) / (2 pi)}, written exactly as a polynomial in {@code k}, {@code sqrt(k_11
+   * k_22 - k^2)} and {@code pi - theta} with integer coefficients (finite at {@code theta = 0}, where
+   * neural-tangents' arccos form is not), {@code E[f' f'] = d^2} times the order {@code d - 1}
+   * kernel (0 for {@code d = 0}: the NTK of the layers below becomes 0), the variance {@code (2d -
+   * 1)!! q^d / 2}.
+   */
+  public static final class RectifiedMonomial extends Nonlinearity {
+    private final int degree;
+    /** Rows {@code {coefficient, power of k, power of sqrt(P - k^2), power of pi - theta}} of J_d. */
+    private final double[][] terms;
+    private final double[][] lower;
+
+    RectifiedMonomial(LayerType.Arguments args) {
+      super(args);
+      this.degree = args.integer("degree");
+      if (degree < 0) {
+        throw new IllegalArgumentException("argument \"degree\" must be 0 or more, got " + degree);
+      }
+      this.terms = arcCosine(degree);
+      this.lower = degree == 0 ? null : arcCosine(degree - 1);
+    }
+
+    /**
+     * J_n as rows {@code {coefficient, i, j, l}}: {@code sum coefficient cos^i sin^j (pi - theta)^l},
+     * with {@code i + j = n}, from {@code G_0 = (pi - theta) / sin} and {@code G_(m+1) = G_m' / sin}.
+     */
+    static double[][] arcCosine(int n) {
+      java.util.Map<java.util.List<Integer>, Double> g = new java.util.HashMap<>();
+      g.put(java.util.List.of(0, -1, 1), 1.0);
+      for (int step = 0; step < n; step++) {
+        java.util.Map<java.util.List<Integer>, Double> next = new java.util.HashMap<>();
+        for (java.util.Map.Entry<java.util.List<Integer>, Double> e : g.entrySet()) {
+          int i = e.getKey().get(0);
+          int j = e.getKey().get(1);
+          int l = e.getKey().get(2);
+          double c = e.getValue();
+          // d/dtheta (cos^i sin^j psi^l) = -i cos^(i-1) sin^(j+1) psi^l + j cos^(i+1) sin^(j-1) psi^l
+          //   - l cos^i sin^j psi^(l-1); then divided by sin.
+          if (i > 0) {
+            next.merge(java.util.List.of(i - 1, j, l), -i * c, Double::sum);
+          }
+          if (j != 0) {
+            next.merge(java.util.List.of(i + 1, j - 2, l), j * c, Double::sum);
+          }
+          if (l > 0) {
+            next.merge(java.util.List.of(i, j - 1, l - 1), -l * c, Double::sum);
+          }
+        }
+        g = next;
+      }
+      double sign = n % 2 == 0 ? 1 : -1;
+      java.util.List<double[]> rows = new java.util.ArrayList<>();
+      for (java.util.Map.Entry<java.util.List<Integer>, Double> e : g.entrySet()) {
+        int j = e.getKey().get(1) + 2 * n + 1;
+        if (e.getValue() == 0) {
+          continue;
+        }
+        if (j < 0) {
+          throw new IllegalStateException("J_" + n + " has a negative power of sin");
+        }
+        rows.add(new double[] {sign * e.getValue(), e.getKey().get(0), j, e.getKey().get(2)});
+      }
+      return rows.toArray(new double[0][]);
+    }
+
+    /** {@code P^(n/2) J_n(theta) / (2 pi)} from the rows of J_n. */
+    private static Expr kernel(double[][] rows, Expr k, Expr sine, Expr psi) {
+      Expr sum = Expr.constant(0);
+      for (double[] t : rows) {
+        Expr term = power(k, (int) t[1]).times(power(sine, (int) t[2])).times(power(psi, (int) t[3]));
+        sum = sum.plus(term.times(t[0] / (2 * Math.PI)));
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      if (degree == 0) {
+        return x.gte(0.0).toType(x.getDataType(), false);
+      }
+      return Tensors.max(x, 0.0).pow(degree);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
+      Expr psi = sine.atan2(k).times(-1).plus(Math.PI);
+      Expr nngp = kernel(terms, k, sine, psi);
+      Expr dot = degree == 0 ? Expr.constant(0) : kernel(lower, k, sine, psi).times((double) degree * degree);
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return power(v, degree).times(doubleFactorial(degree) / 2);
+    }
+  }
+
+  /**
+   * {@code f(x) = x^d}, {@code d} from 0 to 5 (as neural-tangents). With {@code P = k_11 k_22},
+   * {@code nngp' = M_d}: 1, {@code k}, {@code 2k^2 + P}, {@code 6k^3 + 9kP}, {@code 24k^4 + 72k^2 P +
+   * 9P^2}, {@code 120k^5 + 600k^3 P + 225k P^2} (Isserlis); {@code E[f' f'] = d^2 M_(d-1)}; the
+   * variance {@code (2d - 1)!! q^d}.
+   */
+  public static final class Monomial extends Nonlinearity {
+    /** Coefficients of {@code M_d}: entry {@code m} multiplies {@code k^(d - 2m) P^m}. */
+    private static final double[][] MOMENTS = {{1}, {1}, {2, 1}, {6, 9}, {24, 72, 9}, {120, 600, 225}};
+
+    private final int degree;
+
+    Monomial(LayerType.Arguments args) {
+      super(args);
+      this.degree = args.integer("degree");
+      if (degree < 0 || degree > 5) {
+        throw new IllegalArgumentException("argument \"degree\" must be from 0 to 5 (as neural-tangents), got "
+            + degree);
+      }
+    }
+
+    private static Expr moment(int d, Expr k, Expr p) {
+      Expr sum = Expr.constant(0);
+      for (int m = 0; m < MOMENTS[d].length; m++) {
+        sum = sum.plus(power(k, d - 2 * m).times(power(p, m)).times(MOMENTS[d][m]));
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return degree == 0 ? Tensors.add(Tensors.mul(x, 0.0), 1.0) : x.pow(degree);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr p = v1.times(v2);
+      Expr dot = degree == 0 ? Expr.constant(0) : moment(degree - 1, k, p).times((double) degree * degree);
+      return new Expr[] {moment(degree, k, p), dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return power(v, degree).times(doubleFactorial(degree));
+    }
+  }
+
+  /**
+   * {@code f(x) = sum_k coef[k] x^k} (ascending powers). Expanding {@code f(sqrt(q) z)} in the
+   * normalized Hermite polynomials {@code He_l(z) / sqrt(l!)} gives coefficients {@code R_l(q)
+   * q^(l/2)} with {@code R_l(q) = sum_i coef[2i + l] (2i + l)! / (2^i i! sqrt(l!)) q^i}, hence
+   * {@code nngp' = sum_l R_l(k_11) R_l(k_22) k^l}, {@code E[f' f'] = sum_(l >= 1) l R_l(k_11)
+   * R_l(k_22) k^(l-1)} and the variance {@code sum_l R_l(q)^2 q^l}: neural-tangents' {@code sum_l
+   * r_l(k_11) r_l(k_22) rho^l} written without dividing by {@code sqrt(k_11 k_22)}. An empty list
+   * is the zero function.
+   */
+  public static final class Polynomial extends Nonlinearity {
+    private final double[] coef;
+    /** {@code hermite[l][i]}: the coefficient of {@code q^i} in {@code R_l(q)}. */
+    private final double[][] hermite;
+
+    Polynomial(LayerType.Arguments args) {
+      super(args);
+      this.coef = args.numbers("coef");
+      int n = coef.length;
+      this.hermite = new double[n][];
+      for (int l = 0; l < n; l++) {
+        hermite[l] = new double[(n - 1 - l) / 2 + 1];
+        for (int i = 0; 2 * i + l < n; i++) {
+          // (2i + l)! / (2^i i! sqrt(l!)) = sqrt(l!) * prod_(t = l+1)^(2i+l) t / (2^i i!)
+          double f = 1;
+          for (int t = 2; t <= l; t++) {
+            f *= Math.sqrt(t);
+          }
+          for (int t = l + 1; t <= 2 * i + l; t++) {
+            f *= t;
+          }
+          for (int t = 1; t <= i; t++) {
+            f /= 2 * t;
+          }
+          hermite[l][i] = coef[2 * i + l] * f;
+        }
+      }
+    }
+
+    /** {@code R_l(q)} by Horner's rule. */
+    private Expr r(int l, Expr q) {
+      double[] c = hermite[l];
+      Expr sum = Expr.constant(c[c.length - 1]);
+      for (int i = c.length - 2; i >= 0; i--) {
+        sum = sum.times(q).plus(c[i]);
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      NDArray sum = Tensors.mul(x, 0.0);
+      for (int k = coef.length - 1; k >= 0; k--) {
+        sum = Tensors.add(sum.mul(x), coef[k]);
+      }
+      return sum;
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr nngp = Expr.constant(0);
+      Expr dot = Expr.constant(0);
+      for (int l = 0; l < coef.length; l++) {
+        Expr rr = r(l, v1).times(r(l, v2));
+        nngp = nngp.plus(rr.times(power(k, l)));
+        if (l > 0) {
+          dot = dot.plus(rr.times(power(k, l - 1)).times(l));
+        }
+      }
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      Expr sum = Expr.constant(0);
+      for (int l = 0; l < coef.length; l++) {
+        Expr rl = r(l, v);
+        sum = sum.plus(rl.times(rl).times(power(v, l)));
+      }
+      return sum;
     }
   }
 }

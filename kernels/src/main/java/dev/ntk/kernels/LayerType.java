@@ -37,6 +37,7 @@ public final class LayerType {
     POSITIVE_INTEGER("a positive integer"),
     CHOICE("one of the listed strings"),
     INTEGER_LIST("a list of positive integers, one per spatial axis"),
+    NUMBER_LIST("a list of numbers"),
     BOOLEAN("true or false");
 
     private final String expected;
@@ -68,6 +69,11 @@ public final class LayerType {
       return new Argument(name, Kind.INTEGER, defaultValue, false, List.of());
     }
 
+    /** An integer that must be given (for example an activation's {@code degree}). */
+    public static Argument requiredInteger(String name) {
+      return new Argument(name, Kind.INTEGER, null, true, List.of());
+    }
+
     public static Argument positiveInteger(String name, int defaultValue) {
       return new Argument(name, Kind.POSITIVE_INTEGER, defaultValue, false, List.of());
     }
@@ -86,6 +92,11 @@ public final class LayerType {
       return new Argument(name, Kind.INTEGER_LIST, null, false, List.of());
     }
 
+    /** A list of numbers, possibly empty, that must be given (for example polynomial coefficients). */
+    public static Argument requiredNumbers(String name) {
+      return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
+    }
+
     /** One of {@code choices} (compared without case); the first is the default. */
     public static Argument choice(String name, String... choices) {
       return new Argument(name, Kind.CHOICE, choices[0], false, List.of(choices));
@@ -102,6 +113,7 @@ public final class LayerType {
         case CHOICE -> choiceOf(value) != null ? null
             : "one of \"" + String.join("\", \"", choices) + "\"";
         case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
+        case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
       };
       if (problem != null) {
@@ -114,6 +126,7 @@ public final class LayerType {
         case INTEGER, POSITIVE_INTEGER -> ((Number) value).intValue();
         case CHOICE -> choiceOf(value);
         case INTEGER_LIST -> value == null ? null : integers(value);
+        case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
       };
     }
@@ -142,6 +155,32 @@ public final class LayerType {
         out.add(((Number) x).intValue());
       }
       return out.isEmpty() ? null : List.copyOf(out);
+    }
+
+    /** A list of finite doubles from a double array, a list or a JSON array; else null. */
+    private static List<Double> numbers(Object value) {
+      List<Object> items = new ArrayList<>();
+      if (value instanceof double[] a) {
+        for (double x : a) {
+          items.add(x);
+        }
+      } else if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isNumber() ? (Object) x.doubleValue() : x);
+        }
+      } else {
+        return null;
+      }
+      List<Double> out = new ArrayList<>();
+      for (Object x : items) {
+        if (!(x instanceof Number n) || !Double.isFinite(n.doubleValue())) {
+          return null;
+        }
+        out.add(n.doubleValue());
+      }
+      return List.copyOf(out);
     }
 
     private String choiceOf(Object value) {
@@ -376,6 +415,12 @@ public final class LayerType {
     public int[] integers(String name) {
       List<Integer> l = (List<Integer>) get(name);
       return l == null ? null : l.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** A list of numbers. */
+    @SuppressWarnings("unchecked")
+    public double[] numbers(String name) {
+      return ((List<Double>) get(name)).stream().mapToDouble(Double::doubleValue).toArray();
     }
 
     /** The values in declaration order, as a model file writes them. */

@@ -163,6 +163,31 @@ public final class Stax {
     return Elementwise.sign();
   }
 
+  /** {@code x^degree} for {@code x >= 0}, 0 otherwise. */
+  public static Layer rectifiedMonomial(int degree) {
+    return Elementwise.rectifiedMonomial(degree);
+  }
+
+  /** {@code x^degree}, {@code degree} from 0 to 5. */
+  public static Layer monomial(int degree) {
+    return Elementwise.monomial(degree);
+  }
+
+  /** {@code sum_k coef[k] x^k}, ascending powers. */
+  public static Layer polynomial(double... coef) {
+    return Elementwise.polynomial(coef);
+  }
+
+  /** {@code exp(-x^2)}. */
+  public static Layer gaussian() {
+    return Elementwise.gaussian();
+  }
+
+  /** {@code a * exp(b * x^2)}. */
+  public static Layer gaussian(double a, double b) {
+    return Elementwise.gaussian(a, b);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

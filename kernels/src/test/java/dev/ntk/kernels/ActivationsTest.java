@@ -18,7 +18,8 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign): each rule against a quadrature of
+ * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign, Gaussian, RectifiedMonomial,
+ * Monomial, Polynomial): each rule against a quadrature of
  * the same Gaussian expectations, each finite network against its kernel by Monte Carlo, and the
  * {@code cpu} and {@code tensorflow} backends against each other on dense and convolutional
  * networks, with x2 given and absent.
@@ -61,7 +62,25 @@ class ActivationsTest {
         new Case("Sin default", Stax.sin(), Math::sin, Math::cos),
         new Case("Rbf", Stax.rbf(g), x -> Math.sqrt(2) * Math.sin(Math.sqrt(2 * g) * x + Math.PI / 4),
             x -> Math.sqrt(2) * Math.sqrt(2 * g) * Math.cos(Math.sqrt(2 * g) * x + Math.PI / 4)),
-        new Case("Exp", Stax.exp(a, b), x -> a * Math.exp(b * x), x -> a * b * Math.exp(b * x)));
+        new Case("Exp", Stax.exp(a, b), x -> a * Math.exp(b * x), x -> a * b * Math.exp(b * x)),
+        new Case("Gaussian", Stax.gaussian(a, -b), x -> a * Math.exp(-b * x * x),
+            x -> -2 * a * b * x * Math.exp(-b * x * x)),
+        new Case("Gaussian default", Stax.gaussian(), x -> Math.exp(-x * x), x -> -2 * x * Math.exp(-x * x)),
+        new Case("Gaussian b > 0", Stax.gaussian(0.9, 0.05), x -> 0.9 * Math.exp(0.05 * x * x),
+            x -> 0.9 * 0.1 * x * Math.exp(0.05 * x * x)),
+        new Case("Monomial 0", Stax.monomial(0), x -> 1, x -> 0),
+        new Case("Monomial 1", Stax.monomial(1), x -> x, x -> 1),
+        new Case("Monomial 2", Stax.monomial(2), x -> x * x, x -> 2 * x),
+        new Case("Monomial 3", Stax.monomial(3), x -> x * x * x, x -> 3 * x * x),
+        new Case("Monomial 4", Stax.monomial(4), x -> Math.pow(x, 4), x -> 4 * x * x * x),
+        new Case("Monomial 5", Stax.monomial(5), x -> Math.pow(x, 5), x -> 5 * Math.pow(x, 4)),
+        new Case("Polynomial", Stax.polynomial(0.3, -1.1, 0.5, 0.7, -0.2),
+            x -> 0.3 - 1.1 * x + 0.5 * x * x + 0.7 * x * x * x - 0.2 * x * x * x * x,
+            x -> -1.1 + x + 2.1 * x * x - 0.8 * x * x * x),
+        new Case("Polynomial degree 6", Stax.polynomial(1, 0, 0, 0.2, 0, 0, 0.1),
+            x -> 1 + 0.2 * x * x * x + 0.1 * Math.pow(x, 6), x -> 0.6 * x * x + 0.6 * Math.pow(x, 5)),
+        new Case("Polynomial empty", Stax.polynomial(), x -> 0, x -> 0),
+        new Case("Polynomial constant", Stax.polynomial(0.7), x -> 0.7, x -> 0));
   }
 
   /**
@@ -172,7 +191,11 @@ class ActivationsTest {
         Arguments.of("exp, rbf, sign", Stax.serial(Stax.dense(w, 0.8, 0.1), Stax.exp(0.7, 0.6),
             Stax.dense(w, 1.0, 0.1), Stax.rbf(0.5), Stax.dense(w, 1.2, 0.1), Stax.sign(), Stax.dense(w, 1.0, 0.2))),
         Arguments.of("approximate gelu (exact kernel, tanh network)", Stax.serial(Stax.dense(w, 1.0, 0.1),
-            Stax.gelu(true), Stax.dense(w, 1.0, 0.1))));
+            Stax.gelu(true), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("gaussian", Stax.serial(Stax.dense(w, 1.2, 0.1), Stax.gaussian(1.1, -0.6), Stax.dense(w, 1.0, 0.1),
+            Stax.gaussian(1.0, -1.0), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("rectified monomials 2, 0", Stax.serial(Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(2),
+            Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(0), Stax.dense(w, 1.0, 0.1))));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -185,6 +208,11 @@ class ActivationsTest {
     KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / 1024, 0.10);
   }
 
+  /**
+   * The models of the backend comparison. {@code RectifiedMonomial(1)} (ReLU) and {@code (0)} are
+   * left out as ReLU is: on identical inputs their rules depend on {@code pi - theta} with {@code
+   * theta ~ sqrt(rounding)}, so the backends' roundings differ by about 1e-9 there.
+   */
   static Map<String, Layer> models() {
     int[] f = {3, 3};
     return Map.of(
@@ -194,13 +222,22 @@ class ActivationsTest {
         "convolutional", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gelu(),
             Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.sin(1.0, 0.8, 0.1), Stax.conv(8, f, null, "SAME", 1.0, 0.2),
             Stax.exp(0.9, 0.4), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.rbf(0.5),
-            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)));
+            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.sign(), Stax.globalAvgPool(), Stax.dense(1)),
+        "dense, second set", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.gaussian(1.2, -0.7), Stax.dense(16, 1.1, 0.2),
+            Stax.gaussian(), Stax.dense(16, 1.0, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
+            Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
+            Stax.monomial(3), Stax.dense(16, 0.8, 0.1), Stax.monomial(5), Stax.dense(16, 0.6, 0.1), Stax.monomial(0),
+            Stax.dense(16, 1.0, 0.1), Stax.polynomial(0.1, 1.0, 0.3, -0.2, 0.05), Stax.dense(2)),
+        "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
+            Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.rectifiedMonomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
+            Stax.monomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.polynomial(0.2, 1.0, -0.3),
+            Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   @Test
   void cpuAndTensorFlowAgreeInFloat64() {
     for (Map.Entry<String, Layer> m : models().entrySet()) {
-      boolean conv = m.getKey().equals("convolutional");
+      boolean conv = m.getKey().startsWith("convolutional");
       NDArray x1 = conv ? KernelTesting.randomImages(manager, 4, new long[] {5, 4, 2}, 301)
           : KernelTesting.randomInputs(manager, 7, 5, 301);
       NDArray x2 = conv ? KernelTesting.randomImages(manager, 3, new long[] {5, 4, 2}, 302)
@@ -241,5 +278,115 @@ class ActivationsTest {
     ModelException unknown = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class, () -> ModelSpec.parse("""
         {"serial": [{"Dense": {"out_dim": 4}}, {"Gelu": {"approximate": true, "beta": 1}}]}"""));
     assertEquals("serial[1].Gelu", unknown.path());
+  }
+
+  @Test
+  void modelFilesReadTheSecondSetWithNeuralTangentsDefaults() {
+    Layer model = ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {}}, {"Dense": {"out_dim": 4}}, {"Gaussian": {"a": 2}}]}""");
+    String json = ModelSpec.toJson(model).replace(" ", "");
+    for (String s : new String[] {"{\"Gaussian\":{\"a\":1.0,\"b\":-1.0}}", "{\"Gaussian\":{\"a\":2.0,\"b\":-1.0}}"}) {
+      assertTrue(json.contains(s), s + " in " + json);
+    }
+    assertEquals(json, ModelSpec.toJson(Stax.serial(Stax.dense(4), Stax.gaussian(), Stax.dense(4), Stax.gaussian(2, -1)))
+        .replace(" ", ""));
+    assertPathError("serial[1].Gaussian", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"b": "narrow"}}]}""");
+    assertPathError("serial[1].Gaussian", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Gaussian": {"c": 1}}]}""");
+    assertEquals("{\"RectifiedMonomial\":{\"degree\":3}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"RectifiedMonomial\": {\"degree\": 3}}")).replace(" ", ""));
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {}}]}""");
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": -1}}]}""");
+    assertPathError("serial[1].RectifiedMonomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"RectifiedMonomial": {"degree": 1.5}}]}""");
+    assertEquals("{\"Monomial\":{\"degree\":5}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Monomial\": {\"degree\": 5}}")).replace(" ", ""));
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {"degree": 6}}]}""");
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {"degree": -1}}]}""");
+    assertPathError("serial[1].Monomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Monomial": {}}]}""");
+    assertEquals("{\"Polynomial\":{\"coef\":[1.0,2.5,0.0]}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Polynomial\": {\"coef\": [1, 2.5, 0]}}")).replace(" ", ""));
+    assertEquals("{\"Polynomial\":{\"coef\":[1.0,2.5]}}", ModelSpec.toJson(Stax.polynomial(1, 2.5)).replace(" ", ""));
+    assertEquals("{\"Polynomial\":{\"coef\":[]}}", ModelSpec.toJson(ModelSpec.parse(
+        "{\"Polynomial\": {\"coef\": []}}")).replace(" ", ""));
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {}}]}""");
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {"coef": [1, "x"]}}]}""");
+    assertPathError("serial[1].Polynomial", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Polynomial": {"coef": 2}}]}""");
+    assertPathError("serial[0].Gaussian", """
+        {"serial": [{"Gaussian": {}}]}""");
+  }
+
+  /**
+   * {@code E[u_+^m v_+^m]} in polar coordinates of the standard normal pair: the radial integral is
+   * exact ({@code 2^m m!}), the angular one Simpson's rule over the wedge where both are positive,
+   * on which the integrand is smooth.
+   */
+  static double rectified(int m, double q11, double q22, double k) {
+    double su = Math.sqrt(q11);
+    double slope = k / su;
+    double rest = Math.sqrt(Math.max(q22 - slope * slope, 0));
+    double beta = Math.atan2(rest, slope);
+    double radial = Math.pow(2, m);
+    for (int i = 2; i <= m; i++) {
+      radial *= i;
+    }
+    double angular = simpson(a -> Math.pow(Math.cos(a), m) * Math.pow(Math.cos(a - beta), m), beta - Math.PI / 2,
+        Math.PI / 2);
+    return radial / (2 * Math.PI) * Math.pow(su * Math.sqrt(q22), m) * angular;
+  }
+
+  @ParameterizedTest(name = "degree {0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {0, 1, 2, 3, 4})
+  void rectifiedMonomialMatchesQuadrature(int d) {
+    RuleTesting.Input in = RuleTesting.hardInput(19);
+    Map<String, double[]> out = RuleTesting.run(Stax.rectifiedMonomial(d), in);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        int e = i * in.n2() + j;
+        double q11 = in.var1()[i];
+        double q22 = in.var2()[j];
+        double k = in.nngp()[e];
+        String where = "degree " + d + " (" + i + ", " + j + ")";
+        if (q11 == 0 || q22 == 0) {
+          if (d > 0) {
+            assertEquals(0.0, out.get("nngp")[e], 1e-15, where);
+          }
+          continue;
+        }
+        double nngp = rectified(d, q11, q22, k);
+        double dot = d == 0 ? 0 : d * d * rectified(d - 1, q11, q22, k);
+        assertEquals(nngp, out.get("nngp")[e], 1e-9 * Math.max(1, Math.abs(nngp)), where + " nngp");
+        assertEquals(in.ntk()[e] * dot, out.get("ntk")[e], 1e-9 * Math.max(1, Math.abs(in.ntk()[e] * dot)),
+            where + " ntk");
+      }
+      double q = in.var1()[i];
+      if (q > 0) {
+        double v = rectified(d, q, q, q);
+        assertEquals(v, out.get("var1")[i], 1e-9 * Math.max(1, v), "degree " + d + " var1 " + i);
+      }
+    }
+    // Degree 1 is ReLU.
+    if (d == 1) {
+      Map<String, double[]> relu = RuleTesting.run(Stax.relu(), in);
+      for (int e = 0; e < relu.get("nngp").length; e++) {
+        assertEquals(relu.get("nngp")[e], out.get("nngp")[e], 1e-13);
+        assertEquals(relu.get("ntk")[e], out.get("ntk")[e], 1e-13);
+      }
+    }
+  }
+
+  private static void assertPathError(String path, String model) {
+    ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class,
+        () -> ModelSpec.parse(model).kernelFn().apply(KernelTesting.randomInputs(manager, 2, 3, 1), null));
+    assertEquals(path, e.path(), e.getMessage());
   }
 }

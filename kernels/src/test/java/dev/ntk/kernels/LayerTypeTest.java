@@ -13,7 +13,8 @@ class LayerTypeTest {
   void everyFamilyLayerIsRegisteredByName() {
     assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
         "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
-        "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf"),
+        "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
+        "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
