@@ -38,21 +38,22 @@ final class LaneLoops {
     }
   }
 
+  /** The operation a hidden copy of a template was made with (its class data), read through its {@code lookup}. */
+  static <T> T operation(MethodHandles.Lookup lookup, Class<T> type) {
+    try {
+      return MethodHandles.classData(lookup, ConstantDescs.DEFAULT_NAME, type);
+    } catch (IllegalAccessException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
 }
 
 /** Template of a unary {@code VectorOperators} operation's loop (only its hidden copies run). */
 final class UnaryLoop implements Lanes {
   private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-  private static final VectorOperators.Unary OP = classData();
-
-  private static VectorOperators.Unary classData() {
-    try {
-      return MethodHandles.classData(MethodHandles.lookup(), ConstantDescs.DEFAULT_NAME, VectorOperators.Unary.class);
-    } catch (IllegalAccessException e) {
-      throw new IllegalStateException(e);
-    }
-  }
+  private static final VectorOperators.Unary OP = LaneLoops.operation(MethodHandles.lookup(), VectorOperators.Unary.class);
 
   @Override
   public void run(Object a, int ao, int am, Object b, int bo, int bm, Object out, int oo, int n) {
@@ -75,15 +76,7 @@ final class UnaryLoop implements Lanes {
 final class BinaryLoop implements Lanes {
   private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-  private static final VectorOperators.Binary OP = classData();
-
-  private static VectorOperators.Binary classData() {
-    try {
-      return MethodHandles.classData(MethodHandles.lookup(), ConstantDescs.DEFAULT_NAME, VectorOperators.Binary.class);
-    } catch (IllegalAccessException e) {
-      throw new IllegalStateException(e);
-    }
-  }
+  private static final VectorOperators.Binary OP = LaneLoops.operation(MethodHandles.lookup(), VectorOperators.Binary.class);
 
   @Override
   public void run(Object a, int ao, int am, Object b, int bo, int bm, Object out, int oo, int n) {
@@ -110,15 +103,7 @@ final class BinaryLoop implements Lanes {
 final class FunctionLoop implements Lanes {
   private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-  private static final VectorMath.Function OP = classData();
-
-  private static VectorMath.Function classData() {
-    try {
-      return MethodHandles.classData(MethodHandles.lookup(), ConstantDescs.DEFAULT_NAME, VectorMath.Function.class);
-    } catch (IllegalAccessException e) {
-      throw new IllegalStateException(e);
-    }
-  }
+  private static final VectorMath.Function OP = LaneLoops.operation(MethodHandles.lookup(), VectorMath.Function.class);
 
   @Override
   public void run(Object a, int ao, int am, Object b, int bo, int bm, Object out, int oo, int n) {
