@@ -90,7 +90,7 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
       report = outputs.produce("mc", stale, results, staging -> {
         if (inProcess) {
           long start = System.nanoTime();
-          draws.runInProcess(staging);
+          draws.runInProcess(staging, x.x1(), x.x2());
           return new JobReport(Ntk.IN_PROCESS, (System.nanoTime() - start) / 1e9, -1, -1, -1);
         }
         return draws.run(options, staging, Ntk.progress);

@@ -55,10 +55,14 @@ record McJob(String modelJson, String x1, String x2, List<Get> get, int samples,
     batches = Math.max(1, Math.min(batches, samples));
   }
 
-  /** Estimates every kernel in this process and writes them into {@code dir}. */
-  void runInProcess(Path dir) throws IOException {
-    for (Get g : get) {
-      write(dir, g, sums(g, 0, samples).estimate());
+  /**
+   * Estimates every kernel in this process from the inputs the command has read and checked
+   * ({@code b} null for x1 with itself), and writes them into {@code dir}.
+   */
+  void runInProcess(Path dir, NpyArray a, NpyArray b) throws IOException {
+    List<MonteCarlo.Sums> sums = sums(0, samples, a, b);
+    for (int i = 0; i < get.size(); i++) {
+      write(dir, get.get(i), sums.get(i).estimate());
     }
   }
 
@@ -84,15 +88,18 @@ record McJob(String modelJson, String x1, String x2, List<Get> get, int samples,
     return (int) ((long) samples * b / batches);
   }
 
-  private MonteCarlo.Sums sums(Get g, int from, int to) throws IOException {
-    NpyArray a = Npy.read(Path.of(x1));
-    NpyArray b = x2 == null ? null : Npy.read(Path.of(x2));
+  /** The sums over draws {@code [from, to)} of every kernel of {@link #get}, in its order. */
+  private List<MonteCarlo.Sums> sums(int from, int to, NpyArray a, NpyArray b) {
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     Layer layer = ModelSpec.parse(modelJson);
     try (NDManager m = Tensors.newManager()) {
       NDArray x = Tensors.create(m, a.data(), new Shape(a.shape()), type);
       NDArray y = b == null ? x : Tensors.create(m, b.data(), new Shape(b.shape()), type);
-      return MonteCarlo.sums(g, layer, x, y, from, to, seed);
+      List<MonteCarlo.Sums> sums = new ArrayList<>();
+      for (Get g : get) {
+        sums.add(MonteCarlo.sums(g, layer, x, y, from, to, seed));
+      }
+      return sums;
     }
   }
 
@@ -128,8 +135,11 @@ record McJob(String modelJson, String x1, String x2, List<Get> get, int samples,
     @ProcessElement
     public void process(@Element Integer batch, OutputReceiver<KV<String, MonteCarlo.Sums>> out)
         throws IOException {
-      for (Get g : job.get()) {
-        out.output(KV.of(g.key(), job.sums(g, job.firstDraw(batch), job.firstDraw(batch + 1))));
+      NpyArray a = Npy.read(Path.of(job.x1()));
+      NpyArray b = job.x2() == null ? null : Npy.read(Path.of(job.x2()));
+      List<MonteCarlo.Sums> sums = job.sums(job.firstDraw(batch), job.firstDraw(batch + 1), a, b);
+      for (int i = 0; i < sums.size(); i++) {
+        out.output(KV.of(job.get().get(i).key(), sums.get(i)));
       }
     }
   }

@@ -7,7 +7,6 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
-import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Layer;
@@ -734,24 +733,16 @@ public final class Ntk implements Runnable {
       try (NDManager m = Tensors.newManager()) {
         NDArray xs = Tensors.create(m, x.data(), new Shape(x.shape()), DataType.FLOAT64);
         NDArray ntk = layer.kernelFn().apply(xs).ntk();
-        checkFinite(layer, xs, ntk);
+        double[] values = Tensors.toDoubles(ntk);
+        OptionalLong bad = Npy.firstNonFinite(values);
+        if (bad.isPresent()) { // stops as kernel does, naming the entry and the layer
+          throw InProcessKernel.nonFinite(layer, x, null, NpyDType.FLOAT64, "ntk", bad.getAsLong(),
+              values[Math.toIntExact(bad.getAsLong())], n);
+        }
         lr = Predict.maxLearningRate(ntk, outputs, 0.0);
       }
       spec.commandLine().getOut().println(lr);
       return 0;
-    }
-
-    /** Stops as {@code kernel} does on a train NTK that is not finite, naming the entry and the layer. */
-    private static void checkFinite(Layer layer, NDArray x, NDArray ntk) {
-      double[] values = Tensors.toDoubles(ntk);
-      OptionalLong bad = Npy.firstNonFinite(values);
-      if (bad.isPresent()) {
-        int n = Math.toIntExact(x.getShape().get(0));
-        int row = Math.toIntExact(bad.getAsLong() / n);
-        int col = Math.toIntExact(bad.getAsLong() % n);
-        throw new NonFiniteKernelException(NpyDType.FLOAT64, "ntk", row, col, values[row * n + col],
-            Diagnostics.firstNonFiniteLayer(layer, x.get(row + ":" + (row + 1)), x.get(col + ":" + (col + 1))));
-      }
     }
   }
 
