@@ -12,6 +12,16 @@
           to the largest |mean|.
     ensemble --dir DIR --model M.json --diag-reg R --times T
           the NTK ensemble mean at T log-spaced times through numpy.linalg.eigh, timed.
+    fashion --n N --m M --out DIR [--data /usr/share/datasets/fashion-mnist]
+          Fashion-MNIST (Debian's dataset-fashion-mnist): the first N training and first M test
+          images as DIR/x_train.npy (N, 784) and DIR/x_test.npy (M, 784), each image standardized
+          (pixels minus the image's mean, over their standard deviation), DIR/y_train.npy the
+          one-hot labels minus 0.1 (N, 10) and DIR/labels_test.npy the test labels (M,).
+
+solve also takes --get nngp|ntk (the kernel inverted: the NNGP posterior mean or the NTK ensemble
+trained to convergence, `bin/ntk predict --t inf`), --dtype float32|float64 (the kernels and the
+factorization in that precision) and --labels LABELS.npy (prints accuracy= of argmax(mean) and,
+with --check, of MEAN.npy).
 
 The kernel recursion is numpy_reference.py's (neural-tangents' conventions), for two input sets.
 """
@@ -52,6 +62,27 @@ def cross_kernels(x1, x2, steps):
     return nngp, ntk
 
 
+def fashion(data, n, m, out):
+    """Writes the first n training and m test images of Fashion-MNIST as the benchmark's inputs."""
+    import gzip
+
+    def images(name, count):
+        with gzip.open(os.path.join(data, name), "rb") as f:
+            raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)[:count].astype(np.float64)
+        raw -= raw.mean(axis=1, keepdims=True)
+        return raw / raw.std(axis=1, keepdims=True)
+
+    def labels(name, count):
+        with gzip.open(os.path.join(data, name), "rb") as f:
+            return np.frombuffer(f.read(), np.uint8, offset=8)[:count].astype(np.int64)
+
+    os.makedirs(out, exist_ok=True)
+    np.save(os.path.join(out, "x_train.npy"), images("train-images-idx3-ubyte.gz", n))
+    np.save(os.path.join(out, "y_train.npy"), np.eye(10)[labels("train-labels-idx1-ubyte.gz", n)] - 0.1)
+    np.save(os.path.join(out, "x_test.npy"), images("t10k-images-idx3-ubyte.gz", m))
+    np.save(os.path.join(out, "labels_test.npy"), labels("t10k-labels-idx1-ubyte.gz", m))
+
+
 def regularized(k, diag_reg):
     k = k.copy()
     k[np.diag_indices_from(k)] += diag_reg * np.trace(k) / k.shape[0]
@@ -68,7 +99,7 @@ def check(path, want):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["make", "solve", "ensemble"])
+    p.add_argument("command", choices=["make", "solve", "ensemble", "fashion"])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--m", type=int, default=500)
     p.add_argument("--k", type=int, default=10)
@@ -80,6 +111,10 @@ def main():
     p.add_argument("--diag-reg", type=float, default=1e-4)
     p.add_argument("--times", type=int, default=100)
     p.add_argument("--check")
+    p.add_argument("--get", choices=["nngp", "ntk"], default="nngp")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--labels")
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     a = p.parse_args()
 
     if a.command == "make":
@@ -90,10 +125,15 @@ def main():
         np.save(os.path.join(a.out, "x_test.npy"), rng.standard_normal((a.m, a.d)))
         return 0
 
+    if a.command == "fashion":
+        fashion(a.data, a.n, a.m, a.out)
+        return 0
+
     steps = read_layers(a.model)
-    x = np.load(os.path.join(a.dir, "x_train.npy"))
-    y = np.load(os.path.join(a.dir, "y_train.npy"))
-    xt = np.load(os.path.join(a.dir, "x_test.npy"))
+    dtype = np.dtype(a.dtype)
+    x = np.load(os.path.join(a.dir, "x_train.npy")).astype(dtype)
+    y = np.load(os.path.join(a.dir, "y_train.npy")).astype(dtype)
+    xt = np.load(os.path.join(a.dir, "x_test.npy")).astype(dtype)
     n = x.shape[0]
     t0 = time.perf_counter()
     kdd, ntk_dd = cross_kernels(x, x, steps)
@@ -101,12 +141,19 @@ def main():
     t_kernel = time.perf_counter() - t0
     if a.command == "solve":
         t0 = time.perf_counter()
-        factor = scipy.linalg.cho_factor(regularized(kdd, a.diag_reg), lower=True)
+        train, cross = (kdd, ktd) if a.get == "nngp" else (ntk_dd, ntk_td)
+        del kdd, ntk_dd
+        factor = scipy.linalg.cho_factor(regularized(train, a.diag_reg), lower=True, overwrite_a=True)
         alpha = scipy.linalg.cho_solve(factor, y)
-        mean = ktd @ alpha
+        mean = cross @ alpha
         t_solve = time.perf_counter() - t0
-        print(f"RESULT reference=numpy_scipy n={n} m={xt.shape[0]} k={y.shape[1]} kernel_s={t_kernel:.3f} "
-              f"factor_solve_s={t_solve:.3f} numpy={np.__version__} scipy={scipy.__version__}")
+        print(f"RESULT reference=numpy_scipy get={a.get} dtype={a.dtype} n={n} m={xt.shape[0]} k={y.shape[1]} "
+              f"kernel_s={t_kernel:.3f} factor_solve_s={t_solve:.3f} numpy={np.__version__} scipy={scipy.__version__}")
+        if a.labels:
+            labels = np.load(a.labels)
+            print(f"RESULT accuracy={np.mean(np.argmax(mean, 1) == labels):.4f}")
+            if a.check:
+                print(f"RESULT tool_accuracy={np.mean(np.argmax(np.load(a.check), 1) == labels):.4f}")
         check(a.check, mean)
     else:
         times = np.logspace(-1, 4, a.times)
