@@ -31,12 +31,12 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")
-final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
+final class McCommand extends BeamArgs implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @CommandLine.Mixin Ntk.KernelInputs inputs;
+  @CommandLine.Mixin KernelInputs inputs;
 
-  @CommandLine.Mixin Ntk.JobOptions job;
+  @CommandLine.Mixin JobOptions job;
 
   @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
       description = "Parameter draws (default 128, at least 2).")
@@ -69,7 +69,7 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
     }
     InputChecks.model(inputs.model);
     Layer layer = withWidth(Files.readString(inputs.model, StandardCharsets.UTF_8), width);
-    Ntk.KernelInputs.Inputs x = inputs.read(layer);
+    KernelInputs.Inputs x = inputs.read(layer);
     long n1 = x.n1();
     long n2 = x.n2();
     List<Get> kernels = List.copyOf(new java.util.LinkedHashSet<>(get));
