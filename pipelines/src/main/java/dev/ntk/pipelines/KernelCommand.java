@@ -2,8 +2,8 @@ package dev.ntk.pipelines;
 
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.Plan;
-import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.engine.Backend;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -46,8 +46,8 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     // built while the model and inputs are read, when a pipeline is sure to run.
     java.util.concurrent.CompletableFuture<PipelineOptions> early = options.pipelineUnasked() ? null
         : java.util.concurrent.CompletableFuture.supplyAsync(options::pipelineOptions);
-    Layer layer = InputChecks.model(inputs.model);
-    KernelInputs.Inputs x = inputs.read(layer);
+    Model model = InputChecks.model(inputs.model);
+    KernelInputs.Inputs x = inputs.read(model.layer());
     PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
     if (log != null) {
       log.printf(Locale.ROOT, "ntk: JVM start to command %.2f s; model and inputs read and checked in %.2f s%n",
@@ -56,8 +56,8 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     }
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
     long[] shape = x.x1().shape();
-    Plan plan = layer.kernelFn().plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
-        shape.length)), java.util.EnumSet.copyOf(kernels));
+    Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
+        shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels));
     Backend backend = options.backend.resolve();
     boolean inProcess = options.pipelineUnasked()
         && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
@@ -83,10 +83,10 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
-      KernelJob job = new KernelJob(inputs.model, inputs.x1, inputs.x2, kernels, tile,
+      KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
           options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
-          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(layer, x.x1(), x.x2(), kernels, options.dtype, backend)
+          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend)
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }

@@ -37,7 +37,7 @@ final class LrCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    Layer layer = InputChecks.model(model);
+    Layer layer = InputChecks.model(model).layer();
     NpyArray x = InputChecks.inputs("--x-train", xTrain);
     InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
     int n = (int) x.shape()[0];

@@ -5,6 +5,7 @@ import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.predict.Loss;
 import dev.ntk.transforms.PredictSettings;
@@ -94,7 +95,8 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     options.beamArgs = unmatched;
     options.check();
     double[] times = times(t);
-    Layer layer = InputChecks.model(model);
+    Model parsed = InputChecks.model(model);
+    Layer layer = parsed.layer();
     NpyArray train = InputChecks.inputs("--x-train", xTrain);
     NpyArray test = InputChecks.inputs("--x-test", xTest);
     InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
@@ -142,10 +144,10 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
         * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
     Backend backend = options.backend.resolve();
     long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
-    boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(layer, perExample, n, m, settings,
+    boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
         computeCov, options.dtype, backend, options.maxTileBytes);
-    int tile = inProcess ? options.tile() : layer.kernelFn().plan(new Shape(perExample),
-        InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
+    int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
+        InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
         options.dtype.bytes(), backend);
     if (tile < options.tile()) {
       spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
@@ -164,11 +166,11 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     try (Outputs outputs = Outputs.open(out, "predict", bytes);
         Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
             ? Ntk.progress.integration() : () -> {}) {
-      PredictJob job = new PredictJob(model, xTrain, yTrain, xTest, settings, computeCov,
+      PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
           tile, options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
           staging -> inProcess
-              ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(layer, train, y, test, settings,
+              ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
                   computeCov, options.dtype, backend).run(staging, log), -1, -1, -1)
               : job.run(pipelineOptions, staging, Ntk.progress));
     }
