@@ -21,6 +21,7 @@ import java.util.ArrayDeque;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Reads and writes JSON model files (see {@code MODEL_SPEC.md}): a layer is an object with one
@@ -46,14 +47,12 @@ public final class ModelSpec {
 
   private ModelSpec() {}
 
+  /** How many times {@link #parse} has run in this JVM ({@link Model#parses}). */
+  static final AtomicLong PARSES = new AtomicLong();
+
   /** Reads a model file; a problem with the file or its content is a {@link ModelException}. */
   public static Layer read(Path file) {
-    String text;
-    try {
-      text = Files.readString(file, StandardCharsets.UTF_8);
-    } catch (IOException e) {
-      throw new ModelException("", "cannot read model file " + file + ": " + e.getMessage());
-    }
+    String text = readText(file);
     try {
       return parse(text);
     } catch (ModelException e) {
@@ -61,8 +60,18 @@ public final class ModelSpec {
     }
   }
 
+  /** A model file's text; a file that cannot be read is a {@link ModelException}. */
+  static String readText(Path file) {
+    try {
+      return Files.readString(file, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new ModelException("", "cannot read model file " + file + ": " + e.getMessage());
+    }
+  }
+
   /** Parses a model from its JSON text. */
   public static Layer parse(String json) {
+    PARSES.incrementAndGet();
     JsonNode root;
     try {
       try (JsonParser parser = STRICT.createParser(json)) {
@@ -100,9 +109,14 @@ public final class ModelSpec {
 
   /** A SHA-256 hex digest of {@link #toJson}, identifying the model in tile files. */
   public static String hash(Layer layer) {
+    return hash(toJson(layer));
+  }
+
+  /** A SHA-256 hex digest of a canonical JSON text. */
+  static String hash(String canonicalJson) {
     try {
       MessageDigest md = MessageDigest.getInstance("SHA-256");
-      return HexFormat.of().formatHex(md.digest(toJson(layer).getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of().formatHex(md.digest(canonicalJson.getBytes(StandardCharsets.UTF_8)));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

@@ -1,5 +1,6 @@
 package dev.ntk.pipelines;
 
+import dev.ntk.kernels.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -52,7 +53,12 @@ import java.util.concurrent.Future;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
-record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
+record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
+
+  /** The array type of {@code dtype}. */
+  static DataType dataType(NpyDType dtype) {
+    return dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
+  }
 
   /** Whether the kernels between {@code n1} and {@code n2} inputs fit one tile of {@code budget} bytes. */
   static boolean fits(Plan plan, long n1, long n2, NpyDType dtype, Backend backend, long budget) {
@@ -68,8 +74,8 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
     int n1 = Math.toIntExact(x1.shape()[0]);
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
-    KernelFn fn = layer.kernelFn().withBackend(backend);
-    Plan plan = fn.plan(new Shape(perExample), EnumSet.copyOf(get));
+    KernelFn fn = model.layer().kernelFn().withBackend(backend);
+    Plan plan = model.plan(new Shape(perExample), dataType(dtype), EnumSet.copyOf(get));
     Map<String, NativeBuffer> natives = new HashMap<>();
     try {
       Map<String, Buffer> kernels = backend == Backend.TENSORFLOW ? onTensorFlow(fn)
@@ -219,7 +225,7 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
   private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
-    return nonFinite(layer, x1, x2, dtype, name, at, value, n2);
+    return nonFinite(model.layer(), x1, x2, dtype, name, at, value, n2);
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.ntk.pipelines;
 
+import dev.ntk.kernels.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -51,7 +52,7 @@ import java.util.Set;
  * through files: for N = 5,000 training points that was most of a 17 to 33 s run ({@code
  * bench/RESULTS.md}, "Prediction").
  */
-record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
+record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
     boolean computeCov, NpyDType dtype, Backend backend) {
 
   /** The kernels computed between train and train, and between test and train. */
@@ -64,13 +65,13 @@ record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray 
    * InProcessKernel#fits}): train-train ({@code n x n}), test-train ({@code m x n}) and for the
    * covariance test-test ({@code m x m}).
    */
-  static boolean fits(Layer layer, long[] perExample, long n, long m, PredictSettings settings, boolean computeCov,
+  static boolean fits(Model model, long[] perExample, long n, long m, PredictSettings settings, boolean computeCov,
       NpyDType dtype, Backend backend, long budget) {
-    KernelFn fn = layer.kernelFn();
-    Plan plan = fn.plan(new Shape(perExample), kernels(settings, computeCov));
+    DataType type = InProcessKernel.dataType(dtype);
+    Plan plan = model.plan(new Shape(perExample), type, kernels(settings, computeCov));
     return InProcessKernel.fits(plan, n, n, dtype, backend, budget)
         && InProcessKernel.fits(plan, m, n, dtype, backend, budget)
-        && (!computeCov || InProcessKernel.fits(fn.plan(new Shape(perExample), EnumSet.of(Get.NNGP)), m, m, dtype,
+        && (!computeCov || InProcessKernel.fits(model.plan(new Shape(perExample), type, EnumSet.of(Get.NNGP)), m, m, dtype,
             backend, budget));
   }
 
@@ -87,7 +88,7 @@ record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray 
     Get get = settings.get();
     Mode mode = settings.mode();
     double[] times = settings.times();
-    KernelFn fn = layer.kernelFn().withBackend(backend);
+    KernelFn fn = model.layer().kernelFn().withBackend(backend);
     Set<Get> gets = kernels(settings, computeCov);
     Map<Get, DenseMatrix> dd = new EnumMap<>(Get.class);
     Map<Get, DenseMatrix> td = new EnumMap<>(Get.class);
@@ -183,7 +184,7 @@ record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray 
         DoubleBuffer values = out.get(g).buffer();
         long at = firstNonFinite(values);
         if (at >= 0) {
-          throw InProcessKernel.nonFinite(layer, x1, x2, dtype, which + " " + g.key(), at, values.get((int) at), n2);
+          throw InProcessKernel.nonFinite(model.layer(), x1, x2, dtype, which + " " + g.key(), at, values.get((int) at), n2);
         }
       }
       return out;
@@ -196,7 +197,7 @@ record InProcessPredict(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray 
   /** The plan's kernels written into the matrices' memory: float64 directly, float32 in place then widened. */
   private void onCpu(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2, Map<Get, DenseMatrix> out) {
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
-    Plan plan = fn.plan(new Shape(perExample), EnumSet.copyOf(gets));
+    Plan plan = model.plan(new Shape(perExample), InProcessKernel.dataType(dtype), EnumSet.copyOf(gets));
     boolean f64 = dtype == NpyDType.FLOAT64;
     Map<String, Buffer> buffers = new HashMap<>();
     for (Get g : gets) {

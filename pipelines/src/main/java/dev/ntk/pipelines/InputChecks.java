@@ -1,10 +1,11 @@
 package dev.ntk.pipelines;
 
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.FileHashes;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.kernels.Layer;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -21,19 +22,22 @@ final class InputChecks {
   private InputChecks() {}
 
   /** The model in {@code file}; its layer errors name their path ({@code serial[3].Erf}). */
-  static Layer model(Path file) {
+  static Model model(Path file) {
     if (Files.isDirectory(file)) {
       throw new UsageException("--model " + file + " is a directory, expected a JSON model file");
     }
     if (!Files.isRegularFile(file)) {
       throw new UsageException("--model: file " + file + " does not exist");
     }
-    return ModelSpec.read(file); // a ModelException is a usage error with its own message
+    return Model.read(file); // a ModelException is a usage error with its own message
   }
 
-  /** A batch-first input array, read whole and checked to be finite. */
+  /**
+   * A batch-first input array, read whole and checked to be finite; hashed on the way ({@link
+   * FileHashes}), so that a job's tile sets need not read it again to name it.
+   */
   static NpyArray inputs(String option, Path file) {
-    NpyArray array = read(option, file);
+    NpyArray array = read(option, file, true);
     if (array.ndim() < 2) {
       throw new UsageException(option + " " + file + ": expected a batch-first array with at least 2 axes "
           + "(N, features...), got shape " + array.shapeString());
@@ -47,7 +51,7 @@ final class InputChecks {
 
   /** Training targets: {@code (N,)} or {@code (N, K)} with one row per training input. */
   static NpyArray targets(String option, Path file, long rows) {
-    NpyArray array = read(option, file);
+    NpyArray array = read(option, file, false);
     if (array.ndim() < 1 || array.ndim() > 2 || array.shape()[0] != rows) {
       throw new UsageException(option + " " + file + ": expected shape (" + rows + ",) or (" + rows
           + ", K), one row per training input, got " + array.shapeString());
@@ -58,7 +62,7 @@ final class InputChecks {
 
   /** An array of exactly {@code shape} (initial outputs), finite. */
   static NpyArray like(String option, Path file, long[] shape) {
-    NpyArray array = read(option, file);
+    NpyArray array = read(option, file, false);
     if (!Arrays.equals(array.shape(), shape)) {
       throw new UsageException(option + " " + file + ": expected shape " + Npy.shapeString(shape) + ", got "
           + array.shapeString());
@@ -86,9 +90,9 @@ final class InputChecks {
     return Arrays.copyOfRange(a.shape(), 1, a.ndim());
   }
 
-  private static NpyArray read(String option, Path file) {
+  private static NpyArray read(String option, Path file, boolean hashed) {
     try {
-      return Npy.read(file);
+      return hashed ? FileHashes.readNpy(file) : Npy.read(file);
     } catch (NoSuchFileException e) {
       throw new UsageException(option + ": file " + file + " does not exist");
     } catch (IOException e) {

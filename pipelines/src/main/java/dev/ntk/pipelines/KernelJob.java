@@ -2,13 +2,12 @@ package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.KernelTiles;
 import dev.ntk.transforms.TileSet;
 import dev.ntk.transforms.WriteKernels;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.beam.sdk.Pipeline;
@@ -23,15 +22,20 @@ import org.apache.beam.sdk.options.PipelineOptions;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
-public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out,
+public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out,
     Backend backend) {
   public KernelJob {
     get = List.copyOf(get);
   }
 
   /** The job on the {@code auto} backend. */
-  public KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
+  public KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
     this(model, x1, x2, get, tile, dtype, out, Backend.AUTO);
+  }
+
+  /** The job of the model in the file {@code model} on the {@code auto} backend. */
+  public KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
+    this(Model.read(model), x1, x2, get, tile, dtype, out, Backend.AUTO);
   }
 
   /** The same job on {@code newBackend}. */
@@ -46,8 +50,7 @@ public record KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, N
 
   /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
-    String json = Files.readString(model, StandardCharsets.UTF_8);
-    TileSet tiles = TileSet.create(json, x1, x2, tile, dtype, out.resolve(Outputs.TILES));
+    TileSet tiles = TileSet.create(model, x1, x2, tile, dtype, out.resolve(Outputs.TILES));
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend))
         .apply("WriteKernels", WriteKernels.of(tiles, get, outputs));

@@ -2,6 +2,7 @@ package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.BeamFiles;
 import dev.ntk.transforms.KernelTiles;
@@ -55,7 +56,7 @@ public final class KernelPipeline {
       get.add(Get.of(g));
     }
     String tiles = BeamFiles.childDirectory(BeamFiles.directory(options.getOut()), "tiles").toString();
-    TileSet set = TileSet.create(json, options.getX1(), options.getX2(), options.getTileRows(),
+    TileSet set = TileSet.create(Model.parse(json), options.getX1(), options.getX2(), options.getTileRows(),
         NpyDType.fromName(options.getDtype()), tiles);
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(set).withBackend(Backend.of(options.getBackend())))

@@ -4,12 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ntk.kernels.Get;
-import dev.ntk.kernels.Layer;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -31,12 +28,12 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")
-final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
+final class McCommand extends BeamArgs implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @CommandLine.Mixin Ntk.KernelInputs inputs;
+  @CommandLine.Mixin KernelInputs inputs;
 
-  @CommandLine.Mixin Ntk.JobOptions job;
+  @CommandLine.Mixin JobOptions job;
 
   @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
       description = "Parameter draws (default 128, at least 2).")
@@ -67,9 +64,8 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
     if (width < 1) {
       throw new UsageException("--width must be at least 1, got " + width);
     }
-    InputChecks.model(inputs.model);
-    Layer layer = withWidth(Files.readString(inputs.model, StandardCharsets.UTF_8), width);
-    Ntk.KernelInputs.Inputs x = inputs.read(layer);
+    Model model = withWidth(InputChecks.model(inputs.model), width);
+    KernelInputs.Inputs x = inputs.read(model.layer());
     long n1 = x.n1();
     long n2 = x.n2();
     List<Get> kernels = List.copyOf(new java.util.LinkedHashSet<>(get));
@@ -81,7 +77,7 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
     boolean inProcess = job.runnerUnasked();
     PipelineOptions options = inProcess ? null : job.pipelineOptions();
     int workers = job.parallelism == null ? Runtime.getRuntime().availableProcessors() : job.parallelism;
-    McJob draws = new McJob(ModelSpec.toJson(layer), inputs.x1.toAbsolutePath().toString(),
+    McJob draws = new McJob(model, inputs.x1.toAbsolutePath().toString(),
         inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, job.dtype,
         BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
@@ -109,10 +105,10 @@ final class McCommand extends Ntk.BeamArgs implements Callable<Integer> {
   private static final int BATCHES_PER_WORKER = 4;
 
   /** The model of {@code json} with {@code out_dim = width} in every Dense layer, {@code out_chan} in every convolution. */
-  static Layer withWidth(String json, int width) throws IOException {
-    JsonNode root = new ObjectMapper().readTree(json);
+  static Model withWidth(Model model, int width) throws IOException {
+    JsonNode root = new ObjectMapper().readTree(model.json());
     setWidth(root, width);
-    return ModelSpec.parse(root.toString());
+    return Model.parse(root.toString());
   }
 
   private static void setWidth(JsonNode node, int width) {

@@ -9,7 +9,7 @@ import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.MonteCarlo;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.transforms.DoubleArrayCoder;
@@ -43,12 +43,12 @@ import org.apache.beam.sdk.values.KV;
  * {@code s} is the same on every path ({@link MonteCarlo#sums}), so a pipeline's estimate equals
  * the in-process one to the rounding of its sums.
  *
- * @param modelJson the finite network's model (widths already set)
+ * @param model the finite network's model (widths already set)
  * @param x1 the inputs' {@code .npy} file
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  * @param batches how many batches of draws the pipeline spreads over its workers
  */
-record McJob(String modelJson, String x1, String x2, List<Get> get, int samples, long seed, NpyDType dtype,
+record McJob(Model model, String x1, String x2, List<Get> get, int samples, long seed, NpyDType dtype,
     int batches) implements Serializable {
   McJob {
     get = List.copyOf(get);
@@ -91,7 +91,7 @@ record McJob(String modelJson, String x1, String x2, List<Get> get, int samples,
   /** The sums over draws {@code [from, to)} of every kernel of {@link #get}, in its order. */
   private List<MonteCarlo.Sums> sums(int from, int to, NpyArray a, NpyArray b) {
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
-    Layer layer = ModelSpec.parse(modelJson);
+    Layer layer = model.layer();
     try (NDManager m = Tensors.newManager()) {
       NDArray x = Tensors.create(m, a.data(), new Shape(a.shape()), type);
       NDArray y = b == null ? x : Tensors.create(m, b.data(), new Shape(b.shape()), type);

@@ -1,13 +1,12 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.GpInference;
 import dev.ntk.transforms.PredictSettings;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.beam.sdk.Pipeline;
@@ -22,13 +21,19 @@ import org.apache.beam.sdk.options.PipelineOptions;
  *
  * <p>Inputs are expected to be valid (the command line checks them first).
  */
-public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
+public record PredictJob(Model model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
     boolean computeCov, int tile, NpyDType dtype, Path out, Backend backend) {
 
   /** The job on the {@code auto} backend. */
-  public PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
+  public PredictJob(Model model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
       boolean computeCov, int tile, NpyDType dtype, Path out) {
     this(model, xTrain, yTrain, xTest, settings, computeCov, tile, dtype, out, Backend.AUTO);
+  }
+
+  /** The job of the model in the file {@code model} on the {@code auto} backend. */
+  public PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, PredictSettings settings,
+      boolean computeCov, int tile, NpyDType dtype, Path out) {
+    this(Model.read(model), xTrain, yTrain, xTest, settings, computeCov, tile, dtype, out, Backend.AUTO);
   }
 
   /** The same job with its kernel tiles on {@code newBackend}. */
@@ -43,11 +48,10 @@ public record PredictJob(Path model, Path xTrain, Path yTrain, Path xTest, Predi
 
   /** Runs with the predictions written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
-    String json = Files.readString(model, StandardCharsets.UTF_8);
     Path tiles = out.resolve(Outputs.TILES);
-    TileSet trainTrain = TileSet.create(json, xTrain, null, tile, dtype, tiles);
-    TileSet testTrain = TileSet.create(json, xTest, xTrain, tile, dtype, tiles);
-    TileSet testTest = computeCov ? TileSet.create(json, xTest, null, tile, dtype, tiles) : null;
+    TileSet trainTrain = TileSet.create(model, xTrain, null, tile, dtype, tiles);
+    TileSet testTrain = TileSet.create(model, xTest, xTrain, tile, dtype, tiles);
+    TileSet testTest = computeCov ? TileSet.create(model, xTest, null, tile, dtype, tiles) : null;
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("GpInference", GpInference.of(trainTrain, testTrain, testTest, yTrain, settings, outputs)
         .withBackend(backend));

@@ -48,7 +48,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
     this.tiles = tiles;
     // The whole kernel's entries, as the in-process path counts them (CpuBackend.FUSE_FROM), so
     // that both paths run the per-pair steps the same way (fused loops or interpreted).
-    this.computer = new TileComputer(tiles.modelJson(), tiles.featureShape(), tiles.dtype(), backend,
+    this.computer = new TileComputer(tiles.model(), tiles.featureShape(), tiles.dtype(), backend,
         (double) tiles.n1() * tiles.n2());
   }
 

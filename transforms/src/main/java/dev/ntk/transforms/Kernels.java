@@ -6,7 +6,7 @@ import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import java.io.IOException;
 import java.io.InputStream;
@@ -70,7 +70,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
 
   private static final long serialVersionUID = 1L;
 
-  private final String modelJson;
+  private final Model model;
   private final int tileRows;
   private final NpyDType dtype;
   private final Backend backend;
@@ -78,9 +78,9 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   private final long[] exampleShape;
   private final transient PCollection<KV<Long, double[]>> x2;
 
-  private Kernels(String modelJson, int tileRows, NpyDType dtype, Backend backend, List<Get> get,
+  private Kernels(Model model, int tileRows, NpyDType dtype, Backend backend, List<Get> get,
       long[] exampleShape, PCollection<KV<Long, double[]>> x2) {
-    this.modelJson = modelJson;
+    this.model = model;
     this.tileRows = tileRows;
     this.dtype = dtype;
     this.backend = backend;
@@ -91,14 +91,18 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
 
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
   public static Kernels of(Layer model) {
-    return of(ModelSpec.toJson(Objects.requireNonNull(model, "model")));
+    return of(Model.of(Objects.requireNonNull(model, "model")));
+  }
+
+  /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
+  public static Kernels of(Model model) {
+    return new Kernels(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
+        List.of(Get.NNGP, Get.NTK), null, null);
   }
 
   /** The kernels of the model in the JSON model file format ({@code docs/MODEL_SPEC.md}). */
   public static Kernels of(String modelJson) {
-    ModelSpec.parse(Objects.requireNonNull(modelJson, "modelJson")); // a bad model fails here
-    return new Kernels(modelJson, 256, NpyDType.FLOAT64, Backend.AUTO, List.of(Get.NNGP, Get.NTK),
-        null, null);
+    return of(Model.parse(Objects.requireNonNull(modelJson, "modelJson"))); // a bad model fails here
   }
 
   /** Rows of x1 (and of x2) per tile, at least 1. */
@@ -106,18 +110,18 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (rows < 1) {
       throw new IllegalArgumentException("tile rows must be at least 1, got " + rows);
     }
-    return new Kernels(modelJson, rows, dtype, backend, get, exampleShape, x2);
+    return new Kernels(model, rows, dtype, backend, get, exampleShape, x2);
   }
 
   /** The dtype the kernels are computed in and their tiles stored with. */
   public Kernels withDType(NpyDType newDType) {
-    return new Kernels(modelJson, tileRows, Objects.requireNonNull(newDType, "dtype"), backend,
+    return new Kernels(model, tileRows, Objects.requireNonNull(newDType, "dtype"), backend,
         get, exampleShape, x2);
   }
 
   /** Where tiles are computed ({@code auto} is decided on each worker). */
   public Kernels withBackend(Backend newBackend) {
-    return new Kernels(modelJson, tileRows, dtype, Objects.requireNonNull(newBackend, "backend"),
+    return new Kernels(model, tileRows, dtype, Objects.requireNonNull(newBackend, "backend"),
         get, exampleShape, x2);
   }
 
@@ -126,7 +130,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (kernels.length == 0) {
       throw new IllegalArgumentException("select at least one kernel");
     }
-    return new Kernels(modelJson, tileRows, dtype, backend,
+    return new Kernels(model, tileRows, dtype, backend,
         List.copyOf(EnumSet.copyOf(Arrays.asList(kernels))), exampleShape, x2);
   }
 
@@ -141,12 +145,12 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (shape.length == 0) {
       throw new IllegalArgumentException("the example shape needs at least one axis");
     }
-    return new Kernels(modelJson, tileRows, dtype, backend, get, shape.clone(), x2);
+    return new Kernels(model, tileRows, dtype, backend, get, shape.clone(), x2);
   }
 
   /** The kernel between the input collection (x1) and {@code second} (x2), rather than x1 itself. */
   public Kernels withX2(PCollection<KV<Long, double[]>> second) {
-    return new Kernels(modelJson, tileRows, dtype, backend, get, exampleShape,
+    return new Kernels(model, tileRows, dtype, backend, get, exampleShape,
         Objects.requireNonNull(second, "x2"));
   }
 
@@ -158,7 +162,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (second != null) {
       views.addAll(List.of(second.stats(), second.blocks()));
     }
-    String modelHash = ModelSpec.hash(ModelSpec.parse(modelJson));
+    String modelHash = model.hash();
     return x1.getPipeline()
         .apply("Start", Create.of(0).withCoder(VarIntCoder.of()))
         .apply("CheckAndPlanTiles", ParDo.of(new PlanFn(this, first, second)).withSideInputs(views))
@@ -198,7 +202,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   @Override
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
-    builder.add(DisplayData.item("model", ModelSpec.hash(ModelSpec.parse(modelJson))).withLabel("Model hash"))
+    builder.add(DisplayData.item("model", model.hash()).withLabel("Model hash"))
         .add(DisplayData.item("tileRows", tileRows).withLabel("Rows per tile"))
         .add(DisplayData.item("dtype", dtype.typeName()).withLabel("Kernel dtype"))
         .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"))
@@ -493,7 +497,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
         }
       }
       long[] shape = spec.shape("x1", s1.refLength());
-      ModelSpec.parse(spec.modelJson).kernelFn().plan(new Shape(shape), EnumSet.copyOf(spec.get));
+      spec.model.plan(new Shape(shape), TileComputer.dataType(spec.dtype), EnumSet.copyOf(spec.get));
       for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, spec.tileRows,
           second == null).tiles()) {
         c.output(key);
@@ -538,7 +542,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       Stats s1 = c.sideInput(first.stats());
       if (computer == null) {
         Stats s2 = second == null ? s1 : c.sideInput(second.stats());
-        computer = new TileComputer(spec.modelJson, spec.shape("x1", s1.refLength()), spec.dtype,
+        computer = new TileComputer(spec.model, spec.shape("x1", s1.refLength()), spec.dtype,
             spec.backend, (double) s1.count() * (second == null ? (s1.count() + 1) / 2.0 : s2.count()));
         computer.setup();
       }

@@ -11,7 +11,7 @@ import dev.ntk.kernels.Diagnostics;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
@@ -40,7 +40,7 @@ import java.util.TreeMap;
 final class TileComputer implements Serializable {
   private static final long serialVersionUID = 1L;
 
-  private final String modelJson;
+  private final Model model;
   private final long[] featureShape;
   private final NpyDType dtype;
   private final Backend backend;
@@ -52,8 +52,8 @@ final class TileComputer implements Serializable {
   private transient Plan plan;
   private transient NDManager manager;
 
-  TileComputer(String modelJson, long[] featureShape, NpyDType dtype, Backend backend, double entries) {
-    this.modelJson = modelJson;
+  TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries) {
+    this.model = model;
     this.featureShape = featureShape.clone();
     this.dtype = dtype;
     this.backend = backend;
@@ -63,8 +63,8 @@ final class TileComputer implements Serializable {
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
   void setup() {
     resolved = backend.resolve();
-    kernelFn = ModelSpec.parse(modelJson).kernelFn().withBackend(resolved);
-    plan = kernelFn.plan(new Shape(featureShape), EnumSet.allOf(Get.class));
+    kernelFn = model.layer().kernelFn().withBackend(resolved);
+    plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
     work = entries * plan.schedule().tileSteps().size();
     if (resolved == Backend.TENSORFLOW) {
       manager = Tensors.newManager();
@@ -209,8 +209,12 @@ final class TileComputer implements Serializable {
     long[] shape = new long[featureShape.length + 1];
     shape[0] = n;
     System.arraycopy(featureShape, 0, shape, 1, featureShape.length);
-    return Tensors.create(scope, rows, new Shape(shape),
-        dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64);
+    return Tensors.create(scope, rows, new Shape(shape), dataType(dtype));
+  }
+
+  /** The array type of a dtype. */
+  static DataType dataType(NpyDType dtype) {
+    return dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
   }
 
   void teardown() {

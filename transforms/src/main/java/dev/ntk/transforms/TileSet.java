@@ -3,6 +3,7 @@ package dev.ntk.transforms;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ntk.io.FileHashes;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyHeader;
@@ -10,8 +11,7 @@ import dev.ntk.io.Tile;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.io.TileMetadata;
-import dev.ntk.kernels.Layer;
-import dev.ntk.kernels.ModelSpec;
+import dev.ntk.kernels.Model;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.Serializable;
@@ -47,7 +47,7 @@ import org.apache.beam.sdk.io.fs.ResourceId;
  *     diagonal are stored)
  */
 public record TileSet(
-    String modelJson,
+    Model model,
     String x1,
     String x2,
     long n1,
@@ -56,7 +56,6 @@ public record TileSet(
     int tileSize,
     NpyDType dtype,
     String directory,
-    String modelHash,
     String inputsHash)
     implements Serializable {
   /** The file in a set's directory that describes the set (JSON). */
@@ -72,21 +71,32 @@ public record TileSet(
    * itself), reading the inputs' headers and hashing their bytes. Its tiles go to the directory
    * {@code store/<setName>}, which is created with its {@value #DESCRIPTION}.
    */
-  public static TileSet create(String modelJson, Path x1, Path x2, int tileSize, NpyDType dtype,
+  public static TileSet create(Model model, Path x1, Path x2, int tileSize, NpyDType dtype,
       Path store) throws IOException {
-    return create(modelJson, x1.toAbsolutePath().toString(),
+    return create(model, x1.toAbsolutePath().toString(),
         x2 == null ? null : x2.toAbsolutePath().toString(), tileSize, dtype,
         store.toAbsolutePath().toString());
   }
 
+  /** {@link #create(Model, Path, Path, int, NpyDType, Path)} of a model given as its JSON text. */
+  public static TileSet create(String modelJson, Path x1, Path x2, int tileSize, NpyDType dtype,
+      Path store) throws IOException {
+    return create(Model.parse(modelJson), x1, x2, tileSize, dtype, store);
+  }
+
+  /** {@link #create(Model, String, String, int, NpyDType, String)} of a model given as its JSON text. */
+  public static TileSet create(String modelJson, String x1, String x2, int tileSize,
+      NpyDType dtype, String store) throws IOException {
+    return create(Model.parse(modelJson), x1, x2, tileSize, dtype, store);
+  }
+
   /**
-   * {@link #create(String, Path, Path, int, NpyDType, Path)} with the inputs and the store given as
+   * {@link #create(Model, Path, Path, int, NpyDType, Path)} with the inputs and the store given as
    * paths or URIs of any Beam file system ({@code gs://bucket/x.npy}, {@code s3://bucket/tiles};
    * see {@link BeamFiles}).
    */
-  public static TileSet create(String modelJson, String x1, String x2, int tileSize,
+  public static TileSet create(Model model, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
-    Layer layer = ModelSpec.parse(modelJson);
     String file1 = spec(BeamFiles.file(x1));
     String file2 = x2 == null ? null : spec(BeamFiles.file(x2));
     NpyHeader h1 = header(file1);
@@ -100,11 +110,10 @@ public record TileSet(
     }
     String inputs = sha256(file1) + (file2 == null ? "" : "+" + sha256(file2));
     TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
-    String modelHash = ModelSpec.hash(layer);
     ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
-        setName(modelHash, inputs, dtype, tileSize));
-    TileSet set = new TileSet(modelJson, file1, file2, plan.n1(), plan.n2(), features,
-        tileSize, dtype, spec(directory), modelHash, inputs);
+        setName(model.hash(), inputs, dtype, tileSize));
+    TileSet set = new TileSet(model, file1, file2, plan.n1(), plan.n2(), features,
+        tileSize, dtype, spec(directory), inputs);
     set.describe();
     return set;
   }
@@ -137,7 +146,7 @@ public record TileSet(
   /** Writes {@value #DESCRIPTION} into the set's directory (atomically; the same for every run). */
   private void describe() throws IOException {
     ObjectNode d = JsonNodeFactory.instance.objectNode();
-    d.put("model_hash", modelHash);
+    d.put("model_hash", modelHash());
     d.put("inputs_hash", inputsHash);
     d.put("x1", x1);
     d.put("x2", x2);
@@ -146,9 +155,14 @@ public record TileSet(
     d.put("dtype", dtype.typeName());
     d.put("tile", tileSize);
     d.put("tiles", plan().size());
-    d.set("model", new ObjectMapper().readTree(modelJson));
+    d.set("model", new ObjectMapper().readTree(model.json()));
     byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
     BeamFiles.writeAtomically(resource(DESCRIPTION), channel -> channel.write(ByteBuffer.wrap(bytes)));
+  }
+
+  /** The model's hash ({@link Model#hash}), which the set's tiles carry. */
+  public String modelHash() {
+    return model.hash();
   }
 
   /** Whether this is the kernel of x1 with itself. */
@@ -204,7 +218,7 @@ public record TileSet(
 
   /** The metadata a tile of this set carries. */
   public TileMetadata metadata(TileKey key) {
-    return new TileMetadata(key, modelHash, inputsHash, dtype, KERNEL_NAMES);
+    return new TileMetadata(key, modelHash(), inputsHash, dtype, KERNEL_NAMES);
   }
 
   /** What is on disk for one tile. */
@@ -276,6 +290,10 @@ public record TileSet(
   }
 
   private static String sha256(String file) throws IOException {
+    ResourceId resource = BeamFiles.file(file);
+    if (resource.getScheme().equals("file")) { // a local input the command line has read and hashed
+      return FileHashes.sha256(Path.of(file));
+    }
     MessageDigest digest = digest();
     byte[] buffer = new byte[1 << 16];
     try (InputStream in = Channels.newInputStream(BeamFiles.openSeekable(BeamFiles.file(file)))) {
@@ -299,7 +317,7 @@ public record TileSet(
   @Override
   public String toString() {
     return "TileSet[" + directory + ", " + n1 + "x" + n2 + ", tile " + tileSize + ", " + dtype.typeName()
-        + ", features " + Arrays.toString(featureShape) + ", model " + modelHash + ", inputs "
+        + ", features " + Arrays.toString(featureShape) + ", model " + modelHash() + ", inputs "
         + inputsHash + "]";
   }
 

@@ -28,7 +28,7 @@ class TileComputerTest {
       try {
         List<Future<?>> tasks = new ArrayList<>();
         for (int t = 0; t < 3; t++) {
-          TileComputer computer = new TileComputer(Fixtures.MODEL, new long[] {d}, dtype, Backend.CPU, 100);
+          TileComputer computer = new TileComputer(dev.ntk.kernels.Model.parse(Fixtures.MODEL), new long[] {d}, dtype, Backend.CPU, 100);
           computer.setup();
           tasks.add(pool.submit(() -> {
             Random rr;

@@ -1,0 +1,94 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.ObjectInputStream;
+import java.io.ObjectOutputStream;
+import java.util.EnumSet;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** The model value: one parse per text and JVM, its JSON as its serialized form, and the per-JVM plan cache. */
+class ModelTest {
+  /** A model text no other test parses: {@code W_std} is unique to this test. */
+  private static String model(double wStd) {
+    return "{\"serial\": [{\"Dense\": {\"out_dim\": 8, \"W_std\": " + wStd + ", \"b_std\": 0.05}}, {\"Erf\": {}},"
+        + " {\"Dense\": {\"out_dim\": 1}}]}";
+  }
+
+  @Test
+  void jsonRoundTripKeepsTheHash() {
+    Model m = Model.parse(model(1.3125));
+    Model again = Model.parse(m.json());
+    assertEquals(m.hash(), again.hash());
+    assertEquals(m.json(), again.json());
+    assertEquals(ModelSpec.hash(m.layer()), m.hash()); // the hash tile files have always carried
+    assertEquals(m.hash(), Model.of(ModelSpec.parse(m.json())).hash());
+    assertNotEquals(m.hash(), Model.parse(model(1.3126)).hash());
+  }
+
+  @Test
+  void aTextIsParsedOncePerJvm() {
+    String text = model(1.40625);
+    long before = Model.parses();
+    Model first = Model.parse(text);
+    assertEquals(before + 1, Model.parses());
+    Model second = Model.parse(text);
+    Model canonical = Model.parse(first.json());
+    assertEquals(before + 1, Model.parses(), "the same text, or its canonical JSON, is not parsed again");
+    assertSame(first, second);
+    assertSame(first, canonical);
+  }
+
+  @Test
+  void serializedAsItsJsonAndNotParsedAgainWhenRead() throws IOException, ClassNotFoundException {
+    Model m = Model.parse(model(1.453125));
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+      out.writeObject(m);
+    }
+    // the layer tree is not written: the form is the canonical JSON
+    assertTrue(bytes.size() < m.json().length() + 200, "serialized size " + bytes.size());
+    long before = Model.parses();
+    Model read;
+    try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
+      read = (Model) in.readObject();
+    }
+    assertEquals(before, Model.parses());
+    assertEquals(m, read);
+    assertEquals(m.hash(), read.hash());
+    assertSame(m.layer(), read.layer());
+  }
+
+  @Test
+  void planCacheReturnsOnePlanPerKey() {
+    Model m = Model.parse(model(1.5625));
+    Shape shape = new Shape(3);
+    Set<Get> both = EnumSet.allOf(Get.class);
+    Plan plan = m.plan(shape, DataType.FLOAT64, both);
+    assertSame(plan, m.plan(new Shape(3), DataType.FLOAT64, EnumSet.of(Get.NTK, Get.NNGP)));
+    assertSame(plan, Model.parse(m.json()).plan(shape, DataType.FLOAT64, both), "keyed by the hash, not the object");
+    assertNotSame(plan, Model.parse(model(1.578125)).plan(shape, DataType.FLOAT64, both), "another model");
+    assertNotSame(plan, m.plan(new Shape(4), DataType.FLOAT64, both), "another example shape");
+    assertNotSame(plan, m.plan(shape, DataType.FLOAT32, both), "another dtype");
+    assertNotSame(plan, m.plan(shape, DataType.FLOAT64, EnumSet.of(Get.NNGP)), "other kernels");
+    assertEquals(EnumSet.of(Get.NNGP), m.plan(shape, DataType.FLOAT64, EnumSet.of(Get.NNGP)).requirements().gets());
+  }
+
+  @Test
+  void aBadModelNamesTheLayer() {
+    ModelException e = assertThrows(ModelException.class,
+        () -> Model.parse("{\"serial\": [{\"Dense\": {\"out_dim\": 0}}]}"));
+    assertTrue(e.getMessage().contains("serial[0].Dense"), e.getMessage());
+  }
+}

@@ -1,0 +1,62 @@
+package dev.ntk.pipelines;
+
+import dev.ntk.kernels.engine.Backend;
+import picocli.CommandLine.Option;
+
+/** Options every command that computes kernels takes. */
+final class CommonOptions extends JobOptions {
+  @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
+      description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
+          + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
+  Backend backend;
+
+  @Option(names = "--tile", paramLabel = "ROWS|auto",
+      description = "Rows of x1 and x2 per tile; any value works with any N. kernel: auto (default), "
+          + "tiles as large as --max-tile-bytes and the model's work per entry allow; predict: "
+          + DEFAULT_TILE + " (default; auto means " + DEFAULT_TILE + ").")
+  String tileOption;
+
+  static final int DEFAULT_TILE = 256;
+
+  @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
+      description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
+          + "--tile is reduced until a tile fits. Without a runner, a job whose kernels each fit "
+          + "one such tile runs in-process.")
+  long maxTileBytes;
+
+  /** Whether the tile size is {@code auto} (given, or not given). */
+  boolean autoTile() {
+    return tileOption == null || tileOption.trim().equalsIgnoreCase("auto");
+  }
+
+  /** The rows per tile: {@code --tile N}, or {@value #DEFAULT_TILE} for {@code auto}. */
+  int tile() {
+    if (autoTile()) {
+      return DEFAULT_TILE;
+    }
+    try {
+      return Integer.parseInt(tileOption.trim());
+    } catch (NumberFormatException e) {
+      throw new UsageException("--tile must be a number of rows or auto, got " + tileOption);
+    }
+  }
+
+  /**
+   * Whether no runner, parallelism, Beam option or tile size (other than {@code auto}) was
+   * named: then a job whose kernels fit one tile runs in-process.
+   */
+  boolean pipelineUnasked() {
+    return runnerUnasked() && autoTile();
+  }
+
+  @Override
+  void check() {
+    if (tile() < 1) {
+      throw new UsageException("--tile must be at least 1, got " + tile());
+    }
+    if (maxTileBytes < 1) {
+      throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
+    }
+    super.check();
+  }
+}

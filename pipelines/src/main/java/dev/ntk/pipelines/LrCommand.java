@@ -1,0 +1,60 @@
+package dev.ntk.pipelines;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.predict.Predict;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.OptionalLong;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code ntk lr}: the largest learning rate at which gradient descent on MSE converges. */
+@Command(name = "lr", mixinStandardHelpOptions = true,
+    description = "Prints the largest learning rate for which gradient descent on MSE converges: "
+        + "2 N K / (largest eigenvalue of the train NTK).")
+final class LrCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
+  Path model;
+
+  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
+  Path xTrain;
+
+  @Option(names = "--y-train", paramLabel = "Y.npy",
+      description = "Training targets (N,) or (N, K), for K (default: K = 1).")
+  Path yTrain;
+
+  @Override
+  public Integer call() throws IOException {
+    Layer layer = InputChecks.model(model).layer();
+    NpyArray x = InputChecks.inputs("--x-train", xTrain);
+    InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
+    int n = (int) x.shape()[0];
+    int outputs = yTrain == null ? 1 : InputChecks.targets("--y-train", yTrain, n).data().length / n;
+    double lr;
+    try (NDManager m = Tensors.newManager()) {
+      NDArray xs = Tensors.create(m, x.data(), new Shape(x.shape()), DataType.FLOAT64);
+      NDArray ntk = layer.kernelFn().apply(xs).ntk();
+      double[] values = Tensors.toDoubles(ntk);
+      OptionalLong bad = Npy.firstNonFinite(values);
+      if (bad.isPresent()) { // stops as kernel does, naming the entry and the layer
+        throw InProcessKernel.nonFinite(layer, x, null, NpyDType.FLOAT64, "ntk", bad.getAsLong(),
+            values[Math.toIntExact(bad.getAsLong())], n);
+      }
+      lr = Predict.maxLearningRate(ntk, outputs, 0.0);
+    }
+    spec.commandLine().getOut().println(lr);
+    return 0;
+  }
+}

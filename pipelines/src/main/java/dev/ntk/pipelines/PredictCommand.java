@@ -1,0 +1,256 @@
+package dev.ntk.pipelines;
+
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Model;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.predict.Loss;
+import dev.ntk.transforms.PredictSettings;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import org.apache.beam.sdk.options.PipelineOptions;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code ntk predict}: the infinite network's predictions on test inputs, trained on the given targets. */
+@Command(name = "predict", mixinStandardHelpOptions = true,
+    description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
+final class PredictCommand extends BeamArgs implements Callable<Integer> {
+  @Mixin CommonOptions options;
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
+  Path model;
+
+  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
+  Path xTrain;
+
+  @Option(names = "--y-train", required = true, paramLabel = "Y.npy", description = "Training targets (N,) or (N, K).")
+  Path yTrain;
+
+  @Option(names = "--x-test", required = true, paramLabel = "XT.npy", description = "Test inputs.")
+  Path xTest;
+
+  @Option(names = "--get", paramLabel = "KERNEL", defaultValue = "ntk",
+      description = "ntk (default: the trained infinite ensemble) or nngp (the Bayesian posterior).")
+  Get get;
+
+  @Option(names = "--t", paramLabel = "T[,T...]", defaultValue = "inf",
+      description = "Training times, comma-separated (default inf: exact inference); with several, "
+          + "outputs gain a leading time axis.")
+  String t;
+
+  @Option(names = "--loss", paramLabel = "LOSS", defaultValue = "mse",
+      description = "mse (default, closed form) or cross-entropy (integrated as an ODE).")
+  String loss;
+
+  @Option(names = "--momentum", paramLabel = "MASS", defaultValue = "0",
+      description = "Mass m of the second-order dynamics m f'' + f' = -lr Θ ∇L (default 0: none; "
+          + "closed form with mse, else integrated as an ODE).")
+  double momentum;
+
+  @Option(names = "--fx-train-0", paramLabel = "F.npy",
+      description = "Initial train outputs of one network, shaped as --y-train (default zeros).")
+  Path fxTrain0;
+
+  @Option(names = "--fx-test-0", paramLabel = "F.npy",
+      description = "Initial test outputs of one network, (N_test, K) (default zeros).")
+  Path fxTest0;
+
+  @Option(names = "--nll", description = "Also write the marginal negative log-likelihood of the targets (nll.npy).")
+  boolean nll;
+
+  @Option(names = "--diag-reg", paramLabel = "R", defaultValue = "1e-4",
+      description = "Diagonal regularizer, relative to the mean diagonal (default 1e-4).")
+  double diagReg;
+
+  @Option(names = "--compute-cov", description = "Also write the predictive covariance.")
+  boolean computeCov;
+
+  @Option(names = "--learning-rate", paramLabel = "LR", defaultValue = "1.0",
+      description = "Learning rate of gradient descent (used with a finite --t).")
+  double learningRate;
+
+  @Option(names = "--max-steps", paramLabel = "STEPS", defaultValue = "1000000",
+      description = "Solver steps an ODE integration (--loss other than mse) may take before it stops "
+          + "with exit 2, naming the time it reached (default 1000000).")
+  long maxSteps;
+
+  @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
+  Path out;
+
+  @Override
+  public Integer call() throws IOException {
+    options.beamArgs = unmatched;
+    options.check();
+    double[] times = times(t);
+    Model parsed = InputChecks.model(model);
+    Layer layer = parsed.layer();
+    NpyArray train = InputChecks.inputs("--x-train", xTrain);
+    NpyArray test = InputChecks.inputs("--x-test", xTest);
+    InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
+    NpyArray y = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
+    if (fxTrain0 != null) {
+      InputChecks.like("--fx-train-0", fxTrain0, y.shape());
+    }
+    if (fxTest0 != null) {
+      long[] shape = y.shape().clone();
+      shape[0] = test.shape()[0];
+      InputChecks.like("--fx-test-0", fxTest0, shape);
+    }
+    PredictSettings settings;
+    try {
+      settings = new PredictSettings(get, diagReg, times, learningRate, loss, momentum,
+          fxTrain0 == null ? null : fxTrain0.toAbsolutePath().toString(),
+          fxTest0 == null ? null : fxTest0.toAbsolutePath().toString(), nll, maxSteps);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage().replace("diag_reg", "--diag-reg").replace("max_steps", "--max-steps")
+          .replace("learning_rate", "--learning-rate").replace("times t", "--t"));
+    }
+    if (computeCov) {
+      List<String> conflicts = new ArrayList<>();
+      if (fxTrain0 != null) {
+        conflicts.add("--fx-train-0");
+      }
+      if (fxTest0 != null) {
+        conflicts.add("--fx-test-0");
+      }
+      if (momentum > 0) {
+        conflicts.add("--momentum " + momentum);
+      }
+      if (Loss.of(loss) != Loss.MSE) {
+        conflicts.add("--loss " + loss);
+      }
+      if (!conflicts.isEmpty()) {
+        throw new UsageException("--compute-cov is the infinite ensemble's covariance under MSE "
+            + "gradient descent from zero outputs: it cannot be used with " + String.join(", ", conflicts));
+      }
+    }
+    long n = train.shape()[0];
+    long m = test.shape()[0];
+    long k = y.data().length / n;
+    long bytes = options.dtype.bytes()
+        * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
+    Backend backend = options.backend.resolve();
+    long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
+    boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
+        computeCov, options.dtype, backend, options.maxTileBytes);
+    int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
+        InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
+        options.dtype.bytes(), backend);
+    if (tile < options.tile()) {
+      spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
+          options.tile(), options.maxTileBytes);
+    }
+    PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
+    PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
+    List<String> results = new ArrayList<>(List.of("mean.npy"));
+    if (computeCov) {
+      results.add("cov.npy");
+    }
+    if (nll) {
+      results.add("nll.npy");
+    }
+    JobReport report;
+    try (Outputs outputs = Outputs.open(out, "predict", bytes);
+        Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
+            ? Ntk.progress.integration() : () -> {}) {
+      PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
+          tile, options.dtype, outputs.directory()).withBackend(options.backend);
+      report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
+          staging -> inProcess
+              ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
+                  computeCov, options.dtype, backend).run(staging, log), -1, -1, -1)
+              : job.run(pipelineOptions, staging, Ntk.progress));
+    }
+    Path mean = out.resolve("mean.npy");
+    Path cov = out.resolve("cov.npy");
+    Path nllFile = out.resolve("nll.npy");
+    spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
+        + "fit one tile of --max-tile-bytes each; --runner DirectRunner runs the pipeline): %.1f s",
+        report.seconds()) : report);
+    print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
+    if (nll) {
+      spec.commandLine().getOut().println("wrote " + nllFile + " " + Ntk.describe(nllFile) + ": "
+          + Npy.read(nllFile).data()[0]);
+    }
+    return 0;
+  }
+
+
+  /** The times of {@code --t}: comma-separated numbers or inf. */
+  static double[] times(String list) {
+    String[] parts = list.split(",", -1);
+    double[] times = new double[parts.length];
+    for (int i = 0; i < parts.length; i++) {
+      String value = parts[i].trim().toLowerCase(Locale.ROOT);
+      if (value.equals("inf") || value.equals("infinity")) {
+        times[i] = Double.POSITIVE_INFINITY;
+        continue;
+      }
+      try {
+        times[i] = Double.parseDouble(parts[i].trim());
+      } catch (NumberFormatException e) {
+        throw new UsageException("--t must be comma-separated numbers or inf, got \"" + parts[i].trim() + "\"");
+      }
+      if (!(times[i] >= 0)) {
+        throw new UsageException("--t must be non-negative numbers or inf, got " + parts[i].trim());
+      }
+    }
+    return times;
+  }
+
+  private static void print(PrintWriter w, Path meanFile, Path covFile, int times) throws IOException {
+    NpyArray mean = Npy.read(meanFile);
+    w.println("wrote " + meanFile + " " + Ntk.describe(meanFile));
+    NpyArray cov = null;
+    if (covFile != null) {
+      cov = Npy.read(covFile);
+      w.println("wrote " + covFile + " " + Ntk.describe(covFile));
+    }
+    if (times > 1) {
+      w.println("  (" + times + " times: the table shows the last)");
+      int perMean = mean.data().length / times;
+      long[] meanShape = java.util.Arrays.copyOfRange(mean.shape(), 1, mean.shape().length);
+      mean = new NpyArray(meanShape, mean.dtype(),
+          java.util.Arrays.copyOfRange(mean.data(), perMean * (times - 1), perMean * times));
+      if (cov != null) {
+        int perCov = cov.data().length / times;
+        cov = new NpyArray(new long[] {cov.shape()[1], cov.shape()[2]}, cov.dtype(),
+            java.util.Arrays.copyOfRange(cov.data(), perCov * (times - 1), perCov * times));
+      }
+    }
+    int m = (int) mean.shape()[0];
+    int k = mean.data().length / m;
+    int shown = Math.min(m, 20);
+    StringBuilder header = new StringBuilder("    i");
+    for (int j = 0; j < k; j++) {
+      header.append(k == 1 ? "  mean" : "  mean[" + j + "]");
+    }
+    w.println(header.append(cov == null ? "" : "  variance"));
+    for (int i = 0; i < shown; i++) {
+      StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%5d", i));
+      for (int j = 0; j < k; j++) {
+        line.append(String.format(Locale.ROOT, "  %.6g", mean.data()[i * k + j]));
+      }
+      if (cov != null) {
+        line.append(String.format(Locale.ROOT, "  %.6g", cov.data()[i * m + i]));
+      }
+      w.println(line);
+    }
+    if (shown < m) {
+      w.println("  ... (" + (m - shown) + " more test points in " + meanFile + ")");
+    }
+  }
+}
