@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
@@ -133,6 +134,37 @@ public final class Branching {
     }
 
     @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      Jvp step = new Jvp(inputs, inputTangents);
+      for (int i = 0; i < layers.size(); i++) {
+        step = layers.get(i).jvp(params.child(i), paramTangents.child(i), step.outputs(), step.tangents());
+      }
+      return step;
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      List<Vjp> steps = new ArrayList<>();
+      List<NDArray> xs = inputs;
+      for (int i = 0; i < layers.size(); i++) {
+        // Only the first layer's input cotangents may be unwanted; the others feed the layer before.
+        Vjp step = layers.get(i).vjp(params.child(i), xs, i > 0 || inputCotangents);
+        steps.add(step);
+        xs = step.outputs();
+      }
+      return new Vjp(xs, (dys, tape) -> {
+        Params[] grads = new Params[layers.size()];
+        List<NDArray> d = dys;
+        for (int i = layers.size() - 1; i >= 0; i--) {
+          Cotangents c = steps.get(i).pullback().pull(d, tape);
+          grads[i] = c.params();
+          d = c.inputs();
+        }
+        return new Cotangents(Params.ofChildren(List.of(grads)), inputCotangents ? d : List.of());
+      });
+    }
+
+    @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
       List<List<Boolean>> full = outputsFull(context.outputsFull(), context.inputs());
       List<Spec> specs = context.inputs();
@@ -208,6 +240,43 @@ public final class Branching {
     }
 
     @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      List<NDArray> out = new ArrayList<>();
+      List<NDArray> tangents = new ArrayList<>();
+      for (int i = 0; i < layers.size(); i++) {
+        Jvp branch = layers.get(i).jvp(params.child(i), paramTangents.child(i), List.of(inputs.get(i)),
+            List.of(inputTangents.get(i)));
+        out.addAll(branch.outputs());
+        tangents.addAll(branch.tangents());
+      }
+      return new Jvp(out, tangents);
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      List<Vjp> branches = new ArrayList<>();
+      List<NDArray> out = new ArrayList<>();
+      for (int i = 0; i < layers.size(); i++) {
+        Vjp branch = layers.get(i).vjp(params.child(i), List.of(inputs.get(i)), inputCotangents);
+        branches.add(branch);
+        out.addAll(branch.outputs());
+      }
+      return new Vjp(out, (dys, tape) -> {
+        List<Params> grads = new ArrayList<>();
+        List<NDArray> dx = new ArrayList<>();
+        int at = 0;
+        for (Vjp branch : branches) {
+          int n = branch.outputs().size();
+          Cotangents c = branch.pullback().pull(dys.subList(at, at + n), tape);
+          at += n;
+          grads.add(c.params());
+          dx.addAll(c.inputs());
+        }
+        return new Cotangents(Params.ofChildren(grads), dx);
+      });
+    }
+
+    @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
       List<List<Boolean>> full = split(context.outputsFull(), context.inputs());
       List<KernelExpr> out = new ArrayList<>();
@@ -276,6 +345,25 @@ public final class Branching {
     }
 
     @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      return new Jvp(apply(params, inputs), Collections.nCopies(num, inputTangents.get(0)));
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      return new Vjp(apply(params, inputs), (dys, tape) -> {
+        if (!inputCotangents) {
+          return new Cotangents(Params.EMPTY, List.of());
+        }
+        NDArray sum = dys.get(0);
+        for (NDArray d : dys.subList(1, dys.size())) {
+          sum = sum.add(d);
+        }
+        return new Cotangents(Params.EMPTY, List.of(sum));
+      });
+    }
+
+    @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
       return Collections.nCopies(num, inputs.get(0));
     }
@@ -316,6 +404,25 @@ public final class Branching {
 
     abstract NDArray combine(List<NDArray> inputs);
 
+    /** The input cotangents for the output cotangent {@code dy}. */
+    abstract List<NDArray> backward(List<NDArray> inputs, NDArray dy);
+
+    /** The output's tangent; {@link #combine} of the tangents for the linear fan-ins. */
+    NDArray tangent(List<NDArray> inputs, List<NDArray> inputTangents) {
+      return combine(inputTangents);
+    }
+
+    @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      return new Jvp(apply(params, inputs), List.of(tangent(inputs, inputTangents)));
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      return new Vjp(apply(params, inputs), (dys, tape) -> new Cotangents(Params.EMPTY,
+          inputCotangents ? backward(inputs, dys.get(0)) : List.of()));
+    }
+
     /** The kernel whose every term is {@code combine} of the inputs' terms, in order. */
     static KernelExpr entrywise(List<KernelExpr> inputs, BinaryOperator<Expr> combine) {
       KernelExpr k = inputs.get(0);
@@ -348,6 +455,11 @@ public final class Branching {
     }
 
     @Override
+    List<NDArray> backward(List<NDArray> inputs, NDArray dy) {
+      return Collections.nCopies(inputs.size(), dy);
+    }
+
+    @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
       return List.of(entrywise(inputs, Expr::plus));
     }
@@ -374,6 +486,36 @@ public final class Branching {
         prod = prod.mul(x);
       }
       return prod;
+    }
+
+    /** {@code prod_{j != i} x_j}. */
+    private static NDArray others(List<NDArray> inputs, int i) {
+      NDArray prod = null;
+      for (int j = 0; j < inputs.size(); j++) {
+        if (j != i) {
+          prod = prod == null ? inputs.get(j) : prod.mul(inputs.get(j));
+        }
+      }
+      return prod;
+    }
+
+    @Override
+    NDArray tangent(List<NDArray> inputs, List<NDArray> inputTangents) {
+      NDArray sum = null;
+      for (int i = 0; i < inputs.size(); i++) {
+        NDArray term = inputTangents.get(i).mul(others(inputs, i));
+        sum = sum == null ? term : sum.add(term);
+      }
+      return sum;
+    }
+
+    @Override
+    List<NDArray> backward(List<NDArray> inputs, NDArray dy) {
+      List<NDArray> dx = new ArrayList<>();
+      for (int i = 0; i < inputs.size(); i++) {
+        dx.add(dy.mul(others(inputs, i)));
+      }
+      return dx;
     }
 
     @Override
@@ -420,6 +562,18 @@ public final class Branching {
     @Override
     NDArray combine(List<NDArray> inputs) {
       return NDArrays.concat(new NDList(inputs.toArray(new NDArray[0])), -1);
+    }
+
+    @Override
+    List<NDArray> backward(List<NDArray> inputs, NDArray dy) {
+      List<NDArray> dx = new ArrayList<>();
+      long at = 0;
+      for (NDArray x : inputs) {
+        long c = x.getShape().get(x.getShape().dimension() - 1);
+        dx.add(dy.get(new NDIndex("..., " + at + ":" + (at + c))));
+        at += c;
+      }
+      return dx;
     }
 
     @Override

@@ -190,9 +190,10 @@ public final class Convolutional {
       return geometry.windows(input, path, name(), "filter_shape");
     }
 
-    /** The finite layer's convolution, without scaling or bias. */
-    NDArray convolve(NDArray x, NDArray w) {
-      return FiniteConv.conv(x, w, geometry.strides(), geometry.padding());
+    /** The finite layer's convolution of inputs like {@code x} with filters like {@code w}, without scaling or bias. */
+    FiniteConv.Correlation correlation(NDArray x, NDArray w) {
+      return FiniteConv.Correlation.conv(x.getShape(), x.getDataType(), w.getShape(), geometry.strides(),
+          geometry.padding());
     }
 
     @Override
@@ -222,7 +223,20 @@ public final class Convolutional {
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      return affine.output(convolve(x, w), params, w.getShape().size() / outChan);
+      return affine.output(correlation(x, w).apply(x, w), params, w.getShape().size() / outChan);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      NDArray w = params.array(0);
+      return affine.tangent(correlation(x, w), params, paramTangents, x, dx, w.getShape().size() / outChan);
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      NDArray w = params.array(0);
+      return affine.backward(correlation(x, w), params, x, dy, w.getShape().size() / outChan, tape,
+          inputCotangent);
     }
 
     @Override
@@ -277,8 +291,9 @@ public final class Convolutional {
     }
 
     @Override
-    NDArray convolve(NDArray x, NDArray w) {
-      return FiniteConv.convTranspose(x, w, geometry.strides(), geometry.padding());
+    FiniteConv.Correlation correlation(NDArray x, NDArray w) {
+      return FiniteConv.Correlation.convTranspose(x.getShape(), x.getDataType(), w.getShape(), geometry.strides(),
+          geometry.padding());
     }
   }
 
@@ -317,6 +332,17 @@ public final class Convolutional {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return FiniteConv.pool(x, geometry.window(), geometry.strides(), geometry.padding(), average, normalizeEdges);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return apply(params, dx);
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> FiniteConv.poolBackward(dy, x.getShape(), geometry.window(), geometry.strides(),
+          geometry.padding(), average, normalizeEdges), inputCotangent);
     }
 
     @Override
@@ -374,6 +400,27 @@ public final class Convolutional {
         axes[k] = k + 1;
       }
       return average ? x.mean(axes) : x.sum(axes);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return apply(params, dx);
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> {
+        Shape s = x.getShape();
+        long[] dims = new long[s.dimension()];
+        java.util.Arrays.fill(dims, 1);
+        dims[0] = s.get(0);
+        dims[dims.length - 1] = s.get(s.dimension() - 1);
+        double pixels = (double) s.size() / (dims[0] * dims[dims.length - 1]);
+        try (NDArray spread = dy.reshape(new Shape(dims))) {
+          NDArray each = spread.broadcast(s);
+          return average ? Tensors.mul(each, 1 / pixels) : each;
+        }
+      }, inputCotangent);
     }
 
     @Override

@@ -196,6 +196,30 @@ public final class Elementwise {
     /** {@code E[f(u)^2]} for a variance {@code v}: the pair rule where both values coincide. */
     abstract Expr diagonal(Expr v);
 
+    /**
+     * {@code f'(x)}, entry-wise, from the same description as {@link #apply}: the layer's
+     * derivatives are {@code f'(x) dx} (forward) and {@code f'(x) dy} (backward). At a kink the
+     * value is JAX's for the same function written with {@code jax.nn}: {@code relu'(0) = 0}
+     * (so every {@code ABRelu} has derivative 0 at 0), {@code sign'(x) = 0}.
+     */
+    abstract NDArray derivative(NDArray x);
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      try (NDArray d = derivative(x)) {
+        return d.mul(dx);
+      }
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> {
+        try (NDArray d = derivative(x)) {
+          return d.mul(dy);
+        }
+      }, inputCotangent);
+    }
+
     @Override
     protected final KernelExpr rule(KernelExpr k, RuleContext context) {
       if (!k.isFull()) {
@@ -249,6 +273,13 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray derivative(NDArray x) {
+      NDArray pos = x.gt(0.0).toType(x.getDataType(), false);
+      NDArray neg = x.lt(0.0).toType(x.getDataType(), false);
+      return Tensors.mul(pos, b).add(Tensors.mul(neg, a));
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       double mean = (a * a + b * b) / 2;
       double factor = (a - b) * (a - b) / (2 * Math.PI);
@@ -284,6 +315,13 @@ public final class Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return Tensors.add(Tensors.mul(Tensors.mul(x, b).erf(), a), c);
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      // a b 2 / sqrt(pi) exp(-(b x)^2)
+      NDArray bx = Tensors.mul(x, b);
+      return Tensors.mul(bx.mul(bx).neg().exp(), a * b * 2 / Math.sqrt(Math.PI));
     }
 
     @Override
@@ -334,6 +372,22 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray derivative(NDArray x) {
+      if (approximate) {
+        // 1/2 (1 + tanh u) + x/2 (1 - tanh^2 u) u', u = sqrt(2/pi) (x + 0.044715 x^3)
+        double c = Math.sqrt(2 / Math.PI);
+        NDArray t = Tensors.mul(x.add(Tensors.mul(x.pow(3), 0.044715)), c).tanh();
+        NDArray du = Tensors.mul(Tensors.add(Tensors.mul(x.mul(x), 3 * 0.044715), 1.0), c);
+        NDArray sech2 = Tensors.add(t.mul(t).neg(), 1.0);
+        return Tensors.mul(Tensors.add(t, 1.0), 0.5).add(Tensors.mul(x.mul(sech2).mul(du), 0.5));
+      }
+      // Phi(x) + x phi(x)
+      NDArray cdf = Tensors.mul(Tensors.add(Tensors.mul(x, 1 / Math.sqrt(2)).erf(), 1.0), 0.5);
+      NDArray pdf = Tensors.mul(Tensors.mul(x.mul(x), -0.5).exp(), 1 / Math.sqrt(2 * Math.PI));
+      return cdf.add(x.mul(pdf));
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr s12 = v1.plus(1).times(v2.plus(1));
       Expr d2 = s12.minus(k.times(k)).max(0);
@@ -379,6 +433,11 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray derivative(NDArray x) {
+      return Tensors.mul(Tensors.add(Tensors.mul(x, b), c).cos(), a * b);
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       double b2 = b * b;
       Expr half = v1.plus(v2).times(0.5);
@@ -408,6 +467,12 @@ public final class Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return Tensors.mul(Tensors.add(Tensors.mul(x, Math.sqrt(2 * gamma)), Math.PI / 4).sin(), Math.sqrt(2));
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      double w = Math.sqrt(2 * gamma);
+      return Tensors.mul(Tensors.add(Tensors.mul(x, w), Math.PI / 4).cos(), Math.sqrt(2) * w);
     }
 
     @Override
@@ -442,6 +507,11 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray derivative(NDArray x) {
+      return Tensors.mul(Tensors.mul(x, b).exp(), a * b);
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr nngp = v1.plus(v2).times(0.5).plus(k).times(b * b).exp().times(a * a);
       return new Expr[] {nngp, nngp.times(b * b)};
@@ -466,6 +536,11 @@ public final class Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return x.sign();
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      return Tensors.mul(x, 0.0);
     }
 
     @Override
@@ -499,6 +574,11 @@ public final class Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return Tensors.mul(Tensors.mul(x.mul(x), b).exp(), a);
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      return Tensors.mul(Tensors.mul(x.mul(x), b).exp().mul(x), 2 * a * b);
     }
 
     @Override
@@ -603,6 +683,17 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray derivative(NDArray x) {
+      if (degree == 0) {
+        return Tensors.mul(x, 0.0);
+      }
+      if (degree == 1) {
+        return x.gt(0.0).toType(x.getDataType(), false);
+      }
+      return Tensors.mul(Tensors.max(x, 0.0).pow(degree - 1), degree);
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
       Expr psi = sine.atan2(k).times(-1).plus(Math.PI);
@@ -649,6 +740,14 @@ public final class Elementwise {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return degree == 0 ? Tensors.add(Tensors.mul(x, 0.0), 1.0) : x.pow(degree);
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      if (degree == 0) {
+        return Tensors.mul(x, 0.0);
+      }
+      return degree == 1 ? Tensors.add(Tensors.mul(x, 0.0), 1.0) : Tensors.mul(x.pow(degree - 1), degree);
     }
 
     @Override
@@ -717,6 +816,15 @@ public final class Elementwise {
       NDArray sum = Tensors.mul(x, 0.0);
       for (int k = coef.length - 1; k >= 0; k--) {
         sum = Tensors.add(sum.mul(x), coef[k]);
+      }
+      return sum;
+    }
+
+    @Override
+    NDArray derivative(NDArray x) {
+      NDArray sum = Tensors.mul(x, 0.0);
+      for (int k = coef.length - 1; k >= 1; k--) {
+        sum = Tensors.add(sum.mul(x), k * coef[k]);
       }
       return sum;
     }

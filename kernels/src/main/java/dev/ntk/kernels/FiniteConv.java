@@ -128,16 +128,7 @@ final class FiniteConv {
    * C_out)}: {@code (N, out..., C_out)} in {@code x}'s dtype and manager. No scaling, no bias.
    */
   static NDArray conv(NDArray x, NDArray w, int[] strides, Padding padding) {
-    Layout in = Layout.of(x, "conv input");
-    int[] filter = filterShape(w, in);
-    int[] out = outputShape(in.spatial, filter, strides, padding);
-    int[] low = padLow(in.spatial, filter, strides, padding);
-    AxisMap[] maps = new AxisMap[in.spatial.length];
-    for (int d = 0; d < maps.length; d++) {
-      maps[d] = AxisMap.window(in.spatial[d], out[d], filter[d], strides[d], low[d],
-          padding == Padding.CIRCULAR);
-    }
-    return correlate(x, w, in, maps);
+    return Correlation.conv(x.getShape(), x.getDataType(), w.getShape(), strides, padding).apply(x, w);
   }
 
   /**
@@ -146,32 +137,8 @@ final class FiniteConv {
    * comment): {@code (N, transposeOutputShape(...)..., C_out)}. No scaling, no bias.
    */
   static NDArray convTranspose(NDArray x, NDArray w, int[] strides, Padding padding) {
-    Layout in = Layout.of(x, "conv_transpose input");
-    int[] filter = filterShape(w, in);
-    checkGeometry(in.spatial, filter, strides);
-    Padding applied = padding == Padding.CIRCULAR ? Padding.VALID : padding;
-    int[] full = transposeOutputShape(in.spatial, filter, strides, applied);
-    AxisMap[] maps = new AxisMap[in.spatial.length];
-    for (int d = 0; d < maps.length; d++) {
-      maps[d] = AxisMap.dilated(in.spatial[d], full[d], filter[d], strides[d],
-          transposePadLow(filter[d], strides[d], applied));
-    }
-    NDArray z = correlate(x, w, in, maps);
-    if (padding != Padding.CIRCULAR) {
-      return z;
-    }
-    // Fold the VALID result onto in * s outputs, summing every position congruent modulo in * s.
-    Layout full3 = Layout.of(z, "conv_transpose result");
-    int[] target = transposeOutputShape(in.spatial, filter, strides, Padding.SAME);
-    AxisMap[] folds = new AxisMap[target.length];
-    for (int d = 0; d < folds.length; d++) {
-      folds[d] = AxisMap.fold(full[d], target[d]);
-    }
-    double[] folded = gatherSum(Tensors.toDoubles(z), full3, folds, null);
-    NDArray result = Tensors.create(x.getManager(), folded,
-        shapeOf(in.n, target, full3.c), x.getDataType());
-    z.close();
-    return result;
+    return Correlation.convTranspose(x.getShape(), x.getDataType(), w.getShape(), strides, padding)
+        .apply(x, w);
   }
 
   /** The padding before the dilated input of a transposed convolution, as {@code lax}. */
@@ -183,13 +150,233 @@ final class FiniteConv {
   }
 
   /**
+   * A convolution or transposed convolution for one input shape and filter shape, as a gather of
+   * input pixels: {@code z = fold(patches(x) W)}, with {@code patches(x)} the patch matrix {@code
+   * (N prod(out), prod(f) C_in)}, {@code W} the filter reshaped to {@code (prod(f) C_in, C_out)} and
+   * {@code fold} the identity except for a {@code CIRCULAR} transposed convolution. Besides the
+   * forward pass it gives the two transposes that the layers' derivatives need: to the input
+   * ({@link #backwardInput}) and to the filter ({@link #backwardFilter}), and the patch matrix and
+   * unfolded cotangent from which structured derivatives form their grams.
+   */
+  static final class Correlation implements Linear.Product {
+    private final Layout in;
+    private final AxisMap[] maps;
+    private final int[] table;
+    /** The output's spatial shape before the fold. */
+    private final int[] out;
+    /** The fold of a {@code CIRCULAR} transposed convolution, or null. */
+    private final AxisMap[] folds;
+    private final int[] folded;
+    private final long[] filterDims;
+
+    private Correlation(Layout in, AxisMap[] maps, AxisMap[] folds, Shape w) {
+      this.in = in;
+      this.maps = maps;
+      this.table = sourceTable(in.spatial, maps);
+      this.out = outShape(maps);
+      this.folds = folds;
+      this.folded = folds == null ? out : outShape(folds);
+      this.filterDims = w.getShape();
+    }
+
+    /** A convolution of inputs of shape {@code x} with filters of shape {@code w}. */
+    static Correlation conv(Shape x, DataType dtype, Shape w, int[] strides, Padding padding) {
+      Layout in = Layout.of(x, dtype, "conv input");
+      int[] filter = filterShape(w, in);
+      int[] out = outputShape(in.spatial, filter, strides, padding);
+      int[] low = padLow(in.spatial, filter, strides, padding);
+      AxisMap[] maps = new AxisMap[in.spatial.length];
+      for (int d = 0; d < maps.length; d++) {
+        maps[d] = AxisMap.window(in.spatial[d], out[d], filter[d], strides[d], low[d],
+            padding == Padding.CIRCULAR);
+      }
+      return new Correlation(in, maps, null, w);
+    }
+
+    /** A transposed convolution of inputs of shape {@code x} with filters of shape {@code w}. */
+    static Correlation convTranspose(Shape x, DataType dtype, Shape w, int[] strides, Padding padding) {
+      Layout in = Layout.of(x, dtype, "conv_transpose input");
+      int[] filter = filterShape(w, in);
+      checkGeometry(in.spatial, filter, strides);
+      Padding applied = padding == Padding.CIRCULAR ? Padding.VALID : padding;
+      int[] full = transposeOutputShape(in.spatial, filter, strides, applied);
+      AxisMap[] maps = new AxisMap[in.spatial.length];
+      for (int d = 0; d < maps.length; d++) {
+        maps[d] = AxisMap.dilated(in.spatial[d], full[d], filter[d], strides[d],
+            transposePadLow(filter[d], strides[d], applied));
+      }
+      AxisMap[] folds = null;
+      if (padding == Padding.CIRCULAR) {
+        // Fold the VALID result onto in * s outputs, summing every position congruent modulo in * s.
+        int[] target = transposeOutputShape(in.spatial, filter, strides, Padding.SAME);
+        folds = new AxisMap[target.length];
+        for (int d = 0; d < folds.length; d++) {
+          folds[d] = AxisMap.fold(full[d], target[d]);
+        }
+      }
+      return new Correlation(in, maps, folds, w);
+    }
+
+    /** The number of output positions before the fold: the rows of the patch matrix per example. */
+    @Override
+    public int positions() {
+      return product(out);
+    }
+
+    private int taps() {
+      return tapCount(maps);
+    }
+
+    private int outChannels() {
+      return Math.toIntExact(filterDims[filterDims.length - 1]);
+    }
+
+    /** The patch matrix {@code (N prod(out), prod(f) C_in)} of {@code x}: row {@code (n, p)} holds what output {@code p} reads. */
+    @Override
+    public NDArray patches(NDArray x) {
+      int taps = taps();
+      int positions = positions();
+      double[] xs = Tensors.toDoubles(x);
+      int c = in.c;
+      int inPositions = product(in.spatial);
+      long patchSize = (long) in.n * positions * taps * c;
+      if (patchSize > Integer.MAX_VALUE - 8) {
+        throw new IllegalArgumentException("the patch matrix would have " + patchSize
+            + " entries; use a smaller batch");
+      }
+      double[] patches = new double[(int) patchSize];
+      for (int n = 0; n < in.n; n++) {
+        for (int p = 0; p < positions; p++) {
+          int row = (n * positions + p) * taps * c;
+          for (int a = 0; a < taps; a++) {
+            int src = table[p * taps + a];
+            if (src >= 0) {
+              System.arraycopy(xs, (n * inPositions + src) * c, patches, row + a * c, c);
+            }
+          }
+        }
+      }
+      return Tensors.create(x.getManager(), patches, new Shape((long) in.n * positions, (long) taps * c),
+          x.getDataType());
+    }
+
+    /** {@code fold(patches(x) W)}: {@code (N, out..., C_out)}. */
+    @Override
+    public NDArray apply(NDArray x, NDArray w) {
+      if (w.getDataType() != x.getDataType()) {
+        throw new IllegalArgumentException("the filter is " + w.getDataType() + " but the input is "
+            + x.getDataType());
+      }
+      try (NDArray patchMatrix = patches(x);
+          NDArray filter = w.reshape((long) taps() * in.c, outChannels())) {
+        NDArray z = patchMatrix.matMul(filter);
+        NDArray shaped = z.reshape(shapeOf(in.n, out, outChannels()));
+        if (shaped != z) {
+          z.close();
+        }
+        if (folds == null) {
+          return shaped;
+        }
+        Layout full = new Layout(in.n, out, outChannels());
+        double[] sums = gatherSum(Tensors.toDoubles(shaped), full, folds);
+        shaped.close();
+        return Tensors.create(x.getManager(), sums, shapeOf(in.n, folded, outChannels()), x.getDataType());
+      }
+    }
+
+    /**
+     * The cotangent {@code dz} {@code (N, out..., C_out)} of the output carried back through the
+     * fold: the cotangent of {@code patches(x) W}, {@code (N prod(out), C_out)}.
+     */
+    @Override
+    public NDArray unfold(NDArray dz) {
+      long rows = (long) in.n * positions();
+      if (folds == null) {
+        return dz.reshape(rows, outChannels());
+      }
+      Layout full = new Layout(in.n, out, outChannels());
+      double[] g = scatterSum(Tensors.toDoubles(dz), full, folds, null);
+      return Tensors.create(dz.getManager(), g, new Shape(rows, outChannels()), dz.getDataType());
+    }
+
+    /** The input cotangent for output cotangent {@code dz}: the transpose of {@code x -> apply(x, w)}. */
+    @Override
+    public NDArray backwardInput(NDArray dz, NDArray w) {
+      int taps = taps();
+      int positions = positions();
+      int c = in.c;
+      double[] dp;
+      try (NDArray g = unfold(dz);
+          NDArray filter = w.reshape((long) taps * c, outChannels());
+          NDArray filterT = filter.transpose();
+          NDArray patchCotangent = g.matMul(filterT)) {
+        dp = Tensors.toDoubles(patchCotangent);
+      }
+      int inPositions = product(in.spatial);
+      double[] dx = new double[in.n * inPositions * c];
+      for (int n = 0; n < in.n; n++) {
+        for (int p = 0; p < positions; p++) {
+          int row = (n * positions + p) * taps * c;
+          for (int a = 0; a < taps; a++) {
+            int src = table[p * taps + a];
+            if (src < 0) {
+              continue;
+            }
+            int to = (n * inPositions + src) * c;
+            int from = row + a * c;
+            for (int ch = 0; ch < c; ch++) {
+              dx[to + ch] += dp[from + ch];
+            }
+          }
+        }
+      }
+      return Tensors.create(dz.getManager(), dx, shapeOf(in.n, in.spatial, c), dz.getDataType());
+    }
+
+    /** The filter cotangent for input {@code x} and output cotangent {@code dz}: {@code patches(x)^T unfold(dz)}. */
+    @Override
+    public NDArray backwardFilter(NDArray x, NDArray dz) {
+      try (NDArray patchMatrix = patches(x);
+          NDArray patchT = patchMatrix.transpose();
+          NDArray g = unfold(dz);
+          NDArray dw = patchT.matMul(g)) {
+        return dw.reshape(new Shape(filterDims));
+      }
+    }
+  }
+
+  /**
    * Sum pooling ({@code average == false}) or average pooling of {@code x} {@code (N, in..., C)}
    * over windows: {@code (N, out..., C)}. {@code normalizeEdges} (average only) divides by the
    * number of window pixels inside the image instead of the window size.
    */
   static NDArray pool(NDArray x, int[] window, int[] strides, Padding padding, boolean average,
       boolean normalizeEdges) {
-    Layout in = Layout.of(x, "pool input");
+    Layout in = Layout.of(x.getShape(), x.getDataType(), "pool input");
+    AxisMap[] maps = poolMaps(in, window, strides, padding);
+    double[] divisors = poolDivisors(in, maps, window, average, normalizeEdges);
+    double[] sums = gatherSum(Tensors.toDoubles(x), in, maps);
+    int c = in.c;
+    for (int i = 0; i < sums.length; i++) {
+      sums[i] /= divisors[(i / c) % divisors.length];
+    }
+    return Tensors.create(x.getManager(), sums, shapeOf(in.n, outShape(maps), in.c), x.getDataType());
+  }
+
+  /**
+   * The input cotangent of {@link #pool} on inputs of shape {@code x} for the output cotangent
+   * {@code dy}: each output's cotangent, divided as the output was, added to the pixels it read.
+   */
+  static NDArray poolBackward(NDArray dy, Shape x, int[] window, int[] strides, Padding padding,
+      boolean average, boolean normalizeEdges) {
+    Layout in = Layout.of(x, dy.getDataType(), "pool input");
+    AxisMap[] maps = poolMaps(in, window, strides, padding);
+    double[] divisors = poolDivisors(in, maps, window, average, normalizeEdges);
+    double[] dx = scatterSum(Tensors.toDoubles(dy), in, maps, divisors);
+    return Tensors.create(dy.getManager(), dx, x, dy.getDataType());
+  }
+
+  private static AxisMap[] poolMaps(Layout in, int[] window, int[] strides, Padding padding) {
     if (window.length != in.spatial.length) {
       throw new IllegalArgumentException("window " + Arrays.toString(window) + " has "
           + window.length + " axes, but the input has " + in.spatial.length + " spatial axes");
@@ -201,68 +388,65 @@ final class FiniteConv {
       maps[d] = AxisMap.window(in.spatial[d], out[d], window[d], strides[d], low[d],
           padding == Padding.CIRCULAR);
     }
-    int[] counts = average ? new int[product(out)] : null;
-    double[] sums = gatherSum(Tensors.toDoubles(x), in, maps, counts);
-    if (average) {
-      int windowSize = product(window);
-      int c = in.c;
-      for (int i = 0; i < sums.length; i++) {
-        int p = (i / c) % counts.length;
-        sums[i] /= normalizeEdges ? counts[p] : windowSize;
-      }
-    }
-    return Tensors.create(x.getManager(), sums, shapeOf(in.n, out, in.c), x.getDataType());
+    return maps;
   }
 
-  /** {@code sum_{a, c} x[n, src(p, a), c] w[a, c, o]}, as one matMul of the patch matrix. */
-  private static NDArray correlate(NDArray x, NDArray w, Layout in, AxisMap[] maps) {
-    if (w.getDataType() != x.getDataType()) {
-      throw new IllegalArgumentException("the filter is " + w.getDataType() + " but the input is "
-          + x.getDataType());
+  /** What each output position of a pool divides its sum by: 1, the window size, or its pixels inside the image. */
+  private static double[] poolDivisors(Layout in, AxisMap[] maps, int[] window, boolean average,
+      boolean normalizeEdges) {
+    int positions = product(outShape(maps));
+    double[] divisors = new double[positions];
+    Arrays.fill(divisors, average ? product(window) : 1);
+    if (average && normalizeEdges) {
+      int[] table = sourceTable(in.spatial, maps);
+      int taps = tapCount(maps);
+      for (int p = 0; p < positions; p++) {
+        int k = 0;
+        for (int a = 0; a < taps; a++) {
+          if (table[p * taps + a] >= 0) {
+            k++;
+          }
+        }
+        divisors[p] = k;
+      }
     }
+    return divisors;
+  }
+
+  /**
+   * The transpose of {@link #gatherSum}: {@code ys} holds a value per output position and channel;
+   * each, divided by {@code divisors[p]} (if not null), is added to every input pixel its position
+   * reads. Returns the input-shaped sums.
+   */
+  private static double[] scatterSum(double[] ys, Layout in, AxisMap[] maps, double[] divisors) {
     int[] out = outShape(maps);
     int taps = tapCount(maps);
     int positions = product(out);
     int[] table = sourceTable(in.spatial, maps);
-    double[] xs = Tensors.toDoubles(x);
     int c = in.c;
     int inPositions = product(in.spatial);
-    long patchSize = (long) in.n * positions * taps * c;
-    if (patchSize > Integer.MAX_VALUE - 8) {
-      throw new IllegalArgumentException("the patch matrix would have " + patchSize
-          + " entries; use a smaller batch");
-    }
-    double[] patches = new double[(int) patchSize];
+    double[] xs = new double[in.n * inPositions * c];
     for (int n = 0; n < in.n; n++) {
       for (int p = 0; p < positions; p++) {
-        int row = (n * positions + p) * taps * c;
+        int from = (n * positions + p) * c;
+        double scale = divisors == null ? 1 : 1 / divisors[p];
         for (int a = 0; a < taps; a++) {
           int src = table[p * taps + a];
-          if (src >= 0) {
-            System.arraycopy(xs, (n * inPositions + src) * c, patches, row + a * c, c);
+          if (src < 0) {
+            continue;
+          }
+          int to = (n * inPositions + src) * c;
+          for (int ch = 0; ch < c; ch++) {
+            xs[to + ch] += ys[from + ch] * scale;
           }
         }
       }
     }
-    int cOut = (int) w.getShape().get(w.getShape().dimension() - 1);
-    NDManager manager = x.getManager();
-    try (NDArray patchMatrix = Tensors.create(manager, patches,
-            new Shape((long) in.n * positions, (long) taps * c), x.getDataType());
-        NDArray filter = w.reshape((long) taps * c, cOut)) {
-      NDArray z = patchMatrix.matMul(filter);
-      NDArray shaped = z.reshape(shapeOf(in.n, out, cOut));
-      if (shaped != z) {
-        z.close();
-      }
-      return shaped;
-    }
+    return xs;
   }
 
-  /**
-   * {@code sum_a x[n, src(p, a), c]} for every output position {@code p}; {@code counts}, if not
-   * null, receives the number of taps of each position that read a real pixel.
-   */
-  private static double[] gatherSum(double[] xs, Layout in, AxisMap[] maps, int[] counts) {
+  /** {@code sum_a x[n, src(p, a), c]} for every output position {@code p}. */
+  private static double[] gatherSum(double[] xs, Layout in, AxisMap[] maps) {
     int[] out = outShape(maps);
     int taps = tapCount(maps);
     int positions = product(out);
@@ -283,17 +467,6 @@ final class FiniteConv {
             sums[dst + ch] += xs[from + ch];
           }
         }
-      }
-    }
-    if (counts != null) {
-      for (int p = 0; p < positions; p++) {
-        int k = 0;
-        for (int a = 0; a < taps; a++) {
-          if (table[p * taps + a] >= 0) {
-            k++;
-          }
-        }
-        counts[p] = k;
       }
     }
     return sums;
@@ -385,13 +558,11 @@ final class FiniteConv {
 
   /** The batch, spatial shape and channels of an {@code (N, spatial..., C)} array. */
   private record Layout(int n, int[] spatial, int c) {
-    static Layout of(NDArray x, String what) {
-      Shape s = x.getShape();
+    static Layout of(Shape s, DataType dtype, String what) {
       if (s.dimension() < 3 || s.dimension() > 5) {
         throw new IllegalArgumentException(what + " must have shape (N, spatial..., C) with 1 to 3 "
             + "spatial axes, got " + s);
       }
-      DataType dtype = x.getDataType();
       if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT64) {
         throw new IllegalArgumentException(what + " must be float32 or float64, got " + dtype);
       }
@@ -403,8 +574,7 @@ final class FiniteConv {
     }
   }
 
-  private static int[] filterShape(NDArray w, Layout in) {
-    Shape s = w.getShape();
+  private static int[] filterShape(Shape s, Layout in) {
     if (s.dimension() != in.spatial.length + 2) {
       throw new IllegalArgumentException("the filter must have shape (filter..., C_in, C_out) with "
           + in.spatial.length + " spatial axes like the input, got " + s);

@@ -68,6 +68,20 @@ public interface Layer {
   List<NDArray> apply(Params params, List<NDArray> inputs);
 
   /**
+   * The Jacobian-vector product of the finite forward pass: the outputs of {@link #apply} and
+   * their tangents along {@code paramTangents} (shaped as {@code params}) and {@code
+   * inputTangents} (shaped as {@code inputs}). Written beside each layer's {@code apply}.
+   */
+  Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents);
+
+  /**
+   * The vector-Jacobian product of the finite forward pass: runs it once and returns its outputs
+   * with the pullback from output cotangents to parameter cotangents (shaped as {@code params})
+   * and, if {@code inputCotangents}, input cotangents. Written beside each layer's {@code apply}.
+   */
+  Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents);
+
+  /**
    * The infinite-width translation rule, NNGP and NTK together, as entry-wise expressions. It runs
    * once, when a plan is compiled, after the requirements pass has checked the inputs: {@code
    * context} holds the specs the pass found.

@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
 import dev.ntk.kernels.engine.Expr;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -27,6 +28,70 @@ public final class Linear {
       return name().toLowerCase(Locale.ROOT);
     }
   }
+
+  /**
+   * The bilinear product {@code z = x W} of an affine layer (a matrix product for {@link Dense},
+   * a convolution for {@link Convolutional.Conv}), with the transposes its derivatives need.
+   * Each output position {@code p} of example {@code n} is {@code X[n, p] W} for a patch {@code
+   * X[n, p]} of the input ({@link #patches}), possibly followed by a fold of the positions ({@link
+   * #unfold} carries a cotangent back through it).
+   */
+  interface Product {
+    /** {@code x W}. */
+    NDArray apply(NDArray x, NDArray w);
+
+    /** The input cotangent for the output cotangent {@code dz}. */
+    NDArray backwardInput(NDArray dz, NDArray w);
+
+    /** The weight cotangent for input {@code x} and output cotangent {@code dz}. */
+    NDArray backwardFilter(NDArray x, NDArray dz);
+
+    /** The patches {@code (N P, fan_in)}. */
+    NDArray patches(NDArray x);
+
+    /** The cotangent of the patch products {@code (N P, out)} for the output cotangent {@code dz}. */
+    NDArray unfold(NDArray dz);
+
+    /** {@code P}, the output positions per example before any fold. */
+    int positions();
+  }
+
+  /** {@code Dense}'s product: a matrix product, one position per example. */
+  static final Product MATRIX = new Product() {
+    @Override
+    public NDArray apply(NDArray x, NDArray w) {
+      return x.matMul(w);
+    }
+
+    @Override
+    public NDArray backwardInput(NDArray dz, NDArray w) {
+      try (NDArray wt = w.transpose()) {
+        return dz.matMul(wt);
+      }
+    }
+
+    @Override
+    public NDArray backwardFilter(NDArray x, NDArray dz) {
+      try (NDArray xt = x.transpose()) {
+        return xt.matMul(dz);
+      }
+    }
+
+    @Override
+    public NDArray patches(NDArray x) {
+      return x;
+    }
+
+    @Override
+    public NDArray unfold(NDArray dz) {
+      return dz;
+    }
+
+    @Override
+    public int positions() {
+      return 1;
+    }
+  };
 
   /**
    * How an affine layer ({@link Dense}, {@link Convolutional.Conv}, {@link
@@ -62,14 +127,80 @@ public final class Linear {
       return b == null ? Params.of(w) : Params.of(w, b);
     }
 
-    /** The layer's output from its product {@code z} with the raw weights of {@code params}. */
+    /** {@code s}: the factor of the product {@code z = x W} in the output. */
+    double weightScale(long fanIn) {
+      return parameterization == Parameterization.NTK ? wStd / Math.sqrt(fanIn) : 1.0;
+    }
+
+    /** {@code beta}: the factor of the raw bias in the output. */
+    double biasScale() {
+      return parameterization == Parameterization.NTK ? bStd : 1.0;
+    }
+
+    /** The layer's output {@code s z + beta b} from its product {@code z} with the raw weights of {@code params}. */
     NDArray output(NDArray z, Params params, long fanIn) {
       boolean hasBias = params.arrays().size() > 1;
-      if (parameterization == Parameterization.NTK) {
-        NDArray scaled = Tensors.mul(z, wStd / Math.sqrt(fanIn));
-        return hasBias ? scaled.add(Tensors.mul(params.array(1), bStd)) : scaled;
+      double s = weightScale(fanIn);
+      NDArray scaled = s == 1.0 ? z : Tensors.mul(z, s);
+      if (!hasBias) {
+        return scaled;
       }
-      return hasBias ? z.add(params.array(1)) : z;
+      double beta = biasScale();
+      return scaled.add(beta == 1.0 ? params.array(1) : Tensors.mul(params.array(1), beta));
+    }
+
+    /**
+     * The output's tangent: the output is linear in {@code (z, b)} and {@code z = x W} bilinear,
+     * so it is {@link #output} of {@code x dW + dx W} with the bias tangent.
+     */
+    NDArray tangent(Product product, Params params, Params paramTangents, NDArray x, NDArray dx, long fanIn) {
+      NDArray w = params.array(0);
+      try (NDArray a = product.apply(dx, w);
+          NDArray b = product.apply(x, paramTangents.array(0))) {
+        return output(a.add(b), paramTangents, fanIn);
+      }
+    }
+
+    /**
+     * The backward pass: {@code dz = s dy}; weights {@code product^T(x, dz)}, bias {@code beta
+     * sum dy}, input {@code product^T(dz, W)}; with a tape, the factors instead of the weight and
+     * bias cotangents.
+     */
+    Cotangents backward(Product product, Params params, NDArray x, NDArray dy, long fanIn, AffineTape tape,
+        boolean inputCotangent) {
+      NDArray w = params.array(0);
+      boolean hasBias = params.arrays().size() > 1;
+      NDArray dz = Tensors.mul(dy, weightScale(fanIn));
+      List<NDArray> dx = inputCotangent ? List.of(product.backwardInput(dz, w)) : List.of();
+      if (tape != null) {
+        NDArray biasFactor = null;
+        if (hasBias) {
+          int rank = dy.getShape().dimension();
+          biasFactor = rank == 2 ? Tensors.mul(dy, biasScale()) : Tensors.mul(dy.sum(middleAxes(rank)), biasScale());
+        }
+        tape.record(new AffineTape.Factors(() -> product.patches(x), product.positions(), product.unfold(dz),
+            biasFactor));
+        return new Cotangents(Params.EMPTY, dx);
+      }
+      NDArray dw = product.backwardFilter(x, dz);
+      if (!hasBias) {
+        return new Cotangents(Params.of(dw), dx);
+      }
+      int rank = dy.getShape().dimension();
+      int[] axes = new int[rank - 1];
+      for (int k = 0; k < axes.length; k++) {
+        axes[k] = k;
+      }
+      return new Cotangents(Params.of(dw, Tensors.mul(dy.sum(axes), biasScale())), dx);
+    }
+
+    /** The axes strictly between the batch and the channel axis. */
+    private static int[] middleAxes(int rank) {
+      int[] axes = new int[rank - 2];
+      for (int k = 0; k < axes.length; k++) {
+        axes[k] = k + 1;
+      }
+      return axes;
     }
 
     /** The output kernel from {@code a}, the input kernel already mapped by the layer's {@code A}. */
@@ -152,6 +283,16 @@ public final class Linear {
     }
 
     @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return affine.tangent(MATRIX, params, paramTangents, x, dx, params.array(0).getShape().get(0));
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return affine.backward(MATRIX, params, x, dy, params.array(0).getShape().get(0), tape, inputCotangent);
+    }
+
+    @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
       return affine.rule(k, context.input(0).channels());
     }
@@ -175,6 +316,16 @@ public final class Linear {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return x.reshape(x.getShape().get(0), -1);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return apply(params, dx);
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> dy.reshape(x.getShape()), inputCotangent);
     }
 
     @Override
@@ -203,6 +354,16 @@ public final class Linear {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return x;
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return dx;
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> dy, inputCotangent);
     }
 
     @Override

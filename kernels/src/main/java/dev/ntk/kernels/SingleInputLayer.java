@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 
 /** Base of the layers that map one activation to one activation. */
 public abstract class SingleInputLayer extends AbstractLayer {
@@ -22,6 +23,20 @@ public abstract class SingleInputLayer extends AbstractLayer {
 
   @Override
   public abstract NDArray apply(Params params, NDArray x);
+
+  /**
+   * The tangent of {@link #apply}'s output along the parameter tangents {@code paramTangents} and
+   * the input tangent {@code dx}.
+   */
+  protected abstract NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx);
+
+  /**
+   * The backward pass: the cotangents of the parameters and, if {@code inputCotangent}, of the
+   * input {@code x}, for the output cotangent {@code dy}; affine layers record their factors on
+   * {@code tape} if it is not null (see {@link Vjp.Pullback#pull}).
+   */
+  protected abstract Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape,
+      boolean inputCotangent);
 
   /** The translation rule on this layer's single input kernel. */
   protected abstract KernelExpr rule(KernelExpr k, RuleContext context);
@@ -43,6 +58,24 @@ public abstract class SingleInputLayer extends AbstractLayer {
   @Override
   public final List<NDArray> apply(Params params, List<NDArray> inputs) {
     return List.of(apply(params, inputs.get(0)));
+  }
+
+  @Override
+  public final Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+    NDArray x = inputs.get(0);
+    return new Jvp(List.of(apply(params, x)), List.of(tangent(params, paramTangents, x, inputTangents.get(0))));
+  }
+
+  @Override
+  public final Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+    NDArray x = inputs.get(0);
+    return new Vjp(List.of(apply(params, x)),
+        (dys, tape) -> backward(params, x, dys.get(0), tape, inputCotangents));
+  }
+
+  /** The cotangents of a layer without parameters whose input cotangent is {@code dx}. */
+  protected static Cotangents inputOnly(Supplier<NDArray> dx, boolean inputCotangent) {
+    return new Cotangents(Params.EMPTY, inputCotangent ? List.of(dx.get()) : List.of());
   }
 
   @Override

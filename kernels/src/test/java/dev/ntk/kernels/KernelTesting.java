@@ -70,4 +70,9 @@ final class KernelTesting {
     }
     return Math.sqrt(s);
   }
+
+  /** The values of {@code a} as doubles, in C order. */
+  static double[] flatten(NDArray a) {
+    return Tensors.toDoubles(a);
+  }
 }
