@@ -1,7 +1,7 @@
 /**
  * File formats of ntk: numpy {@code .npy} arrays for inputs and outputs ({@link dev.ntk.io.Npy},
- * {@link dev.ntk.io.NpyArray}), {@code .npz} archives of them ({@link dev.ntk.io.Npz}) and Arrow IPC kernel tiles ({@link dev.ntk.io.TileFiles}, {@link
- * dev.ntk.io.Tile}).
+ * {@link dev.ntk.io.NpyArray}), {@code .npz} archives of them ({@link dev.ntk.io.Npz}) and Arrow
+ * IPC kernel tiles ({@link dev.ntk.io.TileFiles}, {@link dev.ntk.io.Tile}).
  *
  * <h2>.npy files</h2>
  *
