@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
 import dev.ntk.kernels.engine.Expr;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -60,6 +61,16 @@ public final class Linear {
         b = b == null ? null : Tensors.mul(b, bStd);
       }
       return b == null ? Params.of(w) : Params.of(w, b);
+    }
+
+    /**
+     * The names of the arrays {@link #init} returns: {@code W}, then {@code b} with a bias. Under
+     * NTK parameterization they hold the N(0, 1) draws that {@link #output} scales by {@code
+     * W_std / sqrt(fan_in)} and {@code b_std}; under standard parameterization the weights and
+     * biases themselves, as neural-tangents stores them.
+     */
+    List<String> names() {
+      return bStd == null ? List.of("W") : List.of("W", "b");
     }
 
     /** The layer's output from its product {@code z} with the raw weights of {@code params}. */
@@ -137,6 +148,12 @@ public final class Linear {
             + "shape " + input.shape() + "; put Flatten before it");
       }
       return new Spec(new Shape(outDim), true);
+    }
+
+    /** {@code W} {@code (in, out)}, then {@code b} {@code (out,)} with a bias. */
+    @Override
+    public List<String> parameterNames() {
+      return affine.names();
     }
 
     @Override
