@@ -52,7 +52,7 @@ import picocli.CommandLine.Option;
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
     description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
     subcommands = {Ntk.KernelCommand.class, Ntk.PredictCommand.class, Ntk.LrCommand.class,
-        McCommand.class, TilesCommand.class})
+        McCommand.class, TilesCommand.class, InitCommand.class})
 public final class Ntk implements Runnable {
   /** The runner name of a job computed without a pipeline. */
   static final String IN_PROCESS = "in-process";
