@@ -122,17 +122,18 @@ public final class ParamsFiles {
         + Npy.shapeString(inputShape.getShape()) + ")";
     List<String> missing = new ArrayList<>(expected.keySet());
     missing.removeAll(file.keySet());
+    List<String> names = new ArrayList<>(expected.keySet());
     if (!missing.isEmpty()) {
       throw new ParamsFileException(where, missing.get(0), "missing array " + missing.get(0)
-          + (missing.size() > 1 ? " (and " + (missing.size() - 1) + " more: " + list(missing.subList(1,
-              missing.size())) + ")" : "") + "; the model's parameters are " + list(new ArrayList<>(expected.keySet())));
+          + (missing.size() > 1 ? " (and " + (missing.size() - 1) + " more: "
+              + list(missing.subList(1, missing.size())) + ")" : "") + "; the model's parameters are " + list(names));
     }
     List<String> extra = new ArrayList<>(file.keySet());
     extra.removeAll(expected.keySet());
     if (!extra.isEmpty()) {
       throw new ParamsFileException(where, extra.get(0), "array " + extra.get(0) + " is not a parameter of the model"
           + (extra.size() > 1 ? " (nor " + list(extra.subList(1, extra.size())) + ")" : "")
-          + "; its parameters are " + list(new ArrayList<>(expected.keySet())));
+          + "; its parameters are " + list(names));
     }
     for (Map.Entry<String, NDArray> e : expected.entrySet()) {
       String name = e.getKey();

@@ -241,7 +241,8 @@ public final class Figure1 implements Callable<Integer> {
   private static NpyArray scalarInputs(Path file) throws IOException {
     NpyArray x = Npy.read(file);
     if (x.ndim() != 2 || x.shape()[1] != 1 || x.shape()[0] == 0) {
-      throw new IllegalArgumentException(file + ": Figure 1 needs scalar inputs of shape (N, 1), got " + x.shapeString());
+      throw new IllegalArgumentException(file + ": Figure 1 needs scalar inputs of shape (N, 1), got "
+          + x.shapeString());
     }
     return x;
   }
