@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SeekableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -94,12 +95,19 @@ public final class Npy {
    * directory that is renamed over {@code file}. Creates missing parent directories.
    */
   public static void write(Path file, NpyArray array) throws IOException {
-    AtomicFiles.write(file, tmp -> {
-      try (NpyWriter w = NpyWriter.open(FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
-          StandardOpenOption.WRITE), file.toString(), array.shape(), array.dtype())) {
-        w.write(array.data());
-      }
-    });
+    AtomicFiles.write(file, tmp -> write(FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.WRITE), file.toString(), array));
+  }
+
+  /**
+   * Writes {@code array} as a {@code .npy} file (header and data) to {@code channel}, which it
+   * closes; {@code name} names it in errors. The one writer of whole arrays ({@link #write}, the
+   * entries of {@link Npz}).
+   */
+  static void write(WritableByteChannel channel, String name, NpyArray array) throws IOException {
+    try (NpyWriter w = NpyWriter.open(channel, name, array.shape(), array.dtype())) {
+      w.write(array.data());
+    }
   }
 
   /** The index of the first NaN or infinite value, if any. */

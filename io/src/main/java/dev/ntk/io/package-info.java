@@ -1,13 +1,19 @@
 /**
  * File formats of ntk: numpy {@code .npy} arrays for inputs and outputs ({@link dev.ntk.io.Npy},
- * {@link dev.ntk.io.NpyArray}) and Arrow IPC kernel tiles ({@link dev.ntk.io.TileFiles}, {@link
- * dev.ntk.io.Tile}).
+ * {@link dev.ntk.io.NpyArray}), {@code .npz} archives of them ({@link dev.ntk.io.Npz}) and Arrow
+ * IPC kernel tiles ({@link dev.ntk.io.TileFiles}, {@link dev.ntk.io.Tile}).
  *
  * <h2>.npy files</h2>
  *
  * <p>Little-endian float32 ({@code <f4}) and float64 ({@code <f8}) arrays in C order, format
  * versions 1.0, 2.0 and 3.0; files are written as version 1.0 with the data at a multiple of 64
  * bytes, as numpy does. Values are always held as {@code double[]}.
+ *
+ * <h2>.npz files</h2>
+ *
+ * <p>Zip archives of {@code .npy} entries named {@code <name>.npy} ({@link dev.ntk.io.Npz}), as
+ * {@code np.savez} (stored) and {@code np.savez_compressed} (deflated) write them; both are read
+ * and written. Finite networks' parameters files are such archives.
  *
  * <h2>Kernel tiles</h2>
  *

@@ -209,6 +209,12 @@ public final class Convolutional {
       return f;
     }
 
+    /** {@code W} {@code (*filter_shape, in, out)}, then {@code b} {@code (out,)} with a bias. */
+    @Override
+    public List<String> parameterNames() {
+      return affine.names();
+    }
+
     @Override
     protected Params init(SplittableRandom rng, Spec input, NDManager manager, DataType dtype) {
       long[] dims = new long[geometry.window().length + 2];

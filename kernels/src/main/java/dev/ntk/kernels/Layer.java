@@ -61,6 +61,15 @@ public interface Layer {
     return java.util.Collections.nCopies(inputs.size(), any);
   }
 
+  /**
+   * The names of this layer's own parameter arrays, in the order of {@link Params#arrays()}:
+   * {@code W}, then {@code b} with a bias, for the affine layers; none for the others. A
+   * parameters file names each array {@code <layer path>/<name>} ({@link Params#named}).
+   */
+  default List<String> parameterNames() {
+    return List.of();
+  }
+
   /** Draws the parameters of the finite network; {@code inputs} are the per-example input specs. */
   Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype);
 

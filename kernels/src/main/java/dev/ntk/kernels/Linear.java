@@ -127,6 +127,16 @@ public final class Linear {
       return b == null ? Params.of(w) : Params.of(w, b);
     }
 
+    /**
+     * The names of the arrays {@link #init} returns: {@code W}, then {@code b} with a bias. Under
+     * NTK parameterization they hold the N(0, 1) draws that {@link #output} scales by {@code
+     * W_std / sqrt(fan_in)} and {@code b_std}; under standard parameterization the weights and
+     * biases themselves, as neural-tangents stores them.
+     */
+    List<String> names() {
+      return bStd == null ? List.of("W") : List.of("W", "b");
+    }
+
     /** {@code s}: the factor of the product {@code z = x W} in the output. */
     double weightScale(long fanIn) {
       return parameterization == Parameterization.NTK ? wStd / Math.sqrt(fanIn) : 1.0;
@@ -268,6 +278,12 @@ public final class Linear {
             + "shape " + input.shape() + "; put Flatten before it");
       }
       return new Spec(new Shape(outDim), true);
+    }
+
+    /** {@code W} {@code (in, out)}, then {@code b} {@code (out,)} with a bias. */
+    @Override
+    public List<String> parameterNames() {
+      return affine.names();
     }
 
     @Override

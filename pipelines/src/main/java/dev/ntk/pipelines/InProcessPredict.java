@@ -52,7 +52,7 @@ import java.util.Set;
  * through files: for N = 5,000 training points that was most of a 17 to 33 s run ({@code
  * bench/RESULTS.md}, "Prediction").
  */
-record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
+public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
     boolean computeCov, NpyDType dtype, Backend backend) {
 
   /** The kernels computed between train and train, and between test and train. */
@@ -79,7 +79,7 @@ record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray 
    * Predicts and writes the outputs into {@code out}; returns the seconds it took. With a {@code
    * log}, says how long computing the kernels, solving and writing took.
    */
-  double run(Path out, PrintWriter log) throws IOException {
+  public double run(Path out, PrintWriter log) throws IOException {
     long start = System.nanoTime();
     int n = Math.toIntExact(xTrain.shape()[0]);
     int m = Math.toIntExact(xTest.shape()[0]);
