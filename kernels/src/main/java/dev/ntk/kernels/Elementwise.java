@@ -19,14 +19,17 @@ import dev.ntk.kernels.engine.Expr;
 public final class Elementwise {
   private Elementwise() {}
 
-  public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1));
+  public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1),
+      Argument.bool("do_stabilize", false));
   public static final LayerType LEAKY_RELU = LayerType.of("LeakyRelu", "x for x > 0, alpha x otherwise",
-      a -> new ABRelu(a, a.number("alpha"), 1), Argument.number("alpha", 0.01));
-  public static final LayerType ABS = LayerType.of("Abs", "|x|", a -> new ABRelu(a, -1, 1));
+      a -> new ABRelu(a, a.number("alpha"), 1), Argument.number("alpha", 0.01), Argument.bool("do_stabilize", false));
+  public static final LayerType ABS = LayerType.of("Abs", "|x|", a -> new ABRelu(a, -1, 1),
+      Argument.bool("do_stabilize", false));
   public static final LayerType AB_RELU = LayerType.of("ABRelu", "a x for x < 0, b x for x > 0",
       a -> new ABRelu(a, a.number("a"), a.number("b")),
-      Argument.requiredNumber("a"), Argument.requiredNumber("b"));
-  public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c", Erf::new,
+      Argument.requiredNumber("a"), Argument.requiredNumber("b"), Argument.bool("do_stabilize", false));
+  public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c",
+      a -> new Erf(a, a.number("a"), a.number("b"), a.number("c")),
       Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));
 
   public static final LayerType GELU = LayerType.of("Gelu", "x Phi(x) (the kernel is always exact GELU's)",
@@ -54,9 +57,19 @@ public final class Elementwise {
     return RELU.create();
   }
 
+  /** {@code max(x, 0)}; {@code doStabilize} rescales each kernel entry (see {@link ABRelu}). */
+  public static Layer relu(boolean doStabilize) {
+    return RELU.create(doStabilize);
+  }
+
   /** {@code x} for {@code x > 0}, {@code alpha x} otherwise. */
   public static Layer leakyRelu(double alpha) {
     return LEAKY_RELU.create(alpha);
+  }
+
+  /** {@code x} for {@code x > 0}, {@code alpha x} otherwise; {@code doStabilize} as {@link ABRelu}. */
+  public static Layer leakyRelu(double alpha, boolean doStabilize) {
+    return LEAKY_RELU.create(alpha, doStabilize);
   }
 
   /** {@code |x|}. */
@@ -64,9 +77,22 @@ public final class Elementwise {
     return ABS.create();
   }
 
+  /** {@code |x|}; {@code doStabilize} as {@link ABRelu}. */
+  public static Layer abs(boolean doStabilize) {
+    return ABS.create(doStabilize);
+  }
+
   /** {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}. */
   public static Layer abRelu(double a, double b) {
     return AB_RELU.create(a, b);
+  }
+
+  /**
+   * {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}; {@code doStabilize} computes each
+   * entry on inputs rescaled to at most 1, for kernels whose products would overflow or underflow.
+   */
+  public static Layer abRelu(double a, double b, boolean doStabilize) {
+    return AB_RELU.create(a, b, doStabilize);
   }
 
   /** {@code erf(x)}. */
@@ -166,11 +192,17 @@ public final class Elementwise {
     return r;
   }
 
-  /** {@code x^n} by repeated products ({@code 1} for {@code n = 0}). */
+  /** {@code x^n} by repeated squaring, about {@code 2 log2 n} products ({@code 1} for {@code n = 0}). */
   private static Expr power(Expr x, int n) {
     Expr r = Expr.constant(1);
-    for (int i = 0; i < n; i++) {
-      r = i == 0 ? x : r.times(x);
+    Expr square = x;
+    for (int m = n; m > 0; m >>= 1) {
+      if ((m & 1) == 1) {
+        r = r.times(square);
+      }
+      if (m > 1) {
+        square = square.times(square);
+      }
     }
     return r;
   }
@@ -254,15 +286,25 @@ public final class Elementwise {
    * k^2), k)} (accurate near the diagonal, unlike {@code acos}): {@code nngp' = (a - b)^2 / (2 pi)
    * (sqrt(k11 k22 - k^2) - theta k) + (a^2 + b^2) / 2 k} and {@code E[f' f'] = (a^2 + b^2) / 2 -
    * (a - b)^2 theta / (2 pi)} (Cho and Saul's arc-cosine kernels).
+   *
+   * <p>{@code do_stabilize} (neural-tangents' option for very deep networks) computes each entry on
+   * {@code k / s}, {@code k_11 / s}, {@code k_22 / s} with {@code s = max(k_11, k_22)} (pi/2 where
+   * both are 0) and multiplies the NNGP back by {@code s}: the rule is 1-homogeneous,
+   * so only the rounding changes, and the products {@code k_11 k_22} and {@code k^2} can neither
+   * overflow nor underflow (in float32 they overflow from variances near {@code 1e19}).
+   * neural-tangents divides by one number for the whole batch, {@code max |nngp|}; a per-entry
+   * scale gives the same values and does not depend on how the kernel is cut into tiles.
    */
   public static final class ABRelu extends Nonlinearity {
     private final double a;
     private final double b;
+    private final boolean stabilize;
 
     ABRelu(LayerType.Arguments args, double a, double b) {
       super(args);
       this.a = a;
       this.b = b;
+      this.stabilize = args.bool("do_stabilize");
     }
 
     @Override
@@ -281,6 +323,18 @@ public final class Elementwise {
 
     @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
+      if (!stabilize) {
+        return arcCosine(k, v1, v2);
+      }
+      Expr larger = v1.max(v2);
+      // Any positive scale gives the same value; where both variances are 0 (and so k), pi/2 - atan2(0, 0)
+      // stands in for the 0, and is exactly 0 otherwise (atan2(s, 0) is the double nearest pi/2 for s > 0).
+      Expr scale = larger.max(Expr.constant(Math.PI / 2).minus(larger.atan2(Expr.constant(0))));
+      Expr[] p = arcCosine(k.div(scale), v1.div(scale), v2.div(scale));
+      return new Expr[] {p[0].times(scale), p[1]};
+    }
+
+    private Expr[] arcCosine(Expr k, Expr v1, Expr v2) {
       double mean = (a * a + b * b) / 2;
       double factor = (a - b) * (a - b) / (2 * Math.PI);
       Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
@@ -305,11 +359,11 @@ public final class Elementwise {
     private final double b;
     private final double c;
 
-    Erf(LayerType.Arguments args) {
+    Erf(LayerType.Arguments args, double a, double b, double c) {
       super(args);
-      this.a = args.number("a");
-      this.b = args.number("b");
-      this.c = args.number("c");
+      this.a = a;
+      this.b = b;
+      this.c = c;
     }
 
     @Override

@@ -88,9 +88,19 @@ public final class Stax {
     return Elementwise.relu();
   }
 
+  /** {@link Elementwise#relu(boolean)}: {@code do_stabilize}. */
+  public static Layer relu(boolean doStabilize) {
+    return Elementwise.relu(doStabilize);
+  }
+
   /** {@code x} for {@code x > 0}, {@code alpha x} otherwise. */
   public static Layer leakyRelu(double alpha) {
     return Elementwise.leakyRelu(alpha);
+  }
+
+  /** {@link Elementwise#leakyRelu(double, boolean)}: {@code do_stabilize}. */
+  public static Layer leakyRelu(double alpha, boolean doStabilize) {
+    return Elementwise.leakyRelu(alpha, doStabilize);
   }
 
   /** {@code |x|}. */
@@ -98,9 +108,19 @@ public final class Stax {
     return Elementwise.abs();
   }
 
+  /** {@link Elementwise#abs(boolean)}: {@code do_stabilize}. */
+  public static Layer abs(boolean doStabilize) {
+    return Elementwise.abs(doStabilize);
+  }
+
   /** {@code a x} for {@code x < 0}, {@code b x} for {@code x > 0}. */
   public static Layer abRelu(double a, double b) {
     return Elementwise.abRelu(a, b);
+  }
+
+  /** {@link Elementwise#abRelu(double, double, boolean)}: {@code do_stabilize}. */
+  public static Layer abRelu(double a, double b, boolean doStabilize) {
+    return Elementwise.abRelu(a, b, doStabilize);
   }
 
   /** {@code erf(x)}. */

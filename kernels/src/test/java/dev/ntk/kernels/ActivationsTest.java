@@ -384,6 +384,99 @@ class ActivationsTest {
     }
   }
 
+  static Stream<Arguments> reluFamily() {
+    return Stream.of(
+        Arguments.of("Relu", Stax.relu(), Stax.relu(true)),
+        Arguments.of("LeakyRelu", Stax.leakyRelu(0.1), Stax.leakyRelu(0.1, true)),
+        Arguments.of("Abs", Stax.abs(), Stax.abs(true)),
+        Arguments.of("ABRelu", Stax.abRelu(-0.3, 1.7), Stax.abRelu(-0.3, 1.7, true)));
+  }
+
+  /** {@code in} with its covariances (not its NTK) multiplied by {@code s}. */
+  private static RuleTesting.Input scaled(RuleTesting.Input in, double s) {
+    java.util.function.Function<double[], double[]> times =
+        a -> java.util.Arrays.stream(a).map(v -> v * s).toArray();
+    return new RuleTesting.Input(times.apply(in.nngp()), in.ntk(), times.apply(in.var1()), times.apply(in.var2()),
+        in.n1(), in.n2());
+  }
+
+  /**
+   * {@code do_stabilize}: the values without it, to rounding (the rule is 1-homogeneous), on the
+   * hard inputs and on them scaled by 1e200 and 1e-200, where without it {@code k11 k22} overflows
+   * (NaN) or underflows (a wrong angle). Entry (0, 2), the nearly equal pair, has an angle of 1e-7
+   * known only to the square root of the rounding, so it is compared to 1e-8.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("reluFamily")
+  void doStabilizeChangesOnlyTheRounding(String name, Layer plain, Layer stable) {
+    RuleTesting.Input in = RuleTesting.hardInput(23);
+    Map<String, double[]> want = RuleTesting.run(plain, in);
+    for (double s : new double[] {1, 1e200, 1e-200}) {
+      Map<String, double[]> got = RuleTesting.run(stable, scaled(in, s));
+      for (String term : new String[] {"nngp", "ntk", "var1", "var2"}) {
+        double unit = term.equals("ntk") ? 1 : s;
+        for (int e = 0; e < want.get(term).length; e++) {
+          double w = want.get(term)[e];
+          double tolerance = term.startsWith("var") || e != 2 ? 1e-13 : 1e-8;
+          assertEquals(w, got.get(term)[e] / unit, tolerance * Math.abs(w) + 1e-300,
+              name + " scaled by " + s + " " + term + " entry " + e);
+        }
+      }
+    }
+    double[] overflow = RuleTesting.run(plain, scaled(in, 1e200)).get("nngp");
+    assertTrue(java.util.Arrays.stream(overflow).anyMatch(v -> !Double.isFinite(v)), "without do_stabilize 1e200 "
+        + "overflows");
+    double[] underflow = RuleTesting.run(plain, scaled(in, 1e-200)).get("nngp");
+    assertTrue(KernelTesting.relativeError(java.util.Arrays.stream(underflow).map(v -> v / 1e-200).toArray(),
+        want.get("nngp")) > 1e-3, "without do_stabilize 1e-200 underflows");
+  }
+
+  /**
+   * A float32 network whose variances reach 1e24 (the products of two overflow): with {@code
+   * do_stabilize} its kernels are 1e24 times those of the same network with {@code W_std = 1} in
+   * the first layer (every layer is 1-homogeneous, there is no bias), on both backends, x2 given
+   * and absent; without it they are not finite.
+   */
+  @Test
+  void doStabilizeKeepsFloat32KernelsOfLargeVariancesFinite() {
+    double w = 1e12;
+    java.util.function.BiFunction<Double, Boolean, Layer> model = (wStd, stable) -> Stax.serial(
+        Stax.dense(8, wStd, null), Stax.relu(stable), Stax.dense(8, 1.0, null), Stax.abs(stable),
+        Stax.dense(8, 1.1, null), Stax.leakyRelu(0.2, stable), Stax.dense(8, 0.9, null),
+        Stax.abRelu(-0.5, 1.5, stable), Stax.dense(2));
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 401).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 402).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      for (NDArray other : new NDArray[] {null, x2}) {
+        Kernel unit = model.apply(1.0, false).kernelFn().withBackend(backend).apply(x1, other);
+        Kernel large = model.apply(w, true).kernelFn().withBackend(backend).apply(x1, other);
+        String where = backend + (other == null ? " x1 only " : " x1, x2 ");
+        for (Get g : Get.values()) {
+          double[] want = java.util.Arrays.stream(Tensors.toDoubles(unit.get(g))).map(v -> v * w * w).toArray();
+          double err = KernelTesting.relativeError(Tensors.toDoubles(large.get(g)), want);
+          assertTrue(err < 1e-5, where + g + ": " + err);
+        }
+        double[] plain = Tensors.toDoubles(model.apply(w, false).kernelFn().withBackend(backend).apply(x1, other)
+            .nngp());
+        assertTrue(java.util.Arrays.stream(plain).anyMatch(v -> !Double.isFinite(v)), where + "without do_stabilize");
+      }
+    }
+  }
+
+  @Test
+  void modelFilesReadDoStabilize() {
+    assertEquals("{\"Relu\":{\"do_stabilize\":true}}",
+        ModelSpec.toJson(ModelSpec.parse("{\"Relu\": {\"do_stabilize\": true}}")).replace(" ", ""));
+    assertEquals("{\"ABRelu\":{\"a\":-1.0,\"b\":2.0,\"do_stabilize\":false}}",
+        ModelSpec.toJson(Stax.abRelu(-1, 2)).replace(" ", ""));
+    assertEquals(ModelSpec.toJson(Stax.leakyRelu(0.3, true)),
+        ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {\"alpha\": 0.3, \"do_stabilize\": true}}")));
+    assertEquals(ModelSpec.toJson(Stax.abs(true)),
+        ModelSpec.toJson(ModelSpec.parse("{\"Abs\": {\"do_stabilize\": true}}")));
+    assertPathError("serial[1].Relu", """
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Relu": {"do_stabilize": 1}}]}""");
+  }
+
   private static void assertPathError(String path, String model) {
     ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class,
         () -> ModelSpec.parse(model).kernelFn().apply(KernelTesting.randomInputs(manager, 2, 3, 1), null));
