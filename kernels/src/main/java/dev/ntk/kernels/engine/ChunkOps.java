@@ -56,6 +56,21 @@ interface ChunkOps<A> {
   /** {@code out[oo + k] = a[..] * b[..] + c[..]} with one rounding, the operands masked as in {@link #apply}. */
   void fma(A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo, int length);
 
+  /** {@code out[oo + k] = a[..] > 0 ? b[..] : c[..]}, the operands masked as in {@link #apply}. */
+  void select(A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo, int length);
+
+  /** {@code op}, an operation of three operands ({@link Expr.Op#ternary}): {@link #fma} or {@link #select}. */
+  default void ternary(Expr.Op op, A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo,
+      int length) {
+    if (op == Expr.Op.FMA) {
+      fma(a, ao, am, b, bo, bm, c, co, cm, out, oo, length);
+    } else if (op == Expr.Op.SELECT) {
+      select(a, ao, am, b, bo, bm, c, co, cm, out, oo, length);
+    } else {
+      throw new IllegalArgumentException(op + " does not take three operands");
+    }
+  }
+
   /**
    * {@code y[yo + t] += w * x[xo + t * step]} for {@code t < length}: one run of a pixel map's
    * multiply-adds ({@link PixelMap}).

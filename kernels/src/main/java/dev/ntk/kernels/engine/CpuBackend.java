@@ -267,8 +267,8 @@ public final class CpuBackend<A> {
       int n = e.domain() == Expr.Domain.ROW ? n1 : n2;
       A result = ops.allocate(n);
       Expr b = e.b() == null ? e.a() : e.b();
-      if (e.op() == Expr.Op.FMA) {
-        ops.fma(vector(e.a(), values, inputs, n), 0, mask(e.a()), vector(b, values, inputs, n), 0, mask(b),
+      if (e.op().ternary()) {
+        ops.ternary(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()), vector(b, values, inputs, n), 0, mask(b),
             vector(e.c(), values, inputs, n), 0, mask(e.c()), result, 0, n);
       } else {
         ops.apply(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()),
@@ -549,8 +549,8 @@ public final class CpuBackend<A> {
         A b = (A) arrays[1][s];
         int ao = offset(sources[0][s], rowBase, j0);
         int bo = offset(sources[1][s], rowBase, j0);
-        if (opcodes[s] == Expr.Op.FMA) {
-          ops.fma(a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), (A) arrays[2][s],
+        if (opcodes[s].ternary()) {
+          ops.ternary(opcodes[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), (A) arrays[2][s],
               offset(sources[2][s], rowBase, j0), mask(sources[2][s]), targets[s], 0, len);
         } else {
           ops.apply(opcodes[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), targets[s], 0, len);

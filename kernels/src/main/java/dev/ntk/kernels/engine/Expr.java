@@ -69,8 +69,26 @@ public final class Expr {
     /** The error function: no {@code VectorOperators} form, so its lanes are {@link VectorMath#erf}. */
     ERF(SpecialFunctions::erf, () -> VectorMath.ERF,
         "dev.ntk.kernels.engine.VectorMath.erf(%1$s)", "Erf"),
+    /** The complementary error function {@code 1 - erf}, accurate relative to itself in the far tail. */
+    ERFC(SpecialFunctions::erfc, () -> VectorMath.ERFC,
+        "dev.ntk.kernels.engine.VectorMath.erfc(%1$s)", "Erfc"),
+    TANH(Math::tanh, () -> VectorOperators.TANH,
+        "%1$s.lanewise(VectorOperators.TANH)", "Tanh"),
+    ATAN(Math::atan, () -> VectorOperators.ATAN,
+        "%1$s.lanewise(VectorOperators.ATAN)", "Atan"),
+    /** {@code a^b}; {@link #pow(int)} builds it with an integer constant exponent. */
+    POW(Math::pow, () -> VectorOperators.POW,
+        "%1$s.lanewise(VectorOperators.POW, %2$s)", "Pow"),
+    /** {@link Math#signum}: -1, 1, or the operand itself (zeros, NaN). */
+    SIGN(Math::signum, () -> VectorMath.SIGN,
+        "dev.ntk.kernels.engine.VectorMath.sign(%1$s)", "Sign"),
     /** {@code a * b + c} with one rounding: built by {@link #plus} from a product. */
     FMA,
+    /**
+     * {@code a > 0 ? b : c} (a NaN {@code a} selects {@code c}), built by {@link #select}: the
+     * operand not selected does not reach the result, even where it is infinite or NaN.
+     */
+    SELECT,
     /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
     DIAGONAL,
     /** The {@code FULL} block {@code [p, q] = v[p]} of a {@link Layout.Kind#DIAG} one. */
@@ -116,6 +134,11 @@ public final class Expr {
     /** Whether the operation mixes the entries of a pixel block (not entry-wise). */
     public boolean structural() {
       return ordinal() >= DIAGONAL.ordinal();
+    }
+
+    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}). */
+    public boolean ternary() {
+      return this == FMA || this == SELECT;
     }
 
     /** Whether the operation takes two operands. */
@@ -298,7 +321,7 @@ public final class Expr {
     return b;
   }
 
-  /** The third operand of {@link Op#FMA}, or null. */
+  /** The third operand of {@link Op#FMA} or {@link Op#SELECT}, or null. */
   public Expr c() {
     return c;
   }
@@ -473,6 +496,42 @@ public final class Expr {
     return unary(Op.ABS);
   }
 
+  /** {@code 1 - erf(this)}, accurate relative to itself in the far tail. */
+  public Expr erfc() {
+    return unary(Op.ERFC);
+  }
+
+  public Expr tanh() {
+    return unary(Op.TANH);
+  }
+
+  public Expr atan() {
+    return unary(Op.ATAN);
+  }
+
+  /** {@code -1}, {@code 1}, or this where it is a zero or NaN. */
+  public Expr sign() {
+    return unary(Op.SIGN);
+  }
+
+  /** {@code this^n} for an integer {@code n}: {@code 1} for {@code n = 0}, this for {@code n = 1}. */
+  public Expr pow(int n) {
+    return n == 0 ? constant(1) : n == 1 ? this : binary(Op.POW, this, constant(n));
+  }
+
+  /**
+   * {@code this > 0 ? ifPositive : otherwise} entry by entry (NaN selects {@code otherwise}); the
+   * operand not selected never reaches the result, even an infinite or NaN one.
+   */
+  public Expr select(Expr ifPositive, Expr otherwise) {
+    if (isConstant()) {
+      return value > 0 ? ifPositive : otherwise;
+    }
+    return new Expr(Op.SELECT, this, ifPositive, otherwise, Double.NaN, null,
+        domain.join(ifPositive.domain).join(otherwise.domain), joinLayouts(Op.SELECT, this, ifPositive, otherwise),
+        null);
+  }
+
   /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
   public Expr atan2(Expr x) {
     return binary(Op.ATAN2, this, x);
@@ -480,7 +539,7 @@ public final class Expr {
 
   /** The scalar meaning of each operation, the reference every backend agrees with. */
   public static double evaluate(Op op, double a, double b, double c) {
-    return op == Op.FMA ? Math.fma(a, b, c) : evaluate(op, a, b);
+    return op == Op.FMA ? Math.fma(a, b, c) : op == Op.SELECT ? (a > 0 ? b : c) : evaluate(op, a, b);
   }
 
   /** The scalar meaning of each operation of at most two operands. */

@@ -569,6 +569,9 @@ final class Fused {
     if (op == Expr.Op.FMA) {
       return x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
     }
+    if (op == Expr.Op.SELECT) {
+      return x[2] + ".blend(" + x[1] + ", " + x[0] + ".compare(VectorOperators.GT, 0))";
+    }
     if (!op.arithmetic()) {
       throw new IllegalArgumentException(op + " is not an entry-wise operation");
     }

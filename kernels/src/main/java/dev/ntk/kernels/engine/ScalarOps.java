@@ -91,6 +91,12 @@ final class ScalarOps {
     }
 
     @Override
+    public void select(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm, double[] out,
+        int oo, int length) {
+      select64(a, ao, am, b, bo, bm, c, co, cm, out, oo, 0, length);
+    }
+
+    @Override
     public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length) {
       stencil64(w, x, xo, offsets, y, yo, 0, length);
     }
@@ -195,6 +201,12 @@ final class ScalarOps {
     }
 
     @Override
+    public void select(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm, float[] out,
+        int oo, int length) {
+      select32(a, ao, am, b, bo, bm, c, co, cm, out, oo, 0, length);
+    }
+
+    @Override
     public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length) {
       stencil32(w, x, xo, offsets, y, yo, 0, length);
     }
@@ -239,6 +251,22 @@ final class ScalarOps {
       float[] out, int oo, int from, int to) {
     for (int k = from; k < to; k++) {
       out[oo + k] = Math.fma(a[ao + (k & am)], b[bo + (k & bm)], c[co + (k & cm)]);
+    }
+  }
+
+  /** Entries {@code [from, to)} of a select, in float64. */
+  static void select64(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm,
+      double[] out, int oo, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out[oo + k] = a[ao + (k & am)] > 0 ? b[bo + (k & bm)] : c[co + (k & cm)];
+    }
+  }
+
+  /** Entries {@code [from, to)} of a select, in float32. */
+  static void select32(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm,
+      float[] out, int oo, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out[oo + k] = a[ao + (k & am)] > 0 ? b[bo + (k & bm)] : c[co + (k & cm)];
     }
   }
 

@@ -42,6 +42,22 @@ public final class SpecialFunctions {
   /** {@code SCALED_SERIES[n] = 2/sqrt(pi) 2^n / (2n+1)!!}. */
   static final double[] SCALED_SERIES = new double[SCALED + 1];
 
+  /** Where {@code erfc} switches from {@code 1 - erf} to its Taylor tables, and from those to the fraction. */
+  static final double ERFC_TAYLOR = 0.5;
+  static final double ERFC_FRACTION = 3;
+  /** Taylor intervals per unit of {@code x}, and the degree of each expansion. */
+  static final int ERFC_PER_UNIT = 8;
+  static final int ERFC_DEGREE = 18;
+  /** Beyond this {@code erfc} underflows to 0 ({@code erfc 27.3 = 4.6e-326}). */
+  static final double ERFC_ZERO = 27.3;
+  /**
+   * {@code ERFC_TABLE[n * intervals + k]}: the n-th Taylor coefficient of {@code erfc} at the centre
+   * {@code ERFC_TAYLOR + (k + 1/2) / ERFC_PER_UNIT} of interval {@code k}, laid out by degree so that
+   * vector lanes gather one degree at a time.
+   */
+  static final int ERFC_INTERVALS = (int) ((ERFC_FRACTION - ERFC_TAYLOR) * ERFC_PER_UNIT);
+  static final double[] ERFC_TABLE = new double[(ERFC_DEGREE + 1) * ERFC_INTERVALS];
+
   static {
     MathContext mc = new MathContext(90);
     BigDecimal pi = new BigDecimal("3.14159265358979323846264338327950288419716939937510"
@@ -62,7 +78,91 @@ public final class SpecialFunctions {
         SCALED_SERIES[n] = k.multiply(BigDecimal.valueOf(2).pow(n)).divide(doubleFactorial, mc).doubleValue();
       }
     }
+    for (int i = 0; i < ERFC_INTERVALS; i++) {
+      BigDecimal c = BigDecimal.valueOf(ERFC_TAYLOR + (i + 0.5) / ERFC_PER_UNIT);
+      double[] a = erfcTaylor(c, k, mc);
+      for (int n = 0; n <= ERFC_DEGREE; n++) {
+        ERFC_TABLE[n * ERFC_INTERVALS + i] = a[n];
+      }
+    }
   }
+
+  /**
+   * The Taylor coefficients of {@code erfc} at {@code c}: {@code erfc c = 1 - erf c} (erf by its
+   * Maclaurin series, in {@code mc}'s 90 digits), then {@code erfc^(n)(c) / n! = -k (-1)^(n-1)
+   * H_(n-1)(c) e^(-c^2) / n!}, {@code k = 2/sqrt(pi)}, with the physicists' Hermite polynomials by
+   * their recurrence {@code H_(n+1) = 2c H_n - 2n H_(n-1)}.
+   */
+  private static double[] erfcTaylor(BigDecimal c, BigDecimal k, MathContext mc) {
+    BigDecimal c2 = c.multiply(c, mc);
+    BigDecimal term = c;
+    BigDecimal erf = c;
+    for (int n = 1; n < 400; n++) {
+      term = term.multiply(c2, mc).divide(BigDecimal.valueOf(-n), mc);
+      erf = erf.add(term.divide(BigDecimal.valueOf(2L * n + 1), mc), mc);
+    }
+    BigDecimal e = BigDecimal.ONE;
+    BigDecimal t = BigDecimal.ONE;
+    for (int n = 1; n < 400; n++) {
+      t = t.multiply(c2, mc).divide(BigDecimal.valueOf(-n), mc);
+      e = e.add(t, mc);
+    }
+    double[] a = new double[ERFC_DEGREE + 1];
+    a[0] = BigDecimal.ONE.subtract(erf.multiply(k, mc), mc).doubleValue();
+    BigDecimal previous = BigDecimal.ZERO;
+    BigDecimal hermite = BigDecimal.ONE; // H_(n-1)
+    BigDecimal factorial = BigDecimal.ONE;
+    BigDecimal twoC = c.multiply(BigDecimal.valueOf(2), mc);
+    for (int n = 1; n <= ERFC_DEGREE; n++) {
+      factorial = factorial.multiply(BigDecimal.valueOf(n), mc);
+      BigDecimal d = k.multiply(hermite, mc).multiply(e, mc).divide(factorial, mc);
+      a[n] = (n % 2 == 1 ? d.negate() : d).doubleValue();
+      BigDecimal next = twoC.multiply(hermite, mc).subtract(previous.multiply(BigDecimal.valueOf(2L * (n - 1)), mc), mc);
+      previous = hermite;
+      hermite = next;
+    }
+    return a;
+  }
+
+  /**
+   * The complementary error function {@code 1 - erf x}, accurate relative to its own value in the
+   * far tail: {@code 1 - erf x} below {@code x = 1/2} (where {@code erfc >= 0.48}, so the
+   * subtraction loses at most a bit), Taylor expansions of degree 18 about the centres of intervals
+   * of width 1/8 on {@code [1/2, 3)} (coefficients from the Hermite polynomials, in 90 digits), and
+   * Laplace's continued fraction (as in {@link #erf}) from 3 until it underflows at 27.3.
+   */
+  public static double erfc(double x) {
+    if (!(x >= ERFC_TAYLOR)) {
+      return 1 - erf(x); // also NaN
+    }
+    if (x < ERFC_FRACTION) {
+      int i = (int) ((x - ERFC_TAYLOR) * ERFC_PER_UNIT);
+      double h = x - (ERFC_TAYLOR + (i + 0.5) / ERFC_PER_UNIT);
+      double p = ERFC_TABLE[ERFC_DEGREE * ERFC_INTERVALS + i];
+      for (int n = ERFC_DEGREE - 1; n >= 0; n--) {
+        p = Math.fma(p, h, ERFC_TABLE[n * ERFC_INTERVALS + i]);
+      }
+      return p;
+    }
+    if (!(x < ERFC_ZERO)) {
+      return 0;
+    }
+    double h = x * x;
+    double l = Math.fma(x, x, -h);
+    double t = x;
+    for (int k = FRACTION; k >= 1; k--) {
+      t = x + 0.5 * k / t;
+    }
+    // Past x^2 = 600 e^(-x^2) is subnormal: take e^(-600) out (h - 600 is exact), so that only the
+    // last product rounds to a subnormal.
+    boolean far = h > ERFC_SHIFT;
+    double e = Math.exp(far ? ERFC_SHIFT - h : -h) * (1 - l) * INV_SQRT_PI / t;
+    return far ? e * EXP_MINUS_SHIFT : e;
+  }
+
+  static final double ERFC_SHIFT = 600;
+  /** {@code e^(-600)}, correctly rounded. */
+  static final double EXP_MINUS_SHIFT = StrictMath.exp(-ERFC_SHIFT);
 
   /** The error function, to a few ulps (see the class comment); odd, {@code erf(NaN) = NaN}. */
   public static double erf(double x) {

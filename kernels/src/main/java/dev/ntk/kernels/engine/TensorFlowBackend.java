@@ -56,6 +56,12 @@ public final class TensorFlowBackend {
             product.close();
             yield sum;
           }
+          case SELECT -> {
+            try (NDArray zero = a.zerosLike(); NDArray positive = ai.djl.tensorflow.engine.NtkEngineBridge.op("Greater",
+                a, zero)) {
+              yield ai.djl.tensorflow.engine.NtkEngineBridge.op("SelectV2", positive, b, c);
+            }
+          }
           default -> {
             if (!e.op().arithmetic()) {
               throw new IllegalStateException(e.op().name());

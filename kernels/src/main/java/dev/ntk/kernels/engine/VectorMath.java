@@ -44,6 +44,104 @@ public final class VectorMath {
     }
   };
 
+  /** {@link #erfc} as a {@link Function}. */
+  public static final Function ERFC = new Function() {
+    @Override
+    public DoubleVector apply(DoubleVector x) {
+      return erfc(x);
+    }
+
+    @Override
+    public FloatVector apply(FloatVector x) {
+      return erfc(x);
+    }
+  };
+
+  /** {@link #sign} as a {@link Function}. */
+  public static final Function SIGN = new Function() {
+    @Override
+    public DoubleVector apply(DoubleVector x) {
+      return sign(x);
+    }
+
+    @Override
+    public FloatVector apply(FloatVector x) {
+      return sign(x);
+    }
+  };
+
+  /** {@link Math#signum} of each lane: -1, 1, or the lane itself (zeros of either sign, NaN). */
+  public static DoubleVector sign(DoubleVector x) {
+    return x.blend(1.0, x.compare(VectorOperators.GT, 0)).blend(-1.0, x.compare(VectorOperators.LT, 0));
+  }
+
+  /** {@link Math#signum} of each float32 lane. */
+  public static FloatVector sign(FloatVector x) {
+    return x.blend(1f, x.compare(VectorOperators.GT, 0)).blend(-1f, x.compare(VectorOperators.LT, 0));
+  }
+
+  /** {@link SpecialFunctions#erfc} of each lane (the same three ranges, the Taylor tables gathered). */
+  public static DoubleVector erfc(DoubleVector x) {
+    VectorMask<Double> low = x.compare(VectorOperators.GE, SpecialFunctions.ERFC_TAYLOR).not();
+    DoubleVector r = DoubleVector.zero(x.species());
+    if (low.anyTrue()) {
+      r = erf(x).neg().add(1);
+    }
+    VectorMask<Double> fraction = x.compare(VectorOperators.GE, SpecialFunctions.ERFC_FRACTION);
+    VectorMask<Double> taylor = low.or(fraction).not();
+    if (taylor.anyTrue()) {
+      int intervals = SpecialFunctions.ERFC_INTERVALS;
+      DoubleVector at = x.sub(SpecialFunctions.ERFC_TAYLOR).mul(SpecialFunctions.ERFC_PER_UNIT)
+          .blend(0.0, taylor.not());
+      int[] index = new int[x.length()];
+      double[] start = at.toArray();
+      for (int i = 0; i < index.length; i++) {
+        index[i] = (int) start[i];
+      }
+      DoubleVector centre = DoubleVector.fromArray(x.species(), toDoubles(index), 0).add(0.5)
+          .div(SpecialFunctions.ERFC_PER_UNIT).add(SpecialFunctions.ERFC_TAYLOR);
+      DoubleVector h = x.sub(centre);
+      double[] table = SpecialFunctions.ERFC_TABLE;
+      DoubleVector p = DoubleVector.fromArray(x.species(), table, SpecialFunctions.ERFC_DEGREE * intervals, index, 0);
+      for (int n = SpecialFunctions.ERFC_DEGREE - 1; n >= 0; n--) {
+        p = p.fma(h, DoubleVector.fromArray(x.species(), table, n * intervals, index, 0));
+      }
+      r = r.blend(p, taylor);
+    }
+    VectorMask<Double> tail = fraction.and(x.compare(VectorOperators.LT, SpecialFunctions.ERFC_ZERO));
+    if (tail.anyTrue()) {
+      DoubleVector h = x.mul(x);
+      DoubleVector l = x.fma(x, h.neg());
+      DoubleVector t = x;
+      for (int k = FRACTION; k >= 1; k--) {
+        t = DoubleVector.broadcast(x.species(), 0.5 * k).div(t).add(x);
+      }
+      VectorMask<Double> far = h.compare(VectorOperators.GT, SpecialFunctions.ERFC_SHIFT);
+      DoubleVector e = h.neg().add(DoubleVector.zero(x.species()).blend(SpecialFunctions.ERFC_SHIFT, far))
+          .lanewise(VectorOperators.EXP).mul(l.neg().add(1)).mul(INV_SQRT_PI).div(t);
+      e = e.mul(DoubleVector.broadcast(x.species(), 1.0).blend(SpecialFunctions.EXP_MINUS_SHIFT, far));
+      r = r.blend(e, tail);
+    }
+    return r.blend(0.0, x.compare(VectorOperators.GE, SpecialFunctions.ERFC_ZERO));
+  }
+
+  private static double[] toDoubles(int[] index) {
+    double[] d = new double[index.length];
+    for (int i = 0; i < d.length; i++) {
+      d[i] = index[i];
+    }
+    return d;
+  }
+
+  /** {@link SpecialFunctions#erfc} of each float32 lane, computed in float64 and rounded once. */
+  public static FloatVector erfc(FloatVector x) {
+    float[] lanes = x.toArray();
+    for (int i = 0; i < lanes.length; i++) {
+      lanes[i] = (float) SpecialFunctions.erfc(lanes[i]);
+    }
+    return FloatVector.fromArray(x.species(), lanes, 0);
+  }
+
   /** {@link SpecialFunctions#erf} of each lane. */
   public static DoubleVector erf(DoubleVector x) {
     DoubleVector ax = x.abs();

@@ -126,6 +126,17 @@ final class VectorOps {
     }
 
     @Override
+    public void select(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm,
+        double[] out, int oo, int length) {
+      int body = D.loopBound(length);
+      for (int k = 0; k < body; k += D.length()) {
+        DoubleVector.fromArray(D, c, co + (k & cm)).blend(DoubleVector.fromArray(D, b, bo + (k & bm)),
+            DoubleVector.fromArray(D, a, ao + (k & am)).compare(VectorOperators.GT, 0)).intoArray(out, oo + k);
+      }
+      ScalarOps.select64(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
+    }
+
+    @Override
     public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length) {
       stencil(w, x, xo, offsets, y, yo, length, 1, 0, 0);
     }
@@ -188,6 +199,17 @@ final class VectorOps {
             .intoArray(out, oo + k);
       }
       ScalarOps.fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
+    }
+
+    @Override
+    public void select(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm,
+        float[] out, int oo, int length) {
+      int body = F.loopBound(length);
+      for (int k = 0; k < body; k += F.length()) {
+        FloatVector.fromArray(F, c, co + (k & cm)).blend(FloatVector.fromArray(F, b, bo + (k & bm)),
+            FloatVector.fromArray(F, a, ao + (k & am)).compare(VectorOperators.GT, 0)).intoArray(out, oo + k);
+      }
+      ScalarOps.select32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
     }
 
     @Override

@@ -86,4 +86,91 @@ class SpecialFunctionsTest {
     // Just below 6, erfc is 2e-17: erf is 1 - ulp/2 rounded, 1 or its predecessor.
     assertTrue(SpecialFunctions.erf(5.9) >= Math.nextDown(1.0));
   }
+
+  /**
+   * {@code erfc x = 1 - erf x} from the same Maclaurin series, at a precision that grows with
+   * {@code x^2} so that the cancellation (terms near {@code e^(x^2)} summing to {@code erf x}, then
+   * {@code 1 - erf x} near {@code e^(-x^2)}: about {@code 2 x^2 / ln 10} digits) leaves 40: independent
+   * of the implementation's Taylor tables and continued fraction.
+   */
+  static double erfcReference(double x) {
+    MathContext mc = new MathContext(40 + (int) (2 * x * x / Math.log(10)));
+    BigDecimal pi = arctanOfInverse(5, mc).multiply(BigDecimal.valueOf(16), mc)
+        .subtract(arctanOfInverse(239, mc).multiply(BigDecimal.valueOf(4), mc), mc); // Machin
+    BigDecimal bx = new BigDecimal(x);
+    BigDecimal x2 = bx.multiply(bx, mc);
+    BigDecimal term = bx;
+    BigDecimal sum = bx;
+    for (int n = 1; n < 20000; n++) {
+      term = term.multiply(x2, mc).divide(BigDecimal.valueOf(-n), mc);
+      BigDecimal c = term.divide(BigDecimal.valueOf(2L * n + 1), mc);
+      sum = sum.add(c, mc);
+      if (n > x * x && c.abs().compareTo(BigDecimal.ONE.scaleByPowerOfTen(-mc.getPrecision())) < 0) {
+        break;
+      }
+    }
+    BigDecimal erf = sum.multiply(BigDecimal.valueOf(2), mc).divide(pi.sqrt(mc), mc);
+    return BigDecimal.ONE.subtract(erf, mc).doubleValue();
+  }
+
+  /** {@code atan(1/m)} by its series, to {@code mc}'s precision (pi must carry as many digits as the sum). */
+  private static BigDecimal arctanOfInverse(int m, MathContext mc) {
+    BigDecimal power = BigDecimal.ONE.divide(BigDecimal.valueOf(m), mc);
+    BigDecimal m2 = BigDecimal.valueOf((long) m * m);
+    BigDecimal sum = power;
+    BigDecimal eps = BigDecimal.ONE.scaleByPowerOfTen(-mc.getPrecision() - 5);
+    for (int k = 1; power.compareTo(eps) > 0; k++) {
+      power = power.divide(m2, mc);
+      BigDecimal t = power.divide(BigDecimal.valueOf(2L * k + 1), mc);
+      sum = k % 2 == 1 ? sum.subtract(t, mc) : sum.add(t, mc);
+    }
+    return sum;
+  }
+
+  @Test
+  void erfcIsWithinAFewUlpsOfItselfIntoTheFarTail() {
+    java.util.Random r = new java.util.Random(13);
+    int n = 1400;
+    double[] x = new double[n];
+    for (int i = 0; i < n; i++) {
+      // A grid of [-1, 27] through every join (1/2, the Taylor intervals, 3, the e^-600 shift at
+      // 24.5, underflow at 27.3), then random points.
+      x[i] = i < 1000 ? -1 + 28.0 * i / 1000 : 27.5 * r.nextDouble();
+    }
+    double[] lanes = new double[n];
+    int step = DoubleVector.SPECIES_PREFERRED.length();
+    for (int i = 0; i + step <= n; i += step) {
+      VectorMath.erfc(DoubleVector.fromArray(DoubleVector.SPECIES_PREFERRED, x, i)).intoArray(lanes, i);
+    }
+    double worst = 0;
+    double vectorWorst = 0;
+    for (int i = 0; i < n; i++) {
+      double want = erfcReference(x[i]);
+      // Relative to the value itself: ulps of want (subnormal results: ulps of the smallest normal).
+      double unit = Math.max(Math.ulp(want), Math.ulp(Double.MIN_NORMAL));
+      double ulps = Math.abs(SpecialFunctions.erfc(x[i]) - want) / unit;
+      double vectorUlps = Math.abs(lanes[i] - want) / unit;
+      assertTrue(ulps <= 4, "erfc(" + x[i] + ") = " + SpecialFunctions.erfc(x[i]) + " vs " + want);
+      assertTrue(vectorUlps <= 4, "vector erfc(" + x[i] + ") = " + lanes[i] + " vs " + want);
+      worst = Math.max(worst, ulps);
+      vectorWorst = Math.max(vectorWorst, vectorUlps);
+    }
+    System.out.printf("erfc: worst %.1f ulps scalar, %.1f ulps vector lanes%n", worst, vectorWorst);
+  }
+
+  @Test
+  void erfcAtSpecialValues() {
+    assertEquals(1.0, SpecialFunctions.erfc(0.0));
+    assertEquals(1.0, SpecialFunctions.erfc(-0.0));
+    assertEquals(1.0, SpecialFunctions.erfc(Double.MIN_VALUE));
+    assertEquals(0.0, SpecialFunctions.erfc(Double.POSITIVE_INFINITY));
+    assertEquals(2.0, SpecialFunctions.erfc(Double.NEGATIVE_INFINITY));
+    assertEquals(2.0, SpecialFunctions.erfc(-1e300));
+    assertEquals(0.0, SpecialFunctions.erfc(1e300));
+    assertTrue(Double.isNaN(SpecialFunctions.erfc(Double.NaN)));
+    // The far tail is relative: erfc 10 = 2.088487583762545e-45, erfc 26 = 5.663192408856143e-296.
+    assertEquals(2.088487583762545e-45, SpecialFunctions.erfc(10), 3 * Math.ulp(2.088487583762545e-45));
+    assertEquals(5.663192408856143e-296, SpecialFunctions.erfc(26), 3 * Math.ulp(5.663192408856143e-296));
+    assertTrue(SpecialFunctions.erfc(27.2) > 0);
+  }
 }
