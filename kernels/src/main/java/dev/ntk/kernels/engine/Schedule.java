@@ -293,8 +293,11 @@ public final class Schedule {
     return blocks;
   }
 
-  /** The steps of pass {@code pass} of a block plan: 0 per row input, 1 per column input, 2 per pair. */
-  List<Expr> blockSteps(int pass) {
+  /**
+   * The steps of pass {@code pass} of a block plan: 0 per row input, 1 per column input, 2 per pair
+   * (empty for a plan without pixel blocks); the {@code cuda} engine generates one kernel per pass.
+   */
+  public List<Expr> blockSteps(int pass) {
     return pass == 0 ? rowSteps : pass == 1 ? colSteps : blockTileSteps;
   }
 

@@ -1,0 +1,241 @@
+package dev.ntk.kernels.cuda;
+
+import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.engine.Gram;
+import dev.ntk.kernels.engine.Layout;
+import dev.ntk.kernels.engine.Schedule;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The {@code cuda} engine: runs a {@link Plan} as the kernels of its {@link CudaSource} on a
+ * {@link Device}. Without pixel blocks the input gram is one GEMM (cuBLAS on a GPU), the variances
+ * its diagonal for x1 with itself; pass 0 runs once per row input, pass 1 once per column input,
+ * pass 2 once per pair, one thread each. With pixel blocks the kernels take the raw images and
+ * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
+ * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
+ * computed when every output is one number per pair, and mirrored.
+ *
+ * <pre>{@code
+ * try (Device gpu = CudaDevice.open()) {
+ *   Map<String, Object> k = new CudaEngine(gpu).run(plan, x1, null, n1, n1);
+ *   double[] ntk = (double[]) k.get("ntk");
+ * }
+ * }</pre>
+ */
+public final class CudaEngine {
+  private final Device device;
+  private final Map<String, Object> modules = new ConcurrentHashMap<>();
+  private final Map<Plan, CudaSource> float32Sources = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+  private final Map<Plan, CudaSource> float64Sources = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+  public CudaEngine(Device device) {
+    this.device = device;
+  }
+
+  /** The device it runs on. */
+  public Device device() {
+    return device;
+  }
+
+  /** The generated source of {@code plan} in float32 or float64 (cached per plan and dtype). */
+  public CudaSource source(Plan plan, boolean float32) {
+    Schedule s = plan.schedule();
+    Layout layout = s.inputLayout(Plan.NNGP);
+    int channels = layout.isScalar() ? 1 : Math.toIntExact(plan.requirements().input().channels());
+    return (float32 ? float32Sources : float64Sources).computeIfAbsent(plan,
+        k -> CudaSource.generate(s, float32, channels));
+  }
+
+  /**
+   * The outputs of {@code plan} for {@code x1 (n1, ...)} and {@code x2 (n2, ...)} (row-major, both
+   * {@code double[]} or both {@code float[]}; {@code x2 == null} for x1 with itself): each output
+   * name to a new array of the inputs' dtype, {@code (n1, n2)} times its block size for a pair
+   * output, {@code n1} or {@code n2} times it for a per-input one (as the {@code cpu} engine).
+   */
+  public Map<String, Object> run(Plan plan, Object x1, Object x2, int n1, int n2) {
+    boolean f32 = x1 instanceof float[];
+    boolean same = x2 == null;
+    if (same && n1 != n2) {
+      throw new IllegalArgumentException("x1 with itself is square, got " + n1 + " x " + n2);
+    }
+    Schedule s = plan.schedule();
+    CudaSource src = source(plan, f32);
+    Object module = modules.computeIfAbsent(src.source(), device::load);
+    int bytes = f32 ? 4 : 8;
+    int d = Math.toIntExact(plan.requirements().input().shape().size());
+    List<Long> allocated = new ArrayList<>();
+    Map<String, Long> buffers = new HashMap<>();
+    try {
+      java.util.function.LongUnaryOperator alloc = n -> {
+        long a = device.allocate(Math.max(1, n) * bytes);
+        allocated.add(a);
+        return a;
+      };
+      long x1At = 0;
+      long x2At = 0;
+      if (src.blocks()) {
+        x1At = alloc.applyAsLong(n1 * (long) d);
+        device.upload(x1, x1At);
+        x2At = x1At;
+        if (!same) {
+          x2At = alloc.applyAsLong(n2 * (long) d);
+          device.upload(x2, x2At);
+        }
+      } else {
+        scalarInputs(s, module, x1, same ? x1 : x2, n1, n2, d, same, alloc, buffers, f32);
+      }
+      for (CudaSource.Export e : src.exports()) {
+        buffers.put("ex:" + e.name(), alloc.applyAsLong((long) (e.pass() == 0 ? n1 : n2) * e.size()));
+      }
+      Map<String, Long> outSizes = new LinkedHashMap<>();
+      s.outputs().forEach((name, e) -> outSizes.put(name, (long) n1 * n2 * e.layout().size()));
+      s.rowOutputs().forEach((name, e) -> outSizes.put(name, (long) n1 * e.layout().size()));
+      s.colOutputs().forEach((name, e) -> outSizes.put(name, (long) n2 * e.layout().size()));
+      outSizes.forEach((name, n) -> buffers.put("out:" + name, alloc.applyAsLong(n)));
+      boolean mirror = same && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
+      int[][] pairs = src.blocks() ? pairs(n1, n2, mirror) : null;
+      long piAt = 0;
+      long pjAt = 0;
+      if (pairs != null) {
+        piAt = device.allocate(Math.max(1, pairs[0].length) * 4L);
+        allocated.add(piAt);
+        pjAt = device.allocate(Math.max(1, pairs[1].length) * 4L);
+        allocated.add(pjAt);
+        device.upload(pairs[0], piAt);
+        device.upload(pairs[1], pjAt);
+      }
+      long[] counts = {n1, n2, pairs != null ? pairs[0].length : (long) n1 * n2};
+      for (int pass = 0; pass < 3; pass++) {
+        if (!src.hasPass(pass) || counts[pass] == 0) {
+          continue;
+        }
+        long[] args = new long[9 + src.buffers().size()];
+        args[2] = n1;
+        args[3] = n2;
+        args[4] = piAt;
+        args[5] = pjAt;
+        args[7] = x1At;
+        args[8] = x2At;
+        List<String> names = src.buffers();
+        for (int b = 0; b < names.size(); b++) {
+          args[9 + b] = buffers.get(names.get(b));
+        }
+        if (src.blocks()) {
+          long perItem = Math.max(1, src.scratchPerItem(pass)) * bytes;
+          long batch = Math.max(1, Math.min(counts[pass], device.scratchBudget() / perItem));
+          long scratch = device.allocate(batch * perItem);
+          try {
+            args[6] = scratch;
+            for (long base = 0; base < counts[pass]; base += batch) {
+              args[0] = base;
+              args[1] = Math.min(batch, counts[pass] - base);
+              device.launch(module, CudaSource.kernel(pass), args[1], device.threads(CudaSource.BLOCK_THREADS),
+                  args);
+            }
+          } finally {
+            device.free(scratch);
+          }
+        } else {
+          int threads = device.threads(CudaSource.ITEM_THREADS);
+          long chunk = (long) threads * Integer.MAX_VALUE;
+          for (long base = 0; base < counts[pass]; base += chunk) {
+            args[0] = base;
+            args[1] = Math.min(chunk, counts[pass] - base);
+            device.launch(module, CudaSource.kernel(pass), (args[1] + threads - 1) / threads, threads, args);
+          }
+        }
+      }
+      Map<String, Object> out = new LinkedHashMap<>();
+      for (Map.Entry<String, Long> o : outSizes.entrySet()) {
+        Object a = f32 ? new float[Math.toIntExact(o.getValue())] : new double[Math.toIntExact(o.getValue())];
+        device.download(buffers.get("out:" + o.getKey()), a);
+        out.put(o.getKey(), a);
+      }
+      if (same) {
+        for (String name : s.outputs().keySet()) {
+          if (s.outputs().get(name).layout().isScalar()) {
+            mirror(out.get(name), n1);
+          }
+        }
+      }
+      return out;
+    } finally {
+      for (long a : allocated) {
+        device.free(a);
+      }
+    }
+  }
+
+  /** The gram and variances of a plan without pixel blocks, on the device. */
+  private void scalarInputs(Schedule s, Object module, Object x1, Object x2, int n1, int n2, int d, boolean same,
+      java.util.function.LongUnaryOperator alloc, Map<String, Long> buffers, boolean f32) {
+    for (String name : s.inputs()) {
+      if (!List.of(Plan.NNGP, Plan.VAR1, Plan.VAR2).contains(name)) {
+        throw new IllegalArgumentException("the cuda engine computes plans from raw inputs (nngp, var1, var2), "
+            + "not input " + name);
+      }
+    }
+    long gram = alloc.applyAsLong((long) n1 * n2);
+    device.gram(x1, x2, n1, n2, d, gram);
+    buffers.put("in:" + Plan.NNGP, gram);
+    long var1 = alloc.applyAsLong(n1);
+    long var2 = var1;
+    if (same) {
+      // The variances of x1 with itself are the gram's diagonal, to the bit (see Plan.run).
+      int threads = device.threads(CudaSource.ITEM_THREADS);
+      device.launch(module, "ntk_diagonal", (n1 + threads - 1) / threads, threads, n1, gram, var1);
+    } else {
+      device.upload(dtype(Gram.variances(x1, n1, d), f32), var1);
+      var2 = alloc.applyAsLong(n2);
+      device.upload(dtype(Gram.variances(x2, n2, d), f32), var2);
+    }
+    buffers.put("in:" + Plan.VAR1, var1);
+    buffers.put("in:" + Plan.VAR2, var2);
+  }
+
+  private static Object dtype(double[] values, boolean f32) {
+    if (!f32) {
+      return values;
+    }
+    float[] f = new float[values.length];
+    for (int k = 0; k < f.length; k++) {
+      f[k] = (float) values[k];
+    }
+    return f;
+  }
+
+  /** The pairs of a tile: all of them, or those on and above the diagonal. */
+  private static int[][] pairs(int n1, int n2, boolean upper) {
+    int count = Math.toIntExact(upper ? (long) n1 * (n1 + 1) / 2 : (long) n1 * n2);
+    int[] pi = new int[count];
+    int[] pj = new int[count];
+    int k = 0;
+    for (int i = 0; i < n1; i++) {
+      for (int j = upper ? i : 0; j < n2; j++) {
+        pi[k] = i;
+        pj[k] = j;
+        k++;
+      }
+    }
+    return new int[][] {pi, pj};
+  }
+
+  /** Copies the upper triangle of the {@code n x n} matrix onto the lower one. */
+  private static void mirror(Object m, int n) {
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j < i; j++) {
+        if (m instanceof double[] a) {
+          a[i * n + j] = a[j * n + i];
+        } else {
+          float[] a = (float[]) m;
+          a[i * n + j] = a[j * n + i];
+        }
+      }
+    }
+  }
+}

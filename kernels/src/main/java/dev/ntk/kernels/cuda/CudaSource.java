@@ -1,0 +1,752 @@
+package dev.ntk.kernels.cuda;
+
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Layout;
+import dev.ntk.kernels.engine.PixelMap;
+import dev.ntk.kernels.engine.Schedule;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A {@link Schedule} as CUDA C: three kernels, one per pass of the plan ({@code ntk_pass0} per row
+ * input, {@code ntk_pass1} per column input, {@code ntk_pass2} per pair), each over many items at
+ * once. The per-input values a later pass reads are exported to arrays; everything else stays in
+ * the kernel.
+ *
+ * <p>A plan without pixel blocks (fully connected networks) runs one thread per item, every step a
+ * local variable: the whole per-pair chain of a deep network is one straight-line function, which
+ * the compiler keeps in registers. A plan with pixel blocks (convolutions, pooling) runs one thread
+ * block per item, its threads striding over the entries of each block: a run of entry-wise steps
+ * over blocks of one size is one loop (values read only inside the run stay local), a structural
+ * step (a pixel map, a diagonal, a sum) is a loop of its own between barriers, and values read
+ * across loops live in per-item registers in global memory (reused by a linear scan over last
+ * uses). Pixel maps are applied axis by axis from their sparse per-axis matrices ({@link
+ * PixelMap#dense}), gathered per output entry so that no two threads write one entry. The input
+ * blocks (pixel grams of raw images) are computed in the kernel from the images.
+ *
+ * <p>The source also compiles as C on the host: a shim defines the thread and block indices as
+ * globals, barriers as nothing, and writes a launch loop per kernel ({@code ntk_host_pass2}) that
+ * runs the blocks one after another with one thread each. Tests compile it with {@code gcc} and
+ * compare with the {@code cpu} engine on machines without a GPU.
+ */
+public final class CudaSource {
+  /** Threads per block of a kernel over pixel blocks (on a device; the host runs one). */
+  public static final int BLOCK_THREADS = 256;
+  /** Threads per block of a kernel with one thread per item. */
+  public static final int ITEM_THREADS = 128;
+
+  /** A per-input value kept for every input of pass {@code pass}, in buffer {@code name}. */
+  public record Export(String name, Expr value, int pass, int size) {}
+
+  private final boolean float32;
+  private final boolean blocks;
+  private final int channels;
+  private final Schedule schedule;
+  private final String real;
+  private final List<List<Expr>> passes = new ArrayList<>();
+  private final List<Set<Expr>> mine = new ArrayList<>();
+  private final Map<Expr, Export> exports = new IdentityHashMap<>();
+  private final List<Export> exportList = new ArrayList<>();
+  private final Map<String, String> inputParams = new LinkedHashMap<>();
+  private final Map<String, String> outputParams = new LinkedHashMap<>();
+  private final long[] perItem = new long[3];
+  private final Map<String, String> tables = new LinkedHashMap<>();
+  private final StringBuilder tableSource = new StringBuilder();
+  private final String source;
+
+  private CudaSource(Schedule schedule, boolean float32, int channels) {
+    this.schedule = schedule;
+    this.float32 = float32;
+    this.blocks = schedule.blocks();
+    this.channels = channels;
+    this.real = float32 ? "float" : "double";
+    split();
+    for (String name : schedule.inputs()) {
+      inputParams.put(name, "in" + inputParams.size() + "_" + identifier(name));
+    }
+    for (Map<String, Expr> m : List.of(schedule.outputs(), schedule.rowOutputs(), schedule.colOutputs())) {
+      for (String name : m.keySet()) {
+        outputParams.put(name, "out" + outputParams.size() + "_" + identifier(name));
+      }
+    }
+    StringBuilder kernels = new StringBuilder();
+    for (int pass = 0; pass < 3; pass++) {
+      kernels.append(blocks ? new BlockPass(pass).source() : itemPass(pass));
+    }
+    this.source = prelude() + tableSource + kernels + diagonalKernel() + hostLaunchers();
+  }
+
+  /**
+   * The CUDA C of {@code schedule} in float32 or float64; {@code channels} is the channel count of
+   * raw image inputs for a plan with pixel blocks (ignored otherwise).
+   *
+   * @throws IllegalArgumentException if a step has no CUDA form
+   */
+  public static CudaSource generate(Schedule schedule, boolean float32, int channels) {
+    return new CudaSource(schedule, float32, channels);
+  }
+
+  /** The source: CUDA C for NVRTC, C for a host compiler. */
+  public String source() {
+    return source;
+  }
+
+  /** Whether the plan has pixel blocks (one thread block per item), else one thread per item. */
+  public boolean blocks() {
+    return blocks;
+  }
+
+  public boolean float32() {
+    return float32;
+  }
+
+  /** The kernel of pass {@code pass}. */
+  public static String kernel(int pass) {
+    return "ntk_pass" + pass;
+  }
+
+  /** Whether pass {@code pass} has anything to compute or write. */
+  public boolean hasPass(int pass) {
+    return !passes.get(pass).isEmpty() || !passOutputs(pass).isEmpty();
+  }
+
+  /**
+   * The buffers every pass kernel takes after its fixed parameters {@code (long long base, long long
+   * count, long long n1, long long n2, const int* pi, const int* pj, real* scratch, const real* x1,
+   * const real* x2)}: {@code in:NAME} (a plan input held as an array: the gram and variances of a
+   * plan without pixel blocks), {@code ex:NAME} ({@link #exports}), {@code out:NAME}.
+   */
+  public List<String> buffers() {
+    List<String> b = new ArrayList<>();
+    if (!blocks) {
+      inputParams.keySet().forEach(n -> b.add("in:" + n));
+    }
+    exportList.forEach(e -> b.add("ex:" + e.name()));
+    outputParams.keySet().forEach(n -> b.add("out:" + n));
+    return b;
+  }
+
+  /** The per-input values passes 0 and 1 keep for pass 2 (and for outputs they do not compute). */
+  public List<Export> exports() {
+    return Collections.unmodifiableList(exportList);
+  }
+
+  /** Scratch entries per item of pass {@code pass} (0 without pixel blocks). */
+  public long scratchPerItem(int pass) {
+    return perItem[pass];
+  }
+
+  private Map<String, Expr> passOutputs(int pass) {
+    return pass == 0 ? schedule.rowOutputs() : pass == 1 ? schedule.colOutputs() : schedule.outputs();
+  }
+
+  /** The steps of each pass, and the per-input values read across passes. */
+  private void split() {
+    for (int pass = 0; pass < 3; pass++) {
+      List<Expr> steps;
+      if (blocks) {
+        steps = schedule.blockSteps(pass);
+      } else if (pass == 2) {
+        steps = schedule.tileSteps();
+      } else {
+        Expr.Domain d = pass == 0 ? Expr.Domain.ROW : Expr.Domain.COL;
+        steps = schedule.vectorSteps().stream().filter(e -> e.domain() == d).toList();
+      }
+      passes.add(steps);
+      Set<Expr> set = Collections.newSetFromMap(new IdentityHashMap<>());
+      set.addAll(steps);
+      mine.add(set);
+      for (Expr e : steps) {
+        if (!CudaOps.supports(e.op()) && !e.op().structural()) {
+          CudaOps.expression(e.op(), float32, "a", "b"); // throws, naming the operation
+        }
+      }
+    }
+    for (int pass = 0; pass < 3; pass++) {
+      List<Expr> read = new ArrayList<>();
+      for (Expr e : passes.get(pass)) {
+        read.addAll(e.operands());
+      }
+      read.addAll(passOutputs(pass).values());
+      for (Expr x : read) {
+        if (!x.isConstant() && x.op() != Expr.Op.INPUT && !mine.get(pass).contains(x) && !exports.containsKey(x)) {
+          int from = x.domain() == Expr.Domain.ROW ? 0 : 1;
+          if (x.domain() == Expr.Domain.TILE || !mine.get(from).contains(x)) {
+            throw new IllegalStateException("pass " + pass + " reads " + x + ", which no earlier pass computes");
+          }
+          Export ex = new Export("ex" + exportList.size(), x, from, x.layout().size());
+          exports.put(x, ex);
+          exportList.add(ex);
+        }
+      }
+    }
+  }
+
+  private static String identifier(String name) {
+    return name.replaceAll("[^A-Za-z0-9_]", "_");
+  }
+
+  private String literal(double v) {
+    String d;
+    if (Double.isNaN(v)) {
+      d = "(0.0 / 0.0)";
+    } else if (Double.isInfinite(v)) {
+      d = v > 0 ? "(1.0 / 0.0)" : "(-1.0 / 0.0)";
+    } else {
+      d = Double.toHexString(v);
+    }
+    return "((real) " + d + ")";
+  }
+
+  private String prelude() {
+    return """
+        /* Generated by dev.ntk.kernels.cuda.CudaSource from a plan: CUDA C for NVRTC, or C for a host
+           compiler with the shim below (blocks run one after another, one thread each). */
+        #ifdef __CUDACC__
+        #define NTK_KERNEL extern "C" __global__ void
+        #define NTK_DEVICE static __device__
+        #define NTK_TABLE static __device__ const
+        #define NTK_SHARED __shared__
+        #define NTK_THREADS %d
+        #else
+        #include <math.h>
+        typedef struct { long long x, y, z; } ntk_dim3;
+        static ntk_dim3 threadIdx, blockIdx, blockDim, gridDim;
+        #define NTK_KERNEL static void
+        #define NTK_DEVICE static
+        #define NTK_TABLE static const
+        #define NTK_SHARED static
+        #define NTK_THREADS 1
+        #define __syncthreads() ((void) 0)
+        #endif
+        typedef %s real;
+        #define NTK_MAX_AXES 8
+
+        /* The input block of a pair of images (pixels then channels): per pixel, or per pixel pair. */
+        NTK_DEVICE void ntk_pixel_gram(const real* a, const real* b, int pixels, int channels, int full, real* out,
+            int tid, int nt) {
+          long long size = full ? (long long) pixels * pixels : pixels;
+          double scale = 1.0 / channels;
+          for (long long e = tid; e < size; e += nt) {
+            int p = full ? (int) (e / pixels) : (int) e;
+            int q = full ? (int) (e %% pixels) : (int) e;
+            double s = 0;
+            for (int c = 0; c < channels; c++) {
+              s += (double) a[(long long) p * channels + c] * b[(long long) q * channels + c];
+            }
+            out[e] = (real) (s * scale);
+          }
+        }
+
+        /* One axis of a separable pixel map: every output entry gathers its terms (start, from, w:
+           the axis's sparse matrix by output index); dims before (din) and after (dout) the axis. */
+        NTK_DEVICE void ntk_axis(const real* in, real* out, int d, int full, const int* din, const int* dout, int k,
+            const int* start, const int* from, const real* w, int tid, int nt) {
+          int rank = full ? 2 * d : d;
+          long long size = 1;
+          for (int a = 0; a < rank; a++) {
+            size *= dout[a %% d];
+          }
+          for (long long e = tid; e < size; e += nt) {
+            int idx[2 * NTK_MAX_AXES];
+            long long rest = e;
+            for (int a = rank - 1; a >= 0; a--) {
+              idx[a] = (int) (rest %% dout[a %% d]);
+              rest /= dout[a %% d];
+            }
+            int o = full ? idx[k] * dout[k] + idx[d + k] : idx[k];
+            real s = 0;
+            for (int t = start[o]; t < start[o + 1]; t++) {
+              if (full) {
+                idx[k] = from[t] / din[k];
+                idx[d + k] = from[t] %% din[k];
+              } else {
+                idx[k] = from[t];
+              }
+              long long at = 0;
+              for (int a = 0; a < rank; a++) {
+                at = at * din[a %% d] + idx[a];
+              }
+              s += w[t] * in[at];
+            }
+            out[e] = s;
+          }
+        }
+
+        """.formatted(BLOCK_THREADS, real);
+  }
+
+  private String parameters() {
+    StringBuilder b = new StringBuilder("long long base, long long count, long long n1, long long n2, "
+        + "const int* pi, const int* pj, real* scratch, const real* x1, const real* x2");
+    for (String buffer : buffers()) {
+      b.append(", ").append(buffer.startsWith("out:") ? "real* " : "const real* ").append(param(buffer));
+    }
+    return b.toString();
+  }
+
+  private String arguments() {
+    StringBuilder b = new StringBuilder("base, count, n1, n2, pi, pj, scratch, x1, x2");
+    for (String buffer : buffers()) {
+      b.append(", ").append(param(buffer));
+    }
+    return b.toString();
+  }
+
+  private String param(String buffer) {
+    String name = buffer.substring(buffer.indexOf(':') + 1);
+    return switch (buffer.substring(0, buffer.indexOf(':'))) {
+      case "in" -> inputParams.get(name);
+      case "out" -> outputParams.get(name);
+      default -> name;
+    };
+  }
+
+  /** Export buffers are written by their pass: drop the {@code const} there. */
+  private String writable(String name) {
+    return "((real*) " + name + ")";
+  }
+
+  private String diagonalKernel() {
+    return """
+        /* The diagonal of an n x n gram: the variances of x with itself, to the bit (as the cpu engine). */
+        NTK_KERNEL ntk_diagonal(long long n, const real* gram, real* out) {
+          long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+          if (i < n) {
+            out[i] = gram[i * n + i];
+          }
+        }
+        """;
+  }
+
+  private String hostLaunchers() {
+    StringBuilder b = new StringBuilder("\n#ifndef __CUDACC__\n/* The host's launch loops. */\n");
+    for (int pass = 0; pass < 3; pass++) {
+      b.append("void ntk_host_pass").append(pass).append("(long long grid, ").append(parameters()).append(") {\n")
+          .append("  blockDim.x = 1;\n  gridDim.x = grid;\n  threadIdx.x = 0;\n")
+          .append("  for (long long g = 0; g < grid; g++) {\n    blockIdx.x = g;\n    ntk_pass").append(pass)
+          .append('(').append(arguments()).append(");\n  }\n}\n");
+    }
+    b.append("void ntk_host_diagonal(long long grid, long long n, const real* gram, real* out) {\n")
+        .append("  blockDim.x = 1;\n  gridDim.x = grid;\n  threadIdx.x = 0;\n")
+        .append("  for (long long g = 0; g < grid; g++) {\n    blockIdx.x = g;\n    ntk_diagonal(n, gram, out);\n  }\n}\n")
+        .append("#endif\n");
+    return b.toString();
+  }
+
+  /** The kernel of a pass of a plan without pixel blocks: one thread per item, every value local. */
+  private String itemPass(int pass) {
+    StringBuilder b = new StringBuilder();
+    b.append("NTK_KERNEL ntk_pass").append(pass).append('(').append(parameters()).append(") {\n")
+        .append("  long long t = (long long) blockIdx.x * blockDim.x + threadIdx.x;\n")
+        .append("  if (t >= count) {\n    return;\n  }\n")
+        .append("  long long item = base + t;\n");
+    b.append(switch (pass) {
+      case 0 -> "  long long i = item;\n";
+      case 1 -> "  long long j = item;\n";
+      default -> "  long long i = item / n2;\n  long long j = item % n2;\n";
+    });
+    Map<Expr, String> locals = new IdentityHashMap<>();
+    for (Expr e : passes.get(pass)) {
+      String v = "t" + locals.size();
+      List<Expr> ops = e.operands();
+      String[] x = new String[ops.size()];
+      for (int k = 0; k < x.length; k++) {
+        x[k] = itemRef(ops.get(k), pass, locals);
+      }
+      b.append("  real ").append(v).append(" = ").append(CudaOps.expression(e.op(), float32, x)).append(";\n");
+      locals.put(e, v);
+      Export ex = exports.get(e);
+      if (ex != null && ex.pass() == pass) {
+        b.append("  ").append(writable(ex.name())).append("[item] = ").append(v).append(";\n");
+      }
+    }
+    for (Map.Entry<String, Expr> o : passOutputs(pass).entrySet()) {
+      b.append("  ").append(outputParams.get(o.getKey())).append("[item] = ")
+          .append(itemRef(o.getValue(), pass, locals)).append(";\n");
+    }
+    return b.append("}\n\n").toString();
+  }
+
+  private String itemRef(Expr x, int pass, Map<Expr, String> locals) {
+    if (x.isConstant()) {
+      return literal(x.value());
+    }
+    String local = locals.get(x);
+    if (local != null) {
+      return local;
+    }
+    String at = x.domain() == Expr.Domain.ROW ? "i" : x.domain() == Expr.Domain.COL ? "j" : "(i * n2 + j)";
+    if (x.op() == Expr.Op.INPUT) {
+      return inputParams.get(x.name()) + "[" + at + "]";
+    }
+    return exports.get(x).name() + "[" + at + "]";
+  }
+
+  /** The kernel of a pass of a plan with pixel blocks: one thread block per item. */
+  private final class BlockPass {
+    private final int pass;
+    private final List<Expr> steps;
+    /** The loops: runs of entry-wise steps of one size, or one structural step. */
+    private final List<List<Expr>> units = new ArrayList<>();
+    private final Map<Expr, Integer> unitOf = new IdentityHashMap<>();
+    private final Map<Expr, Integer> register = new IdentityHashMap<>();
+    private final Map<String, String> staged = new LinkedHashMap<>();
+    private final Map<String, Long> stagedAt = new LinkedHashMap<>();
+    private int registers;
+    private long registerSize = 1;
+    private long pixelScratch;
+
+    BlockPass(int pass) {
+      this.pass = pass;
+      this.steps = passes.get(pass);
+      for (Expr e : steps) {
+        boolean alone = e.op().structural() && !spread(e);
+        List<Expr> last = units.isEmpty() ? null : units.get(units.size() - 1);
+        if (alone || last == null || structural(last.get(0)) || last.get(0).layout().size() != e.layout().size()) {
+          units.add(new ArrayList<>());
+        }
+        units.get(units.size() - 1).add(e);
+        unitOf.put(e, units.size() - 1);
+        registerSize = Math.max(registerSize, e.layout().size());
+      }
+      allocate();
+      long offset = (long) registers * registerSize;
+      long pixels = offset;
+      offset += 2 * pixelScratch;
+      List<Expr> read = new ArrayList<>();
+      steps.forEach(e -> read.addAll(e.operands()));
+      read.addAll(passOutputs(pass).values());
+      for (Expr x : read) {
+        if (x.op() == Expr.Op.INPUT && !staged.containsKey(x.name())) {
+          staged.put(x.name(), "I" + staged.size());
+          stagedAt.put(x.name(), offset);
+          offset += x.layout().size();
+        }
+      }
+      perItem[pass] = offset;
+      pixelAt = pixels;
+    }
+
+    private long pixelAt;
+
+    private boolean structural(Expr e) {
+      return e.op().structural() && !spread(e);
+    }
+
+    /** Registers for the values read outside their own loop, by a linear scan over last uses. */
+    private void allocate() {
+      Map<Expr, Integer> lastUnit = new IdentityHashMap<>();
+      for (Expr e : steps) {
+        for (Expr x : e.operands()) {
+          if (unitOf.containsKey(x)) {
+            lastUnit.merge(x, unitOf.get(e), Math::max);
+          }
+        }
+        if (e.op() == Expr.Op.PIXELS) {
+          pixelScratch = Math.max(pixelScratch, intermediate(e.map()));
+        }
+      }
+      List<Integer> free = new ArrayList<>();
+      for (int u = 0; u < units.size(); u++) {
+        for (Expr e : units.get(u)) {
+          boolean stored = structural(e) || lastUnit.getOrDefault(e, u) > u;
+          if (stored) {
+            register.put(e, free.isEmpty() ? registers++ : free.remove(free.size() - 1));
+          }
+        }
+        // Released after the loop that reads a value last (or that computes it, if none reads it).
+        for (Map.Entry<Expr, Integer> r : register.entrySet()) {
+          if (lastUnit.getOrDefault(r.getKey(), unitOf.get(r.getKey())) == u) {
+            free.add(r.getValue());
+          }
+        }
+      }
+    }
+
+    /** The largest block between two axes of {@code m}. */
+    private long intermediate(PixelMap m) {
+      int d = m.rank();
+      long largest = 0;
+      for (int k = 0; k < d - 1; k++) {
+        largest = Math.max(largest, size(dims(m, k + 1), m.input().kind() == Layout.Kind.FULL));
+      }
+      return largest;
+    }
+
+    String source() {
+      StringBuilder b = new StringBuilder();
+      b.append("NTK_KERNEL ntk_pass").append(pass).append('(').append(parameters()).append(") {\n")
+          .append("  long long slot = blockIdx.x;\n  if (slot >= count) {\n    return;\n  }\n")
+          .append("  long long item = base + slot;\n  int tid = (int) threadIdx.x;\n  int nt = (int) blockDim.x;\n");
+      b.append(switch (pass) {
+        case 0 -> "  long long i = item;\n  long long j = -1;\n";
+        case 1 -> "  long long i = -1;\n  long long j = item;\n";
+        default -> "  long long i = pi[item];\n  long long j = pj[item];\n";
+      });
+      b.append("  (void) i;\n  (void) j;\n");
+      b.append("  real* S = scratch + slot * ").append(perItem[pass]).append("LL;\n");
+      for (int r = 0; r < registers; r++) {
+        b.append("  real* R").append(r).append(" = S + ").append((long) r * registerSize).append("LL;\n");
+      }
+      if (pixelScratch > 0) {
+        b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ").append(pixelScratch)
+            .append("LL;\n");
+      }
+      b.append("  NTK_SHARED double red[NTK_THREADS];\n  (void) red;\n");
+      Map<String, Expr> inputs = new LinkedHashMap<>();
+      List<Expr> read = new ArrayList<>();
+      steps.forEach(e -> read.addAll(e.operands()));
+      read.addAll(passOutputs(pass).values());
+      for (Expr x : read) {
+        if (x.op() == Expr.Op.INPUT) {
+          inputs.putIfAbsent(x.name(), x);
+        }
+      }
+      for (Expr x : inputs.values()) {
+        String name = staged.get(x.name());
+        Layout l = x.layout();
+        if (l.isScalar()) {
+          throw new IllegalArgumentException("a plan with pixel blocks takes pixel-block inputs, " + x.name()
+              + " is " + l);
+        }
+        String a = x.domain() == Expr.Domain.COL ? "x2 + j" : "x1 + i";
+        String c = x.domain() == Expr.Domain.ROW ? "x1 + i" : "x2 + j";
+        long image = (long) l.pixels() * channels;
+        b.append("  real* ").append(name).append(" = S + ").append(stagedAt.get(x.name())).append("LL;\n")
+            .append("  ntk_pixel_gram(").append(a).append(" * ").append(image).append("LL, ").append(c).append(" * ")
+            .append(image).append("LL, ").append(l.pixels()).append(", ").append(channels).append(", ")
+            .append(l.kind() == Layout.Kind.FULL ? 1 : 0).append(", ").append(name).append(", tid, nt);\n");
+      }
+      b.append("  __syncthreads();\n");
+      for (List<Expr> unit : units) {
+        if (structural(unit.get(0))) {
+          structuralStep(b, unit.get(0));
+        } else {
+          run(b, unit);
+        }
+        b.append("  __syncthreads();\n");
+      }
+      // Outputs that are not steps of this pass: inputs, constants, values of earlier passes.
+      for (Map.Entry<String, Expr> o : passOutputs(pass).entrySet()) {
+        Expr x = o.getValue();
+        if (mine.get(pass).contains(x)) {
+          continue;
+        }
+        long m = x.layout().size();
+        b.append("  for (long long e = tid; e < ").append(m).append("LL; e += nt) {\n    ")
+            .append(outputParams.get(o.getKey())).append('[').append(itemIndex()).append(" * ").append(m)
+            .append("LL + e] = ").append(ref(x, "e", Map.of())).append(";\n  }\n");
+      }
+      return b.append("}\n\n").toString();
+    }
+
+    /** The index of this item in an output: the row, the column, or the pair. */
+    private String itemIndex() {
+      return pass == 0 ? "i" : pass == 1 ? "j" : "(i * n2 + j)";
+    }
+
+    /** Where the block of {@code x} starts (not a constant, not a local). */
+    private String pointer(Expr x) {
+      if (x.op() == Expr.Op.INPUT) {
+        return staged.get(x.name());
+      }
+      Integer r = register.get(x);
+      if (r != null && mine.get(pass).contains(x)) {
+        return "R" + r;
+      }
+      Export ex = exports.get(x);
+      if (ex == null) {
+        throw new IllegalStateException("no storage for " + x);
+      }
+      return "(" + ex.name() + " + " + (x.domain() == Expr.Domain.ROW ? "i" : "j") + " * " + ex.size() + "LL)";
+    }
+
+    private String ref(Expr x, String index, Map<Expr, String> locals) {
+      if (x.isConstant()) {
+        return literal(x.value());
+      }
+      String local = locals.get(x);
+      if (local != null) {
+        return local;
+      }
+      return pointer(x) + "[" + (x.layout().isScalar() ? "0" : index) + "]";
+    }
+
+    /** Writes value {@code v} of step {@code e} at entry {@code e} to its register, export and outputs. */
+    private void keep(StringBuilder b, Expr e, String v, String indent) {
+      long m = e.layout().size();
+      Integer r = register.get(e);
+      if (r != null && !structural(e)) {
+        b.append(indent).append('R').append(r).append("[e] = ").append(v).append(";\n");
+      }
+      Export ex = exports.get(e);
+      if (ex != null && ex.pass() == pass) {
+        b.append(indent).append(writable(ex.name())).append('[').append(itemIndex()).append(" * ").append(m)
+            .append("LL + e] = ").append(v).append(";\n");
+      }
+      for (Map.Entry<String, Expr> o : passOutputs(pass).entrySet()) {
+        if (o.getValue() == e) {
+          b.append(indent).append(outputParams.get(o.getKey())).append('[').append(itemIndex()).append(" * ")
+              .append(m).append("LL + e] = ").append(v).append(";\n");
+        }
+      }
+    }
+
+    private void run(StringBuilder b, List<Expr> unit) {
+      long m = unit.get(0).layout().size();
+      b.append("  for (long long e = tid; e < ").append(m).append("LL; e += nt) {\n");
+      Map<Expr, String> locals = new IdentityHashMap<>();
+      for (Expr e : unit) {
+        String v = "t" + locals.size();
+        String value;
+        if (spread(e)) {
+          int p = e.layout().pixels();
+          value = ref(e.a(), e.op() == Expr.Op.SPREAD_ROW ? "(e / " + p + ")" : "(e % " + p + ")", locals);
+        } else {
+          List<Expr> ops = e.operands();
+          String[] x = new String[ops.size()];
+          for (int k = 0; k < x.length; k++) {
+            x[k] = ref(ops.get(k), "e", locals);
+          }
+          value = CudaOps.expression(e.op(), float32, x);
+        }
+        b.append("    real ").append(v).append(" = ").append(value).append(";\n");
+        locals.put(e, v);
+        keep(b, e, v, "    ");
+      }
+      b.append("  }\n");
+    }
+
+    private void structuralStep(StringBuilder b, Expr e) {
+      String out = "R" + register.get(e);
+      Expr a = e.a();
+      switch (e.op()) {
+        case DIAGONAL -> {
+          int p = e.layout().pixels();
+          b.append("  for (long long e = tid; e < ").append(p).append("LL; e += nt) {\n    ").append(out)
+              .append("[e] = ").append(ref(a, "(e * " + p + "LL + e)", Map.of())).append(";\n  }\n");
+        }
+        case REDUCE -> {
+          long m = a.layout().size();
+          b.append("  {\n    double s = 0;\n    for (long long e = tid; e < ").append(m)
+              .append("LL; e += nt) {\n      s += (double) ").append(ref(a, "e", Map.of())).append(";\n    }\n")
+              .append("    red[tid] = s;\n    __syncthreads();\n    if (tid == 0) {\n      double total = 0;\n")
+              .append("      for (int k = 0; k < nt; k++) {\n        total += red[k];\n      }\n      ").append(out)
+              .append("[0] = (real) (total * ").append(Double.toHexString(e.value())).append(");\n    }\n  }\n");
+        }
+        case PIXELS -> pixels(b, e.map(), pointer(a), out);
+        default -> throw new IllegalStateException(e.op().name());
+      }
+      b.append("  __syncthreads();\n");
+      long m = e.layout().size();
+      StringBuilder kept = new StringBuilder();
+      keep(kept, e, out + "[e]", "    ");
+      if (kept.length() > 0) {
+        b.append("  for (long long e = tid; e < ").append(m).append("LL; e += nt) {\n").append(kept).append("  }\n");
+      }
+    }
+
+    private void pixels(StringBuilder b, PixelMap m, String in, String out) {
+      int d = m.rank();
+      boolean full = m.input().kind() == Layout.Kind.FULL;
+      if (d > 8) {
+        throw new IllegalArgumentException("a pixel map of " + d + " axes (the cuda engine takes at most 8)");
+      }
+      String from = in;
+      for (int k = 0; k < d; k++) {
+        String to = k == d - 1 ? out : k % 2 == 0 ? "PA" : "PB";
+        String table = table(m, k);
+        b.append("  {\n    const int din[] = {").append(join(dims(m, k))).append("};\n    const int dout[] = {")
+            .append(join(dims(m, k + 1))).append("};\n    ntk_axis(").append(from).append(", ").append(to)
+            .append(", ").append(d).append(", ").append(full ? 1 : 0).append(", din, dout, ").append(k).append(", ")
+            .append(table).append("_start, ").append(table).append("_from, ").append(table).append("_w, tid, nt);\n  }\n");
+        if (k < d - 1) {
+          b.append("  __syncthreads();\n");
+        }
+        from = to;
+      }
+    }
+  }
+
+  private static boolean spread(Expr e) {
+    return e.op() == Expr.Op.SPREAD_ROW || e.op() == Expr.Op.SPREAD_COL;
+  }
+
+  /** The grid after the first {@code k} axes of {@code m} are mapped. */
+  private static int[] dims(PixelMap m, int k) {
+    int[] in = m.input().grid();
+    int[] out = m.output().grid();
+    int[] g = new int[in.length];
+    for (int a = 0; a < g.length; a++) {
+      g[a] = a < k ? out[a] : in[a];
+    }
+    return g;
+  }
+
+  private static long size(int[] grid, boolean full) {
+    long s = 1;
+    for (int g : grid) {
+      s *= full ? (long) g * g : g;
+    }
+    return s;
+  }
+
+  private static String join(int[] values) {
+    StringBuilder b = new StringBuilder();
+    for (int v : values) {
+      b.append(b.length() == 0 ? "" : ", ").append(v);
+    }
+    return b.toString();
+  }
+
+  /**
+   * The name of the tables of axis {@code k} of {@code m} (its sparse matrix by output index:
+   * {@code _start}, {@code _from}, {@code _w}); equal axes (the layers of a deep network) share one.
+   */
+  private String table(PixelMap m, int k) {
+    int[] shape = m.denseShape(k);
+    double[] dense = m.dense(k);
+    int in = shape[0];
+    int out = shape[1];
+    StringBuilder start = new StringBuilder("0");
+    StringBuilder from = new StringBuilder();
+    StringBuilder w = new StringBuilder();
+    int terms = 0;
+    for (int o = 0; o < out; o++) {
+      for (int i = 0; i < in; i++) {
+        double v = dense[i * out + o];
+        if (v != 0) {
+          from.append(terms == 0 ? "" : ",").append(i);
+          w.append(terms == 0 ? "" : ",").append(Double.toHexString(v));
+          terms++;
+        }
+      }
+      start.append(',').append(terms);
+    }
+    if (terms == 0) {
+      from.append('0');
+      w.append('0');
+    }
+    String key = start + "|" + from + "|" + w;
+    return tables.computeIfAbsent(key, x -> {
+      String name = "T" + tables.size();
+      tableSource.append("NTK_TABLE int ").append(name).append("_start[] = {").append(start).append("};\n")
+          .append("NTK_TABLE int ").append(name).append("_from[] = {").append(from).append("};\n")
+          .append("NTK_TABLE real ").append(name).append("_w[] = {").append(w).append("};\n");
+      return name;
+    });
+  }
+
+  @Override
+  public String toString() {
+    return String.format(Locale.ROOT, "CudaSource[%s, %s, %d exports, %d chars]", float32 ? "float32" : "float64",
+        blocks ? "pixel blocks" : "one thread per item", exportList.size(), source.length());
+  }
+}

@@ -1,0 +1,178 @@
+package dev.ntk.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.cuda.CudaEngine;
+import dev.ntk.kernels.cuda.HostDevice;
+import dev.ntk.kernels.engine.CpuBackend;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The {@code cuda} engine's generated kernels, compiled as C on the host ({@link HostDevice}),
+ * against the {@code cpu} engine on every model of the kernel tests (the fully connected ones of
+ * {@link TestModels}, the convolutional ones of {@link ConvolutionalTest}, a deep convolutional
+ * network with both readouts) and against the golden kernels: float64 to 1e-12. This is the check
+ * machines without a GPU run; a device runs the same source through NVRTC (bench/gpu/check.sh).
+ */
+class CudaEngineModelsTest {
+  private static HostDevice host;
+  private static CudaEngine engine;
+
+  @BeforeAll
+  static void setUp() {
+    host = new HostDevice();
+    engine = new CudaEngine(host);
+  }
+
+  @AfterAll
+  static void tearDown() {
+    host.close();
+  }
+
+  private static double[] random(int n, long seed) {
+    Random r = new Random(seed);
+    double[] v = new double[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = r.nextGaussian();
+    }
+    return v;
+  }
+
+  private static float[] floats(double[] v) {
+    float[] f = new float[v.length];
+    for (int i = 0; i < v.length; i++) {
+      f[i] = (float) v[i];
+    }
+    return f;
+  }
+
+  private static double[] doubles(Object a) {
+    if (a instanceof double[] d) {
+      return d;
+    }
+    float[] f = (float[]) a;
+    double[] d = new double[f.length];
+    for (int i = 0; i < f.length; i++) {
+      d[i] = f[i];
+    }
+    return d;
+  }
+
+  /** cuda (host-compiled) against cpu on {@code model} for inputs of per-example {@code shape}, both dtypes. */
+  private static void agree(String name, Layer model, long[] shape, int n1, int n2) {
+    Plan plan = Plan.compile(model, new Shape(shape), EnumSet.of(Get.NNGP, Get.NTK));
+    int d = Math.toIntExact(new Shape(shape).size());
+    double[] x1 = random(n1 * d, 11);
+    double[] x2 = random(n2 * d, 12);
+    for (boolean same : new boolean[] {true, false}) {
+      int m2 = same ? n1 : n2;
+      Map<String, double[]> cpu = plan.run(CpuBackend.float64(), x1, same ? null : x2, n1, m2, 1);
+      Map<String, Object> cuda = engine.run(plan, x1, same ? null : x2, n1, m2);
+      assertEquals(cpu.keySet(), cuda.keySet(), name);
+      for (String k : cpu.keySet()) {
+        double err = KernelTesting.relativeError(doubles(cuda.get(k)), cpu.get(k));
+        assertTrue(err < 1e-12, name + (same ? " (x1 with itself) " : " ") + k + ": cuda and cpu differ by " + err);
+      }
+      Map<String, float[]> cpu32 = plan.run(CpuBackend.float32(), floats(x1), same ? null : floats(x2), n1, m2, 1);
+      Map<String, Object> cuda32 = engine.run(plan, floats(x1), same ? null : floats(x2), n1, m2);
+      for (String k : cpu32.keySet()) {
+        assertTrue(cuda32.get(k) instanceof float[], name + " " + k + " in float32");
+        double err = KernelTesting.relativeError(doubles(cuda32.get(k)), doubles(cpu32.get(k)));
+        assertTrue(err < 1e-5, name + " float32 " + k + ": cuda and cpu differ by " + err);
+      }
+    }
+  }
+
+  @Test
+  void fullyConnectedModelsAgreeWithTheCpuEngine() {
+    for (Map.Entry<String, Layer> e : TestModels.all().entrySet()) {
+      agree(e.getKey(), e.getValue(), new long[] {5}, 5, 4);
+    }
+  }
+
+  @Test
+  void convolutionalModelsAgreeWithTheCpuEngine() {
+    for (Map.Entry<String, Object[]> e : ConvolutionalTest.models().entrySet()) {
+      agree(e.getKey(), (Layer) e.getValue()[0], (long[]) e.getValue()[1], 3, 2);
+    }
+  }
+
+  /** The benchmark's network (21 x [Conv(3x3, SAME), Relu]) on small images, with both readouts. */
+  @Test
+  void deepConvolutionalNetworkAgreesWithTheCpuEngine() {
+    for (Layer readout : List.of(Stax.flatten(), Stax.globalAvgPool())) {
+      Layer[] layers = new Layer[44];
+      for (int k = 0; k < 21; k++) {
+        layers[2 * k] = Stax.conv(1, new int[] {3, 3}, null, "SAME", 1.0, null);
+        layers[2 * k + 1] = Stax.relu();
+      }
+      layers[42] = readout;
+      layers[43] = Stax.dense(1, 1.0, null);
+      agree("cnn21 " + readout, Stax.serial(layers), new long[] {4, 4, 3}, 3, 2);
+    }
+  }
+
+  @Test
+  void goldenKernels() throws IOException {
+    for (String g : List.of("fc_relu_erf", "cnn1d_sumpool_flatten", "cnn2d_circular_avgpool_gap",
+        "cnn2d_same_stride2_valid")) {
+      Layer model = ModelSpec.parse(new String(resource(g + "/model.json"), java.nio.charset.StandardCharsets.UTF_8));
+      Map<String, Object> x1 = npy(resource(g + "/x1.npy"));
+      Map<String, Object> x2 = npy(resource(g + "/x2.npy"));
+      long[] shape1 = (long[]) x1.get("shape");
+      long[] perExample = java.util.Arrays.copyOfRange(shape1, 1, shape1.length);
+      Plan plan = Plan.compile(model, new Shape(perExample), EnumSet.of(Get.NNGP, Get.NTK));
+      int n1 = (int) shape1[0];
+      int n2 = (int) ((long[]) x2.get("shape"))[0];
+      Map<String, Object> cuda = engine.run(plan, x1.get("data"), x2.get("data"), n1, n2);
+      for (String k : List.of("nngp", "ntk")) {
+        double[] expected = (double[]) npy(resource(g + "/" + k + ".npy")).get("data");
+        double err = KernelTesting.relativeError((double[]) cuda.get(k), expected);
+        assertTrue(err < 1e-12, g + " " + k + ": cuda and the golden kernel differ by " + err);
+      }
+    }
+  }
+
+  private static byte[] resource(String path) throws IOException {
+    try (InputStream in = CudaEngineModelsTest.class.getResourceAsStream("/golden/" + path)) {
+      if (in == null) {
+        throw new IOException("no test resource golden/" + path);
+      }
+      return in.readAllBytes();
+    }
+  }
+
+  /** A little-endian float64 .npy array: its shape and data. */
+  private static Map<String, Object> npy(byte[] bytes) {
+    ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    int major = bytes[6];
+    int headerLength = major == 1 ? b.getShort(8) & 0xffff : b.getInt(8);
+    int start = major == 1 ? 10 : 12;
+    String header = new String(bytes, start, headerLength, java.nio.charset.StandardCharsets.US_ASCII);
+    assertTrue(header.contains("'<f8'") && header.contains("'fortran_order': False"), header);
+    String dims = header.substring(header.indexOf("'shape': (") + 10, header.indexOf(')', header.indexOf("'shape'")));
+    long[] shape = java.util.Arrays.stream(dims.split(",")).map(String::trim).filter(s -> !s.isEmpty())
+        .mapToLong(Long::parseLong).toArray();
+    int count = Math.toIntExact(java.util.Arrays.stream(shape).reduce(1, (x, y) -> x * y));
+    double[] data = new double[count];
+    b.position(start + headerLength);
+    b.asDoubleBuffer().get(data);
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("shape", shape);
+    m.put("data", data);
+    return m;
+  }
+}
