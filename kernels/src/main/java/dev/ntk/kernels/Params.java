@@ -80,6 +80,7 @@ public record Params(List<NDArray> arrays, List<Params> children) {
       kids.add(child.rebuild(it));
     }
     return new Params(own, kids);
+  }
 
   /**
    * Every array of {@code params}, the parameters of {@code model}, by its name in a parameters

@@ -37,7 +37,7 @@ import picocli.CommandLine.Option;
 final class EmpiricalCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @CommandLine.Mixin Ntk.KernelInputs inputs;
+  @CommandLine.Mixin KernelInputs inputs;
 
   @Option(names = "--params", paramLabel = "P.npz",
       description = "The network's parameters (default: drawn by the model's init with --seed).")
@@ -78,8 +78,8 @@ final class EmpiricalCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new UsageException("--implementation: " + e.getMessage());
     }
-    Layer layer = InputChecks.model(inputs.model);
-    Ntk.KernelInputs.Inputs x = inputs.read(layer);
+    Layer layer = InputChecks.model(inputs.model).layer();
+    KernelInputs.Inputs x = inputs.read(layer);
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
     List<String> results = new ArrayList<>();
     for (Get g : kernels) {

@@ -54,7 +54,7 @@ final class InitCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    Layer layer = InputChecks.model(model);
+    Layer layer = InputChecks.model(model).layer();
     Shape shape = shape(inputShape);
     try {
       layer.check(shape);
