@@ -165,7 +165,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     String store = trainTrain.directory().substring(0, trainTrain.directory().lastIndexOf('/') + 1);
     String factorDir = BeamFiles.childDirectory(BeamFiles.directory(store), "factor").toString();
     PCollectionView<Factored> factor = begin
-        .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend))
+        .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend).withRole("train-train"))
         .apply("OneTrainGroup", WithKeys.<Integer, TileKey>of(0))
         .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
         .apply("GatherTrainTrain", GroupByKey.create())
@@ -174,7 +174,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
-        .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend))
+        .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend).withRole("test-train"))
         .apply("ByTestBlock", WithKeys.of(TileKey::rowOffset).withKeyType(TypeDescriptors.longs()))
         .setCoder(KvCoder.of(VarLongCoder.of(), TileKeyCoder.of()))
         .apply("GroupTestBlock", GroupByKey.create())
@@ -182,7 +182,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
             factor, cov)).withSideInputs(factor))
         .setCoder(BlockCoder.INSTANCE);
     PCollectionView<List<TileKey>> testTestView = cov
-        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend))
+        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend).withRole("test-test"))
             .apply("TestTestView", View.asList())
         : null;
     return WriteFn.gatherAndWrite(blocks, testTrain.n1(), settings, directory, yTrain, factor,
