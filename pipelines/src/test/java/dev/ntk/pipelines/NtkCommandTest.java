@@ -835,7 +835,7 @@ class NtkCommandTest {
     assertFalse(Files.exists(out.resolve("mean.npy")));
   }
 
-  /** As {@link #predictInProcessNamesTheTestTrainEntryAndTheLayer}, tile by tile: the pipeline names the kernel alike. */
+  /** As {@link #predictInProcessNamesTheTestTrainEntryAndTheLayer}, tile by tile: the pipeline names it alike. */
   @Test
   void predictPipelineNamesTheTestTrainEntryAndTheLayer() throws IOException {
     NpyArray t = Npy.read(xTest);
