@@ -20,9 +20,9 @@ OUT=${OUT:-bench/out/cnn}; RESULTS=${RESULTS:-bench/RESULTS.md}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 bin/ntk --help >/dev/null   # builds if needed, outside the timings
-CP="pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt)"
+CP="bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt)"
 JVM=(--add-modules=jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
-bench() { TF_CPP_MIN_LOG_LEVEL=3 java "${JVM[@]}" -cp "$CP" dev.ntk.pipelines.bench.Bench "$@" 2>>"$OUT/stderr.log" | grep RESULT; }
+bench() { TF_CPP_MIN_LOG_LEVEL=3 java "${JVM[@]}" -cp "$CP" dev.ntk.bench.Bench "$@" 2>>"$OUT/stderr.log" | grep RESULT; }
 field() { grep -o " $1=[^ ]*" | head -1 | cut -d= -f2; }
 wall() { local s e; s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1; e=$(date +%s.%N); printf '%.2f\n' "$(echo "$e - $s" | bc)"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }

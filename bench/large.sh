@@ -37,7 +37,7 @@ CP=pipelines/target/classpath.txt
 
 mkdir -p "$OUT"
 "$NTK" --help > /dev/null   # builds on first use
-java -cp "$JAR:$(cat "$CP")" dev.ntk.pipelines.bench.Bench data --n "$N" --d "$D" --seed 0 \
+java -cp "bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:$JAR:$(cat "$CP")" dev.ntk.bench.Bench data --n "$N" --d "$D" --seed 0 \
   --dtype "$DTYPE" --out "$OUT/x.npy" > /dev/null
 rm -rf "$OUT/k"
 

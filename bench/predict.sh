@@ -12,7 +12,7 @@
 #   OUT=bench/out/predict  scratch (git-ignored)   RESULTS=bench/RESULTS.md
 #   NTK=bin/ntk            the ntk command (e.g. a script running another build's classes, so that no
 #                          `mvn install` runs); CP: the class path of PredictBench (default: this
-#                          checkout's pipelines jar and target/classpath.txt)
+#                          checkout's bench and pipelines jars and pipelines/target/classpath.txt)
 #
 # Smoke test: NS=300 ENSEMBLE_N=300 ODE_N=100 OUT=/tmp/pb RESULTS=/tmp/pb/R.md bash bench/predict.sh
 set -euo pipefail
@@ -30,7 +30,7 @@ PYTHON=${PYTHON:-python3}
 NTK=${NTK:-bin/ntk}
 mkdir -p "$OUT"
 $NTK --help >/dev/null   # bin/ntk builds if needed, outside the timings
-CP=${CP:-"pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt)"}
+CP=${CP:-"bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt)"}
 wall() { local s e; s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1; e=$(date +%s.%N); printf '%.2f\n' "$(echo "$e - $s" | bc)"; }
 field() { grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
 # The line a run printed about where it ran: "in-process (...): 1.2 s" or "DirectRunner: ... pipeline 5.2 s".
@@ -64,7 +64,7 @@ for N in $NS; do
   BEAM_S=$(wall $NTK predict "${EXACT[@]}" --runner DirectRunner --out "$DIR/beam")
   EIGH=false; [[ "$N" -le "$EIGH_MAX_N" ]] && EIGH=true
   # A failure here (TensorFlow's side of the comparison) leaves its columns empty, not the run.
-  java -cp "$CP" dev.ntk.pipelines.bench.PredictBench "$DIR" $MODEL 1e-4 "$REPEATS" $EIGH > "$OUT/jbench-$N.log" \
+  java -cp "$CP" dev.ntk.bench.PredictBench "$DIR" $MODEL 1e-4 "$REPEATS" $EIGH > "$OUT/jbench-$N.log" \
     2>"$OUT/jbench-$N.err" || echo "N=$N: PredictBench failed: $(grep -m1 Exception "$OUT/jbench-$N.err" | cut -c1-160)" >> "$OUT/failed.log"
   JB=$(cat "$OUT/jbench-$N.log")
   echo "$JB" | grep eigh= >> "$OUT/eigh.log" || true

@@ -57,6 +57,7 @@ MVN_ARGS=${MVN_ARGS:-"-B -q -DskipTests"}
 
 MODEL=bench/relu21.json
 JAR=pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar
+BENCH_JAR=bench/target/ntk-bench-0.1.0-SNAPSHOT.jar   # the benchmark programs (module bench)
 CLASSPATH_FILE=pipelines/target/classpath.txt
 JVM_FLAGS=(--add-modules=jdk.incubator.vector --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
   --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED
@@ -90,10 +91,10 @@ build() {
     "$NTK" --help >"$LOGS/ntk-help.log" 2>&1 || { cat "$LOGS/ntk-help.log" >&2; exit 1; }
   fi
   local stamp=$OUT/.built newer=""
-  if [[ -f $JAR && -f $CLASSPATH_FILE ]]; then
+  if [[ -f $JAR && -f $BENCH_JAR && -f $CLASSPATH_FILE ]]; then
     local ref=$JAR
     [[ -f $stamp && $stamp -nt $JAR ]] && ref=$stamp
-    newer=$(find pom.xml kernels io transforms runners pipelines -type f \
+    newer=$(find pom.xml kernels io transforms runners pipelines bench -type f \
       \( -name pom.xml -o -path '*/src/main/*' \) -newer "$ref" -print -quit)
   else
     newer="(no jar yet)"
@@ -106,13 +107,13 @@ build() {
   fi
 }
 build
-CP=$JAR:$(cat "$CLASSPATH_FILE")
+CP=$BENCH_JAR:$JAR:$(cat "$CLASSPATH_FILE")
 BENCH_ENV=()
-bench() {  # bench MODE ARGS... : runs dev.ntk.pipelines.bench.Bench (with the settings in BENCH_ENV)
+bench() {  # bench MODE ARGS... : runs dev.ntk.bench.Bench (with the settings in BENCH_ENV)
   # shellcheck disable=SC2086
   env -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_TRIM_THRESHOLD_ "${BENCH_ENV[@]}" \
     TF_CPP_MIN_LOG_LEVEL=$BENCH_TF_LOG "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS -cp "$CP" \
-    dev.ntk.pipelines.bench.Bench "$@"
+    dev.ntk.bench.Bench "$@"
 }
 
 TIME_V=()
@@ -325,7 +326,7 @@ if wants native; then
       t0=$(now)
       line=$(env -u NTK_CACHE -u TENSORFLOW_LIBRARY_PATH TF_CPP_MIN_LOG_LEVEL="$BENCH_TF_LOG" \
         "$JAVA" "${JVM_FLAGS[@]}" $JAVA_OPTS \
-        -Dntk.cache="$cache" -cp "$CP" dev.ntk.pipelines.bench.Bench native-load \
+        -Dntk.cache="$cache" -cp "$CP" dev.ntk.bench.Bench native-load \
         2>"$LOGS/native-$state-$i.log" | grep '^RESULT') || { NATIVE_ROWS+=("| $state | $i | FAILED | | | | | |"); continue; }
       t1=$(now)
       NATIVE_LIB=$(basename "$(field "$line" library)")

@@ -32,7 +32,7 @@ log() { flink_log "$@"; }
 flink_cluster_start "$OUT" 2 - -
 tm1=${TM_PIDS[0]}
 
-java -cp "$CP" dev.ntk.pipelines.bench.Bench data --n "$N" --d "$D" --seed 0 --dtype float64 \
+java -cp "$BENCH_CP" dev.ntk.bench.Bench data --n "$N" --d "$D" --seed 0 --dtype float64 \
   --out "$OUT/x.npy" > /dev/null
 blocks=$(( (N + TILE - 1) / TILE ))
 total=$(( blocks * (blocks + 1) / 2 ))

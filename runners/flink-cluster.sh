@@ -23,6 +23,8 @@ flink_cluster_start() {
   local ntk_root; ntk_root=$(cd "$(dirname "$NTK")/.." && pwd)
   JAR="$ntk_root/pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar"
   CP="$JAR:$(cat "$ntk_root/pipelines/target/classpath.txt")"
+  # the benchmark programs (module bench: Bench data writes the inputs) on top of the command line's
+  BENCH_CP="$ntk_root/bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:$CP"
   JVM=(--add-modules=jdk.incubator.vector --add-opens=java.base/java.nio=ALL-UNNAMED
     --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
     --add-opens=java.base/java.lang.invoke=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED

@@ -37,7 +37,7 @@ flink_cluster_start "$OUT" 1 "${CPUS[@]}"
 
 features=(--d "$D")
 [[ -n "$SHAPE" ]] && features=(--shape "$SHAPE")
-java -cp "$CP" dev.ntk.pipelines.bench.Bench data --n "$N" "${features[@]}" --seed 0 --dtype float64 \
+java -cp "$BENCH_CP" dev.ntk.bench.Bench data --n "$N" "${features[@]}" --seed 0 --dtype float64 \
   --out "$OUT/x.npy" > /dev/null
 blocks=$(( (N + TILE - 1) / TILE ))
 total=$(( blocks * (blocks + 1) / 2 ))

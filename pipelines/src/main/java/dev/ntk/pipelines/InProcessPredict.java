@@ -71,8 +71,8 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     Plan plan = model.plan(new Shape(perExample), type, kernels(settings, computeCov));
     return InProcessKernel.fits(plan, n, n, dtype, backend, budget)
         && InProcessKernel.fits(plan, m, n, dtype, backend, budget)
-        && (!computeCov || InProcessKernel.fits(model.plan(new Shape(perExample), type, EnumSet.of(Get.NNGP)), m, m, dtype,
-            backend, budget));
+        && (!computeCov || InProcessKernel.fits(model.plan(new Shape(perExample), type, EnumSet.of(Get.NNGP)), m, m,
+            dtype, backend, budget));
   }
 
   /**
@@ -184,7 +184,8 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
         DoubleBuffer values = out.get(g).buffer();
         long at = firstNonFinite(values);
         if (at >= 0) {
-          throw InProcessKernel.nonFinite(model.layer(), x1, x2, dtype, which + " " + g.key(), at, values.get((int) at), n2);
+          throw InProcessKernel.nonFinite(model.layer(), x1, x2, dtype, which + " " + g.key(), at,
+              values.get((int) at), n2);
         }
       }
       return out;

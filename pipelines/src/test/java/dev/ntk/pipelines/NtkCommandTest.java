@@ -805,7 +805,10 @@ class NtkCommandTest {
       assertEquals(2, p.status(), p.err());
       assertTrue(p.err().contains("kernel entry (0, ") && p.err().contains("serial[1].Relu")
           && p.err().contains("too large for float64"), p.err());
-      assertTrue(tiles.isEmpty() == p.err().contains("the train-train ntk kernel entry"), p.err());
+      // both paths name the kernel of the prediction it is (in-process the one kernel it computes;
+      // tile by tile, the first of the tile's two kernels, and whichever tile set failed first)
+      assertTrue(p.err().matches(tiles.isEmpty() ? "(?s).*the train-train ntk kernel entry.*"
+          : "(?s).*the (train|test)-train nngp kernel entry.*"), p.err());
       assertNoTrace(p);
       assertFalse(Files.exists(out.resolve("mean.npy")));
     }
@@ -825,6 +828,24 @@ class NtkCommandTest {
     Npy.write(bigTest, t);
     Result p = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", bigTest, "--get", "nngp",
         "--out", out);
+    assertEquals(2, p.status(), p.err());
+    assertTrue(p.err().contains("the test-train nngp kernel entry (2, 0) is ")
+        && p.err().contains("first stops being finite at layer serial[0].Dense"), p.err());
+    assertNoTrace(p);
+    assertFalse(Files.exists(out.resolve("mean.npy")));
+  }
+
+  /** As {@link #predictInProcessNamesTheTestTrainEntryAndTheLayer}, tile by tile: the pipeline names it alike. */
+  @Test
+  void predictPipelineNamesTheTestTrainEntryAndTheLayer() throws IOException {
+    NpyArray t = Npy.read(xTest);
+    for (int j = 0; j < 3; j++) {
+      t.data()[2 * 3 + j] *= 1e160;
+    }
+    Path bigTest = dir.resolve("big_test.npy");
+    Npy.write(bigTest, t);
+    Result p = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", bigTest, "--get", "nngp",
+        "--tile", 4, "--out", out);
     assertEquals(2, p.status(), p.err());
     assertTrue(p.err().contains("the test-train nngp kernel entry (2, 0) is ")
         && p.err().contains("first stops being finite at layer serial[0].Dense"), p.err());

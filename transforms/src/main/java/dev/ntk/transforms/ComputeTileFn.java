@@ -31,6 +31,8 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private static final long serialVersionUID = 1L;
 
   private final TileSet tiles;
+  /** The kernel's role for messages ({@code train-train}), or null. */
+  private final String role;
   private final TileComputer computer;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
@@ -44,8 +46,9 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   static final long ROW_CACHE_VALUES = 1L << 23;
   private transient RowBlocks rows;
 
-  ComputeTileFn(TileSet tiles, Backend backend) {
+  ComputeTileFn(TileSet tiles, Backend backend, String role) {
     this.tiles = tiles;
+    this.role = role;
     // The whole kernel's entries, as the in-process path counts them (CpuBackend.FUSE_FROM), so
     // that both paths run the per-pair steps the same way (fused loops or interpreted).
     this.computer = new TileComputer(tiles.model(), tiles.featureShape(), tiles.dtype(), backend,
@@ -118,7 +121,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
     long row = key.rowOffset() + at / key.cols();
     long col = key.colOffset() + at % key.cols();
     String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
-    throw new NonFiniteKernelException(tiles.dtype(), kernel, row, col, value,
+    throw new NonFiniteKernelException(tiles.dtype(), role == null ? kernel : role + " " + kernel, row, col, value,
         computer.diagnose(tiles.readRows(tiles.x1(), row, 1), tiles.readRows(x2, col, 1)));
   }
 

@@ -5,15 +5,13 @@ import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.transforms.InferenceSteps.Block;
-import dev.ntk.transforms.InferenceSteps.BlockCoder;
-import dev.ntk.transforms.InferenceSteps.ElementTiles;
-import dev.ntk.transforms.InferenceSteps.Factored;
-import dev.ntk.transforms.InferenceSteps.FactoredCoder;
-import dev.ntk.transforms.InferenceSteps.FactorFn;
-import dev.ntk.transforms.InferenceSteps.FileTiles;
-import dev.ntk.transforms.InferenceSteps.PredictBlockFn;
+import dev.ntk.transforms.InferenceValues.Block;
+import dev.ntk.transforms.InferenceValues.BlockCoder;
+import dev.ntk.transforms.InferenceValues.Factored;
+import dev.ntk.transforms.InferenceValues.FactoredCoder;
 import dev.ntk.transforms.PredictSettings.Mode;
+import dev.ntk.transforms.TileAccess.ElementTiles;
+import dev.ntk.transforms.TileAccess.FileTiles;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -167,7 +165,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     String store = trainTrain.directory().substring(0, trainTrain.directory().lastIndexOf('/') + 1);
     String factorDir = BeamFiles.childDirectory(BeamFiles.directory(store), "factor").toString();
     PCollectionView<Factored> factor = begin
-        .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend))
+        .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend).withRole("train-train"))
         .apply("OneTrainGroup", WithKeys.<Integer, TileKey>of(0))
         .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
         .apply("GatherTrainTrain", GroupByKey.create())
@@ -176,7 +174,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
-        .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend))
+        .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend).withRole("test-train"))
         .apply("ByTestBlock", WithKeys.of(TileKey::rowOffset).withKeyType(TypeDescriptors.longs()))
         .setCoder(KvCoder.of(VarLongCoder.of(), TileKeyCoder.of()))
         .apply("GroupTestBlock", GroupByKey.create())
@@ -184,10 +182,10 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
             factor, cov)).withSideInputs(factor))
         .setCoder(BlockCoder.INSTANCE);
     PCollectionView<List<TileKey>> testTestView = cov
-        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend))
+        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend).withRole("test-test"))
             .apply("TestTestView", View.asList())
         : null;
-    return InferenceSteps.gatherAndWrite(blocks, testTrain.n1(), settings, directory, yTrain, factor,
+    return WriteFn.gatherAndWrite(blocks, testTrain.n1(), settings, directory, yTrain, factor,
         cov ? new FileTiles(testTest, "test-test") : null, testTestView);
   }
 
@@ -294,7 +292,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
               cov)).withSideInputs(factor))
           .setCoder(BlockCoder.INSTANCE);
       PCollectionView<List<Tile>> testTestView = cov ? testTest.apply("TestTestView", View.asList()) : null;
-      return InferenceSteps.gatherAndWrite(blocks, -1, settings, directory, yTrain, factor,
+      return WriteFn.gatherAndWrite(blocks, -1, settings, directory, yTrain, factor,
           cov ? new ElementTiles("test-test") : null, testTestView);
     }
 

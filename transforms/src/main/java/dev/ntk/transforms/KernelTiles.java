@@ -64,10 +64,13 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
 
   private final TileSet tiles;
   private final Backend backend;
+  /** What the kernel is in a larger computation ({@code train-train}), for messages; or null. */
+  private final String role;
 
-  private KernelTiles(TileSet tiles, Backend backend) {
+  private KernelTiles(TileSet tiles, Backend backend, String role) {
     this.tiles = tiles;
     this.backend = backend;
+    this.role = role;
   }
 
   /**
@@ -86,7 +89,7 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
 
   /** The tiles of {@code tiles}, computed on the {@code auto} backend. */
   public static KernelTiles of(TileSet tiles) {
-    return new KernelTiles(tiles, Backend.AUTO);
+    return new KernelTiles(tiles, Backend.AUTO, null);
   }
 
   /**
@@ -94,7 +97,16 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
    * {@code tensorflow} on a machine with a visible GPU, else {@code cpu}).
    */
   public KernelTiles withBackend(Backend newBackend) {
-    return new KernelTiles(tiles, java.util.Objects.requireNonNull(newBackend, "backend"));
+    return new KernelTiles(tiles, java.util.Objects.requireNonNull(newBackend, "backend"), role);
+  }
+
+  /**
+   * The same transform for a kernel that plays {@code newRole} in a larger computation ({@code
+   * train-train}, {@code test-train}), which a non-finite entry's message names as the in-process
+   * path does: {@code the train-train ntk kernel entry (3, 5) is NaN}.
+   */
+  public KernelTiles withRole(String newRole) {
+    return new KernelTiles(tiles, backend, java.util.Objects.requireNonNull(newRole, "role"));
   }
 
   @Override
@@ -103,7 +115,7 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
     return begin
         .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
         .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(SPREAD_BUCKETS))
-        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles, backend)));
+        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles, backend, role)));
   }
 
   @Override

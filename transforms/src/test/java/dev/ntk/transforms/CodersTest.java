@@ -57,15 +57,15 @@ class CodersTest {
 
   @Test
   void inferenceRecords() throws Exception {
-    roundTrips(InferenceSteps.FactoredCoder.INSTANCE, new InferenceSteps.Factored("mem://b/out/.factor/",
+    roundTrips(InferenceValues.FactoredCoder.INSTANCE, new InferenceValues.Factored("mem://b/out/.factor/",
         "id-1", 11, 2, new long[] {11, 2}, Double.NaN, NpyDType.FLOAT32, "abc", "12ef"));
-    roundTrips(InferenceSteps.FactoredCoder.INSTANCE, new InferenceSteps.Factored("/tmp/f/", "id-2", 3, 1,
+    roundTrips(InferenceValues.FactoredCoder.INSTANCE, new InferenceValues.Factored("/tmp/f/", "id-2", 3, 1,
         new long[] {3}, -1.25, NpyDType.FLOAT64, "abc", "12ef"));
-    roundTrips(InferenceSteps.BlockCoder.INSTANCE, new InferenceSteps.Block(4, 2,
+    roundTrips(InferenceValues.BlockCoder.INSTANCE, new InferenceValues.Block(4, 2,
         new double[][] {{1, 2}, null, {3, -0.0}}, null, new double[] {5, 6, 7}, "t"));
-    roundTrips(InferenceSteps.BlockCoder.INSTANCE, new InferenceSteps.Block(0, 1,
+    roundTrips(InferenceValues.BlockCoder.INSTANCE, new InferenceValues.Block(0, 1,
         new double[][] {{Math.PI}}, new double[] {1, 2}, null, ""));
-    roundTrips(InferenceSteps.BlockCoder.INSTANCE, InferenceSteps.NO_ROWS);
+    roundTrips(InferenceValues.BlockCoder.INSTANCE, InferenceValues.NO_ROWS);
   }
 
   @Test

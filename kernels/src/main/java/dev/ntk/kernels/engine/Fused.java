@@ -1,25 +1,14 @@
 package dev.ntk.kernels.engine;
 
-import java.io.ByteArrayOutputStream;
-import java.io.OutputStream;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
-import java.net.URI;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.IntConsumer;
-import javax.tools.FileObject;
-import javax.tools.ForwardingJavaFileManager;
-import javax.tools.JavaCompiler;
-import javax.tools.JavaFileManager;
-import javax.tools.JavaFileObject;
-import javax.tools.SimpleJavaFileObject;
-import javax.tools.ToolProvider;
 
 /**
  * The per-pair steps of a {@link Schedule} as generated Java: one SIMD loop per segment of steps,
@@ -273,12 +262,7 @@ final class Fused {
 
   /** Whether this JVM can compile fused loops (a JDK with the Vector API module). */
   static boolean available() {
-    return !unavailable && CpuBackend.vectorised() && Javac.COMPILER != null;
-  }
-
-  /** The JDK's compiler, looked up once; null on a JRE. */
-  private static final class Javac {
-    static final JavaCompiler COMPILER = ToolProvider.getSystemJavaCompiler();
+    return !unavailable && CpuBackend.vectorised() && InMemoryJavac.COMPILER != null;
   }
 
   /**
@@ -338,7 +322,7 @@ final class Fused {
     StringBuilder calls = new StringBuilder();
     StringBuilder bindings = new StringBuilder();
     for (int s = 0; s < segments; s++) {
-      Segment g = new Segment(vector, scalar);
+      FusedSource.Segment g = new FusedSource.Segment(vector, scalar);
       for (int i = starts[s]; i < starts[s + 1]; i++) {
         Operand[] in = operands.get(i);
         String[] names = new String[in.length];
@@ -355,7 +339,7 @@ final class Fused {
             }));
           };
         }
-        g.step(i, expression(ops.get(i), names));
+        g.step(i, FusedSource.expression(ops.get(i), names));
         if (register[i] >= 0) {
           g.store(i, inputSlots + register[i]);
         }
@@ -462,132 +446,6 @@ final class Fused {
     return starts.stream().mapToInt(Integer::intValue).toArray();
   }
 
-  /**
-   * One segment's loop, written with names local to it: its operands are numbered by first use,
-   * and the slots and constants they stand for are its binding ({@code b[k]}), so two segments
-   * that differ only in where their values live have the same body.
-   */
-  private static final class Segment {
-    private final String vector;
-    private final String scalar;
-    private final StringBuilder head = new StringBuilder();
-    private final StringBuilder loop = new StringBuilder();
-    private final List<Integer> binding = new ArrayList<>();
-    private final Map<String, String> names = new HashMap<>();
-    private final Map<Integer, String> arrays = new HashMap<>();
-    private final Map<Integer, String> locals = new HashMap<>();
-
-    Segment(String vector, String scalar) {
-      this.vector = vector;
-      this.scalar = scalar;
-    }
-
-    private int bind(int value) {
-      binding.add(value);
-      return binding.size() - 1;
-    }
-
-    /** The local array (and its offset) of slot {@code slot}. */
-    private String array(int slot) {
-      return arrays.computeIfAbsent(slot, x -> {
-        int b = bind(slot);
-        head.append("    ").append(scalar).append("[] a").append(b).append(" = (").append(scalar)
-            .append("[]) a[b[").append(b).append("]];\n    int o").append(b).append(" = o[b[").append(b)
-            .append("]];\n");
-        return Integer.toString(b);
-      });
-    }
-
-    String load(String key, int slot) {
-      return names.computeIfAbsent(key, x -> {
-        String a = array(slot);
-        String v = "x" + names.size() + "#";
-        loop.append("      ").append(vector).append(' ').append(v).append(" = ").append(vector)
-            .append(".fromArray(S, a").append(a).append(", @K + o").append(a).append(");\n");
-        return v;
-      });
-    }
-
-    String broadcast(String key, int slot) {
-      return names.computeIfAbsent(key, x -> {
-        String a = array(slot);
-        String v = "x" + names.size();
-        head.append("    ").append(vector).append(' ').append(v).append(" = ").append(vector)
-            .append(".broadcast(S, a").append(a).append("[o").append(a).append("]);\n");
-        return v;
-      });
-    }
-
-    String constant(int index) {
-      return names.computeIfAbsent("c" + index, x -> {
-        int b = bind(index);
-        String v = "x" + names.size();
-        head.append("    ").append(vector).append(' ').append(v).append(" = ").append(vector)
-            .append(".broadcast(S, c[b[").append(b).append("]]);\n");
-        return v;
-      });
-    }
-
-    String local(int step) {
-      return locals.get(step);
-    }
-
-    void step(int step, String expression) {
-      String v = "v" + locals.size() + "#";
-      locals.put(step, v);
-      loop.append("      ").append(vector).append(' ').append(v).append(" = ").append(expression).append(";\n");
-    }
-
-    void store(int step, int slot) {
-      String a = array(slot);
-      loop.append("      ").append(locals.get(step)).append(".intoArray(a").append(a).append(", @K + o").append(a)
-          .append(");\n");
-    }
-
-    /**
-     * The segment's method body: the loop computes {@link #UNROLL} vectors per iteration, its
-     * lines interleaved, so that the steps of one vector (a chain, each waiting for the last) overlap
-     * with those of the others.
-     */
-    String body() {
-      StringBuilder unrolled = new StringBuilder();
-      for (String line : loop.toString().split("\n")) {
-        for (int u = 0; u < UNROLL; u++) {
-          unrolled.append(line.replace("#", "_" + u).replace("@K", u == 0 ? "k" : "k + " + u + " * L"))
-              .append('\n');
-        }
-      }
-      return head + "    for (int k = 0; k < n; k += " + UNROLL + " * L) {\n" + unrolled + "    }\n";
-    }
-
-    String binding() {
-      return binding.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(", ", "{", "}"));
-    }
-  }
-
-  private static String expression(Expr.Op op, String[] x) {
-    if (op == Expr.Op.FMA) {
-      return x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
-    }
-    if (op == Expr.Op.SELECT) {
-      return x[2] + ".blend(" + x[1] + ", " + x[0] + ".compare(VectorOperators.GT, 0))";
-    }
-    if (!op.arithmetic()) {
-      throw new IllegalArgumentException(op + " is not an entry-wise operation");
-    }
-    return op.source(x);
-  }
-
-  /** The jar or directory this engine's classes were loaded from, or null if that is not a file. */
-  private static String engineClassPath() {
-    try {
-      java.security.CodeSource source = VectorMath.class.getProtectionDomain().getCodeSource();
-      return source == null ? null : java.nio.file.Path.of(source.getLocation().toURI()).toString();
-    } catch (Exception | LinkageError e) {
-      return null;
-    }
-  }
-
   /** Compiles {@code source} in memory; its public constructor, or null (logged once) on failure. */
   private static MethodHandle javac(String name, String source) {
     if (System.getProperty("ntk.cpu.fused.dump") != null) {
@@ -597,55 +455,8 @@ final class Fused {
         throw new java.io.UncheckedIOException(e);
       }
     }
-    JavaCompiler compiler = Javac.COMPILER;
-    Map<String, ByteArrayOutputStream> classes = new HashMap<>();
-    JavaFileObject file = new SimpleJavaFileObject(URI.create("string:///" + name + ".java"),
-        JavaFileObject.Kind.SOURCE) {
-      @Override
-      public CharSequence getCharContent(boolean ignoreEncodingErrors) {
-        return source;
-      }
-    };
-    java.io.StringWriter errors = new java.io.StringWriter();
-    try (JavaFileManager files = new ForwardingJavaFileManager<>(
-        compiler.getStandardFileManager(null, Locale.ROOT, null)) {
-      @Override
-      public JavaFileObject getJavaFileForOutput(Location location, String className, JavaFileObject.Kind kind,
-          FileObject sibling) {
-        return new SimpleJavaFileObject(URI.create("mem:///" + className + ".class"), kind) {
-          @Override
-          public OutputStream openOutputStream() {
-            return classes.computeIfAbsent(className, c -> new ByteArrayOutputStream());
-          }
-        };
-      }
-    }) {
-      List<String> options = new ArrayList<>(List.of("--add-modules", "jdk.incubator.vector",
-          "-proc:none", "-g:none", "-nowarn", "-XDsuppressNotes", "-Xlint:none"));
-      String engine = engineClassPath();
-      if (engine != null) {
-        // Templates may call this package's public VectorMath: compile against where it was loaded
-        // from, which need not be on java.class.path (a Flink user-code class loader).
-        options.addAll(List.of("-classpath", engine + java.io.File.pathSeparator
-            + System.getProperty("java.class.path", "")));
-      }
-      boolean ok = compiler.getTask(errors, files, null, options, null, List.of(file)).call();
-      if (!ok || !classes.containsKey(name)) {
-        throw new IllegalStateException(errors.toString());
-      }
-      Map<String, byte[]> bytes = new HashMap<>();
-      classes.forEach((k, v) -> bytes.put(k, v.toByteArray()));
-      ClassLoader loader = new ClassLoader(Fused.class.getClassLoader()) {
-        @Override
-        protected Class<?> findClass(String className) throws ClassNotFoundException {
-          byte[] b = bytes.get(className);
-          if (b == null) {
-            throw new ClassNotFoundException(className);
-          }
-          return defineClass(className, b, 0, b.length);
-        }
-      };
-      Class<?> type = loader.loadClass(name);
+    try {
+      Class<?> type = InMemoryJavac.load(name, source, Fused.class.getClassLoader());
       return MethodHandles.publicLookup().findConstructor(type,
           MethodType.methodType(void.class, Object[].class, int[].class, Object.class));
     } catch (Exception | LinkageError e) {

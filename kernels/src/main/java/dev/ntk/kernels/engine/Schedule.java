@@ -143,7 +143,7 @@ public final class Schedule {
       if (pass == 2) {
         kept.addAll(outputs.values());
       }
-      blockRegisterCounts[pass] = allocate(passes.get(pass), kept, blockRegisters.get(pass));
+      blockRegisterCounts[pass] = LinearScan.allocate(passes.get(pass), kept, blockRegisters.get(pass));
       int size = 1;
       for (Expr e : passes.get(pass)) {
         size = Math.max(size, e.layout().size());
@@ -199,44 +199,7 @@ public final class Schedule {
   private void allocateRegisters() {
     Set<Expr> kept = Collections.newSetFromMap(new IdentityHashMap<>());
     kept.addAll(outputs.values());
-    registerCount = allocate(tileSteps, kept, registers);
-  }
-
-  /**
-   * Registers for {@code steps} by a linear scan over last uses, into {@code registers}; returns
-   * how many. An entry-wise step may write over an operand it has just read; a structural one
-   * (which reads neighbouring entries) may not.
-   */
-  private static int allocate(List<Expr> steps, Set<Expr> kept, Map<Expr, Integer> registers) {
-    Map<Expr, Integer> lastUse = new IdentityHashMap<>();
-    for (int k = 0; k < steps.size(); k++) {
-      for (Expr operand : steps.get(k).operands()) {
-        lastUse.put(operand, k);
-      }
-    }
-    Set<Expr> mine = Collections.newSetFromMap(new IdentityHashMap<>());
-    mine.addAll(steps);
-    int count = 0;
-    List<Integer> free = new ArrayList<>();
-    for (int k = 0; k < steps.size(); k++) {
-      Expr e = steps.get(k);
-      List<Integer> released = new ArrayList<>();
-      for (Expr operand : e.operands()) {
-        Integer r = mine.contains(operand) ? registers.get(operand) : null;
-        if (r != null && lastUse.get(operand) == k && !kept.contains(operand) && !free.contains(r)
-            && !released.contains(r)) {
-          released.add(r);
-        }
-      }
-      if (!e.op().structural()) {
-        free.addAll(released);
-      }
-      registers.put(e, free.isEmpty() ? count++ : free.remove(free.size() - 1));
-      if (e.op().structural()) {
-        free.addAll(released);
-      }
-    }
-    return count;
+    registerCount = LinearScan.allocate(tileSteps, kept, registers);
   }
 
   /** The outputs by name. */

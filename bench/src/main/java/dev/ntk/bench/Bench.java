@@ -1,4 +1,4 @@
-package dev.ntk.pipelines.bench;
+package dev.ntk.bench;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;

@@ -1,4 +1,4 @@
-package dev.ntk.pipelines.bench;
+package dev.ntk.bench;
 
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
@@ -31,7 +31,7 @@ import org.apache.beam.sdk.values.KV;
  * seconds of each and checks that their {@code ntk.npy} agree to 1e-12 of the largest entry. A benchmark aid.
  *
  * <pre>{@code
- * java -cp ... dev.ntk.pipelines.bench.NativeBench MODEL.json X.npy OUT_DIR TILE REPEATS PARALLELISM
+ * java -cp ... dev.ntk.bench.NativeBench MODEL.json X.npy OUT_DIR TILE REPEATS PARALLELISM
  * }</pre>
  */
 public final class NativeBench {

@@ -1,4 +1,4 @@
-package dev.ntk.pipelines.bench;
+package dev.ntk.bench;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -59,6 +59,12 @@ public final class PredictBench {
         reg += kdd[i * n + i];
       }
       reg *= diagReg / n;
+      // K_dd + r I for TensorFlow, regularized here: DJL's TfNDManager.eye (through zeros/full)
+      // fails with a NullPointerException from TF_TensorData on this TensorFlow build.
+      double[] regularized = kdd.clone();
+      for (int i = 0; i < n; i++) {
+        regularized[i * n + i] += reg;
+      }
       double best = Double.POSITIVE_INFINITY;
       double[] openblasMean = null;
       for (int r = -1; r < repeats; r++) {
@@ -73,11 +79,9 @@ public final class PredictBench {
       double[] tfMean = null;
       for (int r = -1; r < repeats; r++) {
         try (NDManager scope = manager.newSubManager()) {
-          NDArray a = Tensors.create(scope, kdd, new Shape(n, n), DataType.FLOAT64);
+          NDArray a = Tensors.create(scope, regularized, new Shape(n, n), DataType.FLOAT64);
           NDArray b = Tensors.create(scope, y.data(), new Shape(n, k), DataType.FLOAT64);
           NDArray t = Tensors.create(scope, ktd, new Shape(m, n), DataType.FLOAT64);
-          NDArray eye = scope.eye(n, n, 0, DataType.FLOAT64).mul(reg);
-          a = a.add(eye);
           long t0 = System.nanoTime();
           NDArray l = TfLinalg.cholesky(a);
           NDArray alpha = TfLinalg.lowerSolve(l, TfLinalg.lowerSolve(l, b, false), true);

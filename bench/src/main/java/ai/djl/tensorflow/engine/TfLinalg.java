@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 
 /**
  * TensorFlow's linalg ops through DJL's engine (whose op executor is package-private), for the
- * prediction benchmark's comparison with OpenBLAS ({@code dev.ntk.pipelines.bench.PredictBench}).
+ * prediction benchmark's comparison with OpenBLAS ({@code dev.ntk.bench.PredictBench}).
  */
 public final class TfLinalg {
   private TfLinalg() {}

@@ -1,0 +1,192 @@
+package dev.ntk.transforms;
+
+import static dev.ntk.transforms.InferenceChecks.checkSymmetricComplete;
+import static dev.ntk.transforms.InferenceChecks.inputs;
+import static dev.ntk.transforms.InferenceChecks.kernel;
+import static dev.ntk.transforms.InferenceChecks.needsNngp;
+import static dev.ntk.transforms.InferenceChecks.repeated;
+import static dev.ntk.transforms.InferenceInputs.initial;
+import static dev.ntk.transforms.InferenceInputs.readNpy;
+
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.Tile;
+import dev.ntk.io.TileKey;
+import dev.ntk.kernels.Get;
+import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.predict.GpPosterior;
+import dev.ntk.kernels.predict.MseDynamics;
+import dev.ntk.transforms.InferenceValues.Factored;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.values.KV;
+
+/**
+ * Puts the train-train tiles (one group) into the native {@code n x n} kernel (and the NNGP beside it when
+ * the covariance with the NTK needs it), tile by tile, checking them; factors it as the settings
+ * say and writes the result into {@code factorDir}. {@code n} is the number of targets.
+ */
+final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
+  private static final long serialVersionUID = 1L;
+  private final TileAccess<T> access;
+  private final String yTrain;
+  private final PredictSettings settings;
+  private final boolean cov;
+  private final String factorDir;
+  private final String directory;
+
+  /**
+   * @param factorDir where the factored train side goes, or null for {@code directory/.factor/}
+   *     (resolved when the step runs, once the pipeline's file systems are registered)
+   */
+  FactorFn(TileAccess<T> access, String yTrain, PredictSettings settings, boolean cov, String factorDir,
+      String directory) {
+    this.access = access;
+    this.yTrain = yTrain;
+    this.settings = settings;
+    this.cov = cov;
+    this.factorDir = factorDir;
+    this.directory = directory;
+  }
+
+  @ProcessElement
+  public void process(ProcessContext c) throws IOException {
+    NpyArray y = readNpy(yTrain);
+    if (y.ndim() < 1 || y.shape()[0] < 1) {
+      throw new IllegalArgumentException(yTrain + ": expected targets of shape (N_train, ...), got "
+          + y.shapeString());
+    }
+    int n = Math.toIntExact(y.shape()[0]);
+    int outputs = y.data().length / n;
+    double[] fxTrain0 = initial(settings.fxTrain0(), y.shape());
+    boolean nngp = needsNngp(settings, cov);
+    String get = settings.get().key();
+    String what = access.what();
+    DenseMatrix g = DenseMatrix.zeros(n, n);
+    DenseMatrix kdd = nngp ? DenseMatrix.zeros(n, n) : null;
+    try {
+      List<TileKey> keys = new ArrayList<>();
+      Set<TileKey> seen = new HashSet<>();
+      Tile reference = null;
+      for (T item : c.element().getValue()) { // iterated once: a group may allow no more
+        Tile t = access.tile(item);
+        TileKey k = t.key();
+        if (!seen.add(k)) {
+          throw repeated(k, what);
+        }
+        if (reference == null) {
+          reference = t;
+          String[] in = inputs(t.inputsHash());
+          if (in.length != 1) {
+            throw new IllegalArgumentException(what + " are a kernel between two inputs (" + t.inputsHash()
+                + "), not of the train inputs with themselves: compute them with Kernels.of(model) "
+                + "applied to the train examples alone");
+          }
+        } else if (!t.modelHash().equals(reference.modelHash()) || !t.inputsHash().equals(reference.inputsHash())
+            || t.dtype() != reference.dtype()) {
+          throw new IllegalArgumentException(what + ": the tiles " + k.fileName() + " and "
+              + reference.key().fileName() + " belong to different kernels (model, inputs or dtype)");
+        }
+        if (k.colOffset() < k.rowOffset()) {
+          throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " lies below the "
+              + "diagonal; the train-train kernel is given by the tiles on and above it, as Kernels.of(model) "
+              + "computes them for one collection");
+        }
+        if (k.rowOffset() + k.rows() > n || k.colOffset() + k.cols() > n) {
+          throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " (" + k.rows() + " x "
+              + k.cols() + ") lies outside the " + n + " x " + n + " kernel of the " + n + " targets in "
+              + yTrain + ": the targets and the train-train tiles do not fit together");
+        }
+        place(g, k, kernel(t, get, what, "the prediction with " + get));
+        if (nngp) {
+          place(kdd, k, kernel(t, Get.NNGP.key(), what, "the covariance with the NTK"));
+        }
+        keys.add(k);
+      }
+      checkSymmetricComplete(keys, n, what);
+      double nll = Double.NaN;
+      if (settings.nll()) {
+        try (GpPosterior p = GpPosterior.factor(g.copy(), y.data(), outputs, settings.diagReg(), get)) {
+          nll = p.nll(y.data());
+        }
+      }
+      ResourceId dir = factorDir == null
+          ? BeamFiles.childDirectory(BeamFiles.directory(directory), ".factor")
+          : BeamFiles.directory(factorDir);
+      DenseMatrix kernel = g;
+      g = null;
+      FactorFiles.write(dir, local -> {
+        write(local, kernel, kdd, y.data(), fxTrain0, outputs, nngp);
+        return null;
+      });
+      c.output(new Factored(dir.toString(), UUID.randomUUID().toString(), n, outputs, y.shape(), nll,
+          reference.dtype(), reference.modelHash(), inputs(reference.inputsHash())[0]));
+    } finally {
+      if (g != null) {
+        g.close();
+      }
+      if (kdd != null) {
+        kdd.close();
+      }
+    }
+  }
+
+  /** Factors {@code g} (which it closes) and writes what the later steps read into {@code dir}. */
+  private void write(java.nio.file.Path dir, DenseMatrix g, DenseMatrix kdd, double[] y, double[] fxTrain0,
+      int outputs, boolean nngp) throws IOException {
+    String get = settings.get().key();
+    switch (settings.mode()) {
+      case CHOLESKY -> {
+        try (GpPosterior p = GpPosterior.factor(g, y, outputs, settings.diagReg(), get)) {
+          p.write(dir);
+        }
+        if (nngp) {
+          kdd.write(dir.resolve("nngp.f64"));
+        }
+      }
+      case EIGEN -> {
+        try (MseDynamics d = MseDynamics.decompose(g, outputs, settings.learningRate(), settings.diagReg(), get);
+            DenseMatrix residual = d.residual(fxTrain0, y)) {
+          d.write(dir);
+          residual.write(dir.resolve("residual.f64"));
+          if (nngp) {
+            try (DenseMatrix projected = d.projectKernel(kdd)) {
+              projected.write(dir.resolve("projected.f64"));
+            }
+          }
+        }
+      }
+      case ODE -> {
+        try (g) {
+          g.write(dir.resolve("kernel.f64"));
+        }
+      }
+      default -> throw new IllegalStateException(settings.mode().toString());
+    }
+  }
+
+  /**
+   * Copies the tile {@code key}'s values into the symmetric native matrix {@code m}: the block
+   * at its place and, off the diagonal, its transpose.
+   */
+  static void place(DenseMatrix m, TileKey key, double[] values) {
+    long n = m.cols();
+    for (int i = 0; i < key.rows(); i++) {
+      m.put((key.rowOffset() + i) * n + key.colOffset(), values, i * key.cols(), key.cols());
+    }
+    if (key.rowOffset() != key.colOffset()) {
+      double[] column = new double[key.rows()];
+      for (int j = 0; j < key.cols(); j++) {
+        for (int i = 0; i < key.rows(); i++) {
+          column[i] = values[i * key.cols() + j];
+        }
+        m.put((key.colOffset() + j) * n + key.rowOffset(), column, 0, key.rows());
+      }
+    }
+  }
+}
