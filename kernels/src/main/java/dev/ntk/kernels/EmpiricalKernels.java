@@ -93,7 +93,10 @@ public final class EmpiricalKernels {
     });
   }
 
-  /** The empirical NTK by {@code implementation}; {@code x2 == null} means {@code x1}. Float64, in {@code x1}'s manager. */
+  /**
+   * The empirical NTK by {@code implementation}; {@code x2 == null} means {@code x1}. Float64, in
+   * {@code x1}'s manager.
+   */
   public static NDArray ntk(Layer model, Params params, NDArray x1, NDArray x2, Implementation implementation,
       boolean traceChannels) {
     return compute(model, params, x1, x2, (in1, in2) -> switch (implementation) {

@@ -70,8 +70,8 @@ class MonteCarloNtkTest {
    * A single Dense layer has the same empirical NTK for every draw and channel, {@code W_std^2 x1
    * x2^T / d + b_std^2} (the standard parameterization differentiates the raw arrays: {@code x1
    * x2^T + 1}), so each draw's exact NTK is the analytic kernel to rounding and the standard
-   * errors vanish (to the rounding of their sums of squares). It fails if a derivative is scaled wrongly, which the wide-network test could
-   * absorb only within its bound.
+   * errors vanish (to the rounding of their sums of squares). It fails if a derivative is scaled
+   * wrongly, which the wide-network test could absorb only within its bound.
    */
   @Test
   void singleDenseLayerIsExactInEveryDraw() {
