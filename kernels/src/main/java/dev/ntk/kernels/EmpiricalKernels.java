@@ -93,14 +93,31 @@ public final class EmpiricalKernels {
     });
   }
 
-  /** The empirical NTK by {@code implementation}; {@code x2 == null} means {@code x1}. Float64, in {@code x1}'s manager. */
+  /**
+   * The empirical NTK by {@code implementation}; {@code x2 == null} means {@code x1}. Float64, in
+   * {@code x1}'s manager.
+   */
   public static NDArray ntk(Layer model, Params params, NDArray x1, NDArray x2, Implementation implementation,
       boolean traceChannels) {
     return compute(model, params, x1, x2, (in1, in2) -> switch (implementation) {
       case JACOBIAN_CONTRACTION -> jacobianContraction(model, params, in1, in2, traceChannels);
       case NTK_VECTOR_PRODUCTS -> ntkVectorProducts(model, params, in1, in2, traceChannels);
-      case STRUCTURED -> structured(model, params, in1, in2, traceChannels);
+      case STRUCTURED -> structured(model, params, in1, in2, traceChannels, Integer.MAX_VALUE);
     });
+  }
+
+  /**
+   * The structured empirical NTK averaged over only the first {@code channels} channels (the last
+   * output axis) at every output position. A network's output channels are exchangeable (their
+   * weights are drawn alike), so this is an unbiased estimate of the traced NTK over parameter
+   * draws, at {@code channels / C} of the cost: what {@link MonteCarlo#ntk} averages. Float64, in
+   * {@code x1}'s manager; {@code x2 == null} means {@code x1}.
+   */
+  public static NDArray ntkOfChannels(Layer model, Params params, NDArray x1, NDArray x2, int channels) {
+    if (channels < 1) {
+      throw new IllegalArgumentException("need at least 1 channel, got " + channels);
+    }
+    return compute(model, params, x1, x2, (in1, in2) -> structured(model, params, in1, in2, true, channels));
   }
 
   @FunctionalInterface
@@ -274,12 +291,13 @@ public final class EmpiricalKernels {
     return NDArrays.stack(new NDList(columns), 1).reshape(n1, n2, channels, channels);
   }
 
-  /** One backward pass per output channel, batched over the examples, recording the affine layers' factors. */
-  private static List<List<AffineTape.Factors>> tapes(Layer model, Params params, NDArray x) {
-    Vjp v = model.vjp(params, List.of(x), false);
-    int channels = channels(v.output());
+  /**
+   * One backward pass per output entry of {@code entries}, batched over the examples, recording
+   * the affine layers' factors.
+   */
+  private static List<List<AffineTape.Factors>> tapes(Vjp v, int[] entries) {
     List<List<AffineTape.Factors>> out = new ArrayList<>();
-    for (int c = 0; c < channels; c++) {
+    for (int c : entries) {
       AffineTape tape = new AffineTape();
       try (NDArray e = basis(v.output(), c)) {
         v.pullback().pull(List.of(e), tape);
@@ -289,9 +307,27 @@ public final class EmpiricalKernels {
     return out;
   }
 
-  private static NDArray structured(Layer model, Params params, NDArray x1, NDArray x2, boolean trace) {
-    List<List<AffineTape.Factors>> t1 = tapes(model, params, x1);
-    List<List<AffineTape.Factors>> t2 = x2 == x1 ? t1 : tapes(model, params, x2);
+  /** The flat output entries of channels {@code [0, limit)} at every output position. */
+  private static int[] entries(NDArray output, int limit) {
+    Shape s = output.getShape();
+    int last = Math.toIntExact(s.get(s.dimension() - 1));
+    int positions = channels(output) / last;
+    int k = Math.min(limit, last);
+    int[] out = new int[positions * k];
+    for (int p = 0; p < positions; p++) {
+      for (int c = 0; c < k; c++) {
+        out[p * k + c] = p * last + c;
+      }
+    }
+    return out;
+  }
+
+  private static NDArray structured(Layer model, Params params, NDArray x1, NDArray x2, boolean trace,
+      int channelLimit) {
+    Vjp v1 = model.vjp(params, List.of(x1), false);
+    int[] entries = entries(v1.output(), channelLimit);
+    List<List<AffineTape.Factors>> t1 = tapes(v1, entries);
+    List<List<AffineTape.Factors>> t2 = x2 == x1 ? t1 : tapes(model.vjp(params, List.of(x2), false), entries);
     int channels = t1.size();
     int layers = t1.get(0).size();
     long n1 = x1.getShape().get(0);

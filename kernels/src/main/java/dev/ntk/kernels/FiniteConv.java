@@ -231,7 +231,10 @@ final class FiniteConv {
       return Math.toIntExact(filterDims[filterDims.length - 1]);
     }
 
-    /** The patch matrix {@code (N prod(out), prod(f) C_in)} of {@code x}: row {@code (n, p)} holds what output {@code p} reads. */
+    /**
+     * The patch matrix {@code (N prod(out), prod(f) C_in)} of {@code x}: row {@code (n, p)} holds
+     * what output {@code p} reads.
+     */
     @Override
     public NDArray patches(NDArray x) {
       int taps = taps();

@@ -10,7 +10,8 @@ import java.util.SplittableRandom;
 
 /**
  * A layer of a network, as in neural-tangents' {@code stax}: one object gives the finite network
- * ({@link #init}, {@link #apply}) and the infinite-width translation rule ({@link #rule}).
+ * ({@link #init}, {@link #apply}), its derivatives ({@link #jvp}, {@link #vjp}) and the
+ * infinite-width translation rule ({@link #rule}).
  *
  * <p>Layers take and return lists because combinators ({@code FanOut}, {@code parallel}, the
  * {@code FanIn} layers) route several activations; most layers take exactly one. Build layers with

@@ -4,15 +4,15 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
 /**
  * Monte Carlo estimates of the NNGP and the NTK from finite networks: the average over
- * independently drawn parameters of {@code f(x1) f(x2)^T / C} ({@link #nngp}) or of the empirical
- * NTK {@code J(x1) J(x2)^T / C} ({@link #ntk}), where {@code f} is the network's output with
- * {@code C} i.i.d. channels and {@code J} its Jacobian with respect to every parameter array. As
+ * independently drawn parameters of {@code f(x1) f(x2)^T / C} ({@link #nngp}) or of the exact
+ * empirical NTK {@code J(x1) J(x2)^T / C} ({@link #ntk}, by {@link EmpiricalKernels}' structured
+ * derivatives), where {@code f} is the network's output with {@code C} i.i.d. channels and {@code
+ * J} its Jacobian with respect to every parameter array. As
  * the widths grow, the estimates converge to {@link KernelFn}'s kernels.
  */
 public final class MonteCarlo {
@@ -25,16 +25,13 @@ public final class MonteCarlo {
   public record Estimate(double[] mean, double[] standardError, int rows, int cols, int samples) {}
 
   /**
-   * The step of the central differences of {@link #ntk}, in float64. Their error has two sources:
-   * rounding, about {@code 1e-16 |f| / STEP} (1e-10 relative here), and, for a smooth network,
-   * {@code STEP^2} times the third derivative along the direction (none for a network that is
-   * linear or bilinear in its parameters, such as a deep linear network); at a kink of a ReLU, a
-   * unit whose pre-activation lies within {@code STEP |dz|} of zero has its derivative misread, a
-   * fraction of the units of that order (1e-6 times the pre-activation's sensitivity to the step,
-   * which grows as {@code sqrt(fan_in)} in the standard parameterization). All are far below the
-   * sampling noise of any affordable estimate.
+   * The output channels whose exact empirical NTK each draw of {@link #ntk} averages, unless told
+   * otherwise. Each channel costs one backward pass per input set; the channels of a finite
+   * network are exchangeable, so any number gives an unbiased estimate, and since one channel's
+   * NTK already concentrates as the widths grow (unlike its NNGP), more channels shrink little but
+   * the small draw-to-draw noise of narrow networks.
    */
-  static final double NTK_STEP = 1e-6;
+  public static final int NTK_CHANNELS = 4;
 
   /** Estimates the NNGP between {@code x1} and {@code x2} from {@code samples} draws. */
   public static Estimate nngp(Layer model, NDArray x1, NDArray x2, int samples, long seed) {
@@ -47,63 +44,35 @@ public final class MonteCarlo {
   }
 
   /**
-   * Estimates the NTK between {@code x1} and {@code x2} from {@code samples} parameter draws, one
-   * random direction each: {@link #ntk(Layer, NDArray, NDArray, int, int, long)}.
+   * Estimates the NTK between {@code x1} and {@code x2} from {@code samples} parameter draws, each
+   * the exact empirical NTK of its first {@link #NTK_CHANNELS} output channels: {@link #ntk(Layer,
+   * NDArray, NDArray, int, int, long)}.
    */
   public static Estimate ntk(Layer model, NDArray x1, NDArray x2, int samples, long seed) {
-    return ntk(model, x1, x2, samples, 1, seed);
+    return ntk(model, x1, x2, samples, NTK_CHANNELS, seed);
   }
 
   /**
    * Estimates the NTK between {@code x1} and {@code x2}: for each of {@code samples} parameter
-   * draws {@code theta} and each of {@code directions} directions {@code v ~ N(0, I)} (one
-   * standard normal array per parameter array, the raw arrays that {@link Layer#init} stores),
-   * the Jacobian-vector products {@code Jv(x) = (f(theta + h v, x) - f(theta - h v, x)) / (2 h)}
-   * with {@code h = }{@link #NTK_STEP}, and the estimate {@code Jv(x1) Jv(x2)^T / C}. Since
-   * {@code E_v[Jv Jv^T] = J J^T}, a draw's estimate (averaged over its directions) is unbiased for
-   * its empirical NTK, and the average over draws converges to the NTK of the finite networks, and
-   * as the widths grow to {@link KernelFn}'s NTK. In the standard parameterization the gradient is
-   * with respect to the raw {@code W ~ N(0, W_std^2 / fan_in)}, as in that parameterization's NTK.
-   *
-   * <p>The passes run in float64 whatever the inputs' dtype: a float32 difference quotient would
-   * keep only about 2 digits. Each direction costs four forward passes and one standard normal per
-   * parameter, as much as a new draw's initialization; more directions per draw remove the
-   * direction noise but not the draw-to-draw fluctuation, so 1 is usually the best use of time.
-   * The standard error is measured over the per-draw estimates.
+   * draws {@code theta}, the exact empirical NTK {@code J(x1) J(x2)^T / C} of the network's first
+   * {@code channels} output channels ({@link EmpiricalKernels#ntkOfChannels}, structured
+   * derivatives), {@code J} its Jacobian with respect to every parameter array as {@link
+   * Layer#init} stores it (in the standard parameterization the raw {@code W ~ N(0, W_std^2 /
+   * fan_in)}, as in that parameterization's NTK). The average over draws converges to the NTK of
+   * the finite networks, and as the widths grow to {@link KernelFn}'s NTK; the standard error is
+   * measured over the per-draw kernels, computed in the inputs' dtype.
    */
-  public static Estimate ntk(Layer model, NDArray x1, NDArray x2, int samples, int directions,
-      long seed) {
-    if (directions < 1) {
-      throw new IllegalArgumentException("need at least 1 direction per draw, got " + directions);
+  public static Estimate ntk(Layer model, NDArray x1, NDArray x2, int samples, int channels, long seed) {
+    if (channels < 1) {
+      throw new IllegalArgumentException("need at least 1 output channel per draw, got " + channels);
     }
-    return estimate(model, x1, x2, samples, seed, DataType.FLOAT64, ntkDraw(directions));
+    return estimate(model, x1, x2, samples, seed, x1.getDataType(), ntkDraw(channels));
   }
 
-  /** One draw's NTK estimate from {@code directions} Jacobian-vector products. */
-  private static PerDraw ntkDraw(int directions) {
-    return (model, params, rng, scope, in1, in2) -> {
-      double[] mean = null;
-      for (int d = 0; d < directions; d++) {
-        Params v = randomDirection(params, rng, scope);
-        Params plus = step(params, v, NTK_STEP);
-        Params minus = step(params, v, -NTK_STEP);
-        double half = 0.5 / NTK_STEP;
-        NDArray jv1 = model.apply(plus, in1).sub(model.apply(minus, in1)).mul(half);
-        NDArray jv2 = model.apply(plus, in2).sub(model.apply(minus, in2)).mul(half);
-        double[] k = channelAverage(jv1, jv2);
-        if (mean == null) {
-          mean = k;
-        } else {
-          for (int i = 0; i < k.length; i++) {
-            mean[i] += k[i];
-          }
-        }
-      }
-      for (int i = 0; i < mean.length; i++) {
-        mean[i] /= directions;
-      }
-      return mean;
-    };
+  /** One draw's exact empirical NTK of its first {@code channels} output channels. */
+  private static PerDraw ntkDraw(int channels) {
+    return (model, params, rng, scope, in1, in2) ->
+        Tensors.toDoubles(EmpiricalKernels.ntkOfChannels(model, params, in1, in2, channels));
   }
 
   /** One draw's estimate of an {@code (N1, N2)} kernel, in C order. */
@@ -123,14 +92,14 @@ public final class MonteCarlo {
 
   /**
    * The sums over draws {@code [from, to)} of {@code get}'s per-draw estimates ({@link #nngp}, or
-   * {@link #ntk} with one direction per draw): the part of an estimate that one worker computes.
+   * {@link #ntk} with {@link #NTK_CHANNELS} channels per draw): the part of an estimate that one worker computes.
    * Draw {@code s} is the same whatever range holds it, so the {@link Sums#plus} of the sums of
    * consecutive ranges is the estimate of the whole (to rounding in the order of the sums).
    */
   public static Sums sums(Get get, Layer model, NDArray x1, NDArray x2, int from, int to, long seed) {
     return get == Get.NNGP
         ? sums(model, x1, x2, from, to, seed, x1.getDataType(), MonteCarlo::nngpDraw)
-        : sums(model, x1, x2, from, to, seed, DataType.FLOAT64, ntkDraw(1));
+        : sums(model, x1, x2, from, to, seed, x1.getDataType(), ntkDraw(NTK_CHANNELS));
   }
 
   /**
@@ -215,31 +184,5 @@ public final class MonteCarlo {
     NDArray k = f1.reshape(n1, channels).matMul(f2.reshape(n2, channels).transpose())
         .div((double) channels);
     return Tensors.toDoubles(k);
-  }
-
-  /** Standard normal arrays shaped as every array of {@code params}, children included. */
-  private static Params randomDirection(Params params, SplittableRandom rng, NDManager manager) {
-    List<NDArray> arrays = new ArrayList<>();
-    for (NDArray a : params.arrays()) {
-      arrays.add(Tensors.standardNormal(rng, manager, a.getShape(), a.getDataType()));
-    }
-    List<Params> children = new ArrayList<>();
-    for (Params child : params.children()) {
-      children.add(randomDirection(child, rng, manager));
-    }
-    return new Params(arrays, children);
-  }
-
-  /** {@code params + h v}, array by array. */
-  private static Params step(Params params, Params v, double h) {
-    List<NDArray> arrays = new ArrayList<>();
-    for (int i = 0; i < params.arrays().size(); i++) {
-      arrays.add(params.array(i).add(Tensors.mul(v.array(i), h)));
-    }
-    List<Params> children = new ArrayList<>();
-    for (int i = 0; i < params.children().size(); i++) {
-      children.add(step(params.child(i), v.child(i), h));
-    }
-    return new Params(arrays, children);
   }
 }

@@ -190,6 +190,43 @@ class DerivativesTest {
     }
   }
 
+  static Stream<Arguments> affineLayers() {
+    return Stream.of(
+        of("Dense", Stax.dense(4, 1.5, 0.1), new Shape(3)),
+        of("Dense standard", Stax.dense(4, 1.3, 0.2, Linear.Parameterization.STANDARD), new Shape(3)),
+        of("Conv SAME strides", Stax.conv(3, ints(3, 2), ints(2, 1), "SAME", 1.2, 0.1), new Shape(5, 4, 2)),
+        of("ConvTranspose CIRCULAR strides", Stax.convTranspose(2, ints(3, 2), ints(2, 2), "CIRCULAR", 1.0, 0.2),
+            new Shape(3, 2, 2)));
+  }
+
+  /**
+   * What an affine layer records on an {@link AffineTape} (the factors structured derivatives
+   * build the NTK from) are the factors of the cotangents it forms without one: {@code sum_{n, p}
+   * X[n, p] G[n, p]^T} is the weight cotangent, {@code sum_n B[n]} the bias cotangent.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("affineLayers")
+  void tapedFactorsMultiplyToTheParameterCotangents(String name, Layer layer, List<Shape> inputShapes) {
+    try (NDManager scope = manager.newSubManager()) {
+      SplittableRandom rng = new SplittableRandom(name.hashCode());
+      Shape shape = inputShapes.get(0);
+      Params params = layer.init(rng, List.of(Spec.input(shape)), scope, DataType.FLOAT64);
+      NDArray x = Tensors.standardNormal(rng, scope, new Shape(3).addAll(shape), DataType.FLOAT64);
+      Vjp vjp = layer.vjp(params, List.of(x), false);
+      NDArray u = Tensors.standardNormal(rng, scope, vjp.output().getShape(), DataType.FLOAT64);
+      Params grad = vjp.pull(List.of(u)).params();
+      AffineTape tape = new AffineTape();
+      Cotangents taped = vjp.pullback().pull(List.of(u), tape);
+      assertTrue(taped.params().leaves().isEmpty(), "no weight cotangent is formed with a tape");
+      assertEquals(1, tape.factors().size());
+      AffineTape.Factors f = tape.factors().get(0);
+      NDArray dw = f.patches().get().transpose().matMul(f.weightCotangent());
+      assertArrayEquals(Tensors.toDoubles(grad.array(0)), Tensors.toDoubles(dw), 1e-12, "weights");
+      assertArrayEquals(Tensors.toDoubles(grad.array(1)), Tensors.toDoubles(f.biasCotangent().sum(new int[] {0})),
+          1e-12, "bias");
+    }
+  }
+
   /** The layer's outputs, flattened, as a function of its parameters and inputs, flattened. */
   private static final class Network {
     private final Layer layer;

@@ -38,4 +38,24 @@ class ReadmeExampleTest {
       assertTrue(cov[3] > cov[0], "variance away from the data " + cov[3]);
     }
   }
+
+  /** The README's empirical NTK line: one draw of the width-2048 network, close to the analytic NTK. */
+  @Test
+  void empiricalNtkOfOneDraw() {
+    var model = Stax.serial(
+        Stax.dense(2048, 1.5, 0.05), Stax.erf(),
+        Stax.dense(2048, 1.5, 0.05), Stax.erf(),
+        Stax.dense(1, 1.5, 0.05));
+    try (NDManager m = Tensors.newManager()) {
+      NDArray xTrain = Tensors.fromRows(m, new double[][] {{-2.0}, {0.5}, {2.5}}, DataType.FLOAT64);
+      NDArray xTest = Tensors.fromRows(m, new double[][] {{-2.0}, {1.0}}, DataType.FLOAT64);
+      Params params = model.init(0, new ai.djl.ndarray.types.Shape(1), m, DataType.FLOAT64);
+      NDArray ntk = EmpiricalKernels.ntk(model, params, xTrain, xTest, EmpiricalKernels.Implementation.STRUCTURED,
+          true);
+      assertArrayEquals(new long[] {3, 2}, ntk.getShape().getShape());
+      double[] analytic = model.kernelFn().apply(xTrain, xTest).ntk().toDoubleArray();
+      // A width-2048 network's NTK is within a few percent of the limit.
+      assertTrue(KernelTesting.relativeError(ntk.toDoubleArray(), analytic) < 0.1);
+    }
+  }
 }

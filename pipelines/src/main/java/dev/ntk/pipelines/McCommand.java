@@ -22,9 +22,8 @@ import picocli.CommandLine.Option;
  * with every {@code Dense} layer {@code --width} wide and every convolution {@code --width}
  * channels, averaged over {@code --samples} parameter draws. Runs in-process unless a runner,
  * {@code --parallelism} or a Beam option is named; then as a pipeline whose workers draw batches
- * of parameters ({@link McJob}), with the same estimate. The NTK is the empirical NTK estimated
- * from Jacobian-vector products along random parameter directions ({@link
- * dev.ntk.kernels.MonteCarlo#ntk}).
+ * of parameters ({@link McJob}), with the same estimate. The NTK is the average of each draw's
+ * exact empirical NTK ({@link dev.ntk.kernels.MonteCarlo#ntk}).
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")

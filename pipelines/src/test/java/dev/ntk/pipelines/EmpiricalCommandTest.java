@@ -63,8 +63,9 @@ class EmpiricalCommandTest {
       NDArray x1 = array(m, Npy.read(x));
       NDArray x2 = array(m, Npy.read(xTest));
       var params = layer.init(3, new Shape(4), m, DataType.FLOAT64);
-      assertArrayEquals(EmpiricalKernels.ntk(layer, params, x1, x2, EmpiricalKernels.Implementation.JACOBIAN_CONTRACTION,
-          true).toDoubleArray(), Npy.read(out.resolve("ntk.npy")).data(), 1e-10);
+      assertArrayEquals(EmpiricalKernels.ntk(layer, params, x1, x2,
+          EmpiricalKernels.Implementation.JACOBIAN_CONTRACTION, true).toDoubleArray(),
+          Npy.read(out.resolve("ntk.npy")).data(), 1e-10);
       assertArrayEquals(EmpiricalKernels.nngp(layer, params, x1, x2, true).toDoubleArray(),
           Npy.read(out.resolve("nngp.npy")).data(), 1e-12);
     }
