@@ -172,8 +172,8 @@ public final class Figure1 implements Callable<Integer> {
     if (lin != null) {
       right.add(new Figures.Curve("linearized networks", xs, lin.mean(), lin.sigma(), Figures.GREEN));
     }
-    String when = Double.isInfinite(time) ? "t = \u221e" : String.format(Locale.ROOT, "t = %s steps of %s", t.trim(),
-        learningRate);
+    String when = Double.isInfinite(time) ? "t = \u221e"
+        : String.format(Locale.ROOT, "t = %s steps, learning rate %s", t.trim(), learningRate);
     List<Figures.Panel> panels = new ArrayList<>();
     panels.add(new Figures.Panel("Infinite networks, " + when, "x", "f(x)", left, List.of(train)));
     if (ens != null || lin != null) {
