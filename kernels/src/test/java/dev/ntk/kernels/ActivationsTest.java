@@ -449,33 +449,46 @@ class ActivationsTest {
   }
 
   /**
-   * A float32 network whose variances reach 1e24 (the products of two overflow): with {@code
-   * do_stabilize} its kernels are 1e24 times those of the same network with {@code W_std = 1} in
-   * the first layer (every layer is 1-homogeneous, there is no bias), on both backends, x2 given
-   * and absent; without it they are not finite.
+   * Float32 networks whose variances reach 1e24 (the products of two overflow), dense and
+   * convolutional (whose pooling needs the pixel-pair covariances): with {@code do_stabilize} their
+   * kernels are 1e24 times those of the same network with {@code W_std = 1} in the first layer
+   * (every layer is 1-homogeneous, there is no bias), on both backends, x2 given and absent;
+   * without it they are not finite.
    */
   @Test
   void doStabilizeKeepsFloat32KernelsOfLargeVariancesFinite() {
     double w = 1e12;
-    java.util.function.BiFunction<Double, Boolean, Layer> model = (wStd, stable) -> Stax.serial(
-        Stax.dense(8, wStd, null), Stax.relu(stable), Stax.dense(8, 1.0, null), Stax.abs(stable),
-        Stax.dense(8, 1.1, null), Stax.leakyRelu(0.2, stable), Stax.dense(8, 0.9, null),
-        Stax.abRelu(-0.5, 1.5, stable), Stax.dense(2));
-    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 401).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
-    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 402).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
-    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
-      for (NDArray other : new NDArray[] {null, x2}) {
-        Kernel unit = model.apply(1.0, false).kernelFn().withBackend(backend).apply(x1, other);
-        Kernel large = model.apply(w, true).kernelFn().withBackend(backend).apply(x1, other);
-        String where = backend + (other == null ? " x1 only " : " x1, x2 ");
-        for (Get g : Get.values()) {
-          double[] want = java.util.Arrays.stream(Tensors.toDoubles(unit.get(g))).map(v -> v * w * w).toArray();
-          double err = KernelTesting.relativeError(Tensors.toDoubles(large.get(g)), want);
-          assertTrue(err < 1e-5, where + g + ": " + err);
+    int[] f = {3, 3};
+    Map<String, java.util.function.BiFunction<Double, Boolean, Layer>> models = Map.of(
+        "dense", (wStd, stable) -> Stax.serial(
+            Stax.dense(8, wStd, null), Stax.relu(stable), Stax.dense(8, 1.0, null), Stax.abs(stable),
+            Stax.dense(8, 1.1, null), Stax.leakyRelu(0.2, stable), Stax.dense(8, 0.9, null),
+            Stax.abRelu(-0.5, 1.5, stable), Stax.dense(2)),
+        "convolutional", (wStd, stable) -> Stax.serial(
+            Stax.conv(4, f, null, "SAME", wStd, null), Stax.relu(stable), Stax.conv(4, f, null, "SAME", 1.0, null),
+            Stax.abRelu(-0.5, 1.5, stable), Stax.globalAvgPool(), Stax.dense(1)));
+    ai.djl.ndarray.types.DataType f32 = ai.djl.ndarray.types.DataType.FLOAT32;
+    for (Map.Entry<String, java.util.function.BiFunction<Double, Boolean, Layer>> m : models.entrySet()) {
+      boolean conv = m.getKey().equals("convolutional");
+      NDArray x1 = (conv ? KernelTesting.randomImages(manager, 4, new long[] {4, 3, 2}, 401)
+          : KernelTesting.randomInputs(manager, 5, 4, 401)).toType(f32, false);
+      NDArray x2 = (conv ? KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 402)
+          : KernelTesting.randomInputs(manager, 3, 4, 402)).toType(f32, false);
+      for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+        for (NDArray other : new NDArray[] {null, x2}) {
+          Kernel unit = m.getValue().apply(1.0, false).kernelFn().withBackend(backend).apply(x1, other);
+          Kernel large = m.getValue().apply(w, true).kernelFn().withBackend(backend).apply(x1, other);
+          String where = m.getKey() + " " + backend + (other == null ? " x1 only " : " x1, x2 ");
+          for (Get g : Get.values()) {
+            double[] want = java.util.Arrays.stream(Tensors.toDoubles(unit.get(g))).map(v -> v * w * w).toArray();
+            double err = KernelTesting.relativeError(Tensors.toDoubles(large.get(g)), want);
+            assertTrue(err < 1e-5, where + g + ": " + err);
+          }
+          double[] plain = Tensors.toDoubles(m.getValue().apply(w, false).kernelFn().withBackend(backend)
+              .apply(x1, other).nngp());
+          assertTrue(java.util.Arrays.stream(plain).anyMatch(v -> !Double.isFinite(v)),
+              where + "without do_stabilize");
         }
-        double[] plain = Tensors.toDoubles(model.apply(w, false).kernelFn().withBackend(backend).apply(x1, other)
-            .nngp());
-        assertTrue(java.util.Arrays.stream(plain).anyMatch(v -> !Double.isFinite(v)), where + "without do_stabilize");
       }
     }
   }
@@ -645,6 +658,14 @@ class ActivationsTest {
           assertTrue(err < 1e-12, m.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
         }
       }
+    }
+    // In float32 the variances are 1 to about 1e-7, well within the 1e-5 accepted.
+    Layer dense = models.get("dense");
+    for (Backend b : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double[] single = Tensors.toDoubles(dense.kernelFn().withBackend(b)
+          .apply(x1.toType(ai.djl.ndarray.types.DataType.FLOAT32, false), null).nngp());
+      double err = KernelTesting.relativeError(single, dense.kernelFn().apply(x1, null).nngp().toDoubleArray());
+      assertTrue(err < 1e-5, b + " float32: " + err);
     }
     // Without unit variances: NaN on both backends.
     NDArray raw = Tensors.mul(x1, 1.1);
