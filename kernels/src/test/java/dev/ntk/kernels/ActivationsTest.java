@@ -219,6 +219,22 @@ class ActivationsTest {
   }
 
   /**
+   * The NTK factors of the new smooth layers against the empirical NTK of wide finite networks
+   * ({@link MonteCarlo#ntk}: random-direction Jacobian-vector products of {@code apply}).
+   */
+  @Test
+  void analyticNtkMatchesWideFiniteNetworks() {
+    int w = 512;
+    Layer model = Stax.serial(Stax.dense(w, 1.5, 0.1), Stax.sigmoidLike(), Stax.dense(w, 1.2, 0.1), Stax.gabor(),
+        Stax.dense(w, 1.0, 0.1));
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 221);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 222);
+    MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, 64, 13);
+    KernelTesting.assertMatchesMonteCarlo("NTK sigmoid_like, gabor", model.kernelFn().apply(x1, x2).ntk()
+        .toDoubleArray(), mc, 2.0 / w, 0.10);
+  }
+
+  /**
    * The models of the backend comparison. {@code RectifiedMonomial(1)} (ReLU) and {@code (0)} are
    * left out as ReLU is: on identical inputs their rules depend on {@code pi - theta} with {@code
    * theta ~ sqrt(rounding)}, so the backends' roundings differ by about 1e-9 there.
