@@ -70,7 +70,6 @@ public final class Elementwise {
       "no finite network; NNGP sqrt(q11 q22) exp(gamma (q12 / sqrt(q11 q22) + shift))", ExpNormalized::new,
       Argument.number("gamma", 1.0), Argument.number("shift", -1.0), Argument.bool("do_clip", false));
 
-
   public static Layer relu() {
     return RELU.create();
   }
@@ -929,7 +928,7 @@ public final class Elementwise {
       if (n == 0) {
         return previous;
       }
-      NDArray current = x;
+      NDArray current = Tensors.mul(x, 1.0);
       for (int j = 1; j < n; j++) {
         NDArray next = Tensors.mul(x.mul(current).sub(Tensors.mul(previous, Math.sqrt(j))), 1 / Math.sqrt(j + 1));
         previous = current;
