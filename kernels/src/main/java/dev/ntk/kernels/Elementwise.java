@@ -8,8 +8,9 @@ import dev.ntk.kernels.engine.Expr;
  * Elementwise nonlinearities and their closed-form rules: the ReLU family ({@link ABRelu}, which
  * covers {@code Relu}, {@code LeakyRelu} and {@code Abs}), {@link Erf}, {@link Gelu}, {@link Sin}
  * (and {@code Cos}), {@link Rbf}, {@link Exp}, {@link Sign}, {@link Gaussian}, {@link
- * RectifiedMonomial}, {@link Monomial} and {@link Polynomial}, with neural-tangents' names,
- * arguments, defaults and formulas.
+ * RectifiedMonomial}, {@link Monomial}, {@link Polynomial}, {@code Sigmoid_like} (an {@link Erf}),
+ * {@link Gabor}, {@link Hermite} and {@link ExpNormalized}, with neural-tangents' names, arguments,
+ * defaults and formulas.
  *
  * <p>A nonlinearity maps a Gaussian pre-activation {@code (u, v)} with covariance {@code [[k11,
  * k], [k, k22]]} to {@code nngp' = E[f(u) f(v)]} and {@code ntk' = ntk * E[f'(u) f'(v)]}; its
@@ -18,6 +19,12 @@ import dev.ntk.kernels.engine.Expr;
  */
 public final class Elementwise {
   private Elementwise() {}
+
+  /**
+   * The width of {@code Sigmoid_like}'s error function, chosen by neural-tangents to minimize the
+   * squared difference from the logistic sigmoid on [-5, 5].
+   */
+  static final double SIGMOID_LIKE_WIDTH = 2.4020563531719796;
 
   public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1),
       Argument.bool("do_stabilize", false));
@@ -52,6 +59,16 @@ public final class Elementwise {
       "sum_k coef[k] x^k (ascending powers, as numpy.polynomial)", Polynomial::new, Argument.requiredNumbers("coef"));
   public static final LayerType MONOMIAL = LayerType.of("Monomial", "x^degree, degree 0 to 5", Monomial::new,
       Argument.requiredInteger("degree"));
+  public static final LayerType SIGMOID_LIKE = LayerType.of("Sigmoid_like",
+      "0.5 erf(x / 2.4020563531719796) + 0.5, a sigmoid approximation: Erf(0.5, 1 / 2.4020563531719796, 0.5)",
+      a -> new Erf(a, 0.5, 1 / SIGMOID_LIKE_WIDTH, 0.5));
+  public static final LayerType GABOR = LayerType.of("Gabor", "exp(-x^2) sin(x)", Gabor::new);
+  public static final LayerType HERMITE = LayerType.of("Hermite",
+      "He_degree(x) / sqrt(degree!), the normalized Hermite polynomial (its input must have variance 1)",
+      Hermite::new, Argument.requiredInteger("degree"));
+  public static final LayerType EXP_NORMALIZED = LayerType.of("ExpNormalized",
+      "no finite network; NNGP sqrt(q11 q22) exp(gamma (q12 / sqrt(q11 q22) + shift))", ExpNormalized::new,
+      Argument.number("gamma", 1.0), Argument.number("shift", -1.0), Argument.bool("do_clip", false));
 
   public static Layer relu() {
     return RELU.create();
@@ -181,6 +198,34 @@ public final class Elementwise {
   /** {@code sum_k coef[k] x^k}, ascending powers. */
   public static Layer polynomial(double... coef) {
     return POLYNOMIAL.create((Object) coef.clone());
+  }
+
+  /** {@code 0.5 erf(x / 2.4020563531719796) + 0.5}, neural-tangents' approximation of the logistic sigmoid. */
+  public static Layer sigmoidLike() {
+    return SIGMOID_LIKE.create();
+  }
+
+  /** {@code exp(-x^2) sin(x)}. */
+  public static Layer gabor() {
+    return GABOR.create();
+  }
+
+  /**
+   * {@code He_degree(x) / sqrt(degree!)}, {@code degree} from 0 to 170; its input must have
+   * variance 1 (the kernel is NaN where it does not, within 1e-5).
+   */
+  public static Layer hermite(int degree) {
+    return HERMITE.create(degree);
+  }
+
+  /** {@link ExpNormalized} with neural-tangents' defaults {@code gamma = 1}, {@code shift = -1}. */
+  public static Layer expNormalized() {
+    return EXP_NORMALIZED.create();
+  }
+
+  /** {@link ExpNormalized}: a kernel without a finite network. */
+  public static Layer expNormalized(double gamma, double shift, boolean doClip) {
+    return EXP_NORMALIZED.create(gamma, shift, doClip);
   }
 
   /** {@code (2d - 1)!! = 1 * 3 * ... * (2d - 1)}, 1 for {@code d = 0}. */
@@ -905,6 +950,181 @@ public final class Elementwise {
         sum = sum.plus(rl.times(rl).times(power(v, l)));
       }
       return sum;
+    }
+  }
+
+  /**
+   * {@code f(x) = exp(-x^2) sin x}, neural-tangents' closed form. With {@code S = k_11 + k_22},
+   * {@code D = 4 (k_11 k_22 - k^2)}, {@code n = 2S + D + 1} and {@code m = S + D + 2k}: {@code
+   * nngp' = exp(-m / (2n)) (exp(2k / n) - 1) / (2 sqrt n)} ({@code expm1} here), {@code E[f' f'] =
+   * exp(-m / (2n)) ((h - t) + exp(2k / n) (h + t)) / (2 n^(5/2))} with {@code h = 1 + 2S + 4 (k^2 +
+   * k_11 k_22)} and {@code t = 4k (D + 3S + 2)}, and the variance {@code (1 - exp(-2q / (1 + 4q))) /
+   * (2 sqrt(1 + 4q))}. Defined everywhere ({@code n >= 1}).
+   */
+  public static final class Gabor extends Nonlinearity {
+    Gabor(LayerType.Arguments args) {
+      super(args);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return x.mul(x).neg().exp().mul(x.sin());
+    }
+
+    /** {@code f'(x) = exp(-x^2) (cos x - 2x sin x)}, entry-wise. */
+    public NDArray derivative(NDArray x) {
+      return x.mul(x).neg().exp().mul(x.cos().sub(Tensors.mul(x.mul(x.sin()), 2.0)));
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr sum = v1.plus(v2);
+      Expr p = v1.times(v2);
+      Expr diff = p.minus(k.times(k)).times(4);
+      Expr n = sum.times(2).plus(diff).plus(1);
+      Expr left = sum.plus(diff).plus(k.times(2)).div(n.times(-2)).exp();
+      Expr ratio = k.times(2).div(n);
+      Expr root = n.sqrt();
+      Expr nngp = left.times(ratio.expm1()).div(root.times(2));
+      Expr h = sum.times(2).plus(1).plus(k.times(k).plus(p).times(4));
+      Expr t = k.times(4).times(diff.plus(sum.times(3)).plus(2));
+      Expr dot = left.times(h.minus(t).plus(ratio.exp().times(h.plus(t)))).div(n.times(n).times(root).times(2));
+      return new Expr[] {nngp, dot};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      Expr n = v.times(4).plus(1);
+      return v.times(-2).div(n).expm1().div(n.sqrt().times(-2));
+    }
+  }
+
+  /**
+   * {@code f(x) = He_n(x) / sqrt(n!)}, the probabilists' Hermite polynomial of degree {@code n}
+   * normalized to unit norm under N(0, 1), {@code n} from 0 to 170 (beyond, neural-tangents'
+   * {@code sqrt(n!)} overflows a double). For unit variances {@code E[f(u) f(v)] = k^n}, and this is
+   * neural-tangents' rule: {@code nngp' = k^n}, {@code E[f' f'] = n k^(n-1)} (0 for {@code n = 0}),
+   * the variance {@code q^n}. neural-tangents only warns that its inputs are assumed to have unit
+   * variance; here the kernel is NaN (so a command stops, naming this layer) wherever an input's
+   * variance differs from 1 by more than {@value #UNIT_TOLERANCE}: normalize the inputs
+   * ({@code |x|^2 = d}) and use {@code Dense} with {@code W_std = 1} and no bias before it; after
+   * it the variance is 1 again.
+   */
+  public static final class Hermite extends Nonlinearity {
+    /** The largest degree: {@code sqrt(171!)} overflows a double (neural-tangents fails there too). */
+    static final int MAX_DEGREE = 170;
+    /** How far from 1 an input's variance may be. */
+    static final double UNIT_TOLERANCE = 1e-5;
+
+    private final int degree;
+
+    Hermite(LayerType.Arguments args) {
+      super(args);
+      this.degree = args.integer("degree");
+      if (degree < 0 || degree > MAX_DEGREE) {
+        throw new IllegalArgumentException("argument \"degree\" must be from 0 to " + MAX_DEGREE
+            + " (beyond, the normalization sqrt(degree!) overflows a double), got " + degree);
+      }
+    }
+
+    /**
+     * {@code He_n(x) / sqrt(n!)} by the normalized three-term recurrence {@code h_(j+1) = (x h_j -
+     * sqrt(j) h_(j-1)) / sqrt(j + 1)}, which neither overflows nor cancels as monomial coefficients do.
+     */
+    private static NDArray normalized(NDArray x, int n) {
+      NDArray previous = Tensors.add(Tensors.mul(x, 0.0), 1.0);
+      if (n == 0) {
+        return previous;
+      }
+      NDArray current = Tensors.mul(x, 1.0);
+      for (int j = 1; j < n; j++) {
+        NDArray next = Tensors.mul(x.mul(current).sub(Tensors.mul(previous, Math.sqrt(j))), 1 / Math.sqrt(j + 1));
+        previous = current;
+        current = next;
+      }
+      return current;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return normalized(x, degree);
+    }
+
+    /** {@code f'(x) = sqrt(n) h_(n-1)(x)} ({@code He_n' = n He_(n-1)}), entry-wise; 0 for degree 0. */
+    public NDArray derivative(NDArray x) {
+      return degree == 0 ? Tensors.mul(x, 0.0) : Tensors.mul(normalized(x, degree - 1), Math.sqrt(degree));
+    }
+
+    /** 0 where {@code |v - 1| <= }{@link #UNIT_TOLERANCE}, NaN elsewhere: the square root of a negative number. */
+    private static Expr undefinedUnlessUnit(Expr v) {
+      Expr root = v.minus(Expr.constant(1)).abs().times(-1).plus(UNIT_TOLERANCE).sqrt();
+      return root.minus(root);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr check = undefinedUnlessUnit(v1).plus(undefinedUnlessUnit(v2));
+      Expr dot = degree == 0 ? Expr.constant(0) : power(k, degree - 1).times(degree);
+      return new Expr[] {power(k, degree).plus(check), dot.plus(check)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return power(v, degree).plus(undefinedUnlessUnit(v));
+    }
+  }
+
+  /**
+   * neural-tangents' {@code ExpNormalized}, the "Gaussian normalized kernel" of Shankar et al.
+   * (Neural Kernels Without Tangents, 2020): a kernel map with no finite network. With {@code r =
+   * sqrt(max(k_11 k_22, 1e-30))} and {@code rho = k / r} (clipped to [-1, 1] if {@code do_clip}):
+   * {@code nngp' = r exp(gamma (rho + shift))}, the NTK factor {@code gamma exp(gamma (rho + shift))},
+   * and the variance the same map at {@code k = k_11 = k_22 = q}, {@code q exp(gamma (1 + shift))}
+   * for {@code q > 1e-15}. It needs both inputs' variances; Monte Carlo, {@code apply} and empirical
+   * kernels are not possible (neural-tangents' {@code apply_fn} raises too).
+   */
+  public static final class ExpNormalized extends Nonlinearity {
+    private final double gamma;
+    private final double shift;
+    private final boolean clip;
+
+    ExpNormalized(LayerType.Arguments args) {
+      super(args);
+      this.gamma = args.number("gamma");
+      this.shift = args.number("shift");
+      this.clip = args.bool("do_clip");
+    }
+
+    private static ModelException noFiniteNetwork() {
+      return new ModelException("", "ExpNormalized has no finite network (as in neural-tangents): only its "
+          + "kernel is defined, so Monte Carlo, init/apply and empirical kernels cannot run a model that uses it");
+    }
+
+    /** Always fails: the layer has no finite function. */
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      throw noFiniteNetwork();
+    }
+
+    /** Always fails: the layer has no finite function. */
+    public NDArray derivative(NDArray x) {
+      throw noFiniteNetwork();
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Expr root = v1.times(v2).max(1e-30).sqrt();
+      Expr rho = k.div(root);
+      if (clip) {
+        rho = rho.max(-1).min(1);
+      }
+      Expr e = rho.plus(shift).times(gamma).exp();
+      return new Expr[] {root.times(e), e.times(gamma)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return pair(v, v, v)[0];
     }
   }
 }

@@ -208,6 +208,31 @@ public final class Stax {
     return Elementwise.gaussian(a, b);
   }
 
+  /** {@link Elementwise#sigmoidLike}. */
+  public static Layer sigmoidLike() {
+    return Elementwise.sigmoidLike();
+  }
+
+  /** {@code exp(-x^2) sin(x)}. */
+  public static Layer gabor() {
+    return Elementwise.gabor();
+  }
+
+  /** {@link Elementwise#hermite}: its input must have variance 1. */
+  public static Layer hermite(int degree) {
+    return Elementwise.hermite(degree);
+  }
+
+  /** {@link Elementwise#expNormalized()}. */
+  public static Layer expNormalized() {
+    return Elementwise.expNormalized();
+  }
+
+  /** {@link Elementwise#expNormalized(double, double, boolean)}. */
+  public static Layer expNormalized(double gamma, double shift, boolean doClip) {
+    return Elementwise.expNormalized(gamma, shift, doClip);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

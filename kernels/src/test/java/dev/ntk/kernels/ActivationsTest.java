@@ -19,7 +19,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The closed-form activations (Gelu, Sin, Cos, Rbf, Exp, Sign, Gaussian, RectifiedMonomial,
- * Monomial, Polynomial): each rule against a quadrature of
+ * Monomial, Polynomial, Sigmoid_like, Gabor, Hermite on unit variances, ExpNormalized against its
+ * formula and derivative, do_stabilize on the ReLU family): each rule against a quadrature of
  * the same Gaussian expectations, each finite network against its kernel by Monte Carlo, and the
  * {@code cpu} and {@code tensorflow} backends against each other on dense and convolutional
  * networks, with x2 given and absent.
@@ -48,6 +49,9 @@ class ActivationsTest {
       return name;
     }
   }
+
+  /** neural-tangents' constant in {@code Sigmoid_like}, written here from its documentation. */
+  private static final double SIGMOID_WIDTH = 2.4020563531719796;
 
   static Stream<Case> smooth() {
     double a = 1.3;
@@ -80,7 +84,11 @@ class ActivationsTest {
         new Case("Polynomial degree 6", Stax.polynomial(1, 0, 0, 0.2, 0, 0, 0.1),
             x -> 1 + 0.2 * x * x * x + 0.1 * Math.pow(x, 6), x -> 0.6 * x * x + 0.6 * Math.pow(x, 5)),
         new Case("Polynomial empty", Stax.polynomial(), x -> 0, x -> 0),
-        new Case("Polynomial constant", Stax.polynomial(0.7), x -> 0.7, x -> 0));
+        new Case("Polynomial constant", Stax.polynomial(0.7), x -> 0.7, x -> 0),
+        new Case("Sigmoid_like", Stax.sigmoidLike(), x -> 0.5 * SpecialFunctions.erf(x / SIGMOID_WIDTH) + 0.5,
+            x -> Math.exp(-(x / SIGMOID_WIDTH) * (x / SIGMOID_WIDTH)) / (SIGMOID_WIDTH * Math.sqrt(Math.PI))),
+        new Case("Gabor", Stax.gabor(), x -> Math.exp(-x * x) * Math.sin(x),
+            x -> Math.exp(-x * x) * (Math.cos(x) - 2 * x * Math.sin(x))));
   }
 
   /**
@@ -195,7 +203,9 @@ class ActivationsTest {
         Arguments.of("gaussian", Stax.serial(Stax.dense(w, 1.2, 0.1), Stax.gaussian(1.1, -0.6), Stax.dense(w, 1.0, 0.1),
             Stax.gaussian(1.0, -1.0), Stax.dense(w, 1.0, 0.1))),
         Arguments.of("rectified monomials 2, 0", Stax.serial(Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(2),
-            Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(0), Stax.dense(w, 1.0, 0.1))));
+            Stax.dense(w, 1.0, 0.1), Stax.rectifiedMonomial(0), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("sigmoid_like, gabor", Stax.serial(Stax.dense(w, 1.5, 0.1), Stax.sigmoidLike(),
+            Stax.dense(w, 1.2, 0.1), Stax.gabor(), Stax.dense(w, 1.0, 0.1))));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -206,6 +216,22 @@ class ActivationsTest {
     double[] analytic = model.kernelFn().apply(x1, x2).nngp().toDoubleArray();
     MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, 96, 7);
     KernelTesting.assertMatchesMonteCarlo(name, analytic, mc, 2.0 / 1024, 0.10);
+  }
+
+  /**
+   * The NTK factors of the new smooth layers against the empirical NTK of wide finite networks
+   * ({@link MonteCarlo#ntk}: random-direction Jacobian-vector products of {@code apply}).
+   */
+  @Test
+  void analyticNtkMatchesWideFiniteNetworks() {
+    int w = 512;
+    Layer model = Stax.serial(Stax.dense(w, 1.5, 0.1), Stax.sigmoidLike(), Stax.dense(w, 1.2, 0.1), Stax.gabor(),
+        Stax.dense(w, 1.0, 0.1));
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 221);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 222);
+    MonteCarlo.Estimate mc = MonteCarlo.ntk(model, x1, x2, 64, 13);
+    KernelTesting.assertMatchesMonteCarlo("NTK sigmoid_like, gabor", model.kernelFn().apply(x1, x2).ntk()
+        .toDoubleArray(), mc, 2.0 / w, 0.10);
   }
 
   /**
@@ -228,6 +254,13 @@ class ActivationsTest {
             Stax.rectifiedMonomial(3), Stax.dense(16, 0.5, 0.1), Stax.rectifiedMonomial(2), Stax.dense(16, 1.0, 0.1),
             Stax.monomial(3), Stax.dense(16, 0.8, 0.1), Stax.monomial(5), Stax.dense(16, 0.6, 0.1), Stax.monomial(0),
             Stax.dense(16, 1.0, 0.1), Stax.polynomial(0.1, 1.0, 0.3, -0.2, 0.05), Stax.dense(2)),
+        "dense, third set", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.sigmoidLike(), Stax.dense(16, 1.1, 0.2),
+            Stax.gabor(), Stax.dense(16, 1.5, 0.1), Stax.expNormalized(0.7, -0.5, false), Stax.dense(16, 1.0, 0.1),
+            Stax.expNormalized(), Stax.dense(16, 1.0, 0.1), Stax.expNormalized(1.2, -1, true), Stax.dense(2)),
+        "convolutional, third set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gabor(),
+            Stax.conv(8, f, null, "SAME", 1.5, 0.1), Stax.sigmoidLike(), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
+            Stax.expNormalized(0.9, -0.8, true), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.globalAvgPool(),
+            Stax.dense(1)),
         "convolutional, second set", Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1), Stax.gaussian(),
             Stax.conv(8, f, null, "SAME", 1.1, 0.1), Stax.rectifiedMonomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1),
             Stax.monomial(2), Stax.conv(8, f, null, "SAME", 1.0, 0.1), Stax.polynomial(0.2, 1.0, -0.3),
@@ -432,33 +465,46 @@ class ActivationsTest {
   }
 
   /**
-   * A float32 network whose variances reach 1e24 (the products of two overflow): with {@code
-   * do_stabilize} its kernels are 1e24 times those of the same network with {@code W_std = 1} in
-   * the first layer (every layer is 1-homogeneous, there is no bias), on both backends, x2 given
-   * and absent; without it they are not finite.
+   * Float32 networks whose variances reach 1e24 (the products of two overflow), dense and
+   * convolutional (whose pooling needs the pixel-pair covariances): with {@code do_stabilize} their
+   * kernels are 1e24 times those of the same network with {@code W_std = 1} in the first layer
+   * (every layer is 1-homogeneous, there is no bias), on both backends, x2 given and absent;
+   * without it they are not finite.
    */
   @Test
   void doStabilizeKeepsFloat32KernelsOfLargeVariancesFinite() {
     double w = 1e12;
-    java.util.function.BiFunction<Double, Boolean, Layer> model = (wStd, stable) -> Stax.serial(
-        Stax.dense(8, wStd, null), Stax.relu(stable), Stax.dense(8, 1.0, null), Stax.abs(stable),
-        Stax.dense(8, 1.1, null), Stax.leakyRelu(0.2, stable), Stax.dense(8, 0.9, null),
-        Stax.abRelu(-0.5, 1.5, stable), Stax.dense(2));
-    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 401).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
-    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 402).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
-    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
-      for (NDArray other : new NDArray[] {null, x2}) {
-        Kernel unit = model.apply(1.0, false).kernelFn().withBackend(backend).apply(x1, other);
-        Kernel large = model.apply(w, true).kernelFn().withBackend(backend).apply(x1, other);
-        String where = backend + (other == null ? " x1 only " : " x1, x2 ");
-        for (Get g : Get.values()) {
-          double[] want = java.util.Arrays.stream(Tensors.toDoubles(unit.get(g))).map(v -> v * w * w).toArray();
-          double err = KernelTesting.relativeError(Tensors.toDoubles(large.get(g)), want);
-          assertTrue(err < 1e-5, where + g + ": " + err);
+    int[] f = {3, 3};
+    Map<String, java.util.function.BiFunction<Double, Boolean, Layer>> models = Map.of(
+        "dense", (wStd, stable) -> Stax.serial(
+            Stax.dense(8, wStd, null), Stax.relu(stable), Stax.dense(8, 1.0, null), Stax.abs(stable),
+            Stax.dense(8, 1.1, null), Stax.leakyRelu(0.2, stable), Stax.dense(8, 0.9, null),
+            Stax.abRelu(-0.5, 1.5, stable), Stax.dense(2)),
+        "convolutional", (wStd, stable) -> Stax.serial(
+            Stax.conv(4, f, null, "SAME", wStd, null), Stax.relu(stable), Stax.conv(4, f, null, "SAME", 1.0, null),
+            Stax.abRelu(-0.5, 1.5, stable), Stax.globalAvgPool(), Stax.dense(1)));
+    ai.djl.ndarray.types.DataType f32 = ai.djl.ndarray.types.DataType.FLOAT32;
+    for (Map.Entry<String, java.util.function.BiFunction<Double, Boolean, Layer>> m : models.entrySet()) {
+      boolean conv = m.getKey().equals("convolutional");
+      NDArray x1 = (conv ? KernelTesting.randomImages(manager, 4, new long[] {4, 3, 2}, 401)
+          : KernelTesting.randomInputs(manager, 5, 4, 401)).toType(f32, false);
+      NDArray x2 = (conv ? KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 402)
+          : KernelTesting.randomInputs(manager, 3, 4, 402)).toType(f32, false);
+      for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+        for (NDArray other : new NDArray[] {null, x2}) {
+          Kernel unit = m.getValue().apply(1.0, false).kernelFn().withBackend(backend).apply(x1, other);
+          Kernel large = m.getValue().apply(w, true).kernelFn().withBackend(backend).apply(x1, other);
+          String where = m.getKey() + " " + backend + (other == null ? " x1 only " : " x1, x2 ");
+          for (Get g : Get.values()) {
+            double[] want = java.util.Arrays.stream(Tensors.toDoubles(unit.get(g))).map(v -> v * w * w).toArray();
+            double err = KernelTesting.relativeError(Tensors.toDoubles(large.get(g)), want);
+            assertTrue(err < 1e-5, where + g + ": " + err);
+          }
+          double[] plain = Tensors.toDoubles(m.getValue().apply(w, false).kernelFn().withBackend(backend)
+              .apply(x1, other).nngp());
+          assertTrue(java.util.Arrays.stream(plain).anyMatch(v -> !Double.isFinite(v)),
+              where + "without do_stabilize");
         }
-        double[] plain = Tensors.toDoubles(model.apply(w, false).kernelFn().withBackend(backend).apply(x1, other)
-            .nngp());
-        assertTrue(java.util.Arrays.stream(plain).anyMatch(v -> !Double.isFinite(v)), where + "without do_stabilize");
       }
     }
   }
@@ -475,6 +521,317 @@ class ActivationsTest {
         ModelSpec.toJson(ModelSpec.parse("{\"Abs\": {\"do_stabilize\": true}}")));
     assertPathError("serial[1].Relu", """
         {"serial": [{"Dense": {"out_dim": 4}}, {"Relu": {"do_stabilize": 1}}]}""");
+  }
+
+  /** Normalized probabilists' Hermite polynomial: {@code He_n} by its recurrence, over {@code sqrt(n!)}. */
+  private static double hermite(int n, double x) {
+    double previous = 1;
+    double current = n == 0 ? 1 : x;
+    for (int j = 1; j < n; j++) {
+      double next = x * current - j * previous;
+      previous = current;
+      current = next;
+    }
+    for (int j = 2; j <= n; j++) {
+      current /= Math.sqrt(j);
+    }
+    return current;
+  }
+
+  /**
+   * Inputs of variance 1: rows {@code x1 = [r0, r1, r2, r3]}, {@code x2 = [r0, -r1, r0 + 1e-7 e, r4]}
+   * scaled to {@code |x|^2 = d}, with equal, opposite and nearly equal pairs.
+   */
+  static RuleTesting.Input unitInput(long seed) {
+    java.util.Random r = new java.util.Random(seed);
+    int d = 6;
+    double[][] rows = new double[5][d];
+    for (double[] row : rows) {
+      for (int k = 0; k < d; k++) {
+        row[k] = r.nextGaussian();
+      }
+    }
+    double[] near = rows[0].clone();
+    near[0] += 1e-7;
+    double[] opposite = java.util.Arrays.stream(rows[1]).map(v -> -v).toArray();
+    double[][] x1 = {rows[0], rows[1], rows[2], rows[3]};
+    double[][] x2 = {rows[0], opposite, near, rows[4]};
+    for (double[][] x : new double[][][] {x1, x2}) {
+      for (double[] row : x) {
+        double norm = Math.sqrt(dot(row, row) / d);
+        for (int k = 0; k < d; k++) {
+          row[k] /= norm;
+        }
+      }
+    }
+    double[] nngp = new double[16];
+    double[] ntk = new double[16];
+    for (int i = 0; i < 4; i++) {
+      for (int j = 0; j < 4; j++) {
+        nngp[i * 4 + j] = dot(x1[i], x2[j]) / d;
+        ntk[i * 4 + j] = 0.5 + r.nextDouble();
+      }
+    }
+    double[] var1 = java.util.Arrays.stream(x1).mapToDouble(x -> dot(x, x) / d).toArray();
+    double[] var2 = java.util.Arrays.stream(x2).mapToDouble(x -> dot(x, x) / d).toArray();
+    return new RuleTesting.Input(nngp, ntk, var1, var2, 4, 4);
+  }
+
+  private static double dot(double[] a, double[] b) {
+    double s = 0;
+    for (int k = 0; k < a.length; k++) {
+      s += a[k] * b[k];
+    }
+    return s;
+  }
+
+  /**
+   * Hermite on inputs of variance 1: the rule against a quadrature of {@code E[h_n(u) h_n(v)]} and
+   * {@code E[h_n'(u) h_n'(v)]}, {@code h_n} from the unnormalized recurrence; the variance stays 1.
+   */
+  @ParameterizedTest(name = "degree {0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {0, 1, 2, 3, 5, 8})
+  void hermiteMatchesQuadratureOnUnitVariances(int n) {
+    RuleTesting.Input in = unitInput(31);
+    Map<String, double[]> out = RuleTesting.run(Stax.hermite(n), in);
+    DoubleUnaryOperator f = x -> hermite(n, x);
+    DoubleUnaryOperator df = x -> n == 0 ? 0 : Math.sqrt(n) * hermite(n - 1, x);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        int e = i * in.n2() + j;
+        double k = in.nngp()[e];
+        double nngp = expectation(f, f, in.var1()[i], in.var2()[j], k);
+        double dot = expectation(df, df, in.var1()[i], in.var2()[j], k);
+        String where = "degree " + n + " (" + i + ", " + j + ")";
+        assertEquals(nngp, out.get("nngp")[e], 1e-9 * Math.max(1, Math.abs(nngp)), where + " nngp");
+        assertEquals(in.ntk()[e] * dot, out.get("ntk")[e], 1e-9 * Math.max(1, Math.abs(in.ntk()[e] * dot)),
+            where + " ntk");
+      }
+      assertEquals(1.0, out.get("var1")[i], 1e-14);
+    }
+  }
+
+  /**
+   * Hermite's rule holds for unit variances only: its kernel is NaN where a variance differs from
+   * 1 by more than 1e-5 (every entry of the hard inputs), and finite within it.
+   */
+  @Test
+  void hermiteIsUndefinedUnlessTheVariancesAreOne() {
+    Map<String, double[]> out = RuleTesting.run(Stax.hermite(3), RuleTesting.hardInput(29));
+    for (String term : new String[] {"nngp", "ntk", "var1", "var2"}) {
+      assertTrue(java.util.Arrays.stream(out.get(term)).allMatch(Double::isNaN), term);
+    }
+    RuleTesting.Input unit = unitInput(37);
+    Map<String, double[]> near = RuleTesting.run(Stax.hermite(3), scaled(unit, 1 + 5e-6));
+    Map<String, double[]> far = RuleTesting.run(Stax.hermite(3), scaled(unit, 1 + 2e-5));
+    for (String term : new String[] {"nngp", "ntk", "var1", "var2"}) {
+      assertTrue(java.util.Arrays.stream(near.get(term)).allMatch(Double::isFinite), term);
+      assertTrue(java.util.Arrays.stream(far.get(term)).allMatch(Double::isNaN), term);
+    }
+    Map<String, double[]> zero = RuleTesting.run(Stax.hermite(0), RuleTesting.hardInput(29));
+    assertTrue(java.util.Arrays.stream(zero.get("ntk")).allMatch(Double::isNaN), "degree 0 ntk");
+  }
+
+  /** {@code x} with each row (each pixel's channels, for images) scaled to mean square 1. */
+  private static NDArray unitRows(NDArray x) {
+    return x.div(x.square().mean(new int[] {-1}, true).sqrt());
+  }
+
+  /** Hermite networks on inputs of variance 1: Monte Carlo of the finite network, and cpu = tensorflow. */
+  @Test
+  void hermiteNetworksMatchMonteCarloAndAgreeAcrossBackends() {
+    int w = 256;
+    NDArray x1 = unitRows(KernelTesting.randomInputs(manager, 5, 4, 211));
+    // x2 near x1's first rows, so that the kernel (rho^n) is not small beside the noise.
+    NDArray x2 = unitRows(x1.get("0:3").add(Tensors.mul(KernelTesting.randomInputs(manager, 3, 4, 212), 0.5)));
+    // He_n(u) He_n(v) has heavy tails: many narrower draws (the bias is O(1 / width)); the bounds are
+    // about 7% (degree 2) and 15% (degree 3) of the kernel.
+    Map<String, Layer> wide = Map.of(
+        "hermite 2", Stax.serial(Stax.dense(w, 1.0, null), Stax.hermite(2), Stax.dense(w, 1.0, null)),
+        "hermite 3", Stax.serial(Stax.dense(w, 1.0, null), Stax.hermite(3), Stax.dense(w, 1.0, null)));
+    for (Map.Entry<String, Layer> m : wide.entrySet()) {
+      MonteCarlo.Estimate mc = MonteCarlo.nngp(m.getValue(), x1, x2, 384, 11);
+      KernelTesting.assertMatchesMonteCarlo(m.getKey(), m.getValue().kernelFn().apply(x1, x2).nngp().toDoubleArray(),
+          mc, 2.0 / w, 0.20);
+    }
+    int[] f = {3, 3};
+    Map<String, Layer> models = Map.of(
+        "dense", Stax.serial(Stax.dense(16, 1.0, null), Stax.hermite(3), Stax.dense(16, 1.0, null), Stax.hermite(0),
+            Stax.dense(16, 1.0, null), Stax.hermite(5), Stax.dense(16, 1.0, null), Stax.hermite(2), Stax.dense(2)),
+        "convolutional", Stax.serial(Stax.conv(8, f, null, "CIRCULAR", 1.0, null), Stax.hermite(2),
+            Stax.conv(8, f, null, "CIRCULAR", 1.0, null), Stax.hermite(3), Stax.globalAvgPool(), Stax.dense(1)));
+    for (Map.Entry<String, Layer> m : models.entrySet()) {
+      boolean conv = m.getKey().equals("convolutional");
+      NDArray y1 = conv ? unitRows(KernelTesting.randomImages(manager, 4, new long[] {5, 4, 2}, 311)) : x1;
+      NDArray y2 = conv ? unitRows(KernelTesting.randomImages(manager, 3, new long[] {5, 4, 2}, 312)) : x2;
+      for (NDArray other : new NDArray[] {null, y2}) {
+        Kernel cpu = m.getValue().kernelFn().withBackend(Backend.CPU).apply(y1, other);
+        Kernel tf = m.getValue().kernelFn().withBackend(Backend.TENSORFLOW).apply(y1, other);
+        for (Get g : Get.values()) {
+          double[] c = cpu.get(g).toDoubleArray();
+          assertTrue(java.util.Arrays.stream(c).allMatch(Double::isFinite), m.getKey() + " " + g);
+          double err = KernelTesting.relativeError(c, tf.get(g).toDoubleArray());
+          assertTrue(err < 1e-12, m.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
+        }
+      }
+    }
+    // In float32 the variances are 1 to about 1e-7, well within the 1e-5 accepted.
+    Layer dense = models.get("dense");
+    for (Backend b : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double[] single = Tensors.toDoubles(dense.kernelFn().withBackend(b)
+          .apply(x1.toType(ai.djl.ndarray.types.DataType.FLOAT32, false), null).nngp());
+      double err = KernelTesting.relativeError(single, dense.kernelFn().apply(x1, null).nngp().toDoubleArray());
+      assertTrue(err < 1e-5, b + " float32: " + err);
+    }
+    // Without unit variances: NaN on both backends.
+    NDArray raw = Tensors.mul(x1, 1.1);
+    for (Backend b : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double[] nngp = models.get("dense").kernelFn().withBackend(b).apply(raw, null).nngp().toDoubleArray();
+      assertTrue(java.util.Arrays.stream(nngp).allMatch(Double::isNaN), b + " without unit variances");
+    }
+  }
+
+  /**
+   * ExpNormalized after one Dense layer, against its formula evaluated on the data here: {@code
+   * q12 = W_std^2 x1.x2 / d + b_std^2}, {@code nngp = r exp(gamma (q12 / r + shift))} with {@code r =
+   * sqrt(q11 q22)}, {@code ntk = q12 gamma exp(...)} (the Dense NTK is its NNGP), on both backends,
+   * x2 given and absent, clipped and not.
+   */
+  @Test
+  void expNormalizedIsItsFormulaOnTheData() {
+    double wStd = 1.3;
+    double bStd = 0.2;
+    double gamma = 0.8;
+    double shift = -0.6;
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 501);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 502);
+    for (boolean clip : new boolean[] {false, true}) {
+      Layer model = Stax.serial(Stax.dense(4, wStd, bStd), Stax.expNormalized(gamma, shift, clip));
+      for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+        for (NDArray other : new NDArray[] {null, x2}) {
+          Kernel k = model.kernelFn().withBackend(backend).apply(x1, other);
+          double[][] a = rows(x1);
+          double[][] c = rows(other == null ? x1 : other);
+          double[] nngp = k.nngp().toDoubleArray();
+          double[] ntk = k.ntk().toDoubleArray();
+          String where = backend + (clip ? " clipped" : "") + (other == null ? " x1 only" : " x1, x2");
+          for (int i = 0; i < a.length; i++) {
+            double q11 = wStd * wStd * dot(a[i], a[i]) / 4 + bStd * bStd;
+            for (int j = 0; j < c.length; j++) {
+              double q22 = wStd * wStd * dot(c[j], c[j]) / 4 + bStd * bStd;
+              double q12 = wStd * wStd * dot(a[i], c[j]) / 4 + bStd * bStd;
+              double r = Math.sqrt(q11 * q22);
+              double rho = clip ? Math.max(-1, Math.min(1, q12 / r)) : q12 / r;
+              double e = Math.exp(gamma * (rho + shift));
+              assertEquals(r * e, nngp[i * c.length + j], 1e-12 * r * e, where + " nngp");
+              assertEquals(q12 * gamma * e, ntk[i * c.length + j], 1e-12 * Math.abs(q12) * gamma * e + 1e-15,
+                  where + " ntk");
+            }
+            assertEquals(q11 * Math.exp(gamma * (1 + shift)), k.cov1().toDoubleArray()[i], 1e-12 * q11, where);
+          }
+        }
+      }
+    }
+  }
+
+  private static double[][] rows(NDArray x) {
+    int n = Math.toIntExact(x.getShape().get(0));
+    double[] v = x.toDoubleArray();
+    int d = v.length / n;
+    double[][] out = new double[n][];
+    for (int i = 0; i < n; i++) {
+      out[i] = java.util.Arrays.copyOfRange(v, i * d, i * d + d);
+    }
+    return out;
+  }
+
+  /**
+   * ExpNormalized's NTK factor is the derivative of its NNGP in {@code k}: central differences on
+   * the hard inputs (the zero rows left out, where {@code rho} is {@code k / 1e-15}); its finite
+   * network does not exist, and Monte Carlo says so.
+   */
+  @Test
+  void expNormalizedNtkFactorIsTheDerivativeAndItHasNoFiniteNetwork() {
+    RuleTesting.Input in = RuleTesting.hardInput(41);
+    Layer layer = Stax.expNormalized(0.9, -0.7, false);
+    Map<String, double[]> out = RuleTesting.run(layer, in);
+    double h = 1e-6;
+    java.util.function.DoubleFunction<double[]> shifted = t -> RuleTesting.run(layer, new RuleTesting.Input(
+        java.util.Arrays.stream(in.nngp()).map(v -> v + t).toArray(), in.ntk(), in.var1(), in.var2(), in.n1(),
+        in.n2())).get("nngp");
+    double[] up = shifted.apply(h);
+    double[] down = shifted.apply(-h);
+    for (int i = 0; i < in.n1(); i++) {
+      for (int j = 0; j < in.n2(); j++) {
+        if (in.var1()[i] == 0 || in.var2()[j] == 0) {
+          continue;
+        }
+        int e = i * in.n2() + j;
+        double derivative = (up[e] - down[e]) / (2 * h);
+        assertEquals(derivative, out.get("ntk")[e] / in.ntk()[e], 1e-7 * Math.abs(derivative),
+            "(" + i + ", " + j + ")");
+      }
+    }
+    NDArray x = KernelTesting.randomInputs(manager, 3, 4, 43);
+    ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class,
+        () -> MonteCarlo.nngp(Stax.serial(Stax.dense(8), Stax.expNormalized()), x, x, 2, 1));
+    assertTrue(e.getMessage().contains("no finite network"), e.getMessage());
+  }
+
+  /** The finite derivatives of the new layers against central differences of their functions. */
+  @Test
+  void derivativesMatchCentralDifferences() {
+    double[] xs = java.util.stream.IntStream.rangeClosed(-30, 30).mapToDouble(i -> i / 10.0 + 0.013).toArray();
+    NDArray x = manager.create(xs);
+    double h = 1e-5;
+    Map<String, Layer> layers = new java.util.LinkedHashMap<>();
+    layers.put("Gabor", Stax.gabor());
+    for (int n : new int[] {0, 1, 2, 4, 7}) {
+      layers.put("Hermite " + n, Stax.hermite(n));
+    }
+    for (Map.Entry<String, Layer> l : layers.entrySet()) {
+      Layer layer = l.getValue();
+      double[] up = layer.apply(Params.EMPTY, Tensors.add(x, h)).toDoubleArray();
+      double[] down = layer.apply(Params.EMPTY, Tensors.add(x, -h)).toDoubleArray();
+      double[] d = layer instanceof Elementwise.Gabor g ? g.derivative(x).toDoubleArray()
+          : ((Elementwise.Hermite) layer).derivative(x).toDoubleArray();
+      for (int i = 0; i < xs.length; i++) {
+        double fd = (up[i] - down[i]) / (2 * h);
+        assertEquals(fd, d[i], 1e-7 * Math.max(1, Math.abs(fd)), l.getKey() + " at " + xs[i]);
+      }
+    }
+    // Hermite's finite function is the normalized polynomial.
+    double[] h5 = Stax.hermite(5).apply(Params.EMPTY, x).toDoubleArray();
+    for (int i = 0; i < xs.length; i++) {
+      assertEquals(hermite(5, xs[i]), h5[i], 1e-12 * Math.max(1, Math.abs(h5[i])));
+    }
+  }
+
+  @Test
+  void modelFilesReadTheThirdSetWithNeuralTangentsDefaults() {
+    Layer model = ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 4}}, {"Sigmoid_like": {}}, {"Dense": {"out_dim": 4}}, {"Gabor": {}},
+          {"Dense": {"out_dim": 4}}, {"Hermite": {"degree": 3}}, {"Dense": {"out_dim": 4}},
+          {"ExpNormalized": {"gamma": 2}}]}""");
+    String json = ModelSpec.toJson(model).replace(" ", "");
+    for (String s : new String[] {"{\"Sigmoid_like\":{}}", "{\"Gabor\":{}}", "{\"Hermite\":{\"degree\":3}}",
+        "{\"ExpNormalized\":{\"gamma\":2.0,\"shift\":-1.0,\"do_clip\":false}}"}) {
+      assertTrue(json.contains(s), s + " in " + json);
+    }
+    assertEquals(json, ModelSpec.toJson(Stax.serial(Stax.dense(4), Stax.sigmoidLike(), Stax.dense(4), Stax.gabor(),
+        Stax.dense(4), Stax.hermite(3), Stax.dense(4), Stax.expNormalized(2, -1, false))).replace(" ", ""));
+    for (String bad : new String[] {"{}", "{\"degree\": -1}", "{\"degree\": 171}", "{\"degree\": 2.5}"}) {
+      assertPathError("serial[1].Hermite", "{\"serial\": [{\"Dense\": {}}, {\"Hermite\": " + bad + "}]}");
+    }
+    assertEquals(170, ((Elementwise.Hermite) Stax.hermite(170)).arguments().get("degree"));
+    assertPathError("serial[1].ExpNormalized", """
+        {"serial": [{"Dense": {}}, {"ExpNormalized": {"gamma": "wide"}}]}""");
+    assertPathError("serial[1].ExpNormalized", """
+        {"serial": [{"Dense": {}}, {"ExpNormalized": {"do_clip": 1}}]}""");
+    assertPathError("serial[1].Sigmoid_like", """
+        {"serial": [{"Dense": {}}, {"Sigmoid_like": {"a": 1}}]}""");
+    assertPathError("serial[0].Gabor", """
+        {"serial": [{"Gabor": {}}, {"Dense": {}}]}""");
   }
 
   private static void assertPathError(String path, String model) {

@@ -17,6 +17,11 @@ final class TestModels {
     m.put("leaky, abs, abrelu, scaled erf", Stax.serial(Stax.dense(32, 1.1, 0.2), Stax.leakyRelu(0.1),
         Stax.dense(32, 1.2, null), Stax.abs(), Stax.dense(32, 0.9, 0.3), Stax.abRelu(-0.3, 1.7),
         Stax.dense(32, 1.0, 0.1), Stax.erf(1.3, 0.7, 0.2), Stax.dense(2)));
+    m.put("stabilized relu family, sigmoid_like, gabor, exp-normalized", Stax.serial(Stax.dense(16, 1.3, 0.1),
+        Stax.relu(true), Stax.dense(16, 1.1, 0.2), Stax.abs(true), Stax.dense(16, 1.0, 0.1),
+        Stax.leakyRelu(0.2, true), Stax.dense(16, 1.0, null), Stax.abRelu(-0.4, 1.2, true), Stax.dense(16, 1.2, 0.1),
+        Stax.sigmoidLike(), Stax.dense(16, 1.4, 0.1), Stax.gabor(), Stax.dense(16, 1.5, 0.1),
+        Stax.expNormalized(0.8, -0.5, true), Stax.dense(2)));
     m.put("standard parameterization", Stax.serial(
         Stax.dense(16, 1.3, 0.2, Linear.Parameterization.STANDARD), Stax.relu(),
         Stax.dense(8, 1.1, null, Linear.Parameterization.STANDARD)));

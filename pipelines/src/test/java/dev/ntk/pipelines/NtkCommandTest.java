@@ -1136,6 +1136,24 @@ class NtkCommandTest {
     assertFalse(r.err().contains("Exception"), "an exception name: " + r.err());
   }
 
+  /**
+   * Hermite on inputs whose variance is not 1 (its kernel is NaN there) and Monte Carlo of
+   * ExpNormalized (no finite network): one line, exit 2, naming the layer, and no output.
+   */
+  @Test
+  void activationsOutsideTheirDomainAreRefusedNamingTheLayer() throws IOException {
+    Path hermite = write("h.json",
+        "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Hermite\": {\"degree\": 2}}, {\"Dense\": {}}]}");
+    bad(2, "first stops being finite at layer serial[1].Hermite", "kernel", "--model", hermite, "--x1", x,
+        "--out", out);
+    Path expNormalized = write("e.json",
+        "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"ExpNormalized\": {}}, {\"Dense\": {}}]}");
+    bad(2, "ExpNormalized has no finite network", "mc", "--model", expNormalized, "--x1", x, "--samples", 4,
+        "--width", 8, "--out", out);
+    Result kernel = ntk("kernel", "--model", expNormalized, "--x1", x, "--out", out);
+    assertEquals(0, kernel.status(), kernel.err());
+  }
+
   /** A singular kernel with --diag-reg 0: exit 2 naming the smallest eigenvalue, and no output. */
   @Test
   void failureDuringTheRunRemovesItsOutputs() throws IOException {

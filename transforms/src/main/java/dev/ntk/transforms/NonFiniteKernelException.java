@@ -21,8 +21,9 @@ public final class NonFiniteKernelException extends RuntimeException {
       Optional<String> layer) {
     this(String.format(Locale.ROOT, "the %s kernel entry (%d, %d) is %s%s; the weights or the "
         + "inputs are likely too large for %s (check W_std and b_std in the model and the scale "
-        + "of the inputs)", name, row, col, value,
+        + "of the inputs)%s", name, row, col, value,
         layer.map(l -> ", and the kernel first stops being finite at layer " + l).orElse(""),
-        dtype.typeName()));
+        dtype.typeName(), layer.map(l -> ", or outside the inputs where that layer's kernel is defined (its "
+            + "entry in docs/MODEL_SPEC.md: Hermite needs variances 1, Gaussian with b > 0 small ones)").orElse("")));
   }
 }
