@@ -196,8 +196,16 @@ public final class Elementwise {
     /** {@code E[f(u)^2]} for a variance {@code v}: the pair rule where both values coincide. */
     abstract Expr diagonal(Expr v);
 
+    /** Whether {@link #pair} is symmetric in its two inputs (all closed forms are). */
+    boolean symmetric() {
+      return true;
+    }
+
     @Override
     protected final KernelExpr rule(KernelExpr k, RuleContext context) {
+      if (!symmetric()) {
+        context.asymmetric();
+      }
       if (!k.isFull()) {
         Expr[] p = pair(k.nngp(), k.var1(), k.var2());
         return k.with(p[0], k.ntk().times(p[1]), this::diagonal);
