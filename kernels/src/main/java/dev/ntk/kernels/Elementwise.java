@@ -297,8 +297,16 @@ public final class Elementwise {
       }, inputCotangent);
     }
 
+    /** Whether {@link #pair} is symmetric in its two inputs (all closed forms are). */
+    boolean symmetric() {
+      return true;
+    }
+
     @Override
     protected final KernelExpr rule(KernelExpr k, RuleContext context) {
+      if (!symmetric()) {
+        context.asymmetric();
+      }
       if (!k.isFull()) {
         Expr[] p = pair(k.nngp(), k.var1(), k.var2());
         return k.with(p[0], k.ntk().times(p[1]), this::diagonal);

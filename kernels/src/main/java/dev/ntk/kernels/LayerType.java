@@ -97,6 +97,11 @@ public final class LayerType {
       return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
     }
 
+    /** One of {@code choices} (compared without case), required: a wrong or missing one lists them. */
+    public static Argument requiredChoice(String name, String... choices) {
+      return new Argument(name, Kind.CHOICE, null, true, List.of(choices));
+    }
+
     /** One of {@code choices} (compared without case); the first is the default. */
     public static Argument choice(String name, String... choices) {
       return new Argument(name, Kind.CHOICE, choices[0], false, List.of(choices));
@@ -312,7 +317,8 @@ public final class LayerType {
       if (given.containsKey(a.name())) {
         values.put(a.name(), a.check(given.get(a.name()), path));
       } else if (a.required()) {
-        throw new ModelException(path, "missing required argument \"" + a.name() + "\"");
+        throw new ModelException(path, "missing required argument \"" + a.name() + "\""
+            + (a.kind() == Kind.CHOICE ? " (one of \"" + String.join("\", \"", a.choices()) + "\")" : ""));
       } else {
         values.put(a.name(), a.defaultValue());
       }
@@ -334,7 +340,7 @@ public final class LayerType {
 
   /** The layer families: each declares its layer types as {@code public static final} constants. */
   static final List<Class<?>> FAMILIES = List.of(Branching.class, Linear.class, Elementwise.class,
-      Convolutional.class);
+      ElementwiseQuadrature.class, Convolutional.class);
 
   /**
    * Every layer type, by name: the {@code public static final LayerType} constants of the

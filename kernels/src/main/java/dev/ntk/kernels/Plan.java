@@ -46,11 +46,21 @@ public final class Plan {
   private final Requirements requirements;
   private final Schedule schedule;
   private final boolean fromInputs;
+  private final boolean symmetric;
 
-  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs) {
+  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric) {
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
+    this.symmetric = symmetric;
+  }
+
+  /**
+   * Whether every rule is symmetric in its two inputs, so that the kernel of x1 with itself may be
+   * computed as a triangle and mirrored; not with neural-tangents' {@code ElementwiseNumerical}.
+   */
+  public boolean symmetric() {
+    return symmetric;
   }
 
   /**
@@ -136,7 +146,7 @@ public final class Plan {
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
     return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
-        schedule, fromInputs);
+        schedule, fromInputs, r.symmetric());
   }
 
   public Requirements requirements() {
@@ -248,7 +258,7 @@ public final class Plan {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, null);
+    return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, null);
   }
 
   /**
@@ -279,7 +289,7 @@ public final class Plan {
     Map<String, Object> vars = Map.of(VAR1, cpu.fromDoubles(new double[n1]), VAR2, cpu.fromDoubles(new double[n2]));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
-    run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, out);
+    run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, out);
     return vars;
   }
 
@@ -291,20 +301,23 @@ public final class Plan {
    * pixel blocks to the plan block by block ({@link Gram#pixels}).
    */
   static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2, int n1, int n2,
-      int threads, Map<String, ?> out) {
+      int threads, boolean symmetric, Map<String, ?> out) {
     boolean same = x2 == null;
+    // A rule that is not symmetric in its inputs (Plan#symmetric) gets x1 with itself whole.
+    boolean triangle = same && symmetric;
+    A second = same ? x1 : x2;
     int d = Math.toIntExact(input.shape().size());
     Layout layout = schedule.inputLayout(NNGP);
     if (!layout.isScalar()) {
       int channels = Math.toIntExact(input.channels());
-      Map<String, Object> inputs = Map.of(NNGP, Gram.pixels(x1, same ? x1 : x2, layout.pixels(), channels,
+      Map<String, Object> inputs = Map.of(NNGP, Gram.pixels(x1, second, layout.pixels(), channels,
           layout.kind() == Layout.Kind.FULL), VAR1, Gram.pixels(x1, x1, layout.pixels(), channels,
-          layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(same ? x1 : x2, same ? x1 : x2, layout.pixels(),
+          layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(second, second, layout.pixels(),
           channels, layout.kind() == Layout.Kind.FULL));
       if (out == null) {
-        return cpu.run(schedule, inputs, n1, n2, threads, same);
+        return cpu.run(schedule, inputs, n1, n2, threads, triangle);
       }
-      cpu.run(schedule, inputs, n1, n2, threads, same, out);
+      cpu.run(schedule, inputs, n1, n2, threads, triangle, out);
       return null;
     }
     // The gram is written into a caller's output buffer when one can hold it: each chunk of the
@@ -312,10 +325,11 @@ public final class Plan {
     // only the upper triangle of x1 with itself, which the mirror overwrites last. That spares a
     // buffer as large as a kernel and its first-touch page faults.
     Buffer shared = out == null ? null : gramOutput(schedule, out, x1 instanceof double[], (long) n1 * n2);
-    try (NativeBuffer own = shared == null ? Gram.of(x1, x2, n1, n2, d, threads) : null) {
+    A gramSecond = triangle ? null : second;
+    try (NativeBuffer own = shared == null ? Gram.of(x1, gramSecond, n1, n2, d, threads) : null) {
       Buffer gram = own != null ? own.buffer() : shared;
       if (own == null) {
-        Gram.into(x1, x2, n1, n2, d, gram);
+        Gram.into(x1, gramSecond, n1, n2, d, gram);
       }
       double[] var1 = Gram.variances(x1, n1, d);
       double[] var2 = same ? var1 : Gram.variances(x2, n2, d);
@@ -332,9 +346,9 @@ public final class Plan {
       Map<String, Object> inputs = Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1),
           VAR2, cpu.fromDoubles(var2));
       if (out == null) {
-        return cpu.run(schedule, inputs, n1, n2, threads, same);
+        return cpu.run(schedule, inputs, n1, n2, threads, triangle);
       }
-      cpu.run(schedule, inputs, n1, n2, threads, same, out);
+      cpu.run(schedule, inputs, n1, n2, threads, triangle, out);
       return null;
     }
   }

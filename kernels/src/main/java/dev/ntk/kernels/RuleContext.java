@@ -15,9 +15,12 @@ public final class RuleContext {
   private final List<Spec> outputs;
   private final List<Boolean> outputsFull;
   private final BiConsumer<String, List<KernelExpr>> taps;
+  /** Set by a rule that is not symmetric in its two inputs; shared by every layer of one model. */
+  private final boolean[] asymmetric;
 
   RuleContext(String path, List<Spec> inputs, List<Spec> outputs, List<Boolean> outputsFull,
-      BiConsumer<String, List<KernelExpr>> taps) {
+      BiConsumer<String, List<KernelExpr>> taps, boolean[] asymmetric) {
+    this.asymmetric = asymmetric;
     this.path = path;
     this.inputs = List.copyOf(inputs);
     this.outputs = List.copyOf(outputs);
@@ -33,12 +36,22 @@ public final class RuleContext {
       BiConsumer<String, List<KernelExpr>> taps) {
     List<Spec> out = model.outputSpecs(specs, model.name());
     List<Boolean> full = java.util.Collections.nCopies(out.size(), false);
+    boolean[] asymmetric = new boolean[1];
     List<KernelExpr> result = model.rule(reduce(model, specs, inputs, full),
-        new RuleContext(model.name(), specs, out, full, taps));
+        new RuleContext(model.name(), specs, out, full, taps, asymmetric));
     if (taps != null) {
       taps.accept(model.name(), result);
     }
-    return new Result(out, result);
+    return new Result(out, result, !asymmetric[0]);
+  }
+
+  /**
+   * Says that this layer's rule is not symmetric in its two inputs (neural-tangents' {@code
+   * ElementwiseNumerical}): the kernel of x1 with itself is then computed whole, not as a
+   * triangle and its mirror image.
+   */
+  public void asymmetric() {
+    asymmetric[0] = true;
   }
 
   /** Whether the requirements pass keeps the full pixel covariance of the raw inputs of {@code model}. */
@@ -60,8 +73,11 @@ public final class RuleContext {
     return out;
   }
 
-  /** What a child of a combinator gave: its output specs and kernels. */
-  public record Result(List<Spec> specs, List<KernelExpr> kernels) {}
+  /**
+   * What a child of a combinator gave: its output specs and kernels, and whether every rule so far
+   * is symmetric in its two inputs.
+   */
+  public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric) {}
 
   /**
    * Runs the requirements pass and the rule of the child {@code layer} at position {@code index}
@@ -72,11 +88,11 @@ public final class RuleContext {
     String childPath = childPath(path, index, child);
     List<Spec> out = child.outputSpecs(childInputs, childPath);
     List<KernelExpr> result = child.rule(reduce(child, childInputs, kernels, childOutputsFull),
-        new RuleContext(childPath, childInputs, out, childOutputsFull, taps));
+        new RuleContext(childPath, childInputs, out, childOutputsFull, taps, asymmetric));
     if (taps != null) {
       taps.accept(childPath, result);
     }
-    return new Result(out, result);
+    return new Result(out, result, !asymmetric[0]);
   }
 
   /** The path of a combinator's child, as errors name it: {@code serial[3].Erf}. */

@@ -198,6 +198,16 @@ public final class Stax {
     return Elementwise.polynomial(coef);
   }
 
+  /** {@link ElementwiseQuadrature#elementwiseNumerical}: neural-tangents' Gauss–Hermite rule of degree {@code deg}. */
+  public static Layer elementwiseNumerical(String fn, int deg) {
+    return ElementwiseQuadrature.elementwiseNumerical(fn, deg);
+  }
+
+  /** {@link ElementwiseQuadrature#elementwise}: the exact kernel of a named function. */
+  public static Layer elementwise(String fn) {
+    return ElementwiseQuadrature.elementwise(fn);
+  }
+
   /** {@code exp(-x^2)}. */
   public static Layer gaussian() {
     return Elementwise.gaussian();

@@ -110,6 +110,18 @@ public final class Tensors {
     return create(manager, flat, new Shape(n, d), dtype);
   }
 
+  /**
+   * {@code f} of each entry, in float64, as an array of {@code x}'s shape and dtype on its manager:
+   * the finite network of an activation given as a scalar function.
+   */
+  public static NDArray map(NDArray x, java.util.function.DoubleUnaryOperator f) {
+    double[] v = toDoubles(x);
+    for (int i = 0; i < v.length; i++) {
+      v[i] = f.applyAsDouble(v[i]);
+    }
+    return create(x.getManager(), v, x.getShape(), x.getDataType());
+  }
+
   /** The values of {@code array} as doubles, in C order. */
   public static double[] toDoubles(NDArray array) {
     if (array.getDataType() == DataType.FLOAT64) {
