@@ -37,6 +37,9 @@ PY
     --repeats "$REPEATS" --save "$OUT/w$W" 2>/dev/null | grep RESULT
   $PYTHON bench/train_numpy.py --model "$MODEL" "${DATA[@]}" --steps "$STEPS" --repeats "$REPEATS" \
     --params "$OUT/w$W"
+  echo "  (NumPy again with OPENBLAS_NUM_THREADS=1, which avoids oversubscribing a loaded machine:)"
+  OPENBLAS_NUM_THREADS=1 $PYTHON bench/train_numpy.py --model "$MODEL" "${DATA[@]}" --steps "$STEPS" \
+    --repeats "$REPEATS" --params "$OUT/w$W"
   CORES=$(nproc)
   "${JAVA[@]}" -Dai.djl.tensorflow.num_intraop_threads="$CORES" dev.ntk.pipelines.bench.TrainBench \
     --model "$MODEL" "${DATA[@]}" --steps "$STEPS" --ensemble "$ENSEMBLE" --at-once 1 2>/dev/null | grep RESULT
