@@ -143,6 +143,17 @@ public final class Branching {
     }
 
     @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      Jet step = new Jet(inputs, inputTangents, inputSeconds);
+      for (int i = 0; i < layers.size(); i++) {
+        step = layers.get(i).jet(params.child(i), paramTangents.child(i), step.outputs(), step.tangents(),
+            step.seconds());
+      }
+      return step;
+    }
+
+    @Override
     public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
       List<Vjp> steps = new ArrayList<>();
       List<NDArray> xs = inputs;
@@ -253,6 +264,22 @@ public final class Branching {
     }
 
     @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      List<NDArray> out = new ArrayList<>();
+      List<NDArray> tangents = new ArrayList<>();
+      List<NDArray> seconds = new ArrayList<>();
+      for (int i = 0; i < layers.size(); i++) {
+        Jet branch = layers.get(i).jet(params.child(i), paramTangents.child(i), List.of(inputs.get(i)),
+            List.of(inputTangents.get(i)), List.of(inputSeconds.get(i)));
+        out.addAll(branch.outputs());
+        tangents.addAll(branch.tangents());
+        seconds.addAll(branch.seconds());
+      }
+      return new Jet(out, tangents, seconds);
+    }
+
+    @Override
     public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
       List<Vjp> branches = new ArrayList<>();
       List<NDArray> out = new ArrayList<>();
@@ -350,6 +377,13 @@ public final class Branching {
     }
 
     @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      return new Jet(apply(params, inputs), Collections.nCopies(num, inputTangents.get(0)),
+          Collections.nCopies(num, inputSeconds.get(0)));
+    }
+
+    @Override
     public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
       return new Vjp(apply(params, inputs), (dys, tape) -> {
         if (!inputCotangents) {
@@ -410,6 +444,23 @@ public final class Branching {
     /** The output's tangent; {@link #combine} of the tangents for the linear fan-ins. */
     NDArray tangent(List<NDArray> inputs, List<NDArray> inputTangents) {
       return combine(inputTangents);
+    }
+
+    /**
+     * The output's second derivative along the input tangents {@code dxs} beyond its tangent of
+     * the inputs' second derivatives; null (zero) for the linear fan-ins.
+     */
+    NDArray curvature(List<NDArray> inputs, List<NDArray> dxs) {
+      return null;
+    }
+
+    @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      NDArray second = tangent(inputs, inputSeconds);
+      NDArray curvature = curvature(inputs, inputTangents);
+      return new Jet(apply(params, inputs), List.of(tangent(inputs, inputTangents)),
+          List.of(curvature == null ? second : second.add(curvature)));
     }
 
     @Override
@@ -505,6 +556,24 @@ public final class Branching {
       for (int i = 0; i < inputs.size(); i++) {
         NDArray term = inputTangents.get(i).mul(others(inputs, i));
         sum = sum == null ? term : sum.add(term);
+      }
+      return sum;
+    }
+
+    /** {@code sum_{i != j} dx_i dx_j prod_{l != i, j} x_l}: the second derivative of the product. */
+    @Override
+    NDArray curvature(List<NDArray> inputs, List<NDArray> dxs) {
+      NDArray sum = null;
+      for (int i = 0; i < inputs.size(); i++) {
+        for (int j = i + 1; j < inputs.size(); j++) {
+          NDArray term = Tensors.mul(dxs.get(i).mul(dxs.get(j)), 2.0);
+          for (int l = 0; l < inputs.size(); l++) {
+            if (l != i && l != j) {
+              term = term.mul(inputs.get(l));
+            }
+          }
+          sum = sum == null ? term : sum.add(term);
+        }
       }
       return sum;
     }

@@ -239,6 +239,12 @@ public final class Convolutional {
     }
 
     @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      NDArray w = params.array(0);
+      return affine.curvature(correlation(x, w), paramTangents, dx, w.getShape().size() / outChan);
+    }
+
+    @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
       NDArray w = params.array(0);
       return affine.backward(correlation(x, w), params, x, dy, w.getShape().size() / outChan, tape,
@@ -346,6 +352,11 @@ public final class Convolutional {
     }
 
     @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
+    }
+
+    @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
       return inputOnly(() -> FiniteConv.poolBackward(dy, x.getShape(), geometry.window(), geometry.strides(),
           geometry.padding(), average, normalizeEdges), inputCotangent);
@@ -411,6 +422,11 @@ public final class Convolutional {
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
       return apply(params, dx);
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
     }
 
     @Override

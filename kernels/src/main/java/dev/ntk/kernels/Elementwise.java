@@ -281,10 +281,25 @@ public final class Elementwise {
      */
     abstract NDArray derivative(NDArray x);
 
+    /**
+     * {@code f''(x)}, entry-wise, from the same description as {@link #apply}; the layer's second
+     * derivative along an input tangent {@code dx} is {@code f''(x) dx^2} ({@link Layer#jet}).
+     * Where {@link #derivative} jumps (a kink), the value is the one-sided limits' (0 for the
+     * piecewise-linear activations).
+     */
+    abstract NDArray secondDerivative(NDArray x);
+
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
       try (NDArray d = derivative(x)) {
         return d.mul(dx);
+      }
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      try (NDArray d = secondDerivative(x); NDArray dx2 = dx.mul(dx)) {
+        return d.mul(dx2);
       }
     }
 
@@ -375,6 +390,11 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray secondDerivative(NDArray x) {
+      return x.zerosLike();
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       if (!stabilize) {
         return arcCosine(k, v1, v2);
@@ -429,6 +449,13 @@ public final class Elementwise {
       // a b 2 / sqrt(pi) exp(-(b x)^2)
       NDArray bx = Tensors.mul(x, b);
       return Tensors.mul(bx.mul(bx).neg().exp(), a * b * 2 / Math.sqrt(Math.PI));
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      // f'(x) (-2 b^2 x)
+      NDArray bx = Tensors.mul(x, b);
+      return Tensors.mul(bx.mul(bx).neg().exp().mul(x), -a * b * b * b * 4 / Math.sqrt(Math.PI));
     }
 
     @Override
@@ -495,6 +522,24 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray secondDerivative(NDArray x) {
+      if (approximate) {
+        // s u' + x/2 s (u'' - 2 t u'^2), s = 1 - t^2, t = tanh u
+        double c = Math.sqrt(2 / Math.PI);
+        NDArray t = Tensors.mul(x.add(Tensors.mul(x.pow(3), 0.044715)), c).tanh();
+        NDArray du = Tensors.mul(Tensors.add(Tensors.mul(x.mul(x), 3 * 0.044715), 1.0), c);
+        NDArray ddu = Tensors.mul(x, 6 * 0.044715 * c);
+        NDArray sech2 = Tensors.add(t.mul(t).neg(), 1.0);
+        NDArray inner = ddu.sub(Tensors.mul(t.mul(du).mul(du), 2.0));
+        return sech2.mul(du).add(Tensors.mul(x.mul(sech2).mul(inner), 0.5));
+      }
+      // 2 phi(x) + x phi'(x) = phi(x) (2 - x^2)
+      NDArray x2 = x.mul(x);
+      NDArray pdf = Tensors.mul(Tensors.mul(x2, -0.5).exp(), 1 / Math.sqrt(2 * Math.PI));
+      return pdf.mul(Tensors.add(x2.neg(), 2.0));
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr s12 = v1.plus(1).times(v2.plus(1));
       Expr d2 = s12.minus(k.times(k)).max(0);
@@ -545,6 +590,11 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray secondDerivative(NDArray x) {
+      return Tensors.mul(Tensors.add(Tensors.mul(x, b), c).sin(), -a * b * b);
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       double b2 = b * b;
       Expr half = v1.plus(v2).times(0.5);
@@ -580,6 +630,12 @@ public final class Elementwise {
     NDArray derivative(NDArray x) {
       double w = Math.sqrt(2 * gamma);
       return Tensors.mul(Tensors.add(Tensors.mul(x, w), Math.PI / 4).cos(), Math.sqrt(2) * w);
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      double w = Math.sqrt(2 * gamma);
+      return Tensors.mul(Tensors.add(Tensors.mul(x, w), Math.PI / 4).sin(), -Math.sqrt(2) * w * w);
     }
 
     @Override
@@ -619,6 +675,11 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray secondDerivative(NDArray x) {
+      return Tensors.mul(Tensors.mul(x, b).exp(), a * b * b);
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr nngp = v1.plus(v2).times(0.5).plus(k).times(b * b).exp().times(a * a);
       return new Expr[] {nngp, nngp.times(b * b)};
@@ -647,6 +708,11 @@ public final class Elementwise {
 
     @Override
     NDArray derivative(NDArray x) {
+      return Tensors.mul(x, 0.0);
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
       return Tensors.mul(x, 0.0);
     }
 
@@ -686,6 +752,13 @@ public final class Elementwise {
     @Override
     NDArray derivative(NDArray x) {
       return Tensors.mul(Tensors.mul(x.mul(x), b).exp().mul(x), 2 * a * b);
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      // 2 a b e^{b x^2} (1 + 2 b x^2)
+      NDArray x2 = x.mul(x);
+      return Tensors.mul(Tensors.mul(x2, b).exp().mul(Tensors.add(Tensors.mul(x2, 2 * b), 1.0)), 2 * a * b);
     }
 
     @Override
@@ -801,6 +874,17 @@ public final class Elementwise {
     }
 
     @Override
+    NDArray secondDerivative(NDArray x) {
+      if (degree <= 1) {
+        return Tensors.mul(x, 0.0);
+      }
+      if (degree == 2) {
+        return Tensors.mul(x.gt(0.0).toType(x.getDataType(), false), 2);
+      }
+      return Tensors.mul(Tensors.max(x, 0.0).pow(degree - 2), degree * (degree - 1));
+    }
+
+    @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr sine = v1.times(v2).minus(k.times(k)).max(0).sqrt();
       Expr psi = sine.atan2(k).times(-1).plus(Math.PI);
@@ -855,6 +939,15 @@ public final class Elementwise {
         return Tensors.mul(x, 0.0);
       }
       return degree == 1 ? Tensors.add(Tensors.mul(x, 0.0), 1.0) : Tensors.mul(x.pow(degree - 1), degree);
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      if (degree <= 1) {
+        return Tensors.mul(x, 0.0);
+      }
+      return degree == 2 ? Tensors.add(Tensors.mul(x, 0.0), 2.0)
+          : Tensors.mul(x.pow(degree - 2), degree * (degree - 1));
     }
 
     @Override
@@ -932,6 +1025,15 @@ public final class Elementwise {
       NDArray sum = Tensors.mul(x, 0.0);
       for (int k = coef.length - 1; k >= 1; k--) {
         sum = Tensors.add(sum.mul(x), k * coef[k]);
+      }
+      return sum;
+    }
+
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      NDArray sum = Tensors.mul(x, 0.0);
+      for (int k = coef.length - 1; k >= 2; k--) {
+        sum = Tensors.add(sum.mul(x), k * (k - 1) * coef[k]);
       }
       return sum;
     }

@@ -85,6 +85,18 @@ public interface Layer {
   Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents);
 
   /**
+   * The second-order Taylor-mode forward pass ({@link Jet}): the outputs and their first and
+   * second derivatives along the parameters {@code params + e paramTangents} and the inputs {@code
+   * inputs + e inputTangents + e^2/2 inputSeconds}. Written beside each layer's {@code apply}: a
+   * layer {@code y = g(p, x)} gives {@code y2 = D_x g[x2] + D^2 g[(v, x1), (v, x1)]}, its second
+   * derivative along the curve's direction (zero for layers linear in their input without
+   * parameters; {@code phi''(x) x1^2} for a nonlinearity; {@code 2 s product(x1, v_W)} for an
+   * affine layer, bilinear in its input and weights).
+   */
+  Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+      List<NDArray> inputSeconds);
+
+  /**
    * The vector-Jacobian product of the finite forward pass: runs it once and returns its outputs
    * with the pullback from output cotangents to parameter cotangents (shaped as {@code params})
    * and, if {@code inputCotangents}, input cotangents. Written beside each layer's {@code apply}.

@@ -172,6 +172,17 @@ public final class Linear {
     }
 
     /**
+     * The output's second derivative along the weight tangent {@code v_W} and input tangent {@code
+     * dx}: the output is bilinear in the input and the weights and linear in the bias, so it is
+     * {@code 2 s product(dx, v_W)}.
+     */
+    NDArray curvature(Product product, Params paramTangents, NDArray dx, long fanIn) {
+      try (NDArray z = product.apply(dx, paramTangents.array(0))) {
+        return Tensors.mul(z, 2 * weightScale(fanIn));
+      }
+    }
+
+    /**
      * The backward pass: {@code dz = s dy}; weights {@code product^T(x, dz)}, bias {@code beta
      * sum dy}, input {@code product^T(dz, W)}; with a tape, the factors instead of the weight and
      * bias cotangents.
@@ -304,6 +315,11 @@ public final class Linear {
     }
 
     @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return affine.curvature(MATRIX, paramTangents, dx, params.array(0).getShape().get(0));
+    }
+
+    @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
       return affine.backward(MATRIX, params, x, dy, params.array(0).getShape().get(0), tape, inputCotangent);
     }
@@ -337,6 +353,11 @@ public final class Linear {
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
       return apply(params, dx);
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
     }
 
     @Override
@@ -375,6 +396,11 @@ public final class Linear {
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
       return dx;
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
     }
 
     @Override

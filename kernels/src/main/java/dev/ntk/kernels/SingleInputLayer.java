@@ -31,6 +31,13 @@ public abstract class SingleInputLayer extends AbstractLayer {
   protected abstract NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx);
 
   /**
+   * The second derivative {@code D^2 g[(v, dx), (v, dx)]} of this layer's output {@code g(params,
+   * x)} along the parameter tangents {@code paramTangents} ({@code v}) and the input tangent {@code
+   * dx}, or null where it is zero (a layer linear in its input, without parameters).
+   */
+  protected abstract NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx);
+
+  /**
    * The backward pass: the cotangents of the parameters and, if {@code inputCotangent}, of the
    * input {@code x}, for the output cotangent {@code dy}; affine layers record their factors on
    * {@code tape} if it is not null (see {@link Vjp.Pullback#pull}).
@@ -64,6 +71,17 @@ public abstract class SingleInputLayer extends AbstractLayer {
   public final Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
     NDArray x = inputs.get(0);
     return new Jvp(List.of(apply(params, x)), List.of(tangent(params, paramTangents, x, inputTangents.get(0))));
+  }
+
+  @Override
+  public final Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+      List<NDArray> inputSeconds) {
+    NDArray x = inputs.get(0);
+    NDArray dx = inputTangents.get(0);
+    NDArray second = tangent(params, paramTangents.map(NDArray::zerosLike), x, inputSeconds.get(0));
+    NDArray curvature = curvature(params, paramTangents, x, dx);
+    return new Jet(List.of(apply(params, x)), List.of(tangent(params, paramTangents, x, dx)),
+        List.of(curvature == null ? second : second.add(curvature)));
   }
 
   @Override

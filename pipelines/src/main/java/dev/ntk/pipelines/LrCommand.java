@@ -42,7 +42,17 @@ final class LrCommand implements Callable<Integer> {
     InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
     int n = (int) x.shape()[0];
     int outputs = yTrain == null ? 1 : InputChecks.targets("--y-train", yTrain, n).data().length / n;
-    double lr;
+    spec.commandLine().getOut().println(largestLearningRate(layer, x, outputs, 0.0));
+    return 0;
+  }
+
+  /**
+   * The largest learning rate for which gradient descent on MSE, with heavy-ball {@code momentum}
+   * (0 for none), converges on the training inputs {@code x} with {@code outputs} target columns,
+   * from the infinite network's NTK ({@link Predict#maxLearningRate}).
+   */
+  static double largestLearningRate(Layer layer, NpyArray x, int outputs, double momentum) {
+    int n = (int) x.shape()[0];
     try (NDManager m = Tensors.newManager()) {
       NDArray xs = Tensors.create(m, x.data(), new Shape(x.shape()), DataType.FLOAT64);
       NDArray ntk = layer.kernelFn().apply(xs).ntk();
@@ -52,9 +62,7 @@ final class LrCommand implements Callable<Integer> {
         throw InProcessKernel.nonFinite(layer, x, null, NpyDType.FLOAT64, "ntk", bad.getAsLong(),
             values[Math.toIntExact(bad.getAsLong())], n);
       }
-      lr = Predict.maxLearningRate(ntk, outputs, 0.0);
+      return Predict.maxLearningRate(ntk, outputs, momentum);
     }
-    spec.commandLine().getOut().println(lr);
-    return 0;
   }
 }

@@ -105,25 +105,37 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
 
   /** The model of {@code json} with {@code out_dim = width} in every Dense layer, {@code out_chan} in every convolution. */
   static Model withWidth(Model model, int width) throws IOException {
+    return withWidth(model, width, false);
+  }
+
+  /**
+   * {@link #withWidth(Model, int)}, but with {@code keepReadout} the last affine layer of the file
+   * (the readout, whose outputs training compares with the targets) keeps its width.
+   */
+  static Model withWidth(Model model, int width, boolean keepReadout) throws IOException {
     JsonNode root = new ObjectMapper().readTree(model.json());
-    setWidth(root, width);
+    List<Map.Entry<String, ObjectNode>> affine = new java.util.ArrayList<>();
+    affineLayers(root, affine);
+    for (int i = 0; i < affine.size() - (keepReadout ? 1 : 0); i++) {
+      affine.get(i).getValue().put(affine.get(i).getKey().equals("Dense") ? "out_dim" : "out_chan", width);
+    }
     return Model.parse(root.toString());
   }
 
-  private static void setWidth(JsonNode node, int width) {
+  /** The Dense, Conv and ConvTranspose layers under {@code node} with their arguments, in file order. */
+  private static void affineLayers(JsonNode node, List<Map.Entry<String, ObjectNode>> out) {
     if (node instanceof ObjectNode o) {
       for (Map.Entry<String, JsonNode> field : o.properties()) {
-        if (field.getKey().equals("Dense") && field.getValue() instanceof ObjectNode args) {
-          args.put("out_dim", width);
-        } else if ((field.getKey().equals("Conv") || field.getKey().equals("ConvTranspose"))
+        String name = field.getKey();
+        if ((name.equals("Dense") || name.equals("Conv") || name.equals("ConvTranspose"))
             && field.getValue() instanceof ObjectNode args) {
-          args.put("out_chan", width);
+          out.add(Map.entry(name, args));
         } else {
-          setWidth(field.getValue(), width);
+          affineLayers(field.getValue(), out);
         }
       }
     } else if (node.isArray()) {
-      node.forEach(child -> setWidth(child, width));
+      node.forEach(child -> affineLayers(child, out));
     }
   }
 }

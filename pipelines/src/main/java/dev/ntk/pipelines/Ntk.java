@@ -29,7 +29,8 @@ import picocli.CommandLine.Command;
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
     description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
     subcommands = {KernelCommand.class, PredictCommand.class, LrCommand.class,
-        McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class})
+        McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class,
+        TrainCommand.class})
 public final class Ntk implements Runnable {
   /** The runner name of a job computed without a pipeline. */
   static final String IN_PROCESS = "in-process";

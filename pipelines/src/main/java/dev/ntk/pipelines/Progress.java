@@ -43,6 +43,11 @@ final class Progress {
 
   /** Starts showing {@code done.getAsLong()} (counted from now) out of {@code total} tiles. */
   Display start(long total, LongSupplier done) {
+    return start(total, done, "tiles");
+  }
+
+  /** Starts showing {@code done.getAsLong()} (counted from now) out of {@code total} {@code units}. */
+  Display start(long total, LongSupplier done, String units) {
     if (err == null || total <= 0) {
       return () -> {};
     }
@@ -52,7 +57,7 @@ final class Progress {
     return every("ntk-progress", () -> {
       long n = Math.min(total, done.getAsLong() - base);
       if (live || (n != shown[0] && n > 0)) {
-        print(line(n, total, (System.nanoTime() - start) / 1e9));
+        print(line(n, total, (System.nanoTime() - start) / 1e9, units));
         shown[0] = n;
       }
     });
@@ -117,11 +122,16 @@ final class Progress {
 
   /** {@code tiles 12/40 (30%), 2.5 tiles/s, about 11 s left}. */
   static String line(long done, long total, double seconds) {
+    return line(done, total, seconds, "tiles");
+  }
+
+  /** {@link #line(long, long, double)} counting {@code units} (tiles, steps). */
+  static String line(long done, long total, double seconds, String units) {
     double rate = seconds > 0 ? done / seconds : 0;
-    String left = done >= total ? "finishing (assembly, inference, outputs)"
+    String left = done >= total ? units.equals("tiles") ? "finishing (assembly, inference, outputs)" : "finishing"
         : rate > 0 ? "about " + duration((total - done) / rate) + " left" : "time left unknown";
-    return String.format(Locale.ROOT, "ntk: tiles %d/%d (%d%%), %.1f tiles/s, %s", done, total,
-        done * 100 / total, rate, left);
+    return String.format(Locale.ROOT, "ntk: %s %d/%d (%d%%), %.1f %s/s, %s", units, done, total,
+        done * 100 / total, rate, units, left);
   }
 
   private static String duration(double seconds) {

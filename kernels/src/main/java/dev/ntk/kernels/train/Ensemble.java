@@ -41,6 +41,24 @@ public final class Ensemble {
    */
   public static Trainer.Outputs[] train(Layer model, boolean linearized, long seed, int members,
       Trainer.Data data, Trainer.Settings settings, DataType dtype, int threads, LongConsumer stepDone) {
+    return train(model, linearized, seed, members, data, settings, dtype, threads, stepDone, null);
+  }
+
+  /** What is done with a member's trained parameters, before they are closed. */
+  @FunctionalInterface
+  public interface Trained {
+    /** Member {@code member} (seed {@code seed + member}) ended with {@code params}. */
+    void accept(int member, Params params);
+  }
+
+  /**
+   * {@link #train(Layer, boolean, long, int, Trainer.Data, Trainer.Settings, DataType, int,
+   * LongConsumer)}, handing each member's trained parameters to {@code trained} (if not null, from
+   * the member's thread) before they are closed.
+   */
+  public static Trainer.Outputs[] train(Layer model, boolean linearized, long seed, int members,
+      Trainer.Data data, Trainer.Settings settings, DataType dtype, int threads, LongConsumer stepDone,
+      Trained trained) {
     if (members < 1) {
       throw new IllegalArgumentException("an ensemble needs at least one member, got " + members);
     }
@@ -51,7 +69,7 @@ public final class Ensemble {
     Trainer.Outputs[] out = new Trainer.Outputs[members];
     if (threads == 1) {
       for (int i = 0; i < members; i++) {
-        out[i] = member(model, linearized, seed + i, data, settings, dtype, stepDone);
+        out[i] = member(model, linearized, seed, i, data, settings, dtype, stepDone, trained);
       }
       return out;
     }
@@ -63,8 +81,9 @@ public final class Ensemble {
     try {
       List<Future<Trainer.Outputs>> runs = new ArrayList<>();
       for (int i = 0; i < members; i++) {
-        long s = seed + i;
-        runs.add(pool.submit(() -> member(model, linearized, s, data, settings, dtype, stepDone)));
+        int member = i;
+        runs.add(pool.submit(() -> member(model, linearized, seed, member, data, settings, dtype, stepDone,
+            trained)));
       }
       for (int i = 0; i < members; i++) {
         out[i] = runs.get(i).get();
@@ -87,12 +106,13 @@ public final class Ensemble {
   }
 
   /** One member: its parameters from {@code seed}, trained in a manager of its own. */
-  private static Trainer.Outputs member(Layer model, boolean linearized, long seed, Trainer.Data data,
-      Trainer.Settings settings, DataType dtype, LongConsumer stepDone) {
+  private static Trainer.Outputs member(Layer model, boolean linearized, long seed, int member, Trainer.Data data,
+      Trainer.Settings settings, DataType dtype, LongConsumer stepDone, Trained trained) {
     try (NDManager manager = Tensors.newManager()) {
-      Params params0 = model.init(seed, data.perExample(), manager, dtype);
+      Params params0 = model.init(seed + member, data.perExample(), manager, dtype);
       Network network = linearized ? Taylor.linearize(model, params0) : Network.of(model);
-      return Trainer.train(network, params0, data, settings, seed, manager, dtype, stepDone);
+      return Trainer.train(network, params0, data, settings, seed + member, manager, dtype, stepDone,
+          trained == null ? null : p -> trained.accept(member, p));
     }
   }
 }

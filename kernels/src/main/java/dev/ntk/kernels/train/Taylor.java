@@ -1,16 +1,19 @@
 package dev.ntk.kernels.train;
 
 import ai.djl.ndarray.NDArray;
+import dev.ntk.kernels.Jet;
 import dev.ntk.kernels.Jvp;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Params;
+import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.Vjp;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * Taylor expansions of a finite network in its parameters around {@code params0}, as
- * neural-tangents' {@code nt.linearize} and {@code nt.taylor_expand}.
+ * neural-tangents' {@code nt.linearize} and {@code nt.taylor_expand} ({@link #taylorExpand}, degree
+ * 1 or 2).
  *
  * <p>The linearization {@code f_lin(p, x) = f(p0, x) + J(p0, x) (p - p0)} is one Jacobian-vector
  * product ({@link Layer#jvp}) along {@code p - p0}; being linear in {@code p}, its parameter
@@ -41,6 +44,35 @@ public final class Taylor {
         Vjp atParams0 = Network.of(model).vjp(params0, x);
         return new Vjp(List.of(apply(params, x)), atParams0.pullback());
       }
+    };
+  }
+
+  /** A function of the parameters and one batch of inputs: a Taylor expansion of a network. */
+  @FunctionalInterface
+  public interface Expansion {
+    /** The expansion's outputs at {@code params} for the inputs {@code x}. */
+    NDArray apply(Params params, NDArray x);
+  }
+
+  /**
+   * The Taylor expansion of degree 1 or 2 of the single-input, single-output {@code model} in its
+   * parameters around {@code params0} (neural-tangents' {@code taylor_expand}): degree 1 is
+   * {@link #linearize}; degree 2 adds {@code 1/2 (p - p0)^T H (p - p0)}, from one second-order
+   * Taylor-mode forward pass ({@link Layer#jet}) along {@code p - p0}. {@code params0} must stay
+   * open while the expansion is used.
+   */
+  public static Expansion taylorExpand(Layer model, Params params0, int degree) {
+    return switch (degree) {
+      case 1 -> linearize(model, params0)::apply;
+      case 2 -> (params, x) -> {
+        NDArray zeros = x.zerosLike();
+        Jet jet = model.jet(params0, difference(params, params0), List.of(x), List.of(zeros), List.of(zeros));
+        if (jet.outputs().size() != 1) {
+          throw new IllegalArgumentException(model.name() + " has " + jet.outputs().size() + " outputs, not one");
+        }
+        return jet.outputs().get(0).add(jet.tangents().get(0)).add(Tensors.mul(jet.seconds().get(0), 0.5));
+      };
+      default -> throw new IllegalArgumentException("Taylor expansions of degree 1 or 2, not " + degree);
     };
   }
 

@@ -15,6 +15,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Consumer;
 import java.util.function.LongConsumer;
 
 /**
@@ -123,7 +124,16 @@ public final class Trainer {
    */
   public static Outputs train(Network network, Params params0, Data data, Settings settings, long seed,
       NDManager manager, DataType dtype, LongConsumer stepDone) {
-    return new Run(network, params0, data, settings, seed, manager, dtype).run(stepDone);
+    return train(network, params0, data, settings, seed, manager, dtype, stepDone, null);
+  }
+
+  /**
+   * {@link #train(Network, Params, Data, Settings, long, NDManager, DataType, LongConsumer)}, handing
+   * the trained parameters to {@code trained} (if not null) before they are closed.
+   */
+  public static Outputs train(Network network, Params params0, Data data, Settings settings, long seed,
+      NDManager manager, DataType dtype, LongConsumer stepDone, Consumer<Params> trained) {
+    return new Run(network, params0, data, settings, seed, manager, dtype).run(stepDone, trained);
   }
 
   /** One training run: its arrays and where it stands. */
@@ -162,7 +172,7 @@ public final class Trainer {
       this.at = data.n();
     }
 
-    Outputs run(LongConsumer stepDone) {
+    Outputs run(LongConsumer stepDone, Consumer<Params> trained) {
       double[] times = settings.times();
       long steps = settings.steps();
       Optimizer optimizer = settings.optimizer();
@@ -212,6 +222,9 @@ public final class Trainer {
           current = next;
           state = nextState;
           stepDone.accept(1);
+        }
+        if (trained != null) {
+          trained.accept(params0.withLeaves(current));
         }
       } finally {
         release(current, state, initial);

@@ -114,6 +114,40 @@ class TaylorTest {
     }
   }
 
+  /**
+   * Degree 1 is the linearization; degree 2 is within {@code O(|dp|^3)} of the network near
+   * {@code params0} (the error falls 8-fold when the step halves).
+   */
+  @Test
+  void taylorExpansionOfDegreeTwoIsTheNetworkToSecondOrder() {
+    try (NDManager scope = manager.newSubManager()) {
+      Layer model = model();
+      SplittableRandom rng = new SplittableRandom(8);
+      Params p0 = model.init(13, new Shape(3), scope, DataType.FLOAT64);
+      NDArray x = Tensors.standardNormal(rng, scope, new Shape(4, 3), DataType.FLOAT64);
+      Params v = direction(p0, rng, scope);
+      Params p = along(p0, v, 0.05);
+      assertArrayEquals(Tensors.toDoubles(Taylor.linearize(model, p0).apply(p, x)),
+          Tensors.toDoubles(Taylor.taylorExpand(model, p0, 1).apply(p, x)), 1e-15);
+      Taylor.Expansion second = Taylor.taylorExpand(model, p0, 2);
+      double[] errors = new double[3];
+      double[] linearErrors = new double[3];
+      for (int i = 0; i < errors.length; i++) {
+        Params q = along(p0, v, 0.02 / (1 << i));
+        double[] f = Tensors.toDoubles(Network.of(model).apply(q, x));
+        errors[i] = maxDiff(f, Tensors.toDoubles(second.apply(q, x)));
+        linearErrors[i] = maxDiff(f, Tensors.toDoubles(Taylor.linearize(model, p0).apply(q, x)));
+        assertTrue(errors[i] < 0.2 * linearErrors[i], "degree 2 no better than 1 at step " + i + ": "
+            + errors[i] + " against " + linearErrors[i]);
+      }
+      for (int i = 1; i < errors.length; i++) {
+        double ratio = errors[i - 1] / errors[i];
+        assertTrue(ratio > 7 && ratio < 9, "error " + errors[i - 1] + " -> " + errors[i]
+            + ": not third order in the step (ratio " + ratio + ")");
+      }
+    }
+  }
+
   static Params direction(Params like, SplittableRandom rng, NDManager m) {
     List<NDArray> out = new ArrayList<>();
     for (NDArray a : like.leaves()) {
