@@ -72,7 +72,7 @@ record InProcessKernel(Layer layer, NpyArray x1, NpyArray x2, List<Get> get, Npy
     Plan plan = fn.plan(new Shape(perExample), EnumSet.copyOf(get));
     Map<String, NativeBuffer> natives = new HashMap<>();
     try {
-      Map<String, Buffer> kernels = backend == Backend.TENSORFLOW ? onTensorFlow(fn)
+      Map<String, Buffer> kernels = backend != Backend.CPU ? onTensorFlow(fn)
           : onCpu(plan, n1, n2, natives);
       Files.createDirectories(out);
       long written = System.nanoTime();

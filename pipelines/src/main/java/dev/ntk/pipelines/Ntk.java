@@ -260,8 +260,9 @@ public final class Ntk implements Runnable {
   /** Options every command that computes kernels takes. */
   static final class CommonOptions extends JobOptions {
     @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
-        description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
-            + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
+        description = "Where kernels are computed: auto (default: cuda when a CUDA device is visible, "
+            + "else cpu), cpu (vectorised Java loops), tensorflow (TensorFlow ops) or cuda (kernels generated "
+            + "as CUDA C for the GPU).")
     Backend backend;
 
     @Option(names = "--tile", paramLabel = "ROWS|auto",
@@ -310,6 +311,9 @@ public final class Ntk implements Runnable {
       }
       if (maxTileBytes < 1) {
         throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
+      }
+      if (backend == Backend.CUDA && !dev.ntk.kernels.cuda.CudaDevice.visible()) {
+        throw new UsageException("--backend cuda: " + dev.ntk.kernels.cuda.CudaDevice.unavailable());
       }
       super.check();
     }

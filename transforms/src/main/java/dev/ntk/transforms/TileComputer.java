@@ -66,7 +66,7 @@ final class TileComputer implements Serializable {
     kernelFn = ModelSpec.parse(modelJson).kernelFn().withBackend(resolved);
     plan = kernelFn.plan(new Shape(featureShape), EnumSet.allOf(Get.class));
     work = entries * plan.schedule().tileSteps().size();
-    if (resolved == Backend.TENSORFLOW) {
+    if (resolved != Backend.CPU) {
       manager = Tensors.newManager();
     }
   }

@@ -37,6 +37,15 @@ public final class CudaEngine {
     this.device = device;
   }
 
+  /** The engine of this JVM's GPU, device 0 (opened on first use, kept until the JVM exits). */
+  public static CudaEngine shared() {
+    return Shared.ENGINE;
+  }
+
+  private static final class Shared {
+    static final CudaEngine ENGINE = new CudaEngine(CudaDevice.open(0));
+  }
+
   /** The device it runs on. */
   public Device device() {
     return device;
