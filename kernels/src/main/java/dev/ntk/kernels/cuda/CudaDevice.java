@@ -54,6 +54,8 @@ public final class CudaDevice implements Device {
   private final String name;
   private final String architecture;
   private final long memory;
+  private final int multiprocessors;
+  private final java.util.Map<String, Pointer> functions = new java.util.concurrent.ConcurrentHashMap<>();
 
   private CudaDevice(int ordinal) {
     this.driver = CudaLibraries.driver();
@@ -69,6 +71,9 @@ public final class CudaDevice implements Device {
     check(driver.cuDeviceGetAttribute(major, 75, this.ordinal), "cuDeviceGetAttribute (major)");
     check(driver.cuDeviceGetAttribute(minor, 76, this.ordinal), "cuDeviceGetAttribute (minor)");
     this.architecture = "compute_" + major.getValue() + minor.getValue();
+    IntByReference sms = new IntByReference();
+    check(driver.cuDeviceGetAttribute(sms, 16, this.ordinal), "cuDeviceGetAttribute (multiprocessors)");
+    this.multiprocessors = sms.getValue();
     LongByReference total = new LongByReference();
     check(driver.cuDeviceTotalMem_v2(total, this.ordinal), "cuDeviceTotalMem");
     this.memory = total.getValue();
@@ -126,7 +131,7 @@ public final class CudaDevice implements Device {
 
   @Override
   public String name() {
-    return name + " (" + architecture + ", " + (memory >> 20) + " MiB)";
+    return name + " (" + architecture + ", " + multiprocessors + " multiprocessors, " + (memory >> 20) + " MiB)";
   }
 
   @Override
@@ -137,9 +142,13 @@ public final class CudaDevice implements Device {
     return address.getValue();
   }
 
+  /** {@code -Dntk.cuda.sync=true}: wait for every kernel (an error then names its kernel). */
+  private static final boolean SYNCHRONOUS = Boolean.getBoolean("ntk.cuda.sync");
+
   @Override
   public void free(long address) {
     current();
+    check(driver.cuCtxSynchronize(), "kernels before cuMemFree");
     check(driver.cuMemFree_v2(address), "cuMemFree");
   }
 
@@ -231,17 +240,23 @@ public final class CudaDevice implements Device {
       throw new IllegalArgumentException("a grid of " + grid + " blocks");
     }
     current();
-    PointerByReference function = new PointerByReference();
-    check(driver.cuModuleGetFunction(function, (Pointer) module, kernel), "cuModuleGetFunction " + kernel);
+    Pointer f = functions.computeIfAbsent(Pointer.nativeValue((Pointer) module) + ":" + kernel, key -> {
+      PointerByReference function = new PointerByReference();
+      check(driver.cuModuleGetFunction(function, (Pointer) module, kernel), "cuModuleGetFunction " + kernel);
+      return function.getValue();
+    });
     Memory values = new Memory(8L * Math.max(1, args.length));
     Memory pointers = new Memory(8L * Math.max(1, args.length));
     for (int k = 0; k < args.length; k++) {
       values.setLong(8L * k, args[k]);
       pointers.setPointer(8L * k, values.share(8L * k));
     }
-    check(driver.cuLaunchKernel(function.getValue(), (int) grid, 1, 1, threads, 1, 1, 0, null, pointers, null),
+    // Launches queue in order on the default stream; errors surface at the next synchronising call.
+    check(driver.cuLaunchKernel(f, (int) grid, 1, 1, threads, 1, 1, 0, null, pointers, null),
         "cuLaunchKernel " + kernel);
-    check(driver.cuCtxSynchronize(), "kernel " + kernel);
+    if (SYNCHRONOUS) {
+      check(driver.cuCtxSynchronize(), "kernel " + kernel);
+    }
   }
 
   @Override
@@ -277,6 +292,11 @@ public final class CudaDevice implements Device {
         free(b);
       }
     }
+  }
+
+  @Override
+  public int parallelBlocks() {
+    return 8 * multiprocessors;
   }
 
   @Override

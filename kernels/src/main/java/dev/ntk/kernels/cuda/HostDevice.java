@@ -122,6 +122,12 @@ public final class HostDevice implements Device {
     Gram.into(x1, x2, n1, n2, d, x1 instanceof double[] ? b.asDoubleBuffer() : b.asFloatBuffer());
   }
 
+  /** Three, so that the host runs (and tests check) items split over several blocks too. */
+  @Override
+  public int parallelBlocks() {
+    return 3;
+  }
+
   @Override
   public long scratchBudget() {
     return 64L << 20;

@@ -59,10 +59,11 @@ class CudaSourceTest {
   void equalLayersShareTheirPixelMapTables() {
     CudaSource gap = source(cnn(21, Stax.globalAvgPool()), new long[] {8, 8, 3}, false);
     assertTrue(gap.blocks());
-    // One 3x3 SAME convolution on pixel pairs of a square grid: one table for both axes and every layer.
-    assertEquals(1, count(gap.source(), "NTK_TABLE int T\\d+_start"), gap.toString());
+    // One 3x3 SAME convolution on pixel pairs: one table per axis (their strides differ), for every layer.
+    assertEquals(2, count(gap.source(), "NTK_TABLE int T\\d+_start"), gap.toString());
     for (int pass = 0; pass < 3; pass++) {
-      assertTrue(gap.source().contains("NTK_KERNEL ntk_pass" + pass + "("), "pass " + pass);
+      assertTrue(gap.source().contains("NTK_KERNEL ntk_pass" + pass + "_0("), "pass " + pass);
+      assertTrue(!gap.launches(pass).isEmpty(), "pass " + pass);
     }
     CudaSource fc = source(Stax.serial(Stax.dense(8), Stax.relu(), Stax.dense(1)), new long[] {5}, true);
     assertTrue(!fc.blocks() && !fc.source().contains("NTK_TABLE int"));
