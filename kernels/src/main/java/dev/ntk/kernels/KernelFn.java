@@ -100,9 +100,11 @@ public final class KernelFn {
     int n1 = Math.toIntExact(s1.get(0));
     int n2 = Math.toIntExact(s2.get(0));
     NDManager m = x1.getManager();
-    Map<String, NDArray> out = backend.resolve() == Backend.TENSORFLOW
-        ? onTensorFlow(plan, x1, other, same, n1, n2, m)
-        : onCpu(plan, x1, same ? null : other, n1, n2, m);
+    Map<String, NDArray> out = switch (backend.resolve()) {
+      case TENSORFLOW -> onTensorFlow(plan, x1, other, same, n1, n2, m);
+      case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
+      default -> onCpu(plan, x1, same ? null : other, n1, n2, m);
+    };
     return new Kernel(out.get(Plan.NNGP), out.get(Plan.NTK), out.get(Plan.VAR1), out.get(Plan.VAR2),
         plan.requirements().output(), n1, n2, same, plan.requirements().diagonalBatch(),
         plan.requirements().diagonalSpatial());
@@ -134,6 +136,20 @@ public final class KernelFn {
       arrays.put(names.get(i), kernels.get(i));
     }
     vars.forEach((name, v) -> arrays.put(name, v instanceof double[] d ? m.create(d) : m.create((float[]) v)));
+    return arrays;
+  }
+
+  /** The plan on the {@code cuda} engine of this JVM's GPU ({@link dev.ntk.kernels.cuda.CudaEngine#shared}). */
+  private static Map<String, NDArray> onCuda(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+    boolean f64 = x1.getDataType() == DataType.FLOAT64;
+    Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
+    Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
+    Map<String, NDArray> arrays = new HashMap<>();
+    dev.ntk.kernels.cuda.CudaEngine.shared().run(plan, a, b, n1, n2).forEach((name, v) -> {
+      boolean pair = plan.schedule().outputs().containsKey(name);
+      Shape shape = pair ? new Shape(n1, n2) : new Shape(name.equals(Plan.VAR2) ? n2 : n1);
+      arrays.put(name, v instanceof double[] d ? m.create(d, shape) : m.create((float[]) v, shape));
+    });
     return arrays;
   }
 

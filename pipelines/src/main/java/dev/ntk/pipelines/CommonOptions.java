@@ -6,8 +6,9 @@ import picocli.CommandLine.Option;
 /** Options every command that computes kernels takes. */
 final class CommonOptions extends JobOptions {
   @Option(names = "--backend", paramLabel = "BACKEND", defaultValue = "auto",
-      description = "Where kernels are computed: auto (default: tensorflow when a GPU is visible, "
-          + "else cpu), cpu (vectorised Java loops) or tensorflow (TensorFlow ops).")
+      description = "Where kernels are computed: auto (default: cuda when a CUDA device is visible, "
+          + "else cpu), cpu (vectorised Java loops), tensorflow (TensorFlow ops) or cuda (kernels generated "
+          + "as CUDA C for the GPU).")
   Backend backend;
 
   @Option(names = "--tile", paramLabel = "ROWS|auto",
@@ -56,6 +57,9 @@ final class CommonOptions extends JobOptions {
     }
     if (maxTileBytes < 1) {
       throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
+    }
+    if (backend == Backend.CUDA && !dev.ntk.kernels.cuda.CudaDevice.visible()) {
+      throw new UsageException("--backend cuda: " + dev.ntk.kernels.cuda.CudaDevice.unavailable());
     }
     super.check();
   }

@@ -78,7 +78,7 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
     Plan plan = model.plan(new Shape(perExample), dataType(dtype), EnumSet.copyOf(get));
     Map<String, NativeBuffer> natives = new HashMap<>();
     try {
-      Map<String, Buffer> kernels = backend == Backend.TENSORFLOW ? onTensorFlow(fn)
+      Map<String, Buffer> kernels = backend != Backend.CPU ? onTensorFlow(fn)
           : onCpu(plan, n1, n2, natives);
       Files.createDirectories(out);
       long written = System.nanoTime();

@@ -175,7 +175,7 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     Map<Get, DenseMatrix> out = new EnumMap<>(Get.class);
     try {
-      if (backend == Backend.TENSORFLOW) {
+      if (backend != Backend.CPU) {
         onTensorFlow(fn, x1, x2, gets, n1, n2, out);
       } else {
         onCpu(fn, x1, x2, gets, n1, n2, out);

@@ -57,7 +57,7 @@ public interface KernelOptions extends PipelineOptions {
 
   void setDtype(String value);
 
-  @Description("Where tiles are computed: auto (tensorflow when a GPU is visible, else cpu), cpu or tensorflow.")
+  @Description("Where tiles are computed: auto (cuda when a CUDA device is visible, else cpu), cpu, tensorflow or cuda.")
   @Default.String("auto")
   String getBackend();
 

@@ -149,8 +149,26 @@ class NtkCommandTest {
         assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), k + "[" + i + "]");
       }
     }
-    bad(2, "unknown backend \"gpu\": expected auto, cpu or tensorflow",
+    bad(2, "unknown backend \"gpu\": expected auto, cpu, tensorflow or cuda",
         "kernel", "--model", model, "--x1", x, "--backend", "gpu", "--out", out);
+    if (!dev.ntk.kernels.cuda.CudaDevice.visible()) {
+      // Without a CUDA driver (CI): asking for the cuda engine is a user error, in one line.
+      bad(2, "--backend cuda: no CUDA driver on this machine (libcuda.so.1 could not be loaded)",
+          "kernel", "--model", model, "--x1", x, "--backend", "cuda", "--out", out);
+      assertEquals(1, ntk("kernel", "--model", model, "--x1", x, "--backend", "cuda", "--out", out).err().strip()
+          .lines().count());
+    } else {
+      Path gpu = dir.resolve("cuda");
+      Result c = ntk("kernel", "--model", model, "--x1", x, "--x2", xTest, "--backend", "cuda", "--out", gpu);
+      assertEquals(0, c.status(), c.err());
+      for (String k : List.of("nngp.npy", "ntk.npy")) {
+        double[] want = Npy.read(cpu.resolve(k)).data();
+        double[] got = Npy.read(gpu.resolve(k)).data();
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), "cuda " + k + "[" + i + "]");
+        }
+      }
+    }
   }
 
   /**

@@ -66,7 +66,7 @@ final class TileComputer implements Serializable {
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
     work = entries * plan.schedule().tileSteps().size();
-    if (resolved == Backend.TENSORFLOW) {
+    if (resolved != Backend.CPU) {
       manager = Tensors.newManager();
     }
   }

@@ -37,6 +37,15 @@ public final class CudaEngine {
     this.device = device;
   }
 
+  /** The engine of this JVM's GPU, device 0 (opened on first use, kept until the JVM exits). */
+  public static CudaEngine shared() {
+    return Shared.ENGINE;
+  }
+
+  private static final class Shared {
+    static final CudaEngine ENGINE = new CudaEngine(CudaDevice.open(0));
+  }
+
   /** The device it runs on. */
   public Device device() {
     return device;
@@ -111,10 +120,11 @@ public final class CudaEngine {
       }
       long[] counts = {n1, n2, pairs != null ? pairs[0].length : (long) n1 * n2};
       for (int pass = 0; pass < 3; pass++) {
-        if (!src.hasPass(pass) || counts[pass] == 0) {
+        List<CudaSource.Launch> launches = src.launches(pass);
+        if (launches.isEmpty() || counts[pass] == 0) {
           continue;
         }
-        long[] args = new long[9 + src.buffers().size()];
+        long[] args = new long[10 + src.buffers().size()];
         args[2] = n1;
         args[3] = n2;
         args[4] = piAt;
@@ -123,7 +133,7 @@ public final class CudaEngine {
         args[8] = x2At;
         List<String> names = src.buffers();
         for (int b = 0; b < names.size(); b++) {
-          args[9 + b] = buffers.get(names.get(b));
+          args[10 + b] = buffers.get(names.get(b));
         }
         if (src.blocks()) {
           long perItem = Math.max(1, src.scratchPerItem(pass)) * bytes;
@@ -131,11 +141,18 @@ public final class CudaEngine {
           long scratch = device.allocate(batch * perItem);
           try {
             args[6] = scratch;
+            int threads = device.threads(CudaSource.BLOCK_THREADS);
             for (long base = 0; base < counts[pass]; base += batch) {
               args[0] = base;
               args[1] = Math.min(batch, counts[pass] - base);
-              device.launch(module, CudaSource.kernel(pass), args[1], device.threads(CudaSource.BLOCK_THREADS),
-                  args);
+              for (CudaSource.Launch l : launches) {
+                // Few items (a GlobalAvgPool tile of a few pairs): each item's blocks split over several
+                // thread blocks, so that the device still has work for all of its multiprocessors.
+                long chunks = l.whole() ? 1 : Math.max(1, Math.min((device.parallelBlocks() + args[1] - 1) / args[1],
+                    (l.entries() + threads - 1) / threads));
+                args[9] = chunks;
+                device.launch(module, l.kernel(), args[1] * chunks, threads, args);
+              }
             }
           } finally {
             device.free(scratch);
@@ -143,10 +160,13 @@ public final class CudaEngine {
         } else {
           int threads = device.threads(CudaSource.ITEM_THREADS);
           long chunk = (long) threads * Integer.MAX_VALUE;
+          args[9] = 1;
           for (long base = 0; base < counts[pass]; base += chunk) {
             args[0] = base;
             args[1] = Math.min(chunk, counts[pass] - base);
-            device.launch(module, CudaSource.kernel(pass), (args[1] + threads - 1) / threads, threads, args);
+            for (CudaSource.Launch l : launches) {
+              device.launch(module, l.kernel(), (args[1] + threads - 1) / threads, threads, args);
+            }
           }
         }
       }

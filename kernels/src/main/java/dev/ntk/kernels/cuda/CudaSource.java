@@ -56,6 +56,8 @@ public final class CudaSource {
   private final Map<String, String> inputParams = new LinkedHashMap<>();
   private final Map<String, String> outputParams = new LinkedHashMap<>();
   private final long[] perItem = new long[3];
+  private final List<List<Launch>> launches = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+  private final List<String> kernelNames = new ArrayList<>();
   private final Map<String, String> tables = new LinkedHashMap<>();
   private final StringBuilder tableSource = new StringBuilder();
   private final String source;
@@ -106,20 +108,23 @@ public final class CudaSource {
     return float32;
   }
 
-  /** The kernel of pass {@code pass}. */
-  public static String kernel(int pass) {
-    return "ntk_pass" + pass;
-  }
+  /**
+   * One kernel launch of a pass, in order: {@code kernel} over {@code entries} entries per item;
+   * {@code whole}: one thread block per item (a sum, and every kernel of a plan without pixel
+   * blocks, which runs one thread per item), else the blocks of an item may be split into {@code
+   * chunks} thread blocks each (the last parameter), so that a few items still fill a device.
+   */
+  public record Launch(String kernel, long entries, boolean whole) {}
 
-  /** Whether pass {@code pass} has anything to compute or write. */
-  public boolean hasPass(int pass) {
-    return !passes.get(pass).isEmpty() || !passOutputs(pass).isEmpty();
+  /** The launches of pass {@code pass} (none if it has nothing to compute or write). */
+  public List<Launch> launches(int pass) {
+    return Collections.unmodifiableList(launches.get(pass));
   }
 
   /**
    * The buffers every pass kernel takes after its fixed parameters {@code (long long base, long long
    * count, long long n1, long long n2, const int* pi, const int* pj, real* scratch, const real* x1,
-   * const real* x2)}: {@code in:NAME} (a plan input held as an array: the gram and variances of a
+   * const real* x2, long long chunks)}: {@code in:NAME} (a plan input held as an array: the gram and variances of a
    * plan without pixel blocks), {@code ex:NAME} ({@link #exports}), {@code out:NAME}.
    */
   public List<String> buffers() {
@@ -244,47 +249,12 @@ public final class CudaSource {
           }
         }
 
-        /* One axis of a separable pixel map: every output entry gathers its terms (start, from, w:
-           the axis's sparse matrix by output index); dims before (din) and after (dout) the axis. */
-        NTK_DEVICE void ntk_axis(const real* in, real* out, int d, int full, const int* din, const int* dout, int k,
-            const int* start, const int* from, const real* w, int tid, int nt) {
-          int rank = full ? 2 * d : d;
-          long long size = 1;
-          for (int a = 0; a < rank; a++) {
-            size *= dout[a %% d];
-          }
-          for (long long e = tid; e < size; e += nt) {
-            int idx[2 * NTK_MAX_AXES];
-            long long rest = e;
-            for (int a = rank - 1; a >= 0; a--) {
-              idx[a] = (int) (rest %% dout[a %% d]);
-              rest /= dout[a %% d];
-            }
-            int o = full ? idx[k] * dout[k] + idx[d + k] : idx[k];
-            real s = 0;
-            for (int t = start[o]; t < start[o + 1]; t++) {
-              if (full) {
-                idx[k] = from[t] / din[k];
-                idx[d + k] = from[t] %% din[k];
-              } else {
-                idx[k] = from[t];
-              }
-              long long at = 0;
-              for (int a = 0; a < rank; a++) {
-                at = at * din[a %% d] + idx[a];
-              }
-              s += w[t] * in[at];
-            }
-            out[e] = s;
-          }
-        }
-
         """.formatted(BLOCK_THREADS, real);
   }
 
   private String parameters() {
     StringBuilder b = new StringBuilder("long long base, long long count, long long n1, long long n2, "
-        + "const int* pi, const int* pj, real* scratch, const real* x1, const real* x2");
+        + "const int* pi, const int* pj, real* scratch, const real* x1, const real* x2, long long chunks");
     for (String buffer : buffers()) {
       b.append(", ").append(buffer.startsWith("out:") ? "real* " : "const real* ").append(param(buffer));
     }
@@ -292,7 +262,7 @@ public final class CudaSource {
   }
 
   private String arguments() {
-    StringBuilder b = new StringBuilder("base, count, n1, n2, pi, pj, scratch, x1, x2");
+    StringBuilder b = new StringBuilder("base, count, n1, n2, pi, pj, scratch, x1, x2, chunks");
     for (String buffer : buffers()) {
       b.append(", ").append(param(buffer));
     }
@@ -327,10 +297,10 @@ public final class CudaSource {
 
   private String hostLaunchers() {
     StringBuilder b = new StringBuilder("\n#ifndef __CUDACC__\n/* The host's launch loops. */\n");
-    for (int pass = 0; pass < 3; pass++) {
-      b.append("void ntk_host_pass").append(pass).append("(long long grid, ").append(parameters()).append(") {\n")
-          .append("  blockDim.x = 1;\n  gridDim.x = grid;\n  threadIdx.x = 0;\n")
-          .append("  for (long long g = 0; g < grid; g++) {\n    blockIdx.x = g;\n    ntk_pass").append(pass)
+    for (String kernel : kernelNames) {
+      b.append("void ").append(kernel.replaceFirst("^ntk_", "ntk_host_")).append("(long long grid, ")
+          .append(parameters()).append(") {\n  blockDim.x = 1;\n  gridDim.x = grid;\n  threadIdx.x = 0;\n")
+          .append("  for (long long g = 0; g < grid; g++) {\n    blockIdx.x = g;\n    ").append(kernel)
           .append('(').append(arguments()).append(");\n  }\n}\n");
     }
     b.append("void ntk_host_diagonal(long long grid, long long n, const real* gram, real* out) {\n")
@@ -343,7 +313,14 @@ public final class CudaSource {
   /** The kernel of a pass of a plan without pixel blocks: one thread per item, every value local. */
   private String itemPass(int pass) {
     StringBuilder b = new StringBuilder();
-    b.append("NTK_KERNEL ntk_pass").append(pass).append('(').append(parameters()).append(") {\n")
+    if (passes.get(pass).isEmpty() && passOutputs(pass).isEmpty()) {
+      return "";
+    }
+    String kernel = "ntk_pass" + pass;
+    kernelNames.add(kernel);
+    launches.get(pass).add(new Launch(kernel, 1, true));
+    b.append("NTK_KERNEL ").append(kernel).append('(').append(parameters()).append(") {\n")
+        .append("  (void) chunks;\n")
         .append("  long long t = (long long) blockIdx.x * blockDim.x + threadIdx.x;\n")
         .append("  if (t >= count) {\n    return;\n  }\n")
         .append("  long long item = base + t;\n");
@@ -480,26 +457,50 @@ public final class CudaSource {
       return largest;
     }
 
-    String source() {
+    /** The start of every kernel of this pass: the item, its pair, its scratch, and this thread's share. */
+    private String prologue(String kernel, boolean whole) {
       StringBuilder b = new StringBuilder();
-      b.append("NTK_KERNEL ntk_pass").append(pass).append('(').append(parameters()).append(") {\n")
-          .append("  long long slot = blockIdx.x;\n  if (slot >= count) {\n    return;\n  }\n")
-          .append("  long long item = base + slot;\n  int tid = (int) threadIdx.x;\n  int nt = (int) blockDim.x;\n");
+      b.append("NTK_KERNEL ").append(kernel).append('(').append(parameters()).append(") {\n")
+          .append("  long long slot = (long long) blockIdx.x / chunks;\n  int chunk = (int) ((long long) blockIdx.x % chunks);\n")
+          .append("  if (slot >= count) {\n    return;\n  }\n")
+          .append("  long long item = base + slot;\n")
+          .append("  int tid = chunk * (int) blockDim.x + (int) threadIdx.x;\n")
+          .append("  int nt = (int) (chunks * blockDim.x);\n  (void) tid;\n  (void) nt;\n");
       b.append(switch (pass) {
         case 0 -> "  long long i = item;\n  long long j = -1;\n";
         case 1 -> "  long long i = -1;\n  long long j = item;\n";
         default -> "  long long i = pi[item];\n  long long j = pj[item];\n";
       });
       b.append("  (void) i;\n  (void) j;\n");
-      b.append("  real* S = scratch + slot * ").append(perItem[pass]).append("LL;\n");
+      b.append("  real* S = scratch + slot * ").append(perItem[pass]).append("LL;\n  (void) S;\n");
       for (int r = 0; r < registers; r++) {
-        b.append("  real* R").append(r).append(" = S + ").append((long) r * registerSize).append("LL;\n");
+        b.append("  real* R").append(r).append(" = S + ").append((long) r * registerSize).append("LL;\n  (void) R")
+            .append(r).append(";\n");
       }
       if (pixelScratch > 0) {
         b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ").append(pixelScratch)
-            .append("LL;\n");
+            .append("LL;\n  (void) PA;\n  (void) PB;\n");
       }
-      b.append("  NTK_SHARED double red[NTK_THREADS];\n  (void) red;\n");
+      for (Map.Entry<String, String> in : staged.entrySet()) {
+        b.append("  real* ").append(in.getValue()).append(" = S + ").append(stagedAt.get(in.getKey()))
+            .append("LL;\n  (void) ").append(in.getValue()).append(";\n");
+      }
+      if (whole) {
+        b.append("  NTK_SHARED double red[NTK_THREADS];\n");
+      }
+      return b.toString();
+    }
+
+    /** A kernel of its own: the next launch of this pass. */
+    private void kernel(StringBuilder out, String body, long entries, boolean whole) {
+      String name = "ntk_pass" + pass + "_" + launches.get(pass).size();
+      kernelNames.add(name);
+      launches.get(pass).add(new Launch(name, entries, whole));
+      out.append(prologue(name, whole)).append(body).append("}\n\n");
+    }
+
+    String source() {
+      StringBuilder out = new StringBuilder();
       Map<String, Expr> inputs = new LinkedHashMap<>();
       List<Expr> read = new ArrayList<>();
       steps.forEach(e -> read.addAll(e.operands()));
@@ -519,19 +520,18 @@ public final class CudaSource {
         String a = x.domain() == Expr.Domain.COL ? "x2 + j" : "x1 + i";
         String c = x.domain() == Expr.Domain.ROW ? "x1 + i" : "x2 + j";
         long image = (long) l.pixels() * channels;
-        b.append("  real* ").append(name).append(" = S + ").append(stagedAt.get(x.name())).append("LL;\n")
-            .append("  ntk_pixel_gram(").append(a).append(" * ").append(image).append("LL, ").append(c).append(" * ")
-            .append(image).append("LL, ").append(l.pixels()).append(", ").append(channels).append(", ")
-            .append(l.kind() == Layout.Kind.FULL ? 1 : 0).append(", ").append(name).append(", tid, nt);\n");
+        kernel(out, "  ntk_pixel_gram(" + a + " * " + image + "LL, " + c + " * " + image + "LL, " + l.pixels()
+            + ", " + channels + ", " + (l.kind() == Layout.Kind.FULL ? 1 : 0) + ", " + name + ", tid, nt);\n",
+            l.size(), false);
       }
-      b.append("  __syncthreads();\n");
       for (List<Expr> unit : units) {
         if (structural(unit.get(0))) {
-          structuralStep(b, unit.get(0));
+          structuralStep(out, unit.get(0));
         } else {
+          StringBuilder b = new StringBuilder();
           run(b, unit);
+          kernel(out, b.toString(), unit.get(0).layout().size(), false);
         }
-        b.append("  __syncthreads();\n");
       }
       // Outputs that are not steps of this pass: inputs, constants, values of earlier passes.
       for (Map.Entry<String, Expr> o : passOutputs(pass).entrySet()) {
@@ -540,11 +540,10 @@ public final class CudaSource {
           continue;
         }
         long m = x.layout().size();
-        b.append("  for (long long e = tid; e < ").append(m).append("LL; e += nt) {\n    ")
-            .append(outputParams.get(o.getKey())).append('[').append(itemIndex()).append(" * ").append(m)
-            .append("LL + e] = ").append(ref(x, "e", Map.of())).append(";\n  }\n");
+        kernel(out, "  for (long long e = tid; e < " + m + "LL; e += nt) {\n    " + outputParams.get(o.getKey())
+            + "[" + itemIndex() + " * " + m + "LL + e] = " + ref(x, "e", Map.of()) + ";\n  }\n", m, false);
       }
-      return b.append("}\n\n").toString();
+      return out.toString();
     }
 
     /** The index of this item in an output: the row, the column, or the pair. */
@@ -624,54 +623,85 @@ public final class CudaSource {
       b.append("  }\n");
     }
 
-    private void structuralStep(StringBuilder b, Expr e) {
-      String out = "R" + register.get(e);
+    private void structuralStep(StringBuilder out, Expr e) {
+      String target = "R" + register.get(e);
       Expr a = e.a();
+      long m = e.layout().size();
+      StringBuilder kept = new StringBuilder();
+      keep(kept, e, target + "[e]", "    ");
+      // Written out by the threads that computed each entry: no barrier between.
+      String write = kept.length() == 0 ? ""
+          : "  for (long long e = tid; e < " + m + "LL; e += nt) {\n" + kept + "  }\n";
       switch (e.op()) {
         case DIAGONAL -> {
           int p = e.layout().pixels();
-          b.append("  for (long long e = tid; e < ").append(p).append("LL; e += nt) {\n    ").append(out)
-              .append("[e] = ").append(ref(a, "(e * " + p + "LL + e)", Map.of())).append(";\n  }\n");
+          kernel(out, "  for (long long e = tid; e < " + p + "LL; e += nt) {\n    " + target + "[e] = "
+              + ref(a, "(e * " + p + "LL + e)", Map.of()) + ";\n  }\n" + write, p, false);
         }
         case REDUCE -> {
-          long m = a.layout().size();
-          b.append("  {\n    double s = 0;\n    for (long long e = tid; e < ").append(m)
-              .append("LL; e += nt) {\n      s += (double) ").append(ref(a, "e", Map.of())).append(";\n    }\n")
-              .append("    red[tid] = s;\n    __syncthreads();\n    if (tid == 0) {\n      double total = 0;\n")
-              .append("      for (int k = 0; k < nt; k++) {\n        total += red[k];\n      }\n      ").append(out)
-              .append("[0] = (real) (total * ").append(Double.toHexString(e.value())).append(");\n    }\n  }\n");
+          long n = a.layout().size();
+          kernel(out, "  {\n    double s = 0;\n    for (long long e = tid; e < " + n + "LL; e += nt) {\n"
+              + "      s += (double) " + ref(a, "e", Map.of()) + ";\n    }\n"
+              + "    red[tid] = s;\n    __syncthreads();\n    if (tid == 0) {\n      double total = 0;\n"
+              + "      for (int k = 0; k < nt; k++) {\n        total += red[k];\n      }\n      " + target
+              + "[0] = (real) (total * " + Double.toHexString(e.value()) + ");\n    }\n  }\n" + write, n, true);
         }
-        case PIXELS -> pixels(b, e.map(), pointer(a), out);
+        case PIXELS -> {
+          PixelMap map = e.map();
+          int d = map.rank();
+          String from = pointer(a);
+          for (int k = 0; k < d; k++) {
+            String to = k == d - 1 ? target : k % 2 == 0 ? "PA" : "PB";
+            StringBuilder b = new StringBuilder();
+            long entries = axis(b, map, k, from, to);
+            kernel(out, b + (k == d - 1 ? write : ""), entries, false);
+            from = to;
+          }
+        }
         default -> throw new IllegalStateException(e.op().name());
-      }
-      b.append("  __syncthreads();\n");
-      long m = e.layout().size();
-      StringBuilder kept = new StringBuilder();
-      keep(kept, e, out + "[e]", "    ");
-      if (kept.length() > 0) {
-        b.append("  for (long long e = tid; e < ").append(m).append("LL; e += nt) {\n").append(kept).append("  }\n");
       }
     }
 
-    private void pixels(StringBuilder b, PixelMap m, String in, String out) {
-      int d = m.rank();
+    /**
+     * Axis {@code k} of {@code m} from the block at {@code in} to {@code out}: each output entry, its
+     * indices decomposed by constants, gathers its terms from a table of input offsets and weights.
+     */
+    private long axis(StringBuilder b, PixelMap m, int k, String in, String out) {
       boolean full = m.input().kind() == Layout.Kind.FULL;
-      if (d > 8) {
-        throw new IllegalArgumentException("a pixel map of " + d + " axes (the cuda engine takes at most 8)");
+      int d = m.rank();
+      int[] din = dims(m, k);
+      int[] dout = dims(m, k + 1);
+      int rank = full ? 2 * d : d;
+      long[] inStride = new long[rank];
+      long acc = 1;
+      for (int x = rank - 1; x >= 0; x--) {
+        inStride[x] = acc;
+        acc *= din[x % d];
       }
-      String from = in;
-      for (int k = 0; k < d; k++) {
-        String to = k == d - 1 ? out : k % 2 == 0 ? "PA" : "PB";
-        String table = table(m, k);
-        b.append("  {\n    const int din[] = {").append(join(dims(m, k))).append("};\n    const int dout[] = {")
-            .append(join(dims(m, k + 1))).append("};\n    ntk_axis(").append(from).append(", ").append(to)
-            .append(", ").append(d).append(", ").append(full ? 1 : 0).append(", din, dout, ").append(k).append(", ")
-            .append(table).append("_start, ").append(table).append("_from, ").append(table).append("_w, tid, nt);\n  }\n");
-        if (k < d - 1) {
-          b.append("  __syncthreads();\n");
+      long size = 1;
+      for (int x = 0; x < rank; x++) {
+        size *= dout[x % d];
+      }
+      String table = table(m, k, full ? din[k] : 0, inStride[k], full ? inStride[d + k] : 0);
+      b.append("  for (long long e = tid; e < ").append(size).append("LL; e += nt) {\n    long long r = e;\n");
+      for (int x = rank - 1; x >= 0; x--) {
+        int n = dout[x % d];
+        b.append("    int x").append(x).append(" = (int) (r % ").append(n).append(");\n");
+        if (x > 0) {
+          b.append("    r /= ").append(n).append(";\n");
         }
-        from = to;
       }
+      b.append("    int o = ").append(full ? "x" + k + " * " + dout[k] + " + x" + (d + k) : "x" + k).append(";\n")
+          .append("    long long at = 0");
+      for (int x = 0; x < rank; x++) {
+        if (x != k && !(full && x == d + k)) {
+          b.append(" + (long long) x").append(x).append(" * ").append(inStride[x]).append("LL");
+        }
+      }
+      b.append(";\n    real s = 0;\n    for (int t = ").append(table).append("_start[o]; t < ").append(table)
+          .append("_start[o + 1]; t++) {\n      s += ").append(table).append("_w[t] * ").append(in).append("[at + ")
+          .append(table).append("_at[t]];\n    }\n    ").append(out).append("[e] = s;\n  }\n");
+      return size;
     }
   }
 
@@ -707,23 +737,26 @@ public final class CudaSource {
   }
 
   /**
-   * The name of the tables of axis {@code k} of {@code m} (its sparse matrix by output index:
-   * {@code _start}, {@code _from}, {@code _w}); equal axes (the layers of a deep network) share one.
+   * The name of the tables of axis {@code k} of {@code m}, its sparse matrix by output index: {@code
+   * _start} (where each output's terms start), {@code _at} (each term's input offset in the block:
+   * pixel {@code f}, or pair {@code f = p n + q} as {@code p pStride + q qStride}) and {@code _w}.
+   * Equal axes (the layers of a deep network) share one.
    */
-  private String table(PixelMap m, int k) {
+  private String table(PixelMap m, int k, int n, long pStride, long qStride) {
     int[] shape = m.denseShape(k);
     double[] dense = m.dense(k);
     int in = shape[0];
     int out = shape[1];
     StringBuilder start = new StringBuilder("0");
-    StringBuilder from = new StringBuilder();
+    StringBuilder at = new StringBuilder();
     StringBuilder w = new StringBuilder();
     int terms = 0;
     for (int o = 0; o < out; o++) {
       for (int i = 0; i < in; i++) {
         double v = dense[i * out + o];
         if (v != 0) {
-          from.append(terms == 0 ? "" : ",").append(i);
+          long offset = n > 0 ? (i / n) * pStride + (i % n) * qStride : i * pStride;
+          at.append(terms == 0 ? "" : ",").append(offset);
           w.append(terms == 0 ? "" : ",").append(Double.toHexString(v));
           terms++;
         }
@@ -731,14 +764,14 @@ public final class CudaSource {
       start.append(',').append(terms);
     }
     if (terms == 0) {
-      from.append('0');
+      at.append('0');
       w.append('0');
     }
-    String key = start + "|" + from + "|" + w;
+    String key = start + "|" + at + "|" + w;
     return tables.computeIfAbsent(key, x -> {
       String name = "T" + tables.size();
       tableSource.append("NTK_TABLE int ").append(name).append("_start[] = {").append(start).append("};\n")
-          .append("NTK_TABLE int ").append(name).append("_from[] = {").append(from).append("};\n")
+          .append("NTK_TABLE long long ").append(name).append("_at[] = {").append(at).append("};\n")
           .append("NTK_TABLE real ").append(name).append("_w[] = {").append(w).append("};\n");
       return name;
     });

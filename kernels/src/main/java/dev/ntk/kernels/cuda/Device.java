@@ -39,6 +39,12 @@ public interface Device extends AutoCloseable {
    */
   void gram(Object x1, Object x2, int n1, int n2, int d, long out);
 
+  /**
+   * How many thread blocks keep this device busy: a kernel over fewer items splits each item's
+   * block over several thread blocks.
+   */
+  int parallelBlocks();
+
   /** Scratch memory a batch of pixel-block items may take, in bytes. */
   long scratchBudget();
 

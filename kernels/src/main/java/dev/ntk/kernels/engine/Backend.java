@@ -3,47 +3,34 @@ package dev.ntk.kernels.engine;
 import java.util.Locale;
 
 /**
- * Where a plan runs: {@code cpu} (fused vectorised Java loops, OpenBLAS for the GEMM) or {@code
- * tensorflow} (TensorFlow ops through DJL, the path for GPU workers). {@code auto} picks {@code
- * tensorflow} when a GPU is visible, else {@code cpu}.
+ * Where a plan runs: {@code cpu} (fused vectorised Java loops, OpenBLAS for the GEMM), {@code
+ * tensorflow} (TensorFlow ops through DJL) or {@code cuda} (the plan generated as CUDA C, compiled
+ * by NVRTC and run through the CUDA driver, the GEMM on cuBLAS: the path for GPU workers). {@code
+ * auto} picks {@code cuda} when a CUDA device is visible, else {@code cpu}.
  */
 public enum Backend {
   AUTO,
   CPU,
-  TENSORFLOW;
+  TENSORFLOW,
+  CUDA;
 
   /** The lower-case name used on the command line. */
   public String key() {
     return name().toLowerCase(Locale.ROOT);
   }
 
-  /** Parses {@code auto}, {@code cpu} or {@code tensorflow} (any case). */
+  /** Parses {@code auto}, {@code cpu}, {@code tensorflow} or {@code cuda} (any case). */
   public static Backend of(String name) {
     for (Backend b : values()) {
       if (b.key().equalsIgnoreCase(name.trim())) {
         return b;
       }
     }
-    throw new IllegalArgumentException("unknown backend \"" + name + "\": expected auto, cpu or tensorflow");
+    throw new IllegalArgumentException("unknown backend \"" + name + "\": expected auto, cpu, tensorflow or cuda");
   }
 
   /** This backend, with {@code auto} decided for this machine. */
   public Backend resolve() {
-    return this != AUTO ? this : GpuProbe.VISIBLE ? TENSORFLOW : CPU;
-  }
-
-  private static final class GpuProbe {
-    static final boolean VISIBLE = gpuVisible();
-
-    private static boolean gpuVisible() {
-      if (!dev.ntk.kernels.TensorFlowNative.gpuDriverPresent()) {
-        return false; // DJL's probe would only fail, with a warning where a CUDA toolkit is installed
-      }
-      try {
-        return ai.djl.util.cuda.CudaUtils.getGpuCount() > 0;
-      } catch (RuntimeException | LinkageError e) {
-        return false; // no CUDA runtime: no GPU
-      }
-    }
+    return this != AUTO ? this : dev.ntk.kernels.cuda.CudaDevice.visible() ? CUDA : CPU;
   }
 }
