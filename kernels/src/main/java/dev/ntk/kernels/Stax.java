@@ -188,6 +188,17 @@ public final class Stax {
     return Elementwise.gaussian(a, b);
   }
 
+  // User activations from Java (UserElementwise)
+  /** {@link UserElementwise#closedForm(UserElementwise.ClosedForm)}: a user closed form, kernels only. */
+  public static Layer elementwise(UserElementwise.ClosedForm nngp) {
+    return UserElementwise.closedForm(nngp);
+  }
+
+  /** {@link UserElementwise#closedForm(UserElementwise.ClosedForm, java.util.function.DoubleUnaryOperator)}. */
+  public static Layer elementwise(UserElementwise.ClosedForm nngp, java.util.function.DoubleUnaryOperator phi) {
+    return UserElementwise.closedForm(nngp, phi);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {
