@@ -12,6 +12,7 @@ import dev.ntk.kernels.engine.SpecialFunctions;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.DoubleUnaryOperator;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -172,5 +173,86 @@ class UserElementwiseTest {
     // Model files hold no Java: reading it back is a model error, whatever the named Elementwise accepts.
     assertThrows(ModelException.class, () -> ModelSpec.parse(json).kernelFn().apply(
         KernelTesting.randomInputs(manager, 2, 3, 1), null));
+  }
+
+  @Test
+  void gaussHermiteIntegratesPolynomialsExactly() {
+    for (int n : new int[] {1, 2, 7, 25, 64, 150}) {
+      double[][] rule = UserElementwise.gaussHermite(n);
+      // E[z^(2m)] = (2m - 1)!! for 2m < 2n.
+      double moment = 1;
+      for (int m = 0; 2 * m < 2 * n && m <= 30; m++) {
+        double sum = 0;
+        double odd = 0;
+        for (int i = 0; i < n; i++) {
+          sum += rule[1][i] * Math.pow(rule[0][i], 2 * m);
+          odd += rule[1][i] * Math.pow(rule[0][i], 2 * m + 1);
+        }
+        assertEquals(moment, sum, 1e-12 * moment, "n = " + n + ", E[z^" + 2 * m + "]");
+        assertEquals(0, odd, 1e-12 * moment * Math.max(1, Math.abs(rule[0][0])), "n = " + n + ", odd " + m);
+        moment *= 2 * m + 1;
+      }
+    }
+  }
+
+  /** Erf and sin by quadrature of the function pair against their exact kernels, on the hard entries. */
+  @Test
+  void quadratureOfAFunctionPairMatchesExactKernels() {
+    double a = 1.3;
+    double b = 0.7;
+    double c = 0.2;
+    Map<String, Layer[]> cases = Map.of(
+        "erf", new Layer[] {Stax.erf(a, b, c), Stax.elementwise(x -> a * SpecialFunctions.erf(b * x) + c,
+            x -> a * b * 2 / Math.sqrt(Math.PI) * Math.exp(-b * b * x * x))},
+        "sin", new Layer[] {Stax.sin(a, b, c), Stax.elementwise(x -> a * Math.sin(b * x + c),
+            x -> a * b * Math.cos(b * x + c))},
+        "erf default", new Layer[] {Stax.erf(), Stax.elementwise(SpecialFunctions::erf,
+            x -> 2 / Math.sqrt(Math.PI) * Math.exp(-x * x))});
+    RuleTesting.Input in = RuleTesting.hardInput(23);
+    for (Map.Entry<String, Layer[]> e : cases.entrySet()) {
+      Map<String, double[]> exact = RuleTesting.run(e.getValue()[0], in);
+      Map<String, double[]> quadrature = RuleTesting.run(e.getValue()[1], in);
+      for (String part : new String[] {"nngp", "ntk", "var1", "var2"}) {
+        double[] want = exact.get(part);
+        double[] got = quadrature.get(part);
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-9 * Math.max(1, Math.abs(want[i])), e.getKey() + " " + part + " " + i);
+        }
+      }
+    }
+  }
+
+  @Test
+  void quadratureRunsOnBothBackendsAndMatchesItsFiniteNetwork() {
+    int[] f = {3, 3};
+    DoubleUnaryOperator tanh = Math::tanh;
+    DoubleUnaryOperator dtanh = x -> 1 / (Math.cosh(x) * Math.cosh(x));
+    Map<String, Layer> models = Map.of(
+        "dense", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.elementwise(tanh, dtanh, 20), Stax.dense(16, 1.1, 0.2),
+            Stax.erf(), Stax.dense(16, 1.2, 0.1), Stax.elementwise(tanh, dtanh, 20), Stax.dense(2)),
+        "convolutional", Stax.serial(Stax.conv(4, f, null, "SAME", 1.3, 0.1), Stax.elementwise(tanh, dtanh, 12),
+            Stax.conv(4, f, null, "SAME", 1.1, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
+    for (Map.Entry<String, Layer> m : models.entrySet()) {
+      boolean conv = m.getKey().equals("convolutional");
+      NDArray x1 = conv ? KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 301)
+          : KernelTesting.randomInputs(manager, 6, 5, 301);
+      NDArray x2 = conv ? KernelTesting.randomImages(manager, 2, new long[] {4, 3, 2}, 302)
+          : KernelTesting.randomInputs(manager, 4, 5, 302);
+      for (NDArray other : new NDArray[] {null, x2}) {
+        Kernel cpu = m.getValue().kernelFn().withBackend(Backend.CPU).apply(x1, other);
+        Kernel tf = m.getValue().kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
+        for (Get g : Get.values()) {
+          double err = KernelTesting.relativeError(tf.get(g).toDoubleArray(), cpu.get(g).toDoubleArray());
+          assertTrue(err < 1e-12, m.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
+        }
+      }
+    }
+    int w = 512;
+    Layer model = Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.elementwise(tanh, dtanh, 32), Stax.dense(w, 1.0, 0.1));
+    NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 201);
+    NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 202);
+    double[] analytic = model.kernelFn().apply(x1, x2).nngp().toDoubleArray();
+    MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, 64, 7);
+    KernelTesting.assertMatchesMonteCarlo("user tanh", analytic, mc, 2.0 / w, 0.10);
   }
 }

@@ -112,6 +112,12 @@ public final class Expr {
      * operand not selected does not reach the result, even where it is infinite or NaN.
      */
     SELECT((e, d) -> e.a.select(d[1], d[2])),
+    /**
+     * {@code f(a, b, c)} for a {@link Callback} {@code f} that only Java computes (a user's activation
+     * through quadrature), built by {@link #call}: the {@code cpu} backend runs it entry by entry
+     * (never in the generated fused loops), {@code tensorflow} on the host; it has no derivative.
+     */
+    CALL,
     /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
     DIAGONAL,
     /** The {@code FULL} block {@code [p, q] = v[p]} of a {@link Layout.Kind#DIAG} one. */
@@ -173,9 +179,9 @@ public final class Expr {
       return ordinal() >= DIAGONAL.ordinal();
     }
 
-    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}). */
+    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}, {@link #CALL}). */
     public boolean ternary() {
-      return this == FMA || this == SELECT;
+      return this == FMA || this == SELECT || this == CALL;
     }
 
     /** Whether the operation takes two operands. */
@@ -218,6 +224,15 @@ public final class Expr {
     Expr of(Expr e, Expr[] d);
   }
 
+  /**
+   * A function of three numbers, entry by entry, that only Java can compute ({@link Op#CALL}). It is
+   * called from several threads at once, so it must be a pure function.
+   */
+  @FunctionalInterface
+  public interface Callback {
+    double apply(double a, double b, double c);
+  }
+
   /** Which entries an expression varies over. */
   public enum Domain {
     /** One value for the whole tile. */
@@ -252,6 +267,7 @@ public final class Expr {
   private final Domain domain;
   private final Layout layout;
   private final PixelMap map;
+  private Callback callback;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
     this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
@@ -369,7 +385,7 @@ public final class Expr {
     return b;
   }
 
-  /** The third operand of {@link Op#FMA} or {@link Op#SELECT}, or null. */
+  /** The third operand of {@link Op#FMA}, {@link Op#SELECT} or {@link Op#CALL}, or null. */
   public Expr c() {
     return c;
   }
@@ -580,6 +596,27 @@ public final class Expr {
         null);
   }
 
+  /**
+   * {@code f(a, b, c)} entry by entry, for a function only Java computes: folded where all three
+   * are constants. It runs on the scalar paths only (see {@link Op#CALL}), so it costs what {@code
+   * f} costs per entry, and it has no derivative.
+   */
+  public static Expr call(Callback f, Expr a, Expr b, Expr c) {
+    Objects.requireNonNull(f, "f");
+    if (a.isConstant() && b.isConstant() && c.isConstant()) {
+      return constant(f.apply(a.value, b.value, c.value));
+    }
+    Expr e = new Expr(Op.CALL, a, b, c, Double.NaN, null, a.domain.join(b.domain).join(c.domain),
+        joinLayouts(Op.CALL, a, b, c), null);
+    e.callback = f;
+    return e;
+  }
+
+  /** The function of a {@link Op#CALL}, or null. */
+  public Callback callback() {
+    return callback;
+  }
+
   /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
   public Expr atan2(Expr x) {
     return binary(Op.ATAN2, this, x);
@@ -696,6 +733,7 @@ public final class Expr {
       case DIV -> x[0].div(x[1]);
       case FMA -> x[0].times(x[1]).plus(x[2]);
       case SELECT -> x[0].select(x[1], x[2]);
+      case CALL -> call(callback, x[0], x[1], x[2]);
       case DIAGONAL -> x[0].diagonal();
       case SPREAD_ROW -> x[0].spreadRow();
       case SPREAD_COL -> x[0].spreadCol();

@@ -163,6 +163,11 @@ class ExprDerivativeTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> block.diagonal().exp().derivative(block));
     assertTrue(e.getMessage().contains("diagonal"), e.getMessage());
+    // Nor has a Java function; folded where its operands are constants.
+    Expr call = Expr.call((a, b, c) -> a * b + c, X, Y, Z);
+    IllegalArgumentException f = assertThrows(IllegalArgumentException.class, () -> call.sin().derivative(Y));
+    assertTrue(f.getMessage().contains("call"), f.getMessage());
+    assertEquals(0.5 * 4 + 1, at(call, 0.5, 4, 1));
     // One not depending on the variable is fine.
     assertEquals(0.0, block.diagonal().derivative(X).value());
   }
