@@ -243,6 +243,28 @@ public final class Stax {
     return Elementwise.expNormalized(gamma, shift, doClip);
   }
 
+  // User activations from Java (UserElementwise)
+  /** {@link UserElementwise#closedForm(UserElementwise.ClosedForm)}: a user closed form, kernels only. */
+  public static Layer elementwise(UserElementwise.ClosedForm nngp) {
+    return UserElementwise.closedForm(nngp);
+  }
+
+  /** {@link UserElementwise#closedForm(UserElementwise.ClosedForm, java.util.function.DoubleUnaryOperator)}. */
+  public static Layer elementwise(UserElementwise.ClosedForm nngp, java.util.function.DoubleUnaryOperator phi) {
+    return UserElementwise.closedForm(nngp, phi);
+  }
+
+  /** {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator)}. */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi) {
+    return UserElementwise.quadrature(phi, dphi);
+  }
+
+  /** {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator, int)}. */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
+      int deg) {
+    return UserElementwise.quadrature(phi, dphi, deg);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

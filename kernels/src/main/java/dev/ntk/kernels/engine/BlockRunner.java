@@ -419,7 +419,7 @@ final class BlockRunner<A> {
             } else if (isSpread(stepArray[k].op())) {
               spread(stepArray[k].op(), array(o[0]), o[0].offset, stepArray[k].layout().pixels(), target, to, c0, len);
             } else if (stepArray[k].op().ternary()) {
-              ops.ternary(stepArray[k].op(), array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]), at(o[2], c0), mask(o[2]),
+              ops.ternary(stepArray[k], array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]), at(o[2], c0), mask(o[2]),
                   target, to, len);
             } else {
               ops.apply(stepArray[k].op(), array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), target, to, len);

@@ -72,6 +72,23 @@ interface ChunkOps<A> {
   }
 
   /**
+   * The ternary step {@code e} ({@link Expr.Op#ternary}): {@link #ternary(Expr.Op, Object, int, int,
+   * Object, int, int, Object, int, int, Object, int, int)}, or for a {@link Expr.Op#CALL} its
+   * function entry by entry, in scalar code (a Java function has no vector form).
+   */
+  default void ternary(Expr e, A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo,
+      int length) {
+    if (e.op() != Expr.Op.CALL) {
+      ternary(e.op(), a, ao, am, b, bo, bm, c, co, cm, out, oo, length);
+      return;
+    }
+    Expr.Callback f = e.callback();
+    for (int k = 0; k < length; k++) {
+      fill(out, oo + k, 1, f.apply(get(a, ao + (k & am)), get(b, bo + (k & bm)), get(c, co + (k & cm))));
+    }
+  }
+
+  /**
    * {@code y[yo + t] += w * x[xo + t * step]} for {@code t < length}: one run of a pixel map's
    * multiply-adds ({@link PixelMap}).
    */

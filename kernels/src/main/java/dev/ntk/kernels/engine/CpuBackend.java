@@ -268,7 +268,7 @@ public final class CpuBackend<A> {
       A result = ops.allocate(n);
       Expr b = e.b() == null ? e.a() : e.b();
       if (e.op().ternary()) {
-        ops.ternary(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()), vector(b, values, inputs, n), 0, mask(b),
+        ops.ternary(e, vector(e.a(), values, inputs, n), 0, mask(e.a()), vector(b, values, inputs, n), 0, mask(b),
             vector(e.c(), values, inputs, n), 0, mask(e.c()), result, 0, n);
       } else {
         ops.apply(e.op(), vector(e.a(), values, inputs, n), 0, mask(e.a()),
@@ -320,6 +320,7 @@ public final class CpuBackend<A> {
     private final boolean upper;
     private final int rowsPerChunk;
     private final Expr.Op[] opcodes;
+    private final Expr[] steps;
     private final Source[][] sources;
     private final Object[][] arrays;
     private final A[] targets;
@@ -396,6 +397,7 @@ public final class CpuBackend<A> {
       List<Expr> steps = schedule.tileSteps();
       int k = steps.size();
       opcodes = new Expr.Op[k];
+      this.steps = steps.toArray(new Expr[0]);
       sources = new Source[3][k];
       arrays = new Object[3][k];
       targets = (A[]) new Object[k];
@@ -426,7 +428,8 @@ public final class CpuBackend<A> {
       pairStages = (A[]) staged.values().toArray();
       List<Integer> columnSlotList = new java.util.ArrayList<>();
       fusedOutArray = outArray.clone();
-      if (fuse != null) {
+      // A Java function (Expr.Op.CALL) has no generated form: such a tile is interpreted.
+      if (fuse != null && steps.stream().noneMatch(e -> e.op() == Expr.Op.CALL)) {
         fuse(steps, outputs, program, fuse, padded, columnSlotList);
       }
       columnSlots = columnSlotList.stream().mapToInt(Integer::intValue).toArray();
@@ -550,7 +553,7 @@ public final class CpuBackend<A> {
         int ao = offset(sources[0][s], rowBase, j0);
         int bo = offset(sources[1][s], rowBase, j0);
         if (opcodes[s].ternary()) {
-          ops.ternary(opcodes[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), (A) arrays[2][s],
+          ops.ternary(steps[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), (A) arrays[2][s],
               offset(sources[2][s], rowBase, j0), mask(sources[2][s]), targets[s], 0, len);
         } else {
           ops.apply(opcodes[s], a, ao, mask(sources[0][s]), b, bo, mask(sources[1][s]), targets[s], 0, len);

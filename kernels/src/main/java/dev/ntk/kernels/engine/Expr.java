@@ -30,65 +30,94 @@ public final class Expr {
    * for what the Vector API lacks; {@code VectorOps} runs it in a loop of its own, {@link
    * LaneLoops}, and it is named lazily so that a JVM without the Vector API never loads it), its template in
    * generated source ({@code Fused}: {@code %1$s}, {@code %2$s} are the operands, {@code DoubleVector}s
-   * or {@code FloatVector}s) and its TensorFlow op (the raw op's name, run by {@code
-   * TensorFlowBackend}). A new operation is one line here and a method that builds it ({@link
+   * or {@code FloatVector}s), its TensorFlow op (the raw op's name, run by {@code
+   * TensorFlowBackend}) and its derivative rule ({@link Derivative}, what {@link #derivative} applies;
+   * none for the structural operations). A new operation is one entry here and a method that builds it ({@link
    * #unary(Op)} or {@link #binary(Op, Expr)}); see docs/DESIGN.md.
    */
   public enum Op {
     CONST, INPUT,
     ADD(Double::sum, () -> VectorOperators.ADD,
-        "%1$s.add(%2$s)", "AddV2"),
+        "%1$s.add(%2$s)", "AddV2",
+        (e, d) -> d[0].plus(d[1])),
     SUB((x, y) -> x - y, () -> VectorOperators.SUB,
-        "%1$s.sub(%2$s)", "Sub"),
+        "%1$s.sub(%2$s)", "Sub",
+        (e, d) -> d[0].minus(d[1])),
     MUL((x, y) -> x * y, () -> VectorOperators.MUL,
-        "%1$s.mul(%2$s)", "Mul"),
+        "%1$s.mul(%2$s)", "Mul",
+        (e, d) -> d[0].times(e.b).plus(e.a.times(d[1]))),
     DIV((x, y) -> x / y, () -> VectorOperators.DIV,
-        "%1$s.div(%2$s)", "RealDiv"),
+        "%1$s.div(%2$s)", "RealDiv",
+        (e, d) -> quotient(d[0], e.b).minus(quotient(e.times(d[1]), e.b))),
     MAX(Math::max, () -> VectorOperators.MAX,
-        "%1$s.max(%2$s)", "Maximum"),
+        "%1$s.max(%2$s)", "Maximum",
+        (e, d) -> e.a.minus(e.b).select(d[0], d[1])),
     MIN(Math::min, () -> VectorOperators.MIN,
-        "%1$s.min(%2$s)", "Minimum"),
+        "%1$s.min(%2$s)", "Minimum",
+        (e, d) -> e.b.minus(e.a).select(d[0], d[1])),
     ATAN2(Math::atan2, () -> VectorOperators.ATAN2,
-        "%1$s.lanewise(VectorOperators.ATAN2, %2$s)", "Atan2"),
+        "%1$s.lanewise(VectorOperators.ATAN2, %2$s)", "Atan2",
+        (e, d) -> quotient(e.b.times(d[0]).minus(e.a.times(d[1])), e.a.times(e.a).plus(e.b.times(e.b)))),
     SQRT(Math::sqrt, () -> VectorOperators.SQRT,
-        "%1$s.sqrt()", "Sqrt"),
+        "%1$s.sqrt()", "Sqrt",
+        (e, d) -> quotient(d[0].times(0.5), e)),
     EXP(Math::exp, () -> VectorOperators.EXP,
-        "%1$s.lanewise(VectorOperators.EXP)", "Exp"),
+        "%1$s.lanewise(VectorOperators.EXP)", "Exp",
+        (e, d) -> d[0].times(e)),
     EXPM1(Math::expm1, () -> VectorOperators.EXPM1,
-        "%1$s.lanewise(VectorOperators.EXPM1)", "Expm1"),
+        "%1$s.lanewise(VectorOperators.EXPM1)", "Expm1",
+        (e, d) -> d[0].times(e.plus(1))),
     LOG(Math::log, () -> VectorOperators.LOG,
-        "%1$s.lanewise(VectorOperators.LOG)", "Log"),
+        "%1$s.lanewise(VectorOperators.LOG)", "Log",
+        (e, d) -> quotient(d[0], e.a)),
     LOG1P(Math::log1p, () -> VectorOperators.LOG1P,
-        "%1$s.lanewise(VectorOperators.LOG1P)", "Log1p"),
+        "%1$s.lanewise(VectorOperators.LOG1P)", "Log1p",
+        (e, d) -> quotient(d[0], e.a.plus(1))),
     SIN(Math::sin, () -> VectorOperators.SIN,
-        "%1$s.lanewise(VectorOperators.SIN)", "Sin"),
+        "%1$s.lanewise(VectorOperators.SIN)", "Sin",
+        (e, d) -> d[0].times(e.a.cos())),
     COS(Math::cos, () -> VectorOperators.COS,
-        "%1$s.lanewise(VectorOperators.COS)", "Cos"),
+        "%1$s.lanewise(VectorOperators.COS)", "Cos",
+        (e, d) -> d[0].times(e.a.sin()).times(-1)),
     ABS(Math::abs, () -> VectorOperators.ABS,
-        "%1$s.abs()", "Abs"),
+        "%1$s.abs()", "Abs",
+        (e, d) -> d[0].times(e.a.sign())),
     /** The error function: no {@code VectorOperators} form, so its lanes are {@link VectorMath#erf}. */
     ERF(SpecialFunctions::erf, () -> VectorMath.ERF,
-        "dev.ntk.kernels.engine.VectorMath.erf(%1$s)", "Erf"),
+        "dev.ntk.kernels.engine.VectorMath.erf(%1$s)", "Erf",
+        (e, d) -> d[0].times(e.a.times(e.a).times(-1).exp().times(2 / Math.sqrt(Math.PI)))),
     /** The complementary error function {@code 1 - erf}, accurate relative to itself in the far tail. */
     ERFC(SpecialFunctions::erfc, () -> VectorMath.ERFC,
-        "dev.ntk.kernels.engine.VectorMath.erfc(%1$s)", "Erfc"),
+        "dev.ntk.kernels.engine.VectorMath.erfc(%1$s)", "Erfc",
+        (e, d) -> d[0].times(e.a.times(e.a).times(-1).exp().times(-2 / Math.sqrt(Math.PI)))),
     TANH(Math::tanh, () -> VectorOperators.TANH,
-        "%1$s.lanewise(VectorOperators.TANH)", "Tanh"),
+        "%1$s.lanewise(VectorOperators.TANH)", "Tanh",
+        (e, d) -> d[0].times(Expr.constant(1).minus(e.times(e)))),
     ATAN(Math::atan, () -> VectorOperators.ATAN,
-        "%1$s.lanewise(VectorOperators.ATAN)", "Atan"),
+        "%1$s.lanewise(VectorOperators.ATAN)", "Atan",
+        (e, d) -> quotient(d[0], e.a.times(e.a).plus(1))),
     /** {@code a^b}; {@link #pow(int)} builds it with an integer constant exponent. */
     POW(Math::pow, () -> VectorOperators.POW,
-        "%1$s.lanewise(VectorOperators.POW, %2$s)", "Pow"),
+        "%1$s.lanewise(VectorOperators.POW, %2$s)", "Pow",
+        (e, d) -> d[0].times(e.b).times(e.a.binary(e.op, e.b.minus(constant(1))))
+        .plus(d[1].times(e).times(e.a.log()))),
     /** {@link Math#signum}: -1, 1, or the operand itself (zeros, NaN). */
     SIGN(Math::signum, () -> VectorMath.SIGN,
-        "dev.ntk.kernels.engine.VectorMath.sign(%1$s)", "Sign"),
+        "dev.ntk.kernels.engine.VectorMath.sign(%1$s)", "Sign",
+        (e, d) -> constant(0)),
     /** {@code a * b + c} with one rounding: built by {@link #plus} from a product. */
-    FMA,
+    FMA((e, d) -> d[0].times(e.b).plus(e.a.times(d[1])).plus(d[2])),
     /**
      * {@code a > 0 ? b : c} (a NaN {@code a} selects {@code c}), built by {@link #select}: the
      * operand not selected does not reach the result, even where it is infinite or NaN.
      */
-    SELECT,
+    SELECT((e, d) -> e.a.select(d[1], d[2])),
+    /**
+     * {@code f(a, b, c)} for a {@link Callback} {@code f} that only Java computes (a user's activation
+     * through quadrature), built by {@link #call}: the {@code cpu} backend runs it entry by entry
+     * (never in the generated fused loops), {@code tensorflow} on the host; it has no derivative.
+     */
+    CALL,
     /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
     DIAGONAL,
     /** The {@code FULL} block {@code [p, q] = v[p]} of a {@link Layout.Kind#DIAG} one. */
@@ -105,30 +134,44 @@ public final class Expr {
     private final java.util.function.Supplier<Object> vector;
     private final String source;
     private final String tensorflow;
+    private final Derivative derivative;
 
     Op() {
+      this((Derivative) null);
+    }
+
+    Op(Derivative derivative) {
       this.scalar = null;
       this.binary = false;
       this.vector = null;
       this.source = null;
       this.tensorflow = null;
+      this.derivative = derivative;
     }
 
-    Op(java.util.function.DoubleUnaryOperator scalar, java.util.function.Supplier<Object> vector, String source, String tensorflow) {
-      this((x, y) -> scalar.applyAsDouble(x), false, vector, source, tensorflow);
+    Op(java.util.function.DoubleUnaryOperator scalar, java.util.function.Supplier<Object> vector, String source,
+        String tensorflow, Derivative derivative) {
+      this((x, y) -> scalar.applyAsDouble(x), false, vector, source, tensorflow, derivative);
     }
 
-    Op(java.util.function.DoubleBinaryOperator scalar, java.util.function.Supplier<Object> vector, String source, String tensorflow) {
-      this(scalar, true, vector, source, tensorflow);
+    Op(java.util.function.DoubleBinaryOperator scalar, java.util.function.Supplier<Object> vector, String source,
+        String tensorflow, Derivative derivative) {
+      this(scalar, true, vector, source, tensorflow, derivative);
     }
 
     private Op(java.util.function.DoubleBinaryOperator scalar, boolean binary, java.util.function.Supplier<Object> vector, String source,
-        String tensorflow) {
+        String tensorflow, Derivative derivative) {
       this.scalar = scalar;
       this.binary = binary;
       this.vector = vector;
       this.source = source;
       this.tensorflow = tensorflow;
+      this.derivative = derivative;
+    }
+
+    /** Whether {@link Expr#derivative} can differentiate through this operation. */
+    public boolean differentiable() {
+      return derivative != null;
     }
 
     /** Whether the operation mixes the entries of a pixel block (not entry-wise). */
@@ -136,9 +179,9 @@ public final class Expr {
       return ordinal() >= DIAGONAL.ordinal();
     }
 
-    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}). */
+    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}, {@link #CALL}). */
     public boolean ternary() {
-      return this == FMA || this == SELECT;
+      return this == FMA || this == SELECT || this == CALL;
     }
 
     /** Whether the operation takes two operands. */
@@ -168,6 +211,26 @@ public final class Expr {
     public String tensorflow() {
       return tensorflow;
     }
+  }
+
+  /**
+   * The derivative rule of an operation, declared with it in {@link Op}: given the node {@code e}
+   * (its operands {@code e.a()}, {@code e.b()}, {@code e.c()}) and the derivatives {@code d} of its
+   * operands with respect to the same variable (in order; constants {@code 0} where an operand does
+   * not depend on it), the derivative of {@code e}, built with the folding builders.
+   */
+  @FunctionalInterface
+  interface Derivative {
+    Expr of(Expr e, Expr[] d);
+  }
+
+  /**
+   * A function of three numbers, entry by entry, that only Java can compute ({@link Op#CALL}). It is
+   * called from several threads at once, so it must be a pure function.
+   */
+  @FunctionalInterface
+  public interface Callback {
+    double apply(double a, double b, double c);
   }
 
   /** Which entries an expression varies over. */
@@ -204,6 +267,7 @@ public final class Expr {
   private final Domain domain;
   private final Layout layout;
   private final PixelMap map;
+  private Callback callback;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
     this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
@@ -321,7 +385,7 @@ public final class Expr {
     return b;
   }
 
-  /** The third operand of {@link Op#FMA} or {@link Op#SELECT}, or null. */
+  /** The third operand of {@link Op#FMA}, {@link Op#SELECT} or {@link Op#CALL}, or null. */
   public Expr c() {
     return c;
   }
@@ -532,9 +596,165 @@ public final class Expr {
         null);
   }
 
+  /**
+   * {@code f(a, b, c)} entry by entry, for a function only Java computes: folded where all three
+   * are constants. It runs on the scalar paths only (see {@link Op#CALL}), so it costs what {@code
+   * f} costs per entry, and it has no derivative.
+   */
+  public static Expr call(Callback f, Expr a, Expr b, Expr c) {
+    Objects.requireNonNull(f, "f");
+    if (a.isConstant() && b.isConstant() && c.isConstant()) {
+      return constant(f.apply(a.value, b.value, c.value));
+    }
+    Expr e = new Expr(Op.CALL, a, b, c, Double.NaN, null, a.domain.join(b.domain).join(c.domain),
+        joinLayouts(Op.CALL, a, b, c), null);
+    e.callback = f;
+    return e;
+  }
+
+  /** The function of a {@link Op#CALL}, or null. */
+  public Callback callback() {
+    return callback;
+  }
+
   /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
   public Expr atan2(Expr x) {
     return binary(Op.ATAN2, this, x);
+  }
+
+  /**
+   * The derivative of this expression with respect to {@code wrt} (an {@link Op#INPUT}, or any
+   * sub-expression, which counts as an independent variable), entry by entry: each operation's
+   * rule is the {@link Derivative} its {@link Op} entry declares, and the result is simplified by
+   * the same constant folding as every expression (a part that does not depend on {@code wrt} has
+   * the derivative {@code 0}, which vanishes from products and sums). As JAX does, {@code sign}'s
+   * derivative is {@code 0}, {@code abs}'s is {@code sign}, {@code max}, {@code min} and {@code
+   * select} differentiate the operand they pick (its condition not at all).
+   *
+   * <pre>{@code
+   * Expr k = Expr.input("cov12", Expr.Domain.TILE);
+   * Expr dk = k.times(k).sin().derivative(k); // cos(k * k) * (k + k)
+   * }</pre>
+   *
+   * @throws IllegalArgumentException naming the operation, where the expression depends on {@code
+   *     wrt} through one that has no derivative (a structural operation)
+   */
+  public Expr derivative(Expr wrt) {
+    Objects.requireNonNull(wrt, "wrt");
+    java.util.Map<Expr, Expr> done = new java.util.IdentityHashMap<>();
+    done.put(wrt, constant(1));
+    // Iterative post-order: an expression may be a deep graph (a whole network's).
+    java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>();
+    stack.push(this);
+    while (!stack.isEmpty()) {
+      Expr e = stack.peek();
+      if (done.containsKey(e)) {
+        stack.pop();
+        continue;
+      }
+      boolean ready = true;
+      for (Expr operand : e.operands()) {
+        if (!done.containsKey(operand)) {
+          stack.push(operand);
+          ready = false;
+        }
+      }
+      if (!ready) {
+        continue;
+      }
+      stack.pop();
+      java.util.List<Expr> operands = e.operands();
+      Expr[] d = new Expr[operands.size()];
+      boolean constant = true;
+      for (int i = 0; i < d.length; i++) {
+        d[i] = done.get(operands.get(i));
+        constant &= d[i].is(0);
+      }
+      if (constant) {
+        done.put(e, constant(0));
+      } else if (e.op.derivative == null) {
+        throw new IllegalArgumentException("no derivative through " + e.op.name().toLowerCase(java.util.Locale.ROOT)
+            + " (" + e + "): only the entry-wise operations are differentiated");
+      } else {
+        done.put(e, e.op.derivative.of(e, d));
+      }
+    }
+    return done.get(this);
+  }
+
+  /** {@code d / b}, or {@code 0} where {@code d} is (a zero derivative stays zero, whatever {@code b}). */
+  private static Expr quotient(Expr d, Expr b) {
+    return d.is(0) ? d : d.div(b);
+  }
+
+  /**
+   * This expression with each key of {@code replacements} replaced by its value (compared by
+   * identity), rebuilt through the folding builders; what does not reach a replaced node is shared,
+   * not copied. A closed form written over placeholder inputs becomes a rule this way.
+   */
+  public Expr substitute(java.util.Map<Expr, Expr> replacements) {
+    java.util.Map<Expr, Expr> done = new java.util.IdentityHashMap<>(replacements);
+    java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>();
+    stack.push(this);
+    while (!stack.isEmpty()) {
+      Expr e = stack.peek();
+      if (done.containsKey(e)) {
+        stack.pop();
+        continue;
+      }
+      boolean ready = true;
+      for (Expr operand : e.operands()) {
+        if (!done.containsKey(operand)) {
+          stack.push(operand);
+          ready = false;
+        }
+      }
+      if (!ready) {
+        continue;
+      }
+      stack.pop();
+      java.util.List<Expr> operands = e.operands();
+      boolean same = true;
+      for (Expr operand : operands) {
+        same &= done.get(operand) == operand;
+      }
+      done.put(e, same ? e : e.rebuilt(operands.stream().map(done::get).toArray(Expr[]::new)));
+    }
+    return done.get(this);
+  }
+
+  /** This operation applied to {@code x} instead of its operands, through the folding builders. */
+  private Expr rebuilt(Expr[] x) {
+    return switch (op) {
+      case CONST, INPUT -> this;
+      case ADD -> x[0].plus(x[1]);
+      case SUB -> x[0].minus(x[1]);
+      case MUL -> x[0].times(x[1]);
+      case DIV -> x[0].div(x[1]);
+      case FMA -> x[0].times(x[1]).plus(x[2]);
+      case SELECT -> x[0].select(x[1], x[2]);
+      case CALL -> call(callback, x[0], x[1], x[2]);
+      case DIAGONAL -> x[0].diagonal();
+      case SPREAD_ROW -> x[0].spreadRow();
+      case SPREAD_COL -> x[0].spreadCol();
+      case PIXELS -> x[0].pixels(map);
+      case REDUCE -> x[0].sum(value);
+      default -> op.binary() ? binary(op, x[0], x[1]) : x[0].unary(op);
+    };
+  }
+
+  /**
+   * The expression as a formula over its inputs' names ({@code atan2(mul(2, cov12), ...)}), every
+   * shared sub-expression written out again: for small expressions (a user's closed form), to
+   * name or compare them; a whole network's graph would be exponentially long.
+   */
+  public String formula() {
+    return switch (op) {
+      case CONST -> Double.toString(value);
+      case INPUT -> name;
+      default -> op.name().toLowerCase(java.util.Locale.ROOT) + (op.structural() ? "[" + layout + "]" : "") + "("
+          + String.join(", ", operands().stream().map(Expr::formula).toList()) + ")";
+    };
   }
 
   /** The scalar meaning of each operation, the reference every backend agrees with. */

@@ -2,6 +2,7 @@ package dev.ntk.kernels.engine;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -62,6 +63,7 @@ public final class TensorFlowBackend {
               yield ai.djl.tensorflow.engine.NtkEngineBridge.op("SelectV2", positive, b, c);
             }
           }
+          case CALL -> call(e, a, b, c, scope);
           default -> {
             if (!e.op().arithmetic()) {
               throw new IllegalStateException(e.op().name());
@@ -127,6 +129,34 @@ public final class TensorFlowBackend {
       }
       default -> values.get(e);
     };
+  }
+
+  /**
+   * A Java function ({@link Expr.Op#CALL}) on the host: the operands broadcast to their common
+   * {@code (a, b, block)} shape, copied out, computed entry by entry and copied back in their dtype.
+   */
+  private static NDArray call(Expr e, NDArray a, NDArray b, NDArray c, NDManager scope) {
+    long[] dims = new long[3];
+    for (NDArray x : new NDArray[] {a, b, c}) {
+      for (int d = 0; d < 3; d++) {
+        dims[d] = Math.max(dims[d], x.getShape().get(d));
+      }
+    }
+    Shape shape = new Shape(dims);
+    double[][] v = new double[3][];
+    NDArray[] operands = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+      try (NDArray full = operands[i].broadcast(shape); NDArray wide = full.toType(DataType.FLOAT64, false)) {
+        v[i] = wide.toDoubleArray();
+      }
+    }
+    double[] out = new double[v[0].length];
+    Expr.Callback f = e.callback();
+    for (int k = 0; k < out.length; k++) {
+      out[k] = f.apply(v[0][k], v[1][k], v[2][k]);
+    }
+    NDArray r = scope.create(out, shape);
+    return a.getDataType() == DataType.FLOAT64 ? r : r.toType(a.getDataType(), false);
   }
 
   /** A step that mixes the entries of pixel blocks, on {@code (a, b, block)} arrays. */

@@ -1,0 +1,332 @@
+package dev.ntk.kernels;
+
+import ai.djl.ndarray.NDArray;
+import dev.ntk.kernels.engine.Expr;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.DoubleUnaryOperator;
+
+/**
+ * {@code Elementwise} with a user's own activation, from Java (a model file cannot hold Java code):
+ * a closed form {@code nngp(cov12, var1, var2)} written as an {@link Expr}, whose NTK factor is its
+ * symbolic derivative in {@code cov12} ({@link Expr#derivative}; neural-tangents needs JAX's
+ * autodiff for this) and whose variance map is the form at {@code cov12 = var1 = var2 = q}. Being
+ * an expression, it runs on every backend, as the built-in rules do.
+ *
+ * <pre>{@code
+ * // erf's arcsine kernel, by hand: (2/pi) asin(2k / sqrt((1 + 2 q1)(1 + 2 q2)))
+ * Layer erf = Stax.elementwise((k, q1, q2) -> {
+ *   Expr t = k.times(2).div(q1.times(2).plus(1).times(q2.times(2).plus(1)).sqrt());
+ *   return t.atan2(Expr.constant(1).minus(t.times(t)).sqrt()).times(2 / Math.PI);
+ * }, x -> SpecialFunctions.erf(x));
+ * }</pre>
+ */
+public final class UserElementwise {
+  private UserElementwise() {}
+
+  /**
+   * A nonlinearity's NNGP map for one pair of jointly Gaussian pre-activations {@code (u, v)}:
+   * {@code E[f(u) f(v)]} as an expression of their covariance {@code cov12} (per pair) and
+   * variances {@code var1} (per row input) and {@code var2} (per column input), built with {@link
+   * Expr}'s methods from these three and constants only.
+   */
+  @FunctionalInterface
+  public interface ClosedForm {
+    Expr nngp(Expr cov12, Expr var1, Expr var2);
+  }
+
+  /**
+   * Not registered (a user's form is Java code, which model files do not hold): written, a layer
+   * shows its form as {@code {"Elementwise": {"nngp": "<formula>"}}}, which identifies it in tile
+   * files but does not read back.
+   */
+  private static final LayerType CLOSED_FORM = LayerType.of("Elementwise",
+      "a user closed form nngp(cov12, var1, var2) given in Java", a -> {
+        throw new IllegalArgumentException("a user closed form is given in Java (Stax.elementwise), not in a model "
+            + "file");
+      });
+
+  /** The placeholders a form is written over, replaced by each layer's kernel when its rule runs. */
+  private static final Expr COV12 = Expr.input("cov12", Expr.Domain.TILE);
+  private static final Expr VAR1 = Expr.input("var1", Expr.Domain.ROW);
+  private static final Expr VAR2 = Expr.input("var2", Expr.Domain.COL);
+
+  /** A user closed form without a finite network (kernels only; Monte Carlo needs {@link #closedForm(ClosedForm, DoubleUnaryOperator)}). */
+  public static Layer closedForm(ClosedForm nngp) {
+    return closedForm(nngp, null);
+  }
+
+  /**
+   * A user closed form {@code nngp}, with {@code phi} the activation itself for the finite network
+   * (null: none). A form that fails (throws, returns null, reads other inputs, or goes through an
+   * operation without a derivative) is reported with the layer's path when a kernel is computed.
+   */
+  public static Layer closedForm(ClosedForm nngp, DoubleUnaryOperator phi) {
+    Objects.requireNonNull(nngp, "nngp");
+    return new ClosedFormLayer(nngp, phi);
+  }
+
+  /** {@code phi} applied to every entry of {@code x}, in its dtype. */
+  static NDArray map(NDArray x, DoubleUnaryOperator phi) {
+    double[] v = Tensors.toDoubles(x);
+    for (int i = 0; i < v.length; i++) {
+      v[i] = phi.applyAsDouble(v[i]);
+    }
+    return Tensors.create(x.getManager(), v, x.getShape(), x.getDataType());
+  }
+
+  /** The layer of a user closed form: its rules are the form and its derivative, substituted. */
+  static final class ClosedFormLayer extends Elementwise.Nonlinearity {
+    private final DoubleUnaryOperator phi;
+    private final Expr nngp;
+    private final Expr dot;
+    private final String problem;
+
+    ClosedFormLayer(ClosedForm form, DoubleUnaryOperator phi) {
+      this(form, phi, build(form));
+    }
+
+    private ClosedFormLayer(ClosedForm form, DoubleUnaryOperator phi, Object[] built) {
+      super(new LayerType.Arguments(CLOSED_FORM, Map.of("nngp", built[0] instanceof Expr e ? e.formula()
+          : "invalid: " + built[2])));
+      this.phi = phi;
+      this.nngp = (Expr) built[0];
+      this.dot = (Expr) built[1];
+      this.problem = (String) built[2];
+    }
+
+    /** {@code {nngp, d nngp / d cov12, null}}, or {@code {null, null, what is wrong}}. */
+    private static Object[] build(ClosedForm form) {
+      Expr e;
+      try {
+        e = form.nngp(COV12, VAR1, VAR2);
+      } catch (RuntimeException ex) {
+        return new Object[] {null, null, "the closed form failed: " + ex};
+      }
+      if (e == null) {
+        return new Object[] {null, null, "the closed form returned null, not an expression"};
+      }
+      String other = foreignInput(e);
+      if (other != null) {
+        return new Object[] {null, null, "the closed form reads the input \"" + other + "\": it may use only its "
+            + "arguments cov12, var1, var2 and constants"};
+      }
+      try {
+        return new Object[] {e, e.derivative(COV12), null};
+      } catch (IllegalArgumentException ex) {
+        return new Object[] {null, null, "the closed form's derivative in cov12: " + ex.getMessage()};
+      }
+    }
+
+    /** The name of an input of {@code e} other than the three placeholders, or null. */
+    private static String foreignInput(Expr e) {
+      java.util.Set<Expr> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+      java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>(java.util.List.of(e));
+      while (!stack.isEmpty()) {
+        Expr x = stack.pop();
+        if (!seen.add(x)) {
+          continue;
+        }
+        if (x.op() == Expr.Op.INPUT && x != COV12 && x != VAR1 && x != VAR2) {
+          return x.name();
+        }
+        stack.addAll(x.operands());
+      }
+      return null;
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      if (problem != null) {
+        throw new ModelException(path, problem);
+      }
+      return super.outputSpec(input, path);
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      if (phi == null) {
+        throw new IllegalStateException("this Elementwise closed form has no finite network: give the activation "
+            + "as well, Stax.elementwise(nngp, phi)");
+      }
+      return map(x, phi);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      Map<Expr, Expr> at = Map.of(COV12, k, VAR1, v1, VAR2, v2);
+      return new Expr[] {nngp.substitute(at), dot.substitute(at)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return nngp.substitute(Map.of(COV12, v, VAR1, v, VAR2, v));
+    }
+  }
+  /** The Gauss–Hermite degree of {@link #quadrature(DoubleUnaryOperator, DoubleUnaryOperator)}. */
+  public static final int DEFAULT_DEGREE = 64;
+
+  private static final LayerType QUADRATURE = LayerType.of("Elementwise",
+      "a user function phi and its derivative given in Java, through Gauss-Hermite quadrature", a -> {
+        throw new IllegalArgumentException("a user function is given in Java (Stax.elementwise), not in a model file");
+      });
+
+  /** {@link #quadrature(DoubleUnaryOperator, DoubleUnaryOperator, int)} of degree {@link #DEFAULT_DEGREE}. */
+  public static Layer quadrature(DoubleUnaryOperator phi, DoubleUnaryOperator dphi) {
+    return quadrature(phi, dphi, DEFAULT_DEGREE);
+  }
+
+  /**
+   * A user activation {@code phi} with its derivative {@code dphi}, whose kernels are Gauss–Hermite
+   * quadratures of degree {@code deg}: {@code nngp = E[phi(u) phi(v)]} and the NTK factor {@code
+   * E[phi'(u) phi'(v)]} with {@code deg^2} nodes after the Cholesky change of variables {@code u =
+   * sqrt(q1) x}, {@code v = (k / sqrt(q1)) x + sqrt(q2 - k^2 / q1) y} ({@code x, y} independent
+   * standard normals), the variance {@code E[phi(u)^2]} with {@code deg} nodes. Exact for
+   * polynomials of degree below {@code 2 deg} in each variable; for entire functions such as erf
+   * and sin the error at variances near 1 is about 1e-4 at degree 20, 1e-8 at 40 and 1e-11 at 64
+   * (the default); functions with poles near the real axis converge more slowly (tanh: 1e-7 at 64,
+   * 1e-8 at 100, variances near 2), and kinks and jumps slowly (use a closed form for those).
+   * {@code deg} is at most 150 (where the rule's nodes are still found to full accuracy). Both
+   * functions must be pure: they are called from several threads.
+   *
+   * <p>Java functions have no vector or TensorFlow form, so each entry runs in scalar Java ({@link
+   * Expr#call}): {@code 2 (deg^2 + deg)} calls of {@code phi} or {@code dphi} per entry and layer
+   * on the {@code cpu} backend (interpreted, not fused), and on {@code tensorflow} the same on the
+   * host, with a copy out of and back into TensorFlow per layer.
+   */
+  public static Layer quadrature(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, int deg) {
+    Objects.requireNonNull(phi, "phi");
+    Objects.requireNonNull(dphi, "dphi");
+    if (deg < 1 || deg > 150) {
+      throw new IllegalArgumentException("the quadrature degree must be from 1 to 150, got " + deg);
+    }
+    return new QuadratureLayer(phi, dphi, deg);
+  }
+
+  /**
+   * The probabilists' Gauss–Hermite rule of {@code n} nodes, {@code {nodes, weights}}: {@code
+   * sum_i w_i f(z_i)} approximates {@code E[f(z)]} for a standard normal {@code z}. The nodes are
+   * the roots of the orthonormal Hermite polynomial of degree {@code n}, found by Newton's method
+   * from asymptotic first guesses; the weights follow from its derivative there.
+   */
+  static double[][] gaussHermite(int n) {
+    double[] x = new double[n];
+    double[] w = new double[n];
+    double pim4 = Math.pow(Math.PI, -0.25);
+    double z = 0;
+    for (int i = 0; i < (n + 1) / 2; i++) {
+      if (i == 0) {
+        z = Math.sqrt(2.0 * n + 1) - 1.85575 * Math.pow(2.0 * n + 1, -1.0 / 6);
+      } else if (i == 1) {
+        z -= 1.14 * Math.pow(n, 0.426) / z;
+      } else if (i == 2) {
+        z = 1.86 * z - 0.86 * x[0];
+      } else if (i == 3) {
+        z = 1.91 * z - 0.91 * x[1];
+      } else {
+        z = 2 * z - x[i - 2];
+      }
+      double pp = 0;
+      for (int iteration = 0; iteration < 100; iteration++) {
+        double p1 = pim4;
+        double p2 = 0;
+        for (int j = 0; j < n; j++) {
+          double p3 = p2;
+          p2 = p1;
+          p1 = z * Math.sqrt(2.0 / (j + 1)) * p2 - Math.sqrt((double) j / (j + 1)) * p3;
+        }
+        pp = Math.sqrt(2.0 * n) * p2;
+        double previous = z;
+        z = previous - p1 / pp;
+        if (Math.abs(z - previous) <= 1e-15 * Math.max(1, Math.abs(z))) {
+          break;
+        }
+      }
+      x[i] = z;
+      x[n - 1 - i] = -z;
+      w[i] = 2 / (pp * pp);
+      w[n - 1 - i] = w[i];
+    }
+    // From the weight exp(-x^2) to the standard normal density.
+    double[] nodes = new double[n];
+    double[] weights = new double[n];
+    for (int i = 0; i < n; i++) {
+      nodes[i] = Math.sqrt(2) * x[n - 1 - i];
+      weights[i] = w[n - 1 - i] / Math.sqrt(Math.PI);
+    }
+    return new double[][] {nodes, weights};
+  }
+
+  /** A user function pair's layer: each rule is a {@link Expr#call} of a quadrature. */
+  static final class QuadratureLayer extends Elementwise.Nonlinearity {
+    private final DoubleUnaryOperator phi;
+    private final double[] nodes;
+    private final double[] weights;
+    private final Expr.Callback nngp;
+    private final Expr.Callback dot;
+
+    QuadratureLayer(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, int deg) {
+      super(new LayerType.Arguments(QUADRATURE, Map.of("phi", "java function " + Integer.toHexString(
+          System.identityHashCode(phi)), "dphi", "java function " + Integer.toHexString(System.identityHashCode(dphi)),
+          "deg", deg)));
+      this.phi = phi;
+      double[][] rule = gaussHermite(deg);
+      this.nodes = rule[0];
+      this.weights = rule[1];
+      this.nngp = (k, q1, q2) -> expectation(phi, k, q1, q2);
+      this.dot = (k, q1, q2) -> expectation(dphi, k, q1, q2);
+    }
+
+    /**
+     * {@code E[f(u) f(v)]} for {@code (u, v)} of covariance {@code [[q1, k], [k, q2]]}, factored on
+     * the larger variance: the same rule for {@code (q1, q2)} and {@code (q2, q1)}, so the kernel is
+     * exactly symmetric (the {@code cpu} backend computes one triangle of a symmetric tile).
+     */
+    double expectation(DoubleUnaryOperator f, double k, double q1, double q2) {
+      if (q1 < q2) {
+        double t = q1;
+        q1 = q2;
+        q2 = t;
+      }
+      double su = Math.sqrt(Math.max(q1, 0));
+      double slope = su > 0 ? k / su : 0;
+      double rest = Math.sqrt(Math.max(q2 - slope * slope, 0));
+      double sum = 0;
+      for (int i = 0; i < nodes.length; i++) {
+        double inner = 0;
+        double mean = slope * nodes[i];
+        for (int j = 0; j < nodes.length; j++) {
+          inner += weights[j] * f.applyAsDouble(mean + rest * nodes[j]);
+        }
+        sum += weights[i] * f.applyAsDouble(su * nodes[i]) * inner;
+      }
+      return sum;
+    }
+
+    /** {@code E[phi(u)^2]} for {@code u} of variance {@code q}: the 1-D rule. */
+    double variance(double q) {
+      double s = Math.sqrt(Math.max(q, 0));
+      double sum = 0;
+      for (int i = 0; i < nodes.length; i++) {
+        double y = phi.applyAsDouble(s * nodes[i]);
+        sum += weights[i] * y * y;
+      }
+      return sum;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return map(x, phi);
+    }
+
+    @Override
+    Expr[] pair(Expr k, Expr v1, Expr v2) {
+      return new Expr[] {Expr.call(nngp, k, v1, v2), Expr.call(dot, k, v1, v2)};
+    }
+
+    @Override
+    Expr diagonal(Expr v) {
+      return Expr.call((q, unused1, unused2) -> variance(q), v, v, v);
+    }
+  }
+}
