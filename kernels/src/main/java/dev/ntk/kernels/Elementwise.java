@@ -1086,6 +1086,14 @@ public final class Elementwise {
       return x.mul(x).neg().exp().mul(x.cos().sub(Tensors.mul(x.mul(x.sin()), 2.0)));
     }
 
+    /** {@code f''(x) = exp(-x^2) ((4x^2 - 3) sin x - 4x cos x)}, entry-wise. */
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      NDArray x2 = x.mul(x);
+      NDArray sine = Tensors.add(Tensors.mul(x2, 4.0), -3.0).mul(x.sin());
+      return x2.neg().exp().mul(sine.sub(Tensors.mul(x.mul(x.cos()), 4.0)));
+    }
+
     @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr sum = v1.plus(v2);
@@ -1165,6 +1173,13 @@ public final class Elementwise {
       return degree == 0 ? Tensors.mul(x, 0.0) : Tensors.mul(normalized(x, degree - 1), Math.sqrt(degree));
     }
 
+    /** {@code f''(x) = sqrt(n (n - 1)) h_(n-2)(x)}, entry-wise; 0 for degrees 0 and 1. */
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      return degree < 2 ? Tensors.mul(x, 0.0)
+          : Tensors.mul(normalized(x, degree - 2), Math.sqrt((double) degree * (degree - 1)));
+    }
+
     /** 0 where {@code |v - 1| <= }{@link #UNIT_TOLERANCE}, NaN elsewhere: the square root of a negative number. */
     private static Expr undefinedUnlessUnit(Expr v) {
       Expr root = v.minus(Expr.constant(1)).abs().times(-1).plus(UNIT_TOLERANCE).sqrt();
@@ -1218,6 +1233,12 @@ public final class Elementwise {
 
     /** Always fails: the layer has no finite function. */
     public NDArray derivative(NDArray x) {
+      throw noFiniteNetwork();
+    }
+
+    /** Always fails: the layer has no finite function. */
+    @Override
+    NDArray secondDerivative(NDArray x) {
       throw noFiniteNetwork();
     }
 

@@ -149,6 +149,12 @@ public final class ElementwiseQuadrature {
     public NDArray derivative(NDArray x) {
       return fn.derivative(x);
     }
+
+    /** {@code phi''(x)} entry-wise (at 0 as {@code jax.grad(jax.grad(f))}: see {@link ElementwiseFunction}). */
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      return fn.secondDerivative(x);
+    }
   }
 
   /**

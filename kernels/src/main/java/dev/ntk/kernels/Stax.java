@@ -265,6 +265,24 @@ public final class Stax {
     return UserElementwise.quadrature(phi, dphi, deg);
   }
 
+  /**
+   * {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator,
+   * java.util.function.DoubleUnaryOperator)}: with {@code phi''} for {@link Layer#jet}.
+   */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
+      java.util.function.DoubleUnaryOperator d2phi) {
+    return UserElementwise.quadrature(phi, dphi, d2phi);
+  }
+
+  /**
+   * {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator,
+   * java.util.function.DoubleUnaryOperator, int)}.
+   */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
+      java.util.function.DoubleUnaryOperator d2phi, int deg) {
+    return UserElementwise.quadrature(phi, dphi, d2phi, deg);
+  }
+
   // Convolutions and pooling (Convolutional)
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {

@@ -66,15 +66,6 @@ public final class UserElementwise {
     return new ClosedFormLayer(nngp, phi);
   }
 
-  /** {@code phi} applied to every entry of {@code x}, in its dtype. */
-  static NDArray map(NDArray x, DoubleUnaryOperator phi) {
-    double[] v = Tensors.toDoubles(x);
-    for (int i = 0; i < v.length; i++) {
-      v[i] = phi.applyAsDouble(v[i]);
-    }
-    return Tensors.create(x.getManager(), v, x.getShape(), x.getDataType());
-  }
-
   /** The layer of a user closed form: its rules are the form and its derivative, substituted. */
   static final class ClosedFormLayer extends Elementwise.Nonlinearity {
     private final DoubleUnaryOperator phi;
@@ -149,7 +140,25 @@ public final class UserElementwise {
         throw new IllegalStateException("this Elementwise closed form has no finite network: give the activation "
             + "as well, Stax.elementwise(nngp, phi)");
       }
-      return map(x, phi);
+      return Tensors.map(x, phi);
+    }
+
+    /**
+     * Always fails: a closed form's finite network is {@code phi} alone, so the network's derivatives
+     * (empirical and Monte Carlo NTKs, training) are not defined; use {@link #quadrature} with {@code phi'}.
+     */
+    @Override
+    NDArray derivative(NDArray x) {
+      throw new ModelException(name(), "the derivatives of a network with a user closed form need phi', which "
+          + "Stax.elementwise(nngp, phi) does not take: give the function pair, Stax.elementwise(phi, dphi)");
+    }
+
+    /** Always fails, as {@link #derivative}: a second-order Taylor expansion needs {@code phi''}. */
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      throw new ModelException(name(), "a second-order Taylor expansion (Layer.jet) of a network with a user closed "
+          + "form needs phi'', which Stax.elementwise(nngp, phi) does not take: give the functions, "
+          + "Stax.elementwise(phi, dphi, d2phi)");
     }
 
     @Override
@@ -195,12 +204,31 @@ public final class UserElementwise {
    * host, with a copy out of and back into TensorFlow per layer.
    */
   public static Layer quadrature(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, int deg) {
+    return quadrature(phi, dphi, null, deg);
+  }
+
+  /**
+   * {@link #quadrature(DoubleUnaryOperator, DoubleUnaryOperator, DoubleUnaryOperator, int)} of degree {@link
+   * #DEFAULT_DEGREE}.
+   */
+  public static Layer quadrature(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, DoubleUnaryOperator d2phi) {
+    return quadrature(phi, dphi, d2phi, DEFAULT_DEGREE);
+  }
+
+  /**
+   * {@link #quadrature(DoubleUnaryOperator, DoubleUnaryOperator, int)} with the second derivative
+   * {@code d2phi} as well (null: none), which only the finite network's second-order Taylor pass
+   * ({@link Layer#jet}, {@code Taylor.taylorExpand} at degree 2) uses; without it that pass fails,
+   * naming the layer. It must be pure too.
+   */
+  public static Layer quadrature(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, DoubleUnaryOperator d2phi,
+      int deg) {
     Objects.requireNonNull(phi, "phi");
     Objects.requireNonNull(dphi, "dphi");
     if (deg < 1 || deg > 150) {
       throw new IllegalArgumentException("the quadrature degree must be from 1 to 150, got " + deg);
     }
-    return new QuadratureLayer(phi, dphi, deg);
+    return new QuadratureLayer(phi, dphi, d2phi, deg);
   }
 
   /**
@@ -260,21 +288,37 @@ public final class UserElementwise {
   /** A user function pair's layer: each rule is a {@link Expr#call} of a quadrature. */
   static final class QuadratureLayer extends Elementwise.Nonlinearity {
     private final DoubleUnaryOperator phi;
+    private final DoubleUnaryOperator dphi;
+    /** {@code phi''}, or null where the user gave none. */
+    private final DoubleUnaryOperator d2phi;
     private final double[] nodes;
     private final double[] weights;
     private final Expr.Callback nngp;
     private final Expr.Callback dot;
 
-    QuadratureLayer(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, int deg) {
-      super(new LayerType.Arguments(QUADRATURE, Map.of("phi", "java function " + Integer.toHexString(
-          System.identityHashCode(phi)), "dphi", "java function " + Integer.toHexString(System.identityHashCode(dphi)),
-          "deg", deg)));
+    QuadratureLayer(DoubleUnaryOperator phi, DoubleUnaryOperator dphi, DoubleUnaryOperator d2phi, int deg) {
+      super(new LayerType.Arguments(QUADRATURE, arguments(phi, dphi, d2phi, deg)));
       this.phi = phi;
+      this.dphi = dphi;
+      this.d2phi = d2phi;
       double[][] rule = gaussHermite(deg);
       this.nodes = rule[0];
       this.weights = rule[1];
       this.nngp = (k, q1, q2) -> expectation(phi, k, q1, q2);
       this.dot = (k, q1, q2) -> expectation(dphi, k, q1, q2);
+    }
+
+    /** How the layer is written: each Java function by its identity, {@code d2phi} only where given. */
+    private static Map<String, Object> arguments(DoubleUnaryOperator phi, DoubleUnaryOperator dphi,
+        DoubleUnaryOperator d2phi, int deg) {
+      Map<String, Object> a = new java.util.LinkedHashMap<>();
+      a.put("phi", "java function " + Integer.toHexString(System.identityHashCode(phi)));
+      a.put("dphi", "java function " + Integer.toHexString(System.identityHashCode(dphi)));
+      if (d2phi != null) {
+        a.put("d2phi", "java function " + Integer.toHexString(System.identityHashCode(d2phi)));
+      }
+      a.put("deg", deg);
+      return a;
     }
 
     /**
@@ -316,7 +360,23 @@ public final class UserElementwise {
 
     @Override
     public NDArray apply(Params params, NDArray x) {
-      return map(x, phi);
+      return Tensors.map(x, phi);
+    }
+
+    /** {@code phi'(x)} entry-wise: the user's {@code dphi}. */
+    @Override
+    NDArray derivative(NDArray x) {
+      return Tensors.map(x, dphi);
+    }
+
+    /** {@code phi''(x)} entry-wise: the user's {@code d2phi}; a {@link ModelException} where none was given. */
+    @Override
+    NDArray secondDerivative(NDArray x) {
+      if (d2phi == null) {
+        throw new ModelException(name(), "a second-order Taylor expansion (Layer.jet) of a network with a user "
+            + "function pair needs phi'', which was not given: Stax.elementwise(phi, dphi, d2phi[, deg])");
+      }
+      return Tensors.map(x, d2phi);
     }
 
     @Override

@@ -157,8 +157,8 @@ final class TrainCommand implements Callable<Integer> {
         new Shape(test.shape()));
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     int threads = membersAtOnce(ensemble);
-    if (System.getProperty(Ntk.JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
-      System.setProperty(Ntk.JobOptions.INTRA_OP,
+    if (System.getProperty(JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
+      System.setProperty(JobOptions.INTRA_OP,
           Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / threads)));
     }
     long totalSteps = settings.steps() * ensemble;
@@ -201,7 +201,7 @@ final class TrainCommand implements Callable<Integer> {
 
   /** The times of {@code --t}: finite non-negative numbers of steps. */
   static double[] times(String list) {
-    double[] times = Ntk.PredictCommand.times(list);
+    double[] times = PredictCommand.times(list);
     for (double v : times) {
       if (Double.isInfinite(v)) {
         throw new UsageException("--t must be finite numbers of steps to train, got inf");
@@ -241,7 +241,7 @@ final class TrainCommand implements Callable<Integer> {
     double momentum = opt instanceof Optimizer.Momentum mo ? mo.mass() : 0;
     double largest;
     try {
-      largest = Ntk.LrCommand.largestLearningRate(layer, train, k, momentum);
+      largest = LrCommand.largestLearningRate(layer, train, k, momentum);
     } catch (IllegalArgumentException e) {
       return; // no positive eigenvalue: nothing to compare with
     }
