@@ -807,6 +807,35 @@ class ActivationsTest {
     }
   }
 
+  /**
+   * The second derivatives of the new layers ({@link Layer#jet}'s curvature) against central
+   * differences of their first derivatives; ExpNormalized has none, as it has no finite network.
+   */
+  @Test
+  void secondDerivativesMatchCentralDifferences() {
+    double[] xs = java.util.stream.IntStream.rangeClosed(-30, 30).mapToDouble(i -> i / 10.0 + 0.013).toArray();
+    NDArray x = manager.create(xs);
+    double h = 1e-5;
+    Map<String, Elementwise.Nonlinearity> layers = new java.util.LinkedHashMap<>();
+    layers.put("Gabor", (Elementwise.Nonlinearity) Stax.gabor());
+    for (int n : new int[] {0, 1, 2, 3, 4, 7}) {
+      layers.put("Hermite " + n, (Elementwise.Nonlinearity) Stax.hermite(n));
+    }
+    for (Map.Entry<String, Elementwise.Nonlinearity> l : layers.entrySet()) {
+      Elementwise.Nonlinearity layer = l.getValue();
+      double[] up = layer.derivative(Tensors.add(x, h)).toDoubleArray();
+      double[] down = layer.derivative(Tensors.add(x, -h)).toDoubleArray();
+      double[] d2 = layer.secondDerivative(x).toDoubleArray();
+      for (int i = 0; i < xs.length; i++) {
+        double fd = (up[i] - down[i]) / (2 * h);
+        assertEquals(fd, d2[i], 1e-7 * Math.max(1, Math.abs(fd)), l.getKey() + "'' at " + xs[i]);
+      }
+    }
+    ModelException e = org.junit.jupiter.api.Assertions.assertThrows(ModelException.class,
+        () -> ((Elementwise.Nonlinearity) Stax.expNormalized()).secondDerivative(x));
+    assertTrue(e.getMessage().contains("no finite network"), e.getMessage());
+  }
+
   @Test
   void modelFilesReadTheThirdSetWithNeuralTangentsDefaults() {
     Layer model = ModelSpec.parse("""

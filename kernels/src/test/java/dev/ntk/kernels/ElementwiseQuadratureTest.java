@@ -349,6 +349,46 @@ class ElementwiseQuadratureTest {
     assertEquals(1.0, ((ElementwiseQuadrature.Named) Stax.elementwise("softsign")).derivative(zero).getDouble(0));
   }
 
+  /**
+   * The second derivatives ({@link Layer#jet}'s curvature) against central differences of the first
+   * and against the symbolic derivative of the first ({@link Expr#derivative}), away from the kinks;
+   * at 0 as {@code jax.grad(jax.grad(f))} of the {@code jax.nn} functions.
+   */
+  @Test
+  void secondDerivativesMatchCentralDifferences() {
+    double[] x = {-3.1, -1.0, -0.2, -1e-3, 1e-3, 0.3, 1.7, 4.2};
+    NDArray a = manager.create(x);
+    Expr t = Expr.input("x", Expr.Domain.TILE);
+    for (String name : FUNCTIONS.keySet()) {
+      ElementwiseQuadrature.Named layer = (ElementwiseQuadrature.Named) Stax.elementwise(name);
+      double[] d2 = layer.secondDerivative(a).toDoubleArray();
+      double h = 1e-6;
+      double[] up = layer.derivative(manager.create(java.util.Arrays.stream(x).map(v -> v + h).toArray()))
+          .toDoubleArray();
+      double[] down = layer.derivative(manager.create(java.util.Arrays.stream(x).map(v -> v - h).toArray()))
+          .toDoubleArray();
+      Expr symbolic = layer.fn.derivative(t).derivative(t);
+      for (int i = 0; i < x.length; i++) {
+        assertEquals((up[i] - down[i]) / (2 * h), d2[i], 1e-7, name + "''(" + x[i] + ")");
+        double s = symbolic.substitute(Map.of(t, Expr.constant(x[i]))).value();
+        assertEquals(s, d2[i], 1e-12 * Math.max(1, Math.abs(s)), name + "''(" + x[i] + ") symbolically");
+      }
+      // ElementwiseNumerical's finite network is the same function.
+      double[] numerical = ((ElementwiseQuadrature.Named) Stax.elementwiseNumerical(name, 5)).secondDerivative(a)
+          .toDoubleArray();
+      org.junit.jupiter.api.Assertions.assertArrayEquals(d2, numerical, 0.0, name);
+    }
+    // At 0 as jax.grad(jax.grad(f)): relu 0; elu 1 and selu scale * alpha (where(x > 0, ...) takes the x <= 0
+    // branch); softsign -2 (JAX's abs'(0) = 1: the right-hand limit).
+    NDArray zero = manager.create(new double[] {0.0});
+    assertEquals(0.0, ((ElementwiseQuadrature.Named) Stax.elementwise("relu")).secondDerivative(zero).getDouble(0));
+    assertEquals(1.0, ((ElementwiseQuadrature.Named) Stax.elementwise("elu")).secondDerivative(zero).getDouble(0));
+    assertEquals(SCALE * ALPHA,
+        ((ElementwiseQuadrature.Named) Stax.elementwise("selu")).secondDerivative(zero).getDouble(0), 1e-15);
+    assertEquals(-2.0,
+        ((ElementwiseQuadrature.Named) Stax.elementwise("softsign")).secondDerivative(zero).getDouble(0));
+  }
+
   @Test
   void modelFilesNameTheLayersAndTheirErrors() {
     Layer model = ModelSpec.parse("""

@@ -255,4 +255,48 @@ class UserElementwiseTest {
     MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, 64, 7);
     KernelTesting.assertMatchesMonteCarlo("user tanh", analytic, mc, 2.0 / w, 0.10);
   }
+
+  /**
+   * A function pair's finite derivatives are the user's: {@code dphi} and the optional {@code d2phi}
+   * against central differences; without {@code d2phi} the second-order Taylor pass ({@link
+   * Layer#jet}) fails naming the layer, and a closed form (which has no {@code phi'}) refuses both.
+   */
+  @Test
+  void userFunctionsGiveTheFiniteDerivatives() {
+    DoubleUnaryOperator tanh = Math::tanh;
+    DoubleUnaryOperator dtanh = x -> 1 / (Math.cosh(x) * Math.cosh(x));
+    DoubleUnaryOperator d2tanh = x -> -2 * Math.tanh(x) / (Math.cosh(x) * Math.cosh(x));
+    double[] xs = java.util.stream.IntStream.rangeClosed(-20, 20).mapToDouble(i -> i / 5.0 + 0.013).toArray();
+    NDArray x = manager.create(xs);
+    double h = 1e-5;
+    for (Layer l : List.of(Stax.elementwise(tanh, dtanh, d2tanh), Stax.elementwise(tanh, dtanh, d2tanh, 12))) {
+      Elementwise.Nonlinearity layer = (Elementwise.Nonlinearity) l;
+      double[] d = layer.derivative(x).toDoubleArray();
+      double[] d2 = layer.secondDerivative(x).toDoubleArray();
+      double[] up = layer.apply(Params.EMPTY, Tensors.add(x, h)).toDoubleArray();
+      double[] down = layer.apply(Params.EMPTY, Tensors.add(x, -h)).toDoubleArray();
+      double[] dUp = layer.derivative(Tensors.add(x, h)).toDoubleArray();
+      double[] dDown = layer.derivative(Tensors.add(x, -h)).toDoubleArray();
+      for (int i = 0; i < xs.length; i++) {
+        assertEquals((up[i] - down[i]) / (2 * h), d[i], 1e-7, "phi'(" + xs[i] + ")");
+        assertEquals((dUp[i] - dDown[i]) / (2 * h), d2[i], 1e-7, "phi''(" + xs[i] + ")");
+      }
+      assertTrue(layer.arguments().containsKey("d2phi"), layer.arguments()::toString);
+    }
+    Layer pair = Stax.elementwise(tanh, dtanh);
+    assertTrue(!pair.arguments().containsKey("d2phi"), pair.arguments()::toString);
+    try (NDManager scope = manager.newSubManager()) {
+      Params params = pair.init(new java.util.SplittableRandom(1), List.of(Spec.input(new ai.djl.ndarray.types.Shape(
+          xs.length))), scope, ai.djl.ndarray.types.DataType.FLOAT64);
+      List<NDArray> in = List.of(x);
+      ModelException e = assertThrows(ModelException.class, () -> pair.jet(params, params, in, in, in));
+      assertEquals("Elementwise", e.path());
+      assertTrue(e.getMessage().contains("phi''") && e.getMessage().contains("d2phi"), e.getMessage());
+    }
+    Elementwise.Nonlinearity closed = (Elementwise.Nonlinearity) Stax.elementwise(erf(1, 1, 0), SpecialFunctions::erf);
+    ModelException e1 = assertThrows(ModelException.class, () -> closed.derivative(x));
+    assertTrue(e1.getMessage().startsWith("Elementwise: ") && e1.getMessage().contains("phi'"), e1.getMessage());
+    ModelException e2 = assertThrows(ModelException.class, () -> closed.secondDerivative(x));
+    assertTrue(e2.getMessage().startsWith("Elementwise: ") && e2.getMessage().contains("phi''"), e2.getMessage());
+  }
 }
