@@ -269,8 +269,8 @@ public final class Stax {
    * {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator,
    * java.util.function.DoubleUnaryOperator)}: with {@code phi''} for {@link Layer#jet}.
    */
-  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
-      java.util.function.DoubleUnaryOperator d2phi) {
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi,
+      java.util.function.DoubleUnaryOperator dphi, java.util.function.DoubleUnaryOperator d2phi) {
     return UserElementwise.quadrature(phi, dphi, d2phi);
   }
 
@@ -278,8 +278,8 @@ public final class Stax {
    * {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator,
    * java.util.function.DoubleUnaryOperator, int)}.
    */
-  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
-      java.util.function.DoubleUnaryOperator d2phi, int deg) {
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi,
+      java.util.function.DoubleUnaryOperator dphi, java.util.function.DoubleUnaryOperator d2phi, int deg) {
     return UserElementwise.quadrature(phi, dphi, d2phi, deg);
   }
 
