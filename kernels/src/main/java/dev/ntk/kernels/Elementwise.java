@@ -27,14 +27,15 @@ public final class Elementwise {
   static final double SIGMOID_LIKE_WIDTH = 2.4020563531719796;
 
   public static final LayerType RELU = LayerType.of("Relu", "max(x, 0)", a -> new ABRelu(a, 0, 1),
-      Argument.bool("do_stabilize", false));
+      Argument.addedBool("do_stabilize", false));
   public static final LayerType LEAKY_RELU = LayerType.of("LeakyRelu", "x for x > 0, alpha x otherwise",
-      a -> new ABRelu(a, a.number("alpha"), 1), Argument.number("alpha", 0.01), Argument.bool("do_stabilize", false));
+      a -> new ABRelu(a, a.number("alpha"), 1), Argument.number("alpha", 0.01),
+      Argument.addedBool("do_stabilize", false));
   public static final LayerType ABS = LayerType.of("Abs", "|x|", a -> new ABRelu(a, -1, 1),
-      Argument.bool("do_stabilize", false));
+      Argument.addedBool("do_stabilize", false));
   public static final LayerType AB_RELU = LayerType.of("ABRelu", "a x for x < 0, b x for x > 0",
       a -> new ABRelu(a, a.number("a"), a.number("b")),
-      Argument.requiredNumber("a"), Argument.requiredNumber("b"), Argument.bool("do_stabilize", false));
+      Argument.requiredNumber("a"), Argument.requiredNumber("b"), Argument.addedBool("do_stabilize", false));
   public static final LayerType ERF = LayerType.of("Erf", "a * erf(b * x) + c",
       a -> new Erf(a, a.number("a"), a.number("b"), a.number("c")),
       Argument.number("a", 1.0), Argument.number("b", 1.0), Argument.number("c", 0.0));

@@ -49,9 +49,15 @@ public final class LayerType {
 
   /**
    * One keyword argument: its JSON name, kind, default (null for an optional number that is
-   * absent; {@code required} arguments have none) and, for a choice, the allowed strings.
+   * absent; {@code required} arguments have none), for a choice the allowed strings, and whether a
+   * model file leaves it out at its default ({@code omittedAtDefault}, see {@link #addedBool}).
    */
-  public record Argument(String name, Kind kind, Object defaultValue, boolean required, List<String> choices) {
+  public record Argument(String name, Kind kind, Object defaultValue, boolean required, List<String> choices,
+      boolean omittedAtDefault) {
+    public Argument(String name, Kind kind, Object defaultValue, boolean required, List<String> choices) {
+      this(name, kind, defaultValue, required, choices, false);
+    }
+
     public static Argument number(String name, double defaultValue) {
       return new Argument(name, Kind.NUMBER, defaultValue, false, List.of());
     }
@@ -80,6 +86,15 @@ public final class LayerType {
 
     public static Argument bool(String name, boolean defaultValue) {
       return new Argument(name, Kind.BOOLEAN, defaultValue, false, List.of());
+    }
+
+    /**
+     * A boolean added to a layer type after model files were written with it (neural-tangents'
+     * {@code do_stabilize} on the ReLU family): written only when it is not the default, so that
+     * the files, digests and stored tiles of models that do not use it stay what they were.
+     */
+    public static Argument addedBool(String name, boolean defaultValue) {
+      return new Argument(name, Kind.BOOLEAN, defaultValue, false, List.of(), true);
     }
 
     /** A list of positive integers that must be given (a filter or window shape). */
@@ -429,9 +444,19 @@ public final class LayerType {
       return ((List<Double>) get(name)).stream().mapToDouble(Double::doubleValue).toArray();
     }
 
-    /** The values in declaration order, as a model file writes them. */
+    /**
+     * The values in declaration order, as a model file writes them: every argument, except one
+     * {@link Argument#omittedAtDefault} at its default.
+     */
     public Map<String, Object> asMap() {
-      return values;
+      Map<String, Object> written = new LinkedHashMap<>();
+      for (Argument a : type.arguments()) {
+        Object v = values.get(a.name());
+        if (!(a.omittedAtDefault() && Objects.equals(v, a.defaultValue()))) {
+          written.put(a.name(), v);
+        }
+      }
+      return Collections.unmodifiableMap(written);
     }
   }
 

@@ -513,8 +513,11 @@ class ActivationsTest {
   void modelFilesReadDoStabilize() {
     assertEquals("{\"Relu\":{\"do_stabilize\":true}}",
         ModelSpec.toJson(ModelSpec.parse("{\"Relu\": {\"do_stabilize\": true}}")).replace(" ", ""));
-    assertEquals("{\"ABRelu\":{\"a\":-1.0,\"b\":2.0,\"do_stabilize\":false}}",
-        ModelSpec.toJson(Stax.abRelu(-1, 2)).replace(" ", ""));
+    // Written only when true: models that do not use it keep their text, digest and stored tiles.
+    assertEquals("{\"ABRelu\":{\"a\":-1.0,\"b\":2.0}}", ModelSpec.toJson(Stax.abRelu(-1, 2, false)).replace(" ", ""));
+    assertEquals("{\"Relu\":{}}", ModelSpec.toJson(ModelSpec.parse("{\"Relu\": {\"do_stabilize\": false}}")));
+    assertEquals("{\"ABRelu\":{\"a\":-1.0,\"b\":2.0,\"do_stabilize\":true}}",
+        ModelSpec.toJson(Stax.abRelu(-1, 2, true)).replace(" ", ""));
     assertEquals(ModelSpec.toJson(Stax.leakyRelu(0.3, true)),
         ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {\"alpha\": 0.3, \"do_stabilize\": true}}")));
     assertEquals(ModelSpec.toJson(Stax.abs(true)),

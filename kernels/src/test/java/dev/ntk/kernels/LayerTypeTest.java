@@ -27,7 +27,7 @@ class LayerTypeTest {
     assertEquals(ModelSpec.toJson(ModelSpec.parse(
         "{\"Dense\": {\"out_dim\": 3, \"W_std\": 2, \"parameterization\": \"STANDARD\"}}")),
         ModelSpec.toJson(Stax.dense(3, 2.0, null, Linear.Parameterization.STANDARD)));
-    assertEquals("{\"LeakyRelu\":{\"alpha\":0.01,\"do_stabilize\":false}}", ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {}}")));
+    assertEquals("{\"LeakyRelu\":{\"alpha\":0.01}}", ModelSpec.toJson(ModelSpec.parse("{\"LeakyRelu\": {}}")));
     assertEquals("{\"Erf\":{\"a\":1.0,\"b\":1.0,\"c\":0.0}}", ModelSpec.toJson(Stax.erf()));
     assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"Conv\": {\"out_chan\": 4, \"filter_shape\": [3, 2], "
         + "\"padding\": \"same\", \"b_std\": 0.1}}")),
