@@ -14,7 +14,7 @@ class LayerTypeTest {
     assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
         "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
-        "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial"),
+        "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "ElementwiseNumerical", "Elementwise"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
