@@ -34,6 +34,9 @@ final class Fused {
   /** Vectors per iteration of a generated loop (chunk buffers are padded for them). */
   static final int UNROLL = Integer.getInteger("ntk.cpu.fused.unroll", 2);
 
+  /** The most segment calls per generated method. */
+  private static final int CALLS = 1000;
+
   /** The most steps per generated loop. */
   static final int SEGMENT = Integer.getInteger("ntk.cpu.fused.segment", 16);
 
@@ -123,10 +126,12 @@ final class Fused {
     private final int segments;
     private final int methods;
     private final int[] outputSlots;
+    private final int[][] bindings;
 
-    private Program(Code code, boolean float32, Object constants, int inputSlots, int registers, int[] outputSlots,
-        int steps, int segments, int methods) {
+    private Program(Code code, boolean float32, Object constants, int[][] bindings, int inputSlots, int registers,
+        int[] outputSlots, int steps, int segments, int methods) {
       this.code = code;
+      this.bindings = bindings;
       this.float32 = float32;
       this.constants = constants;
       this.inputSlots = inputSlots;
@@ -164,7 +169,7 @@ final class Fused {
      */
     IntConsumer bind(Object[] slots, int[] offsets) {
       try {
-        return (IntConsumer) code.constructor().invoke(slots, offsets, constants);
+        return (IntConsumer) code.constructor().invoke(slots, offsets, constants, bindings);
       } catch (Throwable t) {
         throw new IllegalStateException("generated kernel loop", t);
       }
@@ -319,8 +324,8 @@ final class Fused {
     Map<String, String> methods = new java.util.LinkedHashMap<>();
     String vector = float32 ? "FloatVector" : "DoubleVector";
     String scalar = float32 ? "float" : "double";
-    StringBuilder calls = new StringBuilder();
-    StringBuilder bindings = new StringBuilder();
+    List<String> calls = new ArrayList<>();
+    List<int[]> bindings = new ArrayList<>();
     for (int s = 0; s < segments; s++) {
       FusedSource.Segment g = new FusedSource.Segment(vector, scalar);
       for (int i = starts[s]; i < starts[s + 1]; i++) {
@@ -351,8 +356,19 @@ final class Fused {
       }
       // Segments of the same shape (the layers of a deep network) share one method.
       String method = methods.computeIfAbsent(g.body(), b -> "m" + methods.size());
-      calls.append("    ").append(method).append("(a, o, c, B[").append(s).append("], n);\n");
-      bindings.append(s == 0 ? "" : ", ").append(g.binding());
+      calls.add("    " + method + "(a, o, c, B[" + s + "], n);\n");
+      bindings.add(g.binding());
+    }
+    // The segment calls, in methods of at most CALLS each: a deep network's quadrature has thousands
+    // of segments, more than one method's 64 KiB of bytecode can call. The bindings are a
+    // constructor argument, not a static initializer, for the same reason.
+    StringBuilder accept = new StringBuilder();
+    StringBuilder callers = new StringBuilder();
+    for (int from = 0; from < calls.size(); from += CALLS) {
+      accept.append("    s").append(from / CALLS).append("(n);\n");
+      callers.append("\n  private void s").append(from / CALLS).append("(int n) {\n");
+      calls.subList(from, Math.min(calls.size(), from + CALLS)).forEach(callers::append);
+      callers.append("  }\n");
     }
     StringBuilder source = new StringBuilder()
         .append("import jdk.incubator.vector.*;\n\n")
@@ -360,12 +376,13 @@ final class Fused {
         .append("  private static final VectorSpecies<").append(float32 ? "Float" : "Double").append("> S = ")
         .append(vector).append(".SPECIES_PREFERRED;\n")
         .append("  private static final int L = S.length();\n")
-        .append("  private static final int[][] B = {").append(bindings).append("};\n")
+        .append("  private final int[][] B;\n")
         .append("  private final Object[] a;\n  private final int[] o;\n  private final ").append(scalar)
         .append("[] c;\n\n")
-        .append("  public ").append(NAME).append("(Object[] a, int[] o, Object c) {\n")
-        .append("    this.a = a;\n    this.o = o;\n    this.c = (").append(scalar).append("[]) c;\n  }\n\n")
-        .append("  @Override\n  public void accept(int n) {\n").append(calls).append("  }\n");
+        .append("  public ").append(NAME).append("(Object[] a, int[] o, Object c, int[][] b) {\n")
+        .append("    this.a = a;\n    this.o = o;\n    this.c = (").append(scalar).append("[]) c;\n")
+        .append("    this.B = b;\n  }\n\n")
+        .append("  @Override\n  public void accept(int n) {\n").append(accept).append("  }\n").append(callers);
     methods.forEach((body, name) -> source.append("\n  private static void ").append(name).append("(Object[] a, int[] o, ")
         .append(scalar).append("[] c, int[] b, int n) {\n").append(body).append("  }\n"));
     source.append("}\n");
@@ -383,8 +400,8 @@ final class Fused {
     } else {
       c = constants.stream().mapToDouble(Double::doubleValue).toArray();
     }
-    Program program = new Program(code, float32, c, inputSlots, registers, outputSlots, n, segments,
-        methods.size());
+    Program program = new Program(code, float32, c, bindings.toArray(new int[0][]), inputSlots, registers,
+        outputSlots, n, segments, methods.size());
     last = program;
     switch (when) {
       case BACKGROUND -> program.start();
@@ -458,7 +475,7 @@ final class Fused {
     try {
       Class<?> type = InMemoryJavac.load(name, source, Fused.class.getClassLoader());
       return MethodHandles.publicLookup().findConstructor(type,
-          MethodType.methodType(void.class, Object[].class, int[].class, Object.class));
+          MethodType.methodType(void.class, Object[].class, int[].class, Object.class, int[][].class));
     } catch (Exception | LinkageError e) {
       unavailable = true;
       LOG.warn("ntk: fused kernel loops could not be compiled, the cpu backend interprets its steps "

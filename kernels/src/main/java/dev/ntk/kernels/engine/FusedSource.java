@@ -111,8 +111,8 @@ final class FusedSource {
       return head + "    for (int k = 0; k < n; k += " + Fused.UNROLL + " * L) {\n" + unrolled + "    }\n";
     }
 
-    String binding() {
-      return binding.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(", ", "{", "}"));
+    int[] binding() {
+      return binding.stream().mapToInt(Integer::intValue).toArray();
     }
   }
 
