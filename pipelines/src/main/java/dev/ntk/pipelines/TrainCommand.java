@@ -254,13 +254,13 @@ final class TrainCommand implements Callable<Integer> {
   }
 
   /**
-   * How many members train at once: one per core, each on one engine thread. A step of the sine
-   * network is dozens of small operations whose cost is mostly their dispatch, which one thread
-   * does at a time: on 2 cores (loaded by other jobs), 4 networks of width 512 took 71 steps/s
-   * two at a time against 40 steps/s one at a time on both cores.
+   * How many members train at once: one, on all cores. Measured with {@code bench/train.sh}'s
+   * ensemble runs (4 networks of the sine example, 30 steps each, warm JVM, a 2-core EPYC loaded by
+   * other jobs, three alternating runs): width 512, 33 to 42 steps/s one at a time on both cores
+   * against 19 to 23 two at a time on one core each; width 2048, 5.1 against 4.8.
    */
   static int membersAtOnce(int members) {
-    return Math.min(members, Runtime.getRuntime().availableProcessors());
+    return 1;
   }
 
   /** {@code (len(t), K, rows, k)} from each member's outputs at each time. */
