@@ -109,7 +109,11 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
-  /** Above this many training rows the learning rate is not checked (the check eigendecomposes their NTK). */
+  /**
+   * Above this many training rows the learning rate is not checked: the check computes their
+   * infinite NTK and its largest eigenvalue. Inputs with pixels are not checked either (an image
+   * model's NTK can take far longer than the training).
+   */
   static final int LR_CHECK_ROWS = 4096;
 
   @Override
@@ -234,9 +238,11 @@ final class TrainCommand implements Callable<Integer> {
    * Warns on stderr if the learning rate is above the largest stable one of gradient descent on
    * MSE ({@code ntk lr}'s, with the momentum's mass): the bound of plain and heavy-ball steps on
    * the infinite network's NTK, which Adam's rescaled steps and cross-entropy do not follow.
+   * Vector inputs of at most {@link #LR_CHECK_ROWS} rows only.
    */
   private void warnAboveLargestStableRate(Layer layer, NpyArray train, int k, Optimizer opt, Loss lossFn) {
-    if (lossFn != Loss.MSE || opt instanceof Optimizer.Adam || train.shape()[0] > LR_CHECK_ROWS) {
+    if (lossFn != Loss.MSE || opt instanceof Optimizer.Adam || train.shape()[0] > LR_CHECK_ROWS
+        || train.ndim() > 2) {
       return;
     }
     double momentum = opt instanceof Optimizer.Momentum mo ? mo.mass() : 0;
