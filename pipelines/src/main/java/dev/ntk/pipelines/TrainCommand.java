@@ -155,17 +155,17 @@ final class TrainCommand implements Callable<Integer> {
           + y.shapeString() + ")");
     }
     int batch = batch(n);
+    int threads = membersAtOnce(ensemble);
+    if (System.getProperty(Ntk.JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
+      System.setProperty(Ntk.JobOptions.INTRA_OP,
+          Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / threads)));
+    }
     warnAboveLargestStableRate(layer, train, k, opt, lossFn);
 
     Trainer.Settings settings = new Trainer.Settings(lossFn, opt, learningRate, batch, times);
     Trainer.Data data = new Trainer.Data(train.data(), new Shape(train.shape()), y.data(), k, test.data(),
         new Shape(test.shape()));
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
-    int threads = membersAtOnce(ensemble);
-    if (System.getProperty(Ntk.JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
-      System.setProperty(Ntk.JobOptions.INTRA_OP,
-          Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / threads)));
-    }
     long totalSteps = settings.steps() * ensemble;
     AtomicLong done = new AtomicLong();
     long bytes = (long) dtype.bytes() * times.length * ensemble * (n + m) * k;
