@@ -56,6 +56,7 @@ class DerivativesTest {
         of("Dense", Stax.dense(4, 1.5, 0.1), vec),
         of("Dense without bias", Stax.dense(4, 1.3, null), vec),
         of("Dense standard", Stax.dense(4, 1.3, 0.2, Linear.Parameterization.STANDARD), vec),
+        of("Dense wider than its batch", Stax.dense(9, 1.1, 0.1), new Shape(7)),
         of("Flatten", Stax.flatten(), new Shape(3, 2, 2)),
         of("Identity", Stax.identity(), vec),
         of("Conv SAME", Stax.conv(3, ints(3, 2), null, "SAME", 1.2, 0.1), img),

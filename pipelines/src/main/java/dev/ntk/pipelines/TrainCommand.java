@@ -110,7 +110,11 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
-  /** Above this many training rows the learning rate is not checked (the check eigendecomposes their NTK). */
+  /**
+   * Above this many training rows the learning rate is not checked: the check computes their
+   * infinite NTK and its largest eigenvalue. Inputs with pixels are not checked either (an image
+   * model's NTK can take far longer than the training).
+   */
   static final int LR_CHECK_ROWS = 4096;
 
   @Override
@@ -150,17 +154,17 @@ final class TrainCommand implements Callable<Integer> {
           + y.shapeString() + ")");
     }
     int batch = batch(n);
+    int threads = membersAtOnce(ensemble);
+    if (System.getProperty(JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
+      System.setProperty(JobOptions.INTRA_OP,
+          Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / threads)));
+    }
     warnAboveLargestStableRate(layer, train, k, opt, lossFn);
 
     Trainer.Settings settings = new Trainer.Settings(lossFn, opt, learningRate, batch, times);
     Trainer.Data data = new Trainer.Data(train.data(), new Shape(train.shape()), y.data(), k, test.data(),
         new Shape(test.shape()));
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
-    int threads = membersAtOnce(ensemble);
-    if (System.getProperty(JobOptions.INTRA_OP) == null) { // before the engine loads: members share the cores
-      System.setProperty(JobOptions.INTRA_OP,
-          Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / threads)));
-    }
     long totalSteps = settings.steps() * ensemble;
     AtomicLong done = new AtomicLong();
     long bytes = (long) dtype.bytes() * times.length * ensemble * (n + m) * k;
@@ -233,9 +237,11 @@ final class TrainCommand implements Callable<Integer> {
    * Warns on stderr if the learning rate is above the largest stable one of gradient descent on
    * MSE ({@code ntk lr}'s, with the momentum's mass): the bound of plain and heavy-ball steps on
    * the infinite network's NTK, which Adam's rescaled steps and cross-entropy do not follow.
+   * Vector inputs of at most {@link #LR_CHECK_ROWS} rows only.
    */
   private void warnAboveLargestStableRate(Layer layer, NpyArray train, int k, Optimizer opt, Loss lossFn) {
-    if (lossFn != Loss.MSE || opt instanceof Optimizer.Adam || train.shape()[0] > LR_CHECK_ROWS) {
+    if (lossFn != Loss.MSE || opt instanceof Optimizer.Adam || train.shape()[0] > LR_CHECK_ROWS
+        || train.ndim() > 2) {
       return;
     }
     double momentum = opt instanceof Optimizer.Momentum mo ? mo.mass() : 0;
@@ -253,13 +259,13 @@ final class TrainCommand implements Callable<Integer> {
   }
 
   /**
-   * How many members train at once: one per core, each on one engine thread. A step of the sine
-   * network is dozens of small operations whose cost is mostly their dispatch, which one thread
-   * does at a time: on 2 cores (loaded by other jobs), 4 networks of width 512 took 71 steps/s
-   * two at a time against 40 steps/s one at a time on both cores.
+   * How many members train at once: one, on all cores. Measured with {@code bench/train.sh}'s
+   * ensemble runs (4 networks of the sine example, 30 steps each, warm JVM, a 2-core EPYC loaded by
+   * other jobs, three alternating runs): width 512, 33 to 42 steps/s one at a time on both cores
+   * against 19 to 23 two at a time on one core each; width 2048, 5.1 against 4.8.
    */
   static int membersAtOnce(int members) {
-    return Math.min(members, Runtime.getRuntime().availableProcessors());
+    return 1;
   }
 
   /** {@code (len(t), K, rows, k)} from each member's outputs at each time. */

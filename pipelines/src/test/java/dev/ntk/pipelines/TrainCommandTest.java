@@ -92,16 +92,21 @@ class TrainCommandTest {
     assertArrayEquals(Arrays.copyOfRange(test, 0, 8), Arrays.copyOfRange(linTest, 0, 8), 1e-12);
   }
 
-  /** --width widens the hidden layers and keeps the readout; minibatches; a warning above the stable rate. */
+  /**
+   * --width widens the hidden layers and keeps the readout; minibatches; float32; a warning above
+   * the stable rate.
+   */
   @Test
   void widthBatchesAndTheLearningRateWarning() throws IOException {
     Result r = ntk("train", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest, "--width", 64,
-        "--optimizer", "sgd", "--batch-size", 2, "--learning-rate", 1000, "--t", 3, "--out", out);
+        "--optimizer", "sgd", "--batch-size", 2, "--learning-rate", 1000, "--t", 3, "--dtype", "float32",
+        "--out", out);
     assertEquals(0, r.status(), r.err());
     assertTrue(r.out().contains("of width 64") && r.out().contains("(batches of 2)"), r.out());
     assertTrue(r.err().contains("warning: --learning-rate 1000.0 is above the largest stable learning rate"),
         r.err());
     assertEquals(List.of(1L, 1L, 4L, 1L), shape(out.resolve("test.npy")));
+    assertEquals(NpyDType.FLOAT32, Npy.readHeader(out.resolve("test.npy")).dtype());
   }
 
   @Test

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
  * bias) and in variance within a factor of 2, at every test point, at initialization and after 50
  * and 100 steps.
  *
- * <p>Sized to run in seconds: {@value #K} networks of width {@value #WIDTH} (the issue's figure
+ * <p>Sized to run well under a minute on 2 cores: {@value #K} networks of width {@value #WIDTH} (the issue's figure
  * uses 2048; the deviation of a finite network's NTK from its limit shrinks like {@code
  * 1/sqrt(width)}, and at 512 it is below the sampling error of 32 networks). With seeds 0..31 the
  * largest mean deviation is 2.3 sampling errors and the variance ratios lie in [0.58, 1.46].
