@@ -446,14 +446,14 @@ public final class LayerType {
 
     /**
      * The values in declaration order, as a model file writes them: every argument, except one
-     * {@link Argument#omittedAtDefault} at its default.
+     * {@link Argument#omittedAtDefault} at its default (a layer made in Java, not read from a file,
+     * writes the values it was given).
      */
     public Map<String, Object> asMap() {
-      Map<String, Object> written = new LinkedHashMap<>();
+      Map<String, Object> written = new LinkedHashMap<>(values);
       for (Argument a : type.arguments()) {
-        Object v = values.get(a.name());
-        if (!(a.omittedAtDefault() && Objects.equals(v, a.defaultValue()))) {
-          written.put(a.name(), v);
+        if (a.omittedAtDefault() && Objects.equals(values.get(a.name()), a.defaultValue())) {
+          written.remove(a.name());
         }
       }
       return Collections.unmodifiableMap(written);
