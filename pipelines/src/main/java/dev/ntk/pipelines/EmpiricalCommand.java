@@ -12,6 +12,7 @@ import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Params;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.transforms.ParamsFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -30,7 +31,8 @@ import picocli.CommandLine.Option;
  * one finite network of the model ({@link EmpiricalKernels}), averaged over the output entries
  * (neural-tangents' {@code trace_axes=(-1,)}) unless {@code --keep-channels}, computed in-process
  * by the chosen implementation. The parameters are drawn by the model's {@code init} with {@code
- * --seed}; {@code --params} (a parameters file) is not read yet.
+ * --seed}, or read from a parameters file ({@code --params}, {@link ParamsFiles}) for the model
+ * and the per-example shape of {@code --x1}; both at once are refused.
  */
 @Command(name = "empirical", mixinStandardHelpOptions = true,
     description = "Empirical NNGP and NTK of one finite network: writes DIR/nngp.npy and DIR/ntk.npy (N1, N2).")
@@ -40,7 +42,8 @@ final class EmpiricalCommand implements Callable<Integer> {
   @CommandLine.Mixin KernelInputs inputs;
 
   @Option(names = "--params", paramLabel = "P.npz",
-      description = "The network's parameters (default: drawn by the model's init with --seed).")
+      description = "The network's parameters, a parameters file as ntk init and ntk train --params-out write "
+          + "(default: drawn by the model's init with --seed; not both).")
   Path params;
 
   @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0",
@@ -78,6 +81,10 @@ final class EmpiricalCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new UsageException("--implementation: " + e.getMessage());
     }
+    if (params != null && spec.commandLine().getParseResult().hasMatchedOption("--seed")) {
+      throw new UsageException("--params " + params + " and --seed: the parameters are read from the file or "
+          + "drawn with the seed, not both; leave out one");
+    }
     Layer layer = InputChecks.model(inputs.model).layer();
     KernelInputs.Inputs x = inputs.read(layer);
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
@@ -91,7 +98,7 @@ final class EmpiricalCommand implements Callable<Integer> {
     long bytes = kernels.size() * x.n1() * x.n2() * (keepChannels ? channels * channels : 1) * dtype.bytes();
     long start = System.nanoTime();
     try (NDManager m = Tensors.newManager()) {
-      Params theta = params == null ? layer.init(seed, perExample, m, type) : loadParams(params);
+      Params theta = params == null ? layer.init(seed, perExample, m, type) : read(layer, perExample, m, type);
       NDArray x1 = Tensors.create(m, x.x1().data(), new Shape(x.x1().shape()), type);
       NDArray x2 = x.x2() == null ? null : Tensors.create(m, x.x2().data(), new Shape(x.x2().shape()), type);
       try (Outputs outputs = Outputs.open(out, "empirical", bytes)) {
@@ -125,9 +132,12 @@ final class EmpiricalCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** The parameters in {@code file}: to be connected to the {@code .npz} parameters format. */
-  static Params loadParams(Path file) {
-    throw new UsageException("--params " + file + ": reading a parameters file is not yet supported; "
-        + "leave out --params to draw the parameters with --seed");
+  /** The parameters of {@code --params}; a file that cannot be read is a usage error naming the option. */
+  private Params read(Layer layer, Shape perExample, NDManager m, DataType type) {
+    try {
+      return ParamsFiles.read(layer, perExample, params, m, type);
+    } catch (IOException e) {
+      throw new UsageException("--params " + params + ": " + Outputs.reason(e));
+    }
   }
 }

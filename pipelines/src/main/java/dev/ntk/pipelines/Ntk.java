@@ -9,6 +9,7 @@ import dev.ntk.kernels.predict.GpPosterior;
 import dev.ntk.kernels.predict.GradientDescent;
 import dev.ntk.runners.Runners;
 import dev.ntk.transforms.NonFiniteKernelException;
+import dev.ntk.transforms.ParamsFileException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -91,8 +92,8 @@ public final class Ntk implements Runnable {
   }
 
   /**
-   * One line for a failure: exit 2 for what a user can cause or fix (bad input, an I/O failure
-   * with its path and reason, a non-finite kernel), 1 for anything else. The stack trace follows
+   * One line for a failure: exit 2 for what a user can cause or fix (bad input, a parameters file
+   * that does not fit the model, an I/O failure with its path and reason, a non-finite kernel), 1 for anything else. The stack trace follows
    * only with {@code --verbose}.
    */
   static int handle(Throwable e, PrintStream err, boolean verbose) {
@@ -104,7 +105,7 @@ public final class Ntk implements Runnable {
       } else if (t instanceof GradientDescent.LimitException) {
         message = t.getMessage().replace("max_steps", "--max-steps");
       } else if (t instanceof UsageException || t instanceof ModelException
-          || t instanceof NonFiniteKernelException) {
+          || t instanceof NonFiniteKernelException || t instanceof ParamsFileException) {
         message = t.getMessage();
       } else if (t instanceof IOException io) {
         message = "I/O error: " + Outputs.reason(io);

@@ -2,6 +2,7 @@ package dev.ntk.pipelines;
 
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -13,11 +14,15 @@ import dev.ntk.kernels.predict.Loss;
 import dev.ntk.kernels.train.Ensemble;
 import dev.ntk.kernels.train.Optimizer;
 import dev.ntk.kernels.train.Trainer;
+import dev.ntk.transforms.ParamsFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -34,7 +39,10 @@ import picocli.CommandLine.Option;
  * (len(t), K, N_test, out)} and {@code DIR/train.npy} of shape {@code (len(t), K, N_train, out)},
  * both or neither ({@link Outputs}). {@code --t} and {@code --learning-rate} mean what they mean
  * to {@code ntk predict}: under MSE, {@code t} steps of size {@code lr} approach the infinite
- * ensemble that {@code ntk predict --get ntk --t t --learning-rate lr} describes.
+ * ensemble that {@code ntk predict --get ntk --t t --learning-rate lr} describes. With {@code
+ * --params-out P.npz} it also writes each member's trained parameters as a parameters file
+ * ({@link ParamsFiles}): {@code P.npz} for one member, {@code P-0.npz}, {@code P-1.npz}, ... for
+ * more, with the other outputs, all or nothing.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
     description = "Trains an ensemble of finite networks: writes DIR/test.npy (len(t), K, N_test, out) and "
@@ -101,7 +109,10 @@ final class TrainCommand implements Callable<Integer> {
       description = "float64 (default) or float32: the parameters, the training and the outputs.")
   NpyDType dtype;
 
-  @Option(names = "--params-out", paramLabel = "P.npz", description = "Also write the trained parameters.")
+  @Option(names = "--params-out", paramLabel = "P.npz",
+      description = "Also write each network's parameters after the last --t (a whole number of steps) as a "
+          + "parameters file: P.npz with --ensemble 1, else P-0.npz, P-1.npz, ... (seeds S, S+1, ...); with "
+          + "--linearized the parameters p of the linearization. Written with DIR's outputs, all or nothing.")
   Path paramsOut;
 
   @Option(names = "--verbose", description = "Print the stack trace of a failure.")
@@ -138,6 +149,7 @@ final class TrainCommand implements Callable<Integer> {
       throw new UsageException((e.getMessage().startsWith("unknown loss") ? "--loss: " : "--optimizer: ")
           + e.getMessage().replace("momentum mass", "--mass"));
     }
+    List<Path> paramsFiles = paramsFiles(times);
     Model parsed = InputChecks.model(model);
     Layer layer = (width == null ? parsed : McCommand.withWidth(parsed, width, true)).layer();
     NpyArray train = InputChecks.inputs("--x-train", xTrain);
@@ -169,18 +181,48 @@ final class TrainCommand implements Callable<Integer> {
     AtomicLong done = new AtomicLong();
     long bytes = (long) dtype.bytes() * times.length * ensemble * (n + m) * k;
     Layer trained = layer;
+    List<Path> beside = new ArrayList<>(); // the parameters files, staged beside their targets
     long start = System.nanoTime();
     try (Outputs outputs = Outputs.open(out, "train", bytes)) {
       outputs.produce("train", List.of("train.npy", "test.npy"), List.of("train.npy", "test.npy"), staging -> {
         Trainer.Outputs[] runs;
         try (Progress.Display progress = Ntk.progress.start(totalSteps, done::get, "steps")) {
           runs = Ensemble.train(trained, linearized, seed, ensemble, data, settings, type, threads,
-              done::addAndGet, paramsOut == null ? null : (member, params) -> saveParams(staging, member, params));
+              done::addAndGet, paramsOut == null ? null : (member, params) -> saveParams(trained, staging, member,
+                  params));
         }
         write(staging.resolve("train.npy"), runs, times.length, n, k, true);
         write(staging.resolve("test.npy"), runs, times.length, m, k, false);
+        for (int member = 0; member < paramsFiles.size(); member++) {
+          Path target = paramsFiles.get(member).toAbsolutePath();
+          try { // may copy across file systems: to a temporary name, renamed once DIR's outputs are in place
+            Files.createDirectories(target.getParent());
+            beside.add(Files.move(staging.resolve(staged(member)),
+                target.resolveSibling(AtomicFiles.temporaryName(target.getFileName().toString()))));
+          } catch (IOException e) {
+            throw new UsageException("--params-out " + paramsFiles.get(member) + ": " + Outputs.reason(e)
+                + " (nothing was written)");
+          }
+        }
         return null;
       });
+      for (int member = 0; member < beside.size(); member++) {
+        try {
+          Files.move(beside.get(member), paramsFiles.get(member).toAbsolutePath(), StandardCopyOption.ATOMIC_MOVE,
+              StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+          throw new UsageException("--params-out " + paramsFiles.get(member) + ": " + Outputs.reason(e)
+              + "; DIR's outputs and the parameters files before it were written");
+        }
+      }
+    } finally {
+      for (Path p : beside) {
+        try {
+          Files.deleteIfExists(p);
+        } catch (IOException e) {
+          // a hidden temporary file of ntk's; the failure that led here is what the user needs to read
+        }
+      }
     }
     double seconds = (System.nanoTime() - start) / 1e9;
     PrintWriter w = spec.commandLine().getOut();
@@ -192,6 +234,9 @@ final class TrainCommand implements Callable<Integer> {
     for (String f : List.of("train.npy", "test.npy")) {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }
+    for (int member = 0; member < paramsFiles.size(); member++) {
+      w.println("wrote " + paramsFiles.get(member) + ": the parameters of the network of seed " + (seed + member));
+    }
     return 0;
   }
 
@@ -199,8 +244,63 @@ final class TrainCommand implements Callable<Integer> {
    * Writes member {@code member}'s trained parameters ({@code --params-out}) into the staging
    * directory; called from the member's thread once it is trained.
    */
-  private void saveParams(Path staging, int member, Params params) {
-    throw new UsageException("--params-out " + paramsOut + ": not yet supported");
+  private static void saveParams(Layer layer, Path staging, int member, Params params) {
+    try {
+      ParamsFiles.write(layer, params, staging.resolve(staged(member)));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** The name of member {@code member}'s parameters file in the staging directory. */
+  private static String staged(int member) {
+    return "params-" + member + ".npz";
+  }
+
+  /**
+   * The files of {@code --params-out} (none without it), checked before anything is trained: {@code
+   * P.npz} for one member, {@code P-<i>.npz} for member {@code i} of more (a name without {@code
+   * .npz} gets {@code -<i>} at its end), each a file that can be written or replaced, none of them
+   * an output in {@code DIR}.
+   */
+  private List<Path> paramsFiles(double[] times) {
+    if (paramsOut == null) {
+      return List.of();
+    }
+    double last = Arrays.stream(times).max().orElse(0);
+    if (last != Math.floor(last)) {
+      throw new UsageException("--params-out writes the parameters after the last step, but the largest --t, "
+          + last + ", is not a whole number of steps (add " + (long) Math.ceil(last) + " to --t)");
+    }
+    String name = paramsOut.getFileName() == null ? "" : paramsOut.getFileName().toString();
+    List<Path> files = new ArrayList<>();
+    for (int member = 0; member < ensemble; member++) {
+      files.add(ensemble == 1 ? paramsOut : paramsOut.resolveSibling(name.endsWith(".npz")
+          ? name.substring(0, name.length() - 4) + "-" + member + ".npz" : name + "-" + member));
+    }
+    Path dir = out.toAbsolutePath().normalize();
+    for (Path file : files) {
+      Path target = file.toAbsolutePath().normalize();
+      String why = Files.isDirectory(target) ? "is a directory, expected the .npz file to write"
+          : Files.exists(target) && !Files.isRegularFile(target) ? "is not a regular file"
+          : Files.exists(target) && !Files.isWritable(target) ? "is read-only"
+          : target.getParent() == null ? "is not a file"
+          : target.getParent().equals(dir) && (List.of("train.npy", "test.npy").contains(
+              target.getFileName().toString()) || target.getFileName().toString().startsWith("train.manifest"))
+              ? "is one of the outputs in --out" : null;
+      if (why == null) {
+        Path parent = target.getParent();
+        while (parent != null && !Files.exists(parent)) {
+          parent = parent.getParent();
+        }
+        why = parent == null || !Files.isDirectory(parent) ? "cannot be created: " + parent + " is not a directory"
+            : !Files.isWritable(parent) ? "cannot be written: " + parent + " is read-only" : null;
+      }
+      if (why != null) {
+        throw new UsageException("--params-out: " + file + " " + why + " (nothing was trained)");
+      }
+    }
+    return files;
   }
 
   /** The times of {@code --t}: finite non-negative numbers of steps. */

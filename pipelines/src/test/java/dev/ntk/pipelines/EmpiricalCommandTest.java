@@ -98,13 +98,82 @@ class EmpiricalCommandTest {
     assertEquals(NpyDType.FLOAT32, Npy.readHeader(out.resolve("nngp.npy")).dtype());
   }
 
+  /**
+   * A parameters file from {@code ntk init} gives the kernels of the network that the same seed
+   * draws, in float64 and float32.
+   */
+  @Test
+  void paramsFromInitGiveTheKernelsOfTheSeed() throws IOException {
+    for (String dtype : List.of("float64", "float32")) {
+      Path p = dir.resolve("p-" + dtype + ".npz");
+      Result init = ntk("init", "--model", model, "--input-shape", "4", "--seed", 11, "--dtype", dtype, "--out", p);
+      assertEquals(0, init.status(), init.err());
+      Path fromFile = dir.resolve("file-" + dtype);
+      Path fromSeed = dir.resolve("seed-" + dtype);
+      Result r = ntk("empirical", "--model", model, "--x1", x, "--x2", xTest, "--params", p, "--dtype", dtype,
+          "--out", fromFile);
+      assertEquals(0, r.status(), r.err());
+      assertTrue(r.out().contains("parameters from " + p), r.out());
+      Result s = ntk("empirical", "--model", model, "--x1", x, "--x2", xTest, "--seed", 11, "--dtype", dtype,
+          "--out", fromSeed);
+      assertEquals(0, s.status(), s.err());
+      for (String k : List.of("nngp.npy", "ntk.npy")) {
+        double[] expected = Npy.read(fromSeed.resolve(k)).data();
+        assertArrayEquals(expected, Npy.read(fromFile.resolve(k)).data(), 0, dtype + " " + k);
+        assertEquals(dtype, Npy.readHeader(fromFile.resolve(k)).dtype().typeName());
+      }
+    }
+    // another draw gives other kernels: the file is what is read
+    Path other = dir.resolve("other");
+    assertEquals(0, ntk("empirical", "--model", model, "--x1", x, "--x2", xTest, "--seed", 12, "--out", other)
+        .status());
+    assertFalse(Arrays.equals(Npy.read(other.resolve("ntk.npy")).data(),
+        Npy.read(dir.resolve("file-float64").resolve("ntk.npy")).data()));
+  }
+
+  /**
+   * A parameters file that does not fit the model, or its dtype, exits 2 naming the file and the
+   * array; --params with --seed is refused; nothing is written.
+   */
+  @Test
+  void paramsThatDoNotFitExitTwoNamingTheArray() throws IOException {
+    Path wider = dir.resolve("wider.npz"); // the same model for 5 input features
+    assertEquals(0, ntk("init", "--model", model, "--input-shape", "5", "--out", wider).status());
+    Path deep = Files.writeString(dir.resolve("deep.json"), """
+        {"serial": [{"Dense": {"out_dim": 16, "b_std": 0.1}}, {"Relu": {}}, {"Dense": {"out_dim": 16, "b_std": 0.1}},
+                    {"Relu": {}}, {"Dense": {"out_dim": 3, "b_std": 0.1}}]}""");
+    Path deeper = dir.resolve("deeper.npz"); // another model
+    assertEquals(0, ntk("init", "--model", deep, "--input-shape", "4", "--out", deeper).status());
+    Path fits = dir.resolve("fits.npz");
+    assertEquals(0, ntk("init", "--model", model, "--input-shape", "4", "--out", fits).status());
+    Path none = dir.resolve("none.npz");
+    List<Object[]> cases = List.of(
+        new Object[] {wider + ": array serial[0].Dense/W has shape (5, 16), but the model needs (4, 16)",
+            new Object[] {"--params", wider}},
+        new Object[] {deeper + ": array serial[4].Dense/W is not a parameter of the model",
+            new Object[] {"--params", deeper}},
+        new Object[] {fits + ": array serial[0].Dense/W is float64, but the network is float32",
+            new Object[] {"--params", fits, "--dtype", "float32"}},
+        new Object[] {"not both", new Object[] {"--params", fits, "--seed", 0}},
+        new Object[] {"--params " + none + ": ", new Object[] {"--params", none}});
+    for (Object[] c : cases) {
+      List<Object> args = new ArrayList<>(List.of("empirical", "--model", model, "--x1", x));
+      args.addAll(Arrays.asList((Object[]) c[1]));
+      args.addAll(List.of("--out", out));
+      Result r = ntk(args.toArray());
+      assertEquals(2, r.status(), Arrays.toString((Object[]) c[1]) + ": " + r.err());
+      assertTrue(r.err().contains((String) c[0]), r.err());
+      assertFalse(r.err().contains("\tat ") || r.err().contains("internal error"), r.err());
+      assertFalse(Files.exists(out), "no output directory after " + r.err());
+    }
+  }
+
   @Test
   void badInputIsAUsageErrorWithoutOutputs() throws IOException {
     Path wide = npy("wide.npy", 3, 5, 4);
     Path badModel = Files.writeString(dir.resolve("bad.json"), "{\"serial\": [{\"Dense\": {\"out_dim\": 0}}]}");
     List<Object[]> cases = List.of(
         new Object[] {"--implementation", new Object[] {"--implementation", "exact"}},
-        new Object[] {"not yet supported", new Object[] {"--params", dir.resolve("p.npz")}},
         new Object[] {"--x2", new Object[] {"--x2", wide}},
         new Object[] {"nngp or ntk", new Object[] {"--get", "cov"}},
         new Object[] {"float64", new Object[] {"--dtype", "int8"}});

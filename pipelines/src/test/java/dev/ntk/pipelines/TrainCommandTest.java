@@ -15,6 +15,9 @@ import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.ModelSpec;
 import dev.ntk.kernels.Params;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.kernels.train.Network;
+import dev.ntk.kernels.train.Taylor;
+import dev.ntk.transforms.ParamsFiles;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -109,6 +112,62 @@ class TrainCommandTest {
     assertEquals(NpyDType.FLOAT32, Npy.readHeader(out.resolve("test.npy")).dtype());
   }
 
+  /**
+   * --params-out: one file per member ({@code p-0.npz}, {@code p-1.npz}) that {@link
+   * ParamsFiles#read} accepts and whose network gives the member's test outputs at the last time;
+   * for --linearized the parameters of the linearization around the member's initial ones; one
+   * member writes {@code p.npz} itself, which {@code ntk empirical --params} reads.
+   */
+  @Test
+  void paramsOutHoldsEachMembersTrainedNetwork() throws IOException {
+    Layer layer = ModelSpec.parse(MODEL);
+    for (boolean linearized : List.of(false, true)) {
+      Path o = dir.resolve(linearized ? "lin" : "net");
+      Path p = dir.resolve(linearized ? "params/lin.npz" : "params/net.npz"); // params/ does not exist yet
+      List<Object> args = new ArrayList<>(List.of("train", "--model", model, "--x-train", x, "--y-train", y,
+          "--x-test", xTest, "--ensemble", 2, "--learning-rate", 0.5, "--t", "0,2.5,4", "--seed", 7,
+          "--params-out", p, "--out", o));
+      if (linearized) {
+        args.add("--linearized");
+      }
+      Result r = ntk(args.toArray());
+      assertEquals(0, r.status(), r.err());
+      assertFalse(Files.exists(p), "one file per member, none named " + p);
+      double[] test = Npy.read(o.resolve("test.npy")).data();
+      try (NDManager m = Tensors.newManager()) {
+        var xt = Tensors.create(m, Npy.read(xTest).data(), new Shape(4, 3), DataType.FLOAT64);
+        for (int member = 0; member < 2; member++) {
+          Path file = dir.resolve("params").resolve((linearized ? "lin-" : "net-") + member + ".npz");
+          assertTrue(r.out().contains("wrote " + file + ": the parameters of the network of seed " + (7 + member)),
+              r.out());
+          Params trained = ParamsFiles.read(layer, new Shape(3), file, m, null);
+          Params initial = layer.init(7 + member, new Shape(3), m, DataType.FLOAT64);
+          Network network = linearized ? Taylor.linearize(layer, initial) : Network.of(layer);
+          double[] f = Tensors.toDoubles(network.apply(trained, xt));
+          int last = (2 * 2 + member) * 4; // time index 2 of (3, K = 2, 4, 1)
+          assertArrayEquals(Arrays.copyOfRange(test, last, last + 4), f, 1e-12, "member " + member);
+          double[] f0 = Tensors.toDoubles(layer.apply(initial, xt));
+          assertFalse(Arrays.equals(f0, f), "the trained parameters, not the initial ones");
+        }
+      }
+    }
+    // one member: P.npz itself, read back by ntk empirical
+    Path one = dir.resolve("one.npz");
+    Result r = ntk("train", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest, "--t", 3,
+        "--params-out", one, "--out", out);
+    assertEquals(0, r.status(), r.err());
+    Result e = ntk("empirical", "--model", model, "--x1", xTest, "--get", "nngp", "--params", one, "--out",
+        dir.resolve("emp"));
+    assertEquals(0, e.status(), e.err());
+    double[] f = Arrays.copyOfRange(Npy.read(out.resolve("test.npy")).data(), 0, 4);
+    double[] nngp = Npy.read(dir.resolve("emp").resolve("nngp.npy")).data(); // f f^T, one output
+    for (int i = 0; i < 4; i++) {
+      for (int j = 0; j < 4; j++) {
+        assertEquals(f[i] * f[j], nngp[i * 4 + j], 1e-12 * (1 + Math.abs(f[i] * f[j])));
+      }
+    }
+  }
+
   @Test
   void badInputIsAUsageErrorAndWritesNothing() throws IOException {
     Path y5 = npy("y5.npy", 5, 1, 4);
@@ -127,8 +186,18 @@ class TrainCommandTest {
     bad("--ensemble must be at least 1, got 0", "--y-train", y, "--t", 1, "--ensemble", 0);
     bad("--learning-rate must be a positive number, got -0.1", "--y-train", y, "--t", 1, "--learning-rate", -0.1);
     bad("outputs per example have shape (1), but --y-train " + y2 + " has 2 columns", "--y-train", y2, "--t", 1);
-    bad("--params-out " + dir.resolve("p.npz") + ": not yet supported", "--y-train", y, "--t", 1,
+    bad("--params-out: " + dir + " is a directory", "--y-train", y, "--t", 1, "--params-out", dir);
+    Path taken = Files.createDirectories(dir.resolve("p-1.npz"));
+    bad("--params-out: " + taken + " is a directory", "--y-train", y, "--t", 1, "--ensemble", 2,
         "--params-out", dir.resolve("p.npz"));
+    bad("--params-out: " + out.resolve("test.npy") + " is one of the outputs in --out", "--y-train", y, "--t", 1,
+        "--params-out", out.resolve("test.npy"));
+    Path file = Files.writeString(dir.resolve("file"), "");
+    bad("--params-out: " + file.resolve("p.npz") + " cannot be created: " + file + " is not a directory",
+        "--y-train", y, "--t", 1, "--params-out", file.resolve("p.npz"));
+    bad("the largest --t, 2.5, is not a whole number of steps (add 3 to --t)", "--y-train", y, "--t", "1,2.5",
+        "--params-out", dir.resolve("p.npz"));
+    assertFalse(Files.exists(dir.resolve("p.npz")) || Files.exists(dir.resolve("p-0.npz")));
   }
 
   private void bad(String expected, Object... more) {
