@@ -255,4 +255,21 @@ class UserElementwiseTest {
     MonteCarlo.Estimate mc = MonteCarlo.nngp(model, x1, x2, 64, 7);
     KernelTesting.assertMatchesMonteCarlo("user tanh", analytic, mc, 2.0 / w, 0.10);
   }
+
+  /** The README's example, as written there: the erf form equals Stax.erf(), the tanh pair runs. */
+  @Test
+  void readmeExample() {
+    Layer erf = Stax.elementwise((k, q1, q2) -> {
+      Expr t = k.times(2).div(q1.times(2).plus(1).times(q2.times(2).plus(1)).sqrt());
+      return t.atan2(Expr.constant(1).minus(t.times(t)).sqrt()).times(2 / Math.PI);
+    }, SpecialFunctions::erf);
+    Layer tanh = Stax.elementwise(Math::tanh, x -> 1 / (Math.cosh(x) * Math.cosh(x)), 100);
+    NDArray x = KernelTesting.randomInputs(manager, 4, 3, 5);
+    Kernel user = Stax.serial(Stax.dense(8, 1.5, 0.05), erf, Stax.dense(8, 1.5, 0.05), tanh).kernelFn().apply(x, null);
+    Kernel builtIn = Stax.serial(Stax.dense(8, 1.5, 0.05), Stax.erf(), Stax.dense(8, 1.5, 0.05), tanh).kernelFn()
+        .apply(x, null);
+    for (Get g : Get.values()) {
+      assertTrue(KernelTesting.relativeError(user.get(g).toDoubleArray(), builtIn.get(g).toDoubleArray()) < 1e-12);
+    }
+  }
 }
