@@ -272,4 +272,43 @@ class UserElementwiseTest {
       assertTrue(KernelTesting.relativeError(user.get(g).toDoubleArray(), builtIn.get(g).toDoubleArray()) < 1e-12);
     }
   }
+
+  /**
+   * A user form's NTK factor (its symbolic derivative, through the layer's rule) against central
+   * differences of the layer's own NNGP output in its input covariance, on the hard entries
+   * (equal, opposite, nearly equal and zero inputs): GELU's kernel written by hand.
+   */
+  @Test
+  void userFormsNtkFactorMatchesFiniteDifferencesOfItsNngp() {
+    Layer gelu = Stax.elementwise((k, q1, q2) -> {
+      Expr s12 = q1.plus(1).times(q2.plus(1));
+      Expr d2 = s12.minus(k.times(k));
+      Expr d = d2.sqrt();
+      return k.times(0.25).plus(k.times(k).plus(q1.times(q2).times(d2)).div(s12.times(d)).plus(k.times(k.atan2(d)))
+          .times(1 / (2 * Math.PI)));
+    });
+    RuleTesting.Input in = RuleTesting.hardInput(29);
+    Map<String, double[]> out = RuleTesting.run(gelu, in);
+    for (int e = 0; e < in.nngp().length; e++) {
+      double h = 1e-4;
+      double[] up = in.nngp().clone();
+      double[] down = in.nngp().clone();
+      up[e] += h;
+      down[e] -= h;
+      double plus = RuleTesting.run(gelu, new RuleTesting.Input(up, in.ntk(), in.var1(), in.var2(), in.n1(),
+          in.n2())).get("nngp")[e];
+      double minus = RuleTesting.run(gelu, new RuleTesting.Input(down, in.ntk(), in.var1(), in.var2(), in.n1(),
+          in.n2())).get("nngp")[e];
+      double want = (plus - minus) / (2 * h);
+      assertEquals(want, out.get("ntk")[e] / in.ntk()[e], 1e-7 * Math.max(1, Math.abs(want)), "entry " + e);
+    }
+    // And it is the built-in GELU's.
+    Map<String, double[]> builtIn = RuleTesting.run(Stax.gelu(), in);
+    for (String part : new String[] {"nngp", "ntk", "var1"}) {
+      for (int e = 0; e < builtIn.get(part).length; e++) {
+        assertEquals(builtIn.get(part)[e], out.get(part)[e], 1e-12 * Math.max(1, Math.abs(builtIn.get(part)[e])),
+            part + " " + e);
+      }
+    }
+  }
 }
