@@ -51,7 +51,10 @@ public final class UserElementwise {
   private static final Expr VAR1 = Expr.input("var1", Expr.Domain.ROW);
   private static final Expr VAR2 = Expr.input("var2", Expr.Domain.COL);
 
-  /** A user closed form without a finite network (kernels only; Monte Carlo needs {@link #closedForm(ClosedForm, DoubleUnaryOperator)}). */
+  /**
+   * A user closed form without a finite network: kernels only (Monte Carlo needs {@link
+   * #closedForm(ClosedForm, DoubleUnaryOperator)}).
+   */
   public static Layer closedForm(ClosedForm nngp) {
     return closedForm(nngp, null);
   }
