@@ -254,14 +254,15 @@ public final class Stax {
     return UserElementwise.closedForm(nngp, phi);
   }
 
-  /** {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator)}. */
-  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi) {
+  /** {@link UserElementwise#quadrature}: {@code phi} and its derivative {@code dphi} through quadrature. */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi,
+      java.util.function.DoubleUnaryOperator dphi) {
     return UserElementwise.quadrature(phi, dphi);
   }
 
-  /** {@link UserElementwise#quadrature(java.util.function.DoubleUnaryOperator, java.util.function.DoubleUnaryOperator, int)}. */
-  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi, java.util.function.DoubleUnaryOperator dphi,
-      int deg) {
+  /** {@link UserElementwise#quadrature}: {@code phi} and {@code dphi} through a quadrature of degree {@code deg}. */
+  public static Layer elementwise(java.util.function.DoubleUnaryOperator phi,
+      java.util.function.DoubleUnaryOperator dphi, int deg) {
     return UserElementwise.quadrature(phi, dphi, deg);
   }
 

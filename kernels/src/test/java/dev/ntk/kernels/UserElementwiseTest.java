@@ -245,6 +245,16 @@ class UserElementwiseTest {
           double err = KernelTesting.relativeError(tf.get(g).toDoubleArray(), cpu.get(g).toDoubleArray());
           assertTrue(err < 1e-12, m.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
         }
+        // In float32 the Java functions see float32 operands and their results are rounded to float32.
+        NDArray y1 = x1.toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+        NDArray y2 = other == null ? null : other.toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+        for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+          Kernel single = m.getValue().kernelFn().withBackend(backend).apply(y1, y2);
+          for (Get g : Get.values()) {
+            double err = KernelTesting.relativeError(Tensors.toDoubles(single.get(g)), cpu.get(g).toDoubleArray());
+            assertTrue(err < 1e-5, m.getKey() + " " + g + " in float32 on " + backend + ": off by " + err);
+          }
+        }
       }
     }
     int w = 512;
@@ -298,5 +308,61 @@ class UserElementwiseTest {
     assertTrue(e1.getMessage().startsWith("Elementwise: ") && e1.getMessage().contains("phi'"), e1.getMessage());
     ModelException e2 = assertThrows(ModelException.class, () -> closed.secondDerivative(x));
     assertTrue(e2.getMessage().startsWith("Elementwise: ") && e2.getMessage().contains("phi''"), e2.getMessage());
+  }
+
+  /** The README's example, as written there: the erf form equals Stax.erf(), the tanh pair runs. */
+  @Test
+  void readmeExample() {
+    Layer erf = Stax.elementwise((k, q1, q2) -> {
+      Expr t = k.times(2).div(q1.times(2).plus(1).times(q2.times(2).plus(1)).sqrt());
+      return t.atan2(Expr.constant(1).minus(t.times(t)).sqrt()).times(2 / Math.PI);
+    }, SpecialFunctions::erf);
+    Layer tanh = Stax.elementwise(Math::tanh, x -> 1 / (Math.cosh(x) * Math.cosh(x)), 100);
+    NDArray x = KernelTesting.randomInputs(manager, 4, 3, 5);
+    Kernel user = Stax.serial(Stax.dense(8, 1.5, 0.05), erf, Stax.dense(8, 1.5, 0.05), tanh).kernelFn().apply(x, null);
+    Kernel builtIn = Stax.serial(Stax.dense(8, 1.5, 0.05), Stax.erf(), Stax.dense(8, 1.5, 0.05), tanh).kernelFn()
+        .apply(x, null);
+    for (Get g : Get.values()) {
+      assertTrue(KernelTesting.relativeError(user.get(g).toDoubleArray(), builtIn.get(g).toDoubleArray()) < 1e-12);
+    }
+  }
+
+  /**
+   * A user form's NTK factor (its symbolic derivative, through the layer's rule) against central
+   * differences of the layer's own NNGP output in its input covariance, on the hard entries
+   * (equal, opposite, nearly equal and zero inputs): GELU's kernel written by hand.
+   */
+  @Test
+  void userFormsNtkFactorMatchesFiniteDifferencesOfItsNngp() {
+    Layer gelu = Stax.elementwise((k, q1, q2) -> {
+      Expr s12 = q1.plus(1).times(q2.plus(1));
+      Expr d2 = s12.minus(k.times(k));
+      Expr d = d2.sqrt();
+      return k.times(0.25).plus(k.times(k).plus(q1.times(q2).times(d2)).div(s12.times(d)).plus(k.times(k.atan2(d)))
+          .times(1 / (2 * Math.PI)));
+    });
+    RuleTesting.Input in = RuleTesting.hardInput(29);
+    Map<String, double[]> out = RuleTesting.run(gelu, in);
+    for (int e = 0; e < in.nngp().length; e++) {
+      double h = 1e-4;
+      double[] up = in.nngp().clone();
+      double[] down = in.nngp().clone();
+      up[e] += h;
+      down[e] -= h;
+      double plus = RuleTesting.run(gelu, new RuleTesting.Input(up, in.ntk(), in.var1(), in.var2(), in.n1(),
+          in.n2())).get("nngp")[e];
+      double minus = RuleTesting.run(gelu, new RuleTesting.Input(down, in.ntk(), in.var1(), in.var2(), in.n1(),
+          in.n2())).get("nngp")[e];
+      double want = (plus - minus) / (2 * h);
+      assertEquals(want, out.get("ntk")[e] / in.ntk()[e], 1e-7 * Math.max(1, Math.abs(want)), "entry " + e);
+    }
+    // And it is the built-in GELU's.
+    Map<String, double[]> builtIn = RuleTesting.run(Stax.gelu(), in);
+    for (String part : new String[] {"nngp", "ntk", "var1"}) {
+      for (int e = 0; e < builtIn.get(part).length; e++) {
+        assertEquals(builtIn.get(part)[e], out.get(part)[e], 1e-12 * Math.max(1, Math.abs(builtIn.get(part)[e])),
+            part + " " + e);
+      }
+    }
   }
 }

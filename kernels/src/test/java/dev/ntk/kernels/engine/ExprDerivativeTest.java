@@ -64,6 +64,7 @@ class ExprDerivativeTest {
       if (!op.arithmetic()) {
         continue;
       }
+      assertTrue(op.differentiable(), op + " declares no derivative rule in Expr.Op");
       tested.add(op);
       if (op.binary()) {
         Expr e = X.binary(op, Y);
