@@ -865,7 +865,8 @@ class NtkCommandTest {
     Result p = ntk("predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", bigTest, "--get", "nngp",
         "--tile", 4, "--out", out);
     assertEquals(2, p.status(), p.err());
-    assertTrue(p.err().contains("the test-train nngp kernel entry (2, 0) is ")
+    // every entry of test row 2 is non-finite: whichever of its tiles the workers computed first stops the run
+    assertTrue(p.err().matches("(?s).*the test-train nngp kernel entry \\(2, [0-5]\\) is .*")
         && p.err().contains("first stops being finite at layer serial[0].Dense"), p.err());
     assertNoTrace(p);
     assertFalse(Files.exists(out.resolve("mean.npy")));
