@@ -7,6 +7,8 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.cuda.CudaEngine;
 import dev.ntk.kernels.cuda.HostDevice;
 import dev.ntk.kernels.engine.CpuBackend;
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Schedule;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -16,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -75,8 +78,11 @@ class CudaEngineModelsTest {
   private static void agree(String name, Layer model, long[] shape, int n1, int n2, boolean float32) {
     Plan plan = Plan.compile(model, new Shape(shape), EnumSet.of(Get.NNGP, Get.NTK));
     int d = Math.toIntExact(new Shape(shape).size());
-    double[] x1 = random(n1 * d, 11);
-    double[] x2 = random(n2 * d, 12);
+    agree(name, plan, random(n1 * d, 11), random(n2 * d, 12), n1, n2, float32);
+  }
+
+  /** {@link #agree(String, Layer, long[], int, int, boolean)} on a compiled plan and given inputs. */
+  private static void agree(String name, Plan plan, double[] x1, double[] x2, int n1, int n2, boolean float32) {
     for (boolean same : new boolean[] {true, false}) {
       int m2 = same ? n1 : n2;
       Map<String, double[]> cpu = plan.run(CpuBackend.float64(), x1, same ? null : x2, n1, m2, 1);
@@ -130,6 +136,76 @@ class CudaEngineModelsTest {
       layers[43] = Stax.dense(1, 1.0, null);
       agree("cnn21 " + readout, Stax.serial(layers), new long[] {4, 4, 3}, 3, 2, false);
     }
+  }
+
+  /**
+   * The operations added after the engine (erfc, tanh, atan, integer pow, sign, select) through the
+   * layers that use them: the named functions of ElementwiseNumerical and Elementwise, Gelu,
+   * Sigmoid_like, Gabor, Hermite (on inputs of norm sqrt(d), so that its input variance is 1) and a
+   * user closed form, each group one plan (one compilation per dtype), checked to contain every op.
+   * Not Elementwise {"fn": "tanh"}: its nested quadrature is 8 MB of C, more than gcc compiles in minutes.
+   */
+  @Test
+  void layersOfTheLaterOperationsAgreeWithTheCpuEngine() {
+    Layer named = Stax.serial(Stax.fanOut(8), Stax.parallel(
+        Stax.serial(Stax.dense(6, 1.0, null), Stax.hermite(3)),
+        Stax.serial(Stax.dense(6, 1.3, 0.1), Stax.sigmoidLike()),
+        Stax.serial(Stax.dense(6, 1.2, 0.2), Stax.gelu()),
+        Stax.serial(Stax.dense(6, 1.1, 0.1), Stax.gelu(true)),
+        Stax.serial(Stax.dense(6, 1.4, 0.1), Stax.gabor()),
+        Stax.serial(Stax.dense(6, 1.2, 0.1), Stax.elementwiseNumerical("tanh", 5)),
+        Stax.serial(Stax.dense(6, 1.1, 0.3), Stax.elementwiseNumerical("elu", 5)),
+        Stax.serial(Stax.dense(6, 1.0, 0.1), Stax.elementwise("selu"))), Stax.fanInSum(), Stax.dense(2));
+    // A made-up form (only the engines' agreement matters) whose cov12-derivative needs sign and pow.
+    Layer user = Stax.serial(Stax.dense(6, 1.2, 0.1), Stax.elementwise((k, q1, q2) -> {
+      Expr t = k.div(q1.times(q2).sqrt().plus(1));
+      return t.atan().plus(t.pow(3).times(0.2)).plus(k.abs().times(0.3)).plus(t.tanh().times(0.4))
+          .plus(t.times(-1).erfc().times(0.1)).plus(t.select(t.times(t), t.times(0.5)));
+    }), Stax.dense(1));
+    Set<Expr.Op> ops = EnumSet.noneOf(Expr.Op.class);
+    boolean float32 = true;
+    for (Map.Entry<String, Layer> e : List.of(Map.entry("named functions", named), Map.entry("user closed form", user))) {
+      Plan plan = Plan.compile(e.getValue(), new Shape(5), EnumSet.of(Get.NNGP, Get.NTK));
+      ops.addAll(operations(plan));
+      agree(e.getKey(), plan, unitRows(random(4 * 5, 11), 5), unitRows(random(3 * 5, 12), 5), 4, 3, float32);
+      float32 = false;
+    }
+    assertTrue(ops.containsAll(EnumSet.of(Expr.Op.ERFC, Expr.Op.TANH, Expr.Op.ATAN, Expr.Op.POW, Expr.Op.SIGN,
+        Expr.Op.SELECT)), "the models use " + ops);
+  }
+
+  /** The rows of {@code x} scaled to norm {@code sqrt(d)}: variance 1 after a Dense of W_std 1 and no bias. */
+  private static double[] unitRows(double[] x, int d) {
+    for (int i = 0; i < x.length / d; i++) {
+      double s = 0;
+      for (int k = 0; k < d; k++) {
+        s += x[i * d + k] * x[i * d + k];
+      }
+      double scale = Math.sqrt(d / s);
+      for (int k = 0; k < d; k++) {
+        x[i * d + k] *= scale;
+      }
+    }
+    return x;
+  }
+
+  /** Every operation in the expressions of {@code plan}'s outputs. */
+  private static Set<Expr.Op> operations(Plan plan) {
+    Set<Expr.Op> ops = EnumSet.noneOf(Expr.Op.class);
+    Set<Expr> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    java.util.ArrayDeque<Expr> todo = new java.util.ArrayDeque<>();
+    Schedule s = plan.schedule();
+    for (Map<String, Expr> outputs : List.of(s.outputs(), s.rowOutputs(), s.colOutputs())) {
+      todo.addAll(outputs.values());
+    }
+    while (!todo.isEmpty()) {
+      Expr e = todo.pop();
+      if (seen.add(e)) {
+        ops.add(e.op());
+        todo.addAll(e.operands());
+      }
+    }
+    return ops;
   }
 
   @Test

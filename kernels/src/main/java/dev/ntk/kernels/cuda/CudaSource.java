@@ -232,6 +232,7 @@ public final class CudaSource {
         #endif
         typedef %s real;
         #define NTK_MAX_AXES 8
+        %s
 
         /* The input block of a pair of images (pixels then channels): per pixel, or per pixel pair. */
         NTK_DEVICE void ntk_pixel_gram(const real* a, const real* b, int pixels, int channels, int full, real* out,
@@ -249,7 +250,7 @@ public final class CudaSource {
           }
         }
 
-        """.formatted(BLOCK_THREADS, real);
+        """.formatted(BLOCK_THREADS, real, CudaOps.FUNCTIONS);
   }
 
   private String parameters() {

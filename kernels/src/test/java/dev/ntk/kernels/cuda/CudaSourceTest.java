@@ -105,6 +105,80 @@ class CudaSourceTest {
     }
   }
 
+  /**
+   * The forms of sign, select and pow compiled by the host's C compiler on the values where
+   * {@link Math}'s meaning is easy to miss: signed zeros and NaN keep {@link Math#signum}'s
+   * answers, a NaN or zero condition selects the last operand and a NaN or infinite operand not
+   * selected does not reach the result (to the bit), and an integer power is {@link Math#pow} within
+   * one ulp (the dtype's: float32 rounds the double result, as the {@code cpu} engine).
+   */
+  @Test
+  void signSelectAndPowMeanWhatTheCpuEngineComputes(@TempDir Path dir) throws Exception {
+    double nan = Double.NaN;
+    double inf = Double.POSITIVE_INFINITY;
+    double[] xs = {nan, 0.0, -0.0, 2.5, -3.0, 1e-310, -1e-40, inf, -inf};
+    double[][] selects = {{nan, nan, 2}, {0.0, nan, -1}, {-0.0, inf, 3}, {1e-300, 4, nan}, {2, -0.0, inf},
+        {-1, -inf, -0.0}};
+    double[][] pows = {{-2.5, 3}, {0.7, 2}, {-0.0, 3}, {1.3, -2}, {-1.1, 5}, {10.5, 7}};
+    for (boolean float32 : new boolean[] {false, true}) {
+      String real = float32 ? "float" : "double";
+      StringBuilder c = new StringBuilder("#include <math.h>\n#include <stdio.h>\n#include <string.h>\n"
+          + "#define NTK_DEVICE static\ntypedef " + real + " real;\n" + CudaOps.FUNCTIONS
+          + "static void put(double v) {\n  unsigned long long b;\n  memcpy(&b, &v, 8);\n  printf(\"%llx\\n\", b);\n}\n"
+          + "int main(void) {\n  volatile real a, b, c;\n");
+      List<Double> expected = new ArrayList<>();
+      for (double x : xs) {
+        c.append("  a = ").append(literal(x)).append("; put(").append(CudaOps.expression(Expr.Op.SIGN, float32, "a"))
+            .append(");\n");
+        expected.add(float32 ? (double) Math.signum((float) x) : Math.signum(x));
+      }
+      for (double[] t : selects) {
+        c.append("  a = ").append(literal(t[0])).append("; b = ").append(literal(t[1])).append("; c = ")
+            .append(literal(t[2])).append("; put(").append(CudaOps.expression(Expr.Op.SELECT, float32, "a", "b", "c"))
+            .append(");\n");
+        expected.add(float32 ? Expr.evaluate(Expr.Op.SELECT, (float) t[0], (float) t[1], (float) t[2])
+            : Expr.evaluate(Expr.Op.SELECT, t[0], t[1], t[2]));
+      }
+      for (double[] t : pows) {
+        c.append("  a = ").append(literal(t[0])).append("; b = ").append(literal(t[1])).append("; put(")
+            .append(CudaOps.expression(Expr.Op.POW, float32, "a", "b")).append(");\n");
+        double p = Expr.evaluate(Expr.Op.POW, float32 ? (float) t[0] : t[0], t[1]);
+        expected.add(float32 ? (double) (float) p : p);
+      }
+      c.append("  return 0;\n}\n");
+      Path source = dir.resolve(real + ".c");
+      Path exe = dir.resolve(real);
+      Files.writeString(source, c);
+      run(List.of("gcc", "-std=gnu11", "-O1", "-ffp-contract=off", "-o", exe.toString(), source.toString(), "-lm"));
+      Process p = new ProcessBuilder(exe.toString()).redirectErrorStream(true).start();
+      String[] lines = new String(p.getInputStream().readAllBytes()).trim().split("\n");
+      assertTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0, String.join("\n", lines));
+      assertEquals(expected.size(), lines.length, String.join("\n", lines));
+      for (int k = 0; k < lines.length; k++) {
+        double got = Double.longBitsToDouble(Long.parseUnsignedLong(lines[k], 16));
+        double want = expected.get(k);
+        String what = real + " case " + k + ": C gives " + got + ", Java " + want;
+        if (k >= xs.length + selects.length) {
+          double ulp = float32 ? Math.ulp((float) want) : Math.ulp(want);
+          assertEquals(want, got, ulp, what);
+        } else {
+          assertEquals(0, Double.compare(want, got), what);
+        }
+      }
+    }
+  }
+
+  /** {@code v} as a C expression of type double (NaN and infinities through math.h's macros). */
+  private static String literal(double v) {
+    if (Double.isNaN(v)) {
+      return "NAN";
+    }
+    if (Double.isInfinite(v)) {
+      return v > 0 ? "INFINITY" : "-INFINITY";
+    }
+    return Double.toHexString(v);
+  }
+
   /** {@code nvcc} on the PATH or in /usr/local/cuda*, or null. */
   private static String nvcc() throws IOException {
     for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
