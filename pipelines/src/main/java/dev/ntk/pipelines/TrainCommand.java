@@ -97,7 +97,8 @@ final class TrainCommand implements Callable<Integer> {
       + "parameters instead of the network.")
   boolean linearized;
 
-  @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Seed of the first network (default 0).")
+  @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
+      description = "Seed of the first network (default 0).")
   long seed;
 
   @Option(names = "--width", paramLabel = "W",

@@ -110,7 +110,10 @@ public final class Trainer {
     }
   }
 
-  /** The outputs at each time, in the order asked: {@code train[i]} is {@code N x outputs}, {@code test[i]} {@code M x outputs}. */
+  /**
+   * The outputs at each time, in the order asked: {@code train[i]} is {@code N x outputs}, {@code
+   * test[i]} {@code M x outputs}, row-major.
+   */
   public record Outputs(double[][] train, double[][] test) {}
 
   /**
