@@ -25,8 +25,13 @@ public enum ElementwiseFunction {
 
     @Override
     Expr derivative(Expr x) {
+      return withDerivative(x)[1];
+    }
+
+    @Override
+    Expr[] withDerivative(Expr x) {
       Expr t = x.tanh();
-      return Expr.constant(1).minus(t.times(t));
+      return new Expr[] {t, Expr.constant(1).minus(t.times(t))};
     }
   },
   /** The logistic function {@code 1 / (1 + e^-x)} ({@code jax.nn.sigmoid}). */
@@ -178,6 +183,11 @@ public enum ElementwiseFunction {
 
   /** Its derivative, an entry-wise expression. */
   abstract Expr derivative(Expr x);
+
+  /** {@code {phi(x), phi'(x)}}, sharing what they have in common (one {@code tanh} for both). */
+  Expr[] withDerivative(Expr x) {
+    return new Expr[] {phi(x), derivative(x)};
+  }
 
   /** The model-file name ({@code "fn"}). */
   public String jsonName() {
