@@ -28,14 +28,14 @@ NTK=${NTK:-bin/ntk}
 JAR=pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar
 if [[ -z "${CP:-}" ]]; then
   if [[ ! -f $JAR ]]; then "$NTK" --help >/dev/null; fi
-  CP="$JAR:$(cat pipelines/target/classpath.txt)"
+  CP="bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:$JAR:$(cat pipelines/target/classpath.txt)"
 fi
 JVM_FLAGS=(--add-modules=jdk.incubator.vector --add-opens=java.base/java.nio=ALL-UNNAMED
   --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
   --add-opens=java.base/java.lang.invoke=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dntk.cpu.fused=now)
 mkdir -p "$OUT"
-bench() { TF_CPP_MIN_LOG_LEVEL=2 "$JAVA" "${JVM_FLAGS[@]}" ${JAVA_OPTS:-} -cp "$CP" dev.ntk.pipelines.bench.Bench "$@"; }
+bench() { TF_CPP_MIN_LOG_LEVEL=2 "$JAVA" "${JVM_FLAGS[@]}" ${JAVA_OPTS:-} -cp "$CP" dev.ntk.bench.Bench "$@"; }
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 model() {  # model NAME: writes OUT/NAME.json

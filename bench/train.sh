@@ -6,7 +6,7 @@
 #
 #   WIDTHS="512 2048"  hidden widths (2048 is the example's)    STEPS=50  REPEATS=3  ENSEMBLE=4
 #   OUT=bench/out/train   scratch (git-ignored)
-#   CP  the class path of TrainBench (default: this checkout's pipelines jar and target/classpath.txt)
+#   CP  the class path of TrainBench (default: this checkout's bench and pipelines jars and target/classpath.txt)
 #
 # Prints one RESULT line per measurement. Timings on a shared machine are noisy.
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$ROOT"
 WIDTHS=${WIDTHS:-"512 2048"}; STEPS=${STEPS:-50}; REPEATS=${REPEATS:-3}; ENSEMBLE=${ENSEMBLE:-4}
 OUT=${OUT:-bench/out/train}
 PYTHON=${PYTHON:-python3}
-CP=${CP:-"pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt 2>/dev/null || true)"}
+CP=${CP:-"bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt 2>/dev/null || true)"}
 JAVA=(java --add-modules=jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$CP")
 SINE=examples/sine
 DATA=(--x-train $SINE/x_train.npy --y-train $SINE/y_train.npy --x-test $SINE/x_test.npy)
@@ -33,7 +33,7 @@ for l in dense[:-1]:
 json.dump(m, open(sys.argv[2], "w"))
 PY
   echo "width $W:"
-  "${JAVA[@]}" dev.ntk.pipelines.bench.TrainBench --model "$MODEL" "${DATA[@]}" --steps "$STEPS" \
+  "${JAVA[@]}" dev.ntk.bench.TrainBench --model "$MODEL" "${DATA[@]}" --steps "$STEPS" \
     --repeats "$REPEATS" --save "$OUT/w$W" 2>/dev/null | grep RESULT
   $PYTHON bench/train_numpy.py --model "$MODEL" "${DATA[@]}" --steps "$STEPS" --repeats "$REPEATS" \
     --params "$OUT/w$W"
@@ -41,8 +41,8 @@ PY
   OPENBLAS_NUM_THREADS=1 $PYTHON bench/train_numpy.py --model "$MODEL" "${DATA[@]}" --steps "$STEPS" \
     --repeats "$REPEATS" --params "$OUT/w$W"
   CORES=$(nproc)
-  "${JAVA[@]}" -Dai.djl.tensorflow.num_intraop_threads="$CORES" dev.ntk.pipelines.bench.TrainBench \
+  "${JAVA[@]}" -Dai.djl.tensorflow.num_intraop_threads="$CORES" dev.ntk.bench.TrainBench \
     --model "$MODEL" "${DATA[@]}" --steps "$STEPS" --ensemble "$ENSEMBLE" --at-once 1 2>/dev/null | grep RESULT
-  "${JAVA[@]}" -Dai.djl.tensorflow.num_intraop_threads=1 dev.ntk.pipelines.bench.TrainBench \
+  "${JAVA[@]}" -Dai.djl.tensorflow.num_intraop_threads=1 dev.ntk.bench.TrainBench \
     --model "$MODEL" "${DATA[@]}" --steps "$STEPS" --ensemble "$ENSEMBLE" --at-once "$CORES" 2>/dev/null | grep RESULT
 done

@@ -29,8 +29,13 @@ public enum ElementwiseFunction {
 
     @Override
     Expr derivative(Expr x) {
+      return withDerivative(x)[1];
+    }
+
+    @Override
+    Expr[] withDerivative(Expr x) {
       Expr t = x.tanh();
-      return Expr.constant(1).minus(t.times(t));
+      return new Expr[] {t, Expr.constant(1).minus(t.times(t))};
     }
 
     @Override
@@ -256,6 +261,11 @@ public enum ElementwiseFunction {
 
   /** Its second derivative, an entry-wise expression (at 0 as {@code jax.grad(jax.grad(f))}). */
   abstract Expr secondDerivative(Expr x);
+
+  /** {@code {phi(x), phi'(x)}}, sharing what they have in common (one {@code tanh} for both). */
+  Expr[] withDerivative(Expr x) {
+    return new Expr[] {phi(x), derivative(x)};
+  }
 
   /** The model-file name ({@code "fn"}). */
   public String jsonName() {

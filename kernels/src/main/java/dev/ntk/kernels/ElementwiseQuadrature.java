@@ -193,26 +193,29 @@ public final class ElementwiseQuadrature {
       Expr scale = v1.times(2).max(0).sqrt();
       Expr slope = k.div(v1.times(0.5).max(1e-30).sqrt());
       Expr rest = v2.minus(k.times(k).div(v1)).times(2).max(0).sqrt();
-      return new Expr[] {integrate(fn::phi, scale, slope, rest), integrate(fn::derivative, scale, slope, rest)};
-    }
-
-    private Expr integrate(java.util.function.UnaryOperator<Expr> f, Expr scale, Expr slope, Expr rest) {
       int n = nodes.length;
       Expr[] column = new Expr[n];
       for (int j = 0; j < n; j++) {
         column[j] = rest.times(nodes[j]);
       }
-      Expr sum = Expr.constant(0);
+      // The NNGP and the NTK factor at the same points: f and f' of each point share their work
+      // (tanh's derivative is 1 - tanh^2 of the same value).
+      Expr nngp = Expr.constant(0);
+      Expr dot = Expr.constant(0);
       for (int i = 0; i < n; i++) {
-        Expr row = f.apply(scale.times(nodes[i])).times(weights[i] / Math.PI);
+        Expr[] row = fn.withDerivative(scale.times(nodes[i]));
         Expr shift = slope.times(nodes[i]);
         Expr inner = Expr.constant(0);
+        Expr innerDot = Expr.constant(0);
         for (int j = 0; j < n; j++) {
-          inner = f.apply(shift.plus(column[j])).times(weights[j]).plus(inner);
+          Expr[] f = fn.withDerivative(shift.plus(column[j]));
+          inner = f[0].times(weights[j]).plus(inner);
+          innerDot = f[1].times(weights[j]).plus(innerDot);
         }
-        sum = row.times(inner).plus(sum);
+        nngp = row[0].times(weights[i] / Math.PI).times(inner).plus(nngp);
+        dot = row[1].times(weights[i] / Math.PI).times(innerDot).plus(dot);
       }
-      return sum;
+      return new Expr[] {nngp, dot};
     }
 
     @Override
