@@ -26,7 +26,13 @@ if [[ ! -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
 fi
 mkdir -p "$OUT"
 $NTK --help >/dev/null   # bin/ntk builds if needed, outside the timings
-wall() { local s e; s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1; e=$(date +%s.%N); printf '%.2f\n' "$(echo "$e - $s" | bc)"; }
+# The seconds a command took; its exit status is the command's (its output in $OUT/last.log).
+wall() {
+  local s e rc=0
+  s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1 || rc=$?; e=$(date +%s.%N)
+  printf '%.2f\n' "$(echo "$e - $s" | bc)"
+  return $rc
+}
 field() { grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
 ran() { grep -m1 -E "^(in-process|[A-Za-z]+Runner)" "$OUT/last.log" || true; }
 REPORT="$OUT/section.md"
