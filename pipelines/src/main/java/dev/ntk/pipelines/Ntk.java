@@ -23,7 +23,7 @@ import picocli.CommandLine.Command;
  * {@code ntk kernel}, {@code ntk predict}, {@code ntk mc} and {@code ntk tiles}.
  *
  * <p>Inputs and {@code --out} are checked before anything runs; a usage or input error, an I/O
- * failure or a non-finite kernel prints one line on stderr and exits with 2, an internal failure
+ * failure, a non-finite kernel or a heap too small prints one line on stderr and exits with 2, an internal failure
  * exits with 1; stack traces only with {@code --verbose}. Outputs appear all or nothing ({@link
  * Outputs}); a failed run keeps the tiles it computed.
  */
@@ -93,8 +93,9 @@ public final class Ntk implements Runnable {
 
   /**
    * One line for a failure: exit 2 for what a user can cause or fix (bad input, a parameters file
-   * that does not fit the model, an I/O failure with its path and reason, a non-finite kernel), 1 for anything else. The stack trace follows
-   * only with {@code --verbose}.
+   * that does not fit the model, an I/O failure with its path and reason, a non-finite kernel, a
+   * heap too small for the run), 1 for anything else. The stack trace follows only with {@code
+   * --verbose}.
    */
   static int handle(Throwable e, PrintStream err, boolean verbose) {
     String message = null;
@@ -113,7 +114,7 @@ public final class Ntk implements Runnable {
         message = "out of memory: the JVM's heap is too small for this run (kernel assembly "
             + "holds a band of rows, prediction its train kernel); give it more, e.g. "
             + "JAVA_OPTS=-Xmx16g bin/ntk ...; the tiles computed so far are kept for the rerun";
-        status = 1;
+        status = 2; // the user can fix it: not an internal error
       }
     }
     if (message == null) {

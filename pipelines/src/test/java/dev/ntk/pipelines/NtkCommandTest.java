@@ -1050,6 +1050,17 @@ class NtkCommandTest {
     }
   }
 
+  /** Running out of heap is for the user to fix (a larger -Xmx): exit 2, one line saying how. */
+  @Test
+  void outOfMemoryIsAUserErrorThatSaysWhatToGive() {
+    java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
+    PrintStream err = new PrintStream(buffer, true, StandardCharsets.UTF_8);
+    assertEquals(2, Ntk.handle(new OutOfMemoryError("Java heap space"), err, false));
+    String said = buffer.toString(StandardCharsets.UTF_8);
+    assertEquals(1, said.lines().count(), said);
+    assertTrue(said.startsWith("ntk: out of memory") && said.contains("JAVA_OPTS=-Xmx"), said);
+  }
+
   @Test
   void internalErrorsHaveATraceOnlyWithVerbose() {
     java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
