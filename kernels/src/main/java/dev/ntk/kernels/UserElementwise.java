@@ -238,54 +238,17 @@ public final class UserElementwise {
 
   /**
    * The probabilists' Gauss–Hermite rule of {@code n} nodes, {@code {nodes, weights}}: {@code
-   * sum_i w_i f(z_i)} approximates {@code E[f(z)]} for a standard normal {@code z}. The nodes are
-   * the roots of the orthonormal Hermite polynomial of degree {@code n}, found by Newton's method
-   * from asymptotic first guesses; the weights follow from its derivative there.
+   * sum_i w_i f(z_i)} approximates {@code E[f(z)]} for a standard normal {@code z}: {@link
+   * ElementwiseQuadrature#gaussHermite}'s rule for the weight {@code e^(-x^2)}, its nodes scaled
+   * by {@code sqrt 2} and its weights by {@code 1 / sqrt(pi)}.
    */
   static double[][] gaussHermite(int n) {
-    double[] x = new double[n];
-    double[] w = new double[n];
-    double pim4 = Math.pow(Math.PI, -0.25);
-    double z = 0;
-    for (int i = 0; i < (n + 1) / 2; i++) {
-      if (i == 0) {
-        z = Math.sqrt(2.0 * n + 1) - 1.85575 * Math.pow(2.0 * n + 1, -1.0 / 6);
-      } else if (i == 1) {
-        z -= 1.14 * Math.pow(n, 0.426) / z;
-      } else if (i == 2) {
-        z = 1.86 * z - 0.86 * x[0];
-      } else if (i == 3) {
-        z = 1.91 * z - 0.91 * x[1];
-      } else {
-        z = 2 * z - x[i - 2];
-      }
-      double pp = 0;
-      for (int iteration = 0; iteration < 100; iteration++) {
-        double p1 = pim4;
-        double p2 = 0;
-        for (int j = 0; j < n; j++) {
-          double p3 = p2;
-          p2 = p1;
-          p1 = z * Math.sqrt(2.0 / (j + 1)) * p2 - Math.sqrt((double) j / (j + 1)) * p3;
-        }
-        pp = Math.sqrt(2.0 * n) * p2;
-        double previous = z;
-        z = previous - p1 / pp;
-        if (Math.abs(z - previous) <= 1e-15 * Math.max(1, Math.abs(z))) {
-          break;
-        }
-      }
-      x[i] = z;
-      x[n - 1 - i] = -z;
-      w[i] = 2 / (pp * pp);
-      w[n - 1 - i] = w[i];
-    }
-    // From the weight exp(-x^2) to the standard normal density.
+    double[][] rule = ElementwiseQuadrature.gaussHermite(n);
     double[] nodes = new double[n];
     double[] weights = new double[n];
     for (int i = 0; i < n; i++) {
-      nodes[i] = Math.sqrt(2) * x[n - 1 - i];
-      weights[i] = w[n - 1 - i] / Math.sqrt(Math.PI);
+      nodes[i] = Math.sqrt(2) * rule[0][i];
+      weights[i] = rule[1][i] / Math.sqrt(Math.PI);
     }
     return new double[][] {nodes, weights};
   }
