@@ -662,26 +662,7 @@ public final class Expr {
     Objects.requireNonNull(wrt, "wrt");
     java.util.Map<Expr, Expr> done = new java.util.IdentityHashMap<>();
     done.put(wrt, constant(1));
-    // Iterative post-order: an expression may be a deep graph (a whole network's).
-    java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>();
-    stack.push(this);
-    while (!stack.isEmpty()) {
-      Expr e = stack.peek();
-      if (done.containsKey(e)) {
-        stack.pop();
-        continue;
-      }
-      boolean ready = true;
-      for (Expr operand : e.operands()) {
-        if (!done.containsKey(operand)) {
-          stack.push(operand);
-          ready = false;
-        }
-      }
-      if (!ready) {
-        continue;
-      }
-      stack.pop();
+    return postOrder(done, e -> {
       java.util.List<Expr> operands = e.operands();
       Expr[] d = new Expr[operands.size()];
       boolean constant = true;
@@ -690,15 +671,14 @@ public final class Expr {
         constant &= d[i].is(0);
       }
       if (constant) {
-        done.put(e, constant(0));
-      } else if (e.op.derivative == null) {
+        return constant(0);
+      }
+      if (e.op.derivative == null) {
         throw new IllegalArgumentException("no derivative through " + e.op.name().toLowerCase(java.util.Locale.ROOT)
             + " (" + e + "): only the entry-wise operations are differentiated");
-      } else {
-        done.put(e, e.op.derivative.of(e, d));
       }
-    }
-    return done.get(this);
+      return e.op.derivative.of(e, d);
+    });
   }
 
   /** {@code d / b}, or {@code 0} where {@code d} is (a zero derivative stays zero, whatever {@code b}). */
@@ -713,6 +693,22 @@ public final class Expr {
    */
   public Expr substitute(java.util.Map<Expr, Expr> replacements) {
     java.util.Map<Expr, Expr> done = new java.util.IdentityHashMap<>(replacements);
+    return postOrder(done, e -> {
+      java.util.List<Expr> operands = e.operands();
+      boolean same = true;
+      for (Expr operand : operands) {
+        same &= done.get(operand) == operand;
+      }
+      return same ? e : e.rebuilt(operands.stream().map(done::get).toArray(Expr[]::new));
+    });
+  }
+
+  /**
+   * {@code visit} of every node below this expression that {@code done} has no value for, each
+   * after its operands, its result put into {@code done}; returns this expression's value.
+   * Iterative, not recursive: an expression may be a deep graph (a whole network's).
+   */
+  private Expr postOrder(java.util.Map<Expr, Expr> done, java.util.function.UnaryOperator<Expr> visit) {
     java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>();
     stack.push(this);
     while (!stack.isEmpty()) {
@@ -732,12 +728,7 @@ public final class Expr {
         continue;
       }
       stack.pop();
-      java.util.List<Expr> operands = e.operands();
-      boolean same = true;
-      for (Expr operand : operands) {
-        same &= done.get(operand) == operand;
-      }
-      done.put(e, same ? e : e.rebuilt(operands.stream().map(done::get).toArray(Expr[]::new)));
+      done.put(e, visit.apply(e));
     }
     return done.get(this);
   }
