@@ -2,12 +2,17 @@ package dev.ntk.kernels;
 
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ObjectStreamException;
 import java.io.Serial;
 import java.io.Serializable;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -119,6 +124,75 @@ public final class Model implements Serializable {
     Plan plan = Plan.compile(layer, perExample, gets);
     synchronized (PLANS) {
       return PLANS.computeIfAbsent(key, k -> plan);
+    }
+  }
+
+  /**
+   * This model with {@code out_dim = width} in every {@code Dense} layer and {@code out_chan =
+   * width} in every {@code Conv} and {@code ConvTranspose}: the same infinite-width kernels, a
+   * finite network of another width. With {@code keepReadout} the last of them in file order (the
+   * readout, whose outputs training compares with the targets) keeps its width.
+   */
+  public Model withWidth(int width, boolean keepReadout) {
+    int[] widths = new int[widthLayers()];
+    Arrays.fill(widths, width);
+    if (keepReadout && widths.length > 0) {
+      widths[widths.length - 1] = -1;
+    }
+    return withWidths(widths);
+  }
+
+  /**
+   * This model with the widths {@code widths[i]} ({@code out_dim} of a {@code Dense}, {@code
+   * out_chan} of a {@code Conv} or {@code ConvTranspose}) for its {@link #widthLayers} layers in
+   * file order; a negative width keeps that layer's own.
+   *
+   * @throws IllegalArgumentException when {@code widths} has not one width per such layer, or one is 0
+   * @throws ModelException when the widths do not fit together (a {@code FanInSum} of branches of
+   *     different widths), naming the layer
+   */
+  public Model withWidths(int... widths) {
+    JsonNode root = ModelSpec.tree(json);
+    List<Map.Entry<String, ObjectNode>> affine = new ArrayList<>();
+    affineLayers(root, affine);
+    if (widths.length != affine.size()) {
+      throw new IllegalArgumentException(widths.length + " width" + (widths.length == 1 ? "" : "s") + " for a model"
+          + " with " + affine.size() + " Dense, Conv and ConvTranspose layer" + (affine.size() == 1 ? "" : "s")
+          + " (one width each, in file order)");
+    }
+    for (int i = 0; i < widths.length; i++) {
+      if (widths[i] == 0) {
+        throw new IllegalArgumentException("widths must be at least 1, got 0 for layer " + i + " ("
+            + affine.get(i).getKey() + ")");
+      }
+      if (widths[i] > 0) {
+        affine.get(i).getValue().put(affine.get(i).getKey().equals("Dense") ? "out_dim" : "out_chan", widths[i]);
+      }
+    }
+    return parse(root.toString());
+  }
+
+  /** How many layers have a width ({@code Dense}, {@code Conv}, {@code ConvTranspose}): what {@link #withWidths} takes. */
+  public int widthLayers() {
+    List<Map.Entry<String, ObjectNode>> affine = new ArrayList<>();
+    affineLayers(ModelSpec.tree(json), affine);
+    return affine.size();
+  }
+
+  /** The Dense, Conv and ConvTranspose layers under {@code node} with their arguments, in file order. */
+  private static void affineLayers(JsonNode node, List<Map.Entry<String, ObjectNode>> out) {
+    if (node instanceof ObjectNode o) {
+      for (Map.Entry<String, JsonNode> field : o.properties()) {
+        String name = field.getKey();
+        if ((name.equals("Dense") || name.equals("Conv") || name.equals("ConvTranspose"))
+            && field.getValue() instanceof ObjectNode args) {
+          out.add(Map.entry(name, args));
+        } else {
+          affineLayers(field.getValue(), out);
+        }
+      }
+    } else if (node.isArray()) {
+      node.forEach(child -> affineLayers(child, out));
     }
   }
 

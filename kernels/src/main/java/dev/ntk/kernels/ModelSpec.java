@@ -69,6 +69,15 @@ public final class ModelSpec {
     }
   }
 
+  /** The JSON tree of a canonical model text ({@link #toJson}), to be edited and parsed again. */
+  static JsonNode tree(String canonicalJson) {
+    try {
+      return JSON.readTree(canonicalJson);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("a canonical model text that is not JSON: " + e.getMessage(), e);
+    }
+  }
+
   /** Parses a model from its JSON text. */
   public static Layer parse(String json) {
     PARSES.incrementAndGet();

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -35,7 +36,23 @@ public final class MonteCarlo {
 
   /** Estimates the NNGP between {@code x1} and {@code x2} from {@code samples} draws. */
   public static Estimate nngp(Layer model, NDArray x1, NDArray x2, int samples, long seed) {
-    return estimate(model, x1, x2, samples, seed, x1.getDataType(), MonteCarlo::nngpDraw);
+    return nngp(model, x1, x2, new int[] {samples}, seed).get(0);
+  }
+
+  /**
+   * The NNGP estimates after each of an increasing list of sample counts, from one sequence of
+   * {@code samples[samples.length - 1]} draws: the estimate for {@code samples[k]} averages the
+   * first {@code samples[k]} draws, and so equals {@link #nngp(Layer, NDArray, NDArray, int,
+   * long)} with that count and seed (neural-tangents' {@code monte_carlo_kernel_fn} with a list
+   * of {@code n_samples}, whose generator yields the kernel after each count).
+   *
+   * <pre>{@code
+   * List<Estimate> curve = MonteCarlo.nngp(model, x, x, new int[] {4, 16, 64}, 0);
+   * double[] k64 = curve.get(2).mean();   // also MonteCarlo.nngp(model, x, x, 64, 0).mean()
+   * }</pre>
+   */
+  public static List<Estimate> nngp(Layer model, NDArray x1, NDArray x2, int[] samples, long seed) {
+    return estimates(model, x1, x2, samples, seed, MonteCarlo::nngpDraw);
   }
 
   private static double[] nngpDraw(Layer model, Params params, SplittableRandom rng, NDManager scope,
@@ -63,10 +80,19 @@ public final class MonteCarlo {
    * measured over the per-draw kernels, computed in the inputs' dtype.
    */
   public static Estimate ntk(Layer model, NDArray x1, NDArray x2, int samples, int channels, long seed) {
+    return ntk(model, x1, x2, new int[] {samples}, channels, seed).get(0);
+  }
+
+  /**
+   * The NTK estimates after each of an increasing list of sample counts, from one sequence of
+   * draws, each with {@code channels} output channels: as {@link #nngp(Layer, NDArray, NDArray,
+   * int[], long)} for the NNGP.
+   */
+  public static List<Estimate> ntk(Layer model, NDArray x1, NDArray x2, int[] samples, int channels, long seed) {
     if (channels < 1) {
       throw new IllegalArgumentException("need at least 1 output channel per draw, got " + channels);
     }
-    return estimate(model, x1, x2, samples, seed, x1.getDataType(), ntkDraw(channels));
+    return estimates(model, x1, x2, samples, seed, ntkDraw(channels));
   }
 
   /** One draw's exact empirical NTK of its first {@code channels} output channels. */
@@ -82,12 +108,31 @@ public final class MonteCarlo {
         NDArray x2);
   }
 
-  private static Estimate estimate(Layer model, NDArray x1, NDArray x2, int samples, long seed,
-      DataType dtype, PerDraw perDraw) {
-    if (samples < 2) {
-      throw new IllegalArgumentException("need at least 2 samples, got " + samples);
+  private static List<Estimate> estimates(Layer model, NDArray x1, NDArray x2, int[] samples, long seed,
+      PerDraw perDraw) {
+    checkCounts(samples);
+    return sums(model, x1, x2, 0, samples, seed, x1.getDataType(), perDraw).stream().map(Sums::estimate).toList();
+  }
+
+  /**
+   * Checks a list of sample counts: at least one, each at least 2 (a standard error needs two
+   * draws), strictly increasing.
+   *
+   * @throws IllegalArgumentException naming the first count that is not
+   */
+  public static void checkCounts(int[] samples) {
+    if (samples.length == 0) {
+      throw new IllegalArgumentException("need at least one sample count");
     }
-    return sums(model, x1, x2, 0, samples, seed, dtype, perDraw).estimate();
+    for (int k = 0; k < samples.length; k++) {
+      if (samples[k] < 2) {
+        throw new IllegalArgumentException("need at least 2 samples, got " + samples[k]);
+      }
+      if (k > 0 && samples[k] <= samples[k - 1]) {
+        throw new IllegalArgumentException("sample counts must increase, got " + samples[k] + " after "
+            + samples[k - 1]);
+      }
+    }
   }
 
   /**
@@ -97,9 +142,17 @@ public final class MonteCarlo {
    * consecutive ranges is the estimate of the whole (to rounding in the order of the sums).
    */
   public static Sums sums(Get get, Layer model, NDArray x1, NDArray x2, int from, int to, long seed) {
-    return get == Get.NNGP
-        ? sums(model, x1, x2, from, to, seed, x1.getDataType(), MonteCarlo::nngpDraw)
-        : sums(model, x1, x2, from, to, seed, x1.getDataType(), ntkDraw(NTK_CHANNELS));
+    return sums(get, model, x1, x2, from, new int[] {to}, seed).get(0);
+  }
+
+  /**
+   * The sums over draws {@code [from, ends[k])} for each of the increasing {@code ends}, from one
+   * pass over the draws {@code [from, ends[ends.length - 1])}: {@link #sums(Get, Layer, NDArray,
+   * NDArray, int, int, long)} at several ends for the price of the last.
+   */
+  public static List<Sums> sums(Get get, Layer model, NDArray x1, NDArray x2, int from, int[] ends, long seed) {
+    return sums(model, x1, x2, from, ends, seed, x1.getDataType(),
+        get == Get.NNGP ? MonteCarlo::nngpDraw : ntkDraw(NTK_CHANNELS));
   }
 
   /**
@@ -139,10 +192,13 @@ public final class MonteCarlo {
     }
   }
 
-  private static Sums sums(Layer model, NDArray x1, NDArray x2, int from, int to, long seed,
+  private static List<Sums> sums(Layer model, NDArray x1, NDArray x2, int from, int[] ends, long seed,
       DataType dtype, PerDraw perDraw) {
-    if (from < 0 || to < from) {
-      throw new IllegalArgumentException("draws [" + from + ", " + to + ") are not a range");
+    for (int k = 0; k < ends.length; k++) {
+      int start = k == 0 ? from : ends[k - 1];
+      if (start < 0 || ends[k] < start) {
+        throw new IllegalArgumentException("draws [" + start + ", " + ends[k] + ") are not a range");
+      }
     }
     Shape perExample = x1.getShape().slice(1);
     model.check(perExample);
@@ -154,7 +210,16 @@ public final class MonteCarlo {
     for (int s = 0; s < from; s++) {
       root.split(); // draw s's generator is the s-th split, wherever the range starts
     }
-    for (int s = from; s < to; s++) {
+    List<Sums> snapshots = new ArrayList<>();
+    int next = 0;
+    for (int s = from; next < ends.length; s++) {
+      while (next < ends.length && ends[next] == s) {
+        snapshots.add(new Sums(n1, n2, s - from, sum.clone(), sumSq.clone()));
+        next++;
+      }
+      if (next == ends.length) {
+        break;
+      }
       SplittableRandom rng = root.split();
       try (NDManager scope = x1.getManager().newSubManager()) {
         // Results of operations land in their inputs' manager: borrow the inputs into the scope
@@ -173,7 +238,7 @@ public final class MonteCarlo {
         }
       }
     }
-    return new Sums(n1, n2, to - from, sum, sumSq);
+    return snapshots;
   }
 
   /** {@code f1 f2^T / C} for outputs {@code (N1, ...)} and {@code (N2, ...)} of {@code C} values each. */

@@ -1,17 +1,16 @@
 package dev.ntk.pipelines;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Model;
+import dev.ntk.kernels.MonteCarlo;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -20,13 +19,17 @@ import picocli.CommandLine.Option;
 /**
  * {@code ntk mc}: Monte Carlo estimates of the NNGP and NTK from finite networks of the model,
  * with every {@code Dense} layer {@code --width} wide and every convolution {@code --width}
- * channels, averaged over {@code --samples} parameter draws. Runs in-process unless a runner,
- * {@code --parallelism} or a Beam option is named; then as a pipeline whose workers draw batches
- * of parameters ({@link McJob}), with the same estimate. The NTK is the average of each draw's
- * exact empirical NTK ({@link dev.ntk.kernels.MonteCarlo#ntk}).
+ * channels (or each its own width, {@code --widths}), averaged over {@code --samples} parameter
+ * draws. Several sample counts give the estimate after each from one sequence of draws, and
+ * several widths one estimate per width: the outputs gain a leading width axis, then a leading
+ * samples axis, {@code ([widths,] [counts,] N1, N2)}. Runs in-process unless a runner, {@code
+ * --parallelism} or a Beam option is named; then as a pipeline whose workers draw batches of
+ * parameters ({@link McJob}), with the same estimate. The NTK is the average of each draw's exact
+ * empirical NTK ({@link dev.ntk.kernels.MonteCarlo#ntk}).
  */
 @Command(name = "mc", mixinStandardHelpOptions = true,
-    description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy (N1, N2).")
+    description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy "
+        + "([widths,] [counts,] N1, N2).")
 final class McCommand extends BeamArgs implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -34,14 +37,19 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
 
   @CommandLine.Mixin JobOptions job;
 
-  @Option(names = "--samples", paramLabel = "S", defaultValue = "128",
-      description = "Parameter draws (default 128, at least 2).")
-  int samples;
+  @Option(names = {"--samples", "--n-samples"}, split = ",", paramLabel = "S[,S...]", defaultValue = "128",
+      description = "Parameter draws (default 128, at least 2); an increasing list gives the estimate after each "
+          + "count from one sequence of draws, with a leading samples axis.")
+  List<Integer> samples;
 
-  @Option(names = "--width", paramLabel = "W", defaultValue = "512",
+  @Option(names = "--width", split = ",", paramLabel = "W[,W...]", defaultValue = "512",
       description = "out_dim of every Dense layer and out_chan of every convolution of the finite networks "
-          + "(default 512).")
-  int width;
+          + "(default 512); several widths give a leading width axis.")
+  List<Integer> width;
+
+  @Option(names = "--widths", split = ",", paramLabel = "W1,W2,...",
+      description = "One width per Dense, Conv and ConvTranspose layer, in file order, instead of --width.")
+  int[] widths;
 
   @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Random seed (default 0).")
   long seed;
@@ -57,14 +65,19 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
   public Integer call() throws IOException {
     job.beamArgs = unmatched;
     job.check();
-    if (samples < 2) {
-      throw new UsageException("--samples must be at least 2, got " + samples);
+    try {
+      MonteCarlo.checkCounts(samples.stream().mapToInt(Integer::intValue).toArray());
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--samples: " + e.getMessage());
     }
-    if (width < 1) {
-      throw new UsageException("--width must be at least 1, got " + width);
+    for (int w : width) {
+      if (w < 1) {
+        throw new UsageException("--width must be at least 1, got " + w);
+      }
     }
-    Model model = withWidth(InputChecks.model(inputs.model), width);
-    KernelInputs.Inputs x = inputs.read(model.layer());
+    List<Model> models = models(InputChecks.model(inputs.model));
+    // the models differ in widths alone, all equal or given per layer for one model: one check fits all
+    KernelInputs.Inputs x = inputs.read(models.get(0).layer());
     long n1 = x.n1();
     long n2 = x.n2();
     List<Get> kernels = List.copyOf(new java.util.LinkedHashSet<>(get));
@@ -76,12 +89,13 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
     boolean inProcess = job.runnerUnasked();
     PipelineOptions options = inProcess ? null : job.pipelineOptions();
     int workers = job.parallelism == null ? Runtime.getRuntime().availableProcessors() : job.parallelism;
-    McJob draws = new McJob(model, inputs.x1.toAbsolutePath().toString(),
+    McJob draws = new McJob(models, inputs.x1.toAbsolutePath().toString(),
         inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, job.dtype,
         BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
+    long bytes = results.size() * job.dtype.bytes() * n1 * n2 * models.size() * samples.size();
     JobReport report;
-    try (Outputs outputs = Outputs.open(out, "mc", results.size() * job.dtype.bytes() * n1 * n2)) {
+    try (Outputs outputs = Outputs.open(out, "mc", bytes)) {
       report = outputs.produce("mc", stale, results, staging -> {
         if (inProcess) {
           long start = System.nanoTime();
@@ -92,8 +106,12 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
       });
     }
     PrintWriter w = spec.commandLine().getOut();
-    w.println(String.format(Locale.ROOT, "mc: %d samples of width %d, seed %d, %s%s: %.1f s", samples, width,
-        seed, report.runner(), inProcess ? "" : " (" + draws.batches() + " batches of draws)", report.seconds()));
+    String counts = samples.stream().map(String::valueOf).collect(Collectors.joining(","));
+    String sizes = widths != null ? "widths " + Arrays.stream(widths).mapToObj(String::valueOf)
+        .collect(Collectors.joining(",")) : "width " + width.stream().map(String::valueOf)
+        .collect(Collectors.joining(","));
+    w.println(String.format(Locale.ROOT, "mc: %s samples of %s, seed %d, %s%s: %.1f s", counts, sizes,
+        seed, report.runner(), inProcess ? "" : " (" + draws.batchCount() + " batches of draws)", report.seconds()));
     for (String f : results) {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }
@@ -103,39 +121,22 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
   /** Batches of draws per worker: enough that a slow worker does not hold the others up. */
   private static final int BATCHES_PER_WORKER = 4;
 
-  /** The model of {@code json} with {@code out_dim = width} in every Dense layer, {@code out_chan} in every convolution. */
-  static Model withWidth(Model model, int width) throws IOException {
-    return withWidth(model, width, false);
-  }
-
-  /**
-   * {@link #withWidth(Model, int)}, but with {@code keepReadout} the last affine layer of the file
-   * (the readout, whose outputs training compares with the targets) keeps its width.
-   */
-  static Model withWidth(Model model, int width, boolean keepReadout) throws IOException {
-    JsonNode root = new ObjectMapper().readTree(model.json());
-    List<Map.Entry<String, ObjectNode>> affine = new java.util.ArrayList<>();
-    affineLayers(root, affine);
-    for (int i = 0; i < affine.size() - (keepReadout ? 1 : 0); i++) {
-      affine.get(i).getValue().put(affine.get(i).getKey().equals("Dense") ? "out_dim" : "out_chan", width);
-    }
-    return Model.parse(root.toString());
-  }
-
-  /** The Dense, Conv and ConvTranspose layers under {@code node} with their arguments, in file order. */
-  private static void affineLayers(JsonNode node, List<Map.Entry<String, ObjectNode>> out) {
-    if (node instanceof ObjectNode o) {
-      for (Map.Entry<String, JsonNode> field : o.properties()) {
-        String name = field.getKey();
-        if ((name.equals("Dense") || name.equals("Conv") || name.equals("ConvTranspose"))
-            && field.getValue() instanceof ObjectNode args) {
-          out.add(Map.entry(name, args));
-        } else {
-          affineLayers(field.getValue(), out);
-        }
+  /** The finite networks of {@code --width} (one per width) or {@code --widths} (one). */
+  private List<Model> models(Model model) {
+    if (widths != null) {
+      if (spec.commandLine().getParseResult().hasMatchedOption("--width")) {
+        throw new UsageException("give --width or --widths, not both");
       }
-    } else if (node.isArray()) {
-      node.forEach(child -> affineLayers(child, out));
+      try {
+        return List.of(model.withWidths(widths));
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--widths: " + e.getMessage().replace("widths must", "each width must"));
+      }
     }
+    List<Model> models = new java.util.ArrayList<>();
+    for (int w : width) {
+      models.add(model.withWidth(w, false));
+    }
+    return models;
   }
 }
