@@ -91,4 +91,22 @@ class ModelTest {
         () -> Model.parse("{\"serial\": [{\"Dense\": {\"out_dim\": 0}}]}"));
     assertTrue(e.getMessage().contains("serial[0].Dense"), e.getMessage());
   }
+  /** Widths are set per Dense, Conv and ConvTranspose layer in file order; the rest of the model is kept. */
+  @Test
+  void withWidthsSetsEachAffineLayerInFileOrder() {
+    Model m = Model.parse("{\"serial\": [{\"Conv\": {\"out_chan\": 4, \"filter_shape\": [3, 3], \"W_std\": 1.7}},"
+        + " {\"Relu\": {}}, {\"Flatten\": {}}, {\"Dense\": {\"out_dim\": 3}}]}");
+    assertEquals(2, m.widthLayers());
+    Shape image = new Shape(6, 6, 2);
+    Model both = m.withWidths(5, 7);
+    assertEquals(new Shape(7), both.layer().check(image).shape());
+    assertTrue(both.json().contains("\"out_chan\":5") && both.json().contains("1.7"), both.json());
+    assertEquals(new Shape(3), m.withWidths(5, -1).layer().check(image).shape());
+    assertEquals(new Shape(3), m.withWidth(64, true).layer().check(image).shape());
+    assertTrue(m.withWidth(64, true).json().contains("\"out_chan\":64"), m.withWidth(64, true).json());
+    assertEquals(new Shape(64), m.withWidth(64, false).layer().check(image).shape());
+    assertEquals("3 widths for a model with 2 Dense, Conv and ConvTranspose layers (one width each, in file order)",
+        assertThrows(IllegalArgumentException.class, () -> m.withWidths(1, 2, 3)).getMessage());
+    assertThrows(IllegalArgumentException.class, () -> m.withWidths(0, 2));
+  }
 }

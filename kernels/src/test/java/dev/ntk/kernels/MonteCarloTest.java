@@ -1,10 +1,13 @@
 package dev.ntk.kernels;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -96,5 +99,74 @@ class MonteCarloTest {
             1e-9 * Math.abs(whole.mean()[i]), get + " standard error " + i);
       }
     }
+  }
+  /**
+   * A list of sample counts is one sequence of draws: the estimate after each count is, bit for
+   * bit, the single-count run with that count and seed, for both kernels.
+   */
+  @org.junit.jupiter.api.Test
+  void theEstimateAfterEachCountOfAListIsTheSingleCountRun() {
+    Layer model = Stax.serial(Stax.dense(32, 1.5, 0.1), Stax.relu(), Stax.dense(8, 1.5, 0.1));
+    NDArray x1 = KernelTesting.randomInputs(manager, 3, 4, 1);
+    NDArray x2 = KernelTesting.randomInputs(manager, 2, 4, 2);
+    int[] counts = {2, 5, 9};
+    List<MonteCarlo.Estimate> nngp = MonteCarlo.nngp(model, x1, x2, counts, 11);
+    List<MonteCarlo.Estimate> ntk = MonteCarlo.ntk(model, x1, x2, counts, MonteCarlo.NTK_CHANNELS, 11);
+    for (int k = 0; k < counts.length; k++) {
+      MonteCarlo.Estimate one = MonteCarlo.nngp(model, x1, x2, counts[k], 11);
+      assertEquals(counts[k], nngp.get(k).samples());
+      assertArrayEquals(one.mean(), nngp.get(k).mean(), "NNGP after " + counts[k]);
+      assertArrayEquals(one.standardError(), nngp.get(k).standardError(), "NNGP error after " + counts[k]);
+      MonteCarlo.Estimate oneNtk = MonteCarlo.ntk(model, x1, x2, counts[k], 11);
+      assertArrayEquals(oneNtk.mean(), ntk.get(k).mean(), "NTK after " + counts[k]);
+      assertArrayEquals(oneNtk.standardError(), ntk.get(k).standardError(), "NTK error after " + counts[k]);
+    }
+  }
+
+  /**
+   * Along one sequence of draws of a wide network the standard errors shrink as {@code
+   * 1/sqrt(n)} (their mean times {@code sqrt(n)} stays within 25% of its value at the largest
+   * count, where it is best measured), and the analytic NNGP lies within four of them (plus the
+   * {@code O(1/width)} bias) after every count.
+   */
+  @org.junit.jupiter.api.Test
+  void standardErrorsShrinkAsOneOverSqrtSamplesAndBoundTheAnalyticKernel() {
+    Layer model = Stax.serial(Stax.dense(512, 1.5, 0.1), Stax.erf(), Stax.dense(512, 1.5, 0.1), Stax.erf(),
+        Stax.dense(512, 1.5, 0.1));
+    NDArray x = KernelTesting.randomInputs(manager, 4, 4, 3);
+    double[] analytic = model.kernelFn().apply(x, x).nngp().toDoubleArray();
+    int[] counts = {16, 64, 256};
+    List<MonteCarlo.Estimate> curve = MonteCarlo.nngp(model, x, x, counts, 5);
+    double last = meanOf(curve.get(counts.length - 1).standardError()) * Math.sqrt(counts[counts.length - 1]);
+    for (int k = 0; k < counts.length; k++) {
+      double scaled = meanOf(curve.get(k).standardError()) * Math.sqrt(counts[k]);
+      assertTrue(Math.abs(scaled / last - 1) < 0.25, "mean standard error times sqrt(" + counts[k] + "): " + scaled
+          + ", at " + counts[counts.length - 1] + ": " + last);
+      KernelTesting.assertMatchesMonteCarlo("erf after " + counts[k] + " draws", analytic, curve.get(k),
+          2.0 / 512, 0.25);
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void sampleCountsMustIncreaseFromTwo() {
+    Layer model = Stax.serial(Stax.dense(8, 1.0, 0.0));
+    NDArray x = KernelTesting.randomInputs(manager, 2, 3, 1);
+    assertEquals("sample counts must increase, got 4 after 4",
+        assertThrows(IllegalArgumentException.class, () -> MonteCarlo.nngp(model, x, x, new int[] {2, 4, 4}, 0))
+            .getMessage());
+    assertEquals("need at least 2 samples, got 1",
+        assertThrows(IllegalArgumentException.class, () -> MonteCarlo.nngp(model, x, x, new int[] {1, 4}, 0))
+            .getMessage());
+    assertEquals("need at least one sample count",
+        assertThrows(IllegalArgumentException.class, () -> MonteCarlo.ntk(model, x, x, new int[0], 1, 0))
+            .getMessage());
+  }
+
+  private static double meanOf(double[] values) {
+    double s = 0;
+    for (double v : values) {
+      s += v;
+    }
+    return s / values.length;
   }
 }
