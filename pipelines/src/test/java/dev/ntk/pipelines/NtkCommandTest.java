@@ -1022,6 +1022,66 @@ class NtkCommandTest {
     bad(2, "--runner", concat(args, "--runner", "Spark", "--out", out));
   }
 
+  /**
+   * Lists of sample counts and widths: one leading axis each, {@code (widths, counts, N1, N2)}; the
+   * last count of a width is the single-count run of that width and seed, and the pipeline's
+   * estimates are the in-process ones.
+   */
+  @Test
+  void monteCarloListsOfCountsAndWidthsGainLeadingAxes() throws IOException {
+    Object[] args = {"mc", "--model", model, "--x1", x, "--x2", xTest, "--get", "nngp,ntk", "--n-samples", "2,5,9",
+        "--width", "8,16", "--seed", 4};
+    Result local = ntk(concat(args, "--out", dir.resolve("local")));
+    assertEquals(0, local.status(), local.err());
+    assertTrue(local.out().contains("mc: 2,5,9 samples of width 8,16, seed 4"), local.out());
+    Result direct = ntk(concat(args, "--runner", "DirectRunner", "--parallelism", 1, "--out", dir.resolve("direct")));
+    assertEquals(0, direct.status(), direct.err());
+    // 4 even batches of 9 draws cut at 2, 5 and 9: {0,2,4,5,6,9}, 5 batches of each width
+    assertTrue(direct.out().contains("DirectRunner (10 batches of draws)"), direct.out());
+    Result single = ntk("mc", "--model", model, "--x1", x, "--x2", xTest, "--get", "nngp,ntk", "--samples", 9,
+        "--width", 16, "--seed", 4, "--out", dir.resolve("single"));
+    assertEquals(0, single.status(), single.err());
+    for (String f : List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy")) {
+      NpyArray a = Npy.read(dir.resolve("local").resolve(f));
+      assertArrayEquals(new long[] {2, 3, 6, 4}, a.shape(), f);
+      double[] b = Npy.read(dir.resolve("direct").resolve(f)).data();
+      for (int i = 0; i < b.length; i++) {
+        assertEquals(a.data()[i], b[i], 1e-9 * Math.abs(a.data()[i]) + 1e-14, f + " entry " + i);
+      }
+      double[] one = Npy.read(dir.resolve("single").resolve(f)).data();
+      assertArrayEquals(one, Arrays.copyOfRange(a.data(), a.data().length - 24, a.data().length), f);
+    }
+  }
+
+  /** Bad sample counts and widths are usage errors: exit 2, one line, nothing written. */
+  @Test
+  void monteCarloRejectsBadListsOfCountsAndWidths() {
+    bad(2, "--samples: sample counts must increase, got 4 after 8", "mc", "--model", model, "--x1", x,
+        "--samples", "2,8,4", "--out", out);
+    bad(2, "--samples: need at least 2 samples, got 0", "mc", "--model", model, "--x1", x, "--samples", "0,4",
+        "--out", out);
+    bad(2, "--samples: need at least 2 samples, got -3", "mc", "--model", model, "--x1", x, "--samples", "-3",
+        "--out", out);
+    bad(2, "--width must be at least 1, got 0", "mc", "--model", model, "--x1", x, "--width", "8,0", "--out", out);
+    bad(2, "--widths: 3 widths for a model with 2 Dense, Conv and ConvTranspose layers", "mc", "--model", model,
+        "--x1", x, "--widths", "8,8,8", "--out", out);
+    bad(2, "give --width or --widths, not both", "mc", "--model", model, "--x1", x, "--widths", "8,1", "--width", 8,
+        "--out", out);
+    for (Object[] args : List.of(new Object[] {"--samples", "2,8,4"}, new Object[] {"--widths", "8,8,8"})) {
+      Result r = ntk(concat(new Object[] {"mc", "--model", model, "--x1", x, "--out", out}, args));
+      assertEquals(1, r.err().lines().count(), r.err());
+    }
+  }
+
+  /** Per-layer widths give the finite network those widths: the NNGP estimate has the readout's channels. */
+  @Test
+  void monteCarloPerLayerWidths() throws IOException {
+    Result r = ntk("mc", "--model", model, "--x1", x, "--widths", "64,1", "--samples", 4, "--out", out);
+    assertEquals(0, r.status(), r.err());
+    assertTrue(r.out().contains("samples of widths 64,1"), r.out());
+    assertArrayEquals(new long[] {6, 6}, Npy.read(out.resolve("nngp.npy")).shape());
+  }
+
   @Test
   void monteCarloNngpAgreesWithTheAnalyticKernel() throws IOException {
     Result r = ntk("mc", "--model", model, "--x1", x, "--samples", 64, "--width", 512, "--seed", 3,
