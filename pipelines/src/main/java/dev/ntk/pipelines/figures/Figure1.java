@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -100,23 +99,7 @@ public final class Figure1 implements Callable<Integer> {
    * or 1 for an internal failure.
    */
   public static int run(String[] args, PrintStream out, PrintStream err) {
-    CommandLine cli = new CommandLine(new Figure1());
-    cli.setOut(new PrintWriter(out, true));
-    cli.setErr(new PrintWriter(err, true));
-    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-      if (e instanceof NoSuchFileException) {
-        err.println("figure1: no such file: " + e.getMessage());
-        return 2;
-      }
-      if (e instanceof IllegalArgumentException || e instanceof IOException) {
-        err.println("figure1: " + e.getMessage());
-        return 2;
-      }
-      err.println("figure1: internal error: " + e);
-      e.printStackTrace(err);
-      return 1;
-    });
-    return cli.execute(args);
+    return Figures.run(new Figure1(), args, out, err);
   }
 
   /** The mean and standard deviation of each test point, {@code (N_test,)} each. */

@@ -5,7 +5,10 @@ import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
@@ -19,6 +22,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.markers.SeriesMarkers;
+import picocli.CommandLine;
 
 /**
  * Line charts with shaded bands and scatter points, drawn headless into PNG files with XChart:
@@ -83,12 +87,46 @@ public final class Figures {
     }
   }
 
-  /** One chart: its title, axis labels, curves (bands first, then lines) and points on top. */
-  public record Panel(String title, String xLabel, String yLabel, List<Curve> curves, List<Points> points) {
+  /**
+   * One chart: its title, axis labels, curves (bands first, then lines) and points on top; with
+   * {@code logLog} both axes are logarithmic (and every value must be positive).
+   */
+  public record Panel(String title, String xLabel, String yLabel, List<Curve> curves, List<Points> points,
+      boolean logLog) {
     public Panel {
       curves = List.copyOf(curves);
       points = List.copyOf(points);
     }
+
+    /** A chart with linear axes. */
+    public Panel(String title, String xLabel, String yLabel, List<Curve> curves, List<Points> points) {
+      this(title, xLabel, yLabel, curves, points, false);
+    }
+  }
+
+  /**
+   * Runs a figure's command line with {@code args}; returns 0, 2 for a problem with the inputs
+   * (one line on {@code err}, prefixed with the command's name), or 1 for an internal failure.
+   */
+  public static int run(Object command, String[] args, PrintStream out, PrintStream err) {
+    CommandLine cli = new CommandLine(command);
+    String name = cli.getCommandName();
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+      if (e instanceof NoSuchFileException) {
+        err.println(name + ": no such file: " + e.getMessage());
+        return 2;
+      }
+      if (e instanceof IllegalArgumentException || e instanceof IOException) {
+        err.println(name + ": " + e.getMessage());
+        return 2;
+      }
+      err.println(name + ": internal error: " + e);
+      e.printStackTrace(err);
+      return 1;
+    });
+    return cli.execute(args);
   }
 
   /** The panels side by side, each {@link #PANEL_WIDTH} by {@link #PANEL_HEIGHT} pixels. */
@@ -130,6 +168,8 @@ public final class Figures {
     styler.setAntiAlias(true);
     chart.getStyler().setPlotGridLinesColor(new Color(230, 230, 230));
     chart.getStyler().setMarkerSize(8);
+    chart.getStyler().setXAxisLogarithmic(panel.logLog());
+    chart.getStyler().setYAxisLogarithmic(panel.logLog());
     for (Curve c : panel.curves()) {
       if (c.sigma() != null) {
         band(chart, c);
