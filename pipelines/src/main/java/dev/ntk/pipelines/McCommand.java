@@ -127,10 +127,15 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
       if (spec.commandLine().getParseResult().hasMatchedOption("--width")) {
         throw new UsageException("give --width or --widths, not both");
       }
+      for (int w : widths) {
+        if (w < 1) {
+          throw new UsageException("--widths must each be at least 1, got " + w);
+        }
+      }
       try {
         return List.of(model.withWidths(widths));
       } catch (IllegalArgumentException e) {
-        throw new UsageException("--widths: " + e.getMessage().replace("widths must", "each width must"));
+        throw new UsageException("--widths: " + e.getMessage());
       }
     }
     List<Model> models = new java.util.ArrayList<>();

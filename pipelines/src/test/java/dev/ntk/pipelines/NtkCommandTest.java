@@ -1065,6 +1065,8 @@ class NtkCommandTest {
     bad(2, "--width must be at least 1, got 0", "mc", "--model", model, "--x1", x, "--width", "8,0", "--out", out);
     bad(2, "--widths: 3 widths for a model with 2 Dense, Conv and ConvTranspose layers", "mc", "--model", model,
         "--x1", x, "--widths", "8,8,8", "--out", out);
+    bad(2, "--widths must each be at least 1, got -1", "mc", "--model", model, "--x1", x, "--widths", "8,-1",
+        "--out", out);
     bad(2, "give --width or --widths, not both", "mc", "--model", model, "--x1", x, "--widths", "8,1", "--width", 8,
         "--out", out);
     for (Object[] args : List.of(new Object[] {"--samples", "2,8,4"}, new Object[] {"--widths", "8,8,8"})) {
