@@ -147,9 +147,10 @@ public final class Model implements Serializable {
    * out_chan} of a {@code Conv} or {@code ConvTranspose}) for its {@link #widthLayers} layers in
    * file order; a negative width keeps that layer's own.
    *
+   * <p>Widths that do not fit together (a {@code FanInSum} of branches of different widths) are
+   * found, with the layer's path, when the model is checked against its inputs ({@link Layer#check}).
+   *
    * @throws IllegalArgumentException when {@code widths} has not one width per such layer, or one is 0
-   * @throws ModelException when the widths do not fit together (a {@code FanInSum} of branches of
-   *     different widths), naming the layer
    */
   public Model withWidths(int... widths) {
     JsonNode root = ModelSpec.tree(json);
@@ -172,7 +173,10 @@ public final class Model implements Serializable {
     return parse(root.toString());
   }
 
-  /** How many layers have a width ({@code Dense}, {@code Conv}, {@code ConvTranspose}): what {@link #withWidths} takes. */
+  /**
+   * How many layers have a width ({@code Dense}, {@code Conv}, {@code ConvTranspose}): the widths
+   * {@link #withWidths} takes.
+   */
   public int widthLayers() {
     List<Map.Entry<String, ObjectNode>> affine = new ArrayList<>();
     affineLayers(ModelSpec.tree(json), affine);

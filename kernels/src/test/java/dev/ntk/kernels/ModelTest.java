@@ -108,5 +108,10 @@ class ModelTest {
     assertEquals("3 widths for a model with 2 Dense, Conv and ConvTranspose layers (one width each, in file order)",
         assertThrows(IllegalArgumentException.class, () -> m.withWidths(1, 2, 3)).getMessage());
     assertThrows(IllegalArgumentException.class, () -> m.withWidths(0, 2));
+    Model sum = Model.parse("{\"serial\": [{\"FanOut\": {\"num\": 2}}, {\"parallel\": [{\"Dense\": {\"out_dim\": 4}},"
+        + " {\"Dense\": {\"out_dim\": 4}}]}, {\"FanInSum\": {}}]}");
+    Layer mismatched = sum.withWidths(4, 5).layer();
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> mismatched.check(new Shape(3)));
+    assertTrue(e.getMessage().startsWith("serial[2].FanInSum: "), e.getMessage());
   }
 }
