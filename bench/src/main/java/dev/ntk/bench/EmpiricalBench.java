@@ -22,11 +22,12 @@ import java.util.SplittableRandom;
  * EmpiricalKernels}' implementations (neural-tangents on a T4 GPU: Jacobian contraction 243 ms,
  * NTK-vector products 81 ms, structured derivatives 3.5 ms).
  *
- * <p>{@code EmpiricalBench [DTYPE float32|float64] [REPEATS] [IMPLEMENTATIONS jacobian,ntk-vp,structured]}:
- * draws the parameters and inputs (not timed), runs the structured implementation once to warm
- * up, then times each implementation {@code REPEATS} times (default 2) and prints, for each, a
- * {@code RESULT} line with the best time and the largest difference from the structured kernel
- * relative to its largest entry.
+ * <p>{@code EmpiricalBench [DTYPE float32|float64] [REPEATS] [IMPLEMENTATIONS jacobian,ntk-vp,structured]
+ * [NETWORK dense|resnet]}: draws the parameters and inputs (not timed), runs the structured
+ * implementation once to warm up, then times each implementation {@code REPEATS} times (default 2)
+ * and prints, for each, a {@code RESULT} line with the best time and the largest difference from
+ * the structured kernel relative to its largest entry. {@code resnet} is a small residual
+ * convolutional network instead ({@link #resnet}): N = 8 images of 16 x 16 x 3.
  */
 public final class EmpiricalBench {
   private EmpiricalBench() {}
@@ -38,14 +39,15 @@ public final class EmpiricalBench {
     for (String name : (args.length > 2 ? args[2] : "structured,ntk-vp,jacobian").split(",")) {
       implementations.add(Implementation.of(name));
     }
-    int width = 2048;
-    int n = 16;
-    int d = 3072;
-    Layer model = Stax.serial(Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(width, 1.4, 0.1), Stax.relu(),
-        Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(8, 1.0, 0.1));
+    boolean resnet = args.length > 3 && args[3].equals("resnet");
+    int width = resnet ? 32 : 2048;
+    int n = resnet ? 8 : 16;
+    Shape example = resnet ? new Shape(16, 16, 3) : new Shape(3072);
+    Layer model = resnet ? resnet(width) : Stax.serial(Stax.dense(width, 1.4, 0.1), Stax.relu(),
+        Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(8, 1.0, 0.1));
     try (NDManager manager = Tensors.newManager()) {
-      Params params = model.init(0, new Shape(d), manager, dtype);
-      NDArray x = Tensors.standardNormal(new SplittableRandom(1), manager, new Shape(n, d), dtype);
+      Params params = model.init(0, example, manager, dtype);
+      NDArray x = Tensors.standardNormal(new SplittableRandom(1), manager, new Shape(n).addAll(example), dtype);
       double[] reference = EmpiricalKernels.ntk(model, params, x, null, Implementation.STRUCTURED, true)
           .toDoubleArray();
       double scale = 0;
@@ -66,10 +68,41 @@ public final class EmpiricalBench {
           }
         }
         System.out.println(String.format(Locale.ROOT,
-            "RESULT implementation=%s dtype=%s n=%d d=%d width=%d outputs=8 best_ms=%.1f repeats=%d "
-                + "max_relative_difference=%.2e", impl.key(), dtype == DataType.FLOAT32 ? "float32" : "float64",
-            n, d, width, best, repeats, difference));
+            "RESULT network=%s implementation=%s dtype=%s n=%d example=%s width=%d outputs=8 parameters=%d "
+                + "best_ms=%.1f repeats=%d max_relative_difference=%.2e", resnet ? "resnet" : "dense", impl.key(),
+            dtype == DataType.FLOAT32 ? "float32" : "float64", n, example, width, parameters(params), best,
+            repeats, difference));
       }
     }
+  }
+
+  /**
+   * A small ResNet: a 3 x 3 convolution of {@code width} channels, two residual blocks (two 3 x 3
+   * convolutions with a ReLU before each, added to the block's input), a ReLU, global average
+   * pooling and a Dense(8) readout.
+   */
+  static Layer resnet(int width) {
+    int[] f = {3, 3};
+    int[] s = {1, 1};
+    Layer[] layers = new Layer[6];
+    layers[0] = Stax.conv(width, f, s, "SAME", 1.4, 0.1);
+    for (int b = 1; b <= 2; b++) {
+      layers[b] = Stax.serial(Stax.fanOut(2), Stax.parallel(
+          Stax.serial(Stax.relu(), Stax.conv(width, f, s, "SAME", 1.4, 0.1), Stax.relu(),
+              Stax.conv(width, f, s, "SAME", 1.4, 0.1)), Stax.identity()), Stax.fanInSum());
+    }
+    layers[3] = Stax.relu();
+    layers[4] = Stax.globalAvgPool();
+    layers[5] = Stax.dense(8, 1.0, 0.1);
+    return Stax.serial(layers);
+  }
+
+  /** How many numbers the network's parameters hold. */
+  private static long parameters(Params params) {
+    long total = 0;
+    for (NDArray a : params.leaves()) {
+      total += a.size();
+    }
+    return total;
   }
 }

@@ -10,9 +10,13 @@ import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.EmpiricalKernels;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Model;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.Params;
 import dev.ntk.kernels.Tensors;
+import dev.ntk.transforms.EmpiricalTiles;
 import dev.ntk.transforms.ParamsFiles;
+import dev.ntk.transforms.TileSet;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -22,6 +26,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.OptionalLong;
 import java.util.concurrent.Callable;
+import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -29,17 +34,28 @@ import picocli.CommandLine.Option;
 /**
  * {@code ntk empirical}: the empirical NNGP {@code f(x1) f(x2)^T} and NTK {@code J(x1) J(x2)^T} of
  * one finite network of the model ({@link EmpiricalKernels}), averaged over the output entries
- * (neural-tangents' {@code trace_axes=(-1,)}) unless {@code --keep-channels}, computed in-process
- * by the chosen implementation. The parameters are drawn by the model's {@code init} with {@code
- * --seed}, or read from a parameters file ({@code --params}, {@link ParamsFiles}) for the model
- * and the per-example shape of {@code --x1}; both at once are refused.
+ * (neural-tangents' {@code trace_axes=(-1,)}) unless {@code --keep-channels}, computed by the
+ * chosen implementation. The parameters are drawn by the model's {@code init} with {@code --seed},
+ * or read from a parameters file ({@code --params}, {@link ParamsFiles}) for the model and the
+ * per-example shape of {@code --x1}; both at once are refused.
+ *
+ * <p>In-process unless a runner, {@code --parallelism} or a Beam option is named; then as the
+ * kernel command's pipeline over tiles of {@code --tile} rows ({@link EmpiricalTiles}), whose
+ * finished tiles a later run of the same network and inputs reuses.
  */
 @Command(name = "empirical", mixinStandardHelpOptions = true,
-    description = "Empirical NNGP and NTK of one finite network: writes DIR/nngp.npy and DIR/ntk.npy (N1, N2).")
-final class EmpiricalCommand implements Callable<Integer> {
+    description = "Empirical NNGP and NTK of one finite network: writes DIR/nngp.npy and DIR/ntk.npy (N1, N2); "
+        + "other --name=value options go to Beam and the runner.")
+final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @CommandLine.Mixin KernelInputs inputs;
+
+  @CommandLine.Mixin JobOptions job;
+
+  @Option(names = "--tile", paramLabel = "ROWS", defaultValue = "128",
+      description = "Rows of x1 and x2 per tile when a runner computes the kernels (default 128).")
+  int tile;
 
   @Option(names = "--params", paramLabel = "P.npz",
       description = "The network's parameters, a parameters file as ntk init and ntk train --params-out write "
@@ -63,18 +79,22 @@ final class EmpiricalCommand implements Callable<Integer> {
       description = "Keep the output entries: write (N1, N2, C, C) instead of their average (N1, N2).")
   boolean keepChannels;
 
-  @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float64",
-      description = "float64 (default) or float32: the parameters, the computation and the outputs.")
-  NpyDType dtype;
-
-  @Option(names = "--verbose", description = "Print the stack trace of a failure.")
-  boolean verbose;
-
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
   @Override
   public Integer call() throws IOException {
+    job.beamArgs = unmatched;
+    job.check();
+    boolean inProcess = job.runnerUnasked();
+    if (tile < 1) {
+      throw new UsageException("--tile must be at least 1, got " + tile);
+    }
+    if (!inProcess && keepChannels) {
+      throw new UsageException("--keep-channels is computed in-process only: leave out --runner, --parallelism "
+          + "and Beam options, or the kernels averaged over the channels are computed on the runner");
+    }
+    NpyDType dtype = job.dtype;
     EmpiricalKernels.Implementation impl;
     try {
       impl = EmpiricalKernels.Implementation.of(implementation);
@@ -85,7 +105,8 @@ final class EmpiricalCommand implements Callable<Integer> {
       throw new UsageException("--params " + params + " and --seed: the parameters are read from the file or "
           + "drawn with the seed, not both; leave out one");
     }
-    Layer layer = InputChecks.model(inputs.model).layer();
+    Model model = InputChecks.model(inputs.model);
+    Layer layer = model.layer();
     KernelInputs.Inputs x = inputs.read(layer);
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
     List<String> results = new ArrayList<>();
@@ -97,6 +118,41 @@ final class EmpiricalCommand implements Callable<Integer> {
     long channels = layer.check(perExample).shape().size();
     long bytes = kernels.size() * x.n1() * x.n2() * (keepChannels ? channels * channels : 1) * dtype.bytes();
     long start = System.nanoTime();
+    JobReport report = null;
+    if (inProcess) {
+      inProcess(layer, x, kernels, results, type, perExample, impl, bytes);
+    } else {
+      if (params != null) {
+        read(layer, perExample, type); // a file that does not fit the model fails here, not on a worker
+      }
+      EmpiricalTiles network = params == null ? EmpiricalTiles.drawn(model, seed, impl)
+          : EmpiricalTiles.fromFile(model, params, impl);
+      PipelineOptions options = job.pipelineOptions();
+      try (Outputs outputs = Outputs.open(out, "empirical", bytes)) {
+        TileSet tiles = TileSet.create(network, inputs.x1.toAbsolutePath().toString(),
+            inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), tile, dtype,
+            outputs.tiles().toString());
+        report = outputs.produce("empirical", List.of("nngp.npy", "ntk.npy"), results,
+            staging -> KernelJob.run(tiles, kernels, Backend.CPU, options, staging, Ntk.progress));
+      }
+    }
+    double seconds = (System.nanoTime() - start) / 1e9;
+    PrintWriter w = spec.commandLine().getOut();
+    w.println(String.format(Locale.ROOT, "empirical: %s, parameters %s, %s%s, %s",
+        kernels.contains(Get.NTK) ? impl.key() + " NTK" : "NNGP",
+        params == null ? "drawn with seed " + seed : "from " + params, dtype.typeName(),
+        keepChannels ? ", output channels kept" : "", report == null
+            ? String.format(Locale.ROOT, "%s: %.1f s", Ntk.IN_PROCESS, seconds) : report.toString()));
+    for (String f : results) {
+      w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
+    }
+    return 0;
+  }
+
+  /** Computes the kernels in this process into the outputs. */
+  private void inProcess(Layer layer, KernelInputs.Inputs x, List<Get> kernels, List<String> results, DataType type,
+      Shape perExample, EmpiricalKernels.Implementation impl, long bytes) throws IOException {
+    NpyDType dtype = job.dtype;
     try (NDManager m = Tensors.newManager()) {
       Params theta = params == null ? layer.init(seed, perExample, m, type) : read(layer, perExample, m, type);
       NDArray x1 = Tensors.create(m, x.x1().data(), new Shape(x.x1().shape()), type);
@@ -120,16 +176,13 @@ final class EmpiricalCommand implements Callable<Integer> {
         });
       }
     }
-    double seconds = (System.nanoTime() - start) / 1e9;
-    PrintWriter w = spec.commandLine().getOut();
-    w.println(String.format(Locale.ROOT, "empirical: %s, parameters %s, %s%s, in-process: %.1f s",
-        kernels.contains(Get.NTK) ? impl.key() + " NTK" : "NNGP",
-        params == null ? "drawn with seed " + seed : "from " + params, dtype.typeName(),
-        keepChannels ? ", output channels kept" : "", seconds));
-    for (String f : results) {
-      w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
+  }
+
+  /** Reads {@code --params} once to check it against the model, before a pipeline starts. */
+  private void read(Layer layer, Shape perExample, DataType type) {
+    try (NDManager m = Tensors.newManager()) {
+      read(layer, perExample, m, type);
     }
-    return 0;
   }
 
   /** The parameters of {@code --params}; a file that cannot be read is a usage error naming the option. */

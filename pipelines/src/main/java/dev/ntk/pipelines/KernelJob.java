@@ -50,7 +50,17 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, 
 
   /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
-    TileSet tiles = TileSet.create(model, x1, x2, tile, dtype, out.resolve(Outputs.TILES));
+    return run(TileSet.create(model, x1, x2, tile, dtype, out.resolve(Outputs.TILES)), get, backend, options,
+        outputs, progress);
+  }
+
+  /**
+   * Computes the tiles of {@code tiles} that are not on disk yet on {@code options}' runner and
+   * writes the kernels {@code get} from them into {@code outputs}: the pipeline of every job whose
+   * outputs are whole kernels ({@code ntk kernel}, {@code ntk empirical}).
+   */
+  static JobReport run(TileSet tiles, List<Get> get, Backend backend, PipelineOptions options, Path outputs,
+      Progress progress) {
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(tiles).withBackend(backend))
         .apply("WriteKernels", WriteKernels.of(tiles, get, outputs));

@@ -168,6 +168,64 @@ class EmpiricalCommandTest {
     }
   }
 
+  /**
+   * On a runner the kernels are computed over tiles (3 rows: tiles on, above and across the
+   * diagonal, and ragged edges) and equal the in-process ones, for x1 with itself (the network
+   * drawn from a seed) and with x2 (read from a parameters file); a second run reuses every tile, and
+   * another network's tiles are never taken for this one's.
+   */
+  @Test
+  void onTheDirectRunnerTilesGiveTheInProcessKernels() throws IOException {
+    Path p = dir.resolve("p.npz");
+    assertEquals(0, ntk("init", "--model", model, "--input-shape", "4", "--seed", 5, "--out", p).status());
+    Path x7 = npy("x7.npy", 7, 4, 3);
+    for (Object[] network : List.of(new Object[] {"--seed", 5}, new Object[] {"--params", p})) {
+      for (Path second : network[0].equals("--seed") ? Arrays.asList((Path) null) : List.of(xTest)) {
+        List<Object> args = new ArrayList<>(List.of("empirical", "--model", model, "--x1", x7));
+        if (second != null) {
+          args.addAll(List.of("--x2", second));
+        }
+        args.addAll(Arrays.asList(network));
+        String name = network[0].toString().substring(2) + (second == null ? "-x1" : "-x2");
+        Path local = dir.resolve("local-" + name);
+        Path tiled = dir.resolve("tiled-" + name);
+        List<Object> inProcess = new ArrayList<>(args);
+        inProcess.addAll(List.of("--out", local));
+        Result a = ntk(inProcess.toArray());
+        assertEquals(0, a.status(), a.err());
+        List<Object> pipeline = new ArrayList<>(args);
+        pipeline.addAll(List.of("--runner", "DirectRunner", "--tile", 3, "--out", tiled));
+        Result b = ntk(pipeline.toArray());
+        assertEquals(0, b.status(), b.err());
+        assertTrue(b.out().contains("DirectRunner") && b.out().contains("0 reused"), b.out());
+        for (String k : List.of("nngp.npy", "ntk.npy")) {
+          NpyArray expected = Npy.read(local.resolve(k));
+          NpyArray actual = Npy.read(tiled.resolve(k));
+          assertArrayEquals(expected.shape(), actual.shape(), name + " " + k);
+          assertArrayEquals(expected.data(), actual.data(), 1e-12, name + " " + k);
+        }
+        if (second == null) {
+          Result again = ntk(pipeline.toArray());
+          assertEquals(0, again.status(), again.err());
+          assertTrue(again.out().contains(" 0 tiles computed, 6 reused"), again.out());
+        }
+      }
+    }
+    // another seed into the same directory: its own tiles, other kernels
+    Path tiled = dir.resolve("tiled-seed-x1");
+    double[] before = Npy.read(tiled.resolve("ntk.npy")).data();
+    Result other = ntk("empirical", "--model", model, "--x1", x7, "--seed", 6, "--runner", "DirectRunner",
+        "--tile", 3, "--out", tiled);
+    assertEquals(0, other.status(), other.err());
+    assertTrue(other.out().contains("0 reused"), other.out());
+    assertFalse(Arrays.equals(before, Npy.read(tiled.resolve("ntk.npy")).data()));
+    Result keep = ntk("empirical", "--model", model, "--x1", x7, "--keep-channels", "--runner", "DirectRunner",
+        "--out", out);
+    assertEquals(2, keep.status(), keep.err());
+    assertTrue(keep.err().contains("--keep-channels"), keep.err());
+    assertFalse(Files.exists(out));
+  }
+
   @Test
   void badInputIsAUsageErrorWithoutOutputs() throws IOException {
     Path wide = npy("wide.npy", 3, 5, 4);

@@ -33,7 +33,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private final TileSet tiles;
   /** The kernel's role for messages ({@code train-train}), or null. */
   private final String role;
-  private final TileComputer computer;
+  private final TileFunction computer;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
   private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
@@ -49,10 +49,7 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   ComputeTileFn(TileSet tiles, Backend backend, String role) {
     this.tiles = tiles;
     this.role = role;
-    // The whole kernel's entries, as the in-process path counts them (CpuBackend.FUSE_FROM), so
-    // that both paths run the per-pair steps the same way (fused loops or interpreted).
-    this.computer = new TileComputer(tiles.model(), tiles.featureShape(), tiles.dtype(), backend,
-        (double) tiles.n1() * tiles.n2());
+    this.computer = tiles.function(backend);
   }
 
   @Setup

@@ -17,7 +17,6 @@ import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.NativeBuffer;
-import java.io.Serializable;
 import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
@@ -37,7 +36,7 @@ import java.util.TreeMap;
  * child manager closed with the tile, so a worker's memory stays bounded by one tile's working set.
  * Shared by the file path ({@link ComputeTileFn}) and the {@code PCollection} path ({@link Kernels}).
  */
-final class TileComputer implements Serializable {
+final class TileComputer implements TileFunction {
   private static final long serialVersionUID = 1L;
 
   private final Model model;
@@ -61,7 +60,8 @@ final class TileComputer implements Serializable {
   }
 
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
-  void setup() {
+  @Override
+  public void setup() {
     resolved = backend.resolve();
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
@@ -75,7 +75,8 @@ final class TileComputer implements Serializable {
    * The {@code nngp} and {@code ntk} of the tile {@code key} between the rows {@code a} of x1 and
    * {@code b} of x2 (row-major, {@code null} for a tile on the diagonal of x1 with itself).
    */
-  SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b) {
+  @Override
+  public SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b) {
     if (resolved == Backend.CPU) {
       return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32().forWork(work), a, b, key)
           : onCpu(CpuBackend.float64().forWork(work), a, b, key);
@@ -106,7 +107,8 @@ final class TileComputer implements Serializable {
   }
 
   /** Whether {@link #computeStored} computes tiles here (the {@code cpu} backend), else {@link #compute}. */
-  boolean storesValues() {
+  @Override
+  public boolean storesValues() {
     return resolved == Backend.CPU;
   }
 
@@ -116,7 +118,8 @@ final class TileComputer implements Serializable {
    * same plan run as the in-process path ({@link Plan#runInto}) on this tile's share of the cores.
    * The caller closes the result.
    */
-  StoredTile computeStored(TileKey key, double[] a, double[] b) {
+  @Override
+  public StoredTile computeStored(TileKey key, double[] a, double[] b) {
     int computing = COMPUTING.incrementAndGet();
     try {
       int threads = threads(computing);
@@ -197,7 +200,8 @@ final class TileComputer implements Serializable {
   }
 
   /** The layer where the kernel between the input rows {@code x1Row} and {@code x2Row} breaks. */
-  Optional<String> diagnose(double[] x1Row, double[] x2Row) {
+  @Override
+  public Optional<String> diagnose(double[] x1Row, double[] x2Row) {
     // On the cpu backend the worker has no NDManager: a failing run can pay for one.
     try (NDManager scope = manager != null ? manager.newSubManager() : Tensors.newManager()) {
       return Diagnostics.firstNonFiniteLayer(kernelFn.layer(), block(scope, x1Row, 1),
@@ -206,6 +210,11 @@ final class TileComputer implements Serializable {
   }
 
   private NDArray block(NDManager scope, double[] rows, int n) {
+    return block(scope, rows, n, featureShape, dtype);
+  }
+
+  /** {@code n} input rows (row-major) as an array of shape {@code (n, *featureShape)} in {@code dtype}. */
+  static NDArray block(NDManager scope, double[] rows, int n, long[] featureShape, NpyDType dtype) {
     long[] shape = new long[featureShape.length + 1];
     shape[0] = n;
     System.arraycopy(featureShape, 0, shape, 1, featureShape.length);
@@ -217,7 +226,8 @@ final class TileComputer implements Serializable {
     return dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
   }
 
-  void teardown() {
+  @Override
+  public void teardown() {
     if (manager != null) {
       manager.close();
       manager = null;

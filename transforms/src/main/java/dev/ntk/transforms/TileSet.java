@@ -43,8 +43,14 @@ import org.apache.beam.sdk.io.fs.ResourceId;
  * this set if its metadata names the same model hash, inputs hash, dtype and kernels and its values
  * pass their checksum; anything else in the directory is recomputed.
  *
+ * <p>A set holds the model's infinite-width kernels, or, made by {@link #create(EmpiricalTiles,
+ * String, String, int, NpyDType, String)}, the empirical kernels of one finite network of it; its
+ * tiles then carry the network's hash ({@link EmpiricalTiles#hash}) where they carry the model's.
+ *
  * @param x2 {@code null} for the kernel of x1 with itself (symmetric: only tiles on or above the
  *     diagonal are stored)
+ * @param empirical the finite network whose empirical kernels the tiles hold, or {@code null} for
+ *     the model's infinite-width kernels
  */
 public record TileSet(
     Model model,
@@ -56,7 +62,8 @@ public record TileSet(
     int tileSize,
     NpyDType dtype,
     String directory,
-    String inputsHash)
+    String inputsHash,
+    EmpiricalTiles empirical)
     implements Serializable {
   /** The file in a set's directory that describes the set (JSON). */
   public static final String DESCRIPTION = "set.json";
@@ -97,6 +104,21 @@ public record TileSet(
    */
   public static TileSet create(Model model, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
+    return create(model, null, x1, x2, tileSize, dtype, store);
+  }
+
+  /**
+   * The empirical kernels of the finite network {@code network} between {@code x1} and {@code x2}
+   * ({@code null}: x1 itself), as {@link #create(Model, String, String, int, NpyDType, String)}
+   * describes the infinite-width ones.
+   */
+  public static TileSet create(EmpiricalTiles network, String x1, String x2, int tileSize,
+      NpyDType dtype, String store) throws IOException {
+    return create(network.model(), network, x1, x2, tileSize, dtype, store);
+  }
+
+  private static TileSet create(Model model, EmpiricalTiles network, String x1, String x2, int tileSize,
+      NpyDType dtype, String store) throws IOException {
     String file1 = spec(BeamFiles.file(x1));
     String file2 = x2 == null ? null : spec(BeamFiles.file(x2));
     NpyHeader h1 = header(file1);
@@ -111,9 +133,9 @@ public record TileSet(
     String inputs = sha256(file1) + (file2 == null ? "" : "+" + sha256(file2));
     TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
     ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
-        setName(model.hash(), inputs, dtype, tileSize));
+        setName(network == null ? model.hash() : network.hash(), inputs, dtype, tileSize));
     TileSet set = new TileSet(model, file1, file2, plan.n1(), plan.n2(), features,
-        tileSize, dtype, spec(directory), inputs);
+        tileSize, dtype, spec(directory), inputs, network);
     set.describe();
     return set;
   }
@@ -156,13 +178,29 @@ public record TileSet(
     d.put("tile", tileSize);
     d.put("tiles", plan().size());
     d.set("model", new ObjectMapper().readTree(model.json()));
+    if (empirical != null) {
+      d.put("empirical", empirical.describe());
+    }
     byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
     BeamFiles.writeAtomically(resource(DESCRIPTION), channel -> channel.write(ByteBuffer.wrap(bytes)));
   }
 
-  /** The model's hash ({@link Model#hash}), which the set's tiles carry. */
+  /**
+   * The model's hash ({@link Model#hash}), which the set's tiles carry; for a set of empirical
+   * kernels, the finite network's ({@link EmpiricalTiles#hash}).
+   */
   public String modelHash() {
-    return model.hash();
+    return empirical == null ? model.hash() : empirical.hash();
+  }
+
+  /**
+   * What a worker runs to fill this set's tiles, for kernels of {@code backend}. The plan is told
+   * the whole kernel's entries, as the in-process path counts them ({@code CpuBackend.FUSE_FROM}),
+   * so that both paths run the per-pair steps the same way (fused loops or interpreted).
+   */
+  TileFunction function(dev.ntk.kernels.engine.Backend backend) {
+    return empirical != null ? empirical.function(featureShape, dtype)
+        : new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2);
   }
 
   /** Whether this is the kernel of x1 with itself. */

@@ -1,0 +1,39 @@
+package dev.ntk.transforms;
+
+import dev.ntk.io.TileKey;
+import java.io.Serializable;
+import java.util.Optional;
+import java.util.SortedMap;
+
+/**
+ * What a worker runs to fill one tile of a {@link TileSet} from the tile's input rows: the model's
+ * infinite-width kernels ({@link TileComputer}, the default) or the empirical kernels of one finite
+ * network ({@link EmpiricalTiles}). {@link ComputeTileFn} holds one, set up once per worker.
+ */
+interface TileFunction extends Serializable {
+  /** Prepares the worker (compiles a plan, draws or reads parameters); called once per instance. */
+  void setup();
+
+  /**
+   * The {@code nngp} and {@code ntk} of the tile {@code key} between the rows {@code a} of x1 and
+   * {@code b} of x2 (row-major, {@code null} for a tile on the diagonal of x1 with itself), as
+   * {@code key.rows() x key.cols()} values each.
+   */
+  SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b);
+
+  /** Whether {@link #computeStored} computes tiles here instead of {@link #compute}. */
+  default boolean storesValues() {
+    return false;
+  }
+
+  /** The kernels of a tile in native memory in the tile's dtype; only where {@link #storesValues}. */
+  default TileComputer.StoredTile computeStored(TileKey key, double[] a, double[] b) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " computes tiles as doubles");
+  }
+
+  /** Where the kernel between the input rows {@code x1Row} and {@code x2Row} stops being finite, if known. */
+  Optional<String> diagnose(double[] x1Row, double[] x2Row);
+
+  /** Frees what {@link #setup} holds. */
+  void teardown();
+}
