@@ -6,9 +6,11 @@
 #   examples/sine/figure.sh OUT [--ensemble E.npy] [--linearized L.npy] [--t T --learning-rate LR]
 #
 # Without --ensemble, and when bin/ntk has its train command, the ensemble is trained first:
-# NTK_FIGURE1_ENSEMBLE networks (default 8) for NTK_FIGURE1_T steps (default 1000) of learning
-# rate NTK_FIGURE1_LR (default 0.1, below the largest stable rate 0.32 that bin/ntk lr gives),
-# their outputs in OUT/trained and OUT/linearized; the posteriors are then those at the same time.
+# NTK_FIGURE1_ENSEMBLE networks (default 8) of hidden width NTK_FIGURE1_WIDTH (default 512; the
+# model file's is 2048, which takes about four times as long per step) for NTK_FIGURE1_T steps
+# (default 1000) of learning rate NTK_FIGURE1_LR (default 0.1, below the largest stable rate 0.32
+# that bin/ntk lr gives), their outputs in OUT/trained and OUT/linearized; the posteriors are then
+# those at the same time (the infinite networks do not depend on the width).
 # Without the train command the figure shows the posteriors alone.
 set -euo pipefail
 
@@ -27,8 +29,9 @@ if [[ $given_ensemble == 0 ]] && "$root/bin/ntk" train --help >/dev/null 2>&1; t
   k="${NTK_FIGURE1_ENSEMBLE:-8}"
   t="${NTK_FIGURE1_T:-1000}"
   lr="${NTK_FIGURE1_LR:-0.1}"
+  width="${NTK_FIGURE1_WIDTH:-512}"
   train=(train --model "$here/model.json" --x-train "$here/x_train.npy" --y-train "$here/y_train.npy"
-    --x-test "$here/x_test.npy" --ensemble "$k" --learning-rate "$lr" --t "$t" --seed 0)
+    --x-test "$here/x_test.npy" --ensemble "$k" --learning-rate "$lr" --t "$t" --seed 0 --width "$width")
   "$root/bin/ntk" "${train[@]}" --out "$out/trained"
   "$root/bin/ntk" "${train[@]}" --linearized --out "$out/linearized"
   args+=(--ensemble "$out/trained/test.npy" --linearized "$out/linearized/test.npy" --t "$t" --learning-rate "$lr")

@@ -1,7 +1,6 @@
 package dev.ntk.pipelines.figures;
 
 import ai.djl.ndarray.types.Shape;
-import dev.ntk.io.AtomicFiles;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -18,11 +17,9 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -182,33 +179,22 @@ public final class Figure1 implements Callable<Integer> {
    */
   private Band posterior(Layer layer, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
       String key, List<Path> written) throws IOException {
-    Path staging = out.resolve(AtomicFiles.temporaryName("figure1-" + key));
-    try {
-      new InProcessPredict(dev.ntk.kernels.Model.of(layer), xTrain, yTrain, xTest, settings, true, NpyDType.FLOAT64, Backend.AUTO.resolve())
-          .run(staging, null);
-      NpyArray mean = Npy.read(staging.resolve("mean.npy"));
-      NpyArray cov = Npy.read(staging.resolve("cov.npy"));
-      Path meanFile = out.resolve(key + "_mean.npy");
-      Path covFile = out.resolve(key + "_cov.npy");
-      Npy.write(meanFile, mean);
-      Npy.write(covFile, cov);
-      written.add(meanFile);
-      written.add(covFile);
-      int m = mean.rows();
-      double[] sigma = new double[m];
-      for (int i = 0; i < m; i++) {
-        sigma[i] = Math.sqrt(Math.max(cov.data()[i * m + i], 0.0));
-      }
-      return new Band(mean.data(), sigma);
-    } finally {
-      if (Files.exists(staging)) {
-        try (Stream<Path> files = Files.walk(staging)) {
-          for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
-            Files.deleteIfExists(f);
-          }
-        }
-      }
+    List<NpyArray> outputs = StagedPredict.run(new InProcessPredict(dev.ntk.kernels.Model.of(layer), xTrain, yTrain,
+        xTest, settings, true, NpyDType.FLOAT64, Backend.AUTO.resolve()), out, "figure1-" + key, "mean.npy", "cov.npy");
+    NpyArray mean = outputs.get(0);
+    NpyArray cov = outputs.get(1);
+    Path meanFile = out.resolve(key + "_mean.npy");
+    Path covFile = out.resolve(key + "_cov.npy");
+    Npy.write(meanFile, mean);
+    Npy.write(covFile, cov);
+    written.add(meanFile);
+    written.add(covFile);
+    int m = mean.rows();
+    double[] sigma = new double[m];
+    for (int i = 0; i < m; i++) {
+      sigma[i] = Math.sqrt(Math.max(cov.data()[i * m + i], 0.0));
     }
+    return new Band(mean.data(), sigma);
   }
 
   private List<Path> writeBand(String key, Band band) throws IOException {

@@ -109,7 +109,7 @@ public final class Figures {
    * (one line on {@code err}, prefixed with the command's name), or 1 for an internal failure.
    */
   public static int run(Object command, String[] args, PrintStream out, PrintStream err) {
-    CommandLine cli = new CommandLine(command);
+    CommandLine cli = new CommandLine(command).setCaseInsensitiveEnumValuesAllowed(true);
     String name = cli.getCommandName();
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
