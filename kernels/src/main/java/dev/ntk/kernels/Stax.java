@@ -329,4 +329,25 @@ public final class Stax {
   public static Layer globalSumPool() {
     return Convolutional.globalSumPool();
   }
+
+  // Normalization
+  /** {@link Normalization#layerNorm()}. */
+  public static Layer layerNorm() {
+    return Normalization.layerNorm();
+  }
+
+  /** {@link Normalization#layerNorm(int[], double)}. */
+  public static Layer layerNorm(int[] axis, double eps) {
+    return Normalization.layerNorm(axis, eps);
+  }
+
+  /** {@link Normalization#dropout(double)}. */
+  public static Layer dropout(double rate) {
+    return Normalization.dropout(rate);
+  }
+
+  /** {@link Normalization#dropout(double, String)}. */
+  public static Layer dropout(double rate, String mode) {
+    return Normalization.dropout(rate, mode);
+  }
 }
