@@ -171,11 +171,15 @@ public final class KernelFn {
         continue;
       }
       NDManager m = diagonal.getManager();
-      try (NDArray eye = m.eye(n).toType(DataType.BOOLEAN, false);
-          NDArray column = diagonal.reshape(n, 1);
-          NDArray spread = column.broadcast(new Shape(n, n))) {
+      double[] identity = new double[Math.multiplyExact(n, n)];
+      for (int i = 0; i < n; i++) {
+        identity[i * n + i] = 1;
+      }
+      try (NDArray ones = m.create(identity, new Shape(n, n));
+          NDArray eye = ones.gt(0.5);
+          NDArray column = diagonal.reshape(n, 1)) {
         NDArray kernel = out.get(name);
-        result.put(name, ai.djl.ndarray.NDArrays.where(eye, spread, kernel));
+        result.put(name, NtkEngineBridge.op("SelectV2", eye, column, kernel));
         kernel.close();
       }
     }
