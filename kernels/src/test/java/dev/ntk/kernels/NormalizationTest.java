@@ -286,6 +286,11 @@ class NormalizationTest {
       assertTrue(ex.getMessage().contains("serial[1]." + layer), ex.getMessage());
       assertTrue(ex.getMessage().contains(e.getValue()), e.getKey() + ": " + ex.getMessage());
     }
+    ModelException java = assertThrows(ModelException.class, () -> Stax.dropout(0));
+    assertEquals("Dropout", java.path());
+    ModelException javaAxis = assertThrows(ModelException.class,
+        () -> Stax.serial(Stax.dense(3), Stax.layerNorm(new int[] {0}, 0)).check(new Shape(2)));
+    assertTrue(javaAxis.getMessage().startsWith("serial[1].LayerNorm"), javaAxis.getMessage());
     ModelException notGaussian = assertThrows(ModelException.class, () -> ModelSpec.parse(
         "{\"serial\": [" + dense + ", {\"Relu\": {}}, {\"LayerNorm\": {}}]}").check(new Shape(3)));
     assertTrue(notGaussian.getMessage().contains("serial[2].LayerNorm"), notGaussian.getMessage());
