@@ -163,7 +163,7 @@ public final class LayerType {
       };
     }
 
-    /** One int, or a non-empty list of ints of any sign, from an int, an int array, a list or a JSON array; else null. */
+    /** One int, or a non-empty list of ints of any sign (from an int array, a list or a JSON array); else null. */
     private static Object axes(Object value) {
       if (isInt(value)) {
         return ((Number) value).intValue();
@@ -484,7 +484,8 @@ public final class LayerType {
     @SuppressWarnings("unchecked")
     public int[] axes(String name) {
       Object v = get(name);
-      return v instanceof Integer i ? new int[] {i} : ((List<Integer>) v).stream().mapToInt(Integer::intValue).toArray();
+      return v instanceof Integer i ? new int[] {i}
+          : ((List<Integer>) v).stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** A list of numbers. */

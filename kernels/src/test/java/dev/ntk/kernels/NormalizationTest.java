@@ -316,6 +316,7 @@ class NormalizationTest {
     assertTrue(written.contains("{\"Dropout\":{\"rate\":0.9,\"mode\":\"train\"}}"), written);
     assertTrue(written.contains("\"axis\":[1,-1],\"eps\":0.5"), written);
     assertEquals(written, ModelSpec.toJson(ModelSpec.parse(written)));
-    assertEquals(ModelSpec.toJson(Stax.dropout(0.9)), ModelSpec.toJson(ModelSpec.parse("{\"Dropout\": {\"rate\": 0.9}}")));
+    assertEquals(ModelSpec.toJson(Stax.dropout(0.9)),
+        ModelSpec.toJson(ModelSpec.parse("{\"Dropout\": {\"rate\": 0.9}}")));
   }
 }
