@@ -15,8 +15,8 @@ package dev.ntk.kernels;
  * <p>The layers and their factories live in the family files, each next to its layer ({@link
  * Branching}, {@link Linear}, {@link Elementwise}, {@link Convolutional}, {@link Normalization}); this
  * facade re-exports the factories, as neural-tangents' {@code stax/__init__} re-exports its
- * families, and {@link LayerType#registered()} lists the families' layer types. A new layer adds its factory here; a
- * new family also joins {@link LayerType#FAMILIES}.
+ * families, and {@link LayerType#registered()} lists the families' layer types. A new layer adds
+ * its factory here; a new family also joins {@link LayerType#FAMILIES}.
  */
 public final class Stax {
   private Stax() {}
