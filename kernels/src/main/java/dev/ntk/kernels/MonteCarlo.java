@@ -13,7 +13,9 @@ import java.util.SplittableRandom;
  * empirical NTK {@code J(x1) J(x2)^T / C} ({@link #ntk}, by {@link EmpiricalKernels}' structured
  * derivatives), where {@code f} is the network's output with {@code C} i.i.d. channels and {@code
  * J} its Jacobian with respect to every parameter array. As
- * the widths grow, the estimates converge to {@link KernelFn}'s kernels.
+ * the widths grow, the estimates converge to {@link KernelFn}'s kernels. A network with {@code
+ * Dropout} in train mode is run on x1 and a given x2 together, so that each example meets a mask
+ * of its own (neural-tangents splits the random key for x2).
  */
 public final class MonteCarlo {
   private MonteCarlo() {}
@@ -150,6 +152,9 @@ public final class MonteCarlo {
     int n2 = (int) x2.getShape().get(0);
     double[] sum = new double[n1 * n2];
     double[] sumSq = new double[n1 * n2];
+    // A network that draws dropout masks meets two batches with independent masks, as neural-tangents
+    // splits its key for x2: each draw is then computed on both batches together, its x1-x2 block kept.
+    boolean joint = x2 != x1 && Normalization.drawsMasks(model);
     SplittableRandom root = new SplittableRandom(seed);
     for (int s = 0; s < from; s++) {
       root.split(); // draw s's generator is the s-th split, wherever the range starts
@@ -166,7 +171,13 @@ public final class MonteCarlo {
         NDArray in1 = x1.getDataType() == dtype ? x1 : x1.toType(dtype, false);
         NDArray in2 = x2 == x1 ? in1 : x2.getDataType() == dtype ? x2 : x2.toType(dtype, false);
         Params params = model.init(rng, List.of(Spec.input(perExample)), scope, dtype);
-        double[] v = perDraw.estimate(model, params, rng, scope, in1, in2);
+        double[] v;
+        if (joint) {
+          NDArray both = in1.concat(in2, 0);
+          v = block(perDraw.estimate(model, params, rng, scope, both, both), n1, n2);
+        } else {
+          v = perDraw.estimate(model, params, rng, scope, in1, in2);
+        }
         for (int i = 0; i < v.length; i++) {
           sum[i] += v[i];
           sumSq[i] += v[i] * v[i];
@@ -174,6 +185,15 @@ public final class MonteCarlo {
       }
     }
     return new Sums(n1, n2, to - from, sum, sumSq);
+  }
+
+  /** The {@code (n1, n2)} block right of the diagonal block of an {@code (n1 + n2)}-square kernel. */
+  private static double[] block(double[] all, int n1, int n2) {
+    double[] out = new double[n1 * n2];
+    for (int i = 0; i < n1; i++) {
+      System.arraycopy(all, i * (n1 + n2) + n1, out, i * n2, n2);
+    }
+    return out;
   }
 
   /** {@code f1 f2^T / C} for outputs {@code (N1, ...)} and {@code (N2, ...)} of {@code C} values each. */

@@ -29,6 +29,14 @@ public final class Normalization {
       "train: keeps each entry with probability rate and divides it by rate; test: the identity",
       Dropout::new, Argument.requiredNumber("rate"), Argument.choice("mode", "train", "test"));
 
+  /** Whether {@code layer} or a layer inside it is a {@link Dropout} that draws masks (train mode, rate below 1). */
+  static boolean drawsMasks(Layer layer) {
+    if (layer instanceof Dropout d && d.train && d.rate < 1) {
+      return true;
+    }
+    return layer.children().stream().anyMatch(Normalization::drawsMasks);
+  }
+
   /** Layer normalization over the channel axis, {@code eps = 1e-12}. */
   public static Layer layerNorm() {
     return LAYER_NORM.create();
@@ -254,7 +262,9 @@ public final class Normalization {
    * where it is) and nothing trains: its gradient is zero. The mask of an activation is a function
    * of the key and the activation's shape, so that x1 with itself meets the same masks in both
    * factors of {@code f(x1) f(x1)^T}, as in neural-tangents, where {@code x2 = None} shares the
-   * random key; neural-tangents splits the key for a given x2, which this finite network does not.
+   * random key. neural-tangents splits the key for a given x2: {@link MonteCarlo} follows it by
+   * running a network that draws masks on both batches together; the empirical kernels of one
+   * network against a given x2 share the masks of rows with the same index.
    */
   public static final class Dropout extends SingleInputLayer {
     /** Keys are whole numbers below this (exact in float32 with the half added). */

@@ -67,7 +67,7 @@ class NormalizationMonteCarloTest {
    * For x1 with itself, and for x2 given as the block between x1 and x2 of the kernel of both
    * batches together with itself: the finite Dropout draws one mask per example there, as
    * neural-tangents does for two different batches (it splits the key), and the analytic kernel
-   * of x1 and x2 must be that block.
+   * of x1 and x2 must be that block; {@link MonteCarlo} of x1 and x2 computes it so.
    */
   @ParameterizedTest(name = "{0}")
   @MethodSource("models")
@@ -84,6 +84,16 @@ class NormalizationMonteCarloTest {
       Kernel without = noDropout.kernelFn().apply(both);
       assertOutside(name + " NNGP without dropout", without.nngp().toDoubleArray(), nngp, 2.0 / width);
       assertOutside(name + " NTK without dropout", without.ntk().toDoubleArray(), ntk, 2.0 / width);
+    }
+    if (noDropout != null) {
+      // MonteCarlo of x1 against x2 is that block of both together, draw by draw (two draws here).
+      MonteCarlo.Estimate direct = MonteCarlo.nngp(model, x1, x2, 2, 13);
+      double[] joint = MonteCarlo.nngp(model, both, both, 2, 13).mean();
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 2; j++) {
+          assertEquals(joint[i * 5 + 3 + j], direct.mean()[i * 2 + j], 0.0, "Monte Carlo of x1 and x2");
+        }
+      }
     }
     Kernel between = model.kernelFn().apply(x1, x2);
     double[] all = k.nngp().toDoubleArray();
