@@ -14,8 +14,8 @@ import java.util.SplittableRandom;
  * derivatives), where {@code f} is the network's output with {@code C} i.i.d. channels and {@code
  * J} its Jacobian with respect to every parameter array. As
  * the widths grow, the estimates converge to {@link KernelFn}'s kernels. A network with {@code
- * Dropout} in train mode is run on x1 and a given x2 together, so that each example meets a mask
- * of its own (neural-tangents splits the random key for x2).
+ * Dropout} in train mode is run on x1 and a given x2 together ({@link EmpiricalKernels}), so that
+ * each example meets a mask of its own (neural-tangents splits the random key for x2).
  */
 public final class MonteCarlo {
   private MonteCarlo() {}
@@ -40,9 +40,13 @@ public final class MonteCarlo {
     return estimate(model, x1, x2, samples, seed, x1.getDataType(), MonteCarlo::nngpDraw);
   }
 
+  /**
+   * One draw's {@code f(x1) f(x2)^T / C}, by {@link EmpiricalKernels#nngp} (which runs a network
+   * that draws dropout masks on x1 and a given x2 together, as neural-tangents splits its key).
+   */
   private static double[] nngpDraw(Layer model, Params params, SplittableRandom rng, NDManager scope,
       NDArray in1, NDArray in2) {
-    return channelAverage(model.apply(params, in1), model.apply(params, in2));
+    return Tensors.toDoubles(EmpiricalKernels.nngp(model, params, in1, in2, true));
   }
 
   /**
@@ -152,9 +156,6 @@ public final class MonteCarlo {
     int n2 = (int) x2.getShape().get(0);
     double[] sum = new double[n1 * n2];
     double[] sumSq = new double[n1 * n2];
-    // A network that draws dropout masks meets two batches with independent masks, as neural-tangents
-    // splits its key for x2: each draw is then computed on both batches together, its x1-x2 block kept.
-    boolean joint = x2 != x1 && Normalization.drawsMasks(model);
     SplittableRandom root = new SplittableRandom(seed);
     for (int s = 0; s < from; s++) {
       root.split(); // draw s's generator is the s-th split, wherever the range starts
@@ -171,13 +172,7 @@ public final class MonteCarlo {
         NDArray in1 = x1.getDataType() == dtype ? x1 : x1.toType(dtype, false);
         NDArray in2 = x2 == x1 ? in1 : x2.getDataType() == dtype ? x2 : x2.toType(dtype, false);
         Params params = model.init(rng, List.of(Spec.input(perExample)), scope, dtype);
-        double[] v;
-        if (joint) {
-          NDArray both = in1.concat(in2, 0);
-          v = block(perDraw.estimate(model, params, rng, scope, both, both), n1, n2);
-        } else {
-          v = perDraw.estimate(model, params, rng, scope, in1, in2);
-        }
+        double[] v = perDraw.estimate(model, params, rng, scope, in1, in2);
         for (int i = 0; i < v.length; i++) {
           sum[i] += v[i];
           sumSq[i] += v[i] * v[i];
@@ -185,24 +180,5 @@ public final class MonteCarlo {
       }
     }
     return new Sums(n1, n2, to - from, sum, sumSq);
-  }
-
-  /** The {@code (n1, n2)} block right of the diagonal block of an {@code (n1 + n2)}-square kernel. */
-  private static double[] block(double[] all, int n1, int n2) {
-    double[] out = new double[n1 * n2];
-    for (int i = 0; i < n1; i++) {
-      System.arraycopy(all, i * (n1 + n2) + n1, out, i * n2, n2);
-    }
-    return out;
-  }
-
-  /** {@code f1 f2^T / C} for outputs {@code (N1, ...)} and {@code (N2, ...)} of {@code C} values each. */
-  private static double[] channelAverage(NDArray f1, NDArray f2) {
-    long n1 = f1.getShape().get(0);
-    long n2 = f2.getShape().get(0);
-    long channels = f1.getShape().size() / n1;
-    NDArray k = f1.reshape(n1, channels).matMul(f2.reshape(n2, channels).transpose())
-        .div((double) channels);
-    return Tensors.toDoubles(k);
-  }
+   }
 }

@@ -262,9 +262,8 @@ public final class Normalization {
    * where it is) and nothing trains: its gradient is zero. The mask of an activation is a function
    * of the key and the activation's shape, so that x1 with itself meets the same masks in both
    * factors of {@code f(x1) f(x1)^T}, as in neural-tangents, where {@code x2 = None} shares the
-   * random key. neural-tangents splits the key for a given x2: {@link MonteCarlo} follows it by
-   * running a network that draws masks on both batches together; the empirical kernels of one
-   * network against a given x2 share the masks of rows with the same index.
+   * random key. neural-tangents splits the key for a given x2: {@link EmpiricalKernels} (and so
+   * {@link MonteCarlo}) follows it by running a network that draws masks on both batches together.
    */
   public static final class Dropout extends SingleInputLayer {
     /** Keys are whole numbers below this (exact in float32 with the half added). */
