@@ -86,12 +86,15 @@ class NormalizationMonteCarloTest {
       assertOutside(name + " NTK without dropout", without.ntk().toDoubleArray(), ntk, 2.0 / width);
     }
     if (noDropout != null) {
-      // MonteCarlo of x1 against x2 is that block of both together, draw by draw (two draws here).
-      MonteCarlo.Estimate direct = MonteCarlo.nngp(model, x1, x2, 2, 13);
-      double[] joint = MonteCarlo.nngp(model, both, both, 2, 13).mean();
-      for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 2; j++) {
-          assertEquals(joint[i * 5 + 3 + j], direct.mean()[i * 2 + j], 0.0, "Monte Carlo of x1 and x2");
+      // Monte Carlo of x1 against x2 is that block of both together, draw by draw (two draws here).
+      double[][] direct = {MonteCarlo.nngp(model, x1, x2, 2, 13).mean(), MonteCarlo.ntk(model, x1, x2, 2, 13).mean()};
+      double[][] joint = {MonteCarlo.nngp(model, both, both, 2, 13).mean(),
+          MonteCarlo.ntk(model, both, both, 2, 13).mean()};
+      for (int g = 0; g < 2; g++) {
+        for (int i = 0; i < 3; i++) {
+          for (int j = 0; j < 2; j++) {
+            assertEquals(joint[g][i * 5 + 3 + j], direct[g][i * 2 + j], 0.0, "Monte Carlo of x1 and x2, " + g);
+          }
         }
       }
     }
