@@ -145,7 +145,16 @@ public final class EmpiricalKernels {
       }
       NDArray in1 = x1.getDataType() == dtype ? x1 : x1.toType(dtype, false);
       NDArray in2 = x2 == null || x2 == x1 ? in1 : x2.getDataType() == dtype ? x2 : x2.toType(dtype, false);
-      NDArray k = body.compute(in1, in2);
+      NDArray k;
+      if (in2 != in1 && Normalization.drawsMasks(model)) {
+        // Two batches meet independent dropout masks, as neural-tangents splits its random key for
+        // x2: the kernel of both together, its x1-x2 block.
+        long n1 = in1.getShape().get(0);
+        NDArray both = in1.concat(in2, 0);
+        k = body.compute(both, both).get("0:" + n1 + ", " + n1 + ":");
+      } else {
+        k = body.compute(in1, in2);
+      }
       return Tensors.create(owner, Tensors.toDoubles(k), k.getShape(), DataType.FLOAT64);
     }
   }

@@ -101,7 +101,7 @@ public final class KernelFn {
     int n2 = Math.toIntExact(s2.get(0));
     NDManager m = x1.getManager();
     Map<String, NDArray> out = switch (backend.resolve()) {
-      case TENSORFLOW -> onTensorFlow(plan, x1, other, same, n1, n2, m);
+      case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, n1, n2, m), same, n1);
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, n1, n2, m);
     };
@@ -145,12 +145,45 @@ public final class KernelFn {
     Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
     Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
     Map<String, NDArray> arrays = new HashMap<>();
-    dev.ntk.kernels.cuda.CudaEngine.shared().run(plan, a, b, n1, n2).forEach((name, v) -> {
+    Map<String, Object> values = Plan.sameExampleOnDiagonal(plan.schedule(),
+        dev.ntk.kernels.cuda.CudaEngine.shared().run(plan, a, b, n1, n2), x2 == null, n1);
+    values.forEach((name, v) -> {
       boolean pair = plan.schedule().outputs().containsKey(name);
       Shape shape = pair ? new Shape(n1, n2) : new Shape(name.equals(Plan.VAR2) ? n2 : n1);
       arrays.put(name, v instanceof double[] d ? m.create(d, shape) : m.create((float[]) v, shape));
     });
     return arrays;
+  }
+
+  /**
+   * {@link Plan#sameExampleOnDiagonal} on TensorFlow arrays: for x1 with itself, each input's kernel
+   * with itself ({@link Plan#SAME}) in place of the diagonal of the kernels.
+   */
+  private static Map<String, NDArray> sameExampleOnDiagonal(Plan plan, Map<String, NDArray> out, boolean same,
+      int n) {
+    if (!same) {
+      return out;
+    }
+    Map<String, NDArray> result = new HashMap<>(out);
+    for (String name : plan.schedule().outputs().keySet()) {
+      NDArray diagonal = out.get(Plan.SAME + name);
+      if (diagonal == null) {
+        continue;
+      }
+      NDManager m = diagonal.getManager();
+      double[] identity = new double[Math.multiplyExact(n, n)];
+      for (int i = 0; i < n; i++) {
+        identity[i * n + i] = 1;
+      }
+      try (NDArray ones = m.create(identity, new Shape(n, n));
+          NDArray eye = ones.gt(0.5);
+          NDArray column = diagonal.reshape(n, 1)) {
+        NDArray kernel = out.get(name);
+        result.put(name, NtkEngineBridge.op("SelectV2", eye, column, kernel));
+        kernel.close();
+      }
+    }
+    return result;
   }
 
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,

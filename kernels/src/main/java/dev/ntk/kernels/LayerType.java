@@ -38,6 +38,7 @@ public final class LayerType {
     CHOICE("one of the listed strings"),
     INTEGER_LIST("a list of positive integers, one per spatial axis"),
     NUMBER_LIST("a list of numbers"),
+    AXES("an axis or a non-empty list of axes (integers, negative counting from the last axis)"),
     BOOLEAN("true or false");
 
     private final String expected;
@@ -122,6 +123,15 @@ public final class LayerType {
       return new Argument(name, Kind.CHOICE, choices[0], false, List.of(choices));
     }
 
+    /**
+     * Axes of an activation as neural-tangents takes them: one integer or a list, negative ones
+     * counting from the last axis ({@code LayerNorm}'s {@code axis}); kept as given, checked
+     * against the activation's rank by the layer.
+     */
+    public static Argument axes(String name, int defaultValue) {
+      return new Argument(name, Kind.AXES, defaultValue, false, List.of());
+    }
+
     /** The value as this argument holds it, or the reason it does not fit. */
     Object check(Object value, String path) {
       String problem = switch (kind) {
@@ -135,6 +145,7 @@ public final class LayerType {
         case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
         case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
+        case AXES -> axes(value) != null ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -148,7 +159,37 @@ public final class LayerType {
         case INTEGER_LIST -> value == null ? null : integers(value);
         case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
+        case AXES -> axes(value);
       };
+    }
+
+    /** One int, or a non-empty list of ints of any sign (from an int array, a list or a JSON array); else null. */
+    private static Object axes(Object value) {
+      if (isInt(value)) {
+        return ((Number) value).intValue();
+      }
+      List<Object> items = new ArrayList<>();
+      if (value instanceof int[] a) {
+        for (int x : a) {
+          items.add(x);
+        }
+      } else if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue() : x);
+        }
+      } else {
+        return null;
+      }
+      List<Integer> out = new ArrayList<>();
+      for (Object x : items) {
+        if (!isInt(x)) {
+          return null;
+        }
+        out.add(((Number) x).intValue());
+      }
+      return out.isEmpty() ? null : List.copyOf(out);
     }
 
     /** A non-empty list of positive ints from an int array, a list or a JSON array; else null. */
@@ -355,7 +396,8 @@ public final class LayerType {
 
   /** The layer families: each declares its layer types as {@code public static final} constants. */
   static final List<Class<?>> FAMILIES = List.of(Branching.class, Linear.class, Elementwise.class,
-      ElementwiseQuadrature.class, Convolutional.class);
+      ElementwiseQuadrature.class, Convolutional.class,
+      Normalization.class);
 
   /**
    * Every layer type, by name: the {@code public static final LayerType} constants of the
@@ -436,6 +478,14 @@ public final class LayerType {
     public int[] integers(String name) {
       List<Integer> l = (List<Integer>) get(name);
       return l == null ? null : l.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Axes ({@link Argument#axes}): one, or the list given. */
+    @SuppressWarnings("unchecked")
+    public int[] axes(String name) {
+      Object v = get(name);
+      return v instanceof Integer i ? new int[] {i}
+          : ((List<Integer>) v).stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** A list of numbers. */

@@ -42,8 +42,7 @@ public final class ModelSpec {
       .build();
   /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
   private static final Set<String> FORMAT = Set.of(
-      "Dropout",
-      "LayerNorm", "GlobalSelfAttention");
+      "GlobalSelfAttention");
 
   private ModelSpec() {}
 

@@ -14,7 +14,9 @@ import java.util.SplittableRandom;
  * empirical NTK {@code J(x1) J(x2)^T / C} ({@link #ntk}, by {@link EmpiricalKernels}' structured
  * derivatives), where {@code f} is the network's output with {@code C} i.i.d. channels and {@code
  * J} its Jacobian with respect to every parameter array. As
- * the widths grow, the estimates converge to {@link KernelFn}'s kernels.
+ * the widths grow, the estimates converge to {@link KernelFn}'s kernels. A network with {@code
+ * Dropout} in train mode is run on x1 and a given x2 together ({@link EmpiricalKernels}), so that
+ * each example meets a mask of its own (neural-tangents splits the random key for x2).
  */
 public final class MonteCarlo {
   private MonteCarlo() {}
@@ -55,9 +57,13 @@ public final class MonteCarlo {
     return estimates(model, x1, x2, samples, seed, MonteCarlo::nngpDraw);
   }
 
+  /**
+   * One draw's {@code f(x1) f(x2)^T / C}, by {@link EmpiricalKernels#nngp} (which runs a network
+   * that draws dropout masks on x1 and a given x2 together, as neural-tangents splits its key).
+   */
   private static double[] nngpDraw(Layer model, Params params, SplittableRandom rng, NDManager scope,
       NDArray in1, NDArray in2) {
-    return channelAverage(model.apply(params, in1), model.apply(params, in2));
+    return Tensors.toDoubles(EmpiricalKernels.nngp(model, params, in1, in2, true));
   }
 
   /**
@@ -239,15 +245,5 @@ public final class MonteCarlo {
       }
     }
     return snapshots;
-  }
-
-  /** {@code f1 f2^T / C} for outputs {@code (N1, ...)} and {@code (N2, ...)} of {@code C} values each. */
-  private static double[] channelAverage(NDArray f1, NDArray f2) {
-    long n1 = f1.getShape().get(0);
-    long n2 = f2.getShape().get(0);
-    long channels = f1.getShape().size() / n1;
-    NDArray k = f1.reshape(n1, channels).matMul(f2.reshape(n2, channels).transpose())
-        .div((double) channels);
-    return Tensors.toDoubles(k);
   }
 }

@@ -34,6 +34,13 @@ public final class Plan {
   public static final String NTK = "ntk";
   public static final String VAR1 = "var1";
   public static final String VAR2 = "var2";
+  /**
+   * The prefix of the per-input outputs that hold, for a model whose rules give the kernel of an
+   * example with itself apart ({@link RuleContext#sameExample()}, {@code Dropout}), each input's
+   * kernel with itself: {@code same:nngp}, {@code same:ntk}. Runs of x1 with itself write them on
+   * the diagonal of the kernels ({@link #sameExampleOnDiagonal}).
+   */
+  public static final String SAME = "same:";
 
   /**
    * What the requirements pass decided: the input and output specs, the kernels computed, and
@@ -141,7 +148,18 @@ public final class Plan {
     for (Get g : EnumSet.copyOf(gets)) {
       pairs.put(g.key(), g == Get.NNGP ? out.nngp() : out.ntk());
     }
-    Schedule schedule = new Schedule(pairs, Map.of(VAR1, out.var1()), Map.of(VAR2, out.var2()));
+    Map<String, Expr> rows = new LinkedHashMap<>();
+    rows.put(VAR1, out.var1());
+    if (r.asksSameExample() && fromInputs) {
+      // The pair (i, i) of x1 with itself from input i alone: its nngp is input i's own covariance
+      // (to the last bit, see run) and its NTK zero, so the rules run once more per input.
+      KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1());
+      KernelExpr same = readout(RuleContext.run(model, List.of(input), List.of(self), null, true).kernels().get(0));
+      for (Get g : EnumSet.copyOf(gets)) {
+        rows.put(SAME + g.key(), g == Get.NNGP ? same.nngp() : same.ntk());
+      }
+    }
+    Schedule schedule = new Schedule(pairs, rows, Map.of(VAR2, out.var2()));
     // No layer keeps the covariance between inputs of a batch; the pixel-pair covariance is kept
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
@@ -286,7 +304,9 @@ public final class Plan {
 
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
       Map<String, ?> kernels) {
-    Map<String, Object> vars = Map.of(VAR1, cpu.fromDoubles(new double[n1]), VAR2, cpu.fromDoubles(new double[n2]));
+    Map<String, Object> vars = new java.util.HashMap<>();
+    schedule.rowOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n1])));
+    schedule.colOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n2])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
     run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, out);
@@ -315,9 +335,10 @@ public final class Plan {
           layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(second, second, layout.pixels(),
           channels, layout.kind() == Layout.Kind.FULL));
       if (out == null) {
-        return cpu.run(schedule, inputs, n1, n2, threads, triangle);
+        return sameExampleOnDiagonal(schedule, cpu.run(schedule, inputs, n1, n2, threads, triangle), same, n1);
       }
       cpu.run(schedule, inputs, n1, n2, threads, triangle, out);
+      sameExampleOnDiagonal(schedule, out, same, n1);
       return null;
     }
     // The gram is written into a caller's output buffer when one can hold it: each chunk of the
@@ -346,11 +367,44 @@ public final class Plan {
       Map<String, Object> inputs = Map.of(NNGP, gram, VAR1, cpu.fromDoubles(var1),
           VAR2, cpu.fromDoubles(var2));
       if (out == null) {
-        return cpu.run(schedule, inputs, n1, n2, threads, triangle);
+        return sameExampleOnDiagonal(schedule, cpu.run(schedule, inputs, n1, n2, threads, triangle), same, n1);
       }
       cpu.run(schedule, inputs, n1, n2, threads, triangle, out);
+      sameExampleOnDiagonal(schedule, out, same, n1);
       return null;
     }
+  }
+
+  /**
+   * For x1 with itself ({@code same}), writes each per-input output {@link #SAME}{@code name} of
+   * {@code schedule} on the diagonal of the {@code n x n} pair output {@code name} in {@code out}
+   * ({@code double[]}, {@code float[]}, or direct buffers); returns {@code out}.
+   */
+  public static <M extends Map<String, ?>> M sameExampleOnDiagonal(Schedule schedule, M out, boolean same, int n) {
+    if (!same) {
+      return out;
+    }
+    for (String name : schedule.outputs().keySet()) {
+      Object diagonal = out.get(SAME + name);
+      if (!schedule.rowOutputs().containsKey(SAME + name) || diagonal == null) {
+        continue;
+      }
+      Object kernel = out.get(name);
+      for (int i = 0; i < n; i++) {
+        double v = diagonal instanceof double[] d ? d[i] : ((float[]) diagonal)[i];
+        int at = i * n + i;
+        if (kernel instanceof double[] k) {
+          k[at] = v;
+        } else if (kernel instanceof float[] k) {
+          k[at] = (float) v;
+        } else if (kernel instanceof DoubleBuffer k) {
+          k.put(at, v);
+        } else {
+          ((FloatBuffer) kernel).put(at, (float) v);
+        }
+      }
+    }
+    return out;
   }
 
   /** A tile output in {@code out} that is a direct buffer of the compute dtype with room for the gram, if any. */

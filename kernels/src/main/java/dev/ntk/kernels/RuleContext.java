@@ -15,12 +15,25 @@ public final class RuleContext {
   private final List<Spec> outputs;
   private final List<Boolean> outputsFull;
   private final BiConsumer<String, List<KernelExpr>> taps;
-  /** Set by a rule that is not symmetric in its two inputs; shared by every layer of one model. */
-  private final boolean[] asymmetric;
+  /** What the rules of one model run say about it, shared by every layer of the model. */
+  private final Shared shared;
+
+  /** Whether the run is for one input with itself, and what the rules said. */
+  private static final class Shared {
+    final boolean sameExample;
+    /** Set by a rule that is not symmetric in its two inputs. */
+    boolean asymmetric;
+    /** Set by a rule that asked {@link #sameExample()}. */
+    boolean asksSameExample;
+
+    Shared(boolean sameExample) {
+      this.sameExample = sameExample;
+    }
+  }
 
   RuleContext(String path, List<Spec> inputs, List<Spec> outputs, List<Boolean> outputsFull,
-      BiConsumer<String, List<KernelExpr>> taps, boolean[] asymmetric) {
-    this.asymmetric = asymmetric;
+      BiConsumer<String, List<KernelExpr>> taps, Shared shared) {
+    this.shared = shared;
     this.path = path;
     this.inputs = List.copyOf(inputs);
     this.outputs = List.copyOf(outputs);
@@ -34,15 +47,24 @@ public final class RuleContext {
    */
   static Result run(Layer model, List<Spec> specs, List<KernelExpr> inputs,
       BiConsumer<String, List<KernelExpr>> taps) {
+    return run(model, specs, inputs, taps, false);
+  }
+
+  /**
+   * As {@link #run(Layer, List, List, BiConsumer)}; with {@code sameExample}, the rules are those of
+   * the kernel of an input with itself in a kernel of x1 with itself ({@link #sameExample()}).
+   */
+  static Result run(Layer model, List<Spec> specs, List<KernelExpr> inputs,
+      BiConsumer<String, List<KernelExpr>> taps, boolean sameExample) {
     List<Spec> out = model.outputSpecs(specs, model.name());
     List<Boolean> full = java.util.Collections.nCopies(out.size(), false);
-    boolean[] asymmetric = new boolean[1];
+    Shared shared = new Shared(sameExample);
     List<KernelExpr> result = model.rule(reduce(model, specs, inputs, full),
-        new RuleContext(model.name(), specs, out, full, taps, asymmetric));
+        new RuleContext(model.name(), specs, out, full, taps, shared));
     if (taps != null) {
       taps.accept(model.name(), result);
     }
-    return new Result(out, result, !asymmetric[0]);
+    return new Result(out, result, !shared.asymmetric, shared.asksSameExample);
   }
 
   /**
@@ -51,7 +73,19 @@ public final class RuleContext {
    * triangle and its mirror image.
    */
   public void asymmetric() {
-    asymmetric[0] = true;
+    shared.asymmetric = true;
+  }
+
+  /**
+   * Whether this run of the rules is for the kernel of an example with itself in a kernel of x1
+   * with itself (neural-tangents' {@code x1_is_x2} on the batch diagonal), which a rule such as
+   * {@code Dropout}'s gives apart from the kernel of two different examples. Asking says that the
+   * model's rules differ there: its plan then also runs them once more per input of x1 with itself,
+   * with this {@code true}, and writes the results on the diagonal of the kernels.
+   */
+  public boolean sameExample() {
+    shared.asksSameExample = true;
+    return shared.sameExample;
   }
 
   /** Whether the requirements pass keeps the full pixel covariance of the raw inputs of {@code model}. */
@@ -77,7 +111,7 @@ public final class RuleContext {
    * What a child of a combinator gave: its output specs and kernels, and whether every rule so far
    * is symmetric in its two inputs.
    */
-  public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric) {}
+  public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric, boolean asksSameExample) {}
 
   /**
    * Runs the requirements pass and the rule of the child {@code layer} at position {@code index}
@@ -88,11 +122,11 @@ public final class RuleContext {
     String childPath = childPath(path, index, child);
     List<Spec> out = child.outputSpecs(childInputs, childPath);
     List<KernelExpr> result = child.rule(reduce(child, childInputs, kernels, childOutputsFull),
-        new RuleContext(childPath, childInputs, out, childOutputsFull, taps, asymmetric));
+        new RuleContext(childPath, childInputs, out, childOutputsFull, taps, shared));
     if (taps != null) {
       taps.accept(childPath, result);
     }
-    return new Result(out, result, !asymmetric[0]);
+    return new Result(out, result, !shared.asymmetric, shared.asksSameExample);
   }
 
   /** The path of a combinator's child, as errors name it: {@code serial[3].Erf}. */

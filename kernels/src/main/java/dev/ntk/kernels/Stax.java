@@ -13,10 +13,10 @@ package dev.ntk.kernels;
  * }</pre>
  *
  * <p>The layers and their factories live in the family files, each next to its layer ({@link
- * Branching}, {@link Linear}, {@link Elementwise}, {@link Convolutional}); this facade re-exports
- * the factories, as neural-tangents' {@code stax/__init__} re-exports its families, and {@link
- * LayerType#registered()} lists the families' layer types. A new layer adds its factory here; a
- * new family also joins {@link LayerType#FAMILIES}.
+ * Branching}, {@link Linear}, {@link Elementwise}, {@link Convolutional}, {@link Normalization}); this
+ * facade re-exports the factories, as neural-tangents' {@code stax/__init__} re-exports its
+ * families, and {@link LayerType#registered()} lists the families' layer types. A new layer adds
+ * its factory here; a new family also joins {@link LayerType#FAMILIES}.
  */
 public final class Stax {
   private Stax() {}
@@ -328,5 +328,26 @@ public final class Stax {
   /** {@link Convolutional#globalSumPool}. */
   public static Layer globalSumPool() {
     return Convolutional.globalSumPool();
+  }
+
+  // Normalization
+  /** {@link Normalization#layerNorm()}. */
+  public static Layer layerNorm() {
+    return Normalization.layerNorm();
+  }
+
+  /** {@link Normalization#layerNorm(int[], double)}. */
+  public static Layer layerNorm(int[] axis, double eps) {
+    return Normalization.layerNorm(axis, eps);
+  }
+
+  /** {@link Normalization#dropout(double)}. */
+  public static Layer dropout(double rate) {
+    return Normalization.dropout(rate);
+  }
+
+  /** {@link Normalization#dropout(double, String)}. */
+  public static Layer dropout(double rate, String mode) {
+    return Normalization.dropout(rate, mode);
   }
 }

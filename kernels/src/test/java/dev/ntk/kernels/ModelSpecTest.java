@@ -70,7 +70,7 @@ class ModelSpecTest {
       "{\"serial\": [{\"Sign\": {\"x\": 1}}]}|serial[0].Sign: unknown argument \"x\" (this layer takes no arguments)",
       "{\"serial\": [{\"Relu\": {\"x\": 1}}]}|serial[0].Relu: unknown argument \"x\" (expected one of: do_stabilize)",
       "{\"serial\": [{\"ABRelu\": {\"a\": 1}}]}|serial[0].ABRelu: missing required argument \"b\"",
-      "{\"serial\": [{\"Dropout\": {}}]}|serial[0].Dropout: layer Dropout is part of the model format but not supported",
+      "{\"serial\": [{\"Dropout\": {}}]}|serial[0].Dropout: missing required argument \"rate\"",
       "{\"ConvTranspose\": {\"filter_shape\": [3], \"padding\": \"REFLECT\"}}|ConvTranspose: argument \"padding\" must be one of \"VALID\", \"SAME\", \"CIRCULAR\", got \"REFLECT\"",
       "{\"serial\": [{\"Conv\": {}}]}|serial[0].Conv: missing required argument \"filter_shape\"",
       "{\"Conv\": {\"filter_shape\": [3, 0]}}|Conv: argument \"filter_shape\" must be a list of positive integers",

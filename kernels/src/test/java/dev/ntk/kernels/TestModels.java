@@ -33,6 +33,9 @@ final class TestModels {
         Stax.serial(Stax.dense(8, 0.9, 0.3), Stax.erf(), Stax.dense(6, 1.3, null)),
         Stax.serial(Stax.dense(4), Stax.abs())), Stax.fanInConcat(), Stax.dense(5), Stax.fanOut(2),
         Stax.fanInProd(), Stax.flatten(), Stax.dense(3)));
+    m.put("layer norm and dropout", Stax.serial(Stax.dense(16, 1.4, 0.2), Stax.layerNorm(), Stax.relu(),
+        Stax.dropout(0.7), Stax.dense(16, 1.2, 0.1), Stax.layerNorm(new int[] {-1}, 0.1), Stax.erf(),
+        Stax.dropout(0.9, "test"), Stax.dense(2, 1.0, 0.1)));
     return m;
   }
 }

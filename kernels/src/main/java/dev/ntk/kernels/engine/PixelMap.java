@@ -238,6 +238,51 @@ public final class PixelMap {
     return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes, null);
   }
 
+  /**
+   * The mean over the axes marked in {@code averaged}, kept over them (a {@code keepdims} mean) on
+   * {@link Layout.Kind#DIAG} blocks on {@code grid}: pixel {@code p} becomes the average of the
+   * pixels that agree with {@code p} on every other axis. {@code LayerNorm} normalizes by this mean
+   * of the per-pixel variances when it normalizes over spatial axes.
+   */
+  public static PixelMap axisMean(int[] grid, boolean[] averaged) {
+    Axis[] axes = new Axis[grid.length];
+    for (int k = 0; k < axes.length; k++) {
+      int n = grid[k];
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      // Input pixel by input pixel, output pixels innermost: one broadcast run per input pixel.
+      for (int p = 0; p < n; p++) {
+        for (int o = 0; o < n; o++) {
+          if (averaged[k] || o == p) {
+            at.add(new int[] {o, p});
+            ws.add(averaged[k] ? 1.0 / n : 1.0);
+          }
+        }
+      }
+      axes[k] = Axis.of(n, n, at, ws);
+    }
+    return new PixelMap("mean", Layout.diag(grid), Layout.diag(grid), axes, null);
+  }
+
+  /**
+   * On {@link Layout.Kind#FULL} blocks on {@code grid}: the covariance of each pixel with itself
+   * kept, that of two different pixels zero ({@code Dropout} scales only the former).
+   */
+  public static PixelMap pixelDiagonal(int[] grid) {
+    Axis[] axes = new Axis[grid.length];
+    for (int k = 0; k < axes.length; k++) {
+      int n = grid[k];
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int p = 0; p < n; p++) {
+        at.add(new int[] {p * n + p, p * n + p});
+        ws.add(1.0);
+      }
+      axes[k] = Axis.of(n * n, n * n, at, ws);
+    }
+    return new PixelMap("pixel-diagonal", Layout.full(grid), Layout.full(grid), axes, null);
+  }
+
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
   private static int firstOffset(Window w, int o, int p) {
     for (int b = 0; b < w.size(); b++) {
