@@ -43,7 +43,7 @@ public final class ModelSpec {
   /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
   private static final Set<String> FORMAT = Set.of(
       "Dropout",
-      "LayerNorm", "GlobalSelfAttention");
+      "LayerNorm");
 
   private ModelSpec() {}
 

@@ -329,4 +329,13 @@ public final class Stax {
   public static Layer globalSumPool() {
     return Convolutional.globalSumPool();
   }
+
+  // Attention
+  /** {@link Attention#globalSelfAttention}. */
+  public static Layer globalSelfAttention(int nChanOut, int nChanKey, int nChanVal, int nHeads,
+      boolean linearScaling, double wKeyStd, double wValueStd, double wQueryStd, double wOutStd, Double bStd,
+      String attentionMechanism) {
+    return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
+        wQueryStd, wOutStd, bStd, attentionMechanism);
+  }
 }

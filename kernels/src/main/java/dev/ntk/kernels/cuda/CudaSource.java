@@ -168,6 +168,11 @@ public final class CudaSource {
       set.addAll(steps);
       mine.add(set);
       for (Expr e : steps) {
+        if (e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND) {
+          // Attention (GlobalSelfAttention) has no generated kernel yet: refused, not guessed.
+          throw new IllegalArgumentException("the cuda engine has no " + e.op() + " step (GlobalSelfAttention): "
+              + "run this model with --backend cpu or tensorflow");
+        }
         if (!CudaOps.supports(e.op()) && !e.op().structural()) {
           CudaOps.expression(e.op(), float32, "a", "b"); // throws, naming the operation
         }

@@ -127,7 +127,19 @@ public final class Expr {
     /** A {@link PixelMap} (a convolution or pooling of the pixel block). */
     PIXELS,
     /** The sum of a block's entries times a constant: a scalar. */
-    REDUCE;
+    REDUCE,
+    /**
+     * The softmax of a {@code FULL} block over its second pixel: {@code [p, q] = exp(a[p, q]) / sum_r
+     * exp(a[p, r])}, computed as {@code exp(a[p, q] - max_r a[p, r])} over its sum (an attention
+     * matrix from the covariance of every two pixels of one input).
+     */
+    SOFTMAX,
+    /**
+     * The {@code FULL} block {@code b a c^T} of three {@code FULL} blocks as {@code P x P} matrices,
+     * built by {@link Expr#attend}: a pixel-pair covariance {@code a} mixed by the attention matrix
+     * {@code b} of the row input and {@code c} of the column input.
+     */
+    ATTEND;
 
     private final java.util.function.DoubleBinaryOperator scalar;
     private final boolean binary;
@@ -386,6 +398,31 @@ public final class Expr {
       throw new IllegalArgumentException("the sum of a scalar block");
     }
     return structural(Op.REDUCE, layout.kind(), Layout.SCALAR, null, factor);
+  }
+
+  /**
+   * The softmax of this {@code FULL} block over its second pixel ({@link Op#SOFTMAX}): row {@code p}
+   * of the result sums to 1.
+   */
+  public Expr softmax() {
+    return structural(Op.SOFTMAX, Layout.Kind.FULL, layout, null, Double.NaN);
+  }
+
+  /**
+   * {@code left this right^T} ({@link Op#ATTEND}), the three {@code FULL} blocks of one grid taken
+   * as {@code P x P} matrices: entry {@code [p, p']} is {@code sum_{q, q'} left[p, q] this[q, q']
+   * right[p', q']}. With {@code left} an attention matrix of the row input and {@code right} one of
+   * the column input, the pixel-pair covariance of the two inputs after attention.
+   */
+  public Expr attend(Expr left, Expr right) {
+    for (Expr e : new Expr[] {this, left, right}) {
+      if (e.layout.kind() != Layout.Kind.FULL || !e.layout.equals(layout)) {
+        throw new IllegalArgumentException("attend takes FULL blocks of one grid, got " + layout + ", "
+            + left.layout + " and " + right.layout);
+      }
+    }
+    return new Expr(Op.ATTEND, this, left, right, Double.NaN, null, domain.join(left.domain).join(right.domain),
+        layout, null);
   }
 
   public Op op() {
@@ -749,6 +786,8 @@ public final class Expr {
       case SPREAD_COL -> x[0].spreadCol();
       case PIXELS -> x[0].pixels(map);
       case REDUCE -> x[0].sum(value);
+      case SOFTMAX -> x[0].softmax();
+      case ATTEND -> x[0].attend(x[1], x[2]);
       default -> op.binary() ? binary(op, x[0], x[1]) : x[0].unary(op);
     };
   }

@@ -301,6 +301,15 @@ public final class Schedule {
           bytes += (in + 1) * dtypeBytes;
         }
         case DIAGONAL, SPREAD_ROW, SPREAD_COL -> bytes += (e.a().layout().size() + m) * dtypeBytes;
+        case SOFTMAX -> {
+          flops += 4 * m;
+          bytes += 2 * m * dtypeBytes;
+        }
+        case ATTEND -> {
+          // Two P x P matrix products.
+          flops += 4 * m * e.layout().pixels();
+          bytes += 4 * m * dtypeBytes;
+        }
         default -> {
           flops += (e.op() == Expr.Op.FMA ? 2 : 1) * m;
           long read = 0;
