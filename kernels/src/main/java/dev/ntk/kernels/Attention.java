@@ -341,11 +341,11 @@ public final class Attention {
       return forward(params, x).out();
     }
 
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      Pass f = forward(params, x);
-      Weights w = weights(params);
-      Weights dw = weights(paramTangents);
+    /** The first derivatives of one forward pass's values along parameter and input tangents. */
+    private record Tangent(NDArray keysIn, NDArray valuesIn, NDArray keys, NDArray queries, NDArray scores,
+        NDArray attention, NDArray values, NDArray heads, NDArray out) {}
+
+    private Tangent tangentOf(Pass f, Weights w, Weights dw, NDArray dx) {
       NDArray dx3 = dx.reshape(f.n(), f.positions(), f.channels());
       NDArray dpe = dw.posEmb() == null ? null : dw.posEmb().reshape(1, f.positions(), f.channels());
       NDArray dKeysIn = embeddedTangent(dx3, dpe, true);
@@ -365,7 +365,48 @@ public final class Attention {
       if (dw.bias() != null) {
         dz = dz.add(Tensors.mul(dw.bias(), bStd));
       }
-      return dz.reshape(f.out().getShape());
+      return new Tangent(dKeysIn, dValuesIn, dKeys, dQueries, dScores, dAttention, dValues, dHeads,
+          dz.reshape(f.out().getShape()));
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return tangentOf(forward(params, x), weights(params), weights(paramTangents), dx).out();
+    }
+
+    /**
+     * The second derivative along {@code (v, dx)}: every projection is bilinear in its input and
+     * weights ({@code K'' = 2 X' W'}), the scores bilinear in queries and keys, the heads in
+     * attention and values, the output in heads and {@code W_out}; the softmax adds its own second
+     * derivative {@code a' (s' - <a, s'>) - a <a', s'>} (the elementwise mechanisms none, almost
+     * everywhere).
+     */
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      Pass f = forward(params, x);
+      Weights w = weights(params);
+      Weights dw = weights(paramTangents);
+      Tangent t = tangentOf(f, w, dw, dx);
+      NDArray keys2 = Tensors.mul(project(t.keysIn(), dw.key()), 2);
+      NDArray queries2 = linearScaling ? keys2 : Tensors.mul(project(t.keysIn(), dw.query()), 2);
+      NDArray scores2 = Tensors.mul(queries2.matMul(f.keys().transpose(0, 1, 3, 2))
+          .add(Tensors.mul(t.queries().matMul(t.keys().transpose(0, 1, 3, 2)), 2))
+          .add(f.queries().matMul(keys2.transpose(0, 1, 3, 2))), scoreScale(f.keysIn().getShape().get(2)));
+      NDArray attention2 = weighDerivative(f, scores2);
+      if (mechanism == Mechanism.SOFTMAX) {
+        NDArray ds = t.scores();
+        NDArray mean = f.attention().mul(ds).sum(new int[] {3}, true);
+        NDArray inner = t.attention().mul(ds).sum(new int[] {3}, true);
+        attention2 = attention2.add(t.attention().mul(ds.sub(mean))).sub(f.attention().mul(inner));
+      }
+      NDArray values2 = Tensors.mul(project(t.valuesIn(), dw.value()), 2);
+      NDArray heads2 = concat(attention2.matMul(f.values()).add(Tensors.mul(t.attention().matMul(t.values()), 2))
+          .add(f.attention().matMul(values2)));
+      Shape s = heads2.getShape();
+      long rows = s.get(0) * s.get(1);
+      NDArray z = heads2.reshape(rows, s.get(2)).matMul(w.out())
+          .add(Tensors.mul(t.heads().reshape(rows, s.get(2)).matMul(dw.out()), 2));
+      return Tensors.mul(z, outScale(f.valuesIn().getShape().get(2))).reshape(f.out().getShape());
     }
 
     /** {@link #embedded} of the tangents: the input tangent with the embeddings' tangent, if {@code use}. */
@@ -374,11 +415,6 @@ public final class Attention {
         return dx3;
       }
       return embedded(dx3, dpe, true);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      throw new ModelException(name(), name() + " has no second-order (Taylor-mode) pass yet");
     }
 
     @Override
