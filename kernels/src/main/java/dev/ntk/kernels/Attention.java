@@ -528,32 +528,48 @@ public final class Attention {
 
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
-      if (posEmb != PositionalEmbedding.NONE) {
-        throw new ModelException(context.path(), "positional embeddings (pos_emb_type " + posEmb
-            + ") have no kernel in this version yet");
-      }
       double b2 = bStd == null ? 0 : bStd * bStd;
+      // With embeddings the keys' (and with val_pos_emb the values') input kernel is the input's
+      // mixed with the embeddings' covariance R, the identity over positions (neural-tangents'
+      // pos_emb_decay_fn = None), weighted by their shares of the channels.
+      KernelExpr in = k;
+      if (posEmb != PositionalEmbedding.NONE) {
+        double share = posEmb == PositionalEmbedding.CONCAT ? 0.5 : 1.0;
+        int p = k.nngp().layout().pixels();
+        double[] identity = new double[p * p];
+        for (int q = 0; q < p; q++) {
+          identity[q * p + q] = posEmbStd * posEmbStd * share;
+        }
+        Expr r = Expr.block(k.nngp().layout(), identity);
+        in = new KernelExpr(k.nngp().times(share).plus(r), k.ntk().times(share).plus(r),
+            k.var1().times(share).plus(r), k.var2().times(share).plus(r));
+      }
+      KernelExpr values = valPosEmb ? in : k;
       if (linearScaling) {
         double s2 = ovStd * ovStd;
-        Expr g1 = attentionMatrix(k.var1());
-        Expr g2 = attentionMatrix(k.var2());
-        Expr nngp = k.nngp().attend(g1, g2).times(s2);
-        Expr ntk = k.ntk().isConstant() ? nngp.times(2) : k.ntk().attend(g1, g2).times(s2).plus(nngp.times(2));
-        return new KernelExpr(nngp.plus(b2), ntk.plus(b2), k.var1().attend(g1, g1).times(s2).plus(b2),
-            k.var2().attend(g2, g2).times(s2).plus(b2));
+        Expr g1 = attentionMatrix(in.var1());
+        Expr g2 = attentionMatrix(in.var2());
+        Expr nngp = values.nngp().attend(g1, g2).times(s2);
+        Expr ntk = values.ntk().isConstant() ? nngp.times(2)
+            : values.ntk().attend(g1, g2).times(s2).plus(nngp.times(2));
+        return new KernelExpr(nngp.plus(b2), ntk.plus(b2), values.var1().attend(g1, g1).times(s2).plus(b2),
+            values.var2().attend(g2, g2).times(s2).plus(b2));
       }
       if (mechanism != Mechanism.IDENTITY) {
         throw new ModelException(context.path(), "attention_mechanism " + mechanism + " has no known closed-form "
             + "kernel without linear_scaling (scores scaled by 1 / sqrt(n_chan_key)); use linear_scaling true or "
             + "IDENTITY, as in neural-tangents");
       }
+      // The scores are Gaussian with covariance t^2 in(p, p') in(q, q') (in: the keys' input kernel),
+      // independent of the values: nngp' = t^2 <in, values> in + b^2.
       double t2 = qkStd * ovStd * qkStd * ovStd;
-      Expr dot12 = total(k.nngp().times(k.nngp()));
-      Expr nngp = dot12.times(k.nngp()).times(t2).plus(b2);
-      Expr ntkDot = total(k.nngp().times(k.ntk())).times(2);
-      Expr ntk = ntkDot.times(k.nngp()).plus(dot12.times(k.ntk().plus(k.nngp().times(4)))).times(t2).plus(b2);
-      return new KernelExpr(nngp, ntk, total(k.var1().times(k.var1())).times(k.var1()).times(t2).plus(b2),
-          total(k.var2().times(k.var2())).times(k.var2()).times(t2).plus(b2));
+      Expr dot12 = total(in.nngp().times(values.nngp()));
+      Expr nngp = dot12.times(in.nngp()).times(t2).plus(b2);
+      Expr ntkDot = valPosEmb || posEmb == PositionalEmbedding.NONE ? total(in.nngp().times(in.ntk())).times(2)
+          : total(in.nngp().times(k.ntk())).plus(total(k.nngp().times(in.ntk())));
+      Expr ntk = ntkDot.times(in.nngp()).plus(dot12.times(in.ntk().plus(in.nngp().times(4)))).times(t2).plus(b2);
+      return new KernelExpr(nngp, ntk, total(in.var1().times(values.var1())).times(in.var1()).times(t2).plus(b2),
+          total(in.var2().times(values.var2())).times(in.var2()).times(t2).plus(b2));
     }
 
     /** The attention matrix {@code f(W_query_std W_key_std cov)} of an input's pixel-pair covariance. */

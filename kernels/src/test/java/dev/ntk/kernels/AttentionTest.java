@@ -94,6 +94,14 @@ class AttentionTest {
         Arguments.of("abs, sequence", new long[] {3, 2}, 96, Stax.serial(
             Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), attention(w, true, "ABS", null), Stax.erf(),
             Stax.flatten(), Stax.dense(w, 1.0, null))),
+        Arguments.of("softmax, SUM embeddings", new long[] {3, 2}, 48, Stax.serial(
+            Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.relu(), Attention.globalSelfAttention(w, w, w / 4, 4,
+                true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", 0.8, false), Stax.globalAvgPool(),
+            Stax.dense(w, 1.0, null))),
+        Arguments.of("relu, CONCAT embeddings in the values too", new long[] {3, 2}, 96, Stax.serial(
+            Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.erf(), Attention.globalSelfAttention(w, w, w / 4, 4,
+                true, 1.3, 1.1, 0.9, 1.2, null, "RELU", "CONCAT", 1.2, true), Stax.flatten(),
+            Stax.dense(w, 1.0, null))),
         // Without linear scaling each head's attention matrix stays random: many heads average it.
         Arguments.of("identity without linear scaling", new long[] {3, 2}, 96, Stax.serial(
             attention(w, 64, false, "IDENTITY", 0.1), Stax.globalAvgPool(), Stax.dense(w, 1.0, null))));
@@ -128,6 +136,14 @@ class AttentionTest {
         Stax.dense(1)), new long[] {5, 3}});
     m.put("identity without linear scaling", new Object[] {Stax.serial(attention(8, false, "IDENTITY", 0.3),
         Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)), new long[] {4, 2}});
+    for (String type : new String[] {"SUM", "CONCAT"}) {
+      for (boolean values : new boolean[] {false, true}) {
+        m.put(type + " embeddings" + (values ? " in the values" : ""), new Object[] {Stax.serial(
+            Attention.globalSelfAttention(8, 8, 2, 4, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", type, 0.8, values),
+            Stax.relu(), Attention.globalSelfAttention(8, 8, 2, 4, false, 1.3, 1.1, 0.9, 1.2, null, "IDENTITY", type,
+                1.1, values), Stax.globalAvgPool(), Stax.dense(1)), new long[] {2, 2, 3}});
+      }
+    }
     return m;
   }
 
@@ -182,6 +198,28 @@ class AttentionTest {
         + "\"W_pos_emb_std\":1.0,\"val_pos_emb\":false}}", json);
     assertEquals(json, ModelSpec.toJson(ModelSpec.parse(json)));
     assertEquals(json, ModelSpec.toJson(Stax.globalSelfAttention(4, 3, 2, 5, true, 1, 1, 1, 1, null, "SOFTMAX")));
+  }
+
+  /**
+   * The structured empirical NTK (each projection, the output layer and the embeddings recorded as
+   * affine factors) equals the Jacobian contraction, for every way parameters enter the layer.
+   */
+  @Test
+  void structuredEmpiricalNtkEqualsTheJacobians() {
+    Layer[] layers = {attention(8, true, "SOFTMAX", 0.3), attention(8, false, "IDENTITY", null),
+        Attention.globalSelfAttention(4, 3, 2, 2, true, 1.0, 1.2, 0.8, 1.0, 0.2, "RELU", "SUM", 0.7, true),
+        Attention.globalSelfAttention(4, 3, 2, 2, false, 1.1, 1.0, 0.9, 1.0, null, "SOFTMAX", "CONCAT", 0.8, false)};
+    for (Layer layer : layers) {
+      Layer model = Stax.serial(layer, Stax.flatten(), Stax.dense(2, 1.0, 0.1));
+      Params params = model.init(3, new Shape(3, 2), manager, DataType.FLOAT64);
+      NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {3, 2}, 31);
+      NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {3, 2}, 32);
+      double[] structured = Tensors.toDoubles(EmpiricalKernels.ntk(model, params, x1, x2,
+          EmpiricalKernels.Implementation.STRUCTURED, true));
+      double[] jacobian = Tensors.toDoubles(EmpiricalKernels.ntk(model, params, x1, x2,
+          EmpiricalKernels.Implementation.JACOBIAN_CONTRACTION, true));
+      assertTrue(KernelTesting.relativeError(structured, jacobian) < 1e-12, ModelSpec.toJson(layer));
+    }
   }
 
   @Test

@@ -293,6 +293,9 @@ final class BlockRunner<A> {
         o.kind = Operand.CONST;
         ops.fill(buffer, 0, ChunkOps.BROADCAST_LENGTH, e.value());
         o.base = buffer;
+      } else if (e.op() == Expr.Op.BLOCK) {
+        o.kind = Operand.ARRAY;
+        o.base = ops.fromDoubles(e.blockValues());
       } else if (e.op() == Expr.Op.INPUT) {
         Object in = inputs.get(e.name());
         o.kind = in instanceof BlockInput<?> ? Operand.BLOCK : Operand.ARRAY;
@@ -323,7 +326,12 @@ final class BlockRunner<A> {
         }
         case Operand.ARRAY -> {
           o.array = o.base;
-          o.offset = (o.domain == Expr.Domain.ROW ? i : o.domain == Expr.Domain.COL ? j : i * n2 + j) * o.size;
+          o.offset = switch (o.domain) {
+            case ROW -> i;
+            case COL -> j;
+            case TILE -> i * n2 + j;
+            case CONST -> 0; // a constant block
+          } * o.size;
           o.broadcast = false;
         }
         default -> {

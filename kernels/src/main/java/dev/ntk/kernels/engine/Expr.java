@@ -37,6 +37,11 @@ public final class Expr {
    */
   public enum Op {
     CONST, INPUT,
+    /**
+     * A constant pixel block ({@link Expr#block}): the same numbers for every pair, such as the
+     * covariance of positional embeddings; a leaf, like {@link #CONST} and {@link #INPUT}.
+     */
+    BLOCK,
     ADD(Double::sum, () -> VectorOperators.ADD,
         "%1$s.add(%2$s)", "AddV2",
         (e, d) -> d[0].plus(d[1])),
@@ -295,6 +300,8 @@ public final class Expr {
   private final Layout layout;
   private final PixelMap map;
   private final Callback callback;
+  /** The numbers of a {@link Op#BLOCK}. */
+  private double[] block;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
     this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
@@ -350,6 +357,25 @@ public final class Expr {
       throw new IllegalArgumentException("an input varies over rows, columns or the tile");
     }
     return new Expr(Op.INPUT, null, null, null, Double.NaN, Objects.requireNonNull(name), domain, layout, null);
+  }
+
+  /**
+   * The constant pixel block {@code values} of {@code layout} ({@link Op#BLOCK}), the same for
+   * every pair: row-major, {@code layout.size()} numbers.
+   */
+  public static Expr block(Layout layout, double[] values) {
+    if (layout.isScalar() || values.length != layout.size()) {
+      throw new IllegalArgumentException("a constant block of " + layout + " holds " + layout.size()
+          + " numbers, got " + values.length);
+    }
+    Expr e = new Expr(Op.BLOCK, null, null, null, Double.NaN, null, Domain.CONST, layout, null);
+    e.block = values.clone();
+    return e;
+  }
+
+  /** The numbers of a constant block ({@link Op#BLOCK}), a copy; null for any other expression. */
+  public double[] blockValues() {
+    return block == null ? null : block.clone();
   }
 
   /** What each entry holds: a number, or a block of per-pixel or pixel-pair numbers. */
@@ -773,7 +799,7 @@ public final class Expr {
   /** This operation applied to {@code x} instead of its operands, through the folding builders. */
   private Expr rebuilt(Expr[] x) {
     return switch (op) {
-      case CONST, INPUT -> this;
+      case CONST, INPUT, BLOCK -> this;
       case ADD -> x[0].plus(x[1]);
       case SUB -> x[0].minus(x[1]);
       case MUL -> x[0].times(x[1]);

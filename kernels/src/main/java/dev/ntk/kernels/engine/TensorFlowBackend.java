@@ -114,6 +114,11 @@ public final class TensorFlowBackend {
         NDArray c = scope.create(e.value()).toType(like.getDataType(), false).reshape(1, 1, 1);
         yield c;
       }
+      case BLOCK -> {
+        double[] v = e.blockValues();
+        NDArray c = scope.create(v, new Shape(1, 1, v.length)).toType(like.getDataType(), false);
+        yield c;
+      }
       case INPUT -> {
         NDArray x = inputs.get(e.name());
         if (x == null) {
