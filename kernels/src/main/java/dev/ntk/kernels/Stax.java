@@ -338,4 +338,12 @@ public final class Stax {
     return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
         wQueryStd, wOutStd, bStd, attentionMechanism);
   }
+
+  /** {@link Attention#globalSelfAttention}, with positional embeddings. */
+  public static Layer globalSelfAttention(int nChanOut, int nChanKey, int nChanVal, int nHeads,
+      boolean linearScaling, double wKeyStd, double wValueStd, double wQueryStd, double wOutStd, Double bStd,
+      String attentionMechanism, String posEmbType, double wPosEmbStd, boolean valPosEmb) {
+    return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
+        wQueryStd, wOutStd, bStd, attentionMechanism, posEmbType, wPosEmbStd, valPosEmb);
+  }
 }
