@@ -230,5 +230,10 @@ class AttentionTest {
         () -> dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false, 2));
     assertTrue(e.getMessage().contains("GlobalSelfAttention") && e.getMessage().contains("--backend cpu"),
         e.getMessage());
+    // auto never picks the engine that would refuse: cuda runs the same model without attention.
+    assertTrue(!dev.ntk.kernels.cuda.CudaSource.runs(plan.schedule()));
+    assertTrue(Backend.AUTO.resolve(plan.schedule()) != Backend.CUDA);
+    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(Plan.compile(Stax.serial(Stax.conv(4, a(2), "SAME"),
+        Stax.globalAvgPool(), Stax.dense(1)), new Shape(3, 2), EnumSet.of(Get.NNGP, Get.NTK)).schedule()));
   }
 }
