@@ -84,6 +84,11 @@ public final class Attention {
    * IDENTITY} has a closed form: {@code nngp' = t^2 <nngp, nngp> nngp + b_std^2} with {@code t =
    * W_query_std W_key_std W_out_std W_value_std} and {@code <.,.>} the sum over all pixel pairs;
    * the others are rejected naming the layer, as neural-tangents raises.
+   *
+   * <p>Positional embeddings ({@code pos_emb_type} {@code SUM} or {@code CONCAT}, neural-tangents'
+   * {@code pos_emb_decay_fn = None}: N(0, 1) per position and channel, scaled by {@code
+   * W_pos_emb_std}) enter the keys' input kernel, and with {@code val_pos_emb} the values', as
+   * {@code w in + W_pos_emb_std^2 w' I} ({@code w = w' = 1/2} for {@code CONCAT}, else {@code 1}).
    */
   public static final class GlobalSelfAttention extends SingleInputLayer {
     private final int nChanOut;
