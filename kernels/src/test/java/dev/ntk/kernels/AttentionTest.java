@@ -123,6 +123,32 @@ class AttentionTest {
     }
   }
 
+  /**
+   * Without linear scaling, with {@code SUM} embeddings in the keys only: the NTK mixes the inputs'
+   * and the embeddings' kernels ({@code <in, ntk> + <nngp, in_ntk>}). The embeddings' covariance is
+   * the identity only for wide inputs, so the layer reads 128 raw channels; many small heads average
+   * the random scores (with the identity mechanism the kernel is exact for any key width), and the
+   * inputs share a common part so that no kernel entry is near 0.
+   */
+  @Test
+  void embeddingsWithoutLinearScalingMatchWideFiniteNetworks() {
+    Layer model = Stax.serial(Attention.globalSelfAttention(WIDTH, 16, 4, 64, false, 1.3, 1.1, 0.9, 1.2, 0.1,
+        "IDENTITY", "SUM", 0.7, false), Stax.globalAvgPool(), Stax.dense(WIDTH, 1.0, null));
+    long[] shape = {3, 128};
+    NDArray common = KernelTesting.randomImages(manager, 1, shape, 200);
+    NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 201).mul(0.6).add(common);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 202).mul(0.6).add(common);
+    for (NDArray other : new NDArray[] {x2, null}) {
+      Kernel k = model.kernelFn().apply(x1, other);
+      NDArray second = other == null ? x1 : other;
+      String what = "1 / sqrt scaling, SUM embeddings" + (other == null ? " (x2 absent)" : "");
+      KernelTesting.assertMatchesMonteCarlo(what + " NNGP", k.nngp().toDoubleArray(),
+          MonteCarlo.nngp(model, x1, second, 96, 7), 3.0 / WIDTH, 0.15);
+      KernelTesting.assertMatchesMonteCarlo(what + " NTK", k.ntk().toDoubleArray(),
+          MonteCarlo.ntk(model, x1, second, 96, 11), 3.0 / WIDTH, 0.15);
+    }
+  }
+
   /** Attention models for the backends, with the per-example input shape each takes. */
   static Map<String, Object[]> backendModels() {
     Map<String, Object[]> m = new LinkedHashMap<>();
