@@ -100,7 +100,7 @@ public final class KernelFn {
     int n1 = Math.toIntExact(s1.get(0));
     int n2 = Math.toIntExact(s2.get(0));
     NDManager m = x1.getManager();
-    Map<String, NDArray> out = switch (backend.resolve()) {
+    Map<String, NDArray> out = switch (backend.resolve(plan.schedule())) {
       case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, n1, n2, m), same, n1);
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, n1, n2, m);

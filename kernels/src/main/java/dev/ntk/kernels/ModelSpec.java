@@ -40,10 +40,6 @@ public final class ModelSpec {
   private static final ObjectMapper STRICT = JsonMapper.builder()
       .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
       .build();
-  /** Layers of the model format (MODEL_SPEC.md) that no {@link LayerType} implements yet. */
-  private static final Set<String> FORMAT = Set.of(
-      "GlobalSelfAttention");
-
   private ModelSpec() {}
 
   /** How many times {@link #parse} has run in this JVM ({@link Model#parses}). */
@@ -156,10 +152,6 @@ public final class ModelSpec {
     String path = parentPath == null ? name : parentPath + "." + name;
     LayerType type = LayerType.registered().get(name);
     if (type == null) {
-      if (FORMAT.contains(name)) {
-        throw new ModelException(path, "layer " + name + " is part of the model format but not "
-            + "supported by this version yet");
-      }
       throw new ModelException(path, "unknown layer \"" + name + "\" (known layers: "
           + String.join(", ", LayerType.registered().keySet()) + ")");
     }

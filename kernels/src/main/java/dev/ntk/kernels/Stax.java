@@ -350,4 +350,21 @@ public final class Stax {
   public static Layer dropout(double rate, String mode) {
     return Normalization.dropout(rate, mode);
   }
+
+  // Attention
+  /** {@link Attention#globalSelfAttention}. */
+  public static Layer globalSelfAttention(int nChanOut, int nChanKey, int nChanVal, int nHeads,
+      boolean linearScaling, double wKeyStd, double wValueStd, double wQueryStd, double wOutStd, Double bStd,
+      String attentionMechanism) {
+    return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
+        wQueryStd, wOutStd, bStd, attentionMechanism);
+  }
+
+  /** {@link Attention#globalSelfAttention}, with positional embeddings. */
+  public static Layer globalSelfAttention(int nChanOut, int nChanKey, int nChanVal, int nHeads,
+      boolean linearScaling, double wKeyStd, double wValueStd, double wQueryStd, double wOutStd, Double bStd,
+      String attentionMechanism, String posEmbType, double wPosEmbStd, boolean valPosEmb) {
+    return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
+        wQueryStd, wOutStd, bStd, attentionMechanism, posEmbType, wPosEmbStd, valPosEmb);
+  }
 }

@@ -16,7 +16,7 @@ class LayerTypeTest {
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
         "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "Sigmoid_like", "Gabor", "Hermite",
         "ExpNormalized", "ElementwiseNumerical", "Elementwise",
-        "LayerNorm", "Dropout"),
+        "LayerNorm", "Dropout", "GlobalSelfAttention"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());

@@ -58,7 +58,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     long[] shape = x.x1().shape();
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels));
-    Backend backend = options.backend.resolve();
+    Backend backend = options.backend.resolve(plan.schedule());
     boolean inProcess = options.pipelineUnasked()
         && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
     int tile = options.autoTile()

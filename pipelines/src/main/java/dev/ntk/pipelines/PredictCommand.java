@@ -142,8 +142,9 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     long k = y.data().length / n;
     long bytes = options.dtype.bytes()
         * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
-    Backend backend = options.backend.resolve();
     long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
+    Backend backend = options.backend.resolve(parsed.plan(new Shape(perExample),
+        InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).schedule());
     boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
         computeCov, options.dtype, backend, options.maxTileBytes);
     int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),

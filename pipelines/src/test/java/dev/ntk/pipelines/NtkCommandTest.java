@@ -134,6 +134,41 @@ class NtkCommandTest {
     assertFalse(Files.exists(out.resolve("nngp.npy")));
   }
 
+  /**
+   * {@code GlobalSelfAttention} from a model file: both backends write the same kernels; a mechanism
+   * without a closed form under 1 / sqrt scaling is a user error naming the layer.
+   */
+  @Test
+  void attentionThroughTheCommandLine() throws IOException {
+    Path images = dir.resolve("seq.npy");
+    java.util.Random r = new java.util.Random(5);
+    double[] v = new double[5 * 3 * 2];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    Npy.write(images, new NpyArray(new long[] {5, 3, 2}, NpyDType.FLOAT64, v));
+    String attention = "{\"GlobalSelfAttention\": {\"n_chan_out\": 8, \"n_chan_key\": 8, \"n_chan_val\": 8, "
+        + "\"n_heads\": 2, \"b_std\": 0.1, \"pos_emb_type\": \"SUM\"%s}}";
+    Path m = write("attention.json", "{\"serial\": [" + String.format(attention, "")
+        + ", {\"Relu\": {}}, {\"GlobalAvgPool\": {}}, {\"Dense\": {\"out_dim\": 1}}]}");
+    Path cpu = dir.resolve("attention-cpu");
+    Path tf = dir.resolve("attention-tf");
+    assertEquals(0, ntk("kernel", "--model", m, "--x1", images, "--backend", "cpu", "--out", cpu).status());
+    Result b = ntk("kernel", "--model", m, "--x1", images, "--backend", "tensorflow", "--out", tf);
+    assertEquals(0, b.status(), b.err());
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      double[] want = Npy.read(cpu.resolve(k)).data();
+      double[] got = Npy.read(tf.resolve(k)).data();
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), k + "[" + i + "]");
+      }
+    }
+    Path sqrt = write("sqrt.json", "{\"serial\": [" + String.format(attention, ", \"linear_scaling\": false")
+        + ", {\"GlobalAvgPool\": {}}]}");
+    bad(2, "serial[0].GlobalSelfAttention: attention_mechanism SOFTMAX has no known closed-form kernel", "kernel",
+        "--model", sqrt, "--x1", images, "--out", out);
+  }
+
   @Test
   void bothBackendsWriteTheSameKernels() throws IOException {
     Path cpu = dir.resolve("cpu");

@@ -62,9 +62,9 @@ final class TileComputer implements TileFunction {
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
   @Override
   public void setup() {
-    resolved = backend.resolve();
-    kernelFn = model.layer().kernelFn().withBackend(resolved);
     plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
+    resolved = backend.resolve(plan.schedule());
+    kernelFn = model.layer().kernelFn().withBackend(resolved);
     work = entries * plan.schedule().tileSteps().size();
     if (resolved != Backend.CPU) {
       manager = Tensors.newManager();

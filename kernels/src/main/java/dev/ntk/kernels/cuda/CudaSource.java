@@ -84,6 +84,13 @@ public final class CudaSource {
     this.source = prelude() + tableSource + kernels + diagonalKernel() + hostLaunchers();
   }
 
+  /** Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet. */
+  public static boolean runs(Schedule schedule) {
+    List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
+    steps.addAll(schedule.tileSteps());
+    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND);
+  }
+
   /**
    * The CUDA C of {@code schedule} in float32 or float64; {@code channels} is the channel count of
    * raw image inputs for a plan with pixel blocks (ignored otherwise).
@@ -91,6 +98,11 @@ public final class CudaSource {
    * @throws IllegalArgumentException if a step has no CUDA form
    */
   public static CudaSource generate(Schedule schedule, boolean float32, int channels) {
+    if (!runs(schedule)) {
+      // Attention has no generated kernel yet: refused, not guessed.
+      throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
+          + "and attend): run this model with --backend cpu or tensorflow");
+    }
     return new CudaSource(schedule, float32, channels);
   }
 

@@ -29,6 +29,17 @@ public enum Backend {
     throw new IllegalArgumentException("unknown backend \"" + name + "\": expected auto, cpu, tensorflow or cuda");
   }
 
+  /**
+   * This backend, with {@code auto} decided for this machine and for a plan of {@code schedule}:
+   * {@code auto} does not pick {@code cuda} for a plan the {@code cuda} engine cannot run (attention,
+   * {@link dev.ntk.kernels.cuda.CudaSource#runs}), but {@code cpu}; a {@code cuda} asked for by name
+   * stays {@code cuda}, which then refuses the plan naming what it lacks.
+   */
+  public Backend resolve(Schedule schedule) {
+    Backend b = resolve();
+    return this == AUTO && b == CUDA && !dev.ntk.kernels.cuda.CudaSource.runs(schedule) ? CPU : b;
+  }
+
   /** This backend, with {@code auto} decided for this machine. */
   public Backend resolve() {
     return this != AUTO ? this : dev.ntk.kernels.cuda.CudaDevice.visible() ? CUDA : CPU;

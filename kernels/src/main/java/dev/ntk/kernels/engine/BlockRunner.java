@@ -154,12 +154,16 @@ final class BlockRunner<A> {
         schedule.outputs().forEach((name, e) -> outputNames.computeIfAbsent(e, x -> new ArrayList<>()).add(name));
       }
       int scratch = 1;
+      int product = 1;
       for (Expr e : steps) {
         if (e.op() == Expr.Op.PIXELS) {
           scratch = Math.max(scratch, e.map().scratchSize());
+        } else if (e.op() == Expr.Op.ATTEND) {
+          product = Math.max(product, e.layout().size());
         }
       }
       this.scratch = new PixelMap.Scratch<>(ops.allocate(scratch));
+      this.product = ops.allocate(product);
       stepArray = steps.toArray(new Expr[0]);
       targets = new int[stepArray.length];
       operands = new Operand[stepArray.length][3];
@@ -289,6 +293,9 @@ final class BlockRunner<A> {
         o.kind = Operand.CONST;
         ops.fill(buffer, 0, ChunkOps.BROADCAST_LENGTH, e.value());
         o.base = buffer;
+      } else if (e.op() == Expr.Op.BLOCK) {
+        o.kind = Operand.ARRAY;
+        o.base = ops.fromDoubles(e.blockValues());
       } else if (e.op() == Expr.Op.INPUT) {
         Object in = inputs.get(e.name());
         o.kind = in instanceof BlockInput<?> ? Operand.BLOCK : Operand.ARRAY;
@@ -319,7 +326,12 @@ final class BlockRunner<A> {
         }
         case Operand.ARRAY -> {
           o.array = o.base;
-          o.offset = (o.domain == Expr.Domain.ROW ? i : o.domain == Expr.Domain.COL ? j : i * n2 + j) * o.size;
+          o.offset = switch (o.domain) {
+            case ROW -> i;
+            case COL -> j;
+            case TILE -> i * n2 + j;
+            case CONST -> 0; // a constant block
+          } * o.size;
           o.broadcast = false;
         }
         default -> {
@@ -348,6 +360,8 @@ final class BlockRunner<A> {
     }
 
     private final PixelMap.Scratch<A> scratch;
+    /** The left product {@code b a} of an {@link Expr.Op#ATTEND} step. */
+    private final A product;
     private final Expr[] stepArray;
     private final int[] sizes;
     private final boolean[] structural;
@@ -378,7 +392,8 @@ final class BlockRunner<A> {
       for (int s = 0; s < n; ) {
         Expr e = stepArray[s];
         if (structural[s]) {
-          structural(e, fast(operands[s][0], i, j), target(s));
+          structural(e, fast(operands[s][0], i, j), e.op() == Expr.Op.ATTEND ? fast(operands[s][1], i, j) : null,
+              e.op() == Expr.Op.ATTEND ? fast(operands[s][2], i, j) : null, target(s));
           finish(s, item, 0, sizes[s], out);
           s++;
           continue;
@@ -516,11 +531,14 @@ final class BlockRunner<A> {
       return block;
     }
 
-    private void structural(Expr e, Operand in, A target) {
+    private void structural(Expr e, Operand in, Operand left, Operand right, A target) {
       int m = e.a().layout().size();
       A a = array(in);
       int ao = in.offset;
       switch (e.op()) {
+        case SOFTMAX -> softmax(a, ao, e.layout().pixels(), target);
+        case ATTEND -> attend(a, ao, array(left), left.offset, array(right), right.offset, e.layout().pixels(),
+            target);
         case DIAGONAL -> {
           int p = e.layout().pixels();
           for (int k = 0; k < p; k++) {
@@ -538,6 +556,52 @@ final class BlockRunner<A> {
           ops.fill(target, 0, 1, s * e.value());
         }
         default -> throw new IllegalStateException(e.op().name());
+      }
+    }
+
+    /** {@link Expr.Op#SOFTMAX}: each row of the {@code p x p} block at {@code a[ao]}, shifted by its maximum. */
+    private void softmax(A a, int ao, int p, A target) {
+      for (int r = 0; r < p; r++) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int q = 0; q < p; q++) {
+          max = Math.max(max, ops.get(a, ao + r * p + q));
+        }
+        double sum = 0;
+        double[] row = new double[p];
+        for (int q = 0; q < p; q++) {
+          row[q] = Math.exp(ops.get(a, ao + r * p + q) - max);
+          sum += row[q];
+        }
+        for (int q = 0; q < p; q++) {
+          ops.fill(target, r * p + q, 1, row[q] / sum);
+        }
+      }
+    }
+
+    /**
+     * {@link Expr.Op#ATTEND}: {@code b a c^T} of the {@code p x p} blocks at {@code a[ao]}, {@code
+     * b[bo]}, {@code c[co]}, as rows of multiply-adds: row {@code r} of {@code b a} is {@code sum_q
+     * b[r, q] a[q, :]}, row {@code r} of the result {@code sum_q (b a)[r, q] c[:, q]}.
+     */
+    private void attend(A a, int ao, A b, int bo, A c, int co, int p, A target) {
+      int m = p * p;
+      ops.fill(product, 0, m, 0);
+      ops.fill(target, 0, m, 0);
+      for (int r = 0; r < p; r++) {
+        for (int q = 0; q < p; q++) {
+          double w = ops.get(b, bo + r * p + q);
+          if (w != 0) {
+            ops.axpy(w, a, ao + q * p, 1, product, r * p, p);
+          }
+        }
+      }
+      for (int r = 0; r < p; r++) {
+        for (int q = 0; q < p; q++) {
+          double w = ops.get(product, r * p + q);
+          if (w != 0) {
+            ops.axpy(w, c, co + q, p, target, r * p, p);
+          }
+        }
       }
     }
   }

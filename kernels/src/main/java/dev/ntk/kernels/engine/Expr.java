@@ -37,6 +37,11 @@ public final class Expr {
    */
   public enum Op {
     CONST, INPUT,
+    /**
+     * A constant pixel block ({@link Expr#block}): the same numbers for every pair, such as the
+     * covariance of positional embeddings; a leaf, like {@link #CONST} and {@link #INPUT}.
+     */
+    BLOCK,
     ADD(Double::sum, () -> VectorOperators.ADD,
         "%1$s.add(%2$s)", "AddV2",
         (e, d) -> d[0].plus(d[1])),
@@ -127,7 +132,19 @@ public final class Expr {
     /** A {@link PixelMap} (a convolution or pooling of the pixel block). */
     PIXELS,
     /** The sum of a block's entries times a constant: a scalar. */
-    REDUCE;
+    REDUCE,
+    /**
+     * The softmax of a {@code FULL} block over its second pixel: {@code [p, q] = exp(a[p, q]) / sum_r
+     * exp(a[p, r])}, computed as {@code exp(a[p, q] - max_r a[p, r])} over its sum (an attention
+     * matrix from the covariance of every two pixels of one input).
+     */
+    SOFTMAX,
+    /**
+     * The {@code FULL} block {@code b a c^T} of three {@code FULL} blocks as {@code P x P} matrices,
+     * built by {@link Expr#attend}: a pixel-pair covariance {@code a} mixed by the attention matrix
+     * {@code b} of the row input and {@code c} of the column input.
+     */
+    ATTEND;
 
     private final java.util.function.DoubleBinaryOperator scalar;
     private final boolean binary;
@@ -283,6 +300,8 @@ public final class Expr {
   private final Layout layout;
   private final PixelMap map;
   private final Callback callback;
+  /** The numbers of a {@link Op#BLOCK}. */
+  private double[] block;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
     this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
@@ -340,6 +359,25 @@ public final class Expr {
     return new Expr(Op.INPUT, null, null, null, Double.NaN, Objects.requireNonNull(name), domain, layout, null);
   }
 
+  /**
+   * The constant pixel block {@code values} of {@code layout} ({@link Op#BLOCK}), the same for
+   * every pair: row-major, {@code layout.size()} numbers.
+   */
+  public static Expr block(Layout layout, double[] values) {
+    if (layout.isScalar() || values.length != layout.size()) {
+      throw new IllegalArgumentException("a constant block of " + layout + " holds " + layout.size()
+          + " numbers, got " + values.length);
+    }
+    Expr e = new Expr(Op.BLOCK, null, null, null, Double.NaN, null, Domain.CONST, layout, null);
+    e.block = values.clone();
+    return e;
+  }
+
+  /** The numbers of a constant block ({@link Op#BLOCK}), a copy; null for any other expression. */
+  public double[] blockValues() {
+    return block == null ? null : block.clone();
+  }
+
   /** What each entry holds: a number, or a block of per-pixel or pixel-pair numbers. */
   public Layout layout() {
     return layout;
@@ -386,6 +424,31 @@ public final class Expr {
       throw new IllegalArgumentException("the sum of a scalar block");
     }
     return structural(Op.REDUCE, layout.kind(), Layout.SCALAR, null, factor);
+  }
+
+  /**
+   * The softmax of this {@code FULL} block over its second pixel ({@link Op#SOFTMAX}): row {@code p}
+   * of the result sums to 1.
+   */
+  public Expr softmax() {
+    return structural(Op.SOFTMAX, Layout.Kind.FULL, layout, null, Double.NaN);
+  }
+
+  /**
+   * {@code left this right^T} ({@link Op#ATTEND}), the three {@code FULL} blocks of one grid taken
+   * as {@code P x P} matrices: entry {@code [p, p']} is {@code sum_{q, q'} left[p, q] this[q, q']
+   * right[p', q']}. With {@code left} an attention matrix of the row input and {@code right} one of
+   * the column input, the pixel-pair covariance of the two inputs after attention.
+   */
+  public Expr attend(Expr left, Expr right) {
+    for (Expr e : new Expr[] {this, left, right}) {
+      if (e.layout.kind() != Layout.Kind.FULL || !e.layout.equals(layout)) {
+        throw new IllegalArgumentException("attend takes FULL blocks of one grid, got " + layout + ", "
+            + left.layout + " and " + right.layout);
+      }
+    }
+    return new Expr(Op.ATTEND, this, left, right, Double.NaN, null, domain.join(left.domain).join(right.domain),
+        layout, null);
   }
 
   public Op op() {
@@ -736,7 +799,7 @@ public final class Expr {
   /** This operation applied to {@code x} instead of its operands, through the folding builders. */
   private Expr rebuilt(Expr[] x) {
     return switch (op) {
-      case CONST, INPUT -> this;
+      case CONST, INPUT, BLOCK -> this;
       case ADD -> x[0].plus(x[1]);
       case SUB -> x[0].minus(x[1]);
       case MUL -> x[0].times(x[1]);
@@ -749,6 +812,8 @@ public final class Expr {
       case SPREAD_COL -> x[0].spreadCol();
       case PIXELS -> x[0].pixels(map);
       case REDUCE -> x[0].sum(value);
+      case SOFTMAX -> x[0].softmax();
+      case ATTEND -> x[0].attend(x[1], x[2]);
       default -> op.binary() ? binary(op, x[0], x[1]) : x[0].unary(op);
     };
   }

@@ -77,7 +77,7 @@ public final class Schedule {
           inputs.add(e.name());
           inputLayouts.put(e.name(), e.layout());
         }
-        case CONST -> { }
+        case CONST, BLOCK -> { }
         default -> (e.domain() == Expr.Domain.TILE ? tileSteps : vectorSteps).add(e);
       }
     }
@@ -125,14 +125,14 @@ public final class Schedule {
     for (Expr e : blockTileSteps) {
       for (Expr operand : e.operands()) {
         if (operand.domain() != Expr.Domain.TILE && !inTile.contains(operand) && !operand.isConstant()
-            && operand.op() != Expr.Op.INPUT) {
+            && operand.op() != Expr.Op.INPUT && operand.op() != Expr.Op.BLOCK) {
           exported.add(operand);
         }
       }
     }
     for (Map<String, Expr> m : List.of(rowOutputs, colOutputs)) {
       for (Expr e : m.values()) {
-        if (!e.isConstant() && e.op() != Expr.Op.INPUT) {
+        if (!e.isConstant() && e.op() != Expr.Op.INPUT && e.op() != Expr.Op.BLOCK) {
           exported.add(e);
         }
       }
@@ -301,6 +301,15 @@ public final class Schedule {
           bytes += (in + 1) * dtypeBytes;
         }
         case DIAGONAL, SPREAD_ROW, SPREAD_COL -> bytes += (e.a().layout().size() + m) * dtypeBytes;
+        case SOFTMAX -> {
+          flops += 4 * m;
+          bytes += 2 * m * dtypeBytes;
+        }
+        case ATTEND -> {
+          // Two P x P matrix products.
+          flops += 4 * m * e.layout().pixels();
+          bytes += 4 * m * dtypeBytes;
+        }
         default -> {
           flops += (e.op() == Expr.Op.FMA ? 2 : 1) * m;
           long read = 0;

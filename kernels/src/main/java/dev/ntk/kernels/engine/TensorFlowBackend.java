@@ -50,7 +50,8 @@ public final class TensorFlowBackend {
         NDArray b = e.b() == null ? null : operand(e.b(), values, inputs, like, scope, n1, n2);
         NDArray c = e.c() == null ? null : operand(e.c(), values, inputs, like, scope, n1, n2);
         NDArray r = switch (e.op()) {
-          case DIAGONAL, SPREAD_ROW, SPREAD_COL, PIXELS, REDUCE -> structural(e, a, scope);
+          case DIAGONAL, SPREAD_ROW, SPREAD_COL, PIXELS, REDUCE, SOFTMAX -> structural(e, a, scope);
+          case ATTEND -> attend(a, b, c, e.layout().pixels());
           case FMA -> {
             NDArray product = a.mul(b);
             NDArray sum = product.add(c);
@@ -111,6 +112,11 @@ public final class TensorFlowBackend {
     return switch (e.op()) {
       case CONST -> {
         NDArray c = scope.create(e.value()).toType(like.getDataType(), false).reshape(1, 1, 1);
+        yield c;
+      }
+      case BLOCK -> {
+        double[] v = e.blockValues();
+        NDArray c = scope.create(v, new Shape(1, 1, v.length)).toType(like.getDataType(), false);
         yield c;
       }
       case INPUT -> {
@@ -177,8 +183,28 @@ public final class TensorFlowBackend {
       case SPREAD_COL -> x.reshape(a, b, 1, p).broadcast(a, b, p, p).reshape(a, b, (long) p * p);
       case REDUCE -> x.sum(new int[] {2}, true).mul(e.value());
       case PIXELS -> pixels(e.map(), x, scope);
+      case SOFTMAX -> x.reshape(a, b, p, p).softmax(3).reshape(a, b, (long) p * p);
       default -> throw new IllegalStateException(e.op().name());
     };
+  }
+
+  /**
+   * {@link Expr.Op#ATTEND}: {@code left x right^T} as two batched matrix products over the
+   * operands' common {@code (a, b)} shape (a per-row attention matrix {@code (n1, 1)}, a per-column
+   * one {@code (1, n2)}).
+   */
+  private static NDArray attend(NDArray x, NDArray left, NDArray right, int p) {
+    long a = Math.max(x.getShape().get(0), Math.max(left.getShape().get(0), right.getShape().get(0)));
+    long b = Math.max(x.getShape().get(1), Math.max(left.getShape().get(1), right.getShape().get(1)));
+    Shape blocks = new Shape(a, b, p, p);
+    try (NDArray m = x.reshape(x.getShape().get(0), x.getShape().get(1), p, p).broadcast(blocks);
+        NDArray l = left.reshape(left.getShape().get(0), left.getShape().get(1), p, p).broadcast(blocks);
+        NDArray r = right.reshape(right.getShape().get(0), right.getShape().get(1), p, p).broadcast(blocks);
+        NDArray rt = r.transpose(0, 1, 3, 2);
+        NDArray lm = l.matMul(m);
+        NDArray out = lm.matMul(rt)) {
+      return out.reshape(a, b, (long) p * p);
+    }
   }
 
   /**
