@@ -86,6 +86,106 @@ class BranchingTest {
     assertThrows(ModelException.class, () -> Stax.serial(Stax.fanOut(2), Stax.fanInConcat(0)).check(new Shape(5)));
   }
 
+  /** Two convolutional branches of one 1D input, 7 and 5 pixels long. */
+  private static Layer spatialBranches() {
+    return Stax.parallel(Stax.conv(6, new int[] {3}, null, "SAME", 1.3, 0.1),
+        Stax.serial(Stax.conv(5, new int[] {2}, null, "SAME", 1.2, 0.0), Stax.relu(),
+            Stax.conv(6, new int[] {3}, null, "VALID", 1.1, 0.2)));
+  }
+
+  private static Layer branch(int i, Layer readout) {
+    Layer b = spatialBranches().children().get(i);
+    return Stax.serial(b, readout);
+  }
+
+  /**
+   * Along a spatial axis each branch's pixels keep their kernels: per pixel, a Flatten after the
+   * concatenation averages the 7 + 5 pixels, so its kernel is {@code (7 K_A + 5 K_B) / 12} of the
+   * branches' flattened kernels; over pixel pairs, a GlobalSumPool adds every pair, and pairs of
+   * pixels from different branches add nothing (independent Gaussians).
+   */
+  @Test
+  void fanInConcatAlongASpatialAxisPlacesTheBranchKernelsSideBySide() {
+    try (NDManager scope = manager.newSubManager()) {
+      NDArray y1 = KernelTesting.randomImages(scope, 3, new long[] {7, 2}, 31);
+      NDArray y2 = KernelTesting.randomImages(scope, 2, new long[] {7, 2}, 32);
+      for (int axis : new int[] {1, -2}) {
+        Layer concat = Stax.serial(Stax.fanOut(2), spatialBranches(), Stax.fanInConcat(axis));
+        assertEquals(new Shape(12, 6), concat.check(new Shape(7, 2)).shape());
+        for (NDArray other : new NDArray[] {null, y2}) {
+          Kernel flat = Stax.serial(concat, Stax.flatten()).kernelFn().apply(y1, other);
+          Kernel a = branch(0, Stax.flatten()).kernelFn().apply(y1, other);
+          Kernel b = branch(1, Stax.flatten()).kernelFn().apply(y1, other);
+          Kernel sum = Stax.serial(concat, Stax.globalSumPool()).kernelFn().apply(y1, other);
+          Kernel sa = branch(0, Stax.globalSumPool()).kernelFn().apply(y1, other);
+          Kernel sb = branch(1, Stax.globalSumPool()).kernelFn().apply(y1, other);
+          for (Get g : Get.values()) {
+            NDArray expected = a.get(g).mul(7.0 / 12).add(b.get(g).mul(5.0 / 12));
+            assertArrayEquals(expected.toDoubleArray(), flat.get(g).toDoubleArray(), 1e-13, g + " per pixel");
+            assertArrayEquals(sa.get(g).add(sb.get(g)).toDoubleArray(), sum.get(g).toDoubleArray(), 1e-12,
+                g + " over pixel pairs");
+          }
+          assertTrue(sum.isGaussian());
+        }
+      }
+    }
+  }
+
+  /** On a 2D grid, along the second spatial axis: a hand-computed kernel of the input itself. */
+  @Test
+  void fanInConcatAlongTheSecondSpatialAxisOfImages() {
+    try (NDManager scope = manager.newSubManager()) {
+      double[] v = {1, 2, 3, -1, 0, 2, 1, 1, -2, 0, 1, 3}; // (1, 2, 3, 2): pixels of two channels
+      NDArray x = scope.create(v, new Shape(1, 2, 3, 2));
+      // Each branch a 1x1 convolution of W_std 1 without bias: its per-pixel kernel is x_p . x_p / 2.
+      Layer concat = Stax.serial(Stax.fanOut(2), Stax.parallel(
+          Stax.conv(4, new int[] {1, 1}, null, "SAME", 1.0, null),
+          Stax.conv(4, new int[] {1, 1}, null, "SAME", 1.0, null)), Stax.fanInConcat(2));
+      assertEquals(new Shape(2, 6, 4), concat.check(new Shape(2, 3, 2)).shape());
+      double same = 0;
+      double pairs = 0;
+      for (int p = 0; p < 6; p++) {
+        for (int q = 0; q < 6; q++) {
+          double dot = (v[2 * p] * v[2 * q] + v[2 * p + 1] * v[2 * q + 1]) / 2;
+          pairs += dot;
+          same += p == q ? dot : 0;
+        }
+      }
+      // Flatten: the mean of 12 per-pixel variances, each pixel twice. GlobalSumPool: twice the
+      // sum over pixel pairs of one branch, the pairs across branches zero.
+      assertEquals(same / 6, Stax.serial(concat, Stax.flatten()).kernelFn().apply(x).nngp().getDouble(0, 0),
+          1e-14);
+      assertEquals(2 * pairs, Stax.serial(concat, Stax.globalSumPool()).kernelFn().apply(x).nngp()
+          .getDouble(0, 0), 1e-13);
+    }
+  }
+
+  @Test
+  void fanInConcatErrorsNameTheLayer() {
+    Shape img = new Shape(7, 2);
+    Layer branches = spatialBranches();
+    String[][] cases = {
+        {"0", "batch axis"}, {"3", "out of range"}, {"-4", "out of range"}};
+    for (String[] c : cases) {
+      ModelException e = assertThrows(ModelException.class, () -> Stax.serial(Stax.fanOut(2), branches,
+          Stax.fanInConcat(Integer.parseInt(c[0]))).check(img));
+      assertEquals("serial[2].FanInConcat", e.path());
+      assertTrue(e.getMessage().contains(c[1]), e.getMessage());
+    }
+    ModelException grid = assertThrows(ModelException.class, () -> Stax.serial(Stax.fanOut(2), branches,
+        Stax.fanInConcat(-1)).check(img));
+    assertTrue(grid.getMessage().contains("pixel grid"), grid.getMessage());
+    ModelException raw = assertThrows(ModelException.class, () -> Stax.serial(Stax.fanOut(2),
+        Stax.parallel(Stax.identity(), Stax.conv(2, new int[] {1}, null, "SAME", 1.0, null)),
+        Stax.fanInConcat(1)).check(img));
+    assertEquals("serial[2].FanInConcat", raw.path());
+    assertTrue(raw.getMessage().contains("Gaussian"), raw.getMessage());
+    ModelException channels = assertThrows(ModelException.class, () -> Stax.serial(Stax.fanOut(2),
+        Stax.parallel(Stax.conv(3, new int[] {1}, null, "SAME", 1.0, null),
+            Stax.conv(2, new int[] {1}, null, "SAME", 1.0, null)), Stax.fanInConcat(1)).check(img));
+    assertTrue(channels.getMessage().contains("except along axis 1"), channels.getMessage());
+  }
+
   @Test
   void residualBlockAddsTheSkipConnection() {
     Layer block = Stax.serial(Stax.dense(8, 1.0, 0.1), Stax.fanOut(2),

@@ -73,6 +73,18 @@ class ConvolutionalTest {
             Stax.conv(8, a(1, 1), null, "SAME", 1.0, null)),
         Stax.fanInSum(), Stax.relu(), Stax.avgPool(a(2, 2), a(2, 2), "VALID"), Stax.flatten(),
         Stax.dense(1)), new long[] {5, 4, 2}});
+    m.put("spatial concatenation, per pixel", new Object[] {Stax.serial(
+        Stax.conv(8, a(3), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
+            Stax.serial(Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, 0.1)),
+            Stax.conv(8, a(1), null, "SAME", 1.0, null)),
+        Stax.fanInConcat(1), Stax.erf(), Stax.conv(8, a(3), null, "SAME", 1.1, 0.1), Stax.flatten(),
+        Stax.dense(1)), new long[] {7, 2}});
+    m.put("spatial concatenation over pixel pairs", new Object[] {Stax.serial(
+        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.fanOut(3), Stax.parallel(
+            Stax.serial(Stax.relu(), Stax.conv(8, a(1, 2), null, "VALID", 1.2, 0.1)),
+            Stax.conv(8, a(1, 3), null, "VALID", 1.0, null), Stax.conv(8, a(2, 1), a(1, 2), "SAME", 1.0, 0.2)),
+        Stax.fanInConcat(-2), Stax.relu(), Stax.avgPool(a(2, 2), null, "SAME"), Stax.flatten(),
+        Stax.dense(1)), new long[] {4, 5, 2}});
     return m;
   }
 

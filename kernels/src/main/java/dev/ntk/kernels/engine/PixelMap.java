@@ -238,6 +238,40 @@ public final class PixelMap {
     return new PixelMap("pool", layout(full, windows, true), layout(full, windows, false), axes, null);
   }
 
+  /**
+   * Places blocks of {@code input} into a grid {@code length} pixels long on {@code axis}, from
+   * pixel {@code offset} on: one branch of a concatenation along a spatial axis. The other pixels,
+   * and on {@link Layout.Kind#FULL} blocks every pair with a pixel outside the branch, are zero
+   * (the covariance between independent branches); the sum of the branches' placements is the
+   * concatenation's block.
+   */
+  public static PixelMap place(Layout input, int axis, int offset, int length) {
+    int[] grid = input.grid();
+    if (axis < 0 || axis >= grid.length || offset < 0 || offset + grid[axis] > length) {
+      throw new IllegalArgumentException("pixels " + offset + " to " + (offset + grid[axis < 0 ? 0 : axis])
+          + " of " + length + " on axis " + axis + " of " + input);
+    }
+    boolean full = input.kind() == Layout.Kind.FULL;
+    Axis[] axes = new Axis[grid.length];
+    int[] outGrid = grid.clone();
+    outGrid[axis] = length;
+    for (int k = 0; k < grid.length; k++) {
+      int n = grid[k];
+      int out = outGrid[k];
+      int off = k == axis ? offset : 0;
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int p = 0; p < n; p++) {
+        for (int q = 0; q < (full ? n : 1); q++) {
+          at.add(full ? new int[] {(off + p) * out + off + q, p * n + q} : new int[] {off + p, p});
+          ws.add(1.0);
+        }
+      }
+      axes[k] = full ? Axis.of(n * n, out * out, at, ws) : Axis.of(n, out, at, ws);
+    }
+    return new PixelMap("place", input, new Layout(input.kind(), outGrid), axes, null);
+  }
+
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
   private static int firstOffset(Window w, int o, int p) {
     for (int b = 0; b < w.size(); b++) {
