@@ -93,7 +93,11 @@ class ConvolutionalMonteCarloTest {
             Stax.serial(Stax.fanOut(2), Stax.parallel(Stax.conv(w, a(2, 2), null, "SAME", 1.4, 0.1),
                 Stax.conv(w, a(1, 2), null, "VALID", 1.2, null)),
             Stax.fanInConcat(-2), Stax.erf(), Stax.avgPool(a(2, 3), null, "VALID"), Stax.flatten(),
-            Stax.dense(w, 1.0, 0.1))));
+            Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("Dense per pixel, both parameterizations, global average pool", new long[] {3, 3, 2},
+            Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.relu(), Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1),
+                Stax.relu(), Stax.dense(w, 1.2, 0.2, Linear.Parameterization.STANDARD), Stax.erf(),
+                Stax.globalAvgPool(), Stax.dense(w, 1.0, null))));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -73,6 +73,10 @@ class ConvolutionalTest {
             Stax.conv(8, a(1, 1), null, "SAME", 1.0, null)),
         Stax.fanInSum(), Stax.relu(), Stax.avgPool(a(2, 2), a(2, 2), "VALID"), Stax.flatten(),
         Stax.dense(1)), new long[] {5, 4, 2}});
+    m.put("Dense per pixel, per pixel and over pixel pairs", new Object[] {Stax.serial(
+        Stax.dense(8, 1.3, 0.1), Stax.relu(), Stax.conv(8, a(2, 2), null, "SAME", 1.2, 0.1), Stax.erf(),
+        Stax.dense(8, 1.1, null, Linear.Parameterization.STANDARD), Stax.abs(), Stax.avgPool(a(2, 2), null, "VALID"),
+        Stax.dense(8, 1.2, 0.2), Stax.relu(), Stax.flatten(), Stax.dense(1)), new long[] {4, 3, 2}});
     m.put("spatial concatenation, per pixel", new Object[] {Stax.serial(
         Stax.conv(8, a(3), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
             Stax.serial(Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, 0.1)),
@@ -221,9 +225,13 @@ class ConvolutionalTest {
           + "{\"AvgPool\": {\"window_shape\": [2, 2, 2]}}]}|serial[1].AvgPool: window_shape [2, 2, 2] has 3 entries",
       "strides of the wrong length|{\"serial\": [{\"SumPool\": {\"window_shape\": [2, 2], \"strides\": [1]}}]}"
           + "|serial[0].SumPool: strides [1] must have one entry per axis",
-      "a Dense layer on images without Flatten|{\"serial\": [{\"Conv\": {\"filter_shape\": [3, 3]}}, "
-          + "{\"Relu\": {}}, {\"Dense\": {\"out_dim\": 1}}]}|serial[2].Dense: Dense takes vectors (N, D), but its "
-          + "input has per-example shape (4, 3, 1); put Flatten before it",
+      "concatenation along the batch axis|{\"serial\": [{\"FanOut\": {}}, {\"parallel\": [{\"Conv\": "
+          + "{\"filter_shape\": [1, 1]}}, {\"Dense\": {\"out_dim\": 2}}]}, {\"FanInConcat\": {\"axis\": 0}}]}"
+          + "|serial[2].FanInConcat: FanInConcat along the batch axis (0) is not supported",
+      "spatial concatenation of grids that differ|{\"serial\": [{\"FanOut\": {}}, {\"parallel\": [{\"Conv\": "
+          + "{\"filter_shape\": [2, 1]}}, {\"Dense\": {\"out_dim\": 1}}]}, {\"FanInConcat\": {\"axis\": 2}}]}"
+          + "|serial[2].FanInConcat: FanInConcat needs inputs of one shape except along axis 2, but input 0 has "
+          + "(5, 5, 1) and input 1 has (6, 5, 1)",
       "a pooling layer on vectors|{\"serial\": [{\"Dense\": {}}, {\"GlobalAvgPool\": {}}]}"
           + "|serial[1].GlobalAvgPool: GlobalAvgPool takes images"})
   void badModelsNameTheLayer(String what, String json, String expected) {
