@@ -19,9 +19,9 @@ import java.util.function.BinaryOperator;
 import java.util.function.UnaryOperator;
 
 /**
- * Combinators: {@link Serial} composition, {@link Parallel} application, {@link FanOut} and the
- * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}. {@link Stax} re-exports
- * its factories ({@code Stax.serial(...)}).
+ * Combinators: {@link Serial} composition, {@link Parallel} application, {@link Repeat}ed
+ * application, {@link FanOut} and the fan-in layers {@link FanInSum}, {@link FanInProd}, {@link
+ * FanInConcat}. {@link Stax} re-exports its factories ({@code Stax.serial(...)}).
  */
 public final class Branching {
   private Branching() {}
@@ -30,6 +30,8 @@ public final class Branching {
       "composition: the first layer is applied first", Serial::new);
   public static final LayerType PARALLEL = LayerType.combinator("parallel",
       "applies the i-th layer to the i-th of several inputs", Parallel::new);
+  public static final LayerType REPEAT = LayerType.of("repeat", "applies layer n times, each with its own "
+      + "parameters (serial of n copies)", Repeat::new, Argument.layer("layer"), Argument.requiredInteger("n"));
   public static final LayerType FAN_OUT = LayerType.of("FanOut", "copies one input into num",
       FanOut::new, Argument.positiveInteger("num", 2));
   public static final LayerType FAN_IN_SUM = LayerType.of("FanInSum", "sums several inputs",
@@ -46,6 +48,11 @@ public final class Branching {
 
   public static Layer parallel(Layer... layers) {
     return PARALLEL.create((Object[]) layers);
+  }
+
+  /** {@code layer} applied {@code n} times, {@code serial} of {@code n} copies (neural-tangents' {@code repeat}). */
+  public static Layer repeat(Layer layer, int n) {
+    return REPEAT.create(layer, n);
   }
 
   public static Layer fanOut(int num) {
@@ -337,6 +344,91 @@ public final class Branching {
         at += n;
       }
       return full;
+    }
+  }
+
+  /**
+   * {@code layer} applied {@code n} times, neural-tangents' {@code stax.repeat(layer, n)}: the same
+   * network as {@code serial} of {@code n} copies of {@code layer}, each copy with parameters of its
+   * own, written once in a model file. Paths name each application as {@code serial} names its
+   * children ({@code repeat[3].Dense}), and so do the parameters. neural-tangents runs its loop
+   * compiled and so requires {@code layer} to keep the activation's shape; here the copies are
+   * composed as {@code serial} composes, so the first application may change it (a {@code Dense}
+   * block on inputs of another width). The kernel plan unrolls the loop: its steps are entry-wise
+   * expressions of every layer, fused across layers, so a repeated block costs what the same block
+   * written out costs.
+   */
+  public static final class Repeat extends AbstractLayer {
+    private final Layer layer;
+    private final int n;
+    private final Serial unrolled;
+
+    Repeat(LayerType.Arguments args) {
+      super(args);
+      this.layer = args.layer("layer");
+      this.n = args.integer("n");
+      if (n < 0) {
+        throw new IllegalArgumentException("argument \"n\" must be a non-negative integer (the number of "
+            + "applications), got " + n);
+      }
+      this.unrolled = new Serial(Collections.nCopies(n, layer));
+    }
+
+    /** The layer applied. */
+    public Layer layer() {
+      return layer;
+    }
+
+    /** How many times it is applied. */
+    public int n() {
+      return n;
+    }
+
+    /** The {@code n} applications, in order (one layer, {@code n} times). */
+    @Override
+    public List<Layer> children() {
+      return unrolled.children();
+    }
+
+    @Override
+    public List<Spec> outputSpecs(List<Spec> inputs, String path) {
+      return unrolled.outputSpecs(inputs, path);
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      return unrolled.inputsFull(outputsFull, inputs);
+    }
+
+    @Override
+    public Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype) {
+      return unrolled.init(rng, inputs, manager, dtype);
+    }
+
+    @Override
+    public List<NDArray> apply(Params params, List<NDArray> inputs) {
+      return unrolled.apply(params, inputs);
+    }
+
+    @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      return unrolled.jvp(params, paramTangents, inputs, inputTangents);
+    }
+
+    @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      return unrolled.jet(params, paramTangents, inputs, inputTangents, inputSeconds);
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      return unrolled.vjp(params, inputs, inputCotangents);
+    }
+
+    @Override
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      return unrolled.rule(inputs, context);
     }
   }
 

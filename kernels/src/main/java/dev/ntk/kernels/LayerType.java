@@ -38,7 +38,8 @@ public final class LayerType {
     CHOICE("one of the listed strings"),
     INTEGER_LIST("a list of positive integers, one per spatial axis"),
     NUMBER_LIST("a list of numbers"),
-    BOOLEAN("true or false");
+    BOOLEAN("true or false"),
+    LAYER("a layer, an object such as {\"Relu\": {}}");
 
     private final String expected;
 
@@ -112,6 +113,11 @@ public final class LayerType {
       return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
     }
 
+    /** A layer that must be given (the block a {@code repeat} applies), an object in a model file. */
+    public static Argument layer(String name) {
+      return new Argument(name, Kind.LAYER, null, true, List.of());
+    }
+
     /** One of {@code choices} (compared without case), required: a wrong or missing one lists them. */
     public static Argument requiredChoice(String name, String... choices) {
       return new Argument(name, Kind.CHOICE, null, true, List.of(choices));
@@ -135,6 +141,7 @@ public final class LayerType {
         case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
         case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
+        case LAYER -> value instanceof Layer ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -148,6 +155,7 @@ public final class LayerType {
         case INTEGER_LIST -> value == null ? null : integers(value);
         case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
+        case LAYER -> value;
       };
     }
 
@@ -323,6 +331,12 @@ public final class LayerType {
       }
       given.put(e.getKey(), javaValue);
     }
+    for (Argument a : arguments) {
+      // A layer argument is parsed as a child, its path under this layer's.
+      if (a.kind() == Kind.LAYER && given.get(a.name()) instanceof JsonNode n && n.isObject()) {
+        given.put(a.name(), child.apply(n));
+      }
+    }
     return build(given, path);
   }
 
@@ -436,6 +450,11 @@ public final class LayerType {
     public int[] integers(String name) {
       List<Integer> l = (List<Integer>) get(name);
       return l == null ? null : l.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** A layer argument. */
+    public Layer layer(String name) {
+      return (Layer) get(name);
     }
 
     /** A list of numbers. */

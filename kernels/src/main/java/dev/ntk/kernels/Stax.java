@@ -36,6 +36,11 @@ public final class Stax {
     return Branching.fanOut(num);
   }
 
+  /** {@link Branching#repeat}. */
+  public static Layer repeat(Layer layer, int n) {
+    return Branching.repeat(layer, n);
+  }
+
   /** {@link Branching#fanInSum}. */
   public static Layer fanInSum() {
     return Branching.fanInSum();

@@ -8,7 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -184,6 +187,87 @@ class BranchingTest {
         Stax.parallel(Stax.conv(3, new int[] {1}, null, "SAME", 1.0, null),
             Stax.conv(2, new int[] {1}, null, "SAME", 1.0, null)), Stax.fanInConcat(1)).check(img));
     assertTrue(channels.getMessage().contains("except along axis 1"), channels.getMessage());
+  }
+
+  /** A residual block that keeps its width, as a repeated block must after its first application. */
+  private static Layer block() {
+    return Stax.serial(Stax.fanOut(2), Stax.parallel(Stax.identity(),
+        Stax.serial(Stax.relu(), Stax.dense(8, 1.3, 0.1))), Stax.fanInSum());
+  }
+
+  /**
+   * {@code repeat} is {@code serial} of copies: the same kernels (the same expressions, so exactly
+   * the same numbers), the same parameters drawn in the same order, the same finite network, and
+   * parameters named by application.
+   */
+  @Test
+  void repeatIsSerialOfCopies() {
+    Layer repeated = Stax.serial(Stax.dense(8, 1.2, 0.1), Stax.repeat(block(), 3), Stax.dense(1));
+    Layer unrolled = Stax.serial(Stax.dense(8, 1.2, 0.1), Stax.serial(block(), block(), block()), Stax.dense(1));
+    for (NDArray other : new NDArray[] {null, x2}) {
+      Kernel a = repeated.kernelFn().apply(x1, other);
+      Kernel b = unrolled.kernelFn().apply(x1, other);
+      for (Get g : Get.values()) {
+        assertArrayEquals(b.get(g).toDoubleArray(), a.get(g).toDoubleArray(), 0.0, g.key());
+      }
+    }
+    try (NDManager scope = manager.newSubManager()) {
+      Params p = repeated.init(5, new Shape(5), scope, DataType.FLOAT64);
+      Params q = unrolled.init(5, new Shape(5), scope, DataType.FLOAT64);
+      assertArrayEquals(unrolled.apply(q, x1).toDoubleArray(), repeated.apply(p, x1).toDoubleArray(), 0.0);
+      Map<String, NDArray> named = Params.named(repeated, p);
+      assertEquals(List.of("serial[0].Dense/W", "serial[0].Dense/b",
+          "serial[1].repeat[0].serial[1].parallel[1].serial[1].Dense/W",
+          "serial[1].repeat[0].serial[1].parallel[1].serial[1].Dense/b",
+          "serial[1].repeat[1].serial[1].parallel[1].serial[1].Dense/W",
+          "serial[1].repeat[1].serial[1].parallel[1].serial[1].Dense/b",
+          "serial[1].repeat[2].serial[1].parallel[1].serial[1].Dense/W",
+          "serial[1].repeat[2].serial[1].parallel[1].serial[1].Dense/b", "serial[2].Dense/W"),
+          List.copyOf(named.keySet()));
+    }
+    // Zero applications: the identity, as in neural-tangents.
+    Kernel none = Stax.serial(Stax.dense(8, 1.2, 0.1), Stax.repeat(block(), 0)).kernelFn().apply(x1, x2);
+    assertArrayEquals(Stax.dense(8, 1.2, 0.1).kernelFn().apply(x1, x2).nngp().toDoubleArray(),
+        none.nngp().toDoubleArray(), 0.0);
+  }
+
+  @Test
+  void repeatIsWrittenOnceInAModelFile() {
+    String json = "{\"serial\": [{\"Dense\": {\"out_dim\": 8, \"W_std\": 1.2, \"b_std\": 0.1}}, "
+        + "{\"repeat\": {\"layer\": {\"serial\": [{\"Relu\": {}}, {\"Dense\": {\"out_dim\": 8}}]}, "
+        + "\"n\": 4}}]}";
+    Layer model = ModelSpec.parse(json);
+    String canonical = ModelSpec.toJson(model);
+    assertEquals("{\"serial\":[{\"Dense\":{\"out_dim\":8,\"W_std\":1.2,\"b_std\":0.1,"
+        + "\"parameterization\":\"ntk\"}},{\"repeat\":{\"layer\":{\"serial\":[{\"Relu\":{}},"
+        + "{\"Dense\":{\"out_dim\":8,\"W_std\":1.0,\"b_std\":null,\"parameterization\":\"ntk\"}}]},"
+        + "\"n\":4}}]}", canonical);
+    assertEquals(canonical, ModelSpec.toJson(ModelSpec.parse(canonical)));
+    assertEquals(canonical, ModelSpec.toJson(Stax.serial(Stax.dense(8, 1.2, 0.1),
+        Stax.repeat(Stax.serial(Stax.relu(), Stax.dense(8)), 4))));
+  }
+
+  @Test
+  void repeatErrorsNameTheLayerAndTheApplication() {
+    String[][] cases = {
+        {"{\"repeat\": {\"layer\": {\"Relu\": {}}}}", "repeat", "missing required argument \"n\""},
+        {"{\"repeat\": {\"n\": 2}}", "repeat", "missing required argument \"layer\""},
+        {"{\"repeat\": {\"layer\": 5, \"n\": 2}}", "repeat", "argument \"layer\" must be a layer"},
+        {"{\"serial\": [{\"repeat\": {\"layer\": {\"Relu\": {}}, \"n\": -1}}]}", "serial[0].repeat",
+            "must be a non-negative integer"},
+        {"{\"repeat\": {\"layer\": {\"Dense\": {\"width\": 3}}, \"n\": 2}}", "repeat[0].Dense",
+            "unknown argument \"width\""},
+        {"{\"repeat\": {\"layer\": {\"Relu\": {}}, \"n\": 2, \"m\": 1}}", "repeat",
+            "unknown argument \"m\""}};
+    for (String[] c : cases) {
+      ModelException e = assertThrows(ModelException.class, () -> ModelSpec.parse(c[0]), c[0]);
+      assertEquals(c[1], e.path(), c[0]);
+      assertTrue(e.getMessage().contains(c[2]), e.getMessage());
+    }
+    // The third application of a VALID convolution finds its input too small: 6 -> 4 -> 2.
+    ModelException e = assertThrows(ModelException.class, () -> Stax.serial(Stax.dense(2),
+        Stax.repeat(Stax.conv(2, new int[] {3}, null, "VALID", 1.0, null), 3)).check(new Shape(6, 2)));
+    assertEquals("serial[1].repeat[2].Conv", e.path());
   }
 
   @Test

@@ -97,7 +97,11 @@ class ConvolutionalMonteCarloTest {
         Arguments.of("Dense per pixel, both parameterizations, global average pool", new long[] {3, 3, 2},
             Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.relu(), Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1),
                 Stax.relu(), Stax.dense(w, 1.2, 0.2, Linear.Parameterization.STANDARD), Stax.erf(),
-                Stax.globalAvgPool(), Stax.dense(w, 1.0, null))));
+                Stax.globalAvgPool(), Stax.dense(w, 1.0, null))),
+        Arguments.of("repeat of a convolutional block", new long[] {4, 2}, Stax.serial(
+            Stax.conv(w, a(2), null, "SAME", 1.3, 0.1),
+            Stax.repeat(Stax.serial(Stax.relu(), Stax.conv(w, a(3), null, "SAME", 1.3, 0.1)), 3),
+            Stax.erf(), Stax.flatten(), Stax.dense(w, 1.0, 0.1))));
   }
 
   @ParameterizedTest(name = "{0}")

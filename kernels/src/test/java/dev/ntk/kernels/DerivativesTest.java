@@ -114,6 +114,7 @@ class DerivativesTest {
         of("FanInConcat spatial axis", Stax.fanInConcat(1), new Shape(3, 2), new Shape(2, 2)),
         of("FanInConcat second spatial axis", Stax.fanInConcat(-2), new Shape(2, 3, 2), new Shape(2, 1, 2),
             new Shape(2, 2, 2)),
+        of("repeat", Stax.repeat(Stax.serial(Stax.dense(3, 1.2, 0.1), Stax.erf()), 3), vec),
         of("parallel", Stax.parallel(Stax.dense(2, 1.1, 0.1), Stax.relu()), vec, new Shape(2)),
         of("residual network with FanInSum", Stax.serial(Stax.dense(6, 1.5, 0.1), Stax.fanOut(2),
             Stax.parallel(Stax.serial(Stax.relu(), Stax.dense(4, 1.2, 0.1)), Stax.serial(Stax.erf(),

@@ -33,6 +33,8 @@ final class TestModels {
         Stax.serial(Stax.dense(8, 0.9, 0.3), Stax.erf(), Stax.dense(6, 1.3, null)),
         Stax.serial(Stax.dense(4), Stax.abs())), Stax.fanInConcat(), Stax.dense(5), Stax.fanOut(2),
         Stax.fanInProd(), Stax.flatten(), Stax.dense(3)));
+    m.put("repeat", Stax.serial(Stax.dense(16, 1.1, 0.1), Stax.repeat(Stax.serial(Stax.relu(),
+        Stax.dense(16, 1.3, 0.1)), 3), Stax.erf(), Stax.dense(2)));
     return m;
   }
 }
