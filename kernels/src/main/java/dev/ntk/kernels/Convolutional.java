@@ -15,8 +15,8 @@ import java.util.SplittableRandom;
 
 /**
  * Layers over images {@code (N, spatial..., C)}: {@link Conv}, the pooling windows ({@link Pool}:
- * {@code AvgPool}, {@code SumPool}) and the global pools ({@link GlobalPool}: {@code
- * GlobalAvgPool}, {@code GlobalSumPool}). Each rule acts on the kernel's pixel blocks through a
+ * {@code AvgPool}, {@code SumPool}), the global pools ({@link GlobalPool}: {@code
+ * GlobalAvgPool}, {@code GlobalSumPool}) and {@link ImageResize}. Each rule acts on the kernel's pixel blocks through a
  * {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
  * needs only the per-pixel covariance of its input when only that is needed of its output; a
  * pooling window mixes different pixels, so it needs the covariance between every two pixels (the
@@ -51,6 +51,11 @@ public final class Convolutional {
       "the average over all pixels", a -> new GlobalPool(a, true));
   public static final LayerType GLOBAL_SUM_POOL = LayerType.of("GlobalSumPool",
       "the sum over all pixels", a -> new GlobalPool(a, false));
+  public static final LayerType IMAGE_RESIZE = LayerType.of("ImageResize",
+      "resizes the spatial axes to shape as jax.image.resize, by nearest or linear interpolation",
+      ImageResize::new, Argument.requiredShape("shape"),
+      Argument.requiredChoice("method", "linear", "bilinear", "trilinear", "triangle", "nearest"),
+      Argument.bool("antialias", true));
 
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {
@@ -93,6 +98,14 @@ public final class Convolutional {
 
   public static Layer globalSumPool() {
     return GLOBAL_SUM_POOL.create();
+  }
+
+  /**
+   * A resize of the spatial axes to {@code shape} (one entry per axis of the batch, -1 for an axis
+   * kept, as the batch and channel axes must be), {@code method} "nearest" or "linear".
+   */
+  public static Layer imageResize(int[] shape, String method, boolean antialias) {
+    return IMAGE_RESIZE.create(shape, method, antialias);
   }
 
   /** A sliding window's geometry over an image: filter or pooling window, strides and padding. */
@@ -450,6 +463,174 @@ public final class Convolutional {
       double pixels = k.nngp().layout().pixels();
       double factor = average ? 1.0 / (pixels * pixels) : 1.0;
       return k.map(e -> e.sum(factor));
+    }
+  }
+
+  /**
+   * {@code ImageResize}, neural-tangents' layer of {@code jax.image.resize}: each spatial axis whose
+   * entry of {@code shape} is not -1 (nor its present size) is resized by a matrix {@code A} of
+   * {@code jax.image.resize}'s weights ({@link #weights}); the batch and channel axes stay ({@code
+   * -1}). Linear, so Gaussian inputs stay Gaussian, and the kernel is {@code A K A^T} on every axis
+   * ({@link PixelMap#linear}): "nearest" picks a pixel per output, so the per-pixel covariance is
+   * enough; "linear" mixes pixels, so it needs the covariance of every two pixels (as
+   * neural-tangents). The other methods of {@code jax.image.resize} (cubic, Lanczos) have no
+   * kernel in neural-tangents and are not accepted.
+   */
+  public static final class ImageResize extends SingleInputLayer {
+    private final int[] shape;
+    private final boolean nearest;
+    private final boolean antialias;
+
+    ImageResize(LayerType.Arguments args) {
+      super(args);
+      this.shape = args.integers("shape");
+      this.nearest = args.choice("method").equals("nearest");
+      this.antialias = args.bool("antialias");
+    }
+
+    /** Each spatial axis's matrix {@code [out][in]} for inputs of {@code input}, or null where the axis stays. */
+    private List<double[][]> matrices(Spec input, String path) {
+      Shape s = input.shape();
+      int rank = s.dimension() + 1;
+      if (shape.length != rank) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " has " + shape.length + " entries but "
+            + "the input has " + rank + " axes (batch, spatial..., channels: per-example shape " + s + ")");
+      }
+      if (shape[0] != -1) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " resizes the batch axis; its first "
+            + "entry must be -1");
+      }
+      if (shape[rank - 1] != -1 && shape[rank - 1] != s.get(rank - 2)) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " resizes the channel axis, which has "
+            + "no meaning in the infinite-width limit (as in neural-tangents); its last entry must be -1");
+      }
+      List<double[][]> out = new ArrayList<>();
+      for (int k = 0; k < rank - 2; k++) {
+        int in = Math.toIntExact(s.get(k));
+        int size = shape[k + 1] == -1 ? in : shape[k + 1];
+        out.add(size == in ? null : weights(in, size));
+      }
+      return out;
+    }
+
+    /**
+     * {@code jax.image.resize}'s matrix from {@code in} to {@code out} pixels. Nearest: output {@code
+     * o} takes pixel {@code floor((o + 0.5) in / out)}, computed in float32 as JAX does. Linear: the
+     * triangle {@code max(0, 1 - |x|)} at {@code x = (s_o - p) / c}, with the sample {@code s_o = (o
+     * + 0.5) in / out - 0.5} and {@code c = max(in / out, 1)} when downsampling with {@code
+     * antialias} (else 1), each row divided by its sum (zero if that is below {@code 1000} float32
+     * epsilons), and zero where {@code s_o} lies outside {@code [-0.5, in - 0.5]}.
+     */
+    double[][] weights(int in, int out) {
+      double[][] a = new double[out][in];
+      for (int o = 0; o < out; o++) {
+        if (nearest) {
+          a[o][(int) Math.floor((o + 0.5f) * in / (float) out)] = 1;
+          continue;
+        }
+        double inverse = 1.0 / ((double) out / in);
+        double scale = antialias ? Math.max(inverse, 1.0) : 1.0;
+        double sample = (o + 0.5) * inverse - 0.5;
+        double total = 0;
+        for (int p = 0; p < in; p++) {
+          a[o][p] = Math.max(0, 1 - Math.abs(sample - p) / scale);
+          total += a[o][p];
+        }
+        boolean inside = sample >= -0.5 && sample <= in - 0.5;
+        for (int p = 0; p < in; p++) {
+          a[o][p] = inside && Math.abs(total) > 1000 * Math.ulp(1.0f) ? a[o][p] / total : 0;
+        }
+      }
+      return a;
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      List<double[][]> matrices = matrices(input, path);
+      long[] dims = input.shape().getShape().clone();
+      for (int k = 0; k < matrices.size(); k++) {
+        dims[k] = matrices.get(k) == null ? dims[k] : matrices.get(k).length;
+      }
+      return input.withShape(new Shape(dims));
+    }
+
+    /** Linear interpolation mixes pixels, so it needs the covariance of every two; nearest picks one. */
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      boolean mixes = !nearest && matrices(inputs.get(0), name()).stream().anyMatch(m -> m != null);
+      return List.of(mixes || outputsFull.contains(Boolean.TRUE));
+    }
+
+    /**
+     * {@code y} with each resized axis multiplied by its matrix for inputs shaped like {@code x}, or
+     * (the backward pass) by its transpose.
+     */
+    private NDArray resize(NDArray y, NDArray x, boolean transpose) {
+      int rank = x.getShape().dimension();
+      List<double[][]> matrices = matrices(Spec.input(x.getShape().slice(1)), name());
+      for (int k = 0; k < matrices.size(); k++) {
+        double[][] a = matrices.get(k);
+        if (a == null) {
+          continue;
+        }
+        int rows = transpose ? a.length : a[0].length;
+        int cols = transpose ? a[0].length : a.length;
+        double[] m = new double[rows * cols];
+        for (int o = 0; o < a.length; o++) {
+          for (int p = 0; p < a[0].length; p++) {
+            m[transpose ? o * cols + p : p * cols + o] = a[o][p];
+          }
+        }
+        NDArray moved = y.swapAxes(k + 1, rank - 1);
+        Shape ms = moved.getShape();
+        NDArray product = moved.reshape(-1, rows)
+            .matMul(Tensors.create(y.getManager(), m, new Shape(rows, cols), y.getDataType()));
+        y = product.reshape(ms.slice(0, rank - 1).add(cols)).swapAxes(k + 1, rank - 1);
+      }
+      return y;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return resize(x, x, false);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return resize(dx, x, false);
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> resize(dy, x, true), inputCotangent);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      List<double[][]> matrices = matrices(context.input(0), context.path());
+      if (matrices.stream().allMatch(m -> m == null)) {
+        return k;
+      }
+      int[] grid = Plan.spatialGrid(context.input(0));
+      List<double[][]> full = new ArrayList<>();
+      for (int a = 0; a < matrices.size(); a++) {
+        full.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      }
+      PixelMap map = PixelMap.linear(kind(k), full);
+      return k.map(e -> e.pixels(map));
+    }
+
+    private static double[][] identity(int n) {
+      double[][] a = new double[n][n];
+      for (int p = 0; p < n; p++) {
+        a[p][p] = 1;
+      }
+      return a;
     }
   }
 }

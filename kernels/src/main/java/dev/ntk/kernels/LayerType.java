@@ -37,6 +37,7 @@ public final class LayerType {
     POSITIVE_INTEGER("a positive integer"),
     CHOICE("one of the listed strings"),
     INTEGER_LIST("a list of positive integers, one per spatial axis"),
+    SHAPE("a list of integers, one per axis of the batch, each positive or -1 (the axis unchanged)"),
     NUMBER_LIST("a list of numbers"),
     BOOLEAN("true or false"),
     LAYER("a layer, an object such as {\"Relu\": {}}");
@@ -108,6 +109,11 @@ public final class LayerType {
       return new Argument(name, Kind.INTEGER_LIST, null, false, List.of());
     }
 
+    /** A shape that must be given, one entry per axis, -1 for an axis left as it is (an image resize). */
+    public static Argument requiredShape(String name) {
+      return new Argument(name, Kind.SHAPE, null, true, List.of());
+    }
+
     /** A list of numbers, possibly empty, that must be given (for example polynomial coefficients). */
     public static Argument requiredNumbers(String name) {
       return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
@@ -138,7 +144,8 @@ public final class LayerType {
             : kind.expected;
         case CHOICE -> choiceOf(value) != null ? null
             : "one of \"" + String.join("\", \"", choices) + "\"";
-        case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
+        case INTEGER_LIST -> value == null && !required || integers(value, false) != null ? null : kind.expected;
+        case SHAPE -> integers(value, true) != null ? null : kind.expected;
         case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
         case LAYER -> value instanceof Layer ? null : kind.expected;
@@ -152,15 +159,19 @@ public final class LayerType {
         case OPTIONAL_NUMBER -> value == null ? null : ((Number) value).doubleValue();
         case INTEGER, POSITIVE_INTEGER -> ((Number) value).intValue();
         case CHOICE -> choiceOf(value);
-        case INTEGER_LIST -> value == null ? null : integers(value);
+        case INTEGER_LIST -> value == null ? null : integers(value, false);
+        case SHAPE -> integers(value, true);
         case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
         case LAYER -> value;
       };
     }
 
-    /** A non-empty list of positive ints from an int array, a list or a JSON array; else null. */
-    private static List<Integer> integers(Object value) {
+    /**
+     * A non-empty list of positive ints (or -1, with {@code minusOne}) from an int array, a list or
+     * a JSON array; else null.
+     */
+    private static List<Integer> integers(Object value, boolean minusOne) {
       List<Object> items = new ArrayList<>();
       if (value instanceof int[] a) {
         for (int x : a) {
@@ -177,7 +188,7 @@ public final class LayerType {
       }
       List<Integer> out = new ArrayList<>();
       for (Object x : items) {
-        if (!isInt(x) || ((Number) x).intValue() < 1) {
+        if (!isInt(x) || ((Number) x).intValue() < 1 && !(minusOne && ((Number) x).intValue() == -1)) {
           return null;
         }
         out.add(((Number) x).intValue());

@@ -334,4 +334,9 @@ public final class Stax {
   public static Layer globalSumPool() {
     return Convolutional.globalSumPool();
   }
+
+  /** {@link Convolutional#imageResize}. */
+  public static Layer imageResize(int[] shape, String method, boolean antialias) {
+    return Convolutional.imageResize(shape, method, antialias);
+  }
 }

@@ -77,6 +77,11 @@ class ConvolutionalTest {
         Stax.dense(8, 1.3, 0.1), Stax.relu(), Stax.conv(8, a(2, 2), null, "SAME", 1.2, 0.1), Stax.erf(),
         Stax.dense(8, 1.1, null, Linear.Parameterization.STANDARD), Stax.abs(), Stax.avgPool(a(2, 2), null, "VALID"),
         Stax.dense(8, 1.2, 0.2), Stax.relu(), Stax.flatten(), Stax.dense(1)), new long[] {4, 3, 2}});
+    m.put("image resizes, linear and nearest", new Object[] {Stax.serial(
+        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.imageResize(a(-1, 5, -1, -1), "linear", false),
+        Stax.conv(8, a(2, 2), null, "VALID", 1.2, 0.1), Stax.erf(), Stax.imageResize(a(-1, 3, 5, -1), "nearest", true),
+        Stax.imageResize(a(-1, 2, 3, -1), "bilinear", true), Stax.flatten(), Stax.dense(1)),
+        new long[] {3, 4, 2}});
     m.put("spatial concatenation, per pixel", new Object[] {Stax.serial(
         Stax.conv(8, a(3), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
             Stax.serial(Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, 0.1)),
@@ -215,6 +220,76 @@ class ConvolutionalTest {
     }
   }
 
+  /** {@code jax.image.resize}'s weights, worked out by hand, through the finite layer on one channel. */
+  @ParameterizedTest(name = "{0} {1} to {2}, antialias {3}")
+  @CsvSource(delimiter = '|', value = {
+      // samples -0.25, 0.25, 0.75, 1.25: the triangle's weights, rows normalized
+      "linear|2|4|false|1, 1.25, 1.75, 2",
+      // samples 0.5, 2.5 with the triangle stretched to 2: (3, 3, 1, 0) / 7 and (0, 1, 3, 3) / 7
+      "linear|4|2|true|1.7142857142857142, 3.2857142857142856",
+      "linear|4|2|false|1.5, 3.5",
+      // floor((o + 0.5) 3 / 5) = 0, 0, 1, 2, 2 and floor((o + 0.5) 5 / 2) = 1, 3
+      "nearest|3|5|true|1, 1, 2, 3, 3",
+      "nearest|5|2|true|2, 4"})
+  void imageResizeTakesJaxsWeights(String method, int in, int out, boolean antialias, String expected) {
+    double[] x = new double[in];
+    for (int p = 0; p < in; p++) {
+      x[p] = p + 1;
+    }
+    NDArray image = Tensors.create(manager, x, new Shape(1, in, 1), DataType.FLOAT64);
+    double[] y = Stax.imageResize(a(-1, out, -1), method, antialias).apply(Params.EMPTY, image).toDoubleArray();
+    double[] want = java.util.Arrays.stream(expected.split(",")).mapToDouble(v -> Double.parseDouble(v.strip()))
+        .toArray();
+    org.junit.jupiter.api.Assertions.assertArrayEquals(want, y, 1e-14);
+  }
+
+  /**
+   * A resize is linear and has no parameters, so its kernel is the channel average of the resized
+   * images' products, exactly: per pixel after Flatten, over pixel pairs after GlobalSumPool (x2
+   * given and absent, both backends).
+   */
+  @Test
+  void imageResizeKernelIsTheCovarianceOfTheResizedImages() {
+    NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 41);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {4, 3, 2}, 42);
+    Layer[] resizes = {Stax.imageResize(a(-1, 6, 2, -1), "linear", true),
+        Stax.imageResize(a(-1, 2, -1, -1), "linear", false), Stax.imageResize(a(-1, 7, 2, -1), "nearest", true)};
+    for (Layer resize : resizes) {
+      for (NDArray other : new NDArray[] {null, x2}) {
+        NDArray second = other == null ? x1 : other;
+        double[] y1 = resize.apply(Params.EMPTY, x1).toDoubleArray();
+        double[] y2 = resize.apply(Params.EMPTY, second).toDoubleArray();
+        int n1 = 3;
+        int n2 = (int) second.getShape().get(0);
+        int pixels = y1.length / n1 / 2;
+        double[] flat = new double[n1 * n2];
+        double[] summed = new double[n1 * n2];
+        for (int i = 0; i < n1; i++) {
+          for (int j = 0; j < n2; j++) {
+            for (int p = 0; p < pixels; p++) {
+              for (int q = 0; q < pixels; q++) {
+                double dot = 0;
+                for (int c = 0; c < 2; c++) {
+                  dot += y1[(i * pixels + p) * 2 + c] * y2[(j * pixels + q) * 2 + c] / 2;
+                }
+                summed[i * n2 + j] += dot;
+                flat[i * n2 + j] += p == q ? dot / pixels : 0;
+              }
+            }
+          }
+        }
+        for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+          double[] perPixel = Stax.serial(resize, Stax.flatten()).kernelFn().withBackend(backend).apply(x1, other)
+              .nngp().toDoubleArray();
+          double[] pairs = Stax.serial(resize, Stax.globalSumPool()).kernelFn().withBackend(backend)
+              .apply(x1, other).nngp().toDoubleArray();
+          org.junit.jupiter.api.Assertions.assertArrayEquals(flat, perPixel, 1e-13, resize + " per pixel");
+          org.junit.jupiter.api.Assertions.assertArrayEquals(summed, pairs, 1e-12, resize + " pixel pairs");
+        }
+      }
+    }
+  }
+
   @ParameterizedTest(name = "{0}")
   @CsvSource(delimiter = '|', value = {
       "filter larger than a VALID input|{\"serial\": [{\"Conv\": {\"filter_shape\": [3, 9]}}, {\"Flatten\": {}}]}"
@@ -225,6 +300,14 @@ class ConvolutionalTest {
           + "{\"AvgPool\": {\"window_shape\": [2, 2, 2]}}]}|serial[1].AvgPool: window_shape [2, 2, 2] has 3 entries",
       "strides of the wrong length|{\"serial\": [{\"SumPool\": {\"window_shape\": [2, 2], \"strides\": [1]}}]}"
           + "|serial[0].SumPool: strides [1] must have one entry per axis",
+      "resizing the batch axis|{\"ImageResize\": {\"shape\": [3, 4, 4, -1], \"method\": \"linear\"}}"
+          + "|ImageResize: shape [3, 4, 4, -1] resizes the batch axis",
+      "resizing the channel axis|{\"ImageResize\": {\"shape\": [-1, 4, 4, 3], \"method\": \"linear\"}}"
+          + "|ImageResize: shape [-1, 4, 4, 3] resizes the channel axis",
+      "a resize shape of the wrong length|{\"ImageResize\": {\"shape\": [-1, 4, -1], \"method\": \"nearest\"}}"
+          + "|ImageResize: shape [-1, 4, -1] has 3 entries but the input has 4 axes",
+      "a resize method without a kernel|{\"ImageResize\": {\"shape\": [-1, 4, 4, -1], \"method\": \"cubic\"}}"
+          + "|ImageResize: argument \"method\" must be one of \"linear\", \"bilinear\"",
       "concatenation along the batch axis|{\"serial\": [{\"FanOut\": {}}, {\"parallel\": [{\"Conv\": "
           + "{\"filter_shape\": [1, 1]}}, {\"Dense\": {\"out_dim\": 2}}]}, {\"FanInConcat\": {\"axis\": 0}}]}"
           + "|serial[2].FanInConcat: FanInConcat along the batch axis (0) is not supported",

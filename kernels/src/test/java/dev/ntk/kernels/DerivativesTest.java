@@ -80,6 +80,8 @@ class DerivativesTest {
         of("AvgPool VALID", Stax.avgPool(ints(2, 2), null, "VALID"), img),
         of("AvgPool CIRCULAR strides", Stax.avgPool(ints(3, 3), ints(2, 1), "CIRCULAR"), img),
         of("SumPool SAME", Stax.sumPool(ints(2, 3), ints(1, 2), "SAME"), img),
+        of("ImageResize linear antialias", Stax.imageResize(ints(-1, 3, 6, -1), "linear", true), img),
+        of("ImageResize nearest", Stax.imageResize(ints(-1, 7, -1, -1), "nearest", false), img),
         of("GlobalAvgPool", Stax.globalAvgPool(), img),
         of("GlobalSumPool", Stax.globalSumPool(), img),
         of("Relu", Stax.relu(), vec),

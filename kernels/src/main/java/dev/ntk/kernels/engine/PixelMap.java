@@ -272,6 +272,53 @@ public final class PixelMap {
     return new PixelMap("place", input, new Layout(input.kind(), outGrid), axes, null);
   }
 
+  /**
+   * A linear map of each axis, {@code out[o] = sum_p a_k[o][p] in[p]} along axis {@code k} (an image
+   * resize): on {@link Layout.Kind#FULL} blocks {@code [o, o'] = sum a_k[o][p] a_k[o'][q] [p, q]}; on
+   * {@link Layout.Kind#DIAG} blocks only where every row of every matrix picks one pixel with weight
+   * 1 (then the variance of output pixel {@code o} is that of the pixel it picks).
+   */
+  public static PixelMap linear(Layout.Kind kind, List<double[][]> matrices) {
+    Axis[] axes = new Axis[matrices.size()];
+    int[] inGrid = new int[axes.length];
+    int[] outGrid = new int[axes.length];
+    for (int k = 0; k < axes.length; k++) {
+      double[][] a = matrices.get(k);
+      int out = a.length;
+      int in = a[0].length;
+      inGrid[k] = in;
+      outGrid[k] = out;
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int o = 0; o < out; o++) {
+        for (int p = 0; p < in; p++) {
+          if (a[o][p] == 0) {
+            continue;
+          }
+          if (kind == Layout.Kind.DIAG) {
+            if (a[o][p] != 1 || Arrays.stream(a[o]).filter(v -> v != 0).count() != 1) {
+              throw new IllegalArgumentException("row " + o + " of axis " + k + " mixes pixels: a map of "
+                  + "per-pixel blocks must pick one pixel per output");
+            }
+            at.add(new int[] {o, p});
+            ws.add(1.0);
+            continue;
+          }
+          for (int o2 = 0; o2 < out; o2++) {
+            for (int q = 0; q < in; q++) {
+              if (a[o2][q] != 0) {
+                at.add(new int[] {o * out + o2, p * in + q});
+                ws.add(a[o][p] * a[o2][q]);
+              }
+            }
+          }
+        }
+      }
+      axes[k] = kind == Layout.Kind.DIAG ? Axis.of(in, out, at, ws) : Axis.of(in * in, out * out, at, ws);
+    }
+    return new PixelMap("linear", new Layout(kind, inGrid), new Layout(kind, outGrid), axes, null);
+  }
+
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
   private static int firstOffset(Window w, int o, int p) {
     for (int b = 0; b < w.size(); b++) {
