@@ -16,8 +16,8 @@ import java.util.SplittableRandom;
 /**
  * Layers over images {@code (N, spatial..., C)}: {@link Conv}, the pooling windows ({@link Pool}:
  * {@code AvgPool}, {@code SumPool}), the global pools ({@link GlobalPool}: {@code
- * GlobalAvgPool}, {@code GlobalSumPool}) and {@link ImageResize}. Each rule acts on the kernel's pixel blocks through a
- * {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
+ * GlobalAvgPool}, {@code GlobalSumPool}), {@link ImageResize} and {@link Index}. Each rule acts on
+ * the kernel's pixel blocks through a {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
  * needs only the per-pixel covariance of its input when only that is needed of its output; a
  * pooling window mixes different pixels, so it needs the covariance between every two pixels (the
  * requirements pass keeps it from the inputs up to the last layer that needs it).
@@ -51,6 +51,9 @@ public final class Convolutional {
       "the average over all pixels", a -> new GlobalPool(a, true));
   public static final LayerType GLOBAL_SUM_POOL = LayerType.of("GlobalSumPool",
       "the sum over all pixels", a -> new GlobalPool(a, false));
+  public static final LayerType INDEX = LayerType.of("Index",
+      "NumPy indexing of the spatial axes by slices (neural-tangents' Index with stax.Slice)", Index::new,
+      Argument.requiredIndex("idx"));
   public static final LayerType IMAGE_RESIZE = LayerType.of("ImageResize",
       "resizes the spatial axes to shape as jax.image.resize, by nearest or linear interpolation",
       ImageResize::new, Argument.requiredShape("shape"),
@@ -106,6 +109,11 @@ public final class Convolutional {
    */
   public static Layer imageResize(int[] shape, String method, boolean antialias) {
     return IMAGE_RESIZE.create(shape, method, antialias);
+  }
+
+  /** NumPy indexing {@code x[idx]}: entries such as {@code ":"}, {@code "1:5"}, {@code "::-1"}, {@code "..."}. */
+  public static Layer index(String... idx) {
+    return INDEX.create(List.of(idx));
   }
 
   /** A sliding window's geometry over an image: filter or pooling window, strides and padding. */
@@ -467,16 +475,131 @@ public final class Convolutional {
   }
 
   /**
-   * {@code ImageResize}, neural-tangents' layer of {@code jax.image.resize}: each spatial axis whose
-   * entry of {@code shape} is not -1 (nor its present size) is resized by a matrix {@code A} of
-   * {@code jax.image.resize}'s weights ({@link #weights}); the batch and channel axes stay ({@code
-   * -1}). Linear, so Gaussian inputs stay Gaussian, and the kernel is {@code A K A^T} on every axis
-   * ({@link PixelMap#linear}): "nearest" picks a pixel per output, so the per-pixel covariance is
-   * enough; "linear" mixes pixels, so it needs the covariance of every two pixels (as
-   * neural-tangents). The other methods of {@code jax.image.resize} (cubic, Lanczos) have no
-   * kernel in neural-tangents and are not accepted.
+   * Base of the layers that map each spatial axis by a matrix and have no parameters ({@link
+   * ImageResize}, {@link Index}): {@code out[o] = sum_p a_k[o][p] in[p]} along axis {@code k}. Linear,
+   * so Gaussian inputs stay Gaussian, and the kernel is {@code A K A^T} on every axis ({@link
+   * PixelMap#linear}): a map whose every output picks one pixel needs of its input only what is
+   * needed of its output; one that mixes pixels needs the covariance of every two.
    */
-  public static final class ImageResize extends SingleInputLayer {
+  abstract static class PixelLinear extends SingleInputLayer {
+    PixelLinear(LayerType.Arguments args) {
+      super(args);
+    }
+
+    /**
+     * Each spatial axis's matrix {@code [out][in]} for inputs of {@code input} (null where the axis
+     * stays as it is), or a {@link ModelException} naming {@code path}.
+     */
+    abstract List<double[][]> matrices(Spec input, String path);
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      List<double[][]> matrices = matrices(input, path);
+      long[] dims = input.shape().getShape().clone();
+      for (int k = 0; k < matrices.size(); k++) {
+        dims[k] = matrices.get(k) == null ? dims[k] : matrices.get(k).length;
+      }
+      return input.withShape(new Shape(dims));
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      boolean mixes = matrices(inputs.get(0), name()).stream().anyMatch(a -> a != null && !picks(a));
+      return List.of(mixes || outputsFull.contains(Boolean.TRUE));
+    }
+
+    /** Whether every row of {@code a} picks one pixel with weight 1. */
+    private static boolean picks(double[][] a) {
+      for (double[] row : a) {
+        if (Arrays.stream(row).filter(v -> v != 0).count() != 1 || Arrays.stream(row).sum() != 1) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /**
+     * {@code y} with each mapped axis multiplied by its matrix for inputs shaped like {@code x}, or
+     * (the backward pass) by its transpose.
+     */
+    private NDArray map(NDArray y, NDArray x, boolean transpose) {
+      int rank = x.getShape().dimension();
+      List<double[][]> matrices = matrices(Spec.input(x.getShape().slice(1)), name());
+      for (int k = 0; k < matrices.size(); k++) {
+        double[][] a = matrices.get(k);
+        if (a == null) {
+          continue;
+        }
+        int rows = transpose ? a.length : a[0].length;
+        int cols = transpose ? a[0].length : a.length;
+        double[] m = new double[rows * cols];
+        for (int o = 0; o < a.length; o++) {
+          for (int p = 0; p < a[0].length; p++) {
+            m[transpose ? o * cols + p : p * cols + o] = a[o][p];
+          }
+        }
+        NDArray moved = y.swapAxes(k + 1, rank - 1);
+        Shape ms = moved.getShape();
+        NDArray product = moved.reshape(-1, rows)
+            .matMul(Tensors.create(y.getManager(), m, new Shape(rows, cols), y.getDataType()));
+        y = product.reshape(ms.slice(0, rank - 1).add(cols)).swapAxes(k + 1, rank - 1);
+      }
+      return y;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return map(x, x, false);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return map(dx, x, false);
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> map(dy, x, true), inputCotangent);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      List<double[][]> matrices = matrices(context.input(0), context.path());
+      if (matrices.stream().allMatch(m -> m == null)) {
+        return k;
+      }
+      int[] grid = Plan.spatialGrid(context.input(0));
+      List<double[][]> all = new ArrayList<>();
+      for (int a = 0; a < matrices.size(); a++) {
+        all.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      }
+      PixelMap map = PixelMap.linear(kind(k), all);
+      return k.map(e -> e.pixels(map));
+    }
+
+    private static double[][] identity(int n) {
+      double[][] a = new double[n][n];
+      for (int p = 0; p < n; p++) {
+        a[p][p] = 1;
+      }
+      return a;
+    }
+  }
+
+  /**
+   * {@code ImageResize}, neural-tangents' layer of {@code jax.image.resize}: each spatial axis whose
+   * entry of {@code shape} is not -1 (nor its present size) is resized by a matrix of {@code
+   * jax.image.resize}'s weights ({@link #weights}); the batch and channel axes stay ({@code -1}).
+   * "nearest" picks a pixel per output, so the per-pixel covariance is enough; "linear" mixes
+   * pixels, so it needs the covariance of every two (as neural-tangents). The other methods of
+   * {@code jax.image.resize} (cubic, Lanczos) have no kernel in neural-tangents and are not accepted.
+   */
+  public static final class ImageResize extends PixelLinear {
     private final int[] shape;
     private final boolean nearest;
     private final boolean antialias;
@@ -488,8 +611,8 @@ public final class Convolutional {
       this.antialias = args.bool("antialias");
     }
 
-    /** Each spatial axis's matrix {@code [out][in]} for inputs of {@code input}, or null where the axis stays. */
-    private List<double[][]> matrices(Spec input, String path) {
+    @Override
+    List<double[][]> matrices(Spec input, String path) {
       Shape s = input.shape();
       int rank = s.dimension() + 1;
       if (shape.length != rank) {
@@ -543,94 +666,107 @@ public final class Convolutional {
       }
       return a;
     }
+  }
 
-    @Override
-    protected Spec outputSpec(Spec input, String path) {
-      List<double[][]> matrices = matrices(input, path);
-      long[] dims = input.shape().getShape().clone();
-      for (int k = 0; k < matrices.size(); k++) {
-        dims[k] = matrices.get(k) == null ? dims[k] : matrices.get(k).length;
+  /**
+   * {@code Index}, neural-tangents' {@code Index(idx=stax.Slice[...])}: NumPy basic indexing {@code
+   * x[idx]} of the batch {@code (N, spatial..., C)}, an entry per axis (missing ones {@code ":"},
+   * {@code "..."} standing for as many as needed). Each spatial axis takes a slice {@code
+   * start:stop:step} (NumPy's rules: negative positions from the end, clamped, any nonzero step);
+   * the batch axis and the channel axis take only {@code ":"}, as neural-tangents' kernels (which
+   * pair every example and have infinitely many channels). An integer on a spatial axis (which would
+   * remove the axis) is rejected: {@code "i:i+1"} keeps the axis with that one pixel. A slice picks
+   * one pixel per output, so the per-pixel covariance is enough.
+   */
+  public static final class Index extends PixelLinear {
+    private final List<Object> idx;
+
+    Index(LayerType.Arguments args) {
+      super(args);
+      this.idx = args.index("idx");
+      if (idx.stream().filter("..."::equals).count() > 1) {
+        throw new IllegalArgumentException("idx " + idx + " has more than one \"...\"");
       }
-      return input.withShape(new Shape(dims));
     }
 
-    /** Linear interpolation mixes pixels, so it needs the covariance of every two; nearest picks one. */
     @Override
-    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
-      boolean mixes = !nearest && matrices(inputs.get(0), name()).stream().anyMatch(m -> m != null);
-      return List.of(mixes || outputsFull.contains(Boolean.TRUE));
-    }
-
-    /**
-     * {@code y} with each resized axis multiplied by its matrix for inputs shaped like {@code x}, or
-     * (the backward pass) by its transpose.
-     */
-    private NDArray resize(NDArray y, NDArray x, boolean transpose) {
-      int rank = x.getShape().dimension();
-      List<double[][]> matrices = matrices(Spec.input(x.getShape().slice(1)), name());
-      for (int k = 0; k < matrices.size(); k++) {
-        double[][] a = matrices.get(k);
-        if (a == null) {
+    List<double[][]> matrices(Spec input, String path) {
+      Shape s = input.shape();
+      int rank = s.dimension() + 1;
+      int ellipsis = idx.indexOf("...");
+      int given = idx.size() - (ellipsis >= 0 ? 1 : 0);
+      if (given > rank) {
+        throw new ModelException(path, "idx " + idx + " indexes " + given + " axes but the input has " + rank
+            + " (batch, spatial..., channels: per-example shape " + s + ")");
+      }
+      List<Object> entries = new ArrayList<>(ellipsis >= 0 ? idx.subList(0, ellipsis) : idx);
+      entries.addAll(java.util.Collections.nCopies(rank - given, ":"));
+      if (ellipsis >= 0) {
+        entries.addAll(idx.subList(ellipsis + 1, idx.size()));
+      }
+      if (!List.of(":", "::", "::1").contains(entries.get(0))) {
+        throw new ModelException(path, "idx " + idx + " indexes the batch axis with " + quote(entries.get(0))
+            + ": only \":\" is supported, since a kernel pairs every example");
+      }
+      List<double[][]> out = new ArrayList<>();
+      for (int a = 1; a < rank; a++) {
+        int n = Math.toIntExact(s.get(a - 1));
+        Object e = entries.get(a);
+        if (e instanceof Integer i) {
+          throw new ModelException(path, "idx " + idx + " takes the integer " + i + " on axis " + a + ", which "
+              + "would remove the axis; this version keeps every axis: use \"" + i + ":" + (i + 1) + "\"");
+        }
+        int[] picked = slice((String) e, n);
+        if (picked == null) {
+          throw new ModelException(path, "idx " + idx + " has a step of 0 on axis " + a);
+        }
+        if (picked.length == 0) {
+          throw new ModelException(path, "idx " + idx + " selects no pixel on axis " + a + " of size " + n);
+        }
+        boolean all = picked.length == n && java.util.stream.IntStream.range(0, n).allMatch(p -> picked[p] == p);
+        if (a == rank - 1) {
+          if (!all) {
+            throw new ModelException(path, "idx " + idx + " indexes the channel axis with " + quote(e) + ", which "
+                + "has no meaning in the infinite-width limit (as in neural-tangents): give it \":\"");
+          }
           continue;
         }
-        int rows = transpose ? a.length : a[0].length;
-        int cols = transpose ? a[0].length : a.length;
-        double[] m = new double[rows * cols];
-        for (int o = 0; o < a.length; o++) {
-          for (int p = 0; p < a[0].length; p++) {
-            m[transpose ? o * cols + p : p * cols + o] = a[o][p];
-          }
+        double[][] m = all ? null : new double[picked.length][n];
+        for (int o = 0; m != null && o < picked.length; o++) {
+          m[o][picked[o]] = 1;
         }
-        NDArray moved = y.swapAxes(k + 1, rank - 1);
-        Shape ms = moved.getShape();
-        NDArray product = moved.reshape(-1, rows)
-            .matMul(Tensors.create(y.getManager(), m, new Shape(rows, cols), y.getDataType()));
-        y = product.reshape(ms.slice(0, rank - 1).add(cols)).swapAxes(k + 1, rank - 1);
+        out.add(m);
       }
-      return y;
+      return out;
     }
 
-    @Override
-    public NDArray apply(Params params, NDArray x) {
-      return resize(x, x, false);
+    private static String quote(Object e) {
+      return e instanceof String str ? "\"" + str + "\"" : String.valueOf(e);
     }
 
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return resize(dx, x, false);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return null;
-    }
-
-    @Override
-    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
-      return inputOnly(() -> resize(dy, x, true), inputCotangent);
-    }
-
-    @Override
-    protected KernelExpr rule(KernelExpr k, RuleContext context) {
-      List<double[][]> matrices = matrices(context.input(0), context.path());
-      if (matrices.stream().allMatch(m -> m == null)) {
-        return k;
+    /** The positions NumPy's slice {@code text} picks from {@code n}, in order; null for a step of 0. */
+    static int[] slice(String text, int n) {
+      String[] parts = text.split(":", -1);
+      Integer start = parts[0].isEmpty() ? null : Integer.valueOf(parts[0]);
+      Integer stop = parts[1].isEmpty() ? null : Integer.valueOf(parts[1]);
+      int step = parts.length < 3 || parts[2].isEmpty() ? 1 : Integer.parseInt(parts[2]);
+      if (step == 0) {
+        return null;
       }
-      int[] grid = Plan.spatialGrid(context.input(0));
-      List<double[][]> full = new ArrayList<>();
-      for (int a = 0; a < matrices.size(); a++) {
-        full.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      int lower = step > 0 ? 0 : -1;
+      int upper = step > 0 ? n : n - 1;
+      int from = start == null ? (step > 0 ? lower : upper) : clamp(start, n, lower, upper);
+      int to = stop == null ? (step > 0 ? upper : lower) : clamp(stop, n, lower, upper);
+      List<Integer> picked = new ArrayList<>();
+      for (long p = from; step > 0 ? p < to : p > to; p += step) {
+        picked.add((int) p);
       }
-      PixelMap map = PixelMap.linear(kind(k), full);
-      return k.map(e -> e.pixels(map));
+      return picked.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    private static double[][] identity(int n) {
-      double[][] a = new double[n][n];
-      for (int p = 0; p < n; p++) {
-        a[p][p] = 1;
-      }
-      return a;
+    private static int clamp(int position, int n, int lower, int upper) {
+      long p = position < 0 ? (long) position + n : position;
+      return (int) Math.max(lower, Math.min(upper, p));
     }
   }
 }

@@ -40,7 +40,8 @@ public final class LayerType {
     SHAPE("a list of integers, one per axis of the batch, each positive or -1 (the axis unchanged)"),
     NUMBER_LIST("a list of numbers"),
     BOOLEAN("true or false"),
-    LAYER("a layer, an object such as {\"Relu\": {}}");
+    LAYER("a layer, an object such as {\"Relu\": {}}"),
+    INDEX("a list of NumPy indices, each an integer, a slice \"start:stop:step\" (parts optional) or \"...\"");
 
     private final String expected;
 
@@ -119,6 +120,11 @@ public final class LayerType {
       return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
     }
 
+    /** A NumPy index that must be given (neural-tangents' {@code stax.Slice[...]}), a list in a model file. */
+    public static Argument requiredIndex(String name) {
+      return new Argument(name, Kind.INDEX, null, true, List.of());
+    }
+
     /** A layer that must be given (the block a {@code repeat} applies), an object in a model file. */
     public static Argument layer(String name) {
       return new Argument(name, Kind.LAYER, null, true, List.of());
@@ -149,6 +155,7 @@ public final class LayerType {
         case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
         case LAYER -> value instanceof Layer ? null : kind.expected;
+        case INDEX -> index(value) != null ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -164,6 +171,7 @@ public final class LayerType {
         case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
         case LAYER -> value;
+        case INDEX -> index(value);
       };
     }
 
@@ -194,6 +202,41 @@ public final class LayerType {
         out.add(((Number) x).intValue());
       }
       return out.isEmpty() ? null : List.copyOf(out);
+    }
+
+    /** The pattern of one slice of a NumPy index: {@code start:stop} or {@code start:stop:step}, parts optional. */
+    private static final java.util.regex.Pattern SLICE =
+        java.util.regex.Pattern.compile("\\s*(-?\\d+)?\\s*:\\s*(-?\\d+)?\\s*(:\\s*(-?\\d+)?\\s*)?");
+
+    /**
+     * A NumPy index from a list or a JSON array: each entry an int (kept), or a string that is an
+     * int, a slice or {@code "..."} (kept without white space); else null.
+     */
+    private static List<Object> index(Object value) {
+      List<Object> items = new ArrayList<>();
+      if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue()
+              : x.isTextual() ? x.textValue() : x);
+        }
+      } else {
+        return null;
+      }
+      List<Object> out = new ArrayList<>();
+      for (Object x : items) {
+        if (isInt(x)) {
+          out.add(((Number) x).intValue());
+        } else if (x instanceof String str && (str.strip().equals("...") || SLICE.matcher(str).matches())) {
+          out.add(str.replaceAll("\\s", ""));
+        } else if (x instanceof String str && str.strip().matches("-?\\d{1,9}")) {
+          out.add(Integer.parseInt(str.strip()));
+        } else {
+          return null;
+        }
+      }
+      return List.copyOf(out);
     }
 
     /** A list of finite doubles from a double array, a list or a JSON array; else null. */
@@ -461,6 +504,12 @@ public final class LayerType {
     public int[] integers(String name) {
       List<Integer> l = (List<Integer>) get(name);
       return l == null ? null : l.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** A NumPy index: each entry an {@code Integer}, or a {@code String} slice or {@code "..."}. */
+    @SuppressWarnings("unchecked")
+    public List<Object> index(String name) {
+      return (List<Object>) get(name);
     }
 
     /** A layer argument. */

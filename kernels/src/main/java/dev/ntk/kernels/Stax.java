@@ -335,6 +335,11 @@ public final class Stax {
     return Convolutional.globalSumPool();
   }
 
+  /** {@link Convolutional#index}. */
+  public static Layer index(String... idx) {
+    return Convolutional.index(idx);
+  }
+
   /** {@link Convolutional#imageResize}. */
   public static Layer imageResize(int[] shape, String method, boolean antialias) {
     return Convolutional.imageResize(shape, method, antialias);

@@ -102,10 +102,10 @@ class ConvolutionalMonteCarloTest {
             Stax.conv(w, a(2), null, "SAME", 1.3, 0.1),
             Stax.repeat(Stax.serial(Stax.relu(), Stax.conv(w, a(3), null, "SAME", 1.3, 0.1)), 3),
             Stax.erf(), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
-        Arguments.of("ImageResize linear up and down, nearest", new long[] {3, 3, 2}, Stax.serial(
+        Arguments.of("ImageResize linear up and down, nearest, Index", new long[] {3, 3, 2}, Stax.serial(
             Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1), Stax.relu(),
             Stax.imageResize(a(-1, 5, 2, -1), "linear", true), Stax.conv(w, a(2, 2), null, "SAME", 1.2, 0.1),
-            Stax.relu(), Stax.imageResize(a(-1, 3, 4, -1), "nearest", true),
+            Stax.relu(), Stax.imageResize(a(-1, 3, 4, -1), "nearest", true), Stax.index("...", "::-1", "1:", ":"),
             Stax.flatten(), Stax.dense(w, 1.0, 0.1))));
   }
 

@@ -78,7 +78,8 @@ class ConvolutionalTest {
         Stax.dense(8, 1.1, null, Linear.Parameterization.STANDARD), Stax.abs(), Stax.avgPool(a(2, 2), null, "VALID"),
         Stax.dense(8, 1.2, 0.2), Stax.relu(), Stax.flatten(), Stax.dense(1)), new long[] {4, 3, 2}});
     m.put("image resizes, linear and nearest", new Object[] {Stax.serial(
-        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.imageResize(a(-1, 5, -1, -1), "linear", false),
+        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.index("...", "::-1", ":"), Stax.relu(),
+        Stax.imageResize(a(-1, 5, -1, -1), "linear", false), Stax.index(":", "-4:", "0:3"),
         Stax.conv(8, a(2, 2), null, "VALID", 1.2, 0.1), Stax.erf(), Stax.imageResize(a(-1, 3, 5, -1), "nearest", true),
         Stax.imageResize(a(-1, 2, 3, -1), "bilinear", true), Stax.flatten(), Stax.dense(1)),
         new long[] {3, 4, 2}});
@@ -243,17 +244,41 @@ class ConvolutionalTest {
     org.junit.jupiter.api.Assertions.assertArrayEquals(want, y, 1e-14);
   }
 
+  /** NumPy's slicing rules, by hand: negative positions from the end, clamping, negative steps. */
+  @ParameterizedTest(name = "{0} of {1}")
+  @CsvSource(delimiter = '|', value = {":|4|0,1,2,3", "1:|4|1,2,3", "::2|5|0,2,4", "::-1|3|2,1,0", "-2:|5|3,4",
+      "-10:2|5|0,1", "3:100|5|3,4", "4:0:-2|5|4,2", "-1:-4:-1|5|4,3,2", ":-1|3|0,1", "10::-1|3|2,1,0",
+      "2:2|3|", "::-3|7|6,3,0"})
+  void indexSlicesAsNumPy(String slice, int n, String expected) {
+    int[] want = expected == null ? new int[0]
+        : java.util.Arrays.stream(expected.split(",")).mapToInt(Integer::parseInt).toArray();
+    org.junit.jupiter.api.Assertions.assertArrayEquals(want, Convolutional.Index.slice(slice, n));
+  }
+
+  /** Index on the finite network: {@code x[:, ::-1, 1:3, :]} of a (1, 2, 3, 1) image, by hand. */
+  @Test
+  void indexPicksThePixelsNumPyWould() {
+    NDArray x = Tensors.create(manager, new double[] {1, 2, 3, 4, 5, 6}, new Shape(1, 2, 3, 1), DataType.FLOAT64);
+    Layer index = ModelSpec.parse("{\"Index\": {\"idx\": [\":\", \"::-1\", \"1:3\"]}}");
+    assertEquals(new Shape(2, 2, 1), index.check(new Shape(2, 3, 1)).shape());
+    org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {5, 6, 2, 3},
+        index.apply(Params.EMPTY, x).toDoubleArray(), 0.0);
+    assertEquals("{\"Index\":{\"idx\":[\":\",\"::-1\",\"1:3\"]}}", ModelSpec.toJson(index));
+    assertEquals(ModelSpec.toJson(index), ModelSpec.toJson(Stax.index(":", "::-1", "1:3")));
+  }
+
   /**
-   * A resize is linear and has no parameters, so its kernel is the channel average of the resized
-   * images' products, exactly: per pixel after Flatten, over pixel pairs after GlobalSumPool (x2
-   * given and absent, both backends).
+   * A resize or an index is linear and has no parameters, so its kernel is the channel average of
+   * the mapped images' products, exactly: per pixel after Flatten, over pixel pairs after
+   * GlobalSumPool (x2 given and absent, both backends).
    */
   @Test
   void imageResizeKernelIsTheCovarianceOfTheResizedImages() {
     NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 41);
     NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {4, 3, 2}, 42);
     Layer[] resizes = {Stax.imageResize(a(-1, 6, 2, -1), "linear", true),
-        Stax.imageResize(a(-1, 2, -1, -1), "linear", false), Stax.imageResize(a(-1, 7, 2, -1), "nearest", true)};
+        Stax.imageResize(a(-1, 2, -1, -1), "linear", false), Stax.imageResize(a(-1, 7, 2, -1), "nearest", true),
+        Stax.index(":", "::-2", "1:"), Stax.index("...", "-2:0:-1", ":")};
     for (Layer resize : resizes) {
       for (NDArray other : new NDArray[] {null, x2}) {
         NDArray second = other == null ? x1 : other;
@@ -308,6 +333,16 @@ class ConvolutionalTest {
           + "|ImageResize: shape [-1, 4, -1] has 3 entries but the input has 4 axes",
       "a resize method without a kernel|{\"ImageResize\": {\"shape\": [-1, 4, 4, -1], \"method\": \"cubic\"}}"
           + "|ImageResize: argument \"method\" must be one of \"linear\", \"bilinear\"",
+      "indexing the batch axis|{\"Index\": {\"idx\": [\"1:\", \":\"]}}|Index: idx [1:, :] indexes the batch axis",
+      "indexing the channel axis|{\"Index\": {\"idx\": [\"...\", \"0:1\"]}}|Index: idx [..., 0:1] indexes the "
+          + "channel axis",
+      "an integer index on a spatial axis|{\"Index\": {\"idx\": [\":\", 2]}}|Index: idx [:, 2] takes the integer 2 "
+          + "on axis 1, which would remove the axis; this version keeps every axis: use \"2:3\"",
+      "an empty slice|{\"Index\": {\"idx\": [\":\", \":\", \"3:1\"]}}|Index: idx [:, :, 3:1] selects no pixel",
+      "a step of 0|{\"Index\": {\"idx\": [\":\", \"::0\"]}}|Index: idx [:, ::0] has a step of 0 on axis 1",
+      "too many indices|{\"Index\": {\"idx\": [\":\", \":\", \":\", \":\", \":\"]}}|indexes 5 axes but the input has 4",
+      "two ellipses|{\"Index\": {\"idx\": [\"...\", \"...\"]}}|Index: idx [..., ...] has more than one",
+      "not an index|{\"Index\": {\"idx\": [\"a:b\"]}}|Index: argument \"idx\" must be a list of NumPy indices",
       "concatenation along the batch axis|{\"serial\": [{\"FanOut\": {}}, {\"parallel\": [{\"Conv\": "
           + "{\"filter_shape\": [1, 1]}}, {\"Dense\": {\"out_dim\": 2}}]}, {\"FanInConcat\": {\"axis\": 0}}]}"
           + "|serial[2].FanInConcat: FanInConcat along the batch axis (0) is not supported",

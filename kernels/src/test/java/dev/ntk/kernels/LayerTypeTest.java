@@ -15,7 +15,7 @@ class LayerTypeTest {
         "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
         "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "Sigmoid_like", "Gabor", "Hermite",
-        "ExpNormalized", "ElementwiseNumerical", "Elementwise", "ImageResize"),
+        "ExpNormalized", "ElementwiseNumerical", "Elementwise", "ImageResize", "Index"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
