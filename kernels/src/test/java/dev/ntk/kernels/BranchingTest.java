@@ -75,6 +75,43 @@ class BranchingTest {
     assertEquals("serial[1].Relu", e.path());
   }
 
+  /**
+   * FanInProd on images, per pixel and over pixel pairs: two one-pixel convolutions (W_std 1, no
+   * bias) of a one-channel image each have the kernel {@code x_p x'_q}, so the product's is {@code
+   * (x_p x'_q)^2}: its mean over {@code p = q} after Flatten, its sum over all pairs after
+   * GlobalSumPool; the NTK of each branch is its NNGP, so the product's is twice its NNGP.
+   */
+  @Test
+  void fanInProdMultipliesPixelKernelsOnImages() {
+    try (NDManager scope = manager.newSubManager()) {
+      double[] v1 = {1, -2, 0.5, 3};
+      double[] v2 = {2, 1, -1, 0.5, 1.5, -0.5, 2, 1};
+      NDArray y1 = scope.create(v1, new Shape(1, 2, 2, 1));
+      NDArray y2 = scope.create(v2, new Shape(2, 2, 2, 1));
+      int[] one = {1, 1};
+      Layer prod = Stax.serial(Stax.fanOut(2), Stax.parallel(Stax.conv(3, one, null, "SAME", 1.0, null),
+          Stax.conv(3, one, null, "SAME", 1.0, null)), Stax.fanInProd());
+      Kernel flat = Stax.serial(prod, Stax.flatten()).kernelFn().apply(y1, y2);
+      Kernel sum = Stax.serial(prod, Stax.globalSumPool()).kernelFn().apply(y1, y2);
+      for (int j = 0; j < 2; j++) {
+        double mean = 0;
+        double pairs = 0;
+        for (int p = 0; p < 4; p++) {
+          for (int q = 0; q < 4; q++) {
+            double k = v1[p] * v2[4 * j + q];
+            pairs += k * k;
+            mean += p == q ? k * k / 4 : 0;
+          }
+        }
+        assertEquals(mean, flat.nngp().getDouble(0, j), 1e-14);
+        assertEquals(2 * mean, flat.ntk().getDouble(0, j), 1e-14);
+        assertEquals(pairs, sum.nngp().getDouble(0, j), 1e-13);
+        assertEquals(2 * pairs, sum.ntk().getDouble(0, j), 1e-13);
+      }
+      assertFalse(sum.isGaussian());
+    }
+  }
+
   @Test
   void fanInConcatWeighsBranchesByChannels() {
     Kernel a = branchA().kernelFn().apply(x1, x2);

@@ -83,6 +83,12 @@ class ConvolutionalTest {
         Stax.conv(8, a(2, 2), null, "VALID", 1.2, 0.1), Stax.erf(), Stax.imageResize(a(-1, 3, 5, -1), "nearest", true),
         Stax.imageResize(a(-1, 2, 3, -1), "bilinear", true), Stax.flatten(), Stax.dense(1)),
         new long[] {3, 4, 2}});
+    m.put("products of convolutions, per pixel and over pixel pairs", new Object[] {Stax.serial(
+        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
+            Stax.serial(Stax.relu(), Stax.conv(8, a(2, 2), null, "SAME", 1.2, 0.1)), Stax.identity()),
+        Stax.fanInProd(), Stax.conv(8, a(3, 3), null, "SAME", 1.1, 0.1), Stax.fanOut(2),
+        Stax.parallel(Stax.identity(), Stax.conv(8, a(1, 1), null, "SAME", 0.9, null)), Stax.fanInProd(),
+        Stax.avgPool(a(2, 2), null, "VALID"), Stax.flatten(), Stax.dense(1)), new long[] {4, 3, 2}});
     m.put("spatial concatenation, per pixel", new Object[] {Stax.serial(
         Stax.conv(8, a(3), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
             Stax.serial(Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, 0.1)),
