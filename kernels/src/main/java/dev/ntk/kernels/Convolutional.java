@@ -17,10 +17,11 @@ import java.util.SplittableRandom;
  * Layers over images {@code (N, spatial..., C)}: {@link Conv}, the pooling windows ({@link Pool}:
  * {@code AvgPool}, {@code SumPool}), the global pools ({@link GlobalPool}: {@code
  * GlobalAvgPool}, {@code GlobalSumPool}), {@link ImageResize} and {@link Index}. Each rule acts on
- * the kernel's pixel blocks through a {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
- * needs only the per-pixel covariance of its input when only that is needed of its output; a
- * pooling window mixes different pixels, so it needs the covariance between every two pixels (the
- * requirements pass keeps it from the inputs up to the last layer that needs it).
+ * the kernel's pixel blocks through a {@link PixelMap}: a convolution shifts both pixels of a pair
+ * by the same filter offset, so it needs only the per-pixel covariance of its input when only that
+ * is needed of its output; a pooling window mixes different pixels, so it needs the covariance
+ * between every two pixels (the requirements pass keeps it from the inputs up to the last layer
+ * that needs it).
  *
  * <p>Conventions are neural-tangents': zero padding counts in a filter's average; {@code SAME}
  * pads {@code max((out - 1) s + f - in, 0)} pixels with the smaller half first, {@code out =
@@ -52,7 +53,7 @@ public final class Convolutional {
   public static final LayerType GLOBAL_SUM_POOL = LayerType.of("GlobalSumPool",
       "the sum over all pixels", a -> new GlobalPool(a, false));
   public static final LayerType INDEX = LayerType.of("Index",
-      "NumPy indexing of the spatial axes by slices (neural-tangents' Index with stax.Slice)", Index::new,
+      "NumPy indexing of the spatial axes by slices and integers (neural-tangents' Index)", Index::new,
       Argument.requiredIndex("idx"));
   public static final LayerType IMAGE_RESIZE = LayerType.of("ImageResize",
       "resizes the spatial axes to shape as jax.image.resize, by nearest or linear interpolation",
@@ -492,14 +493,23 @@ public final class Convolutional {
      */
     abstract List<double[][]> matrices(Spec input, String path);
 
+    /** The spatial axes that the layer removes after mapping each to one pixel (an integer index). */
+    boolean[] dropped(Spec input) {
+      return new boolean[input.shape().dimension() - 1];
+    }
+
     @Override
     protected Spec outputSpec(Spec input, String path) {
       List<double[][]> matrices = matrices(input, path);
-      long[] dims = input.shape().getShape().clone();
+      boolean[] drop = dropped(input);
+      List<Long> dims = new ArrayList<>();
       for (int k = 0; k < matrices.size(); k++) {
-        dims[k] = matrices.get(k) == null ? dims[k] : matrices.get(k).length;
+        if (!drop[k]) {
+          dims.add(matrices.get(k) == null ? input.shape().get(k) : matrices.get(k).length);
+        }
       }
-      return input.withShape(new Shape(dims));
+      dims.add(input.channels());
+      return input.withShape(new Shape(dims.stream().mapToLong(Long::longValue).toArray()));
     }
 
     @Override
@@ -524,7 +534,12 @@ public final class Convolutional {
      */
     private NDArray map(NDArray y, NDArray x, boolean transpose) {
       int rank = x.getShape().dimension();
-      List<double[][]> matrices = matrices(Spec.input(x.getShape().slice(1)), name());
+      Spec input = Spec.input(x.getShape().slice(1));
+      List<double[][]> matrices = matrices(input, name());
+      boolean[] drop = dropped(input);
+      for (int k = 0; transpose && k < drop.length; k++) {
+        y = drop[k] ? y.expandDims(k + 1) : y;
+      }
       for (int k = 0; k < matrices.size(); k++) {
         double[][] a = matrices.get(k);
         if (a == null) {
@@ -543,6 +558,9 @@ public final class Convolutional {
         NDArray product = moved.reshape(-1, rows)
             .matMul(Tensors.create(y.getManager(), m, new Shape(rows, cols), y.getDataType()));
         y = product.reshape(ms.slice(0, rank - 1).add(cols)).swapAxes(k + 1, rank - 1);
+      }
+      for (int k = drop.length - 1; !transpose && k >= 0; k--) {
+        y = drop[k] ? y.squeeze(k + 1) : y;
       }
       return y;
     }
@@ -578,7 +596,17 @@ public final class Convolutional {
       for (int a = 0; a < matrices.size(); a++) {
         all.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
       }
-      PixelMap map = PixelMap.linear(kind(k), all);
+      boolean[] drop = dropped(context.input(0));
+      boolean keeps = false;
+      for (boolean d : drop) {
+        keeps |= !d;
+      }
+      if (!keeps) {
+        // Every axis goes: the one pixel left is the kernel of vectors.
+        PixelMap map = PixelMap.linear(kind(k), all);
+        return k.map(e -> e.pixels(map).sum(1.0));
+      }
+      PixelMap map = PixelMap.linear(kind(k), all, drop);
       return k.map(e -> e.pixels(map));
     }
 
@@ -673,10 +701,10 @@ public final class Convolutional {
    * x[idx]} of the batch {@code (N, spatial..., C)}, an entry per axis (missing ones {@code ":"},
    * {@code "..."} standing for as many as needed). Each spatial axis takes a slice {@code
    * start:stop:step} (NumPy's rules: negative positions from the end, clamped, any nonzero step);
-   * the batch axis and the channel axis take only {@code ":"}, as neural-tangents' kernels (which
-   * pair every example and have infinitely many channels). An integer on a spatial axis (which would
-   * remove the axis) is rejected: {@code "i:i+1"} keeps the axis with that one pixel. A slice picks
-   * one pixel per output, so the per-pixel covariance is enough.
+   * an integer (negative from the end) picks one pixel and removes the axis, so that an image of
+   * one spatial axis less (or, without any left, a vector) follows. The batch axis and the channel
+   * axis take only {@code ":"}, as neural-tangents' kernels (which pair every example and have
+   * infinitely many channels). Every output picks one pixel, so the per-pixel covariance is enough.
    */
   public static final class Index extends PixelLinear {
     private final List<Object> idx;
@@ -699,11 +727,7 @@ public final class Convolutional {
         throw new ModelException(path, "idx " + idx + " indexes " + given + " axes but the input has " + rank
             + " (batch, spatial..., channels: per-example shape " + s + ")");
       }
-      List<Object> entries = new ArrayList<>(ellipsis >= 0 ? idx.subList(0, ellipsis) : idx);
-      entries.addAll(java.util.Collections.nCopies(rank - given, ":"));
-      if (ellipsis >= 0) {
-        entries.addAll(idx.subList(ellipsis + 1, idx.size()));
-      }
+      List<Object> entries = entries(rank);
       if (!List.of(":", "::", "::1").contains(entries.get(0))) {
         throw new ModelException(path, "idx " + idx + " indexes the batch axis with " + quote(entries.get(0))
             + ": only \":\" is supported, since a kernel pairs every example");
@@ -712,11 +736,23 @@ public final class Convolutional {
       for (int a = 1; a < rank; a++) {
         int n = Math.toIntExact(s.get(a - 1));
         Object e = entries.get(a);
+        int[] picked;
         if (e instanceof Integer i) {
-          throw new ModelException(path, "idx " + idx + " takes the integer " + i + " on axis " + a + ", which "
-              + "would remove the axis; this version keeps every axis: use \"" + i + ":" + (i + 1) + "\"");
+          if (i < -n || i >= n) {
+            throw new ModelException(path, "idx " + idx + " takes the integer " + i + " on axis " + a + ", which "
+                + "has " + n + " entries");
+          }
+          picked = new int[] {i < 0 ? i + n : i};
+          if (a == rank - 1) {
+            throw new ModelException(path, "idx " + idx + " indexes the channel axis with " + i + ", which has no "
+                + "meaning in the infinite-width limit (as in neural-tangents): give it \":\"");
+          }
+          double[][] m = new double[1][n];
+          m[0][picked[0]] = 1;
+          out.add(m);
+          continue;
         }
-        int[] picked = slice((String) e, n);
+        picked = slice((String) e, n);
         if (picked == null) {
           throw new ModelException(path, "idx " + idx + " has a step of 0 on axis " + a);
         }
@@ -738,6 +774,30 @@ public final class Convolutional {
         out.add(m);
       }
       return out;
+    }
+
+    /** The spatial axes an integer index removes. */
+    @Override
+    boolean[] dropped(Spec input) {
+      int rank = input.shape().dimension() + 1;
+      boolean[] drop = new boolean[rank - 2];
+      List<Object> entries = entries(rank);
+      for (int a = 1; a < rank - 1; a++) {
+        drop[a - 1] = entries.get(a) instanceof Integer;
+      }
+      return drop;
+    }
+
+    /** {@code idx} with one entry per axis of inputs of {@code rank} (as many as fit when it has more). */
+    private List<Object> entries(int rank) {
+      int ellipsis = idx.indexOf("...");
+      int given = idx.size() - (ellipsis >= 0 ? 1 : 0);
+      List<Object> entries = new ArrayList<>(ellipsis >= 0 ? idx.subList(0, ellipsis) : idx);
+      entries.addAll(java.util.Collections.nCopies(Math.max(rank - given, 0), ":"));
+      if (ellipsis >= 0) {
+        entries.addAll(idx.subList(ellipsis + 1, idx.size()));
+      }
+      return entries;
     }
 
     private static String quote(Object e) {

@@ -107,6 +107,9 @@ class ConvolutionalMonteCarloTest {
             Stax.imageResize(a(-1, 5, 2, -1), "linear", true), Stax.conv(w, a(2, 2), null, "SAME", 1.2, 0.1),
             Stax.relu(), Stax.imageResize(a(-1, 3, 4, -1), "nearest", true), Stax.index("...", "::-1", "1:", ":"),
             Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("Index removing an axis, global average pool", new long[] {3, 4, 2}, Stax.serial(
+            Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1), Stax.index(":", "-1"), Stax.relu(),
+            Stax.conv(w, a(2), null, "SAME", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool(), Stax.dense(w, 1.0, 0.1))),
         Arguments.of("FanInProd of convolutions, average pool", new long[] {3, 3, 2}, Stax.serial(
             Stax.fanOut(2), Stax.parallel(Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1),
                 Stax.conv(w, a(1, 2), null, "SAME", 1.1, 0.2)),

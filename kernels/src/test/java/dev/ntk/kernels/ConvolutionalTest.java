@@ -89,6 +89,12 @@ class ConvolutionalTest {
         Stax.fanInProd(), Stax.conv(8, a(3, 3), null, "SAME", 1.1, 0.1), Stax.fanOut(2),
         Stax.parallel(Stax.identity(), Stax.conv(8, a(1, 1), null, "SAME", 0.9, null)), Stax.fanInProd(),
         Stax.avgPool(a(2, 2), null, "VALID"), Stax.flatten(), Stax.dense(1)), new long[] {4, 3, 2}});
+    m.put("integer indices: a row of pixel pairs, then one pixel", new Object[] {Stax.serial(
+        Stax.conv(8, a(2, 2), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
+            Stax.serial(Stax.index(":", "1"), Stax.relu(), Stax.conv(8, a(2), null, "SAME", 1.2, 0.1),
+                Stax.erf(), Stax.globalAvgPool()),
+            Stax.serial(Stax.index("...", "0", "-1", ":"), Stax.relu())), Stax.fanInConcat(),
+        Stax.dense(1)), new long[] {4, 3, 2}});
     m.put("spatial concatenation, per pixel", new Object[] {Stax.serial(
         Stax.conv(8, a(3), null, "SAME", 1.3, 0.1), Stax.fanOut(2), Stax.parallel(
             Stax.serial(Stax.relu(), Stax.conv(8, a(2), null, "VALID", 1.2, 0.1)),
@@ -271,6 +277,28 @@ class ConvolutionalTest {
         index.apply(Params.EMPTY, x).toDoubleArray(), 0.0);
     assertEquals("{\"Index\":{\"idx\":[\":\",\"::-1\",\"1:3\"]}}", ModelSpec.toJson(index));
     assertEquals(ModelSpec.toJson(index), ModelSpec.toJson(Stax.index(":", "::-1", "1:3")));
+    // x[:, 1, ::-1]: the first spatial axis removed.
+    Layer row = ModelSpec.parse("{\"Index\": {\"idx\": [\":\", 1, \"::-1\"]}}");
+    assertEquals(new Shape(3, 1), row.check(new Shape(2, 3, 1)).shape());
+    NDArray picked = row.apply(Params.EMPTY, x);
+    assertEquals(new Shape(1, 3, 1), picked.getShape());
+    org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {6, 5, 4}, picked.toDoubleArray(), 0.0);
+    assertEquals("{\"Index\":{\"idx\":[\":\",1,\"::-1\"]}}", ModelSpec.toJson(row));
+    // Every spatial axis removed: vectors, whose kernel is the products of the picked pixels.
+    NDArray y1 = KernelTesting.randomImages(manager, 3, new long[] {2, 3, 2}, 51);
+    NDArray y2 = KernelTesting.randomImages(manager, 2, new long[] {2, 3, 2}, 52);
+    Layer pixel = Stax.index("...", "-1", "0", ":");
+    assertEquals(new Shape(2), pixel.check(new Shape(2, 3, 2)).shape());
+    double[] a = pixel.apply(Params.EMPTY, y1).toDoubleArray();
+    double[] b = pixel.apply(Params.EMPTY, y2).toDoubleArray();
+    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      double[] k = pixel.kernelFn().withBackend(backend).apply(y1, y2).nngp().toDoubleArray();
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 2; j++) {
+          assertEquals((a[2 * i] * b[2 * j] + a[2 * i + 1] * b[2 * j + 1]) / 2, k[i * 2 + j], 1e-14);
+        }
+      }
+    }
   }
 
   /**
@@ -284,7 +312,8 @@ class ConvolutionalTest {
     NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {4, 3, 2}, 42);
     Layer[] resizes = {Stax.imageResize(a(-1, 6, 2, -1), "linear", true),
         Stax.imageResize(a(-1, 2, -1, -1), "linear", false), Stax.imageResize(a(-1, 7, 2, -1), "nearest", true),
-        Stax.index(":", "::-2", "1:"), Stax.index("...", "-2:0:-1", ":")};
+        Stax.index(":", "::-2", "1:"), Stax.index("...", "-2:0:-1", ":"), Stax.index(":", "-3", "::-1"),
+        Stax.index(":", ":", "1")};
     for (Layer resize : resizes) {
       for (NDArray other : new NDArray[] {null, x2}) {
         NDArray second = other == null ? x1 : other;
@@ -342,8 +371,10 @@ class ConvolutionalTest {
       "indexing the batch axis|{\"Index\": {\"idx\": [\"1:\", \":\"]}}|Index: idx [1:, :] indexes the batch axis",
       "indexing the channel axis|{\"Index\": {\"idx\": [\"...\", \"0:1\"]}}|Index: idx [..., 0:1] indexes the "
           + "channel axis",
-      "an integer index on a spatial axis|{\"Index\": {\"idx\": [\":\", 2]}}|Index: idx [:, 2] takes the integer 2 "
-          + "on axis 1, which would remove the axis; this version keeps every axis: use \"2:3\"",
+      "an integer index out of range|{\"Index\": {\"idx\": [\":\", -7]}}|Index: idx [:, -7] takes the integer -7 "
+          + "on axis 1, which has 6 entries",
+      "an integer index on the channel axis|{\"Index\": {\"idx\": [\"...\", 1]}}|Index: idx [..., 1] indexes the "
+          + "channel axis with 1",
       "an empty slice|{\"Index\": {\"idx\": [\":\", \":\", \"3:1\"]}}|Index: idx [:, :, 3:1] selects no pixel",
       "a step of 0|{\"Index\": {\"idx\": [\":\", \"::0\"]}}|Index: idx [:, ::0] has a step of 0 on axis 1",
       "too many indices|{\"Index\": {\"idx\": [\":\", \":\", \":\", \":\", \":\"]}}|indexes 5 axes but the input has 4",

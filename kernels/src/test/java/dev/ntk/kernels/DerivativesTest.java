@@ -83,6 +83,8 @@ class DerivativesTest {
         of("ImageResize linear antialias", Stax.imageResize(ints(-1, 3, 6, -1), "linear", true), img),
         of("ImageResize nearest", Stax.imageResize(ints(-1, 7, -1, -1), "nearest", false), img),
         of("Index", Stax.index(":", "1::2", "::-1", ":"), img),
+        of("Index removing an axis", Stax.index(":", "2", "::-1"), img),
+        of("Index removing every spatial axis", Stax.index("...", "1", "-1", ":"), img),
         of("GlobalAvgPool", Stax.globalAvgPool(), img),
         of("GlobalSumPool", Stax.globalSumPool(), img),
         of("Relu", Stax.relu(), vec),

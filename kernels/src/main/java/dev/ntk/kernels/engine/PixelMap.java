@@ -76,10 +76,17 @@ public final class PixelMap {
 
   private final Layout input;
   private final Layout output;
+  /** The output's size on every axis of the map, 1 on the axes that {@link #output} drops. */
+  private final int[] outGrid;
   private final Axis[] axes;
   private final String name;
 
   private PixelMap(String name, Layout input, Layout output, Axis[] axes, Shifts shifts) {
+    this(name, input, output, output.grid(), axes, shifts);
+  }
+
+  private PixelMap(String name, Layout input, Layout output, int[] outGrid, Axis[] axes, Shifts shifts) {
+    this.outGrid = outGrid.clone();
     this.shifts = shifts;
     this.name = name;
     this.input = input;
@@ -279,6 +286,14 @@ public final class PixelMap {
    * 1 (then the variance of output pixel {@code o} is that of the pixel it picks).
    */
   public static PixelMap linear(Layout.Kind kind, List<double[][]> matrices) {
+    return linear(kind, matrices, new boolean[matrices.size()]);
+  }
+
+  /**
+   * {@link #linear(Layout.Kind, List)}, then the axes {@code drop} (each mapped to one pixel)
+   * removed from the output's grid, as an integer index removes an axis; at least one axis stays.
+   */
+  public static PixelMap linear(Layout.Kind kind, List<double[][]> matrices, boolean[] drop) {
     Axis[] axes = new Axis[matrices.size()];
     int[] inGrid = new int[axes.length];
     int[] outGrid = new int[axes.length];
@@ -316,7 +331,14 @@ public final class PixelMap {
       }
       axes[k] = kind == Layout.Kind.DIAG ? Axis.of(in, out, at, ws) : Axis.of(in * in, out * out, at, ws);
     }
-    return new PixelMap("linear", new Layout(kind, inGrid), new Layout(kind, outGrid), axes, null);
+    int[] kept = java.util.stream.IntStream.range(0, outGrid.length).filter(k -> !drop[k]).map(k -> outGrid[k])
+        .toArray();
+    for (int k = 0; k < drop.length; k++) {
+      if (drop[k] && outGrid[k] != 1) {
+        throw new IllegalArgumentException("axis " + k + " has " + outGrid[k] + " output pixels, not one to drop");
+      }
+    }
+    return new PixelMap("linear", new Layout(kind, inGrid), new Layout(kind, kept), outGrid, axes, null);
   }
 
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
@@ -341,6 +363,14 @@ public final class PixelMap {
   /** The layout of the blocks it gives. */
   public Layout output() {
     return output;
+  }
+
+  /**
+   * The output's size on each axis of the map (the grid of {@link #output}, with 1 where the map
+   * drops an axis): the sizes the per-axis matrices produce.
+   */
+  public int[] outputGrid() {
+    return outGrid.clone();
   }
 
   /** Multiply-adds per block: the product of the axes' term counts. */
@@ -401,7 +431,7 @@ public final class PixelMap {
     boolean full = input.kind() == Layout.Kind.FULL;
     int d = axes.length;
     int[] in = input.grid();
-    int[] out = output.grid();
+    int[] out = outGrid.clone();
     int[] inStride = strides(in, full);
     int[] outStride = strides(out, full);
     int[][] dst = new int[d][];
