@@ -9,17 +9,19 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
 import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.PixelMap;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.BinaryOperator;
+import java.util.function.UnaryOperator;
 
 /**
- * Combinators: {@link Serial} composition, {@link Parallel} application, {@link FanOut} and the
- * fan-in layers {@link FanInSum}, {@link FanInProd}, {@link FanInConcat}. {@link Stax} re-exports
- * its factories ({@code Stax.serial(...)}).
+ * Combinators: {@link Serial} composition, {@link Parallel} application, {@link Repeat}ed
+ * application, {@link FanOut} and the fan-in layers {@link FanInSum}, {@link FanInProd}, {@link
+ * FanInConcat}. {@link Stax} re-exports its factories ({@code Stax.serial(...)}).
  */
 public final class Branching {
   private Branching() {}
@@ -28,6 +30,8 @@ public final class Branching {
       "composition: the first layer is applied first", Serial::new);
   public static final LayerType PARALLEL = LayerType.combinator("parallel",
       "applies the i-th layer to the i-th of several inputs", Parallel::new);
+  public static final LayerType REPEAT = LayerType.of("repeat", "applies layer n times, each with its own "
+      + "parameters (serial of n copies)", Repeat::new, Argument.layer("layer"), Argument.requiredInteger("n"));
   public static final LayerType FAN_OUT = LayerType.of("FanOut", "copies one input into num",
       FanOut::new, Argument.positiveInteger("num", 2));
   public static final LayerType FAN_IN_SUM = LayerType.of("FanInSum", "sums several inputs",
@@ -35,7 +39,7 @@ public final class Branching {
   public static final LayerType FAN_IN_PROD = LayerType.of("FanInProd",
       "multiplies several inputs elementwise", FanInProd::new);
   public static final LayerType FAN_IN_CONCAT = LayerType.of("FanInConcat",
-      "concatenates several inputs along axis (the channel axis, -1)", FanInConcat::new,
+      "concatenates several inputs along axis (-1: channels; a spatial axis)", FanInConcat::new,
       Argument.integer("axis", -1));
 
   public static Layer serial(Layer... layers) {
@@ -44,6 +48,11 @@ public final class Branching {
 
   public static Layer parallel(Layer... layers) {
     return PARALLEL.create((Object[]) layers);
+  }
+
+  /** {@code layer} applied {@code n} times, {@code serial} of {@code n} copies (neural-tangents' {@code repeat}). */
+  public static Layer repeat(Layer layer, int n) {
+    return REPEAT.create(layer, n);
   }
 
   public static Layer fanOut(int num) {
@@ -63,6 +72,7 @@ public final class Branching {
     return FAN_IN_CONCAT.create();
   }
 
+  /** Concatenation along {@code axis} of the batch {@code (N, spatial..., C)}: -1 or a spatial axis. */
   public static Layer fanInConcat(int axis) {
     return FAN_IN_CONCAT.create(axis);
   }
@@ -337,6 +347,91 @@ public final class Branching {
     }
   }
 
+  /**
+   * {@code layer} applied {@code n} times, neural-tangents' {@code stax.repeat(layer, n)}: the same
+   * network as {@code serial} of {@code n} copies of {@code layer}, each copy with parameters of its
+   * own, written once in a model file. Paths name each application as {@code serial} names its
+   * children ({@code repeat[3].Dense}), and so do the parameters. neural-tangents runs its loop
+   * compiled and so requires {@code layer} to keep the activation's shape; here the copies are
+   * composed as {@code serial} composes, so the first application may change it (a {@code Dense}
+   * block on inputs of another width). The kernel plan unrolls the loop: its steps are entry-wise
+   * expressions of every layer, fused across layers, so a repeated block costs what the same block
+   * written out costs.
+   */
+  public static final class Repeat extends AbstractLayer {
+    private final Layer layer;
+    private final int n;
+    private final Serial unrolled;
+
+    Repeat(LayerType.Arguments args) {
+      super(args);
+      this.layer = args.layer("layer");
+      this.n = args.integer("n");
+      if (n < 0) {
+        throw new IllegalArgumentException("argument \"n\" must be a non-negative integer (the number of "
+            + "applications), got " + n);
+      }
+      this.unrolled = new Serial(Collections.nCopies(n, layer));
+    }
+
+    /** The layer applied. */
+    public Layer layer() {
+      return layer;
+    }
+
+    /** How many times it is applied. */
+    public int n() {
+      return n;
+    }
+
+    /** The {@code n} applications, in order (one layer, {@code n} times). */
+    @Override
+    public List<Layer> children() {
+      return unrolled.children();
+    }
+
+    @Override
+    public List<Spec> outputSpecs(List<Spec> inputs, String path) {
+      return unrolled.outputSpecs(inputs, path);
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      return unrolled.inputsFull(outputsFull, inputs);
+    }
+
+    @Override
+    public Params init(SplittableRandom rng, List<Spec> inputs, NDManager manager, DataType dtype) {
+      return unrolled.init(rng, inputs, manager, dtype);
+    }
+
+    @Override
+    public List<NDArray> apply(Params params, List<NDArray> inputs) {
+      return unrolled.apply(params, inputs);
+    }
+
+    @Override
+    public Jvp jvp(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents) {
+      return unrolled.jvp(params, paramTangents, inputs, inputTangents);
+    }
+
+    @Override
+    public Jet jet(Params params, Params paramTangents, List<NDArray> inputs, List<NDArray> inputTangents,
+        List<NDArray> inputSeconds) {
+      return unrolled.jet(params, paramTangents, inputs, inputTangents, inputSeconds);
+    }
+
+    @Override
+    public Vjp vjp(Params params, List<NDArray> inputs, boolean inputCotangents) {
+      return unrolled.vjp(params, inputs, inputCotangents);
+    }
+
+    @Override
+    public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
+      return unrolled.rule(inputs, context);
+    }
+  }
+
   /** Base of the layers that route activations and have no parameters. */
   abstract static class Router extends AbstractLayer {
     Router(LayerType.Arguments arguments) {
@@ -409,26 +504,50 @@ public final class Branching {
       super(args);
     }
 
-    /** Checks the inputs and returns the output spec. */
-    Spec fanInSpec(List<Spec> inputs, String path, boolean sameShape) {
+    /** Checks that there are at least two inputs. */
+    void checkCount(List<Spec> inputs, String path) {
       if (inputs.size() < 2) {
         throw new ModelException(path, name() + " needs at least two inputs (after FanOut or "
             + "parallel), got " + inputs.size());
       }
+    }
+
+    /** Checks inputs of one shape and returns the output spec. */
+    Spec fanInSpec(List<Spec> inputs, String path) {
+      return fanInSpec(inputs, path, -1);
+    }
+
+    /**
+     * Checks the inputs and returns the output spec (the first input's shape): their shapes must
+     * be equal except on the per-example axis {@code free} (-1: on none).
+     */
+    Spec fanInSpec(List<Spec> inputs, String path, int free) {
+      checkCount(inputs, path);
       Shape first = inputs.get(0).shape();
       boolean gaussian = true;
       for (int i = 0; i < inputs.size(); i++) {
         Spec s = inputs.get(i);
-        Shape a = sameShape ? first : first.slice(0, first.dimension() - 1);
-        Shape b = sameShape ? s.shape() : s.shape().slice(0, s.shape().dimension() - 1);
-        if (!a.equals(b)) {
-          throw new ModelException(path, name() + " needs inputs of one "
-              + (sameShape ? "shape" : "pixel grid") + ", but input 0 has " + first + " and input " + i
-              + " has " + s.shape());
+        if (!sameExcept(first, s.shape(), free)) {
+          String what = free < 0 ? "shape" : free == first.dimension() - 1 ? "pixel grid"
+              : "shape except along axis " + (free + 1);
+          throw new ModelException(path, name() + " needs inputs of one " + what + ", but input 0 has "
+              + first + " and input " + i + " has " + s.shape());
         }
         gaussian &= s.gaussian();
       }
       return new Spec(first, gaussian);
+    }
+
+    private static boolean sameExcept(Shape a, Shape b, int free) {
+      if (a.dimension() != b.dimension()) {
+        return false;
+      }
+      for (int k = 0; k < a.dimension(); k++) {
+        if (k != free && a.get(k) != b.get(k)) {
+          return false;
+        }
+      }
+      return true;
     }
 
     @Override
@@ -493,7 +612,7 @@ public final class Branching {
 
     @Override
     public List<Spec> outputSpecs(List<Spec> inputs, String path) {
-      return List.of(fanInSpec(inputs, path, true));
+      return List.of(fanInSpec(inputs, path));
     }
 
     @Override
@@ -527,7 +646,7 @@ public final class Branching {
 
     @Override
     public List<Spec> outputSpecs(List<Spec> inputs, String path) {
-      return List.of(fanInSpec(inputs, path, true).withGaussian(false));
+      return List.of(fanInSpec(inputs, path).withGaussian(false));
     }
 
     @Override
@@ -601,8 +720,13 @@ public final class Branching {
   }
 
   /**
-   * Concatenates its inputs along the channel axis. The next affine layer normalizes by the total
-   * fan-in, so the kernel is the channel-weighted average {@code sum_i c_i K_i / sum_i c_i}.
+   * Concatenates its inputs along {@code axis} of the batch ({@code (N, spatial..., C)}, negative
+   * axes counted from the end), as neural-tangents' {@code FanInConcat}. Along the channel axis the
+   * next affine layer normalizes by the total fan-in, so the kernel is the channel-weighted average
+   * {@code sum_i c_i K_i / sum_i c_i}. Along a spatial axis the output has the branches' pixels side
+   * by side, and so has its kernel: each branch's pixel blocks placed at its pixels ({@link
+   * PixelMap#place}), and zero between pixels of different branches, which are independent
+   * Gaussians (neural-tangents' rule, which therefore takes only Gaussian inputs there).
    */
   public static final class FanInConcat extends FanIn {
     private final int axis;
@@ -612,34 +736,57 @@ public final class Branching {
       this.axis = args.integer("axis");
     }
 
+    /** The concatenated axis counted from the batch axis, for inputs of per-example rank {@code rank - 1}. */
+    private int axis(int rank, String path) {
+      int a = axis < 0 ? axis + rank : axis;
+      if (a < 0 || a >= rank) {
+        throw new ModelException(path, "axis " + axis + " is out of range for inputs of rank " + rank
+            + " (batch axis 0 first, channel axis " + (rank - 1) + " or -1 last)");
+      }
+      if (a == 0) {
+        throw new ModelException(path, "FanInConcat along the batch axis (0) is not supported: a kernel "
+            + "pairs examples, so concatenate along the channel axis (-1) or a spatial axis");
+      }
+      return a;
+    }
+
     @Override
     public List<Spec> outputSpecs(List<Spec> inputs, String path) {
-      Spec spec = fanInSpec(inputs, path, false);
-      int rank = spec.shape().dimension() + 1;
-      if (axis != -1 && axis != rank - 1) {
-        throw new ModelException(path, "FanInConcat along axis " + axis + " is not supported for "
-            + "inputs of rank " + rank + ": only the channel axis (-1) can be concatenated");
+      checkCount(inputs, path);
+      int rank = inputs.get(0).shape().dimension() + 1;
+      int free = axis(rank, path) - 1;
+      Spec spec = fanInSpec(inputs, path, free);
+      if (free < rank - 2) {
+        for (int i = 0; i < inputs.size(); i++) {
+          if (!inputs.get(i).gaussian()) {
+            throw new ModelException(path, "FanInConcat along spatial axis " + (free + 1) + " takes Gaussian "
+                + "inputs (branches ending in an affine layer such as Dense or Conv, as neural-tangents "
+                + "requires), but input " + i + " is not");
+          }
+        }
       }
-      long channels = 0;
+      long[] dims = spec.shape().getShape().clone();
+      dims[free] = 0;
       for (Spec s : inputs) {
-        channels += s.channels();
+        dims[free] += s.shape().get(free);
       }
-      Shape grid = spec.shape().slice(0, spec.shape().dimension() - 1);
-      return List.of(spec.withShape(grid.addAll(new Shape(channels))));
+      return List.of(spec.withShape(new Shape(dims)));
     }
 
     @Override
     NDArray combine(List<NDArray> inputs) {
-      return NDArrays.concat(new NDList(inputs.toArray(new NDArray[0])), -1);
+      int rank = inputs.get(0).getShape().dimension();
+      return NDArrays.concat(new NDList(inputs.toArray(new NDArray[0])), axis(rank, name()));
     }
 
     @Override
     List<NDArray> backward(List<NDArray> inputs, NDArray dy) {
+      int a = axis(dy.getShape().dimension(), name());
       List<NDArray> dx = new ArrayList<>();
       long at = 0;
       for (NDArray x : inputs) {
-        long c = x.getShape().get(x.getShape().dimension() - 1);
-        dx.add(dy.get(new NDIndex("..., " + at + ":" + (at + c))));
+        long c = x.getShape().get(a);
+        dx.add(dy.get(new NDIndex(":, ".repeat(a) + at + ":" + (at + c))));
         at += c;
       }
       return dx;
@@ -647,15 +794,45 @@ public final class Branching {
 
     @Override
     public List<KernelExpr> rule(List<KernelExpr> inputs, RuleContext context) {
-      double total = context.output(0).channels();
-      List<KernelExpr> weighted = new ArrayList<>();
-      for (int i = 0; i < inputs.size(); i++) {
-        Expr w = Expr.constant(context.input(i).channels() / total);
-        KernelExpr k = inputs.get(i);
-        weighted.add(new KernelExpr(k.nngp().times(w), k.ntk().times(w), k.var1().times(w),
-            k.var2().times(w)));
+      int rank = context.input(0).shape().dimension() + 1;
+      int a = axis(rank, context.path());
+      if (a == rank - 1) {
+        double total = context.output(0).channels();
+        List<KernelExpr> weighted = new ArrayList<>();
+        for (int i = 0; i < inputs.size(); i++) {
+          Expr w = Expr.constant(context.input(i).channels() / total);
+          KernelExpr k = inputs.get(i);
+          weighted.add(new KernelExpr(k.nngp().times(w), k.ntk().times(w), k.var1().times(w),
+              k.var2().times(w)));
+        }
+        return List.of(entrywise(weighted, Expr::plus));
       }
-      return List.of(entrywise(weighted, Expr::plus));
+      int k = a - 1;
+      int length = Math.toIntExact(context.output(0).shape().get(k));
+      List<KernelExpr> placed = new ArrayList<>();
+      int offset = 0;
+      for (int i = 0; i < inputs.size(); i++) {
+        int at = offset;
+        int input = i;
+        UnaryOperator<Expr> place = e -> {
+          if (e.isConstant() && e.value() == 0) {
+            return e;
+          }
+          if (e.layout().isScalar()) {
+            // A constant (a branch ending in a layer with W_std = 0) is the same at every pixel, not
+            // zero outside its branch's pixels, and has no block to place.
+            throw new ModelException(context.path(), "input " + input + " has a kernel term that is the same "
+                + "constant " + e + " at every pixel, which cannot be placed among the pixels of a spatial "
+                + "concatenation");
+          }
+          return e.pixels(PixelMap.place(e.layout(), k, at, length));
+        };
+        KernelExpr b = inputs.get(i);
+        placed.add(new KernelExpr(place.apply(b.nngp()), place.apply(b.ntk()), place.apply(b.var1()),
+            place.apply(b.var2())));
+        offset += Math.toIntExact(context.input(i).shape().get(k));
+      }
+      return List.of(entrywise(placed, Expr::plus));
     }
   }
 }

@@ -15,12 +15,13 @@ import java.util.SplittableRandom;
 
 /**
  * Layers over images {@code (N, spatial..., C)}: {@link Conv}, the pooling windows ({@link Pool}:
- * {@code AvgPool}, {@code SumPool}) and the global pools ({@link GlobalPool}: {@code
- * GlobalAvgPool}, {@code GlobalSumPool}). Each rule acts on the kernel's pixel blocks through a
- * {@link PixelMap}: a convolution shifts both pixels of a pair by the same filter offset, so it
- * needs only the per-pixel covariance of its input when only that is needed of its output; a
- * pooling window mixes different pixels, so it needs the covariance between every two pixels (the
- * requirements pass keeps it from the inputs up to the last layer that needs it).
+ * {@code AvgPool}, {@code SumPool}), the global pools ({@link GlobalPool}: {@code
+ * GlobalAvgPool}, {@code GlobalSumPool}), {@link ImageResize} and {@link Index}. Each rule acts on
+ * the kernel's pixel blocks through a {@link PixelMap}: a convolution shifts both pixels of a pair
+ * by the same filter offset, so it needs only the per-pixel covariance of its input when only that
+ * is needed of its output; a pooling window mixes different pixels, so it needs the covariance
+ * between every two pixels (the requirements pass keeps it from the inputs up to the last layer
+ * that needs it).
  *
  * <p>Conventions are neural-tangents': zero padding counts in a filter's average; {@code SAME}
  * pads {@code max((out - 1) s + f - in, 0)} pixels with the smaller half first, {@code out =
@@ -51,6 +52,14 @@ public final class Convolutional {
       "the average over all pixels", a -> new GlobalPool(a, true));
   public static final LayerType GLOBAL_SUM_POOL = LayerType.of("GlobalSumPool",
       "the sum over all pixels", a -> new GlobalPool(a, false));
+  public static final LayerType INDEX = LayerType.of("Index",
+      "NumPy indexing of the spatial axes by slices and integers (neural-tangents' Index)", Index::new,
+      Argument.requiredIndex("idx"));
+  public static final LayerType IMAGE_RESIZE = LayerType.of("ImageResize",
+      "resizes the spatial axes to shape as jax.image.resize, by nearest or linear interpolation",
+      ImageResize::new, Argument.requiredShape("shape"),
+      Argument.requiredChoice("method", "linear", "bilinear", "trilinear", "triangle", "nearest"),
+      Argument.bool("antialias", true));
 
   /** A convolution with {@code W_std = 1}, no bias, strides 1, NTK parameterization. */
   public static Layer conv(int outChan, int[] filterShape, String padding) {
@@ -93,6 +102,19 @@ public final class Convolutional {
 
   public static Layer globalSumPool() {
     return GLOBAL_SUM_POOL.create();
+  }
+
+  /**
+   * A resize of the spatial axes to {@code shape} (one entry per axis of the batch, -1 for an axis
+   * kept, as the batch and channel axes must be), {@code method} "nearest" or "linear".
+   */
+  public static Layer imageResize(int[] shape, String method, boolean antialias) {
+    return IMAGE_RESIZE.create(shape, method, antialias);
+  }
+
+  /** NumPy indexing {@code x[idx]}: entries such as {@code ":"}, {@code "1:5"}, {@code "::-1"}, {@code "..."}. */
+  public static Layer index(String... idx) {
+    return INDEX.create(List.of(idx));
   }
 
   /** A sliding window's geometry over an image: filter or pooling window, strides and padding. */
@@ -450,6 +472,361 @@ public final class Convolutional {
       double pixels = k.nngp().layout().pixels();
       double factor = average ? 1.0 / (pixels * pixels) : 1.0;
       return k.map(e -> e.sum(factor));
+    }
+  }
+
+  /**
+   * Base of the layers that map each spatial axis by a matrix and have no parameters ({@link
+   * ImageResize}, {@link Index}): {@code out[o] = sum_p a_k[o][p] in[p]} along axis {@code k}. Linear,
+   * so Gaussian inputs stay Gaussian, and the kernel is {@code A K A^T} on every axis ({@link
+   * PixelMap#linear}): a map whose every output picks one pixel needs of its input only what is
+   * needed of its output; one that mixes pixels needs the covariance of every two.
+   */
+  abstract static class PixelLinear extends SingleInputLayer {
+    PixelLinear(LayerType.Arguments args) {
+      super(args);
+    }
+
+    /**
+     * Each spatial axis's matrix {@code [out][in]} for inputs of {@code input} (null where the axis
+     * stays as it is), or a {@link ModelException} naming {@code path}.
+     */
+    abstract List<double[][]> matrices(Spec input, String path);
+
+    /** The spatial axes that the layer removes after mapping each to one pixel (an integer index). */
+    boolean[] dropped(Spec input) {
+      return new boolean[input.shape().dimension() - 1];
+    }
+
+    @Override
+    protected Spec outputSpec(Spec input, String path) {
+      List<double[][]> matrices = matrices(input, path);
+      boolean[] drop = dropped(input);
+      List<Long> dims = new ArrayList<>();
+      for (int k = 0; k < matrices.size(); k++) {
+        if (!drop[k]) {
+          dims.add(matrices.get(k) == null ? input.shape().get(k) : matrices.get(k).length);
+        }
+      }
+      dims.add(input.channels());
+      return input.withShape(new Shape(dims.stream().mapToLong(Long::longValue).toArray()));
+    }
+
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      boolean mixes = matrices(inputs.get(0), name()).stream().anyMatch(a -> a != null && !picks(a));
+      return List.of(mixes || outputsFull.contains(Boolean.TRUE));
+    }
+
+    /** Whether every row of {@code a} picks one pixel with weight 1. */
+    private static boolean picks(double[][] a) {
+      for (double[] row : a) {
+        if (Arrays.stream(row).filter(v -> v != 0).count() != 1 || Arrays.stream(row).sum() != 1) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /**
+     * {@code y} with each mapped axis multiplied by its matrix for inputs shaped like {@code x}, or
+     * (the backward pass) by its transpose.
+     */
+    private NDArray map(NDArray y, NDArray x, boolean transpose) {
+      int rank = x.getShape().dimension();
+      Spec input = Spec.input(x.getShape().slice(1));
+      List<double[][]> matrices = matrices(input, name());
+      boolean[] drop = dropped(input);
+      for (int k = 0; transpose && k < drop.length; k++) {
+        y = drop[k] ? y.expandDims(k + 1) : y;
+      }
+      for (int k = 0; k < matrices.size(); k++) {
+        double[][] a = matrices.get(k);
+        if (a == null) {
+          continue;
+        }
+        int rows = transpose ? a.length : a[0].length;
+        int cols = transpose ? a[0].length : a.length;
+        double[] m = new double[rows * cols];
+        for (int o = 0; o < a.length; o++) {
+          for (int p = 0; p < a[0].length; p++) {
+            m[transpose ? o * cols + p : p * cols + o] = a[o][p];
+          }
+        }
+        NDArray moved = y.swapAxes(k + 1, rank - 1);
+        Shape ms = moved.getShape();
+        NDArray product = moved.reshape(-1, rows)
+            .matMul(Tensors.create(y.getManager(), m, new Shape(rows, cols), y.getDataType()));
+        y = product.reshape(ms.slice(0, rank - 1).add(cols)).swapAxes(k + 1, rank - 1);
+      }
+      for (int k = drop.length - 1; !transpose && k >= 0; k--) {
+        y = drop[k] ? y.squeeze(k + 1) : y;
+      }
+      return y;
+    }
+
+    @Override
+    public NDArray apply(Params params, NDArray x) {
+      return map(x, x, false);
+    }
+
+    @Override
+    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return map(dx, x, false);
+    }
+
+    @Override
+    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
+      return null;
+    }
+
+    @Override
+    protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
+      return inputOnly(() -> map(dy, x, true), inputCotangent);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      List<double[][]> matrices = matrices(context.input(0), context.path());
+      if (matrices.stream().allMatch(m -> m == null)) {
+        return k;
+      }
+      int[] grid = Plan.spatialGrid(context.input(0));
+      List<double[][]> all = new ArrayList<>();
+      for (int a = 0; a < matrices.size(); a++) {
+        all.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      }
+      boolean[] drop = dropped(context.input(0));
+      boolean keeps = false;
+      for (boolean d : drop) {
+        keeps |= !d;
+      }
+      if (!keeps) {
+        // Every axis goes: the one pixel left is the kernel of vectors.
+        PixelMap map = PixelMap.linear(kind(k), all);
+        return k.map(e -> e.pixels(map).sum(1.0));
+      }
+      PixelMap map = PixelMap.linear(kind(k), all, drop);
+      return k.map(e -> e.pixels(map));
+    }
+
+    private static double[][] identity(int n) {
+      double[][] a = new double[n][n];
+      for (int p = 0; p < n; p++) {
+        a[p][p] = 1;
+      }
+      return a;
+    }
+  }
+
+  /**
+   * {@code ImageResize}, neural-tangents' layer of {@code jax.image.resize}: each spatial axis whose
+   * entry of {@code shape} is not -1 (nor its present size) is resized by a matrix of {@code
+   * jax.image.resize}'s weights ({@link #weights}); the batch and channel axes stay ({@code -1}).
+   * "nearest" picks a pixel per output, so the per-pixel covariance is enough; "linear" mixes
+   * pixels, so it needs the covariance of every two (as neural-tangents). The other methods of
+   * {@code jax.image.resize} (cubic, Lanczos) have no kernel in neural-tangents and are not accepted.
+   */
+  public static final class ImageResize extends PixelLinear {
+    private final int[] shape;
+    private final boolean nearest;
+    private final boolean antialias;
+
+    ImageResize(LayerType.Arguments args) {
+      super(args);
+      this.shape = args.integers("shape");
+      this.nearest = args.choice("method").equals("nearest");
+      this.antialias = args.bool("antialias");
+    }
+
+    @Override
+    List<double[][]> matrices(Spec input, String path) {
+      Shape s = input.shape();
+      int rank = s.dimension() + 1;
+      if (shape.length != rank) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " has " + shape.length + " entries but "
+            + "the input has " + rank + " axes (batch, spatial..., channels: per-example shape " + s + ")");
+      }
+      if (shape[0] != -1) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " resizes the batch axis; its first "
+            + "entry must be -1");
+      }
+      if (shape[rank - 1] != -1 && shape[rank - 1] != s.get(rank - 2)) {
+        throw new ModelException(path, "shape " + Arrays.toString(shape) + " resizes the channel axis, which has "
+            + "no meaning in the infinite-width limit (as in neural-tangents); its last entry must be -1");
+      }
+      List<double[][]> out = new ArrayList<>();
+      for (int k = 0; k < rank - 2; k++) {
+        int in = Math.toIntExact(s.get(k));
+        int size = shape[k + 1] == -1 ? in : shape[k + 1];
+        out.add(size == in ? null : weights(in, size));
+      }
+      return out;
+    }
+
+    /**
+     * {@code jax.image.resize}'s matrix from {@code in} to {@code out} pixels. Nearest: output {@code
+     * o} takes pixel {@code floor((o + 0.5) in / out)}, computed in float32 as JAX does. Linear: the
+     * triangle {@code max(0, 1 - |x|)} at {@code x = (s_o - p) / c}, with the sample {@code s_o = (o
+     * + 0.5) in / out - 0.5} and {@code c = max(in / out, 1)} when downsampling with {@code
+     * antialias} (else 1), each row divided by its sum (zero if that is below {@code 1000} float32
+     * epsilons), and zero where {@code s_o} lies outside {@code [-0.5, in - 0.5]}.
+     */
+    double[][] weights(int in, int out) {
+      double[][] a = new double[out][in];
+      for (int o = 0; o < out; o++) {
+        if (nearest) {
+          a[o][(int) Math.floor((o + 0.5f) * in / (float) out)] = 1;
+          continue;
+        }
+        double inverse = 1.0 / ((double) out / in);
+        double scale = antialias ? Math.max(inverse, 1.0) : 1.0;
+        double sample = (o + 0.5) * inverse - 0.5;
+        double total = 0;
+        for (int p = 0; p < in; p++) {
+          a[o][p] = Math.max(0, 1 - Math.abs(sample - p) / scale);
+          total += a[o][p];
+        }
+        boolean inside = sample >= -0.5 && sample <= in - 0.5;
+        for (int p = 0; p < in; p++) {
+          a[o][p] = inside && Math.abs(total) > 1000 * Math.ulp(1.0f) ? a[o][p] / total : 0;
+        }
+      }
+      return a;
+    }
+  }
+
+  /**
+   * {@code Index}, neural-tangents' {@code Index(idx=stax.Slice[...])}: NumPy basic indexing {@code
+   * x[idx]} of the batch {@code (N, spatial..., C)}, an entry per axis (missing ones {@code ":"},
+   * {@code "..."} standing for as many as needed). Each spatial axis takes a slice {@code
+   * start:stop:step} (NumPy's rules: negative positions from the end, clamped, any nonzero step);
+   * an integer (negative from the end) picks one pixel and removes the axis, so that an image of
+   * one spatial axis less (or, without any left, a vector) follows. The batch axis and the channel
+   * axis take only {@code ":"}, as neural-tangents' kernels (which pair every example and have
+   * infinitely many channels). Every output picks one pixel, so the per-pixel covariance is enough.
+   */
+  public static final class Index extends PixelLinear {
+    private final List<Object> idx;
+
+    Index(LayerType.Arguments args) {
+      super(args);
+      this.idx = args.index("idx");
+      if (idx.stream().filter("..."::equals).count() > 1) {
+        throw new IllegalArgumentException("idx " + idx + " has more than one \"...\"");
+      }
+    }
+
+    @Override
+    List<double[][]> matrices(Spec input, String path) {
+      Shape s = input.shape();
+      int rank = s.dimension() + 1;
+      int ellipsis = idx.indexOf("...");
+      int given = idx.size() - (ellipsis >= 0 ? 1 : 0);
+      if (given > rank) {
+        throw new ModelException(path, "idx " + idx + " indexes " + given + " axes but the input has " + rank
+            + " (batch, spatial..., channels: per-example shape " + s + ")");
+      }
+      List<Object> entries = entries(rank);
+      if (!List.of(":", "::", "::1").contains(entries.get(0))) {
+        throw new ModelException(path, "idx " + idx + " indexes the batch axis with " + quote(entries.get(0))
+            + ": only \":\" is supported, since a kernel pairs every example");
+      }
+      List<double[][]> out = new ArrayList<>();
+      for (int a = 1; a < rank; a++) {
+        int n = Math.toIntExact(s.get(a - 1));
+        Object e = entries.get(a);
+        int[] picked;
+        if (e instanceof Integer i) {
+          if (i < -n || i >= n) {
+            throw new ModelException(path, "idx " + idx + " takes the integer " + i + " on axis " + a + ", which "
+                + "has " + n + " entries");
+          }
+          picked = new int[] {i < 0 ? i + n : i};
+          if (a == rank - 1) {
+            throw new ModelException(path, "idx " + idx + " indexes the channel axis with " + i + ", which has no "
+                + "meaning in the infinite-width limit (as in neural-tangents): give it \":\"");
+          }
+          double[][] m = new double[1][n];
+          m[0][picked[0]] = 1;
+          out.add(m);
+          continue;
+        }
+        picked = slice((String) e, n);
+        if (picked == null) {
+          throw new ModelException(path, "idx " + idx + " has a step of 0 on axis " + a);
+        }
+        if (picked.length == 0) {
+          throw new ModelException(path, "idx " + idx + " selects no pixel on axis " + a + " of size " + n);
+        }
+        boolean all = picked.length == n && java.util.stream.IntStream.range(0, n).allMatch(p -> picked[p] == p);
+        if (a == rank - 1) {
+          if (!all) {
+            throw new ModelException(path, "idx " + idx + " indexes the channel axis with " + quote(e) + ", which "
+                + "has no meaning in the infinite-width limit (as in neural-tangents): give it \":\"");
+          }
+          continue;
+        }
+        double[][] m = all ? null : new double[picked.length][n];
+        for (int o = 0; m != null && o < picked.length; o++) {
+          m[o][picked[o]] = 1;
+        }
+        out.add(m);
+      }
+      return out;
+    }
+
+    /** The spatial axes an integer index removes. */
+    @Override
+    boolean[] dropped(Spec input) {
+      int rank = input.shape().dimension() + 1;
+      boolean[] drop = new boolean[rank - 2];
+      List<Object> entries = entries(rank);
+      for (int a = 1; a < rank - 1; a++) {
+        drop[a - 1] = entries.get(a) instanceof Integer;
+      }
+      return drop;
+    }
+
+    /** {@code idx} with one entry per axis of inputs of {@code rank} (as many as fit when it has more). */
+    private List<Object> entries(int rank) {
+      int ellipsis = idx.indexOf("...");
+      int given = idx.size() - (ellipsis >= 0 ? 1 : 0);
+      List<Object> entries = new ArrayList<>(ellipsis >= 0 ? idx.subList(0, ellipsis) : idx);
+      entries.addAll(java.util.Collections.nCopies(Math.max(rank - given, 0), ":"));
+      if (ellipsis >= 0) {
+        entries.addAll(idx.subList(ellipsis + 1, idx.size()));
+      }
+      return entries;
+    }
+
+    private static String quote(Object e) {
+      return e instanceof String str ? "\"" + str + "\"" : String.valueOf(e);
+    }
+
+    /** The positions NumPy's slice {@code text} picks from {@code n}, in order; null for a step of 0. */
+    static int[] slice(String text, int n) {
+      String[] parts = text.split(":", -1);
+      Integer start = parts[0].isEmpty() ? null : Integer.valueOf(parts[0]);
+      Integer stop = parts[1].isEmpty() ? null : Integer.valueOf(parts[1]);
+      int step = parts.length < 3 || parts[2].isEmpty() ? 1 : Integer.parseInt(parts[2]);
+      if (step == 0) {
+        return null;
+      }
+      int lower = step > 0 ? 0 : -1;
+      int upper = step > 0 ? n : n - 1;
+      int from = start == null ? (step > 0 ? lower : upper) : clamp(start, n, lower, upper);
+      int to = stop == null ? (step > 0 ? upper : lower) : clamp(stop, n, lower, upper);
+      List<Integer> picked = new ArrayList<>();
+      for (long p = from; step > 0 ? p < to : p > to; p += step) {
+        picked.add((int) p);
+      }
+      return picked.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static int clamp(int position, int n, int lower, int upper) {
+      long p = position < 0 ? (long) position + n : position;
+      return (int) Math.max(lower, Math.min(upper, p));
     }
   }
 }

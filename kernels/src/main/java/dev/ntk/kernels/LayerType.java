@@ -37,9 +37,12 @@ public final class LayerType {
     POSITIVE_INTEGER("a positive integer"),
     CHOICE("one of the listed strings"),
     INTEGER_LIST("a list of positive integers, one per spatial axis"),
+    SHAPE("a list of integers, one per axis of the batch, each positive or -1 (the axis unchanged)"),
     NUMBER_LIST("a list of numbers"),
     AXES("an axis or a non-empty list of axes (integers, negative counting from the last axis)"),
-    BOOLEAN("true or false");
+    BOOLEAN("true or false"),
+    LAYER("a layer, an object such as {\"Relu\": {}}"),
+    INDEX("a list of NumPy indices, each an integer, a slice \"start:stop:step\" (parts optional) or \"...\"");
 
     private final String expected;
 
@@ -108,9 +111,24 @@ public final class LayerType {
       return new Argument(name, Kind.INTEGER_LIST, null, false, List.of());
     }
 
+    /** A shape that must be given, one entry per axis, -1 for an axis left as it is (an image resize). */
+    public static Argument requiredShape(String name) {
+      return new Argument(name, Kind.SHAPE, null, true, List.of());
+    }
+
     /** A list of numbers, possibly empty, that must be given (for example polynomial coefficients). */
     public static Argument requiredNumbers(String name) {
       return new Argument(name, Kind.NUMBER_LIST, null, true, List.of());
+    }
+
+    /** A NumPy index that must be given (neural-tangents' {@code stax.Slice[...]}), a list in a model file. */
+    public static Argument requiredIndex(String name) {
+      return new Argument(name, Kind.INDEX, null, true, List.of());
+    }
+
+    /** A layer that must be given (the block a {@code repeat} applies), an object in a model file. */
+    public static Argument layer(String name) {
+      return new Argument(name, Kind.LAYER, null, true, List.of());
     }
 
     /** One of {@code choices} (compared without case), required: a wrong or missing one lists them. */
@@ -142,10 +160,13 @@ public final class LayerType {
             : kind.expected;
         case CHOICE -> choiceOf(value) != null ? null
             : "one of \"" + String.join("\", \"", choices) + "\"";
-        case INTEGER_LIST -> value == null && !required || integers(value) != null ? null : kind.expected;
+        case INTEGER_LIST -> value == null && !required || integers(value, false) != null ? null : kind.expected;
+        case SHAPE -> integers(value, true) != null ? null : kind.expected;
         case NUMBER_LIST -> numbers(value) != null ? null : kind.expected;
         case BOOLEAN -> value instanceof Boolean || value instanceof JsonNode n && n.isBoolean() ? null : kind.expected;
         case AXES -> axes(value) != null ? null : kind.expected;
+        case LAYER -> value instanceof Layer ? null : kind.expected;
+        case INDEX -> index(value) != null ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -156,10 +177,13 @@ public final class LayerType {
         case OPTIONAL_NUMBER -> value == null ? null : ((Number) value).doubleValue();
         case INTEGER, POSITIVE_INTEGER -> ((Number) value).intValue();
         case CHOICE -> choiceOf(value);
-        case INTEGER_LIST -> value == null ? null : integers(value);
+        case INTEGER_LIST -> value == null ? null : integers(value, false);
+        case SHAPE -> integers(value, true);
         case NUMBER_LIST -> numbers(value);
         case BOOLEAN -> value instanceof Boolean b ? b : ((JsonNode) value).booleanValue();
         case AXES -> axes(value);
+        case LAYER -> value;
+        case INDEX -> index(value);
       };
     }
 
@@ -192,8 +216,11 @@ public final class LayerType {
       return out.isEmpty() ? null : List.copyOf(out);
     }
 
-    /** A non-empty list of positive ints from an int array, a list or a JSON array; else null. */
-    private static List<Integer> integers(Object value) {
+    /**
+     * A non-empty list of positive ints (or -1, with {@code minusOne}) from an int array, a list or
+     * a JSON array; else null.
+     */
+    private static List<Integer> integers(Object value, boolean minusOne) {
       List<Object> items = new ArrayList<>();
       if (value instanceof int[] a) {
         for (int x : a) {
@@ -210,12 +237,47 @@ public final class LayerType {
       }
       List<Integer> out = new ArrayList<>();
       for (Object x : items) {
-        if (!isInt(x) || ((Number) x).intValue() < 1) {
+        if (!isInt(x) || ((Number) x).intValue() < 1 && !(minusOne && ((Number) x).intValue() == -1)) {
           return null;
         }
         out.add(((Number) x).intValue());
       }
       return out.isEmpty() ? null : List.copyOf(out);
+    }
+
+    /** The pattern of one slice of a NumPy index: {@code start:stop} or {@code start:stop:step}, parts optional. */
+    private static final java.util.regex.Pattern SLICE =
+        java.util.regex.Pattern.compile("\\s*(-?\\d+)?\\s*:\\s*(-?\\d+)?\\s*(:\\s*(-?\\d+)?\\s*)?");
+
+    /**
+     * A NumPy index from a list or a JSON array: each entry an int (kept), or a string that is an
+     * int, a slice or {@code "..."} (kept without white space); else null.
+     */
+    private static List<Object> index(Object value) {
+      List<Object> items = new ArrayList<>();
+      if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue()
+              : x.isTextual() ? x.textValue() : x);
+        }
+      } else {
+        return null;
+      }
+      List<Object> out = new ArrayList<>();
+      for (Object x : items) {
+        if (isInt(x)) {
+          out.add(((Number) x).intValue());
+        } else if (x instanceof String str && (str.strip().equals("...") || SLICE.matcher(str).matches())) {
+          out.add(str.replaceAll("\\s", ""));
+        } else if (x instanceof String str && str.strip().matches("-?\\d{1,9}")) {
+          out.add(Integer.parseInt(str.strip()));
+        } else {
+          return null;
+        }
+      }
+      return List.copyOf(out);
     }
 
     /** A list of finite doubles from a double array, a list or a JSON array; else null. */
@@ -364,6 +426,12 @@ public final class LayerType {
       }
       given.put(e.getKey(), javaValue);
     }
+    for (Argument a : arguments) {
+      // A layer argument is parsed as a child, its path under this layer's.
+      if (a.kind() == Kind.LAYER && given.get(a.name()) instanceof JsonNode n && n.isObject()) {
+        given.put(a.name(), child.apply(n));
+      }
+    }
     return build(given, path);
   }
 
@@ -486,6 +554,17 @@ public final class LayerType {
       Object v = get(name);
       return v instanceof Integer i ? new int[] {i}
           : ((List<Integer>) v).stream().mapToInt(Integer::intValue).toArray();
+  }
+
+    /** A NumPy index: each entry an {@code Integer}, or a {@code String} slice or {@code "..."}. */
+    @SuppressWarnings("unchecked")
+    public List<Object> index(String name) {
+      return (List<Object>) get(name);
+    }
+
+    /** A layer argument. */
+    public Layer layer(String name) {
+      return (Layer) get(name);
     }
 
     /** A list of numbers. */

@@ -105,6 +105,56 @@ public final class Linear {
   };
 
   /**
+   * {@code Dense}'s product on activations shaped like {@code x}: {@link #MATRIX} on vectors {@code
+   * (N, C)}; on images {@code (N, spatial..., C)} the matrix product of each pixel's channels, one
+   * position per pixel (the pixels are rows of the matrix {@code (N P, C)}), as neural-tangents'
+   * {@code Dense} acts on its {@code channel_axis}.
+   */
+  static Product perPixel(Shape x) {
+    if (x.dimension() <= 2) {
+      return MATRIX;
+    }
+    long channels = x.get(x.dimension() - 1);
+    int pixels = Math.toIntExact(x.size() / (x.get(0) * channels));
+    return new Product() {
+      /** {@code x}'s shape with {@code c} channels. */
+      private Shape with(long c) {
+        return x.slice(0, x.dimension() - 1).add(c);
+      }
+
+      @Override
+      public NDArray apply(NDArray in, NDArray w) {
+        return MATRIX.apply(in.reshape(-1, channels), w).reshape(with(w.getShape().get(1)));
+      }
+
+      @Override
+      public NDArray backwardInput(NDArray dz, NDArray w) {
+        return MATRIX.backwardInput(unfold(dz), w).reshape(with(channels));
+      }
+
+      @Override
+      public NDArray backwardFilter(NDArray in, NDArray dz) {
+        return MATRIX.backwardFilter(patches(in), unfold(dz));
+      }
+
+      @Override
+      public NDArray patches(NDArray in) {
+        return in.reshape(-1, channels);
+      }
+
+      @Override
+      public NDArray unfold(NDArray dz) {
+        return dz.reshape(-1, dz.getShape().get(dz.getShape().dimension() - 1));
+      }
+
+      @Override
+      public int positions() {
+        return pixels;
+      }
+    };
+  }
+
+  /**
    * How an affine layer ({@link Dense}, {@link Convolutional.Conv}, {@link
    * Convolutional.ConvTranspose}) scales its weights and bias: one place for the finite layer's
    * initialization and output and for its kernel rule, given the layer's product {@code z = x W}
@@ -276,7 +326,9 @@ public final class Linear {
   }
 
   /**
-   * A fully connected layer with {@code out_dim} channels; {@code b_std == null} means no bias.
+   * A fully connected layer with {@code out_dim} channels; {@code b_std == null} means no bias. On
+   * images {@code (N, spatial..., C)} it maps each pixel's channels (a convolution with a filter of
+   * one pixel), and its rule acts on every pixel block entry alike.
    *
    * <p>Rule, NTK parameterization: {@code nngp' = W_std^2 nngp + b_std^2} (and the same for the
    * variances), {@code ntk' = nngp' + W_std^2 ntk}. Standard parameterization adds the gradient
@@ -295,11 +347,8 @@ public final class Linear {
 
     @Override
     protected Spec outputSpec(Spec input, String path) {
-      if (input.hasSpatialAxes()) {
-        throw new ModelException(path, "Dense takes vectors (N, D), but its input has per-example "
-            + "shape " + input.shape() + "; put Flatten before it");
-      }
-      return new Spec(new Shape(outDim), true);
+      Shape s = input.shape();
+      return new Spec(s.slice(0, s.dimension() - 1).add(outDim), true);
     }
 
     /** {@code W} {@code (in, out)}, then {@code b} {@code (out,)} with a bias. */
@@ -317,22 +366,23 @@ public final class Linear {
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      return affine.output(x.matMul(w), params, w.getShape().get(0));
+      return affine.output(perPixel(x.getShape()).apply(x, w), params, w.getShape().get(0));
     }
 
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return affine.tangent(MATRIX, params, paramTangents, x, dx, params.array(0).getShape().get(0));
+      return affine.tangent(perPixel(x.getShape()), params, paramTangents, x, dx, params.array(0).getShape().get(0));
     }
 
     @Override
     protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return affine.curvature(MATRIX, paramTangents, dx, params.array(0).getShape().get(0));
+      return affine.curvature(perPixel(x.getShape()), paramTangents, dx, params.array(0).getShape().get(0));
     }
 
     @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
-      return affine.backward(MATRIX, params, x, dy, params.array(0).getShape().get(0), tape, inputCotangent);
+      return affine.backward(perPixel(x.getShape()), params, x, dy, params.array(0).getShape().get(0), tape,
+          inputCotangent);
     }
 
     @Override

@@ -26,7 +26,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Reads and writes JSON model files (see {@code MODEL_SPEC.md}): a layer is an object with one
  * key, the layer name, whose value holds its keyword arguments ({@code {"Dense": {"out_dim":
- * 512}}}); {@code serial} and {@code parallel} take a list of layers.
+ * 512}}}); {@code serial} and {@code parallel} take a list of layers, {@code repeat} a layer among
+ * its arguments ({@code {"repeat": {"layer": {...}, "n": 5}}}).
  *
  * <p>Errors name the offending layer by its path in the file, for example {@code serial[3].Erf:
  * unknown argument "bb" (expected one of: a, b, c)}.
@@ -137,7 +138,7 @@ public final class ModelSpec {
     }
     ObjectNode args = out.putObject(layer.name());
     for (Map.Entry<String, Object> e : layer.arguments().entrySet()) {
-      args.set(e.getKey(), JSON.valueToTree(e.getValue()));
+      args.set(e.getKey(), e.getValue() instanceof Layer child ? node(child) : JSON.valueToTree(e.getValue()));
     }
     return out;
   }

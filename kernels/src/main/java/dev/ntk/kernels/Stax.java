@@ -36,6 +36,11 @@ public final class Stax {
     return Branching.fanOut(num);
   }
 
+  /** {@link Branching#repeat}. */
+  public static Layer repeat(Layer layer, int n) {
+    return Branching.repeat(layer, n);
+  }
+
   /** {@link Branching#fanInSum}. */
   public static Layer fanInSum() {
     return Branching.fanInSum();
@@ -366,5 +371,16 @@ public final class Stax {
       String attentionMechanism, String posEmbType, double wPosEmbStd, boolean valPosEmb) {
     return Attention.globalSelfAttention(nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd,
         wQueryStd, wOutStd, bStd, attentionMechanism, posEmbType, wPosEmbStd, valPosEmb);
+  }
+
+  // Pixel maps
+  /** {@link Convolutional#index}. */
+  public static Layer index(String... idx) {
+    return Convolutional.index(idx);
+  }
+
+  /** {@link Convolutional#imageResize}. */
+  public static Layer imageResize(int[] shape, String method, boolean antialias) {
+    return Convolutional.imageResize(shape, method, antialias);
   }
 }

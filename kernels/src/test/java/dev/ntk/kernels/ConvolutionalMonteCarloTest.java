@@ -80,4 +80,55 @@ class ConvolutionalMonteCarloTest {
         MonteCarlo.ntk(model, x1, x2, SAMPLES, 11), 2.0 / WIDTH, 0.15);
   }
 
+  /** Models whose layers change the pixel grid by more than a window: checked with x2 given and absent. */
+  static Stream<Arguments> gridModels() {
+    int w = WIDTH;
+    return Stream.of(
+        Arguments.of("FanInConcat along a spatial axis, per pixel", new long[] {6, 2}, Stax.serial(
+            Stax.fanOut(2), Stax.parallel(Stax.conv(w, a(3), null, "SAME", 1.4, 0.1),
+                Stax.conv(w, a(2), null, "VALID", 1.2, 0.2)),
+            Stax.fanInConcat(1), Stax.relu(), Stax.conv(w, a(3), null, "SAME", 1.3, 0.1), Stax.relu(),
+            Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("FanInConcat along the second spatial axis, pooled across the seam", new long[] {3, 3, 2},
+            Stax.serial(Stax.fanOut(2), Stax.parallel(Stax.conv(w, a(2, 2), null, "SAME", 1.4, 0.1),
+                Stax.conv(w, a(1, 2), null, "VALID", 1.2, null)),
+            Stax.fanInConcat(-2), Stax.erf(), Stax.avgPool(a(2, 3), null, "VALID"), Stax.flatten(),
+            Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("Dense per pixel, both parameterizations, global average pool", new long[] {3, 3, 2},
+            Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.relu(), Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1),
+                Stax.relu(), Stax.dense(w, 1.2, 0.2, Linear.Parameterization.STANDARD), Stax.erf(),
+                Stax.globalAvgPool(), Stax.dense(w, 1.0, null))),
+        Arguments.of("repeat of a convolutional block", new long[] {4, 2}, Stax.serial(
+            Stax.conv(w, a(2), null, "SAME", 1.3, 0.1),
+            Stax.repeat(Stax.serial(Stax.relu(), Stax.conv(w, a(3), null, "SAME", 1.3, 0.1)), 3),
+            Stax.erf(), Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("ImageResize linear up and down, nearest, Index", new long[] {3, 3, 2}, Stax.serial(
+            Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1), Stax.relu(),
+            Stax.imageResize(a(-1, 5, 2, -1), "linear", true), Stax.conv(w, a(2, 2), null, "SAME", 1.2, 0.1),
+            Stax.relu(), Stax.imageResize(a(-1, 3, 4, -1), "nearest", true), Stax.index("...", "::-1", "1:", ":"),
+            Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("Index removing an axis, global average pool", new long[] {3, 4, 2}, Stax.serial(
+            Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1), Stax.index(":", "-1"), Stax.relu(),
+            Stax.conv(w, a(2), null, "SAME", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool(), Stax.dense(w, 1.0, 0.1))),
+        Arguments.of("FanInProd of convolutions, average pool", new long[] {3, 3, 2}, Stax.serial(
+            Stax.fanOut(2), Stax.parallel(Stax.conv(w, a(2, 2), null, "SAME", 1.3, 0.1),
+                Stax.conv(w, a(1, 2), null, "SAME", 1.1, 0.2)),
+            Stax.fanInProd(), Stax.avgPool(a(2, 2), null, "VALID"), Stax.flatten(), Stax.dense(w, 1.0, 0.1))));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("gridModels")
+  void analyticKernelsMatchWideFiniteNetworksWithAndWithoutX2(String name, long[] shape, Layer model) {
+    NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 201);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 202);
+    for (NDArray other : new NDArray[] {x2, null}) {
+      String which = name + (other == null ? " (x1 with itself)" : "");
+      NDArray second = other == null ? x1 : other;
+      Kernel k = model.kernelFn().apply(x1, other);
+      KernelTesting.assertMatchesMonteCarlo(which + " NNGP", k.nngp().toDoubleArray(),
+          MonteCarlo.nngp(model, x1, second, SAMPLES, 17), 2.0 / WIDTH, 0.15);
+      KernelTesting.assertMatchesMonteCarlo(which + " NTK", k.ntk().toDoubleArray(),
+          MonteCarlo.ntk(model, x1, second, SAMPLES, 19), 2.0 / WIDTH, 0.15);
+    }
+  }
 }

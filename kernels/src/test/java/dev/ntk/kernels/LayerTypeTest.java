@@ -11,11 +11,11 @@ import org.junit.jupiter.api.Test;
 class LayerTypeTest {
   @Test
   void everyFamilyLayerIsRegisteredByName() {
-    assertEquals(Set.of("serial", "parallel", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
+    assertEquals(Set.of("serial", "parallel", "repeat", "FanOut", "FanInSum", "FanInProd", "FanInConcat",
         "Dense", "Flatten", "Identity", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Conv", "AvgPool",
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
         "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "Sigmoid_like", "Gabor", "Hermite",
-        "ExpNormalized", "ElementwiseNumerical", "Elementwise",
+        "ExpNormalized", "ElementwiseNumerical", "Elementwise", "ImageResize", "Index",
         "LayerNorm", "Dropout", "GlobalSelfAttention"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {

@@ -94,15 +94,61 @@ class LinearTest {
   }
 
   @Test
-  void flattenAveragesOverPixelsAndDenseNeedsVectors() {
+  void flattenAveragesOverPixels() {
     NDArray images = KernelTesting.randomInputs(manager, 3, 12, 5).reshape(3, 2, 2, 3);
     Kernel k = Stax.serial(Stax.flatten(), Stax.dense(4)).kernelFn().apply(images);
     double[] flat = images.toDoubleArray();
     double[] g = gram(flat, flat, 3, 3, 12);
     assertArrayEquals(g, k.nngp().toDoubleArray(), 1e-14);
-    ModelException e = assertThrows(ModelException.class,
-        () -> Stax.serial(Stax.dense(4)).check(new Shape(2, 2, 3)));
-    assertEquals("serial[0].Dense", e.path());
+  }
+
+  /**
+   * Dense on images maps each pixel's channels: its NNGP is {@code W_std^2} times the per-pixel
+   * input kernel plus {@code b_std^2} at every pixel, so after Flatten {@code W_std^2} times the
+   * flattened gram plus {@code b_std^2}; its NTK adds the NNGP (NTK parameterization).
+   */
+  @Test
+  void denseOnImagesActsOnEachPixel() {
+    NDArray images = KernelTesting.randomInputs(manager, 3, 12, 5).reshape(3, 2, 2, 3);
+    Layer dense = Stax.dense(5, 1.7, 0.3);
+    assertEquals(new Shape(2, 2, 5), dense.check(new Shape(2, 2, 3)).shape());
+    Kernel k = Stax.serial(dense, Stax.flatten()).kernelFn().apply(images);
+    double[] flat = images.toDoubleArray();
+    double[] g = gram(flat, flat, 3, 3, 12);
+    for (int e = 0; e < g.length; e++) {
+      double nngp = 1.7 * 1.7 * g[e] + 0.09;
+      assertEquals(nngp, k.nngp().toDoubleArray()[e], 1e-14);
+      assertEquals(nngp, k.ntk().toDoubleArray()[e], 1e-14);
+    }
+  }
+
+  /**
+   * Dense on images is a convolution with a one-pixel filter: the same kernels per pixel and over
+   * pixel pairs (both parameterizations, x2 given and absent), and the same finite network for
+   * the same weights.
+   */
+  @Test
+  void denseOnImagesIsAOnePixelConvolution() {
+    NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {3, 4, 2}, 7);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {3, 4, 2}, 8);
+    int[] one = {1, 1};
+    for (Linear.Parameterization p : Linear.Parameterization.values()) {
+      Layer dense = Stax.dense(6, 1.4, 0.2, p);
+      Layer conv = Stax.conv(6, one, null, "SAME", 1.4, 0.2, p);
+      for (Layer readout : new Layer[] {Stax.flatten(), Stax.globalAvgPool()}) {
+        for (NDArray other : new NDArray[] {null, x2}) {
+          Kernel a = Stax.serial(dense, Stax.relu(), Stax.dense(6, 1.1, null, p), readout).kernelFn().apply(x1, other);
+          Kernel b = Stax.serial(conv, Stax.relu(), Stax.conv(6, one, null, "SAME", 1.1, null, p), readout).kernelFn()
+              .apply(x1, other);
+          for (Get g : Get.values()) {
+            assertArrayEquals(b.get(g).toDoubleArray(), a.get(g).toDoubleArray(), 1e-13, p + " " + readout + " " + g);
+          }
+        }
+      }
+      Params params = dense.init(3, new Shape(3, 4, 2), manager, x1.getDataType());
+      Params convParams = Params.of(params.array(0).reshape(1, 1, 2, 6), params.array(1));
+      assertArrayEquals(conv.apply(convParams, x1).toDoubleArray(), dense.apply(params, x1).toDoubleArray(), 1e-14);
+    }
   }
 
   @Test

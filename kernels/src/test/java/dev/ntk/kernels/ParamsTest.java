@@ -31,8 +31,11 @@ class ParamsTest {
       assertEquals(new Shape(16, 1), named.get("serial[5].Dense/W").getShape());
       assertSame(p.child(0).array(0), named.get("serial[0].Dense/W"));
       // the path of a layer in an error is the prefix of its arrays' names
-      ModelException e = assertThrows(ModelException.class, () -> RESIDUAL.check(new Shape(3, 3, 2)));
-      assertTrue(e.getMessage().startsWith("serial[0].Dense:"), e.getMessage());
+      Layer conv = Stax.serial(Stax.dense(4), Stax.conv(2, new int[] {5}, null, "VALID", 1.0, null));
+      assertTrue(Params.named(conv, conv.init(1, new Shape(6, 2), m, DataType.FLOAT64))
+          .containsKey("serial[1].Conv/W"));
+      ModelException e = assertThrows(ModelException.class, () -> conv.check(new Shape(3, 2)));
+      assertTrue(e.getMessage().startsWith("serial[1].Conv:"), e.getMessage());
     }
   }
 

@@ -36,6 +36,8 @@ final class TestModels {
     m.put("layer norm and dropout", Stax.serial(Stax.dense(16, 1.4, 0.2), Stax.layerNorm(), Stax.relu(),
         Stax.dropout(0.7), Stax.dense(16, 1.2, 0.1), Stax.layerNorm(new int[] {-1}, 0.1), Stax.erf(),
         Stax.dropout(0.9, "test"), Stax.dense(2, 1.0, 0.1)));
+    m.put("repeat", Stax.serial(Stax.dense(16, 1.1, 0.1), Stax.repeat(Stax.serial(Stax.relu(),
+        Stax.dense(16, 1.3, 0.1)), 3), Stax.erf(), Stax.dense(2)));
     return m;
   }
 }

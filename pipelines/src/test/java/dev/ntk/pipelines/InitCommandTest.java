@@ -105,12 +105,14 @@ class InitCommandTest {
 
   @Test
   void shapeTheModelRejectsExitsTwoNamingTheLayer() throws IOException {
-    Path model = Files.writeString(dir.resolve("mlp.json"), MLP);
+    Path model = Files.writeString(dir.resolve("conv1d.json"), """
+        {"serial": [{"Conv": {"out_chan": 4, "filter_shape": [3]}}, {"Flatten": {}}, {"Dense": {}}]}""");
     Path out = dir.resolve("p.npz");
     Result r = ntk("init", "--model", model, "--input-shape", "32,32,3", "--out", out);
     assertEquals(2, r.status());
     assertEquals(1, r.err().strip().lines().count(), r.err());
-    assertTrue(r.err().contains("serial[0].Dense: Dense takes vectors"), r.err());
+    assertTrue(r.err().contains("serial[0].Conv: filter_shape [3] has 1 entries but the input has 2 spatial axes"),
+        r.err());
     assertTrue(r.err().contains("--input-shape 32,32,3"), r.err());
     assertFalse(Files.exists(out));
   }

@@ -725,7 +725,7 @@ public final class CudaSource {
   /** The grid after the first {@code k} axes of {@code m} are mapped. */
   private static int[] dims(PixelMap m, int k) {
     int[] in = m.input().grid();
-    int[] out = m.output().grid();
+    int[] out = m.outputGrid();
     int[] g = new int[in.length];
     for (int a = 0; a < g.length; a++) {
       g[a] = a < k ? out[a] : in[a];

@@ -76,10 +76,17 @@ public final class PixelMap {
 
   private final Layout input;
   private final Layout output;
+  /** The output's size on every axis of the map, 1 on the axes that {@link #output} drops. */
+  private final int[] outGrid;
   private final Axis[] axes;
   private final String name;
 
   private PixelMap(String name, Layout input, Layout output, Axis[] axes, Shifts shifts) {
+    this(name, input, output, output.grid(), axes, shifts);
+  }
+
+  private PixelMap(String name, Layout input, Layout output, int[] outGrid, Axis[] axes, Shifts shifts) {
+    this.outGrid = outGrid.clone();
     this.shifts = shifts;
     this.name = name;
     this.input = input;
@@ -283,6 +290,102 @@ public final class PixelMap {
     return new PixelMap("pixel-diagonal", Layout.full(grid), Layout.full(grid), axes, null);
   }
 
+  /**
+   * Places blocks of {@code input} into a grid {@code length} pixels long on {@code axis}, from
+   * pixel {@code offset} on: one branch of a concatenation along a spatial axis. The other pixels,
+   * and on {@link Layout.Kind#FULL} blocks every pair with a pixel outside the branch, are zero
+   * (the covariance between independent branches); the sum of the branches' placements is the
+   * concatenation's block.
+   */
+  public static PixelMap place(Layout input, int axis, int offset, int length) {
+    int[] grid = input.grid();
+    if (axis < 0 || axis >= grid.length || offset < 0 || offset + grid[axis] > length) {
+      throw new IllegalArgumentException("pixels " + offset + " to " + (offset + grid[axis < 0 ? 0 : axis])
+          + " of " + length + " on axis " + axis + " of " + input);
+    }
+    boolean full = input.kind() == Layout.Kind.FULL;
+    Axis[] axes = new Axis[grid.length];
+    int[] outGrid = grid.clone();
+    outGrid[axis] = length;
+    for (int k = 0; k < grid.length; k++) {
+      int n = grid[k];
+      int out = outGrid[k];
+      int off = k == axis ? offset : 0;
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int p = 0; p < n; p++) {
+        for (int q = 0; q < (full ? n : 1); q++) {
+          at.add(full ? new int[] {(off + p) * out + off + q, p * n + q} : new int[] {off + p, p});
+          ws.add(1.0);
+        }
+      }
+      axes[k] = full ? Axis.of(n * n, out * out, at, ws) : Axis.of(n, out, at, ws);
+    }
+    return new PixelMap("place", input, new Layout(input.kind(), outGrid), axes, null);
+  }
+
+  /**
+   * A linear map of each axis, {@code out[o] = sum_p a_k[o][p] in[p]} along axis {@code k} (an image
+   * resize): on {@link Layout.Kind#FULL} blocks {@code [o, o'] = sum a_k[o][p] a_k[o'][q] [p, q]}; on
+   * {@link Layout.Kind#DIAG} blocks only where every row of every matrix picks one pixel with weight
+   * 1 (then the variance of output pixel {@code o} is that of the pixel it picks).
+   */
+  public static PixelMap linear(Layout.Kind kind, List<double[][]> matrices) {
+    return linear(kind, matrices, new boolean[matrices.size()]);
+  }
+
+  /**
+   * {@link #linear(Layout.Kind, List)}, then the axes {@code drop} (each mapped to one pixel)
+   * removed from the output's grid, as an integer index removes an axis; at least one axis stays.
+   */
+  public static PixelMap linear(Layout.Kind kind, List<double[][]> matrices, boolean[] drop) {
+    Axis[] axes = new Axis[matrices.size()];
+    int[] inGrid = new int[axes.length];
+    int[] outGrid = new int[axes.length];
+    for (int k = 0; k < axes.length; k++) {
+      double[][] a = matrices.get(k);
+      int out = a.length;
+      int in = a[0].length;
+      inGrid[k] = in;
+      outGrid[k] = out;
+      List<int[]> at = new ArrayList<>();
+      List<Double> ws = new ArrayList<>();
+      for (int o = 0; o < out; o++) {
+        for (int p = 0; p < in; p++) {
+          if (a[o][p] == 0) {
+            continue;
+          }
+          if (kind == Layout.Kind.DIAG) {
+            if (a[o][p] != 1 || Arrays.stream(a[o]).filter(v -> v != 0).count() != 1) {
+              throw new IllegalArgumentException("row " + o + " of axis " + k + " mixes pixels: a map of "
+                  + "per-pixel blocks must pick one pixel per output");
+            }
+            at.add(new int[] {o, p});
+            ws.add(1.0);
+            continue;
+          }
+          for (int o2 = 0; o2 < out; o2++) {
+            for (int q = 0; q < in; q++) {
+              if (a[o2][q] != 0) {
+                at.add(new int[] {o * out + o2, p * in + q});
+                ws.add(a[o][p] * a[o2][q]);
+              }
+            }
+          }
+        }
+      }
+      axes[k] = kind == Layout.Kind.DIAG ? Axis.of(in, out, at, ws) : Axis.of(in * in, out * out, at, ws);
+    }
+    int[] kept = java.util.stream.IntStream.range(0, outGrid.length).filter(k -> !drop[k]).map(k -> outGrid[k])
+        .toArray();
+    for (int k = 0; k < drop.length; k++) {
+      if (drop[k] && outGrid[k] != 1) {
+        throw new IllegalArgumentException("axis " + k + " has " + outGrid[k] + " output pixels, not one to drop");
+      }
+    }
+    return new PixelMap("linear", new Layout(kind, inGrid), new Layout(kind, kept), outGrid, axes, null);
+  }
+
   /** The first window offset of output {@code o} that lands on input pixel {@code p}. */
   private static int firstOffset(Window w, int o, int p) {
     for (int b = 0; b < w.size(); b++) {
@@ -305,6 +408,14 @@ public final class PixelMap {
   /** The layout of the blocks it gives. */
   public Layout output() {
     return output;
+  }
+
+  /**
+   * The output's size on each axis of the map (the grid of {@link #output}, with 1 where the map
+   * drops an axis): the sizes the per-axis matrices produce.
+   */
+  public int[] outputGrid() {
+    return outGrid.clone();
   }
 
   /** Multiply-adds per block: the product of the axes' term counts. */
@@ -365,7 +476,7 @@ public final class PixelMap {
     boolean full = input.kind() == Layout.Kind.FULL;
     int d = axes.length;
     int[] in = input.grid();
-    int[] out = output.grid();
+    int[] out = outGrid.clone();
     int[] inStride = strides(in, full);
     int[] outStride = strides(out, full);
     int[][] dst = new int[d][];

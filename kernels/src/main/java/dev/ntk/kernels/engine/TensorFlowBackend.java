@@ -243,7 +243,7 @@ public final class TensorFlowBackend {
       int[] ds = map.denseShape(k);
       NDArray m = scope.create(map.dense(k), new Shape(ds[0], ds[1])).toType(x.getDataType(), false);
       NDArray product = moved.reshape(-1, ds[0]).matMul(m);
-      long size = map.output().grid()[k];
+      long size = map.outputGrid()[k];
       dims[k] = size;
       if (full) {
         dims[d + k] = size;
