@@ -65,7 +65,7 @@ final class TileComputer implements Serializable {
     resolved = backend.resolve();
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
-    work = entries * plan.schedule().tileSteps().size();
+    work = entries * plan.schedule().tileWork();
     if (resolved != Backend.CPU) {
       manager = Tensors.newManager();
     }

@@ -241,6 +241,14 @@ public final class Schedule {
     return Collections.unmodifiableList(tileSteps);
   }
 
+  /**
+   * The entry-wise operations per entry of the per-pair steps: one per step, a {@link
+   * Quadrature}'s loop what it runs ({@link Quadrature#work}).
+   */
+  public long tileWork() {
+    return tileSteps.stream().mapToLong(e -> e.op() == Expr.Op.QUADRATURE ? e.quadrature().work() : 1).sum();
+  }
+
   /** The chunk buffer a tile step writes to. */
   int register(Expr tileStep) {
     return registers.get(tileStep);
