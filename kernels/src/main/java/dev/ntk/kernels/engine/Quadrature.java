@@ -111,27 +111,27 @@ public final class Quadrature {
   }
 
   /** Column {@code c} of the table. */
-  double[] column(int c) {
+  public double[] column(int c) {
     return table[c];
   }
 
   /** The placeholders of the table's columns. */
-  Expr[] columns() {
+  public Expr[] columns() {
     return columns;
   }
 
   /** The placeholders of the operands. */
-  Expr[] parameters() {
+  public Expr[] parameters() {
     return parameters;
   }
 
   /** The factors {@code u, v} of body {@code j}'s term, which a sum accumulates as {@code fma(u, v, sum)}. */
-  Expr[] term(int j) {
+  public Expr[] term(int j) {
     return terms[j];
   }
 
   /** The steps of the bodies {@code js} (placeholders and constants excluded), in build order. */
-  List<Expr> steps(int... js) {
+  public List<Expr> steps(int... js) {
     if (js.length == 1) {
       return steps.get(js[0]);
     }
@@ -173,7 +173,7 @@ public final class Quadrature {
   }
 
   /** Whether the sums {@code x} and {@code y} run over this table with the same operands (siblings). */
-  static boolean together(Expr x, Expr y) {
+  public static boolean together(Expr x, Expr y) {
     return x.op() == Expr.Op.QUADRATURE && y.op() == Expr.Op.QUADRATURE && x.quadrature() == y.quadrature()
         && x.a() == y.a() && x.b() == y.b() && x.c() == y.c();
   }
