@@ -11,9 +11,11 @@ import dev.ntk.kernels.engine.Quadrature;
  * Gauss–Hermite rule, to reproduce its numbers) and {@link Exact} ({@code Elementwise}, the exact
  * integral: a closed form where one is known, else a quadrature accurate to about 1e-10).
  *
- * <p>Both rules are entry-wise expressions like every other rule: the nodes and weights are
- * constants of the plan, and a quadrature of {@code m} points costs {@code m} evaluations of the
- * function per kernel entry and layer, run in the {@code cpu} backend's fused loops.
+ * <p>Both rules are entry-wise expressions like every other rule, their sums {@link Quadrature}
+ * steps: the body is written once and each backend runs it as a loop over the rule's nodes and
+ * weights (constants of the plan), so a plan's size does not grow with the number of points; a
+ * quadrature of {@code m} points still costs {@code m} evaluations of the function per kernel
+ * entry and layer, shared by the NNGP and the NTK factor.
  *
  * <pre>{@code
  * Layer model = Stax.serial(Stax.dense(512), Stax.elementwiseNumerical("tanh", 25), Stax.dense(1));
@@ -170,8 +172,8 @@ public final class ElementwiseQuadrature {
    * </pre>
    * (the Cholesky factor taken on {@code q11}), the same with {@code f'} for the NTK factor, and
    * the variance map by the one-dimensional rule {@code sum_i w_i f(sqrt(2 q) x_i)^2 / sqrt(pi)}.
-   * The row factor {@code w_i f(u_i) / pi} is a per-input value; each entry costs {@code deg^2}
-   * evaluations of {@code f(v_ij)} (and of {@code f'} for the NTK).
+   * Two nested loops ({@link Quadrature}); each entry costs {@code deg^2} evaluations of {@code
+   * f(v_ij)}, shared with {@code f'} for the NTK factor, and {@code deg} of {@code f(u_i)}.
    */
   public static final class Numerical extends Named {
     private final double[] nodes;
