@@ -111,16 +111,21 @@ final class FusedSource {
         loop.append(indent).append(vector).append(' ').append(acc[k]).append(" = ").append(vector)
             .append(".zero(S);\n");
       }
+      List<Expr> steps = q.steps(bodies);
+      // Steps that do not read the table run once, before the loop (the C2 compiler may not hoist them).
+      java.util.Set<Expr> invariant = q.invariant(steps);
+      Map<Expr, String> scope = new java.util.IdentityHashMap<>();
+      for (int p = 0; p < operands.length; p++) {
+        scope.put(q.parameters()[p], operands[p]);
+      }
+      java.util.function.Function<Expr, String> ref = e -> e.isConstant()
+          ? constant(constant.applyAsInt(e.value())) : scope.get(e);
+      body(steps, invariant::contains, scope, ref, constant, table, indent);
       String i = "i" + temps++;
       String inner = indent + "  ";
       // Lines marked '!' are written once, not once per unrolled vector (body()).
       loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
           .append(q.points()).append("; ").append(i).append("++) {\n");
-      // A scope of its own: the same table may be summed again elsewhere with other operands.
-      Map<Expr, String> scope = new java.util.IdentityHashMap<>();
-      for (int p = 0; p < operands.length; p++) {
-        scope.put(q.parameters()[p], operands[p]);
-      }
       for (int c = 0; c < q.columns().length; c++) {
         String t = tables.computeIfAbsent(table.applyAsInt(q.column(c)), base -> {
           int b = bind(base);
@@ -132,12 +137,26 @@ final class FusedSource {
             .append(".broadcast(S, c[").append(t).append(" + ").append(i).append("]);\n");
         scope.put(q.columns()[c], v);
       }
-      java.util.function.Function<Expr, String> ref = e -> e.isConstant()
-          ? constant(constant.applyAsInt(e.value())) : scope.get(e);
-      List<Expr> steps = q.steps(bodies);
+      body(steps, e -> !invariant.contains(e), scope, ref, constant, table, inner);
+      for (int k = 0; k < acc.length; k++) {
+        Expr[] term = q.term(bodies[k]);
+        loop.append(inner).append(acc[k]).append(" = ").append(ref.apply(term[0])).append(".fma(")
+            .append(ref.apply(term[1])).append(", ").append(acc[k]).append(");\n");
+      }
+      loop.append('!').append(indent).append("}\n");
+      return acc;
+    }
+
+    /**
+     * The {@code steps} of a body that {@code which} picks, at {@code indent}, each named in {@code
+     * scope} (the sums of one table and operands among them as one loop).
+     */
+    private void body(List<Expr> steps, java.util.function.Predicate<Expr> which, Map<Expr, String> scope,
+        java.util.function.Function<Expr, String> ref, java.util.function.DoubleToIntFunction constant,
+        java.util.function.ToIntFunction<double[]> table, String indent) {
       for (int k = 0; k < steps.size(); k++) {
         Expr e = steps.get(k);
-        if (scope.containsKey(e)) {
+        if (scope.containsKey(e) || !which.test(e)) {
           continue;
         }
         String[] x = e.operands().stream().map(ref).toArray(String[]::new);
@@ -148,24 +167,17 @@ final class FusedSource {
               group.add(steps.get(m));
             }
           }
-          String[] r = sums(group.toArray(new Expr[0]), x, constant, table, inner);
+          String[] r = sums(group.toArray(new Expr[0]), x, constant, table, indent);
           for (int m = 0; m < r.length; m++) {
             scope.put(group.get(m), r[m]);
           }
         } else {
           String v = "u" + temps++ + "#";
-          loop.append(inner).append(vector).append(' ').append(v).append(" = ").append(expression(e.op(), x))
+          loop.append(indent).append(vector).append(' ').append(v).append(" = ").append(expression(e.op(), x))
               .append(";\n");
           scope.put(e, v);
         }
       }
-      for (int k = 0; k < acc.length; k++) {
-        Expr[] term = q.term(bodies[k]);
-        loop.append(inner).append(acc[k]).append(" = ").append(ref.apply(term[0])).append(".fma(")
-            .append(ref.apply(term[1])).append(", ").append(acc[k]).append(");\n");
-      }
-      loop.append('!').append(indent).append("}\n");
-      return acc;
     }
 
     void step(int step, String expression) {

@@ -143,6 +143,24 @@ public final class Quadrature {
   }
 
   /**
+   * Which of {@code steps} (of {@link #steps}) do not depend on the table's columns: their values are
+   * the same at every point, so a loop computes them once, before it.
+   */
+  public Set<Expr> invariant(List<Expr> steps) {
+    Set<Expr> varying = Collections.newSetFromMap(new IdentityHashMap<>());
+    varying.addAll(List.of(columns));
+    Set<Expr> invariant = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Expr e : steps) {
+      if (e.operands().stream().anyMatch(varying::contains)) {
+        varying.add(e);
+      } else {
+        invariant.add(e);
+      }
+    }
+    return invariant;
+  }
+
+  /**
    * The entry-wise operations one entry of one sum costs, nested sums included: what a plan counts
    * for its step (to decide whether to fuse, and how fast a warm loop is).
    */
@@ -235,20 +253,19 @@ public final class Quadrature {
     constant(ops, terms[j][1], at);
     A sum = ops.allocate(length);
     ops.fill(sum, 0, length, 0);
+    Set<Expr> invariant = invariant(s);
+    for (Expr e : s) {
+      if (invariant.contains(e)) {
+        step(ops, e, at, length);
+      }
+    }
     for (int i = 0; i < points(); i++) {
       for (int k = 0; k < columns.length; k++) {
         ops.fill(column[k], 0, ChunkOps.BROADCAST_LENGTH, table[k][i]);
       }
       for (Expr e : s) {
-        Object[] x = at.get(e.a());
-        Object[] y = at.get(e.b() == null ? e.a() : e.b());
-        Object[] r = at.get(e);
-        if (e.op().ternary()) {
-          Object[] z = at.get(e.c());
-          ops.ternary(e, array(x), (int) x[1], (int) x[2], array(y), (int) y[1], (int) y[2], array(z), (int) z[1],
-              (int) z[2], array(r), 0, length);
-        } else {
-          ops.apply(e.op(), array(x), (int) x[1], (int) x[2], array(y), (int) y[1], (int) y[2], array(r), 0, length);
+        if (!invariant.contains(e)) {
+          step(ops, e, at, length);
         }
       }
       Object[] u = at.get(terms[j][0]);
@@ -257,6 +274,20 @@ public final class Quadrature {
           length);
     }
     ops.copy(sum, 0, out, oo, length);
+  }
+
+  /** Step {@code e} of a body over the chunk, its operands and result where {@code at} says. */
+  private static <A> void step(ChunkOps<A> ops, Expr e, Map<Expr, Object[]> at, int length) {
+    Object[] x = at.get(e.a());
+    Object[] y = at.get(e.b() == null ? e.a() : e.b());
+    Object[] r = at.get(e);
+    if (e.op().ternary()) {
+      Object[] z = at.get(e.c());
+      ops.ternary(e, array(x), (int) x[1], (int) x[2], array(y), (int) y[1], (int) y[2], array(z), (int) z[1],
+          (int) z[2], array(r), 0, length);
+    } else {
+      ops.apply(e.op(), array(x), (int) x[1], (int) x[2], array(y), (int) y[1], (int) y[2], array(r), 0, length);
+    }
   }
 
   private static <A> void constant(ChunkOps<A> ops, Expr e, Map<Expr, Object[]> at) {

@@ -290,8 +290,9 @@ public final class Schedule {
   /**
    * The work of block pass {@code pass} per item: {@code {flops, bytes}}, counting an entry-wise
    * operation as one flop per entry ({@code fma} two; {@code atan2} and {@code sqrt} one each), a
-   * pixel map as two per multiply-add, and as bytes the operands read and the result written per
-   * step (what a step-by-step evaluation moves; chunk fusion keeps some of it in cache).
+   * quadrature as its {@link Quadrature#work}, a pixel map as two per multiply-add, and as bytes the
+   * operands read and the result written per step (what a step-by-step evaluation moves; chunk
+   * fusion keeps some of it in cache).
    */
   public long[] blockWork(int pass, int dtypeBytes) {
     long flops = 0;
@@ -310,7 +311,7 @@ public final class Schedule {
         }
         case DIAGONAL, SPREAD_ROW, SPREAD_COL -> bytes += (e.a().layout().size() + m) * dtypeBytes;
         default -> {
-          flops += (e.op() == Expr.Op.FMA ? 2 : 1) * m;
+          flops += (e.op() == Expr.Op.FMA ? 2 : e.op() == Expr.Op.QUADRATURE ? e.quadrature().work() : 1) * m;
           long read = 0;
           for (Expr o : e.operands()) {
             read += o.isConstant() ? 0 : o.layout().size();
