@@ -216,13 +216,14 @@ public final class ElementwiseQuadrature {
 
     @Override
     Expr diagonal(Expr v) {
-      Expr scale = v.times(2).max(0).sqrt();
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < nodes.length; i++) {
-        Expr f = fn.phi(scale.times(nodes[i]));
-        sum = f.times(f).times(weights[i] / Math.sqrt(Math.PI)).plus(sum);
+      double[] scaled = new double[weights.length];
+      for (int i = 0; i < scaled.length; i++) {
+        scaled[i] = weights[i] / Math.sqrt(Math.PI);
       }
-      return sum;
+      return Quadrature.sums(new double[][] {nodes, scaled}, new Expr[] {v.times(2).max(0).sqrt()}, (x, p) -> {
+        Expr f = fn.phi(p[0].times(x[0]));
+        return new Expr[] {f.times(f).times(x[1])};
+      })[0];
     }
   }
 
@@ -296,14 +297,10 @@ public final class ElementwiseQuadrature {
       if (closed != null) {
         return closed.diagonal(v);
       }
-      Expr root = v.max(0).sqrt();
-      double[][] rule = outerRule(OUTER);
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < rule[0].length; i++) {
-        Expr f = fn.phi(root.times(rule[0][i]));
-        sum = f.times(f).times(rule[1][i]).plus(sum);
-      }
-      return sum;
+      return Quadrature.sums(outerRule(OUTER), new Expr[] {v.max(0).sqrt()}, (x, p) -> {
+        Expr f = fn.phi(p[0].times(x[0]));
+        return new Expr[] {f.times(f).times(x[1])};
+      })[0];
     }
 
     /**

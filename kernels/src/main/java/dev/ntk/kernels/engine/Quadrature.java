@@ -27,9 +27,11 @@ import java.util.Set;
  * (a two-dimensional rule as an outer and an inner loop).
  *
  * <pre>{@code
- * // E[tanh(s z)] over a standard normal z, by a Gauss-Hermite rule {x, w}:
- * Expr mean = Quadrature.sums(new double[][] {x, w}, new Expr[] {s},
- *     (t, p) -> new Expr[] {p[0].times(t[0] * Math.sqrt(2)).tanh().times(t[1] / Math.sqrt(Math.PI))})[0];
+ * // E[tanh(s z)^2] over a standard normal z, by a Gauss-Hermite rule {x, w} (w divided by sqrt(pi)):
+ * Expr mean = Quadrature.sums(new double[][] {x, w}, new Expr[] {s}, (t, p) -> {
+ *   Expr f = p[0].times(Math.sqrt(2)).times(t[0]).tanh();
+ *   return new Expr[] {f.times(f).times(t[1])};
+ * })[0];
  * }</pre>
  */
 public final class Quadrature {
