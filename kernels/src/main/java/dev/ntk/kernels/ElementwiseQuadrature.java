@@ -3,6 +3,7 @@ package dev.ntk.kernels;
 import ai.djl.ndarray.NDArray;
 import dev.ntk.kernels.LayerType.Argument;
 import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Quadrature;
 
 /**
  * The nonlinearities of a named function ({@link ElementwiseFunction}) whose kernels are
@@ -10,9 +11,11 @@ import dev.ntk.kernels.engine.Expr;
  * Gauss–Hermite rule, to reproduce its numbers) and {@link Exact} ({@code Elementwise}, the exact
  * integral: a closed form where one is known, else a quadrature accurate to about 1e-10).
  *
- * <p>Both rules are entry-wise expressions like every other rule: the nodes and weights are
- * constants of the plan, and a quadrature of {@code m} points costs {@code m} evaluations of the
- * function per kernel entry and layer, run in the {@code cpu} backend's fused loops.
+ * <p>Both rules are entry-wise expressions like every other rule, their sums {@link Quadrature}
+ * steps: the body is written once and each backend runs it as a loop over the rule's nodes and
+ * weights (constants of the plan), so a plan's size does not grow with the number of points; a
+ * quadrature of {@code m} points still costs {@code m} evaluations of the function per kernel
+ * entry and layer, shared by the NNGP and the NTK factor.
  *
  * <pre>{@code
  * Layer model = Stax.serial(Stax.dense(512), Stax.elementwiseNumerical("tanh", 25), Stax.dense(1));
@@ -169,8 +172,8 @@ public final class ElementwiseQuadrature {
    * </pre>
    * (the Cholesky factor taken on {@code q11}), the same with {@code f'} for the NTK factor, and
    * the variance map by the one-dimensional rule {@code sum_i w_i f(sqrt(2 q) x_i)^2 / sqrt(pi)}.
-   * The row factor {@code w_i f(u_i) / pi} is a per-input value; each entry costs {@code deg^2}
-   * evaluations of {@code f(v_ij)} (and of {@code f'} for the NTK).
+   * Two nested loops ({@link Quadrature}); each entry costs {@code deg^2} evaluations of {@code
+   * f(v_ij)}, shared with {@code f'} for the NTK factor, and {@code deg} of {@code f(u_i)}.
    */
   public static final class Numerical extends Named {
     private final double[] nodes;
@@ -193,40 +196,34 @@ public final class ElementwiseQuadrature {
       Expr scale = v1.times(2).max(0).sqrt();
       Expr slope = k.div(v1.times(0.5).max(1e-30).sqrt());
       Expr rest = v2.minus(k.times(k).div(v1)).times(2).max(0).sqrt();
-      int n = nodes.length;
-      Expr[] column = new Expr[n];
-      for (int j = 0; j < n; j++) {
-        column[j] = rest.times(nodes[j]);
+      // Two loops, over x_i outside and x_j inside: the plan holds the body once, not deg^2 times.
+      // The NNGP and the NTK factor at the same points are sums of one loop: f and f' of each point
+      // share their work (tanh's derivative is 1 - tanh^2 of the same value).
+      double[] scaled = new double[weights.length];
+      for (int i = 0; i < scaled.length; i++) {
+        scaled[i] = weights[i] / Math.PI;
       }
-      // The NNGP and the NTK factor at the same points: f and f' of each point share their work
-      // (tanh's derivative is 1 - tanh^2 of the same value).
-      Expr nngp = Expr.constant(0);
-      Expr dot = Expr.constant(0);
-      for (int i = 0; i < n; i++) {
-        Expr[] row = fn.withDerivative(scale.times(nodes[i]));
-        Expr shift = slope.times(nodes[i]);
-        Expr inner = Expr.constant(0);
-        Expr innerDot = Expr.constant(0);
-        for (int j = 0; j < n; j++) {
-          Expr[] f = fn.withDerivative(shift.plus(column[j]));
-          inner = f[0].times(weights[j]).plus(inner);
-          innerDot = f[1].times(weights[j]).plus(innerDot);
-        }
-        nngp = row[0].times(weights[i] / Math.PI).times(inner).plus(nngp);
-        dot = row[1].times(weights[i] / Math.PI).times(innerDot).plus(dot);
-      }
-      return new Expr[] {nngp, dot};
+      double[][] inner = {nodes, weights};
+      return Quadrature.sums(new double[][] {nodes, scaled}, new Expr[] {scale, slope, rest}, (x, p) -> {
+        Expr[] row = fn.withDerivative(p[0].times(x[0]));
+        Expr[] sums = Quadrature.sums(inner, new Expr[] {p[1], x[0], p[2]}, (y, q) -> {
+          Expr[] f = fn.withDerivative(q[0].times(q[1]).plus(q[2].times(y[0])));
+          return new Expr[] {f[0].times(y[1]), f[1].times(y[1])};
+        });
+        return new Expr[] {row[0].times(x[1]).times(sums[0]), row[1].times(x[1]).times(sums[1])};
+      });
     }
 
     @Override
     Expr diagonal(Expr v) {
-      Expr scale = v.times(2).max(0).sqrt();
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < nodes.length; i++) {
-        Expr f = fn.phi(scale.times(nodes[i]));
-        sum = f.times(f).times(weights[i] / Math.sqrt(Math.PI)).plus(sum);
+      double[] scaled = new double[weights.length];
+      for (int i = 0; i < scaled.length; i++) {
+        scaled[i] = weights[i] / Math.sqrt(Math.PI);
       }
-      return sum;
+      return Quadrature.sums(new double[][] {nodes, scaled}, new Expr[] {v.times(2).max(0).sqrt()}, (x, p) -> {
+        Expr f = fn.phi(p[0].times(x[0]));
+        return new Expr[] {f.times(f).times(x[1])};
+      })[0];
     }
   }
 
@@ -290,9 +287,9 @@ public final class ElementwiseQuadrature {
       // A floor on s keeps m/s finite or infinite, never 0/0, on the diagonal (s = 0).
       Expr rest = v2.minus(slope.times(slope)).max(1e-300).sqrt();
       if (fn == ElementwiseFunction.ELU || fn == ElementwiseFunction.SELU) {
-        return new Expr[] {outer(fn::phi, root, slope, rest, false), outer(fn::derivative, root, slope, rest, true)};
+        return outer(root, slope, rest);
       }
-      return new Expr[] {product(fn::phi, root, slope, rest), product(fn::derivative, root, slope, rest)};
+      return product(root, slope, rest);
     }
 
     @Override
@@ -300,14 +297,10 @@ public final class ElementwiseQuadrature {
       if (closed != null) {
         return closed.diagonal(v);
       }
-      Expr root = v.max(0).sqrt();
-      double[][] rule = outerRule(OUTER);
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < rule[0].length; i++) {
-        Expr f = fn.phi(root.times(rule[0][i]));
-        sum = f.times(f).times(rule[1][i]).plus(sum);
-      }
-      return sum;
+      return Quadrature.sums(outerRule(OUTER), new Expr[] {v.max(0).sqrt()}, (x, p) -> {
+        Expr f = fn.phi(p[0].times(x[0]));
+        return new Expr[] {f.times(f).times(x[1])};
+      })[0];
     }
 
     /**
@@ -336,59 +329,74 @@ public final class ElementwiseQuadrature {
       return new double[][] {x, w};
     }
 
-    /** {@code E[g(u) g(v)]} of elu or selu ({@code g} = f, or f' when {@code derivative}): outer rule, inner closed form. */
-    private Expr outer(java.util.function.UnaryOperator<Expr> g, Expr root, Expr slope, Expr rest, boolean derivative) {
+    /**
+     * {@code E[f(u) f(v)]} and {@code E[f'(u) f'(v)]} of elu or selu: the outer rule as a loop, the
+     * inner expectation in closed form.
+     */
+    private Expr[] outer(Expr root, Expr slope, Expr rest) {
       double[][] rule = outerRule(OUTER);
       double scale = fn == ElementwiseFunction.SELU ? ElementwiseFunction.SELU_SCALE : 1;
       double alpha = fn == ElementwiseFunction.SELU ? ElementwiseFunction.SELU_ALPHA : 1;
-      Expr halfVariance = rest.times(rest).times(0.5);
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < rule[0].length; i++) {
-        Expr m = slope.times(rule[0][i]);
-        Expr t = m.div(rest);
+      return Quadrature.sums(rule, new Expr[] {root, slope, rest}, (x, p) -> {
+        Expr r = p[2];
+        Expr m = p[1].times(x[0]);
+        Expr t = m.div(r);
+        Expr halfVariance = r.times(r).times(0.5);
         Expr above = normalCdf(t);
-        Expr below = normalCdf(t.plus(rest).times(-1)).times(m.plus(halfVariance).exp());
+        Expr below = normalCdf(t.plus(r).times(-1)).times(m.plus(halfVariance).exp());
         // E[g(m + s z)] over z: the positive part and the exponential part.
-        Expr inner = derivative
-            ? above.plus(below.times(alpha)).times(scale)
-            : m.times(above).plus(rest.times(normalDensity(t))).plus(below.minus(normalCdf(t.times(-1))).times(alpha))
-                .times(scale);
-        sum = g.apply(root.times(rule[0][i])).times(rule[1][i]).times(inner).plus(sum);
-      }
-      return sum;
+        Expr inner = m.times(above).plus(r.times(normalDensity(t))).plus(below.minus(normalCdf(t.times(-1)))
+            .times(alpha)).times(scale);
+        Expr innerDot = above.plus(below.times(alpha)).times(scale);
+        Expr u = p[0].times(x[0]);
+        return new Expr[] {fn.phi(u).times(x[1]).times(inner), fn.derivative(u).times(x[1]).times(innerDot)};
+      });
     }
 
     /**
-     * {@code E[g(u) g(v)]} by the product rule: the inner integral over the pieces {@link #PIECES}
-     * of {@code [-RANGE, RANGE]}, each split where {@code v = 0} (one part is empty where that is
-     * outside it).
+     * {@code E[f(u) f(v)]} and {@code E[f'(u) f'(v)]} by the product rule, as two loops: the inner
+     * integral over the pieces {@link #PIECES} of {@code [-RANGE, RANGE]}, each split where {@code v
+     * = 0} (one part is empty where that is outside it), is one table of its pieces, sides, nodes
+     * and weights.
      */
-    private Expr product(java.util.function.UnaryOperator<Expr> g, Expr root, Expr slope, Expr rest) {
+    private Expr[] product(Expr root, Expr slope, Expr rest) {
       double[][] outerRule = outerRule(OUTER);
+      double[] weights = new double[outerRule[1].length];
+      for (int i = 0; i < weights.length; i++) {
+        weights[i] = outerRule[1][i] / Math.sqrt(2 * Math.PI);
+      }
       double[][] gl = gaussLegendre(INNER);
-      Expr sum = Expr.constant(0);
-      for (int i = 0; i < outerRule[0].length; i++) {
-        Expr m = slope.times(outerRule[0][i]);
-        Expr kink = m.div(rest).times(-1);
-        Expr inner = Expr.constant(0);
-        for (int p = 0; p + 1 < PIECES.length; p++) {
-          Expr split = kink.max(PIECES[p]).min(PIECES[p + 1]);
-          for (int side = 0; side < 2; side++) {
-            // [a, split] and [split, b]: centre and half-width of each.
-            Expr half = side == 0 ? split.minus(Expr.constant(PIECES[p])).times(0.5)
-                : Expr.constant(PIECES[p + 1]).minus(split).times(0.5);
-            Expr centre = side == 0 ? split.minus(half) : split.plus(half);
-            for (int j = 0; j < INNER; j++) {
-              Expr z = half.times(gl[0][j]).plus(centre);
-              Expr density = z.times(z).times(-0.5).exp().times(gl[1][j]);
-              inner = g.apply(rest.times(z).plus(m)).times(density).times(half).plus(inner);
-            }
+      int points = (PIECES.length - 1) * 2 * INNER;
+      double[][] inner = new double[5][points]; // from, to, side (0 or 1), node, weight
+      int at = 0;
+      for (int piece = 0; piece + 1 < PIECES.length; piece++) {
+        for (int side = 0; side < 2; side++) {
+          for (int j = 0; j < INNER; j++, at++) {
+            inner[0][at] = PIECES[piece];
+            inner[1][at] = PIECES[piece + 1];
+            inner[2][at] = side;
+            inner[3][at] = gl[0][j];
+            inner[4][at] = gl[1][j];
           }
         }
-        sum = g.apply(root.times(outerRule[0][i])).times(outerRule[1][i] / Math.sqrt(2 * Math.PI)).times(inner)
-            .plus(sum);
       }
-      return sum;
+      return Quadrature.sums(new double[][] {outerRule[0], weights}, new Expr[] {root, slope, rest}, (x, p) -> {
+        Expr[] sums = Quadrature.sums(inner, new Expr[] {p[1].times(x[0]), p[2]}, (y, q) -> {
+          Expr m = q[0];
+          Expr r = q[1];
+          Expr kink = m.div(r).times(-1);
+          Expr split = kink.max(y[0]).min(y[1]);
+          // [a, split] and [split, b]: centre and half-width of each.
+          Expr half = y[2].select(y[1].minus(split), split.minus(y[0])).times(0.5);
+          Expr centre = y[2].select(split.plus(half), split.minus(half));
+          Expr z = half.times(y[3]).plus(centre);
+          Expr density = z.times(z).times(-0.5).exp().times(y[4]);
+          Expr[] g = fn.withDerivative(r.times(z).plus(m));
+          return new Expr[] {g[0].times(density).times(half), g[1].times(density).times(half)};
+        });
+        Expr[] g = fn.withDerivative(p[0].times(x[0]));
+        return new Expr[] {g[0].times(x[1]).times(sums[0]), g[1].times(x[1]).times(sums[1])};
+      });
     }
 
     private static Expr normalCdf(Expr x) {

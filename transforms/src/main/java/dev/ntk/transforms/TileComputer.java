@@ -65,7 +65,7 @@ final class TileComputer implements TileFunction {
     plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
     resolved = backend.resolve(plan.schedule());
     kernelFn = model.layer().kernelFn().withBackend(resolved);
-    work = entries * plan.schedule().tileSteps().size();
+    work = entries * plan.schedule().tileWork();
     if (resolved != Backend.CPU) {
       manager = Tensors.newManager();
     }

@@ -1,6 +1,7 @@
 package dev.ntk.kernels.cuda;
 
 import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Quadrature;
 import java.util.EnumMap;
 import java.util.Map;
 
@@ -82,6 +83,67 @@ final class CudaOps {
 
   /** Whether {@code op} has a CUDA C form (every arithmetic operation should). */
   static boolean supports(Expr.Op op) {
-    return op == Expr.Op.FMA || SOURCE.containsKey(op);
+    return op == Expr.Op.FMA || op == Expr.Op.QUADRATURE || SOURCE.containsKey(op);
+  }
+
+  /**
+   * The C statements of an entry-wise step {@code e} whose value is the local {@code v}, at
+   * {@code indent}: one declaration for most operations; for a {@link Expr.Op#QUADRATURE} sum a loop
+   * over its table (the table's columns as constant arrays local to the block, the body's steps as
+   * locals, the terms added with {@code fma} in the table's order, as the {@code cpu} engine does).
+   */
+  static String statements(Expr e, boolean float32, String v, String indent, String... operands) {
+    if (e.op() != Expr.Op.QUADRATURE) {
+      return indent + "real " + v + " = " + expression(e.op(), float32, operands) + ";\n";
+    }
+    StringBuilder b = new StringBuilder(indent).append("real ").append(v).append(" = 0;\n");
+    Quadrature q = e.quadrature();
+    b.append(indent).append("{\n");
+    String in = indent + "  ";
+    Map<Expr, String> names = new java.util.IdentityHashMap<>();
+    for (int p = 0; p < operands.length; p++) {
+      names.put(q.parameters()[p], operands[p]);
+    }
+    for (int c = 0; c < q.columns().length; c++) {
+      b.append(in).append("const real ").append(v).append("_t").append(c).append("[] = {");
+      double[] column = q.column(c);
+      for (int i = 0; i < column.length; i++) {
+        b.append(i == 0 ? "" : ", ").append(Double.toHexString(column[i]));
+      }
+      b.append("};\n");
+    }
+    String i = v + "_i";
+    b.append(in).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ").append(q.points())
+        .append("; ").append(i).append("++) {\n");
+    String body = in + "  ";
+    for (int c = 0; c < q.columns().length; c++) {
+      String x = v + "_x" + c;
+      b.append(body).append("real ").append(x).append(" = ").append(v).append("_t").append(c).append('[').append(i)
+          .append("];\n");
+      names.put(q.columns()[c], x);
+    }
+    java.util.function.Function<Expr, String> ref = x -> x.isConstant() ? literal(x.value()) : names.get(x);
+    for (Expr s : q.steps((int) e.value())) {
+      String x = v + "_s" + names.size();
+      b.append(statements(s, float32, x, body, s.operands().stream().map(ref).toArray(String[]::new)));
+      names.put(s, x);
+    }
+    Expr[] term = q.term((int) e.value());
+    b.append(body).append(v).append(" = ").append(expression(Expr.Op.FMA, float32, ref.apply(term[0]),
+        ref.apply(term[1]), v)).append(";\n");
+    return b.append(in).append("}\n").append(indent).append("}\n").toString();
+  }
+
+  /** A constant as a C literal of the source's dtype. */
+  static String literal(double v) {
+    String d;
+    if (Double.isNaN(v)) {
+      d = "(0.0 / 0.0)";
+    } else if (Double.isInfinite(v)) {
+      d = v > 0 ? "(1.0 / 0.0)" : "(-1.0 / 0.0)";
+    } else {
+      d = Double.toHexString(v);
+    }
+    return "((real) " + d + ")";
   }
 }

@@ -210,15 +210,7 @@ public final class CudaSource {
   }
 
   private String literal(double v) {
-    String d;
-    if (Double.isNaN(v)) {
-      d = "(0.0 / 0.0)";
-    } else if (Double.isInfinite(v)) {
-      d = v > 0 ? "(1.0 / 0.0)" : "(-1.0 / 0.0)";
-    } else {
-      d = Double.toHexString(v);
-    }
-    return "((real) " + d + ")";
+    return CudaOps.literal(v);
   }
 
   private String prelude() {
@@ -350,7 +342,7 @@ public final class CudaSource {
       for (int k = 0; k < x.length; k++) {
         x[k] = itemRef(ops.get(k), pass, locals);
       }
-      b.append("  real ").append(v).append(" = ").append(CudaOps.expression(e.op(), float32, x)).append(";\n");
+      b.append(CudaOps.statements(e, float32, v, "  ", x));
       locals.put(e, v);
       Export ex = exports.get(e);
       if (ex != null && ex.pass() == pass) {
@@ -627,7 +619,10 @@ public final class CudaSource {
           for (int k = 0; k < x.length; k++) {
             x[k] = ref(ops.get(k), "e", locals);
           }
-          value = CudaOps.expression(e.op(), float32, x);
+          b.append(CudaOps.statements(e, float32, v, "    ", x));
+          locals.put(e, v);
+          keep(b, e, v, "    ");
+          continue;
         }
         b.append("    real ").append(v).append(" = ").append(value).append(";\n");
         locals.put(e, v);

@@ -73,11 +73,16 @@ interface ChunkOps<A> {
 
   /**
    * The ternary step {@code e} ({@link Expr.Op#ternary}): {@link #ternary(Expr.Op, Object, int, int,
-   * Object, int, int, Object, int, int, Object, int, int)}, or for a {@link Expr.Op#CALL} its
-   * function entry by entry, in scalar code (a Java function has no vector form).
+   * Object, int, int, Object, int, int, Object, int, int)}; for a {@link Expr.Op#CALL} its
+   * function entry by entry, in scalar code (a Java function has no vector form); for a {@link
+   * Expr.Op#QUADRATURE} its loop over the table ({@link Quadrature#run}).
    */
   default void ternary(Expr e, A a, int ao, int am, A b, int bo, int bm, A c, int co, int cm, A out, int oo,
       int length) {
+    if (e.op() == Expr.Op.QUADRATURE) {
+      e.quadrature().run(this, (int) e.value(), a, ao, am, b, bo, bm, c, co, cm, out, oo, length);
+      return;
+    }
     if (e.op() != Expr.Op.CALL) {
       ternary(e.op(), a, ao, am, b, bo, bm, c, co, cm, out, oo, length);
       return;

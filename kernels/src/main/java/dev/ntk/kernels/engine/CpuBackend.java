@@ -183,7 +183,7 @@ public final class CpuBackend<A> {
     int workers = Math.max(1, Math.min(threads, n1));
     // Forced on, the fused loop is compiled before the tile runs; by size, in the background,
     // the steps interpreted until it is ready.
-    Fusion mode = fusion == Fusion.AUTO && (double) n1 * n2 * schedule.tileSteps().size() >= FUSE_FROM
+    Fusion mode = fusion == Fusion.AUTO && (double) n1 * n2 * schedule.tileWork() >= FUSE_FROM
         ? Fusion.BACKGROUND : fusion;
     Fused.When wanted = switch (mode) {
       case BACKGROUND -> Fused.When.BACKGROUND;
@@ -445,7 +445,6 @@ public final class CpuBackend<A> {
       Map<Expr, Integer> stepIndex = new IdentityHashMap<>();
       Map<Object, Integer> slotOf = new IdentityHashMap<>();
       List<Object> slotArrays = new java.util.ArrayList<>();
-      List<Expr.Op> fusedOps = new java.util.ArrayList<>();
       List<Fused.Operand[]> operands = new java.util.ArrayList<>();
       for (int i = 0; i < steps.size(); i++) {
         Expr e = steps.get(i);
@@ -471,13 +470,12 @@ public final class CpuBackend<A> {
             resolved[o] = Fused.Operand.slot(slot, mask(source) == ChunkOps.BROADCAST);
           }
         }
-        fusedOps.add(e.op());
         operands.add(resolved);
       }
       int[] outputSteps = outputs.stream().mapToInt(e -> stepIndex.getOrDefault(e, -1)).toArray();
       synchronized (program) {
         if (program[0] == null) {
-          program[0] = Fused.compile(ops.dtype().equals("float32"), fusedOps, operands, outputSteps,
+          program[0] = Fused.compile(ops.dtype().equals("float32"), steps, operands, outputSteps,
               slotArrays.size(), when);
         }
       }

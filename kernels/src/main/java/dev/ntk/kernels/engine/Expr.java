@@ -123,6 +123,12 @@ public final class Expr {
      * (never in the generated fused loops), {@code tensorflow} on the host; it has no derivative.
      */
     CALL,
+    /**
+     * {@code sum_i body(t_i, a, b, c)} over the rows {@code t_i} of a constant table (a quadrature
+     * rule's nodes and weights), built by {@link Quadrature#sums}: one step however many points,
+     * run as a loop by every backend; it has no derivative.
+     */
+    QUADRATURE,
     /** The diagonal {@code [p, p]} of a {@link Layout.Kind#FULL} block. */
     DIAGONAL,
     /** The {@code FULL} block {@code [p, q] = v[p]} of a {@link Layout.Kind#DIAG} one. */
@@ -211,9 +217,12 @@ public final class Expr {
       return ordinal() >= DIAGONAL.ordinal();
     }
 
-    /** Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}, {@link #CALL}). */
+    /**
+     * Whether the operation takes three operands ({@link #FMA}, {@link #SELECT}, {@link #CALL},
+     * {@link #QUADRATURE}).
+     */
     public boolean ternary() {
-      return this == FMA || this == SELECT || this == CALL;
+      return this == FMA || this == SELECT || this == CALL || this == QUADRATURE;
     }
 
     /** Whether the operation takes two operands. */
@@ -302,6 +311,7 @@ public final class Expr {
   private final Callback callback;
   /** The numbers of a {@link Op#BLOCK}. */
   private double[] block;
+  private final Quadrature quadrature;
 
   private Expr(Op op, Expr a, Expr b, double value, String name, Domain domain) {
     this(op, a, b, null, value, name, domain, joinLayouts(op, a, b, null), null);
@@ -314,7 +324,13 @@ public final class Expr {
 
   private Expr(Op op, Expr a, Expr b, Expr c, double value, String name, Domain domain, Layout layout,
       PixelMap map, Callback callback) {
+    this(op, a, b, c, value, name, domain, layout, map, callback, null);
+  }
+
+  private Expr(Op op, Expr a, Expr b, Expr c, double value, String name, Domain domain, Layout layout,
+      PixelMap map, Callback callback, Quadrature quadrature) {
     this.callback = callback;
+    this.quadrature = quadrature;
     this.op = op;
     this.a = a;
     this.b = b;
@@ -480,7 +496,7 @@ public final class Expr {
         : a != null ? java.util.List.of(a) : java.util.List.of();
   }
 
-  /** The value of a constant, or the factor of {@link Op#REDUCE}. */
+  /** The value of a constant, the factor of {@link Op#REDUCE}, or which sum of a {@link Op#QUADRATURE}. */
   public double value() {
     return value;
   }
@@ -699,6 +715,23 @@ public final class Expr {
     return callback;
   }
 
+  /**
+   * Sum {@code body} of {@code q} at the operands {@code a, b, c} ({@link Quadrature#sums} builds
+   * it): folded where all three are constants.
+   */
+  static Expr quadrature(Quadrature q, int body, Expr a, Expr b, Expr c) {
+    if (a.isConstant() && b.isConstant() && c.isConstant()) {
+      return constant(q.evaluate(body, a.value, b.value, c.value));
+    }
+    return new Expr(Op.QUADRATURE, a, b, c, body, null, a.domain.join(b.domain).join(c.domain),
+        joinLayouts(Op.QUADRATURE, a, b, c), null, null, q);
+  }
+
+  /** The table and bodies of a {@link Op#QUADRATURE} step (its {@link #value()} is which body), or null. */
+  public Quadrature quadrature() {
+    return quadrature;
+  }
+
   /** {@code atan2(this, x)}: the angle of the point {@code (x, this)}. */
   public Expr atan2(Expr x) {
     return binary(Op.ATAN2, this, x);
@@ -807,6 +840,7 @@ public final class Expr {
       case FMA -> x[0].times(x[1]).plus(x[2]);
       case SELECT -> x[0].select(x[1], x[2]);
       case CALL -> call(callback, x[0], x[1], x[2]);
+      case QUADRATURE -> quadrature(quadrature, (int) value, x[0], x[1], x[2]);
       case DIAGONAL -> x[0].diagonal();
       case SPREAD_ROW -> x[0].spreadRow();
       case SPREAD_COL -> x[0].spreadCol();

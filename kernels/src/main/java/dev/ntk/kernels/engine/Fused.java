@@ -122,14 +122,14 @@ final class Fused {
     private final Object constants;
     private final int inputSlots;
     private final int registers;
-    private final int steps;
+    private final long steps;
     private final int segments;
     private final int methods;
     private final int[] outputSlots;
     private final int[][] bindings;
 
     private Program(Code code, boolean float32, Object constants, int[][] bindings, int inputSlots, int registers,
-        int[] outputSlots, int steps, int segments, int methods) {
+        int[] outputSlots, long steps, int segments, int methods) {
       this.code = code;
       this.bindings = bindings;
       this.float32 = float32;
@@ -227,18 +227,21 @@ final class Fused {
         }
       }
       IntConsumer loop = bind(slots, new int[slots.length]);
+      // With quadratures a loop runs thousands of operations per entry: its runs here cover one
+      // iteration (UNROLL vectors), not WARM_LENGTH entries, which the slow tiers would take seconds over.
+      int length = steps > 100L * segments * SEGMENT ? 1 : WARM_LENGTH;
       for (int i = 0; i < WARM_CALLS; i++) {
         // Mostly empty calls: the JIT counts calls, and an empty one costs nothing in the slow
         // tiers; every WARM_EVERY-th runs the loop, so that its profile has the loop body in it.
-        loop.accept(i % WARM_EVERY == 0 ? WARM_LENGTH : 0);
+        loop.accept(i % WARM_EVERY == 0 ? length : 0);
       }
       // Then wait for C2, which compiles the segments one after another: its loop takes well
       // under a nanosecond per entry and step, the slower tiers tens.
       long deadline = System.nanoTime() + 60_000_000_000L;
-      double fast = (double) steps * WARM_LENGTH;
+      double fast = (double) steps * Math.max(length, 32);
       while (System.nanoTime() < deadline) {
         long t = System.nanoTime();
-        loop.accept(WARM_LENGTH);
+        loop.accept(length);
         if (System.nanoTime() - t < fast) {
           return true;
         }
@@ -275,12 +278,14 @@ final class Fused {
    * writing step {@code outputs[o]} into an output slot, over {@code inputSlots} caller slots;
    * null where fused loops cannot be compiled here; {@code when} says when it is compiled and warmed.
    */
-  static Program compile(boolean float32, List<Expr.Op> ops, List<Operand[]> operands, int[] outputs,
+  static Program compile(boolean float32, List<Expr> steps, List<Operand[]> operands, int[] outputs,
       int inputSlots, When when) {
     if (!available()) {
       return null;
     }
-    int n = ops.size();
+    int n = steps.size();
+    // Per entry: a quadrature's loop counts what it runs, not one.
+    long work = steps.stream().mapToLong(e -> e.op() == Expr.Op.QUADRATURE ? e.quadrature().work() : 1).sum();
     int[] lastUse = new int[n];
     for (int i = 0; i < n; i++) {
       lastUse[i] = i;
@@ -321,6 +326,18 @@ final class Fused {
     }
     List<Double> constants = new ArrayList<>();
     Map<Double, Integer> constantIndex = new HashMap<>();
+    java.util.function.DoubleToIntFunction constant = value -> constantIndex.computeIfAbsent(value, v -> {
+      constants.add(v);
+      return constants.size() - 1;
+    });
+    // A quadrature's table columns are runs of constants, read at the loop's index.
+    Map<double[], Integer> tableIndex = new java.util.IdentityHashMap<>();
+    java.util.function.ToIntFunction<double[]> table = column -> tableIndex.computeIfAbsent(column, v -> {
+      for (double x : v) {
+        constants.add(x);
+      }
+      return constants.size() - v.length;
+    });
     Map<String, String> methods = new java.util.LinkedHashMap<>();
     String vector = float32 ? "FloatVector" : "DoubleVector";
     String scalar = float32 ? "float" : "double";
@@ -338,13 +355,23 @@ final class Fused {
                 : g.load("r" + o.index(), inputSlots + register[o.index()]);
             case SLOT -> g.load("s" + o.index(), o.index());
             case BROADCAST -> g.broadcast("b" + o.index(), o.index());
-            case CONST -> g.constant(constantIndex.computeIfAbsent(o.value(), v -> {
-              constants.add(v);
-              return constants.size() - 1;
-            }));
+            case CONST -> g.constant(constant.applyAsInt(o.value()));
           };
         }
-        g.step(i, FusedSource.expression(ops.get(i), names));
+        Expr e = steps.get(i);
+        if (e.op() != Expr.Op.QUADRATURE) {
+          g.step(i, FusedSource.expression(e.op(), names));
+        } else if (g.local(i) == null) {
+          // Sums of the same table and operands later in the segment run in this loop.
+          List<Integer> group = new ArrayList<>();
+          for (int j = i; j < starts[s + 1]; j++) {
+            if (Quadrature.together(e, steps.get(j))) {
+              group.add(j);
+            }
+          }
+          g.quadrature(group.stream().mapToInt(Integer::intValue).toArray(),
+              group.stream().map(steps::get).toArray(Expr[]::new), names, constant, table);
+        }
         if (register[i] >= 0) {
           g.store(i, inputSlots + register[i]);
         }
@@ -401,7 +428,7 @@ final class Fused {
       c = constants.stream().mapToDouble(Double::doubleValue).toArray();
     }
     Program program = new Program(code, float32, c, bindings.toArray(new int[0][]), inputSlots, registers,
-        outputSlots, n, segments, methods.size());
+        outputSlots, work, segments, methods.size());
     last = program;
     switch (when) {
       case BACKGROUND -> program.start();

@@ -27,6 +27,8 @@ final class FusedSource {
     private final Map<String, String> names = new HashMap<>();
     private final Map<Integer, String> arrays = new HashMap<>();
     private final Map<Integer, String> locals = new HashMap<>();
+    private final Map<Integer, String> tables = new HashMap<>();
+    private int temps;
 
     Segment(String vector, String scalar) {
       this.vector = vector;
@@ -83,6 +85,101 @@ final class FusedSource {
       return locals.get(step);
     }
 
+    /**
+     * The sums {@code sums} (of one table, over the same operands: {@link Quadrature#together}),
+     * steps {@code ids}, as one loop over the table's points inside the loop over entries: what
+     * their bodies share is computed once per point, each sum is a vector accumulator, and the
+     * table's columns are read from the constants ({@code table} gives a column's first index,
+     * {@code constant} a constant's).
+     */
+    void quadrature(int[] ids, Expr[] sums, String[] operands, java.util.function.DoubleToIntFunction constant,
+        java.util.function.ToIntFunction<double[]> table) {
+      String[] sum = sums(sums, operands, constant, table, "      ");
+      for (int k = 0; k < ids.length; k++) {
+        locals.put(ids[k], sum[k]);
+      }
+    }
+
+    /** Writes the loop of {@link #quadrature} at {@code indent}; returns the accumulators' names. */
+    private String[] sums(Expr[] sums, String[] operands, java.util.function.DoubleToIntFunction constant,
+        java.util.function.ToIntFunction<double[]> table, String indent) {
+      Quadrature q = sums[0].quadrature();
+      int[] bodies = java.util.Arrays.stream(sums).mapToInt(e -> (int) e.value()).toArray();
+      String[] acc = new String[bodies.length];
+      for (int k = 0; k < acc.length; k++) {
+        acc[k] = "u" + temps++ + "#";
+        loop.append(indent).append(vector).append(' ').append(acc[k]).append(" = ").append(vector)
+            .append(".zero(S);\n");
+      }
+      List<Expr> steps = q.steps(bodies);
+      // Steps that do not read the table run once, before the loop (the C2 compiler may not hoist them).
+      java.util.Set<Expr> invariant = q.invariant(steps);
+      Map<Expr, String> scope = new java.util.IdentityHashMap<>();
+      for (int p = 0; p < operands.length; p++) {
+        scope.put(q.parameters()[p], operands[p]);
+      }
+      java.util.function.Function<Expr, String> ref = e -> e.isConstant()
+          ? constant(constant.applyAsInt(e.value())) : scope.get(e);
+      body(steps, invariant::contains, scope, ref, constant, table, indent);
+      String i = "i" + temps++;
+      String inner = indent + "  ";
+      // Lines marked '!' are written once, not once per unrolled vector (body()).
+      loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
+          .append(q.points()).append("; ").append(i).append("++) {\n");
+      for (int c = 0; c < q.columns().length; c++) {
+        String t = tables.computeIfAbsent(table.applyAsInt(q.column(c)), base -> {
+          int b = bind(base);
+          head.append("    int t").append(b).append(" = b[").append(b).append("];\n");
+          return "t" + b;
+        });
+        String v = "u" + temps++;
+        loop.append('!').append(inner).append(vector).append(' ').append(v).append(" = ").append(vector)
+            .append(".broadcast(S, c[").append(t).append(" + ").append(i).append("]);\n");
+        scope.put(q.columns()[c], v);
+      }
+      body(steps, e -> !invariant.contains(e), scope, ref, constant, table, inner);
+      for (int k = 0; k < acc.length; k++) {
+        Expr[] term = q.term(bodies[k]);
+        loop.append(inner).append(acc[k]).append(" = ").append(ref.apply(term[0])).append(".fma(")
+            .append(ref.apply(term[1])).append(", ").append(acc[k]).append(");\n");
+      }
+      loop.append('!').append(indent).append("}\n");
+      return acc;
+    }
+
+    /**
+     * The {@code steps} of a body that {@code which} picks, at {@code indent}, each named in {@code
+     * scope} (the sums of one table and operands among them as one loop).
+     */
+    private void body(List<Expr> steps, java.util.function.Predicate<Expr> which, Map<Expr, String> scope,
+        java.util.function.Function<Expr, String> ref, java.util.function.DoubleToIntFunction constant,
+        java.util.function.ToIntFunction<double[]> table, String indent) {
+      for (int k = 0; k < steps.size(); k++) {
+        Expr e = steps.get(k);
+        if (scope.containsKey(e) || !which.test(e)) {
+          continue;
+        }
+        String[] x = e.operands().stream().map(ref).toArray(String[]::new);
+        if (e.op() == Expr.Op.QUADRATURE) {
+          List<Expr> group = new ArrayList<>();
+          for (int m = k; m < steps.size(); m++) {
+            if (Quadrature.together(e, steps.get(m))) {
+              group.add(steps.get(m));
+            }
+          }
+          String[] r = sums(group.toArray(new Expr[0]), x, constant, table, indent);
+          for (int m = 0; m < r.length; m++) {
+            scope.put(group.get(m), r[m]);
+          }
+        } else {
+          String v = "u" + temps++ + "#";
+          loop.append(indent).append(vector).append(' ').append(v).append(" = ").append(expression(e.op(), x))
+              .append(";\n");
+          scope.put(e, v);
+        }
+      }
+    }
+
     void step(int step, String expression) {
       String v = "v" + locals.size() + "#";
       locals.put(step, v);
@@ -103,6 +200,10 @@ final class FusedSource {
     String body() {
       StringBuilder unrolled = new StringBuilder();
       for (String line : loop.toString().split("\n")) {
+        if (line.startsWith("!")) {
+          unrolled.append(line.substring(1)).append('\n');
+          continue;
+        }
         for (int u = 0; u < Fused.UNROLL; u++) {
           unrolled.append(line.replace("#", "_" + u).replace("@K", u == 0 ? "k" : "k + " + u + " * L"))
               .append('\n');

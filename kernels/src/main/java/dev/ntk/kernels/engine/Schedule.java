@@ -241,6 +241,14 @@ public final class Schedule {
     return Collections.unmodifiableList(tileSteps);
   }
 
+  /**
+   * The entry-wise operations per entry of the per-pair steps: one per step, a {@link
+   * Quadrature}'s loop what it runs ({@link Quadrature#work}).
+   */
+  public long tileWork() {
+    return tileSteps.stream().mapToLong(e -> e.op() == Expr.Op.QUADRATURE ? e.quadrature().work() : 1).sum();
+  }
+
   /** The chunk buffer a tile step writes to. */
   int register(Expr tileStep) {
     return registers.get(tileStep);
@@ -282,8 +290,9 @@ public final class Schedule {
   /**
    * The work of block pass {@code pass} per item: {@code {flops, bytes}}, counting an entry-wise
    * operation as one flop per entry ({@code fma} two; {@code atan2} and {@code sqrt} one each), a
-   * pixel map as two per multiply-add, and as bytes the operands read and the result written per
-   * step (what a step-by-step evaluation moves; chunk fusion keeps some of it in cache).
+   * quadrature as its {@link Quadrature#work}, a pixel map as two per multiply-add, and as bytes the
+   * operands read and the result written per step (what a step-by-step evaluation moves; chunk
+   * fusion keeps some of it in cache).
    */
   public long[] blockWork(int pass, int dtypeBytes) {
     long flops = 0;
@@ -311,7 +320,7 @@ public final class Schedule {
           bytes += 4 * m * dtypeBytes;
         }
         default -> {
-          flops += (e.op() == Expr.Op.FMA ? 2 : 1) * m;
+          flops += (e.op() == Expr.Op.FMA ? 2 : e.op() == Expr.Op.QUADRATURE ? e.quadrature().work() : 1) * m;
           long read = 0;
           for (Expr o : e.operands()) {
             read += o.isConstant() ? 0 : o.layout().size();

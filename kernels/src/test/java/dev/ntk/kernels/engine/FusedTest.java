@@ -88,6 +88,53 @@ class FusedTest {
     }
   }
 
+  /**
+   * Quadrature rules as loops in the generated source (ElementwiseNumerical's two nested loops,
+   * Elementwise tanh's product rule, selu's outer rule), the NNGP and NTK sums of one table in one
+   * loop: the numbers of the interpreted sums, which run each sum by itself.
+   */
+  @Test
+  void quadratureLoopsGiveTheInterpretedNumbers() {
+    Plan plan = Plan.compile(ModelSpec.parse("""
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.4, "b_std": 0.1}},
+          {"ElementwiseNumerical": {"fn": "tanh", "deg": 5}}, {"Dense": {"out_dim": 8, "b_std": 0.2}},
+          {"Elementwise": {"fn": "tanh"}}, {"Dense": {"out_dim": 8}}, {"Elementwise": {"fn": "selu"}},
+          {"Dense": {"out_dim": 1}}]}"""), new Shape(7), EnumSet.allOf(Get.class));
+    for (int[] n : new int[][] {{3, 43}, {9, 5}, {7, -1}}) {
+      double[] x1 = gaussian(n[0] * 7, n[0]);
+      double[] x2 = n[1] < 0 ? null : gaussian(n[1] * 7, n[1]);
+      int n2 = n[1] < 0 ? n[0] : n[1];
+      String where = "quadratures " + n[0] + " x " + n[1];
+      compare(plan, CpuBackend.float64(), x1, x2, n[0], n2, 1e-13, 1e-7, where + " float64");
+      CpuBackend<float[]> f32 = CpuBackend.float32();
+      compare(plan, f32, f32.fromDoubles(x1), x2 == null ? null : f32.fromDoubles(x2), n[0], n2, 1e-5, 3e-3,
+          where + " float32");
+    }
+  }
+
+  /**
+   * A depth-21 network of Elementwise tanh (a product rule of 9,216 points per entry for the NNGP
+   * and the NTK factor in each of 20 layers) is a plan of a few steps per layer, not of 9,216
+   * bodies: its fused loops compile and run (the plan of unrolled sums had not compiled after 5
+   * minutes), and the equal layers share one generated method.
+   */
+  @Test
+  void deepQuadraturePlansStaySmall() {
+    String layer = "{\"Dense\": {\"out_dim\": 16, \"W_std\": 1.4, \"b_std\": 0.1}}, "
+        + "{\"Elementwise\": {\"fn\": \"tanh\"}}, ";
+    Plan plan = Plan.compile(ModelSpec.parse("{\"serial\": [" + layer.repeat(20)
+        + "{\"Dense\": {\"out_dim\": 1}}]}"), new Shape(7), EnumSet.allOf(Get.class));
+    int steps = plan.schedule().tileSteps().size();
+    assertTrue(steps < 20 * 30, steps + " per-pair steps");
+    double[] x1 = gaussian(5 * 7, 5);
+    CpuBackend<float[]> f32 = CpuBackend.float32();
+    compare(plan, f32, f32.fromDoubles(x1), null, 5, 5, 1e-4, 3e-3, "depth 21, exact tanh, float32");
+    Fused.Program program = Fused.last();
+    assertNotNull(program);
+    assertTrue(program.methods() * 2 < program.segments(),
+        program.methods() + " methods for " + program.segments() + " segments");
+  }
+
   @Test
   void equalLayersShareOneGeneratedMethod() {
     String deeper = """
