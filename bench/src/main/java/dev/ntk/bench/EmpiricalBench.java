@@ -23,11 +23,13 @@ import java.util.SplittableRandom;
  * NTK-vector products 81 ms, structured derivatives 3.5 ms).
  *
  * <p>{@code EmpiricalBench [DTYPE float32|float64] [REPEATS] [IMPLEMENTATIONS jacobian,ntk-vp,structured]
- * [NETWORK dense|resnet]}: draws the parameters and inputs (not timed), runs the structured
+ * [NETWORK dense|resnet] [N]}: draws the parameters and inputs (not timed), runs the structured
  * implementation once to warm up, then times each implementation {@code REPEATS} times (default 2)
  * and prints, for each, a {@code RESULT} line with the best time and the largest difference from
  * the structured kernel relative to its largest entry. {@code resnet} is a small residual
- * convolutional network instead ({@link #resnet}): N = 8 images of 16 x 16 x 3.
+ * convolutional network instead ({@link #resnet}): N = 8 images of 16 x 16 x 3. {@code N} sets the
+ * number of inputs; each line gives the bytes the Jacobian contraction's whole Jacobian {@code (N,
+ * outputs, parameters)} would take, which structured derivatives never form.
  */
 public final class EmpiricalBench {
   private EmpiricalBench() {}
@@ -41,7 +43,7 @@ public final class EmpiricalBench {
     }
     boolean resnet = args.length > 3 && args[3].equals("resnet");
     int width = resnet ? 32 : 2048;
-    int n = resnet ? 8 : 16;
+    int n = args.length > 4 ? Integer.parseInt(args[4]) : resnet ? 8 : 16;
     Shape example = resnet ? new Shape(16, 16, 3) : new Shape(3072);
     Layer model = resnet ? resnet(width) : Stax.serial(Stax.dense(width, 1.4, 0.1), Stax.relu(),
         Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(width, 1.4, 0.1), Stax.relu(), Stax.dense(8, 1.0, 0.1));
@@ -69,9 +71,10 @@ public final class EmpiricalBench {
         }
         System.out.println(String.format(Locale.ROOT,
             "RESULT network=%s implementation=%s dtype=%s n=%d example=%s width=%d outputs=8 parameters=%d "
-                + "best_ms=%.1f repeats=%d max_relative_difference=%.2e", resnet ? "resnet" : "dense", impl.key(),
-            dtype == DataType.FLOAT32 ? "float32" : "float64", n, example, width, parameters(params), best,
-            repeats, difference));
+                + "jacobian_gb=%.1f best_ms=%.1f repeats=%d max_relative_difference=%.2e", resnet ? "resnet" : "dense",
+            impl.key(), dtype == DataType.FLOAT32 ? "float32" : "float64", n, example, width, parameters(params),
+            (double) n * 8 * parameters(params) * (dtype == DataType.FLOAT32 ? 4 : 8) / 1e9, best, repeats,
+            difference));
       }
     }
   }
