@@ -205,7 +205,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     JobReport report;
     ConjugateGradients.Status before = ConjugateGradients.last();
     try (Outputs outputs = Outputs.open(out, "predict", bytes);
-        Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE ? Ntk.progress.integration()
+        Progress.Display solving = settings.mode() == PredictSettings.Mode.ODE ? Ntk.progress.integration()
             : cg != null ? Ntk.progress.conjugateGradients() : () -> {}) {
       PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
           tile, options.dtype, outputs.directory()).withBackend(options.backend).withConjugateGradients(cg);
@@ -224,7 +224,8 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     Path nllFile = out.resolve("nll.npy");
     spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
         + "fit --max-memory %d; --runner DirectRunner runs the pipeline), %s: %.1f s", budget,
-        cg == null ? "cholesky" : "conjugate gradients", report.seconds()) : report);
+        cg == null ? settings.mode().toString().toLowerCase(Locale.ROOT) : "conjugate gradients", report.seconds())
+        : report);
     print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
     if (nll) {
       spec.commandLine().getOut().println("wrote " + nllFile + " " + Ntk.describe(nllFile) + ": "

@@ -62,6 +62,11 @@ import org.apache.beam.sdk.values.TypeDescriptors;
  *       cov.npy}, and with {@code nll} {@code nll.npy} (a scalar).
  * </ol>
  *
+ * <p>{@link #withConjugateGradients} solves exact inference's mean by conjugate gradients instead of
+ * step 1's factor ({@link dev.ntk.kernels.predict.ConjugateGradients}): the train-train tiles are
+ * read from their files, one at a time, once per iteration, and only the solution is written for
+ * step 2, so no step holds the {@code n x n} kernel.
+ *
  * <p>Emits the files written. The targets, the initial outputs of the settings, the factor files
  * and the outputs go through Beam's {@code FileSystems} ({@link BeamFiles}). Outputs take the
  * train-train tiles' dtype; the solve is float64. A NaN or infinity in a result fails the pipeline
