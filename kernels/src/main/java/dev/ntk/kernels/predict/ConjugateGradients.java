@@ -310,13 +310,15 @@ public final class ConjugateGradients {
         try (DenseMatrix columns = g.columns(pivots)) {
           c = columns.toArray();
         }
-        for (int i = 0; i < n; i++) { // less what the factor so far reproduces
+        if (found > 0) { // less what the factor so far reproduces, C - F F[pivots]^T (F's columns not found are 0)
+          double[] atPivots = new double[Math.multiplyExact(b, rank)];
           for (int t = 0; t < b; t++) {
-            double s = 0;
-            for (int l = 0; l < found; l++) {
-              s += f[i * rank + l] * f[pivots[t] * rank + l];
-            }
-            c[i * b + t] -= s;
+            System.arraycopy(f, pivots[t] * rank, atPivots, t * rank, rank);
+          }
+          try (DenseMatrix fm = DenseMatrix.of(n, rank, f); DenseMatrix fp = DenseMatrix.of(b, rank, atPivots);
+              DenseMatrix cm = DenseMatrix.of(n, b, c)) {
+            Lapack.gemm(false, fm, true, fp, -1.0, 1.0, cm);
+            c = cm.toArray();
           }
         }
         int before = found;
