@@ -10,7 +10,7 @@
 #                         solvers cholesky,cg,cg-tiles (default: all; cg-tiles is --solver cg on the DirectRunner,
 #                         and the differences are against an earlier entry's cholesky run of the same size)
 #   GETS="nngp ntk"   TILE=1024 (the pipeline's tiles)
-#   CG="--cg-tol 1e-6 --cg-rank 256"  conjugate gradients' options   DIAG_REG=1e-4
+#   CG="--cg-tol 1e-6 --cg-rank 1024"  conjugate gradients' options   DIAG_REG=1e-4
 #   DATA=/usr/share/datasets/fashion-mnist   Debian's dataset-fashion-mnist
 #   OUT=bench/out/fashion-cg  scratch (git-ignored)   RESULTS=bench/RESULTS.md   NTK=bin/ntk
 #
@@ -21,7 +21,7 @@ cd "$ROOT"
 SIZES=${SIZES:-"10000:2000:float64"}
 GETS=${GETS:-"nngp ntk"}
 TILE=${TILE:-1024}
-CG=${CG:-"--cg-tol 1e-6 --cg-rank 256"}
+CG=${CG:-"--cg-tol 1e-6 --cg-rank 1024"}
 DIAG_REG=${DIAG_REG:-1e-4}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 OUT=${OUT:-bench/out/fashion-cg}; RESULTS=${RESULTS:-bench/RESULTS.md}

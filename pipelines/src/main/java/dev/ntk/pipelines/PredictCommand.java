@@ -110,9 +110,9 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
       description = "Iterations conjugate gradients may take before stopping with exit 2 (default 10000).")
   int cgMaxIter;
 
-  @Option(names = "--cg-rank", paramLabel = "RANK", defaultValue = "256",
+  @Option(names = "--cg-rank", paramLabel = "RANK", defaultValue = "1024",
       description = "Rank of conjugate gradients' Nystrom preconditioner (randomly pivoted Cholesky; default "
-          + "256, 0 for none).")
+          + "1024, 0 for none).")
   int cgRank;
 
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
