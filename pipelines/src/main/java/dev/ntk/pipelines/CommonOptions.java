@@ -21,8 +21,8 @@ final class CommonOptions extends JobOptions {
 
   @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
       description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
-          + "--tile is reduced until a tile fits. Without a runner, a job whose kernels each fit "
-          + "one such tile runs in-process.")
+          + "--tile is reduced until a tile fits. Without a runner, a kernel job whose kernels each fit "
+          + "one such tile runs in-process (predict: see --max-memory).")
   long maxTileBytes;
 
   /** Whether the tile size is {@code auto} (given, or not given). */

@@ -16,7 +16,9 @@ import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.GradientDescent;
+import dev.ntk.kernels.predict.KernelOperator;
 import dev.ntk.kernels.predict.Loss;
 import dev.ntk.kernels.predict.Solve;
 import dev.ntk.transforms.PredictSettings;
@@ -37,9 +39,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * {@code ntk predict} when its kernels fit memory and no runner is named: the same predictions as
- * {@link PredictJob}, without a pipeline, tiles or factor files. The kernels are computed in this
- * JVM on all cores straight into native float64 matrices ({@link DenseMatrix}: on the {@code cpu}
+ * {@code ntk predict} when its kernels fit memory ({@code --max-memory}) and no runner is named: the
+ * same predictions as {@link PredictJob}, without a pipeline, tiles or factor files. With {@code cg}
+ * exact inference is solved by conjugate gradients on the train kernel in memory, else by Cholesky.
+ * The kernels are computed in this JVM on all cores straight into native float64 matrices ({@link DenseMatrix}: on the {@code cpu}
  * backend the fused loops and OpenBLAS's gram write into the matrices' own memory, as {@link
  * InProcessKernel} writes into its buffers), each checked for entries that are not finite, and
  * handed to the one solver of the prediction's mode ({@link Solve}: {@code GpPosterior}, {@code
@@ -53,7 +56,13 @@ import java.util.Set;
  * bench/RESULTS.md}, "Prediction").
  */
 public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
-    boolean computeCov, NpyDType dtype, Backend backend) {
+    boolean computeCov, NpyDType dtype, Backend backend, ConjugateGradients.Settings cg) {
+
+  /** The prediction with exact inference by Cholesky. */
+  public InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
+      boolean computeCov, NpyDType dtype, Backend backend) {
+    this(model, xTrain, yTrain, xTest, settings, computeCov, dtype, backend, null);
+  }
 
   /** The kernels computed between train and train, and between test and train. */
   static Set<Get> kernels(PredictSettings settings, boolean computeCov) {
@@ -61,18 +70,39 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
   }
 
   /**
-   * Whether every kernel of the prediction fits one tile of {@code budget} bytes ({@link
-   * InProcessKernel#fits}): train-train ({@code n x n}), test-train ({@code m x n}) and for the
-   * covariance test-test ({@code m x m}).
+   * The bytes of the float64 kernels the prediction holds at once: train-train ({@code n x n}) and
+   * test-train ({@code m x n}) of each kernel computed, and for the covariance test-test ({@code m x
+   * m}). {@code ntk predict --solver auto} factors the train kernel while these fit {@code
+   * --max-memory}.
+   */
+  static long bytes(long n, long m, PredictSettings settings, boolean computeCov) {
+    long entries = kernels(settings, computeCov).size() * (n * n + m * n) + (computeCov ? m * m : 0);
+    return Double.BYTES * entries;
+  }
+
+  /**
+   * Whether the prediction runs in {@code budget} bytes in this JVM: its kernels ({@link #bytes}),
+   * and on a backend other than {@code cpu} the live values of computing the largest of them whole
+   * ({@code Plan.tileBytes}; the {@code cpu} backend computes each kernel into its matrix). A
+   * kernel must also have fewer than 2^31 entries, as one buffer holds it.
    */
   static boolean fits(Model model, long[] perExample, long n, long m, PredictSettings settings, boolean computeCov,
       NpyDType dtype, Backend backend, long budget) {
-    DataType type = InProcessKernel.dataType(dtype);
-    Plan plan = model.plan(new Shape(perExample), type, kernels(settings, computeCov));
-    return InProcessKernel.fits(plan, n, n, dtype, backend, budget)
-        && InProcessKernel.fits(plan, m, n, dtype, backend, budget)
-        && (!computeCov || InProcessKernel.fits(model.plan(new Shape(perExample), type, EnumSet.of(Get.NNGP)), m, m,
-            dtype, backend, budget));
+    if (Math.max(n, m) * n >= Integer.MAX_VALUE - 64 || (computeCov && m * m >= Integer.MAX_VALUE - 64)) {
+      return false;
+    }
+    long working = 0;
+    if (backend != Backend.CPU) {
+      DataType type = InProcessKernel.dataType(dtype);
+      Plan plan = model.plan(new Shape(perExample), type, kernels(settings, computeCov));
+      working = Math.max(plan.tileBytes((int) n, (int) n, dtype.bytes(), backend),
+          plan.tileBytes((int) m, (int) n, dtype.bytes(), backend));
+      if (computeCov) {
+        working = Math.max(working, model.plan(new Shape(perExample), type, EnumSet.of(Get.NNGP))
+            .tileBytes((int) m, (int) m, dtype.bytes(), backend));
+      }
+    }
+    return bytes(n, m, settings, computeCov) + working <= budget;
   }
 
   /**
@@ -112,8 +142,10 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       }
       switch (mode) {
         case CHOLESKY -> {
-          Solve.Solution s = Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,
-              settings.nll());
+          Solve.Solution s = cg != null
+              ? Solve.gpInference(KernelOperator.of(dd.get(get)), td.get(get), y, outputs, get, settings.diagReg(), cg)
+              : Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,
+                  settings.nll());
           means = new double[times.length][];
           Arrays.fill(means, s.means()[0]);
           if (computeCov) {
@@ -158,7 +190,8 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     long end = System.nanoTime();
     if (log != null) {
       log.printf(Locale.ROOT, "ntk: kernels computed in %.2f s, solved (%s) in %.2f s, written in %.2f s%n",
-          (computed - start) / 1e9, mode.toString().toLowerCase(Locale.ROOT), (solved - computed) / 1e9,
+          (computed - start) / 1e9, cg != null ? "conjugate gradients" : mode.toString().toLowerCase(Locale.ROOT),
+          (solved - computed) / 1e9,
           (end - solved) / 1e9);
     }
     return (end - start) / 1e9;

@@ -5,6 +5,7 @@ import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.ModelException;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.GpPosterior;
 import dev.ntk.kernels.predict.GradientDescent;
 import dev.ntk.runners.Runners;
@@ -103,6 +104,10 @@ public final class Ntk implements Runnable {
     for (Throwable t = e; t != null && message == null; t = t.getCause()) {
       if (t instanceof GpPosterior.NotPositiveDefiniteException) {
         message = t.getMessage() + " (option --diag-reg)";
+      } else if (t instanceof ConjugateGradients.NotConvergedException) {
+        message = t.getMessage().replace("cg_max_iter", "--cg-max-iter").replace("cg_tol", "--cg-tol")
+            .replace("cg_rank", "--cg-rank").replace("diag_reg", "--diag-reg")
+            .replace("solve by Cholesky", "--solver cholesky");
       } else if (t instanceof GradientDescent.LimitException) {
         message = t.getMessage().replace("max_steps", "--max-steps");
       } else if (t instanceof UsageException || t instanceof ModelException

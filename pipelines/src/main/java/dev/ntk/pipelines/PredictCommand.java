@@ -7,7 +7,9 @@ import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.Loss;
+import dev.ntk.transforms.GpInference;
 import dev.ntk.transforms.PredictSettings;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -87,8 +89,44 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
           + "with exit 2, naming the time it reached (default 1000000).")
   long maxSteps;
 
+  @Option(names = "--solver", paramLabel = "SOLVER", defaultValue = "auto",
+      description = "How exact inference (--t inf) solves with the train kernel: auto (default: cholesky while "
+          + "the float64 train-train and test-train kernels fit --max-memory, else cg), cholesky (factor it), "
+          + "or cg (conjugate gradients on its tiles, read one at a time: the mean only).")
+  Solver solver;
+
+  @Option(names = "--max-memory", paramLabel = "BYTES",
+      description = "Memory the kernels may take in this JVM, in bytes or with a suffix k, m, g or t (powers of "
+          + "1024; default: half the physical memory). Without a runner, a prediction whose float64 kernels fit "
+          + "runs in-process; --solver auto factors the train kernel while they fit.")
+  String maxMemory;
+
+  @Option(names = "--cg-tol", paramLabel = "TOL", defaultValue = "1e-6",
+      description = "Relative residual ||y - (K + r I) alpha|| / ||y|| each target column must reach with "
+          + "--solver cg (default 1e-6).")
+  double cgTol;
+
+  @Option(names = "--cg-max-iter", paramLabel = "ITER", defaultValue = "10000",
+      description = "Iterations conjugate gradients may take before stopping with exit 2 (default 10000).")
+  int cgMaxIter;
+
+  @Option(names = "--cg-rank", paramLabel = "RANK", defaultValue = "1024",
+      description = "Rank of conjugate gradients' Nystrom preconditioner (randomly pivoted Cholesky; default "
+          + "1024, 0 for none).")
+  int cgRank;
+
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
+
+  /** How exact inference solves with the train kernel ({@code --solver}). */
+  enum Solver {
+    /** Cholesky while the kernels fit the memory budget, else conjugate gradients. */
+    AUTO,
+    /** Factor the train kernel ({@code GpPosterior}). */
+    CHOLESKY,
+    /** Conjugate gradients ({@code ConjugateGradients}). */
+    CG
+  }
 
   @Override
   public Integer call() throws IOException {
@@ -145,8 +183,10 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
     Backend backend = options.backend.resolve(parsed.plan(new Shape(perExample),
         InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).schedule());
+    long budget = maxMemory == null ? defaultMemory() : bytes("--max-memory", maxMemory);
+    ConjugateGradients.Settings cg = conjugateGradients(settings, n, m, budget);
     boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
-        computeCov, options.dtype, backend, options.maxTileBytes);
+        computeCov, options.dtype, backend, budget);
     int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
         InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
         options.dtype.bytes(), backend);
@@ -164,23 +204,29 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
       results.add("nll.npy");
     }
     JobReport report;
+    ConjugateGradients.Status before = ConjugateGradients.last();
     try (Outputs outputs = Outputs.open(out, "predict", bytes);
-        Progress.Display integration = settings.mode() == PredictSettings.Mode.ODE
-            ? Ntk.progress.integration() : () -> {}) {
+        Progress.Display solving = settings.mode() == PredictSettings.Mode.ODE ? Ntk.progress.integration()
+            : cg != null ? Ntk.progress.conjugateGradients() : () -> {}) {
       PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
-          tile, options.dtype, outputs.directory()).withBackend(options.backend);
+          tile, options.dtype, outputs.directory()).withBackend(options.backend).withConjugateGradients(cg);
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
           staging -> inProcess
               ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
-                  computeCov, options.dtype, backend).run(staging, log), -1, -1, -1)
+                  computeCov, options.dtype, backend, cg).run(staging, log), -1, -1, -1)
               : job.run(pipelineOptions, staging, Ntk.progress));
+    }
+    ConjugateGradients.Status solved = ConjugateGradients.last();
+    if (cg != null && solved != null && solved != before) {
+      spec.commandLine().getErr().println("ntk: conjugate gradients: " + solved);
     }
     Path mean = out.resolve("mean.npy");
     Path cov = out.resolve("cov.npy");
     Path nllFile = out.resolve("nll.npy");
     spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
-        + "fit one tile of --max-tile-bytes each; --runner DirectRunner runs the pipeline): %.1f s",
-        report.seconds()) : report);
+        + "fit --max-memory %d; --runner DirectRunner runs the pipeline), %s: %.1f s", budget,
+        cg == null ? settings.mode().toString().toLowerCase(Locale.ROOT) : "conjugate gradients", report.seconds())
+        : report);
     print(spec.commandLine().getOut(), mean, computeCov ? cov : null, times.length);
     if (nll) {
       spec.commandLine().getOut().println("wrote " + nllFile + " " + Ntk.describe(nllFile) + ": "
@@ -189,6 +235,58 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     return 0;
   }
 
+
+  /**
+   * The settings of conjugate gradients when they solve this prediction, or null for the solver of
+   * the mode (Cholesky for exact inference): {@code --solver cg}, or {@code auto} when the float64
+   * kernels ({@link InProcessPredict#bytes}) do not fit {@code budget} and conjugate gradients can give
+   * what is asked.
+   */
+  private ConjugateGradients.Settings conjugateGradients(PredictSettings settings, long n, long m, long budget) {
+    ConjugateGradients.Settings cg;
+    try {
+      cg = new ConjugateGradients.Settings(cgTol, cgMaxIter, cgRank);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage().replace("cg_tol", "--cg-tol").replace("cg_max_iter", "--cg-max-iter")
+          .replace("cg_rank", "--cg-rank"));
+    }
+    String unable = null;
+    try {
+      GpInference.checkConjugateGradients(settings, computeCov);
+    } catch (IllegalArgumentException e) {
+      unable = e.getMessage();
+    }
+    if (solver == Solver.CG && unable != null) {
+      throw new UsageException("--solver cg: " + unable.replace("t = inf", "--t inf").replace("the covariance",
+          "--compute-cov").replace("the negative log-likelihood", "--nll").replace("solve by Cholesky",
+          "use --solver cholesky"));
+    }
+    boolean fits = InProcessPredict.bytes(n, m, settings, computeCov) <= budget;
+    return solver == Solver.CG || (solver == Solver.AUTO && !fits && unable == null) ? cg : null;
+  }
+
+  /** The default {@code --max-memory}: half the physical memory (the JVM's heap and the OS need the rest). */
+  static long defaultMemory() {
+    java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long physical = os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getTotalMemorySize() : 0;
+    return physical > 0 ? physical / 2 : Runtime.getRuntime().maxMemory();
+  }
+
+  /** A number of bytes: digits with an optional suffix k, m, g or t (powers of 1024), b or ib after it allowed. */
+  static long bytes(String option, String value) {
+    java.util.regex.Matcher match = java.util.regex.Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*([kmgt]?)(?:i?b)?")
+        .matcher(value.trim().toLowerCase(Locale.ROOT));
+    if (!match.matches()) {
+      throw new UsageException(option + " must be a number of bytes, with a suffix k, m, g or t if you like "
+          + "(8g), got " + value);
+    }
+    int power = "kmgt".indexOf(match.group(2)) + 1;
+    double bytes = Double.parseDouble(match.group(1)) * Math.pow(1024, match.group(2).isEmpty() ? 0 : power);
+    if (!(bytes >= 1) || bytes > Long.MAX_VALUE) {
+      throw new UsageException(option + " must be at least 1 byte, got " + value);
+    }
+    return (long) bytes;
+  }
 
   /** The times of {@code --t}: comma-separated numbers or inf. */
   static double[] times(String list) {

@@ -1,5 +1,6 @@
 package dev.ntk.pipelines;
 
+import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.GradientDescent;
 import java.io.PrintStream;
 import java.util.Locale;
@@ -79,6 +80,26 @@ final class Progress {
         print(String.format(Locale.ROOT, "ntk: integrating: t = %.4g of %.4g, %d solver steps", s.reached(),
             s.asked(), s.steps()));
         shown[0] = s.steps();
+      }
+    });
+  }
+
+  /**
+   * Shows where the conjugate-gradient solve running in this JVM stands ({@link
+   * ConjugateGradients#running}): the iterations and the relative residual against the tolerance,
+   * every interval while it runs, until closed.
+   */
+  Display conjugateGradients() {
+    if (err == null) {
+      return () -> {};
+    }
+    long[] shown = {-1};
+    return every("ntk-cg-progress", () -> {
+      ConjugateGradients.Status s = ConjugateGradients.running();
+      if (s != null && (live || s.iterations() != shown[0])) {
+        print(String.format(Locale.ROOT, "ntk: conjugate gradients: iteration %d of at most %d, relative residual "
+            + "%.2g (tolerance %.2g)", s.iterations(), s.maxIterations(), s.residual(), s.tolerance()));
+        shown[0] = s.iterations();
       }
     });
   }

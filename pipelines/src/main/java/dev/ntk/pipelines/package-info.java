@@ -6,7 +6,8 @@
  * {@code KernelInputs}, {@code BeamArgs}); commands check their inputs first ({@code InputChecks}) and
  * write their outputs all or nothing ({@code Outputs}). The jobs, {@link dev.ntk.pipelines.KernelJob}
  * and {@link dev.ntk.pipelines.PredictJob}, build and run a Beam pipeline of the {@code
- * dev.ntk.transforms} transforms; a job whose kernels fit one tile runs in-process instead ({@code
+ * dev.ntk.transforms} transforms; a job whose kernels fit one tile (predict: {@code --max-memory})
+ * runs in-process instead ({@code
  * InProcessKernel}, {@code InProcessPredict}). {@link dev.ntk.pipelines.KernelPipeline} is the
  * kernel job for runners with their own launchers (Dataflow), configured by {@link
  * dev.ntk.pipelines.KernelOptions}.

@@ -910,14 +910,19 @@ class NtkCommandTest {
     assertFalse(Files.exists(out.resolve("mean.npy")));
   }
 
-  /** --tile, a runner option or a --max-tile-bytes that a kernel does not fit send predict to the pipeline. */
+  /**
+   * --tile, a runner option or a --max-memory that the kernels do not fit send predict to the
+   * pipeline (whose tiles shrink to --max-tile-bytes).
+   */
   @Test
   void predictRunsThePipelineWhenAskedOrWhenAKernelDoesNotFit() throws IOException {
     Object[] args = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest};
     Result tile = ntk(concat(args, "--tile", 256, "--out", dir.resolve("a")));
     assertEquals(0, tile.status(), tile.err());
     assertTrue(tile.out().startsWith("DirectRunner"), tile.out());
-    Result tight = ntk(concat(args, "--max-tile-bytes", 600, "--out", dir.resolve("b")));
+    // 6 x 6 + 4 x 6 float64 entries are 480 bytes
+    Result tight = ntk(concat(args, "--max-memory", 400, "--solver", "cholesky", "--max-tile-bytes", 600, "--out",
+        dir.resolve("b")));
     assertEquals(0, tight.status(), tight.err());
     assertTrue(tight.out().startsWith("DirectRunner"), tight.out());
     assertTrue(tight.err().contains("fit --max-tile-bytes 600"), tight.err());
@@ -927,6 +932,71 @@ class NtkCommandTest {
     assertArrayEquals(Npy.read(dir.resolve("a/mean.npy")).data(), Npy.read(dir.resolve("c/mean.npy")).data(), 1e-12);
     assertArrayEquals(Npy.read(dir.resolve("b/mean.npy")).data(), Npy.read(dir.resolve("c/mean.npy")).data(), 1e-12);
     bad(2, "--max-tile-bytes", concat(args, "--max-tile-bytes", 0, "--out", out));
+    bad(2, "--max-memory must be a number of bytes", concat(args, "--max-memory", "lots", "--out", out));
+    Result suffix = ntk(concat(args, "--max-memory", "1k", "--out", dir.resolve("d")));
+    assertEquals(0, suffix.status(), suffix.err());
+    assertTrue(suffix.out().startsWith("in-process (the kernels fit --max-memory 1024;"), suffix.out());
+  }
+
+  /**
+   * Exact inference by conjugate gradients ({@code --solver cg}, or {@code auto} when the kernels do
+   * not fit {@code --max-memory}) gives Cholesky's mean, in-process and on the pipeline (train
+   * kernel read from its tiles), for the NNGP and the NTK, and says how it converged.
+   */
+  @Test
+  void predictByConjugateGradientsGivesTheCholeskyMean() throws IOException {
+    Path xs = npy("x60.npy", 60, 3, 31);
+    Path ys = npy("y60.npy", 60, 2, 32);
+    Path xt = npy("xt10.npy", 10, 3, 33);
+    for (String get : List.of("nngp", "ntk")) {
+      Object[] args = {"predict", "--model", model, "--x-train", xs, "--y-train", ys, "--x-test", xt, "--get", get,
+          "--cg-tol", "1e-10"};
+      Path cholesky = dir.resolve("cholesky-" + get);
+      Result c = ntk(concat(args, "--out", cholesky));
+      assertEquals(0, c.status(), c.err());
+      assertTrue(c.out().startsWith("in-process") && c.out().contains("cholesky"), c.out());
+      double[] want = Npy.read(cholesky.resolve("mean.npy")).data();
+      Object[][] variants = { // where it runs, then the options; one pipeline a kernel (they take a while)
+        {"in-process", "--solver", "cg"},
+        get.equals("nngp") ? new Object[] {"DirectRunner", "--solver", "cg", "--runner", "DirectRunner", "--tile", 16}
+            : new Object[] {"DirectRunner", "--max-memory", "20k"},  // 60 x 60 + 10 x 60 float64 entries: 33,600 bytes
+      };
+      for (int v = 0; v < variants.length; v++) {
+        Object[] variant = Arrays.copyOfRange(variants[v], 1, variants[v].length);
+        Path cg = dir.resolve("cg-" + get + "-" + v);
+        Result r = ntk(concat(concat(args, variant), "--out", cg));
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().startsWith((String) variants[v][0]), r.out());
+        assertTrue(r.err().matches("(?s).*ntk: conjugate gradients: \\d+ iterations, relative residual .*"), r.err());
+        double[] got = Npy.read(cg.resolve("mean.npy")).data();
+        double err = 0;
+        double norm = 0;
+        for (int i = 0; i < want.length; i++) {
+          err += (got[i] - want[i]) * (got[i] - want[i]);
+          norm += want[i] * want[i];
+        }
+        assertTrue(Math.sqrt(err / norm) <= 1e-6, get + " " + Arrays.toString(variant) + ": " + Math.sqrt(err / norm));
+      }
+    }
+  }
+
+  /** What conjugate gradients cannot give, or a solve that does not converge, is exit 2 with one line. */
+  @Test
+  void predictByConjugateGradientsFailsInOneLine() throws IOException {
+    Object[] args = {"predict", "--model", model, "--x-train", x, "--y-train", y, "--x-test", xTest, "--solver", "cg"};
+    for (Object[] unable : new Object[][] {{"--compute-cov"}, {"--nll"}, {"--t", "1"}}) {
+      Result r = ntk(concat(concat(args, unable), "--out", out));
+      assertEquals(2, r.status(), r.err());
+      assertEquals(1, r.err().lines().count(), r.err());
+      assertTrue(r.err().contains("--solver cholesky"), r.err());
+      assertNothingWritten(r);
+    }
+    Result r = ntk(concat(args, "--cg-max-iter", 1, "--cg-rank", 0, "--cg-tol", "1e-12", "--out", out));
+    assertEquals(2, r.status(), r.err());
+    assertEquals(1, r.err().lines().count(), r.err());
+    assertTrue(r.err().contains("within 1 iterations (--cg-max-iter)"), r.err());
+    assertNothingWritten(r);
+    bad(2, "--cg-tol", concat(args, "--cg-tol", 2, "--out", out));
   }
 
   /** lr checks the train NTK as kernel does: exit 2 naming the layer, not LAPACK's "info -5". */

@@ -5,6 +5,7 @@ import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.transforms.InferenceValues.Block;
 import dev.ntk.transforms.InferenceValues.BlockCoder;
 import dev.ntk.transforms.InferenceValues.Factored;
@@ -19,12 +20,14 @@ import java.util.Objects;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.VarIntCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
+import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.GroupByKey;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.View;
 import org.apache.beam.sdk.transforms.WithKeys;
 import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionView;
@@ -59,6 +62,11 @@ import org.apache.beam.sdk.values.TypeDescriptors;
  *       cov.npy}, and with {@code nll} {@code nll.npy} (a scalar).
  * </ol>
  *
+ * <p>{@link #withConjugateGradients} solves exact inference's mean by conjugate gradients instead of
+ * step 1's factor ({@link dev.ntk.kernels.predict.ConjugateGradients}): the train-train tiles are
+ * read from their files, one at a time, once per iteration, and only the solution is written for
+ * step 2, so no step holds the {@code n x n} kernel.
+ *
  * <p>Emits the files written. The targets, the initial outputs of the settings, the factor files
  * and the outputs go through Beam's {@code FileSystems} ({@link BeamFiles}). Outputs take the
  * train-train tiles' dtype; the solve is float64. A NaN or infinity in a result fails the pipeline
@@ -76,9 +84,10 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
   private final PredictSettings settings;
   private final String directory;
   private final Backend backend;
+  private final ConjugateGradients.Settings cg;
 
   private GpInference(TileSet trainTrain, TileSet testTrain, TileSet testTest, String yTrain,
-      PredictSettings settings, String directory, Backend backend) {
+      PredictSettings settings, String directory, Backend backend, ConjugateGradients.Settings cg) {
     this.trainTrain = trainTrain;
     this.testTrain = testTrain;
     this.testTest = testTest;
@@ -86,12 +95,39 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     this.settings = settings;
     this.directory = directory;
     this.backend = backend;
+    this.cg = cg;
   }
 
   /** The same transform with its kernel tiles computed on {@code newBackend} (see {@link KernelTiles}). */
   public GpInference withBackend(Backend newBackend) {
     return new GpInference(trainTrain, testTrain, testTest, yTrain, settings, directory,
-        Objects.requireNonNull(newBackend, "backend"));
+        Objects.requireNonNull(newBackend, "backend"), cg);
+  }
+
+  /**
+   * The same transform solving by {@link ConjugateGradients} with {@code newCg} instead of
+   * factoring the train-train kernel: the train-train tiles are read from their files once per
+   * iteration, never gathered into one matrix. Only the mean at {@code t = inf} (no covariance,
+   * NLL, finite time or ODE).
+   */
+  public GpInference withConjugateGradients(ConjugateGradients.Settings newCg) {
+    checkConjugateGradients(settings, testTest != null);
+    return new GpInference(trainTrain, testTrain, testTest, yTrain, settings, directory, backend,
+        Objects.requireNonNull(newCg, "conjugate gradients settings"));
+  }
+
+  /**
+   * Checks that conjugate gradients can give what {@code settings} ask; the message names what they
+   * cannot (they solve for the mean of exact inference alone).
+   */
+  public static void checkConjugateGradients(PredictSettings settings, boolean cov) {
+    String why = settings.mode() == Mode.EIGEN ? "finite training times (or initial outputs)"
+        : settings.mode() == Mode.ODE ? "gradient descent by ODE" : cov ? "the covariance"
+        : settings.nll() ? "the negative log-likelihood" : null;
+    if (why != null) {
+      throw new IllegalArgumentException("conjugate gradients solve for the mean of exact inference (t = inf) "
+          + "only, not " + why + ": solve by Cholesky");
+    }
   }
 
   /** Exact inference ({@code t = inf}); see {@link #of(TileSet, TileSet, TileSet, Path, PredictSettings, Path)}. */
@@ -127,7 +163,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     }
     checkCovariance(settings, testTest != null);
     return new GpInference(trainTrain, testTrain, testTest, nonBlank(yTrain, "targets"),
-        Objects.requireNonNull(settings, "settings"), nonBlank(directory, "output directory"), Backend.AUTO);
+        Objects.requireNonNull(settings, "settings"), nonBlank(directory, "output directory"), Backend.AUTO, null);
   }
 
   /**
@@ -164,13 +200,15 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     boolean cov = testTest != null;
     String store = trainTrain.directory().substring(0, trainTrain.directory().lastIndexOf('/') + 1);
     String factorDir = BeamFiles.childDirectory(BeamFiles.directory(store), "factor").toString();
+    DoFn<KV<Integer, Iterable<TileKey>>, Factored> solve = cg == null
+        ? new FactorFn<>(new FileTiles(trainTrain, "train-train"), yTrain, settings, cov, factorDir, directory)
+        : new CgFn(trainTrain, yTrain, settings, cg, factorDir, directory, backend);
     PCollectionView<Factored> factor = begin
         .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend).withRole("train-train"))
         .apply("OneTrainGroup", WithKeys.<Integer, TileKey>of(0))
         .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
         .apply("GatherTrainTrain", GroupByKey.create())
-        .apply("Factor", ParDo.of(new FactorFn<>(new FileTiles(trainTrain, "train-train"), yTrain, settings,
-            cov, factorDir, directory)))
+        .apply(cg == null ? "Factor" : "ConjugateGradients", ParDo.of(solve))
         .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
     PCollection<Block> blocks = begin
@@ -196,7 +234,9 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
         .add(DisplayData.item("testTrain", testTrain.toString()).withLabel("Test-train tile set"))
         .addIfNotNull(DisplayData.item("testTest", testTest == null ? null : testTest.toString())
             .withLabel("Test-test tile set"))
-        .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"));
+        .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"))
+        .add(DisplayData.item("solver", cg == null ? "cholesky" : "conjugate gradients " + cg)
+            .withLabel("Exact inference by"));
     displaySettings(builder, settings, yTrain, directory);
   }
 

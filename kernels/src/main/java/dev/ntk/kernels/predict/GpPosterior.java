@@ -79,6 +79,15 @@ public final class GpPosterior implements AutoCloseable {
     return new GpPosterior(n, outputs, kTrainTrain, alpha);
   }
 
+  /**
+   * The posterior of a solution {@code alpha = (G_dd + r I)^-1 y} ({@code n x outputs}) found
+   * without a factor ({@link ConjugateGradients}): it gives the {@link #mean} and can be {@link
+   * #write}n, not the covariance or the NLL. {@code alpha} is taken over.
+   */
+  public static GpPosterior ofSolution(DenseMatrix alpha) {
+    return new GpPosterior((int) alpha.rows(), (int) alpha.cols(), null, alpha);
+  }
+
   public int n() {
     return n;
   }
@@ -90,7 +99,7 @@ public final class GpPosterior implements AutoCloseable {
   /** {@code (G_dd + r I)^-1 b} for an {@code n x cols} matrix {@code b}, as a new matrix. */
   public DenseMatrix solve(DenseMatrix b) {
     if (cholesky == null) {
-      throw new IllegalStateException("this posterior was read without its factor");
+      throw new IllegalStateException("this posterior has no factor (read without it, or solved by conjugate gradients)");
     }
     DenseMatrix x = b.copy();
     Lapack.choleskySolve(cholesky, x);
@@ -165,7 +174,7 @@ public final class GpPosterior implements AutoCloseable {
       fit += yTrain[i] * alpha.get(i / outputs, i % outputs);
     }
     if (cholesky == null) {
-      throw new IllegalStateException("this posterior was read without its factor");
+      throw new IllegalStateException("this posterior has no factor (read without it, or solved by conjugate gradients)");
     }
     double logDet = 0;
     for (int i = 0; i < n; i++) {
@@ -174,9 +183,11 @@ public final class GpPosterior implements AutoCloseable {
     return 0.5 * (fit + outputs * logDet + (double) n * outputs * Math.log(2 * Math.PI));
   }
 
-  /** Writes the factor and the solution under {@code directory} (for workers to {@link #read}). */
+  /** Writes the factor (if any) and the solution under {@code directory} (for workers to {@link #read}). */
   public void write(Path directory) throws IOException {
-    cholesky.write(directory.resolve("cholesky.f64"));
+    if (cholesky != null) {
+      cholesky.write(directory.resolve("cholesky.f64"));
+    }
     alpha.write(directory.resolve("alpha.f64"));
   }
 

@@ -10,10 +10,19 @@ final class Regularizer {
 
   /** Adds {@code diagReg * trace(a) / n} to {@code a}'s diagonal; returns what was added. */
   static double add(DenseMatrix a, double diagReg) {
+    double[] d = a.diagonal();
+    double reg = shift(d, diagReg);
+    for (int i = 0; i < d.length; i++) {
+      a.set(i, i, d[i] + reg);
+    }
+    return reg;
+  }
+
+  /** What {@link #add} adds to a kernel of the diagonal {@code d}: {@code diagReg * trace / n}. */
+  static double shift(double[] d, double diagReg) {
     if (!(diagReg >= 0) || Double.isInfinite(diagReg)) {
       throw new IllegalArgumentException("diag_reg must be a non-negative number, got " + diagReg);
     }
-    double[] d = a.diagonal();
     double trace = 0;
     for (double v : d) {
       trace += v;
@@ -21,11 +30,7 @@ final class Regularizer {
     if (!Double.isFinite(trace)) {
       throw new IllegalArgumentException("the train-train kernel has a non-finite diagonal entry");
     }
-    double reg = d.length == 0 ? 0 : diagReg * trace / d.length;
-    for (int i = 0; i < d.length; i++) {
-      a.set(i, i, d[i] + reg);
-    }
-    return reg;
+    return d.length == 0 ? 0 : diagReg * trace / d.length;
   }
 
   /** The smallest eigenvalue of the symmetric matrix whose upper triangle {@code a} holds. */

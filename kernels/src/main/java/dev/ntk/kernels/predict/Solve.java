@@ -6,7 +6,8 @@ import dev.ntk.kernels.linalg.DenseMatrix;
 /**
  * The predictions of each mode from kernels in native memory ({@link DenseMatrix}, float64): one
  * function per mode, on the one solver of that mode, {@link GpPosterior} (Cholesky: exact
- * inference), {@link MseDynamics} (eigendecomposition: MSE gradient descent in closed form) and
+ * inference; or {@link ConjugateGradients} for its mean), {@link MseDynamics} (eigendecomposition:
+ * MSE gradient descent in closed form) and
  * {@link GradientDescent} (ODE: any loss, momentum). {@link Predict}'s functions on DJL arrays and
  * {@code ntk predict} without a pipeline call these; the Beam path ({@code GpInference}) makes the
  * same solver calls split over its steps (the train side factored once, the means per block of
@@ -54,6 +55,20 @@ public final class Solve {
           cov.testTestNngp());
       return new Solution(new double[][] {mean}, c == null ? null : new double[][] {c}, null,
           nll ? p.nll(y) : Double.NaN);
+    }
+  }
+
+  /**
+   * Exact inference's mean ({@code t = inf}) by {@link ConjugateGradients} on {@code kTrainTrain}
+   * (only read, never factored): the mean of {@link #gpInference}, to the tolerance of {@code cg}.
+   * One time in the solution; no covariance, no NLL.
+   *
+   * @param kTestTrain {@code G_td}
+   */
+  public static Solution gpInference(KernelOperator kTrainTrain, DenseMatrix kTestTrain, double[] y, int outputs,
+      Get get, double diagReg, ConjugateGradients.Settings cg) {
+    try (GpPosterior p = ConjugateGradients.solve(kTrainTrain, y, outputs, diagReg, cg, get.key()).posterior()) {
+      return new Solution(new double[][] {p.mean(kTestTrain)}, null, null, Double.NaN);
     }
   }
 
