@@ -4,6 +4,7 @@ import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.linalg.DenseMatrix;
+import dev.ntk.kernels.linalg.Lapack;
 import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.KernelOperator;
 import java.io.IOException;
@@ -12,8 +13,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.SeekableByteChannel;
+import org.bytedeco.javacpp.DoublePointer;
 import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * The train-train kernel of a {@link TileSet} on disk as a {@link KernelOperator}, for {@link
@@ -21,8 +22,8 @@ import java.util.stream.IntStream;
  * at a time, and of each only the values of the one kernel it needs, where they lie in the file
  * ({@link TileFiles.Layout}; float32 or float64), without Arrow's decoding; every tile's metadata
  * and checksum are checked once, on first use. Each tile on or above the diagonal serves its own
- * block and, by symmetry, the transposed block below it. The tiles are shared among the cores, each
- * with its own {@code n x k} sum, so memory is a tile and an {@code n x k} block per core.
+ * block and, by symmetry, the transposed block below it, multiplied by OpenBLAS on all cores, so
+ * memory is a tile and one {@code n x k} sum.
  *
  * <p>The preconditioner's columns ({@link #columns}) are computed by the model's plan, between all
  * train inputs and the pivots' inputs ({@link TileComputer}), not read from the tiles: a pivot's
@@ -97,13 +98,7 @@ final class TileKernel implements KernelOperator {
   private void read(int t, ByteBuffer bytes, double[] values) {
     TileFiles.Layout layout = layouts().get(t);
     int size = layout.metadata().key().size();
-    bytes.clear().limit(size * layout.width());
-    try (SeekableByteChannel channel = BeamFiles.openSeekable(set.resource(keys.get(t).fileName()))) {
-      layout.readValues(channel, column, 0, bytes);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    bytes.flip();
+    readBytes(t, bytes);
     if (layout.width() == Double.BYTES) {
       bytes.asDoubleBuffer().get(values, 0, size);
     } else {
@@ -112,6 +107,18 @@ final class TileKernel implements KernelOperator {
         values[i] = floats.get(i);
       }
     }
+  }
+
+  /** A tile's stored values of the kernel {@code get} into {@code bytes}, from position 0, flipped. */
+  private void readBytes(int t, ByteBuffer bytes) {
+    TileFiles.Layout layout = layouts().get(t);
+    bytes.clear().limit(layout.metadata().key().size() * layout.width());
+    try (SeekableByteChannel channel = BeamFiles.openSeekable(set.resource(keys.get(t).fileName()))) {
+      layout.readValues(channel, column, 0, bytes);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    bytes.flip();
   }
 
   /** Bytes for the largest tile's values of one kernel, little-endian as stored. */
@@ -137,50 +144,49 @@ final class TileKernel implements KernelOperator {
     return d;
   }
 
+  /**
+   * The product tile by tile, each tile's block and its transpose by OpenBLAS' {@code dgemm} (on
+   * all cores) straight from the bytes read, into one {@code n x k} sum. One tile at a time: at N =
+   * 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations) the pipeline took 28.5 s against
+   * 38 to 48 s with two threads each multiplying its share of the tiles.
+   */
   @Override
   public DenseMatrix multiply(DenseMatrix x) {
-    int k = Math.toIntExact(x.cols());
-    double[] in = x.toArray();
     layouts();
-    int parts = Math.max(1, Math.min(keys.size(), Runtime.getRuntime().availableProcessors()));
-    double[] out = IntStream.range(0, parts).parallel().mapToObj(part -> {
-      double[] sum = new double[in.length];
-      ByteBuffer bytes = tileBytes();
-      double[] values = new double[keys.stream().mapToInt(TileKey::size).max().orElse(0)];
-      for (int t = part; t < keys.size(); t += parts) {
+    int largest = keys.stream().mapToInt(TileKey::size).max().orElse(0);
+    DenseMatrix sum = DenseMatrix.zeros(n, x.cols());
+    ByteBuffer bytes = tileBytes();
+    // float64 tiles are multiplied where they were read; float32 ones widened into doubles first
+    DoublePointer values = set.dtype().bytes() == Double.BYTES ? new DoublePointer(bytes.asDoubleBuffer())
+        : new DoublePointer(Math.max(1, largest));
+    try {
+      for (int t = 0; t < keys.size(); t++) {
         read(t, bytes, values);
-        accumulate(keys.get(t), values, in, k, sum);
+        TileKey key = keys.get(t);
+        Lapack.addBlockProduct(false, values, key.rows(), key.cols(), x, key.colOffset(), sum, key.rowOffset());
+        if (key.rowOffset() != key.colOffset()) { // the transposed block below the diagonal
+          Lapack.addBlockProduct(true, values, key.rows(), key.cols(), x, key.rowOffset(), sum, key.colOffset());
+        }
       }
       return sum;
-    }).reduce((a, b) -> {
-      for (int i = 0; i < a.length; i++) {
-        a[i] += b[i];
-      }
-      return a;
-    }).orElseThrow();
-    return DenseMatrix.of(n, k, out);
+    } catch (RuntimeException | Error e) {
+      sum.close();
+      throw e;
+    } finally {
+      values.close();
+    }
   }
 
-  /** Adds the tile's block {@code v} times {@code x} to {@code out}, and off the diagonal its transpose's. */
-  private static void accumulate(TileKey key, double[] v, double[] x, int k, double[] out) {
-    int rows = key.rows();
-    int cols = key.cols();
-    int r0 = (int) key.rowOffset();
-    int c0 = (int) key.colOffset();
-    boolean mirrored = r0 != c0;
-    for (int i = 0; i < rows; i++) {
-      int row = (r0 + i) * k;
-      for (int j = 0; j < cols; j++) {
-        double g = v[i * cols + j];
-        int col = (c0 + j) * k;
-        for (int c = 0; c < k; c++) {
-          out[row + c] += g * x[col + c];
-        }
-        if (mirrored) {
-          for (int c = 0; c < k; c++) {
-            out[col + c] += g * x[row + c];
-          }
-        }
+  /** A tile's values of the kernel {@code get} as doubles in {@code values}: the bytes read are the values in float64. */
+  private void read(int t, ByteBuffer bytes, DoublePointer values) {
+    TileFiles.Layout layout = layouts().get(t);
+    int size = layout.metadata().key().size();
+    readBytes(t, bytes);
+    if (layout.width() != Double.BYTES) {
+      FloatBuffer floats = bytes.asFloatBuffer();
+      java.nio.DoubleBuffer doubles = values.asBuffer();
+      for (int i = 0; i < size; i++) {
+        doubles.put(i, floats.get(i));
       }
     }
   }

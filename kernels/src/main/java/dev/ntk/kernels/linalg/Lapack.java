@@ -118,6 +118,29 @@ public final class Lapack {
         (int) Math.max(1, n));
   }
 
+  /**
+   * {@code c[cRow:cRow+m, :] += op(a) b[bRow:bRow+k, :]}: a product of a row-major block {@code a}
+   * of {@code rows x cols} values held elsewhere in native memory (a tile as read from its file)
+   * with a block of rows of {@code b}, added into a block of rows of {@code c}; {@code op} is the
+   * transpose with {@code transA} ({@code m = cols, k = rows}), else {@code m = rows, k = cols}.
+   */
+  public static void addBlockProduct(boolean transA, DoublePointer a, int rows, int cols, DenseMatrix b, long bRow,
+      DenseMatrix c, long cRow) {
+    int m = transA ? cols : rows;
+    int k = transA ? rows : cols;
+    long n = b.cols();
+    if (c.cols() != n || bRow < 0 || bRow + k > b.rows() || cRow < 0 || cRow + m > c.rows()) {
+      throw new IllegalArgumentException("block product does not fit: " + m + "x" + k + " times rows " + bRow
+          + ".. of " + b.rows() + "x" + b.cols() + " into rows " + cRow + ".. of " + c.rows() + "x" + c.cols());
+    }
+    if (m == 0 || n == 0 || k == 0) {
+      return;
+    }
+    openblas.cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, (int) n, k, 1.0, a,
+        Math.max(1, cols), b.pointer().getPointer(bRow * n), (int) n, 1.0, c.pointer().getPointer(cRow * n),
+        (int) n);
+  }
+
   /** {@code op(a) op(b)} as a new matrix. */
   public static DenseMatrix multiply(boolean transA, DenseMatrix a, boolean transB, DenseMatrix b) {
     DenseMatrix c = DenseMatrix.zeros(transA ? a.cols() : a.rows(), transB ? b.rows() : b.cols());
