@@ -189,31 +189,7 @@ public final class LayerType {
 
     /** One int, or a non-empty list of ints of any sign (from an int array, a list or a JSON array); else null. */
     private static Object axes(Object value) {
-      if (isInt(value)) {
-        return ((Number) value).intValue();
-      }
-      List<Object> items = new ArrayList<>();
-      if (value instanceof int[] a) {
-        for (int x : a) {
-          items.add(x);
-        }
-      } else if (value instanceof List<?> l) {
-        items.addAll(l);
-      } else if (value instanceof JsonNode n && n.isArray()) {
-        for (JsonNode x : n) {
-          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue() : x);
-        }
-      } else {
-        return null;
-      }
-      List<Integer> out = new ArrayList<>();
-      for (Object x : items) {
-        if (!isInt(x)) {
-          return null;
-        }
-        out.add(((Number) x).intValue());
-      }
-      return out.isEmpty() ? null : List.copyOf(out);
+      return isInt(value) ? (Object) ((Number) value).intValue() : ints(value, x -> true);
     }
 
     /**
@@ -221,6 +197,14 @@ public final class LayerType {
      * a JSON array; else null.
      */
     private static List<Integer> integers(Object value, boolean minusOne) {
+      return ints(value, x -> x >= 1 || minusOne && x == -1);
+    }
+
+    /**
+     * The items of an int array, a list or a JSON array as a non-empty list of ints, each accepted
+     * by {@code accepted}; null for anything else.
+     */
+    private static List<Integer> ints(Object value, java.util.function.IntPredicate accepted) {
       List<Object> items = new ArrayList<>();
       if (value instanceof int[] a) {
         for (int x : a) {
@@ -237,7 +221,7 @@ public final class LayerType {
       }
       List<Integer> out = new ArrayList<>();
       for (Object x : items) {
-        if (!isInt(x) || ((Number) x).intValue() < 1 && !(minusOne && ((Number) x).intValue() == -1)) {
+        if (!isInt(x) || !accepted.test(((Number) x).intValue())) {
           return null;
         }
         out.add(((Number) x).intValue());
