@@ -15,6 +15,7 @@ import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.kernels.linalg.DenseMatrix;
 import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.GradientDescent;
@@ -28,6 +29,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.Buffer;
 import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -214,11 +216,11 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
         onCpu(fn, x1, x2, gets, n1, n2, out);
       }
       for (Get g : gets) {
-        DoubleBuffer values = out.get(g).buffer();
-        long at = firstNonFinite(values);
+        DenseMatrix k = out.get(g);
+        long at = k.firstNonFinite();
         if (at >= 0) {
           throw InProcessKernel.nonFinite(model.layer(), x1, x2, dtype, which + " " + g.key(), at,
-              values.get((int) at), n2);
+              k.get(at / n2, at % n2), n2);
         }
       }
       return out;
@@ -228,22 +230,129 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     }
   }
 
-  /** The plan's kernels written into the matrices' memory: float64 directly, float32 in place then widened. */
+  /**
+   * The plan's kernels written into the matrices' memory: float64 directly, float32 in place then
+   * widened; a matrix of more than {@link #BAND_BYTES} in bands of rows ({@link #inBands}).
+   */
   private void onCpu(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2, Map<Get, DenseMatrix> out) {
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
     Plan plan = model.plan(new Shape(perExample), InProcessKernel.dataType(dtype), EnumSet.copyOf(gets));
+    for (Get g : gets) {
+      out.put(g, DenseMatrix.uninitialized(n1, n2));
+    }
+    if ((long) n1 * n2 * Double.BYTES > BAND_BYTES) {
+      inBands(plan, cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2, out, BAND_BYTES);
+      return;
+    }
     boolean f64 = dtype == NpyDType.FLOAT64;
     Map<String, Buffer> buffers = new HashMap<>();
     for (Get g : gets) {
-      DenseMatrix k = DenseMatrix.uninitialized(n1, n2);
-      out.put(g, k);
-      buffers.put(g.key(), f64 ? k.buffer() : k.float32Buffer());
+      buffers.put(g.key(), f64 ? out.get(g).buffer() : out.get(g).float32Buffer());
     }
     plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2, Runtime.getRuntime().availableProcessors(),
         buffers);
     if (!f64) {
       out.values().forEach(DenseMatrix::widenFloat32);
     }
+  }
+
+  /**
+   * The bytes of kernel a band of rows holds at most: a direct buffer, which the {@code cpu}
+   * backend writes into, holds under 2 GiB, and a 30,000 x 30,000 train kernel is 7.2 GB.
+   */
+  static final long BAND_BYTES = 1L << 29;
+
+  /**
+   * The kernels computed by bands of rows of {@code x1} into the matrices {@code out}, for kernels
+   * larger than one buffer ({@code bandBytes} of float64 rows a band), float64 or float32 as {@code
+   * x1} is {@code double[]} or {@code float[]}. Between x1 and x2 each band is rows of the result; for x1 with itself
+   * (x2 {@code null}) each band's block on the diagonal is computed as x1 with itself (its upper
+   * triangle, the diagonal's own rules) and the block right of it against the later rows, then
+   * written transposed below the diagonal too: the upper triangle once, as the whole run does.
+   */
+  static void inBands(Plan plan, Object x1, Object x2, int n1, int n2, Map<Get, DenseMatrix> out,
+      long bandBytes) {
+    int size = java.lang.reflect.Array.getLength(x1) / n1;
+    int band = (int) Math.max(1, Math.min(n1, bandBytes / ((long) n2 * Double.BYTES)));
+    for (int r0 = 0; r0 < n1; r0 += band) {
+      int r1 = Math.min(n1, r0 + band);
+      Object rows = rows(x1, r0, r1, size);
+      if (x2 != null) {
+        place(plan, rows, x2, r1 - r0, n2, out, r0, 0, false);
+      } else {
+        place(plan, rows, null, r1 - r0, r1 - r0, out, r0, r0, false);
+        if (r1 < n1) {
+          place(plan, rows, rows(x1, r1, n1, size), r1 - r0, n1 - r1, out, r0, r1, true);
+        }
+      }
+    }
+  }
+
+  /**
+   * Computes the {@code nb x nc} kernels of {@code a} and {@code b} and writes them into {@code out}
+   * from entry ({@code row}, {@code col}), and with {@code mirror} also transposed from ({@code col},
+   * {@code row}).
+   */
+  private static void place(Plan plan, Object a, Object b, int nb, int nc, Map<Get, DenseMatrix> out, long row,
+      long col, boolean mirror) {
+    boolean f64 = a instanceof double[];
+    Map<Get, NativeBuffer> blocks = new EnumMap<>(Get.class);
+    try {
+      Map<String, Buffer> buffers = new HashMap<>();
+      for (Get g : out.keySet()) {
+        blocks.put(g, NativeBuffer.allocate((long) nb * nc, f64));
+        buffers.put(g.key(), blocks.get(g).buffer());
+      }
+      plan.runInto(a, b, nb, nc, Runtime.getRuntime().availableProcessors(), buffers);
+      double[] line = new double[nc];
+      for (Get g : out.keySet()) {
+        DenseMatrix k = out.get(g);
+        NativeBuffer block = blocks.get(g);
+        for (int i = 0; i < nb; i++) {
+          read(block.buffer(), (long) i * nc, line, nc);
+          k.put((row + i) * k.cols() + col, line, 0, nc);
+        }
+        if (mirror) {
+          // Column j of the block is row (col + j) of the matrix, from column row: read in strips of
+          // columns so that each strip of the block stays in cache.
+          int strip = 64;
+          double[] column = new double[nb * strip];
+          for (int j0 = 0; j0 < nc; j0 += strip) {
+            int w = Math.min(strip, nc - j0);
+            for (int i = 0; i < nb; i++) {
+              read(block.buffer(), (long) i * nc + j0, line, w);
+              for (int j = 0; j < w; j++) {
+                column[j * nb + i] = line[j];
+              }
+            }
+            for (int j = 0; j < w; j++) {
+              k.put((col + j0 + j) * k.cols() + row, column, j * nb, nb);
+            }
+          }
+        }
+      }
+    } finally {
+      blocks.values().forEach(NativeBuffer::close);
+    }
+  }
+
+  /** Values {@code [from, from + count)} of a float32 or float64 buffer, as doubles into {@code to}. */
+  private static void read(Buffer from, long at, double[] to, int count) {
+    int index = Math.toIntExact(at);
+    if (from instanceof DoubleBuffer d) {
+      d.get(index, to, 0, count);
+    } else {
+      FloatBuffer f = (FloatBuffer) from;
+      for (int i = 0; i < count; i++) {
+        to[i] = f.get(index + i);
+      }
+    }
+  }
+
+  /** Rows {@code [from, to)} of the row-major examples {@code x} ({@code float[]} or {@code double[]}). */
+  private static Object rows(Object x, int from, int to, int size) {
+    return x instanceof double[] d ? Arrays.copyOfRange(d, from * size, to * size)
+        : Arrays.copyOfRange((float[]) x, from * size, to * size);
   }
 
   private Object cpuArray(NpyArray x) {
@@ -262,17 +371,6 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
         out.put(g, DenseMatrix.of(n1, n2, Tensors.toDoubles(k.get(g))));
       }
     }
-  }
-
-  /** The index of the first NaN or infinite value, or -1. */
-  private static long firstNonFinite(DoubleBuffer values) {
-    int count = values.limit();
-    for (int i = 0; i < count; i++) {
-      if (!Double.isFinite(values.get(i))) {
-        return i;
-      }
-    }
-    return -1;
   }
 
   /** Initial outputs from a {@code .npy} file (checked by the command line), or null. */

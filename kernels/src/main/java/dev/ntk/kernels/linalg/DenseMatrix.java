@@ -26,6 +26,10 @@ public final class DenseMatrix implements AutoCloseable {
   private final long cols;
   private DoublePointer data;
 
+  static {
+    OpenBlas.configure();
+  }
+
   private DenseMatrix(long rows, long cols) {
     if (rows < 0 || cols < 0 || rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
       throw new IllegalArgumentException("bad matrix shape " + rows + "x" + cols);
@@ -111,6 +115,25 @@ public final class DenseMatrix implements AutoCloseable {
     return out;
   }
 
+  /**
+   * The row-major index of the first entry that is NaN or infinite, or -1: read in chunks, so that
+   * it serves matrices of any size (a view of the whole, {@link #buffer}, holds under 2 GiB).
+   */
+  public long firstNonFinite() {
+    long count = rows * cols;
+    double[] chunk = new double[(int) Math.min(count, 1 << 20)];
+    for (long from = 0; from < count; from += chunk.length) {
+      int k = (int) Math.min(chunk.length, count - from);
+      at(from).get(chunk, 0, k);
+      for (int i = 0; i < k; i++) {
+        if (!Double.isFinite(chunk[i])) {
+          return from + i;
+        }
+      }
+    }
+    return -1;
+  }
+
   /** The whole matrix as a row-major array (for matrices under 2^31 elements). */
   public double[] toArray() {
     return getRows(0, Math.toIntExact(rows));
@@ -118,8 +141,8 @@ public final class DenseMatrix implements AutoCloseable {
 
   /**
    * The entries, row-major, as a direct {@code DoubleBuffer} in native byte order: a view of this
-   * matrix's memory (no copy), valid until {@link #close}, for matrices of fewer than 2^31
-   * entries. The {@code cpu} backend computes a kernel into it ({@code Plan.runInto}).
+   * matrix's memory (no copy), valid until {@link #close}, for matrices under 2 GiB (2^28 entries:
+   * a direct buffer holds fewer than 2^31 bytes). The {@code cpu} backend computes a kernel into it ({@code Plan.runInto}).
    */
   public DoubleBuffer buffer() {
     return new DoublePointer(pointer()).position(0).limit(Math.toIntExact(rows * cols)).asBuffer();

@@ -20,6 +20,12 @@ import java.util.Set;
  * names the kernels to use even then ({@code auto}, the default, is the choice above; {@code
  * openblas} leaves it to OpenBLAS and the environment). Every class that calls OpenBLAS calls {@link #configure} first, in its static
  * initializer.
+ *
+ * <p>{@link #configure} also lifts JavaCPP's cap on native memory, by default the size of the Java
+ * heap: native matrices are sized by the library's own budget ({@code --max-memory}, half the
+ * machine's memory by default), and a 30,000 x 30,000 float64 train kernel (7.2 GB) would otherwise
+ * fail beside a 6 GB heap. {@code -Dorg.bytedeco.javacpp.maxBytes} and {@code maxPhysicalBytes},
+ * when given, are kept.
  */
 public final class OpenBlas {
   /** The CPU flags of OpenBLAS' {@code SkylakeX} kernels. */
@@ -36,6 +42,11 @@ public final class OpenBlas {
    */
   public static synchronized Optional<String> configure() {
     if (chosen == null) {
+      for (String limit : List.of("org.bytedeco.javacpp.maxBytes", "org.bytedeco.javacpp.maxPhysicalBytes")) {
+        if (System.getProperty(limit) == null) {
+          System.setProperty(limit, "0");
+        }
+      }
       chosen = choose().map(OpenBlas::set).orElse("");
     }
     return chosen.isEmpty() ? Optional.empty() : Optional.of(chosen);
