@@ -84,6 +84,15 @@ class AttentionTest extends MonteCarloFixture {
             Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.erf(), Attention.globalSelfAttention(w, w, w / 4, 4,
                 true, 1.3, 1.1, 0.9, 1.2, null, "RELU", "CONCAT", 1.2, true), Stax.flatten(),
             Stax.dense(w, 1.0, null))),
+        // The block of examples/transformer/model.json, pre-LayerNorm, both residual branches.
+        Arguments.of("transformer block, LayerNorm, SUM embeddings, MLP, residuals", new long[] {3, 2}, 48,
+            Stax.serial(Stax.dense(w, 1.0, 0.1),
+                Stax.fanOut(2), Stax.parallel(Stax.serial(Stax.layerNorm(), Attention.globalSelfAttention(w, w,
+                    w / 4, 4, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", 0.8, false)), Stax.identity()),
+                Stax.fanInSum(),
+                Stax.fanOut(2), Stax.parallel(Stax.serial(Stax.layerNorm(), Stax.dense(w, 1.4, 0.1), Stax.relu(),
+                    Stax.dense(w, 1.0, 0.1)), Stax.identity()),
+                Stax.fanInSum(), Stax.globalAvgPool(), Stax.dense(w, 1.0, null))),
         // Without linear scaling each head's attention matrix stays random: many heads average it.
         Arguments.of("identity without linear scaling", new long[] {3, 2}, 96, Stax.serial(
             attention(w, 64, false, "IDENTITY", 0.1), Stax.globalAvgPool(), Stax.dense(w, 1.0, null))));
