@@ -7,13 +7,13 @@
 #
 #   LENGTHS="16 32 64 128"   sequence lengths for Bench plan (channels CHANNELS)
 #   N=32 L=16 CHANNELS=8     the timed kernel: N sequences of L positions and CHANNELS channels, with themselves
-#   REPEATS=3                timed repeats of Bench inprocess (best reported), after a warm-up on 4 rows
+#   REPEATS=5                timed repeats of Bench inprocess (best reported), after a warm-up on 4 rows
 #   BUILD=1                  build first with bin/ntk --help; BUILD=0 uses the jars already in */target
 #   OUT=bench/out/transformer  RESULTS=bench/RESULTS.md
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-LENGTHS=${LENGTHS:-16 32 64 128}; N=${N:-32}; L=${L:-16}; CHANNELS=${CHANNELS:-8}; REPEATS=${REPEATS:-3}
+LENGTHS=${LENGTHS:-16 32 64 128}; N=${N:-32}; L=${L:-16}; CHANNELS=${CHANNELS:-8}; REPEATS=${REPEATS:-5}
 BUILD=${BUILD:-1}; OUT=${OUT:-bench/out/transformer}; RESULTS=${RESULTS:-bench/RESULTS.md}
 MODEL=examples/transformer/model.json
 mkdir -p "$OUT"
@@ -51,14 +51,18 @@ echo "In-process KernelFn (\`Bench inprocess --backend cpu\`, all cores), NNGP a
 echo "sequences ($N, $L, $CHANNELS) with themselves, best of $REPEATS repeats after a warm-up on 4 rows; ms per entry ="
 echo "seconds / N^2 (only the tiles on and above the diagonal are computed, every entry counts):"
 echo
-echo "| N | L | dtype | seconds | ms per entry |"
-echo "|---|---|---|---|---|"
+echo "| N | L | dtype | seconds (best) | ms per entry | every repeat (s) |"
+echo "|---|---|---|---|---|---|"
 for dt in float64 float32; do
   x="$OUT/x-$N-$L-$CHANNELS-$dt.npy"
   bench data --n "$N" --shape "$L,$CHANNELS" --seed 0 --dtype "$dt" --out "$x" > /dev/null
-  r=$(bench inprocess --model "$MODEL" --x "$x" --dtype "$dt" --repeats "$REPEATS" --warmup-rows 4 --backend cpu)
+  r=$(TF_CPP_MIN_LOG_LEVEL=3 java "${JVM[@]}" -cp "$CP" dev.ntk.bench.Bench inprocess --model "$MODEL" --x "$x" \
+    --dtype "$dt" --repeats "$REPEATS" --warmup-rows 4 --backend cpu 2>"$OUT/inprocess-$dt.log" | grep RESULT)
   s=$(field seconds <<<"$r")
-  echo "| $N | $L | $dt | $s | $(calc '%.4g' "$s * 1000 / ($N * $N)") |"
+  # Every repeat's seconds (compute + copy-out), from the first, which still warms the JIT, to the last.
+  all=$(sed -n 's/^repeat [0-9]*: compute \([0-9.]*\) s, copy-out \([0-9.]*\) s$/\1 \2/p' "$OUT/inprocess-$dt.log" \
+    | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $1 + $2 }')
+  echo "| $N | $L | $dt | $s | $(calc '%.4g' "$s * 1000 / ($N * $N)") | $all |"
 done
 echo
 echo "\`uptime\` load average after the run: $(uptime | sed 's/.*load average: //')."
