@@ -9,6 +9,7 @@ import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
 import dev.ntk.pipelines.TrainCommandTest.Result;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -62,6 +63,20 @@ class TransformerExampleTest {
         }
       }
     }
+  }
+
+  /** Vectors instead of sequences: one line naming the attention layer's path, exit status 2, nothing written. */
+  @Test
+  void vectorsAreRefusedNamingTheAttentionLayer() throws IOException {
+    Path vectors = dir.resolve("vectors.npy");
+    Npy.write(vectors, new NpyArray(new long[] {2, 3}, NpyDType.FLOAT64, new double[] {1, 2, 3, 4, 5, 6}));
+    Path out = dir.resolve("out");
+    Result r = TrainCommandTest.ntk("kernel", "--model", MODEL, "--x1", vectors, "--out", out);
+    assertEquals(2, r.status(), r.err());
+    assertTrue(r.err().contains("serial[1].repeat[0].serial[1].parallel[0].serial[1].GlobalSelfAttention: "
+        + "GlobalSelfAttention takes sequences or images"), r.err());
+    assertEquals(1, r.err().strip().lines().count(), r.err());
+    assertFalse(Files.exists(out), "output written");
   }
 
   private static Result run(List<Object> args, Object... more) {
