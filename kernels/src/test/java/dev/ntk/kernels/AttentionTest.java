@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.engine.Backend;
@@ -13,8 +12,6 @@ import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -26,23 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Carlo of wide finite networks for every mechanism (x2 given and absent), the {@code cpu} and
  * {@code tensorflow} backends against each other, and its errors naming the layer.
  */
-class AttentionTest {
+class AttentionTest extends MonteCarloFixture {
   private static final int WIDTH = 256;
-  private static NDManager manager;
-
-  @BeforeAll
-  static void setUp() {
-    manager = Tensors.newManager();
-  }
-
-  @AfterAll
-  static void tearDown() {
-    manager.close();
-  }
-
-  private static int[] a(int... v) {
-    return v;
-  }
 
   private static Layer attention(int width, boolean linear, String mechanism, Double bStd) {
     return attention(width, 4, linear, mechanism, bStd);
@@ -102,6 +84,15 @@ class AttentionTest {
             Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.erf(), Attention.globalSelfAttention(w, w, w / 4, 4,
                 true, 1.3, 1.1, 0.9, 1.2, null, "RELU", "CONCAT", 1.2, true), Stax.flatten(),
             Stax.dense(w, 1.0, null))),
+        // The block of examples/transformer/model.json, pre-LayerNorm, both residual branches.
+        Arguments.of("transformer block, LayerNorm, SUM embeddings, MLP, residuals", new long[] {3, 2}, 48,
+            Stax.serial(Stax.dense(w, 1.0, 0.1),
+                Stax.fanOut(2), Stax.parallel(Stax.serial(Stax.layerNorm(), Attention.globalSelfAttention(w, w,
+                    w / 4, 4, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", 0.8, false)), Stax.identity()),
+                Stax.fanInSum(),
+                Stax.fanOut(2), Stax.parallel(Stax.serial(Stax.layerNorm(), Stax.dense(w, 1.4, 0.1), Stax.relu(),
+                    Stax.dense(w, 1.0, 0.1)), Stax.identity()),
+                Stax.fanInSum(), Stax.globalAvgPool(), Stax.dense(w, 1.0, null))),
         // Without linear scaling each head's attention matrix stays random: many heads average it.
         Arguments.of("identity without linear scaling", new long[] {3, 2}, 96, Stax.serial(
             attention(w, 64, false, "IDENTITY", 0.1), Stax.globalAvgPool(), Stax.dense(w, 1.0, null))));
@@ -112,15 +103,7 @@ class AttentionTest {
   void analyticKernelsMatchWideFiniteNetworks(String name, long[] shape, int samples, Layer model) {
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 201);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 202);
-    for (NDArray other : new NDArray[] {x2, null}) {
-      String what = name + (other == null ? " (x2 absent)" : "");
-      Kernel k = model.kernelFn().apply(x1, other);
-      NDArray second = other == null ? x1 : other;
-      KernelTesting.assertMatchesMonteCarlo(what + " NNGP", k.nngp().toDoubleArray(),
-          MonteCarlo.nngp(model, x1, second, samples, 7), 3.0 / WIDTH, 0.15);
-      KernelTesting.assertMatchesMonteCarlo(what + " NTK", k.ntk().toDoubleArray(),
-          MonteCarlo.ntk(model, x1, second, samples, 11), 3.0 / WIDTH, 0.15);
-    }
+    assertMatchesWideNetworksWithAndWithoutX2(name, model, x1, x2, samples, 7, 11, 3.0 / WIDTH);
   }
 
   /**
@@ -138,15 +121,8 @@ class AttentionTest {
     NDArray common = KernelTesting.randomImages(manager, 1, shape, 200);
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 201).mul(0.6).add(common);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 202).mul(0.6).add(common);
-    for (NDArray other : new NDArray[] {x2, null}) {
-      Kernel k = model.kernelFn().apply(x1, other);
-      NDArray second = other == null ? x1 : other;
-      String what = "1 / sqrt scaling, SUM embeddings" + (other == null ? " (x2 absent)" : "");
-      KernelTesting.assertMatchesMonteCarlo(what + " NNGP", k.nngp().toDoubleArray(),
-          MonteCarlo.nngp(model, x1, second, 96, 7), 3.0 / WIDTH, 0.15);
-      KernelTesting.assertMatchesMonteCarlo(what + " NTK", k.ntk().toDoubleArray(),
-          MonteCarlo.ntk(model, x1, second, 96, 11), 3.0 / WIDTH, 0.15);
-    }
+    assertMatchesWideNetworksWithAndWithoutX2("1 / sqrt scaling, SUM embeddings", model, x1, x2, 96, 7, 11,
+        3.0 / WIDTH);
   }
 
   /** Attention models for the backends, with the per-example input shape each takes. */
@@ -178,18 +154,8 @@ class AttentionTest {
     for (Map.Entry<String, Object[]> e : backendModels().entrySet()) {
       Layer model = (Layer) e.getValue()[0];
       long[] shape = (long[]) e.getValue()[1];
-      NDArray x1 = KernelTesting.randomImages(manager, 4, shape, 21);
-      NDArray x2 = KernelTesting.randomImages(manager, 3, shape, 22);
-      for (NDArray other : new NDArray[] {null, x2}) {
-        Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, other);
-        Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
-        for (Get g : Get.values()) {
-          double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
-          assertTrue(err < 1e-12, e.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
-        }
-        double cov1 = KernelTesting.relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray());
-        assertTrue(cov1 < 1e-12, e.getKey() + ": variances differ by " + cov1);
-      }
+      KernelTesting.assertBackendsAgree(e.getKey(), model, KernelTesting.randomImages(manager, 4, shape, 21),
+          KernelTesting.randomImages(manager, 3, shape, 22));
     }
   }
 

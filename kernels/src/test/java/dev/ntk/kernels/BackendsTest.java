@@ -35,16 +35,7 @@ class BackendsTest {
     NDArray x1 = KernelTesting.randomInputs(manager, 7, 5, 31);
     NDArray x2 = KernelTesting.randomInputs(manager, 4, 5, 32);
     for (Map.Entry<String, Layer> m : TestModels.all().entrySet()) {
-      for (NDArray other : new NDArray[] {null, x2}) {
-        Kernel cpu = m.getValue().kernelFn().withBackend(Backend.CPU).apply(x1, other);
-        Kernel tf = m.getValue().kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
-        for (Get g : Get.values()) {
-          double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
-          assertTrue(err < 1e-12, m.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
-        }
-        assertTrue(KernelTesting.relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray()) < 1e-12);
-        assertEquals(cpu.spec(), tf.spec());
-      }
+      KernelTesting.assertBackendsAgree(m.getKey(), m.getValue(), x1, x2);
     }
   }
 

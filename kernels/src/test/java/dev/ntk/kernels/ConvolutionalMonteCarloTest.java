@@ -1,42 +1,21 @@
 package dev.ntk.kernels;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The analytic NNGP and NTK of convolutional networks against Monte Carlo estimates from wide
- * finite networks of the same layers ({@link MonteCarlo#nngp}, {@link MonteCarlo#ntk}), with the
- * bound of {@link MonteCarloTest}: {@code ||K_mc - K||_F <= 4 ||se||_F + 2 ||K||_F / width}, the
- * standard errors measured from the draws, and the bound itself under 15% of {@code ||K||_F} so
- * that agreement means something. Every padding, strides, 1D to 3D, both readouts, a pooling
- * layer in the middle and a residual block.
+ * finite networks of the same layers, with the bound of {@link MonteCarloFixture}: {@code ||K_mc -
+ * K||_F <= 4 ||se||_F + 2 ||K||_F / width}, the standard errors measured from the draws, and the
+ * bound itself under 15% of {@code ||K||_F} so that agreement means something. Every padding,
+ * strides, 1D to 3D, both readouts, a pooling layer in the middle and a residual block.
  */
-class ConvolutionalMonteCarloTest {
+class ConvolutionalMonteCarloTest extends MonteCarloFixture {
   private static final int WIDTH = 256;
   private static final int SAMPLES = 64;
-  private static NDManager manager;
-
-  @BeforeAll
-  static void setUp() {
-    manager = Tensors.newManager();
-  }
-
-  @AfterAll
-  static void tearDown() {
-    manager.close();
-  }
-
-  private static int[] a(int... v) {
-    return v;
-  }
 
   static Stream<Arguments> models() {
     int w = WIDTH;
@@ -73,11 +52,7 @@ class ConvolutionalMonteCarloTest {
   void analyticKernelsMatchWideFiniteNetworks(String name, long[] shape, Layer model) {
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 101);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 102);
-    Kernel k = model.kernelFn().apply(x1, x2);
-    KernelTesting.assertMatchesMonteCarlo(name + " NNGP", k.nngp().toDoubleArray(),
-        MonteCarlo.nngp(model, x1, x2, SAMPLES, 7), 2.0 / WIDTH, 0.15);
-    KernelTesting.assertMatchesMonteCarlo(name + " NTK", k.ntk().toDoubleArray(),
-        MonteCarlo.ntk(model, x1, x2, SAMPLES, 11), 2.0 / WIDTH, 0.15);
+    assertMatchesWideNetworks(name, model, x1, x2, SAMPLES, 7, 11, 2.0 / WIDTH);
   }
 
   /** Models whose layers change the pixel grid by more than a window: checked with x2 given and absent. */
@@ -121,14 +96,6 @@ class ConvolutionalMonteCarloTest {
   void analyticKernelsMatchWideFiniteNetworksWithAndWithoutX2(String name, long[] shape, Layer model) {
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 201);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 202);
-    for (NDArray other : new NDArray[] {x2, null}) {
-      String which = name + (other == null ? " (x1 with itself)" : "");
-      NDArray second = other == null ? x1 : other;
-      Kernel k = model.kernelFn().apply(x1, other);
-      KernelTesting.assertMatchesMonteCarlo(which + " NNGP", k.nngp().toDoubleArray(),
-          MonteCarlo.nngp(model, x1, second, SAMPLES, 17), 2.0 / WIDTH, 0.15);
-      KernelTesting.assertMatchesMonteCarlo(which + " NTK", k.ntk().toDoubleArray(),
-          MonteCarlo.ntk(model, x1, second, SAMPLES, 19), 2.0 / WIDTH, 0.15);
-    }
+    assertMatchesWideNetworksWithAndWithoutX2(name, model, x1, x2, SAMPLES, 17, 19, 2.0 / WIDTH);
   }
 }

@@ -115,20 +115,8 @@ class ConvolutionalTest {
     for (Map.Entry<String, Object[]> e : models().entrySet()) {
       Layer model = (Layer) e.getValue()[0];
       long[] shape = (long[]) e.getValue()[1];
-      NDArray x1 = KernelTesting.randomImages(manager, 4, shape, 11);
-      NDArray x2 = KernelTesting.randomImages(manager, 3, shape, 12);
-      for (NDArray other : new NDArray[] {null, x2}) {
-        Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, other);
-        Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
-        for (Get g : Get.values()) {
-          double err = KernelTesting.relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
-          assertTrue(err < 1e-12, e.getKey() + " " + g + ": cpu and tensorflow differ by " + err);
-        }
-        double cov1 = KernelTesting.relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray());
-        double cov2 = KernelTesting.relativeError(cpu.cov2().toDoubleArray(), tf.cov2().toDoubleArray());
-        assertTrue(cov1 < 1e-12 && cov2 < 1e-12, e.getKey() + ": variances differ by " + cov1 + ", " + cov2);
-        assertEquals(cpu.spec(), tf.spec());
-      }
+      KernelTesting.assertBackendsAgree(e.getKey(), model, KernelTesting.randomImages(manager, 4, shape, 11),
+          KernelTesting.randomImages(manager, 3, shape, 12));
     }
   }
 

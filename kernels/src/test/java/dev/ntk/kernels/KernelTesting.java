@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.Backend;
 import java.util.Random;
 
 /** Random inputs and error measures shared by the kernel tests. */
@@ -31,25 +32,69 @@ final class KernelTesting {
   }
 
   /**
-   * The analytic kernel against a Monte Carlo estimate: {@code ||K_mc - K||_F <= 4 ||se||_F +
-   * bias ||K||_F}, four standard errors measured from the draws plus a relative finite-width bias
-   * ({@code 2 / width}, or 0 where the estimate has none), and the bound itself under {@code
-   * tight ||K||_F}, so that agreement means something.
+   * How far a Monte Carlo estimate lies from the analytic kernel, {@code error = ||K_mc - K||_F},
+   * against {@code bound = 4 ||se||_F + bias ||K||_F}: four standard errors measured from the draws
+   * plus a relative finite-width bias ({@code 2 / width}, or 0 where the estimate has none).
+   */
+  record MonteCarloDistance(double error, double bound, double norm) {
+    static MonteCarloDistance of(double[] analytic, MonteCarlo.Estimate mc, double bias) {
+      double norm = KernelTesting.norm(analytic);
+      double[] diff = new double[analytic.length];
+      for (int i = 0; i < diff.length; i++) {
+        diff[i] = mc.mean()[i] - analytic[i];
+      }
+      return new MonteCarloDistance(KernelTesting.norm(diff), 4 * KernelTesting.norm(mc.standardError()) + bias * norm,
+          norm);
+    }
+
+    void print(String name) {
+      System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
+    }
+  }
+
+  /**
+   * The analytic kernel against a Monte Carlo estimate: the error within the bound of {@link
+   * MonteCarloDistance}, and the bound itself under {@code tight ||K||_F}, so that agreement
+   * means something.
    */
   static void assertMatchesMonteCarlo(String name, double[] analytic, MonteCarlo.Estimate mc, double bias,
       double tight) {
-    double norm = norm(analytic);
-    double bound = 4 * norm(mc.standardError()) + bias * norm;
-    double[] diff = new double[analytic.length];
-    for (int i = 0; i < diff.length; i++) {
-      diff[i] = mc.mean()[i] - analytic[i];
+    MonteCarloDistance d = MonteCarloDistance.of(analytic, mc, bias);
+    d.print(name);
+    org.junit.jupiter.api.Assertions.assertTrue(d.bound() < tight * d.norm(),
+        name + ": bound " + d.bound() / d.norm() + " is too loose to test");
+    org.junit.jupiter.api.Assertions.assertTrue(d.error() <= d.bound(),
+        String.format("%s: relative error %.4f exceeds bound %.4f", name, d.error() / d.norm(),
+            d.bound() / d.norm()));
+  }
+
+  /** {@code analytic} is farther from the estimate than the bound of {@link MonteCarloDistance}: a sharp test. */
+  static void assertOutsideMonteCarlo(String name, double[] analytic, MonteCarlo.Estimate mc, double bias) {
+    MonteCarloDistance d = MonteCarloDistance.of(analytic, mc, bias);
+    d.print(name);
+    org.junit.jupiter.api.Assertions.assertTrue(d.error() > d.bound(),
+        name + " is within the bound: the test cannot tell the two apart");
+  }
+
+  /**
+   * The {@code cpu} and {@code tensorflow} backends give {@code model} the same kernels, variances
+   * and output spec in float64 (to 1e-12), for {@code x1} with itself and with {@code x2}.
+   */
+  static void assertBackendsAgree(String name, Layer model, NDArray x1, NDArray x2) {
+    for (NDArray other : new NDArray[] {null, x2}) {
+      Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, other);
+      Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);
+      for (Get g : Get.values()) {
+        double err = relativeError(cpu.get(g).toDoubleArray(), tf.get(g).toDoubleArray());
+        org.junit.jupiter.api.Assertions.assertTrue(err < 1e-12,
+            name + " " + g + ": cpu and tensorflow differ by " + err);
+      }
+      double cov1 = relativeError(cpu.cov1().toDoubleArray(), tf.cov1().toDoubleArray());
+      double cov2 = relativeError(cpu.cov2().toDoubleArray(), tf.cov2().toDoubleArray());
+      org.junit.jupiter.api.Assertions.assertTrue(cov1 < 1e-12 && cov2 < 1e-12,
+          name + ": variances differ by " + cov1 + ", " + cov2);
+      org.junit.jupiter.api.Assertions.assertEquals(cpu.spec(), tf.spec(), name);
     }
-    double error = norm(diff);
-    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / norm, bound / norm);
-    org.junit.jupiter.api.Assertions.assertTrue(bound < tight * norm,
-        name + ": bound " + bound / norm + " is too loose to test");
-    org.junit.jupiter.api.Assertions.assertTrue(error <= bound,
-        String.format("%s: relative error %.4f exceeds bound %.4f", name, error / norm, bound / norm));
   }
 
   /** {@code ||a - b||_F / ||b||_F}. */

@@ -5,11 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -19,41 +16,19 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The analytic NTK against {@link MonteCarlo#ntk}, the exact empirical NTK of wide finite
  * networks averaged over draws, with {@link MonteCarloTest}'s bound: {@code ||K_mc - K||_F <= 4
  * ||se||_F + 2 ||K||_F / width}, the standard errors measured from the draws, and the bound itself
- * under 10% of
- * {@code ||K||_F} so that agreement means something.
+ * under 10% of {@code ||K||_F} so that agreement means something.
  */
-class MonteCarloNtkTest {
+class MonteCarloNtkTest extends MonteCarloFixture {
   private static final int WIDTH = 1024;
   private static final int SAMPLES = 64;
-  private static NDManager manager;
-
-  @BeforeAll
-  static void setUp() {
-    manager = Tensors.newManager();
-  }
-
-  @AfterAll
-  static void tearDown() {
-    manager.close();
-  }
 
   static Stream<Arguments> models() {
     int w = WIDTH;
-    return Stream.of(
-        Arguments.of("erf (the paper's first network)", Stax.serial(
-            Stax.dense(w, 1.5, 0.05), Stax.erf(), Stax.dense(w, 1.5, 0.05), Stax.erf(),
-            Stax.dense(w, 1.5, 0.05))),
-        Arguments.of("relu with bias", Stax.serial(
-            Stax.dense(w, 1.4, 0.1), Stax.relu(), Stax.dense(w, 1.4, 0.1), Stax.relu(),
-            Stax.dense(w, 1.0, 0.0))),
-        Arguments.of("residual relu", Stax.serial(
-            Stax.dense(w, 1.0, 0.1), Stax.fanOut(2),
-            Stax.parallel(Stax.serial(Stax.relu(), Stax.dense(w, 1.2, 0.1)), Stax.identity()),
-            Stax.fanInSum(), Stax.relu(), Stax.dense(w, 1.0, null))),
+    return Stream.concat(MonteCarloTest.nngpAndNtkModels(w), Stream.of(
         Arguments.of("relu, erf, standard parameterization", Stax.serial(
             Stax.dense(w, 1.3, 0.2, Linear.Parameterization.STANDARD), Stax.relu(),
             Stax.dense(w, 1.1, 0.1, Linear.Parameterization.STANDARD), Stax.erf(),
-            Stax.dense(w, 1.0, 0.1, Linear.Parameterization.STANDARD))));
+            Stax.dense(w, 1.0, 0.1, Linear.Parameterization.STANDARD)))));
   }
 
   @ParameterizedTest(name = "{0}")

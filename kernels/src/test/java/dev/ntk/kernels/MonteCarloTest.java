@@ -6,11 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import java.util.List;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -27,23 +24,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * finite networks. The test also asserts that this bound is tight (under 10% of {@code ||K||_F}),
  * so that agreement is not vacuous.
  */
-class MonteCarloTest {
+class MonteCarloTest extends MonteCarloFixture {
   private static final int WIDTH = 1024;
   private static final int SAMPLES = 96;
-  private static NDManager manager;
 
-  @BeforeAll
-  static void setUp() {
-    manager = Tensors.newManager();
-  }
-
-  @AfterAll
-  static void tearDown() {
-    manager.close();
-  }
-
-  static Stream<Arguments> models() {
-    int w = WIDTH;
+  /** Networks of width {@code width} whose NNGP this test and whose NTK {@link MonteCarloNtkTest} checks. */
+  static Stream<Arguments> nngpAndNtkModels(int w) {
     return Stream.of(
         Arguments.of("erf (the paper's first network)", Stax.serial(
             Stax.dense(w, 1.5, 0.05), Stax.erf(), Stax.dense(w, 1.5, 0.05), Stax.erf(),
@@ -54,7 +40,12 @@ class MonteCarloTest {
         Arguments.of("residual relu", Stax.serial(
             Stax.dense(w, 1.0, 0.1), Stax.fanOut(2),
             Stax.parallel(Stax.serial(Stax.relu(), Stax.dense(w, 1.2, 0.1)), Stax.identity()),
-            Stax.fanInSum(), Stax.relu(), Stax.dense(w, 1.0, null))),
+            Stax.fanInSum(), Stax.relu(), Stax.dense(w, 1.0, null))));
+  }
+
+  static Stream<Arguments> models() {
+    int w = WIDTH;
+    return Stream.concat(nngpAndNtkModels(w), Stream.of(
         Arguments.of("leaky relu, abs, standard parameterization", Stax.serial(
             Stax.dense(w, 1.3, 0.2, Linear.Parameterization.STANDARD), Stax.leakyRelu(0.2),
             Stax.dense(w, 1.1, 0.1, Linear.Parameterization.STANDARD), Stax.abs(),
@@ -66,7 +57,7 @@ class MonteCarloTest {
             Stax.fanInConcat(), Stax.abRelu(-0.5, 1.5), Stax.dense(w, 1.0, null))),
         Arguments.of("product of two branches", Stax.serial(
             Stax.fanOut(2), Stax.parallel(Stax.dense(w, 1.0, 0.3), Stax.dense(w, 1.2, 0.1)),
-            Stax.fanInProd(), Stax.dense(w, 1.0, 0.1), Stax.erf(), Stax.dense(w, 1.0, null))));
+            Stax.fanInProd(), Stax.dense(w, 1.0, 0.1), Stax.erf(), Stax.dense(w, 1.0, null)))));
   }
 
   @ParameterizedTest(name = "{0}")

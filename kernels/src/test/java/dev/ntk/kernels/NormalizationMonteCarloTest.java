@@ -1,13 +1,9 @@
 package dev.ntk.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -15,26 +11,11 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The analytic NNGP and NTK of networks with {@code LayerNorm} and {@code Dropout} against Monte
  * Carlo estimates from wide finite networks, fully connected and convolutional, with the bound of
- * {@link KernelTesting#assertMatchesMonteCarlo}. A model with Dropout also checks that the test is
+ * {@link MonteCarloFixture}. A model with Dropout also checks that the test is
  * sharp: the kernel of the same network without dropout (its test mode) lies outside the bound.
  */
-class NormalizationMonteCarloTest {
+class NormalizationMonteCarloTest extends MonteCarloFixture {
   private static final int SAMPLES = 48;
-  private static NDManager manager;
-
-  @BeforeAll
-  static void setUp() {
-    manager = Tensors.newManager();
-  }
-
-  @AfterAll
-  static void tearDown() {
-    manager.close();
-  }
-
-  private static int[] a(int... v) {
-    return v;
-  }
 
   static Stream<Arguments> models() {
     int w = 512;
@@ -75,15 +56,14 @@ class NormalizationMonteCarloTest {
     NDArray x1 = KernelTesting.randomImages(manager, 3, shape, 41);
     NDArray x2 = KernelTesting.randomImages(manager, 2, shape, 42);
     NDArray both = x1.concat(x2, 0);
-    Kernel k = model.kernelFn().apply(both);
-    MonteCarlo.Estimate nngp = MonteCarlo.nngp(model, both, both, SAMPLES, 7);
-    MonteCarlo.Estimate ntk = MonteCarlo.ntk(model, both, both, SAMPLES, 11);
-    KernelTesting.assertMatchesMonteCarlo(name + " NNGP", k.nngp().toDoubleArray(), nngp, 2.0 / width, 0.15);
-    KernelTesting.assertMatchesMonteCarlo(name + " NTK", k.ntk().toDoubleArray(), ntk, 2.0 / width, 0.15);
+    Checked checked = assertMatchesWideNetworks(name, model, both, null, SAMPLES, 7, 11, 2.0 / width);
+    Kernel k = checked.kernel();
     if (noDropout != null) {
       Kernel without = noDropout.kernelFn().apply(both);
-      assertOutside(name + " NNGP without dropout", without.nngp().toDoubleArray(), nngp, 2.0 / width);
-      assertOutside(name + " NTK without dropout", without.ntk().toDoubleArray(), ntk, 2.0 / width);
+      KernelTesting.assertOutsideMonteCarlo(name + " NNGP without dropout", without.nngp().toDoubleArray(),
+          checked.nngp(), 2.0 / width);
+      KernelTesting.assertOutsideMonteCarlo(name + " NTK without dropout", without.ntk().toDoubleArray(),
+          checked.ntk(), 2.0 / width);
     }
     if (noDropout != null) {
       // Monte Carlo of x1 against x2 is that block of both together, draw by draw (two draws here).
@@ -109,18 +89,5 @@ class NormalizationMonteCarloTest {
         assertEquals(allNtk[i * 5 + 3 + j], bNtk[i * 2 + j], 1e-12 * Math.abs(allNtk[i * 5 + 3 + j]) + 1e-15);
       }
     }
-  }
-
-  /** {@code analytic} is farther from the estimate than the bound of {@link KernelTesting#assertMatchesMonteCarlo}. */
-  private static void assertOutside(String name, double[] analytic, MonteCarlo.Estimate mc, double bias) {
-    double bound = 4 * KernelTesting.norm(mc.standardError()) + bias * KernelTesting.norm(analytic);
-    double[] diff = new double[analytic.length];
-    for (int i = 0; i < diff.length; i++) {
-      diff[i] = mc.mean()[i] - analytic[i];
-    }
-    double error = KernelTesting.norm(diff);
-    System.out.printf("%s: relative error %.4f, bound %.4f%n", name, error / KernelTesting.norm(analytic),
-        bound / KernelTesting.norm(analytic));
-    assertTrue(error > bound, name + " is within the bound: the test cannot tell dropout from none");
   }
 }
