@@ -99,8 +99,8 @@ class GraphTest {
     for (int i = 0; i < 4; i++) {
       eye[i * 5] = 1;
     }
-    NDArray i1 = Tensors.create(manager, eye, new Shape(1, 4, 4), DataType.FLOAT64).repeat(0, 3);
-    NDArray i2 = Tensors.create(manager, eye, new Shape(1, 4, 4), DataType.FLOAT64).repeat(0, 2);
+    NDArray i1 = Tensors.create(manager, eye, new Shape(1, 4, 4), DataType.FLOAT64).broadcast(3, 4, 4);
+    NDArray i2 = Tensors.create(manager, eye, new Shape(1, 4, 4), DataType.FLOAT64).broadcast(2, 4, 4);
     Kernel k = body.kernelFn().apply(x1, x2, i1, i2, BOTH);
     Kernel p = plain.kernelFn().apply(x1, x2);
     for (Get g : Get.values()) {
