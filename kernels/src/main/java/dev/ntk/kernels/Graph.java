@@ -113,11 +113,28 @@ public final class Graph {
     return dense;
   }
 
+  /** Edge indices given as numbers (a {@code .npy} of floats, an {@code NDArray}), checked to be integers. */
+  static long[] edges(String name, double[] values) {
+    long[] e = new long[values.length];
+    for (int i = 0; i < e.length; i++) {
+      e[i] = (long) values[i];
+      if (e[i] != values[i]) {
+        throw new IllegalArgumentException(name + ": a SPARSE pattern holds node indices, got " + values[i]
+            + " at flat index " + i);
+      }
+    }
+    return e;
+  }
+
   /**
    * {@code Aggregate}: each node's value becomes the weighted sum of its predecessors', {@code out[n,
    * j, c] = sum_i A[n, i, j] x[n, i, c]} over the spatial axes flattened (neural-tangents' {@code
    * dot_general} of the inputs with the pattern), without parameters. Linear, so Gaussian inputs stay
    * Gaussian.
+   *
+   * <p>With {@code implementation} {@code SPARSE} the pattern is neural-tangents' edge list {@code (N,
+   * n_edges, 2)} of (tail, head) node indices (flattened over the node axes), made dense by {@link
+   * #densePattern}: the same layer on the same graph.
    *
    * <p>Rule: with {@code M = A^T} per input, {@code nngp' = M1 nngp M2^T}, the NTK alike, each
    * variance with its own input's matrix on both sides ({@link Expr#attend}, as attention mixes
@@ -129,12 +146,14 @@ public final class Graph {
     private final int[] aggregateAxis;
     private final int batchAxis;
     private final int channelAxis;
+    private final boolean sparse;
 
     Aggregate(LayerType.Arguments args) {
       super(args);
       this.aggregateAxis = args.integers("aggregate_axis");
       this.batchAxis = args.integer("batch_axis");
       this.channelAxis = args.integer("channel_axis");
+      this.sparse = args.choice("implementation").equals("SPARSE");
     }
 
     @Override
@@ -183,6 +202,16 @@ public final class Graph {
         throw new ModelException(name(), "a finite graph network reads its pattern " + want + " from "
             + "Graph.withPattern(pattern) around the call, and none is open");
       }
+      if (sparse) {
+        if (a.getShape().get(0) != n) {
+          throw new ModelException(name(), "the SPARSE pattern of Graph.withPattern must have " + n
+              + " examples (batch, n_edges, 2) for inputs " + s + ", got " + a.getShape());
+        }
+        double[] dense = densePattern("the pattern of Graph.withPattern",
+            edges("the pattern of Graph.withPattern", Tensors.toDoubles(a)),
+            a.getShape().getShape(), Math.toIntExact(p));
+        return Tensors.create(x.getManager(), dense, new Shape(n, p, p), x.getDataType());
+      }
       if (!a.getShape().equals(want)) {
         throw new ModelException(name(), "the pattern of Graph.withPattern must have shape " + want
             + " (batch, nodes..., nodes...) for inputs " + s + ", got " + a.getShape());
@@ -223,7 +252,7 @@ public final class Graph {
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
       Layout nodes = k.nngp().layout();
-      Expr[] m = context.patterns(nodes);
+      Expr[] m = context.patterns(nodes, sparse);
       Expr ntk = k.ntk().isConstant() && k.ntk().value() == 0 ? k.ntk()
           : full(k.ntk(), nodes).attend(m[0], m[1]);
       return new KernelExpr(k.nngp().attend(m[0], m[1]), ntk, k.var1().attend(m[0], m[0]),

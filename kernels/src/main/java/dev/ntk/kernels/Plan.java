@@ -63,9 +63,11 @@ public final class Plan {
   private final boolean symmetric;
   private final Layout patternNodes;
   private final String patternPath;
+  private final boolean sparsePatterns;
 
   private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric,
-      Layout patternNodes, String patternPath) {
+      Layout patternNodes, String patternPath, boolean sparsePatterns) {
+    this.sparsePatterns = sparsePatterns;
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
@@ -87,8 +89,13 @@ public final class Plan {
     return patternPath;
   }
 
+  /** Whether the graph patterns are edge lists {@code (N, n_edges, 2)} ({@code implementation} {@code SPARSE}). */
+  public boolean sparsePatterns() {
+    return sparsePatterns;
+  }
+
   /**
-   * The per-example shape a graph pattern must have for this plan, neural-tangents' dense {@code
+   * The per-example shape a dense graph pattern must have for this plan, neural-tangents' {@code
    * (nodes..., nodes...)} after the batch axis; null for a model that reads none.
    */
   public long[] patternShape() {
@@ -143,7 +150,16 @@ public final class Plan {
     System.arraycopy(expected, 0, want, 1, expected.length);
     if (pattern == null) {
       throw new IllegalArgumentException(patternPath + " reads a graph pattern per input: " + name
-          + " of shape " + java.util.Arrays.toString(want) + " (batch, nodes..., nodes...) is missing");
+          + " of shape " + (sparsePatterns ? "[" + n + ", n_edges, 2] (batch, edges, (tail, head))"
+          : java.util.Arrays.toString(want) + " (batch, nodes..., nodes...)") + " is missing");
+    }
+    if (sparsePatterns) {
+      if (shape.length != 3 || shape[0] != n || shape[2] != 2) {
+        throw new IllegalArgumentException(patternPath + " reads " + name + " as SPARSE edges of shape [" + n
+            + ", n_edges, 2] (batch, edges, (tail, head)), got " + java.util.Arrays.toString(shape));
+      }
+      pattern = Graph.densePattern(name, Graph.edges(name, pattern), shape, patternNodes.pixels());
+      shape = want;
     }
     if (!java.util.Arrays.equals(shape, want)) {
       throw new IllegalArgumentException(patternPath + " reads " + name + " of shape " + java.util.Arrays.toString(
@@ -264,7 +280,7 @@ public final class Plan {
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
     return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
-        schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath());
+        schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath(), r.sparsePatterns());
   }
 
   public Requirements requirements() {

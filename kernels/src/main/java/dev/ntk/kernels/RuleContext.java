@@ -31,6 +31,8 @@ public final class RuleContext {
     Expr[] patterns;
     /** The path of the first layer that asked for the patterns. */
     String patternPath;
+    /** Whether the patterns are edge lists (neural-tangents' {@code SPARSE}) rather than dense. */
+    boolean sparsePatterns;
 
     Shared(boolean sameExample) {
       this.sameExample = sameExample;
@@ -71,7 +73,7 @@ public final class RuleContext {
       taps.accept(model.name(), result);
     }
     return new Result(out, result, !shared.asymmetric, shared.asksSameExample, patternLayout(shared),
-        shared.patternPath);
+        shared.patternPath, shared.sparsePatterns);
   }
 
   private static Layout patternLayout(Shared shared) {
@@ -83,11 +85,17 @@ public final class RuleContext {
    * input's graph pattern {@code A} over {@code nodes} (a pixel-pair layout: one matrix entry per
    * two nodes), as plan inputs that the user gives with the inputs ({@link Plan#PATTERN1}, {@link
    * Plan#PATTERN2}; {@code Aggregate}). Every layer that asks shares them, so they must all see
-   * one node grid; in the run for an input with itself ({@link #sameExample()}) both are the row
-   * input's.
+   * one node grid and one format ({@code sparse}: edge lists); in the run for an input with itself
+   * ({@link #sameExample()}) both are the row input's.
    */
-  public Expr[] patterns(Layout nodes) {
+  public Expr[] patterns(Layout nodes, boolean sparse) {
+    if (shared.patterns != null && shared.sparsePatterns != sparse) {
+      throw new ModelException(path, "the graph pattern is " + (shared.sparsePatterns ? "SPARSE" : "DENSE")
+          + " for " + shared.patternPath + " but " + (sparse ? "SPARSE" : "DENSE") + " here: every Aggregate of a "
+          + "model reads one pattern per input, so all must have one implementation");
+    }
     if (shared.patterns == null) {
+      shared.sparsePatterns = sparse;
       shared.patterns = new Expr[] {
           Expr.input(Plan.PATTERN1, Expr.Domain.ROW, nodes),
           Expr.input(Plan.PATTERN2, Expr.Domain.COL, nodes)};
@@ -144,10 +152,11 @@ public final class RuleContext {
   /**
    * What a child of a combinator gave: its output specs and kernels, whether every rule so far
    * is symmetric in its two inputs, and the node layout of the graph patterns the rules read
-   * ({@link #patterns}) with the path of the first layer that reads them (null, null if none does).
+   * ({@link #patterns}) with the path of the first layer that reads them (null, null if none does)
+   * and whether they are edge lists.
    */
   public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric, boolean asksSameExample,
-      Layout patternLayout, String patternPath) {}
+      Layout patternLayout, String patternPath, boolean sparsePatterns) {}
 
   /**
    * Runs the requirements pass and the rule of the child {@code layer} at position {@code index}
@@ -163,7 +172,7 @@ public final class RuleContext {
       taps.accept(childPath, result);
     }
     return new Result(out, result, !shared.asymmetric, shared.asksSameExample, patternLayout(shared),
-        shared.patternPath);
+        shared.patternPath, shared.sparsePatterns);
   }
 
   /** The path of a combinator's child, as errors name it: {@code serial[3].Erf}. */

@@ -172,6 +172,50 @@ class GraphTest {
     assertTrue(e.getMessage().contains("p.npy") && e.getMessage().contains("outside the 3 nodes"), e.getMessage());
   }
 
+  /**
+   * A {@code SPARSE} model given edge lists gives the kernels and the finite outputs of the {@code
+   * DENSE} model given the adjacency they make (a repeated edge counts twice, a padding edge not).
+   */
+  @Test
+  void sparseEdgeListsGiveTheDenseKernels() {
+    Layer dense = Stax.serial(Stax.dense(4, 1.2, 0.1), Stax.relu(), Stax.aggregate(), Stax.globalAvgPool(),
+        Stax.dense(1));
+    Layer sparse = Stax.serial(Stax.dense(4, 1.2, 0.1), Stax.relu(), Stax.aggregate(null, "SPARSE"),
+        Stax.globalAvgPool(), Stax.dense(1));
+    NDArray x1 = KernelTesting.randomImages(manager, 2, new long[] {3, 2}, 31);
+    NDArray x2 = KernelTesting.randomImages(manager, 1, new long[] {3, 2}, 32);
+    double[] e1 = {0, 1, 1, 2, 1, 2, -1, 0, /* example 1: */ 2, 2, 0, 1, 1, 0, -1, -1};
+    double[] e2 = {0, 0, 2, 1, 2, 1, 1, 2};
+    NDArray s1 = array(e1, 2, 4, 2);
+    NDArray s2 = array(e2, 1, 4, 2);
+    NDArray d1 = array(Graph.densePattern("e1", Graph.edges("e1", e1), new long[] {2, 4, 2}, 3), 2, 3, 3);
+    NDArray d2 = array(Graph.densePattern("e2", Graph.edges("e2", e2), new long[] {1, 4, 2}, 3), 1, 3, 3);
+    Kernel k = sparse.kernelFn().apply(x1, x2, s1, s2, BOTH);
+    Kernel want = dense.kernelFn().apply(x1, x2, d1, d2, BOTH);
+    for (Get g : Get.values()) {
+      assertArrayEquals(want.get(g).toDoubleArray(), k.get(g).toDoubleArray(), 1e-14, g.key());
+    }
+    Params params = sparse.init(new java.util.SplittableRandom(3), java.util.List.of(Spec.input(new Shape(3, 2))),
+        manager, DataType.FLOAT64);
+    NDArray ySparse;
+    NDArray yDense;
+    try (Graph.PatternScope s = Graph.withPattern(s1)) {
+      ySparse = sparse.apply(params, x1);
+    }
+    try (Graph.PatternScope s = Graph.withPattern(d1)) {
+      yDense = dense.apply(params, x1);
+    }
+    assertArrayEquals(yDense.toDoubleArray(), ySparse.toDoubleArray(), 1e-14);
+    IllegalArgumentException notIndices = assertThrows(IllegalArgumentException.class,
+        () -> sparse.kernelFn().apply(x1, x2, s1.add(0.5), s2, BOTH));
+    assertTrue(notIndices.getMessage().contains("pattern1") && notIndices.getMessage().contains("node indices"),
+        notIndices.getMessage());
+    IllegalArgumentException dims = assertThrows(IllegalArgumentException.class,
+        () -> sparse.kernelFn().apply(x1, x2, d1, s2, BOTH));
+    assertTrue(dims.getMessage().contains("serial[2].Aggregate") && dims.getMessage().contains("SPARSE")
+        && dims.getMessage().contains("[2, 3, 3]"), dims.getMessage());
+  }
+
   @Test
   void errorsNameTheLayerAndThePattern() {
     Layer model = Stax.serial(Stax.dense(4), Stax.aggregate(), Stax.globalAvgPool());
