@@ -122,6 +122,12 @@ public final class Plan {
    */
   public Map<String, Object> patternInputs(double[] pattern1, long[] shape1, double[] pattern2, long[] shape2,
       int n1, int n2, Object like) {
+    return patternInputs("pattern1", pattern1, shape1, "pattern2", pattern2, shape2, n1, n2, like);
+  }
+
+  /** {@link #patternInputs(double[], long[], double[], long[], int, int, Object)}, errors naming the patterns so. */
+  public Map<String, Object> patternInputs(String name1, double[] pattern1, long[] shape1, String name2,
+      double[] pattern2, long[] shape2, int n1, int n2, Object like) {
     if (patternNodes == null) {
       if (pattern1 != null || pattern2 != null) {
         throw new IllegalArgumentException("a graph pattern was given, but the model has no Aggregate layer");
@@ -129,8 +135,8 @@ public final class Plan {
       return Map.of();
     }
     boolean same = pattern2 == null;
-    double[] m1 = aggregationMatrices("pattern1", pattern1, shape1, n1);
-    double[] m2 = same ? m1 : aggregationMatrices("pattern2", pattern2, shape2, n2);
+    double[] m1 = aggregationMatrices(name1, pattern1, shape1, n1);
+    double[] m2 = same ? m1 : aggregationMatrices(name2, pattern2, shape2, n2);
     boolean f32 = like instanceof float[];
     return Map.of(PATTERN1, f32 ? CpuBackend.float32().fromDoubles(m1) : m1,
         PATTERN2, f32 ? CpuBackend.float32().fromDoubles(m2) : m2);

@@ -53,7 +53,8 @@ import java.util.concurrent.Future;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
-record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
+record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
+    NpyDType dtype, Backend backend) {
 
   /** The array type of {@code dtype}. */
   static DataType dataType(NpyDType dtype) {
@@ -191,7 +192,8 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
       natives.put(name, b);
       kernels.put(name, b.buffer());
     }
-    plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2,
+    Object a = cpuArray(x1);
+    plan.runInto(a, x2 == null ? null : cpuArray(x2), patterns == null ? Map.of() : patterns.inputs(plan, a), n1, n2,
         Runtime.getRuntime().availableProcessors(), kernels);
     return kernels;
   }
@@ -203,13 +205,20 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   private Map<String, Buffer> onTensorFlow(KernelFn fn) {
     try (NDManager m = Tensors.newManager()) {
-      Kernel k = fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get));
+      Kernel k = patterns == null ? fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get))
+          : fn.apply(array(m, x1), x2 == null ? null : array(m, x2), pattern(m, patterns.a1()),
+              patterns.a2() == null ? null : pattern(m, patterns.a2()), EnumSet.copyOf(get));
       Map<String, Buffer> values = new HashMap<>();
       for (Get g : get) {
         values.put(g.key(), DoubleBuffer.wrap(Tensors.toDoubles(k.get(g))));
       }
       return values;
     }
+  }
+
+  /** A graph pattern as {@link KernelFn} takes it, in float64 (it is made dense and cast by the plan). */
+  private static NDArray pattern(NDManager m, NpyArray a) {
+    return Tensors.create(m, a.data(), new Shape(a.shape()), DataType.FLOAT64);
   }
 
   private NDArray array(NDManager m, NpyArray x) {
@@ -225,6 +234,10 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
   private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
+    if (patterns != null) {
+      // The layer by layer run takes no graph patterns: the entry is named without its layer.
+      return new NonFiniteKernelException(dtype, name, i / n2, i % n2, value, java.util.Optional.empty());
+    }
     return nonFinite(model.layer(), x1, x2, dtype, name, at, value, n2);
   }
 

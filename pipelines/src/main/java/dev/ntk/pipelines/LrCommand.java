@@ -38,6 +38,7 @@ final class LrCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     Layer layer = InputChecks.model(model).layer();
+    InputChecks.refuseGraph("ntk lr", model, layer);
     NpyArray x = InputChecks.inputs("--x-train", xTrain);
     InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
     int n = (int) x.shape()[0];

@@ -135,6 +135,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     double[] times = times(t);
     Model parsed = InputChecks.model(model);
     Layer layer = parsed.layer();
+    InputChecks.refuseGraph("ntk predict", model, layer);
     NpyArray train = InputChecks.inputs("--x-train", xTrain);
     NpyArray test = InputChecks.inputs("--x-test", xTest);
     InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);

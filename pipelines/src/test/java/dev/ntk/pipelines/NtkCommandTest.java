@@ -169,6 +169,77 @@ class NtkCommandTest {
         "--model", sqrt, "--x1", images, "--out", out);
   }
 
+  /**
+   * The graph example ({@code examples/graph}: two {@code Aggregate} layers) with its patterns:
+   * both backends write the kernels {@code KernelFn} gives for the same arrays; a missing, misshapen,
+   * unasked or non-finite pattern, a graph model on a runner or in {@code mc}, are user errors
+   * naming the option, the file, the shape expected and the layer.
+   */
+  @Test
+  void graphKernelsThroughTheCommandLine() throws IOException {
+    Path example = Path.of("..", "examples", "graph");
+    Path m = example.resolve("model.json");
+    Path x1 = example.resolve("x_train.npy");
+    Path a1 = example.resolve("a_train.npy");
+    Path x2 = example.resolve("x_test.npy");
+    Path a2 = example.resolve("a_test.npy");
+    Path cpu = dir.resolve("graph-cpu");
+    Path tf = dir.resolve("graph-tf");
+    Result c = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--x2", x2, "--pattern2", a2, "--backend",
+        "cpu", "--out", cpu);
+    assertEquals(0, c.status(), c.err());
+    assertTrue(c.out().contains("nngp.npy (20, 8) float64"), c.out());
+    Result t = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--x2", x2, "--pattern2", a2, "--backend",
+        "tensorflow", "--out", tf);
+    assertEquals(0, t.status(), t.err());
+    try (ai.djl.ndarray.NDManager nd = dev.ntk.kernels.Tensors.newManager()) {
+      java.util.function.Function<Path, ai.djl.ndarray.NDArray> array = f -> {
+        try {
+          NpyArray a = Npy.read(f);
+          return dev.ntk.kernels.Tensors.create(nd, a.data(), new ai.djl.ndarray.types.Shape(a.shape()),
+              ai.djl.ndarray.types.DataType.FLOAT64);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      };
+      dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.read(m).kernelFn().withBackend(
+          dev.ntk.kernels.engine.Backend.CPU).apply(array.apply(x1), array.apply(x2), array.apply(a1),
+          array.apply(a2), java.util.EnumSet.allOf(dev.ntk.kernels.Get.class));
+      for (String g : List.of("nngp", "ntk")) {
+        double[] want = dev.ntk.kernels.Tensors.toDoubles(g.equals("nngp") ? k.nngp() : k.ntk());
+        double[] got = Npy.read(cpu.resolve(g + ".npy")).data();
+        double[] other = Npy.read(tf.resolve(g + ".npy")).data();
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), g + "[" + i + "]");
+          assertEquals(want[i], other[i], 1e-12 * Math.abs(want[i]), g + " tensorflow [" + i + "]");
+        }
+      }
+    }
+    bad(2, "serial[2].Aggregate reads a graph pattern per input: give --pattern1 A.npy of shape (20, 16, 16) "
+        + "(batch, nodes..., nodes...), one per row of --x1", "kernel", "--model", m, "--x1", x1, "--out", out);
+    bad(2, "--pattern2 " + a1 + ": serial[2].Aggregate reads a graph pattern of shape (8, 16, 16) (batch, nodes..., "
+        + "nodes...), one per row of --x2, got (20, 16, 16)", "kernel", "--model", m, "--x1", x1, "--pattern1", a1,
+        "--x2", x2, "--pattern2", a1, "--out", out);
+    bad(2, "--pattern2 " + a2 + " is the pattern of --x2, which is not given", "kernel", "--model", m, "--x1", x1,
+        "--pattern1", a1, "--pattern2", a2, "--out", out);
+    bad(2, "--pattern1 " + a1 + ": the model " + model + " has no Aggregate layer", "kernel", "--model", model,
+        "--x1", x, "--pattern1", a1, "--out", out);
+    Path nan = dir.resolve("nan.npy");
+    double[] v = Npy.read(a1).data();
+    v[17] = Double.NaN;
+    Npy.write(nan, new NpyArray(new long[] {20, 16, 16}, NpyDType.FLOAT64, v));
+    bad(2, "--pattern1 " + nan + ": non-finite value NaN at flat index 17", "kernel", "--model", m, "--x1", x1,
+        "--pattern1", nan, "--out", out);
+    bad(2, "serial[2].Aggregate: the kernels of a graph model are computed in-process only, not with --runner",
+        "kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--runner", "DirectRunner", "--out", out);
+    bad(2, "ntk mc does not take graph models (Aggregate in " + m + ")", "mc", "--model", m, "--x1", x1,
+        "--pattern1", a1, "--samples", 2, "--width", 4, "--out", out);
+    Path sparse = write("sparse.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Aggregate\": "
+        + "{\"implementation\": \"SPARSE\"}}, {\"GlobalAvgPool\": {}}]}");
+    bad(2, "--pattern1 " + a1 + ": serial[1].Aggregate reads a graph pattern of shape (20, n_edges, 2) of (tail, "
+        + "head) node indices (SPARSE)", "kernel", "--model", sparse, "--x1", x1, "--pattern1", a1, "--out", out);
+  }
+
   @Test
   void bothBackendsWriteTheSameKernels() throws IOException {
     Path cpu = dir.resolve("cpu");
