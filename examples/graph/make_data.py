@@ -9,12 +9,16 @@ node sum to 1. The .npy files next to this script were written by it; to use the
   bin/ntk kernel --model examples/graph/model.json --x1 examples/graph/x_train.npy \
       --pattern1 examples/graph/a_train.npy --x2 examples/graph/x_test.npy \
       --pattern2 examples/graph/a_test.npy --out out/graph
+
+python3 make_data.py N_TRAIN N_TEST DIR writes other sizes into DIR instead (for bench/RESULTS.md).
 """
 import pathlib
+import sys
 
 import numpy as np
 
-here = pathlib.Path(__file__).parent
+here = pathlib.Path(sys.argv[3]) if len(sys.argv) > 3 else pathlib.Path(__file__).parent
+sizes = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (20, 8)
 rng = np.random.default_rng(25)
 NODES, FEATURES = 16, 4
 
@@ -31,7 +35,7 @@ def graphs(n):
     return x, a
 
 
-for split, n in (("train", 20), ("test", 8)):
+for split, n in zip(("train", "test"), sizes):
     x, a = graphs(n)
     np.save(here / f"x_{split}.npy", x)
     np.save(here / f"a_{split}.npy", a)
