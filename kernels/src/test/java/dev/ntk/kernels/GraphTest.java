@@ -161,6 +161,39 @@ class GraphTest {
     }
   }
 
+  /**
+   * With {@code Dropout} in train mode the kernel of x1 with itself runs the rules once more per
+   * input (each example with itself), where both sides read the row input's pattern: off the
+   * diagonal it is the kernel of x1 against a copy of itself, on it larger (the variance over the
+   * keep probability); both backends agree, and float32 follows float64.
+   */
+  @Test
+  void dropoutSameExampleRunReadsTheRowPattern() {
+    Layer model = Stax.serial(Stax.dense(6, 1.3, 0.1), Stax.relu(), Stax.dropout(0.8, "train"), Stax.aggregate(),
+        Stax.globalAvgPool(), Stax.dense(1));
+    NDArray x = KernelTesting.randomImages(manager, 3, new long[] {4, 2}, 41);
+    NDArray a = randomPatterns(3, 4, 42);
+    Kernel same = model.kernelFn().withBackend(Backend.CPU).apply(x, null, a, null, BOTH);
+    Kernel copy = model.kernelFn().withBackend(Backend.CPU).apply(x, x.duplicate(), a, a, BOTH);
+    Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x, null, a, null, BOTH);
+    Kernel f32 = model.kernelFn().apply(x.toType(DataType.FLOAT32, false), null, a, null, BOTH);
+    for (Get g : Get.values()) {
+      double[] s = same.get(g).toDoubleArray();
+      double[] c = copy.get(g).toDoubleArray();
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+          if (i != j) {
+            assertEquals(c[i * 3 + j], s[i * 3 + j], 1e-12, g + " off the diagonal");
+          } else {
+            assertTrue(s[i * 4] > c[i * 4] * 1.01, g + " on the diagonal: " + s[i * 4] + " against " + c[i * 4]);
+          }
+        }
+      }
+      assertTrue(KernelTesting.relativeError(tf.get(g).toDoubleArray(), s) < 1e-12, g + ": cpu and tensorflow");
+      assertTrue(KernelTesting.relativeError(Tensors.toDoubles(f32.get(g)), s) < 1e-5, g + ": float32");
+    }
+  }
+
   /** An edge list makes the dense pattern that counts each edge, padding (-1) left out. */
   @Test
   void sparsePatternsBecomeDense() {
