@@ -215,6 +215,17 @@ class NtkCommandTest {
         }
       }
     }
+    Path f32 = dir.resolve("graph-f32");
+    Result single = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--dtype", "float32", "--get", "nngp",
+        "--out", f32);
+    assertEquals(0, single.status(), single.err());
+    double[] self = Npy.read(f32.resolve("nngp.npy")).data();
+    assertEquals(400, self.length);
+    for (int i = 0; i < 20; i++) {
+      for (int j = 0; j < 20; j++) {
+        assertEquals(self[i * 20 + j], self[j * 20 + i], 1e-6 * Math.abs(self[i * 20 + j]), "symmetric");
+      }
+    }
     bad(2, "serial[2].Aggregate reads a graph pattern per input: give --pattern1 A.npy of shape (20, 16, 16) "
         + "(batch, nodes..., nodes...), one per row of --x1", "kernel", "--model", m, "--x1", x1, "--out", out);
     bad(2, "--pattern2 " + a1 + ": serial[2].Aggregate reads a graph pattern of shape (8, 16, 16) (batch, nodes..., "
