@@ -206,19 +206,14 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
   private Map<String, Buffer> onTensorFlow(KernelFn fn) {
     try (NDManager m = Tensors.newManager()) {
       Kernel k = patterns == null ? fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get))
-          : fn.apply(array(m, x1), x2 == null ? null : array(m, x2), pattern(m, patterns.a1()),
-              patterns.a2() == null ? null : pattern(m, patterns.a2()), EnumSet.copyOf(get));
+          : fn.apply(array(m, x1), x2 == null ? null : array(m, x2), KernelInputs.Patterns.array(m, patterns.a1()),
+              patterns.a2() == null ? null : KernelInputs.Patterns.array(m, patterns.a2()), EnumSet.copyOf(get));
       Map<String, Buffer> values = new HashMap<>();
       for (Get g : get) {
         values.put(g.key(), DoubleBuffer.wrap(Tensors.toDoubles(k.get(g))));
       }
       return values;
     }
-  }
-
-  /** A graph pattern as {@link KernelFn} takes it, in float64 (it is made dense and cast by the plan). */
-  private static NDArray pattern(NDManager m, NpyArray a) {
-    return Tensors.create(m, a.data(), new Shape(a.shape()), DataType.FLOAT64);
   }
 
   private NDArray array(NDManager m, NpyArray x) {
@@ -234,23 +229,24 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
   private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
-    if (patterns != null) {
-      // The layer by layer run takes no graph patterns: the entry is named without its layer.
-      return new NonFiniteKernelException(dtype, name, i / n2, i % n2, value, java.util.Optional.empty());
-    }
-    return nonFinite(model.layer(), x1, x2, dtype, name, at, value, n2);
+    return nonFinite(model.layer(), x1, x2, patterns != null, dtype, name, at, value, n2);
   }
 
   /**
    * The error for entry {@code at} (row-major, {@code n2} columns) of the kernel {@code name}
    * between {@code x1} and {@code x2} ({@code null}: x1 with itself), whose value is not finite:
    * it names the entry and the layer where the kernel of the two input rows involved first stops
-   * being finite, found by running them layer by layer ({@code Diagnostics}) only now.
+   * being finite, found by running them layer by layer ({@code Diagnostics}) only now (not for a
+   * {@code graph} model, whose inputs come with patterns).
    */
-  static NonFiniteKernelException nonFinite(Layer layer, NpyArray x1, NpyArray x2, NpyDType dtype, String name,
-      long at, double value, int n2) {
+  static NonFiniteKernelException nonFinite(Layer layer, NpyArray x1, NpyArray x2, boolean graph, NpyDType dtype,
+      String name, long at, double value, int n2) {
     int row = Math.toIntExact(at / n2);
     int col = Math.toIntExact(at % n2);
+    if (graph) {
+      // The layer by layer run takes no graph patterns: the entry is named without its layer.
+      return new NonFiniteKernelException(dtype, name, row, col, value, java.util.Optional.empty());
+    }
     NpyArray other = x2 == null ? x1 : x2;
     try (NDManager m = Tensors.newManager()) {
       return new NonFiniteKernelException(dtype, name, row, col, value,

@@ -52,10 +52,14 @@ final class KernelInputs {
     }
     NpyArray a1 = pattern(plan, "--pattern1", pattern1, "--x1", x.n1());
     NpyArray a2 = x.x2() == null ? null : pattern(plan, "--pattern2", pattern2, "--x2", x.n2());
-    return new Patterns(pattern1, a1, pattern2, a2);
+    return new Patterns("--pattern1 " + pattern1, a1, "--pattern2 " + pattern2, a2);
   }
 
-  private static NpyArray pattern(Plan plan, String option, Path file, String inputs, long n) {
+  /**
+   * The graph pattern of {@code option} ({@code file}) for the {@code n} rows of the inputs {@code
+   * inputs}, read and checked against {@code plan}: required, finite, of the shape the plan reads.
+   */
+  static NpyArray pattern(Plan plan, String option, Path file, String inputs, long n) {
     String expected = plan.sparsePatterns() ? "(" + n + ", n_edges, 2) of (tail, head) node indices (SPARSE)"
         : Npy.shapeString(withBatch(n, plan.patternShape())) + " (batch, nodes..., nodes...)";
     if (file == null) {
@@ -88,14 +92,33 @@ final class KernelInputs {
     }
   }
 
-  /** The graph patterns of x1 and x2 ({@code a2} null for x1 with itself), as read. */
-  record Patterns(Path file1, NpyArray a1, Path file2, NpyArray a2) {
+  /**
+   * The graph patterns of x1 and x2 ({@code a2} null for x1 with itself), as read, with the names
+   * errors give them ({@code --pattern1 A1.npy}).
+   */
+  record Patterns(String name1, NpyArray a1, String name2, NpyArray a2) {
+    /** The patterns of x1 with itself. */
+    Patterns first() {
+      return new Patterns(name1, a1, null, null);
+    }
+
+    /** The patterns of x2 with x1. */
+    Patterns swapped() {
+      return new Patterns(name2, a2, name1, a1);
+    }
+
+    /** A graph pattern as {@code KernelFn} takes it, in float64 (it is made dense and cast by the plan). */
+    static ai.djl.ndarray.NDArray array(ai.djl.ndarray.NDManager m, NpyArray a) {
+      return dev.ntk.kernels.Tensors.create(m, a.data(), new ai.djl.ndarray.types.Shape(a.shape()),
+          ai.djl.ndarray.types.DataType.FLOAT64);
+    }
+
     /** The plan inputs {@link Plan#PATTERN1}, {@link Plan#PATTERN2} in the dtype of {@code like}. */
     java.util.Map<String, Object> inputs(Plan plan, Object like) {
       int n1 = Math.toIntExact(a1.shape()[0]);
       int n2 = a2 == null ? n1 : Math.toIntExact(a2.shape()[0]);
       try {
-        return plan.patternInputs("--pattern1 " + file1, a1.data(), a1.shape(), "--pattern2 " + file2,
+        return plan.patternInputs(name1, a1.data(), a1.shape(), name2,
             a2 == null ? null : a2.data(), a2 == null ? null : a2.shape(), n1, n2, like);
       } catch (IllegalArgumentException e) {
         throw new UsageException(e.getMessage());

@@ -251,6 +251,67 @@ class NtkCommandTest {
         + "head) node indices (SPARSE)", "kernel", "--model", sparse, "--x1", x1, "--pattern1", a1, "--out", out);
   }
 
+  /**
+   * {@code ntk predict} of a graph model whose first layer is {@code Aggregate}: on raw inputs that
+   * layer is the linear map {@code x -> A^T x} of each example, so the prediction must be the one
+   * of the model without it on inputs mapped beforehand (which catches a pattern given to the wrong
+   * inputs); a missing pattern and a runner are user errors naming the option and the layer.
+   */
+  @Test
+  void graphPredictionThroughTheCommandLine() throws IOException {
+    Path example = Path.of("..", "examples", "graph");
+    String rest = "{\"Dense\": {\"out_dim\": 8, \"W_std\": 1.4, \"b_std\": 0.1}}, {\"Relu\": {}}, "
+        + "{\"GlobalAvgPool\": {}}, {\"Dense\": {\"out_dim\": 1}}]}";
+    Path graph = write("graph.json", "{\"serial\": [{\"Aggregate\": {}}, " + rest);
+    Path plain = write("plain.json", "{\"serial\": [" + rest);
+    Path[] mapped = new Path[2];
+    String[] splits = {"train", "test"};
+    for (int s = 0; s < 2; s++) {
+      NpyArray xs = Npy.read(example.resolve("x_" + splits[s] + ".npy"));
+      double[] a = Npy.read(example.resolve("a_" + splits[s] + ".npy")).data();
+      double[] v = xs.data();
+      int n = (int) xs.shape()[0];
+      double[] w = new double[v.length];
+      for (int e = 0; e < n; e++) {
+        for (int j = 0; j < 16; j++) {
+          for (int i = 0; i < 16; i++) {
+            for (int c = 0; c < 4; c++) {
+              w[(e * 16 + j) * 4 + c] += a[(e * 16 + i) * 16 + j] * v[(e * 16 + i) * 4 + c];
+            }
+          }
+        }
+      }
+      mapped[s] = dir.resolve("mapped_" + splits[s] + ".npy");
+      Npy.write(mapped[s], new NpyArray(xs.shape(), NpyDType.FLOAT64, w));
+    }
+    Path targets = npy("targets.npy", 20, 1, 7);
+    Path g = dir.resolve("graph-predict");
+    Path p = dir.resolve("plain-predict");
+    Result r = ntk("predict", "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"),
+        "--pattern-test", example.resolve("a_test.npy"), "--get", "nngp", "--compute-cov", "--out", g);
+    assertEquals(0, r.status(), r.err());
+    Result q = ntk("predict", "--model", plain, "--x-train", mapped[0], "--y-train", targets, "--x-test", mapped[1],
+        "--get", "nngp", "--compute-cov", "--out", p);
+    assertEquals(0, q.status(), q.err());
+    for (String f : List.of("mean.npy", "cov.npy")) {
+      double[] want = Npy.read(p.resolve(f)).data();
+      double[] got = Npy.read(g.resolve(f)).data();
+      assertEquals(want.length, got.length);
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-9 * (1 + Math.abs(want[i])), f + "[" + i + "]");
+      }
+    }
+    bad(2, "serial[0].Aggregate reads a graph pattern per input: give --pattern-test A.npy of shape (8, 16, 16)",
+        "predict", "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"), "--out",
+        out);
+    bad(2, "serial[0].Aggregate: a graph model is predicted in-process only, not with --runner", "predict",
+        "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"),
+        "--pattern-test", example.resolve("a_test.npy"), "--runner", "DirectRunner", "--out", out);
+  }
+
   @Test
   void bothBackendsWriteTheSameKernels() throws IOException {
     Path cpu = dir.resolve("cpu");
