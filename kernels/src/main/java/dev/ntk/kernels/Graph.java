@@ -43,9 +43,9 @@ public final class Graph {
 
   /**
    * Aggregation over {@code aggregateAxis} (null: every spatial axis; only all of them are supported);
-   * {@code implementation} ({@code DENSE} or {@code SPARSE}) is neural-tangents' choice of how the
-   * pattern is stored. The kernel is the same for both: in Java a pattern is always dense, and the
-   * command line reads an integer edge list as a sparse pattern ({@link #densePattern}).
+   * {@code implementation} is neural-tangents' choice of how patterns are given: {@code DENSE}
+   * adjacencies or {@code SPARSE} edge lists {@code (N, n_edges, 2)}, which are made dense ({@link
+   * #densePattern}) for the same kernel and the same finite network.
    */
   public static Layer aggregate(int[] aggregateAxis, String implementation) {
     return AGGREGATE.create(aggregateAxis, 0, -1, implementation);

@@ -67,13 +67,13 @@ public final class Plan {
 
   private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric,
       Layout patternNodes, String patternPath, boolean sparsePatterns) {
-    this.sparsePatterns = sparsePatterns;
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
     this.symmetric = symmetric;
     this.patternNodes = patternNodes;
     this.patternPath = patternPath;
+    this.sparsePatterns = sparsePatterns;
   }
 
   /**
