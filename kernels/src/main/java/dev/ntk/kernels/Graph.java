@@ -51,6 +51,11 @@ public final class Graph {
     return AGGREGATE.create(aggregateAxis, 0, -1, implementation);
   }
 
+  /** Whether {@code layer} or a layer inside it is an {@code Aggregate}: a model whose inputs come with patterns. */
+  public static boolean readsPatterns(Layer layer) {
+    return layer instanceof Aggregate || layer.children().stream().anyMatch(Graph::readsPatterns);
+  }
+
   /** The pattern a finite network's {@code Aggregate} layers read on this thread, or null. */
   private static final ThreadLocal<NDArray> PATTERN = new ThreadLocal<>();
 

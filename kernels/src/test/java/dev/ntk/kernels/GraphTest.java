@@ -285,6 +285,9 @@ class GraphTest {
     assertTrue(grids.getMessage().contains("serial[2].Aggregate") && grids.getMessage().contains("serial[0]"),
         grids.getMessage());
 
+    assertTrue(Graph.readsPatterns(model) && Graph.readsPatterns(Stax.repeat(Stax.aggregate(), 2)));
+    assertTrue(!Graph.readsPatterns(Stax.serial(Stax.dense(4), Stax.globalAvgPool())));
+
     ModelException finite = assertThrows(ModelException.class, () -> Stax.aggregate().apply(Params.EMPTY, x1));
     assertTrue(finite.getMessage().contains("Graph.withPattern"), finite.getMessage());
   }

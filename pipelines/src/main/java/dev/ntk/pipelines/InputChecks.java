@@ -76,7 +76,7 @@ final class InputChecks {
    * {@code what}, that does not read graph patterns yet: {@code ntk kernel} alone takes them.
    */
   static void refuseGraph(String what, Path modelFile, Layer layer) {
-    if (dev.ntk.kernels.ModelSpec.toJson(layer).contains("{\"Aggregate\":")) {
+    if (dev.ntk.kernels.Graph.readsPatterns(layer)) {
       throw new UsageException(what + " does not take graph models (Aggregate in " + modelFile + ") or their "
           + "patterns yet: `ntk kernel --pattern1 A1.npy` computes the kernels of a graph model");
     }
