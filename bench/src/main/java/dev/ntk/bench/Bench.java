@@ -89,7 +89,7 @@ public final class Bench {
         + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
         + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
         + "       Bench plan --model M.json --d D\n"
-        + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3]\n"
+        + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3] [--pattern A.npy]\n"
         + "       Bench native-load   (with -Dntk.cache=DIR)\n"
         + "       Bench first-touch [--n 8192] [--d 784] [--repeats 3] [--blas-start ROWS]");
   }
@@ -236,6 +236,10 @@ public final class Bench {
     int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
     int n = Math.toIntExact(x.shape()[0]);
     Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(x.shape()).slice(1), EnumSet.allOf(Get.class));
+    // A graph model reads its inputs' patterns (--pattern A.npy, (N, nodes, nodes)).
+    NpyArray a = o.containsKey("pattern") ? Npy.read(Paths.get(o.get("pattern"))) : null;
+    Map<String, Object> patterns = a == null ? Map.of() : plan.patternInputs(a.data(), a.shape(), null, null, n, n,
+        dtype.equals("float32") ? new float[0] : new double[0]);
     int threads = Integer.parseInt(o.getOrDefault("threads",
         Integer.toString(Runtime.getRuntime().availableProcessors())));
     double best = Double.POSITIVE_INFINITY;
@@ -247,9 +251,9 @@ public final class Bench {
       long t0 = System.nanoTime();
       if (dtype.equals("float32")) {
         CpuBackend<float[]> cpu = CpuBackend.float32();
-        plan.run(cpu, cpu.fromDoubles(x.data()), null, n, n, threads);
+        plan.run(cpu, cpu.fromDoubles(x.data()), null, patterns, n, n, threads);
       } else {
-        plan.run(CpuBackend.float64(), x.data(), null, n, n, threads);
+        plan.run(CpuBackend.float64(), x.data(), null, patterns, n, n, threads);
       }
       double s = (System.nanoTime() - t0) / 1e9;
       double cpuSeconds = (os.getProcessCpuTime() - c0) / 1e9;

@@ -65,7 +65,7 @@ public final class Diagnostics {
 
   private static <A> Map<String, double[]> run(CpuBackend<A> cpu, Schedule schedule, Spec spec, A x1, A x2,
       int n1, int n2) {
-    Map<String, A> out = Plan.run(cpu, schedule, spec, x1, x2, n1, n2, 1, true, null);
+    Map<String, A> out = Plan.run(cpu, schedule, spec, x1, x2, Map.of(), n1, n2, 1, true, null);
     Map<String, double[]> values = new LinkedHashMap<>();
     out.forEach((name, v) -> values.put(name, cpu.toDoubles(v, java.lang.reflect.Array.getLength(v))));
     return values;

@@ -82,6 +82,16 @@ public final class KernelFn {
 
   /** The kernels in {@code gets} between {@code x1} and {@code x2} ({@code null}: x1 again). */
   public Kernel apply(NDArray x1, NDArray x2, Set<Get> gets) {
+    return apply(x1, x2, null, null, gets);
+  }
+
+  /**
+   * The kernels in {@code gets} of a graph network ({@link Graph.Aggregate}) between {@code x1} and
+   * {@code x2} ({@code null}: x1 again, and {@code pattern2} is then ignored), whose examples come
+   * with the patterns {@code pattern1 (N1, nodes..., nodes...)} and {@code pattern2 (N2, nodes...,
+   * nodes...)}: neural-tangents' {@code kernel_fn(x1, x2, pattern=(pattern1, pattern2))}.
+   */
+  public Kernel apply(NDArray x1, NDArray x2, NDArray pattern1, NDArray pattern2, Set<Get> gets) {
     boolean same = x2 == null || x2 == x1;
     NDArray other = same ? x1 : x2;
     checkInput(x1, "x1");
@@ -100,10 +110,19 @@ public final class KernelFn {
     int n1 = Math.toIntExact(s1.get(0));
     int n2 = Math.toIntExact(s2.get(0));
     NDManager m = x1.getManager();
+    if (!same && pattern1 != null && pattern2 == null) {
+      throw new IllegalArgumentException(plan.patternPath() + " reads a graph pattern per input: pattern2 is missing");
+    }
+    Map<String, Object> patterns = plan.patternInputs(pattern1 == null ? null : Tensors.toDoubles(pattern1),
+        pattern1 == null ? null : pattern1.getShape().getShape(),
+        same || pattern2 == null ? null : Tensors.toDoubles(pattern2),
+        same || pattern2 == null ? null : pattern2.getShape().getShape(), n1, n2,
+        x1.getDataType() == DataType.FLOAT64 ? new double[0] : new float[0]);
     Map<String, NDArray> out = switch (backend.resolve(plan.schedule())) {
-      case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, n1, n2, m), same, n1);
+      case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, patterns, n1, n2, m), same,
+          n1);
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
-      default -> onCpu(plan, x1, same ? null : other, n1, n2, m);
+      default -> onCpu(plan, x1, same ? null : other, patterns, n1, n2, m);
     };
     return new Kernel(out.get(Plan.NNGP), out.get(Plan.NTK), out.get(Plan.VAR1), out.get(Plan.VAR2),
         plan.requirements().output(), n1, n2, same, plan.requirements().diagonalBatch(),
@@ -116,7 +135,8 @@ public final class KernelFn {
    * TensorFlow then copies (allocating and zeroing those was most of the difference between 1.16 s
    * and 0.45 s for float32 at 4096 x 4096, {@code bench/RESULTS.md}).
    */
-  private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+  private static Map<String, NDArray> onCpu(Plan plan, NDArray x1, NDArray x2, Map<String, Object> patterns,
+      int n1, int n2, NDManager m) {
     int threads = Runtime.getRuntime().availableProcessors();
     DataType type = x1.getDataType();
     boolean f64 = type == DataType.FLOAT64;
@@ -129,7 +149,7 @@ public final class KernelFn {
       for (int i = 0; i < names.size(); i++) {
         out.put(names.get(i), f64 ? buffers.get(i).asDoubleBuffer() : buffers.get(i).asFloatBuffer());
       }
-      vars.putAll(plan.runInto(a, b, n1, n2, threads, out));
+      vars.putAll(plan.runInto(a, b, patterns, n1, n2, threads, out));
     });
     Map<String, NDArray> arrays = new HashMap<>();
     for (int i = 0; i < names.size(); i++) {
@@ -187,11 +207,11 @@ public final class KernelFn {
   }
 
   private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
-      int n1, int n2, NDManager m) {
+      Map<String, Object> patterns, int n1, int n2, NDManager m) {
     long d = plan.requirements().input().shape().size();
     dev.ntk.kernels.engine.Layout layout = plan.schedule().inputLayout(Plan.NNGP);
     if (!layout.isScalar()) {
-      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, n1, n2, m);
+      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, patterns, n1, n2, m);
     }
     try (NDManager scope = m.newSubManager()) {
       NDArray f1 = x1.reshape(n1, d);
@@ -219,7 +239,7 @@ public final class KernelFn {
    * then the plan runs as TensorFlow ops.
    */
   private static Map<String, NDArray> pixelsOnTensorFlow(Plan plan, dev.ntk.kernels.engine.Layout layout,
-      NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+      NDArray x1, NDArray x2, Map<String, Object> patterns, int n1, int n2, NDManager m) {
     int channels = Math.toIntExact(plan.requirements().input().channels());
     boolean full = layout.kind() == dev.ntk.kernels.engine.Layout.Kind.FULL;
     int size = layout.size();
@@ -227,6 +247,7 @@ public final class KernelFn {
     Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
     Object b = f64 ? x2.toDoubleArray() : x2.toFloatArray();
     Map<String, NDArray> inputs = new HashMap<>();
+    patterns.forEach((name, v) -> inputs.put(name, v instanceof double[] dv ? m.create(dv) : m.create((float[]) v)));
     inputs.put(Plan.NNGP, blocks(dev.ntk.kernels.engine.Gram.pixels(a, b, layout.pixels(), channels, full),
         n1, n2, size, f64, m));
     inputs.put(Plan.VAR1, blocks(dev.ntk.kernels.engine.Gram.pixels(a, a, layout.pixels(), channels, full),

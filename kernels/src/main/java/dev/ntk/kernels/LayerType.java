@@ -449,7 +449,7 @@ public final class LayerType {
   /** The layer families: each declares its layer types as {@code public static final} constants. */
   static final List<Class<?>> FAMILIES = List.of(Branching.class, Linear.class, Elementwise.class,
       ElementwiseQuadrature.class, Convolutional.class,
-      Normalization.class, Attention.class);
+      Normalization.class, Attention.class, Graph.class);
 
   /**
    * Every layer type, by name: the {@code public static final LayerType} constants of the

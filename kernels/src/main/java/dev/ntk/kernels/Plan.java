@@ -41,6 +41,13 @@ public final class Plan {
    * the diagonal of the kernels ({@link #sameExampleOnDiagonal}).
    */
   public static final String SAME = "same:";
+  /**
+   * The per-input plan inputs of a graph network ({@code Aggregate}): each row input's and each
+   * column input's aggregation matrix {@code M = A^T} of its pattern {@code A}, {@code nodes^2}
+   * numbers per input, row-major ({@link #aggregationMatrices} makes them from the user's patterns).
+   */
+  public static final String PATTERN1 = "pattern1";
+  public static final String PATTERN2 = "pattern2";
 
   /**
    * What the requirements pass decided: the input and output specs, the kernels computed, and
@@ -54,12 +61,127 @@ public final class Plan {
   private final Schedule schedule;
   private final boolean fromInputs;
   private final boolean symmetric;
+  private final Layout patternNodes;
+  private final String patternPath;
+  private final boolean sparsePatterns;
 
-  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric) {
+  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric,
+      Layout patternNodes, String patternPath, boolean sparsePatterns) {
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
     this.symmetric = symmetric;
+    this.patternNodes = patternNodes;
+    this.patternPath = patternPath;
+    this.sparsePatterns = sparsePatterns;
+  }
+
+  /**
+   * The node grid of the graph pattern each input comes with ({@code Aggregate}), as a pixel-pair
+   * layout; null for a model that reads none.
+   */
+  public Layout patternNodes() {
+    return patternNodes;
+  }
+
+  /** The path of the first layer that reads the graph patterns ({@code serial[2].Aggregate}), or null. */
+  public String patternPath() {
+    return patternPath;
+  }
+
+  /** Whether the graph patterns are edge lists {@code (N, n_edges, 2)} ({@code implementation} {@code SPARSE}). */
+  public boolean sparsePatterns() {
+    return sparsePatterns;
+  }
+
+  /**
+   * The per-example shape a dense graph pattern must have for this plan, neural-tangents' {@code
+   * (nodes..., nodes...)} after the batch axis; null for a model that reads none.
+   */
+  public long[] patternShape() {
+    if (patternNodes == null) {
+      return null;
+    }
+    int[] grid = patternNodes.grid();
+    long[] shape = new long[2 * grid.length];
+    for (int k = 0; k < grid.length; k++) {
+      shape[k] = grid[k];
+      shape[k + grid.length] = grid[k];
+    }
+    return shape;
+  }
+
+  /**
+   * Checks the patterns of {@code n1} row and {@code n2} column inputs ({@code pattern2} null: the
+   * row inputs' again) against {@link #patternShape}, naming each and the layer that reads them, and
+   * returns the plan inputs {@link #PATTERN1}, {@link #PATTERN2} in the dtype of {@code like}
+   * ({@code double[]} or {@code float[]}); an empty map for a model that reads none (then the
+   * patterns must be null).
+   *
+   * @param shape1 the shape of {@code pattern1} with its batch axis ({@code pattern1} holds it row-major)
+   */
+  public Map<String, Object> patternInputs(double[] pattern1, long[] shape1, double[] pattern2, long[] shape2,
+      int n1, int n2, Object like) {
+    return patternInputs("pattern1", pattern1, shape1, "pattern2", pattern2, shape2, n1, n2, like);
+  }
+
+  /** {@link #patternInputs(double[], long[], double[], long[], int, int, Object)}, errors naming the patterns so. */
+  public Map<String, Object> patternInputs(String name1, double[] pattern1, long[] shape1, String name2,
+      double[] pattern2, long[] shape2, int n1, int n2, Object like) {
+    if (patternNodes == null) {
+      if (pattern1 != null || pattern2 != null) {
+        throw new IllegalArgumentException("a graph pattern was given, but the model has no Aggregate layer");
+      }
+      return Map.of();
+    }
+    boolean same = pattern2 == null;
+    double[] m1 = aggregationMatrices(name1, pattern1, shape1, n1);
+    double[] m2 = same ? m1 : aggregationMatrices(name2, pattern2, shape2, n2);
+    boolean f32 = like instanceof float[];
+    return Map.of(PATTERN1, f32 ? CpuBackend.float32().fromDoubles(m1) : m1,
+        PATTERN2, f32 ? CpuBackend.float32().fromDoubles(m2) : m2);
+  }
+
+  /**
+   * The aggregation matrices {@code M[n] = A[n]^T} of the patterns {@code A (n, nodes..., nodes...)}
+   * given as {@code name}, each {@code nodes^2} numbers row-major: {@code A[i, j]} weighs the edge from
+   * node {@code i} to node {@code j}, which adds node {@code i}'s value to node {@code j}'s (neural-tangents'
+   * {@code dot_general} of the inputs' node axes with the pattern's first ones). Errors name the pattern,
+   * the expected shape and the layer that reads it.
+   */
+  double[] aggregationMatrices(String name, double[] pattern, long[] shape, int n) {
+    long[] expected = patternShape();
+    long[] want = new long[expected.length + 1];
+    want[0] = n;
+    System.arraycopy(expected, 0, want, 1, expected.length);
+    if (pattern == null) {
+      throw new IllegalArgumentException(patternPath + " reads a graph pattern per input: " + name
+          + " of shape " + (sparsePatterns ? "[" + n + ", n_edges, 2] (batch, edges, (tail, head))"
+          : java.util.Arrays.toString(want) + " (batch, nodes..., nodes...)") + " is missing");
+    }
+    if (sparsePatterns) {
+      if (shape.length != 3 || shape[0] != n || shape[2] != 2) {
+        throw new IllegalArgumentException(patternPath + " reads " + name + " as SPARSE edges of shape [" + n
+            + ", n_edges, 2] (batch, edges, (tail, head)), got " + java.util.Arrays.toString(shape));
+      }
+      pattern = Graph.densePattern(name, Graph.edges(name, pattern), shape, patternNodes.pixels());
+      shape = want;
+    }
+    if (!java.util.Arrays.equals(shape, want)) {
+      throw new IllegalArgumentException(patternPath + " reads " + name + " of shape " + java.util.Arrays.toString(
+          want) + " (batch, nodes..., nodes...), got " + java.util.Arrays.toString(shape));
+    }
+    int p = patternNodes.pixels();
+    double[] m = new double[pattern.length];
+    for (int e = 0; e < n; e++) {
+      int at = e * p * p;
+      for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) {
+          m[at + j * p + i] = pattern[at + i * p + j];
+        }
+      }
+    }
+    return m;
   }
 
   /**
@@ -164,7 +286,7 @@ public final class Plan {
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
     return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
-        schedule, fromInputs, r.symmetric());
+        schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath(), r.sparsePatterns());
   }
 
   public Requirements requirements() {
@@ -273,10 +395,26 @@ public final class Plan {
    * {@code ntk} ({@code n1 x n2}) and {@code var1}, {@code var2}.
    */
   public <A> Map<String, A> run(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads) {
+    return run(cpu, x1, x2, Map.of(), n1, n2, threads);
+  }
+
+  /**
+   * As {@link #run(CpuBackend, Object, Object, int, int, int)} for a graph network: {@code patterns}
+   * holds the plan inputs {@link #PATTERN1} and {@link #PATTERN2} ({@link #patternInputs}).
+   */
+  public <A> Map<String, A> run(CpuBackend<A> cpu, A x1, A x2, Map<String, ?> patterns, int n1, int n2,
+      int threads) {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, null);
+    checkPatterns(patterns);
+    return run(cpu, schedule, requirements.input(), x1, x2, patterns, n1, n2, threads, symmetric, null);
+  }
+
+  private void checkPatterns(Map<String, ?> patterns) {
+    if (patternNodes != null && !patterns.containsKey(PATTERN1)) {
+      throw new IllegalArgumentException(patternPath + " reads a graph pattern per input, and none was given");
+    }
   }
 
   /**
@@ -289,8 +427,18 @@ public final class Plan {
    * MiB before).
    */
   public Map<String, Object> runInto(Object x1, Object x2, int n1, int n2, int threads, Map<String, ?> kernels) {
-    return x1 instanceof double[] a ? into(CpuBackend.float64(), a, (double[]) x2, n1, n2, threads, kernels)
-        : into(CpuBackend.float32(), (float[]) x1, (float[]) x2, n1, n2, threads, kernels);
+    return runInto(x1, x2, Map.of(), n1, n2, threads, kernels);
+  }
+
+  /**
+   * As {@link #runInto(Object, Object, int, int, int, Map)} for a graph network, with the plan
+   * inputs {@link #PATTERN1}, {@link #PATTERN2} of {@link #patternInputs}.
+   */
+  public Map<String, Object> runInto(Object x1, Object x2, Map<String, ?> patterns, int n1, int n2, int threads,
+      Map<String, ?> kernels) {
+    return x1 instanceof double[] a
+        ? into(CpuBackend.float64(), a, (double[]) x2, patterns, n1, n2, threads, kernels)
+        : into(CpuBackend.float32(), (float[]) x1, (float[]) x2, patterns, n1, n2, threads, kernels);
   }
 
   /**
@@ -299,17 +447,18 @@ public final class Plan {
    */
   public <A> Map<String, Object> runInto(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
       Map<String, ?> kernels) {
-    return into(cpu, x1, x2, n1, n2, threads, kernels);
+    return into(cpu, x1, x2, Map.of(), n1, n2, threads, kernels);
   }
 
-  private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
-      Map<String, ?> kernels) {
+  private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, Map<String, ?> patterns, int n1, int n2,
+      int threads, Map<String, ?> kernels) {
+    checkPatterns(patterns);
     Map<String, Object> vars = new java.util.HashMap<>();
     schedule.rowOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n1])));
     schedule.colOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n2])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
-    run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, out);
+    run(cpu, schedule, requirements.input(), x1, x2, patterns, n1, n2, threads, symmetric, out);
     return vars;
   }
 
@@ -320,8 +469,8 @@ public final class Plan {
    * syrk} for the gram, the rules on and above the diagonal) and mirrored. Images give their
    * pixel blocks to the plan block by block ({@link Gram#pixels}).
    */
-  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2, int n1, int n2,
-      int threads, boolean symmetric, Map<String, ?> out) {
+  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2,
+      Map<String, ?> patterns, int n1, int n2, int threads, boolean symmetric, Map<String, ?> out) {
     boolean same = x2 == null;
     // A rule that is not symmetric in its inputs (Plan#symmetric) gets x1 with itself whole.
     boolean triangle = same && symmetric;
@@ -330,10 +479,11 @@ public final class Plan {
     Layout layout = schedule.inputLayout(NNGP);
     if (!layout.isScalar()) {
       int channels = Math.toIntExact(input.channels());
-      Map<String, Object> inputs = Map.of(NNGP, Gram.pixels(x1, second, layout.pixels(), channels,
+      Map<String, Object> inputs = new java.util.HashMap<>(patterns);
+      inputs.putAll(Map.of(NNGP, Gram.pixels(x1, second, layout.pixels(), channels,
           layout.kind() == Layout.Kind.FULL), VAR1, Gram.pixels(x1, x1, layout.pixels(), channels,
           layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(second, second, layout.pixels(),
-          channels, layout.kind() == Layout.Kind.FULL));
+          channels, layout.kind() == Layout.Kind.FULL)));
       if (out == null) {
         return sameExampleOnDiagonal(schedule, cpu.run(schedule, inputs, n1, n2, threads, triangle), same, n1);
       }

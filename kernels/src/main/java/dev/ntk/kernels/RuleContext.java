@@ -1,5 +1,7 @@
 package dev.ntk.kernels;
 
+import dev.ntk.kernels.engine.Expr;
+import dev.ntk.kernels.engine.Layout;
 import java.util.List;
 import java.util.function.BiConsumer;
 
@@ -25,6 +27,12 @@ public final class RuleContext {
     boolean asymmetric;
     /** Set by a rule that asked {@link #sameExample()}. */
     boolean asksSameExample;
+    /** The plan inputs of the graphs' patterns ({@link #patterns}), once a rule asked; null before. */
+    Expr[] patterns;
+    /** The path of the first layer that asked for the patterns. */
+    String patternPath;
+    /** Whether the patterns are edge lists (neural-tangents' {@code SPARSE}) rather than dense. */
+    boolean sparsePatterns;
 
     Shared(boolean sameExample) {
       this.sameExample = sameExample;
@@ -64,7 +72,41 @@ public final class RuleContext {
     if (taps != null) {
       taps.accept(model.name(), result);
     }
-    return new Result(out, result, !shared.asymmetric, shared.asksSameExample);
+    return new Result(out, result, !shared.asymmetric, shared.asksSameExample, patternLayout(shared),
+        shared.patternPath, shared.sparsePatterns);
+  }
+
+  private static Layout patternLayout(Shared shared) {
+    return shared.patterns == null ? null : shared.patterns[0].layout();
+  }
+
+  /**
+   * The aggregation matrices of the row and the column input of the pair, {@code M = A^T} of each
+   * input's graph pattern {@code A} over {@code nodes} (a pixel-pair layout: one matrix entry per
+   * two nodes), as plan inputs that the user gives with the inputs ({@link Plan#PATTERN1}, {@link
+   * Plan#PATTERN2}; {@code Aggregate}). Every layer that asks shares them, so they must all see
+   * one node grid and one format ({@code sparse}: edge lists); in the run for an input with itself
+   * ({@link #sameExample()}) both are the row input's.
+   */
+  public Expr[] patterns(Layout nodes, boolean sparse) {
+    if (shared.patterns != null && shared.sparsePatterns != sparse) {
+      throw new ModelException(path, "the graph pattern is " + (shared.sparsePatterns ? "SPARSE" : "DENSE")
+          + " for " + shared.patternPath + " but " + (sparse ? "SPARSE" : "DENSE") + " here: every Aggregate of a "
+          + "model reads one pattern per input, so all must have one implementation");
+    }
+    if (shared.patterns == null) {
+      shared.sparsePatterns = sparse;
+      shared.patterns = new Expr[] {
+          Expr.input(Plan.PATTERN1, Expr.Domain.ROW, nodes),
+          Expr.input(Plan.PATTERN2, Expr.Domain.COL, nodes)};
+      shared.patternPath = path;
+    } else if (!shared.patterns[0].layout().equals(nodes)) {
+      throw new ModelException(path, "the graph pattern is over the nodes " + shared.patterns[0].layout()
+          + " of " + shared.patternPath + ", but this layer's input has nodes " + nodes
+          + ": every Aggregate of a model reads one pattern per input, so all must see one node grid");
+    }
+    Expr[] p = shared.patterns;
+    return shared.sameExample ? new Expr[] {p[0], p[0]} : p.clone();
   }
 
   /**
@@ -108,10 +150,13 @@ public final class RuleContext {
   }
 
   /**
-   * What a child of a combinator gave: its output specs and kernels, and whether every rule so far
-   * is symmetric in its two inputs.
+   * What a child of a combinator gave: its output specs and kernels, whether every rule so far
+   * is symmetric in its two inputs, and the node layout of the graph patterns the rules read
+   * ({@link #patterns}) with the path of the first layer that reads them (null, null if none does)
+   * and whether they are edge lists.
    */
-  public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric, boolean asksSameExample) {}
+  public record Result(List<Spec> specs, List<KernelExpr> kernels, boolean symmetric, boolean asksSameExample,
+      Layout patternLayout, String patternPath, boolean sparsePatterns) {}
 
   /**
    * Runs the requirements pass and the rule of the child {@code layer} at position {@code index}
@@ -126,7 +171,8 @@ public final class RuleContext {
     if (taps != null) {
       taps.accept(childPath, result);
     }
-    return new Result(out, result, !shared.asymmetric, shared.asksSameExample);
+    return new Result(out, result, !shared.asymmetric, shared.asksSameExample, patternLayout(shared),
+        shared.patternPath, shared.sparsePatterns);
   }
 
   /** The path of a combinator's child, as errors name it: {@code serial[3].Erf}. */

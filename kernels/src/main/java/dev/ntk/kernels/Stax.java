@@ -383,4 +383,14 @@ public final class Stax {
   public static Layer imageResize(int[] shape, String method, boolean antialias) {
     return Convolutional.imageResize(shape, method, antialias);
   }
+
+  /** {@link Graph#aggregate()}. */
+  public static Layer aggregate() {
+    return Graph.aggregate();
+  }
+
+  /** {@link Graph#aggregate(int[], String)}. */
+  public static Layer aggregate(int[] aggregateAxis, String implementation) {
+    return Graph.aggregate(aggregateAxis, implementation);
+  }
 }

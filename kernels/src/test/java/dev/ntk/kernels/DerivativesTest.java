@@ -224,6 +224,23 @@ class DerivativesTest {
     }
   }
 
+  /**
+   * {@code Aggregate} reads the pattern of its batch (2 examples) from {@link Graph#withPattern}:
+   * on a sequence and on a two-axis grid of nodes, between layers with parameters.
+   */
+  @org.junit.jupiter.api.Test
+  void aggregateMatchesCentralDifferencesUnderItsPattern() {
+    SplittableRandom rng = new SplittableRandom(25);
+    for (Shape shape : new Shape[] {new Shape(3, 2), new Shape(2, 3, 2)}) {
+      Shape nodes = shape.slice(0, shape.dimension() - 1);
+      NDArray a = Tensors.standardNormal(rng, manager, new Shape(2).addAll(nodes).addAll(nodes), DataType.FLOAT64);
+      try (Graph.PatternScope s = Graph.withPattern(a)) {
+        jvpAndVjpMatchCentralDifferences("Aggregate on " + shape, Stax.serial(Stax.dense(3, 1.2, 0.1),
+            Stax.aggregate(), Stax.erf(), Stax.aggregate(), Stax.dense(2, 1.1, null)), List.of(shape));
+      }
+    }
+  }
+
   static Stream<Arguments> affineLayers() {
     return Stream.of(
         of("Dense", Stax.dense(4, 1.5, 0.1), new Shape(3)),

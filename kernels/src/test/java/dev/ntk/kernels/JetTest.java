@@ -42,6 +42,18 @@ class JetTest {
     return DerivativesTest.layers();
   }
 
+  /** {@code Aggregate} between nonlinear layers, under the pattern of its batch ({@link Graph#withPattern}). */
+  @org.junit.jupiter.api.Test
+  void aggregateSecondDerivativesUnderItsPattern() {
+    SplittableRandom rng = new SplittableRandom(26);
+    Shape shape = new Shape(3, 2);
+    NDArray a = Tensors.standardNormal(rng, manager, new Shape(2, 3, 3), DataType.FLOAT64);
+    try (Graph.PatternScope s = Graph.withPattern(a)) {
+      secondDerivativesMatchCentralDifferences("Aggregate", Stax.serial(Stax.dense(3, 1.2, 0.1), Stax.aggregate(),
+          Stax.erf(), Stax.aggregate(), Stax.dense(2, 1.1, null)), List.of(shape));
+    }
+  }
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("layers")
   void secondDerivativesMatchCentralDifferences(String name, Layer layer, List<Shape> inputShapes) {

@@ -16,7 +16,7 @@ class LayerTypeTest {
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
         "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "Sigmoid_like", "Gabor", "Hermite",
         "ExpNormalized", "ElementwiseNumerical", "Elementwise", "ImageResize", "Index",
-        "LayerNorm", "Dropout", "GlobalSelfAttention"),
+        "LayerNorm", "Dropout", "GlobalSelfAttention", "Aggregate"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
@@ -36,6 +36,10 @@ class LayerTypeTest {
     assertEquals("{\"AvgPool\":{\"window_shape\":[2,2],\"strides\":[2,2],\"padding\":\"SAME\","
         + "\"normalize_edges\":true}}",
         ModelSpec.toJson(Stax.avgPool(new int[] {2, 2}, new int[] {2, 2}, "SAME", true)));
+    assertEquals("{\"Aggregate\":{\"aggregate_axis\":null,\"batch_axis\":0,\"channel_axis\":-1,"
+        + "\"implementation\":\"DENSE\"}}", ModelSpec.toJson(ModelSpec.parse("{\"Aggregate\": {}}")));
+    assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"Aggregate\": {\"aggregate_axis\": [1, 2], "
+        + "\"implementation\": \"sparse\"}}")), ModelSpec.toJson(Stax.aggregate(new int[] {1, 2}, "SPARSE")));
     for (var e : TestModels.all().entrySet()) {
       String json = ModelSpec.toJson(e.getValue());
       assertEquals(json, ModelSpec.toJson(ModelSpec.parse(json)), e.getKey());

@@ -107,6 +107,7 @@ final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
     }
     Model model = InputChecks.model(inputs.model);
     Layer layer = model.layer();
+    inputs.refusePatterns("ntk empirical", layer);
     KernelInputs.Inputs x = inputs.read(layer);
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
     List<String> results = new ArrayList<>();

@@ -53,7 +53,8 @@ import java.util.concurrent.Future;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
-record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
+record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
+    NpyDType dtype, Backend backend) {
 
   /** The array type of {@code dtype}. */
   static DataType dataType(NpyDType dtype) {
@@ -191,7 +192,8 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
       natives.put(name, b);
       kernels.put(name, b.buffer());
     }
-    plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2,
+    Object a = cpuArray(x1);
+    plan.runInto(a, x2 == null ? null : cpuArray(x2), patterns == null ? Map.of() : patterns.inputs(plan, a), n1, n2,
         Runtime.getRuntime().availableProcessors(), kernels);
     return kernels;
   }
@@ -203,7 +205,9 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   private Map<String, Buffer> onTensorFlow(KernelFn fn) {
     try (NDManager m = Tensors.newManager()) {
-      Kernel k = fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get));
+      Kernel k = patterns == null ? fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get))
+          : fn.apply(array(m, x1), x2 == null ? null : array(m, x2), KernelInputs.Patterns.array(m, patterns.a1()),
+              patterns.a2() == null ? null : KernelInputs.Patterns.array(m, patterns.a2()), EnumSet.copyOf(get));
       Map<String, Buffer> values = new HashMap<>();
       for (Get g : get) {
         values.put(g.key(), DoubleBuffer.wrap(Tensors.toDoubles(k.get(g))));
@@ -225,19 +229,24 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
   private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
-    return nonFinite(model.layer(), x1, x2, dtype, name, at, value, n2);
+    return nonFinite(model.layer(), x1, x2, patterns != null, dtype, name, at, value, n2);
   }
 
   /**
    * The error for entry {@code at} (row-major, {@code n2} columns) of the kernel {@code name}
    * between {@code x1} and {@code x2} ({@code null}: x1 with itself), whose value is not finite:
    * it names the entry and the layer where the kernel of the two input rows involved first stops
-   * being finite, found by running them layer by layer ({@code Diagnostics}) only now.
+   * being finite, found by running them layer by layer ({@code Diagnostics}) only now (not for a
+   * {@code graph} model, whose inputs come with patterns).
    */
-  static NonFiniteKernelException nonFinite(Layer layer, NpyArray x1, NpyArray x2, NpyDType dtype, String name,
-      long at, double value, int n2) {
+  static NonFiniteKernelException nonFinite(Layer layer, NpyArray x1, NpyArray x2, boolean graph, NpyDType dtype,
+      String name, long at, double value, int n2) {
     int row = Math.toIntExact(at / n2);
     int col = Math.toIntExact(at % n2);
+    if (graph) {
+      // The layer by layer run takes no graph patterns: the entry is named without its layer.
+      return new NonFiniteKernelException(dtype, name, row, col, value, java.util.Optional.empty());
+    }
     NpyArray other = x2 == null ? x1 : x2;
     try (NDManager m = Tensors.newManager()) {
       return new NonFiniteKernelException(dtype, name, row, col, value,

@@ -58,7 +58,14 @@ import java.util.Set;
  * bench/RESULTS.md}, "Prediction").
  */
 public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
-    boolean computeCov, NpyDType dtype, Backend backend, ConjugateGradients.Settings cg) {
+    boolean computeCov, NpyDType dtype, Backend backend, ConjugateGradients.Settings cg,
+    KernelInputs.Patterns patterns) {
+
+  /** The prediction of a model without graph patterns; {@code cg} null for exact inference by Cholesky. */
+  public InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
+      boolean computeCov, NpyDType dtype, Backend backend, ConjugateGradients.Settings cg) {
+    this(model, xTrain, yTrain, xTest, settings, computeCov, dtype, backend, cg, null);
+  }
 
   /** The prediction with exact inference by Cholesky. */
   public InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, NpyArray xTest, PredictSettings settings,
@@ -130,10 +137,12 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     double nll = Double.NaN;
     long computed;
     try {
-      dd.putAll(compute(fn, xTrain, null, gets, "train-train"));
-      td.putAll(compute(fn, xTest, xTrain, gets, "test-train"));
+      // A graph model's patterns: a1 the training inputs', a2 the test inputs'.
+      dd.putAll(compute(fn, xTrain, null, patterns == null ? null : patterns.first(), gets, "train-train"));
+      td.putAll(compute(fn, xTest, xTrain, patterns == null ? null : patterns.swapped(), gets, "test-train"));
       if (computeCov) {
-        tt.putAll(compute(fn, xTest, null, EnumSet.of(Get.NNGP), "test-test"));
+        tt.putAll(compute(fn, xTest, null, patterns == null ? null : patterns.swapped().first(),
+            EnumSet.of(Get.NNGP), "test-test"));
       }
       computed = System.nanoTime();
       Solve.CovarianceKernels cov = computeCov
@@ -205,21 +214,22 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
    * the entry, the kernel ({@code which}) and the layer where the kernel of its two inputs first
    * stops being finite.
    */
-  private Map<Get, DenseMatrix> compute(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, String which) {
+  private Map<Get, DenseMatrix> compute(KernelFn fn, NpyArray x1, NpyArray x2, KernelInputs.Patterns pair,
+      Set<Get> gets, String which) {
     int n1 = Math.toIntExact(x1.shape()[0]);
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     Map<Get, DenseMatrix> out = new EnumMap<>(Get.class);
     try {
       if (backend != Backend.CPU) {
-        onTensorFlow(fn, x1, x2, gets, n1, n2, out);
+        onTensorFlow(fn, x1, x2, pair, gets, n1, n2, out);
       } else {
-        onCpu(fn, x1, x2, gets, n1, n2, out);
+        onCpu(fn, x1, x2, pair, gets, n1, n2, out);
       }
       for (Get g : gets) {
         DenseMatrix k = out.get(g);
         long at = k.firstNonFinite();
         if (at >= 0) {
-          throw InProcessKernel.nonFinite(model.layer(), x1, x2, dtype, which + " " + g.key(), at,
+          throw InProcessKernel.nonFinite(model.layer(), x1, x2, pair != null, dtype, which + " " + g.key(), at,
               k.get(at / n2, at % n2), n2);
         }
       }
@@ -234,13 +244,18 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
    * The plan's kernels written into the matrices' memory: float64 directly, float32 in place then
    * widened; a matrix of more than {@link #BAND_BYTES} in bands of rows ({@link #inBands}).
    */
-  private void onCpu(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2, Map<Get, DenseMatrix> out) {
+  private void onCpu(KernelFn fn, NpyArray x1, NpyArray x2, KernelInputs.Patterns pair, Set<Get> gets, int n1,
+      int n2, Map<Get, DenseMatrix> out) {
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
     Plan plan = model.plan(new Shape(perExample), InProcessKernel.dataType(dtype), EnumSet.copyOf(gets));
     for (Get g : gets) {
       out.put(g, DenseMatrix.uninitialized(n1, n2));
     }
     if ((long) n1 * n2 * Double.BYTES > BAND_BYTES) {
+      if (pair != null) {
+        throw new IllegalArgumentException("a graph model's kernels of " + n1 + " x " + n2 + " inputs exceed "
+            + (BAND_BYTES >> 20) + " MiB, which graph patterns do not yet split into bands: use fewer inputs");
+      }
       inBands(plan, cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2, out, BAND_BYTES);
       return;
     }
@@ -249,8 +264,9 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     for (Get g : gets) {
       buffers.put(g.key(), f64 ? out.get(g).buffer() : out.get(g).float32Buffer());
     }
-    plan.runInto(cpuArray(x1), x2 == null ? null : cpuArray(x2), n1, n2, Runtime.getRuntime().availableProcessors(),
-        buffers);
+    Object a = cpuArray(x1);
+    plan.runInto(a, x2 == null ? null : cpuArray(x2), pair == null ? Map.of() : pair.inputs(plan, a), n1, n2,
+        Runtime.getRuntime().availableProcessors(), buffers);
     if (!f64) {
       out.values().forEach(DenseMatrix::widenFloat32);
     }
@@ -360,13 +376,16 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
   }
 
   /** The kernels by TensorFlow ops ({@code --backend tensorflow}), copied into the matrices. */
-  private void onTensorFlow(KernelFn fn, NpyArray x1, NpyArray x2, Set<Get> gets, int n1, int n2,
-      Map<Get, DenseMatrix> out) {
+  private void onTensorFlow(KernelFn fn, NpyArray x1, NpyArray x2, KernelInputs.Patterns pair, Set<Get> gets,
+      int n1, int n2, Map<Get, DenseMatrix> out) {
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     try (NDManager m = Tensors.newManager()) {
       NDArray a = Tensors.create(m, x1.data(), new Shape(x1.shape()), type);
       NDArray b = x2 == null ? null : Tensors.create(m, x2.data(), new Shape(x2.shape()), type);
-      Kernel k = fn.apply(a, b, EnumSet.copyOf(gets));
+      Kernel k = pair == null ? fn.apply(a, b, EnumSet.copyOf(gets))
+          : fn.apply(a, b, KernelInputs.Patterns.array(m, pair.a1()),
+              pair.a2() == null ? null : KernelInputs.Patterns.array(m, pair.a2()),
+              EnumSet.copyOf(gets));
       for (Get g : gets) {
         out.put(g, DenseMatrix.of(n1, n2, Tensors.toDoubles(k.get(g))));
       }

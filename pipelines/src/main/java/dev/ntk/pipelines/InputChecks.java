@@ -71,6 +71,17 @@ final class InputChecks {
     return array;
   }
 
+  /**
+   * Refuses a graph model (one with {@code Aggregate}, read from {@code modelFile}) in a command,
+   * {@code what}, that does not read graph patterns yet: {@code ntk kernel} alone takes them.
+   */
+  static void refuseGraph(String what, Path modelFile, Layer layer) {
+    if (dev.ntk.kernels.Graph.readsPatterns(layer)) {
+      throw new UsageException(what + " does not take graph models (Aggregate in " + modelFile + ") or their "
+          + "patterns yet: `ntk kernel --pattern1 A1.npy` computes the kernels of a graph model");
+    }
+  }
+
   /** Two inputs must have one per-example shape, and the model must accept it. */
   static void fit(Path modelFile, Layer model, String option1, Path file1, NpyArray x1, String option2, Path file2, NpyArray x2) {
     long[] f1 = features(x1);

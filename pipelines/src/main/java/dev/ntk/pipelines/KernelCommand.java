@@ -59,8 +59,15 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels));
     Backend backend = options.backend.resolve(plan.schedule());
+    KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean inProcess = options.pipelineUnasked()
         && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+    if (patterns != null && !inProcess) {
+      // The tiles of a pipeline read rows of x1 and x2, not yet the rows of their patterns.
+      throw new UsageException(plan.patternPath() + ": the kernels of a graph model are computed in-process only, "
+          + (options.pipelineUnasked() ? "and these do not fit one tile of --max-tile-bytes " + maxTileBytes
+          : "not with --runner or other pipeline options"));
+    }
     int tile = options.autoTile()
         ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
             options.remoteWorkers())
@@ -86,7 +93,8 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
           options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
-          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend)
+          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, options.dtype,
+              backend)
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }

@@ -38,6 +38,7 @@ final class LrCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     Layer layer = InputChecks.model(model).layer();
+    InputChecks.refuseGraph("ntk lr", model, layer);
     NpyArray x = InputChecks.inputs("--x-train", xTrain);
     InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
     int n = (int) x.shape()[0];
@@ -59,7 +60,7 @@ final class LrCommand implements Callable<Integer> {
       double[] values = Tensors.toDoubles(ntk);
       OptionalLong bad = Npy.firstNonFinite(values);
       if (bad.isPresent()) { // stops as kernel does, naming the entry and the layer
-        throw InProcessKernel.nonFinite(layer, x, null, NpyDType.FLOAT64, "ntk", bad.getAsLong(),
+        throw InProcessKernel.nonFinite(layer, x, null, false, NpyDType.FLOAT64, "ntk", bad.getAsLong(),
             values[Math.toIntExact(bad.getAsLong())], n);
       }
       return Predict.maxLearningRate(ntk, outputs, momentum);

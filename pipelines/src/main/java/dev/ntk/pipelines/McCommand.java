@@ -77,6 +77,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
     }
     List<Model> models = models(InputChecks.model(inputs.model));
     // the models differ in widths alone, all equal or given per layer for one model: one check fits all
+    inputs.refusePatterns("ntk mc", models.get(0).layer());
     KernelInputs.Inputs x = inputs.read(models.get(0).layer());
     long n1 = x.n1();
     long n2 = x.n2();

@@ -6,6 +6,7 @@ import dev.ntk.io.NpyArray;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Model;
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.Loss;
@@ -43,6 +44,13 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
 
   @Option(names = "--x-test", required = true, paramLabel = "XT.npy", description = "Test inputs.")
   Path xTest;
+
+  @Option(names = "--pattern-train", paramLabel = "A.npy", description = "Graph patterns of the training inputs "
+      + "for a model with Aggregate (as ntk kernel's --pattern1).")
+  Path patternTrain;
+
+  @Option(names = "--pattern-test", paramLabel = "AT.npy", description = "Graph patterns of the test inputs.")
+  Path patternTest;
 
   @Option(names = "--get", paramLabel = "KERNEL", defaultValue = "ntk",
       description = "ntk (default: the trained infinite ensemble) or nngp (the Bayesian posterior).")
@@ -128,6 +136,31 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     CG
   }
 
+  /**
+   * The graph patterns of the training and test inputs for a graph model's {@code plan} (null for
+   * another model, which may be given none), read and checked as {@code ntk kernel} checks them; a
+   * graph model is predicted in-process only.
+   */
+  private KernelInputs.Patterns patterns(Plan plan, long n, long m, boolean inProcess, long budget) {
+    if (plan.patternNodes() == null) {
+      if (patternTrain != null || patternTest != null) {
+        throw new UsageException((patternTrain != null ? "--pattern-train " + patternTrain : "--pattern-test "
+            + patternTest) + ": the model " + model + " has no Aggregate layer, which alone reads graph patterns");
+      }
+      return null;
+    }
+    NpyArray train = KernelInputs.pattern(plan, "--pattern-train", patternTrain, "--x-train", n);
+    NpyArray test = KernelInputs.pattern(plan, "--pattern-test", patternTest, "--x-test", m);
+    if (!inProcess) {
+      // The tiles of a pipeline read rows of the inputs, not yet the rows of their patterns.
+      throw new UsageException(plan.patternPath() + ": a graph model is predicted in-process only, "
+          + (options.pipelineUnasked() ? "and its kernels do not fit --max-memory " + budget
+          : "not with --runner or other pipeline options"));
+    }
+    return new KernelInputs.Patterns("--pattern-train " + patternTrain, train, "--pattern-test " + patternTest,
+        test);
+  }
+
   @Override
   public Integer call() throws IOException {
     options.beamArgs = unmatched;
@@ -187,6 +220,8 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     ConjugateGradients.Settings cg = conjugateGradients(settings, n, m, budget);
     boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
         computeCov, options.dtype, backend, budget);
+    KernelInputs.Patterns patterns = patterns(parsed.plan(new Shape(perExample), InProcessKernel.dataType(
+        options.dtype), InProcessPredict.kernels(settings, computeCov)), n, m, inProcess, budget);
     int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
         InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
         options.dtype.bytes(), backend);
@@ -213,7 +248,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
           staging -> inProcess
               ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
-                  computeCov, options.dtype, backend, cg).run(staging, log), -1, -1, -1)
+                  computeCov, options.dtype, backend, cg, patterns).run(staging, log), -1, -1, -1)
               : job.run(pipelineOptions, staging, Ntk.progress));
     }
     ConjugateGradients.Status solved = ConjugateGradients.last();

@@ -153,6 +153,7 @@ final class TrainCommand implements Callable<Integer> {
     List<Path> paramsFiles = paramsFiles(times);
     Model parsed = InputChecks.model(model);
     Layer layer = (width == null ? parsed : parsed.withWidth(width, true)).layer();
+    InputChecks.refuseGraph("ntk train", model, layer);
     NpyArray train = InputChecks.inputs("--x-train", xTrain);
     NpyArray test = InputChecks.inputs("--x-test", xTest);
     InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);

@@ -169,6 +169,149 @@ class NtkCommandTest {
         "--model", sqrt, "--x1", images, "--out", out);
   }
 
+  /**
+   * The graph example ({@code examples/graph}: two {@code Aggregate} layers) with its patterns:
+   * both backends write the kernels {@code KernelFn} gives for the same arrays; a missing, misshapen,
+   * unasked or non-finite pattern, a graph model on a runner or in {@code mc}, are user errors
+   * naming the option, the file, the shape expected and the layer.
+   */
+  @Test
+  void graphKernelsThroughTheCommandLine() throws IOException {
+    Path example = Path.of("..", "examples", "graph");
+    Path m = example.resolve("model.json");
+    Path x1 = example.resolve("x_train.npy");
+    Path a1 = example.resolve("a_train.npy");
+    Path x2 = example.resolve("x_test.npy");
+    Path a2 = example.resolve("a_test.npy");
+    Path cpu = dir.resolve("graph-cpu");
+    Path tf = dir.resolve("graph-tf");
+    Result c = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--x2", x2, "--pattern2", a2, "--backend",
+        "cpu", "--out", cpu);
+    assertEquals(0, c.status(), c.err());
+    assertTrue(c.out().contains("nngp.npy (20, 8) float64"), c.out());
+    Result t = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--x2", x2, "--pattern2", a2, "--backend",
+        "tensorflow", "--out", tf);
+    assertEquals(0, t.status(), t.err());
+    try (ai.djl.ndarray.NDManager nd = dev.ntk.kernels.Tensors.newManager()) {
+      java.util.function.Function<Path, ai.djl.ndarray.NDArray> array = f -> {
+        try {
+          NpyArray a = Npy.read(f);
+          return dev.ntk.kernels.Tensors.create(nd, a.data(), new ai.djl.ndarray.types.Shape(a.shape()),
+              ai.djl.ndarray.types.DataType.FLOAT64);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      };
+      dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.read(m).kernelFn().withBackend(
+          dev.ntk.kernels.engine.Backend.CPU).apply(array.apply(x1), array.apply(x2), array.apply(a1),
+          array.apply(a2), java.util.EnumSet.allOf(dev.ntk.kernels.Get.class));
+      for (String g : List.of("nngp", "ntk")) {
+        double[] want = dev.ntk.kernels.Tensors.toDoubles(g.equals("nngp") ? k.nngp() : k.ntk());
+        double[] got = Npy.read(cpu.resolve(g + ".npy")).data();
+        double[] other = Npy.read(tf.resolve(g + ".npy")).data();
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), g + "[" + i + "]");
+          assertEquals(want[i], other[i], 1e-12 * Math.abs(want[i]), g + " tensorflow [" + i + "]");
+        }
+      }
+    }
+    Path f32 = dir.resolve("graph-f32");
+    Result single = ntk("kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--dtype", "float32", "--get", "nngp",
+        "--out", f32);
+    assertEquals(0, single.status(), single.err());
+    double[] self = Npy.read(f32.resolve("nngp.npy")).data();
+    assertEquals(400, self.length);
+    for (int i = 0; i < 20; i++) {
+      for (int j = 0; j < 20; j++) {
+        assertEquals(self[i * 20 + j], self[j * 20 + i], 1e-6 * Math.abs(self[i * 20 + j]), "symmetric");
+      }
+    }
+    bad(2, "serial[2].Aggregate reads a graph pattern per input: give --pattern1 A.npy of shape (20, 16, 16) "
+        + "(batch, nodes..., nodes...), one per row of --x1", "kernel", "--model", m, "--x1", x1, "--out", out);
+    bad(2, "--pattern2 " + a1 + ": serial[2].Aggregate reads a graph pattern of shape (8, 16, 16) (batch, nodes..., "
+        + "nodes...), one per row of --x2, got (20, 16, 16)", "kernel", "--model", m, "--x1", x1, "--pattern1", a1,
+        "--x2", x2, "--pattern2", a1, "--out", out);
+    bad(2, "--pattern2 " + a2 + " is the pattern of --x2, which is not given", "kernel", "--model", m, "--x1", x1,
+        "--pattern1", a1, "--pattern2", a2, "--out", out);
+    bad(2, "--pattern1 " + a1 + ": the model " + model + " has no Aggregate layer", "kernel", "--model", model,
+        "--x1", x, "--pattern1", a1, "--out", out);
+    Path nan = dir.resolve("nan.npy");
+    double[] v = Npy.read(a1).data();
+    v[17] = Double.NaN;
+    Npy.write(nan, new NpyArray(new long[] {20, 16, 16}, NpyDType.FLOAT64, v));
+    bad(2, "--pattern1 " + nan + ": non-finite value NaN at flat index 17", "kernel", "--model", m, "--x1", x1,
+        "--pattern1", nan, "--out", out);
+    bad(2, "serial[2].Aggregate: the kernels of a graph model are computed in-process only, not with --runner",
+        "kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--runner", "DirectRunner", "--out", out);
+    bad(2, "ntk mc does not take graph models (Aggregate in " + m + ")", "mc", "--model", m, "--x1", x1,
+        "--pattern1", a1, "--samples", 2, "--width", 4, "--out", out);
+    Path sparse = write("sparse.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Aggregate\": "
+        + "{\"implementation\": \"SPARSE\"}}, {\"GlobalAvgPool\": {}}]}");
+    bad(2, "--pattern1 " + a1 + ": serial[1].Aggregate reads a graph pattern of shape (20, n_edges, 2) of (tail, "
+        + "head) node indices (SPARSE)", "kernel", "--model", sparse, "--x1", x1, "--pattern1", a1, "--out", out);
+  }
+
+  /**
+   * {@code ntk predict} of a graph model whose first layer is {@code Aggregate}: on raw inputs that
+   * layer is the linear map {@code x -> A^T x} of each example, so the prediction must be the one
+   * of the model without it on inputs mapped beforehand (which catches a pattern given to the wrong
+   * inputs); a missing pattern and a runner are user errors naming the option and the layer.
+   */
+  @Test
+  void graphPredictionThroughTheCommandLine() throws IOException {
+    Path example = Path.of("..", "examples", "graph");
+    String rest = "{\"Dense\": {\"out_dim\": 8, \"W_std\": 1.4, \"b_std\": 0.1}}, {\"Relu\": {}}, "
+        + "{\"GlobalAvgPool\": {}}, {\"Dense\": {\"out_dim\": 1}}]}";
+    Path graph = write("graph.json", "{\"serial\": [{\"Aggregate\": {}}, " + rest);
+    Path plain = write("plain.json", "{\"serial\": [" + rest);
+    Path[] mapped = new Path[2];
+    String[] splits = {"train", "test"};
+    for (int s = 0; s < 2; s++) {
+      NpyArray xs = Npy.read(example.resolve("x_" + splits[s] + ".npy"));
+      double[] a = Npy.read(example.resolve("a_" + splits[s] + ".npy")).data();
+      double[] v = xs.data();
+      int n = (int) xs.shape()[0];
+      double[] w = new double[v.length];
+      for (int e = 0; e < n; e++) {
+        for (int j = 0; j < 16; j++) {
+          for (int i = 0; i < 16; i++) {
+            for (int c = 0; c < 4; c++) {
+              w[(e * 16 + j) * 4 + c] += a[(e * 16 + i) * 16 + j] * v[(e * 16 + i) * 4 + c];
+            }
+          }
+        }
+      }
+      mapped[s] = dir.resolve("mapped_" + splits[s] + ".npy");
+      Npy.write(mapped[s], new NpyArray(xs.shape(), NpyDType.FLOAT64, w));
+    }
+    Path targets = npy("targets.npy", 20, 1, 7);
+    Path g = dir.resolve("graph-predict");
+    Path p = dir.resolve("plain-predict");
+    Result r = ntk("predict", "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"),
+        "--pattern-test", example.resolve("a_test.npy"), "--get", "nngp", "--compute-cov", "--out", g);
+    assertEquals(0, r.status(), r.err());
+    Result q = ntk("predict", "--model", plain, "--x-train", mapped[0], "--y-train", targets, "--x-test", mapped[1],
+        "--get", "nngp", "--compute-cov", "--out", p);
+    assertEquals(0, q.status(), q.err());
+    for (String f : List.of("mean.npy", "cov.npy")) {
+      double[] want = Npy.read(p.resolve(f)).data();
+      double[] got = Npy.read(g.resolve(f)).data();
+      assertEquals(want.length, got.length);
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-9 * (1 + Math.abs(want[i])), f + "[" + i + "]");
+      }
+    }
+    bad(2, "serial[0].Aggregate reads a graph pattern per input: give --pattern-test A.npy of shape (8, 16, 16)",
+        "predict", "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"), "--out",
+        out);
+    bad(2, "serial[0].Aggregate: a graph model is predicted in-process only, not with --runner", "predict",
+        "--model", graph, "--x-train", example.resolve("x_train.npy"), "--pattern-train",
+        example.resolve("a_train.npy"), "--y-train", targets, "--x-test", example.resolve("x_test.npy"),
+        "--pattern-test", example.resolve("a_test.npy"), "--runner", "DirectRunner", "--out", out);
+  }
+
   @Test
   void bothBackendsWriteTheSameKernels() throws IOException {
     Path cpu = dir.resolve("cpu");

@@ -84,7 +84,10 @@ public final class CudaSource {
     this.source = prelude() + tableSource + kernels + diagonalKernel() + hostLaunchers();
   }
 
-  /** Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet. */
+  /**
+   * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet
+   * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns).
+   */
   public static boolean runs(Schedule schedule) {
     List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
@@ -101,7 +104,7 @@ public final class CudaSource {
     if (!runs(schedule)) {
       // Attention has no generated kernel yet: refused, not guessed.
       throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
-          + "and attend): run this model with --backend cpu or tensorflow");
+          + "and attend, Aggregate's attend): run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
