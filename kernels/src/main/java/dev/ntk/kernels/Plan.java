@@ -378,8 +378,11 @@ public final class Plan {
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, int n1, int n2, int threads,
       Map<String, ?> kernels) {
     Map<String, Object> vars = new java.util.HashMap<>();
-    schedule.rowOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n1])));
-    schedule.colOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n2])));
+    // a block per input where the outputs keep pixels
+    schedule.rowOutputs().forEach((name, e) -> vars.put(name,
+        cpu.fromDoubles(new double[Math.multiplyExact(n1, e.layout().size())])));
+    schedule.colOutputs().forEach((name, e) -> vars.put(name,
+        cpu.fromDoubles(new double[Math.multiplyExact(n2, e.layout().size())])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
     run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, out);

@@ -23,7 +23,7 @@ import java.util.Locale;
  * more.
  *
  * <pre>{@code
- * Kernel k = Stax.serial(Stax.conv(1, 3, 3), Stax.relu(), Stax.conv(1, 3, 3)).kernelFn()
+ * Kernel k = Stax.serial(Stax.conv(1, new int[] {3, 3}, "SAME"), Stax.relu()).kernelFn()
  *     .keepSpatial(Spatial.FULL).apply(x1, x2);   // k.nngp(): (N1, N2, H, H', W, W')
  * }</pre>
  */
