@@ -257,7 +257,8 @@ public final class Plan {
    */
   public long tileBytes(int rows, int cols, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
     long pairs = (long) rows * cols;
-    long outputs = pairs * schedule.outputs().size();
+    // a block per pair where the outputs keep pixels
+    long outputs = pairs * schedule.outputs().values().stream().mapToLong(e -> e.layout().size()).sum();
     long block = Math.max(1, schedule.inputLayout(NNGP).size());
     long values;
     if (backend == dev.ntk.kernels.engine.Backend.TENSORFLOW) {
