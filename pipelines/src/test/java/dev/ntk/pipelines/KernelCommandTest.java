@@ -66,6 +66,30 @@ class KernelCommandTest {
         assertClose(k.cov1(), out.resolve("cov1.npy"));
         assertClose(k.cov2(), out.resolve("cov2.npy"));
       }
+      // float32, of x1 with itself: the float64 run's blocks (i, j) of x1 within float32's rounding
+      Path single = dir.resolve("out32-" + diagonal);
+      NtkCommandTest.Result f = NtkCommandTest.ntk("kernel", "--model", model, "--x1", x1, "--dtype", "float32",
+          "--diagonal-spatial", diagonal, "--get", "nngp,cov1", "--out", single);
+      assertEquals(0, f.status(), f.err());
+      assertEquals(NpyDType.FLOAT32, Npy.readHeader(single.resolve("nngp.npy")).dtype());
+      long[] self = pair.clone();
+      self[1] = 5;
+      assertArrayEquals(self, Npy.readHeader(single.resolve("nngp.npy")).shape());
+      double[] cov1 = Npy.read(out.resolve("cov1.npy")).data();
+      double[] cov1f = Npy.read(single.resolve("cov1.npy")).data();
+      for (int i = 0; i < cov1.length; i++) {
+        assertEquals(cov1[i], cov1f[i], 1e-5 * Math.max(1, Math.abs(cov1[i])), "float32 cov1[" + i + "]");
+      }
+      // the blocks (i, i) of the kernel of x1 with itself are cov1
+      double[] nngp = Npy.read(single.resolve("nngp.npy")).data();
+      int block = cov1.length / 5;
+      assertEquals(25 * block, nngp.length);
+      for (int i = 0; i < 5; i++) {
+        for (int p = 0; p < block; p++) {
+          assertEquals(cov1f[i * block + p], nngp[(i * 5 + i) * block + p], 1e-5 * Math.max(1, Math.abs(cov1[i])),
+              "nngp[" + i + ", " + i + "] block entry " + p);
+        }
+      }
     }
   }
 
