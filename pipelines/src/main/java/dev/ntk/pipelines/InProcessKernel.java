@@ -57,9 +57,11 @@ import java.util.concurrent.Future;
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  * @param covariances {@code cov1} and/or {@code cov2}, written beside the kernels
+ * @param diagonalBatch neural-tangents' {@code diagonal_batch}: each covariance per input ({@code (N1,
+ *     ...)}), or between every two inputs of its batch ({@code (N1, N1, ...)}, the NNGP of x1 with itself)
  */
 record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend,
-    Spatial spatial, List<String> covariances) {
+    Spatial spatial, List<String> covariances, boolean diagonalBatch) {
   InProcessKernel {
     get = List.copyOf(get);
     covariances = List.copyOf(covariances);
@@ -67,7 +69,7 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
 
   /** The reduced kernels {@code get} alone. */
   InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
-    this(model, x1, x2, get, dtype, backend, Spatial.REDUCED, List.of());
+    this(model, x1, x2, get, dtype, backend, Spatial.REDUCED, List.of(), true);
   }
 
   /** The array type of {@code dtype}. */
@@ -228,10 +230,17 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
    */
   private Map<String, Buffer> throughKernelFn(KernelFn fn, Map<String, long[]> shapes) {
     try (NDManager m = Tensors.newManager()) {
-      Kernel k = fn.apply(array(m, x1), x2 == null ? null : array(m, x2), Get.setOf(get));
+      NDArray a1 = array(m, x1);
+      NDArray a2 = x2 == null ? null : array(m, x2);
+      Kernel k = fn.apply(a1, a2, Get.setOf(get));
       Map<String, NDArray> arrays = new LinkedHashMap<>();
       get.forEach(g -> arrays.put(g.key(), k.get(g)));
-      covariances.forEach(c -> arrays.put(c, c.equals("cov1") ? k.cov1() : k.cov2()));
+      for (String c : covariances) {
+        boolean first = c.equals("cov1");
+        // diagonal_batch=false: the covariance of every two inputs of the batch, its NNGP with itself
+        arrays.put(c, diagonalBatch ? (first ? k.cov1() : k.cov2())
+            : fn.apply(first ? a1 : a2, null, Get.NNGP));
+      }
       Map<String, Buffer> values = new HashMap<>();
       arrays.forEach((name, a) -> {
         values.put(name, DoubleBuffer.wrap(Tensors.toDoubles(a)));
@@ -262,8 +271,10 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
       // entry at of one input's covariance with itself: the pair (input, input)
       boolean first = name.equals("cov1");
       int n = first ? n1 : n2;
-      long input = at / (size / n);
-      return nonFinite(model.layer(), first ? x1 : x2, null, dtype, name, input * n + input, value, n);
+      long items = diagonalBatch ? n : (long) n * n;
+      long item = at / (size / items);
+      return nonFinite(model.layer(), first ? x1 : x2, null, dtype, name, diagonalBatch ? item * n + item : item,
+          value, n);
     }
     // a kernel that keeps pixels holds a block per pair
     return nonFinite(model.layer(), x1, x2, dtype, name, at / (size / ((long) n1 * n2)), value, n2);

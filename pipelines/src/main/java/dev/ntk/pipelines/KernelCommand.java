@@ -42,6 +42,12 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
           + "neural-tangents' diagonal_spatial. Default: averaged over the pixels, (N1, N2). In-process only.")
   String diagonalSpatial;
 
+  @Option(names = "--diagonal-batch", paramLabel = "true|false", defaultValue = "true",
+      description = "cov1 and cov2 per input (true, the default: (N1) or (N1, pixels...)) or between every two "
+          + "inputs of their batch (false: (N1, N1, ...), the NNGP of x1 with itself), as neural-tangents' "
+          + "diagonal_batch.")
+  String diagonalBatch;
+
   /** The covariances {@code --get} may name beside the kernels. */
   static final List<String> COVARIANCES = List.of("cov1", "cov2");
 
@@ -102,6 +108,13 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
           + "for x1 ask for cov1)");
     }
     Spatial spatial = spatial();
+    String batch = diagonalBatch.trim().toLowerCase(Locale.ROOT);
+    if (!batch.equals("true") && !batch.equals("false")) {
+      throw new UsageException("--diagonal-batch must be true or false, got " + diagonalBatch);
+    }
+    if (batch.equals("false") && covariances.isEmpty()) {
+      throw new UsageException("--diagonal-batch false shapes only cov1 and cov2: ask for them with --get");
+    }
     long[] shape = x.x1().shape();
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial);
@@ -150,7 +163,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
           options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend,
-              spatial, covariances)
+              spatial, covariances, batch.equals("true"))
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }

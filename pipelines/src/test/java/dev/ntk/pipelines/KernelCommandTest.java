@@ -93,6 +93,42 @@ class KernelCommandTest {
     }
   }
 
+  /**
+   * {@code --diagonal-batch false}: cov1 and cov2 between every two inputs of their batch, {@code (N,
+   * N, H, W)}: the NNGP of x1 (x2) with itself, whose blocks {@code (i, i)} are the per-input cov1.
+   */
+  @Test
+  void covariancesOfWholeBatches() throws IOException {
+    Path model = Files.writeString(dir.resolve("conv.json"), CONV);
+    Path x1 = images("x1.npy", 5, 1);
+    Path x2 = images("x2.npy", 4, 2);
+    Path batch = dir.resolve("batch");
+    NtkCommandTest.Result r = NtkCommandTest.ntk("kernel", "--model", model, "--x1", x1, "--x2", x2,
+        "--diagonal-spatial", "true", "--diagonal-batch", "false", "--get", "cov1,cov2", "--out", batch);
+    assertEquals(0, r.status(), r.err());
+    assertArrayEquals(new long[] {5, 5, 3, 3}, Npy.readHeader(batch.resolve("cov1.npy")).shape());
+    assertArrayEquals(new long[] {4, 4, 3, 3}, Npy.readHeader(batch.resolve("cov2.npy")).shape());
+    Path perInput = dir.resolve("per-input");
+    r = NtkCommandTest.ntk("kernel", "--model", model, "--x1", x1, "--x2", x2, "--diagonal-spatial", "true",
+        "--get", "cov1,cov2", "--out", perInput);
+    assertEquals(0, r.status(), r.err());
+    try (NDManager m = Tensors.newManager()) {
+      var fn = ModelSpec.parse(CONV).kernelFn().withBackend(Backend.CPU).keepSpatial(Spatial.DIAGONAL);
+      assertClose(fn.apply(array(m, x1)).nngp(), batch.resolve("cov1.npy"));
+      assertClose(fn.apply(array(m, x2)).nngp(), batch.resolve("cov2.npy"));
+    }
+    for (String c : List.of("cov1", "cov2")) {
+      double[] whole = Npy.read(batch.resolve(c + ".npy")).data();
+      double[] each = Npy.read(perInput.resolve(c + ".npy")).data();
+      int n = c.equals("cov1") ? 5 : 4;
+      for (int i = 0; i < n; i++) {
+        for (int p = 0; p < 9; p++) {
+          assertEquals(each[i * 9 + p], whole[(i * n + i) * 9 + p], 1e-12 * Math.abs(each[i * 9 + p]), c);
+        }
+      }
+    }
+  }
+
   /** Covariances alone, of a fully connected model: {@code (N1)}, the diagonal of the kernel of x1 with itself. */
   @Test
   void covarianceAloneIsTheDiagonalOfTheKernelOfX1WithItself() throws IOException {
@@ -130,13 +166,16 @@ class KernelCommandTest {
         {"--model", conv, "--get", "nngp,cov2", "--out", out},
         {"--model", conv, "--get", "nngp,covariance", "--out", out},
         {"--model", readout, "--diagonal-spatial", "false", "--out", out},
-        {"--model", conv, "--diagonal-spatial", "false", "--max-tile-bytes", 1000, "--out", out}};
+        {"--model", conv, "--diagonal-spatial", "false", "--max-tile-bytes", 1000, "--out", out},
+        {"--model", conv, "--diagonal-batch", "false", "--out", out},
+        {"--model", conv, "--diagonal-batch", "no", "--get", "cov1", "--out", out}};
     String[] messages = {
         "--diagonal-spatial is computed in-process only", "--diagonal-spatial is computed in-process only",
         "--get cov1 is computed in-process only", "--diagonal-spatial must be true or false, got maybe",
         "--get cov2 needs --x2", "--get: unknown output \"covariance\"",
         "serial[2].Flatten: the kernel per pixel pair (diagonal_spatial=false) was asked for, but this layer",
-        "more than --max-tile-bytes 1000"};
+        "more than --max-tile-bytes 1000", "--diagonal-batch false shapes only cov1 and cov2",
+        "--diagonal-batch must be true or false, got no"};
     for (int c = 0; c < cases.length; c++) {
       Object[] args = new Object[cases[c].length + 5];
       args[0] = "kernel";
