@@ -205,6 +205,18 @@ class SpatialTest {
         assertArrayEquals(all.cov1().toDoubleArray(), alone.cov1().toDoubleArray(), 1e-14);
         assertArrayEquals(all.cov2().toDoubleArray(), alone.cov2().toDoubleArray(), 1e-14);
       }
+      // a fully connected model: no pixel blocks, a plan of per-input steps alone
+      Layer fc = Stax.serial(Stax.dense(8, 1.5, 0.1), Stax.erf(), Stax.dense(1, 1.2, 0.1));
+      NDArray v1 = KernelTesting.randomInputs(manager, 4, 5, 15);
+      NDArray v2 = KernelTesting.randomInputs(manager, 3, 5, 16);
+      KernelFn fn = fc.kernelFn().withBackend(backend);
+      for (NDArray other : new NDArray[] {null, v2}) {
+        Kernel alone = fn.apply(v1, other, EnumSet.noneOf(Get.class));
+        Kernel all = fn.apply(v1, other);
+        assertNull(alone.nngp());
+        assertArrayEquals(all.cov1().toDoubleArray(), alone.cov1().toDoubleArray(), 1e-14);
+        assertArrayEquals(all.cov2().toDoubleArray(), alone.cov2().toDoubleArray(), 1e-14);
+      }
     }
   }
 
