@@ -130,7 +130,9 @@ public final class Plan {
 
   /**
    * The kernel a model's output gives: unchanged without pixels; with pixels (a model that ends
-   * before a readout), averaged over the pixel-diagonal, as {@code Flatten} would.
+   * before a readout), averaged over the pixel-diagonal, as {@code Flatten} would, for {@link
+   * Spatial#REDUCED}; its per-pixel blocks for {@link Spatial#DIAGONAL}; its pixel-pair blocks, which
+   * the requirements pass kept, for {@link Spatial#FULL}.
    */
   static KernelExpr readout(KernelExpr k, Spatial spatial) {
     if (!k.hasPixels()) {
