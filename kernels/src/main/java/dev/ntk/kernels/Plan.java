@@ -420,6 +420,17 @@ public final class Plan {
       sameExampleOnDiagonal(schedule, out, same, n1);
       return null;
     }
+    if (schedule.outputs().isEmpty()) {
+      // the covariances alone (cov1, cov2): the inputs' own variances, no gram of two batches
+      double[] var1 = Gram.variances(x1, n1, d);
+      Map<String, Object> inputs = Map.of(VAR1, cpu.fromDoubles(var1),
+          VAR2, cpu.fromDoubles(same ? var1 : Gram.variances(x2, n2, d)));
+      if (out == null) {
+        return cpu.run(schedule, inputs, n1, n2, threads, false);
+      }
+      cpu.run(schedule, inputs, n1, n2, threads, false, out);
+      return null;
+    }
     // The gram is written into a caller's output buffer when one can hold it: each chunk of the
     // tile pass reads its gram entries before it writes its outputs over them, and the pass needs
     // only the upper triangle of x1 with itself, which the mirror overwrites last. That spares a
