@@ -11,6 +11,7 @@ import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.Spatial;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
@@ -89,7 +90,8 @@ public final class Bench {
         + "       Bench inprocess --model M.json --x X.npy --dtype float32|float64 [--repeats 3]"
         + " [--warmup-rows 256] [--backend auto|cpu|tensorflow]\n"
         + "       Bench plan --model M.json --d D\n"
-        + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3] [--pattern A.npy]\n"
+        + "       Bench engine --model M.json --x X.npy --dtype float32|float64 [--repeats 3] [--pattern A.npy]"
+        + " [--spatial reduced|diagonal|full]\n"
         + "       Bench native-load   (with -Dntk.cache=DIR)\n"
         + "       Bench first-touch [--n 8192] [--d 784] [--repeats 3] [--blas-start ROWS]");
   }
@@ -235,7 +237,9 @@ public final class Bench {
     String dtype = o.getOrDefault("dtype", "float64");
     int repeats = Integer.parseInt(o.getOrDefault("repeats", "3"));
     int n = Math.toIntExact(x.shape()[0]);
-    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(x.shape()).slice(1), EnumSet.allOf(Get.class));
+    // --spatial: kernels that keep the last layer's pixels (dev.ntk.kernels.Spatial), for their cost
+    Spatial spatial = Spatial.parse(o.getOrDefault("spatial", "reduced"));
+    Plan plan = Plan.compile(ModelSpec.parse(json), new Shape(x.shape()).slice(1), EnumSet.allOf(Get.class), spatial);
     // A graph model reads its inputs' patterns (--pattern A.npy, (N, nodes, nodes)).
     NpyArray a = o.containsKey("pattern") ? Npy.read(Paths.get(o.get("pattern"))) : null;
     Map<String, Object> patterns = a == null ? Map.of() : plan.patternInputs(a.data(), a.shape(), null, null, n, n,
@@ -266,8 +270,8 @@ public final class Bench {
       }
     }
     System.out.printf(Locale.ROOT, "RESULT engine dtype=%s n=%d seconds=%.6f ms_per_entry=%.6g cpu_seconds=%.6f "
-        + "threads=%d repeats=%d first_seconds=%.3f%n", dtype, n, best, best * 1e3 / ((double) n * n), bestCpu,
-        threads, repeats, first);
+        + "threads=%d repeats=%d first_seconds=%.3f spatial=%s%n", dtype, n, best, best * 1e3 / ((double) n * n),
+        bestCpu, threads, repeats, first, spatial.name().toLowerCase(Locale.ROOT));
   }
 
   /**

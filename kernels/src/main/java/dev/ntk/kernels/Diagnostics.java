@@ -33,7 +33,7 @@ public final class Diagnostics {
     Map<String, Expr> rows = new LinkedHashMap<>();
     Map<String, Expr> cols = new LinkedHashMap<>();
     Spec spec = Spec.input(perExample);
-    KernelExpr in = Plan.inputKernel(model, spec, false);
+    KernelExpr in = Plan.inputKernel(model, spec, false, false);
     RuleContext.run(model, List.of(Spec.input(perExample)), List.of(in), (path, kernels) -> {
       for (KernelExpr k : kernels) {
         String key = Integer.toString(paths.size());

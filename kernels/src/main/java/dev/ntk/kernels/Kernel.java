@@ -12,7 +12,10 @@ import java.util.Objects;
  * <p>{@code nngp} and {@code ntk} have shape {@code (N1, N2)}: the per-channel kernels, channels
  * being i.i.d. in the infinite-width limit; {@code ntk} is null when only the NNGP was asked for
  * ({@code get=nngp} computes no NTK). {@code cov1} and {@code cov2} hold the variances of each
- * input ({@code (N1)} and {@code (N2)}). The metadata:
+ * input ({@code (N1)} and {@code (N2)}). A kernel function that keeps the spatial axes of the
+ * model's last layer ({@link KernelFn#keepSpatial}) gives them in neural-tangents' layouts instead
+ * ({@link Spatial}): {@code (N1, N2, H, W)} and {@code (N1, H, W)} per pixel, {@code (N1, N2, H,
+ * H', W, W')} and {@code (N1, H, H', W, W')} for every two pixels. The metadata:
  *
  * <ul>
  *   <li>{@code spec}: the per-example shape of the finite network's output (channel last) and
@@ -21,7 +24,8 @@ import java.util.Objects;
  *   <li>{@code diagonalBatch}: {@code cov1}/{@code cov2} hold only the per-input variances, not the
  *       covariance between inputs of one batch;
  *   <li>{@code diagonalSpatial}: only the pixel-diagonal of the spatial covariance was kept
- *       (always true for fully connected networks, which have no spatial axes).
+ *       (always true for fully connected networks, which have no spatial axes); for kernels that
+ *       keep the output's spatial axes, whether they are per pixel ({@link Spatial#DIAGONAL}).
  * </ul>
  *
  * <p>Arrays belong to the {@link NDManager} of the inputs they were computed from.

@@ -29,19 +29,25 @@ import java.util.concurrent.ConcurrentHashMap;
  * NDArray ntk = k.ntk();
  * NDArray nngp = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(xTrain, xTest, Get.NNGP);
  * }</pre>
+ *
+ * <p>A model that ends without a readout (its last layer keeps spatial axes) gives kernels averaged
+ * over its output pixels; {@link #keepSpatial} keeps them in neural-tangents' layouts ({@link
+ * Spatial}).
  */
 public final class KernelFn {
   private final Layer layer;
   private final Backend backend;
+  private final Spatial spatial;
   private final Map<List<Object>, Plan> plans;
 
   KernelFn(Layer layer) {
-    this(layer, Backend.AUTO, new ConcurrentHashMap<>());
+    this(layer, Backend.AUTO, Spatial.REDUCED, new ConcurrentHashMap<>());
   }
 
-  private KernelFn(Layer layer, Backend backend, Map<List<Object>, Plan> plans) {
+  private KernelFn(Layer layer, Backend backend, Spatial spatial, Map<List<Object>, Plan> plans) {
     this.layer = layer;
     this.backend = backend;
+    this.spatial = spatial;
     this.plans = plans;
   }
 
@@ -52,7 +58,23 @@ public final class KernelFn {
 
   /** The same kernel function on {@code backend}. */
   public KernelFn withBackend(Backend newBackend) {
-    return new KernelFn(layer, newBackend, plans);
+    return new KernelFn(layer, newBackend, spatial, plans);
+  }
+
+  /**
+   * The same kernel function with kernels that keep the spatial axes of the model's last layer as
+   * {@code newSpatial} says (neural-tangents' {@code diagonal_spatial}, {@link Spatial#of}): {@code
+   * nngp}, {@code ntk} {@code (N1, N2, H, W)} or {@code (N1, N2, H, H', W, W')}, {@code cov1} {@code
+   * (N1, H, W)} or {@code (N1, H, H', W, W')}. A {@link ModelException} naming the readout when the
+   * model's output has no spatial axes.
+   */
+  public KernelFn keepSpatial(Spatial newSpatial) {
+    return new KernelFn(layer, backend, java.util.Objects.requireNonNull(newSpatial, "spatial"), plans);
+  }
+
+  /** What the kernels keep of the output's spatial axes ({@link Spatial#REDUCED} by default). */
+  public Spatial spatial() {
+    return spatial;
   }
 
   public Backend backend() {
@@ -61,8 +83,8 @@ public final class KernelFn {
 
   /** The compiled plan for inputs of per-example shape {@code perExample} (cached). */
   public Plan plan(Shape perExample, Set<Get> gets) {
-    return plans.computeIfAbsent(List.of(perExample, EnumSet.copyOf(gets)),
-        k -> Plan.compile(layer, perExample, gets));
+    return plans.computeIfAbsent(List.of(perExample, Get.setOf(gets), spatial),
+        k -> Plan.compile(layer, perExample, gets, spatial));
   }
 
   /** The kernels between {@code x1} and itself. */
@@ -80,7 +102,10 @@ public final class KernelFn {
     return apply(x1, x2, EnumSet.of(get)).get(get);
   }
 
-  /** The kernels in {@code gets} between {@code x1} and {@code x2} ({@code null}: x1 again). */
+  /**
+   * The kernels in {@code gets} between {@code x1} and {@code x2} ({@code null}: x1 again); an empty
+   * {@code gets} computes only {@code cov1} and {@code cov2}.
+   */
   public Kernel apply(NDArray x1, NDArray x2, Set<Get> gets) {
     return apply(x1, x2, null, null, gets);
   }
@@ -124,9 +149,32 @@ public final class KernelFn {
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, patterns, n1, n2, m);
     };
-    return new Kernel(out.get(Plan.NNGP), out.get(Plan.NTK), out.get(Plan.VAR1), out.get(Plan.VAR2),
+    Spatial kept = plan.requirements().spatial();
+    long[] pair = {n1, n2};
+    return new Kernel(ntLayout(out.get(Plan.NNGP), pair, plan), ntLayout(out.get(Plan.NTK), pair, plan),
+        ntLayout(out.get(Plan.VAR1), new long[] {n1}, plan), ntLayout(out.get(Plan.VAR2), new long[] {n2}, plan),
         plan.requirements().output(), n1, n2, same, plan.requirements().diagonalBatch(),
-        plan.requirements().diagonalSpatial());
+        kept.keepsAxes() ? kept == Spatial.DIAGONAL : plan.requirements().diagonalSpatial());
+  }
+
+  /**
+   * A plan's output {@code a} (blocks of the output's pixels after the {@code batch} axes) in
+   * neural-tangents' layout ({@link Spatial#shape}, {@link Spatial#axes}); as it is where the plan
+   * reduced the spatial axes.
+   */
+  private static NDArray ntLayout(NDArray a, long[] batch, Plan plan) {
+    Spatial s = plan.requirements().spatial();
+    if (a == null || !s.keepsAxes()) {
+      return a;
+    }
+    int[] grid = Plan.spatialGrid(plan.requirements().output());
+    long[] blocked = new long[batch.length + (s == Spatial.FULL ? 2 : 1) * grid.length];
+    System.arraycopy(batch, 0, blocked, 0, batch.length);
+    for (int k = batch.length; k < blocked.length; k++) {
+      blocked[k] = grid[(k - batch.length) % grid.length];
+    }
+    NDArray shaped = a.reshape(new Shape(blocked));
+    return s == Spatial.FULL ? shaped.transpose(s.axes(batch.length, grid.length)) : shaped;
   }
 
   /**
@@ -144,7 +192,12 @@ public final class KernelFn {
     Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
     List<String> names = List.copyOf(plan.schedule().outputs().keySet());
     Map<String, Object> vars = new HashMap<>();
-    List<NDArray> kernels = NtkEngineBridge.fill(m, new Shape(n1, n2), type, names.size(), buffers -> {
+    if (names.isEmpty()) {
+      // only cov1 and cov2
+      vars.putAll(plan.runInto(a, b, n1, n2, threads, Map.of()));
+    }
+    List<NDArray> kernels = names.isEmpty() ? List.of() : NtkEngineBridge.fill(m, pairShape(plan, n1, n2), type,
+        names.size(), buffers -> {
       Map<String, Object> out = new HashMap<>();
       for (int i = 0; i < names.size(); i++) {
         out.put(names.get(i), f64 ? buffers.get(i).asDoubleBuffer() : buffers.get(i).asFloatBuffer());
@@ -159,6 +212,12 @@ public final class KernelFn {
     return arrays;
   }
 
+  /** The shape of a pair output of {@code plan}: {@code (n1, n2)}, then its block where it keeps pixels. */
+  private static Shape pairShape(Plan plan, int n1, int n2) {
+    int block = plan.schedule().outputs().values().stream().mapToInt(e -> e.layout().size()).max().orElse(1);
+    return block == 1 ? new Shape(n1, n2) : new Shape(n1, n2, block);
+  }
+
   /** The plan on the {@code cuda} engine of this JVM's GPU ({@link dev.ntk.kernels.cuda.CudaEngine#shared}). */
   private static Map<String, NDArray> onCuda(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
     boolean f64 = x1.getDataType() == DataType.FLOAT64;
@@ -169,7 +228,8 @@ public final class KernelFn {
         dev.ntk.kernels.cuda.CudaEngine.shared().run(plan, a, b, n1, n2), x2 == null, n1);
     values.forEach((name, v) -> {
       boolean pair = plan.schedule().outputs().containsKey(name);
-      Shape shape = pair ? new Shape(n1, n2) : new Shape(name.equals(Plan.VAR2) ? n2 : n1);
+      Shape shape = pair ? pairShape(plan, n1, n2)
+          : new Shape(v instanceof double[] d ? d.length : ((float[]) v).length);
       arrays.put(name, v instanceof double[] d ? m.create(d, shape) : m.create((float[]) v, shape));
     });
     return arrays;
@@ -195,10 +255,12 @@ public final class KernelFn {
       for (int i = 0; i < n; i++) {
         identity[i * n + i] = 1;
       }
-      try (NDArray ones = m.create(identity, new Shape(n, n));
+      // a kernel that keeps pixels is (n, n, m), each input's own block (n * m)
+      NDArray kernel = out.get(name);
+      long block = kernel.getShape().dimension() == 3 ? kernel.getShape().get(2) : 1;
+      try (NDArray ones = m.create(identity, block == 1 ? new Shape(n, n) : new Shape(n, n, 1));
           NDArray eye = ones.gt(0.5);
-          NDArray column = diagonal.reshape(n, 1)) {
-        NDArray kernel = out.get(name);
+          NDArray column = block == 1 ? diagonal.reshape(n, 1) : diagonal.reshape(n, 1, block)) {
         result.put(name, NtkEngineBridge.op("SelectV2", eye, column, kernel));
         kernel.close();
       }

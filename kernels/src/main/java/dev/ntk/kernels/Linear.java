@@ -434,7 +434,7 @@ public final class Linear {
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
       // The average of the per-pixel kernels (the requirements pass hands over only those).
-      return Plan.readout(k);
+      return Plan.readout(k, Spatial.REDUCED);
     }
   }
 

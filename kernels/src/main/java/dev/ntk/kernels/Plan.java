@@ -52,10 +52,11 @@ public final class Plan {
   /**
    * What the requirements pass decided: the input and output specs, the kernels computed, and
    * whether covariances are kept only per input ({@code diagonalBatch}) and only per pixel
-   * ({@code diagonalSpatial}).
+   * ({@code diagonalSpatial}), and what the outputs keep of the last layer's spatial axes ({@code
+   * spatial}).
    */
   public record Requirements(Spec input, Spec output, Set<Get> gets, boolean diagonalBatch,
-      boolean diagonalSpatial) {}
+      boolean diagonalSpatial, Spatial spatial) {}
 
   private final Requirements requirements;
   private final Schedule schedule;
@@ -198,8 +199,20 @@ public final class Plan {
    * such inputs.
    */
   public static Plan compile(Layer model, Shape perExample, Set<Get> gets) {
+    return compile(model, perExample, gets, Spatial.REDUCED);
+  }
+
+  /**
+   * As {@link #compile(Layer, Shape, Set)}, with outputs that keep the spatial axes of the model's
+   * last layer as {@code spatial} says: the pair outputs and {@code var1}, {@code var2} then hold a
+   * block per pair (or input), {@code P} numbers per pixel for {@link Spatial#DIAGONAL}, {@code P^2}
+   * row-major (x1 pixel, x2 pixel) for {@link Spatial#FULL}. An empty {@code gets} computes only
+   * {@code var1} and {@code var2} (neural-tangents' {@code cov1}, {@code cov2}). A {@link
+   * ModelException} naming the readout if the model's output has no spatial axes to keep.
+   */
+  public static Plan compile(Layer model, Shape perExample, Set<Get> gets, Spatial spatial) {
     Spec spec = Spec.input(perExample);
-    return compile(model, spec, inputKernel(model, spec, false), gets, true);
+    return compile(model, spec, inputKernel(model, spec, false, spatial == Spatial.FULL), gets, true, spatial);
   }
 
   /**
@@ -208,20 +221,23 @@ public final class Plan {
    * pixel blocks: per pixel, or per pixel pair where the requirements pass found that a layer
    * needs the full covariance (a pooling layer, {@code GlobalAvgPool}).
    */
-  static KernelExpr inputKernel(Layer model, Spec spec, boolean withNtk) {
-    Layout layout = layout(model, spec);
+  static KernelExpr inputKernel(Layer model, Spec spec, boolean withNtk, boolean outputFull) {
+    Layout layout = layout(model, spec, outputFull);
     return new KernelExpr(Expr.input(NNGP, Domain.TILE, layout),
         withNtk ? Expr.input(NTK, Domain.TILE, layout) : Expr.constant(0),
         Expr.input(VAR1, Domain.ROW, layout), Expr.input(VAR2, Domain.COL, layout));
   }
 
-  /** The blocks of the kernel of inputs described by {@code spec}, as the requirements pass decides. */
-  static Layout layout(Layer model, Spec spec) {
+  /**
+   * The blocks of the kernel of inputs described by {@code spec}, as the requirements pass decides
+   * for a model whose output is needed with its pixel-pair covariance ({@code outputFull}) or not.
+   */
+  static Layout layout(Layer model, Spec spec, boolean outputFull) {
     if (!spec.hasSpatialAxes()) {
       return Layout.SCALAR;
     }
     int[] grid = spatialGrid(spec);
-    return RuleContext.inputFull(model, spec) ? Layout.full(grid) : Layout.diag(grid);
+    return RuleContext.inputFull(model, spec, outputFull) ? Layout.full(grid) : Layout.diag(grid);
   }
 
   /** The pixel grid of an activation: its shape without the channel axis. */
@@ -236,11 +252,22 @@ public final class Plan {
 
   /**
    * The kernel a model's output gives: unchanged without pixels; with pixels (a model that ends
-   * before a readout), averaged over the pixel-diagonal, as {@code Flatten} would.
+   * before a readout), averaged over the pixel-diagonal, as {@code Flatten} would, for {@link
+   * Spatial#REDUCED}; its per-pixel blocks for {@link Spatial#DIAGONAL}; its pixel-pair blocks, which
+   * the requirements pass kept, for {@link Spatial#FULL}.
    */
-  static KernelExpr readout(KernelExpr k) {
+  static KernelExpr readout(KernelExpr k, Spatial spatial) {
     if (!k.hasPixels()) {
       return k;
+    }
+    if (spatial == Spatial.FULL) {
+      if (!k.isFull()) {
+        throw new IllegalStateException("the requirements pass kept only the pixel-diagonal of " + k.nngp());
+      }
+      return k;
+    }
+    if (spatial == Spatial.DIAGONAL) {
+      return k.isFull() ? k.diagonal() : k;
     }
     KernelExpr diag = k.isFull() ? k.diagonal() : k;
     double mean = 1.0 / diag.nngp().layout().pixels();
@@ -253,21 +280,26 @@ public final class Plan {
    * as the rule tests run it.
    */
   public static Plan compileOnKernel(Layer model, Spec input, Set<Get> gets) {
-    return compile(model, input, inputKernel(model, input, true), gets, false);
-  }
-
-  private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs) {
     if (gets.isEmpty()) {
       throw new IllegalArgumentException("a plan computes at least one kernel");
     }
-    RuleContext.Result r = RuleContext.run(model, List.of(input), List.of(in), null);
+    return compile(model, input, inputKernel(model, input, true, false), gets, false, Spatial.REDUCED);
+  }
+
+  private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs,
+      Spatial spatial) {
+    boolean outputFull = spatial == Spatial.FULL;
+    RuleContext.Result r = RuleContext.run(model, List.of(input), List.of(in), null, false, outputFull);
     if (r.specs().size() != 1) {
       throw new ModelException(model.name(), "the model must end with one output, it has "
           + r.specs().size());
     }
-    KernelExpr out = readout(r.kernels().get(0));
+    if (spatial.keepsAxes() && !r.specs().get(0).hasSpatialAxes()) {
+      throw noSpatialAxes(model, input, in, spatial);
+    }
+    KernelExpr out = blocks(readout(r.kernels().get(0), spatial));
     Map<String, Expr> pairs = new LinkedHashMap<>();
-    for (Get g : EnumSet.copyOf(gets)) {
+    for (Get g : Get.setOf(gets)) {
       pairs.put(g.key(), g == Get.NNGP ? out.nngp() : out.ntk());
     }
     Map<String, Expr> rows = new LinkedHashMap<>();
@@ -276,8 +308,9 @@ public final class Plan {
       // The pair (i, i) of x1 with itself from input i alone: its nngp is input i's own covariance
       // (to the last bit, see run) and its NTK zero, so the rules run once more per input.
       KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1());
-      KernelExpr same = readout(RuleContext.run(model, List.of(input), List.of(self), null, true).kernels().get(0));
-      for (Get g : EnumSet.copyOf(gets)) {
+      KernelExpr same = blocks(readout(RuleContext.run(model, List.of(input), List.of(self), null, true,
+          outputFull).kernels().get(0), spatial));
+      for (Get g : Get.setOf(gets)) {
         rows.put(SAME + g.key(), g == Get.NNGP ? same.nngp() : same.ntk());
       }
     }
@@ -285,8 +318,50 @@ public final class Plan {
     // No layer keeps the covariance between inputs of a batch; the pixel-pair covariance is kept
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
-    return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
+    return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial, spatial),
         schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath(), r.sparsePatterns());
+  }
+
+  /**
+   * {@code k} with each constant part (the zero NTK of a model without parameters) as a constant
+   * block of the pixel layout of {@code k}, so that every output holds one block per pair or input.
+   */
+  private static KernelExpr blocks(KernelExpr k) {
+    Layout layout = k.nngp().layout();
+    if (layout.isScalar()) {
+      return k;
+    }
+    java.util.function.UnaryOperator<Expr> block = e -> {
+      if (!e.isConstant()) {
+        return e;
+      }
+      double[] values = new double[layout.size()];
+      java.util.Arrays.fill(values, e.value());
+      return Expr.block(layout, values);
+    };
+    return new KernelExpr(k.nngp(), block.apply(k.ntk()), block.apply(k.var1()), block.apply(k.var2()));
+  }
+
+  /**
+   * The error for a model asked to keep spatial axes its output does not have: it names the layer
+   * that removed them (the first whose output kernel has no pixels), or says that the inputs had none.
+   */
+  private static ModelException noSpatialAxes(Layer model, Spec input, KernelExpr in, Spatial spatial) {
+    String asked = "the kernel per pixel" + (spatial == Spatial.FULL ? " pair (diagonal_spatial=false)"
+        : " (diagonal_spatial=true)") + " was asked for";
+    if (!input.hasSpatialAxes()) {
+      return new ModelException(model.name(), asked + ", but the inputs (per-example shape "
+          + input.shape() + ") have no spatial axes; ask for the reduced kernel");
+    }
+    String[] readout = new String[1];
+    RuleContext.run(model, List.of(input), List.of(in), (path, kernels) -> {
+      if (readout[0] == null && kernels.stream().noneMatch(KernelExpr::hasPixels)) {
+        readout[0] = path;
+      }
+    });
+    return new ModelException(readout[0] == null ? model.name() : readout[0], asked + ", but this layer (a"
+        + " readout) removes the spatial axes, so the model's output has none; end the model before its readout"
+        + " or ask for the reduced kernel");
   }
 
   public Requirements requirements() {
@@ -306,7 +381,8 @@ public final class Plan {
    */
   public long tileBytes(int rows, int cols, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
     long pairs = (long) rows * cols;
-    long outputs = pairs * schedule.outputs().size();
+    // a block per pair where the outputs keep pixels
+    long outputs = pairs * schedule.outputs().values().stream().mapToLong(e -> e.layout().size()).sum();
     long block = Math.max(1, schedule.inputLayout(NNGP).size());
     long values;
     if (backend == dev.ntk.kernels.engine.Backend.TENSORFLOW) {
@@ -454,8 +530,11 @@ public final class Plan {
       int threads, Map<String, ?> kernels) {
     checkPatterns(patterns);
     Map<String, Object> vars = new java.util.HashMap<>();
-    schedule.rowOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n1])));
-    schedule.colOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n2])));
+    // a block per input where the outputs keep pixels
+    schedule.rowOutputs().forEach((name, e) -> vars.put(name,
+        cpu.fromDoubles(new double[Math.multiplyExact(n1, e.layout().size())])));
+    schedule.colOutputs().forEach((name, e) -> vars.put(name,
+        cpu.fromDoubles(new double[Math.multiplyExact(n2, e.layout().size())])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
     run(cpu, schedule, requirements.input(), x1, x2, patterns, n1, n2, threads, symmetric, out);
@@ -489,6 +568,17 @@ public final class Plan {
       }
       cpu.run(schedule, inputs, n1, n2, threads, triangle, out);
       sameExampleOnDiagonal(schedule, out, same, n1);
+      return null;
+    }
+    if (schedule.outputs().isEmpty()) {
+      // the covariances alone (cov1, cov2): the inputs' own variances, no gram of two batches
+      double[] var1 = Gram.variances(x1, n1, d);
+      Map<String, Object> inputs = Map.of(VAR1, cpu.fromDoubles(var1),
+          VAR2, cpu.fromDoubles(same ? var1 : Gram.variances(x2, n2, d)));
+      if (out == null) {
+        return cpu.run(schedule, inputs, n1, n2, threads, false);
+      }
+      cpu.run(schedule, inputs, n1, n2, threads, false, out);
       return null;
     }
     // The gram is written into a caller's output buffer when one can hold it: each chunk of the
@@ -540,17 +630,21 @@ public final class Plan {
         continue;
       }
       Object kernel = out.get(name);
+      // a kernel that keeps spatial axes holds a block of m numbers per pair, and each input's own one
+      int m = schedule.outputs().get(name).layout().size();
       for (int i = 0; i < n; i++) {
-        double v = diagonal instanceof double[] d ? d[i] : ((float[]) diagonal)[i];
-        int at = i * n + i;
-        if (kernel instanceof double[] k) {
-          k[at] = v;
-        } else if (kernel instanceof float[] k) {
-          k[at] = (float) v;
-        } else if (kernel instanceof DoubleBuffer k) {
-          k.put(at, v);
-        } else {
-          ((FloatBuffer) kernel).put(at, (float) v);
+        for (int p = 0; p < m; p++) {
+          double v = diagonal instanceof double[] d ? d[i * m + p] : ((float[]) diagonal)[i * m + p];
+          int at = (i * n + i) * m + p;
+          if (kernel instanceof double[] k) {
+            k[at] = v;
+          } else if (kernel instanceof float[] k) {
+            k[at] = (float) v;
+          } else if (kernel instanceof DoubleBuffer k) {
+            k.put(at, v);
+          } else {
+            ((FloatBuffer) kernel).put(at, (float) v);
+          }
         }
       }
     }

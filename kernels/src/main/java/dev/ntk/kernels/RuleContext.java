@@ -64,8 +64,18 @@ public final class RuleContext {
    */
   static Result run(Layer model, List<Spec> specs, List<KernelExpr> inputs,
       BiConsumer<String, List<KernelExpr>> taps, boolean sameExample) {
+    return run(model, specs, inputs, taps, sameExample, false);
+  }
+
+  /**
+   * As {@link #run(Layer, List, List, BiConsumer, boolean)}, for a model whose outputs are needed
+   * with their pixel-pair covariance ({@code outputFull}: a kernel that keeps the output's spatial
+   * axes, {@link Spatial#FULL}) or per pixel only.
+   */
+  static Result run(Layer model, List<Spec> specs, List<KernelExpr> inputs,
+      BiConsumer<String, List<KernelExpr>> taps, boolean sameExample, boolean outputFull) {
     List<Spec> out = model.outputSpecs(specs, model.name());
-    List<Boolean> full = java.util.Collections.nCopies(out.size(), false);
+    List<Boolean> full = java.util.Collections.nCopies(out.size(), outputFull);
     Shared shared = new Shared(sameExample);
     List<KernelExpr> result = model.rule(reduce(model, specs, inputs, full),
         new RuleContext(model.name(), specs, out, full, taps, shared));
@@ -130,10 +140,13 @@ public final class RuleContext {
     return shared.sameExample;
   }
 
-  /** Whether the requirements pass keeps the full pixel covariance of the raw inputs of {@code model}. */
-  static boolean inputFull(Layer model, Spec input) {
+  /**
+   * Whether the requirements pass keeps the full pixel covariance of the raw inputs of {@code
+   * model}, whose outputs are needed with theirs ({@code outputFull}) or per pixel only.
+   */
+  static boolean inputFull(Layer model, Spec input, boolean outputFull) {
     List<Spec> out = model.outputSpecs(List.of(input), model.name());
-    return model.inputsFull(java.util.Collections.nCopies(out.size(), false), List.of(input)).get(0)
+    return model.inputsFull(java.util.Collections.nCopies(out.size(), outputFull), List.of(input)).get(0)
         && input.hasSpatialAxes();
   }
 

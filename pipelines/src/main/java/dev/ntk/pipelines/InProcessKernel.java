@@ -15,6 +15,7 @@ import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.KernelFn;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.Spatial;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.NativeBuffer;
@@ -30,7 +31,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -51,10 +51,27 @@ import java.util.concurrent.Future;
  * .npy} files): 8192 x 8192 float32 took 17.9 s on the DirectRunner against 3.4 s here, whole
  * processes ({@code bench/RESULTS.md}).
  *
+ * <p>Kernels that keep the last layer's spatial axes ({@code spatial}) and the covariances of each
+ * input with itself ({@code cov1}, {@code cov2}) are written in neural-tangents' layouts ({@link
+ * Spatial}), through {@link KernelFn}.
+ *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
+ * @param covariances {@code cov1} and/or {@code cov2}, written beside the kernels
+ * @param diagonalBatch neural-tangents' {@code diagonal_batch}: each covariance per input ({@code (N1,
+ *     ...)}), or between every two inputs of its batch ({@code (N1, N1, ...)}, the NNGP of x1 with itself)
  */
 record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
-    NpyDType dtype, Backend backend) {
+    NpyDType dtype, Backend backend, Spatial spatial, List<String> covariances, boolean diagonalBatch) {
+  InProcessKernel {
+    get = List.copyOf(get);
+    covariances = List.copyOf(covariances);
+  }
+
+  /** The reduced kernels {@code get} alone ({@code patterns} null but for a graph model). */
+  InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
+      NpyDType dtype, Backend backend) {
+    this(model, x1, x2, patterns, get, dtype, backend, Spatial.REDUCED, List.of(), true);
+  }
 
   /** The array type of {@code dtype}. */
   static DataType dataType(NpyDType dtype) {
@@ -75,23 +92,29 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
     int n1 = Math.toIntExact(x1.shape()[0]);
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
-    KernelFn fn = model.layer().kernelFn().withBackend(backend);
-    Plan plan = model.plan(new Shape(perExample), dataType(dtype), EnumSet.copyOf(get));
+    KernelFn fn = model.layer().kernelFn().withBackend(backend).keepSpatial(spatial);
+    Plan plan = model.plan(new Shape(perExample), dataType(dtype), Get.setOf(get), spatial);
     Map<String, NativeBuffer> natives = new HashMap<>();
+    Map<String, long[]> shapes = new LinkedHashMap<>();
     try {
-      Map<String, Buffer> kernels = backend != Backend.CPU ? onTensorFlow(fn)
-          : onCpu(plan, n1, n2, natives);
+      Map<String, Buffer> kernels;
+      if (backend != Backend.CPU || spatial.keepsAxes() || !covariances.isEmpty()) {
+        kernels = throughKernelFn(fn, shapes);
+      } else {
+        kernels = onCpu(plan, n1, n2, natives);
+        get.forEach(g -> shapes.put(g.key(), new long[] {n1, n2}));
+      }
       Files.createDirectories(out);
       long written = System.nanoTime();
-      Map<String, Long> bad = writeChecked(out, kernels, natives, n1, n2);
+      Map<String, Long> bad = writeChecked(out, kernels, shapes, natives);
       if (log != null) {
         log.printf(Locale.ROOT, "ntk: kernels computed in %.2f s, checked and written in %.2f s%n",
             (written - start) / 1e9, (System.nanoTime() - written) / 1e9);
       }
-      for (Get g : get) {
-        Long at = bad.get(g.key());
+      for (String name : shapes.keySet()) {
+        Long at = bad.get(name);
         if (at != null) {
-          throw nonFinite(g.key(), kernels.get(g.key()), at, n2);
+          throw nonFinite(name, kernels.get(name), at, shapes.get(name), n1, n2);
         }
       }
     } finally {
@@ -111,10 +134,10 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
    * is written from its own memory; on a 2-core AMD EPYC, checking then writing 8192 x 8192
    * float32 NNGP and NTK one after the other through a copy took 0.6 to 0.8 s.
    */
-  private Map<String, Long> writeChecked(Path out, Map<String, Buffer> kernels, Map<String, NativeBuffer> natives,
-      int n1, int n2) throws IOException {
+  private Map<String, Long> writeChecked(Path out, Map<String, Buffer> kernels, Map<String, long[]> shapes,
+      Map<String, NativeBuffer> natives) throws IOException {
     boolean raw = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
-    ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, Math.min(get.size(),
+    ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, Math.min(shapes.size(),
         Runtime.getRuntime().availableProcessors())), r -> {
           Thread t = new Thread(r, "ntk-write");
           t.setDaemon(true);
@@ -122,14 +145,14 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
         });
     try {
       Map<String, Future<Long>> tasks = new LinkedHashMap<>();
-      for (Get g : get) {
-        String name = g.key();
+      for (Map.Entry<String, long[]> array : shapes.entrySet()) {
+        String name = array.getKey();
         tasks.put(name, pool.submit(() -> {
           Buffer values = kernels.get(name);
           NativeBuffer memory = raw ? natives.get(name) : null;
           Path file = out.resolve(name + ".npy");
           try (FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            NpyWriter w = NpyWriter.open(channel, file.toString(), new long[] {n1, n2}, dtype);
+            NpyWriter w = NpyWriter.open(channel, file.toString(), array.getValue(), dtype);
             int count = values.limit();
             for (int off = 0; off < count; off += CHUNK) {
               int k = Math.min(CHUNK, count - off);
@@ -203,15 +226,33 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
     return dtype == NpyDType.FLOAT64 ? x.data() : x.toFloats();
   }
 
-  private Map<String, Buffer> onTensorFlow(KernelFn fn) {
+  /**
+   * The kernels and covariances by {@link KernelFn} (on the {@code tensorflow} or {@code cuda}
+   * backend, or in neural-tangents' layouts on any), their shapes put into {@code shapes} by name.
+   */
+  private Map<String, Buffer> throughKernelFn(KernelFn fn, Map<String, long[]> shapes) {
     try (NDManager m = Tensors.newManager()) {
-      Kernel k = patterns == null ? fn.apply(array(m, x1), x2 == null ? null : array(m, x2), EnumSet.copyOf(get))
-          : fn.apply(array(m, x1), x2 == null ? null : array(m, x2), KernelInputs.Patterns.array(m, patterns.a1()),
-              patterns.a2() == null ? null : KernelInputs.Patterns.array(m, patterns.a2()), EnumSet.copyOf(get));
-      Map<String, Buffer> values = new HashMap<>();
-      for (Get g : get) {
-        values.put(g.key(), DoubleBuffer.wrap(Tensors.toDoubles(k.get(g))));
+      NDArray a1 = array(m, x1);
+      NDArray a2 = x2 == null ? null : array(m, x2);
+      NDArray p1 = patterns == null ? null : KernelInputs.Patterns.array(m, patterns.a1());
+      NDArray p2 = patterns == null || patterns.a2() == null ? null : KernelInputs.Patterns.array(m, patterns.a2());
+      Kernel k = patterns == null ? fn.apply(a1, a2, Get.setOf(get)) : fn.apply(a1, a2, p1, p2, Get.setOf(get));
+      Map<String, NDArray> arrays = new LinkedHashMap<>();
+      get.forEach(g -> arrays.put(g.key(), k.get(g)));
+      for (String c : covariances) {
+        boolean first = c.equals("cov1");
+        // diagonal_batch=false: the covariance of every two inputs of the batch, its NNGP with itself
+        NDArray x = first ? a1 : a2;
+        NDArray p = first ? p1 : p2;
+        arrays.put(c, diagonalBatch ? (first ? k.cov1() : k.cov2())
+            : patterns == null ? fn.apply(x, null, Get.NNGP)
+            : fn.apply(x, null, p, null, java.util.EnumSet.of(Get.NNGP)).get(Get.NNGP));
       }
+      Map<String, Buffer> values = new HashMap<>();
+      arrays.forEach((name, a) -> {
+        values.put(name, DoubleBuffer.wrap(Tensors.toDoubles(a)));
+        shapes.put(name, a.getShape().getShape());
+      });
       return values;
     }
   }
@@ -226,10 +267,24 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
    * finite: it names the entry and the layer where the kernel of its two inputs first stops being
    * finite.
    */
-  private NonFiniteKernelException nonFinite(String name, Buffer values, long at, int n2) {
+  private NonFiniteKernelException nonFinite(String name, Buffer values, long at, long[] shape, int n1, int n2) {
     int i = Math.toIntExact(at);
     double value = values instanceof FloatBuffer f ? f.get(i) : ((DoubleBuffer) values).get(i);
-    return nonFinite(model.layer(), x1, x2, patterns != null, dtype, name, at, value, n2);
+    long size = 1;
+    for (long s : shape) {
+      size *= s;
+    }
+    if (covariances.contains(name)) {
+      // entry at of one input's covariance with itself: the pair (input, input)
+      boolean first = name.equals("cov1");
+      int n = first ? n1 : n2;
+      long items = diagonalBatch ? n : (long) n * n;
+      long item = at / (size / items);
+      return nonFinite(model.layer(), first ? x1 : x2, null, patterns != null, dtype, name,
+          diagonalBatch ? item * n + item : item, value, n);
+    }
+    // a kernel that keeps pixels holds a block per pair
+    return nonFinite(model.layer(), x1, x2, patterns != null, dtype, name, at / (size / ((long) n1 * n2)), value, n2);
   }
 
   /**

@@ -4,6 +4,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Model;
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.Spatial;
 import dev.ntk.kernels.engine.Backend;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -23,15 +24,44 @@ import picocli.CommandLine.Option;
 /** {@code ntk kernel}: a model's kernels between two sets of inputs, in-process or on a runner. */
 @Command(name = "kernel", mixinStandardHelpOptions = true,
     description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/; "
-        + "other --name=value options go to Beam and the runner.")
+        + "with --diagonal-spatial, the kernels of the last layer's pixels (N1, N2, H, W) or "
+        + "(N1, N2, H, H', W, W'), in-process; other --name=value options go to Beam and the runner.")
 final class KernelCommand extends BeamArgs implements Callable<Integer> {
   @Mixin CommonOptions options;
   @Mixin KernelInputs inputs;
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
-      description = "Kernels to write: nngp, ntk or both (default).")
-  List<Get> get;
+      description = "What to write: nngp, ntk (default: both), cov1, cov2 (each x1 or x2 input's covariance "
+          + "with itself, (N1) or per pixel; cov2 needs --x2).")
+  List<String> get;
+
+  @Option(names = "--diagonal-spatial", paramLabel = "true|false",
+      description = "For a model whose last layer keeps spatial axes (no readout): keep them, per pixel "
+          + "(true: (N1, N2, H, W)) or for every two pixels (false: (N1, N2, H, H', W, W')), as "
+          + "neural-tangents' diagonal_spatial. Default: averaged over the pixels, (N1, N2). In-process only.")
+  String diagonalSpatial;
+
+  @Option(names = "--diagonal-batch", paramLabel = "true|false", defaultValue = "true",
+      description = "cov1 and cov2 per input (true, the default: (N1) or (N1, pixels...)) or between every two "
+          + "inputs of their batch (false: (N1, N1, ...), the NNGP of x1 with itself), as neural-tangents' "
+          + "diagonal_batch.")
+  String diagonalBatch;
+
+  /** The covariances {@code --get} may name beside the kernels. */
+  static final List<String> COVARIANCES = List.of("cov1", "cov2");
+
+  /** {@code --diagonal-spatial} as a {@link Spatial}. */
+  private Spatial spatial() {
+    if (diagonalSpatial == null) {
+      return Spatial.REDUCED;
+    }
+    String v = diagonalSpatial.trim().toLowerCase(Locale.ROOT);
+    if (!v.equals("true") && !v.equals("false")) {
+      throw new UsageException("--diagonal-spatial must be true or false, got " + diagonalSpatial);
+    }
+    return Spatial.of(v.equals("true"));
+  }
 
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
@@ -54,19 +84,62 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
           (System.currentTimeMillis() - java.lang.management.ManagementFactory.getRuntimeMXBean().getStartTime())
               / 1e3 - (System.nanoTime() - started) / 1e9, (System.nanoTime() - started) / 1e9);
     }
-    List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
+    List<Get> kernels = new java.util.ArrayList<>();
+    List<String> covariances = new java.util.ArrayList<>();
+    for (String g : new LinkedHashSet<>(get)) {
+      String name = g.trim().toLowerCase(Locale.ROOT);
+      if (COVARIANCES.contains(name)) {
+        if (!covariances.contains(name)) {
+          covariances.add(name);
+        }
+      } else if (name.equals("nngp") || name.equals("ntk")) {
+        if (!kernels.contains(Get.of(name))) {
+          kernels.add(Get.of(name));
+        }
+      } else {
+        throw new UsageException("--get: unknown output \"" + g + "\": expected nngp, ntk, cov1 or cov2");
+      }
+    }
+    if (kernels.isEmpty() && covariances.isEmpty()) {
+      throw new UsageException("--get names nothing to write: expected nngp, ntk, cov1 or cov2");
+    }
+    if (covariances.contains("cov2") && x.x2() == null) {
+      throw new UsageException("--get cov2 needs --x2 (cov2 is the covariance of each x2 input with itself; "
+          + "for x1 ask for cov1)");
+    }
+    Spatial spatial = spatial();
+    String batch = diagonalBatch.trim().toLowerCase(Locale.ROOT);
+    if (!batch.equals("true") && !batch.equals("false")) {
+      throw new UsageException("--diagonal-batch must be true or false, got " + diagonalBatch);
+    }
+    if (batch.equals("false") && covariances.isEmpty()) {
+      throw new UsageException("--diagonal-batch false shapes only cov1 and cov2: ask for them with --get");
+    }
     long[] shape = x.x1().shape();
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
-        shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels));
+        shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial);
     Backend backend = options.backend.resolve(plan.schedule());
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
-    boolean inProcess = options.pipelineUnasked()
-        && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+    boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+    boolean inProcess = options.pipelineUnasked() && fits;
     if (patterns != null && !inProcess) {
       // The tiles of a pipeline read rows of x1 and x2, not yet the rows of their patterns.
       throw new UsageException(plan.patternPath() + ": the kernels of a graph model are computed in-process only, "
           + (options.pipelineUnasked() ? "and these do not fit one tile of --max-tile-bytes " + maxTileBytes
           : "not with --runner or other pipeline options"));
+    }
+    if (spatial.keepsAxes() || !covariances.isEmpty()) {
+      // The tiles and their assembly hold (N1, N2) kernels: these outputs are computed in-process only.
+      String what = spatial.keepsAxes() ? "--diagonal-spatial" : "--get " + String.join(",", covariances);
+      if (!options.pipelineUnasked()) {
+        throw new UsageException(what + " is computed in-process only (the tiles of a pipeline hold (N1, N2) "
+            + "kernels): drop --runner, --parallelism, Beam options and --tile");
+      }
+      if (!fits) {
+        throw new UsageException(what + ": the kernels take " + plan.tileBytes(Math.toIntExact(x.n1()),
+            Math.toIntExact(x.n2()), options.dtype.bytes(), backend) + " bytes to compute, more than "
+            + "--max-tile-bytes " + maxTileBytes + "; raise it or use fewer inputs");
+      }
     }
     int tile = options.autoTile()
         ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
@@ -80,21 +153,24 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
           options.tile(), maxTileBytes);
     }
-    long bytes = options.dtype.bytes() * x.n1() * x.n2() * (kernels.size() + (x.x2() == null ? 1 : 2));
+    long block = plan.schedule().rowOutputs().get(Plan.VAR1).layout().size();
+    long bytes = options.dtype.bytes() * x.n1() * x.n2() * block * (kernels.size() + (x.x2() == null ? 1 : 2));
     long optionsStarted = System.nanoTime();
     PipelineOptions pipelineOptions = inProcess ? null : early != null ? join(early) : options.pipelineOptions();
     if (log != null && !inProcess) {
       log.printf(Locale.ROOT, "ntk: pipeline options ready %.2f s later%n", (System.nanoTime() - optionsStarted) / 1e9);
     }
-    List<String> results = kernels.stream().map(g -> g.key() + ".npy").toList();
-    List<String> stale = Stream.of(Get.values()).map(g -> g.key() + ".npy").toList();
+    List<String> results = Stream.concat(kernels.stream().map(Get::key), covariances.stream())
+        .map(name -> name + ".npy").toList();
+    List<String> stale = Stream.concat(Stream.of(Get.values()).map(Get::key), COVARIANCES.stream())
+        .map(name -> name + ".npy").toList();
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
           options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, options.dtype,
-              backend)
+              backend, spatial, covariances, batch.equals("true"))
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }

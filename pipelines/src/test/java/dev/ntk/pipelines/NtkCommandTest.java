@@ -1527,7 +1527,7 @@ class NtkCommandTest {
     return all;
   }
 
-  private static Result ntk(Object... args) {
+  static Result ntk(Object... args) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     List<String> strings = new ArrayList<>();
