@@ -3,9 +3,9 @@ package dev.ntk.transforms;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
+import dev.ntk.io.TileMetadata;
 import dev.ntk.kernels.Get;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.channels.SeekableByteChannel;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -194,9 +194,11 @@ public final class KernelIO {
   }
 
   /**
-   * Streams the gathered tiles into {@code .npy} files: the shape and the tile size are those the
-   * keys cover, the kernel is symmetric when square and no tile lies below the diagonal, and every
-   * tile must agree with the first on model, inputs and dtype.
+   * Streams the gathered tiles into {@code .npy} files, by the assembly of the file path ({@link
+   * StoredBands}: in the tiles' own dtype and bytes, each tile checked against its checksum): the
+   * shape and the tile size are those the keys cover, the kernel is symmetric when square and no
+   * tile lies below the diagonal, and every tile must hold what the first holds (model, inputs,
+   * dtype and kernels).
    */
   private static final class AssembleFn extends DoFn<List<TileKey>, String> {
     private static final long serialVersionUID = 1L;
@@ -215,48 +217,12 @@ public final class KernelIO {
       if (keys.isEmpty()) {
         throw new IllegalArgumentException("no tiles to write into " + directory);
       }
-      long n1 = 0;
-      long n2 = 0;
-      int tileSize = 1;
-      boolean upper = true;
-      for (TileKey k : keys) {
-        n1 = Math.max(n1, k.rowOffset() + k.rows());
-        n2 = Math.max(n2, k.colOffset() + k.cols());
-        tileSize = Math.max(tileSize, Math.max(k.rows(), k.cols()));
-        upper &= k.colOffset() >= k.rowOffset();
-      }
-      boolean symmetric = upper && n1 == n2;
-      ResourceId tiles = BeamFiles.directory(tileDirectory);
-      Tile reference = read(tiles, keys.get(0));
-      List<String> names = get.stream().map(Get::key).toList();
-      long rows = n1;
-      long cols = n2;
-      List<ResourceId> written = WriteKernels.write(n1, n2, reference.dtype(), tileSize, names,
-          BeamFiles.directory(directory),
-          (row, count) -> Bands.assemble(rows, cols, symmetric, row, count, keys, names, key -> {
-            try {
-              Tile t = read(tiles, key);
-              if (!t.modelHash().equals(reference.modelHash())
-                  || !t.inputsHash().equals(reference.inputsHash())
-                  || t.dtype() != reference.dtype()) {
-                throw new IllegalStateException(tileDirectory + ": the tiles " + key.fileName()
-                    + " and " + reference.key().fileName() + " belong to different kernels "
-                    + "(model, inputs or dtype)");
-              }
-              return t;
-            } catch (IOException e) {
-              throw new UncheckedIOException(e);
-            }
-          }, tileDirectory));
+      TileStore store = new TileStore(tileDirectory);
+      TileMetadata reference = store.readMetadata(keys.get(0));
+      List<ResourceId> written = StoredBands.write(StoredBands.Source.covered(store, keys, reference),
+          get.stream().map(Get::key).toList(), BeamFiles.directory(directory), keys);
       for (ResourceId file : written) {
         out.output(file.toString());
-      }
-    }
-
-    private static Tile read(ResourceId directory, TileKey key) throws IOException {
-      ResourceId file = BeamFiles.child(directory, key.fileName());
-      try (SeekableByteChannel channel = BeamFiles.openSeekable(file)) {
-        return TileFiles.read(channel, file.toString());
       }
     }
   }

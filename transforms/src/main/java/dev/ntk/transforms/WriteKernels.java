@@ -1,15 +1,11 @@
 package dev.ntk.transforms;
 
-import dev.ntk.io.NpyDType;
-import dev.ntk.io.NpyWriter;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -20,7 +16,8 @@ import org.apache.beam.sdk.values.PCollection;
 /**
  * Assembles the finished tiles of a {@link TileSet} into whole kernels and writes each selected
  * one as {@code <directory>/<get>.npy} ({@code nngp.npy}, {@code ntk.npy}; shape {@code (N1, N2)},
- * in the set's dtype), each committed by a rename once complete. Emits the files written.
+ * in the set's dtype), each committed by a rename once complete. Emits the files written. {@link
+ * KernelIO#writeNpy} assembles by the same code ({@link StoredBands}), from the tiles it wrote.
  *
  * <p>No kernel is ever held whole: the files are streamed in bands of rows, each band filled from
  * the rows of the tiles that cross it (for a symmetric set also from the transposes of the tiles
@@ -67,12 +64,6 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
       throw new IllegalArgumentException("the output directory is empty");
     }
     return new WriteKernels(tiles, get, directory);
-  }
-
-  /** The rows of one band of an {@code n2}-column kernel set, for {@code kernels} kernels. */
-  static int bandRows(int tileSize, long n2, int kernels) {
-    long rows = BAND_BYTES / (8L * n2 * kernels);
-    return (int) Math.max(1, Math.min(tileSize, rows));
   }
 
   @Override
@@ -125,54 +116,5 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
   static List<ResourceId> write(TileSet tiles, List<Get> get, ResourceId directory,
       List<TileKey> keys) throws IOException {
     return StoredBands.write(tiles, get.stream().map(Get::key).toList(), directory, keys);
-  }
-
-  /** Rows of kernels: name to row-major {@code rows x n2} values. */
-  interface BandSource {
-    Map<String, double[]> rows(long rowOffset, int rows) throws IOException;
-  }
-
-  /**
-   * Streams the kernels {@code names}, {@code n1 x n2} in {@code dtype}, into {@code
-   * <directory>/<name>.npy} in bands of at most {@code tileSize} rows read from {@code source}.
-   */
-  static List<ResourceId> write(long n1, long n2, NpyDType dtype, int tileSize, List<String> names,
-      ResourceId directory, BandSource source) throws IOException {
-    long[] shape = {n1, n2};
-    int band = bandRows(tileSize, n2, names.size());
-    List<ResourceId> targets = new ArrayList<>();
-    List<ResourceId> temporaries = new ArrayList<>();
-    List<NpyWriter> writers = new ArrayList<>();
-    try {
-      for (String name : names) {
-        ResourceId target = BeamFiles.child(directory, name + ".npy");
-        ResourceId tmp = BeamFiles.temporarySibling(target);
-        targets.add(target);
-        temporaries.add(tmp);
-        writers.add(NpyWriter.open(BeamFiles.create(tmp), target.toString(), shape, dtype));
-      }
-      for (long r = 0; r < n1; r += band) {
-        int rows = (int) Math.min(band, n1 - r);
-        Map<String, double[]> values = source.rows(r, rows);
-        for (int i = 0; i < names.size(); i++) {
-          writers.get(i).write(values.get(names.get(i)));
-        }
-      }
-      for (NpyWriter w : writers) {
-        w.close();
-      }
-      BeamFiles.rename(temporaries, targets);
-      return targets;
-    } catch (IOException | RuntimeException | Error e) {
-      for (NpyWriter w : writers) {
-        try {
-          w.close();
-        } catch (IOException ignored) {
-          // incomplete, as expected after a failure: the temporary file is removed below
-        }
-      }
-      BeamFiles.deleteQuietly(temporaries, e);
-      throw e;
-    }
   }
 }
