@@ -59,7 +59,10 @@ import org.apache.beam.sdk.values.PCollectionView;
  * }</pre>
  *
  * <p>Each worker holds the examples of both sides (a side input of blocks of rows), not the
- * kernel: inputs are O(N d), kernels O(N^2).
+ * kernel: inputs are O(N d), kernels O(N^2). The tiles are computed by the step that fills the
+ * tile sets of {@link KernelTiles} ({@link ComputeTileFn}), with its metrics; given {@link
+ * #withTileDirectory a tile directory}, finished tiles are read from it instead of computed, and
+ * new ones written to it, so a failed run resumes.
  */
 public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, PCollection<Tile>> {
   /**

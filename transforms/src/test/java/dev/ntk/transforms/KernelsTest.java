@@ -258,6 +258,33 @@ class KernelsTest {
     assertTrue(err <= 1e-12, "relative error " + err);
   }
 
+  /**
+   * An infinite entry stops the collection's run as it stops the file path's, naming the entry and
+   * the layer where it broke, with no tile of it in the tile directory.
+   */
+  @Test
+  void aNonFiniteKernelOfACollectionStopsTheRunNamingTheLayer() throws IOException {
+    String model = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.5}}, {"Relu": {}},
+                    {"Dense": {"out_dim": 1, "W_std": 1e200}}]}""";
+    Path store = dir.resolve("store");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X", ramp(5, 4)).apply(Kernels.of(model).withTileRows(4).withTileDirectory(store.toString()));
+    Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
+    Throwable t = e;
+    while (t != null && !(t instanceof NonFiniteKernelException)) {
+      t = t.getCause();
+    }
+    assertTrue(t != null, "expected a NonFiniteKernelException, got " + messages(e));
+    assertTrue(t.getMessage().contains("serial[2].Dense") && t.getMessage().contains("kernel entry ("),
+        t.getMessage());
+    try (var listing = Files.list(store)) {
+      assertEquals(0, listing.filter(f -> f.getFileName().toString().endsWith(".arrow")).count());
+    } catch (java.nio.file.NoSuchFileException none) {
+      // no directory, no tile
+    }
+  }
+
   private static org.apache.beam.sdk.PipelineResult runInto(Kernels kernels, List<KV<Long, double[]>> x,
       Path out) {
     Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
