@@ -27,8 +27,8 @@ import org.apache.beam.sdk.values.PCollection;
  * }</pre>
  *
  * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}, for {@link Kernels} too):
- * {@value #TILES_COMPUTED} and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run), {@value #TILES_DAMAGED}
- * (tiles on disk that failed their checksum and were computed again; also counted as computed);
+ * {@value #TILES_COMPUTED} and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run),
+ * {@value #TILES_DAMAGED} (tiles on disk that failed their checksum and were computed again; also counted as computed);
  * where each computed tile's time went, as distributions of microseconds per tile: {@value
  * #TILE_INPUT_MICROS}, {@value #TILE_COMPUTE_MICROS} and {@value #TILE_WRITE_MICROS}; and {@value
  * #INPUT_BLOCKS_READ}.

@@ -23,8 +23,8 @@ import java.util.concurrent.Future;
 import org.apache.beam.sdk.io.fs.ResourceId;
 
 /**
- * Streams the kernels of a {@link TileSet}, or of any directory of tiles, from the tile files into {@code .npy} files, in the
- * tiles' own dtype and bytes: a float32 tile's values go from the tile file to the kernel file as
+ * Streams the kernels of a {@link TileSet}, or of any directory of tiles, from the tile files into
+ * {@code .npy} files, in the tiles' own dtype and bytes: a float32 tile's values go from the tile file to the kernel file as
  * they are, never through doubles. Each tile is first checked against its checksum (its columns
  * in parts, on all cores, put together with {@code Crc32c.combine}); then the kernels are filled
  * band of rows by band of rows, each band from only the rows of the tiles that cross it (read where
