@@ -3,7 +3,6 @@ package dev.ntk.transforms;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
-import dev.ntk.io.TileMetadata;
 import dev.ntk.kernels.Get;
 import java.io.IOException;
 import java.nio.channels.SeekableByteChannel;
@@ -11,7 +10,6 @@ import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import org.apache.beam.sdk.io.FileIO;
-import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -180,8 +178,7 @@ public final class KernelIO {
       TileFiles.checkJvmFlags("KernelIO.writeNpy");
       return tiles.apply("WriteArrowTiles", ParDo.of(new WriteTileFn(tileDirectory)))
           .setCoder(TileKeyCoder.of())
-          .apply("GatherTiles", new GatherTiles())
-          .apply("StreamIntoNpy", ParDo.of(new AssembleFn(directory, tileDirectory, get)));
+          .apply("WriteKernels", WriteKernels.covered(tileDirectory, get, directory));
     }
 
     @Override
@@ -190,40 +187,6 @@ public final class KernelIO {
       builder.add(DisplayData.item("directory", directory).withLabel("Output directory"))
           .add(DisplayData.item("tileDirectory", tileDirectory).withLabel("Tile directory"))
           .add(DisplayData.item("kernels", get.toString()).withLabel("Kernels written"));
-    }
-  }
-
-  /**
-   * Streams the gathered tiles into {@code .npy} files, by the assembly of the file path ({@link
-   * StoredBands}: in the tiles' own dtype and bytes, each tile checked against its checksum): the
-   * shape and the tile size are those the keys cover, the kernel is symmetric when square and no
-   * tile lies below the diagonal, and every tile must hold what the first holds (model, inputs,
-   * dtype and kernels).
-   */
-  private static final class AssembleFn extends DoFn<List<TileKey>, String> {
-    private static final long serialVersionUID = 1L;
-    private final String directory;
-    private final String tileDirectory;
-    private final List<Get> get;
-
-    AssembleFn(String directory, String tileDirectory, List<Get> get) {
-      this.directory = directory;
-      this.tileDirectory = tileDirectory;
-      this.get = get;
-    }
-
-    @ProcessElement
-    public void process(@Element List<TileKey> keys, OutputReceiver<String> out) throws IOException {
-      if (keys.isEmpty()) {
-        throw new IllegalArgumentException("no tiles to write into " + directory);
-      }
-      TileStore store = new TileStore(tileDirectory);
-      TileMetadata reference = store.readMetadata(keys.get(0));
-      List<ResourceId> written = StoredBands.write(StoredBands.Source.covered(store, keys, reference),
-          get.stream().map(Get::key).toList(), BeamFiles.directory(directory), keys);
-      for (ResourceId file : written) {
-        out.output(file.toString());
-      }
     }
   }
 }

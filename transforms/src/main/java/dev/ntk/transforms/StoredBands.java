@@ -24,8 +24,8 @@ import org.apache.beam.sdk.io.fs.ResourceId;
 
 /**
  * Streams the kernels of a {@link TileSet}, or of any directory of tiles, from the tile files into
- * {@code .npy} files, in the tiles' own dtype and bytes: a float32 tile's values go from the tile file to the kernel file as
- * they are, never through doubles. Each tile is first checked against its checksum (its columns
+ * {@code .npy} files, in the tiles' own dtype and bytes: a float32 tile's values go from the tile
+ * file to the kernel file as they are, never through doubles. Each tile is first checked against its checksum (its columns
  * in parts, on all cores, put together with {@code Crc32c.combine}); then the kernels are filled
  * band of rows by band of rows, each band from only the rows of the tiles that cross it (read where
  * they lie in the file, {@link TileFiles.Layout}), the parts of a band on all cores, and written
@@ -92,16 +92,6 @@ final class StoredBands {
     TileMetadata metadata(TileKey key) {
       return new TileMetadata(key, modelHash, inputsHash, dtype, kernelNames);
     }
-  }
-
-  /**
-   * Writes the kernels {@code names} of the set {@code tiles}, from the tiles {@code keys} (all of
-   * the set's, checked by the caller), into {@code <directory>/<name>.npy}, each renamed into place
-   * only after all are complete.
-   */
-  static List<ResourceId> write(TileSet tiles, List<String> names, ResourceId directory, List<TileKey> keys)
-      throws IOException {
-    return write(Source.of(tiles), names, directory, keys);
   }
 
   /**

@@ -7,6 +7,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.metrics.Distribution;
+import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -37,12 +39,15 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
   public static final long BAND_BYTES = 256L << 20;
 
   private static final long serialVersionUID = 1L;
+  /** The tile set, or null for the tiles of {@link #tileDirectory} that arrive ({@link KernelIO#writeNpy}). */
   private final TileSet tiles;
+  private final String tileDirectory;
   private final List<Get> get;
   private final String directory;
 
-  private WriteKernels(TileSet tiles, List<Get> get, String directory) {
+  private WriteKernels(TileSet tiles, String tileDirectory, List<Get> get, String directory) {
     this.tiles = tiles;
+    this.tileDirectory = tileDirectory;
     this.get = List.copyOf(get);
     this.directory = directory;
   }
@@ -57,64 +62,82 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
    * any Beam file system ({@code gs://bucket/run}, {@code s3://bucket/run}).
    */
   public static WriteKernels to(TileSet tiles, List<Get> get, String directory) {
+    return checked(java.util.Objects.requireNonNull(tiles, "tiles"), tiles.directory(), get, directory);
+  }
+
+  /**
+   * Writes the kernels {@code get} of the tile files in {@code tileDirectory} whose keys arrive into
+   * {@code directory}: the kernel is the one those keys cover ({@link StoredBands.Source#covered}).
+   */
+  static WriteKernels covered(String tileDirectory, List<Get> get, String directory) {
+    return checked(null, tileDirectory, get, directory);
+  }
+
+  private static WriteKernels checked(TileSet tiles, String tileDirectory, List<Get> get, String directory) {
     if (get.isEmpty()) {
       throw new IllegalArgumentException("select at least one kernel to write");
     }
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("the output directory is empty");
     }
-    return new WriteKernels(tiles, get, directory);
+    return new WriteKernels(tiles, tileDirectory, get, directory);
   }
 
   @Override
   public PCollection<String> expand(PCollection<TileKey> done) {
     TileFiles.checkJvmFlags("WriteKernels");
     return done.apply("GatherTiles", new GatherTiles())
-        .apply("StreamIntoNpy", ParDo.of(new AssembleFn(tiles, get, directory)));
+        .apply("StreamIntoNpy", ParDo.of(new AssembleFn(tiles, tileDirectory, get, directory)));
   }
 
   @Override
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
-    builder.add(DisplayData.item("tiles", tiles.toString()).withLabel("Tile set"))
+    builder.add(DisplayData.item("tiles", tiles == null ? tileDirectory : tiles.toString()).withLabel("Tile set"))
         .add(DisplayData.item("kernels", get.toString()).withLabel("Kernels written"))
         .add(DisplayData.item("directory", directory).withLabel("Output directory"));
   }
 
+  /**
+   * Streams the gathered tiles into {@code .npy} files ({@link StoredBands}): those of a tile set,
+   * all of its planned tiles, or those of a tile directory, every tile holding what the first holds
+   * (model, inputs, dtype and kernels).
+   */
   private static final class AssembleFn extends DoFn<List<TileKey>, String> {
     private static final long serialVersionUID = 1L;
     private final TileSet tiles;
+    private final String tileDirectory;
     private final List<Get> get;
     private final String directory;
+    private final Distribution assemblyMicros = Metrics.distribution(KernelTiles.class, KernelTiles.ASSEMBLY_MICROS);
 
-    AssembleFn(TileSet tiles, List<Get> get, String directory) {
+    AssembleFn(TileSet tiles, String tileDirectory, List<Get> get, String directory) {
       this.tiles = tiles;
+      this.tileDirectory = tileDirectory;
       this.get = get;
       this.directory = directory;
     }
 
-    private final org.apache.beam.sdk.metrics.Distribution assemblyMicros =
-        org.apache.beam.sdk.metrics.Metrics.distribution(KernelTiles.class, KernelTiles.ASSEMBLY_MICROS);
-
     @ProcessElement
     public void process(@Element List<TileKey> keys, OutputReceiver<String> out) throws IOException {
       long started = System.nanoTime();
-      GatherTiles.checkComplete(tiles, keys);
-      List<ResourceId> files = write(tiles, get, BeamFiles.directory(directory), keys);
+      if (keys.isEmpty()) {
+        throw new IllegalArgumentException("no tiles to write into " + directory);
+      }
+      StoredBands.Source source;
+      if (tiles != null) {
+        GatherTiles.checkComplete(tiles, keys);
+        source = StoredBands.Source.of(tiles);
+      } else {
+        TileStore store = new TileStore(tileDirectory);
+        source = StoredBands.Source.covered(store, keys, store.readMetadata(keys.get(0)));
+      }
+      List<ResourceId> files = StoredBands.write(source, get.stream().map(Get::key).toList(),
+          BeamFiles.directory(directory), keys);
       assemblyMicros.update((System.nanoTime() - started) / 1000);
       for (ResourceId file : files) {
         out.output(file.toString());
       }
     }
-  }
-
-  /**
-   * Streams the kernels {@code get} of {@code tiles}, from the tiles {@code keys}, into {@code
-   * <directory>/<get>.npy}, band by band; every file is renamed into place only after all of them
-   * are complete, so a failure leaves none.
-   */
-  static List<ResourceId> write(TileSet tiles, List<Get> get, ResourceId directory,
-      List<TileKey> keys) throws IOException {
-    return StoredBands.write(tiles, get.stream().map(Get::key).toList(), directory, keys);
   }
 }
