@@ -1,39 +1,55 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.Npy;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
+import dev.ntk.io.TileMetadata;
 import dev.ntk.kernels.engine.Backend;
-import dev.ntk.io.Npy;
 import java.io.IOException;
 import java.nio.Buffer;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
 import java.util.List;
-import java.util.OptionalLong;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Distribution;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
+
 /**
- * Computes one kernel tile per element and writes it as an Arrow IPC file, skipping tiles already
- * on disk for the same model, inputs and dtype whose values pass their checksum (a damaged tile is
- * recomputed, counted and reported on stderr). A tile with a non-finite entry stops the run with a
- * {@link NonFiniteKernelException}. Emits the key of every tile that is done.
+ * The one step that fills kernel tiles, for both Beam APIs: the tile sets of {@link KernelTiles}
+ * ({@link Keys}: emits the key of each finished tile file) and the {@code PCollection<Tile>} of
+ * {@link Kernels} ({@link Tiles}: emits the tiles). Where a tile comes from is {@link TileInputs};
+ * the step holds that configuration, a backend, a role for messages and, optionally, a store.
  *
- * <p>Each instance compiles the model's plan once in {@code @Setup} and runs it for every tile
- * ({@link TileComputer}): on the {@code cpu} backend with the in-process path's own call ({@code
- * Plan.runInto}) into native memory, on this tile's share of the cores (all of them for a tile
- * computed alone), and the tile file is written from that memory.
+ * <p>With a store ({@link TileStore}: a tile set's directory, or {@link Kernels#withTileDirectory}),
+ * a tile already there for the same model, inputs, dtype and kernels whose values pass their
+ * checksum is read, not computed (counted {@value KernelTiles#TILES_SKIPPED}); a damaged one is
+ * recomputed (counted {@value KernelTiles#TILES_DAMAGED}, reported on stderr); a computed tile is
+ * written whole, committed by a rename. A tile with a non-finite entry stops the run with a {@link
+ * NonFiniteKernelException} naming the entry and the layer where it breaks.
+ *
+ * <p>Each instance sets up its {@link TileFunction} once (the model's plan, compiled for the
+ * kernels asked for) and runs it for every tile: on the {@code cpu} backend with the in-process
+ * path's own call ({@code Plan.runInto}) into native memory, on this tile's share of the cores,
+ * and a tile file is written from that memory. Metrics are those of {@link KernelTiles}'
+ * namespace, for both APIs.
+ *
+ * @param <O> the output: {@link TileKey} or {@link Tile}
  */
-final class ComputeTileFn extends DoFn<TileKey, TileKey> {
+abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
   private static final long serialVersionUID = 1L;
 
-  private final TileSet tiles;
+  private final TileInputs inputs;
+  private final Backend backend;
   /** The kernel's role for messages ({@code train-train}), or null. */
   private final String role;
-  private final TileFunction computer;
+  /** Where finished tiles are read from and new ones written to, or null (tiles are elements only). */
+  private final TileStore store;
   private final Counter computed = Metrics.counter(KernelTiles.class, KernelTiles.TILES_COMPUTED);
   private final Counter skipped = Metrics.counter(KernelTiles.class, KernelTiles.TILES_SKIPPED);
   private final Counter damaged = Metrics.counter(KernelTiles.class, KernelTiles.TILES_DAMAGED);
@@ -42,115 +58,181 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
       KernelTiles.TILE_COMPUTE_MICROS);
   private final Distribution writeMicros = Metrics.distribution(KernelTiles.class, KernelTiles.TILE_WRITE_MICROS);
   private final Counter blocksRead = Metrics.counter(KernelTiles.class, KernelTiles.INPUT_BLOCKS_READ);
-  /** The input values a worker keeps between tiles: 8 Mi doubles (64 MiB). */
-  static final long ROW_CACHE_VALUES = 1L << 23;
-  private transient RowBlocks rows;
+  private transient TileFunction computer;
 
-  ComputeTileFn(TileSet tiles, Backend backend, String role) {
-    this.tiles = tiles;
+  ComputeTileFn(TileInputs inputs, Backend backend, String role, TileStore store) {
+    this.inputs = inputs;
+    this.backend = backend;
     this.role = role;
-    this.computer = tiles.function(backend);
+    this.store = store;
+  }
+
+  /** Whether the output carries the tile's values (else only its key). */
+  abstract boolean emitsTiles();
+
+  /** The element for a finished tile ({@code tile} is null where {@link #emitsTiles} is false). */
+  abstract O element(TileKey key, Tile tile);
+
+  /** Emits the key of every finished tile (written to the store, which is required). */
+  static final class Keys extends ComputeTileFn<TileKey> {
+    private static final long serialVersionUID = 1L;
+
+    Keys(TileInputs inputs, Backend backend, String role, TileStore store) {
+      super(inputs, backend, role, java.util.Objects.requireNonNull(store, "store"));
+    }
+
+    @Override
+    boolean emitsTiles() {
+      return false;
+    }
+
+    @Override
+    TileKey element(TileKey key, Tile tile) {
+      return key;
+    }
+  }
+
+  /** Emits every tile, read from the store or computed. */
+  static final class Tiles extends ComputeTileFn<Tile> {
+    private static final long serialVersionUID = 1L;
+
+    Tiles(TileInputs inputs, Backend backend, String role, TileStore store) {
+      super(inputs, backend, role, store);
+    }
+
+    @Override
+    boolean emitsTiles() {
+      return true;
+    }
+
+    @Override
+    Tile element(TileKey key, Tile tile) {
+      return tile;
+    }
   }
 
   @Setup
   public void setup() {
-    computer.setup();
-    rows = new RowBlocks(tiles, ROW_CACHE_VALUES);
+    inputs.setup();
   }
 
   @ProcessElement
-  public void process(@Element TileKey key, OutputReceiver<TileKey> out) throws IOException {
-    Map.Entry<TileSet.TileState, String> state = tiles.state(key);
-    if (state.getKey() == TileSet.TileState.VALID) {
-      skipped.inc();
-    } else {
-      if (state.getKey() == TileSet.TileState.DAMAGED) {
-        damaged.inc();
-        System.err.println("ntk: warning: recomputing a damaged tile: " + state.getValue());
+  public void process(ProcessContext c) throws IOException {
+    TileKey key = c.element();
+    TileInputs.Bound job = inputs.bind(c::sideInput);
+    if (computer == null) {
+      TileFunction f = job.function(backend);
+      f.setup();
+      computer = f;
+    }
+    TileMetadata metadata = new TileMetadata(key, job.modelHash(), job.inputsHash(), job.dtype(), computer.names());
+    if (store != null) {
+      TileStore.Found found = store.find(metadata);
+      if (found.state() == TileSet.TileState.VALID) {
+        skipped.inc();
+        KernelTiles.countDone(store.directory());
+        c.output(element(key, found.tile()));
+        return;
       }
-      if (computer.storesValues() && (long) key.size() * tiles.dtype().bytes() <= Integer.MAX_VALUE - 64) {
-        try (TileComputer.StoredTile tile = computeStored(key)) {
-          long written = System.nanoTime();
-          checkFinite(key, tile);
-          tiles.write(tiles.metadata(key), tile.bytes(TileSet.KERNEL_NAMES));
-          writeMicros.update(microsSince(written));
-        }
-      } else {
-        Tile tile = compute(key);
+      if (found.state() == TileSet.TileState.DAMAGED) {
+        damaged.inc();
+        System.err.println("ntk: warning: recomputing a damaged tile: " + found.problem());
+      }
+    }
+    Tile tile = null;
+    if (computer.storesValues() && (long) key.size() * job.dtype().bytes() <= Integer.MAX_VALUE - 64) {
+      try (TileComputer.StoredTile values = computeStored(job, key)) {
         long written = System.nanoTime();
-        checkFinite(key, tile);
-        tiles.write(tile);
+        checkFinite(job, key, values);
+        if (store != null) {
+          store.write(metadata, values.bytes(metadata.kernelNames()));
+        }
+        if (emitsTiles()) {
+          SortedMap<String, double[]> kernels = new TreeMap<>();
+          for (String name : metadata.kernelNames()) {
+            kernels.put(name, values.doubles(name));
+          }
+          tile = new Tile(key, job.modelHash(), job.inputsHash(), job.dtype(), kernels);
+        }
         writeMicros.update(microsSince(written));
       }
-      computed.inc();
+    } else {
+      tile = compute(job, key);
+      long written = System.nanoTime();
+      checkFinite(job, key, tile);
+      if (store != null) {
+        store.write(tile);
+      }
+      writeMicros.update(microsSince(written));
     }
-    KernelTiles.countDone(tiles);
-    out.output(key);
+    computed.inc();
+    if (store != null) {
+      KernelTiles.countDone(store.directory());
+    }
+    c.output(element(key, tile));
   }
 
   /**
    * Stops the run at a tile with an {@code inf} or {@code NaN} entry, naming the entry and the
    * layer where the kernel of its two input rows first stops being finite.
    */
-  private void checkFinite(TileKey key, Tile tile) throws IOException {
+  private void checkFinite(TileInputs.Bound job, TileKey key, Tile tile) throws IOException {
     Optional<Map.Entry<String, Long>> bad = TileComputer.firstNonFinite(tile.kernels());
     if (bad.isPresent()) {
       long at = bad.get().getValue();
-      nonFinite(key, bad.get().getKey(), at, tile.kernels().get(bad.get().getKey())[(int) at]);
+      nonFinite(job, key, bad.get().getKey(), at, tile.kernels().get(bad.get().getKey())[(int) at]);
     }
   }
 
-  /** As {@link #checkFinite(TileKey, Tile)}, the kernels checked side by side, one per thread. */
-  private void checkFinite(TileKey key, TileComputer.StoredTile tile) throws IOException {
-    List<OptionalLong> bad = TileSet.KERNEL_NAMES.parallelStream()
-        .map(name -> Npy.firstNonFinite(tile.values(name))).toList();
+  /** As {@link #checkFinite(TileInputs.Bound, TileKey, Tile)}, the kernels checked side by side, one per thread. */
+  private void checkFinite(TileInputs.Bound job, TileKey key, TileComputer.StoredTile tile) throws IOException {
+    List<String> names = computer.names();
+    List<OptionalLong> bad = names.parallelStream().map(name -> Npy.firstNonFinite(tile.values(name))).toList();
     for (int k = 0; k < bad.size(); k++) {
       if (bad.get(k).isPresent()) {
-        String name = TileSet.KERNEL_NAMES.get(k);
+        String name = names.get(k);
         int at = (int) bad.get(k).getAsLong();
         Buffer values = tile.values(name);
-        nonFinite(key, name, at, values instanceof FloatBuffer f ? f.get(at) : ((DoubleBuffer) values).get(at));
+        nonFinite(job, key, name, at, values instanceof FloatBuffer f ? f.get(at) : ((DoubleBuffer) values).get(at));
       }
     }
   }
 
-  private void nonFinite(TileKey key, String kernel, long at, double value) throws IOException {
+  private void nonFinite(TileInputs.Bound job, TileKey key, String kernel, long at, double value)
+      throws IOException {
     long row = key.rowOffset() + at / key.cols();
     long col = key.colOffset() + at % key.cols();
-    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
-    throw new NonFiniteKernelException(tiles.dtype(), role == null ? kernel : role + " " + kernel, row, col, value,
-        computer.diagnose(tiles.readRows(tiles.x1(), row, 1), tiles.readRows(x2, col, 1)));
+    throw new NonFiniteKernelException(job.dtype(), role == null ? kernel : role + " " + kernel, row, col, value,
+        computer.diagnose(job.rows(false, row, 1), job.rows(true, col, 1)));
   }
 
   /** A tile's input rows ({@code b} null on the diagonal of x1 with itself). */
-  private record Inputs(double[] a, double[] b) {}
+  private record Rows(double[] a, double[] b) {}
 
   /** Reads a tile's input rows, counting the blocks read and the time. */
-  private Inputs inputs(TileKey key) throws IOException {
-    boolean diagonal = tiles.symmetric() && key.rowOffset() == key.colOffset();
-    String x2 = tiles.symmetric() ? tiles.x1() : tiles.x2();
+  private Rows rows(TileInputs.Bound job, TileKey key) throws IOException {
+    boolean diagonal = job.symmetric() && key.rowOffset() == key.colOffset();
     long started = System.nanoTime();
-    long read = rows.reads();
-    double[] a = rows.get(tiles.x1(), key.rowOffset(), key.rows());
-    double[] b = diagonal ? null : rows.get(x2, key.colOffset(), key.cols());
-    blocksRead.inc(rows.reads() - read);
+    long read = job.blocksRead();
+    double[] a = job.rows(false, key.rowOffset(), key.rows());
+    double[] b = diagonal ? null : job.rows(true, key.colOffset(), key.cols());
+    blocksRead.inc(job.blocksRead() - read);
     inputMicros.update(microsSince(started));
-    return new Inputs(a, b);
+    return new Rows(a, b);
   }
 
-  private TileComputer.StoredTile computeStored(TileKey key) throws IOException {
-    Inputs in = inputs(key);
+  private TileComputer.StoredTile computeStored(TileInputs.Bound job, TileKey key) throws IOException {
+    Rows in = rows(job, key);
     long computing = System.nanoTime();
     TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
     computeMicros.update(microsSince(computing));
     return tile;
   }
 
-  private Tile compute(TileKey key) throws IOException {
-    Inputs in = inputs(key);
+  private Tile compute(TileInputs.Bound job, TileKey key) throws IOException {
+    Rows in = rows(job, key);
     long computing = System.nanoTime();
-    Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
-        computer.compute(key, in.a(), in.b()));
+    Tile tile = new Tile(key, job.modelHash(), job.inputsHash(), job.dtype(), computer.compute(key, in.a(), in.b()));
     computeMicros.update(microsSince(computing));
     return tile;
   }
@@ -161,6 +243,8 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
 
   @Teardown
   public void teardown() {
-    computer.teardown();
+    if (computer != null) {
+      computer.teardown();
+    }
   }
 }

@@ -203,28 +203,48 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     DoFn<KV<Integer, Iterable<TileKey>>, Factored> solve = cg == null
         ? new FactorFn<>(new FileTiles(trainTrain, "train-train"), yTrain, settings, cov, factorDir, directory)
         : new CgFn(trainTrain, yTrain, settings, cg, factorDir, directory, backend);
-    PCollectionView<Factored> factor = begin
-        .apply("TrainTrainTiles", KernelTiles.of(trainTrain).withBackend(backend).withRole("train-train"))
-        .apply("OneTrainGroup", WithKeys.<Integer, TileKey>of(0))
-        .setCoder(KvCoder.of(VarIntCoder.of(), TileKeyCoder.of()))
+    PCollection<TileKey> trainTrainKeys = begin.apply("TrainTrainTiles",
+        KernelTiles.of(trainTrain).withBackend(backend).withRole("train-train"));
+    PCollection<TileKey> testTrainKeys = begin.apply("TestTrainTiles",
+        KernelTiles.of(testTrain).withBackend(backend).withRole("test-train"));
+    PCollection<TileKey> testTestKeys = cov ? begin.apply("TestTestTiles",
+        KernelTiles.of(testTest).withBackend(backend).withRole("test-test")) : null;
+    return graph(trainTrainKeys, testTrainKeys, testTestKeys, TileKeyCoder.of(),
+        cg == null ? "Factor" : "ConjugateGradients", solve, new FileTiles(testTrain, "test-train"),
+        cov ? new FileTiles(testTest, "test-test") : null, testTrain.n1(), settings, directory, yTrain);
+  }
+
+  /**
+   * The inference graph of both APIs, over tiles as keys of tile files ({@link FileTiles}) or as
+   * elements ({@link ElementTiles}): the train-train tiles gathered and solved by {@code solve}
+   * ({@link FactorFn}, or {@link CgFn} on tile files) into a side input, the test-train tiles
+   * grouped by block of test rows and predicted ({@link PredictBlockFn}), the test-test tiles (or
+   * {@code null}: no covariance) a side input of the step that writes the outputs ({@link WriteFn}).
+   * {@code testRows} is the number of test rows, or {@code -1} when only the tiles say it.
+   */
+  private static <T> PCollection<String> graph(PCollection<T> trainTrain, PCollection<T> testTrain,
+      PCollection<T> testTest, org.apache.beam.sdk.coders.Coder<T> coder, String solveName,
+      DoFn<KV<Integer, Iterable<T>>, Factored> solve, TileAccess<T> testTrainAccess, TileAccess<T> testTestAccess,
+      long testRows, PredictSettings settings, String directory, String yTrain) {
+    boolean cov = testTest != null;
+    PCollectionView<Factored> factor = trainTrain
+        .apply("OneTrainGroup", WithKeys.<Integer, T>of(0))
+        .setCoder(KvCoder.of(VarIntCoder.of(), coder))
         .apply("GatherTrainTrain", GroupByKey.create())
-        .apply(cg == null ? "Factor" : "ConjugateGradients", ParDo.of(solve))
+        .apply(solveName, ParDo.of(solve))
         .setCoder(FactoredCoder.INSTANCE)
         .apply("FactorView", View.asSingleton());
-    PCollection<Block> blocks = begin
-        .apply("TestTrainTiles", KernelTiles.of(testTrain).withBackend(backend).withRole("test-train"))
-        .apply("ByTestBlock", WithKeys.of(TileKey::rowOffset).withKeyType(TypeDescriptors.longs()))
-        .setCoder(KvCoder.of(VarLongCoder.of(), TileKeyCoder.of()))
+    PCollection<Block> blocks = testTrain
+        .apply("ByTestBlock", WithKeys.of((T t) -> testTrainAccess.key(t).rowOffset())
+            .withKeyType(TypeDescriptors.longs()))
+        .setCoder(KvCoder.of(VarLongCoder.of(), coder))
         .apply("GroupTestBlock", GroupByKey.create())
-        .apply("PredictBlocks", ParDo.of(new PredictBlockFn<>(new FileTiles(testTrain, "test-train"), settings,
-            factor, cov)).withSideInputs(factor))
+        .apply("PredictBlocks", ParDo.of(new PredictBlockFn<>(testTrainAccess, settings, factor, cov))
+            .withSideInputs(factor))
         .setCoder(BlockCoder.INSTANCE);
-    PCollectionView<List<TileKey>> testTestView = cov
-        ? begin.apply("TestTestTiles", KernelTiles.of(testTest).withBackend(backend).withRole("test-test"))
-            .apply("TestTestView", View.asList())
-        : null;
-    return WriteFn.gatherAndWrite(blocks, testTrain.n1(), settings, directory, yTrain, factor,
-        cov ? new FileTiles(testTest, "test-test") : null, testTestView);
+    PCollectionView<List<T>> testTestView = cov ? testTest.apply("TestTestView", View.asList()) : null;
+    return WriteFn.gatherAndWrite(blocks, testRows, settings, directory, yTrain, factor,
+        cov ? testTestAccess : null, testTestView);
   }
 
   @Override
@@ -316,24 +336,10 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
     public PCollection<String> expand(PCollection<Tile> testTrain) {
       boolean cov = testTest != null;
       checkCovariance(settings, cov);
-      PCollectionView<Factored> factor = trainTrain
-          .apply("OneTrainGroup", WithKeys.<Integer, Tile>of(0))
-          .setCoder(KvCoder.of(VarIntCoder.of(), TileCoder.of()))
-          .apply("GatherTrainTrain", GroupByKey.create())
-          .apply("Factor", ParDo.of(new FactorFn<>(new ElementTiles("train-train"), yTrain, settings, cov,
-              factorDirectory, directory)))
-          .setCoder(FactoredCoder.INSTANCE)
-          .apply("FactorView", View.asSingleton());
-      PCollection<Block> blocks = testTrain
-          .apply("ByTestBlock", WithKeys.of((Tile t) -> t.key().rowOffset()).withKeyType(TypeDescriptors.longs()))
-          .setCoder(KvCoder.of(VarLongCoder.of(), TileCoder.of()))
-          .apply("GroupTestBlock", GroupByKey.create())
-          .apply("PredictBlocks", ParDo.of(new PredictBlockFn<>(new ElementTiles("test-train"), settings, factor,
-              cov)).withSideInputs(factor))
-          .setCoder(BlockCoder.INSTANCE);
-      PCollectionView<List<Tile>> testTestView = cov ? testTest.apply("TestTestView", View.asList()) : null;
-      return WriteFn.gatherAndWrite(blocks, -1, settings, directory, yTrain, factor,
-          cov ? new ElementTiles("test-test") : null, testTestView);
+      return graph(trainTrain, testTrain, testTest, TileCoder.of(), "Factor",
+          new FactorFn<>(new ElementTiles("train-train"), yTrain, settings, cov, factorDirectory, directory),
+          new ElementTiles("test-train"), cov ? new ElementTiles("test-test") : null, -1, settings, directory,
+          yTrain);
     }
 
     @Override

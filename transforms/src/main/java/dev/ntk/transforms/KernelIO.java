@@ -5,13 +5,11 @@ import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.channels.SeekableByteChannel;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import org.apache.beam.sdk.io.FileIO;
-import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -180,8 +178,7 @@ public final class KernelIO {
       TileFiles.checkJvmFlags("KernelIO.writeNpy");
       return tiles.apply("WriteArrowTiles", ParDo.of(new WriteTileFn(tileDirectory)))
           .setCoder(TileKeyCoder.of())
-          .apply("GatherTiles", new GatherTiles())
-          .apply("StreamIntoNpy", ParDo.of(new AssembleFn(directory, tileDirectory, get)));
+          .apply("WriteKernels", WriteKernels.covered(tileDirectory, get, directory));
     }
 
     @Override
@@ -190,74 +187,6 @@ public final class KernelIO {
       builder.add(DisplayData.item("directory", directory).withLabel("Output directory"))
           .add(DisplayData.item("tileDirectory", tileDirectory).withLabel("Tile directory"))
           .add(DisplayData.item("kernels", get.toString()).withLabel("Kernels written"));
-    }
-  }
-
-  /**
-   * Streams the gathered tiles into {@code .npy} files: the shape and the tile size are those the
-   * keys cover, the kernel is symmetric when square and no tile lies below the diagonal, and every
-   * tile must agree with the first on model, inputs and dtype.
-   */
-  private static final class AssembleFn extends DoFn<List<TileKey>, String> {
-    private static final long serialVersionUID = 1L;
-    private final String directory;
-    private final String tileDirectory;
-    private final List<Get> get;
-
-    AssembleFn(String directory, String tileDirectory, List<Get> get) {
-      this.directory = directory;
-      this.tileDirectory = tileDirectory;
-      this.get = get;
-    }
-
-    @ProcessElement
-    public void process(@Element List<TileKey> keys, OutputReceiver<String> out) throws IOException {
-      if (keys.isEmpty()) {
-        throw new IllegalArgumentException("no tiles to write into " + directory);
-      }
-      long n1 = 0;
-      long n2 = 0;
-      int tileSize = 1;
-      boolean upper = true;
-      for (TileKey k : keys) {
-        n1 = Math.max(n1, k.rowOffset() + k.rows());
-        n2 = Math.max(n2, k.colOffset() + k.cols());
-        tileSize = Math.max(tileSize, Math.max(k.rows(), k.cols()));
-        upper &= k.colOffset() >= k.rowOffset();
-      }
-      boolean symmetric = upper && n1 == n2;
-      ResourceId tiles = BeamFiles.directory(tileDirectory);
-      Tile reference = read(tiles, keys.get(0));
-      List<String> names = get.stream().map(Get::key).toList();
-      long rows = n1;
-      long cols = n2;
-      List<ResourceId> written = WriteKernels.write(n1, n2, reference.dtype(), tileSize, names,
-          BeamFiles.directory(directory),
-          (row, count) -> Bands.assemble(rows, cols, symmetric, row, count, keys, names, key -> {
-            try {
-              Tile t = read(tiles, key);
-              if (!t.modelHash().equals(reference.modelHash())
-                  || !t.inputsHash().equals(reference.inputsHash())
-                  || t.dtype() != reference.dtype()) {
-                throw new IllegalStateException(tileDirectory + ": the tiles " + key.fileName()
-                    + " and " + reference.key().fileName() + " belong to different kernels "
-                    + "(model, inputs or dtype)");
-              }
-              return t;
-            } catch (IOException e) {
-              throw new UncheckedIOException(e);
-            }
-          }, tileDirectory));
-      for (ResourceId file : written) {
-        out.output(file.toString());
-      }
-    }
-
-    private static Tile read(ResourceId directory, TileKey key) throws IOException {
-      ResourceId file = BeamFiles.child(directory, key.fileName());
-      try (SeekableByteChannel channel = BeamFiles.openSeekable(file)) {
-        return TileFiles.read(channel, file.toString());
-      }
     }
   }
 }

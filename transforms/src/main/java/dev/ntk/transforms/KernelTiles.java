@@ -16,7 +16,8 @@ import org.apache.beam.sdk.values.PCollection;
 /**
  * Computes the tiles of a {@link TileSet}: plans them (blocks of rows of x1 paired with blocks of
  * rows of x2, only on or above the diagonal when x1 = x2), spreads them over the workers and
- * computes each in a {@code DoFn} that writes an Arrow tile file. The output holds the key of
+ * computes each in the one compute step of both Beam APIs ({@link ComputeTileFn}, as {@link
+ * Kernels} does), which writes an Arrow tile file. The output holds the key of
  * every tile once its file is written, for the transforms that assemble or consume the kernel.
  *
  * <pre>{@code
@@ -25,9 +26,9 @@ import org.apache.beam.sdk.values.PCollection;
  * done.apply(WriteKernels.of(set, List.of(Get.NNGP, Get.NTK), dir));
  * }</pre>
  *
- * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}): {@value #TILES_COMPUTED}
- * and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run), {@value #TILES_DAMAGED}
- * (tiles on disk that failed their checksum and were computed again; also counted as computed);
+ * <p>Beam metrics (namespace {@code dev.ntk.transforms.KernelTiles}, for {@link Kernels} too):
+ * {@value #TILES_COMPUTED} and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run),
+ * {@value #TILES_DAMAGED} (tiles on disk that failed their checksum and were computed again; also counted as computed);
  * where each computed tile's time went, as distributions of microseconds per tile: {@value
  * #TILE_INPUT_MICROS}, {@value #TILE_COMPUTE_MICROS} and {@value #TILE_WRITE_MICROS}; and {@value
  * #INPUT_BLOCKS_READ}.
@@ -83,8 +84,9 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
     return n == null ? 0 : n.get();
   }
 
-  static void countDone(TileSet set) {
-    DONE.computeIfAbsent(set.directory(), d -> new AtomicLong()).incrementAndGet();
+  /** Counts a tile done in the store {@code directory}. */
+  static void countDone(String directory) {
+    DONE.computeIfAbsent(directory, d -> new AtomicLong()).incrementAndGet();
   }
 
   /** The tiles of {@code tiles}, computed on the {@code auto} backend. */
@@ -115,7 +117,9 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
     return begin
         .apply("PlanTiles", Create.of(tiles.plan()).withCoder(TileKeyCoder.of()))
         .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(SPREAD_BUCKETS))
-        .apply("ComputeTiles", ParDo.of(new ComputeTileFn(tiles, backend, role)));
+        .apply("ComputeTiles", ParDo.of(new ComputeTileFn.Keys(new TileInputs.Files(tiles), backend, role,
+            tiles.store())))
+        .setCoder(TileKeyCoder.of());
   }
 
   @Override

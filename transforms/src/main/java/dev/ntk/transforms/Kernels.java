@@ -2,6 +2,7 @@ package dev.ntk.transforms;
 
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.NpyDType;
+import dev.ntk.io.TileFiles;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
@@ -18,14 +19,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.SortedMap;
-import java.util.TreeMap;
 import org.apache.beam.sdk.coders.AtomicCoder;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.VarIntCoder;
 import org.apache.beam.sdk.coders.VarLongCoder;
-import org.apache.beam.sdk.metrics.Counter;
-import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.Combine;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -62,30 +59,87 @@ import org.apache.beam.sdk.values.PCollectionView;
  * }</pre>
  *
  * <p>Each worker holds the examples of both sides (a side input of blocks of rows), not the
- * kernel: inputs are O(N d), kernels O(N^2).
+ * kernel: inputs are O(N d), kernels O(N^2). The tiles are computed by the step that fills the
+ * tile sets of {@link KernelTiles} ({@link ComputeTileFn}), with its metrics; given {@link
+ * #withTileDirectory a tile directory}, finished tiles are read from it instead of computed, and
+ * new ones written to it, so a failed run resumes.
  */
 public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, PCollection<Tile>> {
-  /** The counter of tiles computed (namespace {@code dev.ntk.transforms.Kernels}). */
-  public static final String TILES_COMPUTED = "tilesComputed";
+  /**
+   * The counter of tiles computed: {@link KernelTiles#TILES_COMPUTED}, in the namespace {@code
+   * dev.ntk.transforms.KernelTiles} that both Beam APIs count in (with {@link
+   * KernelTiles#TILES_SKIPPED} for tiles read from {@link #withTileDirectory a tile directory}).
+   */
+  public static final String TILES_COMPUTED = KernelTiles.TILES_COMPUTED;
 
   private static final long serialVersionUID = 1L;
 
-  private final Model model;
-  private final int tileRows;
-  private final NpyDType dtype;
-  private final Backend backend;
-  private final List<Get> get;
-  private final long[] exampleShape;
+  private final Settings settings;
   private final transient PCollection<KV<Long, double[]>> x2;
 
-  private Kernels(Model model, int tileRows, NpyDType dtype, Backend backend, List<Get> get,
-      long[] exampleShape, PCollection<KV<Long, double[]>> x2) {
-    this.model = model;
-    this.tileRows = tileRows;
-    this.dtype = dtype;
-    this.backend = backend;
-    this.get = List.copyOf(get);
-    this.exampleShape = exampleShape;
+  /**
+   * What {@link Kernels} computes, as one value: the transform's configuration and what its steps
+   * hold (never the transform itself). Immutable; each {@code withX} returns a new value.
+   *
+   * @param exampleShape the per-example shape, or {@code null} for {@code (length,)}
+   * @param tileDirectory where finished tiles are read from and new ones written to, or {@code null}
+   */
+  record Settings(Model model, int tileRows, NpyDType dtype, Backend backend, List<Get> get, long[] exampleShape,
+      String tileDirectory) implements java.io.Serializable {
+    Settings {
+      get = List.copyOf(get);
+      exampleShape = exampleShape == null ? null : exampleShape.clone();
+    }
+
+    Settings withTileRows(int rows) {
+      return new Settings(model, rows, dtype, backend, get, exampleShape, tileDirectory);
+    }
+
+    Settings withDType(NpyDType newDType) {
+      return new Settings(model, tileRows, newDType, backend, get, exampleShape, tileDirectory);
+    }
+
+    Settings withBackend(Backend newBackend) {
+      return new Settings(model, tileRows, dtype, newBackend, get, exampleShape, tileDirectory);
+    }
+
+    Settings withGet(List<Get> newGet) {
+      return new Settings(model, tileRows, dtype, backend, newGet, exampleShape, tileDirectory);
+    }
+
+    Settings withExampleShape(long[] shape) {
+      return new Settings(model, tileRows, dtype, backend, get, shape, tileDirectory);
+    }
+
+    Settings withTileDirectory(String directory) {
+      return new Settings(model, tileRows, dtype, backend, get, exampleShape, directory);
+    }
+
+    /** The per-example shape the model sees, from the collection's feature length. */
+    long[] shape(String name, int length) {
+      if (exampleShape == null) {
+        return new long[] {length};
+      }
+      long size = Arrays.stream(exampleShape).reduce(1, Math::multiplyExact);
+      if (size != length) {
+        throw new IllegalArgumentException(name + ": examples have " + length + " features but the "
+            + "example shape " + Arrays.toString(exampleShape) + " needs " + size);
+      }
+      return exampleShape.clone();
+    }
+
+    /**
+     * What a worker runs for the tiles of an {@code n1 x n2} kernel of examples of {@code
+     * featureShape}: the model's plan compiled for the kernels {@link #get} alone (without the NTK,
+     * no NTK step), told the whole kernel's entries as {@link TileSet} tells it.
+     */
+    TileComputer function(long[] featureShape, long n1, long n2) {
+      return new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2, EnumSet.copyOf(get));
+    }
+  }
+
+  private Kernels(Settings settings, PCollection<KV<Long, double[]>> x2) {
+    this.settings = settings;
     this.x2 = x2;
   }
 
@@ -96,8 +150,8 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
 
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
   public static Kernels of(Model model) {
-    return new Kernels(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
-        List.of(Get.NNGP, Get.NTK), null, null);
+    return new Kernels(new Settings(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
+        List.of(Get.NNGP, Get.NTK), null, null), null);
   }
 
   /** The kernels of the model in the JSON model file format ({@code docs/MODEL_SPEC.md}). */
@@ -110,28 +164,28 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (rows < 1) {
       throw new IllegalArgumentException("tile rows must be at least 1, got " + rows);
     }
-    return new Kernels(model, rows, dtype, backend, get, exampleShape, x2);
+    return new Kernels(settings.withTileRows(rows), x2);
   }
 
   /** The dtype the kernels are computed in and their tiles stored with. */
   public Kernels withDType(NpyDType newDType) {
-    return new Kernels(model, tileRows, Objects.requireNonNull(newDType, "dtype"), backend,
-        get, exampleShape, x2);
+    return new Kernels(settings.withDType(Objects.requireNonNull(newDType, "dtype")), x2);
   }
 
   /** Where tiles are computed ({@code auto} is decided on each worker). */
   public Kernels withBackend(Backend newBackend) {
-    return new Kernels(model, tileRows, dtype, Objects.requireNonNull(newBackend, "backend"),
-        get, exampleShape, x2);
+    return new Kernels(settings.withBackend(Objects.requireNonNull(newBackend, "backend")), x2);
   }
 
-  /** The kernels each tile carries: {@code nngp}, {@code ntk} or both (the default). */
+  /**
+   * The kernels each tile carries: {@code nngp}, {@code ntk} or both (the default). The workers'
+   * plan is compiled for these alone: {@code withGet(Get.NNGP)} computes no NTK step.
+   */
   public Kernels withGet(Get... kernels) {
     if (kernels.length == 0) {
       throw new IllegalArgumentException("select at least one kernel");
     }
-    return new Kernels(model, tileRows, dtype, backend,
-        List.copyOf(EnumSet.copyOf(Arrays.asList(kernels))), exampleShape, x2);
+    return new Kernels(settings.withGet(List.copyOf(EnumSet.copyOf(Arrays.asList(kernels)))), x2);
   }
 
   /** The per-example shape the flat features are read as, e.g. {@code (32, 32, 3)}. */
@@ -145,44 +199,62 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (shape.length == 0) {
       throw new IllegalArgumentException("the example shape needs at least one axis");
     }
-    return new Kernels(model, tileRows, dtype, backend, get, shape.clone(), x2);
+    return new Kernels(settings.withExampleShape(shape), x2);
   }
 
   /** The kernel between the input collection (x1) and {@code second} (x2), rather than x1 itself. */
   public Kernels withX2(PCollection<KV<Long, double[]>> second) {
-    return new Kernels(model, tileRows, dtype, backend, get, exampleShape,
-        Objects.requireNonNull(second, "x2"));
+    return new Kernels(settings, Objects.requireNonNull(second, "x2"));
+  }
+
+  /**
+   * Tiles kept in {@code directory} (a path or URI of any Beam file system), a resumable source
+   * and sink: a tile file there of the same model, examples (their digest), dtype and kernels whose
+   * values pass their checksum is read instead of computed, and every tile computed is written
+   * there as an Arrow tile file ({@code tile-r<row>-c<col>.arrow}, committed by a rename), so a
+   * run that failed part-way computes only the tiles it had not finished.
+   */
+  public Kernels withTileDirectory(String directory) {
+    if (directory == null || directory.isBlank()) {
+      throw new IllegalArgumentException("the tile directory is empty");
+    }
+    return new Kernels(settings.withTileDirectory(directory), x2);
+  }
+
+  /** What a worker runs for an {@code n1 x n2} kernel of examples of {@code featureShape} (for tests). */
+  TileComputer function(long[] featureShape, long n1, long n2) {
+    return settings.function(featureShape, n1, n2);
   }
 
   @Override
   public PCollection<Tile> expand(PCollection<KV<Long, double[]>> x1) {
+    if (settings.tileDirectory() != null) {
+      TileFiles.checkJvmFlags("Kernels.withTileDirectory");
+    }
     Side first = prepare("X1", x1);
     Side second = x2 == null ? null : prepare("X2", x2);
-    List<PCollectionView<?>> views = new ArrayList<>(List.of(first.stats(), first.blocks()));
-    if (second != null) {
-      views.addAll(List.of(second.stats(), second.blocks()));
-    }
-    String modelHash = model.hash();
+    Blocks inputs = new Blocks(settings, first, second);
+    TileStore store = settings.tileDirectory() == null ? null : new TileStore(settings.tileDirectory());
     return x1.getPipeline()
         .apply("Start", Create.of(0).withCoder(VarIntCoder.of()))
-        .apply("CheckAndPlanTiles", ParDo.of(new PlanFn(this, first, second)).withSideInputs(views))
+        .apply("CheckAndPlanTiles", ParDo.of(new PlanFn(settings, first, second)).withSideInputs(inputs.views()))
         .setCoder(TileKeyCoder.of())
         .apply("SpreadTiles", Reshuffle.<TileKey>viaRandomKey().withNumBuckets(KernelTiles.SPREAD_BUCKETS))
-        .apply("ComputeTiles", ParDo.of(new ComputeFn(this, modelHash, first, second))
-            .withSideInputs(views))
+        .apply("ComputeTiles", ParDo.of(new ComputeTileFn.Tiles(inputs, settings.backend(), null, store))
+            .withSideInputs(inputs.views()))
         .setCoder(TileCoder.of());
   }
 
   /** The views of one input: its statistics and its blocks of rows by block number. */
-  private record Side(String name, PCollectionView<Stats> stats,
+  record Side(String name, PCollectionView<Stats> stats,
       PCollectionView<Map<Long, Block>> blocks) implements java.io.Serializable {}
 
   private Side prepare(String name, PCollection<KV<Long, double[]>> examples) {
+    int rows = settings.tileRows();
     PCollectionView<Stats> stats = examples
         .apply(name + "Stats", Combine.globally(new StatsFn()).withoutDefaults())
         .setCoder(StatsCoder.INSTANCE)
         .apply(name + "StatsView", View.asSingleton());
-    int rows = tileRows;
     PCollectionView<Map<Long, Block>> blocks = examples
         .apply(name + "ByBlock", ParDo.of(new DoFn<KV<Long, double[]>, KV<Long, KV<Long, double[]>>>() {
           @ProcessElement
@@ -202,14 +274,15 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   @Override
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
-    builder.add(DisplayData.item("model", model.hash()).withLabel("Model hash"))
-        .add(DisplayData.item("tileRows", tileRows).withLabel("Rows per tile"))
-        .add(DisplayData.item("dtype", dtype.typeName()).withLabel("Kernel dtype"))
-        .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"))
-        .add(DisplayData.item("get", get.toString()).withLabel("Kernels"))
-        .add(DisplayData.item("x2", x2 != null).withLabel("Kernel between two collections"));
-    if (exampleShape != null) {
-      builder.add(DisplayData.item("exampleShape", Arrays.toString(exampleShape))
+    builder.add(DisplayData.item("model", settings.model().hash()).withLabel("Model hash"))
+        .add(DisplayData.item("tileRows", settings.tileRows()).withLabel("Rows per tile"))
+        .add(DisplayData.item("dtype", settings.dtype().typeName()).withLabel("Kernel dtype"))
+        .add(DisplayData.item("backend", settings.backend().key()).withLabel("Kernel backend"))
+        .add(DisplayData.item("get", settings.get().toString()).withLabel("Kernels"))
+        .add(DisplayData.item("x2", x2 != null).withLabel("Kernel between two collections"))
+        .addIfNotNull(DisplayData.item("tileDirectory", settings.tileDirectory()).withLabel("Tile directory"));
+    if (settings.exampleShape() != null) {
+      builder.add(DisplayData.item("exampleShape", Arrays.toString(settings.exampleShape()))
           .withLabel("Per-example shape"));
     }
   }
@@ -453,19 +526,6 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
 
   // ---- planning and computing tiles --------------------------------------------------------------
 
-  /** The per-example shape the model sees, from the collection's feature length. */
-  private long[] shape(String name, int length) {
-    if (exampleShape == null) {
-      return new long[] {length};
-    }
-    long size = Arrays.stream(exampleShape).reduce(1, Math::multiplyExact);
-    if (size != length) {
-      throw new IllegalArgumentException(name + ": examples have " + length + " features but the "
-          + "example shape " + Arrays.toString(exampleShape) + " needs " + size);
-    }
-    return exampleShape.clone();
-  }
-
   /**
    * Runs once all checks of both collections have passed (it reads their statistics and blocks):
    * fails with the first problem found, else checks the model against the example shape and emits
@@ -473,12 +533,12 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
    */
   private static final class PlanFn extends DoFn<Integer, TileKey> {
     private static final long serialVersionUID = 1L;
-    private final Kernels spec;
+    private final Settings settings;
     private final Side first;
     private final Side second;
 
-    PlanFn(Kernels spec, Side first, Side second) {
-      this.spec = spec;
+    PlanFn(Settings settings, Side first, Side second) {
+      this.settings = settings;
       this.first = first;
       this.second = second;
     }
@@ -496,9 +556,10 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
               + " features but x2 examples have " + s2.refLength());
         }
       }
-      long[] shape = spec.shape("x1", s1.refLength());
-      spec.model.plan(new Shape(shape), TileComputer.dataType(spec.dtype), EnumSet.copyOf(spec.get));
-      for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, spec.tileRows,
+      long[] shape = settings.shape("x1", s1.refLength());
+      settings.model().plan(new Shape(shape), TileComputer.dataType(settings.dtype()),
+          EnumSet.copyOf(settings.get()));
+      for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, settings.tileRows(),
           second == null).tiles()) {
         c.output(key);
       }
@@ -508,10 +569,11 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       Optional<String> problem = problem(side.name(), stats);
       if (problem.isPresent()) {
         long n = stats.maxIndex() + 1;
-        for (long b = 0; stats.count() > 0 && b * spec.tileRows < n; b++) {
+        int rows = settings.tileRows();
+        for (long b = 0; stats.count() > 0 && b * rows < n; b++) {
           if (!blocks.containsKey(b)) {
-            throw new IllegalArgumentException(side.name() + ": example indices " + b * spec.tileRows
-                + ".." + (Math.min(n, (b + 1) * spec.tileRows) - 1) + " are missing; the "
+            throw new IllegalArgumentException(side.name() + ": example indices " + b * rows
+                + ".." + (Math.min(n, (b + 1) * rows) - 1) + " are missing; the "
                 + "indices must be 0..N-1, each once (N = " + n + ", one more than the largest index)");
           }
         }
@@ -520,65 +582,76 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     }
   }
 
-  private static final class ComputeFn extends DoFn<TileKey, Tile> {
+  /**
+   * The inputs of the compute step ({@link ComputeTileFn}): the blocks of rows of the collections,
+   * as side inputs; the tiles' inputs hash is {@code pcollection:} and the collections' digests.
+   */
+  static final class Blocks implements TileInputs {
     private static final long serialVersionUID = 1L;
-    private final Kernels spec;
-    private final String modelHash;
+    private final Settings settings;
     private final Side first;
     private final Side second;
-    private final Counter computed = Metrics.counter(Kernels.class, TILES_COMPUTED);
-    private transient TileComputer computer;
 
-    ComputeFn(Kernels spec, String modelHash, Side first, Side second) {
-      this.spec = spec;
-      this.modelHash = modelHash;
+    Blocks(Settings settings, Side first, Side second) {
+      this.settings = settings;
       this.first = first;
       this.second = second;
     }
 
-    @ProcessElement
-    public void process(ProcessContext c) {
-      TileKey key = c.element();
-      Stats s1 = c.sideInput(first.stats());
-      if (computer == null) {
-        Stats s2 = second == null ? s1 : c.sideInput(second.stats());
-        computer = new TileComputer(spec.model, spec.shape("x1", s1.refLength()), spec.dtype,
-            spec.backend, (double) s1.count() * (second == null ? (s1.count() + 1) / 2.0 : s2.count()));
-        computer.setup();
+    @Override
+    public List<PCollectionView<?>> views() {
+      List<PCollectionView<?>> views = new ArrayList<>(List.of(first.stats(), first.blocks()));
+      if (second != null) {
+        views.addAll(List.of(second.stats(), second.blocks()));
       }
-      Map<Long, Block> rows1 = c.sideInput(first.blocks());
-      Map<Long, Block> rows2 = second == null ? rows1 : c.sideInput(second.blocks());
-      boolean diagonal = second == null && key.rowOffset() == key.colOffset();
-      double[] a = rows1.get(key.rowOffset() / spec.tileRows).values();
-      double[] b = diagonal ? null : rows2.get(key.colOffset() / spec.tileRows).values();
-      SortedMap<String, double[]> all = computer.compute(key, a, b);
-      Optional<Map.Entry<String, Long>> bad = TileComputer.firstNonFinite(all);
-      if (bad.isPresent()) {
-        long at = bad.get().getValue();
-        int i = (int) (at / key.cols());
-        int j = (int) (at % key.cols());
-        int d = s1.refLength();
-        double[] other = b == null ? a : b;
-        throw new NonFiniteKernelException(spec.dtype, bad.get().getKey(), key.rowOffset() + i,
-            key.colOffset() + j, all.get(bad.get().getKey())[(int) at],
-            computer.diagnose(Arrays.copyOfRange(a, i * d, (i + 1) * d),
-                Arrays.copyOfRange(other, j * d, (j + 1) * d)));
-      }
-      SortedMap<String, double[]> kept = new TreeMap<>();
-      for (Get g : spec.get) {
-        kept.put(g.key(), all.get(g.key()));
-      }
-      String inputs = "pcollection:" + Long.toHexString(s1.digest())
-          + (second == null ? "" : "+" + Long.toHexString(c.sideInput(second.stats()).digest()));
-      computed.inc();
-      c.output(new Tile(key, modelHash, inputs, spec.dtype, kept));
+      return views;
     }
 
-    @Teardown
-    public void teardown() {
-      if (computer != null) {
-        computer.teardown();
-      }
+    @Override
+    public Bound bind(SideInputs side) {
+      Stats s1 = side.get(first.stats());
+      Stats s2 = second == null ? s1 : side.get(second.stats());
+      Map<Long, Block> rows1 = side.get(first.blocks());
+      Map<Long, Block> rows2 = second == null ? rows1 : side.get(second.blocks());
+      String inputs = "pcollection:" + Long.toHexString(s1.digest())
+          + (second == null ? "" : "+" + Long.toHexString(s2.digest()));
+      return new Bound() {
+        @Override
+        public String modelHash() {
+          return settings.model().hash();
+        }
+
+        @Override
+        public String inputsHash() {
+          return inputs;
+        }
+
+        @Override
+        public NpyDType dtype() {
+          return settings.dtype();
+        }
+
+        @Override
+        public boolean symmetric() {
+          return second == null;
+        }
+
+        @Override
+        public TileFunction function(Backend backend) {
+          return settings.withBackend(backend).function(settings.shape("x1", s1.refLength()),
+              s1.maxIndex() + 1, s2.maxIndex() + 1);
+        }
+
+        @Override
+        public double[] rows(boolean ofX2, long from, int count) {
+          Block block = (ofX2 ? rows2 : rows1).get(from / settings.tileRows());
+          if (block.first() == from && block.rows() == count) {
+            return block.values();
+          }
+          int at = Math.toIntExact(from - block.first());
+          return Arrays.copyOfRange(block.values(), at * block.length(), (at + count) * block.length());
+        }
+      };
     }
   }
 }

@@ -1,8 +1,10 @@
 package dev.ntk.transforms;
 
+import dev.ntk.io.NpyDType;
 import dev.ntk.io.NpyWriter;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
+import dev.ntk.io.TileMetadata;
 import dev.ntk.kernels.engine.NativeBuffer;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -21,9 +23,9 @@ import java.util.concurrent.Future;
 import org.apache.beam.sdk.io.fs.ResourceId;
 
 /**
- * Streams the kernels of a {@link TileSet} from its tile files into {@code .npy} files, in the
- * tiles' own dtype and bytes: a float32 tile's values go from the tile file to the kernel file as
- * they are, never through doubles. Each tile is first checked against its checksum (its columns
+ * Streams the kernels of a {@link TileSet}, or of any directory of tiles, from the tile files into
+ * {@code .npy} files, in the tiles' own dtype and bytes: a float32 tile's values go from the tile
+ * file to the kernel file as they are, never through doubles. Each tile is first checked against its checksum (its columns
  * in parts, on all cores, put together with {@code Crc32c.combine}); then the kernels are filled
  * band of rows by band of rows, each band from only the rows of the tiles that cross it (read where
  * they lie in the file, {@link TileFiles.Layout}), the parts of a band on all cores, and written
@@ -45,11 +47,59 @@ final class StoredBands {
   }
 
   /**
-   * Writes the kernels {@code names} of {@code tiles}, from the tiles {@code keys} (all of the
-   * set's, checked by the caller), into {@code <directory>/<name>.npy}, each renamed into place
-   * only after all are complete.
+   * A kernel stored as tile files: where they are, its shape and tile size, whether only the tiles
+   * on and above the diagonal are stored, and what every tile must hold (model hash, inputs hash,
+   * dtype, kernel names in column order): a {@link TileSet}'s, or that of the first of a
+   * directory of tiles ({@link KernelIO#writeNpy}).
    */
-  static List<ResourceId> write(TileSet tiles, List<String> names, ResourceId directory, List<TileKey> keys)
+  record Source(TileStore store, long n1, long n2, int tileSize, boolean symmetric, NpyDType dtype,
+      String modelHash, String inputsHash, List<String> kernelNames) {
+    /** The kernel of the tile set {@code tiles}. */
+    static Source of(TileSet tiles) {
+      return new Source(tiles.store(), tiles.n1(), tiles.n2(), tiles.tileSize(), tiles.symmetric(), tiles.dtype(),
+          tiles.modelHash(), tiles.inputsHash(), TileSet.KERNEL_NAMES);
+    }
+
+    /**
+     * The kernel that the tiles {@code keys} in {@code store} cover, each to hold what {@code
+     * reference} (one of them) holds: the shape and the tile size are those the keys cover, and it
+     * is symmetric when square and no tile lies below the diagonal.
+     */
+    static Source covered(TileStore store, List<TileKey> keys, TileMetadata reference) {
+      long n1 = 0;
+      long n2 = 0;
+      int tileSize = 1;
+      boolean upper = true;
+      for (TileKey k : keys) {
+        n1 = Math.max(n1, k.rowOffset() + k.rows());
+        n2 = Math.max(n2, k.colOffset() + k.cols());
+        tileSize = Math.max(tileSize, Math.max(k.rows(), k.cols()));
+        upper &= k.colOffset() >= k.rowOffset();
+      }
+      return new Source(store, n1, n2, tileSize, upper && n1 == n2, reference.dtype(), reference.modelHash(),
+          reference.inputsHash(), reference.kernelNames());
+    }
+
+    String directory() {
+      return store.directory();
+    }
+
+    ResourceId resource(String name) {
+      return store.resource(name);
+    }
+
+    /** What the tile {@code key} must hold. */
+    TileMetadata metadata(TileKey key) {
+      return new TileMetadata(key, modelHash, inputsHash, dtype, kernelNames);
+    }
+  }
+
+  /**
+   * Writes the kernels {@code names} of {@code tiles}, from the tiles {@code keys} (all of them,
+   * checked by the caller), into {@code <directory>/<name>.npy}, each renamed into place only after
+   * all are complete.
+   */
+  static List<ResourceId> write(Source tiles, List<String> names, ResourceId directory, List<TileKey> keys)
       throws IOException {
     int threads = Runtime.getRuntime().availableProcessors();
     ExecutorService pool = Executors.newFixedThreadPool(threads, daemon("ntk-assemble"));
@@ -156,7 +206,7 @@ final class StoredBands {
   }
 
   /** Checks every tile's values against its checksum: each column in parts, on all cores. */
-  private static void verify(ExecutorService pool, TileSet tiles, List<TileKey> keys, List<TileFiles.Layout> layouts)
+  private static void verify(ExecutorService pool, Source tiles, List<TileKey> keys, List<TileFiles.Layout> layouts)
       throws IOException {
     List<Callable<Long>> parts = new ArrayList<>();
     List<long[]> lengths = new ArrayList<>();
@@ -195,7 +245,7 @@ final class StoredBands {
    * columns) from the tiles that cross them, directly or (below the diagonal of a symmetric set)
    * transposed, in parts on all cores.
    */
-  private static void fill(ExecutorService pool, int threads, TileSet tiles, List<TileKey> keys,
+  private static void fill(ExecutorService pool, int threads, Source tiles, List<TileKey> keys,
       List<TileFiles.Layout> layouts, int[] columns, long row0, int rows, ByteBuffer[] band) throws IOException {
     long n2 = tiles.n2();
     int width = tiles.dtype().bytes();
@@ -268,7 +318,7 @@ final class StoredBands {
    * Rows {@code [ia, ib)} of the tile {@code key}, columns {@code [j0, j1)}, placed transposed: the
    * tile's entry {@code (i, j)} is the kernel's {@code (colOffset + j, rowOffset + i)}.
    */
-  private static void transposed(TileSet tiles, TileKey key, TileFiles.Layout layout, int column, int ia, int ib,
+  private static void transposed(Source tiles, TileKey key, TileFiles.Layout layout, int column, int ia, int ib,
       int j0, int j1, long row0, ByteBuffer dst, int width) throws IOException {
     long n2 = tiles.n2();
     int length = j1 - j0;
@@ -302,7 +352,7 @@ final class StoredBands {
     return band.duplicate().clear().position(Math.toIntExact(from)).limit(Math.toIntExact(from + length));
   }
 
-  private static SeekableByteChannel open(TileSet tiles, TileKey key) throws IOException {
+  private static SeekableByteChannel open(Source tiles, TileKey key) throws IOException {
     return BeamFiles.openSeekable(tiles.resource(key.fileName()));
   }
 

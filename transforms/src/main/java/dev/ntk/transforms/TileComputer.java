@@ -25,6 +25,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.TreeMap;
@@ -43,6 +44,8 @@ final class TileComputer implements TileFunction {
   private final long[] featureShape;
   private final NpyDType dtype;
   private final Backend backend;
+  /** The kernels computed: the plan is compiled for these alone ({@code nngp} alone has no NTK step). */
+  private final EnumSet<Get> gets;
   /** The entries of the whole job this worker computes tiles of (for {@link CpuBackend#forWork}). */
   private final double entries;
   private transient Backend resolved;
@@ -52,17 +55,35 @@ final class TileComputer implements TileFunction {
   private transient NDManager manager;
 
   TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries) {
+    this(model, featureShape, dtype, backend, entries, EnumSet.allOf(Get.class));
+  }
+
+  /** A computer of the kernels {@code gets} only. */
+  TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries,
+      Set<Get> gets) {
     this.model = model;
     this.featureShape = featureShape.clone();
     this.dtype = dtype;
     this.backend = backend;
     this.entries = entries;
+    this.gets = EnumSet.copyOf(gets);
+  }
+
+  /** The names of the kernels computed, sorted ({@code nngp}, {@code ntk}), as a tile stores them. */
+  @Override
+  public List<String> names() {
+    return gets.stream().map(Get::key).sorted().toList();
+  }
+
+  /** The plan compiled by {@link #setup} (for tests: what a worker runs). */
+  Plan plan() {
+    return plan;
   }
 
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
   @Override
   public void setup() {
-    plan = model.plan(new Shape(featureShape), dataType(dtype), EnumSet.allOf(Get.class));
+    plan = model.plan(new Shape(featureShape), dataType(dtype), gets);
     resolved = backend.resolve(plan.schedule());
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     work = entries * plan.schedule().tileWork();
@@ -84,10 +105,11 @@ final class TileComputer implements TileFunction {
     try (NDManager scope = manager.newSubManager()) {
       NDArray x = block(scope, a, key.rows());
       NDArray y = b == null ? null : block(scope, b, key.cols());
-      Kernel k = kernelFn.apply(x, y);
+      Kernel k = kernelFn.apply(x, y, gets);
       SortedMap<String, double[]> values = new TreeMap<>();
-      values.put(Get.NNGP.key(), Tensors.toDoubles(k.nngp()));
-      values.put(Get.NTK.key(), Tensors.toDoubles(k.ntk()));
+      for (Get g : gets) {
+        values.put(g.key(), Tensors.toDoubles(k.get(g)));
+      }
       return values;
     }
   }
@@ -135,7 +157,7 @@ final class TileComputer implements TileFunction {
     Map<String, NativeBuffer> natives = new LinkedHashMap<>();
     try {
       Map<String, Buffer> kernels = new LinkedHashMap<>();
-      for (String name : TileSet.KERNEL_NAMES) {
+      for (String name : names()) {
         NativeBuffer buffer = NativeBuffer.allocate(size, dtype == NpyDType.FLOAT64);
         natives.put(name, buffer);
         kernels.put(name, buffer.buffer());
@@ -149,7 +171,7 @@ final class TileComputer implements TileFunction {
     }
   }
 
-  /** A tile's kernels in native memory, by name ({@link TileSet#KERNEL_NAMES}), freed by {@link #close}. */
+  /** A tile's kernels in native memory, by name ({@link #names}), freed by {@link #close}. */
   static final class StoredTile implements AutoCloseable {
     private final Map<String, NativeBuffer> kernels;
 
@@ -160,6 +182,20 @@ final class TileComputer implements TileFunction {
     /** The values of kernel {@code name} as a {@code FloatBuffer} or {@code DoubleBuffer}. */
     Buffer values(String name) {
       return kernels.get(name).buffer();
+    }
+
+    /** The values of kernel {@code name} as doubles (for a tile that is an element). */
+    double[] doubles(String name) {
+      Buffer values = values(name);
+      double[] out = new double[values.capacity()];
+      if (values instanceof java.nio.FloatBuffer f) {
+        for (int i = 0; i < out.length; i++) {
+          out[i] = f.get(i);
+        }
+      } else {
+        ((java.nio.DoubleBuffer) values).get(0, out);
+      }
+      return out;
     }
 
     /** The bytes of each kernel, in the order of {@code names}, as the tile file stores them (native order). */
@@ -181,8 +217,9 @@ final class TileComputer implements TileFunction {
     Map<String, A> k = plan.run(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b),
         key.rows(), key.cols(), 1);
     SortedMap<String, double[]> values = new TreeMap<>();
-    values.put(Get.NNGP.key(), cpu.toDoubles(k.get(Plan.NNGP), size));
-    values.put(Get.NTK.key(), cpu.toDoubles(k.get(Plan.NTK), size));
+    for (Get g : gets) {
+      values.put(g.key(), cpu.toDoubles(k.get(g.key()), size));
+    }
     return values;
   }
 

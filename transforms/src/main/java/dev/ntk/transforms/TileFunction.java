@@ -15,11 +15,16 @@ interface TileFunction extends Serializable {
   void setup();
 
   /**
-   * The {@code nngp} and {@code ntk} of the tile {@code key} between the rows {@code a} of x1 and
+   * The kernels ({@link #names}) of the tile {@code key} between the rows {@code a} of x1 and
    * {@code b} of x2 (row-major, {@code null} for a tile on the diagonal of x1 with itself), as
    * {@code key.rows() x key.cols()} values each.
    */
   SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b);
+
+  /** The names of the kernels a tile holds, in the order a tile file stores them. */
+  default java.util.List<String> names() {
+    return TileSet.KERNEL_NAMES;
+  }
 
   /** Whether {@link #computeStored} computes tiles here instead of {@link #compute}. */
   default boolean storesValues() {

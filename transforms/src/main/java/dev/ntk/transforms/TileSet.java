@@ -20,7 +20,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.SeekableByteChannel;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -218,15 +217,19 @@ public record TileSet(
     return Path.of(directory).resolve(key.fileName());
   }
 
+  /** The set's directory as a store of tile files. */
+  TileStore store() {
+    return new TileStore(directory);
+  }
+
   /** The file {@code name} in the set's directory, on any Beam file system. */
   public ResourceId resource(String name) {
-    return BeamFiles.child(BeamFiles.directory(directory), name);
+    return store().resource(name);
   }
 
   /** Writes {@code tile} into the set's directory, committed by a rename once complete. */
   public void write(Tile tile) throws IOException {
-    BeamFiles.writeAtomically(resource(tile.key().fileName()),
-        channel -> TileFiles.write(channel, tile));
+    store().write(tile);
   }
 
   /**
@@ -235,22 +238,13 @@ public record TileSet(
    * rename once complete.
    */
   public void write(TileMetadata metadata, List<ByteBuffer> values) throws IOException {
-    BeamFiles.writeAtomically(resource(metadata.key().fileName()),
-        channel -> TileFiles.write(channel, metadata, values));
+    store().write(metadata, values);
   }
 
   /** Rows {@code [first, first + rows)} of the input {@code file} (x1 or x2), row-major. */
   double[] readRows(String file, long first, int rows) throws IOException {
     try (SeekableByteChannel channel = BeamFiles.openSeekable(BeamFiles.file(file))) {
       return Npy.readRows(channel, file, first, rows).data();
-    }
-  }
-
-  /** Reads the tile file {@code name} of this set, checking its checksum. */
-  private Tile readFile(String name) throws IOException {
-    ResourceId file = resource(name);
-    try (SeekableByteChannel channel = BeamFiles.openSeekable(file)) {
-      return TileFiles.read(channel, file.toString());
     }
   }
 
@@ -275,16 +269,8 @@ public record TileSet(
    * @return the state, and for {@link TileState#DAMAGED} what is wrong with the file
    */
   public Map.Entry<TileState, String> state(TileKey key) {
-    try {
-      TileMetadata found = readFile(key.fileName()).metadata();
-      return found.equals(metadata(key)) ? Map.entry(TileState.VALID, "")
-          : Map.entry(TileState.DAMAGED, resource(key.fileName())
-              + " belongs to another model, inputs or dtype: " + found);
-    } catch (NoSuchFileException e) {
-      return Map.entry(TileState.ABSENT, "");
-    } catch (IOException e) {
-      return Map.entry(TileState.DAMAGED, String.valueOf(e.getMessage()));
-    }
+    TileStore.Found found = store().find(metadata(key));
+    return Map.entry(found.state(), found.problem());
   }
 
   /**
@@ -308,7 +294,7 @@ public record TileSet(
   /** The tile {@code key} of this set, checked against the set's metadata and its checksum. */
   Tile read(TileKey key) {
     try {
-      Tile tile = readFile(key.fileName());
+      Tile tile = store().readFile(key);
       if (!tile.metadata().equals(metadata(key))) {
         throw new IllegalStateException(resource(key.fileName())
             + " belongs to another model, inputs or dtype: " + tile.metadata());

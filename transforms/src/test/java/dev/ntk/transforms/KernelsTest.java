@@ -178,6 +178,120 @@ class KernelsTest {
     assertTrue(err <= 1e-12, "relative error " + err);
   }
 
+  /**
+   * {@code withGet(Get.NNGP)} reaches the plan the workers compile: it has no NTK output and fewer
+   * per-pair steps than the plan of both kernels, and the tiles carry the NNGP alone, equal to the
+   * in-process kernel.
+   */
+  @Test
+  void withGetNngpCompilesNoNtkStep(TestPipeline p) throws IOException {
+    Kernels nngpOnly = Kernels.of(Fixtures.MODEL).withGet(Get.NNGP).withBackend(Backend.CPU).withTileRows(4);
+    TileComputer both = Kernels.of(Fixtures.MODEL).withBackend(Backend.CPU).function(new long[] {5}, 9, 9);
+    TileComputer nngp = nngpOnly.function(new long[] {5}, 9, 9);
+    both.setup();
+    nngp.setup();
+    try {
+      assertTrue(both.plan().computes(Get.NTK));
+      assertTrue(both.plan().schedule().outputs().containsKey("ntk"));
+      assertFalse(nngp.plan().computes(Get.NTK));
+      assertEquals(java.util.Set.of("nngp"), nngp.plan().schedule().outputs().keySet());
+      assertTrue(nngp.plan().schedule().tileSteps().size() < both.plan().schedule().tileSteps().size(),
+          nngp.plan().schedule().tileSteps().size() + " per-pair steps for the NNGP alone, "
+              + both.plan().schedule().tileSteps().size() + " for both");
+      assertEquals(List.of("nngp"), nngp.names());
+    } finally {
+      both.teardown();
+      nngp.teardown();
+    }
+    Path x = Fixtures.randomNpy(dir, "x.npy", 9, 5, 6);
+    double[] want = inProcess(x, null, Get.NNGP);
+    PCollection<Tile> tiles = examples(p, "X", Npy.read(x)).apply(nngpOnly);
+    PAssert.that(tiles).satisfies(all -> {
+      for (Tile t : all) {
+        assertEquals(java.util.Set.of("nngp"), t.kernels().keySet());
+      }
+      double err = Fixtures.relativeError(assemble(all, "nngp", 9, 9, true), want);
+      assertTrue(err <= 1e-12, "relative error " + err);
+      return null;
+    });
+    p.run().waitUntilFinish();
+  }
+
+  /**
+   * A tile directory is a resumable source and sink: a second run computes only the tiles missing
+   * or damaged there (a tile of another model), reads the others, and writes the same kernels; a
+   * run over other examples reuses nothing.
+   */
+  @Test
+  void aTileDirectoryIsReadNotComputedAgain() throws IOException {
+    Path x = Fixtures.randomNpy(dir, "x.npy", 9, 5, 7);
+    Path store = dir.resolve("store");
+    Kernels kernels = Kernels.of(Fixtures.MODEL).withTileRows(4).withBackend(Backend.CPU)
+        .withTileDirectory(store.toString());
+    org.apache.beam.sdk.PipelineResult first = runInto(kernels, rows(Npy.read(x)), dir.resolve("first"));
+    assertEquals(6, KernelTilesTest.counter(first, KernelTiles.TILES_COMPUTED));
+    assertEquals(0, KernelTilesTest.counter(first, KernelTiles.TILES_SKIPPED));
+    List<dev.ntk.io.TileKey> keys = new TilePlan(9, 9, 4, true).tiles();
+    Files.delete(store.resolve(keys.get(0).fileName()));
+    Tile good = dev.ntk.io.TileFiles.read(store.resolve(keys.get(2).fileName()));
+    dev.ntk.io.TileFiles.write(store, new Tile(good.key(), "another-model", good.inputsHash(), good.dtype(),
+        good.kernels()));
+
+    org.apache.beam.sdk.PipelineResult again = runInto(kernels, rows(Npy.read(x)), dir.resolve("again"));
+    assertEquals(2, KernelTilesTest.counter(again, KernelTiles.TILES_COMPUTED));
+    assertEquals(4, KernelTilesTest.counter(again, KernelTiles.TILES_SKIPPED));
+    assertEquals(1, KernelTilesTest.counter(again, KernelTiles.TILES_DAMAGED));
+    for (Get g : Get.values()) {
+      assertArrayEquals(Files.readAllBytes(dir.resolve("first/" + g.key() + ".npy")),
+          Files.readAllBytes(dir.resolve("again/" + g.key() + ".npy")), g.key());
+      double err = Fixtures.relativeError(Npy.read(dir.resolve("again/" + g.key() + ".npy")).data(),
+          inProcess(x, null, g));
+      assertTrue(err <= 1e-12, g + " relative error " + err);
+    }
+
+    Path other = Fixtures.randomNpy(dir, "other.npy", 9, 5, 8);
+    org.apache.beam.sdk.PipelineResult others = runInto(kernels, rows(Npy.read(other)), dir.resolve("other"));
+    assertEquals(6, KernelTilesTest.counter(others, KernelTiles.TILES_COMPUTED));
+    assertEquals(6, KernelTilesTest.counter(others, KernelTiles.TILES_DAMAGED));
+    double err = Fixtures.relativeError(Npy.read(dir.resolve("other/ntk.npy")).data(),
+        inProcess(other, null, Get.NTK));
+    assertTrue(err <= 1e-12, "relative error " + err);
+  }
+
+  /**
+   * An infinite entry stops the collection's run as it stops the file path's, naming the entry and
+   * the layer where it broke, with no tile of it in the tile directory.
+   */
+  @Test
+  void aNonFiniteKernelOfACollectionStopsTheRunNamingTheLayer() throws IOException {
+    String model = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.5}}, {"Relu": {}},
+                    {"Dense": {"out_dim": 1, "W_std": 1e200}}]}""";
+    Path store = dir.resolve("store");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X", ramp(5, 4)).apply(Kernels.of(model).withTileRows(4).withTileDirectory(store.toString()));
+    Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
+    Throwable t = e;
+    while (t != null && !(t instanceof NonFiniteKernelException)) {
+      t = t.getCause();
+    }
+    assertTrue(t != null, "expected a NonFiniteKernelException, got " + messages(e));
+    assertTrue(t.getMessage().contains("serial[2].Dense") && t.getMessage().contains("kernel entry ("),
+        t.getMessage());
+    try (var listing = Files.list(store)) {
+      assertEquals(0, listing.filter(f -> f.getFileName().toString().endsWith(".arrow")).count());
+    } catch (java.nio.file.NoSuchFileException none) {
+      // no directory, no tile
+    }
+  }
+
+  private static org.apache.beam.sdk.PipelineResult runInto(Kernels kernels, List<KV<Long, double[]>> x,
+      Path out) {
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X", x).apply(kernels).apply(KernelIO.writeNpy(out.toString()));
+    return Fixtures.run(p);
+  }
+
   /** A bad collection fails with a message naming it and the index, and no tile is computed. */
   private void assertRejected(List<KV<Long, double[]>> x1, String expected) {
     Path tiles = dir.resolve("bad-tiles");

@@ -1,0 +1,117 @@
+package dev.ntk.transforms;
+
+import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.engine.Backend;
+import java.io.IOException;
+import java.io.Serializable;
+import java.util.List;
+import org.apache.beam.sdk.values.PCollectionView;
+
+/**
+ * What the one compute step ({@link ComputeTileFn}) fills tiles of, and from what: the kernel its
+ * tiles belong to (model hash, inputs hash, dtype, the {@link TileFunction} a worker runs) and the
+ * input rows of each tile. Two kinds: the {@code .npy} files of a {@link TileSet} ({@link Files},
+ * for {@link KernelTiles}) and the blocks of rows of {@code PCollection}s, which arrive as side
+ * inputs ({@link Kernels}). A plain serializable configuration value: the step holds it, not the
+ * transform that made it.
+ */
+interface TileInputs extends Serializable {
+  /** The side inputs {@link #bind} reads (none for files). */
+  default List<PCollectionView<?>> views() {
+    return List.of();
+  }
+
+  /** Prepares a worker; called once per {@code DoFn} instance before any {@link #bind}. */
+  default void setup() {}
+
+  /** The kernel and its rows as the current element sees them, side inputs read through {@code side}. */
+  Bound bind(SideInputs side);
+
+  /** The side inputs of the current element ({@code ProcessContext::sideInput}). */
+  interface SideInputs {
+    <T> T get(PCollectionView<T> view);
+  }
+
+  /** The kernel whose tiles are computed, and its input rows. */
+  interface Bound {
+    /** The hash of what the tiles hold (the model's, or a finite network's). */
+    String modelHash();
+
+    /** The hash of the inputs the tiles are of. */
+    String inputsHash();
+
+    NpyDType dtype();
+
+    /** Whether the kernel is of x1 with itself (a tile on the diagonal has no x2 rows). */
+    boolean symmetric();
+
+    /** What a worker runs for each tile, on {@code backend}; created once per worker. */
+    TileFunction function(Backend backend);
+
+    /** Rows {@code [first, first + count)} of x1, or of x2 for {@code second} (x1 for a symmetric kernel). */
+    double[] rows(boolean second, long first, int count) throws IOException;
+
+    /** How many blocks of rows this worker has read from files so far. */
+    default long blocksRead() {
+      return 0;
+    }
+  }
+
+  /** The inputs of a {@link TileSet}: its {@code .npy} files, blocks kept by the worker ({@link RowBlocks}). */
+  final class Files implements TileInputs, Bound {
+    private static final long serialVersionUID = 1L;
+    /** The input values a worker keeps between tiles: 8 Mi doubles (64 MiB). */
+    static final long ROW_CACHE_VALUES = 1L << 23;
+    private final TileSet tiles;
+    private transient RowBlocks rows;
+
+    Files(TileSet tiles) {
+      this.tiles = tiles;
+    }
+
+    @Override
+    public void setup() {
+      rows = new RowBlocks(tiles, ROW_CACHE_VALUES);
+    }
+
+    @Override
+    public Bound bind(SideInputs side) {
+      return this;
+    }
+
+    @Override
+    public String modelHash() {
+      return tiles.modelHash();
+    }
+
+    @Override
+    public String inputsHash() {
+      return tiles.inputsHash();
+    }
+
+    @Override
+    public NpyDType dtype() {
+      return tiles.dtype();
+    }
+
+    @Override
+    public boolean symmetric() {
+      return tiles.symmetric();
+    }
+
+    @Override
+    public TileFunction function(Backend backend) {
+      return tiles.function(backend);
+    }
+
+    @Override
+    public double[] rows(boolean second, long first, int count) throws IOException {
+      return rows.get(second && !tiles.symmetric() ? tiles.x2() : tiles.x1(), first, count);
+    }
+
+    @Override
+    public long blocksRead() {
+      return rows.reads();
+    }
+  }
+}
