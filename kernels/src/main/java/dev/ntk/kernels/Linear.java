@@ -54,6 +54,14 @@ public final class Linear {
 
     /** {@code P}, the output positions per example before any fold. */
     int positions();
+
+    /**
+     * Whether every output position has weights and a bias of its own (a locally connected
+     * layer), rather than one filter and bias shared by all positions.
+     */
+    default boolean perPosition() {
+      return false;
+    }
   }
 
   /** {@code Dense}'s product: a matrix product, one position per example. */
@@ -179,8 +187,17 @@ public final class Linear {
     /** Weights of {@code weightShape} and, with a bias, {@code channels} biases, as this layer draws them. */
     Params init(SplittableRandom rng, NDManager manager, Shape weightShape, long channels, long fanIn,
         DataType dtype) {
+      return init(rng, manager, weightShape, new Shape(channels), fanIn, dtype);
+    }
+
+    /**
+     * Weights of {@code weightShape} and, with a bias, biases of {@code biasShape} (one per output
+     * position and channel for a locally connected layer).
+     */
+    Params init(SplittableRandom rng, NDManager manager, Shape weightShape, Shape biasShape, long fanIn,
+        DataType dtype) {
       NDArray w = Tensors.standardNormal(rng, manager, weightShape, dtype);
-      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, new Shape(channels), dtype);
+      NDArray b = bStd == null ? null : Tensors.standardNormal(rng, manager, biasShape, dtype);
       if (parameterization == Parameterization.STANDARD) {
         w = Tensors.mul(w, wStd / Math.sqrt(fanIn));
         b = b == null ? null : Tensors.mul(b, bStd);
@@ -258,7 +275,10 @@ public final class Linear {
         NDArray biasFactor = null;
         if (hasBias) {
           int rank = dy.getShape().dimension();
-          biasFactor = rank == 2 ? Tensors.mul(dy, biasScale()) : Tensors.mul(dy.sum(middleAxes(rank)), biasScale());
+          // Biases of their own per position: the factor keeps the positions, (N, P out).
+          biasFactor = rank == 2 ? Tensors.mul(dy, biasScale())
+              : product.perPosition() ? Tensors.mul(dy.reshape(dy.getShape().get(0), -1), biasScale())
+              : Tensors.mul(dy.sum(middleAxes(rank)), biasScale());
         }
         tape.record(new AffineTape.Factors(() -> product.patches(x), product.positions(), product.unfold(dz),
             biasFactor));
@@ -269,7 +289,7 @@ public final class Linear {
         return new Cotangents(Params.of(dw), dx);
       }
       int rank = dy.getShape().dimension();
-      int[] axes = new int[rank - 1];
+      int[] axes = new int[product.perPosition() ? 1 : rank - 1];
       for (int k = 0; k < axes.length; k++) {
         axes[k] = k;
       }
