@@ -321,6 +321,14 @@ public final class Stax {
     return Convolutional.convLocal(outChan, filterShape, strides, padding, wStd, bStd, parameterization);
   }
 
+  /**
+   * {@code lax.dot_general} of the input with a constant {@code rhs}, or of a constant {@code lhs}
+   * with the input (neural-tangents' {@code DotGeneral}); {@code dimensionNumbers} null for none.
+   */
+  public static Layer dotGeneral(Object lhs, Object rhs, int[][][] dimensionNumbers) {
+    return Linear.dotGeneral(lhs, rhs, dimensionNumbers);
+  }
+
   /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
   public static Layer avgPool(int[] window, int[] strides, String padding) {
     return Convolutional.avgPool(window, strides, padding);
