@@ -224,4 +224,24 @@ class DotGeneralTest {
     assertTrue(e.getMessage().startsWith("serial[1].DotGeneral: dimension_numbers [[[1, 2], [0, 1]], [[], []]] "
         + "contracts 2 of the 3 spatial axes"), e.getMessage());
   }
+
+  /**
+   * The {@code cuda} engine has no constant pixel blocks, which a contraction of several spatial
+   * axes weighs pixel pairs by: it refuses by name, and {@code auto} does not pick it; one axis
+   * runs there (a pixel map).
+   */
+  @Test
+  void theCudaEngineRefusesSeveralAxesByName() {
+    Layer several = Stax.serial(Stax.conv(2, a(1, 1), null, "SAME", 1.0, null), Stax.dotGeneral(null,
+        new double[][] {{1, 2}, {3, 4}}, dims(a(1, 2), a(0, 1))), Stax.dense(1));
+    Plan plan = Plan.compile(several, new Shape(2, 2, 1), java.util.EnumSet.of(Get.NNGP, Get.NTK));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false, 1));
+    assertTrue(e.getMessage().contains("DotGeneral") && e.getMessage().contains("--backend cpu"), e.getMessage());
+    assertTrue(Backend.AUTO.resolve(plan.schedule()) != Backend.CUDA);
+    Layer one = Stax.serial(Stax.conv(2, a(1, 1), null, "SAME", 1.0, null), Stax.dotGeneral(null,
+        new double[] {1, 2}, dims(a(1), a(0))), Stax.flatten(), Stax.dense(1));
+    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(Plan.compile(one, new Shape(2, 2, 1),
+        java.util.EnumSet.of(Get.NNGP, Get.NTK)).schedule()));
+  }
 }

@@ -84,11 +84,16 @@ public final class CudaSource {
     this.source = prelude() + tableSource + kernels + diagonalKernel() + hostLaunchers();
   }
 
-  /** Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet. */
+  /**
+   * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet, nor
+   * for constant pixel blocks (attention's positional embeddings, the pair weights of a {@code
+   * DotGeneral} over several spatial axes).
+   */
   public static boolean runs(Schedule schedule) {
     List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
-    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND);
+    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND
+        || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
   }
 
   /**
@@ -101,7 +106,8 @@ public final class CudaSource {
     if (!runs(schedule)) {
       // Attention has no generated kernel yet: refused, not guessed.
       throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
-          + "and attend): run this model with --backend cpu or tensorflow");
+          + "and attend) and no constant pixel blocks (GlobalSelfAttention's positional embeddings, DotGeneral over "
+          + "several spatial axes): run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
