@@ -357,7 +357,7 @@ public final class Convolutional {
 
   /**
    * {@code ConvLocal}, neural-tangents' locally connected layer (an unshared convolution): a {@link
-   * Conv} of the same geometry whose weights {@code W} {@code (out..., prod(filter_shape) in, out_chan)}
+   * Conv} of the same geometry whose weights {@code W} {@code (out..., in prod(filter_shape), out_chan)}
    * and biases {@code b} {@code (out..., out_chan)} differ at every output position ({@link
    * FiniteConv.Local}); {@code fan_in = in_channels * prod(filter_shape)} as for {@code Conv}.
    *
@@ -376,7 +376,10 @@ public final class Convolutional {
       super(args);
     }
 
-    /** {@code W} {@code (out..., prod(filter_shape) in, out_chan)}, then {@code b} {@code (out..., out_chan)}. */
+    /**
+     * {@code W} {@code (out..., in prod(filter_shape), out_chan)}, each position's filter flattened input
+     * channel first as JAX's {@code conv_general_dilated_local}; then {@code b} {@code (out..., out_chan)}.
+     */
     @Override
     protected Params init(SplittableRandom rng, Spec input, NDManager manager, DataType dtype) {
       Shape out = Geometry.outputShape(windows(input, name()), outChan);

@@ -362,22 +362,24 @@ final class FiniteConv {
    * A locally connected layer's product (neural-tangents' {@code ConvLocal}, JAX's {@code
    * lax.conv_general_dilated_local}): a convolution whose filter differs at every output position,
    * {@code z[n, p] = X[n, p] W[p]} with {@code X[n, p]} the patch that a convolution of the same
-   * geometry reads ({@link Correlation#patches}, taps then input channels) and {@code W} of shape
-   * {@code (out..., prod(f) C_in, C_out)}.
+   * geometry reads and {@code W} of shape {@code (out..., C_in prod(f), C_out)}, each position's
+   * filter flattened input channel first, then taps, as JAX orders it.
    *
    * <p>For structured derivatives ({@link AffineTape}) a position's weights are their own
-   * parameters, so its patch is given as {@code e_p (x) X[n, p]} {@code (N P, P prod(f) C_in)}: the
+   * parameters, so its patch is given as {@code e_p (x) X[n, p]} {@code (N P, P C_in prod(f))}: the
    * gram of two patches is then {@code X1[p] . X2[q]} where {@code p = q} and zero elsewhere, and
    * {@code patches^T G} is the weight cotangent {@code W}'s shape flattened.
    */
   static final class Local implements Linear.Product {
     private final Correlation shared;
     private final int positions;
+    private final int taps;
+    private final int channels;
     private final long fanIn;
     private final long outChannels;
     private final Shape outShape;
 
-    /** The product of inputs shaped like {@code x} with weights shaped like {@code w} {@code (out..., fan_in, C_out)}. */
+    /** The product of inputs shaped like {@code x} with weights like {@code w} {@code (out..., fan_in, C_out)}. */
     Local(Shape x, DataType dtype, Shape w, int[] filter, int[] strides, Padding padding) {
       long[] filterDims = new long[filter.length + 2];
       for (int d = 0; d < filter.length; d++) {
@@ -388,6 +390,8 @@ final class FiniteConv {
       filterDims[filter.length + 1] = outChannels;
       this.shared = Correlation.conv(x, dtype, new Shape(filterDims), strides, padding);
       this.positions = shared.positions();
+      this.taps = shared.taps();
+      this.channels = shared.in.c;
       this.fanIn = w.get(w.dimension() - 2);
       long[] out = new long[filter.length + 2];
       out[0] = x.get(0);
@@ -396,10 +400,10 @@ final class FiniteConv {
       }
       out[filter.length + 1] = outChannels;
       this.outShape = new Shape(out);
-      if (w.size() != positions * fanIn * outChannels || fanIn != (long) shared.taps() * shared.in.c) {
+      if (w.size() != positions * fanIn * outChannels || fanIn != (long) taps * channels) {
         throw new IllegalArgumentException("the weights " + w + " of a locally connected layer must have shape "
-            + "(out..., prod(filter) C_in, C_out) = " + outShape.slice(1, filter.length + 1) + " x "
-            + (long) shared.taps() * shared.in.c + " x " + outChannels);
+            + "(out..., C_in prod(filter), C_out) = " + outShape.slice(1, filter.length + 1) + " x "
+            + (long) taps * channels + " x " + outChannels);
       }
     }
 
@@ -409,11 +413,22 @@ final class FiniteConv {
       return a.reshape(-1, positions, k).transpose(1, 0, 2);
     }
 
+    /** The weights {@code (P, taps C_in, C_out)} in the order of the patches (taps first). */
+    private NDArray patchOrder(NDArray w) {
+      NDArray split = w.reshape(positions, channels, taps, outChannels);
+      try (NDArray swapped = split.transpose(0, 2, 1, 3)) {
+        if (split != w) {
+          split.close();
+        }
+        return swapped.reshape(positions, fanIn, outChannels);
+      }
+    }
+
     @Override
     public NDArray apply(NDArray x, NDArray w) {
       try (NDArray patchMatrix = shared.patches(x);
           NDArray p = byPosition(patchMatrix);
-          NDArray weights = w.reshape(positions, fanIn, outChannels);
+          NDArray weights = patchOrder(w);
           NDArray z = p.matMul(weights)) {
         return z.transpose(1, 0, 2).reshape(outShape);
       }
@@ -422,7 +437,7 @@ final class FiniteConv {
     @Override
     public NDArray backwardInput(NDArray dz, NDArray w) {
       try (NDArray g = byPosition(unfold(dz));
-          NDArray weights = w.reshape(positions, fanIn, outChannels);
+          NDArray weights = patchOrder(w);
           NDArray weightsT = weights.transpose(0, 2, 1);
           NDArray dp = g.matMul(weightsT);
           NDArray rows = dp.transpose(1, 0, 2).reshape(-1, fanIn)) {
@@ -436,8 +451,10 @@ final class FiniteConv {
           NDArray p = byPosition(patchMatrix);
           NDArray pt = p.transpose(0, 2, 1);
           NDArray g = byPosition(unfold(dz));
-          NDArray dw = pt.matMul(g)) {
-        return dw.reshape(outShape.slice(1, outShape.dimension() - 1).add(fanIn, outChannels));
+          NDArray dw = pt.matMul(g);
+          NDArray split = dw.reshape(positions, taps, channels, outChannels);
+          NDArray swapped = split.transpose(0, 2, 1, 3)) {
+        return swapped.reshape(outShape.slice(1, outShape.dimension() - 1).add(fanIn, outChannels));
       }
     }
 
@@ -456,8 +473,12 @@ final class FiniteConv {
       }
       double[] out = new double[(int) size];
       for (int r = 0; r < rows; r++) {
-        int p = r % positions;
-        System.arraycopy(xs, r * f, out, (r * positions + p) * f, f);
+        int at = (r * positions + r % positions) * f;
+        for (int a = 0; a < taps; a++) {
+          for (int c = 0; c < channels; c++) {
+            out[at + c * taps + a] = xs[r * f + a * channels + c];
+          }
+        }
       }
       return Tensors.create(x.getManager(), out, new Shape(rows, (long) positions * f), x.getDataType());
     }

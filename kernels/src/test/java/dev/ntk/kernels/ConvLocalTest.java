@@ -136,7 +136,8 @@ class ConvLocalTest {
     int w = WIDTH;
     return Stream.of(
         Arguments.of("ConvLocal, Relu, ConvLocal, Flatten", new long[] {5, 2}, Stax.serial(
-            Stax.convLocal(w, a(2), null, "SAME", 1.4, 0.1), Stax.relu(), Stax.convLocal(w, a(3), null, "VALID", 1.3, 0.2),
+            Stax.convLocal(w, a(2), null, "SAME", 1.4, 0.1), Stax.relu(),
+            Stax.convLocal(w, a(3), null, "VALID", 1.3, 0.2),
             Stax.flatten(), Stax.dense(w, 1.0, 0.1))),
         Arguments.of("ConvLocal, Relu, ConvLocal, GlobalAvgPool", new long[] {3, 4, 2}, Stax.serial(
             Stax.convLocal(w, a(2, 2), a(1, 2), "CIRCULAR", 1.5, 0.1), Stax.relu(),

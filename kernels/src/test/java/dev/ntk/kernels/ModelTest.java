@@ -105,7 +105,8 @@ class ModelTest {
     assertEquals(new Shape(3), m.withWidth(64, true).layer().check(image).shape());
     assertTrue(m.withWidth(64, true).json().contains("\"out_chan\":64"), m.withWidth(64, true).json());
     assertEquals(new Shape(64), m.withWidth(64, false).layer().check(image).shape());
-    assertEquals("3 widths for a model with 2 Dense, Conv and ConvTranspose layers (one width each, in file order)",
+    assertEquals("3 widths for a model with 2 Dense, Conv, ConvTranspose and ConvLocal layers (one width each, in file "
+        + "order)",
         assertThrows(IllegalArgumentException.class, () -> m.withWidths(1, 2, 3)).getMessage());
     assertThrows(IllegalArgumentException.class, () -> m.withWidths(0, 2));
     Model sum = Model.parse("{\"serial\": [{\"FanOut\": {\"num\": 2}}, {\"parallel\": [{\"Dense\": {\"out_dim\": 4}},"

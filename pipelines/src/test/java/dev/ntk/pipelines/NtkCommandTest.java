@@ -1168,7 +1168,7 @@ class NtkCommandTest {
     bad(2, "--samples: need at least 2 samples, got -3", "mc", "--model", model, "--x1", x, "--samples", "-3",
         "--out", out);
     bad(2, "--width must be at least 1, got 0", "mc", "--model", model, "--x1", x, "--width", "8,0", "--out", out);
-    bad(2, "--widths: 3 widths for a model with 2 Dense, Conv and ConvTranspose layers", "mc", "--model", model,
+    bad(2, "--widths: 3 widths for a model with 2 Dense, Conv, ConvTranspose and ConvLocal layers", "mc", "--model", model,
         "--x1", x, "--widths", "8,8,8", "--out", out);
     bad(2, "--widths must each be at least 1, got -1", "mc", "--model", model, "--x1", x, "--widths", "8,-1",
         "--out", out);
