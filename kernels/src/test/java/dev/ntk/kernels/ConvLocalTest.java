@@ -229,4 +229,35 @@ class ConvLocalTest {
     assertEquals(new Shape(3, 4, 3), p.array(1).getShape());
     assertEquals(java.util.List.of("W", "b"), layer.parameterNames());
   }
+
+  /**
+   * The finite layer on given weights, against the sum it means: {@code z[n, p] = W_std / sqrt(fan_in)
+   * sum_{c, a} W[p, c taps + a] x[n, p + a, c] + b_std b[p]}, each position's filter flattened input
+   * channel first as {@code lax.conv_general_dilated_local} (VALID, filter 2, 3 pixels, 2 channels).
+   */
+  @Test
+  void weightsAreFlattenedChannelFirstAsJax() {
+    Layer layer = Stax.convLocal(1, a(2), null, "VALID", 1.0, 0.5);
+    double[] w = new double[2 * 4];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = i + 1;
+    }
+    Params params = Params.of(Tensors.create(manager, w, new Shape(2, 4, 1), DataType.FLOAT64),
+        Tensors.create(manager, new double[] {0.3, -0.2}, new Shape(2, 1), DataType.FLOAT64));
+    NDArray x = KernelTesting.randomImages(manager, 2, new long[] {3, 2}, 9);
+    double[] xs = x.toDoubleArray();
+    double[] z = layer.apply(params, x).toDoubleArray();
+    double[] b = {0.3, -0.2};
+    for (int n = 0; n < 2; n++) {
+      for (int p = 0; p < 2; p++) {
+        double sum = 0;
+        for (int c = 0; c < 2; c++) {
+          for (int t = 0; t < 2; t++) {
+            sum += w[p * 4 + c * 2 + t] * xs[(n * 3 + p + t) * 2 + c];
+          }
+        }
+        assertEquals(sum / 2 + 0.5 * b[p], z[n * 2 + p], 1e-14);
+      }
+    }
+  }
 }
