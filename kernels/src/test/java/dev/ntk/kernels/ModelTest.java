@@ -114,5 +114,9 @@ class ModelTest {
     Layer mismatched = sum.withWidths(4, 5).layer();
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> mismatched.check(new Shape(3)));
     assertTrue(e.getMessage().startsWith("serial[2].FanInSum: "), e.getMessage());
+    Model local = Model.parse("{\"serial\": [{\"ConvLocal\": {\"filter_shape\": [2, 2]}}, {\"Flatten\": {}},"
+        + " {\"Dense\": {}}]}");
+    assertEquals(2, local.widthLayers());
+    assertTrue(local.withWidth(16, true).json().contains("\"out_chan\":16"), local.withWidth(16, true).json());
   }
 }
