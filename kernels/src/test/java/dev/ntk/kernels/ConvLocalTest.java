@@ -145,7 +145,13 @@ class ConvLocalTest {
         Arguments.of("average pool between, standard parameterization", new long[] {4, 3, 2}, Stax.serial(
             Stax.convLocal(w, a(2, 2), null, "SAME", 1.3, 0.2, Linear.Parameterization.STANDARD),
             Stax.avgPool(a(2, 1), null, "VALID"), Stax.relu(),
-            Stax.convLocal(w, a(1, 2), null, "VALID", 1.1, 0.1), Stax.relu(), Stax.globalAvgPool())));
+            Stax.convLocal(w, a(1, 2), null, "VALID", 1.1, 0.1), Stax.relu(), Stax.globalAvgPool())),
+        Arguments.of("ConvLocal beside Conv in a residual block, SumPool", new long[] {3, 3, 2}, Stax.serial(
+            Stax.conv(w, a(2, 2), null, "SAME", 1.2, 0.1), Stax.fanOut(2), Stax.parallel(
+                Stax.serial(Stax.relu(), Stax.convLocal(w, a(2, 2), null, "SAME", 1.3, 0.2)),
+                Stax.conv(w, a(1, 1), null, "SAME", 1.0, null)),
+            Stax.fanInSum(), Stax.relu(), Stax.sumPool(a(2, 2), null, "VALID"), Stax.flatten(),
+            Stax.dense(w, 1.0, 0.1))));
   }
 
   /**
