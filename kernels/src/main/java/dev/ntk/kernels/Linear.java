@@ -519,12 +519,12 @@ public final class Linear {
    * axes of the product first, the constant's free axes after the input's ({@code rhs}) or before
    * them ({@code lhs}): the products that keep the examples first and the channels last are those
    * that contract every axis of the constant with spatial axes of the input, which this layer takes.
-   * A number scales the input ({@code K' = c^2 K}); a constant contracted with one spatial axis, or
-   * with all of them, sums the input over those axes with its entries as weights, removing them
-   * ({@code K'[p, q] = sum_{s, t} A[s] A[t] K[(s, p), (t, q)]}, which needs the covariance of every
-   * two pixels). neural-tangents also contracts the batch axis (a kernel between the examples of a
-   * batch) and moves the batch and channel axes; those, and a contraction of several spatial axes
-   * but not all (not separable by axis), are refused by name.
+   * A number scales the input ({@code K' = c^2 K}); a constant contracted with spatial axes sums
+   * the input over them with its entries as weights, removing them ({@code K'[p, q] = sum_{s, t}
+   * A[s] A[t] K[(s, p), (t, q)]}, which needs the covariance of every two pixels): over one axis a
+   * pixel map, over several the pixel-pair block weighed by {@code A[s] A[t]} (a constant block)
+   * and summed over them. neural-tangents also contracts the batch axis (a kernel between the
+   * examples of a batch) and moves the batch and channel axes; those are refused by name.
    */
   public static final class DotGeneral extends SingleInputLayer {
     private final LayerType.NumberArray other;
@@ -615,12 +615,6 @@ public final class Linear {
               + name + " (size " + other.shape()[of[i]] + ", shape " + java.util.Arrays.toString(other.shape())
               + "): the sizes must agree");
         }
-      }
-      int spatial = n - 2;
-      if (in.length > 1 && in.length < spatial) {
-        throw new ModelException(path, "dimension_numbers " + numbers + " contracts " + in.length + " of the "
-            + spatial + " spatial axes: one spatial axis, or all of them, can be contracted (the kernel of a map of "
-            + "several axes but not all is not separable by axis)");
       }
       if (in.length == 0) {
         return new Contraction(new int[0], new int[0], null, other.values()[0]);
@@ -781,17 +775,50 @@ public final class Linear {
       double total = java.util.Arrays.stream(c.weights()).sum();
       int[] grid = Plan.spatialGrid(context.input(0));
       java.util.function.UnaryOperator<Expr> map;
-      if (c.axes().length == grid.length && grid.length > 1) {
-        // Every spatial axis: the weighted sum of the pixel-pair block, weights A[s] A[t].
-        int pixels = c.size();
+      if (c.axes().length > 1) {
+        // Several axes: the pixel-pair block weighed by A[s] A[t] (s, t the contracted parts of the two
+        // pixels), then summed over the contracted axes (a row of ones on each), the others kept.
+        int pixels = 1;
+        for (int g : grid) {
+          pixels *= g;
+        }
+        int[] part = new int[pixels];
+        for (int p = 0; p < pixels; p++) {
+          int rest = p;
+          int index = 0;
+          int stride = 1;
+          for (int a = grid.length - 1; a >= 0; a--) {
+            int coordinate = rest % grid[a];
+            rest /= grid[a];
+            if (contracted(c, a + 1)) {
+              index += coordinate * stride;
+              stride *= grid[a];
+            }
+          }
+          part[p] = index;
+        }
         double[] pairs = new double[pixels * pixels];
         for (int p = 0; p < pixels; p++) {
           for (int q = 0; q < pixels; q++) {
-            pairs[p * pixels + q] = c.weights()[p] * c.weights()[q];
+            pairs[p * pixels + q] = c.weights()[part[p]] * c.weights()[part[q]];
           }
         }
         Expr weights = Expr.block(dev.ntk.kernels.engine.Layout.full(grid), pairs);
-        map = e -> e.times(weights).sum(1.0);
+        if (c.axes().length == grid.length) {
+          map = e -> e.times(weights).sum(1.0);
+        } else {
+          java.util.List<double[][]> matrices = new java.util.ArrayList<>();
+          boolean[] drop = new boolean[grid.length];
+          for (int a = 0; a < grid.length; a++) {
+            drop[a] = contracted(c, a + 1);
+            double[][] ones = new double[1][grid[a]];
+            java.util.Arrays.fill(ones[0], 1.0);
+            matrices.add(drop[a] ? ones : identity(grid[a]));
+          }
+          dev.ntk.kernels.engine.PixelMap sum =
+              dev.ntk.kernels.engine.PixelMap.linear(dev.ntk.kernels.engine.Layout.Kind.FULL, matrices, drop);
+          map = e -> e.times(weights).pixels(sum);
+        }
       } else {
         // One axis: its matrix is the one row A, the other axes stay.
         int axis = c.axes()[0] - 1;
