@@ -164,9 +164,9 @@ public final class Linear {
 
   /**
    * How an affine layer ({@link Dense}, {@link Convolutional.Conv}, {@link
-   * Convolutional.ConvTranspose}) scales its weights and bias: one place for the finite layer's
-   * initialization and output and for its kernel rule, given the layer's product {@code z = x W}
-   * (or the convolution) and its fan-in.
+   * Convolutional.ConvTranspose}, {@link Convolutional.ConvLocal}) scales its weights and bias: one
+   * place for the finite layer's initialization and output and for its kernel rule, given the
+   * layer's product {@code z = x W} (or the convolution) and its fan-in.
    *
    * <p>NTK parameterization: {@code z' = W_std / sqrt(fan_in) z + b_std b} with {@code W, b ~ N(0,
    * 1)}; rule {@code nngp' = W_std^2 A(nngp) + b_std^2}, {@code ntk' = nngp' + W_std^2 A(ntk)}.
