@@ -23,7 +23,8 @@ public final class AffineTape {
    *     depend on the cotangent, so one pass's suffices for every output channel)
    * @param positions {@code P}, the output positions per example (1 for {@code Dense})
    * @param weightCotangent {@code G}, {@code (N P, out)}
-   * @param biasCotangent {@code beta sum_p dz'[n, p]}, {@code (N, out)}; null without a bias
+   * @param biasCotangent {@code beta sum_p dz'[n, p]}, {@code (N, out)}; for biases of their own per
+   *     position ({@code ConvLocal}) {@code beta dz'[n]}, {@code (N, P out)}; null without a bias
    */
   public record Factors(Supplier<NDArray> patches, int positions, NDArray weightCotangent,
       NDArray biasCotangent) {}
