@@ -259,18 +259,8 @@ public final class LayerType {
      * by {@code accepted}; null for anything else.
      */
     private static List<Integer> ints(Object value, java.util.function.IntPredicate accepted) {
-      List<Object> items = new ArrayList<>();
-      if (value instanceof int[] a) {
-        for (int x : a) {
-          items.add(x);
-        }
-      } else if (value instanceof List<?> l) {
-        items.addAll(l);
-      } else if (value instanceof JsonNode n && n.isArray()) {
-        for (JsonNode x : n) {
-          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue() : x);
-        }
-      } else {
+      List<Object> items = items(value);
+      if (items == null) {
         return null;
       }
       List<Integer> out = new ArrayList<>();
@@ -284,8 +274,9 @@ public final class LayerType {
     }
 
     /**
-     * The items of a list, an array of ints or doubles, or a JSON array (integral JSON numbers as
-     * ints, other numbers as doubles); null for anything else.
+     * The items of a list, an array of ints, doubles or objects, or a JSON array (integral JSON
+     * numbers as ints, other numbers as doubles): the one reader of list arguments; null for
+     * anything else.
      */
     static List<Object> items(Object value) {
       List<Object> items = new ArrayList<>();
@@ -349,18 +340,8 @@ public final class LayerType {
 
     /** A list of finite doubles from a double array, a list or a JSON array; else null. */
     private static List<Double> numbers(Object value) {
-      List<Object> items = new ArrayList<>();
-      if (value instanceof double[] a) {
-        for (double x : a) {
-          items.add(x);
-        }
-      } else if (value instanceof List<?> l) {
-        items.addAll(l);
-      } else if (value instanceof JsonNode n && n.isArray()) {
-        for (JsonNode x : n) {
-          items.add(x.isNumber() ? (Object) x.doubleValue() : x);
-        }
-      } else {
+      List<Object> items = items(value);
+      if (items == null) {
         return null;
       }
       List<Double> out = new ArrayList<>();
