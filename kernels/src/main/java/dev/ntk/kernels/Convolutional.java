@@ -42,6 +42,12 @@ public final class Convolutional {
       Argument.optionalIntegers("strides"), Argument.choice("padding", "VALID", "SAME", "CIRCULAR"),
       Argument.number("W_std", 1.0), Argument.optionalNumber("b_std"),
       Argument.choice("parameterization", "ntk", "standard"));
+  public static final LayerType CONV_LOCAL = LayerType.of("ConvLocal",
+      "a locally connected layer: a convolution with weights of its own at every output position",
+      ConvLocal::new, Argument.positiveInteger("out_chan", 1), Argument.requiredIntegers("filter_shape"),
+      Argument.optionalIntegers("strides"), Argument.choice("padding", "VALID", "SAME", "CIRCULAR"),
+      Argument.number("W_std", 1.0), Argument.optionalNumber("b_std"),
+      Argument.choice("parameterization", "ntk", "standard"));
   public static final LayerType AVG_POOL = LayerType.of("AvgPool", "the average over a sliding window",
       a -> new Pool(a, true), Argument.requiredIntegers("window_shape"), Argument.optionalIntegers("strides"),
       Argument.choice("padding", "VALID", "SAME", "CIRCULAR"), Argument.bool("normalize_edges", false));
@@ -80,6 +86,20 @@ public final class Convolutional {
   public static Layer convTranspose(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
       Double bStd) {
     return CONV_TRANSPOSE.create(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  /**
+   * A locally connected layer (unshared convolution) in NTK parameterization; {@code strides ==
+   * null} means all 1, {@code bStd == null} no bias.
+   */
+  public static Layer convLocal(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
+      Double bStd) {
+    return CONV_LOCAL.create(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  public static Layer convLocal(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
+      Double bStd, Linear.Parameterization parameterization) {
+    return CONV_LOCAL.create(outChan, filterShape, strides, padding, wStd, bStd, parameterization.key());
   }
 
   /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
@@ -198,7 +218,7 @@ public final class Convolutional {
   public static class Conv extends SingleInputLayer {
     final int outChan;
     final Geometry geometry;
-    private final Linear.Affine affine;
+    final Linear.Affine affine;
 
     Conv(LayerType.Arguments args) {
       super(args);
@@ -213,9 +233,14 @@ public final class Convolutional {
     }
 
     /** The finite layer's convolution of inputs like {@code x} with filters like {@code w}, without scaling or bias. */
-    FiniteConv.Correlation correlation(NDArray x, NDArray w) {
+    Linear.Product correlation(NDArray x, NDArray w) {
       return FiniteConv.Correlation.conv(x.getShape(), x.getDataType(), w.getShape(), geometry.strides(),
           geometry.padding());
+    }
+
+    /** The fan-in of weights {@code w}: the inputs one output reads, {@code in_channels * prod(filter_shape)}. */
+    long fanIn(NDArray w) {
+      return w.getShape().size() / outChan;
     }
 
     @Override
@@ -223,7 +248,7 @@ public final class Convolutional {
       return new Spec(Geometry.outputShape(windows(input, path), outChan), true);
     }
 
-    private long fanIn(Spec input) {
+    long fanIn(Spec input) {
       long f = input.channels();
       for (int w : geometry.window()) {
         f *= w;
@@ -251,26 +276,25 @@ public final class Convolutional {
     @Override
     public NDArray apply(Params params, NDArray x) {
       NDArray w = params.array(0);
-      return affine.output(correlation(x, w).apply(x, w), params, w.getShape().size() / outChan);
+      return affine.output(correlation(x, w).apply(x, w), params, fanIn(w));
     }
 
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
       NDArray w = params.array(0);
-      return affine.tangent(correlation(x, w), params, paramTangents, x, dx, w.getShape().size() / outChan);
+      return affine.tangent(correlation(x, w), params, paramTangents, x, dx, fanIn(w));
     }
 
     @Override
     protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
       NDArray w = params.array(0);
-      return affine.curvature(correlation(x, w), paramTangents, dx, w.getShape().size() / outChan);
+      return affine.curvature(correlation(x, w), paramTangents, dx, fanIn(w));
     }
 
     @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
       NDArray w = params.array(0);
-      return affine.backward(correlation(x, w), params, x, dy, w.getShape().size() / outChan, tape,
-          inputCotangent);
+      return affine.backward(correlation(x, w), params, x, dy, fanIn(w), tape, inputCotangent);
     }
 
     @Override
@@ -328,6 +352,73 @@ public final class Convolutional {
     FiniteConv.Correlation correlation(NDArray x, NDArray w) {
       return FiniteConv.Correlation.convTranspose(x.getShape(), x.getDataType(), w.getShape(), geometry.strides(),
           geometry.padding());
+    }
+  }
+
+  /**
+   * {@code ConvLocal}, neural-tangents' locally connected layer (an unshared convolution): a {@link
+   * Conv} of the same geometry whose weights {@code W} {@code (out..., in prod(filter_shape), out_chan)}
+   * and biases {@code b} {@code (out..., out_chan)} differ at every output position ({@link
+   * FiniteConv.Local}); {@code fan_in = in_channels * prod(filter_shape)} as for {@code Conv}.
+   *
+   * <p>Outputs at two different positions have independent weights and biases, so their covariance
+   * is zero; at one position it is {@code Conv}'s. The rule is therefore {@code Conv}'s on the
+   * per-pixel covariance of the input, which is all the layer needs of it, and where a later layer
+   * needs the covariance of every two pixels ({@code GlobalAvgPool}, a pooling window) that
+   * per-pixel result placed on the diagonal of a pixel-pair block, zero elsewhere (neural-tangents'
+   * {@code _conv_kernel_full_spatial_unshared}). So without pooling, a network of {@code ConvLocal}
+   * layers with a {@code Flatten} readout has the kernel of the same network of {@code Conv} layers;
+   * a {@code GlobalAvgPool} right after a {@code ConvLocal} gives the {@code Flatten} readout's
+   * kernel divided by the number of pixels (neural-tangents' tests state both).
+   */
+  public static final class ConvLocal extends Conv {
+    ConvLocal(LayerType.Arguments args) {
+      super(args);
+    }
+
+    /**
+     * {@code W} {@code (out..., in prod(filter_shape), out_chan)}, each position's filter flattened input
+     * channel first as JAX's {@code conv_general_dilated_local}; then {@code b} {@code (out..., out_chan)}.
+     */
+    @Override
+    protected Params init(SplittableRandom rng, Spec input, NDManager manager, DataType dtype) {
+      Shape out = Geometry.outputShape(windows(input, name()), outChan);
+      Shape spatial = out.slice(0, out.dimension() - 1);
+      long fanIn = fanIn(input);
+      return affine.init(rng, manager, spatial.add(fanIn, outChan), out, fanIn, dtype);
+    }
+
+    @Override
+    Linear.Product correlation(NDArray x, NDArray w) {
+      return new FiniteConv.Local(x.getShape(), x.getDataType(), w.getShape(), geometry.window(),
+          geometry.strides(), geometry.padding());
+    }
+
+    @Override
+    long fanIn(NDArray w) {
+      return w.getShape().get(w.getShape().dimension() - 2);
+    }
+
+    /** Only the per-pixel covariance: outputs at different pixels are independent whatever the inputs. */
+    @Override
+    public List<Boolean> inputsFull(List<Boolean> outputsFull, List<Spec> inputs) {
+      return List.of(false);
+    }
+
+    @Override
+    protected KernelExpr rule(KernelExpr k, RuleContext context) {
+      KernelExpr perPixel = super.rule(k, context);
+      if (!context.outputsFull().get(0)) {
+        return perPixel;
+      }
+      if (perPixel.nngp().isConstant()) {
+        // W_std = 0: the biases alone, the same constant at every pixel but zero between two, which
+        // no expression of the input holds.
+        throw new ModelException(context.path(), name() + " with W_std = 0 (its biases alone) before a layer that "
+            + "needs the covariance of every two pixels is not supported");
+      }
+      PixelMap diagonal = PixelMap.pixelDiagonal(Plan.spatialGrid(context.output(0)));
+      return perPixel.map(e -> e.spreadRow().pixels(diagonal));
     }
   }
 

@@ -306,15 +306,24 @@ final class FiniteConv {
     @Override
     public NDArray backwardInput(NDArray dz, NDArray w) {
       int taps = taps();
-      int positions = positions();
       int c = in.c;
-      double[] dp;
       try (NDArray g = unfold(dz);
           NDArray filter = w.reshape((long) taps * c, outChannels());
           NDArray filterT = filter.transpose();
           NDArray patchCotangent = g.matMul(filterT)) {
-        dp = Tensors.toDoubles(patchCotangent);
+        return unpatch(patchCotangent);
       }
+    }
+
+    /**
+     * The transpose of {@link #patches}: each row {@code (n, p)} of {@code patchCotangent} {@code (N
+     * prod(out), prod(f) C_in)} added to the input pixels that output {@code p} reads.
+     */
+    NDArray unpatch(NDArray patchCotangent) {
+      int taps = taps();
+      int positions = positions();
+      int c = in.c;
+      double[] dp = Tensors.toDoubles(patchCotangent);
       int inPositions = product(in.spatial);
       double[] dx = new double[in.n * inPositions * c];
       for (int n = 0; n < in.n; n++) {
@@ -333,7 +342,8 @@ final class FiniteConv {
           }
         }
       }
-      return Tensors.create(dz.getManager(), dx, shapeOf(in.n, in.spatial, c), dz.getDataType());
+      return Tensors.create(patchCotangent.getManager(), dx, shapeOf(in.n, in.spatial, c),
+          patchCotangent.getDataType());
     }
 
     /** The filter cotangent for input {@code x} and output cotangent {@code dz}: {@code patches(x)^T unfold(dz)}. */
@@ -345,6 +355,147 @@ final class FiniteConv {
           NDArray dw = patchT.matMul(g)) {
         return dw.reshape(new Shape(filterDims));
       }
+    }
+  }
+
+  /**
+   * A locally connected layer's product (neural-tangents' {@code ConvLocal}, JAX's {@code
+   * lax.conv_general_dilated_local}): a convolution whose filter differs at every output position,
+   * {@code z[n, p] = X[n, p] W[p]} with {@code X[n, p]} the patch that a convolution of the same
+   * geometry reads and {@code W} of shape {@code (out..., C_in prod(f), C_out)}, each position's
+   * filter flattened input channel first, then taps, as JAX orders it.
+   *
+   * <p>For structured derivatives ({@link AffineTape}) a position's weights are their own
+   * parameters, so its patch is given as {@code e_p (x) X[n, p]} {@code (N P, P C_in prod(f))}: the
+   * gram of two patches is then {@code X1[p] . X2[q]} where {@code p = q} and zero elsewhere, and
+   * {@code patches^T G} is the weight cotangent {@code W}'s shape flattened.
+   */
+  static final class Local implements Linear.Product {
+    private final Correlation shared;
+    private final int positions;
+    private final int taps;
+    private final int channels;
+    private final long fanIn;
+    private final long outChannels;
+    private final Shape outShape;
+
+    /** The product of inputs shaped like {@code x} with weights like {@code w} {@code (out..., fan_in, C_out)}. */
+    Local(Shape x, DataType dtype, Shape w, int[] filter, int[] strides, Padding padding) {
+      long[] filterDims = new long[filter.length + 2];
+      for (int d = 0; d < filter.length; d++) {
+        filterDims[d] = filter[d];
+      }
+      filterDims[filter.length] = x.get(x.dimension() - 1);
+      outChannels = w.get(w.dimension() - 1);
+      filterDims[filter.length + 1] = outChannels;
+      this.shared = Correlation.conv(x, dtype, new Shape(filterDims), strides, padding);
+      this.positions = shared.positions();
+      this.taps = shared.taps();
+      this.channels = shared.in.c;
+      this.fanIn = w.get(w.dimension() - 2);
+      long[] out = new long[filter.length + 2];
+      out[0] = x.get(0);
+      for (int d = 0; d < filter.length; d++) {
+        out[d + 1] = shared.out[d];
+      }
+      out[filter.length + 1] = outChannels;
+      this.outShape = new Shape(out);
+      if (w.size() != positions * fanIn * outChannels || fanIn != (long) taps * channels) {
+        throw new IllegalArgumentException("the weights " + w + " of a locally connected layer must have shape "
+            + "(out..., C_in prod(filter), C_out) = " + outShape.slice(1, filter.length + 1) + " x "
+            + (long) taps * channels + " x " + outChannels);
+      }
+    }
+
+    /** {@code a} {@code (N P, k)} as {@code (P, N, k)}: the positions lead, for one batched product per position. */
+    private NDArray byPosition(NDArray a) {
+      long k = a.getShape().get(a.getShape().dimension() - 1);
+      return a.reshape(-1, positions, k).transpose(1, 0, 2);
+    }
+
+    /** The weights {@code (P, taps C_in, C_out)} in the order of the patches (taps first). */
+    private NDArray patchOrder(NDArray w) {
+      NDArray split = w.reshape(positions, channels, taps, outChannels);
+      try (NDArray swapped = split.transpose(0, 2, 1, 3)) {
+        if (split != w) {
+          split.close();
+        }
+        return swapped.reshape(positions, fanIn, outChannels);
+      }
+    }
+
+    @Override
+    public NDArray apply(NDArray x, NDArray w) {
+      try (NDArray patchMatrix = shared.patches(x);
+          NDArray p = byPosition(patchMatrix);
+          NDArray weights = patchOrder(w);
+          NDArray z = p.matMul(weights)) {
+        return z.transpose(1, 0, 2).reshape(outShape);
+      }
+    }
+
+    @Override
+    public NDArray backwardInput(NDArray dz, NDArray w) {
+      try (NDArray g = byPosition(unfold(dz));
+          NDArray weights = patchOrder(w);
+          NDArray weightsT = weights.transpose(0, 2, 1);
+          NDArray dp = g.matMul(weightsT);
+          NDArray rows = dp.transpose(1, 0, 2).reshape(-1, fanIn)) {
+        return shared.unpatch(rows);
+      }
+    }
+
+    @Override
+    public NDArray backwardFilter(NDArray x, NDArray dz) {
+      try (NDArray patchMatrix = shared.patches(x);
+          NDArray p = byPosition(patchMatrix);
+          NDArray pt = p.transpose(0, 2, 1);
+          NDArray g = byPosition(unfold(dz));
+          NDArray dw = pt.matMul(g);
+          NDArray split = dw.reshape(positions, taps, channels, outChannels);
+          NDArray swapped = split.transpose(0, 2, 1, 3)) {
+        return swapped.reshape(outShape.slice(1, outShape.dimension() - 1).add(fanIn, outChannels));
+      }
+    }
+
+    @Override
+    public NDArray patches(NDArray x) {
+      double[] xs;
+      try (NDArray patchMatrix = shared.patches(x)) {
+        xs = Tensors.toDoubles(patchMatrix);
+      }
+      int f = Math.toIntExact(fanIn);
+      long rows = xs.length / f;
+      long size = rows * positions * f;
+      if (size > Integer.MAX_VALUE - 8) {
+        throw new IllegalArgumentException("the structured patches of a locally connected layer would have "
+            + size + " entries; use a smaller batch");
+      }
+      double[] out = new double[(int) size];
+      for (int r = 0; r < rows; r++) {
+        int at = (r * positions + r % positions) * f;
+        for (int a = 0; a < taps; a++) {
+          for (int c = 0; c < channels; c++) {
+            out[at + c * taps + a] = xs[r * f + a * channels + c];
+          }
+        }
+      }
+      return Tensors.create(x.getManager(), out, new Shape(rows, (long) positions * f), x.getDataType());
+    }
+
+    @Override
+    public NDArray unfold(NDArray dz) {
+      return dz.reshape(-1, outChannels);
+    }
+
+    @Override
+    public int positions() {
+      return positions;
+    }
+
+    @Override
+    public boolean perPosition() {
+      return true;
     }
   }
 

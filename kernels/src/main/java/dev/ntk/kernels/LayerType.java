@@ -42,7 +42,10 @@ public final class LayerType {
     AXES("an axis or a non-empty list of axes (integers, negative counting from the last axis)"),
     BOOLEAN("true or false"),
     LAYER("a layer, an object such as {\"Relu\": {}}"),
-    INDEX("a list of NumPy indices, each an integer, a slice \"start:stop:step\" (parts optional) or \"...\"");
+    INDEX("a list of NumPy indices, each an integer, a slice \"start:stop:step\" (parts optional) or \"...\""),
+    ARRAY("null, a number, or nested lists of numbers of one shape (an array, row-major)"),
+    DIMENSION_NUMBERS("[[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]], four lists of axes "
+        + "(integers, possibly empty)");
 
     private final String expected;
 
@@ -150,6 +153,21 @@ public final class LayerType {
       return new Argument(name, Kind.AXES, defaultValue, false, List.of());
     }
 
+    /** A constant array (neural-tangents' {@code DotGeneral} {@code lhs}/{@code rhs}), null by default. */
+    public static Argument optionalArray(String name) {
+      return new Argument(name, Kind.ARRAY, null, false, List.of());
+    }
+
+    /**
+     * {@code lax.dot_general}'s {@code dimension_numbers}, {@code ((lhs_contracting, rhs_contracting),
+     * (lhs_batch, rhs_batch))}; no contraction and no batch axes by default.
+     */
+    public static Argument dimensionNumbers(String name) {
+      List<Integer> none = List.of();
+      return new Argument(name, Kind.DIMENSION_NUMBERS, List.of(List.of(none, none), List.of(none, none)), false,
+          List.of());
+    }
+
     /** The value as this argument holds it, or the reason it does not fit. */
     Object check(Object value, String path) {
       String problem = switch (kind) {
@@ -167,6 +185,8 @@ public final class LayerType {
         case AXES -> axes(value) != null ? null : kind.expected;
         case LAYER -> value instanceof Layer ? null : kind.expected;
         case INDEX -> index(value) != null ? null : kind.expected;
+        case ARRAY -> value == null || NumberArray.canonical(value) != null ? null : kind.expected;
+        case DIMENSION_NUMBERS -> dimensionNumbers(value) != null ? null : kind.expected;
       };
       if (problem != null) {
         throw new ModelException(path, "argument \"" + name + "\" must be " + problem + ", got "
@@ -184,7 +204,41 @@ public final class LayerType {
         case AXES -> axes(value);
         case LAYER -> value;
         case INDEX -> index(value);
+        case ARRAY -> value == null ? null : NumberArray.canonical(value);
+        case DIMENSION_NUMBERS -> dimensionNumbers(value);
       };
+    }
+
+    /** Two pairs of lists of ints (from lists, int arrays or JSON arrays), lists possibly empty; else null. */
+    private static List<List<List<Integer>>> dimensionNumbers(Object value) {
+      List<?> outer = items(value);
+      if (outer == null || outer.size() != 2) {
+        return null;
+      }
+      List<List<List<Integer>>> out = new ArrayList<>();
+      for (Object pair : outer) {
+        List<?> lists = items(pair);
+        if (lists == null || lists.size() != 2) {
+          return null;
+        }
+        List<List<Integer>> both = new ArrayList<>();
+        for (Object axes : lists) {
+          List<?> entries = items(axes);
+          if (entries == null) {
+            return null;
+          }
+          List<Integer> ints = new ArrayList<>();
+          for (Object x : entries) {
+            if (!isInt(x)) {
+              return null;
+            }
+            ints.add(((Number) x).intValue());
+          }
+          both.add(List.copyOf(ints));
+        }
+        out.add(List.copyOf(both));
+      }
+      return List.copyOf(out);
     }
 
     /** One int, or a non-empty list of ints of any sign (from an int array, a list or a JSON array); else null. */
@@ -205,18 +259,8 @@ public final class LayerType {
      * by {@code accepted}; null for anything else.
      */
     private static List<Integer> ints(Object value, java.util.function.IntPredicate accepted) {
-      List<Object> items = new ArrayList<>();
-      if (value instanceof int[] a) {
-        for (int x : a) {
-          items.add(x);
-        }
-      } else if (value instanceof List<?> l) {
-        items.addAll(l);
-      } else if (value instanceof JsonNode n && n.isArray()) {
-        for (JsonNode x : n) {
-          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue() : x);
-        }
-      } else {
+      List<Object> items = items(value);
+      if (items == null) {
         return null;
       }
       List<Integer> out = new ArrayList<>();
@@ -227,6 +271,36 @@ public final class LayerType {
         out.add(((Number) x).intValue());
       }
       return out.isEmpty() ? null : List.copyOf(out);
+    }
+
+    /**
+     * The items of a list, an array of ints, doubles or objects, or a JSON array (integral JSON
+     * numbers as ints, other numbers as doubles): the one reader of list arguments; null for
+     * anything else.
+     */
+    static List<Object> items(Object value) {
+      List<Object> items = new ArrayList<>();
+      if (value instanceof int[] a) {
+        for (int x : a) {
+          items.add(x);
+        }
+      } else if (value instanceof double[] a) {
+        for (double x : a) {
+          items.add(x);
+        }
+      } else if (value instanceof Object[] a) {
+        items.addAll(java.util.Arrays.asList(a));
+      } else if (value instanceof List<?> l) {
+        items.addAll(l);
+      } else if (value instanceof JsonNode n && n.isArray()) {
+        for (JsonNode x : n) {
+          items.add(x.isIntegralNumber() && x.canConvertToInt() ? (Object) x.intValue()
+              : x.isNumber() ? (Object) x.doubleValue() : x);
+        }
+      } else {
+        return null;
+      }
+      return items;
     }
 
     /** The pattern of one slice of a NumPy index: {@code start:stop} or {@code start:stop:step}, parts optional. */
@@ -266,18 +340,8 @@ public final class LayerType {
 
     /** A list of finite doubles from a double array, a list or a JSON array; else null. */
     private static List<Double> numbers(Object value) {
-      List<Object> items = new ArrayList<>();
-      if (value instanceof double[] a) {
-        for (double x : a) {
-          items.add(x);
-        }
-      } else if (value instanceof List<?> l) {
-        items.addAll(l);
-      } else if (value instanceof JsonNode n && n.isArray()) {
-        for (JsonNode x : n) {
-          items.add(x.isNumber() ? (Object) x.doubleValue() : x);
-        }
-      } else {
+      List<Object> items = items(value);
+      if (items == null) {
         return null;
       }
       List<Double> out = new ArrayList<>();
@@ -312,6 +376,72 @@ public final class LayerType {
     private static boolean isInt(Object value) {
       return (value instanceof Integer || value instanceof Long || value instanceof Short)
           && ((Number) value).longValue() == ((Number) value).intValue();
+    }
+  }
+
+  /**
+   * A constant array of a model file ({@link Argument#optionalArray}): its shape (empty for a
+   * number) and its entries in row-major order.
+   */
+  public record NumberArray(int[] shape, double[] values) {
+    /** The number of axes. */
+    public int rank() {
+      return shape.length;
+    }
+
+    /**
+     * {@code value} (a number, nested lists, {@code double[]} or {@code double[][]}, a JSON array) as
+     * a model file writes it: a {@code Double}, or nested lists of {@code Double}s of one shape, none
+     * empty; null if it is none of these or a number is not finite.
+     */
+    static Object canonical(Object value) {
+      if (value instanceof Number n) {
+        return Double.isFinite(n.doubleValue()) ? (Object) n.doubleValue() : null;
+      }
+      if (value instanceof JsonNode n && n.isNumber()) {
+        return canonical(n.doubleValue());
+      }
+      List<Object> items = Argument.items(value);
+      if (items == null || items.isEmpty()) {
+        return null;
+      }
+      List<Object> out = new ArrayList<>();
+      for (Object x : items) {
+        Object c = canonical(x);
+        if (c == null) {
+          return null;
+        }
+        out.add(c);
+      }
+      int[] first = of(out.get(0)).shape;
+      for (Object c : out) {
+        if (!java.util.Arrays.equals(of(c).shape, first)) {
+          return null;
+        }
+      }
+      return List.copyOf(out);
+    }
+
+    /** The array of a {@link #canonical} value. */
+    static NumberArray of(Object canonical) {
+      if (canonical instanceof Double d) {
+        return new NumberArray(new int[0], new double[] {d});
+      }
+      List<?> items = (List<?>) canonical;
+      List<NumberArray> parts = new ArrayList<>();
+      for (Object x : items) {
+        parts.add(of(x));
+      }
+      int[] inner = parts.get(0).shape;
+      int[] shape = new int[inner.length + 1];
+      shape[0] = parts.size();
+      System.arraycopy(inner, 0, shape, 1, inner.length);
+      int size = parts.get(0).values.length;
+      double[] values = new double[size * parts.size()];
+      for (int i = 0; i < parts.size(); i++) {
+        System.arraycopy(parts.get(i).values, 0, values, i * size, size);
+      }
+      return new NumberArray(shape, values);
     }
   }
 
@@ -544,6 +674,25 @@ public final class LayerType {
     @SuppressWarnings("unchecked")
     public List<Object> index(String name) {
       return (List<Object>) get(name);
+    }
+
+    /** A constant array, or null when absent. */
+    public NumberArray array(String name) {
+      Object v = get(name);
+      return v == null ? null : NumberArray.of(v);
+    }
+
+    /** {@code lax.dot_general}'s {@code ((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))}. */
+    public int[][][] dimensionNumbers(String name) {
+      @SuppressWarnings("unchecked")
+      List<List<List<Integer>>> v = (List<List<List<Integer>>>) get(name);
+      int[][][] out = new int[2][2][];
+      for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 2; j++) {
+          out[i][j] = v.get(i).get(j).stream().mapToInt(Integer::intValue).toArray();
+        }
+      }
+      return out;
     }
 
     /** A layer argument. */

@@ -137,9 +137,10 @@ public final class Model implements Serializable {
 
   /**
    * This model with {@code out_dim = width} in every {@code Dense} layer and {@code out_chan =
-   * width} in every {@code Conv} and {@code ConvTranspose}: the same infinite-width kernels, a
-   * finite network of another width. With {@code keepReadout} the last of them in file order (the
-   * readout, whose outputs training compares with the targets) keeps its width.
+   * width} in every {@code Conv}, {@code ConvTranspose} and {@code ConvLocal}: the same
+   * infinite-width kernels, a finite network of another width. With {@code keepReadout} the last
+   * of them in file order (the readout, whose outputs training compares with the targets) keeps
+   * its width.
    */
   public Model withWidth(int width, boolean keepReadout) {
     int[] widths = new int[widthLayers()];
@@ -152,8 +153,8 @@ public final class Model implements Serializable {
 
   /**
    * This model with the widths {@code widths[i]} ({@code out_dim} of a {@code Dense}, {@code
-   * out_chan} of a {@code Conv} or {@code ConvTranspose}) for its {@link #widthLayers} layers in
-   * file order; a negative width keeps that layer's own.
+   * out_chan} of a {@code Conv}, {@code ConvTranspose} or {@code ConvLocal}) for its {@link
+   * #widthLayers} layers in file order; a negative width keeps that layer's own.
    *
    * <p>Widths that do not fit together (a {@code FanInSum} of branches of different widths) are
    * found, with the layer's path, when the model is checked against its inputs ({@link Layer#check}).
@@ -166,7 +167,8 @@ public final class Model implements Serializable {
     affineLayers(root, affine);
     if (widths.length != affine.size()) {
       throw new IllegalArgumentException(widths.length + " width" + (widths.length == 1 ? "" : "s") + " for a model"
-          + " with " + affine.size() + " Dense, Conv and ConvTranspose layer" + (affine.size() == 1 ? "" : "s")
+          + " with " + affine.size() + " Dense, Conv, ConvTranspose and ConvLocal layer"
+          + (affine.size() == 1 ? "" : "s")
           + " (one width each, in file order)");
     }
     for (int i = 0; i < widths.length; i++) {
@@ -182,8 +184,8 @@ public final class Model implements Serializable {
   }
 
   /**
-   * How many layers have a width ({@code Dense}, {@code Conv}, {@code ConvTranspose}): the widths
-   * {@link #withWidths} takes.
+   * How many layers have a width ({@code Dense}, {@code Conv}, {@code ConvTranspose}, {@code
+   * ConvLocal}): the widths {@link #withWidths} takes.
    */
   public int widthLayers() {
     List<Map.Entry<String, ObjectNode>> affine = new ArrayList<>();
@@ -191,13 +193,14 @@ public final class Model implements Serializable {
     return affine.size();
   }
 
-  /** The Dense, Conv and ConvTranspose layers under {@code node} with their arguments, in file order. */
+  /** The Dense, Conv, ConvTranspose and ConvLocal layers under {@code node} with their arguments, in file order. */
   private static void affineLayers(JsonNode node, List<Map.Entry<String, ObjectNode>> out) {
     if (node instanceof ObjectNode o) {
       for (Map.Entry<String, JsonNode> field : o.properties()) {
         String name = field.getKey();
-        if ((name.equals("Dense") || name.equals("Conv") || name.equals("ConvTranspose"))
-            && field.getValue() instanceof ObjectNode args) {
+        boolean affine = name.equals("Dense") || name.equals("Conv") || name.equals("ConvTranspose")
+            || name.equals("ConvLocal");
+        if (affine && field.getValue() instanceof ObjectNode args) {
           out.add(Map.entry(name, args));
         } else {
           affineLayers(field.getValue(), out);

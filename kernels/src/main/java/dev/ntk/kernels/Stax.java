@@ -310,6 +310,25 @@ public final class Stax {
     return Convolutional.convTranspose(outChan, filterShape, strides, padding, wStd, bStd);
   }
 
+  /** A locally connected layer (unshared convolution) in NTK parameterization; {@code strides == null}: all 1. */
+  public static Layer convLocal(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
+      Double bStd) {
+    return Convolutional.convLocal(outChan, filterShape, strides, padding, wStd, bStd);
+  }
+
+  public static Layer convLocal(int outChan, int[] filterShape, int[] strides, String padding, double wStd,
+      Double bStd, Linear.Parameterization parameterization) {
+    return Convolutional.convLocal(outChan, filterShape, strides, padding, wStd, bStd, parameterization);
+  }
+
+  /**
+   * {@code lax.dot_general} of the input with a constant {@code rhs}, or of a constant {@code lhs}
+   * with the input (neural-tangents' {@code DotGeneral}); {@code dimensionNumbers} null for none.
+   */
+  public static Layer dotGeneral(Object lhs, Object rhs, int[][][] dimensionNumbers) {
+    return Linear.dotGeneral(lhs, rhs, dimensionNumbers);
+  }
+
   /** Average pooling; {@code strides == null} means all 1 (as in neural-tangents). */
   public static Layer avgPool(int[] window, int[] strides, String padding) {
     return Convolutional.avgPool(window, strides, padding);

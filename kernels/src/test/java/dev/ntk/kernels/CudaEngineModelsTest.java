@@ -123,6 +123,22 @@ class CudaEngineModelsTest {
     }
   }
 
+  /**
+   * Locally connected layers: per-pixel blocks, and before the pools each one's per-pixel output
+   * spread and kept on the diagonal of a pixel-pair block; then a DotGeneral over one spatial axis
+   * (a pixel map that drops the axis). One plan, one compilation.
+   */
+  @Test
+  void locallyConnectedAndDotGeneralModelAgreesWithTheCpuEngine() {
+    Layer model = Stax.serial(Stax.convLocal(2, new int[] {2, 2}, new int[] {1, 2}, "CIRCULAR", 1.3, 0.1),
+        Stax.relu(), Stax.convLocal(2, new int[] {2, 1}, null, "SAME", 1.1, 0.2,
+            Linear.Parameterization.STANDARD), Stax.avgPool(new int[] {2, 1}, null, "VALID"), Stax.erf(),
+        Stax.convLocal(2, new int[] {1, 1}, null, "VALID", 1.2, 0.1),
+        Stax.dotGeneral(null, new double[] {1, -1, 0.5}, new int[][][] {{{1}, {0}}, {{}, {}}}), Stax.globalAvgPool(),
+        Stax.dense(1));
+    agree("ConvLocal and DotGeneral network", model, new long[] {4, 3, 2}, 3, 2, false);
+  }
+
   /** The benchmark's network (21 x [Conv(3x3, SAME), Relu]) on small images, with both readouts. */
   @Test
   void deepConvolutionalNetworkAgreesWithTheCpuEngine() {

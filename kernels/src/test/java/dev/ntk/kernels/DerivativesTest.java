@@ -76,6 +76,15 @@ class DerivativesTest {
             new Shape(3, 2, 2)),
         of("ConvTranspose 1D CIRCULAR stride 3", Stax.convTranspose(2, ints(2), ints(3), "CIRCULAR", 1.0, null),
             new Shape(3, 2)),
+        of("ConvLocal SAME", Stax.convLocal(3, ints(3, 2), null, "SAME", 1.2, 0.1), img),
+        of("ConvLocal CIRCULAR strides standard", Stax.convLocal(2, ints(3, 3), ints(2, 2), "CIRCULAR", 0.9, 0.2,
+            Linear.Parameterization.STANDARD), img),
+        of("ConvLocal 1D VALID without bias", Stax.convLocal(2, ints(2), null, "VALID", 1.1, null), new Shape(4, 3)),
+        of("DotGeneral rhs on one axis", Stax.dotGeneral(null, new double[] {1, -2, 0.5, 3, -1},
+            new int[][][] {{{1}, {0}}, {{}, {}}}), img),
+        of("DotGeneral lhs on every axis", Stax.dotGeneral(new double[][] {{1, -2, 0.5, 3, 0}, {0.2, 1, -1, 2, 1},
+            {0, 1, 1, -1, 2}, {1, 1, 0.5, -0.5, 0.3}}, null, new int[][][] {{{1, 0}, {1, 2}}, {{}, {}}}), img),
+        of("DotGeneral a number", Stax.dotGeneral(null, -1.5, null), vec),
         of("AvgPool SAME strides normalize_edges", Stax.avgPool(ints(3, 2), ints(2, 2), "SAME", true), img),
         of("AvgPool VALID", Stax.avgPool(ints(2, 2), null, "VALID"), img),
         of("AvgPool CIRCULAR strides", Stax.avgPool(ints(3, 3), ints(2, 1), "CIRCULAR"), img),
@@ -247,13 +256,15 @@ class DerivativesTest {
         of("Dense standard", Stax.dense(4, 1.3, 0.2, Linear.Parameterization.STANDARD), new Shape(3)),
         of("Conv SAME strides", Stax.conv(3, ints(3, 2), ints(2, 1), "SAME", 1.2, 0.1), new Shape(5, 4, 2)),
         of("ConvTranspose CIRCULAR strides", Stax.convTranspose(2, ints(3, 2), ints(2, 2), "CIRCULAR", 1.0, 0.2),
-            new Shape(3, 2, 2)));
+            new Shape(3, 2, 2)),
+        of("ConvLocal SAME strides", Stax.convLocal(3, ints(3, 2), ints(2, 1), "SAME", 1.2, 0.1), new Shape(5, 4, 2)));
   }
 
   /**
    * What an affine layer records on an {@link AffineTape} (the factors structured derivatives
    * build the NTK from) are the factors of the cotangents it forms without one: {@code sum_{n, p}
-   * X[n, p] G[n, p]^T} is the weight cotangent, {@code sum_n B[n]} the bias cotangent.
+   * X[n, p] G[n, p]^T} is the weight cotangent, {@code sum_n B[n]} the bias cotangent (each, for
+   * {@code ConvLocal}'s weights and biases per position, flattened).
    */
   @ParameterizedTest(name = "{0}")
   @MethodSource("affineLayers")

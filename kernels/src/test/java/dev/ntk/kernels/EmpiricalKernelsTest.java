@@ -61,7 +61,11 @@ class EmpiricalKernelsTest {
             Stax.avgPool(ints(2, 2), ints(2, 2), "SAME"), Stax.fanOut(2),
             Stax.parallel(Stax.conv(2, ints(2, 2), ints(1, 1), "CIRCULAR", 1.0, 0.1), Stax.identity()),
             Stax.fanInConcat(), Stax.convTranspose(2, ints(2, 2), ints(2, 2), "SAME", 1.1, 0.1), Stax.erf(),
-            Stax.conv(2, ints(3, 2), ints(2, 1), "VALID", 1.0, null)), new Shape(5, 4, 2)));
+            Stax.conv(2, ints(3, 2), ints(2, 1), "VALID", 1.0, null)), new Shape(5, 4, 2)),
+        Arguments.of("locally connected layers and a global pool", Stax.serial(
+            Stax.convLocal(3, ints(2, 2), ints(1, 2), "SAME", 1.3, 0.1), Stax.relu(),
+            Stax.convLocal(2, ints(2, 1), null, "VALID", 1.1, 0.2, Linear.Parameterization.STANDARD),
+            Stax.globalAvgPool()), new Shape(4, 3, 2)));
   }
 
   private static NDArray inputs(Shape perExample, int n, long seed) {

@@ -16,7 +16,7 @@ class LayerTypeTest {
         "SumPool", "GlobalAvgPool", "GlobalSumPool", "ConvTranspose", "Gelu", "Sin", "Cos", "Exp", "Sign", "Rbf",
         "Gaussian", "RectifiedMonomial", "Monomial", "Polynomial", "Sigmoid_like", "Gabor", "Hermite",
         "ExpNormalized", "ElementwiseNumerical", "Elementwise", "ImageResize", "Index",
-        "LayerNorm", "Dropout", "GlobalSelfAttention", "Aggregate"),
+        "LayerNorm", "Dropout", "GlobalSelfAttention", "Aggregate", "ConvLocal", "DotGeneral"),
         LayerType.registered().keySet());
     for (LayerType t : LayerType.registered().values()) {
       assertTrue(!t.summary().isBlank(), t.name());
@@ -40,6 +40,13 @@ class LayerTypeTest {
         + "\"implementation\":\"DENSE\"}}", ModelSpec.toJson(ModelSpec.parse("{\"Aggregate\": {}}")));
     assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"Aggregate\": {\"aggregate_axis\": [1, 2], "
         + "\"implementation\": \"sparse\"}}")), ModelSpec.toJson(Stax.aggregate(new int[] {1, 2}, "SPARSE")));
+    assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"ConvLocal\": {\"out_chan\": 4, \"filter_shape\": [3, 2], "
+        + "\"strides\": [2, 1], \"b_std\": 0.1, \"parameterization\": \"standard\"}}")),
+        ModelSpec.toJson(Stax.convLocal(4, new int[] {3, 2}, new int[] {2, 1}, "VALID", 1.0, 0.1,
+            Linear.Parameterization.STANDARD)));
+    assertEquals(ModelSpec.toJson(ModelSpec.parse("{\"DotGeneral\": {\"rhs\": [1, -1], \"dimension_numbers\": "
+        + "[[[1], [0]], [[], []]]}}")),
+        ModelSpec.toJson(Stax.dotGeneral(null, new double[] {1, -1}, new int[][][] {{{1}, {0}}, {{}, {}}})));
     for (var e : TestModels.all().entrySet()) {
       String json = ModelSpec.toJson(e.getValue());
       assertEquals(json, ModelSpec.toJson(ModelSpec.parse(json)), e.getKey());

@@ -105,7 +105,8 @@ class ModelTest {
     assertEquals(new Shape(3), m.withWidth(64, true).layer().check(image).shape());
     assertTrue(m.withWidth(64, true).json().contains("\"out_chan\":64"), m.withWidth(64, true).json());
     assertEquals(new Shape(64), m.withWidth(64, false).layer().check(image).shape());
-    assertEquals("3 widths for a model with 2 Dense, Conv and ConvTranspose layers (one width each, in file order)",
+    assertEquals("3 widths for a model with 2 Dense, Conv, ConvTranspose and ConvLocal layers (one width each, in file "
+        + "order)",
         assertThrows(IllegalArgumentException.class, () -> m.withWidths(1, 2, 3)).getMessage());
     assertThrows(IllegalArgumentException.class, () -> m.withWidths(0, 2));
     Model sum = Model.parse("{\"serial\": [{\"FanOut\": {\"num\": 2}}, {\"parallel\": [{\"Dense\": {\"out_dim\": 4}},"
@@ -113,5 +114,9 @@ class ModelTest {
     Layer mismatched = sum.withWidths(4, 5).layer();
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> mismatched.check(new Shape(3)));
     assertTrue(e.getMessage().startsWith("serial[2].FanInSum: "), e.getMessage());
+    Model local = Model.parse("{\"serial\": [{\"ConvLocal\": {\"filter_shape\": [2, 2]}}, {\"Flatten\": {}},"
+        + " {\"Dense\": {}}]}");
+    assertEquals(2, local.widthLayers());
+    assertTrue(local.withWidth(16, true).json().contains("\"out_chan\":16"), local.withWidth(16, true).json());
   }
 }

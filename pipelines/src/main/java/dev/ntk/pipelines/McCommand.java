@@ -48,7 +48,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
   List<Integer> width;
 
   @Option(names = "--widths", split = ",", paramLabel = "W1,W2,...",
-      description = "One width per Dense, Conv and ConvTranspose layer, in file order, instead of --width.")
+      description = "One width per Dense, Conv, ConvTranspose and ConvLocal layer, in file order, instead of --width.")
   int[] widths;
 
   @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Random seed (default 0).")

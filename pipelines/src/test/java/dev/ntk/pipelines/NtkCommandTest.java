@@ -312,6 +312,49 @@ class NtkCommandTest {
         "--pattern-test", example.resolve("a_test.npy"), "--runner", "DirectRunner", "--out", out);
   }
 
+  /**
+   * ConvLocal and DotGeneral from a model file: both backends write the same kernels, equal to the
+   * in-process kernel function's; a DotGeneral over the channel axis stops with status 2 naming it.
+   */
+  @Test
+  void locallyConnectedAndDotGeneralThroughTheCommandLine() throws IOException {
+    Path images = dir.resolve("local.npy");
+    java.util.Random r = new java.util.Random(7);
+    double[] v = new double[4 * 4 * 3 * 2];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    Npy.write(images, new NpyArray(new long[] {4, 4, 3, 2}, NpyDType.FLOAT64, v));
+    String json = "{\"serial\": [{\"ConvLocal\": {\"out_chan\": 8, \"filter_shape\": [2, 2], \"padding\": \"SAME\", "
+        + "\"b_std\": 0.1}}, {\"Relu\": {}}, {\"ConvLocal\": {\"out_chan\": 8, \"filter_shape\": [1, 2], "
+        + "\"padding\": \"CIRCULAR\"}}, {\"DotGeneral\": {\"rhs\": [1, -1, 0.5, 2], \"dimension_numbers\": "
+        + "[[[1], [0]], [[], []]]}}, {\"GlobalAvgPool\": {}}, {\"Dense\": {\"out_dim\": 1}}]}";
+    Path m = write("local.json", json);
+    Path cpu = dir.resolve("local-cpu");
+    Path tf = dir.resolve("local-tf");
+    assertEquals(0, ntk("kernel", "--model", m, "--x1", images, "--backend", "cpu", "--out", cpu).status());
+    Result b = ntk("kernel", "--model", m, "--x1", images, "--backend", "tensorflow", "--out", tf);
+    assertEquals(0, b.status(), b.err());
+    try (ai.djl.ndarray.NDManager manager = dev.ntk.kernels.Tensors.newManager()) {
+      ai.djl.ndarray.NDArray x = dev.ntk.kernels.Tensors.create(manager, v, new ai.djl.ndarray.types.Shape(4, 4, 3, 2),
+          ai.djl.ndarray.types.DataType.FLOAT64);
+      dev.ntk.kernels.Kernel k = dev.ntk.kernels.ModelSpec.parse(json).kernelFn().apply(x);
+      for (String name : List.of("nngp", "ntk")) {
+        double[] want = (name.equals("nngp") ? k.nngp() : k.ntk()).toDoubleArray();
+        double[] got = Npy.read(cpu.resolve(name + ".npy")).data();
+        double[] other = Npy.read(tf.resolve(name + ".npy")).data();
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-12 * Math.abs(want[i]), name + "[" + i + "]");
+          assertEquals(want[i], other[i], 1e-12 * Math.abs(want[i]), name + "[" + i + "] tensorflow");
+        }
+      }
+    }
+    Path channel = write("channel.json", "{\"serial\": [{\"Conv\": {\"filter_shape\": [1, 1]}}, {\"DotGeneral\": "
+        + "{\"rhs\": [1], \"dimension_numbers\": [[[3], [0]], [[], []]]}}]}");
+    bad(2, "serial[1].DotGeneral: dimension_numbers [[[3], [0]], [[], []]] contracts the channel axis 3", "kernel",
+        "--model", channel, "--x1", images, "--out", out);
+  }
+
   @Test
   void bothBackendsWriteTheSameKernels() throws IOException {
     Path cpu = dir.resolve("cpu");
@@ -1311,7 +1354,7 @@ class NtkCommandTest {
     bad(2, "--samples: need at least 2 samples, got -3", "mc", "--model", model, "--x1", x, "--samples", "-3",
         "--out", out);
     bad(2, "--width must be at least 1, got 0", "mc", "--model", model, "--x1", x, "--width", "8,0", "--out", out);
-    bad(2, "--widths: 3 widths for a model with 2 Dense, Conv and ConvTranspose layers", "mc", "--model", model,
+    bad(2, "--widths: 3 widths for a model with 2 Dense, Conv, ConvTranspose and ConvLocal layers", "mc", "--model", model,
         "--x1", x, "--widths", "8,8,8", "--out", out);
     bad(2, "--widths must each be at least 1, got -1", "mc", "--model", model, "--x1", x, "--widths", "8,-1",
         "--out", out);

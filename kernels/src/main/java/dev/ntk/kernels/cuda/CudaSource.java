@@ -86,12 +86,15 @@ public final class CudaSource {
 
   /**
    * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet
-   * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns).
+   * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns), nor
+   * for constant pixel blocks (attention's positional embeddings, the pair weights of a {@code
+   * DotGeneral} over several spatial axes).
    */
   public static boolean runs(Schedule schedule) {
     List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
-    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND);
+    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND
+        || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
   }
 
   /**
@@ -104,7 +107,8 @@ public final class CudaSource {
     if (!runs(schedule)) {
       // Attention has no generated kernel yet: refused, not guessed.
       throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
-          + "and attend, Aggregate's attend): run this model with --backend cpu or tensorflow");
+          + "and attend, Aggregate's attend) and no constant pixel blocks (GlobalSelfAttention's positional "
+          + "embeddings, DotGeneral over several spatial axes): run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
