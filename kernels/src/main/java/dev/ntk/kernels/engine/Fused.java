@@ -295,7 +295,7 @@ final class Fused {
         }
       }
     }
-    int[] starts = segments(lastUse);
+    int[] starts = isolateQuadratures(segments(lastUse), steps);
     int segments = starts.length - 1;
     int[] segmentOf = new int[n];
     for (int s = 0; s < segments; s++) {
@@ -488,6 +488,35 @@ final class Fused {
     }
     starts.add(n);
     return starts.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /**
+   * {@code starts} with cuts before each quadrature's first sum and after its last sibling ({@link
+   * Quadrature#together}), so that its loop is a segment of its own: C2 inlines a method's Vector API
+   * calls up to a node budget, and the inlined {@code tanh} of a quadrature's points ({@link
+   * FusedSource#expression(Expr.Op, String[], boolean)}) needs what the other steps of a layer would take.
+   */
+  static int[] isolateQuadratures(int[] starts, List<Expr> steps) {
+    java.util.TreeSet<Integer> cuts = new java.util.TreeSet<>();
+    for (int s : starts) {
+      cuts.add(s);
+    }
+    int n = steps.size();
+    for (int i = 0; i < n; i++) {
+      if (steps.get(i).op() != Expr.Op.QUADRATURE) {
+        continue;
+      }
+      int last = i;
+      for (int j = i + 1; j < n; j++) {
+        if (Quadrature.together(steps.get(i), steps.get(j))) {
+          last = j;
+        }
+      }
+      cuts.add(i);
+      cuts.add(last + 1);
+      i = last;
+    }
+    return cuts.stream().mapToInt(Integer::intValue).toArray();
   }
 
   /** Compiles {@code source} in memory; its public constructor, or null (logged once) on failure. */

@@ -88,14 +88,6 @@ public final class VectorMath {
     return x.lanewise(VectorOperators.TANH);
   }
 
-  /** Where the float32 rational is clamped: {@code tanh 9 = 1 - 3e-8} rounds to 1 in float32. */
-  static final float TANH_CLAMP = 9f;
-  /** The float32 rational's numerator, coefficients of {@code x^0, x^2, ..., x^12} (see {@link #tanh(FloatVector)}). */
-  static final float[] TANH_P = {1.0f, 0.13085228f, 0.0031052874f, 1.1167466e-05f, -2.0274213e-08f, 5.2992753e-11f,
-      -8.538074e-14f};
-  /** Its denominator, coefficients of {@code x^0, x^2, x^4, x^6}. */
-  static final float[] TANH_Q = {1.0f, 0.46418557f, 0.02450056f, 0.00025480377f};
-
   /**
    * {@code tanh} of each float32 lane: {@code x P(x^2) / Q(x^2)} (degrees 13 and 6 in {@code x}) on
    * {@code |x| <= 9}, {@code x} clamped to {@code +-9} beyond (where tanh rounds to
@@ -108,18 +100,20 @@ public final class VectorMath {
    * construction; {@code -0} gives {@code -0}, infinities {@code +-1} within those ulps, NaN NaN.
    */
   public static FloatVector tanh(FloatVector x) {
+    // Straight-line code with literal coefficients: the generated loops inline it (a loop over the
+    // coefficient arrays costs more of C2's inlining budget, and a call that is not inlined boxes its vectors).
     // compare and blend rather than min and max: Java's min and max (NaN and -0 rules) take several instructions.
-    FloatVector c = x.blend(TANH_CLAMP, x.compare(VectorOperators.GT, TANH_CLAMP))
-        .blend(-TANH_CLAMP, x.compare(VectorOperators.LT, -TANH_CLAMP));
+    FloatVector c = x.blend(9f, x.compare(VectorOperators.GT, 9f)).blend(-9f, x.compare(VectorOperators.LT, -9f));
     FloatVector t = c.mul(c);
-    FloatVector p = FloatVector.broadcast(x.species(), TANH_P[6]);
-    for (int n = 5; n >= 0; n--) {
-      p = p.fma(t, FloatVector.broadcast(x.species(), TANH_P[n]));
-    }
-    FloatVector q = FloatVector.broadcast(x.species(), TANH_Q[3]);
-    for (int n = 2; n >= 0; n--) {
-      q = q.fma(t, FloatVector.broadcast(x.species(), TANH_Q[n]));
-    }
+    FloatVector p = t.fma(x.broadcast(-8.538074e-14f), x.broadcast(5.2992753e-11f));
+    p = p.fma(t, x.broadcast(-2.0274213e-08f));
+    p = p.fma(t, x.broadcast(1.1167466e-05f));
+    p = p.fma(t, x.broadcast(0.0031052874f));
+    p = p.fma(t, x.broadcast(0.13085228f));
+    p = p.fma(t, x.broadcast(1.0f));
+    FloatVector q = t.fma(x.broadcast(0.00025480377f), x.broadcast(0.02450056f));
+    q = q.fma(t, x.broadcast(0.46418557f));
+    q = q.fma(t, x.broadcast(1.0f));
     // The rounding of the quotient can reach 1 + 2^-23 near |x| = 8: clamped, so that |tanh| <= 1.
     FloatVector r = c.mul(p).div(q);
     return r.blend(1f, r.compare(VectorOperators.GT, 1f)).blend(-1f, r.compare(VectorOperators.LT, -1f));
