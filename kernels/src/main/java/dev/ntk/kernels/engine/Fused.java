@@ -19,10 +19,14 @@ import java.util.function.IntConsumer;
  * fma} stays {@code fma}, {@code atan2} the same SVML call), so the two agree entry by entry,
  * except the last few entries of a chunk that is not a whole number of vectors: the interpreted
  * path computes those in scalar code ({@code Math.atan2} can differ from SVML's in the last bit),
- * here they are lanes of a vector over padded buffers.
+ * here they are lanes of a vector over padded buffers; and float32 {@code tanh} outside the loop over
+ * a quadrature's points, which here is the JDK's intrinsic and there {@link VectorMath#tanh(
+ * jdk.incubator.vector.FloatVector)} (a few ulps apart: {@link FusedSource#expression(Expr.Op,
+ * String[], boolean)}).
  *
  * <p>A segment holds at most {@link #SEGMENT} steps, so that the JIT inlines every Vector API
- * call of its loop; values read by a later segment pass through chunk buffers. Constants are
+ * call of its loop, and each quadrature is a segment of its own ({@link #isolateQuadratures});
+ * values read by a later segment pass through chunk buffers. Constants are
  * parameters, not literals: models of the same structure share one compiled class.
  *
  * <p>Without a Java compiler (a JRE), without the {@code jdk.incubator.vector} module, or if the

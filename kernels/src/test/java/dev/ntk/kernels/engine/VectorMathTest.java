@@ -73,7 +73,7 @@ class VectorMathTest {
     }
     // Beyond the clamp at 9 (tanh 9 = 1 - 3.05e-8) the value at 9, within TANH_ULPS of +-1.
     for (int i = 10; i <= 18; i++) {
-      assertEquals(Math.signum(x[i]), y[i], VectorMath.TANH_ULPS * Math.ulp(0.9f), "tanh " + x[i] + " beyond the clamp");
+      assertEquals(Math.signum(x[i]), y[i], VectorMath.TANH_ULPS * Math.ulp(0.9f), "tanh " + x[i] + " beyond 9");
       assertEquals(y[7] * Math.signum(x[i]), y[i], 0f, "tanh " + x[i] + " beyond the clamp");
     }
     assertTrue(Float.isNaN(y[19]));
