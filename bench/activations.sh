@@ -3,7 +3,9 @@
 # activation, then Dense(1)) for Relu, Gelu, Erf, Elementwise tanh and ElementwiseNumerical tanh
 # (deg 25): the engine alone (`Bench engine`, fused loops compiled and warmed first, best of
 # REPEATS) against bench/activations_numpy.py (the same formulas in NumPy), in one run, on the
-# same inputs. Prints one table row per model (Markdown) on stdout; logs under OUT.
+# same inputs. Prints one table row per model (Markdown) on stdout; logs under OUT. The engine's
+# process CPU time and its ratio to ReLU's are printed beside the wall times: on a shared machine
+# they move less with the load.
 #
 #   N=4096 D=784 DTYPE=float32 REPEATS=2
 #   MODELS="relu gelu erf numerical_tanh exact_tanh"
@@ -56,9 +58,10 @@ model() {  # model NAME: writes OUT/NAME.json
   } >"$OUT/$1.json"
 }
 
-echo "| model | N | engine s (Java, fused) | x ReLU | NumPy s | NumPy / engine |"
-echo "|---|---|---|---|---|---|"
+echo "| model | N | engine s (Java, fused) | x ReLU | engine CPU s | x ReLU (CPU) | NumPy s | NumPy / engine |"
+echo "|---|---|---|---|---|---|---|---|"
 RELU=
+RELU_CPU=
 for m in $MODELS; do
   n=$N
   if [[ $m == exact_tanh ]]; then n=$N_EXACT; fi
@@ -66,15 +69,17 @@ for m in $MODELS; do
   [[ -f $X ]] || bench data --n "$n" --d "$D" --seed 0 --dtype "$DTYPE" --out "$X" >/dev/null
   model "$m"
   line=$(bench engine --model "$OUT/$m.json" --x "$X" --dtype "$DTYPE" --repeats "$REPEATS" 2>"$OUT/$m-engine.log" \
-    | grep '^RESULT') || { echo "| $m | $n | FAILED ($OUT/$m-engine.log) | | | |"; continue; }
+    | grep '^RESULT') || { echo "| $m | $n | FAILED ($OUT/$m-engine.log) | | | | | |"; continue; }
   secs=$(field "$line" seconds)
-  if [[ $m == relu && $n == "$N" ]]; then RELU=$secs; fi
+  cpu=$(field "$line" cpu_seconds)
+  if [[ $m == relu && $n == "$N" ]]; then RELU=$secs; RELU_CPU=$cpu; fi
   ratio=$(if [[ -n $RELU && $n == "$N" ]]; then awk -v a="$secs" -v b="$RELU" 'BEGIN{printf "%.1f", a/b}'; fi)
+  cpu_ratio=$(if [[ -n $RELU_CPU && $n == "$N" ]]; then awk -v a="$cpu" -v b="$RELU_CPU" 'BEGIN{printf "%.1f", a/b}'; fi)
   np_secs=
   if [[ " $NUMPY_MODELS " == *" $m "* ]]; then
     np_line=$("$PYTHON" bench/activations_numpy.py --model "$OUT/$m.json" --x "$X" --dtype "$DTYPE" --repeats 1 \
       2>"$OUT/$m-numpy.log" | grep '^RESULT') && np_secs=$(field "$np_line" seconds)
   fi
   np_ratio=$(if [[ -n $np_secs ]]; then awk -v a="$np_secs" -v b="$secs" 'BEGIN{printf "%.1f", a/b}'; fi)
-  echo "| $m | $n | $secs | $ratio | ${np_secs:--} | ${np_ratio:--} |"
+  echo "| $m | $n | $secs | $ratio | $cpu | $cpu_ratio | ${np_secs:--} | ${np_ratio:--} |"
 done

@@ -206,8 +206,10 @@ public final class ElementwiseQuadrature {
       double[][] inner = {nodes, weights};
       return Quadrature.sums(new double[][] {nodes, scaled}, new Expr[] {scale, slope, rest}, (x, p) -> {
         Expr[] row = fn.withDerivative(p[0].times(x[0]));
-        Expr[] sums = Quadrature.sums(inner, new Expr[] {p[1], x[0], p[2]}, (y, q) -> {
-          Expr[] f = fn.withDerivative(q[0].times(q[1]).plus(q[2].times(y[0])));
+        // v_ij = fma(s, x_j, c x_i): c x_i is an operand of the inner loop, computed once per outer point,
+        // so that each of the deg^2 points costs one fused multiply-add before f.
+        Expr[] sums = Quadrature.sums(inner, new Expr[] {p[1].times(x[0]), p[2]}, (y, q) -> {
+          Expr[] f = fn.withDerivative(q[1].times(y[0]).plus(q[0]));
           return new Expr[] {f[0].times(y[1]), f[1].times(y[1])};
         });
         return new Expr[] {row[0].times(x[1]).times(sums[0]), row[1].times(x[1]).times(sums[1])};

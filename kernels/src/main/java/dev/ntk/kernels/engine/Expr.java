@@ -95,8 +95,9 @@ public final class Expr {
     ERFC(SpecialFunctions::erfc, () -> VectorMath.ERFC,
         "dev.ntk.kernels.engine.VectorMath.erfc(%1$s)", "Erfc",
         (e, d) -> d[0].times(e.a.times(e.a).times(-1).exp().times(-2 / Math.sqrt(Math.PI)))),
-    TANH(Math::tanh, () -> VectorOperators.TANH,
-        "%1$s.lanewise(VectorOperators.TANH)", "Tanh",
+    /** {@code tanh}: float32 lanes by {@link VectorMath#tanh(jdk.incubator.vector.FloatVector)}, a rational. */
+    TANH(Math::tanh, () -> VectorMath.TANH,
+        "dev.ntk.kernels.engine.VectorMath.tanh(%1$s)", "Tanh",
         (e, d) -> d[0].times(Expr.constant(1).minus(e.times(e)))),
     ATAN(Math::atan, () -> VectorOperators.ATAN,
         "%1$s.lanewise(VectorOperators.ATAN)", "Atan",

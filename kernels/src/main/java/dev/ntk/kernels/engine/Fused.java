@@ -19,10 +19,14 @@ import java.util.function.IntConsumer;
  * fma} stays {@code fma}, {@code atan2} the same SVML call), so the two agree entry by entry,
  * except the last few entries of a chunk that is not a whole number of vectors: the interpreted
  * path computes those in scalar code ({@code Math.atan2} can differ from SVML's in the last bit),
- * here they are lanes of a vector over padded buffers.
+ * here they are lanes of a vector over padded buffers; and float32 {@code tanh} outside the loop over
+ * a quadrature's points, which here is the JDK's intrinsic and there {@link VectorMath#tanh(
+ * jdk.incubator.vector.FloatVector)} (a few ulps apart: {@link FusedSource#expression(Expr.Op,
+ * String[], boolean)}).
  *
  * <p>A segment holds at most {@link #SEGMENT} steps, so that the JIT inlines every Vector API
- * call of its loop; values read by a later segment pass through chunk buffers. Constants are
+ * call of its loop, and each quadrature is a segment of its own ({@link #isolateQuadratures});
+ * values read by a later segment pass through chunk buffers. Constants are
  * parameters, not literals: models of the same structure share one compiled class.
  *
  * <p>Without a Java compiler (a JRE), without the {@code jdk.incubator.vector} module, or if the
@@ -295,7 +299,7 @@ final class Fused {
         }
       }
     }
-    int[] starts = segments(lastUse);
+    int[] starts = isolateQuadratures(segments(lastUse), steps);
     int segments = starts.length - 1;
     int[] segmentOf = new int[n];
     for (int s = 0; s < segments; s++) {
@@ -488,6 +492,35 @@ final class Fused {
     }
     starts.add(n);
     return starts.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /**
+   * {@code starts} with cuts before each quadrature's first sum and after its last sibling ({@link
+   * Quadrature#together}), so that its loop is a segment of its own: C2 inlines a method's Vector API
+   * calls up to a node budget, and the inlined {@code tanh} of a quadrature's points ({@link
+   * FusedSource#expression(Expr.Op, String[], boolean)}) needs what the other steps of a layer would take.
+   */
+  static int[] isolateQuadratures(int[] starts, List<Expr> steps) {
+    java.util.TreeSet<Integer> cuts = new java.util.TreeSet<>();
+    for (int s : starts) {
+      cuts.add(s);
+    }
+    int n = steps.size();
+    for (int i = 0; i < n; i++) {
+      if (steps.get(i).op() != Expr.Op.QUADRATURE) {
+        continue;
+      }
+      int last = i;
+      for (int j = i + 1; j < n; j++) {
+        if (Quadrature.together(steps.get(i), steps.get(j))) {
+          last = j;
+        }
+      }
+      cuts.add(i);
+      cuts.add(last + 1);
+      i = last;
+    }
+    return cuts.stream().mapToInt(Integer::intValue).toArray();
   }
 
   /** Compiles {@code source} in memory; its public constructor, or null (logged once) on failure. */

@@ -29,6 +29,7 @@ final class FusedSource {
     private final Map<Integer, String> locals = new HashMap<>();
     private final Map<Integer, String> tables = new HashMap<>();
     private int temps;
+    private boolean quadrature;
 
     Segment(String vector, String scalar) {
       this.vector = vector;
@@ -94,6 +95,7 @@ final class FusedSource {
      */
     void quadrature(int[] ids, Expr[] sums, String[] operands, java.util.function.DoubleToIntFunction constant,
         java.util.function.ToIntFunction<double[]> table) {
+      quadrature = true;
       String[] sum = sums(sums, operands, constant, table, "      ");
       for (int k = 0; k < ids.length; k++) {
         locals.put(ids[k], sum[k]);
@@ -120,7 +122,9 @@ final class FusedSource {
       }
       java.util.function.Function<Expr, String> ref = e -> e.isConstant()
           ? constant(constant.applyAsInt(e.value())) : scope.get(e);
-      body(steps, invariant::contains, scope, ref, constant, table, indent);
+      // The innermost loop of a quadrature is where the time goes (deg^2 points per entry, not deg).
+      boolean innermost = steps.stream().noneMatch(e -> e.op() == Expr.Op.QUADRATURE);
+      body(steps, invariant::contains, scope, ref, constant, table, indent, false);
       String i = "i" + temps++;
       String inner = indent + "  ";
       // Lines marked '!' are written once, not once per unrolled vector (body()).
@@ -137,7 +141,7 @@ final class FusedSource {
             .append(".broadcast(S, c[").append(t).append(" + ").append(i).append("]);\n");
         scope.put(q.columns()[c], v);
       }
-      body(steps, e -> !invariant.contains(e), scope, ref, constant, table, inner);
+      body(steps, e -> !invariant.contains(e), scope, ref, constant, table, inner, innermost);
       for (int k = 0; k < acc.length; k++) {
         Expr[] term = q.term(bodies[k]);
         loop.append(inner).append(acc[k]).append(" = ").append(ref.apply(term[0])).append(".fma(")
@@ -149,11 +153,12 @@ final class FusedSource {
 
     /**
      * The {@code steps} of a body that {@code which} picks, at {@code indent}, each named in {@code
-     * scope} (the sums of one table and operands among them as one loop).
+     * scope} (the sums of one table and operands among them as one loop); {@code hot} where they are
+     * the body of an innermost loop ({@link #expression(Expr.Op, String[], boolean)}).
      */
     private void body(List<Expr> steps, java.util.function.Predicate<Expr> which, Map<Expr, String> scope,
         java.util.function.Function<Expr, String> ref, java.util.function.DoubleToIntFunction constant,
-        java.util.function.ToIntFunction<double[]> table, String indent) {
+        java.util.function.ToIntFunction<double[]> table, String indent, boolean hot) {
       for (int k = 0; k < steps.size(); k++) {
         Expr e = steps.get(k);
         if (scope.containsKey(e) || !which.test(e)) {
@@ -173,7 +178,7 @@ final class FusedSource {
           }
         } else {
           String v = "u" + temps++ + "#";
-          loop.append(indent).append(vector).append(' ').append(v).append(" = ").append(expression(e.op(), x))
+          loop.append(indent).append(vector).append(' ').append(v).append(" = ").append(expression(e.op(), x, hot))
               .append(";\n");
           scope.put(e, v);
         }
@@ -195,21 +200,25 @@ final class FusedSource {
     /**
      * The segment's method body: the loop computes {@link Fused#UNROLL} vectors per iteration, its
      * lines interleaved, so that the steps of one vector (a chain, each waiting for the last) overlap
-     * with those of the others.
+     * with those of the others. A quadrature's segment computes one: the points of its loop are
+     * independent chains already, and a second copy of its body would take C2's inlining budget
+     * ({@link #expression(Expr.Op, String[], boolean)}; measured: ElementwiseNumerical tanh's loop
+     * inlines its rational once, not twice).
      */
     String body() {
+      int unroll = quadrature ? 1 : Fused.UNROLL;
       StringBuilder unrolled = new StringBuilder();
       for (String line : loop.toString().split("\n")) {
         if (line.startsWith("!")) {
           unrolled.append(line.substring(1)).append('\n');
           continue;
         }
-        for (int u = 0; u < Fused.UNROLL; u++) {
+        for (int u = 0; u < unroll; u++) {
           unrolled.append(line.replace("#", "_" + u).replace("@K", u == 0 ? "k" : "k + " + u + " * L"))
               .append('\n');
         }
       }
-      return head + "    for (int k = 0; k < n; k += " + Fused.UNROLL + " * L) {\n" + unrolled + "    }\n";
+      return head + "    for (int k = 0; k < n; k += " + unroll + " * L) {\n" + unrolled + "    }\n";
     }
 
     int[] binding() {
@@ -218,6 +227,23 @@ final class FusedSource {
   }
 
   static String expression(Expr.Op op, String[] x) {
+    return expression(op, x, false);
+  }
+
+  /**
+   * The Java expression of {@code op} on operands {@code x}. {@code tanh} outside the innermost loop
+   * of a quadrature ({@code hot} false) is the JDK's {@code VectorOperators.TANH}, one intrinsic
+   * call, not its float32 lowering {@link VectorMath#tanh(jdk.incubator.vector.FloatVector)}, 22
+   * inlined operations: C2 stops inlining a method at a node budget ({@code
+   * NodeCountInliningCutoff}), and a Vector API call it does not inline boxes its vectors (measured:
+   * the deg^2 loop of ElementwiseNumerical tanh twice as slow where its rational was not inlined).
+   * So the rational goes where it pays, in the loop over a quadrature's points, and the other sites
+   * keep the budget small. The two agree to a few ulps ({@code VectorMathTest}).
+   */
+  static String expression(Expr.Op op, String[] x, boolean hot) {
+    if (op == Expr.Op.TANH && !hot) {
+      return x[0] + ".lanewise(VectorOperators.TANH)";
+    }
     if (op == Expr.Op.FMA) {
       return x[0] + ".fma(" + x[1] + ", " + x[2] + ")";
     }

@@ -57,6 +57,19 @@ public final class VectorMath {
     }
   };
 
+  /** {@link #tanh} as a {@link Function}: float64 lanes by the JDK's {@code tanh}, float32 by a rational. */
+  public static final Function TANH = new Function() {
+    @Override
+    public DoubleVector apply(DoubleVector x) {
+      return tanh(x);
+    }
+
+    @Override
+    public FloatVector apply(FloatVector x) {
+      return tanh(x);
+    }
+  };
+
   /** {@link #sign} as a {@link Function}. */
   public static final Function SIGN = new Function() {
     @Override
@@ -69,6 +82,47 @@ public final class VectorMath {
       return sign(x);
     }
   };
+
+  /** {@code tanh} of each float64 lane: {@code VectorOperators.TANH} (the JDK's, SVML where it has it). */
+  public static DoubleVector tanh(DoubleVector x) {
+    return x.lanewise(VectorOperators.TANH);
+  }
+
+  /**
+   * {@code tanh} of each float32 lane: {@code x P(x^2) / Q(x^2)} (degrees 13 and 6 in {@code x}) on
+   * {@code |x| <= 9}, {@code x} clamped to {@code +-9} beyond (where tanh rounds to
+   * within an ulp of {@code +-1}) and the result to {@code [-1, 1]}: 22 vector operations inlined
+   * where {@code VectorOperators.TANH} is a call into SVML. In the loop over a quadrature's points
+   * ({@code ElementwiseNumerical} tanh, bench/RESULTS.md) it takes a third off the CPU time; elsewhere
+   * the generated loops keep the intrinsic ({@code FusedSource.expression}). The
+   * coefficients are a minimax fit of the error in float32 ulps, each rounded to float32 and the
+   * rest refitted ({@code bench/tanh32_fit.py}): 0.52 ulp before the evaluation's rounding, at most
+   * {@value #TANH_ULPS} ulps of {@code StrictMath.tanh} after it (every 13th float of {@code [1e-30,
+   * 12]}; {@code VectorMathTest} checks every 1009th). Odd by construction; {@code -0} gives {@code
+   * -0}, infinities {@code +-1} within those ulps, NaN NaN.
+   */
+  public static FloatVector tanh(FloatVector x) {
+    // Straight-line code with literal coefficients: the generated loops inline it (a loop over the
+    // coefficient arrays costs more of C2's inlining budget, and a call not inlined boxes its vectors).
+    // Compare and blend, not min and max: Java's min and max (NaN and -0 rules) take several instructions.
+    FloatVector c = x.blend(9f, x.compare(VectorOperators.GT, 9f)).blend(-9f, x.compare(VectorOperators.LT, -9f));
+    FloatVector t = c.mul(c);
+    FloatVector p = t.fma(x.broadcast(-8.538074e-14f), x.broadcast(5.2992753e-11f));
+    p = p.fma(t, x.broadcast(-2.0274213e-08f));
+    p = p.fma(t, x.broadcast(1.1167466e-05f));
+    p = p.fma(t, x.broadcast(0.0031052874f));
+    p = p.fma(t, x.broadcast(0.13085228f));
+    p = p.fma(t, x.broadcast(1.0f));
+    FloatVector q = t.fma(x.broadcast(0.00025480377f), x.broadcast(0.02450056f));
+    q = q.fma(t, x.broadcast(0.46418557f));
+    q = q.fma(t, x.broadcast(1.0f));
+    // The rounding of the quotient can reach 1 + 2^-23 near |x| = 8: clamped, so that |tanh| <= 1.
+    FloatVector r = c.mul(p).div(q);
+    return r.blend(1f, r.compare(VectorOperators.GT, 1f)).blend(-1f, r.compare(VectorOperators.LT, -1f));
+  }
+
+  /** The most ulps {@link #tanh(FloatVector)} is from {@code StrictMath.tanh} (measured by {@code VectorMathTest}). */
+  static final int TANH_ULPS = 5;
 
   /** {@link Math#signum} of each lane: -1, 1, or the lane itself (zeros of either sign, NaN). */
   public static DoubleVector sign(DoubleVector x) {

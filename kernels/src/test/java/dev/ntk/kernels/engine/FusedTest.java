@@ -1,5 +1,6 @@
 package dev.ntk.kernels.engine;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -212,5 +213,26 @@ class FusedTest {
       x[i] = r.nextGaussian();
     }
     return x;
+  }
+
+  /**
+   * A quadrature's sums over the same table and operands (siblings, one loop) form a segment of their
+   * own, cut from the steps before and after them; two quadratures over different operands are two.
+   */
+  @Test
+  void eachQuadratureIsASegmentOfItsOwn() {
+    Expr a = Expr.input("a", Expr.Domain.TILE);
+    Expr b = a.times(2);
+    double[][] table = {{-1, 0, 1}, {0.25, 0.5, 0.25}};
+    Expr[] sums = Quadrature.sums(table, new Expr[] {b}, (t, p) -> {
+      Expr f = p[0].times(t[0]).tanh();
+      return new Expr[] {f.times(t[1]), f.times(f).times(t[1])};
+    });
+    Expr[] other = Quadrature.sums(table, new Expr[] {a}, (t, p) -> new Expr[] {p[0].times(t[0]).exp().times(t[1])});
+    Expr c = sums[0].plus(sums[1]);
+    java.util.List<Expr> steps = java.util.List.of(b, sums[0], sums[1], other[0], c);
+    assertArrayEquals(new int[] {0, 1, 3, 4, 5}, Fused.isolateQuadratures(new int[] {0, 5}, steps));
+    // Cuts already there stay, none is added twice.
+    assertArrayEquals(new int[] {0, 1, 3, 4, 5}, Fused.isolateQuadratures(new int[] {0, 1, 4, 5}, steps));
   }
 }

@@ -150,11 +150,13 @@ class OperationsTest {
       Map<String, Object> in32 = op.binary() ? Map.of("a", a, "b", b) : Map.of("a", a);
       float[] vector32 = f32.fused(false).run(schedule, in32, 1, n, 1).get("out");
       float[] fused32 = f32.fused(true).run(schedule, in32, 1, n, 1).get("out");
+      // float32 tanh is a rational of its own (VectorMath.tanh), held to its stated ulps.
+      int ulps32 = op == Expr.Op.TANH ? VectorMath.TANH_ULPS : 2;
       for (int i = 0; i < n; i++) {
         float want = (float) Expr.evaluate(op, a[i], b[i]);
         String where = op + "(" + a[i] + ", " + b[i] + ") float32: ";
-        assertTrue(close32(want, vector32[i]), where + "vector " + vector32[i] + " vs " + want);
-        assertTrue(close32(want, fused32[i]), where + "fused " + fused32[i] + " vs " + want);
+        assertTrue(close32(want, vector32[i], ulps32), where + "vector " + vector32[i] + " vs " + want);
+        assertTrue(close32(want, fused32[i], ulps32), where + "fused " + fused32[i] + " vs " + want);
       }
     }
   }
@@ -167,11 +169,11 @@ class OperationsTest {
     return Math.abs(x) < Double.MIN_NORMAL ? Math.copySign(0.0, x) : x;
   }
 
-  private static boolean close32(float want, float got) {
+  private static boolean close32(float want, float got, int ulps) {
     if (Float.isNaN(want) || Float.isNaN(got)) {
       return Float.isNaN(want) && Float.isNaN(got);
     }
-    return want == got || Math.abs(got - want) <= 2 * Math.ulp(want);
+    return want == got || Math.abs(got - want) <= ulps * Math.ulp(want);
   }
 
   @Test
