@@ -40,24 +40,45 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_reference import read_layers  # noqa: E402
 
 
-def cross_kernels(x1, x2, steps):
-    """NNGP and NTK between the rows of x1 and x2 (float64)."""
+def cross_kernels(x1, x2, steps, with_ntk=True):
+    """NNGP and NTK between the rows of x1 and x2 (NTK None unless with_ntk), in x1's dtype.
+
+    Each ReLU step works in place on three kernel-sized arrays (the kernel, the variances' outer
+    product, the angle), so that 30,000 x 30,000 float32 kernels fit a 24 GB machine.
+    """
     d = x1.shape[1]
     nngp = x1 @ x2.T / d
     var1 = np.einsum("ij,ij->i", x1, x1) / d
     var2 = np.einsum("ij,ij->i", x2, x2) / d
-    ntk = np.zeros_like(nngp)
+    ntk = np.zeros_like(nngp) if with_ntk else None
     for kind, w2, b2 in steps:
         if kind == "Dense":
-            nngp = nngp * w2 + b2
+            nngp *= w2
+            nngp += b2
             var1, var2 = var1 * w2 + b2, var2 * w2 + b2
-            ntk = ntk * w2 + nngp
+            if with_ntk:
+                ntk *= w2
+                ntk += nngp
         else:
-            scale = np.outer(np.sqrt(var1), np.sqrt(var2))
-            c = np.clip(nngp / scale, -1.0, 1.0)
-            angle = math.pi - np.arccos(c)
-            nngp = scale * (np.sqrt(1.0 - c * c) + angle * c) / (2 * math.pi)
-            ntk = ntk * angle / (2 * math.pi)
+            scale = np.outer(np.sqrt(var1), np.sqrt(var2)).astype(nngp.dtype, copy=False)
+            c = nngp
+            c /= scale
+            np.clip(c, -1.0, 1.0, out=c)
+            angle = np.arccos(c)
+            np.subtract(math.pi, angle, out=angle)
+            if with_ntk:
+                ntk *= angle
+                ntk /= 2 * math.pi
+            angle *= c
+            np.multiply(c, c, out=c)
+            np.subtract(1.0, c, out=c)
+            np.sqrt(c, out=c)
+            c += angle
+            del angle
+            c *= scale
+            del scale
+            c /= 2 * math.pi
+            nngp = c
             var1, var2 = var1 / 2.0, var2 / 2.0
     return nngp, ntk
 
@@ -83,8 +104,9 @@ def fashion(data, n, m, out):
     np.save(os.path.join(out, "labels_test.npy"), labels("t10k-labels-idx1-ubyte.gz", m))
 
 
-def regularized(k, diag_reg):
-    k = k.copy()
+def regularized(k, diag_reg, copy=True):
+    if copy:
+        k = k.copy()
     k[np.diag_indices_from(k)] += diag_reg * np.trace(k) / k.shape[0]
     return k
 
@@ -136,14 +158,16 @@ def main():
     xt = np.load(os.path.join(a.dir, "x_test.npy")).astype(dtype)
     n = x.shape[0]
     t0 = time.perf_counter()
-    kdd, ntk_dd = cross_kernels(x, x, steps)
-    ktd, ntk_td = cross_kernels(xt, x, steps)
+    # solve --get nngp needs no NTK: it is not computed (as bin/ntk predict --get nngp does not)
+    with_ntk = a.command != "solve" or a.get == "ntk"
+    kdd, ntk_dd = cross_kernels(x, x, steps, with_ntk)
+    ktd, ntk_td = cross_kernels(xt, x, steps, with_ntk)
     t_kernel = time.perf_counter() - t0
     if a.command == "solve":
         t0 = time.perf_counter()
         train, cross = (kdd, ktd) if a.get == "nngp" else (ntk_dd, ntk_td)
         del kdd, ntk_dd
-        factor = scipy.linalg.cho_factor(regularized(train, a.diag_reg), lower=True, overwrite_a=True)
+        factor = scipy.linalg.cho_factor(regularized(train, a.diag_reg, copy=False), lower=True, overwrite_a=True)
         alpha = scipy.linalg.cho_solve(factor, y)
         mean = cross @ alpha
         t_solve = time.perf_counter() - t0
