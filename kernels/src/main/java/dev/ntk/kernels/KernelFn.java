@@ -28,21 +28,43 @@ import java.util.concurrent.ConcurrentHashMap;
  * Kernel k = model.kernelFn().apply(xTrain, xTest);
  * NDArray ntk = k.ntk();
  * NDArray nngp = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(xTrain, xTest, Get.NNGP);
+ * // sequences of different lengths padded with -1 (neural-tangents' mask_constant=-1):
+ * Kernel padded = model.kernelFn().withMaskConstant(-1).apply(tokens1, tokens2);
  * }</pre>
  */
 public final class KernelFn {
   private final Layer layer;
   private final Backend backend;
   private final Map<List<Object>, Plan> plans;
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
 
   KernelFn(Layer layer) {
-    this(layer, Backend.AUTO, new ConcurrentHashMap<>());
+    this(layer, Backend.AUTO, new ConcurrentHashMap<>(), null);
   }
 
-  private KernelFn(Layer layer, Backend backend, Map<List<Object>, Plan> plans) {
+  private KernelFn(Layer layer, Backend backend, Map<List<Object>, Plan> plans, Double maskConstant) {
     this.layer = layer;
     this.backend = backend;
     this.plans = plans;
+    this.maskConstant = maskConstant;
+  }
+
+  /**
+   * The same kernel function on inputs padded with {@code constant} (neural-tangents' {@code
+   * kernel_fn(x1, x2, mask_constant=constant)}): entries equal to it are zeroed, a position (pixel,
+   * token) whose channels all equal it is masked, and masked positions are left out of the
+   * kernels: {@code GlobalAvgPool} averages over the kept positions, attention gives masked keys no
+   * weight ({@link Masks}). {@code constant} must be finite; an example whose entries all equal it
+   * is an error. Runs on {@code cpu} or {@code tensorflow}.
+   */
+  public KernelFn withMaskConstant(double constant) {
+    return new KernelFn(layer, backend, plans, Masking.checkConstant(constant));
+  }
+
+  /** The mask constant of {@link #withMaskConstant}, or null. */
+  public Double maskConstant() {
+    return maskConstant;
   }
 
   /** The network this kernel function belongs to. */
@@ -52,7 +74,7 @@ public final class KernelFn {
 
   /** The same kernel function on {@code backend}. */
   public KernelFn withBackend(Backend newBackend) {
-    return new KernelFn(layer, newBackend, plans);
+    return new KernelFn(layer, newBackend, plans, maskConstant);
   }
 
   public Backend backend() {
@@ -61,8 +83,8 @@ public final class KernelFn {
 
   /** The compiled plan for inputs of per-example shape {@code perExample} (cached). */
   public Plan plan(Shape perExample, Set<Get> gets) {
-    return plans.computeIfAbsent(List.of(perExample, EnumSet.copyOf(gets)),
-        k -> Plan.compile(layer, perExample, gets));
+    return plans.computeIfAbsent(java.util.Arrays.asList(perExample, EnumSet.copyOf(gets), maskConstant),
+        k -> Plan.compile(layer, perExample, gets, maskConstant));
   }
 
   /** The kernels between {@code x1} and itself. */
@@ -100,8 +122,16 @@ public final class KernelFn {
     int n1 = Math.toIntExact(s1.get(0));
     int n2 = Math.toIntExact(s2.get(0));
     NDManager m = x1.getManager();
-    Map<String, NDArray> out = switch (backend.resolve(plan.schedule())) {
-      case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, n1, n2, m), same, n1);
+    Backend resolved = backend.resolve(plan.schedule());
+    if (maskConstant != null && resolved == Backend.CUDA) {
+      if (backend != Backend.AUTO) {
+        throw new IllegalArgumentException("the cuda backend does not take masked inputs (mask constant "
+            + maskConstant + "); use cpu or tensorflow");
+      }
+      resolved = Backend.CPU;
+    }
+    Map<String, NDArray> out = switch (resolved) {
+      case TENSORFLOW -> sameExampleOnDiagonal(plan, maskedOnTensorFlow(plan, x1, other, same, n1, n2, m), same, n1);
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, n1, n2, m);
     };
@@ -186,12 +216,42 @@ public final class KernelFn {
     return result;
   }
 
-  private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
+  /**
+   * {@link #onTensorFlow} on inputs masked as the {@code cpu} backend masks them ({@link Masking}),
+   * with the masks as plan inputs.
+   */
+  private Map<String, NDArray> maskedOnTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
       int n1, int n2, NDManager m) {
+    if (maskConstant == null) {
+      return onTensorFlow(plan, x1, x2, same, n1, n2, m, Map.of());
+    }
+    Spec in = plan.requirements().input();
+    int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
+    int channels = Math.toIntExact(in.shape().size() / positions);
+    boolean f64 = x1.getDataType() == DataType.FLOAT64;
+    Masking<Object> a = Masking.apply(f64 ? x1.toDoubleArray() : x1.toFloatArray(), n1, positions, channels,
+        maskConstant, "x1");
+    Masking<Object> b = same ? a : Masking.apply(f64 ? x2.toDoubleArray() : x2.toFloatArray(), n2, positions,
+        channels, maskConstant, "x2");
+    try (NDManager scope = m.newSubManager()) {
+      NDArray y1 = created(scope, a.x(), x1.getShape());
+      NDArray y2 = same ? y1 : created(scope, b.x(), x2.getShape());
+      Map<String, NDArray> kept = Map.of(Plan.KEPT1, scope.create(a.kept()).toType(x1.getDataType(), false),
+          Plan.KEPT2, scope.create(b.kept()).toType(x1.getDataType(), false));
+      return onTensorFlow(plan, y1, y2, same, n1, n2, m, kept);
+    }
+  }
+
+  private static NDArray created(NDManager m, Object values, Shape shape) {
+    return values instanceof double[] d ? m.create(d, shape) : m.create((float[]) values, shape);
+  }
+
+  private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
+      int n1, int n2, NDManager m, Map<String, NDArray> kept) {
     long d = plan.requirements().input().shape().size();
     dev.ntk.kernels.engine.Layout layout = plan.schedule().inputLayout(Plan.NNGP);
     if (!layout.isScalar()) {
-      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, n1, n2, m);
+      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, n1, n2, m, kept);
     }
     try (NDManager scope = m.newSubManager()) {
       NDArray f1 = x1.reshape(n1, d);
@@ -219,7 +279,7 @@ public final class KernelFn {
    * then the plan runs as TensorFlow ops.
    */
   private static Map<String, NDArray> pixelsOnTensorFlow(Plan plan, dev.ntk.kernels.engine.Layout layout,
-      NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+      NDArray x1, NDArray x2, int n1, int n2, NDManager m, Map<String, NDArray> kept) {
     int channels = Math.toIntExact(plan.requirements().input().channels());
     boolean full = layout.kind() == dev.ntk.kernels.engine.Layout.Kind.FULL;
     int size = layout.size();
@@ -234,7 +294,9 @@ public final class KernelFn {
     inputs.put(Plan.VAR2, blocks(dev.ntk.kernels.engine.Gram.pixels(b, b, layout.pixels(), channels, full),
         -1, n2, size, f64, m));
     try {
-      return TensorFlowBackend.run(plan.schedule(), inputs, n1, n2, m);
+      Map<String, NDArray> all = new HashMap<>(inputs);
+      all.putAll(kept);
+      return TensorFlowBackend.run(plan.schedule(), all, n1, n2, m);
     } finally {
       inputs.values().forEach(NDArray::close);
     }

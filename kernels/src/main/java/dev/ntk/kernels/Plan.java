@@ -41,6 +41,12 @@ public final class Plan {
    * the diagonal of the kernels ({@link #sameExampleOnDiagonal}).
    */
   public static final String SAME = "same:";
+  /**
+   * The per-position masks of the inputs of a plan with a mask constant ({@link Masks}): {@code
+   * P} numbers per x1 (x2) input, 1 kept and 0 masked.
+   */
+  public static final String KEPT1 = "kept1";
+  public static final String KEPT2 = "kept2";
 
   /**
    * What the requirements pass decided: the input and output specs, the kernels computed, and
@@ -54,12 +60,21 @@ public final class Plan {
   private final Schedule schedule;
   private final boolean fromInputs;
   private final boolean symmetric;
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
 
-  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric) {
+  private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric,
+      Double maskConstant) {
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
     this.symmetric = symmetric;
+    this.maskConstant = maskConstant;
+  }
+
+  /** The mask constant this plan was compiled for ({@link #compile(Layer, Shape, Set, Double)}), or null. */
+  public Double maskConstant() {
+    return maskConstant;
   }
 
   /**
@@ -76,8 +91,26 @@ public final class Plan {
    * such inputs.
    */
   public static Plan compile(Layer model, Shape perExample, Set<Get> gets) {
+    return compile(model, perExample, gets, null);
+  }
+
+  /**
+   * As {@link #compile(Layer, Shape, Set)}, for inputs masked with {@code maskConstant}
+   * (neural-tangents' {@code mask_constant}, null for none): entries equal to it are zeroed when
+   * the plan runs, a position whose channels all equal it is masked, and the rules exclude masked
+   * positions ({@link Masks}).
+   */
+  public static Plan compile(Layer model, Shape perExample, Set<Get> gets, Double maskConstant) {
+    if (maskConstant != null) {
+      Masking.checkConstant(maskConstant);
+    }
     Spec spec = Spec.input(perExample);
-    return compile(model, spec, inputKernel(model, spec, false), gets, true);
+    KernelExpr in = inputKernel(model, spec, false);
+    if (maskConstant != null && in.hasPixels()) {
+      Layout grid = Layout.diag(spatialGrid(spec));
+      in = in.withMasks(Expr.input(KEPT1, Domain.ROW, grid), Expr.input(KEPT2, Domain.COL, grid));
+    }
+    return compile(model, spec, in, gets, true, maskConstant);
   }
 
   /**
@@ -131,10 +164,11 @@ public final class Plan {
    * as the rule tests run it.
    */
   public static Plan compileOnKernel(Layer model, Spec input, Set<Get> gets) {
-    return compile(model, input, inputKernel(model, input, true), gets, false);
+    return compile(model, input, inputKernel(model, input, true), gets, false, null);
   }
 
-  private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs) {
+  private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs,
+      Double maskConstant) {
     if (gets.isEmpty()) {
       throw new IllegalArgumentException("a plan computes at least one kernel");
     }
@@ -153,7 +187,7 @@ public final class Plan {
     if (r.asksSameExample() && fromInputs) {
       // The pair (i, i) of x1 with itself from input i alone: its nngp is input i's own covariance
       // (to the last bit, see run) and its NTK zero, so the rules run once more per input.
-      KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1());
+      KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1(), in.kept1(), in.kept1());
       KernelExpr same = readout(RuleContext.run(model, List.of(input), List.of(self), null, true).kernels().get(0));
       for (Get g : EnumSet.copyOf(gets)) {
         rows.put(SAME + g.key(), g == Get.NNGP ? same.nngp() : same.ntk());
@@ -164,7 +198,7 @@ public final class Plan {
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
     return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial),
-        schedule, fromInputs, r.symmetric());
+        schedule, fromInputs, r.symmetric(), maskConstant);
   }
 
   public Requirements requirements() {
@@ -276,7 +310,24 @@ public final class Plan {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    return run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, null);
+    Masked<A> m = masked(cpu, x1, x2, n1, n2);
+    return run(cpu, schedule, requirements.input(), m.x1, m.x2, n1, n2, threads, symmetric, null, m.kept);
+  }
+
+  /** The inputs as the plan takes them: masked ({@link Masking}) where it has a mask constant. */
+  private record Masked<A>(A x1, A x2, Map<String, Object> kept) {}
+
+  private <A> Masked<A> masked(CpuBackend<A> cpu, A x1, A x2, int n1, int n2) {
+    if (maskConstant == null) {
+      return new Masked<>(x1, x2, Map.of());
+    }
+    Spec in = requirements.input();
+    int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
+    int channels = Math.toIntExact(in.shape().size() / positions);
+    Masking<A> a = Masking.apply(x1, n1, positions, channels, maskConstant, "x1");
+    Masking<A> b = x2 == null ? null : Masking.apply(x2, n2, positions, channels, maskConstant, "x2");
+    return new Masked<>(a.x(), b == null ? null : b.x(), Map.of(KEPT1, cpu.fromDoubles(a.kept()),
+        KEPT2, cpu.fromDoubles(b == null ? a.kept() : b.kept())));
   }
 
   /**
@@ -309,7 +360,8 @@ public final class Plan {
     schedule.colOutputs().keySet().forEach(name -> vars.put(name, cpu.fromDoubles(new double[n2])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
-    run(cpu, schedule, requirements.input(), x1, x2, n1, n2, threads, symmetric, out);
+    Masked<A> m = masked(cpu, x1, x2, n1, n2);
+    run(cpu, schedule, requirements.input(), m.x1, m.x2, n1, n2, threads, symmetric, out, m.kept);
     return vars;
   }
 
@@ -322,6 +374,12 @@ public final class Plan {
    */
   static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2, int n1, int n2,
       int threads, boolean symmetric, Map<String, ?> out) {
+    return run(cpu, schedule, input, x1, x2, n1, n2, threads, symmetric, out, Map.of());
+  }
+
+  /** As above, with the further plan inputs {@code extra} (the masks {@link #KEPT1}, {@link #KEPT2}). */
+  static <A> Map<String, A> run(CpuBackend<A> cpu, Schedule schedule, Spec input, A x1, A x2, int n1, int n2,
+      int threads, boolean symmetric, Map<String, ?> out, Map<String, Object> extra) {
     boolean same = x2 == null;
     // A rule that is not symmetric in its inputs (Plan#symmetric) gets x1 with itself whole.
     boolean triangle = same && symmetric;
@@ -330,10 +388,11 @@ public final class Plan {
     Layout layout = schedule.inputLayout(NNGP);
     if (!layout.isScalar()) {
       int channels = Math.toIntExact(input.channels());
-      Map<String, Object> inputs = Map.of(NNGP, Gram.pixels(x1, second, layout.pixels(), channels,
+      Map<String, Object> inputs = new java.util.HashMap<>(extra);
+      inputs.putAll(Map.of(NNGP, Gram.pixels(x1, second, layout.pixels(), channels,
           layout.kind() == Layout.Kind.FULL), VAR1, Gram.pixels(x1, x1, layout.pixels(), channels,
           layout.kind() == Layout.Kind.FULL), VAR2, Gram.pixels(second, second, layout.pixels(),
-          channels, layout.kind() == Layout.Kind.FULL));
+          channels, layout.kind() == Layout.Kind.FULL)));
       if (out == null) {
         return sameExampleOnDiagonal(schedule, cpu.run(schedule, inputs, n1, n2, threads, triangle), same, n1);
       }

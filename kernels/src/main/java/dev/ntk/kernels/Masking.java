@@ -1,0 +1,75 @@
+package dev.ntk.kernels;
+
+/**
+ * neural-tangents' {@code mask_constant} on raw inputs: entries equal to the constant are zeroed
+ * and a position (all channels of one pixel or token) is masked when all its channels equal it
+ * ({@link Masks}). Inputs are flat per example, channel last: {@code n} examples of {@code
+ * positions * channels} values.
+ *
+ * <pre>{@code
+ * Masking.Masked<double[]> m = Masking.apply(x, n, positions, channels, -1.0, "x1");
+ * // m.x(): x with every -1.0 zeroed; m.kept(): n * positions flags, 1 kept, 0 masked
+ * }</pre>
+ *
+ * @param <A> {@code double[]} or {@code float[]}
+ * @param x the inputs with the constant's entries zeroed (a copy)
+ * @param kept per example and position, 1 where the position is kept and 0 where it is masked
+ */
+public record Masking<A>(A x, double[] kept) {
+  /**
+   * Checks a mask constant: a finite number ({@code NaN} equals nothing, so it would mask nothing,
+   * and non-finite inputs are rejected anyway).
+   */
+  public static double checkConstant(double constant) {
+    if (!Double.isFinite(constant)) {
+      throw new IllegalArgumentException("the mask constant must be a finite number, got " + constant);
+    }
+    return constant;
+  }
+
+  /**
+   * Masks {@code x} ({@code double[]} or {@code float[]}, {@code n} examples of {@code positions *
+   * channels}) with {@code constant}; an {@link IllegalArgumentException} naming {@code name} and
+   * the example if every position of an example is masked (its pooled kernel would be 0 / 0).
+   */
+  @SuppressWarnings("unchecked")
+  public static <A> Masking<A> apply(A x, int n, int positions, int channels, double constant, String name) {
+    checkConstant(constant);
+    double[] kept = new double[Math.multiplyExact(n, positions)];
+    Object copy;
+    if (x instanceof double[] d) {
+      double[] c = d.clone();
+      for (int i = 0; i < c.length; i++) {
+        if (c[i] == constant) {
+          c[i] = 0;
+        } else {
+          kept[i / channels] = 1;
+        }
+      }
+      copy = c;
+    } else {
+      float[] f = ((float[]) x).clone();
+      // compared in the inputs' dtype, as jax compares a float32 array with a Python float
+      float fc = (float) constant;
+      for (int i = 0; i < f.length; i++) {
+        if (f[i] == fc) {
+          f[i] = 0;
+        } else {
+          kept[i / channels] = 1;
+        }
+      }
+      copy = f;
+    }
+    for (int e = 0; e < n; e++) {
+      boolean any = false;
+      for (int p = 0; p < positions && !any; p++) {
+        any = kept[e * positions + p] != 0;
+      }
+      if (!any) {
+        throw new IllegalArgumentException(name + "[" + e + "]: every entry equals the mask constant " + constant
+            + ", so no position is left to compute its kernel from");
+      }
+    }
+    return new Masking<>((A) copy, kept);
+  }
+}
