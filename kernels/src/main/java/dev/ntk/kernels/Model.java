@@ -113,7 +113,15 @@ public final class Model implements Serializable {
    * {@code gets}: compiled on the first call in this JVM with these arguments, the same plan after.
    */
   public Plan plan(Shape perExample, DataType dtype, Set<Get> gets) {
-    PlanKey key = new PlanKey(hash, perExample, dtype, EnumSet.copyOf(gets));
+    return plan(perExample, dtype, gets, null);
+  }
+
+  /**
+   * As {@link #plan(Shape, DataType, Set)}, for inputs masked with {@code maskConstant} (null: none;
+   * {@link Plan#compile(Layer, Shape, Set, Double)}).
+   */
+  public Plan plan(Shape perExample, DataType dtype, Set<Get> gets, Double maskConstant) {
+    PlanKey key = new PlanKey(hash, perExample, dtype, EnumSet.copyOf(gets), maskConstant);
     synchronized (PLANS) {
       Plan plan = PLANS.get(key);
       if (plan != null) {
@@ -121,7 +129,7 @@ public final class Model implements Serializable {
       }
     }
     // compiled outside the lock: plans of other models need not wait for this one
-    Plan plan = Plan.compile(layer, perExample, gets);
+    Plan plan = Plan.compile(layer, perExample, gets, maskConstant);
     synchronized (PLANS) {
       return PLANS.computeIfAbsent(key, k -> plan);
     }
@@ -201,7 +209,7 @@ public final class Model implements Serializable {
   }
 
   /** A compiled plan's identity: the model, the example shape, the dtype and the kernels. */
-  private record PlanKey(String hash, Shape perExample, DataType dtype, Set<Get> gets) {}
+  private record PlanKey(String hash, Shape perExample, DataType dtype, Set<Get> gets, Double maskConstant) {}
 
   /** How many model texts this JVM has parsed ({@link ModelSpec#parse} calls); for tests. */
   public static long parses() {

@@ -318,7 +318,7 @@ class MasksTest {
     double[] v = sequences(new int[] {2, 0}, 3, 2, 7);
     IllegalArgumentException empty = assertThrows(IllegalArgumentException.class,
         () -> model.kernelFn().withMaskConstant(PAD).apply(array(v, 2, 3, 2)));
-    assertTrue(empty.getMessage().startsWith("x1[1]: every entry equals the mask constant -7.5"), empty.getMessage());
+    assertTrue(empty.getMessage().startsWith("x1, example 1: every entry equals the mask constant -7.5"), empty.getMessage());
     Layer transposed = Stax.serial(Stax.dense(2), Stax.convTranspose(2, a(2), a(2), "SAME", 1.0, null),
         Stax.globalAvgPool());
     ModelException e = assertThrows(ModelException.class,

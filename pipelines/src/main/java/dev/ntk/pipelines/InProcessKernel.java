@@ -52,8 +52,10 @@ import java.util.concurrent.Future;
  * processes ({@code bench/RESULTS.md}).
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
+ * @param maskConstant {@code --mask-constant}, or null
  */
-record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend) {
+record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, NpyDType dtype, Backend backend,
+    Double maskConstant) {
 
   /** The array type of {@code dtype}. */
   static DataType dataType(NpyDType dtype) {
@@ -75,7 +77,10 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, List<Get> get, Npy
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
     KernelFn fn = model.layer().kernelFn().withBackend(backend);
-    Plan plan = model.plan(new Shape(perExample), dataType(dtype), EnumSet.copyOf(get));
+    if (maskConstant != null) {
+      fn = fn.withMaskConstant(maskConstant);
+    }
+    Plan plan = model.plan(new Shape(perExample), dataType(dtype), EnumSet.copyOf(get), maskConstant);
     Map<String, NativeBuffer> natives = new HashMap<>();
     try {
       Map<String, Buffer> kernels = backend != Backend.CPU ? onTensorFlow(fn)

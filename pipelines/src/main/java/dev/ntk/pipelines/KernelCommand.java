@@ -36,6 +36,12 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
+  @Option(names = "--mask-constant", paramLabel = "C", description = "Inputs padded with C (neural-tangents' "
+      + "mask_constant): entries equal to C are zeroed, a position whose channels all equal C is masked and left "
+      + "out of the kernels (GlobalAvgPool averages over kept positions, attention ignores masked keys). "
+      + "In-process only.")
+  Double maskConstant;
+
   @Override
   public Integer call() throws IOException {
     options.beamArgs = unmatched;
@@ -56,11 +62,22 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     }
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
     long[] shape = x.x1().shape();
+    if (maskConstant != null) {
+      checkMasks(x);
+    }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
-        shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels));
-    Backend backend = options.backend.resolve(plan.schedule());
+        shape.length)), InProcessKernel.dataType(options.dtype), java.util.EnumSet.copyOf(kernels), maskConstant);
+    Backend resolved = options.backend.resolve(plan.schedule());
+    if (maskConstant != null && resolved == Backend.CUDA && options.backend != Backend.AUTO) {
+      throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
+    }
+    Backend backend = maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
     boolean inProcess = options.pipelineUnasked()
         && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+    if (maskConstant != null && !inProcess) {
+      throw new UsageException("--mask-constant runs in-process only: without --runner, and with kernels that fit "
+          + "--max-tile-bytes " + maxTileBytes + " (the tiled pipeline does not carry masks yet)");
+    }
     int tile = options.autoTile()
         ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
             options.remoteWorkers())
@@ -86,7 +103,8 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
           options.dtype, outputs.directory()).withBackend(options.backend);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
-          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend)
+          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend,
+              maskConstant)
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }
@@ -103,6 +121,32 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }
     return 0;
+  }
+
+  /**
+   * Checks {@code --mask-constant} against the inputs before anything runs: a finite number, and no
+   * example whose entries all equal it.
+   */
+  private void checkMasks(KernelInputs.Inputs x) {
+    if (!Double.isFinite(maskConstant)) {
+      throw new UsageException("--mask-constant must be a finite number, got " + maskConstant);
+    }
+    long[] shape = x.x1().shape();
+    int channels = shape.length > 2 ? Math.toIntExact(shape[shape.length - 1]) : 1;
+    for (int k = 0; k < 2; k++) {
+      dev.ntk.io.NpyArray a = k == 0 ? x.x1() : x.x2();
+      if (a == null) {
+        continue;
+      }
+      int n = Math.toIntExact(a.shape()[0]);
+      int positions = Math.toIntExact(a.data().length / ((long) n * channels));
+      try {
+        dev.ntk.kernels.Masking.apply(a.data(), n, positions, channels, maskConstant,
+            k == 0 ? "--x1 " + inputs.x1 : "--x2 " + inputs.x2);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage());
+      }
+    }
   }
 
   /** The value of {@code future}; its failure thrown as it was thrown. */
