@@ -66,8 +66,8 @@ public record Masking<A>(A x, double[] kept) {
         any = kept[e * positions + p] != 0;
       }
       if (!any) {
-        throw new IllegalArgumentException(name + ", example " + e + ": every entry equals the mask constant " + constant
-            + ", so no position is left to compute its kernel from");
+        throw new IllegalArgumentException(name + ", example " + e + ": every entry equals the mask constant "
+            + constant + ", so no position is left to compute its kernel from");
       }
     }
     return new Masking<>((A) copy, kept);

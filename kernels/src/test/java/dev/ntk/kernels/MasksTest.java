@@ -318,12 +318,23 @@ class MasksTest {
     double[] v = sequences(new int[] {2, 0}, 3, 2, 7);
     IllegalArgumentException empty = assertThrows(IllegalArgumentException.class,
         () -> model.kernelFn().withMaskConstant(PAD).apply(array(v, 2, 3, 2)));
-    assertTrue(empty.getMessage().startsWith("x1, example 1: every entry equals the mask constant -7.5"), empty.getMessage());
+    assertTrue(empty.getMessage().startsWith("x1, example 1: every entry equals the mask constant -7.5"),
+        empty.getMessage());
     Layer transposed = Stax.serial(Stax.dense(2), Stax.convTranspose(2, a(2), a(2), "SAME", 1.0, null),
         Stax.globalAvgPool());
     ModelException e = assertThrows(ModelException.class,
         () -> transposed.kernelFn().withMaskConstant(PAD).apply(array(sequences(new int[] {2}, 3, 2, 8), 1, 3, 2)));
     assertTrue(e.getMessage().startsWith("serial[1].ConvTranspose: ConvTranspose does not take masked inputs"),
         e.getMessage());
+    Layer norm = Stax.serial(Stax.dense(2), Stax.layerNorm(a(-1, -2), 1e-12), Stax.globalAvgPool());
+    ModelException n = assertThrows(ModelException.class,
+        () -> norm.kernelFn().withMaskConstant(PAD).apply(array(sequences(new int[] {2}, 3, 2, 8), 1, 3, 2)));
+    assertTrue(n.getMessage().startsWith("serial[1].LayerNorm: LayerNorm does not take masked inputs"),
+        n.getMessage());
+    // over the channel axis alone it does: the padded sequence has the unpadded one's kernel
+    Layer perPosition = Stax.serial(Stax.dense(2), Stax.layerNorm(a(-1), 1e-12), Stax.globalAvgPool());
+    double[] v2 = sequences(new int[] {2}, 4, 2, 9);
+    assertEquals(perPosition.kernelFn().apply(cut(v2, 0, 4, 2, 2)).nngp().toDoubleArray()[0],
+        perPosition.kernelFn().withMaskConstant(PAD).apply(array(v2, 1, 4, 2)).nngp().toDoubleArray()[0], 1e-12);
   }
 }
