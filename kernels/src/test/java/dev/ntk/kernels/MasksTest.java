@@ -87,7 +87,10 @@ class MasksTest {
             Stax.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.relu(),
             Stax.globalAvgPool(), Stax.dense(1)),
         Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2,
-            0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1))};
+            0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)),
+        // the kernel of an example with itself apart (Plan.SAME), masked with that example's mask
+        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.dropout(0.4, "train"),
+            Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.1))};
     int[] lengths1 = {3, 5, 2};
     int[] lengths2 = {3, 2};
     int channels = 2;
@@ -147,6 +150,28 @@ class MasksTest {
       System.arraycopy(v, i * from * c, out, (i * to + by) * c, from * c);
     }
     return out;
+  }
+
+  /** float32 inputs are compared with the constant in float32, and give the float64 kernel to rounding. */
+  @Test
+  void float32InputsAreMaskedAsFloat64Ones() {
+    Layer model = Stax.serial(Stax.conv(4, a(2), null, "SAME", 1.3, 0.2), Stax.relu(), Stax.globalAvgPool());
+    double pad = 0.1;
+    double[] v = sequences(new int[] {2, 4, 3}, 5, 2, 12);
+    float[] f = new float[v.length];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = v[i] == PAD ? pad : v[i];
+      f[i] = (float) v[i];
+    }
+    for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+      KernelFn fn = model.kernelFn().withBackend(backend).withMaskConstant(pad);
+      double[] k64 = fn.apply(array(v, 3, 5, 2)).ntk().toDoubleArray();
+      double[] k32 = Tensors.toDoubles(fn.apply(manager.create(f, new Shape(3, 5, 2))).ntk());
+      double[] plain = model.kernelFn().apply(array(v, 3, 5, 2)).ntk().toDoubleArray();
+      double err = KernelTesting.relativeError(k32, k64);
+      assertTrue(err < 1e-5, backend.key() + ": float32 and float64 differ by " + err);
+      assertTrue(KernelTesting.relativeError(plain, k64) > 1e-2, "0.1 masks the float64 inputs");
+    }
   }
 
   /**
