@@ -650,6 +650,32 @@ public final class Convolutional {
       return k.map(e -> e.pixels(map));
     }
 
+    /**
+     * neural-tangents' masks of an index ({@code mask[idx]}): a map whose every output picks one
+     * pixel takes the mask of that pixel; one that mixes pixels (a resize other than nearest)
+     * rejects masked inputs.
+     */
+    @Override
+    public List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+      Expr kept = masks.get(0);
+      List<double[][]> matrices = matrices(context.input(0), context.path());
+      if (kept == null || matrices.stream().allMatch(m -> m == null)) {
+        return java.util.Collections.singletonList(kept);
+      }
+      if (matrices.stream().anyMatch(m -> m != null && !picks(m))) {
+        throw Masks.unsupported(this, context, "it mixes positions");
+      }
+      if (!context.output(0).hasSpatialAxes()) {
+        return java.util.Collections.singletonList(null);
+      }
+      int[] grid = Plan.spatialGrid(context.input(0));
+      List<double[][]> all = new ArrayList<>();
+      for (int a = 0; a < matrices.size(); a++) {
+        all.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      }
+      return List.of(kept.pixels(PixelMap.linear(Layout.Kind.DIAG, all, dropped(context.input(0)))));
+    }
+
     private static double[][] identity(int n) {
       double[][] a = new double[n][n];
       for (int p = 0; p < n; p++) {

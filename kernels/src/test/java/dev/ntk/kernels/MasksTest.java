@@ -88,6 +88,9 @@ class MasksTest {
             Stax.globalAvgPool(), Stax.dense(1)),
         Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2,
             0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)),
+        // the mask follows an index that reverses the sequence (neural-tangents' mask[idx])
+        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.index("...", "::-1", ":"), Stax.relu(),
+            Stax.conv(w, a(2), null, "SAME", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool()),
         // the kernel of an example with itself apart (Plan.SAME), masked with that example's mask
         Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.dropout(0.4, "train"),
             Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.1))};
@@ -356,6 +359,11 @@ class MasksTest {
         () -> norm.kernelFn().withMaskConstant(PAD).apply(array(sequences(new int[] {2}, 3, 2, 8), 1, 3, 2)));
     assertTrue(n.getMessage().startsWith("serial[1].LayerNorm: LayerNorm does not take masked inputs"),
         n.getMessage());
+    Layer resize = Stax.serial(Stax.dense(2), Stax.imageResize(a(-1, 5, -1), "linear", false), Stax.globalAvgPool());
+    ModelException r = assertThrows(ModelException.class,
+        () -> resize.kernelFn().withMaskConstant(PAD).apply(array(sequences(new int[] {2}, 3, 2, 8), 1, 3, 2)));
+    assertTrue(r.getMessage().startsWith("serial[1].ImageResize: ImageResize does not take masked inputs "
+        + "(mask_constant): it mixes positions"), r.getMessage());
     // over the channel axis alone it does: the padded sequence has the unpadded one's kernel
     Layer perPosition = Stax.serial(Stax.dense(2), Stax.layerNorm(a(-1), 1e-12), Stax.globalAvgPool());
     double[] v2 = sequences(new int[] {2}, 4, 2, 9);
