@@ -28,6 +28,49 @@ public record Masking<A>(A x, double[] kept) {
   }
 
   /**
+   * An example whose entries all equal the mask constant: no position is left to compute its
+   * kernel from (a pooled kernel would be {@code 0 / 0}).
+   */
+  public static final class FullyMaskedException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+    private final String input;
+    private final int example;
+
+    FullyMaskedException(String input, int example, double constant) {
+      super(input + ", example " + example + ": every entry equals the mask constant " + constant
+          + ", so no position is left to compute its kernel from");
+      this.input = input;
+      this.example = example;
+    }
+
+    /** The name of the inputs given to {@link #apply} ({@code x1}, {@code x2}). */
+    public String input() {
+      return input;
+    }
+
+    /** The example's index in those inputs. */
+    public int example() {
+      return example;
+    }
+  }
+
+  /**
+   * The hash that names the masked kernels of the model of hash {@code modelHash} (in tiles, as
+   * the model hash names a model's kernels): the SHA-256 hex digest of the model hash and the
+   * constant.
+   */
+  public static String hash(String modelHash, double constant) {
+    try {
+      String named = modelHash + " mask_constant " + Double.toString(constant);
+      byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(
+          named.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      return java.util.HexFormat.of().formatHex(d);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
    * Masks {@code x} ({@code double[]} or {@code float[]}, {@code n} examples of {@code positions *
    * channels}) with {@code constant}; an {@link IllegalArgumentException} naming {@code name} and
    * the example if every position of an example is masked (its pooled kernel would be 0 / 0).
@@ -66,8 +109,7 @@ public record Masking<A>(A x, double[] kept) {
         any = kept[e * positions + p] != 0;
       }
       if (!any) {
-        throw new IllegalArgumentException(name + ", example " + e + ": every entry equals the mask constant "
-            + constant + ", so no position is left to compute its kernel from");
+        throw new FullyMaskedException(name, e, constant);
       }
     }
     return new Masking<>((A) copy, kept);

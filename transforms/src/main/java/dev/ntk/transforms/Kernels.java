@@ -6,6 +6,7 @@ import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Masking;
 import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import java.io.IOException;
@@ -77,9 +78,11 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   private final List<Get> get;
   private final long[] exampleShape;
   private final transient PCollection<KV<Long, double[]>> x2;
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
 
   private Kernels(Model model, int tileRows, NpyDType dtype, Backend backend, List<Get> get,
-      long[] exampleShape, PCollection<KV<Long, double[]>> x2) {
+      long[] exampleShape, PCollection<KV<Long, double[]>> x2, Double maskConstant) {
     this.model = model;
     this.tileRows = tileRows;
     this.dtype = dtype;
@@ -87,6 +90,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     this.get = List.copyOf(get);
     this.exampleShape = exampleShape;
     this.x2 = x2;
+    this.maskConstant = maskConstant;
   }
 
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
@@ -97,7 +101,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
   public static Kernels of(Model model) {
     return new Kernels(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
-        List.of(Get.NNGP, Get.NTK), null, null);
+        List.of(Get.NNGP, Get.NTK), null, null, null);
   }
 
   /** The kernels of the model in the JSON model file format ({@code docs/MODEL_SPEC.md}). */
@@ -110,19 +114,19 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (rows < 1) {
       throw new IllegalArgumentException("tile rows must be at least 1, got " + rows);
     }
-    return new Kernels(model, rows, dtype, backend, get, exampleShape, x2);
+    return new Kernels(model, rows, dtype, backend, get, exampleShape, x2, maskConstant);
   }
 
   /** The dtype the kernels are computed in and their tiles stored with. */
   public Kernels withDType(NpyDType newDType) {
     return new Kernels(model, tileRows, Objects.requireNonNull(newDType, "dtype"), backend,
-        get, exampleShape, x2);
+        get, exampleShape, x2, maskConstant);
   }
 
   /** Where tiles are computed ({@code auto} is decided on each worker). */
   public Kernels withBackend(Backend newBackend) {
     return new Kernels(model, tileRows, dtype, Objects.requireNonNull(newBackend, "backend"),
-        get, exampleShape, x2);
+        get, exampleShape, x2, maskConstant);
   }
 
   /** The kernels each tile carries: {@code nngp}, {@code ntk} or both (the default). */
@@ -131,7 +135,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       throw new IllegalArgumentException("select at least one kernel");
     }
     return new Kernels(model, tileRows, dtype, backend,
-        List.copyOf(EnumSet.copyOf(Arrays.asList(kernels))), exampleShape, x2);
+        List.copyOf(EnumSet.copyOf(Arrays.asList(kernels))), exampleShape, x2, maskConstant);
   }
 
   /** The per-example shape the flat features are read as, e.g. {@code (32, 32, 3)}. */
@@ -145,13 +149,24 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (shape.length == 0) {
       throw new IllegalArgumentException("the example shape needs at least one axis");
     }
-    return new Kernels(model, tileRows, dtype, backend, get, shape.clone(), x2);
+    return new Kernels(model, tileRows, dtype, backend, get, shape.clone(), x2, maskConstant);
   }
 
   /** The kernel between the input collection (x1) and {@code second} (x2), rather than x1 itself. */
   public Kernels withX2(PCollection<KV<Long, double[]>> second) {
     return new Kernels(model, tileRows, dtype, backend, get, exampleShape,
-        Objects.requireNonNull(second, "x2"));
+        Objects.requireNonNull(second, "x2"), maskConstant);
+  }
+
+  /**
+   * The kernels of inputs padded with {@code constant} (neural-tangents' {@code mask_constant},
+   * {@link dev.ntk.kernels.KernelFn#withMaskConstant}): entries equal to it are zeroed and positions
+   * whose channels all equal it are left out of the kernels; tiles carry the hash of the model and
+   * the constant ({@link Masking#hash}). An example whose entries all equal it fails the tile that
+   * holds it, naming the example.
+   */
+  public Kernels withMaskConstant(double constant) {
+    return new Kernels(model, tileRows, dtype, backend, get, exampleShape, x2, Masking.checkConstant(constant));
   }
 
   @Override
@@ -162,7 +177,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (second != null) {
       views.addAll(List.of(second.stats(), second.blocks()));
     }
-    String modelHash = model.hash();
+    String modelHash = maskConstant == null ? model.hash() : Masking.hash(model.hash(), maskConstant);
     return x1.getPipeline()
         .apply("Start", Create.of(0).withCoder(VarIntCoder.of()))
         .apply("CheckAndPlanTiles", ParDo.of(new PlanFn(this, first, second)).withSideInputs(views))
@@ -203,6 +218,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
     builder.add(DisplayData.item("model", model.hash()).withLabel("Model hash"))
+        .addIfNotNull(DisplayData.item("maskConstant", maskConstant).withLabel("Mask constant"))
         .add(DisplayData.item("tileRows", tileRows).withLabel("Rows per tile"))
         .add(DisplayData.item("dtype", dtype.typeName()).withLabel("Kernel dtype"))
         .add(DisplayData.item("backend", backend.key()).withLabel("Kernel backend"))
@@ -497,7 +513,8 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
         }
       }
       long[] shape = spec.shape("x1", s1.refLength());
-      spec.model.plan(new Shape(shape), TileComputer.dataType(spec.dtype), EnumSet.copyOf(spec.get));
+      spec.model.plan(new Shape(shape), TileComputer.dataType(spec.dtype), EnumSet.copyOf(spec.get),
+          spec.maskConstant);
       for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, spec.tileRows,
           second == null).tiles()) {
         c.output(key);
@@ -543,7 +560,8 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       if (computer == null) {
         Stats s2 = second == null ? s1 : c.sideInput(second.stats());
         computer = new TileComputer(spec.model, spec.shape("x1", s1.refLength()), spec.dtype,
-            spec.backend, (double) s1.count() * (second == null ? (s1.count() + 1) / 2.0 : s2.count()));
+            spec.backend, (double) s1.count() * (second == null ? (s1.count() + 1) / 2.0 : s2.count()),
+            spec.maskConstant);
         computer.setup();
       }
       Map<Long, Block> rows1 = c.sideInput(first.blocks());
@@ -551,7 +569,16 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       boolean diagonal = second == null && key.rowOffset() == key.colOffset();
       double[] a = rows1.get(key.rowOffset() / spec.tileRows).values();
       double[] b = diagonal ? null : rows2.get(key.colOffset() / spec.tileRows).values();
-      SortedMap<String, double[]> all = computer.compute(key, a, b);
+      SortedMap<String, double[]> all;
+      try {
+        all = computer.compute(key, a, b);
+      } catch (Masking.FullyMaskedException e) {
+        // the example's index in its collection, not in the tile
+        boolean rows = e.input().equals("x1");
+        throw new IllegalArgumentException((rows || second == null ? "X1" : "X2") + " example "
+            + ((rows ? key.rowOffset() : key.colOffset()) + e.example()) + ": every entry equals the mask constant "
+            + spec.maskConstant, e);
+      }
       Optional<Map.Entry<String, Long>> bad = TileComputer.firstNonFinite(all);
       if (bad.isPresent()) {
         long at = bad.get().getValue();
