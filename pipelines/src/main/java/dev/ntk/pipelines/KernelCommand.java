@@ -38,8 +38,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
 
   @Option(names = "--mask-constant", paramLabel = "C", description = "Inputs padded with C (neural-tangents' "
       + "mask_constant): entries equal to C are zeroed, a position whose channels all equal C is masked and left "
-      + "out of the kernels (GlobalAvgPool averages over kept positions, attention ignores masked keys). "
-      + "In-process only.")
+      + "out of the kernels (GlobalAvgPool averages over kept positions, attention ignores masked keys).")
   Double maskConstant;
 
   @Override
@@ -74,10 +73,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     Backend backend = maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
     boolean inProcess = options.pipelineUnasked()
         && InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
-    if (maskConstant != null && !inProcess) {
-      throw new UsageException("--mask-constant runs in-process only: without --runner, and with kernels that fit "
-          + "--max-tile-bytes " + maxTileBytes + " (the tiled pipeline does not carry masks yet)");
-    }
+
     int tile = options.autoTile()
         ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
             options.remoteWorkers())
@@ -101,7 +97,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
-          options.dtype, outputs.directory()).withBackend(options.backend);
+          options.dtype, outputs.directory()).withBackend(options.backend).withMaskConstant(maskConstant);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), kernels, options.dtype, backend,
               maskConstant)

@@ -27,8 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code ntk kernel --mask-constant}: the kernels of the Java API's {@code withMaskConstant}, the
- * same kernels whatever the padding, and clear errors for a constant that is not a number, a fully
- * masked example and a runner.
+ * same kernels whatever the padding and on a runner, and clear errors for a constant that is not a
+ * number and a fully masked example.
  */
 class MaskConstantCommandTest {
   private static final String MODEL = """
@@ -106,6 +106,17 @@ class MaskConstantCommandTest {
         }
       }
     }
+    // the pipeline (tiles of 2 rows, each masking its own rows) writes the in-process kernels
+    Result beam = ntk("kernel", "--model", model, "--x1", x1, "--x2", x2, "--mask-constant", PAD, "--runner",
+        "DirectRunner", "--tile", 2, "--out", dir.resolve("d"));
+    assertEquals(0, beam.status(), beam.err());
+    for (Get g : Get.values()) {
+      double[] want = Npy.read(dir.resolve("a").resolve(g.key() + ".npy")).data();
+      double[] got = Npy.read(dir.resolve("d").resolve(g.key() + ".npy")).data();
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-10 * Math.abs(want[i]) + 1e-14, g + " on the runner, entry " + i);
+      }
+    }
     Result unmasked = ntk("kernel", "--model", model, "--x1", x1, "--x2", x2, "--out", dir.resolve("c"));
     assertEquals(0, unmasked.status(), unmasked.err());
     assertFalse(java.util.Arrays.equals(Npy.read(dir.resolve("a").resolve("nngp.npy")).data(),
@@ -125,10 +136,10 @@ class MaskConstantCommandTest {
     Result nan = ntk("kernel", "--model", model, "--x1", ok, "--mask-constant", "NaN", "--out", out);
     assertEquals(2, nan.status(), nan.err());
     assertTrue(nan.err().contains("--mask-constant must be a finite number, got NaN"), nan.err());
-    Result runner = ntk("kernel", "--model", model, "--x1", ok, "--mask-constant", PAD, "--runner", "DirectRunner",
+    Result runner = ntk("kernel", "--model", model, "--x1", x1, "--mask-constant", PAD, "--runner", "DirectRunner",
         "--out", out);
     assertEquals(2, runner.status(), runner.err());
-    assertTrue(runner.err().contains("--mask-constant runs in-process only"), runner.err());
+    assertTrue(runner.err().contains("--x1 " + x1 + ", example 1: every entry equals"), runner.err());
     for (Result r : List.of(empty, nan, runner)) {
       assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
     }
