@@ -123,6 +123,22 @@ class MaskConstantCommandTest {
         Npy.read(dir.resolve("c").resolve("nngp.npy")).data()), "the mask changes the kernel");
   }
 
+  /** {@link KernelOptions#getMaskConstant}: the plain Beam main class writes the command line's masked kernels. */
+  @Test
+  void theMainClassTakesTheMaskConstant() throws IOException {
+    Path model = Files.writeString(dir.resolve("model.json"), MODEL);
+    Path x1 = npy("x1.npy", sequences(new int[] {3, 5, 1, 2}, 5, 0, 5), 4, 5);
+    KernelPipeline.main(new String[] {"--model=" + model, "--x1=" + x1, "--out=" + dir.resolve("main"),
+        "--tileRows=2", "--maskConstant=" + PAD, "--runner=DirectRunner", "--targetParallelism=1"});
+    Result cli = ntk("kernel", "--model", model, "--x1", x1, "--mask-constant", PAD, "--tile", 2, "--runner",
+        "DirectRunner", "--out", dir.resolve("cli"));
+    assertEquals(0, cli.status(), cli.err());
+    for (Get g : Get.values()) {
+      org.junit.jupiter.api.Assertions.assertArrayEquals(Npy.read(dir.resolve("cli").resolve(g.key() + ".npy")).data(),
+          Npy.read(dir.resolve("main").resolve(g.key() + ".npy")).data(), 0.0, g.key());
+    }
+  }
+
   @Test
   void badMasksAreUsageErrors() throws IOException {
     Path model = Files.writeString(dir.resolve("model.json"), MODEL);
