@@ -34,13 +34,25 @@ public record Masking<A>(A x, double[] kept) {
   public static final class FullyMaskedException extends IllegalArgumentException {
     private static final long serialVersionUID = 1L;
     private final String input;
-    private final int example;
+    private final long example;
+    private final double constant;
 
-    FullyMaskedException(String input, int example, double constant) {
+    FullyMaskedException(String input, long example, double constant) {
       super(input + ", example " + example + ": every entry equals the mask constant " + constant
           + ", so no position is left to compute its kernel from");
       this.input = input;
       this.example = example;
+      this.constant = constant;
+    }
+
+    /**
+     * This error for the same example in {@code newInput}, {@code offset} examples further on: its
+     * index in a whole collection or file rather than in the tile whose rows were masked.
+     */
+    public FullyMaskedException at(String newInput, long offset) {
+      FullyMaskedException e = new FullyMaskedException(newInput, offset + example, constant);
+      e.initCause(this);
+      return e;
     }
 
     /** The name of the inputs given to {@link #apply} ({@code x1}, {@code x2}). */
@@ -49,7 +61,7 @@ public record Masking<A>(A x, double[] kept) {
     }
 
     /** The example's index in those inputs. */
-    public int example() {
+    public long example() {
       return example;
     }
   }

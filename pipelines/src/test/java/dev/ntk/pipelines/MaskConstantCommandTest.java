@@ -137,6 +137,17 @@ class MaskConstantCommandTest {
       org.junit.jupiter.api.Assertions.assertArrayEquals(Npy.read(dir.resolve("cli").resolve(g.key() + ".npy")).data(),
           Npy.read(dir.resolve("main").resolve(g.key() + ".npy")).data(), 0.0, g.key());
     }
+    // a fully masked example fails its tile, named by its file and its index there (3, not 1 in the tile)
+    Path bad = npy("bad.npy", sequences(new int[] {3, 5, 1, 0}, 5, 0, 6), 4, 5);
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class, () -> KernelPipeline.main(
+        new String[] {"--model=" + model, "--x1=" + bad, "--out=" + dir.resolve("bad"), "--tileRows=2",
+            "--maskConstant=" + PAD, "--runner=DirectRunner", "--targetParallelism=1"}));
+    StringBuilder messages = new StringBuilder();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      messages.append(t.getMessage()).append(" | ");
+    }
+    assertTrue(messages.toString().contains(bad + ", example 3: every entry equals the mask constant -9.0"),
+        messages.toString());
   }
 
   @Test

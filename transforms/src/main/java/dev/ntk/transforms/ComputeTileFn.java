@@ -141,18 +141,32 @@ final class ComputeTileFn extends DoFn<TileKey, TileKey> {
   private TileComputer.StoredTile computeStored(TileKey key) throws IOException {
     Inputs in = inputs(key);
     long computing = System.nanoTime();
-    TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
-    computeMicros.update(microsSince(computing));
-    return tile;
+    try {
+      TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
+      computeMicros.update(microsSince(computing));
+      return tile;
+    } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {
+      throw named(key, e);
+    }
+  }
+
+  /** A fully masked example named by its file and its index there, not in the tile. */
+  private RuntimeException named(TileKey key, dev.ntk.kernels.Masking.FullyMaskedException e) {
+    boolean rows = e.input().equals("x1");
+    return e.at(rows || tiles.symmetric() ? tiles.x1() : tiles.x2(), rows ? key.rowOffset() : key.colOffset());
   }
 
   private Tile compute(TileKey key) throws IOException {
     Inputs in = inputs(key);
     long computing = System.nanoTime();
-    Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
-        computer.compute(key, in.a(), in.b()));
-    computeMicros.update(microsSince(computing));
-    return tile;
+    try {
+      Tile tile = new Tile(key, tiles.modelHash(), tiles.inputsHash(), tiles.dtype(),
+          computer.compute(key, in.a(), in.b()));
+      computeMicros.update(microsSince(computing));
+      return tile;
+    } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {
+      throw named(key, e);
+    }
   }
 
   private static long microsSince(long nanos) {

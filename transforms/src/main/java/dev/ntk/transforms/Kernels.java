@@ -573,11 +573,8 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       try {
         all = computer.compute(key, a, b);
       } catch (Masking.FullyMaskedException e) {
-        // the example's index in its collection, not in the tile
         boolean rows = e.input().equals("x1");
-        throw new IllegalArgumentException((rows || second == null ? "X1" : "X2") + " example "
-            + ((rows ? key.rowOffset() : key.colOffset()) + e.example()) + ": every entry equals the mask constant "
-            + spec.maskConstant, e);
+        throw e.at(rows || second == null ? "X1" : "X2", rows ? key.rowOffset() : key.colOffset());
       }
       Optional<Map.Entry<String, Long>> bad = TileComputer.firstNonFinite(all);
       if (bad.isPresent()) {

@@ -317,7 +317,7 @@ class KernelsTest {
     examples(p, "X1", padded(new int[] {4, 2, 3, 0, 4}, -5, 3)).apply(Kernels.of(SEQUENCE_MODEL).withTileRows(2)
         .withExampleShape(4, 2).withMaskConstant(-5)).apply(KernelIO.writeArrow(tiles.toString()));
     Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
-    assertTrue(messages(e).contains("X1 example 3: every entry equals the mask constant -5.0"), messages(e));
+    assertTrue(messages(e).contains("X1, example 3: every entry equals the mask constant -5.0"), messages(e));
   }
 
   @Test
