@@ -370,4 +370,20 @@ class MasksTest {
     assertEquals(perPosition.kernelFn().apply(cut(v2, 0, 4, 2, 2)).nngp().toDoubleArray()[0],
         perPosition.kernelFn().withMaskConstant(PAD).apply(array(v2, 1, 4, 2)).nngp().toDoubleArray()[0], 1e-12);
   }
+
+  /** Masks with kernels that keep spatial axes, or with graph patterns, are refused in one line (not supported). */
+  @Test
+  void masksWithSpatialOutputsOrPatternsAreRefused() {
+    double[] v = sequences(new int[] {2}, 3, 2, 10);
+    Layer conv = Stax.serial(Stax.conv(2, a(2), null, "SAME", 1.0, null));
+    IllegalArgumentException spatial = assertThrows(IllegalArgumentException.class,
+        () -> conv.kernelFn().keepSpatial(Spatial.DIAGONAL).withMaskConstant(PAD).apply(array(v, 1, 3, 2)));
+    assertTrue(spatial.getMessage().contains("not supported with kernels that keep spatial axes"),
+        spatial.getMessage());
+    Layer graph = Stax.serial(Stax.dense(2), Stax.aggregate(), Stax.globalAvgPool());
+    ModelException patterns = assertThrows(ModelException.class,
+        () -> graph.kernelFn().withMaskConstant(PAD).apply(array(v, 1, 3, 2)));
+    assertTrue(patterns.getMessage().startsWith("serial[1].Aggregate: masked inputs (mask constant -7.5) are not "
+        + "supported with graph patterns"), patterns.getMessage());
+  }
 }

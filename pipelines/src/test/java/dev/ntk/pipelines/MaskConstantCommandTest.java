@@ -167,7 +167,11 @@ class MaskConstantCommandTest {
         "--out", out);
     assertEquals(2, runner.status(), runner.err());
     assertTrue(runner.err().contains("--x1 " + x1 + ", example 1: every entry equals"), runner.err());
-    for (Result r : List.of(empty, nan, runner)) {
+    Result spatial = ntk("kernel", "--model", model, "--x1", ok, "--mask-constant", PAD, "--diagonal-spatial", "true",
+        "--out", out);
+    assertEquals(2, spatial.status(), spatial.err());
+    assertTrue(spatial.err().contains("--mask-constant does not take --diagonal-spatial"), spatial.err());
+    for (Result r : List.of(empty, nan, runner, spatial)) {
       assertFalse(r.err().contains("\tat "), "a stack trace: " + r.err());
     }
     assertFalse(Files.exists(out), "output left behind");
