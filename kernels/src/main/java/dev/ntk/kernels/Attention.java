@@ -546,14 +546,19 @@ public final class Attention {
           identity[q * p + q] = posEmbStd * posEmbStd * share;
         }
         Expr r = Expr.block(k.nngp().layout(), identity);
-        in = new KernelExpr(k.nngp().times(share).plus(r), k.ntk().times(share).plus(r),
-            k.var1().times(share).plus(r), k.var2().times(share).plus(r));
+        // Masked positions have no embedding (neural-tangents zeroes pos_emb there).
+        Expr[] m = k.masked() ? Masks.pairMasks(k) : null;
+        Expr r12 = m == null ? r : Masks.zeroed(r, m[0]);
+        Expr r11 = m == null ? r : Masks.zeroed(r, m[1]);
+        Expr r22 = m == null ? r : Masks.zeroed(r, m[2]);
+        in = new KernelExpr(k.nngp().times(share).plus(r12), k.ntk().times(share).plus(r12),
+            k.var1().times(share).plus(r11), k.var2().times(share).plus(r22));
       }
       KernelExpr values = valPosEmb ? in : k;
       if (linearScaling) {
         double s2 = ovStd * ovStd;
-        Expr g1 = attentionMatrix(in.var1());
-        Expr g2 = attentionMatrix(in.var2());
+        Expr g1 = attentionMatrix(in.var1(), k.kept1());
+        Expr g2 = attentionMatrix(in.var2(), k.kept2());
         Expr nngp = values.nngp().attend(g1, g2).times(s2);
         Expr ntk = values.ntk().isConstant() ? nngp.times(2)
             : values.ntk().attend(g1, g2).times(s2).plus(nngp.times(2));
@@ -577,9 +582,16 @@ public final class Attention {
           total(in.var2().times(values.var2())).times(in.var2()).times(t2).plus(b2));
     }
 
-    /** The attention matrix {@code f(W_query_std W_key_std cov)} of an input's pixel-pair covariance. */
-    private Expr attentionMatrix(Expr cov) {
+    /**
+     * The attention matrix {@code f(W_query_std W_key_std cov)} of an input's pixel-pair covariance;
+     * with a mask {@code kept} (null: none), masked keys get no weight: their scores are {@code
+     * -1e20} before a softmax and 0 before the other mechanisms, as in neural-tangents.
+     */
+    private Expr attentionMatrix(Expr cov, Expr kept) {
       Expr scores = cov.times(qkStd);
+      if (kept != null) {
+        scores = kept.spreadCol().select(scores, Expr.constant(mechanism == Mechanism.SOFTMAX ? MASKED_SCORE : 0));
+      }
       return switch (mechanism) {
         case SOFTMAX -> scores.softmax();
         case IDENTITY -> scores;
@@ -587,6 +599,9 @@ public final class Attention {
         case RELU -> scores.max(0);
       };
     }
+
+    /** The score of a masked key before a softmax: neural-tangents' {@code _NEG_INF}, finite. */
+    private static final double MASKED_SCORE = -1e20;
 
     /** The sum over all pixel pairs of a block ({@code 0} stays {@code 0}). */
     private static Expr total(Expr e) {

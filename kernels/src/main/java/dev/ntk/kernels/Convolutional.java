@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.LayerType.Argument;
+import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.PixelMap;
 import java.util.ArrayList;
@@ -302,6 +303,13 @@ public final class Convolutional {
       PixelMap map = PixelMap.conv(kind(k), windows(context.input(0), context.path()));
       return affine.rule(k.map(e -> e.pixels(map)), fanIn(context.input(0)));
     }
+
+    /** The mask under each filter's centre ({@link Masks#window}). */
+    @Override
+    public List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+      return java.util.Collections.singletonList(Masks.window(masks.get(0), windows(context.input(0),
+          context.path())));
+    }
   }
 
   /**
@@ -346,6 +354,12 @@ public final class Convolutional {
         windows.add(new PixelMap.Window(in[k], filter[k], 1, padLow, out[k], circular, st));
       }
       return windows;
+    }
+
+    /** Rejects masked inputs: neural-tangents' transposed mask rule is not carried over yet. */
+    @Override
+    public List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+      throw Masks.unsupported(this, context, "not implemented for transposed convolutions");
     }
 
     @Override
@@ -493,6 +507,16 @@ public final class Convolutional {
       PixelMap map = PixelMap.pool(windows, weights);
       return k.map(e -> e.pixels(map));
     }
+
+    /**
+     * The mask under each window's centre ({@link Masks#window}); as in neural-tangents, an {@code
+     * AvgPool} still divides by its window, masked positions adding zero.
+     */
+    @Override
+    public List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+      return java.util.Collections.singletonList(Masks.window(masks.get(0), windows(context.input(0),
+          context.path())));
+    }
   }
 
   /**
@@ -558,11 +582,27 @@ public final class Convolutional {
       }, inputCotangent);
     }
 
+    /**
+     * The average (or sum) of the covariance over every pair of pixels; with masked inputs ({@link
+     * Masks}) the average is over the pairs of kept positions, {@code sum / (kept1 kept2)}, masked
+     * pairs being zero, so that padding a sequence leaves its kernel unchanged.
+     */
     @Override
     protected KernelExpr rule(KernelExpr k, RuleContext context) {
       double pixels = k.nngp().layout().pixels();
+      if (average && k.masked()) {
+        Expr c1 = Masks.count(k.kept1());
+        Expr c2 = Masks.count(k.kept2());
+        return new KernelExpr(total(k.nngp()).div(c1.times(c2)), total(k.ntk()).div(c1.times(c2)),
+            total(k.var1()).div(c1.times(c1)), total(k.var2()).div(c2.times(c2)));
+      }
       double factor = average ? 1.0 / (pixels * pixels) : 1.0;
       return k.map(e -> e.sum(factor));
+    }
+
+    /** The sum over all pixel pairs of a block ({@code 0} stays {@code 0}). */
+    private static Expr total(Expr e) {
+      return e.isConstant() ? e : e.sum(1);
     }
   }
 
@@ -699,6 +739,32 @@ public final class Convolutional {
       }
       PixelMap map = PixelMap.linear(kind(k), all, drop);
       return k.map(e -> e.pixels(map));
+    }
+
+    /**
+     * neural-tangents' masks of an index ({@code mask[idx]}): a map whose every output picks one
+     * pixel takes the mask of that pixel; one that mixes pixels (a resize other than nearest)
+     * rejects masked inputs.
+     */
+    @Override
+    public List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+      Expr kept = masks.get(0);
+      List<double[][]> matrices = matrices(context.input(0), context.path());
+      if (kept == null || matrices.stream().allMatch(m -> m == null)) {
+        return java.util.Collections.singletonList(kept);
+      }
+      if (matrices.stream().anyMatch(m -> m != null && !picks(m))) {
+        throw Masks.unsupported(this, context, "it mixes positions");
+      }
+      if (!context.output(0).hasSpatialAxes()) {
+        return java.util.Collections.singletonList(null);
+      }
+      int[] grid = Plan.spatialGrid(context.input(0));
+      List<double[][]> all = new ArrayList<>();
+      for (int a = 0; a < matrices.size(); a++) {
+        all.add(matrices.get(a) != null ? matrices.get(a) : identity(grid[a]));
+      }
+      return List.of(kept.pixels(PixelMap.linear(Layout.Kind.DIAG, all, dropped(context.input(0)))));
     }
 
     private static double[][] identity(int n) {

@@ -28,6 +28,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Kernel k = model.kernelFn().apply(xTrain, xTest);
  * NDArray ntk = k.ntk();
  * NDArray nngp = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(xTrain, xTest, Get.NNGP);
+ * // sequences of different lengths padded with -1 (neural-tangents' mask_constant=-1):
+ * Kernel padded = model.kernelFn().withMaskConstant(-1).apply(tokens1, tokens2);
  * }</pre>
  *
  * <p>A model that ends without a readout (its last layer keeps spatial axes) gives kernels averaged
@@ -39,16 +41,37 @@ public final class KernelFn {
   private final Backend backend;
   private final Spatial spatial;
   private final Map<List<Object>, Plan> plans;
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
 
   KernelFn(Layer layer) {
-    this(layer, Backend.AUTO, Spatial.REDUCED, new ConcurrentHashMap<>());
+    this(layer, Backend.AUTO, Spatial.REDUCED, new ConcurrentHashMap<>(), null);
   }
 
-  private KernelFn(Layer layer, Backend backend, Spatial spatial, Map<List<Object>, Plan> plans) {
+  private KernelFn(Layer layer, Backend backend, Spatial spatial, Map<List<Object>, Plan> plans,
+      Double maskConstant) {
     this.layer = layer;
     this.backend = backend;
     this.spatial = spatial;
     this.plans = plans;
+    this.maskConstant = maskConstant;
+  }
+
+  /**
+   * The same kernel function on inputs padded with {@code constant} (neural-tangents' {@code
+   * kernel_fn(x1, x2, mask_constant=constant)}): entries equal to it are zeroed, a position (pixel,
+   * token) whose channels all equal it is masked, and masked positions are left out of the
+   * kernels: {@code GlobalAvgPool} averages over the kept positions, attention gives masked keys no
+   * weight ({@link Masks}). {@code constant} must be finite; an example whose entries all equal it
+   * is an error. Runs on {@code cpu} or {@code tensorflow}.
+   */
+  public KernelFn withMaskConstant(double constant) {
+    return new KernelFn(layer, backend, spatial, plans, Masking.checkConstant(constant));
+  }
+
+  /** The mask constant of {@link #withMaskConstant}, or null. */
+  public Double maskConstant() {
+    return maskConstant;
   }
 
   /** The network this kernel function belongs to. */
@@ -58,7 +81,7 @@ public final class KernelFn {
 
   /** The same kernel function on {@code backend}. */
   public KernelFn withBackend(Backend newBackend) {
-    return new KernelFn(layer, newBackend, spatial, plans);
+    return new KernelFn(layer, newBackend, spatial, plans, maskConstant);
   }
 
   /**
@@ -69,7 +92,8 @@ public final class KernelFn {
    * model's output has no spatial axes.
    */
   public KernelFn keepSpatial(Spatial newSpatial) {
-    return new KernelFn(layer, backend, java.util.Objects.requireNonNull(newSpatial, "spatial"), plans);
+    return new KernelFn(layer, backend, java.util.Objects.requireNonNull(newSpatial, "spatial"), plans,
+        maskConstant);
   }
 
   /** What the kernels keep of the output's spatial axes ({@link Spatial#REDUCED} by default). */
@@ -83,8 +107,8 @@ public final class KernelFn {
 
   /** The compiled plan for inputs of per-example shape {@code perExample} (cached). */
   public Plan plan(Shape perExample, Set<Get> gets) {
-    return plans.computeIfAbsent(List.of(perExample, Get.setOf(gets), spatial),
-        k -> Plan.compile(layer, perExample, gets, spatial));
+    return plans.computeIfAbsent(java.util.Arrays.asList(perExample, Get.setOf(gets), spatial, maskConstant),
+        k -> Plan.compile(layer, perExample, gets, spatial, maskConstant));
   }
 
   /** The kernels between {@code x1} and itself. */
@@ -143,9 +167,17 @@ public final class KernelFn {
         same || pattern2 == null ? null : Tensors.toDoubles(pattern2),
         same || pattern2 == null ? null : pattern2.getShape().getShape(), n1, n2,
         x1.getDataType() == DataType.FLOAT64 ? new double[0] : new float[0]);
-    Map<String, NDArray> out = switch (backend.resolve(plan.schedule())) {
-      case TENSORFLOW -> sameExampleOnDiagonal(plan, onTensorFlow(plan, x1, other, same, patterns, n1, n2, m), same,
-          n1);
+    Backend resolved = backend.resolve(plan.schedule());
+    if (maskConstant != null && resolved == Backend.CUDA) {
+      if (backend != Backend.AUTO) {
+        throw new IllegalArgumentException("the cuda backend does not take masked inputs (mask constant "
+            + maskConstant + "); use cpu or tensorflow");
+      }
+      resolved = Backend.CPU;
+    }
+    Map<String, NDArray> out = switch (resolved) {
+      case TENSORFLOW -> sameExampleOnDiagonal(plan, maskedOnTensorFlow(plan, x1, other, same, patterns, n1, n2, m),
+          same, n1);
       case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, patterns, n1, n2, m);
     };
@@ -268,12 +300,47 @@ public final class KernelFn {
     return result;
   }
 
-  private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
+  /**
+   * {@link #onTensorFlow} on inputs masked as the {@code cpu} backend masks them ({@link Masking}),
+   * with the masks as plan inputs beside the graph {@code patterns}.
+   */
+  private Map<String, NDArray> maskedOnTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
       Map<String, Object> patterns, int n1, int n2, NDManager m) {
+    if (maskConstant == null) {
+      return onTensorFlow(plan, x1, x2, same, patterns, n1, n2, m);
+    }
+    Spec in = plan.requirements().input();
+    int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
+    int channels = Math.toIntExact(in.shape().size() / positions);
+    boolean f64 = x1.getDataType() == DataType.FLOAT64;
+    Masking<Object> a = Masking.apply(f64 ? x1.toDoubleArray() : x1.toFloatArray(), n1, positions, channels,
+        maskConstant, "x1");
+    Masking<Object> b = same ? a : Masking.apply(f64 ? x2.toDoubleArray() : x2.toFloatArray(), n2, positions,
+        channels, maskConstant, "x2");
+    Map<String, Object> inputs = new HashMap<>(patterns);
+    inputs.put(Plan.KEPT1, f64 ? a.kept() : dev.ntk.kernels.engine.CpuBackend.float32().fromDoubles(a.kept()));
+    inputs.put(Plan.KEPT2, f64 ? b.kept() : dev.ntk.kernels.engine.CpuBackend.float32().fromDoubles(b.kept()));
+    try (NDManager scope = m.newSubManager()) {
+      NDArray y1 = created(scope, a.x(), x1.getShape());
+      NDArray y2 = same ? y1 : created(scope, b.x(), x2.getShape());
+      return onTensorFlow(plan, y1, y2, same, inputs, n1, n2, m);
+    }
+  }
+
+  private static NDArray created(NDManager m, Object values, Shape shape) {
+    return values instanceof double[] d ? m.create(d, shape) : m.create((float[]) values, shape);
+  }
+
+  /**
+   * The plan on the {@code tensorflow} backend, with the further plan inputs {@code extra} (graph
+   * patterns, masks: {@code double[]} or {@code float[]} in the dtype of the inputs).
+   */
+  private static Map<String, NDArray> onTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
+      Map<String, Object> extra, int n1, int n2, NDManager m) {
     long d = plan.requirements().input().shape().size();
     dev.ntk.kernels.engine.Layout layout = plan.schedule().inputLayout(Plan.NNGP);
     if (!layout.isScalar()) {
-      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, patterns, n1, n2, m);
+      return pixelsOnTensorFlow(plan, layout, x1, same ? x1 : x2, extra, n1, n2, m);
     }
     try (NDManager scope = m.newSubManager()) {
       NDArray f1 = x1.reshape(n1, d);
@@ -301,7 +368,7 @@ public final class KernelFn {
    * then the plan runs as TensorFlow ops.
    */
   private static Map<String, NDArray> pixelsOnTensorFlow(Plan plan, dev.ntk.kernels.engine.Layout layout,
-      NDArray x1, NDArray x2, Map<String, Object> patterns, int n1, int n2, NDManager m) {
+      NDArray x1, NDArray x2, Map<String, Object> extra, int n1, int n2, NDManager m) {
     int channels = Math.toIntExact(plan.requirements().input().channels());
     boolean full = layout.kind() == dev.ntk.kernels.engine.Layout.Kind.FULL;
     int size = layout.size();
@@ -309,7 +376,7 @@ public final class KernelFn {
     Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
     Object b = f64 ? x2.toDoubleArray() : x2.toFloatArray();
     Map<String, NDArray> inputs = new HashMap<>();
-    patterns.forEach((name, v) -> inputs.put(name, v instanceof double[] dv ? m.create(dv) : m.create((float[]) v)));
+    extra.forEach((name, v) -> inputs.put(name, v instanceof double[] dv ? m.create(dv) : m.create((float[]) v)));
     inputs.put(Plan.NNGP, blocks(dev.ntk.kernels.engine.Gram.pixels(a, b, layout.pixels(), channels, full),
         n1, n2, size, f64, m));
     inputs.put(Plan.VAR1, blocks(dev.ntk.kernels.engine.Gram.pixels(a, a, layout.pixels(), channels, full),

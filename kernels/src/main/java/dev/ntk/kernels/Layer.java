@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.engine.Expr;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -60,6 +61,19 @@ public interface Layer {
       return List.of(any);
     }
     return java.util.Collections.nCopies(inputs.size(), any);
+  }
+
+  /**
+   * Masking (neural-tangents' {@code mask_fn}): the per-position masks of this layer's outputs
+   * ({@link KernelExpr#kept1()}: per-pixel blocks, 1 kept, 0 masked) given those of its inputs
+   * ({@code null} for an unmasked input or one without positions), as expressions of them; null
+   * for an output without positions. By default an output on its inputs' grid keeps their mask
+   * and a layer that changes the grid rejects masked inputs naming its path ({@link Masks});
+   * windows ({@code Conv}, pooling) pick the mask under their centre. The outputs' covariances at
+   * masked positions are then zeroed whatever the rule gave.
+   */
+  default List<Expr> outputMasks(List<Expr> masks, RuleContext context) {
+    return Masks.sameGrid(this, masks, context);
   }
 
   /**

@@ -113,7 +113,7 @@ public final class Model implements Serializable {
    * {@code gets}: compiled on the first call in this JVM with these arguments, the same plan after.
    */
   public Plan plan(Shape perExample, DataType dtype, Set<Get> gets) {
-    return plan(perExample, dtype, gets, Spatial.REDUCED);
+    return plan(perExample, dtype, gets, Spatial.REDUCED, null);
   }
 
   /**
@@ -121,7 +121,23 @@ public final class Model implements Serializable {
    * last layer as {@code spatial} says ({@link Plan#compile(Layer, Shape, Set, Spatial)}).
    */
   public Plan plan(Shape perExample, DataType dtype, Set<Get> gets, Spatial spatial) {
-    PlanKey key = new PlanKey(hash, perExample, dtype, Get.setOf(gets), spatial);
+    return plan(perExample, dtype, gets, spatial, null);
+  }
+
+  /**
+   * As {@link #plan(Shape, DataType, Set)}, for inputs masked with {@code maskConstant} (null: none;
+   * {@link Plan#compile(Layer, Shape, Set, Double)}).
+   */
+  public Plan plan(Shape perExample, DataType dtype, Set<Get> gets, Double maskConstant) {
+    return plan(perExample, dtype, gets, Spatial.REDUCED, maskConstant);
+  }
+
+  /**
+   * As {@link #plan(Shape, DataType, Set, Spatial)} for inputs masked with {@code maskConstant} (null:
+   * none; {@link Plan#compile(Layer, Shape, Set, Spatial, Double)}).
+   */
+  public Plan plan(Shape perExample, DataType dtype, Set<Get> gets, Spatial spatial, Double maskConstant) {
+    PlanKey key = new PlanKey(hash, perExample, dtype, Get.setOf(gets), spatial, maskConstant);
     synchronized (PLANS) {
       Plan plan = PLANS.get(key);
       if (plan != null) {
@@ -129,7 +145,7 @@ public final class Model implements Serializable {
       }
     }
     // compiled outside the lock: plans of other models need not wait for this one
-    Plan plan = Plan.compile(layer, perExample, gets, spatial);
+    Plan plan = Plan.compile(layer, perExample, gets, spatial, maskConstant);
     synchronized (PLANS) {
       return PLANS.computeIfAbsent(key, k -> plan);
     }
@@ -211,8 +227,12 @@ public final class Model implements Serializable {
     }
   }
 
-  /** A compiled plan's identity: the model, the example shape, the dtype, the kernels and their spatial axes. */
-  private record PlanKey(String hash, Shape perExample, DataType dtype, Set<Get> gets, Spatial spatial) {}
+  /**
+   * A compiled plan's identity: the model, the example shape, the dtype, the kernels, their spatial
+   * axes and the mask constant.
+   */
+  private record PlanKey(String hash, Shape perExample, DataType dtype, Set<Get> gets, Spatial spatial,
+      Double maskConstant) {}
 
   /** How many model texts this JVM has parsed ({@link ModelSpec#parse} calls); for tests. */
   public static long parses() {

@@ -48,6 +48,12 @@ public final class Plan {
    */
   public static final String PATTERN1 = "pattern1";
   public static final String PATTERN2 = "pattern2";
+  /**
+   * The per-position masks of the inputs of a plan with a mask constant ({@link Masks}): {@code
+   * P} numbers per x1 (x2) input, 1 kept and 0 masked.
+   */
+  public static final String KEPT1 = "kept1";
+  public static final String KEPT2 = "kept2";
 
   /**
    * What the requirements pass decided: the input and output specs, the kernels computed, and
@@ -65,9 +71,11 @@ public final class Plan {
   private final Layout patternNodes;
   private final String patternPath;
   private final boolean sparsePatterns;
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
 
   private Plan(Requirements requirements, Schedule schedule, boolean fromInputs, boolean symmetric,
-      Layout patternNodes, String patternPath, boolean sparsePatterns) {
+      Layout patternNodes, String patternPath, boolean sparsePatterns, Double maskConstant) {
     this.requirements = requirements;
     this.schedule = schedule;
     this.fromInputs = fromInputs;
@@ -75,6 +83,7 @@ public final class Plan {
     this.patternNodes = patternNodes;
     this.patternPath = patternPath;
     this.sparsePatterns = sparsePatterns;
+    this.maskConstant = maskConstant;
   }
 
   /**
@@ -186,6 +195,14 @@ public final class Plan {
   }
 
   /**
+   * The mask constant this plan was compiled for ({@link #compile(Layer, Shape, Set, Spatial, Double)}),
+   * or null.
+   */
+  public Double maskConstant() {
+    return maskConstant;
+  }
+
+  /**
    * Whether every rule is symmetric in its two inputs, so that the kernel of x1 with itself may be
    * computed as a triangle and mirrored; not with neural-tangents' {@code ElementwiseNumerical}.
    */
@@ -199,7 +216,7 @@ public final class Plan {
    * such inputs.
    */
   public static Plan compile(Layer model, Shape perExample, Set<Get> gets) {
-    return compile(model, perExample, gets, Spatial.REDUCED);
+    return compile(model, perExample, gets, Spatial.REDUCED, null);
   }
 
   /**
@@ -211,8 +228,39 @@ public final class Plan {
    * ModelException} naming the readout if the model's output has no spatial axes to keep.
    */
   public static Plan compile(Layer model, Shape perExample, Set<Get> gets, Spatial spatial) {
+    return compile(model, perExample, gets, spatial, null);
+  }
+
+  /**
+   * As {@link #compile(Layer, Shape, Set)}, for inputs masked with {@code maskConstant}
+   * (neural-tangents' {@code mask_constant}, null for none): entries equal to it are zeroed when
+   * the plan runs, a position whose channels all equal it is masked, and the rules exclude masked
+   * positions ({@link Masks}).
+   */
+  public static Plan compile(Layer model, Shape perExample, Set<Get> gets, Double maskConstant) {
+    return compile(model, perExample, gets, Spatial.REDUCED, maskConstant);
+  }
+
+  /**
+   * As {@link #compile(Layer, Shape, Set, Spatial)} for inputs masked with {@code maskConstant} (null:
+   * none, {@link #compile(Layer, Shape, Set, Double)}). Masks are taken only with reduced outputs
+   * ({@link Spatial#REDUCED}) and without graph patterns; other combinations are an error.
+   */
+  public static Plan compile(Layer model, Shape perExample, Set<Get> gets, Spatial spatial, Double maskConstant) {
+    if (maskConstant != null) {
+      Masking.checkConstant(maskConstant);
+      if (spatial != Spatial.REDUCED) {
+        throw new IllegalArgumentException("masked inputs (mask constant " + maskConstant
+            + ") are not supported with kernels that keep spatial axes; ask for the reduced kernel");
+      }
+    }
     Spec spec = Spec.input(perExample);
-    return compile(model, spec, inputKernel(model, spec, false, spatial == Spatial.FULL), gets, true, spatial);
+    KernelExpr in = inputKernel(model, spec, false, spatial == Spatial.FULL);
+    if (maskConstant != null && in.hasPixels()) {
+      Layout grid = Layout.diag(spatialGrid(spec));
+      in = in.withMasks(Expr.input(KEPT1, Domain.ROW, grid), Expr.input(KEPT2, Domain.COL, grid));
+    }
+    return compile(model, spec, in, gets, true, spatial, maskConstant);
   }
 
   /**
@@ -283,11 +331,12 @@ public final class Plan {
     if (gets.isEmpty()) {
       throw new IllegalArgumentException("a plan computes at least one kernel");
     }
-    return compile(model, input, inputKernel(model, input, true, false), gets, false, Spatial.REDUCED);
+    return compile(model, input, inputKernel(model, input, true, false), gets, false, Spatial.REDUCED,
+        null);
   }
 
   private static Plan compile(Layer model, Spec input, KernelExpr in, Set<Get> gets, boolean fromInputs,
-      Spatial spatial) {
+      Spatial spatial, Double maskConstant) {
     boolean outputFull = spatial == Spatial.FULL;
     RuleContext.Result r = RuleContext.run(model, List.of(input), List.of(in), null, false, outputFull);
     if (r.specs().size() != 1) {
@@ -296,6 +345,10 @@ public final class Plan {
     }
     if (spatial.keepsAxes() && !r.specs().get(0).hasSpatialAxes()) {
       throw noSpatialAxes(model, input, in, spatial);
+    }
+    if (maskConstant != null && r.patternLayout() != null) {
+      throw new ModelException(r.patternPath(), "masked inputs (mask constant " + maskConstant
+          + ") are not supported with graph patterns (Aggregate)");
     }
     KernelExpr out = blocks(readout(r.kernels().get(0), spatial));
     Map<String, Expr> pairs = new LinkedHashMap<>();
@@ -307,7 +360,7 @@ public final class Plan {
     if (r.asksSameExample() && fromInputs) {
       // The pair (i, i) of x1 with itself from input i alone: its nngp is input i's own covariance
       // (to the last bit, see run) and its NTK zero, so the rules run once more per input.
-      KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1());
+      KernelExpr self = new KernelExpr(in.var1(), in.ntk(), in.var1(), in.var1(), in.kept1(), in.kept1());
       KernelExpr same = blocks(readout(RuleContext.run(model, List.of(input), List.of(self), null, true,
           outputFull).kernels().get(0), spatial));
       for (Get g : Get.setOf(gets)) {
@@ -319,7 +372,7 @@ public final class Plan {
     // only where a layer needs it, and then from the inputs up.
     boolean diagonalSpatial = in.nngp().layout().kind() != Layout.Kind.FULL;
     return new Plan(new Requirements(input, r.specs().get(0), Set.copyOf(gets), true, diagonalSpatial, spatial),
-        schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath(), r.sparsePatterns());
+        schedule, fromInputs, r.symmetric(), r.patternLayout(), r.patternPath(), r.sparsePatterns(), maskConstant);
   }
 
   /**
@@ -484,13 +537,41 @@ public final class Plan {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
     checkPatterns(patterns);
-    return run(cpu, schedule, requirements.input(), x1, x2, patterns, n1, n2, threads, symmetric, null);
+    Masked<A> m = masked(cpu, x1, x2, n1, n2);
+    return run(cpu, schedule, requirements.input(), m.x1, m.x2, m.with(patterns), n1, n2, threads, symmetric,
+        null);
   }
 
   private void checkPatterns(Map<String, ?> patterns) {
     if (patternNodes != null && !patterns.containsKey(PATTERN1)) {
       throw new IllegalArgumentException(patternPath + " reads a graph pattern per input, and none was given");
     }
+  }
+
+  /** The inputs as the plan takes them: masked ({@link Masking}) where it has a mask constant. */
+  private record Masked<A>(A x1, A x2, Map<String, Object> kept) {
+    /** The further plan inputs {@code patterns} with the masks {@link #KEPT1}, {@link #KEPT2} if any. */
+    Map<String, ?> with(Map<String, ?> patterns) {
+      if (kept.isEmpty()) {
+        return patterns;
+      }
+      Map<String, Object> all = new java.util.HashMap<>(patterns);
+      all.putAll(kept);
+      return all;
+    }
+  }
+
+  private <A> Masked<A> masked(CpuBackend<A> cpu, A x1, A x2, int n1, int n2) {
+    if (maskConstant == null) {
+      return new Masked<>(x1, x2, Map.of());
+    }
+    Spec in = requirements.input();
+    int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
+    int channels = Math.toIntExact(in.shape().size() / positions);
+    Masking<A> a = Masking.apply(x1, n1, positions, channels, maskConstant, "x1");
+    Masking<A> b = x2 == null ? null : Masking.apply(x2, n2, positions, channels, maskConstant, "x2");
+    return new Masked<>(a.x(), b == null ? null : b.x(), Map.of(KEPT1, cpu.fromDoubles(a.kept()),
+        KEPT2, cpu.fromDoubles(b == null ? a.kept() : b.kept())));
   }
 
   /**
@@ -537,7 +618,8 @@ public final class Plan {
         cpu.fromDoubles(new double[Math.multiplyExact(n2, e.layout().size())])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
-    run(cpu, schedule, requirements.input(), x1, x2, patterns, n1, n2, threads, symmetric, out);
+    Masked<A> m = masked(cpu, x1, x2, n1, n2);
+    run(cpu, schedule, requirements.input(), m.x1, m.x2, m.with(patterns), n1, n2, threads, symmetric, out);
     return vars;
   }
 

@@ -77,8 +77,8 @@ public final class RuleContext {
     List<Spec> out = model.outputSpecs(specs, model.name());
     List<Boolean> full = java.util.Collections.nCopies(out.size(), outputFull);
     Shared shared = new Shared(sameExample);
-    List<KernelExpr> result = model.rule(reduce(model, specs, inputs, full),
-        new RuleContext(model.name(), specs, out, full, taps, shared));
+    RuleContext context = new RuleContext(model.name(), specs, out, full, taps, shared);
+    List<KernelExpr> result = masked(model, inputs, model.rule(reduce(model, specs, inputs, full), context), context);
     if (taps != null) {
       taps.accept(model.name(), result);
     }
@@ -150,6 +150,25 @@ public final class RuleContext {
         && input.hasSpatialAxes();
   }
 
+  /**
+   * The outputs of a layer's rule with masks ({@link Masks}): where an input is masked, a plain
+   * layer's outputs get the masks {@link Layer#outputMasks} gives and are remasked; a combinator's
+   * outputs carry what its children gave them.
+   */
+  private static List<KernelExpr> masked(Layer layer, List<KernelExpr> inputs, List<KernelExpr> outputs,
+      RuleContext context) {
+    if (!layer.children().isEmpty() || inputs.stream().noneMatch(KernelExpr::masked)) {
+      return outputs;
+    }
+    List<Expr> kept1 = layer.outputMasks(inputs.stream().map(KernelExpr::kept1).toList(), context);
+    List<Expr> kept2 = layer.outputMasks(inputs.stream().map(KernelExpr::kept2).toList(), context);
+    List<KernelExpr> out = new java.util.ArrayList<>(outputs.size());
+    for (int i = 0; i < outputs.size(); i++) {
+      out.add(Masks.remask(outputs.get(i), kept1.get(i), kept2.get(i)));
+    }
+    return out;
+  }
+
   /** {@code kernels} reduced to their pixel-diagonal where {@code layer} needs no more of them. */
   private static List<KernelExpr> reduce(Layer layer, List<Spec> specs, List<KernelExpr> kernels,
       List<Boolean> outputsFull) {
@@ -179,8 +198,9 @@ public final class RuleContext {
       List<Boolean> childOutputsFull) {
     String childPath = childPath(path, index, child);
     List<Spec> out = child.outputSpecs(childInputs, childPath);
-    List<KernelExpr> result = child.rule(reduce(child, childInputs, kernels, childOutputsFull),
-        new RuleContext(childPath, childInputs, out, childOutputsFull, taps, shared));
+    RuleContext context = new RuleContext(childPath, childInputs, out, childOutputsFull, taps, shared);
+    List<KernelExpr> result = masked(child, kernels,
+        child.rule(reduce(child, childInputs, kernels, childOutputsFull), context), context);
     if (taps != null) {
       taps.accept(childPath, result);
     }

@@ -59,18 +59,20 @@ import java.util.concurrent.Future;
  * @param covariances {@code cov1} and/or {@code cov2}, written beside the kernels
  * @param diagonalBatch neural-tangents' {@code diagonal_batch}: each covariance per input ({@code (N1,
  *     ...)}), or between every two inputs of its batch ({@code (N1, N1, ...)}, the NNGP of x1 with itself)
+ * @param maskConstant {@code --mask-constant}, or null
  */
 record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
-    NpyDType dtype, Backend backend, Spatial spatial, List<String> covariances, boolean diagonalBatch) {
+    NpyDType dtype, Backend backend, Spatial spatial, List<String> covariances, boolean diagonalBatch,
+    Double maskConstant) {
   InProcessKernel {
     get = List.copyOf(get);
     covariances = List.copyOf(covariances);
   }
 
-  /** The reduced kernels {@code get} alone ({@code patterns} null but for a graph model). */
+  /** The reduced kernels {@code get} alone ({@code patterns} null but for a graph model), unmasked. */
   InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patterns patterns, List<Get> get,
       NpyDType dtype, Backend backend) {
-    this(model, x1, x2, patterns, get, dtype, backend, Spatial.REDUCED, List.of(), true);
+    this(model, x1, x2, patterns, get, dtype, backend, Spatial.REDUCED, List.of(), true, null);
   }
 
   /** The array type of {@code dtype}. */
@@ -93,7 +95,10 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     long[] perExample = Arrays.copyOfRange(x1.shape(), 1, x1.shape().length);
     KernelFn fn = model.layer().kernelFn().withBackend(backend).keepSpatial(spatial);
-    Plan plan = model.plan(new Shape(perExample), dataType(dtype), Get.setOf(get), spatial);
+    if (maskConstant != null) {
+      fn = fn.withMaskConstant(maskConstant);
+    }
+    Plan plan = model.plan(new Shape(perExample), dataType(dtype), Get.setOf(get), spatial, maskConstant);
     Map<String, NativeBuffer> natives = new HashMap<>();
     Map<String, long[]> shapes = new LinkedHashMap<>();
     try {

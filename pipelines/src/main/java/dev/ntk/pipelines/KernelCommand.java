@@ -66,6 +66,11 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
   @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
   Path out;
 
+  @Option(names = "--mask-constant", paramLabel = "C", description = "Inputs padded with C (neural-tangents' "
+      + "mask_constant): entries equal to C are zeroed, a position whose channels all equal C is masked and left "
+      + "out of the kernels (GlobalAvgPool averages over kept positions, attention ignores masked keys).")
+  Double maskConstant;
+
   @Override
   public Integer call() throws IOException {
     options.beamArgs = unmatched;
@@ -116,9 +121,20 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       throw new UsageException("--diagonal-batch false shapes only cov1 and cov2: ask for them with --get");
     }
     long[] shape = x.x1().shape();
+    if (maskConstant != null) {
+      checkMasks(x);
+      if (spatial.keepsAxes()) {
+        throw new UsageException("--mask-constant does not take --diagonal-spatial (kernels that keep spatial axes "
+            + "of masked inputs are not supported); drop one of them");
+      }
+    }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
-        shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial);
-    Backend backend = options.backend.resolve(plan.schedule());
+        shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial, maskConstant);
+    Backend resolved = options.backend.resolve(plan.schedule());
+    if (maskConstant != null && resolved == Backend.CUDA && options.backend != Backend.AUTO) {
+      throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
+    }
+    Backend backend = maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;
@@ -167,10 +183,10 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
-          options.dtype, outputs.directory()).withBackend(options.backend);
+          options.dtype, outputs.directory()).withBackend(options.backend).withMaskConstant(maskConstant);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, options.dtype,
-              backend, spatial, covariances, batch.equals("true"))
+              backend, spatial, covariances, batch.equals("true"), maskConstant)
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
     }
@@ -187,6 +203,32 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       w.println("wrote " + out.resolve(f) + " " + Ntk.describe(out.resolve(f)));
     }
     return 0;
+  }
+
+  /**
+   * Checks {@code --mask-constant} against the inputs before anything runs: a finite number, and no
+   * example whose entries all equal it.
+   */
+  private void checkMasks(KernelInputs.Inputs x) {
+    if (!Double.isFinite(maskConstant)) {
+      throw new UsageException("--mask-constant must be a finite number, got " + maskConstant);
+    }
+    long[] shape = x.x1().shape();
+    int channels = shape.length > 2 ? Math.toIntExact(shape[shape.length - 1]) : 1;
+    for (int k = 0; k < 2; k++) {
+      dev.ntk.io.NpyArray a = k == 0 ? x.x1() : x.x2();
+      if (a == null) {
+        continue;
+      }
+      int n = Math.toIntExact(a.shape()[0]);
+      int positions = Math.toIntExact(a.data().length / ((long) n * channels));
+      try {
+        dev.ntk.kernels.Masking.apply(a.data(), n, positions, channels, maskConstant,
+            k == 0 ? "--x1 " + inputs.x1 : "--x2 " + inputs.x2);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage());
+      }
+    }
   }
 
   /** The value of {@code future}; its failure thrown as it was thrown. */

@@ -23,24 +23,29 @@ import org.apache.beam.sdk.options.PipelineOptions;
  * @param x2 {@code null} for the kernel of {@code x1} with itself
  */
 public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out,
-    Backend backend) {
+    Backend backend, Double maskConstant) {
   public KernelJob {
     get = List.copyOf(get);
   }
 
   /** The job on the {@code auto} backend. */
   public KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
-    this(model, x1, x2, get, tile, dtype, out, Backend.AUTO);
+    this(model, x1, x2, get, tile, dtype, out, Backend.AUTO, null);
   }
 
   /** The job of the model in the file {@code model} on the {@code auto} backend. */
   public KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
-    this(Model.read(model), x1, x2, get, tile, dtype, out, Backend.AUTO);
+    this(Model.read(model), x1, x2, get, tile, dtype, out, Backend.AUTO, null);
   }
 
   /** The same job on {@code newBackend}. */
   public KernelJob withBackend(Backend newBackend) {
-    return new KernelJob(model, x1, x2, get, tile, dtype, out, newBackend);
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, newBackend, maskConstant);
+  }
+
+  /** The same job on inputs padded with {@code constant} (neural-tangents' {@code mask_constant}; null: none). */
+  public KernelJob withMaskConstant(Double constant) {
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, backend, constant);
   }
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
@@ -50,8 +55,9 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, 
 
   /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
-    return run(TileSet.create(model, x1, x2, tile, dtype, out.resolve(Outputs.TILES)), get, backend, options,
-        outputs, progress);
+    return run(TileSet.create(model, x1.toAbsolutePath().toString(), x2 == null ? null
+        : x2.toAbsolutePath().toString(), tile, dtype, out.resolve(Outputs.TILES).toAbsolutePath().toString(),
+        maskConstant), get, backend, options, outputs, progress);
   }
 
   /**

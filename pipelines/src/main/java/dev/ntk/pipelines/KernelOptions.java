@@ -62,4 +62,10 @@ public interface KernelOptions extends PipelineOptions {
   String getBackend();
 
   void setBackend(String value);
+
+  @Description("Inputs padded with this constant (neural-tangents' mask_constant): entries equal to it are zeroed "
+      + "and positions whose channels all equal it are left out of the kernels. Unset: no masking.")
+  Double getMaskConstant();
+
+  void setMaskConstant(Double value);
 }

@@ -56,8 +56,12 @@ public final class KernelPipeline {
       get.add(Get.of(g));
     }
     String tiles = BeamFiles.childDirectory(BeamFiles.directory(options.getOut()), "tiles").toString();
+    Double mask = options.getMaskConstant();
+    if (mask != null) {
+      dev.ntk.kernels.Masking.checkConstant(mask);
+    }
     TileSet set = TileSet.create(Model.parse(json), options.getX1(), options.getX2(), options.getTileRows(),
-        NpyDType.fromName(options.getDtype()), tiles);
+        NpyDType.fromName(options.getDtype()), tiles, mask);
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(set).withBackend(Backend.of(options.getBackend())))
         .apply("WriteKernels", WriteKernels.to(set, List.copyOf(new LinkedHashSet<>(get)), options.getOut()));

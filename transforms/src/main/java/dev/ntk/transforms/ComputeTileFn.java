@@ -224,17 +224,33 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
   private TileComputer.StoredTile computeStored(TileInputs.Bound job, TileKey key) throws IOException {
     Rows in = rows(job, key);
     long computing = System.nanoTime();
-    TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
-    computeMicros.update(microsSince(computing));
-    return tile;
+    try {
+      TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
+      computeMicros.update(microsSince(computing));
+      return tile;
+    } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {
+      throw named(job, key, e);
+    }
+  }
+
+  /** A fully masked example named by its file (or collection) and its index there, not in the tile. */
+  private static RuntimeException named(TileInputs.Bound job, TileKey key,
+      dev.ntk.kernels.Masking.FullyMaskedException e) {
+    boolean rows = e.input().equals("x1");
+    return e.at(job.inputName(!rows), rows ? key.rowOffset() : key.colOffset());
   }
 
   private Tile compute(TileInputs.Bound job, TileKey key) throws IOException {
     Rows in = rows(job, key);
     long computing = System.nanoTime();
-    Tile tile = new Tile(key, job.modelHash(), job.inputsHash(), job.dtype(), computer.compute(key, in.a(), in.b()));
-    computeMicros.update(microsSince(computing));
-    return tile;
+    try {
+      Tile tile = new Tile(key, job.modelHash(), job.inputsHash(), job.dtype(),
+          computer.compute(key, in.a(), in.b()));
+      computeMicros.update(microsSince(computing));
+      return tile;
+    } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {
+      throw named(job, key, e);
+    }
   }
 
   private static long microsSince(long nanos) {

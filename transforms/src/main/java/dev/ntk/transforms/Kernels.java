@@ -7,6 +7,7 @@ import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
+import dev.ntk.kernels.Masking;
 import dev.ntk.kernels.Model;
 import dev.ntk.kernels.engine.Backend;
 import java.io.IOException;
@@ -83,36 +84,46 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
    *
    * @param exampleShape the per-example shape, or {@code null} for {@code (length,)}
    * @param tileDirectory where finished tiles are read from and new ones written to, or {@code null}
+   * @param maskConstant neural-tangents' {@code mask_constant}, or {@code null}
    */
   record Settings(Model model, int tileRows, NpyDType dtype, Backend backend, List<Get> get, long[] exampleShape,
-      String tileDirectory) implements java.io.Serializable {
+      String tileDirectory, Double maskConstant) implements java.io.Serializable {
     Settings {
       get = List.copyOf(get);
       exampleShape = exampleShape == null ? null : exampleShape.clone();
     }
 
     Settings withTileRows(int rows) {
-      return new Settings(model, rows, dtype, backend, get, exampleShape, tileDirectory);
+      return new Settings(model, rows, dtype, backend, get, exampleShape, tileDirectory, maskConstant);
     }
 
     Settings withDType(NpyDType newDType) {
-      return new Settings(model, tileRows, newDType, backend, get, exampleShape, tileDirectory);
+      return new Settings(model, tileRows, newDType, backend, get, exampleShape, tileDirectory, maskConstant);
     }
 
     Settings withBackend(Backend newBackend) {
-      return new Settings(model, tileRows, dtype, newBackend, get, exampleShape, tileDirectory);
+      return new Settings(model, tileRows, dtype, newBackend, get, exampleShape, tileDirectory, maskConstant);
     }
 
     Settings withGet(List<Get> newGet) {
-      return new Settings(model, tileRows, dtype, backend, newGet, exampleShape, tileDirectory);
+      return new Settings(model, tileRows, dtype, backend, newGet, exampleShape, tileDirectory, maskConstant);
     }
 
     Settings withExampleShape(long[] shape) {
-      return new Settings(model, tileRows, dtype, backend, get, shape, tileDirectory);
+      return new Settings(model, tileRows, dtype, backend, get, shape, tileDirectory, maskConstant);
+    }
+
+    Settings withMaskConstant(Double constant) {
+      return new Settings(model, tileRows, dtype, backend, get, exampleShape, tileDirectory, constant);
+    }
+
+    /** The hash the tiles carry: the model's, or {@link Masking#hash} of it and the mask constant. */
+    String modelHash() {
+      return maskConstant == null ? model.hash() : Masking.hash(model.hash(), maskConstant);
     }
 
     Settings withTileDirectory(String directory) {
-      return new Settings(model, tileRows, dtype, backend, get, exampleShape, directory);
+      return new Settings(model, tileRows, dtype, backend, get, exampleShape, directory, maskConstant);
     }
 
     /** The per-example shape the model sees, from the collection's feature length. */
@@ -134,7 +145,8 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
      * no NTK step), told the whole kernel's entries as {@link TileSet} tells it.
      */
     TileComputer function(long[] featureShape, long n1, long n2) {
-      return new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2, EnumSet.copyOf(get));
+      return new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2, EnumSet.copyOf(get),
+          maskConstant);
     }
   }
 
@@ -151,7 +163,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
   public static Kernels of(Model model) {
     return new Kernels(new Settings(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
-        List.of(Get.NNGP, Get.NTK), null, null), null);
+        List.of(Get.NNGP, Get.NTK), null, null, null), null);
   }
 
   /** The kernels of the model in the JSON model file format ({@code docs/MODEL_SPEC.md}). */
@@ -221,6 +233,17 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     return new Kernels(settings.withTileDirectory(directory), x2);
   }
 
+  /**
+   * The kernels of inputs padded with {@code constant} (neural-tangents' {@code mask_constant},
+   * {@link dev.ntk.kernels.KernelFn#withMaskConstant}): entries equal to it are zeroed and positions
+   * whose channels all equal it are left out of the kernels; tiles carry the hash of the model and
+   * the constant ({@link Masking#hash}). An example whose entries all equal it fails the tile that
+   * holds it, naming the example.
+   */
+  public Kernels withMaskConstant(double constant) {
+    return new Kernels(settings.withMaskConstant(Masking.checkConstant(constant)), x2);
+  }
+
   /** What a worker runs for an {@code n1 x n2} kernel of examples of {@code featureShape} (for tests). */
   TileComputer function(long[] featureShape, long n1, long n2) {
     return settings.function(featureShape, n1, n2);
@@ -275,6 +298,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
     builder.add(DisplayData.item("model", settings.model().hash()).withLabel("Model hash"))
+        .addIfNotNull(DisplayData.item("maskConstant", settings.maskConstant()).withLabel("Mask constant"))
         .add(DisplayData.item("tileRows", settings.tileRows()).withLabel("Rows per tile"))
         .add(DisplayData.item("dtype", settings.dtype().typeName()).withLabel("Kernel dtype"))
         .add(DisplayData.item("backend", settings.backend().key()).withLabel("Kernel backend"))
@@ -558,7 +582,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       }
       long[] shape = settings.shape("x1", s1.refLength());
       settings.model().plan(new Shape(shape), TileComputer.dataType(settings.dtype()),
-          EnumSet.copyOf(settings.get()));
+          EnumSet.copyOf(settings.get()), settings.maskConstant());
       for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, settings.tileRows(),
           second == null).tiles()) {
         c.output(key);
@@ -618,7 +642,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
       return new Bound() {
         @Override
         public String modelHash() {
-          return settings.model().hash();
+          return settings.modelHash();
         }
 
         @Override
@@ -640,6 +664,11 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
         public TileFunction function(Backend backend) {
           return settings.withBackend(backend).function(settings.shape("x1", s1.refLength()),
               s1.maxIndex() + 1, s2.maxIndex() + 1);
+        }
+
+        @Override
+        public String inputName(boolean ofX2) {
+          return ofX2 && second != null ? "X2" : "X1";
         }
 
         @Override

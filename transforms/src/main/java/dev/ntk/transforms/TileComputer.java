@@ -54,13 +54,31 @@ final class TileComputer implements TileFunction {
   private transient Plan plan;
   private transient NDManager manager;
 
+  /** neural-tangents' {@code mask_constant}, or null. */
+  private final Double maskConstant;
+
   TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries) {
-    this(model, featureShape, dtype, backend, entries, EnumSet.allOf(Get.class));
+    this(model, featureShape, dtype, backend, entries, EnumSet.allOf(Get.class), null);
   }
 
   /** A computer of the kernels {@code gets} only. */
   TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries,
       Set<Get> gets) {
+    this(model, featureShape, dtype, backend, entries, gets, null);
+  }
+
+  /** A computer of all kernels, for inputs masked with {@code maskConstant} (null: none; {@link
+   * KernelFn#withMaskConstant}).
+   */
+  TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries,
+      Double maskConstant) {
+    this(model, featureShape, dtype, backend, entries, EnumSet.allOf(Get.class), maskConstant);
+  }
+
+  /** A computer of the kernels {@code gets} for inputs masked with {@code maskConstant} (null: none). */
+  TileComputer(Model model, long[] featureShape, NpyDType dtype, Backend backend, double entries,
+      Set<Get> gets, Double maskConstant) {
+    this.maskConstant = maskConstant;
     this.model = model;
     this.featureShape = featureShape.clone();
     this.dtype = dtype;
@@ -83,9 +101,15 @@ final class TileComputer implements TileFunction {
   /** Compiles the plan; on the worker, so that {@code auto} means this machine's GPU, if any. */
   @Override
   public void setup() {
-    plan = model.plan(new Shape(featureShape), dataType(dtype), gets);
+    plan = model.plan(new Shape(featureShape), dataType(dtype), gets, maskConstant);
     resolved = backend.resolve(plan.schedule());
+    if (maskConstant != null && resolved == Backend.CUDA) {
+      resolved = Backend.CPU; // the cuda engine does not take masks
+    }
     kernelFn = model.layer().kernelFn().withBackend(resolved);
+    if (maskConstant != null) {
+      kernelFn = kernelFn.withMaskConstant(maskConstant);
+    }
     work = entries * plan.schedule().tileWork();
     if (resolved != Backend.CPU) {
       manager = Tensors.newManager();

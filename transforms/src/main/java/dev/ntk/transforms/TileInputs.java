@@ -51,6 +51,9 @@ interface TileInputs extends Serializable {
     /** Rows {@code [first, first + count)} of x1, or of x2 for {@code second} (x1 for a symmetric kernel). */
     double[] rows(boolean second, long first, int count) throws IOException;
 
+    /** The name of x1, or of x2 for {@code second}, in messages (its file, or its collection). */
+    String inputName(boolean second);
+
     /** How many blocks of rows this worker has read from files so far. */
     default long blocksRead() {
       return 0;
@@ -102,6 +105,11 @@ interface TileInputs extends Serializable {
     @Override
     public TileFunction function(Backend backend) {
       return tiles.function(backend);
+    }
+
+    @Override
+    public String inputName(boolean second) {
+      return second && !tiles.symmetric() ? tiles.x2() : tiles.x1();
     }
 
     @Override

@@ -204,7 +204,7 @@ final class TileKernel implements KernelOperator {
         throw new UncheckedIOException(e);
       }
       computer = new TileComputer(set.model(), set.featureShape(), set.dtype(), backend,
-          (double) n * ConjugateGradients.Settings.DEFAULT_RANK);
+          (double) n * ConjugateGradients.Settings.DEFAULT_RANK, set.maskConstant());
       computer.setup();
     }
     double[] pivotInputs = new double[Math.multiplyExact(pivots.length, features)];

@@ -62,7 +62,8 @@ public record TileSet(
     NpyDType dtype,
     String directory,
     String inputsHash,
-    EmpiricalTiles empirical)
+    EmpiricalTiles empirical,
+    Double maskConstant)
     implements Serializable {
   /** The file in a set's directory that describes the set (JSON). */
   public static final String DESCRIPTION = "set.json";
@@ -103,7 +104,18 @@ public record TileSet(
    */
   public static TileSet create(Model model, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
-    return create(model, null, x1, x2, tileSize, dtype, store);
+    return create(model, null, x1, x2, tileSize, dtype, store, null);
+  }
+
+  /**
+   * The kernel of {@code model} between inputs padded with {@code maskConstant} (neural-tangents'
+   * {@code mask_constant}, {@link dev.ntk.kernels.KernelFn#withMaskConstant}; null: unmasked), as
+   * {@link #create(Model, String, String, int, NpyDType, String)} describes the unmasked one; its
+   * tiles carry {@link dev.ntk.kernels.Masking#hash} of the model hash and the constant.
+   */
+  public static TileSet create(Model model, String x1, String x2, int tileSize,
+      NpyDType dtype, String store, Double maskConstant) throws IOException {
+    return create(model, null, x1, x2, tileSize, dtype, store, maskConstant);
   }
 
   /**
@@ -113,11 +125,11 @@ public record TileSet(
    */
   public static TileSet create(EmpiricalTiles network, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
-    return create(network.model(), network, x1, x2, tileSize, dtype, store);
+    return create(network.model(), network, x1, x2, tileSize, dtype, store, null);
   }
 
   private static TileSet create(Model model, EmpiricalTiles network, String x1, String x2, int tileSize,
-      NpyDType dtype, String store) throws IOException {
+      NpyDType dtype, String store, Double maskConstant) throws IOException {
     String file1 = spec(BeamFiles.file(x1));
     String file2 = x2 == null ? null : spec(BeamFiles.file(x2));
     NpyHeader h1 = header(file1);
@@ -132,9 +144,10 @@ public record TileSet(
     String inputs = sha256(file1) + (file2 == null ? "" : "+" + sha256(file2));
     TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
     ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
-        setName(network == null ? model.hash() : network.hash(), inputs, dtype, tileSize));
+        setName(network != null ? network.hash() : maskConstant != null
+            ? dev.ntk.kernels.Masking.hash(model.hash(), maskConstant) : model.hash(), inputs, dtype, tileSize));
     TileSet set = new TileSet(model, file1, file2, plan.n1(), plan.n2(), features,
-        tileSize, dtype, spec(directory), inputs, network);
+        tileSize, dtype, spec(directory), inputs, network, maskConstant);
     set.describe();
     return set;
   }
@@ -180,6 +193,9 @@ public record TileSet(
     if (empirical != null) {
       d.put("empirical", empirical.describe());
     }
+    if (maskConstant != null) {
+      d.put("mask_constant", maskConstant);
+    }
     byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
     BeamFiles.writeAtomically(resource(DESCRIPTION), channel -> channel.write(ByteBuffer.wrap(bytes)));
   }
@@ -189,7 +205,8 @@ public record TileSet(
    * kernels, the finite network's ({@link EmpiricalTiles#hash}).
    */
   public String modelHash() {
-    return empirical == null ? model.hash() : empirical.hash();
+    return empirical != null ? empirical.hash() : maskConstant != null
+        ? dev.ntk.kernels.Masking.hash(model.hash(), maskConstant) : model.hash();
   }
 
   /**
@@ -199,7 +216,7 @@ public record TileSet(
    */
   TileFunction function(dev.ntk.kernels.engine.Backend backend) {
     return empirical != null ? empirical.function(featureShape, dtype)
-        : new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2);
+        : new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2, maskConstant);
   }
 
   /** Whether this is the kernel of x1 with itself. */

@@ -371,6 +371,69 @@ class KernelsTest {
     assertFalse(Files.exists(tiles));
   }
 
+  private static final String SEQUENCE_MODEL = """
+      {"serial": [{"Conv": {"out_chan": 8, "filter_shape": [2], "padding": "SAME", "W_std": 1.4, "b_std": 0.1}},
+                  {"Relu": {}}, {"GlobalSelfAttention": {"n_chan_out": 8, "n_chan_key": 8, "n_chan_val": 4,
+                  "n_heads": 2}}, {"Relu": {}}, {"GlobalAvgPool": {}}, {"Dense": {"out_dim": 1}}]}""";
+
+  /** Sequences of {@code lengths} random positions of 2 channels, padded with {@code pad} to 4. */
+  private static List<KV<Long, double[]>> padded(int[] lengths, double pad, long seed) {
+    java.util.Random r = new java.util.Random(seed);
+    List<KV<Long, double[]>> rows = new ArrayList<>();
+    for (int i = 0; i < lengths.length; i++) {
+      double[] v = new double[8];
+      java.util.Arrays.fill(v, pad);
+      for (int k = 0; k < lengths[i] * 2; k++) {
+        v[k] = r.nextGaussian();
+      }
+      rows.add(KV.of((long) i, v));
+    }
+    return rows;
+  }
+
+  /**
+   * {@code withMaskConstant}: the tiles of padded sequences put together are the in-process masked
+   * kernels ({@code KernelFn.withMaskConstant}), and carry the hash of the model and the constant.
+   */
+  @Test
+  void maskedTilesEqualTheInProcessMaskedKernels(TestPipeline p) {
+    List<KV<Long, double[]>> x1 = padded(new int[] {4, 2, 3, 1, 4}, -5, 1);
+    List<KV<Long, double[]>> x2 = padded(new int[] {1, 3, 2}, -5, 2);
+    double[][] want = new double[2][];
+    try (NDManager m = Tensors.newManager()) {
+      double[] a = x1.stream().flatMapToDouble(kv -> java.util.Arrays.stream(kv.getValue())).toArray();
+      double[] b = x2.stream().flatMapToDouble(kv -> java.util.Arrays.stream(kv.getValue())).toArray();
+      Kernel k = ModelSpec.parse(SEQUENCE_MODEL).kernelFn().withBackend(Backend.CPU).withMaskConstant(-5).apply(
+          m.create(a, new ai.djl.ndarray.types.Shape(5, 4, 2)), m.create(b, new ai.djl.ndarray.types.Shape(3, 4, 2)));
+      want[0] = Tensors.toDoubles(k.nngp());
+      want[1] = Tensors.toDoubles(k.ntk());
+    }
+    PCollection<Tile> tiles = examples(p, "X1", x1).apply("Kernels", Kernels.of(SEQUENCE_MODEL).withTileRows(2)
+        .withExampleShape(4, 2).withMaskConstant(-5).withBackend(Backend.CPU).withX2(examples(p, "X2", x2)));
+    String hash = dev.ntk.kernels.Masking.hash(ModelSpec.hash(ModelSpec.parse(SEQUENCE_MODEL)), -5);
+    PAssert.that(tiles).satisfies(all -> {
+      for (Tile t : all) {
+        assertEquals(hash, t.modelHash());
+      }
+      double e1 = Fixtures.relativeError(assemble(all, "nngp", 5, 3, false), want[0]);
+      double e2 = Fixtures.relativeError(assemble(all, "ntk", 5, 3, false), want[1]);
+      assertTrue(e1 <= 1e-12 && e2 <= 1e-12, "relative errors " + e1 + ", " + e2);
+      return null;
+    });
+    p.run().waitUntilFinish();
+  }
+
+  /** A fully masked example fails its tile with its index in the collection. */
+  @Test
+  void aFullyMaskedExampleIsNamed() {
+    Path tiles = dir.resolve("bad-tiles");
+    Pipeline p = Fixtures.pipeline(Runners.Kind.DIRECT, 2);
+    examples(p, "X1", padded(new int[] {4, 2, 3, 0, 4}, -5, 3)).apply(Kernels.of(SEQUENCE_MODEL).withTileRows(2)
+        .withExampleShape(4, 2).withMaskConstant(-5)).apply(KernelIO.writeArrow(tiles.toString()));
+    Exception e = assertThrows(Exception.class, () -> Fixtures.run(p));
+    assertTrue(messages(e).contains("X1, example 3: every entry equals the mask constant -5.0"), messages(e));
+  }
+
   @Test
   void configurationIsImmutableCheckedAndDisplayed() {
     Kernels base = Kernels.of(Fixtures.MODEL);
@@ -382,6 +445,8 @@ class KernelsTest {
     assertTrue(DisplayData.from(base).toString().contains("256"), "the original is unchanged");
     assertThrows(IllegalArgumentException.class, () -> base.withTileRows(0));
     assertThrows(IllegalArgumentException.class, () -> base.withGet());
+    assertThrows(IllegalArgumentException.class, () -> base.withMaskConstant(Double.NaN));
+    assertTrue(DisplayData.from(base.withMaskConstant(-1)).toString().contains("maskConstant"));
     assertThrows(IllegalArgumentException.class, () -> Kernels.of("{\"serial\": [{\"Nope\": {}}]}"));
     assertTrue(DisplayData.from(KernelIO.writeNpy("/x/y")).toString().contains("/x/y"));
   }
