@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost of one conjugate-gradient iteration on the train kernel's tiles (issue 26): runs
 # `ntk predict --solver cg --runner DirectRunner --tile TILE` on the first N Fashion-MNIST images as a
-# whole process under /usr/bin/time -v, and prints one table row per run: the wall time, the peak RSS,
+# whole process under /usr/bin/time -v, and prints one table row per run: the wall and CPU time, the peak RSS,
 # the solve's iterations, residual, preconditioner time and the seconds of one product with the kernel
 # with its parts (tiles read, widened, multiplied; `ConjugateGradients.Status`). Nothing is written to
 # bench/RESULTS.md: the rows are printed for the report.
@@ -31,25 +31,27 @@ fi
 mkdir -p "$OUT"
 echo "$(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%MZ)"
 echo
-echo "| train / test | dtype | tile | rank | wall (s) | peak RSS (GB) | solve (\`ntk: conjugate gradients:\`) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| train / test | dtype | tile | rank | wall (s) | CPU (s) | peak RSS (GB) | solve (\`ntk: conjugate gradients:\`) |"
+echo "|---|---|---|---|---|---|---|---|"
 for run in $RUNS; do
   IFS=: read -r N M DTYPE TILE RANK <<< "$run"
   RANK=${RANK:-1024}
   DIR="$OUT/n$N"
   [[ -f "$DIR/x_train.npy" ]] || $PYTHON bench/predict_reference.py fashion --n "$N" --m "$M" --data "$DATA" --out "$DIR" >&2
   RUN="$DIR/cg-$DTYPE-t$TILE-r$RANK"
-  rm -rf "$RUN"
+  # the tiles of an earlier run of the same size, dtype and tile are reused (FRESH=1 computes them again)
+  if [[ ${FRESH:-0} == 1 ]]; then rm -rf "$RUN"; else find "$RUN" -mindepth 1 -maxdepth 1 ! -name tiles -exec rm -rf {} + 2>/dev/null || true; fi
   LOG="$RUN.log"
   s=$(date +%s.%N)
   # shellcheck disable=SC2086
   /usr/bin/time -v $NTK predict --model $MODEL --x-train "$DIR/x_train.npy" --y-train "$DIR/y_train.npy" \
     --x-test "$DIR/x_test.npy" --get "$GET" --dtype "$DTYPE" --diag-reg "$DIAG_REG" --solver cg $CG \
     --cg-rank "$RANK" --runner DirectRunner --tile "$TILE" --out "$RUN" > "$LOG" 2>&1 \
-    || { echo "| $N / $M | $DTYPE | $TILE | $RANK | failed: $(grep -m1 '^ntk:' "$LOG" | cut -c1-150) | | |"; continue; }
+    || { echo "| $N / $M | $DTYPE | $TILE | $RANK | failed: $(grep -m1 '^ntk:' "$LOG" | cut -c1-150) | | | |"; continue; }
   e=$(date +%s.%N)
   RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$LOG")
+  CPU=$(echo "$(sed -n 's/.*User time (seconds): //p' "$LOG") + $(sed -n 's/.*System time (seconds): //p' "$LOG")" | bc)
   SOLVE=$(sed -n 's/^ntk: conjugate gradients: //p' "$LOG" | tail -1)
-  printf '| %s / %s | %s | %s | %s | %.1f | %.2f | %s |\n' "$N" "$M" "$DTYPE" "$TILE" "$RANK" \
-    "$(echo "$e - $s" | bc)" "$(echo "$RSS / 1048576" | bc -l)" "$SOLVE"
+  printf '| %s / %s | %s | %s | %s | %.1f | %.1f | %.2f | %s |\n' "$N" "$M" "$DTYPE" "$TILE" "$RANK" \
+    "$(echo "$e - $s" | bc)" "$CPU" "$(echo "$RSS / 1048576" | bc -l)" "$SOLVE"
 done

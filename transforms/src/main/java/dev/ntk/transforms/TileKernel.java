@@ -15,6 +15,7 @@ import java.nio.FloatBuffer;
 import java.nio.channels.SeekableByteChannel;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -48,6 +49,13 @@ final class TileKernel implements KernelOperator {
   private double[] inputs;
   private List<TileFiles.Layout> layouts;
   private int column;
+  /**
+   * Tiles of fewer bytes are read on the calling thread: a read from the page cache that small takes
+   * less than handing it to the reader thread and back, which on a machine shared beyond its cores
+   * waits for the scheduler.
+   */
+  static final int READ_AHEAD_BYTES = 1 << 20;
+
   /** Two buffers of the largest tile's bytes (one read while the other is multiplied), made by the first product. */
   private ByteBuffer[] buffers;
   private SymmetricBlockProduct product;
@@ -161,32 +169,33 @@ final class TileKernel implements KernelOperator {
    * The product tile by tile into one {@code n x k} sum: each tile's block and its transpose in
    * panels of rows widened to float64 in cache ({@link SymmetricBlockProduct}, OpenBLAS' {@code
    * dgemm} on all cores), while a reader thread reads the next tile's bytes into the second of two
-   * buffers. One tile at a time: at N = 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations)
+   * buffers (tiles of at least {@link #READ_AHEAD_BYTES}). One tile at a time: at N = 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations)
    * the pipeline took 28.5 s against 38 to 48 s with two threads each multiplying its share of the
    * tiles (two callers of a threaded OpenBLAS).
    */
   @Override
   public DenseMatrix multiply(DenseMatrix x) {
     layouts();
-    if (buffers == null) {
+    if (product == null) {
       buffers = new ByteBuffer[] {tileBytes(), tileBytes()};
       product = new SymmetricBlockProduct(SymmetricBlockProduct.PANEL_DOUBLES);
-      reader = Executors.newSingleThreadExecutor(r -> {
-        Thread thread = new Thread(r, "ntk-tile-reader");
-        thread.setDaemon(true);
-        return thread;
-      });
+      if (buffers[0].capacity() >= READ_AHEAD_BYTES) {
+        reader = Executors.newSingleThreadExecutor(r -> {
+          Thread thread = new Thread(r, "ntk-tile-reader");
+          thread.setDaemon(true);
+          return thread;
+        });
+      }
     }
     DenseMatrix sum = DenseMatrix.zeros(n, x.cols());
     try {
-      Future<?> next = reader.submit(() -> timedRead(0, buffers[0]));
+      Future<?> next = read(0);
       for (int t = 0; t < keys.size(); t++) {
         long start = System.nanoTime();
         await(next);
         waitNanos += System.nanoTime() - start;
         if (t + 1 < keys.size()) {
-          int following = t + 1;
-          next = reader.submit(() -> timedRead(following, buffers[following % 2]));
+          next = read(t + 1);
         }
         TileKey key = keys.get(t);
         product.add(buffers[t % 2], layouts.get(t).width(), key.rows(), key.cols(), key.rowOffset(), key.colOffset(),
@@ -200,7 +209,16 @@ final class TileKernel implements KernelOperator {
     }
   }
 
-  /** Reads tile {@code t}'s values into {@code bytes} on the reader thread, counting the bytes and nanoseconds. */
+  /** Tile {@code t}'s values read into its buffer: on the reader thread, or now (done) without one. */
+  private Future<?> read(int t) {
+    if (reader != null) {
+      return reader.submit(() -> timedRead(t, buffers[t % 2]));
+    }
+    timedRead(t, buffers[t % 2]);
+    return CompletableFuture.completedFuture(null);
+  }
+
+  /** Reads tile {@code t}'s values into {@code bytes}, counting the bytes and nanoseconds. */
   private void timedRead(int t, ByteBuffer bytes) {
     long start = System.nanoTime();
     readBytes(t, bytes);
@@ -268,9 +286,11 @@ final class TileKernel implements KernelOperator {
 
   /** Frees what computing columns and products held. */
   void close() {
-    if (reader != null) {
-      reader.shutdownNow();
-      reader = null;
+    if (product != null) {
+      if (reader != null) {
+        reader.shutdownNow();
+        reader = null;
+      }
       product.close();
       product = null;
       buffers = null;

@@ -3,6 +3,7 @@ package dev.ntk.kernels.predict;
 import dev.ntk.kernels.linalg.DenseMatrix;
 import dev.ntk.kernels.linalg.Lapack;
 import java.io.Serializable;
+import java.lang.management.ManagementFactory;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Random;
@@ -84,14 +85,16 @@ public final class ConjugateGradients {
    * Where a solve stands: the iterations done, the largest relative residual of the target columns,
    * the tolerance, the iteration limit, the rank of the preconditioner it built and what the solve
    * cost: the seconds building the preconditioner, the mean seconds of one product with the kernel
-   * (an iteration's main cost; NaN before the first) and the operator's account of a product ({@link
-   * KernelOperator#cost}, empty when it gives none).
+   * (an iteration's main cost; NaN before the first), the process's CPU seconds in it (all threads:
+   * the work, which a machine shared beyond its cores does not inflate as it does the wall time; NaN
+   * where the JVM does not tell) and the operator's account of a product ({@link KernelOperator#cost},
+   * empty when it gives none).
    */
   public record Status(int iterations, double residual, double tolerance, int maxIterations, int rank,
-      double preconditionerSeconds, double productSeconds, String productCost) {
+      double preconditionerSeconds, double productSeconds, double productCpuSeconds, String productCost) {
     /** Where a solve stands before its costs are known. */
     Status(int iterations, double residual, double tolerance, int maxIterations, int rank) {
-      this(iterations, residual, tolerance, maxIterations, rank, Double.NaN, Double.NaN, "");
+      this(iterations, residual, tolerance, maxIterations, rank, Double.NaN, Double.NaN, Double.NaN, "");
     }
 
     /**
@@ -103,8 +106,8 @@ public final class ConjugateGradients {
       String s = String.format(Locale.ROOT, "%d iterations, relative residual %.2g (tolerance %.2g, preconditioner of "
           + "rank %d)", iterations, residual, tolerance, rank);
       if (!Double.isNaN(productSeconds)) {
-        s += String.format(Locale.ROOT, "; preconditioner %.1f s, %.3g s a product with the kernel",
-            preconditionerSeconds, productSeconds) + (productCost.isEmpty() ? "" : " (" + productCost + ")");
+        s += String.format(Locale.ROOT, "; preconditioner %.1f s, %.3g s a product with the kernel (CPU %.3g s%s)",
+            preconditionerSeconds, productSeconds, productCpuSeconds, productCost.isEmpty() ? "" : "; " + productCost);
       }
       return s;
     }
@@ -164,7 +167,7 @@ public final class ConjugateGradients {
         ? Preconditioner.randomlyPivotedCholesky(g, Math.min(settings.rank(), n), shift) : null) {
       int rank = p == null ? 0 : p.rank();
       double preconditionerSeconds = (System.nanoTime() - start) / 1e9;
-      long[] products = new long[2]; // the products with the kernel and their nanoseconds
+      long[] products = new long[3]; // the products with the kernel, their nanoseconds and CPU nanoseconds
       double[] z = p == null ? r.clone() : p.apply(r, k);
       double[] d = z.clone();
       double[] rz = dots(r, z, k);
@@ -228,7 +231,8 @@ public final class ConjugateGradients {
         RUNNING.set(null);
       }
       Status done = new Status(iterations, residual, settings.tolerance(), settings.maxIterations(), rank,
-          preconditionerSeconds, products[0] == 0 ? Double.NaN : products[1] / 1e9 / products[0], g.cost());
+          preconditionerSeconds, products[0] == 0 ? Double.NaN : products[1] / 1e9 / products[0],
+          products[0] == 0 || products[2] < 0 ? Double.NaN : products[2] / 1e9 / products[0], g.cost());
       LAST.set(done);
       return new Solved(GpPosterior.ofSolution(DenseMatrix.of(n, k, x)), done);
     }
@@ -236,10 +240,11 @@ public final class ConjugateGradients {
 
   /**
    * {@code (G_dd + shift I) v} for the row-major {@code n x k} block {@code v}; counts the product
-   * and its nanoseconds in {@code products}.
+   * and its wall and CPU nanoseconds in {@code products}.
    */
   private static double[] regularizedProduct(KernelOperator g, double[] v, int k, double shift, long[] products) {
     long start = System.nanoTime();
+    long cpu = processCpuNanos();
     double[] out;
     try (DenseMatrix in = DenseMatrix.of(g.n(), k, v); DenseMatrix product = g.multiply(in)) {
       out = product.toArray();
@@ -249,7 +254,14 @@ public final class ConjugateGradients {
     }
     products[0]++;
     products[1] += System.nanoTime() - start;
+    products[2] = cpu < 0 || products[2] < 0 ? -1 : products[2] + processCpuNanos() - cpu;
     return out;
+  }
+
+  /** The CPU nanoseconds of this process's threads so far, or -1 where the JVM does not tell. */
+  private static long processCpuNanos() {
+    return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+        ? os.getProcessCpuTime() : -1;
   }
 
   /** The dot products of the columns of two row-major blocks of {@code k} columns. */
