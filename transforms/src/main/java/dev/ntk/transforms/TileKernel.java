@@ -244,6 +244,11 @@ final class TileKernel implements KernelOperator {
     }
   }
 
+  /** The bytes of tile values read by the products so far. */
+  long bytesRead() {
+    return bytesRead;
+  }
+
   /**
    * Per product so far: the tiles, the megabytes read and the seconds reading (on the reader
    * thread), waiting for a read, widening float32 to float64 and multiplying.
