@@ -171,7 +171,9 @@ final class TileKernel implements KernelOperator {
    * dgemm} on all cores), while a reader thread reads the next tile's bytes into the second of two
    * buffers (tiles of at least {@link #READ_AHEAD_BYTES}). One tile at a time: at N = 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations)
    * the pipeline took 28.5 s against 38 to 48 s with two threads each multiplying its share of the
-   * tiles (two callers of a threaded OpenBLAS).
+   * tiles (two callers of a threaded OpenBLAS). OpenBLAS' own threads do not pay on these thin
+   * panel products: at N = 10,000 (15 tiles of 2,048) a product took 1.38 s with two and 0.35 s
+   * with {@code OPENBLAS_NUM_THREADS=1} ({@code bench/RESULTS.md}).
    */
   @Override
   public DenseMatrix multiply(DenseMatrix x) {
