@@ -4,7 +4,7 @@ import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.linalg.DenseMatrix;
-import dev.ntk.kernels.linalg.Lapack;
+import dev.ntk.kernels.linalg.SymmetricBlockProduct;
 import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.KernelOperator;
 import java.io.IOException;
@@ -13,8 +13,13 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.SeekableByteChannel;
-import org.bytedeco.javacpp.DoublePointer;
 import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * The train-train kernel of a {@link TileSet} on disk as a {@link KernelOperator}, for {@link
@@ -44,6 +49,22 @@ final class TileKernel implements KernelOperator {
   private double[] inputs;
   private List<TileFiles.Layout> layouts;
   private int column;
+  /**
+   * Tiles of fewer bytes are read on the calling thread: a read from the page cache that small takes
+   * less than handing it to the reader thread and back, which on a machine shared beyond its cores
+   * waits for the scheduler.
+   */
+  static final int READ_AHEAD_BYTES = 1 << 20;
+
+  /** Two buffers of the largest tile's bytes (one read while the other is multiplied), made by the first product. */
+  private ByteBuffer[] buffers;
+  private SymmetricBlockProduct product;
+  private ExecutorService reader;
+  /** Of the products so far: nanoseconds reading (on the reader thread) and waiting for reads, bytes read. */
+  private volatile long readNanos;
+  private long waitNanos;
+  private volatile long bytesRead;
+  private int products;
 
   /**
    * @param keys the set's tiles on and above the diagonal, checked to be complete
@@ -145,50 +166,105 @@ final class TileKernel implements KernelOperator {
   }
 
   /**
-   * The product tile by tile, each tile's block and its transpose by OpenBLAS' {@code dgemm} (on
-   * all cores) straight from the bytes read, into one {@code n x k} sum. One tile at a time: at N =
-   * 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations) the pipeline took 28.5 s against
-   * 38 to 48 s with two threads each multiplying its share of the tiles.
+   * The product tile by tile into one {@code n x k} sum: each tile's block and its transpose in
+   * panels of rows widened to float64 in cache ({@link SymmetricBlockProduct}, OpenBLAS' {@code
+   * dgemm} on all cores), while a reader thread reads the next tile's bytes into the second of two
+   * buffers (tiles of at least {@link #READ_AHEAD_BYTES}). One tile at a time: at N = 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations)
+   * the pipeline took 28.5 s against 38 to 48 s with two threads each multiplying its share of the
+   * tiles (two callers of a threaded OpenBLAS). OpenBLAS' own threads do not pay on these thin
+   * panel products: at N = 10,000 (15 tiles of 2,048) a product took 1.38 s with two and 0.35 s
+   * with {@code OPENBLAS_NUM_THREADS=1} ({@code bench/RESULTS.md}).
    */
   @Override
   public DenseMatrix multiply(DenseMatrix x) {
     layouts();
-    int largest = keys.stream().mapToInt(TileKey::size).max().orElse(0);
-    DenseMatrix sum = DenseMatrix.zeros(n, x.cols());
-    ByteBuffer bytes = tileBytes();
-    // float64 tiles are multiplied where they were read; float32 ones widened into doubles first
-    DoublePointer values = set.dtype().bytes() == Double.BYTES ? new DoublePointer(bytes.asDoubleBuffer())
-        : new DoublePointer(Math.max(1, largest));
-    try {
-      for (int t = 0; t < keys.size(); t++) {
-        read(t, bytes, values);
-        TileKey key = keys.get(t);
-        Lapack.addBlockProduct(false, values, key.rows(), key.cols(), x, key.colOffset(), sum, key.rowOffset());
-        if (key.rowOffset() != key.colOffset()) { // the transposed block below the diagonal
-          Lapack.addBlockProduct(true, values, key.rows(), key.cols(), x, key.rowOffset(), sum, key.colOffset());
-        }
+    if (product == null) {
+      buffers = new ByteBuffer[] {tileBytes(), tileBytes()};
+      product = new SymmetricBlockProduct(SymmetricBlockProduct.PANEL_DOUBLES);
+      if (buffers[0].capacity() >= READ_AHEAD_BYTES) {
+        reader = Executors.newSingleThreadExecutor(r -> {
+          Thread thread = new Thread(r, "ntk-tile-reader");
+          thread.setDaemon(true);
+          return thread;
+        });
       }
+    }
+    DenseMatrix sum = DenseMatrix.zeros(n, x.cols());
+    try {
+      Future<?> next = read(0);
+      for (int t = 0; t < keys.size(); t++) {
+        long start = System.nanoTime();
+        await(next);
+        waitNanos += System.nanoTime() - start;
+        if (t + 1 < keys.size()) {
+          next = read(t + 1);
+        }
+        TileKey key = keys.get(t);
+        product.add(buffers[t % 2], layouts.get(t).width(), key.rows(), key.cols(), key.rowOffset(), key.colOffset(),
+            x, sum);
+      }
+      products++;
       return sum;
     } catch (RuntimeException | Error e) {
       sum.close();
       throw e;
-    } finally {
-      values.close();
     }
   }
 
-  /** A tile's values of the kernel {@code get} as doubles in {@code values}: the bytes read are the values in float64. */
-  private void read(int t, ByteBuffer bytes, DoublePointer values) {
-    TileFiles.Layout layout = layouts().get(t);
-    int size = layout.metadata().key().size();
-    readBytes(t, bytes);
-    if (layout.width() != Double.BYTES) {
-      FloatBuffer floats = bytes.asFloatBuffer();
-      java.nio.DoubleBuffer doubles = values.asBuffer();
-      for (int i = 0; i < size; i++) {
-        doubles.put(i, floats.get(i));
-      }
+  /** Tile {@code t}'s values read into its buffer: on the reader thread, or now (done) without one. */
+  private Future<?> read(int t) {
+    if (reader != null) {
+      return reader.submit(() -> timedRead(t, buffers[t % 2]));
     }
+    timedRead(t, buffers[t % 2]);
+    return CompletableFuture.completedFuture(null);
+  }
+
+  /** Reads tile {@code t}'s values into {@code bytes}, counting the bytes and nanoseconds. */
+  private void timedRead(int t, ByteBuffer bytes) {
+    long start = System.nanoTime();
+    readBytes(t, bytes);
+    readNanos += System.nanoTime() - start;
+    bytesRead += bytes.remaining();
+  }
+
+  /** Waits for a read, rethrowing its failure as it was thrown. */
+  private static void await(Future<?> read) {
+    try {
+      read.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while reading a tile", e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      if (e.getCause() instanceof Error err) {
+        throw err;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+  }
+
+  /** The bytes of tile values read by the products so far. */
+  long bytesRead() {
+    return bytesRead;
+  }
+
+  /**
+   * Per product so far: the tiles, the megabytes read and the seconds reading (on the reader
+   * thread), waiting for a read, widening float32 to float64 and multiplying.
+   */
+  @Override
+  public String cost() {
+    if (products == 0) {
+      return "";
+    }
+    double p = products * 1e9;
+    long[] nanos = product.nanos();
+    return String.format(Locale.ROOT, "%d tiles, %.0f MB read in %.3g s beside the product (waited %.3g s), "
+        + "widened in %.3g s, multiplied in %.3g s", keys.size(), bytesRead / (products * 1e6), readNanos / p,
+        waitNanos / p, nanos[0] / p, nanos[1] / p);
   }
 
   @Override
@@ -215,8 +291,17 @@ final class TileKernel implements KernelOperator {
     return DenseMatrix.of(n, pivots.length, c);
   }
 
-  /** Frees what computing columns held. */
+  /** Frees what computing columns and products held. */
   void close() {
+    if (product != null) {
+      if (reader != null) {
+        reader.shutdownNow();
+        reader = null;
+      }
+      product.close();
+      product = null;
+      buffers = null;
+    }
     if (computer != null) {
       computer.teardown();
       computer = null;

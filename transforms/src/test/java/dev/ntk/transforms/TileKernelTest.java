@@ -1,9 +1,14 @@
 package dev.ntk.transforms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ntk.io.Npy;
+import dev.ntk.io.TileChecksumException;
+import dev.ntk.io.TileFiles;
 import dev.ntk.io.NpyDType;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
@@ -13,7 +18,13 @@ import dev.ntk.kernels.predict.ConjugateGradients;
 import dev.ntk.kernels.predict.KernelOperator;
 import dev.ntk.runners.Runners;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Random;
 import org.apache.beam.sdk.Pipeline;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,8 +33,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Exact inference by conjugate gradients on the tile files ({@link TileKernel}, {@link CgFn}): its
- * mean is the Cholesky path's, through the pipeline and from the tiles alone, and the operator's
- * products, diagonal and columns are those of the kernel the tiles assemble.
+ * mean is the Cholesky path's, through the pipeline and from the tiles alone, the operator's
+ * products, diagonal and columns are those of the kernel the tiles assemble, a product reads each
+ * tile's values once, and a tile changed on disk fails its checksum on the first product.
  */
 class TileKernelTest {
   @TempDir Path dir;
@@ -70,9 +82,16 @@ class TileKernelTest {
       for (int i = 0; i < x.length; i++) {
         x[i] = r.nextGaussian();
       }
+      long bytes = 0;
+      for (TileKey k : dd.plan()) {
+        bytes += (long) k.size() * dtype.bytes();
+      }
       try (DenseMatrix v = DenseMatrix.of(n, 3, x); DenseMatrix want = memory.multiply(v);
           DenseMatrix got = tiles.multiply(v)) {
         assertTrue(Fixtures.relativeError(got.toArray(), want.toArray()) <= 1e-13, "product");
+        // a product reads each tile's values of the one kernel once (both kernels are stored)
+        assertEquals(bytes, tiles.bytesRead(), tiles.cost());
+        assertTrue(tiles.cost().startsWith(dd.plan().size() + " tiles, "), tiles.cost());
       }
       int[] pivots = {3, 0, 39, 17};
       try (DenseMatrix want = memory.columns(pivots); DenseMatrix got = tiles.columns(pivots)) {
@@ -83,6 +102,28 @@ class TileKernelTest {
         assertTrue(columnErr <= tol, "columns: relative error " + columnErr);
       } finally {
         tiles.close();
+      }
+
+      // a tile whose values were changed on disk fails its checksum on the first product of a new operator
+      TileKey victim = dd.plan().get(dd.plan().size() - 1);
+      Path file = dd.file(victim);
+      long at;
+      try (SeekableByteChannel channel = Files.newByteChannel(file)) {
+        at = TileFiles.layout(channel, file.toString()).dataOffsets()[0] + 3;
+      }
+      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        ByteBuffer one = ByteBuffer.allocate(1);
+        channel.read(one, at);
+        one.put(0, (byte) ~one.get(0)).rewind();
+        channel.write(one, at);
+      }
+      TileKernel corrupted = new TileKernel(dd, get.key(), dd.plan(), Backend.CPU);
+      try (DenseMatrix v = DenseMatrix.of(n, 3, x)) {
+        UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> corrupted.multiply(v).close());
+        assertInstanceOf(TileChecksumException.class, e.getCause());
+        assertTrue(e.getCause().getMessage().contains(victim.fileName()), e.getCause().getMessage());
+      } finally {
+        corrupted.close();
       }
     }
   }

@@ -3,6 +3,7 @@ package dev.ntk.kernels.predict;
 import dev.ntk.kernels.linalg.DenseMatrix;
 import dev.ntk.kernels.linalg.Lapack;
 import java.io.Serializable;
+import java.lang.management.ManagementFactory;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Random;
@@ -82,14 +83,33 @@ public final class ConjugateGradients {
 
   /**
    * Where a solve stands: the iterations done, the largest relative residual of the target columns,
-   * the tolerance, the iteration limit and the rank of the preconditioner it built.
+   * the tolerance, the iteration limit, the rank of the preconditioner it built and what the solve
+   * cost: the seconds building the preconditioner, the mean seconds of one product with the kernel
+   * (an iteration's main cost; NaN before the first), the process's CPU seconds in it (all threads:
+   * the work, which a machine shared beyond its cores does not inflate as it does the wall time; NaN
+   * where the JVM does not tell) and the operator's account of a product ({@link KernelOperator#cost},
+   * empty when it gives none).
    */
-  public record Status(int iterations, double residual, double tolerance, int maxIterations, int rank) {
-    /** {@code 57 iterations, relative residual 8.1e-07 (tolerance 1e-06, preconditioner of rank 256)}. */
+  public record Status(int iterations, double residual, double tolerance, int maxIterations, int rank,
+      double preconditionerSeconds, double productSeconds, double productCpuSeconds, String productCost) {
+    /** Where a solve stands before its costs are known. */
+    Status(int iterations, double residual, double tolerance, int maxIterations, int rank) {
+      this(iterations, residual, tolerance, maxIterations, rank, Double.NaN, Double.NaN, Double.NaN, "");
+    }
+
+    /**
+     * {@code 57 iterations, relative residual 8.1e-07 (tolerance 1e-06, preconditioner of rank 256);
+     * preconditioner 1.2 s, 0.35 s a product with the kernel (...)}.
+     */
     @Override
     public String toString() {
-      return String.format(Locale.ROOT, "%d iterations, relative residual %.2g (tolerance %.2g, preconditioner of "
+      String s = String.format(Locale.ROOT, "%d iterations, relative residual %.2g (tolerance %.2g, preconditioner of "
           + "rank %d)", iterations, residual, tolerance, rank);
+      if (!Double.isNaN(productSeconds)) {
+        s += String.format(Locale.ROOT, "; preconditioner %.1f s, %.3g s a product with the kernel (CPU %.3g s%s)",
+            preconditionerSeconds, productSeconds, productCpuSeconds, productCost.isEmpty() ? "" : "; " + productCost);
+      }
+      return s;
     }
   }
 
@@ -142,9 +162,12 @@ public final class ConjugateGradients {
     for (int j = 0; j < k; j++) {
       active[j] = yNorm[j] > 0;
     }
+    long start = System.nanoTime();
     try (Preconditioner p = settings.rank() > 0 && shift > 0
         ? Preconditioner.randomlyPivotedCholesky(g, Math.min(settings.rank(), n), shift) : null) {
       int rank = p == null ? 0 : p.rank();
+      double preconditionerSeconds = (System.nanoTime() - start) / 1e9;
+      long[] products = new long[3]; // the products with the kernel, their nanoseconds and CPU nanoseconds
       double[] z = p == null ? r.clone() : p.apply(r, k);
       double[] d = z.clone();
       double[] rz = dots(r, z, k);
@@ -159,7 +182,7 @@ public final class ConjugateGradients {
                 + "allow more, a looser cg_tol, a larger preconditioner (cg_rank) or a larger diag_reg, or "
                 + "solve by Cholesky", kernel, residual, settings.tolerance(), settings.maxIterations()));
           }
-          double[] q = regularizedProduct(g, d, k, shift);
+          double[] q = regularizedProduct(g, d, k, shift, products);
           double[] dq = dots(d, q, k);
           for (int j = 0; j < k; j++) {
             if (!active[j]) {
@@ -181,7 +204,7 @@ public final class ConjugateGradients {
           residual = relative(r, yNorm, k);
           if (residual <= settings.tolerance()) {
             // The recurrence's residual drifts from the true one: stop only on the true one, else go on from it.
-            double[] ax = regularizedProduct(g, x, k, shift);
+            double[] ax = regularizedProduct(g, x, k, shift, products);
             for (int i = 0; i < r.length; i++) {
               r[i] = y[i] - ax[i];
             }
@@ -207,14 +230,21 @@ public final class ConjugateGradients {
       } finally {
         RUNNING.set(null);
       }
-      Status done = new Status(iterations, residual, settings.tolerance(), settings.maxIterations(), rank);
+      Status done = new Status(iterations, residual, settings.tolerance(), settings.maxIterations(), rank,
+          preconditionerSeconds, products[0] == 0 ? Double.NaN : products[1] / 1e9 / products[0],
+          products[0] == 0 || products[2] < 0 ? Double.NaN : products[2] / 1e9 / products[0], g.cost());
       LAST.set(done);
       return new Solved(GpPosterior.ofSolution(DenseMatrix.of(n, k, x)), done);
     }
   }
 
-  /** {@code (G_dd + shift I) v} for the row-major {@code n x k} block {@code v}. */
-  private static double[] regularizedProduct(KernelOperator g, double[] v, int k, double shift) {
+  /**
+   * {@code (G_dd + shift I) v} for the row-major {@code n x k} block {@code v}; counts the product
+   * and its wall and CPU nanoseconds in {@code products}.
+   */
+  private static double[] regularizedProduct(KernelOperator g, double[] v, int k, double shift, long[] products) {
+    long start = System.nanoTime();
+    long cpu = processCpuNanos();
     double[] out;
     try (DenseMatrix in = DenseMatrix.of(g.n(), k, v); DenseMatrix product = g.multiply(in)) {
       out = product.toArray();
@@ -222,7 +252,16 @@ public final class ConjugateGradients {
     for (int i = 0; i < out.length; i++) {
       out[i] += shift * v[i];
     }
+    products[0]++;
+    products[1] += System.nanoTime() - start;
+    products[2] = cpu < 0 || products[2] < 0 ? -1 : products[2] + processCpuNanos() - cpu;
     return out;
+  }
+
+  /** The CPU nanoseconds of this process's threads so far, or -1 where the JVM does not tell. */
+  private static long processCpuNanos() {
+    return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+        ? os.getProcessCpuTime() : -1;
   }
 
   /** The dot products of the columns of two row-major blocks of {@code k} columns. */

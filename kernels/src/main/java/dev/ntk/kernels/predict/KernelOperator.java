@@ -22,6 +22,14 @@ public interface KernelOperator {
   /** The columns {@code pivots} of {@code G_dd}, as a new {@code n x pivots.length} matrix. */
   DenseMatrix columns(int[] pivots);
 
+  /**
+   * What the products so far cost, per product, in words (e.g. the tiles read, the seconds
+   * reading and multiplying), for the solve's report; empty when there is nothing to say.
+   */
+  default String cost() {
+    return "";
+  }
+
   /** The kernel {@code g} in memory ({@code n x n}, only read): products by OpenBLAS' {@code dgemm}. */
   static KernelOperator of(DenseMatrix g) {
     if (g.rows() != g.cols()) {

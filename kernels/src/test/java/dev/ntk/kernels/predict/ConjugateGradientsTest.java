@@ -124,5 +124,54 @@ class ConjugateGradientsTest {
     ConjugateGradients.Solved s = cg(rbf(n, 1.0, 7), n, new double[n * K], 1e-4, 1e-6, 10, 5);
     assertEquals(0, s.status().iterations());
     assertArrayEquals(new double[n * K], alpha(s, n));
+    assertTrue(Double.isNaN(s.status().productSeconds()) && !s.status().toString().contains("product"),
+        "no product, no cost: " + s.status());
+  }
+
+  /** The status reports a product's mean seconds and CPU seconds and passes the operator's own account on. */
+  @Test
+  void statusReportsWhatAProductCost() {
+    int n = 80;
+    double[] y = gaussians(n * K, 9);
+    int[] products = {0};
+    try (DenseMatrix kernel = DenseMatrix.of(n, n, rbf(n, 0.5, 8))) {
+      KernelOperator memory = KernelOperator.of(kernel);
+      KernelOperator counted = new KernelOperator() {
+        @Override
+        public int n() {
+          return n;
+        }
+
+        @Override
+        public double[] diagonal() {
+          return memory.diagonal();
+        }
+
+        @Override
+        public DenseMatrix multiply(DenseMatrix x) {
+          products[0]++;
+          return memory.multiply(x);
+        }
+
+        @Override
+        public DenseMatrix columns(int[] pivots) {
+          return memory.columns(pivots);
+        }
+
+        @Override
+        public String cost() {
+          return products[0] + " products so far";
+        }
+      };
+      ConjugateGradients.Status s = ConjugateGradients.solve(counted, y, K, 1e-4,
+          new ConjugateGradients.Settings(1e-8, 1000, 10), "test").status();
+      // one product an iteration, and one for the true residual at the end
+      assertTrue(products[0] > s.iterations(), products[0] + " products in " + s);
+      assertEquals(products[0] + " products so far", s.productCost());
+      assertTrue(s.productSeconds() > 0 && s.productSeconds() < 10, s.toString());
+      assertTrue(s.productCpuSeconds() >= 0 && s.preconditionerSeconds() >= 0, s.toString());
+      assertTrue(s.toString().contains("s a product with the kernel (CPU ") && s.toString().endsWith(
+          "; " + products[0] + " products so far)"), s.toString());
+    }
   }
 }
