@@ -442,7 +442,7 @@ public final class Convolutional {
    * size, padding included, or with {@code normalize_edges} by the pixels of the window inside the
    * image. Linear, so Gaussian inputs stay Gaussian; its rule needs the full pixel covariance.
    */
-  public static final class Pool extends SingleInputLayer {
+  public static final class Pool extends FixedLinearLayer {
     private final boolean average;
     private final boolean normalizeEdges;
     private final Geometry geometry;
@@ -471,16 +471,6 @@ public final class Convolutional {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return FiniteConv.pool(x, geometry.window(), geometry.strides(), geometry.padding(), average, normalizeEdges);
-    }
-
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return apply(params, dx);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return null;
     }
 
     @Override
@@ -524,7 +514,7 @@ public final class Convolutional {
    * vectors {@code (N, C)}. The kernel is the average (or sum) of the covariance over every pair
    * of pixels, so the rule needs the full pixel covariance.
    */
-  public static final class GlobalPool extends SingleInputLayer {
+  public static final class GlobalPool extends FixedLinearLayer {
     private final boolean average;
 
     GlobalPool(LayerType.Arguments args, boolean average) {
@@ -554,16 +544,6 @@ public final class Convolutional {
         axes[k] = k + 1;
       }
       return average ? x.mean(axes) : x.sum(axes);
-    }
-
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return apply(params, dx);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return null;
     }
 
     @Override

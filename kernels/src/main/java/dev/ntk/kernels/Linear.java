@@ -430,7 +430,7 @@ public final class Linear {
    * the per-pixel kernels (the pixel-diagonal), because the following {@code Dense} normalizes by
    * the whole fan-in; it needs no covariance between different pixels.
    */
-  public static final class Flatten extends SingleInputLayer {
+  public static final class Flatten extends FixedLinearLayer {
     Flatten(LayerType.Arguments args) {
       super(args);
     }
@@ -443,16 +443,6 @@ public final class Linear {
     @Override
     public NDArray apply(Params params, NDArray x) {
       return x.reshape(x.getShape().get(0), -1);
-    }
-
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return apply(params, dx);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return null;
     }
 
     @Override
@@ -526,7 +516,7 @@ public final class Linear {
    * and summed over them. neural-tangents also contracts the batch axis (a kernel between the
    * examples of a batch) and moves the batch and channel axes; those are refused by name.
    */
-  public static final class DotGeneral extends SingleInputLayer {
+  public static final class DotGeneral extends FixedLinearLayer {
     private final LayerType.NumberArray other;
     private final boolean isLhs;
     private final int[][][] dimensionNumbers;
@@ -729,16 +719,6 @@ public final class Linear {
           NDArray product = rows.matMul(w)) {
         return product.reshape(new Shape(out));
       }
-    }
-
-    @Override
-    protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return apply(params, dx);
-    }
-
-    @Override
-    protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      return null;
     }
 
     @Override
