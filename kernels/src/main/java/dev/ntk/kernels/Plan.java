@@ -607,6 +607,16 @@ public final class Plan {
     return into(cpu, x1, x2, Map.of(), n1, n2, threads, kernels);
   }
 
+  /**
+   * As {@link #runInto(CpuBackend, Object, Object, int, int, int, Map)} for a graph network, with the
+   * plan inputs {@link #PATTERN1}, {@link #PATTERN2} of {@link #patternInputs} (a tile of a larger
+   * job passes its rows' patterns).
+   */
+  public <A> Map<String, Object> runInto(CpuBackend<A> cpu, A x1, A x2, Map<String, ?> patterns, int n1, int n2,
+      int threads, Map<String, ?> kernels) {
+    return into(cpu, x1, x2, patterns, n1, n2, threads, kernels);
+  }
+
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, Map<String, ?> patterns, int n1, int n2,
       int threads, Map<String, ?> kernels) {
     checkPatterns(patterns);

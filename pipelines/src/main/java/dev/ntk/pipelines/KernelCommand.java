@@ -138,12 +138,6 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;
-    if (patterns != null && !inProcess) {
-      // The tiles of a pipeline read rows of x1 and x2, not yet the rows of their patterns.
-      throw new UsageException(plan.patternPath() + ": the kernels of a graph model are computed in-process only, "
-          + (options.pipelineUnasked() ? "and these do not fit one tile of --max-tile-bytes " + maxTileBytes
-          : "not with --runner or other pipeline options"));
-    }
     if (spatial.keepsAxes() || !covariances.isEmpty()) {
       // The tiles and their assembly hold (N1, N2) kernels: these outputs are computed in-process only.
       String what = spatial.keepsAxes() ? "--diagonal-spatial" : "--get " + String.join(",", covariances);
@@ -183,7 +177,8 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
-          options.dtype, outputs.directory()).withBackend(options.backend).withMaskConstant(maskConstant);
+          options.dtype, outputs.directory()).withBackend(options.backend).withMaskConstant(maskConstant)
+          .withPatterns(patterns == null ? null : inputs.pattern1, patterns == null ? null : inputs.pattern2);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, options.dtype,
               backend, spatial, covariances, batch.equals("true"), maskConstant)

@@ -21,31 +21,41 @@ import org.apache.beam.sdk.options.PipelineOptions;
  * <p>Inputs are expected to be valid (the command line checks them first).
  *
  * @param x2 {@code null} for the kernel of {@code x1} with itself
+ * @param pattern1 the graph patterns of {@code x1}'s rows for a model with {@code Aggregate}, else {@code null}
+ * @param pattern2 the graph patterns of {@code x2}'s rows ({@code null} with {@code x2})
  */
 public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out,
-    Backend backend, Double maskConstant) {
+    Backend backend, Double maskConstant, Path pattern1, Path pattern2) {
   public KernelJob {
     get = List.copyOf(get);
   }
 
   /** The job on the {@code auto} backend. */
   public KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
-    this(model, x1, x2, get, tile, dtype, out, Backend.AUTO, null);
+    this(model, x1, x2, get, tile, dtype, out, Backend.AUTO, null, null, null);
   }
 
   /** The job of the model in the file {@code model} on the {@code auto} backend. */
   public KernelJob(Path model, Path x1, Path x2, List<Get> get, int tile, NpyDType dtype, Path out) {
-    this(Model.read(model), x1, x2, get, tile, dtype, out, Backend.AUTO, null);
+    this(Model.read(model), x1, x2, get, tile, dtype, out, Backend.AUTO, null, null, null);
   }
 
   /** The same job on {@code newBackend}. */
   public KernelJob withBackend(Backend newBackend) {
-    return new KernelJob(model, x1, x2, get, tile, dtype, out, newBackend, maskConstant);
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, newBackend, maskConstant, pattern1, pattern2);
   }
 
   /** The same job on inputs padded with {@code constant} (neural-tangents' {@code mask_constant}; null: none). */
   public KernelJob withMaskConstant(Double constant) {
-    return new KernelJob(model, x1, x2, get, tile, dtype, out, backend, constant);
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, backend, constant, pattern1, pattern2);
+  }
+
+  /**
+   * The same job of a graph model whose inputs' rows have the graph patterns {@code a1} (of x1) and
+   * {@code a2} (of x2, {@code null} with it); both {@code null}: none.
+   */
+  public KernelJob withPatterns(Path a1, Path a2) {
+    return new KernelJob(model, x1, x2, get, tile, dtype, out, backend, maskConstant, a1, a2);
   }
 
   /** Builds and runs the pipeline, returning when its outputs are written. */
@@ -55,9 +65,13 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, int tile, 
 
   /** Runs with the kernels written to {@code outputs} rather than {@code out}, showing progress. */
   JobReport run(PipelineOptions options, Path outputs, Progress progress) throws IOException {
-    return run(TileSet.create(model, x1.toAbsolutePath().toString(), x2 == null ? null
-        : x2.toAbsolutePath().toString(), tile, dtype, out.resolve(Outputs.TILES).toAbsolutePath().toString(),
-        maskConstant), get, backend, options, outputs, progress);
+    String a = x1.toAbsolutePath().toString();
+    String b = x2 == null ? null : x2.toAbsolutePath().toString();
+    String store = out.resolve(Outputs.TILES).toAbsolutePath().toString();
+    TileSet tiles = pattern1 == null ? TileSet.create(model, a, b, tile, dtype, store, maskConstant)
+        : TileSet.create(model, a, b, tile, dtype, store, maskConstant, pattern1.toAbsolutePath().toString(),
+            pattern2 == null ? null : pattern2.toAbsolutePath().toString());
+    return run(tiles, get, backend, options, outputs, progress);
   }
 
   /**

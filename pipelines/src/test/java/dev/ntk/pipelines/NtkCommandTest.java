@@ -241,8 +241,6 @@ class NtkCommandTest {
     Npy.write(nan, new NpyArray(new long[] {20, 16, 16}, NpyDType.FLOAT64, v));
     bad(2, "--pattern1 " + nan + ": non-finite value NaN at flat index 17", "kernel", "--model", m, "--x1", x1,
         "--pattern1", nan, "--out", out);
-    bad(2, "serial[2].Aggregate: the kernels of a graph model are computed in-process only, not with --runner",
-        "kernel", "--model", m, "--x1", x1, "--pattern1", a1, "--runner", "DirectRunner", "--out", out);
     bad(2, "ntk mc does not take graph models (Aggregate in " + m + ")", "mc", "--model", m, "--x1", x1,
         "--pattern1", a1, "--samples", 2, "--width", 4, "--out", out);
     Path sparse = write("sparse.json", "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Aggregate\": "

@@ -206,8 +206,11 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
         computer.diagnose(job.rows(false, row, 1), job.rows(true, col, 1)));
   }
 
-  /** A tile's input rows ({@code b} null on the diagonal of x1 with itself). */
-  private record Rows(double[] a, double[] b) {}
+  /**
+   * A tile's input rows ({@code b} null on the diagonal of x1 with itself) and, for a graph model,
+   * their patterns.
+   */
+  private record Rows(double[] a, double[] b, TilePatterns.Rows patterns) {}
 
   /** Reads a tile's input rows, counting the blocks read and the time. */
   private Rows rows(TileInputs.Bound job, TileKey key) throws IOException {
@@ -216,16 +219,17 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
     long read = job.blocksRead();
     double[] a = job.rows(false, key.rowOffset(), key.rows());
     double[] b = diagonal ? null : job.rows(true, key.colOffset(), key.cols());
+    TilePatterns.Rows patterns = job.patterns(key, diagonal);
     blocksRead.inc(job.blocksRead() - read);
     inputMicros.update(microsSince(started));
-    return new Rows(a, b);
+    return new Rows(a, b, patterns);
   }
 
   private TileComputer.StoredTile computeStored(TileInputs.Bound job, TileKey key) throws IOException {
     Rows in = rows(job, key);
     long computing = System.nanoTime();
     try {
-      TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b());
+      TileComputer.StoredTile tile = computer.computeStored(key, in.a(), in.b(), in.patterns());
       computeMicros.update(microsSince(computing));
       return tile;
     } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {
@@ -245,7 +249,7 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
     long computing = System.nanoTime();
     try {
       Tile tile = new Tile(key, job.modelHash(), job.inputsHash(), job.dtype(),
-          computer.compute(key, in.a(), in.b()));
+          computer.compute(key, in.a(), in.b(), in.patterns()));
       computeMicros.update(microsSince(computing));
       return tile;
     } catch (dev.ntk.kernels.Masking.FullyMaskedException e) {

@@ -122,20 +122,43 @@ final class TileComputer implements TileFunction {
    */
   @Override
   public SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b) {
+    return compute(key, a, b, null);
+  }
+
+  /** As {@link #compute(TileKey, double[], double[])}, the rows with their graph patterns ({@code null}: none). */
+  @Override
+  public SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b, TilePatterns.Rows patterns) {
     if (resolved == Backend.CPU) {
-      return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32().forWork(work), a, b, key)
-          : onCpu(CpuBackend.float64().forWork(work), a, b, key);
+      return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32().forWork(work), a, b, patterns, key)
+          : onCpu(CpuBackend.float64().forWork(work), a, b, patterns, key);
     }
     try (NDManager scope = manager.newSubManager()) {
       NDArray x = block(scope, a, key.rows());
       NDArray y = b == null ? null : block(scope, b, key.cols());
-      Kernel k = kernelFn.apply(x, y, gets);
+      Kernel k = patterns == null ? kernelFn.apply(x, y, gets)
+          : kernelFn.apply(x, y, pattern(scope, patterns.rows1(), patterns.shape1()),
+              patterns.rows2() == null ? null : pattern(scope, patterns.rows2(), patterns.shape2()), gets);
       SortedMap<String, double[]> values = new TreeMap<>();
       for (Get g : gets) {
         values.put(g.key(), Tensors.toDoubles(k.get(g)));
       }
       return values;
     }
+  }
+
+  /** Graph patterns as {@link KernelFn} takes them, in float64 (the plan makes them dense and casts them). */
+  private static NDArray pattern(NDManager scope, double[] rows, long[] shape) {
+    return Tensors.create(scope, rows, new Shape(shape), DataType.FLOAT64);
+  }
+
+  /**
+   * The plan inputs {@link Plan#PATTERN1}, {@link Plan#PATTERN2} of a tile's {@code n1} rows and
+   * {@code n2} columns in the dtype of {@code like}, as masks are {@code kept1}, {@code kept2}; none
+   * for {@code patterns} null.
+   */
+  private Map<String, Object> patternInputs(TilePatterns.Rows patterns, int n1, int n2, Object like) {
+    return patterns == null ? Map.of() : plan.patternInputs(Plan.PATTERN1, patterns.rows1(), patterns.shape1(),
+        Plan.PATTERN2, patterns.rows2(), patterns.shape2(), n1, n2, like);
   }
 
   /** Tile computations under way in this JVM, which share its cores ({@link #threads}). */
@@ -165,18 +188,19 @@ final class TileComputer implements TileFunction {
    * The caller closes the result.
    */
   @Override
-  public StoredTile computeStored(TileKey key, double[] a, double[] b) {
+  public StoredTile computeStored(TileKey key, double[] a, double[] b, TilePatterns.Rows patterns) {
     int computing = COMPUTING.incrementAndGet();
     try {
       int threads = threads(computing);
-      return dtype == NpyDType.FLOAT32 ? stored(CpuBackend.float32().forWork(work), a, b, key, threads)
-          : stored(CpuBackend.float64().forWork(work), a, b, key, threads);
+      return dtype == NpyDType.FLOAT32 ? stored(CpuBackend.float32().forWork(work), a, b, patterns, key, threads)
+          : stored(CpuBackend.float64().forWork(work), a, b, patterns, key, threads);
     } finally {
       COMPUTING.decrementAndGet();
     }
   }
 
-  private <A> StoredTile stored(CpuBackend<A> cpu, double[] a, double[] b, TileKey key, int threads) {
+  private <A> StoredTile stored(CpuBackend<A> cpu, double[] a, double[] b, TilePatterns.Rows patterns, TileKey key,
+      int threads) {
     long size = (long) key.rows() * key.cols();
     Map<String, NativeBuffer> natives = new LinkedHashMap<>();
     try {
@@ -186,8 +210,9 @@ final class TileComputer implements TileFunction {
         natives.put(name, buffer);
         kernels.put(name, buffer.buffer());
       }
-      plan.runInto(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b), key.rows(), key.cols(),
-          threads, kernels);
+      A x1 = cpu.fromDoubles(a);
+      plan.runInto(cpu, x1, b == null ? null : cpu.fromDoubles(b), patternInputs(patterns, key.rows(), key.cols(), x1),
+          key.rows(), key.cols(), threads, kernels);
       return new StoredTile(natives);
     } catch (RuntimeException | Error e) {
       natives.values().forEach(NativeBuffer::close);
@@ -236,10 +261,12 @@ final class TileComputer implements TileFunction {
     }
   }
 
-  private <A> SortedMap<String, double[]> onCpu(CpuBackend<A> cpu, double[] a, double[] b, TileKey key) {
+  private <A> SortedMap<String, double[]> onCpu(CpuBackend<A> cpu, double[] a, double[] b,
+      TilePatterns.Rows patterns, TileKey key) {
     int size = key.rows() * key.cols();
-    Map<String, A> k = plan.run(cpu, cpu.fromDoubles(a), b == null ? null : cpu.fromDoubles(b),
-        key.rows(), key.cols(), 1);
+    A x1 = cpu.fromDoubles(a);
+    Map<String, A> k = plan.run(cpu, x1, b == null ? null : cpu.fromDoubles(b),
+        patternInputs(patterns, key.rows(), key.cols(), x1), key.rows(), key.cols(), 1);
     SortedMap<String, double[]> values = new TreeMap<>();
     for (Get g : gets) {
       values.put(g.key(), cpu.toDoubles(k.get(g.key()), size));
@@ -263,6 +290,9 @@ final class TileComputer implements TileFunction {
   /** The layer where the kernel between the input rows {@code x1Row} and {@code x2Row} breaks. */
   @Override
   public Optional<String> diagnose(double[] x1Row, double[] x2Row) {
+    if (plan.patternNodes() != null) {
+      return Optional.empty(); // the layer by layer run takes no graph patterns: the entry is named without its layer
+    }
     // On the cpu backend the worker has no NDManager: a failing run can pay for one.
     try (NDManager scope = manager != null ? manager.newSubManager() : Tensors.newManager()) {
       return Diagnostics.firstNonFiniteLayer(kernelFn.layer(), block(scope, x1Row, 1),

@@ -21,6 +21,17 @@ interface TileFunction extends Serializable {
    */
   SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b);
 
+  /**
+   * {@link #compute(TileKey, double[], double[])} of a graph model, whose rows come with their graph
+   * patterns {@code patterns} ({@code null}: none).
+   */
+  default SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b, TilePatterns.Rows patterns) {
+    if (patterns != null) {
+      throw new UnsupportedOperationException(getClass().getSimpleName() + " takes no graph patterns");
+    }
+    return compute(key, a, b);
+  }
+
   /** The names of the kernels a tile holds, in the order a tile file stores them. */
   default java.util.List<String> names() {
     return TileSet.KERNEL_NAMES;
@@ -33,6 +44,11 @@ interface TileFunction extends Serializable {
 
   /** The kernels of a tile in native memory in the tile's dtype; only where {@link #storesValues}. */
   default TileComputer.StoredTile computeStored(TileKey key, double[] a, double[] b) {
+    return computeStored(key, a, b, null);
+  }
+
+  /** {@link #computeStored(TileKey, double[], double[])} with the rows' graph patterns ({@code null}: none). */
+  default TileComputer.StoredTile computeStored(TileKey key, double[] a, double[] b, TilePatterns.Rows patterns) {
     throw new UnsupportedOperationException(getClass().getSimpleName() + " computes tiles as doubles");
   }
 

@@ -51,6 +51,15 @@ interface TileInputs extends Serializable {
     /** Rows {@code [first, first + count)} of x1, or of x2 for {@code second} (x1 for a symmetric kernel). */
     double[] rows(boolean second, long first, int count) throws IOException;
 
+    /**
+     * The graph patterns of the tile {@code key}'s rows of x1 and of its columns' rows of x2 (none
+     * of x2 on the {@code diagonal} of x1 with itself), for a graph model; {@code null} where the
+     * inputs have none.
+     */
+    default TilePatterns.Rows patterns(dev.ntk.io.TileKey key, boolean diagonal) throws IOException {
+      return null;
+    }
+
     /** The name of x1, or of x2 for {@code second}, in messages (its file, or its collection). */
     String inputName(boolean second);
 
@@ -115,6 +124,18 @@ interface TileInputs extends Serializable {
     @Override
     public double[] rows(boolean second, long first, int count) throws IOException {
       return rows.get(second && !tiles.symmetric() ? tiles.x2() : tiles.x1(), first, count);
+    }
+
+    @Override
+    public TilePatterns.Rows patterns(dev.ntk.io.TileKey key, boolean diagonal) throws IOException {
+      TilePatterns p = tiles.patterns();
+      if (p == null) {
+        return null;
+      }
+      double[] a = rows.get(p.file(false), key.rowOffset(), key.rows());
+      return diagonal ? new TilePatterns.Rows(a, p.shape(false, key.rows()), null, null)
+          : new TilePatterns.Rows(a, p.shape(false, key.rows()), rows.get(p.file(true), key.colOffset(), key.cols()),
+              p.shape(true, key.cols()));
     }
 
     @Override

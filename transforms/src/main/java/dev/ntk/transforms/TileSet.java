@@ -50,6 +50,9 @@ import org.apache.beam.sdk.io.fs.ResourceId;
  *     diagonal are stored)
  * @param empirical the finite network whose empirical kernels the tiles hold, or {@code null} for
  *     the model's infinite-width kernels
+ * @param patterns the graph patterns of the inputs, for a model with {@code Aggregate}, or {@code null};
+ *     their bytes' hashes join {@code inputsHash} ({@code x1&a1+x2&a2}), so that tiles of other patterns
+ *     are never reused
  */
 public record TileSet(
     Model model,
@@ -63,7 +66,8 @@ public record TileSet(
     String directory,
     String inputsHash,
     EmpiricalTiles empirical,
-    Double maskConstant)
+    Double maskConstant,
+    TilePatterns patterns)
     implements Serializable {
   /** The file in a set's directory that describes the set (JSON). */
   public static final String DESCRIPTION = "set.json";
@@ -104,7 +108,7 @@ public record TileSet(
    */
   public static TileSet create(Model model, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
-    return create(model, null, x1, x2, tileSize, dtype, store, null);
+    return create(model, null, x1, x2, tileSize, dtype, store, null, null, null);
   }
 
   /**
@@ -115,7 +119,23 @@ public record TileSet(
    */
   public static TileSet create(Model model, String x1, String x2, int tileSize,
       NpyDType dtype, String store, Double maskConstant) throws IOException {
-    return create(model, null, x1, x2, tileSize, dtype, store, maskConstant);
+    return create(model, null, x1, x2, tileSize, dtype, store, maskConstant, null, null);
+  }
+
+  /**
+   * The kernel of a graph model ({@code Aggregate}) between {@code x1} and {@code x2} ({@code null}:
+   * x1 itself) whose rows have the graph patterns {@code pattern1} and {@code pattern2} ({@code .npy}
+   * files, one pattern per row, batch first; {@code pattern2} {@code null} exactly where {@code x2}
+   * is), as {@link #create(Model, String, String, int, NpyDType, String, Double)} describes the
+   * others. The patterns' hashes join the inputs hash, which names the set's directory and which
+   * every tile carries.
+   */
+  public static TileSet create(Model model, String x1, String x2, int tileSize, NpyDType dtype, String store,
+      Double maskConstant, String pattern1, String pattern2) throws IOException {
+    if (pattern1 == null) {
+      throw new IllegalArgumentException("a graph model's tile set needs the patterns of x1");
+    }
+    return create(model, null, x1, x2, tileSize, dtype, store, maskConstant, pattern1, pattern2);
   }
 
   /**
@@ -125,11 +145,11 @@ public record TileSet(
    */
   public static TileSet create(EmpiricalTiles network, String x1, String x2, int tileSize,
       NpyDType dtype, String store) throws IOException {
-    return create(network.model(), network, x1, x2, tileSize, dtype, store, null);
+    return create(network.model(), network, x1, x2, tileSize, dtype, store, null, null, null);
   }
 
   private static TileSet create(Model model, EmpiricalTiles network, String x1, String x2, int tileSize,
-      NpyDType dtype, String store, Double maskConstant) throws IOException {
+      NpyDType dtype, String store, Double maskConstant, String pattern1, String pattern2) throws IOException {
     String file1 = spec(BeamFiles.file(x1));
     String file2 = x2 == null ? null : spec(BeamFiles.file(x2));
     NpyHeader h1 = header(file1);
@@ -141,13 +161,27 @@ public record TileSet(
     if (!Arrays.equals(features, Arrays.copyOfRange(h2.shape(), 1, h2.shape().length))) {
       throw new IllegalArgumentException(x1 + " and " + x2 + " have different per-example shapes");
     }
-    String inputs = sha256(file1) + (file2 == null ? "" : "+" + sha256(file2));
+    TilePatterns patterns = null;
+    if (pattern1 != null) {
+      if ((pattern2 == null) != (file2 == null)) {
+        throw new IllegalArgumentException(file2 == null ? "the pattern " + pattern2 + " of x2 is given without x2"
+            : "x2 " + file2 + " is given without its patterns");
+      }
+      String a1 = spec(BeamFiles.file(pattern1));
+      String a2 = pattern2 == null ? null : spec(BeamFiles.file(pattern2));
+      long[] s1 = patternShape(a1, h1.shape()[0]);
+      long[] s2 = a2 == null ? null : patternShape(a2, h2.shape()[0]);
+      patterns = new TilePatterns(a1, s1, a2, s2);
+    }
+    // an input with its graph pattern is one input: "x&pattern"
+    String inputs = sha256(file1) + (patterns == null ? "" : "&" + sha256(patterns.a1()))
+        + (file2 == null ? "" : "+" + sha256(file2) + (patterns == null ? "" : "&" + sha256(patterns.a2())));
     TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
     ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
         setName(network != null ? network.hash() : maskConstant != null
             ? dev.ntk.kernels.Masking.hash(model.hash(), maskConstant) : model.hash(), inputs, dtype, tileSize));
     TileSet set = new TileSet(model, file1, file2, plan.n1(), plan.n2(), features,
-        tileSize, dtype, spec(directory), inputs, network, maskConstant);
+        tileSize, dtype, spec(directory), inputs, network, maskConstant, patterns);
     set.describe();
     return set;
   }
@@ -159,6 +193,16 @@ public record TileSet(
   private static String spec(ResourceId resource) {
     String s = resource.toString();
     return s.length() > 1 && s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
+  }
+
+  /** The shape of the pattern file {@code file}, checked to have a pattern for each of the {@code n} input rows. */
+  private static long[] patternShape(String file, long n) throws IOException {
+    long[] shape = header(file).shape();
+    if (shape.length < 2 || shape[0] != n) {
+      throw new IllegalArgumentException(file + ": graph patterns must be batch first, one per input row (" + n
+          + "), got shape " + Arrays.toString(shape));
+    }
+    return shape;
   }
 
   private static NpyHeader header(String file) throws IOException {
@@ -195,6 +239,10 @@ public record TileSet(
     }
     if (maskConstant != null) {
       d.put("mask_constant", maskConstant);
+    }
+    if (patterns != null) {
+      d.put("pattern1", patterns.a1());
+      d.put("pattern2", patterns.a2());
     }
     byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(d);
     BeamFiles.writeAtomically(resource(DESCRIPTION), channel -> channel.write(ByteBuffer.wrap(bytes)));

@@ -1,0 +1,111 @@
+package dev.ntk.pipelines;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ntk.io.Npy;
+import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
+import dev.ntk.pipelines.TrainCommandTest.Result;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The graph network of {@code examples/graph/model.json} ({@code Aggregate} layers, a pattern per
+ * input row) through the command line on a runner: the tiles read their rows' patterns beside their
+ * input rows, so that the DirectRunner and Flink [local] in tiles of 4 rows (several tiles, each with
+ * other rows' patterns than its neighbours') give the in-process kernels to 1e-12, of x1 with x2 and
+ * of x1 with itself; the patterns are part of the tile set's identity, so a rerun with other patterns
+ * into the same output directory computes every tile again (and gives that run's in-process kernels),
+ * while a rerun with the same ones reuses every tile.
+ */
+class GraphExampleTest {
+  private static final Path EXAMPLE = Path.of("..", "examples", "graph");
+  private static final Path MODEL = EXAMPLE.resolve("model.json");
+  private static final Path X1 = EXAMPLE.resolve("x_train.npy");
+  private static final Path A1 = EXAMPLE.resolve("a_train.npy");
+  private static final Path X2 = EXAMPLE.resolve("x_test.npy");
+  private static final Path A2 = EXAMPLE.resolve("a_test.npy");
+
+  @TempDir Path dir;
+
+  @Test
+  void runnersGiveTheInProcessKernels() throws IOException {
+    for (boolean second : new boolean[] {true, false}) {
+      List<Object> args = new ArrayList<>(List.of("kernel", "--model", MODEL, "--x1", X1, "--pattern1", A1));
+      if (second) {
+        args.addAll(List.of("--x2", X2, "--pattern2", A2));
+      }
+      String which = second ? "x1 and x2" : "x1 with itself";
+      String suffix = second ? "" : "-x1";
+      Path local = dir.resolve("local" + suffix);
+      Result a = run(args, "--out", local);
+      assertEquals(0, a.status(), a.err());
+      assertTrue(a.out().contains("in-process (the kernels fit one tile"), a.out());
+      List<String> runners = second ? List.of("DirectRunner", "FlinkRunner") : List.of("DirectRunner");
+      for (String runner : runners) {
+        Path beam = dir.resolve(runner + suffix);
+        Result b = run(args, "--tile", 4, "--runner", runner, "--parallelism", 2, "--out", beam);
+        assertEquals(0, b.status(), b.err());
+        // 5 x 2 tiles of 20 x 8, or the 15 on and above the diagonal of 5 x 5.
+        assertTrue(b.out().contains(runner + ": " + (second ? 10 : 15) + " tiles computed, 0 reused"), b.out());
+        agree(local, beam, which + ", " + runner);
+      }
+    }
+  }
+
+  @Test
+  void otherPatternsNeverReuseTiles() throws IOException {
+    // the patterns of x1 in another order: every example but the two swapped keeps its inputs and pattern
+    NpyArray a = Npy.read(A1);
+    int size = 16 * 16;
+    double[] v = a.data().clone();
+    System.arraycopy(a.data(), 0, v, 3 * size, size);
+    System.arraycopy(a.data(), 3 * size, v, 0, size);
+    Path other = dir.resolve("a_other.npy");
+    Npy.write(other, new NpyArray(a.shape(), NpyDType.FLOAT64, v));
+    Path beam = dir.resolve("beam");
+    List<Object> common = List.of("kernel", "--model", MODEL, "--x1", X1, "--x2", X2, "--pattern2", A2);
+    Result first = run(common, "--pattern1", A1, "--tile", 4, "--runner", "DirectRunner", "--out", beam);
+    assertEquals(0, first.status(), first.err());
+    double[] before = Npy.read(beam.resolve("nngp.npy")).data();
+    Result again = run(common, "--pattern1", A1, "--tile", 4, "--runner", "DirectRunner", "--out", beam);
+    assertEquals(0, again.status(), again.err());
+    assertTrue(again.out().contains("DirectRunner: 0 tiles computed, 10 reused"), again.out());
+    Result changed = run(common, "--pattern1", other, "--tile", 4, "--runner", "DirectRunner", "--out", beam);
+    assertEquals(0, changed.status(), changed.err());
+    assertTrue(changed.out().contains("DirectRunner: 10 tiles computed, 0 reused"), changed.out());
+    Path local = dir.resolve("local-other");
+    Result inProcess = run(common, "--pattern1", other, "--out", local);
+    assertEquals(0, inProcess.status(), inProcess.err());
+    agree(local, beam, "other patterns");
+    // the swapped examples' kernels changed (rows 0 and 3), so a reused tile would have been caught
+    double[] after = Npy.read(beam.resolve("nngp.npy")).data();
+    assertNotEquals(before[0], after[0], 1e-9 * Math.abs(before[0]));
+  }
+
+  private static void agree(Path want, Path got, String what) throws IOException {
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      double[] w = Npy.read(want.resolve(k)).data();
+      double[] g = Npy.read(got.resolve(k)).data();
+      assertEquals(w.length, g.length, what + " " + k);
+      for (int i = 0; i < w.length; i++) {
+        assertFalse(Double.isNaN(w[i]), what + " " + k + "[" + i + "] is NaN");
+        assertEquals(w[i], g[i], 1e-12 * Math.abs(w[i]), what + " " + k + "[" + i + "]");
+      }
+    }
+  }
+
+  private static Result run(List<Object> args, Object... more) {
+    List<Object> all = new ArrayList<>(args);
+    all.addAll(Arrays.asList(more));
+    return TrainCommandTest.ntk(all.toArray());
+  }
+}
