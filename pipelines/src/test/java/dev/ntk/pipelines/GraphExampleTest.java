@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
  * The graph network of {@code examples/graph/model.json} ({@code Aggregate} layers, a pattern per
  * input row) through the command line on a runner: the tiles read their rows' patterns beside their
  * input rows, so that the DirectRunner and Flink [local] in tiles of 4 rows (several tiles, each with
- * other rows' patterns than its neighbours') give the in-process kernels to 1e-12, of x1 with x2 and
- * of x1 with itself; the patterns are part of the tile set's identity, so a rerun with other patterns
+ * other rows' patterns than its neighbours'), on the {@code cpu} backend (the plan's {@code
+ * pattern1}, {@code pattern2} inputs) and on {@code tensorflow} ({@code KernelFn} with patterns),
+ * give the in-process kernels to 1e-12, of x1 with x2 and of x1 with itself; the patterns are part of the tile set's identity, so a rerun with other patterns
  * into the same output directory computes every tile again (and gives that run's in-process kernels),
  * while a rerun with the same ones reuses every tile.
  */
@@ -49,14 +50,17 @@ class GraphExampleTest {
       Result a = run(args, "--out", local);
       assertEquals(0, a.status(), a.err());
       assertTrue(a.out().contains("in-process (the kernels fit one tile"), a.out());
-      List<String> runners = second ? List.of("DirectRunner", "FlinkRunner") : List.of("DirectRunner");
-      for (String runner : runners) {
-        Path beam = dir.resolve(runner + suffix);
-        Result b = run(args, "--tile", 4, "--runner", runner, "--parallelism", 2, "--out", beam);
+      List<String> runs = second ? List.of("DirectRunner cpu", "FlinkRunner cpu", "DirectRunner tensorflow")
+          : List.of("DirectRunner cpu", "DirectRunner tensorflow");
+      for (String on : runs) {
+        String runner = on.split(" ")[0];
+        Path beam = dir.resolve(on.replace(' ', '-') + suffix);
+        Result b = run(args, "--tile", 4, "--runner", runner, "--backend", on.split(" ")[1], "--parallelism", 2,
+            "--out", beam);
         assertEquals(0, b.status(), b.err());
         // 5 x 2 tiles of 20 x 8, or the 15 on and above the diagonal of 5 x 5.
         assertTrue(b.out().contains(runner + ": " + (second ? 10 : 15) + " tiles computed, 0 reused"), b.out());
-        agree(local, beam, which + ", " + runner);
+        agree(local, beam, which + ", " + on);
       }
     }
   }
