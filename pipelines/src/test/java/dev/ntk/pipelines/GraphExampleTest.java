@@ -23,9 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
  * input rows, so that the DirectRunner and Flink [local] in tiles of 4 rows (several tiles, each with
  * other rows' patterns than its neighbours'), on the {@code cpu} backend (the plan's {@code
  * pattern1}, {@code pattern2} inputs) and on {@code tensorflow} ({@code KernelFn} with patterns),
- * give the in-process kernels to 1e-12, of x1 with x2 and of x1 with itself; the patterns are part of the tile set's identity, so a rerun with other patterns
- * into the same output directory computes every tile again (and gives that run's in-process kernels),
- * while a rerun with the same ones reuses every tile.
+ * give the in-process kernels to 1e-12, of x1 with x2 and of x1 with itself, with dense and SPARSE
+ * patterns; the patterns are part of the tile set's identity, so a rerun with other patterns into the
+ * same output directory computes every tile again (and gives that run's in-process kernels), while a
+ * rerun with the same ones reuses every tile.
  */
 class GraphExampleTest {
   private static final Path EXAMPLE = Path.of("..", "examples", "graph");
@@ -93,6 +94,40 @@ class GraphExampleTest {
     // the swapped examples' kernels changed (rows 0 and 3), so a reused tile would have been caught
     double[] after = Npy.read(beam.resolve("nngp.npy")).data();
     assertNotEquals(before[0], after[0], 1e-9 * Math.abs(before[0]));
+  }
+
+  /** SPARSE patterns, edge lists {@code (N, n_edges, 2)} with padding edges, in tiles as in-process. */
+  @Test
+  void sparsePatternsInTiles() throws IOException {
+    Path model = dir.resolve("sparse.json");
+    java.nio.file.Files.writeString(model, "{\"serial\": [{\"Dense\": {\"out_dim\": 4, \"W_std\": 1.3}}, "
+        + "{\"Relu\": {}}, {\"Aggregate\": {\"implementation\": \"SPARSE\"}}, {\"GlobalAvgPool\": {}}]}");
+    Path e1 = edges("e1.npy", 20, 1);
+    Path e2 = edges("e2.npy", 8, 2);
+    List<Object> args = List.of("kernel", "--model", model, "--x1", X1, "--pattern1", e1, "--x2", X2, "--pattern2", e2);
+    Path local = dir.resolve("sparse-local");
+    Result a = run(args, "--out", local);
+    assertEquals(0, a.status(), a.err());
+    Path beam = dir.resolve("sparse-beam");
+    Result b = run(args, "--tile", 4, "--runner", "DirectRunner", "--out", beam);
+    assertEquals(0, b.status(), b.err());
+    assertTrue(b.out().contains("DirectRunner: 10 tiles computed, 0 reused"), b.out());
+    agree(local, beam, "SPARSE");
+  }
+
+  /** {@code n} lists of 12 random edges among 16 nodes, the last two of each padding ({@code -1}). */
+  private Path edges(String name, int n, long seed) throws IOException {
+    java.util.Random r = new java.util.Random(seed);
+    double[] v = new double[n * 12 * 2];
+    for (int e = 0; e < n; e++) {
+      for (int k = 0; k < 12; k++) {
+        v[(e * 12 + k) * 2] = k >= 10 ? -1 : r.nextInt(16);
+        v[(e * 12 + k) * 2 + 1] = k >= 10 ? -1 : r.nextInt(16);
+      }
+    }
+    Path file = dir.resolve(name);
+    Npy.write(file, new NpyArray(new long[] {n, 12, 2}, NpyDType.FLOAT64, v));
+    return file;
   }
 
   private static void agree(Path want, Path got, String what) throws IOException {
