@@ -2,6 +2,7 @@ package dev.ntk.transforms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
@@ -143,6 +144,51 @@ class KernelTilesTest {
     assertEquals(3, java.util.Set.of(a.directory(), b.directory(), c.directory()).size());
     assertEquals(a.directory(), TileSet.create(Fixtures.MODEL, x1, null, 4, NpyDType.FLOAT64, store).directory());
     assertTrue(Files.isRegularFile(Path.of(a.directory(), TileSet.DESCRIPTION)));
+  }
+
+  /**
+   * The graph patterns of a graph model's inputs are part of its tile set's identity: other patterns
+   * of the same inputs make another inputs hash (each input with its pattern, {@code x&a}) and another
+   * directory; patterns that are not one per input row, or of x2 without x2, are refused.
+   */
+  @Test
+  void graphPatternsJoinTheSetsIdentity() throws IOException {
+    dev.ntk.kernels.Model graph = dev.ntk.kernels.Model.parse(
+        "{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Aggregate\": {}}, {\"GlobalAvgPool\": {}}]}");
+    String x1 = array("x1.npy", 5, 3, 2);
+    String x2 = array("x2.npy", 2, 3, 2);
+    String a1 = array("a1.npy", 5, 3, 3);
+    String b1 = array("b1.npy", 5, 3, 3);
+    String a2 = array("a2.npy", 2, 3, 3);
+    String store = dir.resolve("tiles").toString();
+    NpyDType f64 = NpyDType.FLOAT64;
+    TileSet a = TileSet.create(graph, x1, null, 4, f64, store, null, a1, null);
+    TileSet b = TileSet.create(graph, x1, null, 4, f64, store, null, b1, null);
+    TileSet plain = TileSet.create(graph, x1, null, 4, f64, store);
+    assertEquals(3, java.util.Set.of(a.directory(), b.directory(), plain.directory()).size());
+    assertEquals(a.directory(), TileSet.create(graph, x1, null, 4, f64, store, null, a1, null).directory());
+    assertEquals(plain.inputsHash() + "&" + dev.ntk.io.FileHashes.sha256(Path.of(a1)), a.inputsHash());
+    TileSet between = TileSet.create(graph, x1, x2, 4, f64, store, null, a1, a2);
+    assertEquals(2, InferenceChecks.inputs(between.inputsHash()).length);
+    assertEquals(a.inputsHash(), InferenceChecks.inputs(between.inputsHash())[0]);
+    IllegalArgumentException rows = assertThrows(IllegalArgumentException.class,
+        () -> TileSet.create(graph, x1, null, 4, f64, store, null, a2, null));
+    assertTrue(rows.getMessage().contains("one per input row (5), got shape [2, 3, 3]"), rows.getMessage());
+    IllegalArgumentException alone = assertThrows(IllegalArgumentException.class,
+        () -> TileSet.create(graph, x1, null, 4, f64, store, null, a1, a2));
+    assertTrue(alone.getMessage().contains("of x2 is given without x2"), alone.getMessage());
+  }
+
+  /** A random {@code (n, a, b)} array in {@code dir/name}, as a path. */
+  private String array(String name, int n, int a, int b) throws IOException {
+    java.util.Random r = new java.util.Random(name.hashCode());
+    double[] v = new double[n * a * b];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian();
+    }
+    Path file = dir.resolve(name);
+    Npy.write(file, new NpyArray(new long[] {n, a, b}, NpyDType.FLOAT64, v));
+    return file.toString();
   }
 
   /** An infinite kernel entry stops the run with the entry and the layer where it broke. */
