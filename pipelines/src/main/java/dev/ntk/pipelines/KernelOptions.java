@@ -68,4 +68,15 @@ public interface KernelOptions extends PipelineOptions {
   Double getMaskConstant();
 
   void setMaskConstant(Double value);
+
+  @Description("The graph patterns of x1's rows for a model with Aggregate (.npy, batch first: (N1, nodes..., "
+      + "nodes...), or (N1, n_edges, 2) edges with implementation SPARSE), as ntk kernel's --pattern1.")
+  String getPattern1();
+
+  void setPattern1(String value);
+
+  @Description("The graph patterns of x2's rows (with --x2), as ntk kernel's --pattern2.")
+  String getPattern2();
+
+  void setPattern2(String value);
 }

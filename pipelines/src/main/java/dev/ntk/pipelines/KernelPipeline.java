@@ -60,8 +60,18 @@ public final class KernelPipeline {
     if (mask != null) {
       dev.ntk.kernels.Masking.checkConstant(mask);
     }
-    TileSet set = TileSet.create(Model.parse(json), options.getX1(), options.getX2(), options.getTileRows(),
-        NpyDType.fromName(options.getDtype()), tiles, mask);
+    Model model = Model.parse(json);
+    boolean graph = dev.ntk.kernels.Graph.readsPatterns(model.layer());
+    if (graph != (options.getPattern1() != null) || (options.getPattern2() != null && options.getX2() == null)) {
+      throw new IllegalArgumentException(graph ? "the model " + options.getModel() + " has Aggregate layers: give "
+          + "--pattern1 (and --pattern2 with --x2), the graph patterns of the inputs' rows"
+          : options.getPattern1() == null ? "--pattern2 is the pattern of --x2 beside --pattern1"
+          : "--pattern1: the model " + options.getModel() + " has no Aggregate layer, which alone reads patterns");
+    }
+    NpyDType dtype = NpyDType.fromName(options.getDtype());
+    TileSet set = graph ? TileSet.create(model, options.getX1(), options.getX2(), options.getTileRows(), dtype, tiles,
+        mask, options.getPattern1(), options.getPattern2())
+        : TileSet.create(model, options.getX1(), options.getX2(), options.getTileRows(), dtype, tiles, mask);
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Kernel", KernelTiles.of(set).withBackend(Backend.of(options.getBackend())))
         .apply("WriteKernels", WriteKernels.to(set, List.copyOf(new LinkedHashSet<>(get)), options.getOut()));

@@ -96,6 +96,26 @@ class GraphExampleTest {
     assertNotEquals(before[0], after[0], 1e-9 * Math.abs(before[0]));
   }
 
+  /**
+   * {@link KernelOptions#getPattern1}: the plain Beam main class computes a graph model's tiles with
+   * their patterns, the in-process kernels; without patterns it stops before the pipeline runs.
+   */
+  @Test
+  void theMainClassTakesPatterns() throws IOException {
+    Path local = dir.resolve("main-local");
+    Result a = run(List.of("kernel", "--model", MODEL, "--x1", X1, "--pattern1", A1, "--x2", X2, "--pattern2", A2),
+        "--out", local);
+    assertEquals(0, a.status(), a.err());
+    Path main = dir.resolve("main");
+    KernelPipeline.main(new String[] {"--model=" + MODEL, "--x1=" + X1, "--x2=" + X2, "--pattern1=" + A1,
+        "--pattern2=" + A2, "--out=" + main, "--tileRows=4", "--runner=DirectRunner", "--targetParallelism=2"});
+    agree(local, main, "KernelPipeline");
+    IllegalArgumentException none = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> KernelPipeline.main(new String[] {"--model=" + MODEL, "--x1=" + X1, "--out=" + dir.resolve("none"),
+            "--runner=DirectRunner"}));
+    assertTrue(none.getMessage().contains("has Aggregate layers: give --pattern1"), none.getMessage());
+  }
+
   /** SPARSE patterns, edge lists {@code (N, n_edges, 2)} with padding edges, in tiles as in-process. */
   @Test
   void sparsePatternsInTiles() throws IOException {
