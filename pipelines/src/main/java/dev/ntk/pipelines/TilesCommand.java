@@ -202,7 +202,9 @@ final class TilesCommand implements Callable<Integer> {
       planned = d.path("tiles").asLong(-1);
       what = d.path("n1").asLong() + "x" + d.path("n2").asLong() + " " + d.path("dtype").asText()
           + ", tile " + d.path("tile").asInt() + ", x1 " + d.path("x1").asText()
-          + (d.path("x2").isTextual() ? ", x2 " + d.path("x2").asText() : "");
+          + (d.path("x2").isTextual() ? ", x2 " + d.path("x2").asText() : "")
+          + (d.path("pattern1").isTextual() ? ", patterns " + d.path("pattern1").asText()
+              + (d.path("pattern2").isTextual() ? ", " + d.path("pattern2").asText() : "") : "");
     }
     return new Entry(dir.getFileName().toString(), dir, own, tiles, planned, bytes(own), what);
   }

@@ -91,6 +91,12 @@ class GraphExampleTest {
     Result inProcess = run(common, "--pattern1", other, "--out", local);
     assertEquals(0, inProcess.status(), inProcess.err());
     agree(local, beam, "other patterns");
+    // two sets, one per patterns of x1, each listed with its pattern files
+    Result list = TrainCommandTest.ntk("tiles", "--out", beam, "--list");
+    assertEquals(0, list.status(), list.err());
+    String given = "patterns " + A1.toAbsolutePath().normalize() + ", " + A2.toAbsolutePath().normalize();
+    assertTrue(list.out().contains(given), list.out());
+    assertTrue(list.out().contains("patterns " + other.toAbsolutePath() + ", "), list.out());
     // the swapped examples' kernels changed (rows 0 and 3), so a reused tile would have been caught
     double[] after = Npy.read(beam.resolve("nngp.npy")).data();
     assertNotEquals(before[0], after[0], 1e-9 * Math.abs(before[0]));
