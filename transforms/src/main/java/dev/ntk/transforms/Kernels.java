@@ -160,8 +160,18 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     return of(Model.of(Objects.requireNonNull(model, "model")));
   }
 
-  /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
+  /**
+   * The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. A
+   * graph model ({@code Aggregate}) is refused: collections of examples carry no graph patterns (its
+   * tiles are computed from {@code .npy} files, {@link TileSet#create(Model, String, String, int,
+   * NpyDType, String, Double, String, String)}).
+   */
   public static Kernels of(Model model) {
+    if (dev.ntk.kernels.Graph.readsPatterns(Objects.requireNonNull(model, "model").layer())) {
+      throw new IllegalArgumentException("the model has Aggregate layers, whose inputs come with graph patterns, "
+          + "which collections of examples do not carry: compute its tiles from .npy files (TileSet.create with "
+          + "the pattern files, KernelTiles)");
+    }
     return new Kernels(new Settings(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
         List.of(Get.NNGP, Get.NTK), null, null, null), null);
   }

@@ -450,4 +450,13 @@ class KernelsTest {
     assertThrows(IllegalArgumentException.class, () -> Kernels.of("{\"serial\": [{\"Nope\": {}}]}"));
     assertTrue(DisplayData.from(KernelIO.writeNpy("/x/y")).toString().contains("/x/y"));
   }
+
+  /** A graph model is refused where the pipeline is built: collections of examples carry no patterns. */
+  @Test
+  void graphModelsAreRefused() {
+    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> Kernels.of("{\"serial\": [{\"Dense\": {\"out_dim\": 4}}, {\"Aggregate\": {}}, "
+            + "{\"GlobalAvgPool\": {}}]}"));
+    assertTrue(e.getMessage().contains("the model has Aggregate layers"), e.getMessage());
+  }
 }
