@@ -172,8 +172,8 @@ class NtkCommandTest {
   /**
    * The graph example ({@code examples/graph}: two {@code Aggregate} layers) with its patterns:
    * both backends write the kernels {@code KernelFn} gives for the same arrays; a missing, misshapen,
-   * unasked or non-finite pattern, a graph model on a runner or in {@code mc}, are user errors
-   * naming the option, the file, the shape expected and the layer.
+   * unasked or non-finite pattern, a graph model in {@code mc}, are user errors naming the option,
+   * the file, the shape expected and the layer (on a runner: {@code GraphExampleTest}).
    */
   @Test
   void graphKernelsThroughTheCommandLine() throws IOException {
