@@ -23,10 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
  * input rows, so that the DirectRunner and Flink [local] in tiles of 4 rows (several tiles, each with
  * other rows' patterns than its neighbours'), on the {@code cpu} backend (the plan's {@code
  * pattern1}, {@code pattern2} inputs) and on {@code tensorflow} ({@code KernelFn} with patterns),
- * give the in-process kernels to 1e-12, of x1 with x2 and of x1 with itself, with dense and SPARSE
- * patterns; the patterns are part of the tile set's identity, so a rerun with other patterns into the
- * same output directory computes every tile again (and gives that run's in-process kernels), while a
- * rerun with the same ones reuses every tile.
+ * give the in-process kernels to 1e-12 (float32 to rounding), of x1 with x2 and of x1 with itself,
+ * with dense and SPARSE patterns; the patterns are part of the tile set's identity, so a rerun with
+ * other patterns into the same output directory computes every tile again (and gives that run's
+ * in-process kernels), while a rerun with the same ones reuses every tile.
  */
 class GraphExampleTest {
   private static final Path EXAMPLE = Path.of("..", "examples", "graph");
@@ -120,6 +120,26 @@ class GraphExampleTest {
         () -> KernelPipeline.main(new String[] {"--model=" + MODEL, "--x1=" + X1, "--out=" + dir.resolve("none"),
             "--runner=DirectRunner"}));
     assertTrue(none.getMessage().contains("has Aggregate layers: give --pattern1"), none.getMessage());
+  }
+
+  /** float32 tiles (the patterns' aggregation matrices in float32 too) as float32 in-process, to rounding. */
+  @Test
+  void float32Tiles() throws IOException {
+    List<Object> args = List.of("kernel", "--model", MODEL, "--x1", X1, "--pattern1", A1, "--dtype", "float32");
+    Path local = dir.resolve("f32-local");
+    Result a = run(args, "--out", local);
+    assertEquals(0, a.status(), a.err());
+    Path beam = dir.resolve("f32-beam");
+    Result b = run(args, "--tile", 4, "--runner", "DirectRunner", "--out", beam);
+    assertEquals(0, b.status(), b.err());
+    for (String k : List.of("nngp.npy", "ntk.npy")) {
+      NpyArray w = Npy.read(local.resolve(k));
+      NpyArray g = Npy.read(beam.resolve(k));
+      assertEquals(NpyDType.FLOAT32, g.dtype());
+      for (int i = 0; i < w.data().length; i++) {
+        assertEquals(w.data()[i], g.data()[i], 1e-5 * Math.abs(w.data()[i]), "float32 " + k + "[" + i + "]");
+      }
+    }
   }
 
   /** SPARSE patterns, edge lists {@code (N, n_edges, 2)} with padding edges, in tiles as in-process. */
