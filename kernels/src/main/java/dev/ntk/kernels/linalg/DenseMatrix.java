@@ -183,6 +183,34 @@ public final class DenseMatrix implements AutoCloseable {
     }
   }
 
+  /**
+   * Rounds this matrix's float64 entries to float32 into {@link #float32Buffer}, in place (the
+   * reverse of {@link #widenFloat32}): from the first chunk to the last, so that each float32
+   * written covers only float64 values already read (value {@code i} moves from byte {@code 8i} to
+   * byte {@code 4i}). The second half of the memory is left as it was.
+   */
+  public void narrowFloat32() {
+    DoubleBuffer from = buffer();
+    FloatBuffer to = float32Buffer();
+    int count = from.limit();
+    int chunk = 1 << 16;
+    double[] d = new double[chunk];
+    float[] f = new float[chunk];
+    for (int start = 0; start < count; start += chunk) {
+      int k = Math.min(chunk, count - start);
+      from.get(start, d, 0, k);
+      for (int i = 0; i < k; i++) {
+        f[i] = (float) d[i];
+      }
+      to.put(start, f, 0, k);
+    }
+  }
+
+  /** The float32 slots of {@link #float32Buffer} as a native pointer (never closed). */
+  FloatPointer float32Pointer() {
+    return new FloatPointer(pointer()).position(0);
+  }
+
   /** A pointer to the row-major entry {@code index}, sharing this matrix's memory (never closed). */
   private DoublePointer at(long index) {
     return new DoublePointer(pointer()).position(index);
