@@ -126,6 +126,8 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     int outputs = y.length / n;
     Get get = settings.get();
     Mode mode = settings.mode();
+    // A float32 prediction factors in float32, as the DirectRunner's (FactorFn) and NumPy's.
+    boolean float32 = dtype == NpyDType.FLOAT32;
     double[] times = settings.times();
     KernelFn fn = model.layer().kernelFn().withBackend(backend);
     Set<Get> gets = kernels(settings, computeCov);
@@ -149,14 +151,14 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
           ? new Solve.CovarianceKernels(get == Get.NTK ? dd.get(Get.NNGP) : null, td.get(Get.NNGP), tt.get(Get.NNGP))
           : null;
       if (settings.nll() && mode != Mode.CHOLESKY) {
-        nll = Solve.nll(dd.get(get).copy(), y, outputs, settings.diagReg(), get.key());
+        nll = Solve.nll(dd.get(get).copy(), y, outputs, settings.diagReg(), get.key(), float32);
       }
       switch (mode) {
         case CHOLESKY -> {
           Solve.Solution s = cg != null
               ? Solve.gpInference(KernelOperator.of(dd.get(get)), td.get(get), y, outputs, get, settings.diagReg(), cg)
               : Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,
-                  settings.nll());
+                  settings.nll(), float32);
           means = new double[times.length][];
           Arrays.fill(means, s.means()[0]);
           if (computeCov) {

@@ -620,9 +620,27 @@ class NtkCommandTest {
     for (Object[] variant : variants) {
       sameInProcessAndOnTheDirectRunner(xs, ys, xt, variant, 1e-10);
     }
-    // float32: the kernels are float32 on both paths, the solves float64; they differ by the
-    // float32 rounding of differently summed kernel entries, amplified by the solve.
+    // float32: the kernels and the factor are float32 on both paths, the solves float64; they differ
+    // by the float32 rounding of differently summed kernel entries, amplified by the solve.
     sameInProcessAndOnTheDirectRunner(xs, ys, xt, new Object[] {"--dtype", "float32", "--compute-cov"}, 1e-3);
+  }
+
+  /**
+   * A float32 prediction factors its train kernel in float32 in-process (InProcessPredict) and on
+   * the DirectRunner (FactorFn) alike: the NNGP's mean, covariance and NLL agree, and so does the
+   * NLL of the eigendecomposition's mode (factored on its own). The paths' float32 kernels differ
+   * in rounding; the float32 factor of the NNGP at the default diag_reg (1e-4) amplifies that to
+   * 3e-3 of the largest mean (under 1e-3 with a float64 factor), as NumPy + SciPy's float32 {@code
+   * cho_factor} would.
+   */
+  @Test
+  void float32PredictionsFactorInFloat32OnBothPaths() throws IOException {
+    Path xs = npy("x300.npy", 300, 3, 11);
+    Path ys = npy("y300.npy", 300, 2, 12);
+    Path xt = npy("xt30.npy", 30, 3, 13);
+    sameInProcessAndOnTheDirectRunner(xs, ys, xt,
+        new Object[] {"--dtype", "float32", "--get", "nngp", "--compute-cov", "--nll"}, 1e-2);
+    sameInProcessAndOnTheDirectRunner(xs, ys, xt, new Object[] {"--dtype", "float32", "--t", "2", "--nll"}, 1e-4);
   }
 
   /**

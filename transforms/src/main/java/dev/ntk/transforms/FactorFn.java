@@ -9,6 +9,7 @@ import static dev.ntk.transforms.InferenceInputs.initial;
 import static dev.ntk.transforms.InferenceInputs.readNpy;
 
 import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
 import dev.ntk.io.Tile;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.Get;
@@ -109,9 +110,11 @@ final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
         keys.add(k);
       }
       checkSymmetricComplete(keys, n, what);
+      // Float32 kernels are factored in float32, as in-process (InProcessPredict) and NumPy's.
+      boolean float32 = reference.dtype() == NpyDType.FLOAT32;
       double nll = Double.NaN;
       if (settings.nll()) {
-        try (GpPosterior p = GpPosterior.factor(g.copy(), y.data(), outputs, settings.diagReg(), get)) {
+        try (GpPosterior p = GpPosterior.factor(g.copy(), y.data(), outputs, settings.diagReg(), get, float32)) {
           nll = p.nll(y.data());
         }
       }
@@ -121,7 +124,7 @@ final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
       DenseMatrix kernel = g;
       g = null;
       FactorFiles.write(dir, local -> {
-        write(local, kernel, kdd, y.data(), fxTrain0, outputs, nngp);
+        write(local, kernel, kdd, y.data(), fxTrain0, outputs, nngp, float32);
         return null;
       });
       c.output(new Factored(dir.toString(), UUID.randomUUID().toString(), n, outputs, y.shape(), nll,
@@ -136,13 +139,16 @@ final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
     }
   }
 
-  /** Factors {@code g} (which it closes) and writes what the later steps read into {@code dir}. */
+  /**
+   * Factors {@code g} (which it closes; in float32 with {@code float32}) and writes what the later
+   * steps read into {@code dir}.
+   */
   private void write(java.nio.file.Path dir, DenseMatrix g, DenseMatrix kdd, double[] y, double[] fxTrain0,
-      int outputs, boolean nngp) throws IOException {
+      int outputs, boolean nngp, boolean float32) throws IOException {
     String get = settings.get().key();
     switch (settings.mode()) {
       case CHOLESKY -> {
-        try (GpPosterior p = GpPosterior.factor(g, y, outputs, settings.diagReg(), get)) {
+        try (GpPosterior p = GpPosterior.factor(g, y, outputs, settings.diagReg(), get, float32)) {
           p.write(dir);
         }
         if (nngp) {

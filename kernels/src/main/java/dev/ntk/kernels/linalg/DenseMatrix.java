@@ -22,6 +22,9 @@ import org.bytedeco.javacpp.FloatPointer;
  * worker's threads share the decomposition they read from the factor files).
  */
 public final class DenseMatrix implements AutoCloseable {
+  /** Entries converted at a time between float64 and float32 in place. */
+  private static final int CHUNK = 1 << 16;
+
   private final long rows;
   private final long cols;
   private DoublePointer data;
@@ -163,24 +166,53 @@ public final class DenseMatrix implements AutoCloseable {
   /**
    * Turns the float32 values that {@link #float32Buffer} holds into this matrix's float64 entries,
    * in place: from the last chunk to the first, so that each float64 written covers only float32
-   * values already read (value {@code i} moves from byte {@code 4i} to byte {@code 8i}).
+   * values already read (value {@code i} moves from byte {@code 4i} to byte {@code 8i}). Through
+   * pointers, not buffers: any size.
    */
   public void widenFloat32() {
-    FloatBuffer from = float32Buffer();
-    DoubleBuffer to = buffer();
-    int count = from.limit();
-    int chunk = 1 << 16;
+    long count = rows * cols;
+    FloatPointer from = float32Pointer();
+    DoublePointer to = new DoublePointer(pointer());
+    int chunk = (int) Math.min(CHUNK, count);
     float[] f = new float[chunk];
     double[] d = new double[chunk];
-    for (int end = count; end > 0; end -= chunk) {
-      int start = Math.max(0, end - chunk);
-      int k = end - start;
-      from.get(start, f, 0, k);
+    for (long end = count; end > 0; end -= chunk) {
+      long start = Math.max(0, end - chunk);
+      int k = (int) (end - start);
+      from.position(start).get(f, 0, k);
       for (int i = 0; i < k; i++) {
         d[i] = f[i];
       }
-      to.put(start, d, 0, k);
+      to.position(start).put(d, 0, k);
     }
+  }
+
+  /**
+   * Rounds this matrix's float64 entries to float32 into the slots of {@link #float32Buffer}, in
+   * place (the reverse of {@link #widenFloat32}): from the first chunk to the last, so that each
+   * float32 written covers only float64 values already read (value {@code i} moves from byte
+   * {@code 8i} to byte {@code 4i}). The second half of the memory is left as it was. Any size.
+   */
+  public void narrowFloat32() {
+    long count = rows * cols;
+    DoublePointer from = new DoublePointer(pointer());
+    FloatPointer to = float32Pointer();
+    int chunk = (int) Math.min(CHUNK, count);
+    double[] d = new double[chunk];
+    float[] f = new float[chunk];
+    for (long start = 0; start < count; start += chunk) {
+      int k = (int) Math.min(chunk, count - start);
+      from.position(start).get(d, 0, k);
+      for (int i = 0; i < k; i++) {
+        f[i] = (float) d[i];
+      }
+      to.position(start).put(f, 0, k);
+    }
+  }
+
+  /** The float32 slots of {@link #float32Buffer} as a native pointer (never closed). */
+  FloatPointer float32Pointer() {
+    return new FloatPointer(pointer()).position(0);
   }
 
   /** A pointer to the row-major entry {@code index}, sharing this matrix's memory (never closed). */

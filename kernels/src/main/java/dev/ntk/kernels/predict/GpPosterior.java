@@ -58,6 +58,19 @@ public final class GpPosterior implements AutoCloseable {
    */
   public static GpPosterior factor(DenseMatrix kTrainTrain, double[] yTrain, int outputs, double diagReg,
       String kernel) {
+    return factor(kTrainTrain, yTrain, outputs, diagReg, kernel, false);
+  }
+
+  /**
+   * {@link #factor(DenseMatrix, double[], int, double, String)}, with {@code float32} the
+   * factorization in float32 ({@link Lapack#choleskyFloat32}: as NumPy + SciPy factor a float32
+   * kernel, 1.4-1.9x faster) for a prediction in float32; the solves, the mean, the covariance
+   * and the NLL stay float64, on the factor widened.
+   *
+   * @param kernel the kernel's name, for messages
+   */
+  public static GpPosterior factor(DenseMatrix kTrainTrain, double[] yTrain, int outputs, double diagReg,
+      String kernel, boolean float32) {
     int n = (int) kTrainTrain.rows();
     if (kTrainTrain.cols() != n || yTrain.length != (long) n * outputs) {
       throw new IllegalArgumentException("train kernel must be " + n + "x" + n + " and targets "
@@ -65,8 +78,9 @@ public final class GpPosterior implements AutoCloseable {
     }
     Regularizer.add(kTrainTrain, diagReg);
     double[] diagonal = kTrainTrain.diagonal();
-    if (Lapack.cholesky(kTrainTrain) != 0) {
-      // dpotrf left the upper triangle alone: it and the saved diagonal are the matrix again.
+    if ((float32 ? Lapack.choleskyFloat32(kTrainTrain) : Lapack.cholesky(kTrainTrain)) != 0) {
+      // potrf left the upper triangle alone (in float32: rounded, as a float32 kernel is already):
+      // it and the saved diagonal are the matrix again.
       for (int i = 0; i < n; i++) {
         kTrainTrain.set(i, i, diagonal[i]);
       }

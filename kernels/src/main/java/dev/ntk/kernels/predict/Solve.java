@@ -49,7 +49,17 @@ public final class Solve {
    */
   public static Solution gpInference(DenseMatrix kTrainTrain, DenseMatrix kTestTrain, double[] y, int outputs,
       Get get, double diagReg, CovarianceKernels cov, boolean nll) {
-    try (GpPosterior p = GpPosterior.factor(kTrainTrain, y, outputs, diagReg, get.key())) {
+    return gpInference(kTrainTrain, kTestTrain, y, outputs, get, diagReg, cov, nll, false);
+  }
+
+  /**
+   * {@link #gpInference(DenseMatrix, DenseMatrix, double[], int, Get, double, CovarianceKernels,
+   * boolean)} with the factorization in float32 when {@code float32} (a float32 prediction: {@link
+   * GpPosterior#factor(DenseMatrix, double[], int, double, String, boolean)}).
+   */
+  public static Solution gpInference(DenseMatrix kTrainTrain, DenseMatrix kTestTrain, double[] y, int outputs,
+      Get get, double diagReg, CovarianceKernels cov, boolean nll, boolean float32) {
+    try (GpPosterior p = GpPosterior.factor(kTrainTrain, y, outputs, diagReg, get.key(), float32)) {
       double[] mean = p.mean(kTestTrain);
       double[] c = cov == null ? null : p.covariance(get, cov.trainTrainNngp(), kTestTrain, cov.testTrainNngp(),
           cov.testTestNngp());
@@ -118,7 +128,13 @@ public final class Solve {
    * @param kernel the kernel's name, for messages
    */
   public static double nll(DenseMatrix kTrainTrain, double[] y, int outputs, double diagReg, String kernel) {
-    try (GpPosterior p = GpPosterior.factor(kTrainTrain, y, outputs, diagReg, kernel)) {
+    return nll(kTrainTrain, y, outputs, diagReg, kernel, false);
+  }
+
+  /** {@link #nll(DenseMatrix, double[], int, double, String)}, factored in float32 when {@code float32}. */
+  public static double nll(DenseMatrix kTrainTrain, double[] y, int outputs, double diagReg, String kernel,
+      boolean float32) {
+    try (GpPosterior p = GpPosterior.factor(kTrainTrain, y, outputs, diagReg, kernel, float32)) {
       return p.nll(y);
     }
   }

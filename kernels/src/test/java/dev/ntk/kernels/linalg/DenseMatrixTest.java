@@ -61,6 +61,29 @@ class DenseMatrixTest {
     }
   }
 
+  /** Narrowing in place rounds each entry to float32 into the first half; widening gives them back. */
+  @Test
+  void float64IsNarrowedInPlaceAndWidenedBack() {
+    int rows = 301;
+    int cols = 457; // more than two chunks, and an odd count
+    double[] values = new double[rows * cols];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = Math.sin(i) * 1e3 + 0.1;
+    }
+    try (DenseMatrix m = DenseMatrix.of(rows, cols, values)) {
+      m.narrowFloat32();
+      java.nio.FloatBuffer f = m.float32Buffer();
+      for (int i = 0; i < values.length; i++) {
+        assertEquals((float) values[i], f.get(i), "entry " + i);
+      }
+      m.widenFloat32();
+      double[] widened = m.toArray();
+      for (int i = 0; i < values.length; i++) {
+        assertEquals((double) (float) values[i], widened[i], "entry " + i);
+      }
+    }
+  }
+
   /**
    * A Beam worker's threads share one decomposition (the eigenvectors and the projected residual)
    * and read its rows and hand it to BLAS at the same time. Access at an offset once moved the

@@ -67,6 +67,51 @@ class LapackTest {
     }
   }
 
+  /**
+   * The float32 factor of a well-conditioned matrix agrees with the float64 one to float32's
+   * precision, is lower triangular, and is not the float64 factor (it was computed in float32).
+   */
+  @Test
+  void choleskyInFloat32AgreesWithFloat64ToFloat32Precision() {
+    int n = 300; // 90,000 entries: more than one chunk of the narrowing and the widening
+    SimpleMatrix a = spd(n, 11).plus(SimpleMatrix.identity(n).scale(n));
+    try (DenseMatrix l64 = dense(a); DenseMatrix l32 = dense(a)) {
+      assertEquals(0, Lapack.cholesky(l64));
+      assertEquals(0, Lapack.choleskyFloat32(l32));
+      double[] d64 = l64.toArray();
+      double[] d32 = l32.toArray();
+      double largest = 0;
+      double difference = 0;
+      for (int i = 0; i < d64.length; i++) {
+        largest = Math.max(largest, Math.abs(d64[i]));
+        difference = Math.max(difference, Math.abs(d64[i] - d32[i]));
+        assertEquals((double) (float) d32[i], d32[i], "entry " + i + " is a float32 value");
+      }
+      for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++) {
+          assertEquals(0.0, l32.get(i, j));
+        }
+      }
+      assertTrue(difference <= 1e-5 * largest, difference + " vs " + largest);
+      assertTrue(difference > 1e-9 * largest, "computed in float32: " + difference);
+    }
+  }
+
+  /** A float32 factorization that fails reports the minor and leaves the upper triangle, rounded. */
+  @Test
+  void choleskyInFloat32ReportsTheFirstBadMinorAndKeepsTheUpperTriangle() {
+    SimpleMatrix a = spd(5, 3);
+    a.set(2, 2, -1.0);
+    try (DenseMatrix m = dense(a)) {
+      assertEquals(3, Lapack.choleskyFloat32(m));
+      for (int i = 0; i < 5; i++) {
+        for (int j = i + 1; j < 5; j++) {
+          assertEquals((double) (float) a.get(i, j), m.get(i, j));
+        }
+      }
+    }
+  }
+
   @Test
   void eighDiagonalizes() {
     SimpleMatrix a = spd(23, 4);
