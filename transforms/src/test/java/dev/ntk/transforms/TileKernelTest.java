@@ -67,7 +67,10 @@ class TileKernelTest {
     Fixtures.run(b);
     double err = Fixtures.relativeError(Npy.read(cg.resolve("mean.npy")).data(),
         Npy.read(cholesky.resolve("mean.npy")).data());
-    assertTrue(err <= 1e-6, "relative error of the mean " + err);
+    // float32 tile sets are factored in float32 (GpPosterior.factor): CG's float64 iterations on the same
+    // tiles agree with that factor to float32's precision, float64 ones to the CG tolerance
+    double tolerance = dtype == NpyDType.FLOAT32 ? 1e-4 : 1e-6;
+    assertTrue(err <= tolerance, "relative error of the mean " + err);
 
     // the operator on the tiles the pipelines left, against the kernel they assemble
     try (DenseMatrix g = DenseMatrix.zeros(n, n)) {
