@@ -44,7 +44,10 @@ final class CommonOptions extends JobOptions {
     }
   }
 
-  /** {@inheritDoc} With {@code --tile}, {@code --max-tile-bytes} and {@code --backend} as {@link NtkPipelineOptions}. */
+  /**
+   * {@inheritDoc} With {@code --tile} ({@code auto}: unset), {@code --max-tile-bytes} and {@code
+   * --backend} as {@link NtkPipelineOptions}.
+   */
   @Override
   PipelineOptions pipelineOptions() {
     PipelineOptions options = super.pipelineOptions();

@@ -50,7 +50,8 @@ class JobOptions {
       String name = arg.replaceFirst("^--", "").split("=", 2)[0];
       String own = OWN_FLAGS.get(name);
       if (own != null) {
-        throw new UsageException(arg + ": the command line takes this setting as " + own);
+        throw new UsageException(arg + ": the command line takes this setting as its own flag " + own
+            + " (see --help)");
       }
     }
     shareCores(p);

@@ -33,16 +33,23 @@ final class Jobs {
   static JobReport run(Pipeline pipeline, List<TileSet> sets, Progress progress) {
     long start = System.nanoTime();
     long total = sets.stream().mapToLong(s -> s.plan().size()).sum();
-    if (pipeline.getOptions().getRunner() == DirectRunner.class) {
-      pipeline.getOptions().as(DirectOptions.class).setBlockOnRun(false);
-    }
+    DirectOptions direct = pipeline.getOptions().getRunner() == DirectRunner.class
+        ? pipeline.getOptions().as(DirectOptions.class) : null;
+    boolean blockOnRun = direct != null && direct.isBlockOnRun();
     AtomicReference<PipelineResult> running = new AtomicReference<>();
     PipelineResult.State state;
     PipelineResult result;
     try (Progress.Display display = progress.start(total, () -> tilesDone(running.get()))) {
+      if (direct != null) {
+        direct.setBlockOnRun(false);
+      }
       result = pipeline.run();
       running.set(result);
       state = result.waitUntilFinish();
+    } finally {
+      if (direct != null) {
+        direct.setBlockOnRun(blockOnRun); // the caller's options as they were
+      }
     }
     double seconds = (System.nanoTime() - start) / 1e9;
     if (state != PipelineResult.State.DONE) {

@@ -31,8 +31,8 @@ import org.apache.beam.sdk.options.PipelineOptionsFactory;
  * NtkPipelineOptions}: {@code --tileRows}, unset sized as {@code bin/ntk kernel --tile auto} sizes them)
  * and every Beam and runner option from the arguments, all files through Beam's {@code FileSystems},
  * for launchers that run a main class ({@code flink run -c}, Dataflow) and for inputs and outputs on
- * {@code gs://}, {@code s3://} or {@code hdfs://}. It is what {@code bin/ntk kernel} runs, without the command line's local
- * output directory (lock, staging, manifest) and progress display.
+ * {@code gs://}, {@code s3://} or {@code hdfs://}. It is what {@code bin/ntk kernel} runs, without the
+ * command line's local output directory (lock, staging, manifest) and progress display.
  */
 public final class KernelPipeline {
   private KernelPipeline() {}

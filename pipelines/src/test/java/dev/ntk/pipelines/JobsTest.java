@@ -28,6 +28,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -66,7 +68,9 @@ class JobsTest {
     long tiles = 13 * 14 / 2; // 50 rows in 13 blocks of at most 4, tiles on and above the diagonal
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     PrintStream err = new PrintStream(bytes, true, StandardCharsets.UTF_8);
-    JobReport first = job.run(Runners.options(Runners.Kind.DIRECT, null, 2), out, new Progress(err, false, 1));
+    PipelineOptions options = Runners.options(Runners.Kind.DIRECT, null, 2);
+    JobReport first = job.run(options, out, new Progress(err, false, 1));
+    assertTrue(options.as(DirectOptions.class).isBlockOnRun(), "the caller's options are left as they were");
     assertEquals(tiles, first.tilesComputed(), first.toString());
     assertEquals(0, first.tilesReused(), first.toString());
     assertEquals(0, first.tilesDamaged(), first.toString());

@@ -123,7 +123,7 @@ class KernelPipelineTest {
 
     assertEquals(2, ntk("kernel", "--model", model.toString(), "--x1", x.toString(), "--out",
         dir.resolve("beamName").toString(), "--tileRows=3"));
-    assertTrue(lastErr.contains("--tileRows=3: the command line takes this setting as --tile"), lastErr);
+    assertTrue(lastErr.contains("--tileRows=3: the command line takes this setting as its own flag --tile"), lastErr);
   }
 
   private static List<String> names(Path directory) throws IOException {

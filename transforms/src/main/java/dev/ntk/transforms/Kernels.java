@@ -64,6 +64,10 @@ import org.apache.beam.sdk.values.PCollectionView;
  * tile sets of {@link KernelTiles} ({@link ComputeTileFn}), with its metrics; given {@link
  * #withTileDirectory a tile directory}, finished tiles are read from it instead of computed, and
  * new ones written to it, so a failed run resumes.
+ *
+ * <p>The tile rows, dtype, backend and tile directory that no {@code withX} call gave come from the
+ * pipeline's {@link NtkPipelineOptions} ({@code --tileRows=512} among the pipeline's arguments), read
+ * when the transform is applied.
  */
 public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, PCollection<Tile>> {
   /**
