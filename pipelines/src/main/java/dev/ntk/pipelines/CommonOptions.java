@@ -1,6 +1,8 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.transforms.NtkPipelineOptions;
+import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine.Option;
 
 /** Options every command that computes kernels takes. */
@@ -40,6 +42,20 @@ final class CommonOptions extends JobOptions {
     } catch (NumberFormatException e) {
       throw new UsageException("--tile must be a number of rows or auto, got " + tileOption);
     }
+  }
+
+  /**
+   * {@inheritDoc} With {@code --tile} ({@code auto}: unset), {@code --max-tile-bytes} and {@code
+   * --backend} as {@link NtkPipelineOptions}.
+   */
+  @Override
+  PipelineOptions pipelineOptions() {
+    PipelineOptions options = super.pipelineOptions();
+    NtkPipelineOptions tiles = options.as(NtkPipelineOptions.class);
+    tiles.setTileRows(autoTile() ? null : tile());
+    tiles.setMaxTileBytes(maxTileBytes);
+    tiles.setBackend(backend.key());
+    return options;
   }
 
   /**

@@ -2,11 +2,13 @@ package dev.ntk.pipelines;
 
 import dev.ntk.io.NpyDType;
 import dev.ntk.runners.Runners;
+import dev.ntk.transforms.NtkPipelineOptions;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine.Option;
 
@@ -35,14 +37,29 @@ class JobOptions {
   /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
   List<String> beamArgs = new ArrayList<>();
 
+  /**
+   * The job's pipeline options: the runner's, the Beam options given, and this command's own flags
+   * as {@link NtkPipelineOptions} ({@code --dtype} here; {@link CommonOptions} adds the tile flags).
+   */
   PipelineOptions pipelineOptions() {
     int p = parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
     if (p < 1) {
       throw new UsageException("--parallelism must be at least 1, got " + p);
     }
+    for (String arg : beamArgs) {
+      String name = arg.replaceFirst("^--", "").split("=", 2)[0];
+      String own = OWN_FLAGS.get(name);
+      if (own != null) {
+        throw new UsageException(arg + ": the command line takes this setting as its own flag " + own
+            + " (see --help)");
+      }
+    }
     shareCores(p);
     try {
-      return Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p, beamArgs);
+      PipelineOptions options = Runners.options(runner == null ? Runners.Kind.DIRECT : runner, flinkMaster, p,
+          beamArgs);
+      options.as(NtkPipelineOptions.class).setDtype(dtype.typeName());
+      return options;
     } catch (IllegalArgumentException e) {
       // Jackson's messages add a second line ("at [Source: UNKNOWN; ...]") that names nothing useful
       String message = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("");
@@ -63,6 +80,11 @@ class JobOptions {
   }
 
   static final String INTRA_OP = "ai.djl.tensorflow.num_intraop_threads";
+
+  /** The {@link NtkPipelineOptions} flags and the command line's own flag for each. */
+  private static final Map<String, String> OWN_FLAGS = Map.of("tileRows", "--tile", "maxTileBytes",
+      "--max-tile-bytes", "dtype", "--dtype", "backend", "--backend", "tileDirectory",
+      "--out (its tiles are under OUT/tiles)");
 
   /**
    * The workers of a job that runs on other machines (a Flink cluster at host:port), 0 for one

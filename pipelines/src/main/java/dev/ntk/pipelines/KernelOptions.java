@@ -1,21 +1,23 @@
 package dev.ntk.pipelines;
 
+import dev.ntk.transforms.NtkPipelineOptions;
 import org.apache.beam.sdk.options.Default;
 import org.apache.beam.sdk.options.Description;
-import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.Validation;
 
 /**
  * The options of {@link KernelPipeline}, read with {@code PipelineOptionsFactory.fromArgs} together
  * with every Beam and runner option ({@code --runner}, {@code --flinkMaster}, {@code --project},
- * {@code --tempLocation}...). Paths are paths or URIs of any Beam file system.
+ * {@code --tempLocation}...): its inputs and outputs here, its tile settings ({@code --tileRows},
+ * {@code --maxTileBytes}, {@code --dtype}, {@code --backend}, {@code --tileDirectory}) those of
+ * {@link NtkPipelineOptions}. Paths are paths or URIs of any Beam file system.
  *
  * <pre>{@code
  * java -cp ... dev.ntk.pipelines.KernelPipeline --model=gs://b/model.json --x1=gs://b/x.npy \
  *     --out=gs://b/run --runner=DataflowRunner --project=P --region=R --tempLocation=gs://b/tmp
  * }</pre>
  */
-public interface KernelOptions extends PipelineOptions {
+public interface KernelOptions extends NtkPipelineOptions {
   @Description("The model file (JSON, docs/MODEL_SPEC.md).")
   @Validation.Required
   String getModel();
@@ -44,24 +46,6 @@ public interface KernelOptions extends PipelineOptions {
   String getGet();
 
   void setGet(String value);
-
-  @Description("Rows of x1 and x2 per tile.")
-  @Default.Integer(256)
-  int getTileRows();
-
-  void setTileRows(int value);
-
-  @Description("float64 or float32.")
-  @Default.String("float64")
-  String getDtype();
-
-  void setDtype(String value);
-
-  @Description("Where tiles are computed: auto (cuda when a CUDA device is visible, else cpu), cpu, tensorflow or cuda.")
-  @Default.String("auto")
-  String getBackend();
-
-  void setBackend(String value);
 
   @Description("Inputs padded with this constant (neural-tangents' mask_constant): entries equal to it are zeroed "
       + "and positions whose channels all equal it are left out of the kernels. Unset: no masking.")

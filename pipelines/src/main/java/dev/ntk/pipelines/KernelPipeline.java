@@ -1,18 +1,24 @@
 package dev.ntk.pipelines;
 
+import ai.djl.ndarray.types.Shape;
+import dev.ntk.io.Npy;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Model;
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.BeamFiles;
 import dev.ntk.transforms.KernelTiles;
+import dev.ntk.transforms.NtkPipelineOptions;
 import dev.ntk.transforms.TileSet;
 import dev.ntk.transforms.WriteKernels;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.Channels;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import org.apache.beam.sdk.Pipeline;
@@ -21,11 +27,12 @@ import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 
 /**
- * The kernel job as a plain Beam main class: {@link KernelOptions} and every Beam and runner option
- * from the arguments, all files through Beam's {@code FileSystems}, for launchers that run a main
- * class ({@code flink run -c}, Dataflow) and for inputs and outputs on {@code gs://}, {@code s3://}
- * or {@code hdfs://}. It is what {@code bin/ntk kernel} runs, without the command line's local
- * output directory (lock, staging, manifest) and progress display.
+ * The kernel job as a plain Beam main class: {@link KernelOptions} (with the tile settings of {@link
+ * NtkPipelineOptions}: {@code --tileRows}, unset sized as {@code bin/ntk kernel --tile auto} sizes them)
+ * and every Beam and runner option from the arguments, all files through Beam's {@code FileSystems},
+ * for launchers that run a main class ({@code flink run -c}, Dataflow) and for inputs and outputs on
+ * {@code gs://}, {@code s3://} or {@code hdfs://}. It is what {@code bin/ntk kernel} runs, without the
+ * command line's local output directory (lock, staging, manifest) and progress display.
  */
 public final class KernelPipeline {
   private KernelPipeline() {}
@@ -55,7 +62,8 @@ public final class KernelPipeline {
     for (String g : options.getGet().split(",")) {
       get.add(Get.of(g));
     }
-    String tiles = BeamFiles.childDirectory(BeamFiles.directory(options.getOut()), "tiles").toString();
+    String tiles = options.getTileDirectory() != null ? options.getTileDirectory()
+        : BeamFiles.childDirectory(BeamFiles.directory(options.getOut()), "tiles").toString();
     Double mask = options.getMaskConstant();
     if (mask != null) {
       dev.ntk.kernels.Masking.checkConstant(mask);
@@ -69,12 +77,46 @@ public final class KernelPipeline {
           : "--pattern1: the model " + options.getModel() + " has no Aggregate layer, which alone reads patterns");
     }
     NpyDType dtype = NpyDType.fromName(options.getDtype());
-    TileSet set = graph ? TileSet.create(model, options.getX1(), options.getX2(), options.getTileRows(), dtype, tiles,
+    Backend backend = Backend.of(options.getBackend());
+    List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
+    int rows = tileRows(model, kernels, mask, options, dtype, backend);
+    TileSet set = graph ? TileSet.create(model, options.getX1(), options.getX2(), rows, dtype, tiles,
         mask, options.getPattern1(), options.getPattern2())
-        : TileSet.create(model, options.getX1(), options.getX2(), options.getTileRows(), dtype, tiles, mask);
+        : TileSet.create(model, options.getX1(), options.getX2(), rows, dtype, tiles, mask);
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("Kernel", KernelTiles.of(set).withBackend(Backend.of(options.getBackend())))
-        .apply("WriteKernels", WriteKernels.to(set, List.copyOf(new LinkedHashSet<>(get)), options.getOut()));
+    pipeline.apply("Kernel", KernelTiles.of(set).withBackend(backend))
+        .apply("WriteKernels", WriteKernels.to(set, kernels, options.getOut()));
     return pipeline;
+  }
+
+  /**
+   * The rows per tile of {@code options}, as {@code bin/ntk kernel} sizes them in one JVM: {@code
+   * --tileRows} made smaller until a tile fits {@code --maxTileBytes}, or unset, as large as that and
+   * the model's work per entry allow ({@code --tile auto}).
+   */
+  static int tileRows(Model model, List<Get> kernels, Double mask, KernelOptions options, NpyDType dtype,
+      Backend backend) throws IOException {
+    Integer rows = options.getTileRows();
+    if (rows != null && rows < 1) {
+      throw new IllegalArgumentException("--tileRows must be at least 1, got " + rows);
+    }
+    if (options.getMaxTileBytes() < 1) {
+      throw new IllegalArgumentException("--maxTileBytes must be positive, got " + options.getMaxTileBytes());
+    }
+    long[] x1 = header(options.getX1());
+    long n2 = options.getX2() == null ? x1[0] : header(options.getX2())[0];
+    Plan plan = model.plan(new Shape(Arrays.copyOfRange(x1, 1, x1.length)), InProcessKernel.dataType(dtype),
+        Get.setOf(kernels), mask);
+    Backend resolved = backend.resolve(plan.schedule());
+    Backend sized = mask != null && resolved == Backend.CUDA ? Backend.CPU : resolved; // as the command line
+    return rows == null ? plan.autoTile(x1[0], n2, options.getMaxTileBytes(), dtype.bytes(), sized)
+        : plan.largestTile(rows, options.getMaxTileBytes(), dtype.bytes(), sized);
+  }
+
+  /** The shape of the {@code .npy} file {@code file} (a path or URI of any Beam file system). */
+  private static long[] header(String file) throws IOException {
+    try (SeekableByteChannel channel = BeamFiles.openSeekable(BeamFiles.file(file))) {
+      return Npy.readHeader(channel, file).shape();
+    }
   }
 }

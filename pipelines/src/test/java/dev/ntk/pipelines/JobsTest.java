@@ -1,6 +1,8 @@
 package dev.ntk.pipelines;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
@@ -18,9 +20,16 @@ import dev.ntk.kernels.predict.Predict;
 import dev.ntk.kernels.predict.Prediction;
 import dev.ntk.runners.Runners;
 import dev.ntk.transforms.PredictSettings;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -48,11 +57,47 @@ class JobsTest {
     }
   }
 
+  /**
+   * The progress shown while a DirectRunner job runs and the counts it reports are the job's Beam
+   * metrics: every tile of the plan once, computed on the first run and found on disk on the second.
+   */
+  @Test
+  void directRunnerProgressAndReportComeFromTheJobsMetrics() throws IOException {
+    KernelJob job = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), null, List.of(Get.NTK), 4,
+        NpyDType.FLOAT64, out);
+    long tiles = 13 * 14 / 2; // 50 rows in 13 blocks of at most 4, tiles on and above the diagonal
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    PrintStream err = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+    PipelineOptions options = Runners.options(Runners.Kind.DIRECT, null, 2);
+    JobReport first = job.run(options, out, new Progress(err, false, 1));
+    assertTrue(options.as(DirectOptions.class).isBlockOnRun(), "the caller's options are left as they were");
+    assertEquals(tiles, first.tilesComputed(), first.toString());
+    assertEquals(0, first.tilesReused(), first.toString());
+    assertEquals(0, first.tilesDamaged(), first.toString());
+    List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
+    assertFalse(lines.isEmpty(), "the running job's metrics were polled: no progress line");
+    long shown = 0;
+    for (String line : lines) {
+      Matcher m = Pattern.compile("^ntk: tiles (\\d+)/(\\d+) ").matcher(line);
+      assertTrue(m.find(), line);
+      assertEquals(tiles, Long.parseLong(m.group(2)), line);
+      long done = Long.parseLong(m.group(1));
+      assertTrue(done > shown && done <= tiles, "counts rise to the plan's tiles: " + lines);
+      shown = done;
+    }
+    JobReport again = job.run(Runners.options(Runners.Kind.DIRECT, null, 2), out, Progress.NONE);
+    assertEquals(0, again.tilesComputed(), again.toString());
+    assertEquals(tiles, again.tilesReused(), again.toString());
+  }
+
   @Test
   void kernelJobOnFlinkEqualsInProcessKernels() throws IOException {
-    new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), SINE.resolve("x_train.npy"),
-        List.of(Get.NNGP, Get.NTK), 7, NpyDType.FLOAT64, out)
+    JobReport report = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"),
+        SINE.resolve("x_train.npy"), List.of(Get.NNGP, Get.NTK), 7, NpyDType.FLOAT64, out)
         .run(Runners.options(Runners.Kind.FLINK, "[local]", 2));
+    // Flink commits no metrics: the report reads the attempted counts, one per tile (8 blocks of x1, 1 of x2)
+    assertEquals(8, report.tilesComputed(), report.toString());
+    assertEquals(0, report.tilesReused(), report.toString());
     try (NDManager m = Tensors.newManager()) {
       Kernel expected = model().apply(load(m, "x_test.npy"), load(m, "x_train.npy"));
       for (Get g : Get.values()) {

@@ -2,19 +2,25 @@ package dev.ntk.pipelines;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.engine.Backend;
+import dev.ntk.runners.Runners;
+import dev.ntk.transforms.NtkPipelineOptions;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -68,6 +74,62 @@ class KernelPipelineTest {
       assertArrayEquals(Npy.read(viaCli.resolve(k)).data(), a.data(), 0.0, k);
     }
     assertTrue(Files.isDirectory(viaMain.resolve("tiles")));
+  }
+
+  /**
+   * The tile settings as {@link NtkPipelineOptions}: unset {@code --tileRows} sizes tiles to {@code
+   * --maxTileBytes} as {@code bin/ntk kernel}'s {@code --tile auto} does (the same tile set, named by
+   * its tile size, and the same kernels), and {@code --tileDirectory} moves the tiles.
+   */
+  @Test
+  void tileSettingsFromPipelineOptionsMatchTheCommandLine() throws IOException {
+    Path viaCli = dir.resolve("cli");
+    assertEquals(0, ntk("kernel", "--model", model.toString(), "--x1", x.toString(), "--max-tile-bytes", "20000",
+        "--runner", "DirectRunner", "--parallelism", "1", "--out", viaCli.toString()), lastErr);
+    Path viaMain = dir.resolve("main");
+    Path tiles = dir.resolve("elsewhere");
+    KernelPipeline.main(new String[] {"--model=" + model, "--x1=" + x, "--out=" + viaMain, "--maxTileBytes=20000",
+        "--tileDirectory=" + tiles, "--runner=DirectRunner", "--targetParallelism=1"});
+    List<String> sets = names(viaCli.resolve("tiles"));
+    assertEquals(1, sets.size(), sets.toString());
+    assertEquals(sets, names(tiles), "the tile set (named by its tile size) of --tile auto");
+    assertTrue(!Files.exists(viaMain.resolve("tiles")), "--tileDirectory replaces OUT/tiles");
+    assertTrue(names(tiles.resolve(sets.get(0))).size() > 2, "several tiles: " + names(tiles.resolve(sets.get(0))));
+    for (String k : new String[] {"nngp.npy", "ntk.npy"}) {
+      assertArrayEquals(Npy.read(viaCli.resolve(k)).data(), Npy.read(viaMain.resolve(k)).data(), 0.0, k);
+    }
+    IllegalArgumentException zero = assertThrows(IllegalArgumentException.class, () -> KernelPipeline.main(
+        new String[] {"--model=" + model, "--x1=" + x, "--out=" + dir.resolve("zero"), "--tileRows=0"}));
+    assertTrue(zero.getMessage().contains("--tileRows must be at least 1"), zero.getMessage());
+  }
+
+  /** {@code bin/ntk}'s flags are its tile settings' names; the Beam names of the same settings are refused. */
+  @Test
+  void theCommandLineMapsItsFlagsIntoThePipelineOptions() {
+    CommonOptions o = new CommonOptions();
+    o.tileOption = "5";
+    o.maxTileBytes = 123456;
+    o.backend = Backend.CPU;
+    o.dtype = NpyDType.FLOAT32;
+    o.runner = Runners.Kind.DIRECT;
+    o.parallelism = 1;
+    NtkPipelineOptions tiles = o.pipelineOptions().as(NtkPipelineOptions.class);
+    assertEquals(5, tiles.getTileRows());
+    assertEquals(123456, tiles.getMaxTileBytes());
+    assertEquals("cpu", tiles.getBackend());
+    assertEquals("float32", tiles.getDtype());
+    o.tileOption = "auto";
+    assertNull(o.pipelineOptions().as(NtkPipelineOptions.class).getTileRows());
+
+    assertEquals(2, ntk("kernel", "--model", model.toString(), "--x1", x.toString(), "--out",
+        dir.resolve("beamName").toString(), "--tileRows=3"));
+    assertTrue(lastErr.contains("--tileRows=3: the command line takes this setting as its own flag --tile"), lastErr);
+  }
+
+  private static List<String> names(Path directory) throws IOException {
+    try (Stream<Path> s = Files.list(directory)) {
+      return s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
   }
 
   @Test

@@ -58,6 +58,7 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
       KernelTiles.TILE_COMPUTE_MICROS);
   private final Distribution writeMicros = Metrics.distribution(KernelTiles.class, KernelTiles.TILE_WRITE_MICROS);
   private final Counter blocksRead = Metrics.counter(KernelTiles.class, KernelTiles.INPUT_BLOCKS_READ);
+  private final Counter entries = Metrics.counter(KernelTiles.class, KernelTiles.ENTRIES_COMPUTED);
   private transient TileFunction computer;
 
   ComputeTileFn(TileInputs inputs, Backend backend, String role, TileStore store) {
@@ -130,7 +131,6 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
       TileStore.Found found = store.find(metadata);
       if (found.state() == TileSet.TileState.VALID) {
         skipped.inc();
-        KernelTiles.countDone(store.directory());
         c.output(element(key, found.tile()));
         return;
       }
@@ -166,9 +166,7 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
       writeMicros.update(microsSince(written));
     }
     computed.inc();
-    if (store != null) {
-      KernelTiles.countDone(store.directory());
-    }
+    entries.inc((long) key.size() * computer.names().size());
     c.output(element(key, tile));
   }
 

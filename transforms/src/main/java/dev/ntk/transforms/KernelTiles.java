@@ -3,8 +3,6 @@ package dev.ntk.transforms;
 import dev.ntk.io.TileFiles;
 import dev.ntk.io.TileKey;
 import dev.ntk.kernels.engine.Backend;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -30,8 +28,10 @@ import org.apache.beam.sdk.values.PCollection;
  * {@value #TILES_COMPUTED} and {@value #TILES_SKIPPED} (tiles already on disk from an earlier run),
  * {@value #TILES_DAMAGED} (tiles on disk that failed their checksum and were computed again; also counted as computed);
  * where each computed tile's time went, as distributions of microseconds per tile: {@value
- * #TILE_INPUT_MICROS}, {@value #TILE_COMPUTE_MICROS} and {@value #TILE_WRITE_MICROS}; and {@value
- * #INPUT_BLOCKS_READ}.
+ * #TILE_INPUT_MICROS}, {@value #TILE_COMPUTE_MICROS} and {@value #TILE_WRITE_MICROS}; {@value
+ * #INPUT_BLOCKS_READ} and {@value #ENTRIES_COMPUTED}. They are the job's one account of its work, wherever
+ * the workers run: the command line reads its progress and its report from them ({@code
+ * PipelineResult.metrics()}), as a Flink or Dataflow user reads them in the runner's UI.
  */
 public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> {
   /** The counter of tiles computed and written. */
@@ -50,6 +50,8 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
   public static final String ASSEMBLY_MICROS = "assemblyMicros";
   /** The counter of blocks of input rows read from their files (a worker keeps those it read). */
   public static final String INPUT_BLOCKS_READ = "inputBlocksRead";
+  /** The counter of kernel entries computed: each computed tile's rows times columns times kernels. */
+  public static final String ENTRIES_COMPUTED = "entriesComputed";
 
   /**
    * Keys that the tiles are spread over before they are computed: enough for 256 workers to share
@@ -60,9 +62,6 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
 
   private static final long serialVersionUID = 1L;
 
-  /** Tiles done (computed or reused) in this JVM, by tile set directory. */
-  private static final ConcurrentHashMap<String, AtomicLong> DONE = new ConcurrentHashMap<>();
-
   private final TileSet tiles;
   private final Backend backend;
   /** What the kernel is in a larger computation ({@code train-train}), for messages; or null. */
@@ -72,21 +71,6 @@ public final class KernelTiles extends PTransform<PBegin, PCollection<TileKey>> 
     this.tiles = tiles;
     this.backend = backend;
     this.role = role;
-  }
-
-  /**
-   * The tiles of {@code set} done (computed or found on disk) by workers in this JVM since it
-   * started, for a progress display: it counts on the DirectRunner and an embedded Flink cluster,
-   * not on remote workers.
-   */
-  public static long tilesDone(TileSet set) {
-    AtomicLong n = DONE.get(set.directory());
-    return n == null ? 0 : n.get();
-  }
-
-  /** Counts a tile done in the store {@code directory}. */
-  static void countDone(String directory) {
-    DONE.computeIfAbsent(directory, d -> new AtomicLong()).incrementAndGet();
   }
 
   /** The tiles of {@code tiles}, computed on the {@code auto} backend. */

@@ -64,6 +64,10 @@ import org.apache.beam.sdk.values.PCollectionView;
  * tile sets of {@link KernelTiles} ({@link ComputeTileFn}), with its metrics; given {@link
  * #withTileDirectory a tile directory}, finished tiles are read from it instead of computed, and
  * new ones written to it, so a failed run resumes.
+ *
+ * <p>The tile rows, dtype, backend and tile directory that no {@code withX} call gave come from the
+ * pipeline's {@link NtkPipelineOptions} ({@code --tileRows=512} among the pipeline's arguments), read
+ * when the transform is applied.
  */
 public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, PCollection<Tile>> {
   /**
@@ -76,7 +80,14 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   private static final long serialVersionUID = 1L;
 
   private final Settings settings;
+  /** The settings a {@code withX} method gave; the others come from the pipeline's {@link NtkPipelineOptions}. */
+  private final EnumSet<Given> given;
   private final transient PCollection<KV<Long, double[]>> x2;
+  /** The settings the transform was expanded with, for its display data; null before. */
+  private transient Settings expanded;
+
+  /** The settings that {@link NtkPipelineOptions} has a flag for. */
+  private enum Given { TILE_ROWS, DTYPE, BACKEND, TILE_DIRECTORY }
 
   /**
    * What {@link Kernels} computes, as one value: the transform's configuration and what its steps
@@ -150,9 +161,59 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     }
   }
 
-  private Kernels(Settings settings, PCollection<KV<Long, double[]>> x2) {
+  private Kernels(Settings settings, EnumSet<Given> given, PCollection<KV<Long, double[]>> x2) {
     this.settings = settings;
+    this.given = given;
     this.x2 = x2;
+  }
+
+  /** The same transform with {@code newSettings}, {@code also} given now. */
+  private Kernels with(Settings newSettings, Given also) {
+    EnumSet<Given> now = EnumSet.copyOf(given);
+    if (also != null) {
+      now.add(also);
+    }
+    return new Kernels(newSettings, now, x2);
+  }
+
+  /**
+   * The settings of this transform in a pipeline of {@code options}: each one that no {@code withX}
+   * method gave is the options' ({@code --tileRows}, {@code --dtype}, {@code --backend}, {@code
+   * --tileDirectory}) where they have it.
+   */
+  Settings settings(NtkPipelineOptions options) {
+    Settings s = settings;
+    try {
+      if (!given.contains(Given.TILE_ROWS) && options.getTileRows() != null) {
+        s = s.withTileRows(checkTileRows(options.getTileRows(), "--tileRows"));
+      }
+      if (!given.contains(Given.DTYPE)) {
+        s = s.withDType(NpyDType.fromName(options.getDtype()));
+      }
+      if (!given.contains(Given.BACKEND)) {
+        s = s.withBackend(Backend.of(options.getBackend()));
+      }
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("NtkPipelineOptions: " + e.getMessage(), e);
+    }
+    if (!given.contains(Given.TILE_DIRECTORY) && options.getTileDirectory() != null) {
+      s = s.withTileDirectory(checkTileDirectory(options.getTileDirectory()));
+    }
+    return s;
+  }
+
+  private static int checkTileRows(int rows, String what) {
+    if (rows < 1) {
+      throw new IllegalArgumentException(what + " must be at least 1, got " + rows);
+    }
+    return rows;
+  }
+
+  private static String checkTileDirectory(String directory) {
+    if (directory == null || directory.isBlank()) {
+      throw new IllegalArgumentException("the tile directory is empty");
+    }
+    return directory;
   }
 
   /** The kernels of {@code model}, tiles of 256 rows, float64, both kernels, {@code auto} backend. */
@@ -173,7 +234,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
           + "the pattern files, KernelTiles)");
     }
     return new Kernels(new Settings(Objects.requireNonNull(model, "model"), 256, NpyDType.FLOAT64, Backend.AUTO,
-        List.of(Get.NNGP, Get.NTK), null, null, null), null);
+        List.of(Get.NNGP, Get.NTK), null, null, null), EnumSet.noneOf(Given.class), null);
   }
 
   /** The kernels of the model in the JSON model file format ({@code docs/MODEL_SPEC.md}). */
@@ -181,22 +242,19 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     return of(Model.parse(Objects.requireNonNull(modelJson, "modelJson"))); // a bad model fails here
   }
 
-  /** Rows of x1 (and of x2) per tile, at least 1. */
+  /** Rows of x1 (and of x2) per tile, at least 1 (unset: {@code --tileRows}, else 256). */
   public Kernels withTileRows(int rows) {
-    if (rows < 1) {
-      throw new IllegalArgumentException("tile rows must be at least 1, got " + rows);
-    }
-    return new Kernels(settings.withTileRows(rows), x2);
+    return with(settings.withTileRows(checkTileRows(rows, "tile rows")), Given.TILE_ROWS);
   }
 
-  /** The dtype the kernels are computed in and their tiles stored with. */
+  /** The dtype the kernels are computed in and their tiles stored with (unset: {@code --dtype}, float64). */
   public Kernels withDType(NpyDType newDType) {
-    return new Kernels(settings.withDType(Objects.requireNonNull(newDType, "dtype")), x2);
+    return with(settings.withDType(Objects.requireNonNull(newDType, "dtype")), Given.DTYPE);
   }
 
-  /** Where tiles are computed ({@code auto} is decided on each worker). */
+  /** Where tiles are computed ({@code auto} is decided on each worker; unset: {@code --backend}, auto). */
   public Kernels withBackend(Backend newBackend) {
-    return new Kernels(settings.withBackend(Objects.requireNonNull(newBackend, "backend")), x2);
+    return with(settings.withBackend(Objects.requireNonNull(newBackend, "backend")), Given.BACKEND);
   }
 
   /**
@@ -207,7 +265,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (kernels.length == 0) {
       throw new IllegalArgumentException("select at least one kernel");
     }
-    return new Kernels(settings.withGet(List.copyOf(EnumSet.copyOf(Arrays.asList(kernels)))), x2);
+    return with(settings.withGet(List.copyOf(EnumSet.copyOf(Arrays.asList(kernels)))), null);
   }
 
   /** The per-example shape the flat features are read as, e.g. {@code (32, 32, 3)}. */
@@ -221,12 +279,12 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
     if (shape.length == 0) {
       throw new IllegalArgumentException("the example shape needs at least one axis");
     }
-    return new Kernels(settings.withExampleShape(shape), x2);
+    return with(settings.withExampleShape(shape), null);
   }
 
   /** The kernel between the input collection (x1) and {@code second} (x2), rather than x1 itself. */
   public Kernels withX2(PCollection<KV<Long, double[]>> second) {
-    return new Kernels(settings, Objects.requireNonNull(second, "x2"));
+    return new Kernels(settings, given, Objects.requireNonNull(second, "x2"));
   }
 
   /**
@@ -234,13 +292,11 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
    * and sink: a tile file there of the same model, examples (their digest), dtype and kernels whose
    * values pass their checksum is read instead of computed, and every tile computed is written
    * there as an Arrow tile file ({@code tile-r<row>-c<col>.arrow}, committed by a rename), so a
-   * run that failed part-way computes only the tiles it had not finished.
+   * run that failed part-way computes only the tiles it had not finished. Unset: {@code
+   * --tileDirectory}, else none.
    */
   public Kernels withTileDirectory(String directory) {
-    if (directory == null || directory.isBlank()) {
-      throw new IllegalArgumentException("the tile directory is empty");
-    }
-    return new Kernels(settings.withTileDirectory(directory), x2);
+    return with(settings.withTileDirectory(checkTileDirectory(directory)), Given.TILE_DIRECTORY);
   }
 
   /**
@@ -251,7 +307,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
    * holds it, naming the example.
    */
   public Kernels withMaskConstant(double constant) {
-    return new Kernels(settings.withMaskConstant(Masking.checkConstant(constant)), x2);
+    return with(settings.withMaskConstant(Masking.checkConstant(constant)), null);
   }
 
   /** What a worker runs for an {@code n1 x n2} kernel of examples of {@code featureShape} (for tests). */
@@ -261,11 +317,13 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
 
   @Override
   public PCollection<Tile> expand(PCollection<KV<Long, double[]>> x1) {
+    Settings settings = settings(x1.getPipeline().getOptions().as(NtkPipelineOptions.class));
+    expanded = settings;
     if (settings.tileDirectory() != null) {
       TileFiles.checkJvmFlags("Kernels.withTileDirectory");
     }
-    Side first = prepare("X1", x1);
-    Side second = x2 == null ? null : prepare("X2", x2);
+    Side first = prepare(settings, "X1", x1);
+    Side second = x2 == null ? null : prepare(settings, "X2", x2);
     Blocks inputs = new Blocks(settings, first, second);
     TileStore store = settings.tileDirectory() == null ? null : new TileStore(settings.tileDirectory());
     return x1.getPipeline()
@@ -282,7 +340,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   record Side(String name, PCollectionView<Stats> stats,
       PCollectionView<Map<Long, Block>> blocks) implements java.io.Serializable {}
 
-  private Side prepare(String name, PCollection<KV<Long, double[]>> examples) {
+  private static Side prepare(Settings settings, String name, PCollection<KV<Long, double[]>> examples) {
     int rows = settings.tileRows();
     PCollectionView<Stats> stats = examples
         .apply(name + "Stats", Combine.globally(new StatsFn()).withoutDefaults())
@@ -307,6 +365,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
   @Override
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
+    Settings settings = expanded == null ? this.settings : expanded;
     builder.add(DisplayData.item("model", settings.model().hash()).withLabel("Model hash"))
         .addIfNotNull(DisplayData.item("maskConstant", settings.maskConstant()).withLabel("Mask constant"))
         .add(DisplayData.item("tileRows", settings.tileRows()).withLabel("Rows per tile"))
