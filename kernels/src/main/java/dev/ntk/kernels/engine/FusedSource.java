@@ -168,6 +168,9 @@ final class FusedSource {
         String indent, boolean hot, Factored f, String e2a) {
       String i = "i" + temps++;
       String inner = indent + "  ";
+      if (f != null && quadratic(q, bodies, acc, f, constant, table, indent, e2a, i)) {
+        return;
+      }
       // Lines marked '!' are written once, not once per unrolled vector (body()).
       loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
           .append(q.points()).append("; ").append(i).append("++) {\n");
@@ -193,6 +196,70 @@ final class FusedSource {
             .append(ref.apply(term[1])).append(", ").append(acc[k]).append(");\n");
       }
       loop.append('!').append(indent).append("}\n");
+    }
+
+    /**
+     * {@link #points} where every term is {@code P(t) w_j}, {@code P} a polynomial of degree at most 2
+     * in the factored tanh {@code t} (constant coefficients) and {@code w_j} one column of the table (the
+     * weights): with {@code r = 1 / (1 + e^(2a) F_j)}, {@code t = 1 - 2r} and {@code t^2 = 1 - 4r + 4r^2},
+     * so the loop sums {@code w r} and {@code w r^2} only (a multiply-add, a division, a multiplication,
+     * an addition and a multiply-add per point) and each sum is {@code P}'s combination of those and of
+     * {@code sum w} (a constant): tanh and its derivative {@code 1 - t^2} at once. Whether it applied.
+     */
+    private boolean quadratic(Quadrature q, int[] bodies, String[] acc, Factored f,
+        java.util.function.DoubleToIntFunction constant, java.util.function.ToIntFunction<double[]> table,
+        String indent, String e2a, String i) {
+      List<Expr> columns = List.of(q.columns());
+      double[][] polynomial = new double[acc.length][];
+      int weight = -1;
+      for (int k = 0; k < acc.length; k++) {
+        Expr[] term = q.term(bodies[k]);
+        int column = indexOf(columns, term[1]);
+        polynomial[k] = polynomial(term[0], f.tanh());
+        if (column < 0 || polynomial[k] == null || (weight >= 0 && column != weight)) {
+          return false;
+        }
+        weight = column;
+      }
+      boolean squares = java.util.Arrays.stream(polynomial).anyMatch(c -> c[2] != 0);
+      double total = 0;
+      for (double w : q.column(weight)) {
+        total += w;
+      }
+      String one = constant(constant.applyAsInt(1));
+      String r = "u" + temps++ + "#";
+      String wr = "u" + temps++ + "#";
+      String sum = "u" + temps++ + "#";
+      String sumSquares = "u" + temps++ + "#";
+      loop.append(indent).append(vector).append(' ').append(sum).append(" = ").append(vector).append(".zero(S);\n");
+      if (squares) {
+        loop.append(indent).append(vector).append(' ').append(sumSquares).append(" = ").append(vector)
+            .append(".zero(S);\n");
+      }
+      String inner = indent + "  ";
+      loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
+          .append(q.points()).append("; ").append(i).append("++) {\n");
+      loop.append(inner).append(vector).append(' ').append(r).append(" = ").append(one).append(".div(").append(e2a)
+          .append(".fma(").append(vector).append(".fromArray(S, ").append(f.table()).append(", ").append(i)
+          .append(" * L), ").append(one).append("));\n");
+      loop.append(inner).append(vector).append(' ').append(wr).append(" = ").append(r).append(".mul(").append(vector)
+          .append(".broadcast(S, c[").append(column(q, weight, table)).append(" + ").append(i).append("]));\n");
+      loop.append(inner).append(sum).append(" = ").append(sum).append(".add(").append(wr).append(");\n");
+      if (squares) {
+        loop.append(inner).append(sumSquares).append(" = ").append(wr).append(".fma(").append(r).append(", ")
+            .append(sumSquares).append(");\n");
+      }
+      loop.append('!').append(indent).append("}\n");
+      for (int k = 0; k < acc.length; k++) {
+        // a + b t + c t^2 = (a + b + c) - (2b + 4c) r + 4c r^2
+        double[] p = polynomial[k];
+        String base = constant(constant.applyAsInt((p[0] + p[1] + p[2]) * total));
+        String rest = squares ? sumSquares + ".fma(" + constant(constant.applyAsInt(4 * p[2])) + ", " + base + ")"
+            : base;
+        loop.append(indent).append(acc[k]).append(" = ").append(sum).append(".fma(")
+            .append(constant(constant.applyAsInt(-2 * p[1] - 4 * p[2]))).append(", ").append(rest).append(");\n");
+      }
+      return true;
     }
 
     /** The name of the first index of column {@code c} of {@code q}'s table in the constants. */
@@ -375,6 +442,48 @@ final class FusedSource {
       }
     }
     return null;
+  }
+
+  /**
+   * The coefficients {@code {a, b, c}} of {@code e} as {@code a + b t + c t^2}, where {@code e} is built
+   * of {@code t} and constants by additions, subtractions, multiplications and multiply-adds; else null.
+   */
+  static double[] polynomial(Expr e, Expr t) {
+    if (e == t) {
+      return new double[] {0, 1, 0};
+    }
+    if (e.isConstant()) {
+      return new double[] {e.value(), 0, 0};
+    }
+    double[] x = switch (e.op()) {
+      case ADD, SUB, MUL, FMA -> polynomial(e.a(), t);
+      default -> null;
+    };
+    double[] y = x == null ? null : polynomial(e.b(), t);
+    if (y == null) {
+      return null;
+    }
+    double[] r = switch (e.op()) {
+      case ADD -> new double[] {x[0] + y[0], x[1] + y[1], x[2] + y[2]};
+      case SUB -> new double[] {x[0] - y[0], x[1] - y[1], x[2] - y[2]};
+      default -> product(x, y);
+    };
+    if (r == null || e.op() != Expr.Op.FMA) {
+      return r;
+    }
+    double[] z = polynomial(e.c(), t);
+    return z == null ? null : new double[] {r[0] + z[0], r[1] + z[1], r[2] + z[2]};
+  }
+
+  /** The product of two polynomials of {@link #polynomial}, or null where its degree is above 2. */
+  private static double[] product(double[] x, double[] y) {
+    double[] p = new double[5];
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < 3; j++) {
+        p[i + j] += x[i] * y[j];
+      }
+    }
+    return p[3] != 0 || p[4] != 0 ? null : new double[] {p[0], p[1], p[2]};
   }
 
   private static int indexOf(List<Expr> list, Expr e) {
