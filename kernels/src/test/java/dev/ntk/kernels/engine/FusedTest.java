@@ -309,14 +309,6 @@ class FusedTest {
     }
     Expr[] in = {Expr.input("u", Expr.Domain.TILE), Expr.input("c", Expr.Domain.TILE),
         Expr.input("s", Expr.Domain.TILE)};
-    Expr[] sums = Quadrature.sums(outerTable, in, (x, p) -> {
-      Expr row = p[0].times(x[0]).tanh();
-      Expr[] inner = Quadrature.sums(innerTable, new Expr[] {p[1].times(x[0]), p[2]}, (y, q) -> {
-        Expr t = q[1].times(y[0]).plus(q[0]).tanh();
-        return new Expr[] {t.times(y[1]), Expr.constant(1).minus(t.times(t)).times(y[1])};
-      });
-      return new Expr[] {row.times(x[1]).times(inner[0]), row.times(row).times(x[1]).times(inner[1])};
-    });
     // (u, c, s): in range; s beyond (|2 s x_j| up to 137); c beyond at the outer ends; cancelling to 0; saturated.
     double[][] kinds = {{0.7, 0.4, 0.9}, {1.1, -1.2, 0.3}, {0.5, 0.3, 10}, {1.3, 9, 0.2}, {2, 3, 3}, {0.9, -4, 4},
         {1, 6, 0.01}, {0.2, 0.01, 6.3}};
@@ -329,52 +321,82 @@ class FusedTest {
       entries[e] = new double[] {k[0] * (1 + 0.1 * r.nextGaussian()), k[1] * (1 + 0.1 * r.nextGaussian()),
           k[2] * (1 + 0.1 * r.nextGaussian())};
     }
-    List<Expr> steps = List.of(sums[0], sums[1]);
-    List<Fused.Operand[]> operands = List.of(operandsOf(), operandsOf());
-    for (boolean float32 : new boolean[] {false, true}) {
-      Fused.Program program = Fused.compile(float32, steps, operands, new int[] {0, 1}, 3, Fused.When.COMPILED);
-      assertNotNull(program);
-      assertTrue(program.source().contains(".allTrue()"), program.source());
-      Object[] slots = new Object[program.slots()];
-      for (int s = 0; s < slots.length; s++) {
-        slots[s] = float32 ? new float[n + CpuBackend.PAD] : new double[n + CpuBackend.PAD];
+    // tanh and 1 - tanh^2 (the loop of w r and w r^2), and with t^3 beside them (the loop of t itself).
+    for (boolean cubic : new boolean[] {false, true}) {
+      Expr[] sums = nested(outerTable, innerTable, in, cubic);
+      List<Expr> steps = List.of(sums);
+      List<Fused.Operand[]> operands = steps.stream().map(e -> operandsOf()).toList();
+      for (boolean float32 : new boolean[] {false, true}) {
+        checkSums(steps, operands, float32, entries, float32 ? nested(roundToFloat(outerTable),
+            roundToFloat(innerTable), in, cubic)[0].quadrature() : sums[0].quadrature(), cubic);
       }
-      for (int e = 0; e < n; e++) {
-        for (int p = 0; p < 3; p++) {
-          if (float32) {
-            ((float[]) slots[p])[e] = (float) entries[e][p];
-          } else {
-            ((double[]) slots[p])[e] = entries[e][p];
-          }
-        }
-      }
-      program.bind(slots, new int[slots.length]).accept(n);
-      // The reference: the scalar sums of the operands the loop saw (and, for float32, of its table's floats).
-      Quadrature q = sums[0].quadrature();
-      if (float32) {
-        q = Quadrature.sums(roundToFloat(outerTable), in, (x, p) -> {
-          Expr row = p[0].times(x[0]).tanh();
-          Expr[] inner = Quadrature.sums(roundToFloat(innerTable), new Expr[] {p[1].times(x[0]), p[2]}, (y, w) -> {
-            Expr t = w[1].times(y[0]).plus(w[0]).tanh();
-            return new Expr[] {t.times(y[1]), Expr.constant(1).minus(t.times(t)).times(y[1])};
-          });
-          return new Expr[] {row.times(x[1]).times(inner[0]), row.times(row).times(x[1]).times(inner[1])};
-        })[0].quadrature();
-      }
-      for (int j = 0; j < 2; j++) {
-        Object out = slots[program.outputSlot(j)];
-        for (int e = 0; e < n; e++) {
-          double[] x = new double[3];
-          for (int p = 0; p < 3; p++) {
-            x[p] = float32 ? ((float[]) slots[p])[e] : ((double[]) slots[p])[e];
-          }
-          double want = q.evaluate(j, x[0], x[1], x[2]);
-          double got = float32 ? ((float[]) out)[e] : ((double[]) out)[e];
-          assertEquals(want, got, float32 ? 2e-6 : 1e-12, (float32 ? "float32" : "float64") + " sum " + j
-              + " entry " + e + " " + java.util.Arrays.toString(x));
+    }
+  }
+
+  /** Sums of tanh(u x_i) times those of tanh(c x_i + s x_j), 1 - its square and, if {@code cubic}, its cube. */
+  private static Expr[] nested(double[][] outerTable, double[][] innerTable, Expr[] in, boolean cubic) {
+    return Quadrature.sums(outerTable, in, (x, p) -> {
+      Expr row = p[0].times(x[0]).tanh();
+      Expr[] inner = Quadrature.sums(innerTable, new Expr[] {p[1].times(x[0]), p[2]}, (y, q) -> {
+        Expr t = q[1].times(y[0]).plus(q[0]).tanh();
+        Expr[] terms = {t.times(y[1]), Expr.constant(1).minus(t.times(t)).times(y[1]), t.times(t).times(t).times(y[1])};
+        return java.util.Arrays.copyOf(terms, cubic ? 3 : 2);
+      });
+      Expr[] outer = {row.times(x[1]).times(inner[0]), row.times(row).times(x[1]).times(inner[1]),
+          cubic ? row.times(x[1]).times(inner[2]) : null};
+      return java.util.Arrays.copyOf(outer, cubic ? 3 : 2);
+    });
+  }
+
+  /** The program of {@code steps} (the sums of {@link #nested}) on {@code entries}, against {@code q}'s scalar sums. */
+  private static void checkSums(List<Expr> steps, List<Fused.Operand[]> operands, boolean float32, double[][] entries,
+      Quadrature q, boolean cubic) {
+    int n = entries.length;
+    int[] outputs = java.util.stream.IntStream.range(0, steps.size()).toArray();
+    Fused.Program program = Fused.compile(float32, steps, operands, outputs, 3, Fused.When.COMPILED);
+    assertNotNull(program);
+    assertTrue(program.source().contains(".allTrue()"), program.source());
+    Object[] slots = new Object[program.slots()];
+    for (int s = 0; s < slots.length; s++) {
+      slots[s] = float32 ? new float[n + CpuBackend.PAD] : new double[n + CpuBackend.PAD];
+    }
+    for (int e = 0; e < n; e++) {
+      for (int p = 0; p < 3; p++) {
+        if (float32) {
+          ((float[]) slots[p])[e] = (float) entries[e][p];
+        } else {
+          ((double[]) slots[p])[e] = entries[e][p];
         }
       }
     }
+    program.bind(slots, new int[slots.length]).accept(n);
+    // The reference: the scalar sums of the operands the loop saw (and, for float32, of its table's floats).
+    for (int j = 0; j < steps.size(); j++) {
+      Object out = slots[program.outputSlot(j)];
+      for (int e = 0; e < n; e++) {
+        double[] x = new double[3];
+        for (int p = 0; p < 3; p++) {
+          x[p] = float32 ? ((float[]) slots[p])[e] : ((double[]) slots[p])[e];
+        }
+        double want = q.evaluate(j, x[0], x[1], x[2]);
+        double got = float32 ? ((float[]) out)[e] : ((double[]) out)[e];
+        assertEquals(want, got, float32 ? 2e-6 : 1e-12, (float32 ? "float32" : "float64") + (cubic ? " cubic" : "")
+            + " sum " + j + " entry " + e + " " + java.util.Arrays.toString(x));
+      }
+    }
+  }
+
+  /** Which sums of a factored tanh the loop of {@code w r} and {@code w r^2} takes: polynomials of degree 2 at most. */
+  @Test
+  void polynomialsOfTheFactoredTanh() {
+    Expr t = Expr.input("t", Expr.Domain.TILE).tanh();
+    assertArrayEquals(new double[] {0, 1, 0}, FusedSource.polynomial(t, t));
+    assertArrayEquals(new double[] {1, 0, -1}, FusedSource.polynomial(Expr.constant(1).minus(t.times(t)), t));
+    assertArrayEquals(new double[] {-6, 5, 2}, FusedSource.polynomial(t.times(2).plus(3).times(t.plus(2))
+        .plus(t.times(-2)).plus(-12), t));
+    assertEquals(null, FusedSource.polynomial(t.times(t).times(t), t));
+    assertEquals(null, FusedSource.polynomial(t.exp(), t));
+    assertEquals(null, FusedSource.polynomial(t.plus(Expr.input("u", Expr.Domain.TILE)), t));
   }
 
   private static Fused.Operand[] operandsOf() {
