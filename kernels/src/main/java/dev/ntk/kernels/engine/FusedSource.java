@@ -160,10 +160,12 @@ final class FusedSource {
     /**
      * The loop over the points of {@code q} at {@code indent}: the steps {@code which} picks, then each
      * accumulator's fused multiply-add. With {@code f}, its tanh is {@code 1 - 2 / (1 + e^(2a) F_j)}
-     * ({@code e2a} the name of {@code e^(2a)}, {@code F_j} read from {@code f}'s table).
+     * ({@code e2a} the name of {@code e^(2a)}, {@code F_j} read from {@code f}'s table), or the sums are
+     * those of {@link #quadratic} where it applies.
      */
     private void points(Quadrature q, int[] bodies, String[] acc, List<Expr> steps,
-        java.util.function.Predicate<Expr> which, Map<Expr, String> scope, java.util.function.Function<Expr, String> ref,
+        java.util.function.Predicate<Expr> which, Map<Expr, String> scope,
+        java.util.function.Function<Expr, String> ref,
         java.util.function.DoubleToIntFunction constant, java.util.function.ToIntFunction<double[]> table,
         String indent, boolean hot, Factored f, String e2a) {
       String i = "i" + temps++;

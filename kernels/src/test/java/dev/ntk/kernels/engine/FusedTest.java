@@ -286,7 +286,7 @@ class FusedTest {
    * with the JDK's tanh), lane by lane over entries chosen for it: in the exponent range, beyond it
    * through the slope {@code s} (the table {@code F_j}) or through the offset {@code c x_i} (point by
    * point of the outer loop), vectors that mix the two, arguments {@code c x_i + s x_j} that cancel to 0
-   * (absolute error about an ulp of 1 there), and tanh's saturation. float64 to 1e-12; float32 to 2e-6 of
+   * (absolute error about an ulp of 1 there), tanh's saturation, and NaN. float64 to 1e-12; float32 to 2e-6 of
    * the sums' scale (1), against the sums of the float32-rounded operands and table: that is what the
    * loop as written gets too (it rounds {@code c x_i} to a float32 of up to 16, 1e-6).
    */
@@ -310,8 +310,9 @@ class FusedTest {
     Expr[] in = {Expr.input("u", Expr.Domain.TILE), Expr.input("c", Expr.Domain.TILE),
         Expr.input("s", Expr.Domain.TILE)};
     // (u, c, s): in range; s beyond (|2 s x_j| up to 137); c beyond at the outer ends; cancelling to 0; saturated.
+    // Beyond float64's range too: s 60 or c 60 (|2 s x_j| up to 825).
     double[][] kinds = {{0.7, 0.4, 0.9}, {1.1, -1.2, 0.3}, {0.5, 0.3, 10}, {1.3, 9, 0.2}, {2, 3, 3}, {0.9, -4, 4},
-        {1, 6, 0.01}, {0.2, 0.01, 6.3}};
+        {1, 6, 0.01}, {0.2, 0.01, 6.3}, {0.5, 0.2, 60}, {0.4, 60, 0.3}};
     int n = 101;
     double[][] entries = new double[n][];
     Random r = new Random(5);
@@ -321,6 +322,9 @@ class FusedTest {
       entries[e] = new double[] {k[0] * (1 + 0.1 * r.nextGaussian()), k[1] * (1 + 0.1 * r.nextGaussian()),
           k[2] * (1 + 0.1 * r.nextGaussian())};
     }
+    // NaN operands fail the range check: the loop as written, NaN sums, the other lanes unchanged.
+    entries[n - 2][2] = Double.NaN;
+    entries[n - 1][1] = Double.NaN;
     // tanh and 1 - tanh^2 (the loop of w r and w r^2), and with t^3 beside them (the loop of t itself).
     for (boolean cubic : new boolean[] {false, true}) {
       Expr[] sums = nested(outerTable, innerTable, in, cubic);
