@@ -173,7 +173,10 @@ public final class ElementwiseQuadrature {
    * (the Cholesky factor taken on {@code q11}), the same with {@code f'} for the NTK factor, and
    * the variance map by the one-dimensional rule {@code sum_i w_i f(sqrt(2 q) x_i)^2 / sqrt(pi)}.
    * Two nested loops ({@link Quadrature}); each entry costs {@code deg^2} evaluations of {@code
-   * f(v_ij)}, shared with {@code f'} for the NTK factor, and {@code deg} of {@code f(u_i)}.
+   * f(v_ij)}, shared with {@code f'} for the NTK factor, and {@code deg} of {@code f(u_i)}. For tanh
+   * the {@code cpu} backend's fused loops factor {@code tanh(v_ij)} as {@code 1 - 2 / (1 + e^(2 c x_i)
+   * e^(2 s x_j))} where the exponentials are normal numbers, {@code 2 deg} of them per entry (the
+   * generated source's {@code FusedSource.Factorable}).
    */
   public static final class Numerical extends Named {
     private final double[] nodes;

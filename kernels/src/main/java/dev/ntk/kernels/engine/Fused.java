@@ -156,6 +156,11 @@ final class Fused {
       return segments;
     }
 
+    /** The generated Java source (for tests). */
+    String source() {
+      return code.source;
+    }
+
     /** The distinct segment loops: equal layers share one. */
     int methods() {
       return methods;

@@ -28,6 +28,7 @@ final class FusedSource {
     private final Map<Integer, String> arrays = new HashMap<>();
     private final Map<Integer, String> locals = new HashMap<>();
     private final Map<Integer, String> tables = new HashMap<>();
+    private final Map<Expr, Factored> factored = new java.util.IdentityHashMap<>();
     private int temps;
     private boolean quadrature;
 
@@ -125,32 +126,220 @@ final class FusedSource {
       // The innermost loop of a quadrature is where the time goes (deg^2 points per entry, not deg).
       boolean innermost = steps.stream().noneMatch(e -> e.op() == Expr.Op.QUADRATURE);
       body(steps, invariant::contains, scope, ref, constant, table, indent, false);
+      tabulate(steps, invariant, scope, ref, constant, table, indent);
+      Factored f = factored.get(sums[0]);
+      if (f == null) {
+        points(q, bodies, acc, steps, e -> !invariant.contains(e), scope, ref, constant, table, indent, innermost,
+            null, null);
+        return acc;
+      }
+      // tanh(a + s x_j) = 1 - 2 / (1 + e^(2a) F_j), F_j = e^(2 s x_j) from the table filled before the outer loop,
+      // where every lane's e^(2a) and F_j are normal numbers; else the loop as written. Lines with per-vector
+      // names are not marked '!': a quadrature's segment computes one vector per iteration (body()).
+      String offset = operands[f.offset()];
+      loop.append(indent).append("if (").append(f.ok()).append(".and(").append(offset).append(
+          ".abs().compare(VectorOperators.LE, ").append(constant(constant.applyAsInt(halfRange()))).append(
+          ")).allTrue()) {\n");
+      String e2a = "u" + temps++ + "#";
+      loop.append(indent).append("  ").append(vector).append(' ').append(e2a).append(" = ").append(offset)
+          .append(".add(").append(offset).append(").lanewise(VectorOperators.EXP);\n");
+      Map<Expr, String> saved = new java.util.IdentityHashMap<>(scope);
+      java.util.Set<Expr> needed = needed(q, bodies, f.tanh());
+      points(q, bodies, acc, steps, e -> !invariant.contains(e) && needed.contains(e), scope, ref, constant, table,
+          indent + "  ", innermost, f, e2a);
+      scope.clear();
+      scope.putAll(saved);
+      loop.append(indent).append("} else {\n");
+      // The fallback keeps the JDK's tanh, one call: the rational would take C2's inlining budget twice.
+      points(q, bodies, acc, steps, e -> !invariant.contains(e), scope, ref, constant, table, indent + "  ", false,
+          null, null);
+      loop.append(indent).append("}\n");
+      return acc;
+    }
+
+    /**
+     * The loop over the points of {@code q} at {@code indent}: the steps {@code which} picks, then each
+     * accumulator's fused multiply-add. With {@code f}, its tanh is {@code 1 - 2 / (1 + e^(2a) F_j)}
+     * ({@code e2a} the name of {@code e^(2a)}, {@code F_j} read from {@code f}'s table), or the sums are
+     * those of {@link #quadratic} where it applies.
+     */
+    private void points(Quadrature q, int[] bodies, String[] acc, List<Expr> steps,
+        java.util.function.Predicate<Expr> which, Map<Expr, String> scope,
+        java.util.function.Function<Expr, String> ref,
+        java.util.function.DoubleToIntFunction constant, java.util.function.ToIntFunction<double[]> table,
+        String indent, boolean hot, Factored f, String e2a) {
       String i = "i" + temps++;
       String inner = indent + "  ";
+      if (f != null && quadratic(q, bodies, acc, f, constant, table, indent, e2a, i)) {
+        return;
+      }
       // Lines marked '!' are written once, not once per unrolled vector (body()).
       loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
           .append(q.points()).append("; ").append(i).append("++) {\n");
       for (int c = 0; c < q.columns().length; c++) {
-        String t = tables.computeIfAbsent(table.applyAsInt(q.column(c)), base -> {
-          int b = bind(base);
-          head.append("    int t").append(b).append(" = b[").append(b).append("];\n");
-          return "t" + b;
-        });
         String v = "u" + temps++;
         loop.append('!').append(inner).append(vector).append(' ').append(v).append(" = ").append(vector)
-            .append(".broadcast(S, c[").append(t).append(" + ").append(i).append("]);\n");
+            .append(".broadcast(S, c[").append(column(q, c, table)).append(" + ").append(i).append("]);\n");
         scope.put(q.columns()[c], v);
       }
-      body(steps, e -> !invariant.contains(e), scope, ref, constant, table, inner, innermost);
+      if (f != null) {
+        String one = constant(constant.applyAsInt(1));
+        String t = "u" + temps++ + "#";
+        loop.append(inner).append(vector).append(' ').append(t).append(" = ").append(one).append(".sub(")
+            .append(constant(constant.applyAsInt(2))).append(".div(").append(e2a).append(".fma(").append(vector)
+            .append(".fromArray(S, ").append(f.table()).append(", ").append(i).append(" * L), ").append(one)
+            .append(")));\n");
+        scope.put(f.tanh(), t);
+      }
+      body(steps, which, scope, ref, constant, table, inner, hot);
       for (int k = 0; k < acc.length; k++) {
         Expr[] term = q.term(bodies[k]);
         loop.append(inner).append(acc[k]).append(" = ").append(ref.apply(term[0])).append(".fma(")
             .append(ref.apply(term[1])).append(", ").append(acc[k]).append(");\n");
       }
       loop.append('!').append(indent).append("}\n");
-      return acc;
     }
 
+    /**
+     * {@link #points} where every term is {@code P(t) w_j}, {@code P} a polynomial of degree at most 2
+     * in the factored tanh {@code t} (constant coefficients) and {@code w_j} one column of the table (the
+     * weights): with {@code r = 1 / (1 + e^(2a) F_j)}, {@code t = 1 - 2r} and {@code t^2 = 1 - 4r + 4r^2},
+     * so the loop sums {@code w r} and {@code w r^2} only (a multiply-add, a division, a multiplication,
+     * an addition and a multiply-add per point) and each sum is {@code P}'s combination of those and of
+     * {@code sum w} (a constant): tanh and its derivative {@code 1 - t^2} at once. Whether it applied.
+     */
+    private boolean quadratic(Quadrature q, int[] bodies, String[] acc, Factored f,
+        java.util.function.DoubleToIntFunction constant, java.util.function.ToIntFunction<double[]> table,
+        String indent, String e2a, String i) {
+      List<Expr> columns = List.of(q.columns());
+      double[][] polynomial = new double[acc.length][];
+      int weight = -1;
+      for (int k = 0; k < acc.length; k++) {
+        Expr[] term = q.term(bodies[k]);
+        int column = indexOf(columns, term[1]);
+        polynomial[k] = polynomial(term[0], f.tanh());
+        if (column < 0 || polynomial[k] == null || (weight >= 0 && column != weight)) {
+          return false;
+        }
+        weight = column;
+      }
+      boolean squares = java.util.Arrays.stream(polynomial).anyMatch(c -> c[2] != 0);
+      double total = 0;
+      for (double w : q.column(weight)) {
+        total += w;
+      }
+      String one = constant(constant.applyAsInt(1));
+      String r = "u" + temps++ + "#";
+      String wr = "u" + temps++ + "#";
+      String sum = "u" + temps++ + "#";
+      String sumSquares = "u" + temps++ + "#";
+      loop.append(indent).append(vector).append(' ').append(sum).append(" = ").append(vector).append(".zero(S);\n");
+      if (squares) {
+        loop.append(indent).append(vector).append(' ').append(sumSquares).append(" = ").append(vector)
+            .append(".zero(S);\n");
+      }
+      String inner = indent + "  ";
+      loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
+          .append(q.points()).append("; ").append(i).append("++) {\n");
+      loop.append(inner).append(vector).append(' ').append(r).append(" = ").append(one).append(".div(").append(e2a)
+          .append(".fma(").append(vector).append(".fromArray(S, ").append(f.table()).append(", ").append(i)
+          .append(" * L), ").append(one).append("));\n");
+      loop.append(inner).append(vector).append(' ').append(wr).append(" = ").append(r).append(".mul(").append(vector)
+          .append(".broadcast(S, c[").append(column(q, weight, table)).append(" + ").append(i).append("]));\n");
+      loop.append(inner).append(sum).append(" = ").append(sum).append(".add(").append(wr).append(");\n");
+      if (squares) {
+        loop.append(inner).append(sumSquares).append(" = ").append(wr).append(".fma(").append(r).append(", ")
+            .append(sumSquares).append(");\n");
+      }
+      loop.append('!').append(indent).append("}\n");
+      for (int k = 0; k < acc.length; k++) {
+        // a + b t + c t^2 = (a + b + c) - (2b + 4c) r + 4c r^2
+        double[] p = polynomial[k];
+        String base = constant(constant.applyAsInt((p[0] + p[1] + p[2]) * total));
+        String rest = squares ? sumSquares + ".fma(" + constant(constant.applyAsInt(4 * p[2])) + ", " + base + ")"
+            : base;
+        loop.append(indent).append(acc[k]).append(" = ").append(sum).append(".fma(")
+            .append(constant(constant.applyAsInt(-2 * p[1] - 4 * p[2]))).append(", ").append(rest).append(");\n");
+      }
+      return true;
+    }
+
+    /** The name of the first index of column {@code c} of {@code q}'s table in the constants. */
+    private String column(Quadrature q, int c, java.util.function.ToIntFunction<double[]> table) {
+      return tables.computeIfAbsent(table.applyAsInt(q.column(c)), base -> {
+        int b = bind(base);
+        head.append("    int t").append(b).append(" = b[").append(b).append("];\n");
+        return "t" + b;
+      });
+    }
+
+    /**
+     * Before a loop over a table's points, at {@code indent}: for each sum nested in its body ({@code
+     * steps}) whose inner loop takes {@code tanh(a + s x_j)} ({@link #factorable}), with {@code s} the
+     * same at every point of this loop ({@code scope} has it), the table {@code F_j = e^(2 s x_j)} of the
+     * entries' lanes, and which lanes have every {@code |2 s x_j|} within {@link #halfRange}: the inner
+     * loop then costs a multiply-add and a division per point where tanh costs some twenty operations,
+     * and {@code deg} exponentials per entry, not {@code deg^2} ({@code ElementwiseNumerical}'s rule).
+     */
+    private void tabulate(List<Expr> steps, java.util.Set<Expr> invariant, Map<Expr, String> scope,
+        java.util.function.Function<Expr, String> ref, java.util.function.DoubleToIntFunction constant,
+        java.util.function.ToIntFunction<double[]> table, String indent) {
+      java.util.Set<Expr> grouped = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+      for (Expr e : steps) {
+        if (e.op() != Expr.Op.QUADRATURE || invariant.contains(e) || grouped.contains(e)) {
+          continue;
+        }
+        // The sums of one table and operands are one loop, written where the first of them is (body()).
+        List<Integer> bodies = new ArrayList<>();
+        for (Expr x : steps) {
+          if (Quadrature.together(e, x)) {
+            grouped.add(x);
+            bodies.add((int) x.value());
+          }
+        }
+        Quadrature q = e.quadrature();
+        Factorable f = factorable(q, q.steps(bodies.stream().mapToInt(Integer::intValue).toArray()));
+        if (f == null) {
+          continue;
+        }
+        Expr slope = e.operands().get(f.slope());
+        if (!slope.isConstant() && !scope.containsKey(slope)) {
+          continue; // it changes from point to point: the table would cost as much as the tanh
+        }
+        String s = ref.apply(slope);
+        double max = 0;
+        for (double x : q.column(f.column())) {
+          max = Math.max(max, Math.abs(x));
+        }
+        String twice = "u" + temps++ + "#";
+        loop.append(indent).append(vector).append(' ').append(twice).append(" = ").append(s).append(".add(")
+            .append(s).append(");\n");
+        String ok = "u" + temps++ + "#";
+        loop.append(indent).append("var ").append(ok).append(" = ").append(s).append(
+            ".abs().compare(VectorOperators.LE, ").append(constant(constant.applyAsInt(
+            max == 0 ? Double.MAX_VALUE : halfRange() / max))).append(");\n");
+        String name = "f" + temps++;
+        head.append("    ").append(scalar).append("[] ").append(name).append(" = new ").append(scalar).append('[')
+            .append(q.points()).append(" * L];\n");
+        String i = "i" + temps++;
+        loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
+            .append(q.points()).append("; ").append(i).append("++) {\n");
+        loop.append(indent).append("  ").append(twice).append(".mul(").append(vector).append(".broadcast(S, c[")
+            .append(column(q, f.column(), table)).append(" + ").append(i).append("])).lanewise(VectorOperators.EXP)")
+            .append(".intoArray(").append(name).append(", ").append(i).append(" * L);\n");
+        loop.append('!').append(indent).append("}\n");
+        factored.put(e, new Factored(f.tanh(), f.offset(), name, ok));
+      }
+    }
+
+    /**
+     * The bound on {@code |a|} for {@code e^(2a)} to be a normal number: {@code e^(±2a)} and {@code
+     * F_j} then neither overflow nor lose digits, and their product's overflow (to infinity) or
+     * underflow (to 0) gives tanh's limits 1 and -1, which it has rounded to long before.
+     */
+    private double halfRange() {
+      return scalar.equals("float") ? 43.5 : 354;
+    }
     /**
      * The {@code steps} of a body that {@code which} picks, at {@code indent}, each named in {@code
      * scope} (the sums of one table and operands among them as one loop); {@code hot} where they are
@@ -224,6 +413,105 @@ final class FusedSource {
     int[] binding() {
       return binding.stream().mapToInt(Integer::intValue).toArray();
     }
+  }
+
+  /**
+   * A {@code tanh} step of a quadrature's body whose operand is {@code fma(s, x, a)}: {@code s} and
+   * {@code a} the quadrature's operands ({@code slope}, {@code offset}: their indices), {@code x} a
+   * column of its table ({@code column}). neural-tangents' {@code v_ij = c x_i + s x_j} is one.
+   */
+  record Factorable(Expr tanh, int column, int slope, int offset) {}
+
+  /** A {@link Factorable} sum whose table {@code F_j} is filled: its array's name, and the lanes it holds for. */
+  private record Factored(Expr tanh, int offset, String table, String ok) {}
+
+  /** The first {@code tanh} of {@code steps} (a body of {@code q}) that is {@link Factorable}, or null. */
+  static Factorable factorable(Quadrature q, List<Expr> steps) {
+    List<Expr> columns = List.of(q.columns());
+    List<Expr> parameters = List.of(q.parameters());
+    for (Expr t : steps) {
+      if (t.op() != Expr.Op.TANH || t.a().op() != Expr.Op.FMA) {
+        continue;
+      }
+      Expr f = t.a();
+      int offset = indexOf(parameters, f.c());
+      for (int k = 0; k < 2 && offset >= 0; k++) {
+        int column = indexOf(columns, k == 0 ? f.b() : f.a());
+        int slope = indexOf(parameters, k == 0 ? f.a() : f.b());
+        if (column >= 0 && slope >= 0) {
+          return new Factorable(t, column, slope, offset);
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The coefficients {@code {a, b, c}} of {@code e} as {@code a + b t + c t^2}, where {@code e} is built
+   * of {@code t} and constants by additions, subtractions, multiplications and multiply-adds; else null.
+   */
+  static double[] polynomial(Expr e, Expr t) {
+    if (e == t) {
+      return new double[] {0, 1, 0};
+    }
+    if (e.isConstant()) {
+      return new double[] {e.value(), 0, 0};
+    }
+    double[] x = switch (e.op()) {
+      case ADD, SUB, MUL, FMA -> polynomial(e.a(), t);
+      default -> null;
+    };
+    double[] y = x == null ? null : polynomial(e.b(), t);
+    if (y == null) {
+      return null;
+    }
+    double[] r = switch (e.op()) {
+      case ADD -> new double[] {x[0] + y[0], x[1] + y[1], x[2] + y[2]};
+      case SUB -> new double[] {x[0] - y[0], x[1] - y[1], x[2] - y[2]};
+      default -> product(x, y);
+    };
+    if (r == null || e.op() != Expr.Op.FMA) {
+      return r;
+    }
+    double[] z = polynomial(e.c(), t);
+    return z == null ? null : new double[] {r[0] + z[0], r[1] + z[1], r[2] + z[2]};
+  }
+
+  /** The product of two polynomials of {@link #polynomial}, or null where its degree is above 2. */
+  private static double[] product(double[] x, double[] y) {
+    double[] p = new double[5];
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < 3; j++) {
+        p[i + j] += x[i] * y[j];
+      }
+    }
+    return p[3] != 0 || p[4] != 0 ? null : new double[] {p[0], p[1], p[2]};
+  }
+
+  private static int indexOf(List<Expr> list, Expr e) {
+    for (int i = 0; i < list.size(); i++) {
+      if (list.get(i) == e) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** The steps that the terms of {@code bodies} read, {@code tanh} given (not what only it reads). */
+  private static java.util.Set<Expr> needed(Quadrature q, int[] bodies, Expr tanh) {
+    java.util.Set<Expr> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    java.util.ArrayDeque<Expr> stack = new java.util.ArrayDeque<>();
+    for (int j : bodies) {
+      stack.addAll(List.of(q.term(j)));
+    }
+    while (!stack.isEmpty()) {
+      Expr e = stack.pop();
+      if (seen.add(e) && e != tanh) {
+        stack.addAll(e.operands());
+      }
+    }
+    seen.remove(tanh);
+    return seen;
   }
 
   static String expression(Expr.Op op, String[] x) {

@@ -235,4 +235,187 @@ class FusedTest {
     // Cuts already there stay, none is added twice.
     assertArrayEquals(new int[] {0, 1, 3, 4, 5}, Fused.isolateQuadratures(new int[] {0, 1, 4, 5}, steps));
   }
+
+  /**
+   * ElementwiseNumerical tanh at deg 25, whose inner loop takes {@code tanh(c x_i + s x_j)} in the factored
+   * form {@code 1 - 2 / (1 + e^(2 c x_i) e^(2 s x_j))} where the exponentials are normal numbers and as
+   * written elsewhere ({@code FusedSource}): the numbers of the interpreted sums (neural-tangents' rule,
+   * ElementwiseQuadratureTest) to 1e-12 of the kernel's scale in float64, for inputs whose norms spread
+   * from 0.2 to 9 (variances from 0.04 to 80: the vectors of a tile mix entries in the exponent range
+   * and beyond), and for layers whose variances are beyond the range everywhere (W_std 3, b_std 7).
+   */
+  @Test
+  void factoredTanhGivesTheInterpretedNumbers() {
+    String inRange = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.0, "b_std": 0.1}},
+          {"ElementwiseNumerical": {"fn": "tanh", "deg": 25}}, {"Dense": {"out_dim": 8, "W_std": 1.4, "b_std": 0.1}},
+          {"ElementwiseNumerical": {"fn": "tanh", "deg": 25}}, {"Dense": {"out_dim": 1}}]}""";
+    String beyond = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 3.0, "b_std": 7.0}},
+          {"ElementwiseNumerical": {"fn": "tanh", "deg": 25}}, {"Dense": {"out_dim": 8, "W_std": 3.0, "b_std": 7.0}},
+          {"ElementwiseNumerical": {"fn": "tanh", "deg": 25}}, {"Dense": {"out_dim": 1}}]}""";
+    for (String model : List.of(inRange, beyond)) {
+      Plan plan = Plan.compile(ModelSpec.parse(model), new Shape(7), EnumSet.allOf(Get.class));
+      for (int[] n : new int[][] {{5, 37}, {21, -1}}) {
+        double[] x1 = spread(gaussian(n[0] * 7, n[0]), 7);
+        double[] x2 = n[1] < 0 ? null : spread(gaussian(n[1] * 7, n[1]), 7);
+        int n2 = n[1] < 0 ? n[0] : n[1];
+        String where = (model == inRange ? "in range " : "beyond ") + n[0] + " x " + n[1];
+        compare(plan, CpuBackend.float64(), x1, x2, n[0], n2, 1e-12, 1e-12, where + " float64");
+        assertTrue(Fused.last().source().contains(".allTrue()"), "the factored loop is generated");
+        CpuBackend<float[]> f32 = CpuBackend.float32();
+        // Beyond the range the loop as written runs, with the JDK's tanh: a few ulps from the interpreted rational.
+        double tolerance = model == inRange ? 2e-6 : 1e-5;
+        compare(plan, f32, f32.fromDoubles(x1), x2 == null ? null : f32.fromDoubles(x2), n[0], n2, tolerance,
+            tolerance, where + " float32");
+      }
+    }
+  }
+
+  /** Rows of {@code x} ({@code d} columns) scaled by factors from 0.2 to 9, in turn. */
+  private static double[] spread(double[] x, int d) {
+    double[] scales = {0.2, 9, 1, 3, 0.5, 6, 1.5};
+    for (int i = 0; i < x.length; i++) {
+      x[i] *= scales[(i / d) % scales.length];
+    }
+    return x;
+  }
+
+  /**
+   * The factored tanh of a two-dimensional rule against the scalar sums ({@link Quadrature#evaluate},
+   * with the JDK's tanh), lane by lane over entries chosen for it: in the exponent range, beyond it
+   * through the slope {@code s} (the table {@code F_j}) or through the offset {@code c x_i} (point by
+   * point of the outer loop), vectors that mix the two, arguments {@code c x_i + s x_j} that cancel to 0
+   * (absolute error about an ulp of 1 there), tanh's saturation, and NaN. float64 to 1e-12; float32 to 2e-6 of
+   * the sums' scale (1), against the sums of the float32-rounded operands and table: that is what the
+   * loop as written gets too (it rounds {@code c x_i} to a float32 of up to 16, 1e-6).
+   */
+  @Test
+  void factoredTanhGivesTheScalarSums() {
+    int points = 25;
+    double[][] outerTable = new double[2][points];
+    double[][] innerTable = new double[2][points];
+    double total = 0;
+    for (int i = 0; i < points; i++) {
+      double x = -6.875 + 13.75 * i / (points - 1);
+      outerTable[0][i] = x;
+      innerTable[0][i] = x;
+      innerTable[1][i] = Math.exp(-x * x / 4);
+      total += innerTable[1][i];
+    }
+    for (int i = 0; i < points; i++) {
+      innerTable[1][i] /= total;
+      outerTable[1][i] = innerTable[1][i];
+    }
+    Expr[] in = {Expr.input("u", Expr.Domain.TILE), Expr.input("c", Expr.Domain.TILE),
+        Expr.input("s", Expr.Domain.TILE)};
+    // (u, c, s): in range; s beyond (|2 s x_j| up to 137); c beyond at the outer ends; cancelling to 0; saturated.
+    // Beyond float64's range too: s 60 or c 60 (|2 s x_j| up to 825).
+    double[][] kinds = {{0.7, 0.4, 0.9}, {1.1, -1.2, 0.3}, {0.5, 0.3, 10}, {1.3, 9, 0.2}, {2, 3, 3}, {0.9, -4, 4},
+        {1, 6, 0.01}, {0.2, 0.01, 6.3}, {0.5, 0.2, 60}, {0.4, 60, 0.3}};
+    int n = 101;
+    double[][] entries = new double[n][];
+    Random r = new Random(5);
+    for (int e = 0; e < n; e++) {
+      // The first 48 entries (whole vectors of either dtype) in range, the others mixed.
+      double[] k = e < 48 ? kinds[e % 2 == 0 ? 0 : e % 3 == 0 ? 4 : 1] : kinds[r.nextInt(kinds.length)];
+      entries[e] = new double[] {k[0] * (1 + 0.1 * r.nextGaussian()), k[1] * (1 + 0.1 * r.nextGaussian()),
+          k[2] * (1 + 0.1 * r.nextGaussian())};
+    }
+    // NaN operands fail the range check: the loop as written, NaN sums, the other lanes unchanged.
+    entries[n - 2][2] = Double.NaN;
+    entries[n - 1][1] = Double.NaN;
+    // tanh and 1 - tanh^2 (the loop of w r and w r^2), and with t^3 beside them (the loop of t itself).
+    for (boolean cubic : new boolean[] {false, true}) {
+      Expr[] sums = nested(outerTable, innerTable, in, cubic);
+      List<Expr> steps = List.of(sums);
+      List<Fused.Operand[]> operands = steps.stream().map(e -> operandsOf()).toList();
+      for (boolean float32 : new boolean[] {false, true}) {
+        checkSums(steps, operands, float32, entries, float32 ? nested(roundToFloat(outerTable),
+            roundToFloat(innerTable), in, cubic)[0].quadrature() : sums[0].quadrature(), cubic);
+      }
+    }
+  }
+
+  /** Sums of tanh(u x_i) times those of tanh(c x_i + s x_j), 1 - its square and, if {@code cubic}, its cube. */
+  private static Expr[] nested(double[][] outerTable, double[][] innerTable, Expr[] in, boolean cubic) {
+    return Quadrature.sums(outerTable, in, (x, p) -> {
+      Expr row = p[0].times(x[0]).tanh();
+      Expr[] inner = Quadrature.sums(innerTable, new Expr[] {p[1].times(x[0]), p[2]}, (y, q) -> {
+        Expr t = q[1].times(y[0]).plus(q[0]).tanh();
+        Expr[] terms = {t.times(y[1]), Expr.constant(1).minus(t.times(t)).times(y[1]), t.times(t).times(t).times(y[1])};
+        return java.util.Arrays.copyOf(terms, cubic ? 3 : 2);
+      });
+      Expr[] outer = {row.times(x[1]).times(inner[0]), row.times(row).times(x[1]).times(inner[1]),
+          cubic ? row.times(x[1]).times(inner[2]) : null};
+      return java.util.Arrays.copyOf(outer, cubic ? 3 : 2);
+    });
+  }
+
+  /** The program of {@code steps} (the sums of {@link #nested}) on {@code entries}, against {@code q}'s scalar sums. */
+  private static void checkSums(List<Expr> steps, List<Fused.Operand[]> operands, boolean float32, double[][] entries,
+      Quadrature q, boolean cubic) {
+    int n = entries.length;
+    int[] outputs = java.util.stream.IntStream.range(0, steps.size()).toArray();
+    Fused.Program program = Fused.compile(float32, steps, operands, outputs, 3, Fused.When.COMPILED);
+    assertNotNull(program);
+    assertTrue(program.source().contains(".allTrue()"), program.source());
+    Object[] slots = new Object[program.slots()];
+    for (int s = 0; s < slots.length; s++) {
+      slots[s] = float32 ? new float[n + CpuBackend.PAD] : new double[n + CpuBackend.PAD];
+    }
+    for (int e = 0; e < n; e++) {
+      for (int p = 0; p < 3; p++) {
+        if (float32) {
+          ((float[]) slots[p])[e] = (float) entries[e][p];
+        } else {
+          ((double[]) slots[p])[e] = entries[e][p];
+        }
+      }
+    }
+    program.bind(slots, new int[slots.length]).accept(n);
+    // The reference: the scalar sums of the operands the loop saw (and, for float32, of its table's floats).
+    for (int j = 0; j < steps.size(); j++) {
+      Object out = slots[program.outputSlot(j)];
+      for (int e = 0; e < n; e++) {
+        double[] x = new double[3];
+        for (int p = 0; p < 3; p++) {
+          x[p] = float32 ? ((float[]) slots[p])[e] : ((double[]) slots[p])[e];
+        }
+        double want = q.evaluate(j, x[0], x[1], x[2]);
+        double got = float32 ? ((float[]) out)[e] : ((double[]) out)[e];
+        assertEquals(want, got, float32 ? 2e-6 : 1e-12, (float32 ? "float32" : "float64") + (cubic ? " cubic" : "")
+            + " sum " + j + " entry " + e + " " + java.util.Arrays.toString(x));
+      }
+    }
+  }
+
+  /** Which sums of a factored tanh the loop of {@code w r} and {@code w r^2} takes: polynomials of degree 2 at most. */
+  @Test
+  void polynomialsOfTheFactoredTanh() {
+    Expr t = Expr.input("t", Expr.Domain.TILE).tanh();
+    assertArrayEquals(new double[] {0, 1, 0}, FusedSource.polynomial(t, t));
+    assertArrayEquals(new double[] {1, 0, -1}, FusedSource.polynomial(Expr.constant(1).minus(t.times(t)), t));
+    assertArrayEquals(new double[] {-6, 5, 2}, FusedSource.polynomial(t.times(2).plus(3).times(t.plus(2))
+        .plus(t.times(-2)).plus(-12), t));
+    assertEquals(null, FusedSource.polynomial(t.times(t).times(t), t));
+    assertEquals(null, FusedSource.polynomial(t.exp(), t));
+    assertEquals(null, FusedSource.polynomial(t.plus(Expr.input("u", Expr.Domain.TILE)), t));
+  }
+
+  private static Fused.Operand[] operandsOf() {
+    return new Fused.Operand[] {Fused.Operand.slot(0, false), Fused.Operand.slot(1, false),
+        Fused.Operand.slot(2, false)};
+  }
+
+  private static double[][] roundToFloat(double[][] table) {
+    double[][] t = new double[table.length][];
+    for (int c = 0; c < t.length; c++) {
+      t[c] = new double[table[c].length];
+      for (int i = 0; i < t[c].length; i++) {
+        t[c][i] = (float) table[c][i];
+      }
+    }
+    return t;
+  }
 }
