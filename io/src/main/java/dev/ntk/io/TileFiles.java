@@ -546,42 +546,9 @@ public final class TileFiles {
   }
 
   /** The caller's channel, which the Arrow reader must not close. */
-  private record Unclosed(SeekableByteChannel in) implements SeekableByteChannel {
-    @Override
-    public int read(ByteBuffer dst) throws IOException {
-      return in.read(dst);
-    }
-
-    @Override
-    public int write(ByteBuffer src) throws IOException {
-      return in.write(src);
-    }
-
-    @Override
-    public long position() throws IOException {
-      return in.position();
-    }
-
-    @Override
-    public SeekableByteChannel position(long newPosition) throws IOException {
-      in.position(newPosition);
-      return this;
-    }
-
-    @Override
-    public long size() throws IOException {
-      return in.size();
-    }
-
-    @Override
-    public SeekableByteChannel truncate(long size) throws IOException {
-      in.truncate(size);
-      return this;
-    }
-
-    @Override
-    public boolean isOpen() {
-      return in.isOpen();
+  private static final class Unclosed extends ForwardingChannel {
+    Unclosed(SeekableByteChannel in) {
+      super(in);
     }
 
     @Override
