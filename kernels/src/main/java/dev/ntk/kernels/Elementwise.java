@@ -459,12 +459,12 @@ public final class Elementwise {
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       double b2 = b * b;
       double scale = a * a * 2 / Math.PI;
-      Expr t1 = v1.times(2 * b2);
-      Expr t2 = v2.times(2 * b2);
       Expr twoK = k.times(2 * b2);
       // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1, with
-      // s1 s2 - 4k^2 = 1 + t1 + t2 + (t1 t2 - 4k^2): only the last term cancels, exactly where k = v1 = v2.
-      Expr root = t1.plus(t2).plus(1).plus(t1.times(t2).minus(twoK.times(twoK))).max(0).sqrt();
+      // s1 s2 - 4k^2 = 1 + 2 b^2 (k11 + k22) + 4 b^4 (k11 k22 - k^2): only the last term cancels, exactly
+      // where k = k11 = k22.
+      Expr root = v1.plus(v2).times(2 * b2).plus(1).plus(v1.times(v2).minus(k.times(k)).times(4 * b2 * b2)).max(0)
+          .sqrt();
       Expr nngp = twoK.atan2(root).times(scale).plus(c * c);
       return new Expr[] {nngp, Expr.constant(a * a * b2 * 4 / Math.PI).div(root)};
     }
