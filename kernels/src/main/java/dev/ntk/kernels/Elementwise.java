@@ -459,12 +459,11 @@ public final class Elementwise {
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       double b2 = b * b;
       double scale = a * a * 2 / Math.PI;
+      Expr s1 = v1.times(2 * b2).plus(1);
+      Expr s2 = v2.times(2 * b2).plus(1);
       Expr twoK = k.times(2 * b2);
-      // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1, with
-      // s1 s2 - 4k^2 = 1 + 2 b^2 (k11 + k22) + 4 b^4 (k11 k22 - k^2): only the last term cancels, exactly
-      // where k = k11 = k22.
-      Expr root = v1.plus(v2).times(2 * b2).plus(1).plus(v1.times(v2).minus(k.times(k)).times(4 * b2 * b2)).max(0)
-          .sqrt();
+      // asin(2k / sqrt(s1 s2)) written as atan2(2k, sqrt(s1 s2 - 4k^2)), stable at |rho| -> 1.
+      Expr root = s1.times(s2).minus(twoK.times(twoK)).max(0).sqrt();
       Expr nngp = twoK.atan2(root).times(scale).plus(c * c);
       return new Expr[] {nngp, Expr.constant(a * a * b2 * 4 / Math.PI).div(root)};
     }
@@ -532,11 +531,10 @@ public final class Elementwise {
     @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr s12 = v1.plus(1).times(v2.plus(1));
-      Expr p = v1.times(v2);
-      // s12 - k^2 = 1 + k11 + k22 + (P - k^2): only the last term cancels, exactly where k = k11 = k22.
-      Expr d2 = v1.plus(v2).plus(1).plus(p.minus(k.times(k))).max(0);
+      Expr d2 = s12.minus(k.times(k)).max(0);
       Expr d = d2.sqrt();
       Expr angle = k.atan2(d);
+      Expr p = v1.times(v2);
       Expr nngp = k.times(0.25).plus(k.times(k).plus(p.times(d2)).div(s12.times(d)).plus(k.times(angle))
           .times(1 / (2 * Math.PI)));
       Expr dot = angle.times(1 / (2 * Math.PI)).plus(0.25).plus(k.div(d.times(2 * Math.PI))
@@ -727,8 +725,7 @@ public final class Elementwise {
 
     @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
-      // (1 - 2b k11)(1 - 2b k22) - 4b^2 k^2, with only the term that cancels where k = k11 = k22 apart
-      Expr det2 = v1.plus(v2).times(-2 * b).plus(1).plus(v1.times(v2).minus(k.times(k)).times(4 * b * b));
+      Expr det2 = v1.times(-2 * b).plus(1).times(v2.times(-2 * b).plus(1)).minus(k.times(k).times(4 * b * b));
       Expr det = det2.sqrt();
       Expr nngp = Expr.constant(a * a).div(det);
       return new Expr[] {nngp, k.times(4 * b * b).div(det2).times(nngp)};
