@@ -12,29 +12,10 @@
 #
 # Smoke test: SIZES="300:100:float64" OUT=/tmp/fb RESULTS=/tmp/fb/R.md bash bench/fashion.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 SIZES=${SIZES:-"5000:2000:float64 30000:10000:float32"}
-DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 OUT=${OUT:-bench/out/fashion}; RESULTS=${RESULTS:-bench/RESULTS.md}
-MODEL=bench/predict_relu3.json
-PYTHON=${PYTHON:-python3}
-NTK=${NTK:-bin/ntk}
-if [[ ! -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
-  echo "fashion.sh: $DATA/train-images-idx3-ubyte.gz not found: apt-get install dataset-fashion-mnist (or set DATA)" >&2
-  exit 2
-fi
-mkdir -p "$OUT"
-$NTK --help >/dev/null   # bin/ntk builds if needed, outside the timings
-# The seconds a command took; its exit status is the command's (its output in $OUT/last.log).
-wall() {
-  local s e rc=0
-  s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1 || rc=$?; e=$(date +%s.%N)
-  printf '%.2f\n' "$(echo "$e - $s" | bc)"
-  return $rc
-}
+source "$(dirname "${BASH_SOURCE[0]}")/fashion_common.sh"
 field() { grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
-ran() { grep -m1 -E "^(in-process|[A-Za-z]+Runner)" "$OUT/last.log" || true; }
 REPORT="$OUT/section.md"
 {
 echo "<!-- fashion:begin -->"

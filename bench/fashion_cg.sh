@@ -16,32 +16,13 @@
 #
 # Smoke test: SIZES="500:200:float64" OUT=/tmp/fcg RESULTS=/tmp/fcg/R.md bash bench/fashion_cg.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 SIZES=${SIZES:-"10000:2000:float64"}
 GETS=${GETS:-"nngp ntk"}
 TILE=${TILE:-1024}
 CG=${CG:-"--cg-tol 1e-6 --cg-rank 1024"}
 DIAG_REG=${DIAG_REG:-1e-4}
-DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 OUT=${OUT:-bench/out/fashion-cg}; RESULTS=${RESULTS:-bench/RESULTS.md}
-MODEL=bench/predict_relu3.json
-PYTHON=${PYTHON:-python3}
-NTK=${NTK:-bin/ntk}
-if [[ ! -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
-  echo "fashion_cg.sh: $DATA/train-images-idx3-ubyte.gz not found: apt-get install dataset-fashion-mnist (or set DATA)" >&2
-  exit 2
-fi
-mkdir -p "$OUT"
-$NTK --help >/dev/null   # bin/ntk builds if needed, outside the timings
-# The seconds a command took; its exit status is the command's (its output in $OUT/last.log).
-wall() {
-  local s e rc=0
-  s=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1 || rc=$?; e=$(date +%s.%N)
-  printf '%.2f\n' "$(echo "$e - $s" | bc)"
-  return $rc
-}
-ran() { grep -m1 -oE "^(in-process|[A-Za-z]+Runner)" "$OUT/last.log" || true; }
+source "$(dirname "${BASH_SOURCE[0]}")/fashion_common.sh"
 iterations() { grep -o "conjugate gradients: [0-9]* iterations, relative residual [^ ]*" "$OUT/last.log" \
   | sed 's/conjugate gradients: //' || echo "-"; }
 # accuracy of argmax(mean) against the labels, and the largest |mean - reference| over the largest |reference|
@@ -88,7 +69,7 @@ for size in $SIZES; do
       # shellcheck disable=SC2086
       S=$(wall $NTK "${COMMON[@]}" $OPTS --out "$DIR/$NAME") \
         || { echo "| $N / $M | $DTYPE | $G | $SOLVER | | failed: $(tail -1 "$OUT/last.log" | cut -c1-150) | | | |" >> "$REPORT"; continue; }
-      WHERE=$(ran)
+      WHERE=$(ran | grep -oE "^(in-process|[A-Za-z]+Runner)" || true)
       IT=$([[ $SOLVER == cg ]] && iterations || echo "-")
       read -r ACC DIFF <<< "$(compare "$DIR/$NAME/mean.npy" "$DIR/labels_test.npy" "$DIR/chol-$G/mean.npy")"
       echo "| $N / $M | $DTYPE | $G | $SOLVER | $WHERE | $S | $IT | $ACC | $DIFF |" >> "$REPORT"

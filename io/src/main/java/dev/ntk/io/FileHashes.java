@@ -101,14 +101,13 @@ public final class FileHashes {
    * of what is digested so far adds its new bytes; a read that skips ahead makes the digest
    * unknown ({@link #sha256} is {@code null}), as does a file not read to its end.
    */
-  private static final class Digesting implements SeekableByteChannel {
-    private final SeekableByteChannel in;
+  private static final class Digesting extends ForwardingChannel {
     private final MessageDigest digest = digest();
     private long digested;
     private boolean skipped;
 
     Digesting(SeekableByteChannel in) {
-      this.in = in;
+      super(in);
     }
 
     /** The digest of the whole file, or {@code null} if it was not read in order to its end. */
@@ -140,34 +139,8 @@ public final class FileHashes {
     }
 
     @Override
-    public long position() throws IOException {
-      return in.position();
-    }
-
-    @Override
-    public SeekableByteChannel position(long p) throws IOException {
-      in.position(p);
-      return this;
-    }
-
-    @Override
-    public long size() throws IOException {
-      return in.size();
-    }
-
-    @Override
     public SeekableByteChannel truncate(long size) {
       throw new UnsupportedOperationException("read only");
-    }
-
-    @Override
-    public boolean isOpen() {
-      return in.isOpen();
-    }
-
-    @Override
-    public void close() throws IOException {
-      in.close();
     }
   }
 }

@@ -435,11 +435,7 @@ public final class TileFiles {
     for (int i = n / 8 * 8; i < n; i++) {
       BitVectorHelper.setBit(validity, i);
     }
-    int width = doubles ? 8 : 4;
-    for (int off = 0; off < n; off += CHUNK / width) {
-      int k = Math.min(CHUNK / width, n - off);
-      ByteBuffer bytes = vector.getDataBuffer().nioBuffer((long) off * width, k * width)
-          .order(ByteOrder.nativeOrder());
+    windows(vector, n, (bytes, off, k) -> {
       if (doubles) {
         bytes.asDoubleBuffer().put(values, off, k);
       } else {
@@ -448,8 +444,27 @@ public final class TileFiles {
           floats.put(i, (float) values[off + i]);
         }
       }
-    }
+    });
     vector.setValueCount(n);
+  }
+
+  /** What {@link #windows} does with one window: values {@code off} to {@code off + k} of the column. */
+  private interface Window {
+    void at(ByteBuffer bytes, int off, int k);
+  }
+
+  /**
+   * Passes the data of the first {@code n} values of a Float8Vector or Float4Vector to {@code
+   * window} in windows of at most {@link #CHUNK} bytes, in native byte order: what {@link #fill}
+   * writes and {@link #values} reads.
+   */
+  private static void windows(FieldVector vector, int n, Window window) {
+    int width = vector instanceof Float8Vector ? 8 : 4;
+    for (int off = 0; off < n; off += CHUNK / width) {
+      int k = Math.min(CHUNK / width, n - off);
+      window.at(vector.getDataBuffer().nioBuffer((long) off * width, k * width).order(ByteOrder.nativeOrder()),
+          off, k);
+    }
   }
 
   /** CRC32C of the first {@code n} values of each column, in column order, as stored. */
@@ -468,11 +483,7 @@ public final class TileFiles {
   private static double[] values(FieldVector vector, int n) {
     double[] values = new double[n];
     boolean doubles = vector instanceof Float8Vector;
-    int width = doubles ? 8 : 4;
-    for (int off = 0; off < n; off += CHUNK / width) {
-      int k = Math.min(CHUNK / width, n - off);
-      ByteBuffer bytes = vector.getDataBuffer().nioBuffer((long) off * width, k * width)
-          .order(ByteOrder.nativeOrder());
+    windows(vector, n, (bytes, off, k) -> {
       if (doubles) {
         bytes.asDoubleBuffer().get(values, off, k);
       } else {
@@ -481,7 +492,7 @@ public final class TileFiles {
           values[off + i] = floats.get(i);
         }
       }
-    }
+    });
     return values;
   }
 
@@ -546,42 +557,9 @@ public final class TileFiles {
   }
 
   /** The caller's channel, which the Arrow reader must not close. */
-  private record Unclosed(SeekableByteChannel in) implements SeekableByteChannel {
-    @Override
-    public int read(ByteBuffer dst) throws IOException {
-      return in.read(dst);
-    }
-
-    @Override
-    public int write(ByteBuffer src) throws IOException {
-      return in.write(src);
-    }
-
-    @Override
-    public long position() throws IOException {
-      return in.position();
-    }
-
-    @Override
-    public SeekableByteChannel position(long newPosition) throws IOException {
-      in.position(newPosition);
-      return this;
-    }
-
-    @Override
-    public long size() throws IOException {
-      return in.size();
-    }
-
-    @Override
-    public SeekableByteChannel truncate(long size) throws IOException {
-      in.truncate(size);
-      return this;
-    }
-
-    @Override
-    public boolean isOpen() {
-      return in.isOpen();
+  private static final class Unclosed extends ForwardingChannel {
+    Unclosed(SeekableByteChannel in) {
+      super(in);
     }
 
     @Override

@@ -50,6 +50,24 @@ class TileFilesTest {
     }
   }
 
+  /**
+   * A tile larger than the 8 MiB windows its columns are written and read in (2,160,000 values: 2
+   * windows of float32, 3 of float64) round-trips to the last bit, each window at its place.
+   */
+  @ParameterizedTest
+  @EnumSource(NpyDType.class)
+  void roundTripsATileOfSeveralWindows(NpyDType dtype) throws IOException {
+    TileKey key = new TileKey(0, 0, 1200, 1800);
+    double[] nngp = new double[key.size()];
+    for (int i = 0; i < nngp.length; i++) {
+      nngp[i] = i * 0.25 - 7;
+    }
+    SortedMap<String, double[]> kernels = new TreeMap<>();
+    kernels.put("nngp", nngp);
+    Tile tile = new Tile(key, "model-abc", "inputs-def", dtype, kernels);
+    assertEquals(tile, TileFiles.read(TileFiles.write(dir.resolve("tiles"), tile)));
+  }
+
   /** The values of {@code tile}'s kernels as stored: dtype, little-endian; direct or heap buffers. */
   private static List<java.nio.ByteBuffer> stored(Tile tile, boolean direct) {
     int width = tile.dtype() == NpyDType.FLOAT64 ? 8 : 4;

@@ -198,7 +198,8 @@ public final class ElementwiseQuadrature {
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       Expr scale = v1.times(2).max(0).sqrt();
       Expr slope = k.div(v1.times(0.5).max(1e-30).sqrt());
-      Expr rest = v2.minus(k.times(k).div(v1)).times(2).max(0).sqrt();
+      // k^2 / q11 floored as the slope is: a zero variance maps to f(0)^2, not 0/0.
+      Expr rest = v2.minus(k.times(k).div(v1.max(1e-30))).times(2).max(0).sqrt();
       // Two loops, over x_i outside and x_j inside: the plan holds the body once, not deg^2 times.
       // The NNGP and the NTK factor at the same points are sums of one loop: f and f' of each point
       // share their work (tanh's derivative is 1 - tanh^2 of the same value).
@@ -217,18 +218,6 @@ public final class ElementwiseQuadrature {
         });
         return new Expr[] {row[0].times(x[1]).times(sums[0]), row[1].times(x[1]).times(sums[1])};
       });
-    }
-
-    @Override
-    Expr diagonal(Expr v) {
-      double[] scaled = new double[weights.length];
-      for (int i = 0; i < scaled.length; i++) {
-        scaled[i] = weights[i] / Math.sqrt(Math.PI);
-      }
-      return Quadrature.sums(new double[][] {nodes, scaled}, new Expr[] {v.times(2).max(0).sqrt()}, (x, p) -> {
-        Expr f = fn.phi(p[0].times(x[0]));
-        return new Expr[] {f.times(f).times(x[1])};
-      })[0];
     }
   }
 
@@ -295,17 +284,6 @@ public final class ElementwiseQuadrature {
         return outer(root, slope, rest);
       }
       return product(root, slope, rest);
-    }
-
-    @Override
-    Expr diagonal(Expr v) {
-      if (closed != null) {
-        return closed.diagonal(v);
-      }
-      return Quadrature.sums(outerRule(OUTER), new Expr[] {v.max(0).sqrt()}, (x, p) -> {
-        Expr f = fn.phi(p[0].times(x[0]));
-        return new Expr[] {f.times(f).times(x[1])};
-      })[0];
     }
 
     /**

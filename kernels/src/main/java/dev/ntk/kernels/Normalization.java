@@ -149,14 +149,24 @@ public final class Normalization {
 
     @Override
     public NDArray apply(Params params, NDArray x) {
-      int[] a = axes(x);
-      NDArray centred = x.sub(x.mean(a, true));
-      return centred.div(scale(centred, a));
+      return Normalized.of(x, axes(x), eps).y();
     }
 
-    /** {@code s = sqrt(eps + var)} of the centred input, kept over the normalized axes. */
-    private NDArray scale(NDArray centred, int[] a) {
-      return Tensors.add(centred.square().mean(a, true), eps).sqrt();
+    /**
+     * The output {@code y = (x - mean(x)) / s} of an input {@code x} and its scale {@code s = sqrt(eps
+     * + var)}, kept over the normalized axes {@code a}: what the output and its derivatives share.
+     */
+    private record Normalized(int[] a, NDArray s, NDArray y) {
+      static Normalized of(NDArray x, int[] a, double eps) {
+        NDArray centred = centre(x, a);
+        NDArray s = Tensors.add(centred.square().mean(a, true), eps).sqrt();
+        return new Normalized(a, s, centred.div(s));
+      }
+
+      /** {@code v - mean(v)} over the normalized axes. */
+      static NDArray centre(NDArray v, int[] a) {
+        return v.sub(v.mean(a, true));
+      }
     }
 
     /**
@@ -165,12 +175,9 @@ public final class Normalization {
      */
     @Override
     protected NDArray tangent(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      int[] a = axes(x);
-      NDArray centred = x.sub(x.mean(a, true));
-      NDArray s = scale(centred, a);
-      NDArray y = centred.div(s);
-      NDArray dc = dx.sub(dx.mean(a, true));
-      return dc.sub(y.mul(y.mul(dc).mean(a, true))).div(s);
+      Normalized n = Normalized.of(x, axes(x), eps);
+      NDArray dc = Normalized.centre(dx, n.a());
+      return dc.sub(n.y().mul(n.y().mul(dc).mean(n.a(), true))).div(n.s());
     }
 
     /**
@@ -179,27 +186,23 @@ public final class Normalization {
      */
     @Override
     protected NDArray curvature(Params params, Params paramTangents, NDArray x, NDArray dx) {
-      int[] a = axes(x);
-      NDArray centred = x.sub(x.mean(a, true));
-      NDArray s = scale(centred, a);
-      NDArray y = centred.div(s);
-      NDArray dc = dx.sub(dx.mean(a, true));
+      Normalized n = Normalized.of(x, axes(x), eps);
+      int[] a = n.a();
+      NDArray y = n.y();
+      NDArray dc = Normalized.centre(dx, a);
       NDArray q = y.mul(dc).mean(a, true);
-      NDArray dy = dc.sub(y.mul(q)).div(s);
-      return Tensors.mul(q.mul(dy), 2).add(y.mul(dy.mul(dc).mean(a, true))).div(s).neg();
+      NDArray dy = dc.sub(y.mul(q)).div(n.s());
+      return Tensors.mul(q.mul(dy), 2).add(y.mul(dy.mul(dc).mean(a, true))).div(n.s()).neg();
     }
 
     /** The transpose of {@link #tangent}: {@code u = g / s - y mean(y g / s)}, {@code dx = u - mean(u)}. */
     @Override
     protected Cotangents backward(Params params, NDArray x, NDArray dy, AffineTape tape, boolean inputCotangent) {
       return inputOnly(() -> {
-        int[] a = axes(x);
-        NDArray centred = x.sub(x.mean(a, true));
-        NDArray s = scale(centred, a);
-        NDArray y = centred.div(s);
-        NDArray h = dy.div(s);
-        NDArray u = h.sub(y.mul(h.mul(y).mean(a, true)));
-        return u.sub(u.mean(a, true));
+        Normalized n = Normalized.of(x, axes(x), eps);
+        NDArray h = dy.div(n.s());
+        NDArray u = h.sub(n.y().mul(h.mul(n.y()).mean(n.a(), true)));
+        return Normalized.centre(u, n.a());
       }, inputCotangent);
     }
 

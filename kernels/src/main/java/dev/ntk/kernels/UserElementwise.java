@@ -169,11 +169,6 @@ public final class UserElementwise {
       Map<Expr, Expr> at = Map.of(COV12, k, VAR1, v1, VAR2, v2);
       return new Expr[] {nngp.substitute(at), dot.substitute(at)};
     }
-
-    @Override
-    Expr diagonal(Expr v) {
-      return nngp.substitute(Map.of(COV12, v, VAR1, v, VAR2, v));
-    }
   }
   /** The Gauss–Hermite degree of {@link #quadrature(DoubleUnaryOperator, DoubleUnaryOperator)}. */
   public static final int DEFAULT_DEGREE = 64;
@@ -315,17 +310,6 @@ public final class UserElementwise {
       return sum;
     }
 
-    /** {@code E[phi(u)^2]} for {@code u} of variance {@code q}: the 1-D rule. */
-    double variance(double q) {
-      double s = Math.sqrt(Math.max(q, 0));
-      double sum = 0;
-      for (int i = 0; i < nodes.length; i++) {
-        double y = phi.applyAsDouble(s * nodes[i]);
-        sum += weights[i] * y * y;
-      }
-      return sum;
-    }
-
     @Override
     public NDArray apply(Params params, NDArray x) {
       return Tensors.map(x, phi);
@@ -350,11 +334,6 @@ public final class UserElementwise {
     @Override
     Expr[] pair(Expr k, Expr v1, Expr v2) {
       return new Expr[] {Expr.call(nngp, k, v1, v2), Expr.call(dot, k, v1, v2)};
-    }
-
-    @Override
-    Expr diagonal(Expr v) {
-      return Expr.call((q, unused1, unused2) -> variance(q), v, v, v);
     }
   }
 }

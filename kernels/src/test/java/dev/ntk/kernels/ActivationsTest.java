@@ -293,6 +293,76 @@ class ActivationsTest {
     }
   }
 
+  /**
+   * Every activation maps the pair of an example with itself to its variance to the last bit, so a
+   * ReLU after it sees the angle 0 there: its NTK factor is exactly 1/2 on the diagonal (Cho and
+   * Saul's closed form at {@code theta = 0}), on both backends. With a variance formula of its own
+   * ({@code E[f(u)^2]}) apart from the pair rule, an ulp between the two moved the angle to about
+   * 1e-8 and the NTK by about 1e-9 (Erf 1.9e-9, Gelu 1.4e-9, Gabor 1.8e-9 between cpu and
+   * tensorflow, differently at each entry), first seen on ConvLocal, AvgPool, Erf, ConvLocal, Relu,
+   * GlobalAvgPool (9.4e-10).
+   */
+  @Test
+  void aReluAfterAnyActivationSeesTheAngleZeroOnIdenticalInputs() {
+    Map<String, Layer> activations = new java.util.LinkedHashMap<>();
+    activations.put("Erf", Stax.erf());
+    activations.put("Erf(1.3, 0.7, 0.2)", Stax.erf(1.3, 0.7, 0.2));
+    activations.put("Sigmoid_like", Stax.sigmoidLike());
+    activations.put("Gelu", Stax.gelu());
+    activations.put("Gaussian", Stax.gaussian(1.2, -0.7));
+    activations.put("Gabor", Stax.gabor());
+    activations.put("RectifiedMonomial(2)", Stax.rectifiedMonomial(2));
+    activations.put("Monomial(3)", Stax.monomial(3));
+    activations.put("Polynomial", Stax.polynomial(0.1, 1.0, 0.3));
+    activations.put("Sin", Stax.sin(1.1, 0.9, 0.2));
+    activations.put("Exp", Stax.exp(0.8, 0.5));
+    activations.put("ElementwiseNumerical tanh", Stax.elementwiseNumerical("tanh", 16));
+    NDArray x1 = KernelTesting.randomInputs(manager, 9, 5, 311);
+    NDArray x2 = KernelTesting.randomInputs(manager, 4, 5, 312);
+    for (Map.Entry<String, Layer> a : activations.entrySet()) {
+      Layer body = Stax.serial(Stax.dense(8, 1.5, 0.1), a.getValue(), Stax.dense(8, 1.2, 0.1));
+      for (Backend backend : new Backend[] {Backend.CPU, Backend.TENSORFLOW}) {
+        Kernel k = body.kernelFn().withBackend(backend).apply(x1);
+        Kernel relu = Stax.serial(body, Stax.relu()).kernelFn().withBackend(backend).apply(x1);
+        double[] nngp = k.nngp().toDoubleArray();
+        double[] ntk = k.ntk().toDoubleArray();
+        double[] var = k.cov1().toDoubleArray();
+        double[] after = relu.ntk().toDoubleArray();
+        for (int i = 0; i < var.length; i++) {
+          int ii = i * var.length + i;
+          String where = a.getKey() + " " + backend.key() + " example " + i;
+          assertEquals(var[i], nngp[ii], 0.0, where + ": covariance with itself is not its variance");
+          assertEquals(ntk[ii] / 2, after[ii], 1e-15 * ntk[ii], where + ": the ReLU's NTK factor is not 1/2");
+        }
+      }
+      KernelTesting.assertBackendsAgree(a.getKey() + ", Relu", Stax.serial(body, Stax.relu(), Stax.dense(1)), x1,
+          x2);
+    }
+  }
+
+  /**
+   * The case the gap was found on: Erf between an AvgPool and a ConvLocal, whose pixel-pair blocks
+   * are its per-pixel kernels on their diagonal, under both parameterizations; and Erf before an
+   * AvgPool read out by Flatten.
+   */
+  @Test
+  void erfBetweenPoolsAndConvolutionsAgreesAcrossBackends() {
+    int[] f = {2, 2};
+    for (Linear.Parameterization p : Linear.Parameterization.values()) {
+      Layer local = Stax.serial(Stax.convLocal(8, f, null, "SAME", 1.3, 0.2, p), Stax.avgPool(new int[] {2, 1}, null,
+          "VALID"), Stax.erf(), Stax.convLocal(8, new int[] {1, 2}, null, "VALID", 1.1, 0.1, p), Stax.relu(),
+          Stax.globalAvgPool());
+      Layer conv = Stax.serial(Stax.conv(8, f, null, "SAME", 1.3, 0.1, p), Stax.erf(), Stax.avgPool(f, null, "VALID"),
+          Stax.conv(8, f, null, "SAME", 1.2, 0.1, p), Stax.relu(), Stax.flatten(), Stax.dense(1, 1.1, 0.1, p));
+      KernelTesting.assertBackendsAgree("ConvLocal, AvgPool, Erf, ConvLocal, Relu " + p, local,
+          KernelTesting.randomImages(manager, 4, new long[] {4, 3, 2}, 21),
+          KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 22));
+      KernelTesting.assertBackendsAgree("Conv, Erf, AvgPool, Conv, Relu " + p, conv,
+          KernelTesting.randomImages(manager, 4, new long[] {4, 4, 3}, 23),
+          KernelTesting.randomImages(manager, 3, new long[] {4, 4, 3}, 24));
+    }
+  }
+
   @Test
   void modelFilesReadTheNewLayersWithNeuralTangentsDefaults() {
     Layer model = ModelSpec.parse("""

@@ -168,6 +168,7 @@ final class BlockRunner<A> {
       targets = new int[stepArray.length];
       operands = new Operand[stepArray.length][3];
       broadcastBuffers = (A[][]) new Object[stepArray.length][3];
+      spreadInputs = (A[]) new Object[stepArray.length];
       exportArrays = (A[]) new Object[stepArray.length];
       sizes = new int[stepArray.length];
       structural = new boolean[stepArray.length];
@@ -188,6 +189,9 @@ final class BlockRunner<A> {
         }
         if (pass < 2 && schedule.exported(stepArray[k])) {
           exportArrays[k] = exports.get(stepArray[k]);
+        }
+        if (isSpread(stepArray[k].op()) && sizes[k] > CHUNK) {
+          spreadInputs[k] = ops.allocate(stepArray[k].a().layout().size());
         }
       }
       for (int k = 0; k < stepArray.length; k++) {
@@ -379,6 +383,8 @@ final class BlockRunner<A> {
     private final int[] targets;
     private final Operand[][] operands;
     private final A[][] broadcastBuffers;
+    /** The per-pixel block a spread over several chunks reads, copied before its run (see {@link #run}). */
+    private final A[] spreadInputs;
     private final A[] exportArrays;
 
     /** Entries per chunk of a run of entry-wise steps over large blocks: a few registers stay in cache. */
@@ -409,6 +415,14 @@ final class BlockRunner<A> {
             end++;
             continue;
           }
+          if (spreadInputs[end] != null) {
+            // Every chunk of a spread reads the whole per-pixel block, whose register a later step of
+            // the run may take once the spread is its last reader (step by step it would be): a copy.
+            Operand in = fast(operands[end][0], i, j);
+            ops.copy(array(in), in.offset, spreadInputs[end], 0, stepArray[end].a().layout().size());
+            end++;
+            continue;
+          }
           for (int k = 0; k < arity[end]; k++) {
             Operand o = fast(operands[end][k], i, j);
             if (!o.broadcast && o.scalarInBlock) {
@@ -432,7 +446,9 @@ final class BlockRunner<A> {
             if (chunkedMap(stepArray[k])) {
               stepArray[k].map().chunk(ops, pads[padOrdinal[k]], target, to, c0, len);
             } else if (isSpread(stepArray[k].op())) {
-              spread(stepArray[k].op(), array(o[0]), o[0].offset, stepArray[k].layout().pixels(), target, to, c0, len);
+              A in = spreadInputs[k] != null ? spreadInputs[k] : array(o[0]);
+              spread(stepArray[k].op(), in, spreadInputs[k] != null ? 0 : o[0].offset, stepArray[k].layout().pixels(),
+                  target, to, c0, len);
             } else if (stepArray[k].op().ternary()) {
               ops.ternary(stepArray[k], array(o[0]), ao, mask(o[0]), array(b), bo, mask(b), array(o[2]), at(o[2], c0), mask(o[2]),
                   target, to, len);
