@@ -51,6 +51,9 @@ public final class Ntk implements Runnable {
   /** Runs the command line with {@code args}, returning its exit status. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
     boolean verbose = Arrays.asList(args).contains("--verbose");
+    if (args.length > 0 && COMPUTING.contains(args[0])) {
+      preload(!backendNamed(args));
+    }
     CommandLine cli = new CommandLine(new Ntk());
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
@@ -71,6 +74,49 @@ public final class Ntk implements Runnable {
     } catch (OutOfMemoryError e) {
       return handle(e, err, verbose);
     }
+  }
+
+  /** The commands that read a model and compute: {@link #preload} runs for them. */
+  private static final java.util.Set<String> COMPUTING = java.util.Set.of("kernel", "predict", "mc", "lr", "tiles",
+      "empirical", "train");
+
+  /**
+   * Starts, on a daemon thread, the set-up that a computing command needs later and that depends on
+   * nothing of the command line: the JSON reader of model files ({@link dev.ntk.kernels.ModelSpec#warmUp}),
+   * the logging binding (whose first use scans every jar of the class path, about 200 on
+   * {@code bin/ntk}'s, opening each), and, unless {@code --backend} names one, the probe for a CUDA
+   * device. In a new JVM each is class loading and initialization of its own library, which the
+   * main thread would otherwise do after building the command line while a core idles (see
+   * {@code bench/RESULTS.md}, "Convolutions"). The main thread waits for whatever it reaches
+   * before this thread finished it (the JVM initializes a class once); a failure here is left for
+   * the main thread to meet and report.
+   */
+  private static void preload(boolean probe) {
+    Thread t = new Thread(() -> {
+      try {
+        dev.ntk.kernels.ModelSpec.warmUp();
+        org.slf4j.LoggerFactory.getLogger(Ntk.class);
+        if (probe) {
+          Backend.AUTO.resolve();
+        }
+      } catch (RuntimeException | LinkageError e) {
+        // the command reaches the same code and reports what went wrong
+      }
+    }, "ntk-preload");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /** Whether {@code args} name a backend other than {@code auto} (then no CUDA probe is preloaded). */
+  private static boolean backendNamed(String[] args) {
+    for (int i = 0; i < args.length; i++) {
+      String value = args[i].startsWith("--backend=") ? args[i].substring("--backend=".length())
+          : args[i].equals("--backend") && i + 1 < args.length ? args[i + 1] : null;
+      if (value != null && !value.equalsIgnoreCase("auto")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Where the running command shows its progress. */
