@@ -34,7 +34,7 @@ run() {  # run LABEL CASE COMMAND...
   /usr/bin/time -f "%U %S" -o "$OUT/time" "$@" > "$OUT/log" 2>&1
   e=$(date +%s.%N)
   local split
-  split=$(grep -E "^ntk: (JVM start|kernels computed)" "$OUT/log" | sed 's/^ntk: //' | tr '\n' ';')
+  split=$({ grep -E "^ntk: (JVM start|kernels computed)" "$OUT/log" || true; } | sed 's/^ntk: //' | tr '\n' ';')
   printf 'RUN %s %s wall=%.2f cpu=%.2f load=%s %s\n' "$label" "$ro" "$(echo "$e - $s" | bc)" \
     "$(awk '{print $1 + $2}' "$OUT/time")" "$(load)" "$split"
 }

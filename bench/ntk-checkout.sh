@@ -8,7 +8,7 @@
 set -euo pipefail
 root="${NTK_ROOT:?set NTK_ROOT to a built checkout}"
 classpath_file="${NTK_CLASSPATH:-$root/pipelines/target/classpath.txt}"
-IFS=: read -r -a dependencies < <(sed "s#/work/main/#$root/#g" "$classpath_file")
+IFS=: read -r -a dependencies < <(sed "s#/work/main/#$root/#g" "$classpath_file") || true
 first=()
 rest=()
 for f in "${dependencies[@]}"; do

@@ -16,6 +16,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -29,11 +30,16 @@ import picocli.CommandLine.Command;
  * Outputs}); a failed run keeps the tiles it computed.
  */
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
-    description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
-    subcommands = {KernelCommand.class, PredictCommand.class, LrCommand.class,
-        McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class,
-        TrainCommand.class})
+    description = "Kernels and predictions of infinite-width neural networks on Apache Beam.")
 public final class Ntk implements Runnable {
+  /**
+   * The subcommands, in the order of {@code ntk --help}. A run registers only the one it names (see
+   * {@link #commandLine}), each of the others being reflection over its options picocli would do
+   * for nothing.
+   */
+  private static final List<Class<?>> COMMANDS = List.of(KernelCommand.class, PredictCommand.class, LrCommand.class,
+      McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class, TrainCommand.class);
+
   /** The runner name of a job computed without a pipeline. */
   static final String IN_PROCESS = "in-process";
 
@@ -54,7 +60,7 @@ public final class Ntk implements Runnable {
     if (args.length > 0 && COMPUTING.contains(args[0])) {
       preload(!backendNamed(args));
     }
-    CommandLine cli = new CommandLine(new Ntk());
+    CommandLine cli = commandLine(args);
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
     cli.setCaseInsensitiveEnumValuesAllowed(true);
@@ -74,6 +80,20 @@ public final class Ntk implements Runnable {
     } catch (OutOfMemoryError e) {
       return handle(e, err, verbose);
     }
+  }
+
+  /**
+   * The command line for {@code args}: with the subcommand that {@code args[0]} names alone, else
+   * (help, a misspelt or missing command) with all of them.
+   */
+  private static CommandLine commandLine(String[] args) {
+    CommandLine cli = new CommandLine(new Ntk());
+    List<Class<?>> named = COMMANDS.stream()
+        .filter(c -> args.length > 0 && c.getAnnotation(Command.class).name().equals(args[0])).toList();
+    for (Class<?> c : named.isEmpty() ? COMMANDS : named) {
+      cli.addSubcommand(c);
+    }
+    return cli;
   }
 
   /** The commands that read a model and compute: {@link #preload} runs for them. */
