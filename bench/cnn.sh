@@ -10,16 +10,17 @@
 #                            a short run keeps getting faster for a dozen repeats as the JIT compiles)
 #   NUMPY_GAP=1              also time bench/cnn_numpy.py on the GlobalAvgPool readout (slow)
 #   FLINK_N=32 FLINK_TILE=4  the GlobalAvgPool kernel on Flink [local], parallelism 1 and 2 (about 2.5 min)
-#   OUT=bench/out/cnn  RESULTS=bench/RESULTS.md
+#   OUT=bench/out/cnn  RESULTS=bench/RESULTS.md  NTK=bin/ntk (the command timed as a whole process;
+#                            bench/ntk-checkout.sh runs another checkout's build without building it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 FLATTEN_N=${FLATTEN_N:-64}; GAP_N=${GAP_N:-8}; REPEATS=${REPEATS:-3}; NUMPY_GAP=${NUMPY_GAP:-1}
 FLATTEN_REPEATS=${FLATTEN_REPEATS:-12}; GAP_REPEATS=${GAP_REPEATS:-4}; FLINK_N=${FLINK_N:-32}; FLINK_TILE=${FLINK_TILE:-4}
 OUT=${OUT:-bench/out/cnn}; RESULTS=${RESULTS:-bench/RESULTS.md}
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-python3}; NTK=${NTK:-bin/ntk}
 mkdir -p "$OUT"
-bin/ntk --help >/dev/null   # builds if needed, outside the timings
+$NTK --help >/dev/null   # bin/ntk builds if needed, outside the timings
 CP="bench/target/ntk-bench-0.1.0-SNAPSHOT.jar:pipelines/target/ntk-pipelines-0.1.0-SNAPSHOT.jar:$(cat pipelines/target/classpath.txt)"
 JVM=(--add-modules=jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
 bench() { TF_CPP_MIN_LOG_LEVEL=3 java "${JVM[@]}" -cp "$CP" dev.ntk.bench.Bench "$@" 2>>"$OUT/stderr.log" | grep RESULT; }
@@ -57,7 +58,7 @@ for ro in flatten gap; do
     inp=$(bench inprocess --model "examples/cnn21/$ro.json" --x "$x" --dtype "$dt" --repeats "${JR[$ro]}" --warmup-rows 2)
     inp_ms=$(calc '%.4g' "$(field seconds <<<"$inp") * 1000 / ($n * $n)")
     rm -rf "$OUT/ntk-$ro-$dt"
-    s=$(wall bin/ntk kernel --model "examples/cnn21/$ro.json" --x1 "$x" --dtype "$dt" --out "$OUT/ntk-$ro-$dt")
+    s=$(wall $NTK kernel --model "examples/cnn21/$ro.json" --x1 "$x" --dtype "$dt" --out "$OUT/ntk-$ro-$dt")
     ntk_ms=$(calc '%.4g' "$s * 1000 / ($n * $n)")
     ratio="-"
     [[ $np_ms != "-" ]] && ratio=$(calc '%.3f' "$eng_ms / $np_ms")
@@ -92,7 +93,7 @@ bench data --n "$FLINK_N" --shape 32,32,3 --seed 0 --dtype float32 --out "$x" > 
 declare -A PIPE
 for p in 1 2; do
   rm -rf "$OUT/flink$p"
-  s=$(wall bin/ntk kernel --model examples/cnn21/gap.json --x1 "$x" --dtype float32 --tile "$FLINK_TILE" --runner FlinkRunner --parallelism $p --out "$OUT/flink$p")
+  s=$(wall $NTK kernel --model examples/cnn21/gap.json --x1 "$x" --dtype float32 --tile "$FLINK_TILE" --runner FlinkRunner --parallelism $p --out "$OUT/flink$p")
   line=$(grep -m1 'tiles computed' "$OUT/last.log")
   PIPE[$p]=$(sed -n 's/.*pipeline \([0-9.]*\) s.*/\1/p' <<<"$line")
   echo "Flink [local], GlobalAvgPool readout, N = $FLINK_N, float32, tiles of $FLINK_TILE rows, parallelism $p: $s s whole process (\`$line\`)."

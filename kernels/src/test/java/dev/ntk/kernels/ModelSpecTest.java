@@ -24,6 +24,22 @@ class ModelSpecTest {
         {"Dense": {"out_dim": 1, "W_std": 1.5, "b_std": 0.05}}
       ]}""";
 
+  /**
+   * The command line runs {@link ModelSpec#warmUp} on a thread of its own beside the command: it
+   * must not count as (or be) a parse of a model ({@code ModelOnceTest} counts them), and a model
+   * read after it is read as before.
+   */
+  @Test
+  void warmUpParsesNoModel() {
+    String text = "{\"serial\": [{\"Conv\": {\"out_chan\": 1, \"filter_shape\": [3, 3], \"padding\": \"SAME\"}}, "
+        + "{\"Relu\": {}}, {\"Flatten\": {}}, {\"Dense\": {\"out_dim\": 1, \"W_std\": 1.5}}]}";
+    String canonical = ModelSpec.toJson(ModelSpec.parse(text));
+    long before = Model.parses();
+    ModelSpec.warmUp();
+    assertEquals(before, Model.parses(), "parses counted by warmUp");
+    assertEquals(canonical, ModelSpec.toJson(ModelSpec.parse(text)));
+  }
+
   @Test
   void fileAndJavaModelsGiveTheSameKernels() {
     Layer fromFile = ModelSpec.parse(PAPER);

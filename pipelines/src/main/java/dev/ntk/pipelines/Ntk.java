@@ -16,6 +16,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -29,11 +30,16 @@ import picocli.CommandLine.Command;
  * Outputs}); a failed run keeps the tiles it computed.
  */
 @Command(name = "ntk", mixinStandardHelpOptions = true, version = "ntk 0.1.0",
-    description = "Kernels and predictions of infinite-width neural networks on Apache Beam.",
-    subcommands = {KernelCommand.class, PredictCommand.class, LrCommand.class,
-        McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class,
-        TrainCommand.class})
+    description = "Kernels and predictions of infinite-width neural networks on Apache Beam.")
 public final class Ntk implements Runnable {
+  /**
+   * The subcommands, in the order of {@code ntk --help}. A run registers only the one it names (see
+   * {@link #commandLine}), each of the others being reflection over its options picocli would do
+   * for nothing.
+   */
+  private static final List<Class<?>> COMMANDS = List.of(KernelCommand.class, PredictCommand.class, LrCommand.class,
+      McCommand.class, TilesCommand.class, EmpiricalCommand.class, InitCommand.class, TrainCommand.class);
+
   /** The runner name of a job computed without a pipeline. */
   static final String IN_PROCESS = "in-process";
 
@@ -51,7 +57,10 @@ public final class Ntk implements Runnable {
   /** Runs the command line with {@code args}, returning its exit status. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
     boolean verbose = Arrays.asList(args).contains("--verbose");
-    CommandLine cli = new CommandLine(new Ntk());
+    if (args.length > 0 && COMPUTING.contains(args[0])) {
+      preload(!backendNamed(args));
+    }
+    CommandLine cli = commandLine(args);
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
     cli.setCaseInsensitiveEnumValuesAllowed(true);
@@ -71,6 +80,63 @@ public final class Ntk implements Runnable {
     } catch (OutOfMemoryError e) {
       return handle(e, err, verbose);
     }
+  }
+
+  /**
+   * The command line for {@code args}: with the subcommand that {@code args[0]} names alone, else
+   * (help, a misspelt or missing command) with all of them.
+   */
+  private static CommandLine commandLine(String[] args) {
+    CommandLine cli = new CommandLine(new Ntk());
+    List<Class<?>> named = COMMANDS.stream()
+        .filter(c -> args.length > 0 && c.getAnnotation(Command.class).name().equals(args[0])).toList();
+    for (Class<?> c : named.isEmpty() ? COMMANDS : named) {
+      cli.addSubcommand(c);
+    }
+    return cli;
+  }
+
+  /** The commands that read a model and compute: {@link #preload} runs for them. */
+  private static final java.util.Set<String> COMPUTING = java.util.Set.of("kernel", "predict", "mc", "lr", "tiles",
+      "empirical", "train");
+
+  /**
+   * Starts, on a daemon thread, the set-up that a computing command needs later and that depends on
+   * nothing of the command line: the JSON reader of model files ({@link dev.ntk.kernels.ModelSpec#warmUp}),
+   * the logging binding (whose first use scans every jar of the class path, about 200 on
+   * {@code bin/ntk}'s, opening each), and, unless {@code --backend} names one, the probe for a CUDA
+   * device. In a new JVM each is class loading and initialization of its own library, which the
+   * main thread would otherwise do after building the command line while a core idles (see
+   * {@code bench/RESULTS.md}, "Convolutions"). The main thread waits for whatever it reaches
+   * before this thread finished it (the JVM initializes a class once); a failure here is left for
+   * the main thread to meet and report.
+   */
+  private static void preload(boolean probe) {
+    Thread t = new Thread(() -> {
+      try {
+        dev.ntk.kernels.ModelSpec.warmUp();
+        org.slf4j.LoggerFactory.getLogger(Ntk.class);
+        if (probe) {
+          Backend.AUTO.resolve();
+        }
+      } catch (RuntimeException | LinkageError e) {
+        // the command reaches the same code and reports what went wrong
+      }
+    }, "ntk-preload");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /** Whether {@code args} name a backend other than {@code auto} (then no CUDA probe is preloaded). */
+  private static boolean backendNamed(String[] args) {
+    for (int i = 0; i < args.length; i++) {
+      String value = args[i].startsWith("--backend=") ? args[i].substring("--backend=".length())
+          : args[i].equals("--backend") && i + 1 < args.length ? args[i + 1] : null;
+      if (value != null && !value.equalsIgnoreCase("auto")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Where the running command shows its progress. */
