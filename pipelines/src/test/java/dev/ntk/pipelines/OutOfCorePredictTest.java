@@ -73,8 +73,8 @@ class OutOfCorePredictTest {
   }
 
   /**
-   * 50 training points in panels of 11 columns in float64 (--max-memory 7000 bytes: 4 of 11 and one
-   * of 6), 19 in float32 (19, 19, 12), give
+   * 50 training points in 5 panels of 10 columns in float64 (--max-memory 7000 bytes), in 3 of 17,
+   * 17 and 16 in float32, give
    * the in-memory mean and NLL to 1e-10 in float64, to float32's precision in float32; --solver
    * cholesky and auto alike.
    */
@@ -94,12 +94,12 @@ class OutOfCorePredictTest {
           Result r = predict(get, dtype, out, "--max-memory", 7000, "--solver", solver, "--scratch", scratch,
               "--verbose");
           assertEquals(0, r.status(), r.err());
-          // float64: 8 (50 w + 2 w^2) <= 7000 for w = 11; float32: 4 (50 w + 2 w^2) <= 7000 for w = 19
+          // float64: 8 (50 w + 2 w^2) <= 7000 up to w = 11: 5 panels of 10; float32: up to 19: 17, 17, 16
           boolean f64 = dtype.equals("float64");
           assertTrue(r.out().startsWith("in-process (the kernels do not fit --max-memory 7000), out-of-core "
-              + "Cholesky, " + (f64 ? "5 panels of 11" : "3 panels of 19") + " columns:"), r.out());
-          assertTrue(r.err().contains("ntk: out-of-core Cholesky: panel " + (f64 ? "5 of 5 (columns 44..50)"
-              : "3 of 3 (columns 38..50)")), r.err());
+              + "Cholesky, " + (f64 ? "5 panels of 10" : "3 panels of 17") + " columns:"), r.out());
+          assertTrue(r.err().contains("ntk: out-of-core Cholesky: panel " + (f64 ? "5 of 5 (columns 40..50)"
+              : "3 of 3 (columns 34..50)")), r.err());
           double[] got = Npy.read(out.resolve("mean.npy")).data();
           assertEquals(want.length, got.length);
           double scale = 0;

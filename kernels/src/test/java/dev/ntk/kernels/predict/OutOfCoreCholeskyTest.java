@@ -198,14 +198,18 @@ class OutOfCoreCholeskyTest {
     assertEmpty();
   }
 
-  /** The widest panel whose memory fits the budget, and not one column more. */
+  /** Panels that fit the budget, as few as fit, split evenly. */
   @Test
   void widthFitsTheBudget() {
-    for (long budget : new long[] {1L << 20, 6L << 30, 123_456_789L}) {
+    for (long budget : new long[] {1L << 20, 5L << 30, 6L << 30, 123_456_789L}) {
       int w = OutOfCoreCholesky.width(60_000, 4, budget);
+      long panels = (60_000 + w - 1) / w;
       assertTrue(OutOfCoreCholesky.bytes(60_000, 4, w) <= budget);
-      assertTrue(OutOfCoreCholesky.bytes(60_000, 4, w + 1) > budget);
+      long fewer = (60_000 + panels - 2) / (panels - 1);   // the width of one panel less
+      assertTrue(OutOfCoreCholesky.bytes(60_000, 4, fewer) > budget, budget + ": " + w);
+      assertTrue(60_000 - (panels - 1) * w > w - panels, budget + ": uneven " + w);
     }
+    assertEquals(12_000, OutOfCoreCholesky.width(60_000, 4, 5L << 30));
     assertEquals(1, OutOfCoreCholesky.width(60_000, 8, 10));
     assertEquals(100, OutOfCoreCholesky.width(100, 8, 1L << 30));
   }
