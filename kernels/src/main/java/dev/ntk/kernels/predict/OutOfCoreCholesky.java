@@ -432,7 +432,7 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   }
 
   /** float32 or float64 values in native memory, freed by {@link #close}. */
-  private static final class Native implements AutoCloseable {
+  static final class Native implements AutoCloseable {
     final int size;
     private final Pointer pointer;
 
@@ -454,11 +454,18 @@ public final class OutOfCoreCholesky implements AutoCloseable {
       return size == Float.BYTES ? b.asFloatBuffer() : b.asDoubleBuffer();
     }
 
-    /** Bytes {@code [from, from + length)} as a buffer starting there (length under 2 GiB). */
+    /**
+     * Bytes {@code [from, from + length)} as a buffer starting there (length under 2 GiB). Through a
+     * pointer at that address: JavaCPP's buffer of a pointer with a position ends 2 GiB past the
+     * pointer's address, so a view far into a panel larger than 2 GiB would be cut short.
+     */
     ByteBuffer bytes(long from, long length) {
-      org.bytedeco.javacpp.BytePointer b = new org.bytedeco.javacpp.BytePointer(pointer);
-      b.capacity(pointer.capacity() * size);
-      return b.position(from).limit(from + length).asByteBuffer().slice().order(java.nio.ByteOrder.nativeOrder());
+      if (from < 0 || length < 0 || from + length > pointer.capacity() * size) {
+        throw new IndexOutOfBoundsException("bytes [" + from + ", " + (from + length) + ") of "
+            + pointer.capacity() * size);
+      }
+      org.bytedeco.javacpp.BytePointer b = new org.bytedeco.javacpp.BytePointer(pointer).position(0).getPointer(from);
+      return b.capacity(Math.max(1, length)).limit(length).asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
     }
 
     double get(long index) {
