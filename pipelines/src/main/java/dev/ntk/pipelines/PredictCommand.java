@@ -114,7 +114,8 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
   @Option(names = "--max-memory", paramLabel = "BYTES",
       description = "Memory the kernels may take in this JVM, in bytes or with a suffix k, m, g or t (powers of "
           + "1024; default: half the physical memory). Without a runner, a prediction whose float64 kernels fit "
-          + "runs in-process; --solver auto factors the train kernel while they fit.")
+          + "runs in-process; one whose kernels do not is factored out of core in panels that fit it (see "
+          + "--solver).")
   String maxMemory;
 
   @Option(names = "--cg-tol", paramLabel = "TOL", defaultValue = "1e-6",
