@@ -368,7 +368,7 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
   }
 
   /** Rows {@code [from, to)} of the row-major examples {@code x} ({@code float[]} or {@code double[]}). */
-  private static Object rows(Object x, int from, int to, int size) {
+  static Object rows(Object x, int from, int to, int size) {
     return x instanceof double[] d ? Arrays.copyOfRange(d, from * size, to * size)
         : Arrays.copyOfRange((float[]) x, from * size, to * size);
   }

@@ -14,6 +14,7 @@ import dev.ntk.transforms.GpInference;
 import dev.ntk.transforms.PredictSettings;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -98,15 +99,23 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
   long maxSteps;
 
   @Option(names = "--solver", paramLabel = "SOLVER", defaultValue = "auto",
-      description = "How exact inference (--t inf) solves with the train kernel: auto (default: cholesky while "
-          + "the float64 train-train and test-train kernels fit --max-memory, else cg), cholesky (factor it), "
-          + "or cg (conjugate gradients on its tiles, read one at a time: the mean only).")
+      description = "How exact inference (--t inf) solves with the train kernel: auto (default: cholesky; "
+          + "for more than " + OutOfCorePredict.AUTO_BOUND + " training points whose kernels do not fit "
+          + "--max-memory, cg), cholesky (factor it: in memory while the float64 train-train and test-train "
+          + "kernels fit --max-memory, else out of core, in panels kept in a scratch file; with --compute-cov "
+          + "on the pipeline), or cg (conjugate gradients on its tiles, read one at a time: the mean only).")
   Solver solver;
+
+  @Option(names = "--scratch", paramLabel = "DIR",
+      description = "Directory for the out-of-core Cholesky factor's file (the train kernel's lower triangle: "
+          + "N^2 / 2 values of --dtype), deleted at the end (default: the directory that holds --out).")
+  Path scratch;
 
   @Option(names = "--max-memory", paramLabel = "BYTES",
       description = "Memory the kernels may take in this JVM, in bytes or with a suffix k, m, g or t (powers of "
           + "1024; default: half the physical memory). Without a runner, a prediction whose float64 kernels fit "
-          + "runs in-process; --solver auto factors the train kernel while they fit.")
+          + "runs in-process; one whose kernels do not is factored out of core in panels that fit it (see "
+          + "--solver).")
   String maxMemory;
 
   @Option(names = "--cg-tol", paramLabel = "TOL", defaultValue = "1e-6",
@@ -128,9 +137,12 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
 
   /** How exact inference solves with the train kernel ({@code --solver}). */
   enum Solver {
-    /** Cholesky while the kernels fit the memory budget, else conjugate gradients. */
+    /**
+     * Cholesky, out of core when the kernels do not fit the memory budget; conjugate gradients
+     * when they do not and the training set is larger than {@link OutOfCorePredict#AUTO_BOUND}.
+     */
     AUTO,
-    /** Factor the train kernel ({@code GpPosterior}). */
+    /** Factor the train kernel: in memory ({@code GpPosterior}) or out of core ({@code OutOfCoreCholesky}). */
     CHOLESKY,
     /** Conjugate gradients ({@code ConjugateGradients}). */
     CG
@@ -217,9 +229,11 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     Backend backend = options.backend.resolve(parsed.plan(new Shape(perExample),
         InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).schedule());
     long budget = maxMemory == null ? defaultMemory() : bytes("--max-memory", maxMemory);
-    ConjugateGradients.Settings cg = conjugateGradients(settings, n, m, budget);
-    boolean inProcess = options.pipelineUnasked() && InProcessPredict.fits(parsed, perExample, n, m, settings,
-        computeCov, options.dtype, backend, budget);
+    boolean fits = InProcessPredict.fits(parsed, perExample, n, m, settings, computeCov, options.dtype, backend,
+        budget);
+    OutOfCorePredict outOfCore = outOfCore(parsed, perExample, fits, backend, settings, train, y, test, budget);
+    ConjugateGradients.Settings cg = outOfCore != null ? null : conjugateGradients(settings, n, m, budget);
+    boolean inProcess = options.pipelineUnasked() && (fits || outOfCore != null);
     KernelInputs.Patterns patterns = patterns(parsed.plan(new Shape(perExample), InProcessKernel.dataType(
         options.dtype), InProcessPredict.kernels(settings, computeCov)), n, m, inProcess, budget);
     int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
@@ -246,7 +260,9 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
       PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
           tile, options.dtype, outputs.directory()).withBackend(options.backend).withConjugateGradients(cg);
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
-          staging -> inProcess
+          staging -> outOfCore != null
+              ? new JobReport(Ntk.IN_PROCESS, outOfCore.run(staging, log), -1, -1, -1)
+              : inProcess
               ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
                   computeCov, options.dtype, backend, cg, patterns).run(staging, log), -1, -1, -1)
               : job.run(pipelineOptions, staging, Ntk.progress));
@@ -258,7 +274,9 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     Path mean = out.resolve("mean.npy");
     Path cov = out.resolve("cov.npy");
     Path nllFile = out.resolve("nll.npy");
-    spec.commandLine().getOut().println(inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
+    spec.commandLine().getOut().println(outOfCore != null ? String.format(Locale.ROOT, "in-process (the kernels "
+        + "do not fit --max-memory %d), %s: %.1f s", budget, outOfCore.describe(), report.seconds())
+        : inProcess ? String.format(Locale.ROOT, "in-process (the kernels "
         + "fit --max-memory %d; --runner DirectRunner runs the pipeline), %s: %.1f s", budget,
         cg == null ? settings.mode().toString().toLowerCase(Locale.ROOT) : "conjugate gradients", report.seconds())
         : report);
@@ -270,6 +288,45 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     return 0;
   }
 
+
+  /**
+   * The out-of-core prediction when it runs this one, else null: exact inference without a pipeline
+   * asked for, on the {@code cpu} backend, with kernels that do not fit {@code budget} ({@code
+   * fits}), without the covariance (the pipeline computes it) or graph patterns, by {@code --solver
+   * cholesky} or by {@code auto} up to {@link OutOfCorePredict#AUTO_BOUND} training points. Its
+   * scratch directory must hold the factor's file: if it does not, {@code auto} turns to conjugate
+   * gradients and {@code cholesky} is a usage error.
+   */
+  private OutOfCorePredict outOfCore(Model parsed, long[] perExample, boolean fits, Backend backend,
+      PredictSettings settings, NpyArray train, NpyArray y, NpyArray test, long budget) throws IOException {
+    long n = train.shape()[0];
+    boolean asked = solver == Solver.CHOLESKY || (solver == Solver.AUTO && n <= OutOfCorePredict.AUTO_BOUND);
+    if (fits || !asked || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
+        || computeCov || backend != Backend.CPU || parsed.plan(new Shape(perExample),
+            InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, false)).patternNodes() != null
+        || n >= Integer.MAX_VALUE) {
+      return null;
+    }
+    Path directory = (scratch != null ? scratch : out.toAbsolutePath().getParent()).toAbsolutePath();
+    if (scratch != null && !Files.isDirectory(scratch)) {
+      throw new UsageException("--scratch " + scratch + " is not a directory");
+    }
+    java.nio.file.Path existing = directory;
+    while (existing != null && !Files.exists(existing)) {
+      existing = existing.getParent();
+    }
+    long need = OutOfCorePredict.scratchBytes(n, OutOfCorePredict.width(n, options.dtype, budget), options.dtype);
+    long free = existing == null ? 0 : Files.getFileStore(existing).getUsableSpace();
+    if (need > free) {
+      if (solver == Solver.AUTO) {
+        return null;
+      }
+      throw new UsageException(String.format(Locale.ROOT, "--solver cholesky: the train kernel does not fit "
+          + "--max-memory %d, and its out-of-core factor needs %.1f GB in %s, which has %.1f GB free: give "
+          + "--scratch a directory with room, or raise --max-memory", budget, need / 1e9, directory, free / 1e9));
+    }
+    return new OutOfCorePredict(parsed, train, y, test, settings, options.dtype, budget, directory);
+  }
 
   /**
    * The settings of conjugate gradients when they solve this prediction, or null for the solver of

@@ -8,7 +8,8 @@
  * and {@link dev.ntk.pipelines.PredictJob}, build and run a Beam pipeline of the {@code
  * dev.ntk.transforms} transforms; a job whose kernels fit one tile (predict: {@code --max-memory})
  * runs in-process instead ({@code
- * InProcessKernel}, {@code InProcessPredict}). {@link dev.ntk.pipelines.KernelPipeline} is the
+ * InProcessKernel}, {@code InProcessPredict}), and a prediction whose train kernel does not fit is
+ * factored out of core in-process ({@code OutOfCorePredict}). {@link dev.ntk.pipelines.KernelPipeline} is the
  * kernel job for runners with their own launchers (Dataflow), configured by {@link
  * dev.ntk.pipelines.KernelOptions}.
  */

@@ -1113,8 +1113,8 @@ class NtkCommandTest {
   }
 
   /**
-   * --tile, a runner option or a --max-memory that the kernels do not fit send predict to the
-   * pipeline (whose tiles shrink to --max-tile-bytes).
+   * --tile or a runner option send predict to the pipeline (whose tiles shrink to --max-tile-bytes);
+   * a --max-memory that the kernels do not fit factors out of core ({@code OutOfCorePredictTest}).
    */
   @Test
   void predictRunsThePipelineWhenAskedOrWhenAKernelDoesNotFit() throws IOException {
@@ -1123,8 +1123,8 @@ class NtkCommandTest {
     assertEquals(0, tile.status(), tile.err());
     assertTrue(tile.out().startsWith("DirectRunner"), tile.out());
     // 6 x 6 + 4 x 6 float64 entries are 480 bytes
-    Result tight = ntk(concat(args, "--max-memory", 400, "--solver", "cholesky", "--max-tile-bytes", 600, "--out",
-        dir.resolve("b")));
+    Result tight = ntk(concat(args, "--max-memory", 400, "--solver", "cholesky", "--max-tile-bytes", 600,
+        "--runner", "DirectRunner", "--out", dir.resolve("b")));
     assertEquals(0, tight.status(), tight.err());
     assertTrue(tight.out().startsWith("DirectRunner"), tight.out());
     assertTrue(tight.err().contains("fit --max-tile-bytes 600"), tight.err());
@@ -1141,9 +1141,10 @@ class NtkCommandTest {
   }
 
   /**
-   * Exact inference by conjugate gradients ({@code --solver cg}, or {@code auto} when the kernels do
-   * not fit {@code --max-memory}) gives Cholesky's mean, in-process and on the pipeline (train
-   * kernel read from its tiles), for the NNGP and the NTK, and says how it converged.
+   * Exact inference by conjugate gradients ({@code --solver cg}; {@code auto} when the kernels do
+   * not fit {@code --max-memory} and there are more than {@code OutOfCorePredict.AUTO_BOUND} training
+   * points) gives Cholesky's mean, in-process and on the pipeline (train kernel read from its tiles,
+   * kernels too large for --max-memory), for the NNGP and the NTK, and says how it converged.
    */
   @Test
   void predictByConjugateGradientsGivesTheCholeskyMean() throws IOException {
@@ -1161,7 +1162,8 @@ class NtkCommandTest {
       Object[][] variants = { // where it runs, then the options; one pipeline a kernel (they take a while)
         {"in-process", "--solver", "cg"},
         get.equals("nngp") ? new Object[] {"DirectRunner", "--solver", "cg", "--runner", "DirectRunner", "--tile", 16}
-            : new Object[] {"DirectRunner", "--max-memory", "20k"},  // 60 x 60 + 10 x 60 float64 entries: 33,600 bytes
+            : new Object[] {"DirectRunner", "--solver", "cg", "--max-memory", "20k"},  // 60 x 60 + 10 x 60 float64
+                                                                                       // entries: 33,600 bytes
       };
       for (int v = 0; v < variants.length; v++) {
         Object[] variant = Arrays.copyOfRange(variants[v], 1, variants[v].length);

@@ -194,6 +194,14 @@ public final class GpPosterior implements AutoCloseable {
     for (int i = 0; i < n; i++) {
       logDet += 2 * Math.log(cholesky.get(i, i));
     }
+    return nll(fit, logDet, n, outputs);
+  }
+
+  /**
+   * The marginal negative log-likelihood from its parts: {@code fit = y . alpha} and {@code logDet
+   * = log det(G_dd + r I)}, for {@code n} training points and {@code outputs} target columns.
+   */
+  public static double nll(double fit, double logDet, int n, int outputs) {
     return 0.5 * (fit + outputs * logDet + (double) n * outputs * Math.log(2 * Math.PI));
   }
 

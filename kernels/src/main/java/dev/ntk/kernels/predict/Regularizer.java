@@ -42,10 +42,15 @@ final class Regularizer {
 
   static GpPosterior.NotPositiveDefiniteException notPositiveDefinite(String kernel, double diagReg,
       double smallest) {
+    return notPositiveDefinite(kernel, diagReg, String.format(Locale.ROOT, "smallest eigenvalue %.3g", smallest));
+  }
+
+  /** As {@link #notPositiveDefinite(String, double, double)}, with {@code where} saying what failed. */
+  static GpPosterior.NotPositiveDefiniteException notPositiveDefinite(String kernel, double diagReg, String where) {
     return new GpPosterior.NotPositiveDefiniteException(String.format(Locale.ROOT,
         "the train-train %skernel plus diag_reg %g times its mean diagonal is not positive definite "
-            + "(smallest eigenvalue %.3g): increase the diagonal regularizer (diag_reg, e.g. 1e-6 "
+            + "(%s): increase the diagonal regularizer (diag_reg, e.g. 1e-6 "
             + "or larger), or check the training inputs for duplicates",
-        kernel.isEmpty() ? "" : kernel + " ", diagReg, smallest));
+        kernel.isEmpty() ? "" : kernel + " ", diagReg, where));
   }
 }
