@@ -304,11 +304,15 @@ public final class DenseMatrix implements AutoCloseable {
     return m;
   }
 
-  private ByteBuffer bytes(long from, long total) {
+  /**
+   * Bytes {@code [from, min(total, from + 1 GiB))} of the matrix, as a buffer of their own: through a
+   * pointer at that address, since JavaCPP ends the buffer of a pointer with a position 2 GiB past the
+   * pointer's address (a factor over 2 GiB was read and written short before).
+   */
+  ByteBuffer bytes(long from, long total) {
     long length = Math.min(total - from, 1L << 30);
-    BytePointer b = new BytePointer(pointer());
-    b.capacity(total);
-    return b.position(from).limit(from + length).asByteBuffer().order(ByteOrder.nativeOrder());
+    BytePointer b = new BytePointer(pointer()).position(0).getPointer(from);
+    return b.capacity(Math.max(1, length)).limit(length).asByteBuffer().order(ByteOrder.nativeOrder());
   }
 
   @Override

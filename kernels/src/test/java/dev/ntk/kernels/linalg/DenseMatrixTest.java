@@ -21,6 +21,24 @@ class DenseMatrixTest {
     return v;
   }
 
+  /**
+   * The byte views that {@code write} and {@code read} go through, far into a matrix over 2 GiB (a
+   * 16,400 x 16,400 float64 factor is 2.15 GB): each starts at its own byte and holds what the entries hold.
+   */
+  @Test
+  void byteViewsBeyondTwoGibibytesStartWhereTheyShould() {
+    long n = 16_400;
+    try (DenseMatrix m = DenseMatrix.zeros(n, n)) {
+      long total = n * n * Double.BYTES;
+      for (long entry : new long[] {0, 268_000_000L, n * n - 1}) {
+        m.set(entry / n, entry % n, entry + 0.5);
+        java.nio.ByteBuffer view = m.bytes(entry * Double.BYTES, total);
+        assertEquals(Math.min(total - entry * Double.BYTES, 1L << 30), view.remaining());
+        assertEquals(entry + 0.5, view.getDouble(view.position()), "entry " + entry);
+      }
+    }
+  }
+
   @Test
   void putWritesFromAnOffsetAndChecksTheRange() {
     try (DenseMatrix m = DenseMatrix.zeros(3, 4)) {
