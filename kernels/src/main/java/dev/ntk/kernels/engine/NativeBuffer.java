@@ -44,13 +44,8 @@ public final class NativeBuffer implements AutoCloseable {
     if (from < 0 || count < 0 || from + count > buffer.capacity()) {
       throw new IndexOutOfBoundsException("values [" + from + ", " + (from + count) + ") of " + buffer.capacity());
     }
-    if (count == 0) {
-      return java.nio.ByteBuffer.allocateDirect(0).order(java.nio.ByteOrder.nativeOrder()); // JavaCPP reads limit 0 as one value
-    }
-    // A pointer at the first value (JavaCPP's buffers start at a pointer's address, whatever its
-    // position), so that a view far into a buffer larger than 2 GiB is still a ByteBuffer.
-    Pointer first = pointer.getPointer(from);
-    return first.limit(count).asByteBuffer().slice().order(java.nio.ByteOrder.nativeOrder());
+    long size = buffer instanceof DoubleBuffer ? Double.BYTES : Float.BYTES;
+    return dev.ntk.kernels.linalg.NativeViews.bytes(pointer, from * size, count * size);
   }
 
   public double get(int index) {

@@ -2,7 +2,6 @@ package dev.ntk.kernels.linalg;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
@@ -304,15 +303,9 @@ public final class DenseMatrix implements AutoCloseable {
     return m;
   }
 
-  /**
-   * Bytes {@code [from, min(total, from + 1 GiB))} of the matrix, as a buffer of their own: through a
-   * pointer at that address, since JavaCPP ends the buffer of a pointer with a position 2 GiB past the
-   * pointer's address (a factor over 2 GiB was read and written short before).
-   */
+  /** Bytes {@code [from, min(total, from + 1 GiB))} of the matrix, as a buffer of their own. */
   ByteBuffer bytes(long from, long total) {
-    long length = Math.min(total - from, 1L << 30);
-    BytePointer b = new BytePointer(pointer()).position(0).getPointer(from);
-    return b.capacity(Math.max(1, length)).limit(length).asByteBuffer().order(ByteOrder.nativeOrder());
+    return NativeViews.bytes(pointer(), from, Math.min(total - from, 1L << 30));
   }
 
   @Override

@@ -462,18 +462,13 @@ public final class OutOfCoreCholesky implements AutoCloseable {
       return size == Float.BYTES ? b.asFloatBuffer() : b.asDoubleBuffer();
     }
 
-    /**
-     * Bytes {@code [from, from + length)} as a buffer starting there (length under 2 GiB). Through a
-     * pointer at that address: JavaCPP's buffer of a pointer with a position ends 2 GiB past the
-     * pointer's address, so a view far into a panel larger than 2 GiB would be cut short.
-     */
+    /** Bytes {@code [from, from + length)} as a buffer starting there (length under 2 GiB). */
     ByteBuffer bytes(long from, long length) {
       if (from < 0 || length < 0 || from + length > pointer.capacity() * size) {
         throw new IndexOutOfBoundsException("bytes [" + from + ", " + (from + length) + ") of "
             + pointer.capacity() * size);
       }
-      org.bytedeco.javacpp.BytePointer b = new org.bytedeco.javacpp.BytePointer(pointer).position(0).getPointer(from);
-      return b.capacity(Math.max(1, length)).limit(length).asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
+      return dev.ntk.kernels.linalg.NativeViews.bytes(pointer, from, length);
     }
 
     double get(long index) {
