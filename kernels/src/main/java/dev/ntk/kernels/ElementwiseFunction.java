@@ -23,6 +23,11 @@ public enum ElementwiseFunction {
   /** {@code tanh x}; derivative {@code 1 - tanh^2 x}. */
   TANH("tanh") {
     @Override
+    boolean hasParity() {
+      return true;
+    }
+
+    @Override
     Expr phi(Expr x) {
       return x.tanh();
     }
@@ -158,6 +163,11 @@ public enum ElementwiseFunction {
   /** {@code erf x}; derivative {@code 2/sqrt(pi) e^(-x^2)}. */
   ERF("erf") {
     @Override
+    boolean hasParity() {
+      return true;
+    }
+
+    @Override
     Expr phi(Expr x) {
       return x.erf();
     }
@@ -174,6 +184,11 @@ public enum ElementwiseFunction {
   },
   SIN("sin") {
     @Override
+    boolean hasParity() {
+      return true;
+    }
+
+    @Override
     Expr phi(Expr x) {
       return x.sin();
     }
@@ -189,6 +204,11 @@ public enum ElementwiseFunction {
     }
   },
   COS("cos") {
+    @Override
+    boolean hasParity() {
+      return true;
+    }
+
     @Override
     Expr phi(Expr x) {
       return x.cos();
@@ -224,6 +244,11 @@ public enum ElementwiseFunction {
   /** {@code x / (1 + |x|)}; derivative {@code 1 / (1 + |x|)^2}. */
   SOFTSIGN("softsign") {
     @Override
+    boolean hasParity() {
+      return true;
+    }
+
+    @Override
     Expr phi(Expr x) {
       return x.div(x.abs().plus(1));
     }
@@ -255,6 +280,17 @@ public enum ElementwiseFunction {
 
   /** The function of an entry-wise expression. */
   abstract Expr phi(Expr x);
+
+  /**
+   * Whether {@code phi} is odd or even and {@code phi'} the other, at 0 too (tanh, erf, sin,
+   * softsign odd, cos even): then {@code phi(u) phi(v)} and {@code phi'(u) phi'(v)} are unchanged
+   * when {@code (u, v)} changes sign, and a symmetric rule's points pair up ({@code
+   * ElementwiseNumerical}'s folded outer loop). Not relu, elu, selu (a kink or jump at 0), nor
+   * sigmoid, softplus, swish, gelu (neither odd nor even).
+   */
+  boolean hasParity() {
+    return false;
+  }
 
   /** Its derivative, an entry-wise expression. */
   abstract Expr derivative(Expr x);

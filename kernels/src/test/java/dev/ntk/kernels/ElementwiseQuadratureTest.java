@@ -114,6 +114,25 @@ class ElementwiseQuadratureTest {
     return sum / Math.PI;
   }
 
+  /**
+   * {@code ElementwiseNumerical} folds its outer loop for the functions that claim a parity: each
+   * must be odd with an even derivative or even with an odd one, at 0 too; each that does not
+   * claim one must fail both somewhere (else it is missing a cheaper rule).
+   */
+  @Test
+  void parityIsClaimedExactlyByTheOddAndEvenFunctions() {
+    double[] xs = {0, 1e-300, 0.3, 1, 1.7, 5, 40};
+    for (ElementwiseFunction fn : ElementwiseFunction.values()) {
+      boolean odd = true;
+      boolean even = true;
+      for (double x : xs) {
+        odd &= fn.value(-x) == -fn.value(x) && fn.derivativeValue(-x) == fn.derivativeValue(x);
+        even &= fn.value(-x) == fn.value(x) && fn.derivativeValue(-x) == -fn.derivativeValue(x);
+      }
+      assertEquals(odd || even, fn.hasParity(), fn.jsonName() + ": odd " + odd + ", even " + even);
+    }
+  }
+
   @Test
   void numericalIsNeuralTangentsRule() {
     RuleTesting.Input in = RuleTesting.hardInput(23);
