@@ -1,6 +1,7 @@
 package dev.ntk.pipelines;
 
 import dev.ntk.kernels.engine.Backend;
+import dev.ntk.runners.Runners;
 import dev.ntk.transforms.NtkPipelineOptions;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine.Option;
@@ -56,6 +57,19 @@ final class CommonOptions extends JobOptions {
     tiles.setMaxTileBytes(maxTileBytes);
     tiles.setBackend(backend.key());
     return options;
+  }
+
+  /**
+   * {@inheritDoc} On the DirectRunner, 1: a tile is computed on every core ({@code
+   * TileComputer.threads}), so side-by-side bundles add nothing, and Beam's DirectRunner
+   * re-submits its monitor without pause whenever fewer bundles than its threads are running,
+   * which takes a core from a tile computed alone (at 4096 x 4096, one tile, {@code --parallelism
+   * 2}: 39% of the process's CPU samples in {@code WatermarkManager.extractFiredTimers}; with 1,
+   * none: the monitor waits behind the running bundle).
+   */
+  @Override
+  int defaultParallelism() {
+    return runner == null || runner == Runners.Kind.DIRECT ? 1 : super.defaultParallelism();
   }
 
   /**

@@ -31,7 +31,8 @@ class JobOptions {
   String flinkMaster;
 
   @Option(names = "--parallelism", paramLabel = "P",
-      description = "Worker threads (Direct) or task slots (Flink); default: the number of cores.")
+      description = "Worker threads (Direct) or task slots (Flink); default: the number of cores "
+          + "(kernel and predict on the DirectRunner: 1, each tile on every core).")
   Integer parallelism;
 
   /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
@@ -42,7 +43,7 @@ class JobOptions {
    * as {@link NtkPipelineOptions} ({@code --dtype} here; {@link CommonOptions} adds the tile flags).
    */
   PipelineOptions pipelineOptions() {
-    int p = parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
+    int p = parallelism == null ? defaultParallelism() : parallelism;
     if (p < 1) {
       throw new UsageException("--parallelism must be at least 1, got " + p);
     }
@@ -94,6 +95,11 @@ class JobOptions {
     String m = flinkMaster == null ? "[local]" : flinkMaster.trim();
     boolean remote = runner == Runners.Kind.FLINK && !m.isEmpty() && !m.startsWith("[");
     return !remote ? 0 : parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
+  }
+
+  /** The workers of a job that names no {@code --parallelism}: the number of cores. */
+  int defaultParallelism() {
+    return Runtime.getRuntime().availableProcessors();
   }
 
   /** Whether no runner, parallelism or Beam option was named. */
