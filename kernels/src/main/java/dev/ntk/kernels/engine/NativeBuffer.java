@@ -23,16 +23,15 @@ import org.bytedeco.javacpp.Pointer;
  * NativeViews#bytes}.
  */
 public final class NativeBuffer implements AutoCloseable {
+  /** A {@code FloatPointer} or {@code DoublePointer} at position 0. */
   private final Pointer pointer;
   private final long count;
-  private final int valueBytes;
   /** The whole buffer as a Java buffer, or null past 2 GiB. */
   private final Buffer buffer;
 
-  private NativeBuffer(Pointer pointer, long count, int valueBytes, Buffer buffer) {
+  private NativeBuffer(Pointer pointer, long count, Buffer buffer) {
     this.pointer = pointer;
     this.count = count;
-    this.valueBytes = valueBytes;
     this.buffer = buffer;
   }
 
@@ -43,7 +42,7 @@ public final class NativeBuffer implements AutoCloseable {
     Libc.adviseHugePages(p.address(), count * valueBytes);
     Buffer whole = count * valueBytes > Integer.MAX_VALUE ? null
         : f64 ? ((DoublePointer) p).asBuffer() : ((FloatPointer) p).asBuffer();
-    return new NativeBuffer(p, count, valueBytes, whole);
+    return new NativeBuffer(p, count, whole);
   }
 
   /** The number of values. */
@@ -53,7 +52,7 @@ public final class NativeBuffer implements AutoCloseable {
 
   /** The bytes of one value: 8 for float64, 4 for float32. */
   public int valueBytes() {
-    return valueBytes;
+    return pointer instanceof DoublePointer ? Double.BYTES : Float.BYTES;
   }
 
   /**
@@ -63,7 +62,7 @@ public final class NativeBuffer implements AutoCloseable {
    */
   public Buffer buffer() {
     if (buffer == null) {
-      throw new IllegalStateException(count + " values of " + valueBytes + " bytes are more than a Java buffer "
+      throw new IllegalStateException(count + " values of " + valueBytes() + " bytes are more than a Java buffer "
           + "holds: view ranges of them");
     }
     return buffer;
@@ -75,7 +74,7 @@ public final class NativeBuffer implements AutoCloseable {
    */
   public Buffer buffer(long from, long count) {
     ByteBuffer b = bytes(from, count);
-    return valueBytes == Float.BYTES ? b.asFloatBuffer() : b.asDoubleBuffer();
+    return pointer instanceof FloatPointer ? b.asFloatBuffer() : b.asDoubleBuffer();
   }
 
   /**
@@ -86,7 +85,8 @@ public final class NativeBuffer implements AutoCloseable {
     if (from < 0 || count < 0 || from + count > this.count) {
       throw new IndexOutOfBoundsException("values [" + from + ", " + (from + count) + ") of " + this.count);
     }
-    return NativeViews.bytes(pointer, from * valueBytes, count * valueBytes);
+    int size = valueBytes();
+    return NativeViews.bytes(pointer, from * size, count * size);
   }
 
   /**
