@@ -124,19 +124,7 @@ public final class NativeBuffer implements AutoCloseable {
     if (count < 0 || count > this.count || count > to.count) {
       throw new IndexOutOfBoundsException(count + " values of " + this.count + " into " + to.count);
     }
-    FloatPointer from = new FloatPointer((FloatPointer) pointer);
-    DoublePointer into = new DoublePointer((DoublePointer) to.pointer);
-    int chunk = 1 << 16;
-    float[] f = new float[chunk];
-    double[] d = new double[chunk];
-    for (long start = 0; start < count; start += chunk) {
-      int k = (int) Math.min(chunk, count - start);
-      from.position(start).get(f, 0, k);
-      for (int i = 0; i < k; i++) {
-        d[i] = f[i];
-      }
-      into.position(start).put(d, 0, k);
-    }
+    NativeViews.widen((FloatPointer) pointer, (DoublePointer) to.pointer, count);
   }
 
   @Override
