@@ -241,24 +241,14 @@ final class FiniteConv {
       int positions = positions();
       double[] xs = Tensors.toDoubles(x);
       int c = in.c;
-      int inPositions = product(in.spatial);
       long patchSize = (long) in.n * positions * taps * c;
       if (patchSize > Integer.MAX_VALUE - 8) {
         throw new IllegalArgumentException("the patch matrix would have " + patchSize
             + " entries; use a smaller batch");
       }
       double[] patches = new double[(int) patchSize];
-      for (int n = 0; n < in.n; n++) {
-        for (int p = 0; p < positions; p++) {
-          int row = (n * positions + p) * taps * c;
-          for (int a = 0; a < taps; a++) {
-            int src = table[p * taps + a];
-            if (src >= 0) {
-              System.arraycopy(xs, (n * inPositions + src) * c, patches, row + a * c, c);
-            }
-          }
-        }
-      }
+      forEachRead(in, table, positions, taps,
+          (row, p, a, from) -> System.arraycopy(xs, from, patches, (row * taps + a) * c, c));
       return Tensors.create(x.getManager(), patches, new Shape((long) in.n * positions, (long) taps * c),
           x.getDataType());
     }
@@ -324,24 +314,13 @@ final class FiniteConv {
       int positions = positions();
       int c = in.c;
       double[] dp = Tensors.toDoubles(patchCotangent);
-      int inPositions = product(in.spatial);
-      double[] dx = new double[in.n * inPositions * c];
-      for (int n = 0; n < in.n; n++) {
-        for (int p = 0; p < positions; p++) {
-          int row = (n * positions + p) * taps * c;
-          for (int a = 0; a < taps; a++) {
-            int src = table[p * taps + a];
-            if (src < 0) {
-              continue;
-            }
-            int to = (n * inPositions + src) * c;
-            int from = row + a * c;
-            for (int ch = 0; ch < c; ch++) {
-              dx[to + ch] += dp[from + ch];
-            }
-          }
+      double[] dx = new double[in.n * product(in.spatial) * c];
+      forEachRead(in, table, positions, taps, (row, p, a, to) -> {
+        int from = (row * taps + a) * c;
+        for (int ch = 0; ch < c; ch++) {
+          dx[to + ch] += dp[from + ch];
         }
-      }
+      });
       return Tensors.create(patchCotangent.getManager(), dx, shapeOf(in.n, in.spatial, c),
           patchCotangent.getDataType());
     }
@@ -573,57 +552,61 @@ final class FiniteConv {
    * reads. Returns the input-shaped sums.
    */
   private static double[] scatterSum(double[] ys, Layout in, AxisMap[] maps, double[] divisors) {
-    int[] out = outShape(maps);
-    int taps = tapCount(maps);
-    int positions = product(out);
-    int[] table = sourceTable(in.spatial, maps);
     int c = in.c;
-    int inPositions = product(in.spatial);
-    double[] xs = new double[in.n * inPositions * c];
-    for (int n = 0; n < in.n; n++) {
-      for (int p = 0; p < positions; p++) {
-        int from = (n * positions + p) * c;
-        double scale = divisors == null ? 1 : 1 / divisors[p];
-        for (int a = 0; a < taps; a++) {
-          int src = table[p * taps + a];
-          if (src < 0) {
-            continue;
-          }
-          int to = (n * inPositions + src) * c;
-          for (int ch = 0; ch < c; ch++) {
-            xs[to + ch] += ys[from + ch] * scale;
-          }
-        }
+    double[] xs = new double[in.n * product(in.spatial) * c];
+    forEachRead(in, sourceTable(in.spatial, maps), product(outShape(maps)), tapCount(maps), (row, p, a, to) -> {
+      int from = row * c;
+      double scale = divisors == null ? 1 : 1 / divisors[p];
+      for (int ch = 0; ch < c; ch++) {
+        xs[to + ch] += ys[from + ch] * scale;
       }
-    }
+    });
     return xs;
   }
 
   /** {@code sum_a x[n, src(p, a), c]} for every output position {@code p}. */
   private static double[] gatherSum(double[] xs, Layout in, AxisMap[] maps) {
-    int[] out = outShape(maps);
-    int taps = tapCount(maps);
-    int positions = product(out);
-    int[] table = sourceTable(in.spatial, maps);
+    int positions = product(outShape(maps));
     int c = in.c;
-    int inPositions = product(in.spatial);
     double[] sums = new double[in.n * positions * c];
+    forEachRead(in, sourceTable(in.spatial, maps), positions, tapCount(maps), (row, p, a, from) -> {
+      int dst = row * c;
+      for (int ch = 0; ch < c; ch++) {
+        sums[dst + ch] += xs[from + ch];
+      }
+    });
+    return sums;
+  }
+
+  /** What {@link #forEachRead} visits: one input pixel that one output position reads. */
+  @FunctionalInterface
+  private interface Read {
+    /**
+     * Output position {@code p} of example {@code row / positions} ({@code row = n positions + p}) reads,
+     * at tap {@code a}, the input pixel whose channels start at {@code input} in the {@code (N, spatial...,
+     * C)} input.
+     */
+    void at(int row, int p, int a, int input);
+  }
+
+  /**
+   * Visits, for every example, output position and tap in that order, the input pixel it reads in the
+   * {@link #sourceTable} {@code table} ({@code positions x taps}), skipping padded zeros: the one walk
+   * behind the patch matrix, the pools' sums and their transposes.
+   */
+  private static void forEachRead(Layout in, int[] table, int positions, int taps, Read visit) {
+    int inPositions = product(in.spatial);
     for (int n = 0; n < in.n; n++) {
       for (int p = 0; p < positions; p++) {
-        int dst = (n * positions + p) * c;
+        int row = n * positions + p;
         for (int a = 0; a < taps; a++) {
           int src = table[p * taps + a];
-          if (src < 0) {
-            continue;
-          }
-          int from = (n * inPositions + src) * c;
-          for (int ch = 0; ch < c; ch++) {
-            sums[dst + ch] += xs[from + ch];
+          if (src >= 0) {
+            visit.at(row, p, a, (n * inPositions + src) * in.c);
           }
         }
       }
     }
-    return sums;
   }
 
   /**

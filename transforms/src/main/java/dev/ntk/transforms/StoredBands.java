@@ -149,7 +149,7 @@ final class StoredBands {
         for (int k = 0; k < names.size(); k++) {
           NativeBuffer b = NativeBuffer.allocate((long) band * n2 * width / 4, false);
           memory.add(b);
-          set[k] = b.bytes(0, b.buffer().capacity());
+          set[k] = b.bytes(0, b.count());
         }
       }
       @SuppressWarnings("unchecked")

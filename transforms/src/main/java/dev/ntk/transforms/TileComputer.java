@@ -251,7 +251,7 @@ final class TileComputer implements TileFunction {
     List<ByteBuffer> bytes(List<String> names) {
       return names.stream().map(n -> {
         NativeBuffer b = kernels.get(n);
-        return b.bytes(0, b.buffer().capacity());
+        return b.bytes(0, b.count());
       }).toList();
     }
 

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas;
 
 /**
@@ -53,37 +54,36 @@ public final class Gram {
     if (!out.isDirect() || out.capacity() < (long) n1 * n2) {
       throw new IllegalArgumentException("the gram needs a direct buffer of " + (long) n1 * n2 + " values");
     }
-    int order = openblas.CblasRowMajor;
-    if (x1 instanceof double[] a) {
-      try (DoublePointer p1 = new DoublePointer(a);
-          DoublePointer p2 = x2 == null ? null : new DoublePointer((double[]) x2);
-          DoublePointer o = new DoublePointer((DoubleBuffer) out.duplicate().position(0))) {
-        if (p2 == null) {
-          for (int[] b : upperBlocks(n1)) {
-            openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, b[1] - b[0], n1 - b[0], d, 1.0 / d,
-                p1.getPointer((long) b[0] * d), d, p1.getPointer((long) b[0] * d), d, 0.0,
-                o.getPointer((long) b[0] * n1 + b[0]), n1);
-          }
-        } else {
-          openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0 / d, p1, d,
-              p2, d, 0.0, o, n2);
-        }
-      }
-      return;
-    }
-    try (FloatPointer p1 = new FloatPointer((float[]) x1);
-        FloatPointer p2 = x2 == null ? null : new FloatPointer((float[]) x2);
-        FloatPointer o = new FloatPointer((FloatBuffer) out.duplicate().position(0))) {
+    boolean f64 = x1 instanceof double[];
+    try (Pointer p1 = f64 ? new DoublePointer((double[]) x1) : new FloatPointer((float[]) x1);
+        Pointer p2 = x2 == null ? null : f64 ? new DoublePointer((double[]) x2) : new FloatPointer((float[]) x2);
+        Pointer o = f64 ? new DoublePointer((DoubleBuffer) out.duplicate().position(0))
+            : new FloatPointer((FloatBuffer) out.duplicate().position(0))) {
       if (p2 == null) {
         for (int[] b : upperBlocks(n1)) {
-          openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, b[1] - b[0], n1 - b[0], d, 1.0f / d,
-              p1.getPointer((long) b[0] * d), d, p1.getPointer((long) b[0] * d), d, 0.0f,
-              o.getPointer((long) b[0] * n1 + b[0]), n1);
+          gemm(b[1] - b[0], n1 - b[0], d, p1, (long) b[0] * d, p1, (long) b[0] * d, o, (long) b[0] * n1 + b[0], n1);
         }
       } else {
-        openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, n1, n2, d, 1.0f / d, p1, d,
-            p2, d, 0.0f, o, n2);
+        gemm(n1, n2, d, p1, 0, p2, 0, o, 0, n2);
       }
+    }
+  }
+
+  /**
+   * {@code c = a b^T / d} for the row-major {@code m x d} {@code a} and {@code n x d} {@code b} from
+   * values {@code aAt}, {@code bAt} on, into {@code c} from {@code cAt} on (leading dimension {@code
+   * ldc}): {@code dgemm} on {@code DoublePointer}s, {@code sgemm} on {@code FloatPointer}s.
+   */
+  private static void gemm(int m, int n, int d, Pointer a, long aAt, Pointer b, long bAt, Pointer c, long cAt,
+      int ldc) {
+    int order = openblas.CblasRowMajor;
+    if (a instanceof DoublePointer da) {
+      openblas.cblas_dgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, m, n, d, 1.0 / d, da.getPointer(aAt), d,
+          ((DoublePointer) b).getPointer(bAt), d, 0.0, ((DoublePointer) c).getPointer(cAt), ldc);
+    } else {
+      openblas.cblas_sgemm(order, openblas.CblasNoTrans, openblas.CblasTrans, m, n, d, 1.0f / d,
+          ((FloatPointer) a).getPointer(aAt), d, ((FloatPointer) b).getPointer(bAt), d, 0.0f,
+          ((FloatPointer) c).getPointer(cAt), ldc);
     }
   }
 

@@ -169,21 +169,7 @@ public final class DenseMatrix implements AutoCloseable {
    * pointers, not buffers: any size.
    */
   public void widenFloat32() {
-    long count = rows * cols;
-    FloatPointer from = float32Pointer();
-    DoublePointer to = new DoublePointer(pointer());
-    int chunk = (int) Math.min(CHUNK, count);
-    float[] f = new float[chunk];
-    double[] d = new double[chunk];
-    for (long end = count; end > 0; end -= chunk) {
-      long start = Math.max(0, end - chunk);
-      int k = (int) (end - start);
-      from.position(start).get(f, 0, k);
-      for (int i = 0; i < k; i++) {
-        d[i] = f[i];
-      }
-      to.position(start).put(d, 0, k);
-    }
+    NativeViews.widen(float32Pointer(), pointer(), rows * cols);
   }
 
   /**

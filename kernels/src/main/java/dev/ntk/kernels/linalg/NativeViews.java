@@ -3,10 +3,18 @@ package dev.ntk.kernels.linalg;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 
-/** Byte views into native memory at any offset, however large the memory. */
+/**
+ * Native memory at any offset, however large the memory: byte views into it, and float32 values
+ * widened to float64.
+ */
 public final class NativeViews {
+  /** Values widened at a time. */
+  private static final int CHUNK = 1 << 16;
+
   private NativeViews() {}
 
   /**
@@ -22,5 +30,29 @@ public final class NativeViews {
     }
     BytePointer at = new BytePointer(base).position(0).getPointer(from);
     return at.capacity(length).limit(length).asByteBuffer().order(ByteOrder.nativeOrder());
+  }
+
+  /**
+   * Widens the {@code count} float32 values at {@code from}'s address into float64 values at {@code
+   * to}'s (positions ignored), through pointers, not buffers: any size. From the last chunk to the first,
+   * so that {@code to} may be {@code from}'s own memory ({@link DenseMatrix#widenFloat32}): each float64
+   * written then covers only float32 values already read (value {@code i} moves from byte {@code 4i} to
+   * byte {@code 8i}).
+   */
+  public static void widen(FloatPointer from, DoublePointer to, long count) {
+    FloatPointer source = new FloatPointer(from);
+    DoublePointer target = new DoublePointer(to);
+    int chunk = (int) Math.min(CHUNK, count);
+    float[] f = new float[chunk];
+    double[] d = new double[chunk];
+    for (long end = count; end > 0; end -= chunk) {
+      long start = Math.max(0, end - chunk);
+      int k = (int) (end - start);
+      source.position(start).get(f, 0, k);
+      for (int i = 0; i < k; i++) {
+        d[i] = f[i];
+      }
+      target.position(start).put(d, 0, k);
+    }
   }
 }

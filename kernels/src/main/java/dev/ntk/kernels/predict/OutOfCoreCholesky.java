@@ -9,6 +9,7 @@ import static org.bytedeco.openblas.global.openblas.CblasRowMajor;
 import static org.bytedeco.openblas.global.openblas.CblasTrans;
 import static org.bytedeco.openblas.global.openblas.LAPACK_COL_MAJOR;
 
+import dev.ntk.kernels.engine.NativeBuffer;
 import dev.ntk.kernels.linalg.DenseMatrix;
 import dev.ntk.kernels.linalg.OpenBlas;
 import java.io.IOException;
@@ -22,7 +23,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.Locale;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas;
 
 /**
@@ -136,7 +136,7 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   /** The kernel's diagonal, from small blocks on it (the diagonal's own rules, as the whole kernel's). */
   private static double[] trainDiagonal(int n, boolean float32, Blocks blocks) {
     double[] d = new double[n];
-    try (Native block = new Native(float32, (long) TRACE_BLOCK * TRACE_BLOCK)) {
+    try (NativeBuffer block = NativeBuffer.allocate((long) TRACE_BLOCK * TRACE_BLOCK, !float32)) {
       for (int i0 = 0; i0 < n; i0 += TRACE_BLOCK) {
         int b = Math.min(TRACE_BLOCK, n - i0);
         blocks.compute(i0, i0 + b, i0, i0 + b, block.buffer(0, (long) b * b));
@@ -151,16 +151,16 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   private void compute(double shift, double diagReg, String kernel, Blocks blocks, java.io.PrintWriter log)
       throws IOException {
     int widest = starts[1] - starts[0];
-    try (Native chunk = new Native(float32, (long) widest * widest);
-        Native top = new Native(float32, (long) widest * widest)) {
+    try (NativeBuffer chunk = NativeBuffer.allocate((long) widest * widest, !float32);
+        NativeBuffer top = NativeBuffer.allocate((long) widest * widest, !float32)) {
       for (int j = 0; j < panels(); j++) {
         long panelStart = System.nanoTime();
         int c0 = starts[j];
         int c1 = starts[j + 1];
         int w = c1 - c0;
-        try (Native panel = new Native(float32, (long) (n - c0) * w)) {
+        try (NativeBuffer panel = NativeBuffer.allocate((long) (n - c0) * w, !float32)) {
           blocks.compute(c0, c1, c0, c1, panel.buffer(0, (long) w * w));
-          int band = (int) Math.max(1, Math.min(n, STRIP_BYTES * 4 / ((long) w * panel.size)));
+          int band = (int) Math.max(1, Math.min(n, STRIP_BYTES * 4 / ((long) w * panel.valueBytes())));
           for (int r0 = c1; r0 < n; r0 += band) {
             int r1 = Math.min(n, r0 + band);
             blocks.compute(r0, r1, c0, c1, panel.buffer((long) (r0 - c0) * w, (long) (r1 - r0) * w));
@@ -175,8 +175,8 @@ public final class OutOfCoreCholesky implements AutoCloseable {
           }
           long updated = System.nanoTime();
           int info = float32
-              ? openblas.LAPACKE_spotrf(LAPACK_COL_MAJOR, (byte) 'U', w, (FloatPointer) panel.at(0), w)
-              : openblas.LAPACKE_dpotrf(LAPACK_COL_MAJOR, (byte) 'U', w, (DoublePointer) panel.at(0), w);
+              ? openblas.LAPACKE_spotrf(LAPACK_COL_MAJOR, (byte) 'U', w, (FloatPointer) panel.pointer(0), w)
+              : openblas.LAPACKE_dpotrf(LAPACK_COL_MAJOR, (byte) 'U', w, (DoublePointer) panel.pointer(0), w);
           if (info < 0) {
             throw new IllegalStateException("LAPACKE_potrf: bad argument " + -info);
           }
@@ -194,10 +194,10 @@ public final class OutOfCoreCholesky implements AutoCloseable {
             // Row-major rows below times L_jj^-T: (L_jj^-1 B^T)^T.
             if (float32) {
               openblas.cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, n - c1, w, 1f,
-                  (FloatPointer) panel.at(0), w, (FloatPointer) panel.at((long) w * w), w);
+                  (FloatPointer) panel.pointer(0), w, (FloatPointer) panel.pointer((long) w * w), w);
             } else {
               openblas.cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, n - c1, w, 1.0,
-                  (DoublePointer) panel.at(0), w, (DoublePointer) panel.at((long) w * w), w);
+                  (DoublePointer) panel.pointer(0), w, (DoublePointer) panel.pointer((long) w * w), w);
             }
           }
           long factored = System.nanoTime();
@@ -215,47 +215,50 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   }
 
   /** Subtracts panel k's part from panel j: {@code A[c0:n, :] -= L[c0:n, k] L[c0:c1, k]^T}, read in chunks. */
-  private void update(Native panel, int j, int k, Native top, Native chunk) throws IOException {
+  private void update(NativeBuffer panel, int j, int k, NativeBuffer top, NativeBuffer chunk) throws IOException {
     int c0 = starts[j];
     int w = starts[j + 1] - c0;
     int b0 = starts[k];
     int wk = starts[k + 1] - b0;
     // Rows c0.. of panel k: L[c0:c1, k] first, kept for the whole panel, then chunks of w rows below.
-    transfer(top, 0, offsets[k] + (long) (c0 - b0) * wk * top.size, (long) w * wk, false);
+    transfer(top, 0, offsets[k] + (long) (c0 - b0) * wk * top.valueBytes(), (long) w * wk, false);
     // The diagonal block's lower triangle alone (syrk: half gemm's flops, which at 60,000 in 5 panels would be a
     // fifth of the factorization's); potrf reads no more.
     if (float32) {
-      openblas.cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, w, wk, -1f, (FloatPointer) top.at(0), wk, 1f,
-          (FloatPointer) panel.at(0), w);
+      openblas.cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, w, wk, -1f, (FloatPointer) top.pointer(0), wk, 1f,
+          (FloatPointer) panel.pointer(0), w);
     } else {
-      openblas.cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, w, wk, -1.0, (DoublePointer) top.at(0), wk, 1.0,
-          (DoublePointer) panel.at(0), w);
+      openblas.cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, w, wk, -1.0, (DoublePointer) top.pointer(0), wk,
+          1.0, (DoublePointer) panel.pointer(0), w);
     }
     for (int r0 = c0 + w; r0 < n; r0 += w) {
       int rows = Math.min(w, n - r0);
-      transfer(chunk, 0, offsets[k] + (long) (r0 - b0) * wk * chunk.size, (long) rows * wk, false);
+      transfer(chunk, 0, offsets[k] + (long) (r0 - b0) * wk * chunk.valueBytes(), (long) rows * wk, false);
       gemm(panel, (long) (r0 - c0) * w, rows, w, wk, chunk, top);
     }
   }
 
   /** {@code A[at.., :] -= C B^T} for {@code C} rows x wk and {@code B} w x wk, row-major. */
-  private void gemm(Native a, long at, int rows, int w, int wk, Native c, Native b) {
+  private void gemm(NativeBuffer a, long at, int rows, int w, int wk, NativeBuffer c, NativeBuffer b) {
     if (float32) {
-      openblas.cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, wk, -1f, (FloatPointer) c.at(0), wk,
-          (FloatPointer) b.at(0), wk, 1f, (FloatPointer) a.at(at), w);
+      openblas.cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, wk, -1f, (FloatPointer) c.pointer(0), wk,
+          (FloatPointer) b.pointer(0), wk, 1f, (FloatPointer) a.pointer(at), w);
     } else {
-      openblas.cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, wk, -1.0, (DoublePointer) c.at(0), wk,
-          (DoublePointer) b.at(0), wk, 1.0, (DoublePointer) a.at(at), w);
+      openblas.cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, wk, -1.0, (DoublePointer) c.pointer(0), wk,
+          (DoublePointer) b.pointer(0), wk, 1.0, (DoublePointer) a.pointer(at), w);
     }
   }
 
-  /** Writes ({@code write}) or reads {@code count} values of {@code memory} from {@code index} at byte {@code offset}. */
-  private void transfer(Native memory, long index, long offset, long count, boolean write) throws IOException {
-    long bytes = count * memory.size;
-    long done = 0;
-    while (done < bytes) {
-      long length = Math.min(bytes - done, 1L << 30);
-      ByteBuffer view = memory.bytes(index * memory.size + done, length);
+  /**
+   * Writes ({@code write}) or reads {@code count} values of {@code memory} from {@code index} at byte {@code
+   * offset}, a gibibyte at a time.
+   */
+  private void transfer(NativeBuffer memory, long index, long offset, long count, boolean write) throws IOException {
+    long bytes = count * memory.valueBytes();
+    long step = (1L << 30) / memory.valueBytes();
+    for (long from = 0; from < count; from += step) {
+      long done = from * memory.valueBytes();
+      ByteBuffer view = memory.bytes(index + from, Math.min(count - from, step));
       while (view.hasRemaining()) {
         int moved = write ? channel.write(view, offset + done + view.position())
             : channel.read(view, offset + done + view.position());
@@ -264,7 +267,6 @@ public final class OutOfCoreCholesky implements AutoCloseable {
               + (offset + bytes));
         }
       }
-      done += length;
     }
   }
 
@@ -283,7 +285,8 @@ public final class OutOfCoreCholesky implements AutoCloseable {
         int c1 = starts[j + 1];
         int w = c1 - c0;
         int strip = strip(w);
-        try (Native raw = new Native(float32, (long) strip * w); Native wide = new Native(false, (long) strip * w)) {
+        try (NativeBuffer raw = NativeBuffer.allocate((long) strip * w, !float32);
+            NativeBuffer wide = NativeBuffer.allocate((long) strip * w, true)) {
           for (int r0 = c0, r1; r0 < n; r0 = r1) {
             r1 = Math.min(r0 < c1 ? c1 : n, r0 + strip);
             DoublePointer l = read(raw, wide, j, r0, r1 - r0);
@@ -303,7 +306,8 @@ public final class OutOfCoreCholesky implements AutoCloseable {
         int c1 = starts[j + 1];
         int w = c1 - c0;
         int strip = strip(w);
-        try (Native raw = new Native(float32, (long) strip * w); Native wide = new Native(false, (long) strip * w)) {
+        try (NativeBuffer raw = NativeBuffer.allocate((long) strip * w, !float32);
+            NativeBuffer wide = NativeBuffer.allocate((long) strip * w, true)) {
           for (int r0 = c1; r0 < n; r0 += strip) {
             int r1 = Math.min(n, r0 + strip);
             product(true, read(raw, wide, j, r0, r1 - r0), 0, r1 - r0, w, w, x, r0, c0, -1);
@@ -351,15 +355,15 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   }
 
   /** Rows {@code [r0, r0 + rows)} of panel {@code j}, widened to float64 when the file is float32. */
-  private DoublePointer read(Native raw, Native wide, int j, int r0, int rows) throws IOException {
+  private DoublePointer read(NativeBuffer raw, NativeBuffer wide, int j, int r0, int rows) throws IOException {
     int w = starts[j + 1] - starts[j];
     long count = (long) rows * w;
-    transfer(raw, 0, offsets[j] + (long) (r0 - starts[j]) * w * raw.size, count, false);
+    transfer(raw, 0, offsets[j] + (long) (r0 - starts[j]) * w * raw.valueBytes(), count, false);
     if (!float32) {
-      return (DoublePointer) raw.at(0);
+      return (DoublePointer) raw.pointer(0);
     }
     raw.widenInto(wide, count);
-    return (DoublePointer) wide.at(0);
+    return (DoublePointer) wide.pointer(0);
   }
 
   /** {@code sum log L_ii * 2}: the log determinant of {@code G_dd + r I}, for the NLL. */
@@ -371,13 +375,16 @@ public final class OutOfCoreCholesky implements AutoCloseable {
     return logDet;
   }
 
-  /** The factor's rows {@code [row, row + count)} as a dense float64 array ({@code count x n}, zero above the diagonal). */
+  /**
+   * The factor's rows {@code [row, row + count)} as a dense float64 array ({@code count x n}, zero above the
+   * diagonal).
+   */
   public double[] rows(int row, int count) throws IOException {
     double[] out = new double[Math.multiplyExact(count, n)];
     for (int j = 0; j < panels(); j++) {
       int c0 = starts[j];
       int w = starts[j + 1] - c0;
-      try (Native raw = new Native(float32, w); Native wide = new Native(false, w)) {
+      try (NativeBuffer raw = NativeBuffer.allocate(w, !float32); NativeBuffer wide = NativeBuffer.allocate(w, true)) {
         for (int r = Math.max(row, c0); r < row + count; r++) {
           read(raw, wide, j, r, 1).get(out, (r - row) * n + c0, w);
         }
@@ -436,73 +443,6 @@ public final class OutOfCoreCholesky implements AutoCloseable {
       channel.close();
     } finally {
       Files.deleteIfExists(file);
-    }
-  }
-
-  /** float32 or float64 values in native memory, freed by {@link #close}. */
-  static final class Native implements AutoCloseable {
-    final int size;
-    private final Pointer pointer;
-
-    Native(boolean float32, long count) {
-      size = float32 ? Float.BYTES : Double.BYTES;
-      pointer = float32 ? new FloatPointer(Math.max(1, count)) : new DoublePointer(Math.max(1, count));
-      pointer.position(0);
-    }
-
-    /** A pointer at value {@code index}, of this memory's type. */
-    Pointer at(long index) {
-      return pointer instanceof FloatPointer f ? new FloatPointer(f).position(index)
-          : new DoublePointer((DoublePointer) pointer).position(index);
-    }
-
-    /** Values {@code [index, index + count)} as a {@code FloatBuffer} or {@code DoubleBuffer} of their own. */
-    Buffer buffer(long index, long count) {
-      ByteBuffer b = bytes(index * size, count * size);
-      return size == Float.BYTES ? b.asFloatBuffer() : b.asDoubleBuffer();
-    }
-
-    /** Bytes {@code [from, from + length)} as a buffer starting there (length under 2 GiB). */
-    ByteBuffer bytes(long from, long length) {
-      if (from < 0 || length < 0 || from + length > pointer.capacity() * size) {
-        throw new IndexOutOfBoundsException("bytes [" + from + ", " + (from + length) + ") of "
-            + pointer.capacity() * size);
-      }
-      return dev.ntk.kernels.linalg.NativeViews.bytes(pointer, from, length);
-    }
-
-    double get(long index) {
-      return pointer instanceof FloatPointer f ? f.get(index) : ((DoublePointer) pointer).get(index);
-    }
-
-    void set(long index, double value) {
-      if (pointer instanceof FloatPointer f) {
-        f.put(index, (float) value);
-      } else {
-        ((DoublePointer) pointer).put(index, value);
-      }
-    }
-
-    /** Widens the first {@code count} float32 values into {@code to}'s float64 ones. */
-    void widenInto(Native to, long count) {
-      FloatPointer from = new FloatPointer((FloatPointer) pointer);
-      DoublePointer into = new DoublePointer((DoublePointer) to.pointer);
-      int chunk = 1 << 16;
-      float[] f = new float[chunk];
-      double[] d = new double[chunk];
-      for (long start = 0; start < count; start += chunk) {
-        int k = (int) Math.min(chunk, count - start);
-        from.position(start).get(f, 0, k);
-        for (int i = 0; i < k; i++) {
-          d[i] = f[i];
-        }
-        into.position(start).put(d, 0, k);
-      }
-    }
-
-    @Override
-    public void close() {
-      pointer.close();
     }
   }
 }

@@ -198,26 +198,6 @@ class OutOfCoreCholeskyTest {
     assertEmpty();
   }
 
-  /**
-   * Views far into memory larger than 2 GiB (a 60,000 x 12,000 float32 panel is 2.9 GB) start and
-   * end where asked: only the pages written are touched.
-   */
-  @Test
-  void viewsBeyondTwoGibibytes() {
-    long count = 720_000_000L;
-    try (OutOfCoreCholesky.Native panel = new OutOfCoreCholesky.Native(true, count)) {
-      for (long index : new long[] {0, 528_000_000L, count - 67_104_000L}) {
-        java.nio.FloatBuffer view = (java.nio.FloatBuffer) panel.buffer(index, 67_104_000L);
-        assertEquals(67_104_000, view.capacity());
-        view.put(0, 1.5f);
-        view.put(view.capacity() - 1, 2.5f);
-        assertEquals(1.5, panel.get(index));
-        assertEquals(2.5, panel.get(index + 67_104_000L - 1));
-      }
-      assertThrows(IndexOutOfBoundsException.class, () -> panel.buffer(count - 10, 11));
-    }
-  }
-
   /** Panels that fit the budget, as few as fit, split evenly. */
   @Test
   void widthFitsTheBudget() {
