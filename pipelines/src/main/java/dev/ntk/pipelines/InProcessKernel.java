@@ -80,9 +80,14 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
     return dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
   }
 
-  /** Whether the kernels between {@code n1} and {@code n2} inputs fit one tile of {@code budget} bytes. */
+  /**
+   * Whether the kernels between {@code n1} and {@code n2} inputs fit one tile of {@code budget}
+   * bytes, and each kernel one buffer ({@link java.nio.Buffer}s end at 2 GiB: a larger kernel goes
+   * through tiles whatever the budget).
+   */
   static boolean fits(Plan plan, long n1, long n2, NpyDType dtype, Backend backend, long budget) {
-    return n1 * n2 < Integer.MAX_VALUE - 64 && plan.tileBytes((int) n1, (int) n2, dtype.bytes(), backend) <= budget;
+    return n1 * n2 < Integer.MAX_VALUE - 64 && n1 * n2 * dtype.bytes() <= Integer.MAX_VALUE
+        && plan.tileBytes((int) n1, (int) n2, dtype.bytes(), backend) <= budget;
   }
 
   /**

@@ -38,6 +38,20 @@ class KernelCommandTest {
 
   @TempDir Path dir;
 
+  /**
+   * A kernel of more than 2 GiB does not fit one in-process buffer whatever {@code --max-tile-bytes}
+   * allows (it failed in the gram before): 20,000 x 20,000 float32 (1.6 GB) fits, 30,000 x 30,000
+   * float32 (3.6 GB) and 20,000 x 20,000 float64 (3.2 GB) go through tiles.
+   */
+  @Test
+  void kernelsOverTwoGibibytesGoThroughTiles() {
+    dev.ntk.kernels.Plan plan = dev.ntk.kernels.Model.parse("{\"serial\": [{\"Dense\": {\"out_dim\": 1}}, {\"Relu\": {}}]}")
+        .plan(new Shape(3), DataType.FLOAT32, java.util.Set.of(dev.ntk.kernels.Get.NNGP));
+    assertTrue(InProcessKernel.fits(plan, 20_000, 20_000, NpyDType.FLOAT32, Backend.CPU, Long.MAX_VALUE));
+    assertFalse(InProcessKernel.fits(plan, 30_000, 30_000, NpyDType.FLOAT32, Backend.CPU, Long.MAX_VALUE));
+    assertFalse(InProcessKernel.fits(plan, 20_000, 20_000, NpyDType.FLOAT64, Backend.CPU, Long.MAX_VALUE));
+  }
+
   @Test
   void spatialKernelsAndCovariancesInNeuralTangentsLayouts() throws IOException {
     Path model = Files.writeString(dir.resolve("conv.json"), CONV);
