@@ -15,6 +15,7 @@ import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.Params;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.transforms.EmpiricalTiles;
+import dev.ntk.transforms.NtkPipelineOptions;
 import dev.ntk.transforms.ParamsFiles;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
@@ -129,12 +130,16 @@ final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
       EmpiricalTiles network = params == null ? EmpiricalTiles.drawn(model, seed, impl)
           : EmpiricalTiles.fromFile(model, params, impl);
       PipelineOptions options = job.pipelineOptions();
+      NtkPipelineOptions own = options.as(NtkPipelineOptions.class); // --dtype written by JobOptions
+      own.setTileRows(tile);
+      own.setBackend(Backend.CPU.key()); // a finite network's derivatives are computed on the cpu
+      TileSettings settings = TileSettings.of(own);
       try (Outputs outputs = Outputs.open(out, "empirical", bytes)) {
         TileSet tiles = TileSet.create(network, inputs.x1.toAbsolutePath().toString(),
-            inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), tile, dtype,
+            inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), settings.tileRows(), settings.dtype(),
             outputs.tiles().toString());
         report = outputs.produce("empirical", List.of("nngp.npy", "ntk.npy"), results,
-            staging -> KernelJob.run(tiles, kernels, Backend.CPU, options, staging, Ntk.progress));
+            staging -> KernelJob.run(tiles, kernels, options, staging, Ntk.progress));
       }
     }
     double seconds = (System.nanoTime() - start) / 1e9;

@@ -86,16 +86,6 @@ class JobOptions {
       "--max-tile-bytes", "dtype", "--dtype", "backend", "--backend", "tileDirectory",
       "--out (its tiles are under OUT/tiles)");
 
-  /**
-   * The workers of a job that runs on other machines (a Flink cluster at host:port), 0 for one
-   * that runs in this JVM (the DirectRunner, Flink's [local] mini-cluster).
-   */
-  int remoteWorkers() {
-    String m = flinkMaster == null ? "[local]" : flinkMaster.trim();
-    boolean remote = runner == Runners.Kind.FLINK && !m.isEmpty() && !m.startsWith("[");
-    return !remote ? 0 : parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
-  }
-
   /** Whether no runner, parallelism or Beam option was named. */
   boolean runnerUnasked() {
     return runner == null && parallelism == null && beamArgs.isEmpty();
