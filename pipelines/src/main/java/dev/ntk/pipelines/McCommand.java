@@ -91,7 +91,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
     PipelineOptions options = inProcess ? null : job.pipelineOptions();
     int workers = job.parallelism == null ? Runtime.getRuntime().availableProcessors() : job.parallelism;
     McJob draws = new McJob(models, inputs.x1.toAbsolutePath().toString(),
-        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, job.dtype,
+        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed,
         BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
     long bytes = results.size() * job.dtype.bytes() * n1 * n2 * models.size() * samples.size();
@@ -100,7 +100,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
       report = outputs.produce("mc", stale, results, staging -> {
         if (inProcess) {
           long start = System.nanoTime();
-          draws.runInProcess(staging, x.x1(), x.x2());
+          draws.runInProcess(staging, x.x1(), x.x2(), job.dtype);
           return new JobReport(Ntk.IN_PROCESS, (System.nanoTime() - start) / 1e9, -1, -1, -1);
         }
         return draws.run(options, staging, Ntk.progress);
