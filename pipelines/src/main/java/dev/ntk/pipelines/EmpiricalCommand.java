@@ -26,7 +26,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.OptionalLong;
-import java.util.concurrent.Callable;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -47,8 +46,7 @@ import picocli.CommandLine.Option;
 @Command(name = "empirical", mixinStandardHelpOptions = true,
     description = "Empirical NNGP and NTK of one finite network: writes DIR/nngp.npy and DIR/ntk.npy (N1, N2); "
         + "other --name=value options go to Beam and the runner.")
-final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+final class EmpiricalCommand extends JobCommand {
 
   @CommandLine.Mixin KernelInputs inputs;
 
@@ -85,8 +83,7 @@ final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    job.beamArgs = unmatched;
-    job.check();
+    checked(job);
     boolean inProcess = job.runnerUnasked();
     if (tile < 1) {
       throw new UsageException("--tile must be at least 1, got " + tile);

@@ -13,7 +13,6 @@ import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
@@ -26,10 +25,9 @@ import picocli.CommandLine.Option;
     description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/; "
         + "with --diagonal-spatial, the kernels of the last layer's pixels (N1, N2, H, W) or "
         + "(N1, N2, H, H', W, W'), in-process; other --name=value options go to Beam and the runner.")
-final class KernelCommand extends BeamArgs implements Callable<Integer> {
+final class KernelCommand extends JobCommand {
   @Mixin CommonOptions options;
   @Mixin KernelInputs inputs;
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
       description = "What to write: nngp, ntk (default: both), cov1, cov2 (each x1 or x2 input's covariance "
@@ -73,8 +71,7 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    options.beamArgs = unmatched;
-    options.check();
+    checked(options);
     TileSettings settings = options.tileSettings();
     long maxTileBytes = settings.maxTileBytes();
     long started = System.nanoTime();

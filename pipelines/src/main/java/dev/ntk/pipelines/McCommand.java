@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
@@ -30,8 +29,7 @@ import picocli.CommandLine.Option;
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy "
         + "([widths,] [counts,] N1, N2).")
-final class McCommand extends BeamArgs implements Callable<Integer> {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+final class McCommand extends JobCommand {
 
   @CommandLine.Mixin KernelInputs inputs;
 
@@ -63,8 +61,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    job.beamArgs = unmatched;
-    job.check();
+    checked(job);
     try {
       MonteCarlo.checkCounts(samples.stream().mapToInt(Integer::intValue).toArray());
     } catch (IllegalArgumentException e) {

@@ -21,7 +21,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -31,9 +30,8 @@ import picocli.CommandLine.Option;
 /** {@code ntk predict}: the infinite network's predictions on test inputs, trained on the given targets. */
 @Command(name = "predict", mixinStandardHelpOptions = true,
     description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
-final class PredictCommand extends BeamArgs implements Callable<Integer> {
+final class PredictCommand extends JobCommand {
   @Mixin CommonOptions options;
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
   Path model;
@@ -176,8 +174,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    options.beamArgs = unmatched;
-    options.check();
+    checked(options);
     TileSettings tiles = options.tileSettings();
     double[] times = times(t);
     Model parsed = InputChecks.model(model);
