@@ -17,7 +17,7 @@ abstract class JobCommand implements Callable<Integer> {
   @CommandLine.Unmatched
   List<String> unmatched = new ArrayList<>();
 
-  /** Gives {@code options} the Beam options of the command line and checks them; a problem is a {@link UsageException}. */
+  /** Gives {@code options} the command line's Beam options and checks them; a problem is a {@link UsageException}. */
   void checked(JobOptions options) {
     options.beamArgs = unmatched;
     options.check();

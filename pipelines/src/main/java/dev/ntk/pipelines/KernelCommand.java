@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.options.PipelineOptions;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -173,7 +172,8 @@ final class KernelCommand extends JobCommand {
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
       KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, outputs.directory())
-          .withMaskConstant(maskConstant).withPatterns(patterns == null ? null : inputs.pattern1, patterns == null ? null : inputs.pattern2);
+          .withMaskConstant(maskConstant)
+          .withPatterns(patterns == null ? null : inputs.pattern1, patterns == null ? null : inputs.pattern2);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
           ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, settings.dtype(),
               backend, spatial, covariances, batch.equals("true"), maskConstant)

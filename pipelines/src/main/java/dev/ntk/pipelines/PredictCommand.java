@@ -1,6 +1,5 @@
 package dev.ntk.pipelines;
 
-import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
@@ -22,7 +21,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import org.apache.beam.sdk.options.PipelineOptions;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -234,7 +232,7 @@ final class PredictCommand extends JobCommand {
     ConjugateGradients.Settings cg = outOfCore != null ? null : conjugateGradients(settings, n, m, budget);
     boolean inProcess = options.pipelineUnasked() && (fits || outOfCore != null);
     KernelInputs.Patterns patterns = patterns(plan, n, m, inProcess, budget);
-    int tile = inProcess ? options.tile() : tiles.predictRows(plan, backend); // as the job takes them from the options
+    int tile = inProcess ? options.tile() : tiles.predictRows(plan, backend); // as the job sizes them
     if (tile < options.tile()) {
       spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
           options.tile(), tiles.maxTileBytes());
