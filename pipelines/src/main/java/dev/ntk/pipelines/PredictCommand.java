@@ -31,11 +31,7 @@ import picocli.CommandLine.Option;
 final class PredictCommand extends JobCommand {
   @Mixin CommonOptions options;
 
-  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
-  Path model;
-
-  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
-  Path xTrain;
+  @Mixin TrainingInputs training;
 
   @Option(names = "--y-train", required = true, paramLabel = "Y.npy", description = "Training targets (N,) or (N, K).")
   Path yTrain;
@@ -154,7 +150,7 @@ final class PredictCommand extends JobCommand {
     if (plan.patternNodes() == null) {
       if (patternTrain != null || patternTest != null) {
         throw new UsageException((patternTrain != null ? "--pattern-train " + patternTrain : "--pattern-test "
-            + patternTest) + ": the model " + model + " has no Aggregate layer, which alone reads graph patterns");
+            + patternTest) + ": the model " + training.model + " has no Aggregate layer, which alone reads graph patterns");
       }
       return null;
     }
@@ -175,11 +171,11 @@ final class PredictCommand extends JobCommand {
     checked(options);
     TileSettings tiles = options.tileSettings();
     double[] times = times(t);
-    Model parsed = InputChecks.model(model);
+    Model parsed = InputChecks.model(training.model);
     Layer layer = parsed.layer();
-    NpyArray train = InputChecks.inputs("--x-train", xTrain);
-    NpyArray test = InputChecks.inputs("--x-test", xTest);
-    InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
+    TrainingInputs.Inputs inputs = training.read(layer, xTest);
+    NpyArray train = inputs.train();
+    NpyArray test = inputs.test();
     NpyArray y = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
     if (fxTrain0 != null) {
       InputChecks.like("--fx-train-0", fxTrain0, y.shape());
@@ -251,7 +247,7 @@ final class PredictCommand extends JobCommand {
     try (Outputs outputs = Outputs.open(out, "predict", bytes);
         Progress.Display solving = settings.mode() == PredictSettings.Mode.ODE ? Ntk.progress.integration()
             : cg != null ? Ntk.progress.conjugateGradients() : () -> {}) {
-      PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov, outputs.directory())
+      PredictJob job = new PredictJob(parsed, training.xTrain, yTrain, xTest, settings, computeCov, outputs.directory())
           .withConjugateGradients(cg);
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
           staging -> outOfCore != null
