@@ -34,7 +34,7 @@ class JobOptions {
       description = "Worker threads (Direct) or task slots (Flink); default: the number of cores.")
   Integer parallelism;
 
-  /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
+  /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link JobCommand}. */
   List<String> beamArgs = new ArrayList<>();
 
   /**
