@@ -20,7 +20,7 @@ final class CommonOptions extends JobOptions {
           + DEFAULT_TILE + " (default; auto means " + DEFAULT_TILE + ").")
   String tileOption;
 
-  static final int DEFAULT_TILE = 256;
+  static final int DEFAULT_TILE = TileSettings.PREDICT_TILE;
 
   @Option(names = "--max-tile-bytes", paramLabel = "BYTES", defaultValue = "1073741824",
       description = "Memory one tile may take while it is computed (default 1 GiB, 1073741824); "
@@ -46,16 +46,19 @@ final class CommonOptions extends JobOptions {
   }
 
   /**
-   * {@inheritDoc} With {@code --tile} ({@code auto}: unset), {@code --max-tile-bytes} and {@code
-   * --backend} as {@link NtkPipelineOptions}.
+   * The tile settings of these flags: {@code --tile} ({@code auto}: unset), {@code --max-tile-bytes},
+   * {@code --dtype} and {@code --backend}, without building pipeline options (the in-process path
+   * reads them too).
    */
+  TileSettings tileSettings() {
+    return new TileSettings(autoTile() ? null : tile(), maxTileBytes, dtype, backend);
+  }
+
+  /** {@inheritDoc} With the {@link #tileSettings} as {@link NtkPipelineOptions}. */
   @Override
   PipelineOptions pipelineOptions() {
     PipelineOptions options = super.pipelineOptions();
-    NtkPipelineOptions tiles = options.as(NtkPipelineOptions.class);
-    tiles.setTileRows(autoTile() ? null : tile());
-    tiles.setMaxTileBytes(maxTileBytes);
-    tiles.setBackend(backend.key());
+    tileSettings().writeTo(options.as(NtkPipelineOptions.class));
     return options;
   }
 

@@ -15,6 +15,7 @@ import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.Params;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.transforms.EmpiricalTiles;
+import dev.ntk.transforms.NtkPipelineOptions;
 import dev.ntk.transforms.ParamsFiles;
 import dev.ntk.transforms.TileSet;
 import java.io.IOException;
@@ -25,7 +26,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.OptionalLong;
-import java.util.concurrent.Callable;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -46,8 +46,7 @@ import picocli.CommandLine.Option;
 @Command(name = "empirical", mixinStandardHelpOptions = true,
     description = "Empirical NNGP and NTK of one finite network: writes DIR/nngp.npy and DIR/ntk.npy (N1, N2); "
         + "other --name=value options go to Beam and the runner.")
-final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+final class EmpiricalCommand extends JobCommand {
 
   @CommandLine.Mixin KernelInputs inputs;
 
@@ -84,8 +83,7 @@ final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    job.beamArgs = unmatched;
-    job.check();
+    checked(job);
     boolean inProcess = job.runnerUnasked();
     if (tile < 1) {
       throw new UsageException("--tile must be at least 1, got " + tile);
@@ -129,12 +127,16 @@ final class EmpiricalCommand extends BeamArgs implements Callable<Integer> {
       EmpiricalTiles network = params == null ? EmpiricalTiles.drawn(model, seed, impl)
           : EmpiricalTiles.fromFile(model, params, impl);
       PipelineOptions options = job.pipelineOptions();
+      NtkPipelineOptions own = options.as(NtkPipelineOptions.class); // --dtype written by JobOptions
+      own.setTileRows(tile);
+      own.setBackend(Backend.CPU.key()); // a finite network's derivatives are computed on the cpu
+      TileSettings settings = TileSettings.of(own);
       try (Outputs outputs = Outputs.open(out, "empirical", bytes)) {
         TileSet tiles = TileSet.create(network, inputs.x1.toAbsolutePath().toString(),
-            inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), tile, dtype,
+            inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), settings.tileRows(), settings.dtype(),
             outputs.tiles().toString());
         report = outputs.produce("empirical", List.of("nngp.npy", "ntk.npy"), results,
-            staging -> KernelJob.run(tiles, kernels, Backend.CPU, options, staging, Ntk.progress));
+            staging -> KernelJob.run(tiles, kernels, options, staging, Ntk.progress));
       }
     }
     double seconds = (System.nanoTime() - start) / 1e9;

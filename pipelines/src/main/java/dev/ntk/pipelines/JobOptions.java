@@ -35,7 +35,7 @@ class JobOptions {
           + "(kernel and predict on the DirectRunner: 1, each tile on every core).")
   Integer parallelism;
 
-  /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link BeamArgs}. */
+  /** Beam and runner options ({@code --name=value}), given to {@code fromArgs}: see {@link JobCommand}. */
   List<String> beamArgs = new ArrayList<>();
 
   /**
@@ -86,16 +86,6 @@ class JobOptions {
   private static final Map<String, String> OWN_FLAGS = Map.of("tileRows", "--tile", "maxTileBytes",
       "--max-tile-bytes", "dtype", "--dtype", "backend", "--backend", "tileDirectory",
       "--out (its tiles are under OUT/tiles)");
-
-  /**
-   * The workers of a job that runs on other machines (a Flink cluster at host:port), 0 for one
-   * that runs in this JVM (the DirectRunner, Flink's [local] mini-cluster).
-   */
-  int remoteWorkers() {
-    String m = flinkMaster == null ? "[local]" : flinkMaster.trim();
-    boolean remote = runner == Runners.Kind.FLINK && !m.isEmpty() && !m.startsWith("[");
-    return !remote ? 0 : parallelism == null ? Runtime.getRuntime().availableProcessors() : parallelism;
-  }
 
   /** The workers of a job that names no {@code --parallelism}: the number of cores. */
   int defaultParallelism() {

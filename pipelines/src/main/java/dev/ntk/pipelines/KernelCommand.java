@@ -13,10 +13,8 @@ import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.options.PipelineOptions;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -26,10 +24,9 @@ import picocli.CommandLine.Option;
     description = "Writes DIR/nngp.npy and DIR/ntk.npy (N1, N2) and the Arrow tiles under DIR/tiles/; "
         + "with --diagonal-spatial, the kernels of the last layer's pixels (N1, N2, H, W) or "
         + "(N1, N2, H, H', W, W'), in-process; other --name=value options go to Beam and the runner.")
-final class KernelCommand extends BeamArgs implements Callable<Integer> {
+final class KernelCommand extends JobCommand {
   @Mixin CommonOptions options;
   @Mixin KernelInputs inputs;
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Option(names = "--get", split = ",", paramLabel = "KERNELS", defaultValue = "nngp,ntk",
       description = "What to write: nngp, ntk (default: both), cov1, cov2 (each x1 or x2 input's covariance "
@@ -73,9 +70,9 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    options.beamArgs = unmatched;
-    options.check();
-    long maxTileBytes = options.maxTileBytes;
+    checked(options);
+    TileSettings settings = options.tileSettings();
+    long maxTileBytes = settings.maxTileBytes();
     long started = System.nanoTime();
     // A pipeline's options (Beam scans its registrars: about a second of class loading) are
     // built while the model and inputs are read, when a pipeline is sure to run.
@@ -129,14 +126,13 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       }
     }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
-        shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial, maskConstant);
-    Backend resolved = options.backend.resolve(plan.schedule());
-    if (maskConstant != null && resolved == Backend.CUDA && options.backend != Backend.AUTO) {
+        shape.length)), InProcessKernel.dataType(settings.dtype()), Get.setOf(kernels), spatial, maskConstant);
+    if (maskConstant != null && settings.backend() == Backend.CUDA) {
       throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
     }
-    Backend backend = maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
+    Backend backend = settings.sizedFor(plan, maskConstant);
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
-    boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
+    boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), settings.dtype(), backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;
     if (spatial.keepsAxes() || !covariances.isEmpty()) {
       // The tiles and their assembly hold (N1, N2) kernels: these outputs are computed in-process only.
@@ -147,28 +143,27 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
       }
       if (!fits) {
         throw new UsageException(what + ": the kernels take " + plan.tileBytes(Math.toIntExact(x.n1()),
-            Math.toIntExact(x.n2()), options.dtype.bytes(), backend) + " bytes to compute, more than "
+            Math.toIntExact(x.n2()), settings.dtype().bytes(), backend) + " bytes to compute, more than "
             + "--max-tile-bytes " + maxTileBytes + "; raise it or use fewer inputs");
       }
     }
-    int tile = options.autoTile()
-        ? spread(plan.autoTile(x.n1(), x.n2(), maxTileBytes, options.dtype.bytes(), backend), x,
-            options.remoteWorkers())
-        : plan.largestTile(options.tile(), maxTileBytes, options.dtype.bytes(), backend);
-    if (log != null && options.autoTile() && !inProcess) {
-      log.printf(Locale.ROOT, "ntk: --tile auto: tiles of %d rows (%.2g flops per entry, --max-tile-bytes %d)%n",
-          tile, plan.pairFlops(), maxTileBytes);
-    }
-    if (!options.autoTile() && tile < options.tile() && !inProcess) {
-      spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
-          options.tile(), maxTileBytes);
-    }
     long block = plan.schedule().rowOutputs().get(Plan.VAR1).layout().size();
-    long bytes = options.dtype.bytes() * x.n1() * x.n2() * block * (kernels.size() + (x.x2() == null ? 1 : 2));
+    long bytes = settings.dtype().bytes() * x.n1() * x.n2() * block * (kernels.size() + (x.x2() == null ? 1 : 2));
     long optionsStarted = System.nanoTime();
     PipelineOptions pipelineOptions = inProcess ? null : early != null ? join(early) : options.pipelineOptions();
     if (log != null && !inProcess) {
       log.printf(Locale.ROOT, "ntk: pipeline options ready %.2f s later%n", (System.nanoTime() - optionsStarted) / 1e9);
+    }
+    if (!inProcess) { // the tiles the job will take from the options
+      int tile = KernelJob.tileRows(settings, plan, x.n1(), x.n2(), x.x2() == null, maskConstant, pipelineOptions);
+      if (log != null && settings.tileRows() == null) {
+        log.printf(Locale.ROOT, "ntk: --tile auto: tiles of %d rows (%.2g flops per entry, --max-tile-bytes %d)%n",
+            tile, plan.pairFlops(), maxTileBytes);
+      }
+      if (settings.tileRows() != null && tile < settings.tileRows()) {
+        spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
+            settings.tileRows(), maxTileBytes);
+      }
     }
     List<String> results = Stream.concat(kernels.stream().map(Get::key), covariances.stream())
         .map(name -> name + ".npy").toList();
@@ -176,11 +171,11 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
         .map(name -> name + ".npy").toList();
     JobReport report;
     try (Outputs outputs = Outputs.open(out, "kernel", bytes)) {
-      KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, tile,
-          options.dtype, outputs.directory()).withBackend(options.backend).withMaskConstant(maskConstant)
+      KernelJob job = new KernelJob(model, inputs.x1, inputs.x2, kernels, outputs.directory())
+          .withMaskConstant(maskConstant)
           .withPatterns(patterns == null ? null : inputs.pattern1, patterns == null ? null : inputs.pattern2);
       report = outputs.produce("kernel", stale, results, staging -> inProcess
-          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, options.dtype,
+          ? new JobReport(Ntk.IN_PROCESS, new InProcessKernel(model, x.x1(), x.x2(), patterns, kernels, settings.dtype(),
               backend, spatial, covariances, batch.equals("true"), maskConstant)
               .run(staging, log), -1, -1, -1)
           : job.run(pipelineOptions, staging, Ntk.progress));
@@ -241,23 +236,4 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     }
   }
 
-  /**
-   * {@code --tile auto}'s rows, made smaller where the job's workers are other machines until there
-   * are at least two tiles per worker: one large tile is fastest in one JVM (it runs on all its
-   * cores), but a cluster must have tiles to spread.
-   */
-  static int spread(int rows, KernelInputs.Inputs x, int workers) {
-    int r = rows;
-    while (r > 1 && tiles(x, r) < 2L * workers) {
-      r = (r + 1) / 2;
-    }
-    return r;
-  }
-
-  /** The tiles of rows {@code r}: on and above the diagonal for x1 with itself. */
-  private static long tiles(KernelInputs.Inputs x, int r) {
-    long b1 = (x.n1() + r - 1) / r;
-    long b2 = (x.n2() + r - 1) / r;
-    return x.x2() == null ? b1 * (b1 + 1) / 2 : b1 * b2;
-  }
 }

@@ -1,12 +1,9 @@
 package dev.ntk.pipelines;
 
-import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Model;
-import dev.ntk.kernels.Plan;
-import dev.ntk.kernels.engine.Backend;
 import dev.ntk.transforms.BeamFiles;
 import dev.ntk.transforms.KernelTiles;
 import dev.ntk.transforms.NtkPipelineOptions;
@@ -18,7 +15,6 @@ import java.nio.channels.Channels;
 import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import org.apache.beam.sdk.Pipeline;
@@ -76,41 +72,20 @@ public final class KernelPipeline {
           : options.getPattern1() == null ? "--pattern2 is the pattern of --x2 beside --pattern1"
           : "--pattern1: the model " + options.getModel() + " has no Aggregate layer, which alone reads patterns");
     }
-    NpyDType dtype = NpyDType.fromName(options.getDtype());
-    Backend backend = Backend.of(options.getBackend());
+    TileSettings settings = TileSettings.of(options);
     List<Get> kernels = List.copyOf(new LinkedHashSet<>(get));
-    int rows = tileRows(model, kernels, mask, options, dtype, backend);
+    long[] x1 = header(options.getX1());
+    long n2 = options.getX2() == null ? x1[0] : header(options.getX2())[0];
+    int rows = KernelJob.tileRows(settings, KernelJob.plan(model, x1, kernels, settings.dtype(), mask), x1[0], n2,
+        options.getX2() == null, mask, options);
+    NpyDType dtype = settings.dtype();
     TileSet set = graph ? TileSet.create(model, options.getX1(), options.getX2(), rows, dtype, tiles,
         mask, options.getPattern1(), options.getPattern2())
         : TileSet.create(model, options.getX1(), options.getX2(), rows, dtype, tiles, mask);
     Pipeline pipeline = Pipeline.create(options);
-    pipeline.apply("Kernel", KernelTiles.of(set).withBackend(backend))
+    pipeline.apply("Kernel", KernelTiles.of(set).withBackend(settings.backend()))
         .apply("WriteKernels", WriteKernels.to(set, kernels, options.getOut()));
     return pipeline;
-  }
-
-  /**
-   * The rows per tile of {@code options}, as {@code bin/ntk kernel} sizes them in one JVM: {@code
-   * --tileRows} made smaller until a tile fits {@code --maxTileBytes}, or unset, as large as that and
-   * the model's work per entry allow ({@code --tile auto}).
-   */
-  static int tileRows(Model model, List<Get> kernels, Double mask, KernelOptions options, NpyDType dtype,
-      Backend backend) throws IOException {
-    Integer rows = options.getTileRows();
-    if (rows != null && rows < 1) {
-      throw new IllegalArgumentException("--tileRows must be at least 1, got " + rows);
-    }
-    if (options.getMaxTileBytes() < 1) {
-      throw new IllegalArgumentException("--maxTileBytes must be positive, got " + options.getMaxTileBytes());
-    }
-    long[] x1 = header(options.getX1());
-    long n2 = options.getX2() == null ? x1[0] : header(options.getX2())[0];
-    Plan plan = model.plan(new Shape(Arrays.copyOfRange(x1, 1, x1.length)), InProcessKernel.dataType(dtype),
-        Get.setOf(kernels), mask);
-    Backend resolved = backend.resolve(plan.schedule());
-    Backend sized = mask != null && resolved == Backend.CUDA ? Backend.CPU : resolved; // as the command line
-    return rows == null ? plan.autoTile(x1[0], n2, options.getMaxTileBytes(), dtype.bytes(), sized)
-        : plan.largestTile(rows, options.getMaxTileBytes(), dtype.bytes(), sized);
   }
 
   /** The shape of the {@code .npy} file {@code file} (a path or URI of any Beam file system). */

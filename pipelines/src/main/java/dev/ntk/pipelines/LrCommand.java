@@ -16,6 +16,7 @@ import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code ntk lr}: the largest learning rate at which gradient descent on MSE converges. */
@@ -25,11 +26,7 @@ import picocli.CommandLine.Option;
 final class LrCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
-  Path model;
-
-  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
-  Path xTrain;
+  @Mixin TrainingInputs training;
 
   @Option(names = "--y-train", paramLabel = "Y.npy",
       description = "Training targets (N,) or (N, K), for K (default: K = 1).")
@@ -37,10 +34,9 @@ final class LrCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    Layer layer = InputChecks.model(model).layer();
-    InputChecks.refuseGraph("ntk lr", model, layer);
-    NpyArray x = InputChecks.inputs("--x-train", xTrain);
-    InputChecks.fit(model, layer, "--x-train", xTrain, x, null, null, null);
+    Layer layer = InputChecks.model(training.model).layer();
+    InputChecks.refuseGraph("ntk lr", training.model, layer);
+    NpyArray x = training.read(layer, null).train();
     int n = (int) x.shape()[0];
     int outputs = yTrain == null ? 1 : InputChecks.targets("--y-train", yTrain, n).data().length / n;
     spec.commandLine().getOut().println(largestLearningRate(layer, x, outputs, 0.0));

@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import org.apache.beam.sdk.options.PipelineOptions;
 import picocli.CommandLine;
@@ -30,8 +29,7 @@ import picocli.CommandLine.Option;
 @Command(name = "mc", mixinStandardHelpOptions = true,
     description = "Monte Carlo NNGP and NTK of finite networks: writes DIR/<get>.npy and DIR/<get>_stderr.npy "
         + "([widths,] [counts,] N1, N2).")
-final class McCommand extends BeamArgs implements Callable<Integer> {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+final class McCommand extends JobCommand {
 
   @CommandLine.Mixin KernelInputs inputs;
 
@@ -63,8 +61,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    job.beamArgs = unmatched;
-    job.check();
+    checked(job);
     try {
       MonteCarlo.checkCounts(samples.stream().mapToInt(Integer::intValue).toArray());
     } catch (IllegalArgumentException e) {
@@ -91,7 +88,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
     PipelineOptions options = inProcess ? null : job.pipelineOptions();
     int workers = job.parallelism == null ? Runtime.getRuntime().availableProcessors() : job.parallelism;
     McJob draws = new McJob(models, inputs.x1.toAbsolutePath().toString(),
-        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed, job.dtype,
+        inputs.x2 == null ? null : inputs.x2.toAbsolutePath().toString(), kernels, samples, seed,
         BATCHES_PER_WORKER * workers);
     List<String> stale = List.of("nngp.npy", "nngp_stderr.npy", "ntk.npy", "ntk_stderr.npy");
     long bytes = results.size() * job.dtype.bytes() * n1 * n2 * models.size() * samples.size();
@@ -100,7 +97,7 @@ final class McCommand extends BeamArgs implements Callable<Integer> {
       report = outputs.produce("mc", stale, results, staging -> {
         if (inProcess) {
           long start = System.nanoTime();
-          draws.runInProcess(staging, x.x1(), x.x2());
+          draws.runInProcess(staging, x.x1(), x.x2(), job.dtype);
           return new JobReport(Ntk.IN_PROCESS, (System.nanoTime() - start) / 1e9, -1, -1, -1);
         }
         return draws.run(options, staging, Ntk.progress);

@@ -13,6 +13,7 @@ import dev.ntk.kernels.Model;
 import dev.ntk.kernels.MonteCarlo;
 import dev.ntk.kernels.Tensors;
 import dev.ntk.transforms.DoubleArrayCoder;
+import dev.ntk.transforms.NtkPipelineOptions;
 import dev.ntk.transforms.NonFiniteKernelException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -51,7 +52,8 @@ import org.apache.beam.sdk.values.KV;
  * estimate for {@code samples[k]} averages the first {@code samples[k]} draws of one sequence, so a
  * convergence curve costs the draws of its last count. Each output gains a leading width axis when
  * there are several models and a leading samples axis when there are several counts: {@code
- * ([widths,] [counts,] N1, N2)}.
+ * ([widths,] [counts,] N1, N2)}. The estimates' dtype is the in-process run's, or the pipeline
+ * options' ({@link NtkPipelineOptions#getDtype}).
  *
  * @param models the finite networks' models (widths already set), one per width
  * @param x1 the inputs' {@code .npy} file
@@ -60,7 +62,7 @@ import org.apache.beam.sdk.values.KV;
  * @param batches how many batches of draws the pipeline spreads over its workers, per model
  */
 record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integer> samples, long seed,
-    NpyDType dtype, int batches) implements Serializable {
+    int batches) implements Serializable {
   McJob {
     models = List.copyOf(models);
     get = List.copyOf(get);
@@ -70,13 +72,13 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
 
   /**
    * Estimates every kernel in this process from the inputs the command has read and checked
-   * ({@code b} null for x1 with itself), and writes them into {@code dir}.
+   * ({@code b} null for x1 with itself) in {@code dtype}, and writes them into {@code dir}.
    */
-  void runInProcess(Path dir, NpyArray a, NpyArray b) throws IOException {
+  void runInProcess(Path dir, NpyArray a, NpyArray b, NpyDType dtype) throws IOException {
     int[] counts = counts();
     List<List<List<MonteCarlo.Sums>>> byModel = new ArrayList<>();
     for (Model m : models) {
-      byModel.add(sums(m, 0, counts, a, b));
+      byModel.add(sums(m, 0, counts, a, b, dtype));
     }
     for (int g = 0; g < get.size(); g++) {
       MonteCarlo.Estimate[][] estimates = new MonteCarlo.Estimate[models.size()][counts.length];
@@ -85,12 +87,16 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
           estimates[w][k] = byModel.get(w).get(g).get(k).estimate();
         }
       }
-      write(dir, get.get(g), estimates);
+      write(dir, get.get(g), estimates, dtype);
     }
   }
 
-  /** Runs the pipeline on {@code options}, writing into {@code dir}; returns the pipeline's seconds. */
+  /**
+   * Runs the pipeline on {@code options} in their dtype ({@link NtkPipelineOptions#getDtype}), writing
+   * into {@code dir}; returns the pipeline's seconds.
+   */
   JobReport run(PipelineOptions options, Path dir, Progress progress) {
+    NpyDType dtype = NpyDType.fromName(options.as(NtkPipelineOptions.class).getDtype());
     List<Integer> elements = new ArrayList<>();
     for (int e = 0; e < models.size() * (bounds().length - 1); e++) {
       elements.add(e);
@@ -98,13 +104,13 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
     Pipeline pipeline = Pipeline.create(options);
     pipeline.apply("Batches", Create.of(elements).withCoder(VarIntCoder.of()))
         .apply("Spread", Reshuffle.viaRandomKey())
-        .apply("Draw", ParDo.of(new DrawFn(this)))
+        .apply("Draw", ParDo.of(new DrawFn(this, dtype)))
         .setCoder(KvCoder.of(StringUtf8Coder.of(), SumsCoder.INSTANCE))
         .apply("Add", Combine.perKey(McJob::add))
         .apply("ByKernel", MapElements.via(new ByKernel()))
         .setCoder(KvCoder.of(StringUtf8Coder.of(), KvCoder.of(StringUtf8Coder.of(), SumsCoder.INSTANCE)))
         .apply("Gather", GroupByKey.create())
-        .apply("Write", ParDo.of(new WriteFn(this, dir.toString())));
+        .apply("Write", ParDo.of(new WriteFn(this, dir.toString(), dtype)));
     JobReport report = Jobs.run(pipeline, List.of(), progress);
     return new JobReport(report.runner(), report.seconds(), -1, -1, -1);
   }
@@ -143,9 +149,10 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
 
   /**
    * The sums over draws {@code [from, ends[k])} of {@code model} for every kernel of {@link #get}
-   * (outer list, in its order) and every end (inner list).
+   * (outer list, in its order) and every end (inner list), in {@code dtype}.
    */
-  private List<List<MonteCarlo.Sums>> sums(Model model, int from, int[] ends, NpyArray a, NpyArray b) {
+  private List<List<MonteCarlo.Sums>> sums(Model model, int from, int[] ends, NpyArray a, NpyArray b,
+      NpyDType dtype) {
     DataType type = dtype == NpyDType.FLOAT32 ? DataType.FLOAT32 : DataType.FLOAT64;
     Layer layer = model.layer();
     try (NDManager m = Tensors.newManager()) {
@@ -161,9 +168,9 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
 
   /**
    * Writes {@code <get>.npy} and {@code <get>_stderr.npy} from the estimates by model and sample
-   * count, {@code ([models,] [counts,] N1, N2)}; a non-finite estimate is an error.
+   * count, {@code ([models,] [counts,] N1, N2)}, in {@code dtype}; a non-finite estimate is an error.
    */
-  private void write(Path dir, Get g, MonteCarlo.Estimate[][] estimates) throws IOException {
+  private void write(Path dir, Get g, MonteCarlo.Estimate[][] estimates, NpyDType dtype) throws IOException {
     MonteCarlo.Estimate first = estimates[0][0];
     int size = first.rows() * first.cols();
     int counts = estimates[0].length;
@@ -212,9 +219,11 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
    */
   private static final class DrawFn extends DoFn<Integer, KV<String, MonteCarlo.Sums>> {
     private final McJob job;
+    private final NpyDType dtype;
 
-    DrawFn(McJob job) {
+    DrawFn(McJob job, NpyDType dtype) {
       this.job = job;
+      this.dtype = dtype;
     }
 
     @ProcessElement
@@ -227,7 +236,7 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
       NpyArray a = Npy.read(Path.of(job.x1()));
       NpyArray b = job.x2() == null ? null : Npy.read(Path.of(job.x2()));
       List<List<MonteCarlo.Sums>> sums = job.sums(job.models().get(model), bounds[batch],
-          new int[] {bounds[batch + 1]}, a, b);
+          new int[] {bounds[batch + 1]}, a, b, dtype);
       int segment = job.segment(bounds[batch + 1]);
       for (int i = 0; i < sums.size(); i++) {
         out.output(KV.of(job.get().get(i).key() + "/" + model + "/" + segment, sums.get(i).get(0)));
@@ -252,10 +261,12 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
   private static final class WriteFn extends DoFn<KV<String, Iterable<KV<String, MonteCarlo.Sums>>>, Void> {
     private final McJob job;
     private final String dir;
+    private final NpyDType dtype;
 
-    WriteFn(McJob job, String dir) {
+    WriteFn(McJob job, String dir, NpyDType dtype) {
       this.job = job;
       this.dir = dir;
+      this.dtype = dtype;
     }
 
     @ProcessElement
@@ -283,7 +294,7 @@ record McJob(List<Model> models, String x1, String x2, List<Get> get, List<Integ
           estimates[w][k] = total.estimate();
         }
       }
-      job.write(Path.of(dir), Get.of(parts.getKey()), estimates);
+      job.write(Path.of(dir), Get.of(parts.getKey()), estimates, dtype);
     }
   }
 

@@ -1,8 +1,8 @@
 package dev.ntk.pipelines;
 
-import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
+import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Model;
@@ -20,9 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import org.apache.beam.sdk.options.PipelineOptions;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -30,15 +28,10 @@ import picocli.CommandLine.Option;
 /** {@code ntk predict}: the infinite network's predictions on test inputs, trained on the given targets. */
 @Command(name = "predict", mixinStandardHelpOptions = true,
     description = "Writes DIR/mean.npy (N_test, K) and with --compute-cov DIR/cov.npy (N_test, N_test).")
-final class PredictCommand extends BeamArgs implements Callable<Integer> {
+final class PredictCommand extends JobCommand {
   @Mixin CommonOptions options;
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
-  Path model;
-
-  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
-  Path xTrain;
+  @Mixin TrainingInputs training;
 
   @Option(names = "--y-train", required = true, paramLabel = "Y.npy", description = "Training targets (N,) or (N, K).")
   Path yTrain;
@@ -157,7 +150,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     if (plan.patternNodes() == null) {
       if (patternTrain != null || patternTest != null) {
         throw new UsageException((patternTrain != null ? "--pattern-train " + patternTrain : "--pattern-test "
-            + patternTest) + ": the model " + model + " has no Aggregate layer, which alone reads graph patterns");
+            + patternTest) + ": the model " + training.model + " has no Aggregate layer, which alone reads graph patterns");
       }
       return null;
     }
@@ -175,14 +168,14 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    options.beamArgs = unmatched;
-    options.check();
+    checked(options);
+    TileSettings tiles = options.tileSettings();
     double[] times = times(t);
-    Model parsed = InputChecks.model(model);
+    Model parsed = InputChecks.model(training.model);
     Layer layer = parsed.layer();
-    NpyArray train = InputChecks.inputs("--x-train", xTrain);
-    NpyArray test = InputChecks.inputs("--x-test", xTest);
-    InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
+    TrainingInputs.Inputs inputs = training.read(layer, xTest);
+    NpyArray train = inputs.train();
+    NpyArray test = inputs.test();
     NpyArray y = InputChecks.targets("--y-train", yTrain, train.shape()[0]);
     if (fxTrain0 != null) {
       InputChecks.like("--fx-train-0", fxTrain0, y.shape());
@@ -223,25 +216,22 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     long n = train.shape()[0];
     long m = test.shape()[0];
     long k = y.data().length / n;
-    long bytes = options.dtype.bytes()
+    long bytes = tiles.dtype().bytes()
         * (n * n + m * n + times.length * (m * k + (computeCov ? 2 * m * m : 0)));
     long[] perExample = Arrays.copyOfRange(train.shape(), 1, train.shape().length);
-    Backend backend = options.backend.resolve(parsed.plan(new Shape(perExample),
-        InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).schedule());
+    Plan plan = PredictJob.plan(parsed, train.shape(), settings, computeCov, tiles.dtype());
+    Backend backend = tiles.backend().resolve(plan.schedule());
     long budget = maxMemory == null ? defaultMemory() : bytes("--max-memory", maxMemory);
-    boolean fits = InProcessPredict.fits(parsed, perExample, n, m, settings, computeCov, options.dtype, backend,
+    boolean fits = InProcessPredict.fits(parsed, perExample, n, m, settings, computeCov, tiles.dtype(), backend,
         budget);
-    OutOfCorePredict outOfCore = outOfCore(parsed, perExample, fits, backend, settings, train, y, test, budget);
+    OutOfCorePredict outOfCore = outOfCore(parsed, tiles.dtype(), fits, backend, settings, train, y, test, budget);
     ConjugateGradients.Settings cg = outOfCore != null ? null : conjugateGradients(settings, n, m, budget);
     boolean inProcess = options.pipelineUnasked() && (fits || outOfCore != null);
-    KernelInputs.Patterns patterns = patterns(parsed.plan(new Shape(perExample), InProcessKernel.dataType(
-        options.dtype), InProcessPredict.kernels(settings, computeCov)), n, m, inProcess, budget);
-    int tile = inProcess ? options.tile() : parsed.plan(new Shape(perExample),
-        InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, computeCov)).largestTile(options.tile(), options.maxTileBytes,
-        options.dtype.bytes(), backend);
+    KernelInputs.Patterns patterns = patterns(plan, n, m, inProcess, budget);
+    int tile = inProcess ? options.tile() : tiles.predictRows(plan, backend); // as the job sizes them
     if (tile < options.tile()) {
       spec.commandLine().getErr().printf("ntk: tiles of %d rows (not %d) fit --max-tile-bytes %d%n", tile,
-          options.tile(), options.maxTileBytes);
+          options.tile(), tiles.maxTileBytes());
     }
     PrintWriter log = options.verbose ? spec.commandLine().getErr() : null;
     PipelineOptions pipelineOptions = inProcess ? null : options.pipelineOptions();
@@ -257,14 +247,14 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     try (Outputs outputs = Outputs.open(out, "predict", bytes);
         Progress.Display solving = settings.mode() == PredictSettings.Mode.ODE ? Ntk.progress.integration()
             : cg != null ? Ntk.progress.conjugateGradients() : () -> {}) {
-      PredictJob job = new PredictJob(parsed, xTrain, yTrain, xTest, settings, computeCov,
-          tile, options.dtype, outputs.directory()).withBackend(options.backend).withConjugateGradients(cg);
+      PredictJob job = new PredictJob(parsed, training.xTrain, yTrain, xTest, settings, computeCov, outputs.directory())
+          .withConjugateGradients(cg);
       report = outputs.produce("predict", List.of("mean.npy", "cov.npy", "nll.npy"), results,
           staging -> outOfCore != null
               ? new JobReport(Ntk.IN_PROCESS, outOfCore.run(staging, log), -1, -1, -1)
               : inProcess
               ? new JobReport(Ntk.IN_PROCESS, new InProcessPredict(parsed, train, y, test, settings,
-                  computeCov, options.dtype, backend, cg, patterns).run(staging, log), -1, -1, -1)
+                  computeCov, tiles.dtype(), backend, cg, patterns).run(staging, log), -1, -1, -1)
               : job.run(pipelineOptions, staging, Ntk.progress));
     }
     ConjugateGradients.Status solved = ConjugateGradients.last();
@@ -297,13 +287,13 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
    * scratch directory must hold the factor's file: if it does not, {@code auto} turns to conjugate
    * gradients and {@code cholesky} is a usage error.
    */
-  private OutOfCorePredict outOfCore(Model parsed, long[] perExample, boolean fits, Backend backend,
+  private OutOfCorePredict outOfCore(Model parsed, NpyDType dtype, boolean fits, Backend backend,
       PredictSettings settings, NpyArray train, NpyArray y, NpyArray test, long budget) throws IOException {
     long n = train.shape()[0];
     boolean asked = solver == Solver.CHOLESKY || (solver == Solver.AUTO && n <= OutOfCorePredict.AUTO_BOUND);
     if (fits || !asked || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
-        || computeCov || backend != Backend.CPU || parsed.plan(new Shape(perExample),
-            InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, false)).patternNodes() != null
+        || computeCov || backend != Backend.CPU
+        || PredictJob.plan(parsed, train.shape(), settings, false, dtype).patternNodes() != null
         || n >= Integer.MAX_VALUE) {
       return null;
     }
@@ -315,7 +305,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     while (existing != null && !Files.exists(existing)) {
       existing = existing.getParent();
     }
-    long need = OutOfCorePredict.scratchBytes(n, OutOfCorePredict.width(n, options.dtype, budget), options.dtype);
+    long need = OutOfCorePredict.scratchBytes(n, OutOfCorePredict.width(n, dtype, budget), dtype);
     long free = existing == null ? 0 : Files.getFileStore(existing).getUsableSpace();
     if (need > free) {
       if (solver == Solver.AUTO) {
@@ -325,7 +315,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
           + "--max-memory %d, and its out-of-core factor needs %.1f GB in %s, which has %.1f GB free: give "
           + "--scratch a directory with room, or raise --max-memory", budget, need / 1e9, directory, free / 1e9));
     }
-    return new OutOfCorePredict(parsed, train, y, test, settings, options.dtype, budget, directory);
+    return new OutOfCorePredict(parsed, train, y, test, settings, dtype, budget, directory);
   }
 
   /**

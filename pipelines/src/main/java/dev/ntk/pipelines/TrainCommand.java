@@ -30,6 +30,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicLong;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -50,11 +51,7 @@ import picocli.CommandLine.Option;
 final class TrainCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--model", required = true, paramLabel = "M.json", description = "The model file.")
-  Path model;
-
-  @Option(names = "--x-train", required = true, paramLabel = "X.npy", description = "Training inputs.")
-  Path xTrain;
+  @Mixin TrainingInputs training;
 
   @Option(names = "--y-train", required = true, paramLabel = "Y.npy",
       description = "Training targets (N,) or (N, out).")
@@ -151,19 +148,19 @@ final class TrainCommand implements Callable<Integer> {
           + e.getMessage().replace("momentum mass", "--mass"));
     }
     List<Path> paramsFiles = paramsFiles(times);
-    Model parsed = InputChecks.model(model);
+    Model parsed = InputChecks.model(training.model);
     Layer layer = (width == null ? parsed : parsed.withWidth(width, true)).layer();
-    InputChecks.refuseGraph("ntk train", model, layer);
-    NpyArray train = InputChecks.inputs("--x-train", xTrain);
-    NpyArray test = InputChecks.inputs("--x-test", xTest);
-    InputChecks.fit(model, layer, "--x-train", xTrain, train, "--x-test", xTest, test);
+    InputChecks.refuseGraph("ntk train", training.model, layer);
+    TrainingInputs.Inputs inputs = training.read(layer, xTest);
+    NpyArray train = inputs.train();
+    NpyArray test = inputs.test();
     int n = (int) train.shape()[0];
     int m = (int) test.shape()[0];
     NpyArray y = InputChecks.targets("--y-train", yTrain, n);
     int k = y.data().length / n;
     Spec output = layer.check(new Shape(Arrays.copyOfRange(train.shape(), 1, train.shape().length)));
     if (output.shape().dimension() != 1 || output.shape().get(0) != k) {
-      throw new UsageException(model + ": the network's outputs per example have shape " + output.shape()
+      throw new UsageException(training.model + ": the network's outputs per example have shape " + output.shape()
           + ", but --y-train " + yTrain + " has " + k + " column" + (k == 1 ? "" : "s") + " (shape "
           + y.shapeString() + ")");
     }

@@ -11,7 +11,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
-import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Kernel;
 import dev.ntk.kernels.ModelSpec;
@@ -42,8 +41,8 @@ class JobsTest {
   @Test
   void predictJobOnTheSineExampleEqualsInProcessInference() throws IOException {
     new PredictJob(SINE.resolve("model.json"), SINE.resolve("x_train.npy"), SINE.resolve("y_train.npy"),
-        SINE.resolve("x_test.npy"), PredictSettings.exact(Get.NTK, 1e-4), true, 16, NpyDType.FLOAT64, out)
-        .run(Runners.options(Runners.Kind.DIRECT, null, 2));
+        SINE.resolve("x_test.npy"), PredictSettings.exact(Get.NTK, 1e-4), true, out)
+        .run(Runners.options(Runners.Kind.DIRECT, null, 2, List.of("--tileRows=16", "--dtype=float64")));
     try (NDManager m = Tensors.newManager()) {
       Prediction expected = Predict.gpInference(model(), load(m, "x_train.npy"), load(m, "y_train.npy"),
           load(m, "x_test.npy"), Get.NTK, 1e-4, true);
@@ -63,12 +62,11 @@ class JobsTest {
    */
   @Test
   void directRunnerProgressAndReportComeFromTheJobsMetrics() throws IOException {
-    KernelJob job = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), null, List.of(Get.NTK), 4,
-        NpyDType.FLOAT64, out);
+    KernelJob job = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), null, List.of(Get.NTK), out);
     long tiles = 13 * 14 / 2; // 50 rows in 13 blocks of at most 4, tiles on and above the diagonal
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     PrintStream err = new PrintStream(bytes, true, StandardCharsets.UTF_8);
-    PipelineOptions options = Runners.options(Runners.Kind.DIRECT, null, 2);
+    PipelineOptions options = Runners.options(Runners.Kind.DIRECT, null, 2, List.of("--tileRows=4"));
     JobReport first = job.run(options, out, new Progress(err, false, 1));
     assertTrue(options.as(DirectOptions.class).isBlockOnRun(), "the caller's options are left as they were");
     assertEquals(tiles, first.tilesComputed(), first.toString());
@@ -85,7 +83,8 @@ class JobsTest {
       assertTrue(done > shown && done <= tiles, "counts rise to the plan's tiles: " + lines);
       shown = done;
     }
-    JobReport again = job.run(Runners.options(Runners.Kind.DIRECT, null, 2), out, Progress.NONE);
+    JobReport again = job.run(Runners.options(Runners.Kind.DIRECT, null, 2, List.of("--tileRows=4")), out,
+        Progress.NONE);
     assertEquals(0, again.tilesComputed(), again.toString());
     assertEquals(tiles, again.tilesReused(), again.toString());
   }
@@ -93,8 +92,8 @@ class JobsTest {
   @Test
   void kernelJobOnFlinkEqualsInProcessKernels() throws IOException {
     JobReport report = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"),
-        SINE.resolve("x_train.npy"), List.of(Get.NNGP, Get.NTK), 7, NpyDType.FLOAT64, out)
-        .run(Runners.options(Runners.Kind.FLINK, "[local]", 2));
+        SINE.resolve("x_train.npy"), List.of(Get.NNGP, Get.NTK), out)
+        .run(Runners.options(Runners.Kind.FLINK, "[local]", 2, List.of("--tileRows=7")));
     // Flink commits no metrics: the report reads the attempted counts, one per tile (8 blocks of x1, 1 of x2)
     assertEquals(8, report.tilesComputed(), report.toString());
     assertEquals(0, report.tilesReused(), report.toString());

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ntk.io.Npy;
 import dev.ntk.io.NpyArray;
 import dev.ntk.io.NpyDType;
+import dev.ntk.kernels.Get;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.runners.Runners;
 import dev.ntk.transforms.NtkPipelineOptions;
@@ -79,7 +80,9 @@ class KernelPipelineTest {
   /**
    * The tile settings as {@link NtkPipelineOptions}: unset {@code --tileRows} sizes tiles to {@code
    * --maxTileBytes} as {@code bin/ntk kernel}'s {@code --tile auto} does (the same tile set, named by
-   * its tile size, and the same kernels), and {@code --tileDirectory} moves the tiles.
+   * its tile size, and the same kernels), in the main class and in a {@link KernelJob} run on such
+   * options, and {@code --tileDirectory} moves the tiles; a job's {@code --dtype=float32} computes and
+   * writes float32 kernels.
    */
   @Test
   void tileSettingsFromPipelineOptionsMatchTheCommandLine() throws IOException {
@@ -95,8 +98,22 @@ class KernelPipelineTest {
     assertEquals(sets, names(tiles), "the tile set (named by its tile size) of --tile auto");
     assertTrue(!Files.exists(viaMain.resolve("tiles")), "--tileDirectory replaces OUT/tiles");
     assertTrue(names(tiles.resolve(sets.get(0))).size() > 2, "several tiles: " + names(tiles.resolve(sets.get(0))));
+    Path viaJob = dir.resolve("job");
+    new KernelJob(model, x, null, List.of(Get.NNGP, Get.NTK), viaJob)
+        .run(Runners.options(Runners.Kind.DIRECT, null, 1, List.of("--maxTileBytes=20000")));
+    assertEquals(sets, names(viaJob.resolve("tiles")), "a job's tile set of unset --tileRows");
     for (String k : new String[] {"nngp.npy", "ntk.npy"}) {
       assertArrayEquals(Npy.read(viaCli.resolve(k)).data(), Npy.read(viaMain.resolve(k)).data(), 0.0, k);
+      assertArrayEquals(Npy.read(viaCli.resolve(k)).data(), Npy.read(viaJob.resolve(k)).data(), 0.0, k);
+    }
+    Path float32 = dir.resolve("float32");
+    new KernelJob(model, x, null, List.of(Get.NTK), float32)
+        .run(Runners.options(Runners.Kind.DIRECT, null, 1, List.of("--dtype=float32", "--tileRows=4")));
+    NpyArray ntk32 = Npy.read(float32.resolve("ntk.npy"));
+    assertEquals(NpyDType.FLOAT32, ntk32.dtype());
+    double[] ntk64 = Npy.read(viaCli.resolve("ntk.npy")).data();
+    for (int i = 0; i < ntk64.length; i++) {
+      assertEquals(ntk64[i], ntk32.data()[i], 1e-4 * Math.abs(ntk64[i]) + 1e-6, "entry " + i);
     }
     IllegalArgumentException zero = assertThrows(IllegalArgumentException.class, () -> KernelPipeline.main(
         new String[] {"--model=" + model, "--x1=" + x, "--out=" + dir.resolve("zero"), "--tileRows=0"}));

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Model;
 import java.util.Arrays;
@@ -17,7 +16,7 @@ class McJobTest {
 
   private static McJob job(List<Integer> samples, int batches, int widths) {
     List<Model> models = java.util.Collections.nCopies(widths, MODEL);
-    return new McJob(models, "x.npy", null, List.of(Get.NNGP), samples, 0, NpyDType.FLOAT64, batches);
+    return new McJob(models, "x.npy", null, List.of(Get.NNGP), samples, 0, batches);
   }
 
   /** Batches as even as they go, cut at every sample count, so each belongs to one count's segment. */

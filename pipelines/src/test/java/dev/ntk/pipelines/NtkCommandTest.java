@@ -1302,11 +1302,9 @@ class NtkCommandTest {
   /** --tile auto keeps one large tile in one JVM, and gives a cluster's workers two tiles each at least. */
   @Test
   void autoTilesAreSpreadOverAClustersWorkers() {
-    var x = new KernelInputs.Inputs(new NpyArray(new long[] {8192, 1}, NpyDType.FLOAT32, new double[8192]), null);
-    assertEquals(8192, KernelCommand.spread(8192, x, 0));
-    assertEquals(2048, KernelCommand.spread(8192, x, 4)); // 10 tiles on and above the diagonal
-    var two = new KernelInputs.Inputs(x.x1(), new NpyArray(new long[] {100, 1}, NpyDType.FLOAT32, new double[100]));
-    assertEquals(1024, KernelCommand.spread(8192, two, 4)); // 8 x 1 tiles
+    assertEquals(8192, TileSettings.spread(8192, 8192, 8192, true, 0));
+    assertEquals(2048, TileSettings.spread(8192, 8192, 8192, true, 4)); // 10 tiles on and above the diagonal
+    assertEquals(1024, TileSettings.spread(8192, 8192, 100, false, 4)); // 8 x 1 tiles
   }
 
   /** mc takes the runner options as every command does; the pipeline's estimate is the in-process one. */

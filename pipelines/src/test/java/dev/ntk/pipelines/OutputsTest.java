@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ntk.io.NpyDType;
 import dev.ntk.kernels.Get;
 import dev.ntk.runners.Runners;
 import java.io.IOException;
@@ -31,8 +30,8 @@ class OutputsTest {
   void aFailedAssemblyKeepsEveryTileForTheRerun() throws IOException {
     Path out = dir.resolve("out");
     KernelJob job = new KernelJob(SINE.resolve("model.json"), SINE.resolve("x_test.npy"), null,
-        List.of(Get.NNGP, Get.NTK), 16, NpyDType.FLOAT64, out);
-    var options = Runners.options(Runners.Kind.DIRECT, null, 2);
+        List.of(Get.NNGP, Get.NTK), out);
+    var options = Runners.options(Runners.Kind.DIRECT, null, 2, List.of("--tileRows=16"));
     try (Outputs outputs = Outputs.open(out, "kernel", 0)) {
       Exception e = assertThrows(Exception.class, () -> outputs.produce("kernel", KERNELS, KERNELS, staging -> {
         Files.createDirectories(staging.resolve("ntk.npy").resolve("in-the-way"));

@@ -107,4 +107,20 @@ public final class Runners {
     all.addAll(args);
     return PipelineOptionsFactory.fromArgs(all.toArray(String[]::new)).as(type);
   }
+
+  /**
+   * The workers of a job on {@code options} that run on other machines: a {@code FlinkRunner}'s
+   * parallelism when its master is a cluster ({@code host:port}); 0 for a job that runs in this JVM
+   * (the DirectRunner, Flink's {@code [local]}, {@code [auto]} or {@code [collection]}) or whose
+   * parallelism is left to the cluster.
+   */
+  public static int remoteWorkers(PipelineOptions options) {
+    if (!options.getRunner().getSimpleName().equals(Kind.FLINK.runnerName())) {
+      return 0;
+    }
+    FlinkPipelineOptions flink = options.as(FlinkPipelineOptions.class);
+    String master = flink.getFlinkMaster() == null ? "[local]" : flink.getFlinkMaster().trim();
+    boolean remote = !master.isEmpty() && !master.startsWith("[");
+    return remote && flink.getParallelism() != null ? Math.max(0, flink.getParallelism()) : 0;
+  }
 }

@@ -54,4 +54,14 @@ class RunnersTest {
     assertThrows(IllegalArgumentException.class, () -> Runners.Kind.of("SparkRunner"));
     assertEquals(Runners.Kind.DATAFLOW, Runners.Kind.of("DataflowRunner"));
   }
+
+  /** Only a Flink cluster's task slots are workers on other machines; in-JVM runners have none. */
+  @Test
+  void remoteWorkersAreAFlinkClustersSlots() {
+    assertEquals(0, Runners.remoteWorkers(Runners.options(Runners.Kind.DIRECT, null, 4)));
+    assertEquals(0, Runners.remoteWorkers(Runners.options(Runners.Kind.FLINK, "[local]", 4)));
+    assertEquals(3, Runners.remoteWorkers(Runners.options(Runners.Kind.FLINK, "jobmanager:8081", 3)));
+    assertEquals(5, Runners.remoteWorkers(Runners.options(Runners.Kind.FLINK, "[local]", 3,
+        List.of("--flinkMaster=jobmanager:8081", "--parallelism=5"))), "the options' own flags decide");
+  }
 }
