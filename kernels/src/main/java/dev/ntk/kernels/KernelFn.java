@@ -167,14 +167,7 @@ public final class KernelFn {
         same || pattern2 == null ? null : Tensors.toDoubles(pattern2),
         same || pattern2 == null ? null : pattern2.getShape().getShape(), n1, n2,
         x1.getDataType() == DataType.FLOAT64 ? new double[0] : new float[0]);
-    Backend resolved = backend.resolve(plan.schedule());
-    if (maskConstant != null && resolved == Backend.CUDA) {
-      if (backend != Backend.AUTO) {
-        throw new IllegalArgumentException("the cuda backend does not take masked inputs (mask constant "
-            + maskConstant + "); use cpu or tensorflow");
-      }
-      resolved = Backend.CPU;
-    }
+    Backend resolved = backend.resolve(plan.schedule(), maskConstant != null);
     Map<String, NDArray> out = switch (resolved) {
       case TENSORFLOW -> sameExampleOnDiagonal(plan, maskedOnTensorFlow(plan, x1, other, same, patterns, n1, n2, m),
           same, n1);

@@ -130,11 +130,12 @@ final class KernelCommand extends BeamArgs implements Callable<Integer> {
     }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(options.dtype), Get.setOf(kernels), spatial, maskConstant);
-    Backend resolved = options.backend.resolve(plan.schedule());
-    if (maskConstant != null && resolved == Backend.CUDA && options.backend != Backend.AUTO) {
+    Backend backend;
+    try {
+      backend = options.backend.resolve(plan.schedule(), maskConstant != null);
+    } catch (IllegalArgumentException e) {
       throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
     }
-    Backend backend = maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), options.dtype, backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;

@@ -107,8 +107,7 @@ public final class KernelPipeline {
     long n2 = options.getX2() == null ? x1[0] : header(options.getX2())[0];
     Plan plan = model.plan(new Shape(Arrays.copyOfRange(x1, 1, x1.length)), InProcessKernel.dataType(dtype),
         Get.setOf(kernels), mask);
-    Backend resolved = backend.resolve(plan.schedule());
-    Backend sized = mask != null && resolved == Backend.CUDA ? Backend.CPU : resolved; // as the command line
+    Backend sized = backend.resolve(plan.schedule(), mask != null); // as the command line
     return rows == null ? plan.autoTile(x1[0], n2, options.getMaxTileBytes(), dtype.bytes(), sized)
         : plan.largestTile(rows, options.getMaxTileBytes(), dtype.bytes(), sized);
   }

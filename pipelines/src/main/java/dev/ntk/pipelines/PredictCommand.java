@@ -302,7 +302,7 @@ final class PredictCommand extends BeamArgs implements Callable<Integer> {
     long n = train.shape()[0];
     boolean asked = solver == Solver.CHOLESKY || (solver == Solver.AUTO && n <= OutOfCorePredict.AUTO_BOUND);
     if (fits || !asked || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
-        || computeCov || backend != Backend.CPU || parsed.plan(new Shape(perExample),
+        || computeCov || !backend.runsInto() || parsed.plan(new Shape(perExample),
             InProcessKernel.dataType(options.dtype), InProcessPredict.kernels(settings, false)).patternNodes() != null
         || n >= Integer.MAX_VALUE) {
       return null;
