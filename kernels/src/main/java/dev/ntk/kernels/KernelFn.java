@@ -21,7 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Inputs are batch-first and channel-last. The result lives in the inputs' {@code NDManager}
  * and has their dtype (float32 or float64). The model is compiled into a {@link Plan} once per
  * input shape and choice of kernels, and run on the {@link Backend} of {@link #withBackend}
- * ({@code auto} by default: {@code tensorflow} when a GPU is visible, else {@code cpu}, which uses
+ * ({@code auto} by default: {@code cuda} when a CUDA device is visible, else {@code cpu}, which uses
  * every core).
  *
  * <pre>{@code
