@@ -21,7 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Inputs are batch-first and channel-last. The result lives in the inputs' {@code NDManager}
  * and has their dtype (float32 or float64). The model is compiled into a {@link Plan} once per
  * input shape and choice of kernels, and run on the {@link Backend} of {@link #withBackend}
- * ({@code auto} by default: {@code tensorflow} when a GPU is visible, else {@code cpu}, which uses
+ * ({@code auto} by default: {@code cuda} when a CUDA device is visible, else {@code cpu}, which uses
  * every core).
  *
  * <pre>{@code
@@ -167,14 +167,7 @@ public final class KernelFn {
         same || pattern2 == null ? null : Tensors.toDoubles(pattern2),
         same || pattern2 == null ? null : pattern2.getShape().getShape(), n1, n2,
         x1.getDataType() == DataType.FLOAT64 ? new double[0] : new float[0]);
-    Backend resolved = backend.resolve(plan.schedule());
-    if (maskConstant != null && resolved == Backend.CUDA) {
-      if (backend != Backend.AUTO) {
-        throw new IllegalArgumentException("the cuda backend does not take masked inputs (mask constant "
-            + maskConstant + "); use cpu or tensorflow");
-      }
-      resolved = Backend.CPU;
-    }
+    Backend resolved = backend.resolve(plan.schedule(), maskConstant != null);
     Map<String, NDArray> out = switch (resolved) {
       case TENSORFLOW -> sameExampleOnDiagonal(plan, maskedOnTensorFlow(plan, x1, other, same, patterns, n1, n2, m),
           same, n1);

@@ -426,27 +426,13 @@ public final class Plan {
   }
 
   /**
-   * An estimate of the memory one tile of {@code rows x cols} takes while it is computed, in bytes
-   * of {@code dtypeBytes} each: the tile's outputs, and on the {@code cpu} backend the input gram
-   * (or the per-input pixel values kept for the tile) and one worker's registers (pixel-pair blocks
-   * are computed pair by pair, so a tile of a pooling network costs little more than its outputs);
-   * on the {@code tensorflow} backend every live value holds the whole tile's blocks at once.
+   * An estimate of the memory one tile of {@code rows x cols} takes while {@code backend} computes
+   * it, in bytes of {@code dtypeBytes} each ({@link dev.ntk.kernels.engine.Backend#tileValues}): on
+   * the {@code cpu} backend little more than the tile's outputs (pixel-pair blocks are computed pair
+   * by pair), on the {@code tensorflow} backend every live value of the whole tile's blocks at once.
    */
   public long tileBytes(int rows, int cols, int dtypeBytes, dev.ntk.kernels.engine.Backend backend) {
-    long pairs = (long) rows * cols;
-    // a block per pair where the outputs keep pixels
-    long outputs = pairs * schedule.outputs().values().stream().mapToLong(e -> e.layout().size()).sum();
-    long block = Math.max(1, schedule.inputLayout(NNGP).size());
-    long values;
-    if (backend == dev.ntk.kernels.engine.Backend.TENSORFLOW) {
-      values = outputs + pairs * block * (schedule.inputs().size() + Math.max(4, schedule.registerCount()));
-    } else if (schedule.blocks()) {
-      values = outputs + rows * schedule.exportedEntries(0) + cols * schedule.exportedEntries(1)
-          + schedule.blockWorkingSet();
-    } else {
-      values = outputs + pairs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
-    }
-    return values * dtypeBytes;
+    return backend.tileValues(schedule, schedule.inputLayout(NNGP), rows, cols) * dtypeBytes;
   }
 
   /** The largest square tile, at most {@code rows} rows, whose {@link #tileBytes} fit {@code budget}. */

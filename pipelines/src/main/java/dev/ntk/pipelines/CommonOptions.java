@@ -91,8 +91,8 @@ final class CommonOptions extends JobOptions {
     if (maxTileBytes < 1) {
       throw new UsageException("--max-tile-bytes must be positive, got " + maxTileBytes);
     }
-    if (backend == Backend.CUDA && !dev.ntk.kernels.cuda.CudaDevice.visible()) {
-      throw new UsageException("--backend cuda: " + dev.ntk.kernels.cuda.CudaDevice.unavailable());
+    if (backend.unavailable() != null) {
+      throw new UsageException("--backend " + backend.key() + ": " + backend.unavailable());
     }
     super.check();
   }

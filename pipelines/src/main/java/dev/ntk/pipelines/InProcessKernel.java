@@ -108,7 +108,7 @@ record InProcessKernel(Model model, NpyArray x1, NpyArray x2, KernelInputs.Patte
     Map<String, long[]> shapes = new LinkedHashMap<>();
     try {
       Map<String, Buffer> kernels;
-      if (backend != Backend.CPU || spatial.keepsAxes() || !covariances.isEmpty()) {
+      if (!backend.runsInto() || spatial.keepsAxes() || !covariances.isEmpty()) {
         kernels = throughKernelFn(fn, shapes);
       } else {
         kernels = onCpu(plan, n1, n2, natives);

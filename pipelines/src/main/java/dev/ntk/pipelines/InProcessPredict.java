@@ -101,7 +101,7 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       return false;
     }
     long working = 0;
-    if (backend != Backend.CPU) {
+    if (!backend.runsInto()) {
       DataType type = InProcessKernel.dataType(dtype);
       Plan plan = model.plan(new Shape(perExample), type, kernels(settings, computeCov));
       working = Math.max(plan.tileBytes((int) n, (int) n, dtype.bytes(), backend),
@@ -222,7 +222,7 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
     int n2 = x2 == null ? n1 : Math.toIntExact(x2.shape()[0]);
     Map<Get, DenseMatrix> out = new EnumMap<>(Get.class);
     try {
-      if (backend != Backend.CPU) {
+      if (!backend.runsInto()) {
         onTensorFlow(fn, x1, x2, pair, gets, n1, n2, out);
       } else {
         onCpu(fn, x1, x2, pair, gets, n1, n2, out);

@@ -127,10 +127,12 @@ final class KernelCommand extends JobCommand {
     }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(settings.dtype()), Get.setOf(kernels), spatial, maskConstant);
-    if (maskConstant != null && settings.backend() == Backend.CUDA) {
+    Backend backend;
+    try {
+      backend = settings.sizedFor(plan, maskConstant);
+    } catch (IllegalArgumentException e) {
       throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
     }
-    Backend backend = settings.sizedFor(plan, maskConstant);
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), settings.dtype(), backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;

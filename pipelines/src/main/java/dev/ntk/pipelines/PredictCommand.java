@@ -292,7 +292,7 @@ final class PredictCommand extends JobCommand {
     long n = train.shape()[0];
     boolean asked = solver == Solver.CHOLESKY || (solver == Solver.AUTO && n <= OutOfCorePredict.AUTO_BOUND);
     if (fits || !asked || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
-        || computeCov || backend != Backend.CPU
+        || computeCov || !backend.runsInto()
         || PredictJob.plan(parsed, train.shape(), settings, false, dtype).patternNodes() != null
         || n >= Integer.MAX_VALUE) {
       return null;

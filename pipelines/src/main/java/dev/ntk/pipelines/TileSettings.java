@@ -49,12 +49,13 @@ record TileSettings(Integer tileRows, long maxTileBytes, NpyDType dtype, Backend
 
   /**
    * The backend a kernel job's tiles of {@code plan} are sized for: the asked one resolved for the
-   * plan, and {@code cpu} for masked inputs that would resolve to {@code cuda} (masking runs on the
-   * cpu).
+   * plan and its masking ({@link Backend#resolve(dev.ntk.kernels.engine.Schedule, boolean)}: {@code
+   * auto} on masked inputs is never {@code cuda}).
+   *
+   * @throws IllegalArgumentException for {@code cuda} asked by name on masked inputs
    */
   Backend sizedFor(Plan plan, Double maskConstant) {
-    Backend resolved = backend.resolve(plan.schedule());
-    return maskConstant != null && resolved == Backend.CUDA ? Backend.CPU : resolved;
+    return backend.resolve(plan.schedule(), maskConstant != null);
   }
 
   /**

@@ -102,16 +102,13 @@ final class TileComputer implements TileFunction {
   @Override
   public void setup() {
     plan = model.plan(new Shape(featureShape), dataType(dtype), gets, maskConstant);
-    resolved = backend.resolve(plan.schedule());
-    if (maskConstant != null && resolved == Backend.CUDA) {
-      resolved = Backend.CPU; // the cuda engine does not take masks
-    }
+    resolved = backend.resolve(plan.schedule(), maskConstant != null);
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     if (maskConstant != null) {
       kernelFn = kernelFn.withMaskConstant(maskConstant);
     }
     work = entries * plan.schedule().tileWork();
-    if (resolved != Backend.CPU) {
+    if (!resolved.runsInto()) {
       manager = Tensors.newManager();
     }
   }
@@ -128,7 +125,7 @@ final class TileComputer implements TileFunction {
   /** As {@link #compute(TileKey, double[], double[])}, the rows with their graph patterns ({@code null}: none). */
   @Override
   public SortedMap<String, double[]> compute(TileKey key, double[] a, double[] b, TilePatterns.Rows patterns) {
-    if (resolved == Backend.CPU) {
+    if (resolved.runsInto()) {
       return dtype == NpyDType.FLOAT32 ? onCpu(CpuBackend.float32().forWork(work), a, b, patterns, key)
           : onCpu(CpuBackend.float64().forWork(work), a, b, patterns, key);
     }
@@ -178,7 +175,7 @@ final class TileComputer implements TileFunction {
   /** Whether {@link #computeStored} computes tiles here (the {@code cpu} backend), else {@link #compute}. */
   @Override
   public boolean storesValues() {
-    return resolved == Backend.CPU;
+    return resolved.runsInto();
   }
 
   /**

@@ -40,8 +40,67 @@ public enum Backend {
     return this == AUTO && b == CUDA && !dev.ntk.kernels.cuda.CudaSource.runs(schedule) ? CPU : b;
   }
 
+  /**
+   * As {@link #resolve(Schedule)}, for inputs that are {@code masked} or not (neural-tangents'
+   * {@code mask_constant}): the {@code cuda} engine does not take masks, so {@code auto} picks
+   * {@code cpu} where it would pick {@code cuda}, and a {@code cuda} asked for by name is refused.
+   *
+   * @throws IllegalArgumentException for {@code cuda} asked for by name with masked inputs
+   */
+  public Backend resolve(Schedule schedule, boolean masked) {
+    Backend b = resolve(schedule);
+    if (!masked || b != CUDA) {
+      return b;
+    }
+    if (this != AUTO) {
+      throw new IllegalArgumentException("the cuda backend does not take masked inputs (a mask constant); "
+          + "use cpu or tensorflow");
+    }
+    return CPU;
+  }
+
   /** This backend, with {@code auto} decided for this machine. */
   public Backend resolve() {
     return this != AUTO ? this : dev.ntk.kernels.cuda.CudaDevice.visible() ? CUDA : CPU;
+  }
+
+  /**
+   * Why this backend, asked for by name, cannot run on this machine ({@code cuda} without a CUDA
+   * driver or device: {@link dev.ntk.kernels.cuda.CudaDevice#unavailable}), or null if it can.
+   */
+  public String unavailable() {
+    return this == CUDA ? dev.ntk.kernels.cuda.CudaDevice.unavailable() : null;
+  }
+
+  /**
+   * Whether this engine writes a plan's kernels into memory its caller owns ({@code
+   * dev.ntk.kernels.Plan#runInto}: Java arrays, direct or native buffers, a tile's native memory),
+   * as only the {@code cpu} engine does; the others return their kernels as tensors, which the
+   * caller copies. {@code auto} answers false: {@link #resolve} it first.
+   */
+  public boolean runsInto() {
+    return this == CPU;
+  }
+
+  /**
+   * An estimate of the values (entries of any dtype) live while this engine computes one tile of
+   * {@code rows x cols} of {@code schedule}, whose input gram has the pixel blocks {@code input}:
+   * the tile's outputs (a block per pair where they keep pixels), and on {@code tensorflow} every
+   * live value of the tile's blocks at once; on the others ({@code cpu}, and {@code cuda} and
+   * {@code auto} estimated as it) the input gram (or the per-input pixel values kept for the tile)
+   * and one worker's registers, pixel-pair blocks being computed pair by pair.
+   */
+  public long tileValues(Schedule schedule, Layout input, int rows, int cols) {
+    long pairs = (long) rows * cols;
+    long outputs = pairs * schedule.outputs().values().stream().mapToLong(e -> e.layout().size()).sum();
+    if (this == TENSORFLOW) {
+      long block = Math.max(1, input.size());
+      return outputs + pairs * block * (schedule.inputs().size() + Math.max(4, schedule.registerCount()));
+    }
+    if (schedule.blocks()) {
+      return outputs + rows * schedule.exportedEntries(0) + cols * schedule.exportedEntries(1)
+          + schedule.blockWorkingSet();
+    }
+    return outputs + pairs + (long) (rows + cols) * 8 + (long) schedule.registerCount() * 4096;
   }
 }
