@@ -188,8 +188,8 @@ final class VectorOps {
      * defeats that; in a profile its checks took as long as the stencil's own loads and adds). The
      * sums are taken in the same order as the general loop's, so the results are the same to the bit.
      */
-    private void stencil9(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int body, int rows, int xStride,
-        int yStride) {
+    private void stencil9(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int body, int rows,
+        int xStride, int yStride) {
       int o0 = offsets[0];
       int o1 = offsets[1];
       int o2 = offsets[2];
