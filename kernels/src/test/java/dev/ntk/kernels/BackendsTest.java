@@ -61,7 +61,8 @@ class BackendsTest {
         NDArray x = KernelTesting.randomImages(manager, 5, shape, 61);
         NDArray x1 = images ? x.maximum(0.0) : x;
         for (Layer model : models) {
-          assertAgreeToTheLargestEntry(model, x1, 5, java.util.Arrays.toString(shape) + (images ? " non-negative" : ""));
+          String where = java.util.Arrays.toString(shape) + (images ? " non-negative" : "");
+          assertAgreeToTheLargestEntry(model, x1, 5, where);
         }
       }
     }

@@ -145,12 +145,10 @@ public final class PixelMap {
    * grid of {@code G_k = out_k + f_k - 1} per axis (whose padding is zeroed once, see {@link
    * Scratch}), and each output row is the sum, in registers, of one shifted run of the grid per
    * filter offset (which shifts both pixels of a pair together). Inside a run of entry-wise steps
-   * the output is computed chunk by chunk ({@link #chunk}), never written out as a whole block;
-   * the block's rows are copied into the grid as the chunks reach them ({@code reach}: the largest
-   * offset, {@code inRows}: the block's rows, all axes but the last).
+   * the output is computed chunk by chunk ({@link #chunk}), never written out as a whole block.
    */
   private record Shifts(int[] padded, int[] low, int[] in, int[] out, int[] offsets, double weight, int size,
-      int[] rowOffsets, int reach, int inRows) {}
+      int[] rowOffsets) {}
 
   /** The shifted-copies form of a stride-1 convolution, or null. */
   private final Shifts shifts;
@@ -200,9 +198,7 @@ public final class PixelMap {
     for (int r = 0; r < rowOffsets.length; r++, from.next()) {
       rowOffsets[r] = from.offset;
     }
-    int reach = Arrays.stream(offsets).max().orElse(0);
-    int inRows = Math.toIntExact(product(in) / in[rank - 1]);
-    return new Shifts(padded, low, in, out, offsets, weight, acc, rowOffsets, reach, inRows);
+    return new Shifts(padded, low, in, out, offsets, weight, acc, rowOffsets);
   }
 
   /**
@@ -585,12 +581,6 @@ public final class PixelMap {
   static final class Scratch<A> {
     private final A pad;
     private Shifts zeroedFor;
-    /** The block {@link #prepare} was given, copied into {@link #pad} row by row as {@link #chunk} needs it. */
-    private A in;
-    private int io;
-    /** Its rows copied so far, and where the next one goes in the padded grid. */
-    private int copied;
-    private Rows next;
 
     Scratch(A pad) {
       this.pad = pad;
@@ -629,43 +619,22 @@ public final class PixelMap {
     return Math.toIntExact(product(shifts.out()));
   }
 
-  /**
-   * Takes the block at {@code in[io]} for {@link #chunk}, which copies it into the padded grid of
-   * {@code scratch} row by row, each row just before the first chunk that reads it: the stencil
-   * then reads rows still in cache, where a copy of the whole block first (several MB for pixel
-   * pairs) left the stencil to read it back from memory. Chunks must come in increasing order,
-   * and until the last one the block may change only in entries a chunk already covered: a run
-   * of entry-wise steps ({@link BlockRunner}) may write a chunk of its result into the register
-   * the block is in, since by then every row up to the chunk's end has been copied.
-   */
+  /** Copies the block at {@code in[io]} into the padded grid of {@code scratch}, for {@link #chunk}. */
   <A> void prepare(ChunkOps<A> ops, A in, int io, Scratch<A> scratch) {
     Shifts sh = shifts;
+    int rank = sh.padded().length;
     Shifts last = scratch.zeroedFor;
     if (last == null || !Arrays.equals(last.padded(), sh.padded()) || !Arrays.equals(last.low(), sh.low())
         || !Arrays.equals(last.in(), sh.in())) {
       ops.fill(scratch.pad, 0, sh.size(), 0.0);
       scratch.zeroedFor = sh;
     }
-    scratch.in = in;
-    scratch.io = io;
-    scratch.copied = 0;
-    scratch.next = new Rows(sh.in(), sh.low(), sh.padded());
-  }
-
-  /**
-   * Copies the rows of the prepared block into the padded grid up to the one that starts past
-   * {@code padded} there, and at least those of its first {@code entries} entries.
-   */
-  private <A> void copyRows(Scratch<A> scratch, int padded, long entries) {
-    Shifts sh = shifts;
-    int rowLength = sh.in()[sh.in().length - 1];
-    int rows = sh.inRows();
-    Rows at = scratch.next;
-    int r = scratch.copied;
-    for (; r < rows && (at.offset <= padded || (long) r * rowLength < entries); r++, at.next()) {
-      System.arraycopy(scratch.in, scratch.io + r * rowLength, scratch.pad, at.offset, rowLength);
+    int rowLength = sh.in()[rank - 1];
+    int rows = Math.toIntExact(product(sh.in()) / rowLength);
+    Rows at = new Rows(sh.in(), sh.low(), sh.padded());
+    for (int r = 0; r < rows; r++, at.next()) {
+      System.arraycopy(in, io + r * rowLength, scratch.pad, at.offset, rowLength);
     }
-    scratch.copied = r;
   }
 
   /**
@@ -680,10 +649,6 @@ public final class PixelMap {
     int planeRows = rank > 1 ? sh.out()[rank - 2] : 1;
     int gridStride = rank > 1 ? sh.padded()[rank - 1] : 0;
     int[] rowAt = sh.rowOffsets();
-    // The last entry of the chunk reads up to its row's corner + the largest offset + its place in the
-    // row; the chunk's own entries of the input are copied too (see prepare).
-    int lastRow = (from + length - 1) / outLength;
-    copyRows(scratch, rowAt[lastRow] + sh.reach() + outLength - 1, (long) from + length);
     for (int e = from, end = from + length; e < end; ) {
       int r = e / outLength;
       int t = e % outLength;

@@ -10,12 +10,11 @@ import org.junit.jupiter.api.Test;
  * The stride-1 convolution run chunk by chunk ({@link PixelMap#prepare}, then {@link
  * PixelMap#chunk} in increasing order) against the filter average summed directly from {@link
  * PixelMap.Window#at}, while each chunk's entries of the input block are overwritten once the
- * chunk is done, as a later step of a {@link BlockRunner} run that took the input's register does.
- * The input's rows reach the padded grid only as the chunks need them, so this checks that every
- * row a later chunk reads was copied before an earlier chunk's entries were overwritten: output
- * smaller than the input ({@code VALID}), the same size ({@code SAME}), and larger (a transposed
- * convolution's padding of {@code f - 1} on both sides), per-pixel and pixel-pair blocks, several
- * chunks, on the vector and the scalar arithmetic in float64 and float32.
+ * chunk is done, as a later step of a {@link BlockRunner} run that took the input's register may:
+ * the chunks must read only the padded copy. Output smaller than the input ({@code VALID}), the
+ * same size ({@code SAME}), and larger (a transposed convolution's padding of {@code f - 1} on
+ * both sides), per-pixel and pixel-pair blocks, several chunks and chunks shorter than a row, on
+ * the vector arithmetic (the 3 x 3 filter's own loop among them) and the scalar one.
  */
 class PixelMapTest {
   @Test
@@ -24,6 +23,7 @@ class PixelMapTest {
     // {image, filter, padLow, out} per axis.
     int[][][] geometries = {
         {{12, 3, 1, 12}, {12, 3, 1, 12}},
+        {{17, 3, 1, 17}, {19, 3, 1, 19}},
         {{12, 3, 0, 10}, {11, 2, 0, 10}},
         {{9, 3, 2, 11}, {10, 3, 2, 12}},
         {{13, 5, 4, 17}, {7, 1, 0, 7}},
