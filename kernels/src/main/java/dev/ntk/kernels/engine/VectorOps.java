@@ -117,10 +117,24 @@ final class VectorOps {
     public void fma(double[] a, int ao, int am, double[] b, int bo, int bm, double[] c, int co, int cm, double[] out,
         int oo, int length) {
       int body = D.loopBound(length);
-      for (int k = 0; k < body; k += D.length()) {
-        DoubleVector.fromArray(D, a, ao + (k & am))
-            .fma(DoubleVector.fromArray(D, b, bo + (k & bm)), DoubleVector.fromArray(D, c, co + (k & cm)))
-            .intoArray(out, oo + k);
+      if (am == ALL && bm == BROADCAST && cm == BROADCAST) {
+        // An affine map of one operand, as the ReLU family's rule has (the loops of LaneLoops say why).
+        DoubleVector bv = DoubleVector.fromArray(D, b, bo);
+        DoubleVector cv = DoubleVector.fromArray(D, c, co);
+        for (int k = 0; k < body; k += D.length()) {
+          DoubleVector.fromArray(D, a, ao + k).fma(bv, cv).intoArray(out, oo + k);
+        }
+      } else if (am == ALL && bm == BROADCAST && cm == ALL) {
+        DoubleVector bv = DoubleVector.fromArray(D, b, bo);
+        for (int k = 0; k < body; k += D.length()) {
+          DoubleVector.fromArray(D, a, ao + k).fma(bv, DoubleVector.fromArray(D, c, co + k)).intoArray(out, oo + k);
+        }
+      } else {
+        for (int k = 0; k < body; k += D.length()) {
+          DoubleVector.fromArray(D, a, ao + (k & am))
+              .fma(DoubleVector.fromArray(D, b, bo + (k & bm)), DoubleVector.fromArray(D, c, co + (k & cm)))
+              .intoArray(out, oo + k);
+        }
       }
       ScalarOps.fma64(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
     }
@@ -145,6 +159,13 @@ final class VectorOps {
     public void stencil(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int length, int rows,
         int xStride, int yStride) {
       int body = D.loopBound(length);
+      if (offsets.length == 9) {
+        stencil9(w, x, xo, offsets, y, yo, body, rows, xStride, yStride);
+        for (int r = 0; r < rows; r++) {
+          ScalarOps.stencil64(w, x, xo + r * xStride, offsets, y, yo + r * yStride, body, length);
+        }
+        return;
+      }
       int last = offsets.length;
       for (int r = 0; r < rows; r++) {
         int xr = xo + r * xStride;
@@ -157,6 +178,36 @@ final class VectorOps {
           s.mul(w).intoArray(y, yr + t);
         }
         ScalarOps.stencil64(w, x, xr, offsets, y, yr, body, length);
+      }
+    }
+
+    /**
+     * The rows of {@link #stencil} for a 3 x 3 filter (nine offsets): the offsets in locals and the
+     * rows innermost, so that each load's index is linear in the loop's counter and C2 checks its
+     * bounds once before the loop, not for every load (the general loop's {@code offsets[k]}
+     * defeats that; in a profile its checks took as long as the stencil's own loads and adds). The
+     * sums are taken in the same order as the general loop's, so the results are the same to the bit.
+     */
+    private void stencil9(double w, double[] x, int xo, int[] offsets, double[] y, int yo, int body, int rows,
+        int xStride, int yStride) {
+      int o0 = offsets[0];
+      int o1 = offsets[1];
+      int o2 = offsets[2];
+      int o3 = offsets[3];
+      int o4 = offsets[4];
+      int o5 = offsets[5];
+      int o6 = offsets[6];
+      int o7 = offsets[7];
+      int o8 = offsets[8];
+      for (int t = 0; t < body; t += D.length()) {
+        for (int r = 0; r < rows; r++) {
+          int xr = xo + r * xStride + t;
+          DoubleVector.fromArray(D, x, xr + o0).add(DoubleVector.fromArray(D, x, xr + o1))
+              .add(DoubleVector.fromArray(D, x, xr + o2)).add(DoubleVector.fromArray(D, x, xr + o3))
+              .add(DoubleVector.fromArray(D, x, xr + o4)).add(DoubleVector.fromArray(D, x, xr + o5))
+              .add(DoubleVector.fromArray(D, x, xr + o6)).add(DoubleVector.fromArray(D, x, xr + o7))
+              .add(DoubleVector.fromArray(D, x, xr + o8)).mul(w).intoArray(y, yo + r * yStride + t);
+        }
       }
     }
 
@@ -193,10 +244,24 @@ final class VectorOps {
     public void fma(float[] a, int ao, int am, float[] b, int bo, int bm, float[] c, int co, int cm, float[] out,
         int oo, int length) {
       int body = F.loopBound(length);
-      for (int k = 0; k < body; k += F.length()) {
-        FloatVector.fromArray(F, a, ao + (k & am))
-            .fma(FloatVector.fromArray(F, b, bo + (k & bm)), FloatVector.fromArray(F, c, co + (k & cm)))
-            .intoArray(out, oo + k);
+      if (am == ALL && bm == BROADCAST && cm == BROADCAST) {
+        // An affine map of one operand, as the ReLU family's rule has (the loops of LaneLoops say why).
+        FloatVector bv = FloatVector.fromArray(F, b, bo);
+        FloatVector cv = FloatVector.fromArray(F, c, co);
+        for (int k = 0; k < body; k += F.length()) {
+          FloatVector.fromArray(F, a, ao + k).fma(bv, cv).intoArray(out, oo + k);
+        }
+      } else if (am == ALL && bm == BROADCAST && cm == ALL) {
+        FloatVector bv = FloatVector.fromArray(F, b, bo);
+        for (int k = 0; k < body; k += F.length()) {
+          FloatVector.fromArray(F, a, ao + k).fma(bv, FloatVector.fromArray(F, c, co + k)).intoArray(out, oo + k);
+        }
+      } else {
+        for (int k = 0; k < body; k += F.length()) {
+          FloatVector.fromArray(F, a, ao + (k & am))
+              .fma(FloatVector.fromArray(F, b, bo + (k & bm)), FloatVector.fromArray(F, c, co + (k & cm)))
+              .intoArray(out, oo + k);
+        }
       }
       ScalarOps.fma32(a, ao, am, b, bo, bm, c, co, cm, out, oo, body, length);
     }
@@ -221,6 +286,13 @@ final class VectorOps {
     public void stencil(double w, float[] x, int xo, int[] offsets, float[] y, int yo, int length, int rows,
         int xStride, int yStride) {
       int body = F.loopBound(length);
+      if (offsets.length == 9) {
+        stencil9((float) w, x, xo, offsets, y, yo, body, rows, xStride, yStride);
+        for (int r = 0; r < rows; r++) {
+          ScalarOps.stencil32(w, x, xo + r * xStride, offsets, y, yo + r * yStride, body, length);
+        }
+        return;
+      }
       int last = offsets.length;
       float wf = (float) w;
       for (int r = 0; r < rows; r++) {
@@ -234,6 +306,36 @@ final class VectorOps {
           s.mul(wf).intoArray(y, yr + t);
         }
         ScalarOps.stencil32(w, x, xr, offsets, y, yr, body, length);
+      }
+    }
+
+    /**
+     * The rows of {@link #stencil} for a 3 x 3 filter (nine offsets): the offsets in locals and the
+     * rows innermost, so that each load's index is linear in the loop's counter and C2 checks its
+     * bounds once before the loop, not for every load (the general loop's {@code offsets[k]}
+     * defeats that; in a profile its checks took as long as the stencil's own loads and adds). The
+     * sums are taken in the same order as the general loop's, so the results are the same to the bit.
+     */
+    private void stencil9(float w, float[] x, int xo, int[] offsets, float[] y, int yo, int body, int rows, int xStride,
+        int yStride) {
+      int o0 = offsets[0];
+      int o1 = offsets[1];
+      int o2 = offsets[2];
+      int o3 = offsets[3];
+      int o4 = offsets[4];
+      int o5 = offsets[5];
+      int o6 = offsets[6];
+      int o7 = offsets[7];
+      int o8 = offsets[8];
+      for (int t = 0; t < body; t += F.length()) {
+        for (int r = 0; r < rows; r++) {
+          int xr = xo + r * xStride + t;
+          FloatVector.fromArray(F, x, xr + o0).add(FloatVector.fromArray(F, x, xr + o1))
+              .add(FloatVector.fromArray(F, x, xr + o2)).add(FloatVector.fromArray(F, x, xr + o3))
+              .add(FloatVector.fromArray(F, x, xr + o4)).add(FloatVector.fromArray(F, x, xr + o5))
+              .add(FloatVector.fromArray(F, x, xr + o6)).add(FloatVector.fromArray(F, x, xr + o7))
+              .add(FloatVector.fromArray(F, x, xr + o8)).mul(w).intoArray(y, yo + r * yStride + t);
+        }
       }
     }
 
