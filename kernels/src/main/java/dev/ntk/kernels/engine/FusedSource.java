@@ -322,11 +322,27 @@ final class FusedSource {
         head.append("    ").append(scalar).append("[] ").append(name).append(" = new ").append(scalar).append('[')
             .append(q.points()).append(" * L];\n");
         String i = "i" + temps++;
+        // Nodes in mirrored pairs (x_(n-1-j) = -x_j, Gauss-Hermite's): F of the mirror is 1 / F_j, a
+        // division where an exponential was (the middle node's F is 1 either way).
+        double[] nodes = q.column(f.column());
+        boolean mirrored = true;
+        for (int j = 0; j < nodes.length; j++) {
+          mirrored &= nodes[nodes.length - 1 - j] == -nodes[j];
+        }
+        int n = q.points();
         loop.append('!').append(indent).append("for (int ").append(i).append(" = 0; ").append(i).append(" < ")
-            .append(q.points()).append("; ").append(i).append("++) {\n");
-        loop.append(indent).append("  ").append(twice).append(".mul(").append(vector).append(".broadcast(S, c[")
-            .append(column(q, f.column(), table)).append(" + ").append(i).append("])).lanewise(VectorOperators.EXP)")
-            .append(".intoArray(").append(name).append(", ").append(i).append(" * L);\n");
+            .append(mirrored ? (n + 1) / 2 : n).append("; ").append(i).append("++) {\n");
+        String value = "u" + temps++ + "#";
+        loop.append(indent).append("  ").append(vector).append(' ').append(value).append(" = ").append(twice)
+            .append(".mul(").append(vector).append(".broadcast(S, c[").append(column(q, f.column(), table))
+            .append(" + ").append(i).append("])).lanewise(VectorOperators.EXP);\n");
+        loop.append(indent).append("  ").append(value).append(".intoArray(").append(name).append(", ").append(i)
+            .append(" * L);\n");
+        if (mirrored) {
+          loop.append(indent).append("  ").append(constant(constant.applyAsInt(1))).append(".div(").append(value)
+              .append(").intoArray(").append(name).append(", (").append(n - 1).append(" - ").append(i)
+              .append(") * L);\n");
+        }
         loop.append('!').append(indent).append("}\n");
         factored.put(e, new Factored(f.tanh(), f.offset(), name, ok));
       }
