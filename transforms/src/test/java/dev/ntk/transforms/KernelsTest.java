@@ -242,8 +242,13 @@ class KernelsTest {
     assertEquals(4, KernelTilesTest.counter(again, KernelTiles.TILES_SKIPPED));
     assertEquals(1, KernelTilesTest.counter(again, KernelTiles.TILES_DAMAGED));
     for (Get g : Get.values()) {
-      assertArrayEquals(Files.readAllBytes(dir.resolve("first/" + g.key() + ".npy")),
-          Files.readAllBytes(dir.resolve("again/" + g.key() + ".npy")), g.key());
+      // The same kernels, to an ulp: a recomputed tile may run on another number of threads than at
+      // first (it shares the cores with the tiles computed beside it), which moves the cpu engine's
+      // chunk ends and so which entries its scalar tails round (ThreadsTest).
+      double[] once = Npy.read(dir.resolve("first/" + g.key() + ".npy")).data();
+      double[] twice = Npy.read(dir.resolve("again/" + g.key() + ".npy")).data();
+      assertTrue(Fixtures.relativeError(twice, once) <= 1e-15, g + " run again: " + Fixtures.relativeError(twice,
+          once));
       double err = Fixtures.relativeError(Npy.read(dir.resolve("again/" + g.key() + ".npy")).data(),
           inProcess(x, null, g));
       assertTrue(err <= 1e-12, g + " relative error " + err);
