@@ -299,7 +299,8 @@ final class PredictCommand extends JobCommand {
   private OutOfCorePredict outOfCore(Model parsed, NpyDType dtype, boolean fits, Backend backend,
       PredictSettings settings, NpyArray train, NpyArray y, NpyArray test, long budget) throws IOException {
     long n = train.shape()[0];
-    if (fits || !solver.factorsOutOfCore(n) || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
+    if (fits || !solver.factorsOutOfCore(n) || !options.pipelineUnasked()
+        || settings.mode() != PredictSettings.Mode.CHOLESKY
         || computeCov || !backend.runsInto()
         || PredictJob.plan(parsed, train.shape(), settings, false, dtype).patternNodes() != null
         || n >= Integer.MAX_VALUE) {

@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code ntk predict} with a train kernel that does not fit {@code --max-memory}: factored out of
  * core ({@link OutOfCorePredict}), it gives the in-memory Cholesky's mean and NLL for the NNGP and
- * the NTK, in float64 and float32, says which solver ran, leaves no scratch file, and fails as the
- * in-memory path does.
+ * the NTK, in float64 and float32, says which solver ran, leaves no scratch file (not even when
+ * stopped by SIGTERM), and fails as the in-memory path does; {@code --solver auto} takes it up to
+ * {@link OutOfCorePredict#AUTO_BOUND} training points.
  */
 class OutOfCorePredictTest {
   private static final String MODEL = """
