@@ -138,7 +138,16 @@ final class PredictCommand extends JobCommand {
     /** Factor the train kernel: in memory ({@code GpPosterior}) or out of core ({@code OutOfCoreCholesky}). */
     CHOLESKY,
     /** Conjugate gradients ({@code ConjugateGradients}). */
-    CG
+    CG;
+
+    /**
+     * Whether this solver factors a train kernel of {@code n} points that does not fit the memory
+     * budget out of core: {@code cholesky} always, {@code auto} up to {@link OutOfCorePredict#AUTO_BOUND}
+     * points (above it, conjugate gradients), {@code cg} never.
+     */
+    boolean factorsOutOfCore(long n) {
+      return this == CHOLESKY || (this == AUTO && n <= OutOfCorePredict.AUTO_BOUND);
+    }
   }
 
   /**
@@ -290,8 +299,8 @@ final class PredictCommand extends JobCommand {
   private OutOfCorePredict outOfCore(Model parsed, NpyDType dtype, boolean fits, Backend backend,
       PredictSettings settings, NpyArray train, NpyArray y, NpyArray test, long budget) throws IOException {
     long n = train.shape()[0];
-    boolean asked = solver == Solver.CHOLESKY || (solver == Solver.AUTO && n <= OutOfCorePredict.AUTO_BOUND);
-    if (fits || !asked || !options.pipelineUnasked() || settings.mode() != PredictSettings.Mode.CHOLESKY
+    if (fits || !solver.factorsOutOfCore(n) || !options.pipelineUnasked()
+        || settings.mode() != PredictSettings.Mode.CHOLESKY
         || computeCov || !backend.runsInto()
         || PredictJob.plan(parsed, train.shape(), settings, false, dtype).patternNodes() != null
         || n >= Integer.MAX_VALUE) {

@@ -1493,7 +1493,8 @@ class NtkCommandTest {
     }
   }
 
-  private static Process subprocess(Object... args) throws IOException {
+  /** {@code ntk args} in a child JVM with this test JVM's module flags and class path, its output discarded. */
+  static Process subprocess(Object... args) throws IOException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()

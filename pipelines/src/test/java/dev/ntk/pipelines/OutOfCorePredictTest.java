@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code ntk predict} with a train kernel that does not fit {@code --max-memory}: factored out of
  * core ({@link OutOfCorePredict}), it gives the in-memory Cholesky's mean and NLL for the NNGP and
- * the NTK, in float64 and float32, says which solver ran, leaves no scratch file, and fails as the
- * in-memory path does.
+ * the NTK, in float64 and float32, says which solver ran, leaves no scratch file (not even when
+ * stopped by SIGTERM), and fails as the in-memory path does; {@code --solver auto} takes it up to
+ * {@link OutOfCorePredict#AUTO_BOUND} training points.
  */
 class OutOfCorePredictTest {
   private static final String MODEL = """
@@ -153,5 +154,56 @@ class OutOfCorePredictTest {
         && r.err().contains("first stops being finite at layer serial[0].Dense"), r.err());
     assertFalse(Files.exists(out), "output left behind");
     assertScratchEmpty();
+  }
+
+  /**
+   * SIGTERM to a child {@code ntk predict} while its factor is on disk (4000 points in float64 under
+   * --max-memory 20m: 8 panels of 500, a 64 MB file) stops it before it writes an output and leaves
+   * no {@code cholesky-*} file.
+   */
+  @Test
+  void sigtermDeletesTheScratchFile() throws Exception {
+    Path big = npy("big.npy", 4000, 3, 4, NpyDType.FLOAT64);
+    Path bigY = npy("big_y.npy", 4000, 2, 5, NpyDType.FLOAT64);
+    Path out = dir.resolve("out");
+    Process p = NtkCommandTest.subprocess("predict", "--model", model, "--x-train", big, "--y-train", bigY,
+        "--x-test", xTest, "--get", "nngp", "--diag-reg", "1e-3", "--solver", "cholesky", "--max-memory", "20m",
+        "--scratch", scratch, "--out", out);
+    try {
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (!scratchFileExists()) {
+        assertTrue(p.isAlive(), "ntk predict exited with " + (p.isAlive() ? 0 : p.exitValue())
+            + " before its scratch file appeared");
+        assertTrue(System.nanoTime() < deadline, "no scratch file after 60 s");
+        Thread.sleep(5);
+      }
+      p.destroy(); // SIGTERM
+      assertTrue(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "ntk predict did not stop on SIGTERM");
+    } finally {
+      p.destroyForcibly();
+    }
+    assertEquals(143, p.exitValue(), "stopped by SIGTERM (128 + 15), not finished");
+    assertFalse(Files.exists(out.resolve("mean.npy")), "the run finished before SIGTERM: make it larger");
+    assertScratchEmpty();
+  }
+
+  private boolean scratchFileExists() throws IOException {
+    try (Stream<Path> files = Files.list(scratch)) {
+      return files.anyMatch(f -> f.getFileName().toString().startsWith("cholesky-"));
+    }
+  }
+
+  /**
+   * {@code --solver auto} factors out of core up to {@link OutOfCorePredict#AUTO_BOUND} training
+   * points and turns to conjugate gradients above; {@code cholesky} factors at any size, {@code cg} never.
+   */
+  @Test
+  void autoFactorsUpToTheBoundThenConjugateGradients() {
+    long bound = OutOfCorePredict.AUTO_BOUND;
+    assertTrue(PredictCommand.Solver.AUTO.factorsOutOfCore(bound));
+    assertFalse(PredictCommand.Solver.AUTO.factorsOutOfCore(bound + 1));
+    assertTrue(PredictCommand.Solver.CHOLESKY.factorsOutOfCore(bound + 1));
+    assertTrue(PredictCommand.Solver.CHOLESKY.factorsOutOfCore(Integer.MAX_VALUE - 1L));
+    assertFalse(PredictCommand.Solver.CG.factorsOutOfCore(50));
   }
 }

@@ -21,6 +21,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.openblas.global.openblas;
@@ -40,7 +42,8 @@ import org.bytedeco.openblas.global.openblas;
  * float64. The solves ({@link #solve}) read the file twice (forward, backward) in strips of rows
  * widened to float64, as the in-memory path solves on the widened factor. The file is read and
  * written through a {@link FileChannel} into native memory, not mapped: the page cache it fills is
- * not the process's resident memory. {@link #close} deletes it.
+ * not the process's resident memory. {@link #close} deletes it, and so does a shutdown hook if the JVM
+ * is stopped first (SIGTERM, Ctrl-C): a factor can be gigabytes, and a stopped run leaves none behind.
  *
  * <pre>{@code
  * try (OutOfCoreCholesky l = OutOfCoreCholesky.factor(n, 8192, true, 1e-4, "nngp", blocks, scratchDir)) {
@@ -69,6 +72,28 @@ public final class OutOfCoreCholesky implements AutoCloseable {
      * r1 == c1}: the inputs with themselves) and blocks wholly below it ({@code r0 >= c1}).
      */
     void compute(int r0, int r1, int c0, int c1, Buffer into);
+  }
+
+  /**
+   * The scratch files of factors not yet closed, deleted by one shutdown hook ({@code File.deleteOnExit}
+   * would keep every closed factor's name until exit).
+   */
+  private static final class Live {
+    static final Set<Path> FILES = ConcurrentHashMap.newKeySet();
+
+    static {
+      try {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> FILES.forEach(file -> {
+          try {
+            Files.deleteIfExists(file);
+          } catch (IOException e) {
+            // exiting: nothing to tell
+          }
+        }), "ntk-cholesky-scratch-cleanup"));
+      } catch (IllegalStateException shuttingDown) {
+        // first used while exiting: close() alone deletes
+      }
+    }
   }
 
   private final int n;
@@ -117,6 +142,7 @@ public final class OutOfCoreCholesky implements AutoCloseable {
     }
     double shift = Regularizer.shift(trainDiagonal(n, float32, blocks), diagReg);
     Path file = Files.createTempFile(scratchDirectory, "cholesky-", float32 ? ".f32" : ".f64");
+    Live.FILES.add(file);
     FileChannel channel = null;
     try {
       channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -129,6 +155,7 @@ public final class OutOfCoreCholesky implements AutoCloseable {
         channel.close();
       }
       Files.deleteIfExists(file);
+      Live.FILES.remove(file);
       throw e;
     }
   }
@@ -437,12 +464,14 @@ public final class OutOfCoreCholesky implements AutoCloseable {
     return size * (n * width + 2 * width * width);
   }
 
+  /** Deletes the scratch file (left to the shutdown hook, which tries again at exit, if that fails). */
   @Override
   public void close() throws IOException {
     try {
       channel.close();
     } finally {
       Files.deleteIfExists(file);
+      Live.FILES.remove(file);
     }
   }
 }
