@@ -196,7 +196,7 @@ public final class CpuBackend<A> {
     if (workers == 1) {
       new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program).rows(0, n1);
     } else {
-      int[] bounds = rowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
+      int[] bounds = alignedRowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
       IntStream.range(0, bounds.length - 1).parallel().forEach(b ->
           new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program)
               .rows(bounds[b], bounds[b + 1]));
@@ -204,6 +204,22 @@ public final class CpuBackend<A> {
     if (symmetric) {
       mirror(ops, schedule.outputs().keySet().stream().map(out::get).toList(), n1, threads);
     }
+  }
+
+  /**
+   * {@link #rowBlocks}, each boundary moved to a multiple of the rows a {@link TileWorker} chunk
+   * holds ({@code CHUNK / n2} where rows are shorter than a chunk): the chunks are then the same
+   * on any number of threads, so every entry falls in the same place of its chunk (a vector lane or
+   * the scalar tail, which round differently) and the kernels are the same to the bit ({@code
+   * ThreadsTest}).
+   */
+  private static int[] alignedRowBlocks(int n1, int n2, int blocks, boolean symmetric) {
+    int[] bounds = rowBlocks(n1, n2, blocks, symmetric);
+    int rows = n2 >= CHUNK ? 1 : CHUNK / n2;
+    for (int b = 1; b < bounds.length - 1; b++) {
+      bounds[b] = Math.max(bounds[b - 1], Math.min(n1, Math.round((float) bounds[b] / rows) * rows));
+    }
+    return bounds;
   }
 
   /** Row boundaries of {@code blocks} blocks of equal work (rows of a symmetric tile shrink). */
