@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
  * A plan's kernels are the same bits on any number of threads, into arrays or into native memory
  * (as tiles are computed). The cpu engine runs each step over chunks of whole rows, vector lanes
  * then a scalar tail, which round differently ({@code atan2}, {@code sqrt}, multiply-adds); the
- * threads' row blocks start on chunk boundaries ({@code CpuBackend.alignedRowBlocks}), so an entry
+ * threads' row blocks start on chunk boundaries ({@code CpuBackend.rowBlocks}), so an entry
  * falls in the same place of its chunk whatever the thread count. Before, a tile recomputed beside
  * other tiles (on fewer threads) differed from its first computation in the last bit ({@code
  * KernelsTest} failed once in CI), and 130 x 130 on 2 threads differed from 1 thread by an ulp.

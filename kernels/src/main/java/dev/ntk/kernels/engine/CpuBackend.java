@@ -196,7 +196,7 @@ public final class CpuBackend<A> {
     if (workers == 1) {
       new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program).rows(0, n1);
     } else {
-      int[] bounds = alignedRowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
+      int[] bounds = rowBlocks(n1, n2, Math.min(n1, workers * 8), symmetric);
       IntStream.range(0, bounds.length - 1).parallel().forEach(b ->
           new TileWorker(schedule, inputs, vectors, n2, symmetric, out, fuse, program)
               .rows(bounds[b], bounds[b + 1]));
@@ -206,32 +206,29 @@ public final class CpuBackend<A> {
     }
   }
 
-  /**
-   * {@link #rowBlocks}, each boundary moved to a multiple of the rows a {@link TileWorker} chunk
-   * holds ({@code CHUNK / n2} where rows are shorter than a chunk): the chunks are then the same
-   * on any number of threads, so every entry falls in the same place of its chunk (a vector lane or
-   * the scalar tail, which round differently) and the kernels are the same to the bit ({@code
-   * ThreadsTest}).
-   */
-  private static int[] alignedRowBlocks(int n1, int n2, int blocks, boolean symmetric) {
-    int[] bounds = rowBlocks(n1, n2, blocks, symmetric);
-    int rows = n2 >= CHUNK ? 1 : CHUNK / n2;
-    for (int b = 1; b < bounds.length - 1; b++) {
-      bounds[b] = Math.max(bounds[b - 1], Math.min(n1, Math.round((float) bounds[b] / rows) * rows));
-    }
-    return bounds;
+  /** The rows of {@code n2} entries a {@link TileWorker} chunk holds: 1 where a row fills a chunk. */
+  private static int rowsPerChunk(int n2) {
+    return n2 >= CHUNK ? 1 : CHUNK / n2;
   }
 
-  /** Row boundaries of {@code blocks} blocks of equal work (rows of a symmetric tile shrink). */
+  /**
+   * Row boundaries of {@code blocks} blocks of equal work (rows of a symmetric tile shrink), each
+   * on a multiple of the rows a {@link TileWorker} chunk holds ({@link #rowsPerChunk}): the chunks
+   * are then the same on any number of threads, so every entry falls in the same place of its chunk
+   * (a vector lane or the scalar tail, which round differently) and the kernels are the same to the
+   * bit ({@code ThreadsTest}).
+   */
   private static int[] rowBlocks(int n1, int n2, int blocks, boolean symmetric) {
+    int step = rowsPerChunk(n2);
     int[] bounds = new int[blocks + 1];
     double total = symmetric ? (double) n1 * (n1 + 1) / 2 : (double) n1 * n2;
     int row = 0;
     double done = 0;
     for (int b = 1; b < blocks; b++) {
       while (row < n1 && done < total * b / blocks) {
-        done += symmetric ? n1 - row : n2;
-        row++;
+        for (int end = Math.min(n1, row + step); row < end; row++) {
+          done += symmetric ? n1 - row : n2;
+        }
       }
       bounds[b] = row;
     }
@@ -364,7 +361,7 @@ public final class CpuBackend<A> {
       this.schedule = schedule;
       this.n2 = n2;
       this.out = out;
-      this.rowsPerChunk = n2 >= CHUNK ? 1 : CHUNK / n2;
+      this.rowsPerChunk = rowsPerChunk(n2);
       // Rows of a symmetric tile start at the diagonal; several rows per chunk compute whole rows
       // (the lower triangle is then overwritten by the mirror).
       this.upper = symmetric && rowsPerChunk == 1;
