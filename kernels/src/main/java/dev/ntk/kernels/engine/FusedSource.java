@@ -307,8 +307,9 @@ final class FusedSource {
           continue; // it changes from point to point: the table would cost as much as the tanh
         }
         String s = ref.apply(slope);
+        double[] nodes = q.column(f.column());
         double max = 0;
-        for (double x : q.column(f.column())) {
+        for (double x : nodes) {
           max = Math.max(max, Math.abs(x));
         }
         String twice = "u" + temps++ + "#";
@@ -324,7 +325,6 @@ final class FusedSource {
         String i = "i" + temps++;
         // Nodes in mirrored pairs (x_(n-1-j) = -x_j, Gauss-Hermite's): F of the mirror is 1 / F_j, a
         // division where an exponential was (the middle node's F is 1 either way).
-        double[] nodes = q.column(f.column());
         boolean mirrored = true;
         for (int j = 0; j < nodes.length; j++) {
           mirrored &= nodes[nodes.length - 1 - j] == -nodes[j];
