@@ -151,12 +151,20 @@ public final class OutOfCoreCholesky implements AutoCloseable {
       return new OutOfCoreCholesky(n, starts, float32, file, channel, offsets, l.diagonal,
           (System.nanoTime() - start) / 1e9);
     } catch (IOException | RuntimeException | Error e) {
+      release(channel, file);
+      throw e;
+    }
+  }
+
+  /** Closes {@code channel} (if open), then deletes the scratch {@code file} and forgets it. */
+  private static void release(FileChannel channel, Path file) throws IOException {
+    try {
       if (channel != null) {
         channel.close();
       }
+    } finally {
       Files.deleteIfExists(file);
       Live.FILES.remove(file);
-      throw e;
     }
   }
 
@@ -467,11 +475,6 @@ public final class OutOfCoreCholesky implements AutoCloseable {
   /** Deletes the scratch file (left to the shutdown hook, which tries again at exit, if that fails). */
   @Override
   public void close() throws IOException {
-    try {
-      channel.close();
-    } finally {
-      Files.deleteIfExists(file);
-      Live.FILES.remove(file);
-    }
+    release(channel, file);
   }
 }
