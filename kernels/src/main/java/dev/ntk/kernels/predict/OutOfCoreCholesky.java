@@ -94,6 +94,32 @@ public final class OutOfCoreCholesky implements AutoCloseable {
         // first used while exiting: close() alone deletes
       }
     }
+
+    /**
+     * A new scratch file {@code cholesky-<random><suffix>} in {@code directory} (owner read and write
+     * only, as {@code Files.createTempFile} makes it), in {@link #FILES} before it exists, so that a
+     * signal at any moment after its creation finds it there.
+     */
+    static Path create(Path directory, String suffix) throws IOException {
+      java.nio.file.attribute.FileAttribute<?>[] owner = directory.getFileSystem().supportedFileAttributeViews()
+          .contains("posix") ? new java.nio.file.attribute.FileAttribute<?>[] {
+              java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                  java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"))}
+          : new java.nio.file.attribute.FileAttribute<?>[0];
+      while (true) {
+        Path file = directory.resolve("cholesky-"
+            + Long.toUnsignedString(java.util.concurrent.ThreadLocalRandom.current().nextLong()) + suffix);
+        FILES.add(file);
+        try {
+          return Files.createFile(file, owner);
+        } catch (java.nio.file.FileAlreadyExistsException taken) {
+          FILES.remove(file);
+        } catch (IOException | RuntimeException e) {
+          FILES.remove(file);
+          throw e;
+        }
+      }
+    }
   }
 
   private final int n;
@@ -141,8 +167,7 @@ public final class OutOfCoreCholesky implements AutoCloseable {
       offsets[j + 1] = offsets[j] + (long) (n - starts[j]) * (starts[j + 1] - starts[j]) * size;
     }
     double shift = Regularizer.shift(trainDiagonal(n, float32, blocks), diagReg);
-    Path file = Files.createTempFile(scratchDirectory, "cholesky-", float32 ? ".f32" : ".f64");
-    Live.FILES.add(file);
+    Path file = Live.create(scratchDirectory, float32 ? ".f32" : ".f64");
     FileChannel channel = null;
     try {
       channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
