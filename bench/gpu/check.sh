@@ -5,10 +5,12 @@
 #     N=FLATTEN_N, GlobalAvgPool N=GAP_N) and the depth-21 fully connected kernel (N=FC_N, d=784),
 #     float32 and float64, x with itself: first run (NVRTC included) and best of REPEATS;
 #   - cpu = cuda on the first CHECK rows of each (float64 to 1e-12, float32 to 1e-4);
+#   - the kernels module's cuda tests (CudaEngineModelsTest: every model of its suite, cpu = cuda in
+#     float64 to 1e-12) on the device, through NVRTC (GpuTests, results in tests.md);
 #   - neural-tangents on the machine's JAX, on the same inputs, if its source is at NT_SRC
 #     (default bench/gpu/build/neural-tangents): time per entry and its difference from ours.
-# Results in $OUT (the device tool's folder; default bench/out/gpu): results.md, results.tsv, nt-*.md,
-# machine.txt, check.log. Exit status 1 if a float64 check failed.
+# Results in $OUT (the device tool's folder; default bench/out/gpu): results.md, results.tsv, tests.md,
+# nt-*.md, machine.txt, check.log, tests.log. Exit status 1 if a float64 check or a test failed.
 #
 #   FLATTEN_N=256 GAP_N=8 FC_N=4096 CHECK=32 REPEATS=3 DEVICE=cuda (host: the gcc-compiled source)
 set -uo pipefail
@@ -44,19 +46,26 @@ export NTK_CUDA_LIBS=${NTK_CUDA_LIBS:-/usr/local/cuda/lib64:/usr/local/cuda/targ
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-timeout "${JAVA_TIMEOUT:-420}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
+timeout "${JAVA_TIMEOUT:-270}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
   -Xmx${HEAP:-16g} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$BUILD/classes:$BUILD/lib/*" GpuCheck \
   --root . --out "$OUT" --device "$DEVICE" --flatten-n "$FLATTEN_N" --gap-n "$GAP_N" --fc-n "$FC_N" \
   --check "$CHECK" --repeats "$REPEATS" 2>&1 | tee "$OUT/check.log"
 status=${PIPESTATUS[0]}
 
+timeout "${TESTS_TIMEOUT:-150}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
+  -Xmx${HEAP:-16g} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  -cp "$BUILD/classes:$BUILD/test-classes:$BUILD/lib/*:$BUILD/testlib/*" GpuTests --out "$OUT" --device "$DEVICE" \
+  2>&1 | tee "$OUT/tests.log" | tail -60
+tests=${PIPESTATUS[0]}
+(( status == 0 )) && status=$tests
+
 if [[ -d $NT_SRC/neural_tangents ]]; then
   for dt in float32 float64; do
-    timeout "${NT_TIMEOUT:-120}" "$PYTHON" bench/gpu/nt_peer.py --nt-src "$NT_SRC" --out "$OUT" --dtype "$dt" \
+    timeout "${NT_TIMEOUT:-75}" "$PYTHON" bench/gpu/nt_peer.py --nt-src "$NT_SRC" --out "$OUT" --dtype "$dt" \
       --flatten-n "$FLATTEN_N" --gap-n "$GAP_N" --repeats "$REPEATS" 2>&1 | tail -20 | tee "$OUT/nt-$dt.log"
   done
 else
   echo "neural-tangents: no source at $NT_SRC/neural_tangents, peer not run" | tee "$OUT/nt-none.md"
 fi
-cat "$OUT/results.md" "$OUT"/nt-*.md 2>/dev/null
+cat "$OUT/results.md" "$OUT/tests.md" "$OUT"/nt-*.md 2>/dev/null
 exit "$status"
