@@ -18,7 +18,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * pass 2 once per pair, one thread each. With pixel blocks the kernels take the raw images and
  * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
  * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
- * computed when every output is one number per pair, and mirrored.
+ * computed when every output is one number per pair and the plan is {@link Plan#symmetric}, and
+ * mirrored.
  *
  * <pre>{@code
  * try (Device gpu = CudaDevice.open()) {
@@ -106,7 +107,9 @@ public final class CudaEngine {
       s.rowOutputs().forEach((name, e) -> outSizes.put(name, (long) n1 * e.layout().size()));
       s.colOutputs().forEach((name, e) -> outSizes.put(name, (long) n2 * e.layout().size()));
       outSizes.forEach((name, n) -> buffers.put("out:" + name, alloc.applyAsLong(n)));
-      boolean mirror = same && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
+      // A rule that is not symmetric in its inputs (neural-tangents' quadrature, Plan#symmetric) gets
+      // x1 with itself whole, as on the cpu engine.
+      boolean mirror = same && plan.symmetric() && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
       int[][] pairs = src.blocks() ? pairs(n1, n2, mirror) : null;
       long piAt = 0;
       long pjAt = 0;
@@ -176,11 +179,9 @@ public final class CudaEngine {
         device.download(buffers.get("out:" + o.getKey()), a);
         out.put(o.getKey(), a);
       }
-      if (same) {
+      if (mirror) {
         for (String name : s.outputs().keySet()) {
-          if (s.outputs().get(name).layout().isScalar()) {
-            mirror(out.get(name), n1);
-          }
+          mirror(out.get(name), n1);
         }
       }
       // a rule that tells an example with itself apart (Dropout) gives the diagonal its own values
