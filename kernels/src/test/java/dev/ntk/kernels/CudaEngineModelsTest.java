@@ -1,13 +1,17 @@
 package dev.ntk.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.cuda.CudaDevice;
 import dev.ntk.kernels.cuda.CudaEngine;
+import dev.ntk.kernels.cuda.CudaSource;
 import dev.ntk.kernels.cuda.Device;
 import dev.ntk.kernels.cuda.HostDevice;
+import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Schedule;
@@ -100,7 +104,7 @@ class CudaEngineModelsTest {
       Map<String, Object> cuda = engine.run(plan, x1, same ? null : x2, n1, m2);
       assertEquals(cpu.keySet(), cuda.keySet(), name);
       for (String k : cpu.keySet()) {
-        double err = KernelTesting.relativeError(doubles(cuda.get(k)), cpu.get(k));
+        double err = difference(doubles(cuda.get(k)), cpu.get(k));
         assertTrue(err < 1e-12, name + (same ? " (x1 with itself) " : " ") + k + ": cuda and cpu differ by " + err);
       }
       if (!float32) {
@@ -110,10 +114,19 @@ class CudaEngineModelsTest {
       Map<String, Object> cuda32 = engine.run(plan, floats(x1), same ? null : floats(x2), n1, m2);
       for (String k : cpu32.keySet()) {
         assertTrue(cuda32.get(k) instanceof float[], name + " " + k + " in float32");
-        double err = KernelTesting.relativeError(doubles(cuda32.get(k)), doubles(cpu32.get(k)));
+        double err = difference(doubles(cuda32.get(k)), doubles(cpu32.get(k)));
         assertTrue(err < 1e-5, name + " float32 " + k + ": cuda and cpu differ by " + err);
       }
     }
+  }
+
+  /**
+   * {@link KernelTesting#relativeError}, or where the expected kernel is all zeros (a {@code Sign}
+   * layer zeroes the NTK below it) the norm of the actual one.
+   */
+  private static double difference(double[] actual, double[] expected) {
+    return KernelTesting.norm(expected) == 0 ? KernelTesting.norm(actual) : KernelTesting.relativeError(actual,
+        expected);
   }
 
   @Test
@@ -222,6 +235,51 @@ class CudaEngineModelsTest {
       Plan plan = Plan.compile(model, new Shape(5), EnumSet.of(Get.NNGP, Get.NTK));
       agree((exact ? "Elementwise" : "ElementwiseNumerical") + " of every named function", plan,
           random(4 * 5, 13), random(3 * 5, 14), 4, 3, !exact);
+    }
+  }
+
+  /**
+   * The model families of the other kernel tests, each on the inputs its test uses: the activations
+   * of {@link ActivationsTest#models}, the locally connected networks of {@link ConvLocalTest},
+   * the users' closed forms of {@link UserElementwiseTest}, LayerNorm and Dropout on images ({@link
+   * NormalizationTest#imageModel}), and the bodies of {@link SpatialTest} keeping the covariance of
+   * every two output pixels or of each pixel with itself (outputs with blocks). A user's quadrature
+   * ({@link UserElementwiseTest#quadratureModels}) calls Java per entry: refused by name, and {@code
+   * auto} runs it on {@code cpu}.
+   */
+  @Test
+  void theOtherModelFamiliesAgreeWithTheCpuEngine() {
+    long[] dense = {5};
+    long[] image = {5, 4, 2};
+    Map<String, Object[]> models = new LinkedHashMap<>();
+    ActivationsTest.models().forEach((name, m) -> models.put("activations, " + name,
+        new Object[] {m, name.startsWith("convolutional") ? image : dense}));
+    ConvLocalTest.networks().forEach(a -> models.put((String) a.get()[0], new Object[] {a.get()[2], a.get()[1]}));
+    UserElementwiseTest.models().forEach((name, m) -> models.put("user closed forms, " + name,
+        new Object[] {m[1], name.equals("convolutional") ? image : dense}));
+    for (boolean pool : new boolean[] {false, true}) {
+      models.put("LayerNorm and Dropout" + (pool ? ", GlobalAvgPool" : ", Flatten"),
+          new Object[] {NormalizationTest.imageModel(pool), new long[] {3, 4, 2}});
+    }
+    boolean float32 = true;
+    for (Map.Entry<String, Object[]> e : models.entrySet()) {
+      agree(e.getKey(), (Layer) e.getValue()[0], (long[]) e.getValue()[1], 3, 2, float32);
+      float32 = false;
+    }
+    for (Layer m : UserElementwiseTest.quadratureModels().values()) {
+      Plan plan = Plan.compile(m, new Shape(4, 3, 2), EnumSet.of(Get.NNGP, Get.NTK));
+      assertFalse(CudaSource.runs(plan.schedule()), m.toString());
+      assertEquals(Backend.CPU, Backend.AUTO.resolve(plan.schedule()));
+      IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+          () -> CudaSource.generate(plan.schedule(), false, 2));
+      assertTrue(refused.getMessage().contains("Stax.elementwise(phi, dphi)"), refused.getMessage());
+    }
+    int d = Math.toIntExact(new Shape(SpatialTest.IMAGE).size());
+    for (Layer body : SpatialTest.bodies()) {
+      for (Spatial kept : new Spatial[] {Spatial.FULL, Spatial.DIAGONAL}) {
+        Plan plan = Plan.compile(body, new Shape(SpatialTest.IMAGE), EnumSet.of(Get.NNGP, Get.NTK), kept);
+        agree(body + " keeping " + kept, plan, random(3 * d, 15), random(2 * d, 16), 3, 2, false);
+      }
     }
   }
 

@@ -235,6 +235,17 @@ class NormalizationTest {
   }
 
   /**
+   * LayerNorm over channels, over spatial axes and over both, between convolutions, with Dropout, on
+   * images {@code (3, 4, 2)}; read out per pixel (Flatten) or with pixel pairs ({@code pool}).
+   */
+  static Layer imageModel(boolean pool) {
+    return Stax.serial(Stax.conv(8, a(2, 2), null, "SAME", 1.4, 0.1), Stax.layerNorm(a(1, 2, 3), 1e-12),
+        Stax.relu(), Stax.dropout(0.7), Stax.conv(8, a(2, 2), null, "SAME", 1.2, 0.1),
+        Stax.layerNorm(a(2, -1), 0.01), Stax.erf(), Stax.dropout(0.9), Stax.conv(8, a(2, 1), null, "VALID", 1.1, 0.1),
+        Stax.layerNorm(), Stax.relu(), pool ? Stax.globalAvgPool() : Stax.flatten(), Stax.dense(1));
+  }
+
+  /**
    * Both backends to 1e-12 on images (the dense models are in {@link TestModels}), x2 given and
    * absent, per pixel (Flatten) and with pixel pairs (GlobalAvgPool).
    */
@@ -243,10 +254,7 @@ class NormalizationTest {
     NDArray x1 = KernelTesting.randomImages(manager, 4, new long[] {3, 4, 2}, 51);
     NDArray x2 = KernelTesting.randomImages(manager, 3, new long[] {3, 4, 2}, 52);
     for (boolean pool : new boolean[] {false, true}) {
-      Layer model = Stax.serial(Stax.conv(8, a(2, 2), null, "SAME", 1.4, 0.1), Stax.layerNorm(a(1, 2, 3), 1e-12),
-          Stax.relu(), Stax.dropout(0.7), Stax.conv(8, a(2, 2), null, "SAME", 1.2, 0.1),
-          Stax.layerNorm(a(2, -1), 0.01), Stax.erf(), Stax.dropout(0.9), Stax.conv(8, a(2, 1), null, "VALID", 1.1, 0.1),
-          Stax.layerNorm(), Stax.relu(), pool ? Stax.globalAvgPool() : Stax.flatten(), Stax.dense(1));
+      Layer model = imageModel(pool);
       for (NDArray other : new NDArray[] {null, x2}) {
         Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, other);
         Kernel tf = model.kernelFn().withBackend(Backend.TENSORFLOW).apply(x1, other);

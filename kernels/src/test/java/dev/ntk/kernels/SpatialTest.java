@@ -42,7 +42,7 @@ class SpatialTest {
   }
 
   /** Convolutional bodies without a readout: per pixel, with a pooling layer inside, with dropout. */
-  private static List<Layer> bodies() {
+  static List<Layer> bodies() {
     return List.of(
         Stax.serial(Stax.conv(4, a(3, 2), null, "SAME", 1.4, 0.1), Stax.relu(),
             Stax.conv(4, a(2, 2), null, "CIRCULAR", 1.2, 0.2), Stax.erf()),
@@ -52,7 +52,7 @@ class SpatialTest {
             Stax.conv(4, a(1, 2), null, "VALID", 1.2, 0.1)));
   }
 
-  private static final long[] IMAGE = {4, 3, 2};
+  static final long[] IMAGE = {4, 3, 2};
 
   /**
    * One VALID convolution with a bias: its pixel-pair NNGP is the input covariance {@code x1[p] .

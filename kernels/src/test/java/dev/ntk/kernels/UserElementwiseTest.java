@@ -86,7 +86,7 @@ class UserElementwiseTest {
     }
   }
 
-  private static Map<String, Layer[]> models() {
+  static Map<String, Layer[]> models() {
     int[] f = {3, 3};
     return Map.of(
         "dense", new Layer[] {
@@ -222,17 +222,25 @@ class UserElementwiseTest {
     }
   }
 
-  @Test
-  void quadratureRunsOnBothBackendsAndMatchesItsFiniteNetwork() {
+  private static double dtanh(double x) {
+    return 1 / (Math.cosh(x) * Math.cosh(x));
+  }
+
+  /** Models with a user's tanh through quadrature ({@code Stax.elementwise(phi, dphi, deg)}). */
+  static Map<String, Layer> quadratureModels() {
     int[] f = {3, 3};
     DoubleUnaryOperator tanh = Math::tanh;
-    DoubleUnaryOperator dtanh = x -> 1 / (Math.cosh(x) * Math.cosh(x));
-    Map<String, Layer> models = Map.of(
+    DoubleUnaryOperator dtanh = UserElementwiseTest::dtanh;
+    return Map.of(
         "dense", Stax.serial(Stax.dense(16, 1.3, 0.1), Stax.elementwise(tanh, dtanh, 20), Stax.dense(16, 1.1, 0.2),
             Stax.erf(), Stax.dense(16, 1.2, 0.1), Stax.elementwise(tanh, dtanh, 20), Stax.dense(2)),
         "convolutional", Stax.serial(Stax.conv(4, f, null, "SAME", 1.3, 0.1), Stax.elementwise(tanh, dtanh, 12),
             Stax.conv(4, f, null, "SAME", 1.1, 0.1), Stax.globalAvgPool(), Stax.dense(1)));
-    for (Map.Entry<String, Layer> m : models.entrySet()) {
+  }
+
+  @Test
+  void quadratureRunsOnBothBackendsAndMatchesItsFiniteNetwork() {
+    for (Map.Entry<String, Layer> m : quadratureModels().entrySet()) {
       boolean conv = m.getKey().equals("convolutional");
       NDArray x1 = conv ? KernelTesting.randomImages(manager, 3, new long[] {4, 3, 2}, 301)
           : KernelTesting.randomInputs(manager, 6, 5, 301);
@@ -258,7 +266,8 @@ class UserElementwiseTest {
       }
     }
     int w = 512;
-    Layer model = Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.elementwise(tanh, dtanh, 32), Stax.dense(w, 1.0, 0.1));
+    Layer model = Stax.serial(Stax.dense(w, 1.4, 0.1), Stax.elementwise(Math::tanh, UserElementwiseTest::dtanh, 32),
+        Stax.dense(w, 1.0, 0.1));
     NDArray x1 = KernelTesting.randomInputs(manager, 5, 4, 201);
     NDArray x2 = KernelTesting.randomInputs(manager, 3, 4, 202);
     double[] analytic = model.kernelFn().apply(x1, x2).nngp().toDoubleArray();

@@ -88,13 +88,14 @@ public final class CudaSource {
    * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet
    * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns), nor
    * for constant pixel blocks (attention's positional embeddings, the pair weights of a {@code
-   * DotGeneral} over several spatial axes).
+   * DotGeneral} over several spatial axes), nor for a user's Java function ({@link Expr.Op#CALL}: the
+   * kernel of {@code Stax.elementwise(phi, dphi)}, which only Java can evaluate).
    */
   public static boolean runs(Schedule schedule) {
     List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
     return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND
-        || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
+        || e.op() == Expr.Op.CALL || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
   }
 
   /**
@@ -108,7 +109,8 @@ public final class CudaSource {
       // Attention has no generated kernel yet: refused, not guessed.
       throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
           + "and attend, Aggregate's attend) and no constant pixel blocks (GlobalSelfAttention's positional "
-          + "embeddings, DotGeneral over several spatial axes): run this model with --backend cpu or tensorflow");
+          + "embeddings, DotGeneral over several spatial axes), and no user's Java function (the kernel of "
+          + "Stax.elementwise(phi, dphi), computed by Java): run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
