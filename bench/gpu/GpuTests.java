@@ -17,7 +17,7 @@ import org.junit.platform.launcher.listeners.TestExecutionSummary;
 /**
  * The kernels module's cuda test classes run on the device machine (bench/gpu/check.sh, which has no
  * Maven): JUnit's launcher on the compiled test classes that prepare.sh carries, with {@code
- * ntk.cuda.test.device} set, so that {@code CudaEngineModelsTest} compares the cpu engine with the
+ * ntk.cuda.device} set (0, or host), so that {@code CudaEngineModelsTest} compares the cpu engine with the
  * generated kernels compiled by NVRTC and run on GPU 0 (or, with {@code --device host}, compiled by
  * gcc, which is how prepare.sh's smoke run checks this runner). Writes {@code OUT/tests.md} (each
  * test, its time and its failure) and exits 1 if a test failed or none ran.
@@ -41,7 +41,7 @@ public final class GpuTests {
         default -> throw new IllegalArgumentException("unknown option " + args[k]);
       }
     }
-    System.setProperty("ntk.cuda.test.device", device);
+    System.setProperty("ntk.cuda.device", device.equals("cuda") ? "0" : device);
     LauncherDiscoveryRequestBuilder request = LauncherDiscoveryRequestBuilder.request();
     for (String c : classes.split(",")) {
       request.selectors(DiscoverySelectors.selectClass(c.trim()));

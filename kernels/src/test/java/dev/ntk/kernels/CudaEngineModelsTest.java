@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.types.Shape;
-import dev.ntk.kernels.cuda.CudaDevice;
 import dev.ntk.kernels.cuda.CudaEngine;
 import dev.ntk.kernels.cuda.CudaSource;
 import dev.ntk.kernels.cuda.Device;
@@ -34,24 +33,18 @@ import org.junit.jupiter.api.Test;
  * against the {@code cpu} engine on every model of the kernel tests (the fully connected ones of
  * {@link TestModels}, the convolutional ones of {@link ConvolutionalTest}, a deep convolutional
  * network with both readouts) and against the golden kernels: float64 to 1e-12. This is the check
- * machines without a GPU run. With the system property {@code ntk.cuda.test.device=cuda} the same
- * tests run on GPU 0 through NVRTC and the driver ({@link CudaDevice}): bench/gpu/check.sh runs
- * them so on the device machine ({@code bench/gpu/GpuTests.java}).
+ * machines without a GPU run. With the system property {@code ntk.cuda.device=0} ({@link
+ * CudaEngine#DEVICE_PROPERTY}; {@code host} by default here) the same tests run on GPU 0 through
+ * NVRTC and the driver: bench/gpu/check.sh runs them so on the device machine ({@code
+ * bench/gpu/GpuTests.java}).
  */
 class CudaEngineModelsTest {
-  /** The system property that picks the device: {@code host} (default) or {@code cuda}. */
-  static final String DEVICE_PROPERTY = "ntk.cuda.test.device";
   private static Device device;
   private static CudaEngine engine;
 
   @BeforeAll
   static void setUp() {
-    String name = System.getProperty(DEVICE_PROPERTY, "host");
-    device = switch (name) {
-      case "host" -> new HostDevice();
-      case "cuda" -> CudaDevice.open(0);
-      default -> throw new IllegalArgumentException(DEVICE_PROPERTY + " is host or cuda, not " + name);
-    };
+    device = CudaEngine.open(System.getProperty(CudaEngine.DEVICE_PROPERTY, "host"));
     engine = new CudaEngine(device);
   }
 

@@ -38,13 +38,51 @@ public final class CudaEngine {
     this.device = device;
   }
 
-  /** The engine of this JVM's GPU, device 0 (opened on first use, kept until the JVM exits). */
+  /**
+   * The system property that names the device of {@link #shared}: a CUDA device's ordinal ({@code
+   * 0}, the default: the first of those {@code CUDA_VISIBLE_DEVICES} leaves) or {@code host}, the
+   * generated source compiled by the host's C compiler ({@link HostDevice}: slow, for checking the
+   * generated kernels and the paths that call them on a machine without a GPU).
+   */
+  public static final String DEVICE_PROPERTY = "ntk.cuda.device";
+
+  /**
+   * The engine of this JVM's device, the one {@link #DEVICE_PROPERTY} names (opened on first use,
+   * kept until the JVM exits).
+   */
   public static CudaEngine shared() {
     return Shared.ENGINE;
   }
 
   private static final class Shared {
-    static final CudaEngine ENGINE = new CudaEngine(CudaDevice.open(0));
+    static final CudaEngine ENGINE = new CudaEngine(open(System.getProperty(DEVICE_PROPERTY, "0")));
+  }
+
+  /**
+   * The device {@code name}d as {@link #DEVICE_PROPERTY} names one: a CUDA device's ordinal, or
+   * {@code host}.
+   *
+   * @throws IllegalArgumentException for any other name
+   * @throws IllegalStateException if there is no CUDA driver or device
+   */
+  public static Device open(String name) {
+    if (name.trim().equals("host")) {
+      return new HostDevice();
+    }
+    try {
+      return CudaDevice.open(Integer.parseInt(name.trim()));
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(DEVICE_PROPERTY + " is a CUDA device's number or host, not \"" + name
+          + "\"");
+    }
+  }
+
+  /**
+   * Why {@link #shared} cannot run here (no CUDA driver or device, unless {@link #DEVICE_PROPERTY}
+   * is {@code host}), or null if it can.
+   */
+  public static String unavailable() {
+    return System.getProperty(DEVICE_PROPERTY, "0").trim().equals("host") ? null : CudaDevice.unavailable();
   }
 
   /** The device it runs on. */

@@ -66,10 +66,10 @@ public enum Backend {
 
   /**
    * Why this backend, asked for by name, cannot run on this machine ({@code cuda} without a CUDA
-   * driver or device: {@link dev.ntk.kernels.cuda.CudaDevice#unavailable}), or null if it can.
+   * driver or device: {@link dev.ntk.kernels.cuda.CudaEngine#unavailable}), or null if it can.
    */
   public String unavailable() {
-    return this == CUDA ? dev.ntk.kernels.cuda.CudaDevice.unavailable() : null;
+    return this == CUDA ? dev.ntk.kernels.cuda.CudaEngine.unavailable() : null;
   }
 
   /**
