@@ -18,8 +18,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * its diagonal for x1 with itself; pass 0 runs once per row input, pass 1 once per column input,
  * pass 2 once per pair, one thread each. With pixel blocks the kernels take the raw images and
  * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
- * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
- * computed when every output is one number per pair, and mirrored. The plan's further inputs
+ * {@link Device#scratchBudget}; for x1 with itself, where every rule is symmetric in its inputs
+ * ({@link Plan#symmetric}), only the pairs on and above the diagonal are computed when every output
+ * is one number per pair, and the outputs of one number per pair are mirrored. The plan's further inputs
  * (masks, graph patterns: {@link Plan#inputs}) are uploaded as buffers ({@link
  * CudaSource#bufferInputs}).
  *
@@ -92,15 +93,17 @@ public final class CudaEngine {
     }
     Plan.Inputs<Object> in = plan.inputs(x1, x2, inputs, n1, n2);
     return run(plan.schedule(), source(plan, x1 instanceof float[]),
-        Math.toIntExact(plan.requirements().input().shape().size()), in.x1(), in.x2(), in.further(), n1, n2);
+        Math.toIntExact(plan.requirements().input().shape().size()), plan.symmetric(), in.x1(), in.x2(),
+        in.further(), n1, n2);
   }
 
   /**
    * The outputs of {@code s}, generated as {@code src}, for raw inputs of {@code d} values each and
-   * the further plan inputs {@code further} (by name, the dtype of {@code x1} or the other one).
+   * the further plan inputs {@code further} (by name, the dtype of {@code x1} or the other one);
+   * {@code symmetric}: x1 with itself may be computed as a triangle and mirrored.
    */
-  Map<String, Object> run(Schedule s, CudaSource src, int d, Object x1, Object x2, Map<String, ?> further,
-      int n1, int n2) {
+  Map<String, Object> run(Schedule s, CudaSource src, int d, boolean symmetric, Object x1, Object x2,
+      Map<String, ?> further, int n1, int n2) {
     boolean f32 = x1 instanceof float[];
     boolean same = x2 == null;
     Object module = modules.computeIfAbsent(src.source(), device::load);
@@ -141,7 +144,7 @@ public final class CudaEngine {
       s.rowOutputs().forEach((name, e) -> outSizes.put(name, (long) n1 * e.layout().size()));
       s.colOutputs().forEach((name, e) -> outSizes.put(name, (long) n2 * e.layout().size()));
       outSizes.forEach((name, n) -> buffers.put("out:" + name, alloc.applyAsLong(n)));
-      boolean mirror = same && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
+      boolean mirror = same && symmetric && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
       int[][] pairs = src.blocks() ? pairs(n1, n2, mirror) : null;
       long piAt = 0;
       long pjAt = 0;
@@ -211,7 +214,7 @@ public final class CudaEngine {
         device.download(buffers.get("out:" + o.getKey()), a);
         out.put(o.getKey(), a);
       }
-      if (same) {
+      if (same && symmetric) {
         for (String name : s.outputs().keySet()) {
           if (s.outputs().get(name).layout().isScalar()) {
             mirror(out.get(name), n1);
