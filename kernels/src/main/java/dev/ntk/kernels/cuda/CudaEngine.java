@@ -18,11 +18,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * its diagonal for x1 with itself; pass 0 runs once per row input, pass 1 once per column input,
  * pass 2 once per pair, one thread each. With pixel blocks the kernels take the raw images and
  * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
- * {@link Device#scratchBudget}; for x1 with itself, where every rule is symmetric in its inputs
- * ({@link Plan#symmetric}), only the pairs on and above the diagonal are computed when every output
- * is one number per pair, and the outputs of one number per pair are mirrored. The plan's further inputs
- * (masks, graph patterns: {@link Plan#inputs}) are uploaded as buffers ({@link
- * CudaSource#bufferInputs}).
+ * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
+ * computed when every output is one number per pair and the plan is {@link Plan#symmetric}, and
+ * mirrored.
+ *
+ * <p>The plan's further inputs (masks, graph patterns: {@link Plan#inputs}) are uploaded as
+ * buffers ({@link CudaSource#bufferInputs}).
  *
  * <pre>{@code
  * try (Device gpu = CudaDevice.open()) {
@@ -144,6 +145,8 @@ public final class CudaEngine {
       s.rowOutputs().forEach((name, e) -> outSizes.put(name, (long) n1 * e.layout().size()));
       s.colOutputs().forEach((name, e) -> outSizes.put(name, (long) n2 * e.layout().size()));
       outSizes.forEach((name, n) -> buffers.put("out:" + name, alloc.applyAsLong(n)));
+      // A rule that is not symmetric in its inputs (neural-tangents' quadrature, Plan#symmetric) gets
+      // x1 with itself whole, as on the cpu engine.
       boolean mirror = same && symmetric && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
       int[][] pairs = src.blocks() ? pairs(n1, n2, mirror) : null;
       long piAt = 0;
@@ -214,11 +217,9 @@ public final class CudaEngine {
         device.download(buffers.get("out:" + o.getKey()), a);
         out.put(o.getKey(), a);
       }
-      if (same && symmetric) {
+      if (mirror) {
         for (String name : s.outputs().keySet()) {
-          if (s.outputs().get(name).layout().isScalar()) {
-            mirror(out.get(name), n1);
-          }
+          mirror(out.get(name), n1);
         }
       }
       // a rule that tells an example with itself apart (Dropout) gives the diagonal its own values
