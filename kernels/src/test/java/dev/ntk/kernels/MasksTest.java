@@ -378,11 +378,11 @@ class MasksTest {
 
   /**
    * The {@code cuda} engine (its kernels compiled as C on the host, {@link HostDevice}) takes masks
-   * as the {@code cpu} engine does, float64 to 1e-12 ({@link #difference}), x2 given and x1 with itself: the image model
-   * of {@link #cpuAndTensorFlowAgreeInFloat64}, the models of {@link #paddingLeavesPooledKernelsUnchanged}
-   * without attention on its padded sequences, and a fully connected network, whose inputs have no
-   * positions: its entries equal to the constant are zeroed, which changes its kernel. The padded
-   * sequences in float32 too, to float32's rounding.
+   * as the {@code cpu} engine does, float64 to 1e-12 ({@link #difference}), x2 given and x1 with
+   * itself: the image model of {@link #cpuAndTensorFlowAgreeInFloat64}, the models of {@link
+   * #paddingLeavesPooledKernelsUnchanged} without attention on its padded sequences, and a fully
+   * connected network, whose inputs have no positions: its entries equal to the constant are zeroed,
+   * which changes its kernel. The padded sequences in float32 too, to float32's rounding.
    */
   @Test
   void cudaAgreesWithCpuInFloat64() {
