@@ -22,15 +22,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * computed when every output is one number per pair and the plan is {@link Plan#symmetric}, and
  * mirrored.
  *
- * <p>The plan's further inputs (masks, graph patterns: {@link Plan#inputs}) are uploaded as
- * buffers ({@link CudaSource#bufferInputs}).
- *
  * <pre>{@code
  * try (Device gpu = CudaDevice.open()) {
  *   Map<String, Object> k = new CudaEngine(gpu).run(plan, x1, null, n1, n1);
  *   double[] ntk = (double[]) k.get("ntk");
  * }
  * }</pre>
+ *
+ * <p>The plan's further inputs (masks, graph patterns: {@link Plan#inputs}) are uploaded as
+ * buffers ({@link CudaSource#bufferInputs}).
  */
 public final class CudaEngine {
   private final Device device;

@@ -220,10 +220,8 @@ public final class CudaSource {
         read.addAll(e.operands());
       }
       read.addAll(passOutputs(pass).values());
+      read.stream().filter(x -> x.op() == Expr.Op.INPUT).forEach(x -> inputs.putIfAbsent(x.name(), x));
       for (Expr x : read) {
-        if (x.op() == Expr.Op.INPUT) {
-          inputs.putIfAbsent(x.name(), x);
-        }
         if (!x.isConstant() && x.op() != Expr.Op.INPUT && !mine.get(pass).contains(x) && !exports.containsKey(x)) {
           int from = x.domain() == Expr.Domain.ROW ? 0 : 1;
           if (x.domain() == Expr.Domain.TILE || !mine.get(from).contains(x)) {
@@ -590,12 +588,12 @@ public final class CudaSource {
 
     /** Where the block of {@code x} starts (not a constant, not a local). */
     private String pointer(Expr x) {
-      if (x.op() == Expr.Op.INPUT && pixelGram(x.name())) {
-        return staged.get(x.name());
-      }
-      if (x.op() == Expr.Op.INPUT) {
+      if (x.op() == Expr.Op.INPUT && !pixelGram(x.name())) {
         String at = x.domain() == Expr.Domain.ROW ? "i" : x.domain() == Expr.Domain.COL ? "j" : "(i * n2 + j)";
         return "(" + inputParams.get(x.name()) + " + " + at + " * " + x.layout().size() + "LL)";
+      }
+      if (x.op() == Expr.Op.INPUT) {
+        return staged.get(x.name());
       }
       Integer r = register.get(x);
       if (r != null && mine.get(pass).contains(x)) {
