@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.tensorflow.engine.NtkEngineBridge;
+import dev.ntk.kernels.cuda.CudaEngine;
 import dev.ntk.kernels.engine.Backend;
 import dev.ntk.kernels.engine.TensorFlowBackend;
 import java.util.EnumSet;
@@ -43,18 +44,21 @@ public final class KernelFn {
   private final Map<List<Object>, Plan> plans;
   /** neural-tangents' {@code mask_constant}, or null. */
   private final Double maskConstant;
+  /** The engine of backend {@code cuda} ({@link #withCuda}), or null for {@link CudaEngine#shared}. */
+  private final CudaEngine cuda;
 
   KernelFn(Layer layer) {
-    this(layer, Backend.AUTO, Spatial.REDUCED, new ConcurrentHashMap<>(), null);
+    this(layer, Backend.AUTO, Spatial.REDUCED, new ConcurrentHashMap<>(), null, null);
   }
 
   private KernelFn(Layer layer, Backend backend, Spatial spatial, Map<List<Object>, Plan> plans,
-      Double maskConstant) {
+      Double maskConstant, CudaEngine cuda) {
     this.layer = layer;
     this.backend = backend;
     this.spatial = spatial;
     this.plans = plans;
     this.maskConstant = maskConstant;
+    this.cuda = cuda;
   }
 
   /**
@@ -63,10 +67,10 @@ public final class KernelFn {
    * token) whose channels all equal it is masked, and masked positions are left out of the
    * kernels: {@code GlobalAvgPool} averages over the kept positions, attention gives masked keys no
    * weight ({@link Masks}). {@code constant} must be finite; an example whose entries all equal it
-   * is an error. Runs on {@code cpu} or {@code tensorflow}.
+   * is an error. Every backend takes masks ({@link Plan#inputs}).
    */
   public KernelFn withMaskConstant(double constant) {
-    return new KernelFn(layer, backend, spatial, plans, Masking.checkConstant(constant));
+    return new KernelFn(layer, backend, spatial, plans, Masking.checkConstant(constant), cuda);
   }
 
   /** The mask constant of {@link #withMaskConstant}, or null. */
@@ -79,9 +83,29 @@ public final class KernelFn {
     return layer;
   }
 
-  /** The same kernel function on {@code backend}. */
+  /**
+   * The same kernel function on {@code backend}; {@code cuda} runs on the engine of {@link #withCuda}
+   * if one was given, else on that of this JVM's first GPU ({@link CudaEngine#shared}).
+   */
   public KernelFn withBackend(Backend newBackend) {
-    return new KernelFn(layer, newBackend, spatial, plans, maskConstant);
+    return new KernelFn(layer, newBackend, spatial, plans, maskConstant, cuda);
+  }
+
+  /**
+   * The same kernel function on backend {@code cuda}, run by {@code engine}: a GPU other than the
+   * first ({@code new CudaEngine(CudaDevice.open(1))}), or the host ({@link
+   * dev.ntk.kernels.cuda.HostDevice}, as tests run the generated kernels without a GPU). The caller
+   * keeps and closes the engine's device.
+   *
+   * <pre>{@code
+   * try (Device gpu = CudaDevice.open(1)) {
+   *   Kernel k = model.kernelFn().withCuda(new CudaEngine(gpu)).apply(x1, x2);
+   * }
+   * }</pre>
+   */
+  public KernelFn withCuda(CudaEngine engine) {
+    return new KernelFn(layer, Backend.CUDA, spatial, plans, maskConstant,
+        java.util.Objects.requireNonNull(engine, "engine"));
   }
 
   /**
@@ -93,7 +117,7 @@ public final class KernelFn {
    */
   public KernelFn keepSpatial(Spatial newSpatial) {
     return new KernelFn(layer, backend, java.util.Objects.requireNonNull(newSpatial, "spatial"), plans,
-        maskConstant);
+        maskConstant, cuda);
   }
 
   /** What the kernels keep of the output's spatial axes ({@link Spatial#REDUCED} by default). */
@@ -167,11 +191,11 @@ public final class KernelFn {
         same || pattern2 == null ? null : Tensors.toDoubles(pattern2),
         same || pattern2 == null ? null : pattern2.getShape().getShape(), n1, n2,
         x1.getDataType() == DataType.FLOAT64 ? new double[0] : new float[0]);
-    Backend resolved = backend.resolve(plan.schedule(), maskConstant != null);
+    Backend resolved = backend.resolve(plan.schedule());
     Map<String, NDArray> out = switch (resolved) {
       case TENSORFLOW -> sameExampleOnDiagonal(plan, maskedOnTensorFlow(plan, x1, other, same, patterns, n1, n2, m),
           same, n1);
-      case CUDA -> onCuda(plan, x1, same ? null : other, n1, n2, m);
+      case CUDA -> onCuda(plan, x1, same ? null : other, patterns, n1, n2, m);
       default -> onCpu(plan, x1, same ? null : other, patterns, n1, n2, m);
     };
     Spatial kept = plan.requirements().spatial();
@@ -243,14 +267,18 @@ public final class KernelFn {
     return block == 1 ? new Shape(n1, n2) : new Shape(n1, n2, block);
   }
 
-  /** The plan on the {@code cuda} engine of this JVM's GPU ({@link dev.ntk.kernels.cuda.CudaEngine#shared}). */
-  private static Map<String, NDArray> onCuda(Plan plan, NDArray x1, NDArray x2, int n1, int n2, NDManager m) {
+  /**
+   * The plan on the {@code cuda} engine of {@link #withCuda}, or of this JVM's GPU ({@link
+   * CudaEngine#shared}), with the graph {@code patterns}; the engine masks the inputs.
+   */
+  private Map<String, NDArray> onCuda(Plan plan, NDArray x1, NDArray x2, Map<String, Object> patterns, int n1,
+      int n2, NDManager m) {
     boolean f64 = x1.getDataType() == DataType.FLOAT64;
     Object a = f64 ? x1.toDoubleArray() : x1.toFloatArray();
     Object b = x2 == null ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray();
     Map<String, NDArray> arrays = new HashMap<>();
-    Map<String, Object> values = Plan.sameExampleOnDiagonal(plan.schedule(),
-        dev.ntk.kernels.cuda.CudaEngine.shared().run(plan, a, b, n1, n2), x2 == null, n1);
+    CudaEngine engine = cuda != null ? cuda : CudaEngine.shared();
+    Map<String, Object> values = engine.run(plan, a, b, patterns, n1, n2);
     values.forEach((name, v) -> {
       boolean pair = plan.schedule().outputs().containsKey(name);
       Shape shape = pair ? pairShape(plan, n1, n2)
@@ -294,29 +322,21 @@ public final class KernelFn {
   }
 
   /**
-   * {@link #onTensorFlow} on inputs masked as the {@code cpu} backend masks them ({@link Masking}),
-   * with the masks as plan inputs beside the graph {@code patterns}.
+   * {@link #onTensorFlow} on inputs masked as every engine masks them ({@link Plan#inputs}), with
+   * the masks as plan inputs beside the graph {@code patterns}.
    */
   private Map<String, NDArray> maskedOnTensorFlow(Plan plan, NDArray x1, NDArray x2, boolean same,
       Map<String, Object> patterns, int n1, int n2, NDManager m) {
     if (maskConstant == null) {
       return onTensorFlow(plan, x1, x2, same, patterns, n1, n2, m);
     }
-    Spec in = plan.requirements().input();
-    int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
-    int channels = Math.toIntExact(in.shape().size() / positions);
     boolean f64 = x1.getDataType() == DataType.FLOAT64;
-    Masking<Object> a = Masking.apply(f64 ? x1.toDoubleArray() : x1.toFloatArray(), n1, positions, channels,
-        maskConstant, "x1");
-    Masking<Object> b = same ? a : Masking.apply(f64 ? x2.toDoubleArray() : x2.toFloatArray(), n2, positions,
-        channels, maskConstant, "x2");
-    Map<String, Object> inputs = new HashMap<>(patterns);
-    inputs.put(Plan.KEPT1, f64 ? a.kept() : dev.ntk.kernels.engine.CpuBackend.float32().fromDoubles(a.kept()));
-    inputs.put(Plan.KEPT2, f64 ? b.kept() : dev.ntk.kernels.engine.CpuBackend.float32().fromDoubles(b.kept()));
+    Plan.Inputs<Object> in = plan.inputs(f64 ? x1.toDoubleArray() : x1.toFloatArray(),
+        same ? null : f64 ? x2.toDoubleArray() : x2.toFloatArray(), patterns, n1, n2);
     try (NDManager scope = m.newSubManager()) {
-      NDArray y1 = created(scope, a.x(), x1.getShape());
-      NDArray y2 = same ? y1 : created(scope, b.x(), x2.getShape());
-      return onTensorFlow(plan, y1, y2, same, inputs, n1, n2, m);
+      NDArray y1 = created(scope, in.x1(), x1.getShape());
+      NDArray y2 = same ? y1 : created(scope, in.x2(), x2.getShape());
+      return onTensorFlow(plan, y1, y2, same, in.further(), n1, n2, m);
     }
   }
 

@@ -522,43 +522,47 @@ public final class Plan {
     if (!fromInputs) {
       throw new IllegalStateException("this plan starts from a kernel, not from inputs");
     }
-    checkPatterns(patterns);
-    Masked<A> m = masked(cpu, x1, x2, n1, n2);
-    return run(cpu, schedule, requirements.input(), m.x1, m.x2, m.with(patterns), n1, n2, threads, symmetric,
-        null);
+    Inputs<A> m = inputs(x1, x2, patterns, n1, n2);
+    return run(cpu, schedule, requirements.input(), m.x1(), m.x2(), m.further(), n1, n2, threads, symmetric, null);
   }
 
-  private void checkPatterns(Map<String, ?> patterns) {
+  /**
+   * The inputs of this plan as every engine takes them: {@code x1} and {@code x2} ({@code null}: x1
+   * with itself) masked with the plan's mask constant ({@link Masking}: entries equal to it zeroed, a
+   * copy), and the further plan inputs: the graph patterns {@code patterns} ({@link #PATTERN1},
+   * {@link #PATTERN2} of {@link #patternInputs}) and, for a plan with a mask constant, the masks
+   * {@link #KEPT1}, {@link #KEPT2} ({@code KEPT2} the row inputs' for x1 with itself), in the dtype
+   * of {@code x1}. Without a mask constant the inputs are returned as they are.
+   *
+   * @param x2 the column inputs, or {@code null} for x1 with itself
+   * @throws IllegalArgumentException if the plan reads graph patterns and none were given, or an
+   *     example of x1 or x2 is fully masked ({@link Masking.FullyMaskedException})
+   */
+  public <A> Inputs<A> inputs(A x1, A x2, Map<String, ?> patterns, int n1, int n2) {
     if (patternNodes != null && !patterns.containsKey(PATTERN1)) {
       throw new IllegalArgumentException(patternPath + " reads a graph pattern per input, and none was given");
     }
-  }
-
-  /** The inputs as the plan takes them: masked ({@link Masking}) where it has a mask constant. */
-  private record Masked<A>(A x1, A x2, Map<String, Object> kept) {
-    /** The further plan inputs {@code patterns} with the masks {@link #KEPT1}, {@link #KEPT2} if any. */
-    Map<String, ?> with(Map<String, ?> patterns) {
-      if (kept.isEmpty()) {
-        return patterns;
-      }
-      Map<String, Object> all = new java.util.HashMap<>(patterns);
-      all.putAll(kept);
-      return all;
-    }
-  }
-
-  private <A> Masked<A> masked(CpuBackend<A> cpu, A x1, A x2, int n1, int n2) {
     if (maskConstant == null) {
-      return new Masked<>(x1, x2, Map.of());
+      return new Inputs<>(x1, x2, Map.copyOf(patterns));
     }
     Spec in = requirements.input();
     int positions = in.hasSpatialAxes() ? Math.toIntExact(in.shape().size() / in.channels()) : 1;
     int channels = Math.toIntExact(in.shape().size() / positions);
     Masking<A> a = Masking.apply(x1, n1, positions, channels, maskConstant, "x1");
-    Masking<A> b = x2 == null ? null : Masking.apply(x2, n2, positions, channels, maskConstant, "x2");
-    return new Masked<>(a.x(), b == null ? null : b.x(), Map.of(KEPT1, cpu.fromDoubles(a.kept()),
-        KEPT2, cpu.fromDoubles(b == null ? a.kept() : b.kept())));
+    Masking<A> b = x2 == null ? a : Masking.apply(x2, n2, positions, channels, maskConstant, "x2");
+    CpuBackend<?> dtype = x1 instanceof float[] ? CpuBackend.float32() : CpuBackend.float64();
+    Map<String, Object> further = new java.util.HashMap<>(patterns);
+    further.put(KEPT1, dtype.fromDoubles(a.kept()));
+    further.put(KEPT2, dtype.fromDoubles(b.kept()));
+    return new Inputs<>(a.x(), x2 == null ? null : b.x(), Map.copyOf(further));
   }
+
+  /**
+   * The inputs of a plan as its engines take them ({@link #inputs}): {@code x1}, {@code x2} ({@code
+   * null} for x1 with itself) masked where the plan has a mask constant, and the further plan inputs
+   * by name (graph patterns, masks).
+   */
+  public record Inputs<A>(A x1, A x2, Map<String, Object> further) {}
 
   /**
    * As {@link #run(CpuBackend, Object, Object, int, int, int)}, in the dtype of {@code x1} ({@code
@@ -605,7 +609,7 @@ public final class Plan {
 
   private <A> Map<String, Object> into(CpuBackend<A> cpu, A x1, A x2, Map<String, ?> patterns, int n1, int n2,
       int threads, Map<String, ?> kernels) {
-    checkPatterns(patterns);
+    Inputs<A> m = inputs(x1, x2, patterns, n1, n2);
     Map<String, Object> vars = new java.util.HashMap<>();
     // a block per input where the outputs keep pixels
     schedule.rowOutputs().forEach((name, e) -> vars.put(name,
@@ -614,8 +618,7 @@ public final class Plan {
         cpu.fromDoubles(new double[Math.multiplyExact(n2, e.layout().size())])));
     Map<String, Object> out = new java.util.HashMap<>(kernels);
     out.putAll(vars);
-    Masked<A> m = masked(cpu, x1, x2, n1, n2);
-    run(cpu, schedule, requirements.input(), m.x1, m.x2, m.with(patterns), n1, n2, threads, symmetric, out);
+    run(cpu, schedule, requirements.input(), m.x1(), m.x2(), m.further(), n1, n2, threads, symmetric, out);
     return vars;
   }
 

@@ -8,7 +8,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.ntk.kernels.cuda.CudaEngine;
+import dev.ntk.kernels.cuda.HostDevice;
 import dev.ntk.kernels.engine.Backend;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
@@ -20,21 +26,25 @@ import org.junit.jupiter.api.Test;
  * constant has the kernel of the unpadded sequence under {@code GlobalAvgPool} and under attention
  * then pooling; {@code Flatten} averages over all positions, masked ones adding zero; Monte Carlo
  * of the finite network with masked positions zeroed after each layer and the average over kept
- * positions; {@code cpu} against {@code tensorflow}; bad constants, fully masked examples and
+ * positions; {@code cpu} against {@code tensorflow} and {@code cuda}; bad constants, fully masked examples and
  * layers without a mask rule are errors.
  */
 class MasksTest {
   private static final double PAD = -7.5;
   private static NDManager manager;
+  /** The {@code cuda} engine's kernels compiled as C on the host: one compiler's files for the class. */
+  private static HostDevice host;
 
   @BeforeAll
   static void setUp() {
     manager = Tensors.newManager();
+    host = new HostDevice();
   }
 
   @AfterAll
   static void tearDown() {
     manager.close();
+    host.close();
   }
 
   private static int[] a(int... v) {
@@ -79,23 +89,15 @@ class MasksTest {
   @Test
   void paddingLeavesPooledKernelsUnchanged() {
     int w = 8;
-    Layer[] models = {
-        Stax.serial(Stax.conv(w, a(3), null, "SAME", 1.4, 0.2), Stax.relu(), Stax.conv(w, a(2), null, "SAME", 1.2,
-            0.1), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.3)),
-        Stax.globalAvgPool(),
-        Stax.serial(Stax.conv(w, a(1), null, "SAME", 1.3, 0.1), Stax.relu(),
-            Stax.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.relu(),
-            Stax.globalAvgPool(), Stax.dense(1)),
-        Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2,
-            0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)),
-        // the mask follows an index that reverses the sequence (neural-tangents' mask[idx])
-        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.index("...", "::-1", ":"), Stax.relu(),
-            Stax.conv(w, a(2), null, "SAME", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool()),
-        // the kernel of an example with itself apart (Plan.SAME), masked with that example's mask
-        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.dropout(0.4, "train"),
-            Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.1))};
-    int[] lengths1 = {3, 5, 2};
-    int[] lengths2 = {3, 2};
+    Layer positional = Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3,
+        1.1, 0.9, 1.2, 0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1));
+    List<Layer> models = new ArrayList<>(pooledSequenceModels(w));
+    models.add(Stax.serial(Stax.conv(w, a(1), null, "SAME", 1.3, 0.1), Stax.relu(),
+        Stax.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.relu(),
+        Stax.globalAvgPool(), Stax.dense(1)));
+    models.add(positional);
+    int[] lengths1 = PADDED_LENGTHS1;
+    int[] lengths2 = PADDED_LENGTHS2;
     int channels = 2;
     double[] v1 = sequences(lengths1, 6, channels, 1);
     double[] v2 = sequences(lengths2, 6, channels, 2);
@@ -111,7 +113,7 @@ class MasksTest {
         String what = model.name() + " " + backend.key();
         Kernel k12 = fn.apply(x1, x2);
         Kernel k11 = fn.apply(x1);
-        Kernel longer12 = fn.apply(y1, model == models[3] ? y2Aligned : y2);
+        Kernel longer12 = fn.apply(y1, model == positional ? y2Aligned : y2);
         Kernel longer11 = fn.apply(y1);
         for (Get g : Get.values()) {
           double e12 = difference(longer12.get(g).toDoubleArray(), k12.get(g).toDoubleArray());
@@ -134,6 +136,28 @@ class MasksTest {
         }
       }
     }
+  }
+
+  /** The lengths of the sequences of x1 and x2 of {@link #paddingLeavesPooledKernelsUnchanged}, padded to 6. */
+  private static final int[] PADDED_LENGTHS1 = {3, 5, 2};
+  private static final int[] PADDED_LENGTHS2 = {3, 2};
+
+  /**
+   * The pooled models of {@link #paddingLeavesPooledKernelsUnchanged} without attention, of width
+   * {@code w}: convolutions, GlobalAvgPool on the raw inputs, an index that reverses the mask, and
+   * Dropout's kernel of an example with itself.
+   */
+  private static List<Layer> pooledSequenceModels(int w) {
+    return List.of(
+        Stax.serial(Stax.conv(w, a(3), null, "SAME", 1.4, 0.2), Stax.relu(), Stax.conv(w, a(2), null, "SAME", 1.2,
+            0.1), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.3)),
+        Stax.globalAvgPool(),
+        // the mask follows an index that reverses the sequence (neural-tangents' mask[idx])
+        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.index("...", "::-1", ":"), Stax.relu(),
+            Stax.conv(w, a(2), null, "SAME", 1.2, 0.1), Stax.relu(), Stax.globalAvgPool()),
+        // the kernel of an example with itself apart (Plan.SAME), masked with that example's mask
+        Stax.serial(Stax.conv(w, a(2), null, "SAME", 1.3, 0.1), Stax.relu(), Stax.dropout(0.4, "train"),
+            Stax.globalAvgPool(), Stax.dense(1, 1.1, 0.1)));
   }
 
   /** {@code ||a - b||_F / max(||b||_F, 1)}: relative, and absolute for a zero kernel (the NTK of pooling alone). */
@@ -304,24 +328,13 @@ class MasksTest {
   @Test
   void cpuAndTensorFlowAgreeInFloat64() {
     Layer[] models = {
-        Stax.serial(Stax.conv(3, a(2, 2), a(2, 1), "SAME", 1.3, 0.2), Stax.relu(), Stax.avgPool(a(2, 2), null, "VALID"),
-            Stax.conv(3, a(1, 2), null, "SAME", 1.1, 0.1), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)),
+        IMAGE_MODEL,
         Stax.serial(Stax.fanOut(2), Stax.parallel(Stax.conv(3, a(3, 1), null, "SAME", 1.1, 0.1),
             Stax.serial(Stax.conv(3, a(1, 1), null, "SAME", 1.2, null), Stax.gelu())), Stax.fanInSum(),
             Stax.globalSelfAttention(4, 4, 2, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.sumPool(a(1, 2),
                 null, "SAME"), Stax.relu(), Stax.flatten(), Stax.dense(1))};
-    long[] shape = {4, 3, 2};
-    double[] v1 = KernelTesting.randomImages(manager, 3, shape, 5).toDoubleArray();
-    double[] v2 = KernelTesting.randomImages(manager, 2, shape, 6).toDoubleArray();
-    for (int p : new int[] {0, 5, 11}) {
-      v1[p * 2] = PAD;
-      v1[p * 2 + 1] = PAD;
-    }
-    v1[(12 + 3) * 2] = PAD;
-    v2[(12 + 7) * 2 + 1] = PAD;
-    v2[(12 + 7) * 2] = PAD;
-    NDArray x1 = Tensors.create(manager, v1, new Shape(3, 4, 3, 2), DataType.FLOAT64);
-    NDArray x2 = Tensors.create(manager, v2, new Shape(2, 4, 3, 2), DataType.FLOAT64);
+    NDArray x1 = maskedImages(true);
+    NDArray x2 = maskedImages(false);
     for (Layer model : models) {
       for (NDArray other : new NDArray[] {null, x2}) {
         Kernel cpu = model.kernelFn().withBackend(Backend.CPU).withMaskConstant(PAD).apply(x1, other);
@@ -335,6 +348,86 @@ class MasksTest {
         }
       }
     }
+  }
+
+  /** A model on images with strides, windows and a pooled readout (no attention). */
+  private static final Layer IMAGE_MODEL = Stax.serial(Stax.conv(3, a(2, 2), a(2, 1), "SAME", 1.3, 0.2), Stax.relu(),
+      Stax.avgPool(a(2, 2), null, "VALID"), Stax.conv(3, a(1, 2), null, "SAME", 1.1, 0.1), Stax.erf(),
+      Stax.globalAvgPool(), Stax.dense(1));
+
+  /**
+   * Images {@code (3, 4, 3, 2)} ({@code first}) or {@code (2, 4, 3, 2)} with masked pixels inside
+   * them and a pixel with one channel equal to the constant (zeroed, kept).
+   */
+  private static NDArray maskedImages(boolean first) {
+    long[] shape = {4, 3, 2};
+    int n = first ? 3 : 2;
+    double[] v = KernelTesting.randomImages(manager, n, shape, first ? 5 : 6).toDoubleArray();
+    if (first) {
+      for (int p : new int[] {0, 5, 11}) {
+        v[p * 2] = PAD;
+        v[p * 2 + 1] = PAD;
+      }
+      v[(12 + 3) * 2] = PAD;
+    } else {
+      v[(12 + 7) * 2 + 1] = PAD;
+      v[(12 + 7) * 2] = PAD;
+    }
+    return Tensors.create(manager, v, new Shape(n, 4, 3, 2), DataType.FLOAT64);
+  }
+
+  /**
+   * The {@code cuda} engine (its kernels compiled as C on the host, {@link HostDevice}) takes masks
+   * as the {@code cpu} engine does, float64 to 1e-12 ({@link #difference}), x2 given and x1 with
+   * itself: the image model of {@link #cpuAndTensorFlowAgreeInFloat64}, the models of {@link
+   * #paddingLeavesPooledKernelsUnchanged} without attention on its padded sequences, and a fully
+   * connected network, whose inputs have no positions: its entries equal to the constant are zeroed,
+   * which changes its kernel. The padded sequences in float32 too, to float32's rounding.
+   */
+  @Test
+  void cudaAgreesWithCpuInFloat64() {
+    CudaEngine cuda = new CudaEngine(host);
+    Map<Layer, NDArray[]> cases = new LinkedHashMap<>();
+    cases.put(IMAGE_MODEL, new NDArray[] {maskedImages(true), maskedImages(false)});
+    NDArray[] sequences = {array(sequences(PADDED_LENGTHS1, 6, 2, 1), 3, 6, 2),
+        array(sequences(PADDED_LENGTHS2, 6, 2, 2), 2, 6, 2)};
+    pooledSequenceModels(4).forEach(m -> cases.put(m, sequences));
+    Layer dense = Stax.serial(Stax.dense(6, 1.3, 0.2), Stax.relu(), Stax.dense(1, 1.1, 0.1));
+    double[] v = new Random(9).doubles(5 * 4).toArray();
+    v[3] = PAD;
+    v[9] = PAD;
+    v[10] = PAD;
+    cases.put(dense, new NDArray[] {Tensors.create(manager, java.util.Arrays.copyOf(v, 12), new Shape(3, 4),
+        DataType.FLOAT64), Tensors.create(manager, java.util.Arrays.copyOfRange(v, 12, 20), new Shape(2, 4),
+        DataType.FLOAT64)});
+    for (Map.Entry<Layer, NDArray[]> c : cases.entrySet()) {
+      Layer model = c.getKey();
+      NDArray x1 = c.getValue()[0];
+      for (NDArray other : new NDArray[] {null, c.getValue()[1]}) {
+        Kernel cpu = model.kernelFn().withBackend(Backend.CPU).withMaskConstant(PAD).apply(x1, other);
+        Kernel onCuda = model.kernelFn().withCuda(cuda).withMaskConstant(PAD).apply(x1, other);
+        String what = model + (other == null ? " (x1 with itself) " : " ");
+        for (Get g : Get.values()) {
+          double err = difference(onCuda.get(g).toDoubleArray(), cpu.get(g).toDoubleArray());
+          assertTrue(err < 1e-12, what + g + ": cuda and cpu differ by " + err);
+        }
+        double err = difference(onCuda.cov1().toDoubleArray(), cpu.cov1().toDoubleArray());
+        assertTrue(err < 1e-12, what + "cov1: cuda and cpu differ by " + err);
+      }
+    }
+    Kernel plain = dense.kernelFn().withBackend(Backend.CPU).apply(cases.get(dense)[0]);
+    Kernel masked = dense.kernelFn().withCuda(cuda).withMaskConstant(PAD).apply(cases.get(dense)[0]);
+    assertTrue(KernelTesting.relativeError(masked.ntk().toDoubleArray(), plain.ntk().toDoubleArray()) > 1e-3,
+        "the constant's entries are zeroed");
+    Layer pooled = pooledSequenceModels(4).get(0);
+    NDArray f1 = sequences[0].toType(DataType.FLOAT32, false);
+    NDArray f2 = sequences[1].toType(DataType.FLOAT32, false);
+    double[] cpu32 = Tensors.toDoubles(pooled.kernelFn().withBackend(Backend.CPU).withMaskConstant(PAD).apply(f1, f2)
+        .ntk());
+    Kernel cuda32 = pooled.kernelFn().withCuda(cuda).withMaskConstant(PAD).apply(f1, f2);
+    assertEquals(DataType.FLOAT32, cuda32.ntk().getDataType());
+    double err = KernelTesting.relativeError(Tensors.toDoubles(cuda32.ntk()), cpu32);
+    assertTrue(err < 1e-5, "float32: cuda and cpu differ by " + err);
   }
 
   @Test

@@ -127,12 +127,7 @@ final class KernelCommand extends JobCommand {
     }
     Plan plan = model.plan(new Shape(java.util.Arrays.copyOfRange(shape, 1,
         shape.length)), InProcessKernel.dataType(settings.dtype()), Get.setOf(kernels), spatial, maskConstant);
-    Backend backend;
-    try {
-      backend = settings.sizedFor(plan, maskConstant);
-    } catch (IllegalArgumentException e) {
-      throw new UsageException("--mask-constant runs on the cpu or tensorflow backend, not --backend cuda");
-    }
+    Backend backend = settings.sizedFor(plan);
     KernelInputs.Patterns patterns = inputs.patterns(plan, x);
     boolean fits = InProcessKernel.fits(plan, x.n1(), x.n2(), settings.dtype(), backend, maxTileBytes);
     boolean inProcess = options.pipelineUnasked() && fits;
@@ -157,7 +152,7 @@ final class KernelCommand extends JobCommand {
       log.printf(Locale.ROOT, "ntk: pipeline options ready %.2f s later%n", (System.nanoTime() - optionsStarted) / 1e9);
     }
     if (!inProcess) { // the tiles the job will take from the options
-      int tile = KernelJob.tileRows(settings, plan, x.n1(), x.n2(), x.x2() == null, maskConstant, pipelineOptions);
+      int tile = KernelJob.tileRows(settings, plan, x.n1(), x.n2(), x.x2() == null, pipelineOptions);
       if (log != null && settings.tileRows() == null) {
         log.printf(Locale.ROOT, "ntk: --tile auto: tiles of %d rows (%.2g flops per entry, --max-tile-bytes %d)%n",
             tile, plan.pairFlops(), maxTileBytes);

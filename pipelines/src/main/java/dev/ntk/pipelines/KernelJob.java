@@ -80,7 +80,7 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, Path out, 
     long[] shape = Npy.readHeader(x1).shape();
     long n2 = x2 == null ? shape[0] : Npy.readHeader(x2).shape()[0];
     int rows = tileRows(settings, plan(model, shape, get, settings.dtype(), maskConstant), shape[0], n2,
-        x2 == null, maskConstant, options);
+        x2 == null, options);
     String store = out.resolve(Outputs.TILES).toAbsolutePath().toString();
     TileSet tiles = pattern1 == null ? TileSet.create(model, a, b, rows, settings.dtype(), store, maskConstant)
         : TileSet.create(model, a, b, rows, settings.dtype(), store, maskConstant, pattern1.toAbsolutePath().toString(),
@@ -98,9 +98,9 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, Path out, 
    * The rows per tile of an {@code n1 x n2} kernel of {@code plan} on {@code options}' runner, by
    * {@link TileSettings#kernelRows}: auto tiles spread over a Flink cluster's workers.
    */
-  static int tileRows(TileSettings settings, Plan plan, long n1, long n2, boolean selfKernel, Double maskConstant,
+  static int tileRows(TileSettings settings, Plan plan, long n1, long n2, boolean selfKernel,
       PipelineOptions options) {
-    return settings.kernelRows(plan, n1, n2, selfKernel, settings.sizedFor(plan, maskConstant),
+    return settings.kernelRows(plan, n1, n2, selfKernel, settings.sizedFor(plan),
         Runners.remoteWorkers(options));
   }
 

@@ -77,7 +77,7 @@ public final class KernelPipeline {
     long[] x1 = header(options.getX1());
     long n2 = options.getX2() == null ? x1[0] : header(options.getX2())[0];
     int rows = KernelJob.tileRows(settings, KernelJob.plan(model, x1, kernels, settings.dtype(), mask), x1[0], n2,
-        options.getX2() == null, mask, options);
+        options.getX2() == null, options);
     NpyDType dtype = settings.dtype();
     TileSet set = graph ? TileSet.create(model, options.getX1(), options.getX2(), rows, dtype, tiles,
         mask, options.getPattern1(), options.getPattern2())

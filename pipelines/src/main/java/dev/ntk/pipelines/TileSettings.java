@@ -49,13 +49,10 @@ record TileSettings(Integer tileRows, long maxTileBytes, NpyDType dtype, Backend
 
   /**
    * The backend a kernel job's tiles of {@code plan} are sized for: the asked one resolved for the
-   * plan and its masking ({@link Backend#resolve(dev.ntk.kernels.engine.Schedule, boolean)}: {@code
-   * auto} on masked inputs is never {@code cuda}).
-   *
-   * @throws IllegalArgumentException for {@code cuda} asked by name on masked inputs
+   * plan ({@link Backend#resolve(dev.ntk.kernels.engine.Schedule)}).
    */
-  Backend sizedFor(Plan plan, Double maskConstant) {
-    return backend.resolve(plan.schedule(), maskConstant != null);
+  Backend sizedFor(Plan plan) {
+    return backend.resolve(plan.schedule());
   }
 
   /**

@@ -118,13 +118,6 @@ class KernelPipelineTest {
     IllegalArgumentException zero = assertThrows(IllegalArgumentException.class, () -> KernelPipeline.main(
         new String[] {"--model=" + model, "--x1=" + x, "--out=" + dir.resolve("zero"), "--tileRows=0"}));
     assertTrue(zero.getMessage().contains("--tileRows must be at least 1"), zero.getMessage());
-    // as the command line: the cuda engine does not take masks, so a named cuda is refused before any tile
-    IllegalArgumentException masked = assertThrows(IllegalArgumentException.class, () -> KernelPipeline.main(
-        new String[] {"--model=" + model, "--x1=" + x, "--out=" + dir.resolve("masked"), "--maskConstant=-1",
-            "--backend=cuda"}));
-    assertEquals("the cuda backend does not take masked inputs (a mask constant); use cpu or tensorflow",
-        masked.getMessage());
-    assertTrue(!Files.exists(dir.resolve("masked")), "nothing written");
   }
 
   /** {@code bin/ntk}'s flags are its tile settings' names; the Beam names of the same settings are refused. */

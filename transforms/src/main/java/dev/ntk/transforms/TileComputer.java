@@ -102,7 +102,7 @@ final class TileComputer implements TileFunction {
   @Override
   public void setup() {
     plan = model.plan(new Shape(featureShape), dataType(dtype), gets, maskConstant);
-    resolved = backend.resolve(plan.schedule(), maskConstant != null);
+    resolved = backend.resolve(plan.schedule());
     kernelFn = model.layer().kernelFn().withBackend(resolved);
     if (maskConstant != null) {
       kernelFn = kernelFn.withMaskConstant(maskConstant);

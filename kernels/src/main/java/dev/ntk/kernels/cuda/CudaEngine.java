@@ -1,6 +1,7 @@
 package dev.ntk.kernels.cuda;
 
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Gram;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.Schedule;
@@ -27,6 +28,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *   double[] ntk = (double[]) k.get("ntk");
  * }
  * }</pre>
+ *
+ * <p>The plan's further inputs (masks, graph patterns: {@link Plan#inputs}) are uploaded as
+ * buffers ({@link CudaSource#bufferInputs}).
  */
 public final class CudaEngine {
   private final Device device;
@@ -104,18 +108,45 @@ public final class CudaEngine {
    * {@code double[]} or both {@code float[]}; {@code x2 == null} for x1 with itself): each output
    * name to a new array of the inputs' dtype, {@code (n1, n2)} times its block size for a pair
    * output, {@code n1} or {@code n2} times it for a per-input one (as the {@code cpu} engine).
+   * Inputs are masked with the plan's mask constant, if any ({@link Plan#inputs}).
+   *
+   * @throws IllegalArgumentException for a plan that reads graph patterns ({@link #run(Plan, Object,
+   *     Object, Map, int, int)})
    */
   public Map<String, Object> run(Plan plan, Object x1, Object x2, int n1, int n2) {
-    boolean f32 = x1 instanceof float[];
-    boolean same = x2 == null;
-    if (same && n1 != n2) {
+    return run(plan, x1, x2, Map.of(), n1, n2);
+  }
+
+  /**
+   * As {@link #run(Plan, Object, Object, int, int)} with the plan inputs {@code inputs}: a graph
+   * network's patterns {@link Plan#PATTERN1}, {@link Plan#PATTERN2} ({@link Plan#patternInputs});
+   * the masks {@link Plan#KEPT1}, {@link Plan#KEPT2} of a plan with a mask constant are made from
+   * the inputs, as the {@code cpu} engine makes them ({@link Plan#inputs}).
+   *
+   * @throws IllegalArgumentException if the plan reads graph patterns and none were given, or an
+   *     example is fully masked
+   */
+  public Map<String, Object> run(Plan plan, Object x1, Object x2, Map<String, ?> inputs, int n1, int n2) {
+    if (x2 == null && n1 != n2) {
       throw new IllegalArgumentException("x1 with itself is square, got " + n1 + " x " + n2);
     }
-    Schedule s = plan.schedule();
-    CudaSource src = source(plan, f32);
+    Plan.Inputs<Object> in = plan.inputs(x1, x2, inputs, n1, n2);
+    return run(plan.schedule(), source(plan, x1 instanceof float[]),
+        Math.toIntExact(plan.requirements().input().shape().size()), plan.symmetric(), in.x1(), in.x2(),
+        in.further(), n1, n2);
+  }
+
+  /**
+   * The outputs of {@code s}, generated as {@code src}, for raw inputs of {@code d} values each and
+   * the further plan inputs {@code further} (by name, the dtype of {@code x1} or the other one);
+   * {@code symmetric}: x1 with itself may be computed as a triangle and mirrored.
+   */
+  Map<String, Object> run(Schedule s, CudaSource src, int d, boolean symmetric, Object x1, Object x2,
+      Map<String, ?> further, int n1, int n2) {
+    boolean f32 = x1 instanceof float[];
+    boolean same = x2 == null;
     Object module = modules.computeIfAbsent(src.source(), device::load);
     int bytes = f32 ? 4 : 8;
-    int d = Math.toIntExact(plan.requirements().input().shape().size());
     List<Long> allocated = new ArrayList<>();
     Map<String, Long> buffers = new HashMap<>();
     try {
@@ -135,7 +166,14 @@ public final class CudaEngine {
           device.upload(x2, x2At);
         }
       } else {
-        scalarInputs(s, module, x1, same ? x1 : x2, n1, n2, d, same, alloc, buffers, f32);
+        scalarInputs(module, x1, same ? x1 : x2, n1, n2, d, same, alloc, buffers, f32);
+      }
+      Map<Object, Long> uploaded = new java.util.IdentityHashMap<>();
+      for (Expr input : src.bufferInputs()) {
+        String name = "in:" + input.name();
+        if (!buffers.containsKey(name)) {
+          buffers.put(name, upload(input, further, n1, n2, f32, alloc, uploaded));
+        }
       }
       for (CudaSource.Export e : src.exports()) {
         buffers.put("ex:" + e.name(), alloc.applyAsLong((long) (e.pass() == 0 ? n1 : n2) * e.size()));
@@ -147,7 +185,7 @@ public final class CudaEngine {
       outSizes.forEach((name, n) -> buffers.put("out:" + name, alloc.applyAsLong(n)));
       // A rule that is not symmetric in its inputs (neural-tangents' quadrature, Plan#symmetric) gets
       // x1 with itself whole, as on the cpu engine.
-      boolean mirror = same && plan.symmetric() && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
+      boolean mirror = same && symmetric && s.outputs().values().stream().allMatch(e -> e.layout().isScalar());
       int[][] pairs = src.blocks() ? pairs(n1, n2, mirror) : null;
       long piAt = 0;
       long pjAt = 0;
@@ -231,15 +269,53 @@ public final class CudaEngine {
     }
   }
 
-  /** The gram and variances of a plan without pixel blocks, on the device. */
-  private void scalarInputs(Schedule s, Object module, Object x1, Object x2, int n1, int n2, int d, boolean same,
-      java.util.function.LongUnaryOperator alloc, Map<String, Long> buffers, boolean f32) {
-    for (String name : s.inputs()) {
-      if (!List.of(Plan.NNGP, Plan.VAR1, Plan.VAR2).contains(name)) {
-        throw new IllegalArgumentException("the cuda engine computes plans from raw inputs (nngp, var1, var2), "
-            + "not input " + name);
-      }
+  /**
+   * Plan input {@code input} from {@code further} on the device, in the engine's dtype: {@code n1},
+   * {@code n2} or {@code n1 n2} blocks as its domain says. An array given for two inputs (the row
+   * inputs' masks or patterns again, for x1 with itself) is uploaded once.
+   */
+  private long upload(Expr input, Map<String, ?> further, int n1, int n2, boolean f32,
+      java.util.function.LongUnaryOperator alloc, Map<Object, Long> uploaded) {
+    Object value = further.get(input.name());
+    if (value == null) {
+      throw new IllegalArgumentException("the plan reads input " + input.name() + ", which was not given: the "
+          + "cuda engine computes nngp, var1 and var2 from the raw inputs and takes the masks and graph patterns "
+          + "of Plan.inputs");
     }
+    Long at = uploaded.get(value);
+    if (at != null) {
+      return at;
+    }
+    long items = switch (input.domain()) {
+      case ROW -> n1;
+      case COL -> n2;
+      default -> (long) n1 * n2;
+    };
+    long count = items * input.layout().size();
+    long length = value instanceof double[] a ? a.length : value instanceof float[] f ? f.length : -1;
+    if (length != count) {
+      throw new IllegalArgumentException("plan input " + input.name() + " must hold " + count + " numbers ("
+          + items + " inputs of " + input.layout().size() + "), got " + (length < 0
+          ? "a " + value.getClass().getSimpleName() : length + ""));
+    }
+    Object typed = value instanceof float[] f ? (f32 ? f : doubles(f)) : f32 ? dtype((double[]) value, true) : value;
+    long address = alloc.applyAsLong(count);
+    device.upload(typed, address);
+    uploaded.put(value, address);
+    return address;
+  }
+
+  private static double[] doubles(float[] values) {
+    double[] d = new double[values.length];
+    for (int k = 0; k < d.length; k++) {
+      d[k] = values[k];
+    }
+    return d;
+  }
+
+  /** The gram and variances of a plan without pixel blocks, on the device. */
+  private void scalarInputs(Object module, Object x1, Object x2, int n1, int n2, int d, boolean same,
+      java.util.function.LongUnaryOperator alloc, Map<String, Long> buffers, boolean f32) {
     long gram = alloc.applyAsLong((long) n1 * n2);
     device.gram(x1, x2, n1, n2, d, gram);
     buffers.put("in:" + Plan.NNGP, gram);

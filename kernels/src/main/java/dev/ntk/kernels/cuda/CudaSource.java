@@ -1,5 +1,6 @@
 package dev.ntk.kernels.cuda;
 
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.PixelMap;
@@ -30,6 +31,11 @@ import java.util.Set;
  * PixelMap#dense}), gathered per output entry so that no two threads write one entry. The input
  * blocks (pixel grams of raw images) are computed in the kernel from the images.
  *
+ * <p>Every other plan input ({@link #bufferInputs}: the masks {@code kept1}, {@code kept2} of
+ * masked inputs, the graph patterns {@code pattern1}, {@code pattern2}) is a buffer the kernels
+ * read at the item's row {@code i} or column {@code j}, one block per input, in both kinds of
+ * pass.
+ *
  * <p>The source also compiles as C on the host: a shim defines the thread and block indices as
  * globals, barriers as nothing, and writes a launch loop per kernel ({@code ntk_host_pass2}) that
  * runs the blocks one after another with one thread each. Tests compile it with {@code gcc} and
@@ -54,6 +60,8 @@ public final class CudaSource {
   private final Map<Expr, Export> exports = new IdentityHashMap<>();
   private final List<Export> exportList = new ArrayList<>();
   private final Map<String, String> inputParams = new LinkedHashMap<>();
+  /** The plan inputs the passes read, by name. */
+  private final Map<String, Expr> inputs = new LinkedHashMap<>();
   private final Map<String, String> outputParams = new LinkedHashMap<>();
   private final long[] perItem = new long[3];
   private final List<List<Launch>> launches = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
@@ -145,17 +153,31 @@ public final class CudaSource {
   /**
    * The buffers every pass kernel takes after its fixed parameters {@code (long long base, long long
    * count, long long n1, long long n2, const int* pi, const int* pj, real* scratch, const real* x1,
-   * const real* x2, long long chunks)}: {@code in:NAME} (a plan input held as an array: the gram and variances of a
-   * plan without pixel blocks), {@code ex:NAME} ({@link #exports}), {@code out:NAME}.
+   * const real* x2, long long chunks)}: {@code in:NAME} (a plan input held as an array, {@link
+   * #bufferInputs}), {@code ex:NAME} ({@link #exports}), {@code out:NAME}.
    */
   public List<String> buffers() {
     List<String> b = new ArrayList<>();
-    if (!blocks) {
-      inputParams.keySet().forEach(n -> b.add("in:" + n));
-    }
+    inputParams.keySet().stream().filter(n -> !pixelGram(n)).forEach(n -> b.add("in:" + n));
     exportList.forEach(e -> b.add("ex:" + e.name()));
     outputParams.keySet().forEach(n -> b.add("out:" + n));
     return b;
+  }
+
+  /**
+   * The plan inputs the kernels read from buffers {@code in:NAME}, each {@code n1} (a {@code ROW}
+   * input), {@code n2} ({@code COL}) or {@code n1 n2} ({@code TILE}) blocks of its layout's size,
+   * row-major: every input of a plan without pixel blocks, and those of a plan with them that are
+   * not the pixel grams of its raw images ({@code nngp}, {@code var1}, {@code var2}, which the
+   * kernels compute).
+   */
+  public List<Expr> bufferInputs() {
+    return inputs.values().stream().filter(x -> !pixelGram(x.name())).toList();
+  }
+
+  /** Whether the kernels compute input {@code name} from the raw images: a pixel gram of a plan with pixel blocks. */
+  private boolean pixelGram(String name) {
+    return blocks && List.of(Plan.NNGP, Plan.VAR1, Plan.VAR2).contains(name);
   }
 
   /** The per-input values passes 0 and 1 keep for pass 2 (and for outputs they do not compute). */
@@ -200,6 +222,7 @@ public final class CudaSource {
         read.addAll(e.operands());
       }
       read.addAll(passOutputs(pass).values());
+      read.stream().filter(x -> x.op() == Expr.Op.INPUT).forEach(x -> inputs.putIfAbsent(x.name(), x));
       for (Expr x : read) {
         if (!x.isConstant() && x.op() != Expr.Op.INPUT && !mine.get(pass).contains(x) && !exports.containsKey(x)) {
           int from = x.domain() == Expr.Domain.ROW ? 0 : 1;
@@ -415,7 +438,7 @@ public final class CudaSource {
       steps.forEach(e -> read.addAll(e.operands()));
       read.addAll(passOutputs(pass).values());
       for (Expr x : read) {
-        if (x.op() == Expr.Op.INPUT && !staged.containsKey(x.name())) {
+        if (x.op() == Expr.Op.INPUT && pixelGram(x.name()) && !staged.containsKey(x.name())) {
           staged.put(x.name(), "I" + staged.size());
           stagedAt.put(x.name(), offset);
           offset += x.layout().size();
@@ -515,16 +538,16 @@ public final class CudaSource {
 
     String source() {
       StringBuilder out = new StringBuilder();
-      Map<String, Expr> inputs = new LinkedHashMap<>();
+      Map<String, Expr> grams = new LinkedHashMap<>();
       List<Expr> read = new ArrayList<>();
       steps.forEach(e -> read.addAll(e.operands()));
       read.addAll(passOutputs(pass).values());
       for (Expr x : read) {
-        if (x.op() == Expr.Op.INPUT) {
-          inputs.putIfAbsent(x.name(), x);
+        if (x.op() == Expr.Op.INPUT && pixelGram(x.name())) {
+          grams.putIfAbsent(x.name(), x);
         }
       }
-      for (Expr x : inputs.values()) {
+      for (Expr x : grams.values()) {
         String name = staged.get(x.name());
         Layout l = x.layout();
         if (l.isScalar()) {
@@ -567,6 +590,10 @@ public final class CudaSource {
 
     /** Where the block of {@code x} starts (not a constant, not a local). */
     private String pointer(Expr x) {
+      if (x.op() == Expr.Op.INPUT && !pixelGram(x.name())) {
+        String at = x.domain() == Expr.Domain.ROW ? "i" : x.domain() == Expr.Domain.COL ? "j" : "(i * n2 + j)";
+        return "(" + inputParams.get(x.name()) + " + " + at + " * " + x.layout().size() + "LL)";
+      }
       if (x.op() == Expr.Op.INPUT) {
         return staged.get(x.name());
       }

@@ -40,25 +40,6 @@ public enum Backend {
     return this == AUTO && b == CUDA && !dev.ntk.kernels.cuda.CudaSource.runs(schedule) ? CPU : b;
   }
 
-  /**
-   * As {@link #resolve(Schedule)}, for inputs that are {@code masked} or not (neural-tangents'
-   * {@code mask_constant}): the {@code cuda} engine does not take masks, so {@code auto} picks
-   * {@code cpu} where it would pick {@code cuda}, and a {@code cuda} asked for by name is refused.
-   *
-   * @throws IllegalArgumentException for {@code cuda} asked for by name with masked inputs
-   */
-  public Backend resolve(Schedule schedule, boolean masked) {
-    Backend b = resolve(schedule);
-    if (!masked || b != CUDA) {
-      return b;
-    }
-    if (this != AUTO) {
-      throw new IllegalArgumentException("the cuda backend does not take masked inputs (a mask constant); "
-          + "use cpu or tensorflow");
-    }
-    return CPU;
-  }
-
   /** This backend, with {@code auto} decided for this machine. */
   public Backend resolve() {
     return this != AUTO ? this : dev.ntk.kernels.cuda.CudaDevice.visible() ? CUDA : CPU;

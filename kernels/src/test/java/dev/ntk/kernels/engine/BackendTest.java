@@ -3,10 +3,8 @@ package dev.ntk.kernels.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
@@ -26,37 +24,20 @@ class BackendTest {
   }
 
   /**
-   * Masked inputs: {@code auto} never resolves to {@code cuda} (which does not take masks), so on
-   * any machine it is {@code cpu}; {@code cpu} and {@code tensorflow} stay; {@code cuda} asked for
-   * by name is refused whether or not a device is visible. Unmasked inputs resolve as before.
+   * Masked inputs resolve as unmasked ones: every engine takes masks, {@code cuda} included (its
+   * kernels read them as buffers), so {@code auto} picks {@code cuda} for a masked plan wherever a
+   * device is visible, and a {@code cuda} asked for by name stays {@code cuda}.
    */
   @Test
-  void maskedInputsNeverResolveToCuda() {
-    Schedule schedule = cnn(-1.0).schedule();
-    assertEquals(Backend.CPU, Backend.AUTO.resolve(schedule, true));
-    assertEquals(Backend.CPU, Backend.CPU.resolve(schedule, true));
-    assertEquals(Backend.TENSORFLOW, Backend.TENSORFLOW.resolve(schedule, true));
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> Backend.CUDA.resolve(schedule, true));
-    assertEquals("the cuda backend does not take masked inputs (a mask constant); use cpu or tensorflow",
-        e.getMessage());
+  void maskedInputsResolveAsUnmaskedOnes() {
+    Schedule masked = cnn(-1.0).schedule();
+    assertTrue(masked.inputs().containsAll(java.util.Set.of(Plan.KEPT1, Plan.KEPT2)), "" + masked.inputs());
+    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(masked));
     for (Backend b : Backend.values()) {
-      assertEquals(b.resolve(schedule), b.resolve(schedule, false), b.key());
+      assertEquals(b.resolve(cnn(null).schedule()), b.resolve(masked), b.key());
     }
-    assertEquals(CudaDevice.visible() ? Backend.CUDA : Backend.CPU, Backend.AUTO.resolve(cnn(null).schedule(),
-        false));
-  }
-
-  /** {@code KernelFn} refuses a named {@code cuda} on masked inputs before it reaches a device. */
-  @Test
-  void kernelFnRefusesCudaForMaskedInputs() {
-    try (NDManager m = dev.ntk.kernels.Tensors.newManager()) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-          () -> CNN.kernelFn().withBackend(Backend.CUDA).withMaskConstant(-1).apply(
-              m.create(new double[] {1, 2, 3, 4, -1, -1, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9},
-                  new Shape(2, 5, 2)), null));
-      assertTrue(e.getMessage().startsWith("the cuda backend does not take masked inputs"), e.getMessage());
-    }
+    assertEquals(Backend.CUDA, Backend.CUDA.resolve(masked));
+    assertEquals(CudaDevice.visible() ? Backend.CUDA : Backend.CPU, Backend.AUTO.resolve(masked));
   }
 
   /** Only the {@code cpu} engine writes into its caller's memory; {@code auto} must be resolved first. */
