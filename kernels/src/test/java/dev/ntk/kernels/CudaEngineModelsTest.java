@@ -276,6 +276,35 @@ class CudaEngineModelsTest {
     }
   }
 
+  /**
+   * Inputs with a mask constant (neural-tangents' {@code mask_constant}): masked pixels, a pixel
+   * with one channel equal to the constant (zeroed, kept), and a fully connected network whose
+   * entries equal to it are zeroed. The engine takes the plan's masks as per-input buffers.
+   */
+  @Test
+  void maskedInputsAgreeWithTheCpuEngine() {
+    long[] image = {4, 3, 2};
+    double[] x1 = random(3 * 24, 17);
+    double[] x2 = random(2 * 24, 18);
+    for (int p : new int[] {0, 5, 11, 12 + 2}) {
+      x1[p * 2] = MasksTest.PAD;
+      x1[p * 2 + 1] = MasksTest.PAD;
+    }
+    x1[(24 + 3) * 2] = MasksTest.PAD;
+    x2[(12 + 7) * 2] = MasksTest.PAD;
+    x2[(12 + 7) * 2 + 1] = MasksTest.PAD;
+    Plan conv = Plan.compile(MasksTest.IMAGE_MODEL, new Shape(image), EnumSet.of(Get.NNGP, Get.NTK),
+        Double.valueOf(MasksTest.PAD));
+    agree("masked images", conv, x1, x2, 3, 2, true);
+    Layer dense = Stax.serial(Stax.dense(6, 1.3, 0.2), Stax.relu(), Stax.dense(1, 1.1, 0.1));
+    double[] v1 = random(3 * 4, 19);
+    double[] v2 = random(2 * 4, 20);
+    v1[3] = MasksTest.PAD;
+    v2[1] = MasksTest.PAD;
+    agree("masked dense inputs", Plan.compile(dense, new Shape(4), EnumSet.of(Get.NNGP, Get.NTK),
+        Double.valueOf(MasksTest.PAD)), v1, v2, 3, 2, false);
+  }
+
   /** The rows of {@code x} scaled to norm {@code sqrt(d)}: variance 1 after a Dense of W_std 1 and no bias. */
   private static double[] unitRows(double[] x, int d) {
     for (int i = 0; i < x.length / d; i++) {

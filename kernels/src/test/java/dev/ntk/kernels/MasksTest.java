@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * layers without a mask rule are errors.
  */
 class MasksTest {
-  private static final double PAD = -7.5;
+  static final double PAD = -7.5;
   private static NDManager manager;
   /** The {@code cuda} engine's kernels compiled as C on the host: one compiler's files for the class. */
   private static HostDevice host;
@@ -351,7 +351,7 @@ class MasksTest {
   }
 
   /** A model on images with strides, windows and a pooled readout (no attention). */
-  private static final Layer IMAGE_MODEL = Stax.serial(Stax.conv(3, a(2, 2), a(2, 1), "SAME", 1.3, 0.2), Stax.relu(),
+  static final Layer IMAGE_MODEL = Stax.serial(Stax.conv(3, a(2, 2), a(2, 1), "SAME", 1.3, 0.2), Stax.relu(),
       Stax.avgPool(a(2, 2), null, "VALID"), Stax.conv(3, a(1, 2), null, "SAME", 1.1, 0.1), Stax.erf(),
       Stax.globalAvgPool(), Stax.dense(1));
 
