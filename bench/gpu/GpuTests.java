@@ -17,9 +17,10 @@ import org.junit.platform.launcher.listeners.TestExecutionSummary;
 /**
  * The kernels module's cuda test classes run on the device machine (bench/gpu/check.sh, which has no
  * Maven): JUnit's launcher on the compiled test classes that prepare.sh carries, with {@code
- * ntk.cuda.device} set (0, or host), so that {@code CudaEngineModelsTest} compares the cpu engine with the
- * generated kernels compiled by NVRTC and run on GPU 0 (or, with {@code --device host}, compiled by
- * gcc, which is how prepare.sh's smoke run checks this runner). Writes {@code OUT/tests.md} (each
+ * ntk.cuda.device} set (0, or host), so that {@code CudaEngineModelsTest} and {@code CudaEngineTest}
+ * compare the cpu engine and closed forms with the generated kernels compiled by NVRTC and run on
+ * GPU 0 (or, with {@code --device host}, compiled by gcc, which is how prepare.sh's smoke run checks
+ * this runner), and {@code CudaDeviceTest} the GPU with the host-compiled source. Writes {@code OUT/tests.md} (each
  * test, its time and its failure) and exits 1 if a test failed or none ran.
  *
  * <pre>
@@ -32,7 +33,8 @@ public final class GpuTests {
   public static void main(String[] args) throws Exception {
     String out = "bench/out/gpu";
     String device = "cuda";
-    String classes = "dev.ntk.kernels.CudaEngineModelsTest";
+    String classes = "dev.ntk.kernels.CudaEngineModelsTest,dev.ntk.kernels.cuda.CudaEngineTest,"
+        + "dev.ntk.kernels.cuda.CudaDeviceTest";
     for (int k = 0; k + 1 < args.length; k += 2) {
       switch (args[k]) {
         case "--out" -> out = args[k + 1];

@@ -31,18 +31,19 @@ import org.junit.jupiter.api.Test;
 class CudaEngineTest {
   private static final int P = 3;
   private static final int C = 2;
-  private static HostDevice host;
+  private static Device device;
   private static CudaEngine engine;
 
+  /** The host device, or the one {@link CudaEngine#DEVICE_PROPERTY} names (the device check's GPU). */
   @BeforeAll
   static void setUp() {
-    host = new HostDevice();
-    engine = new CudaEngine(host);
+    device = CudaEngine.open(System.getProperty(CudaEngine.DEVICE_PROPERTY, "host"));
+    engine = new CudaEngine(device);
   }
 
   @AfterAll
   static void tearDown() {
-    host.close();
+    device.close();
   }
 
   private static double[] random(int n, long seed) {
