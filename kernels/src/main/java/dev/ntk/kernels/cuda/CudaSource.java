@@ -1,5 +1,6 @@
 package dev.ntk.kernels.cuda;
 
+import dev.ntk.kernels.Plan;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Layout;
 import dev.ntk.kernels.engine.PixelMap;
@@ -85,30 +86,31 @@ public final class CudaSource {
   }
 
   /**
-   * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet
-   * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns), nor
-   * for constant pixel blocks (attention's positional embeddings, the pair weights of a {@code
-   * DotGeneral} over several spatial axes).
+   * Whether the engine can run {@code schedule}: every step has a kernel (attention's softmax and
+   * attend, and constant pixel blocks, included), so what it cannot run is a plan input it does not
+   * compute from the raw inputs ({@code nngp}, {@code var1}, {@code var2}): {@code Aggregate}'s graph
+   * patterns, the masks of masked inputs.
    */
   public static boolean runs(Schedule schedule) {
-    List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
-    steps.addAll(schedule.tileSteps());
-    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND
-        || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
+    return RAW_INPUTS.containsAll(schedule.inputs());
   }
+
+  /** The plan inputs the engine computes from the raw inputs (the gram, the variances, their pixel blocks). */
+  private static final Set<String> RAW_INPUTS = Set.of(Plan.NNGP, Plan.VAR1, Plan.VAR2);
 
   /**
    * The CUDA C of {@code schedule} in float32 or float64; {@code channels} is the channel count of
    * raw image inputs for a plan with pixel blocks (ignored otherwise).
    *
-   * @throws IllegalArgumentException if a step has no CUDA form
+   * @throws IllegalArgumentException if a step has no CUDA form, or the plan takes inputs the engine
+   *     does not compute ({@link #runs})
    */
   public static CudaSource generate(Schedule schedule, boolean float32, int channels) {
     if (!runs(schedule)) {
-      // Attention has no generated kernel yet: refused, not guessed.
-      throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
-          + "and attend, Aggregate's attend) and no constant pixel blocks (GlobalSelfAttention's positional "
-          + "embeddings, DotGeneral over several spatial axes): run this model with --backend cpu or tensorflow");
+      List<String> others = schedule.inputs().stream().filter(n -> !RAW_INPUTS.contains(n)).sorted().toList();
+      throw new IllegalArgumentException("the cuda engine computes its plan inputs from the raw inputs (nngp, var1, "
+          + "var2), not " + others + " (Aggregate's graph patterns, masks): run this model with --backend cpu or "
+          + "tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
@@ -199,7 +201,8 @@ public final class CudaSource {
       }
       read.addAll(passOutputs(pass).values());
       for (Expr x : read) {
-        if (!x.isConstant() && x.op() != Expr.Op.INPUT && !mine.get(pass).contains(x) && !exports.containsKey(x)) {
+        if (!x.isConstant() && x.op() != Expr.Op.INPUT && x.op() != Expr.Op.BLOCK && !mine.get(pass).contains(x)
+            && !exports.containsKey(x)) {
           int from = x.domain() == Expr.Domain.ROW ? 0 : 1;
           if (x.domain() == Expr.Domain.TILE || !mine.get(from).contains(x)) {
             throw new IllegalStateException("pass " + pass + " reads " + x + ", which no earlier pass computes");
@@ -440,6 +443,9 @@ public final class CudaSource {
         }
         if (e.op() == Expr.Op.PIXELS) {
           pixelScratch = Math.max(pixelScratch, intermediate(e.map()));
+        } else if (e.op() == Expr.Op.ATTEND) {
+          // The left product b a, between the attend's two kernels.
+          pixelScratch = Math.max(pixelScratch, e.layout().size());
         }
       }
       List<Integer> free = new ArrayList<>();
@@ -568,6 +574,9 @@ public final class CudaSource {
       if (x.op() == Expr.Op.INPUT) {
         return staged.get(x.name());
       }
+      if (x.op() == Expr.Op.BLOCK) {
+        return constantBlock(x.blockValues());
+      }
       Integer r = register.get(x);
       if (r != null && mine.get(pass).contains(x)) {
         return "R" + r;
@@ -582,6 +591,11 @@ public final class CudaSource {
     private String ref(Expr x, String index, Map<Expr, String> locals) {
       if (x.isConstant()) {
         return literal(x.value());
+      }
+      double[] block = x.blockValues();
+      if (block != null && java.util.Arrays.stream(block).allMatch(v -> Double.compare(v, block[0]) == 0)) {
+        // A block of one number (a zero NTK as a block): a literal, no table.
+        return literal(block[0]);
       }
       String local = locals.get(x);
       if (local != null) {
@@ -673,8 +687,45 @@ public final class CudaSource {
             from = to;
           }
         }
+        case SOFTMAX -> {
+          // One thread per row, as the cpu engine: the maximum, the sum of the shifted exponentials,
+          // then each exponential (recomputed, so that no double is kept per entry) over the sum.
+          int p = e.layout().pixels();
+          StringBuilder row = new StringBuilder();
+          keep(row, e, target + "[e]", "      ");
+          String x = "x[q]";
+          kernel(out, "  for (long long r = tid; r < " + p + "LL; r += nt) {\n"
+              + "    const real* x = " + pointer(a) + " + r * " + p + "LL;\n"
+              + "    double max = (double) x[0];\n"
+              + "    for (int q = 1; q < " + p + "; q++) {\n      max = (double) " + x + " > max ? (double) " + x
+              + " : max;\n    }\n"
+              + "    double sum = 0;\n"
+              + "    for (int q = 0; q < " + p + "; q++) {\n      sum += exp((double) " + x + " - max);\n    }\n"
+              + "    for (int q = 0; q < " + p + "; q++) {\n      long long e = r * " + p + "LL + q;\n      "
+              + target + "[e] = (real) (exp((double) " + x + " - max) / sum);\n" + row + "    }\n  }\n", p, false);
+        }
+        case ATTEND -> {
+          // b a c^T as two products, each entry a sum over q in the cpu engine's order; the launch
+          // between them is the barrier, the left product b a waits in PA.
+          int p = e.layout().pixels();
+          kernel(out, product(pointer(e.b()), "[r * " + p + "LL + q]", pointer(a), "[q * " + p + "LL + k]", "PA[e]",
+              p, ""), m, false);
+          kernel(out, product("PA", "[r * " + p + "LL + q]", pointer(e.c()), "[k * " + p + "LL + q]",
+              target + "[e]", p, kept.toString()), m, false);
+        }
         default -> throw new IllegalStateException(e.op().name());
       }
+    }
+
+    /**
+     * Each entry {@code e = r p + k} of a {@code p x p} block as {@code sum_q x[..] y[..]} (in
+     * double, {@code q} ascending, as the cpu engine), stored to {@code to}, then {@code kept}.
+     */
+    private String product(String x, String xAt, String y, String yAt, String to, int p, String kept) {
+      return "  for (long long e = tid; e < " + (long) p * p + "LL; e += nt) {\n"
+          + "    long long r = e / " + p + ";\n    long long k = e % " + p + ";\n"
+          + "    double s = 0;\n    for (int q = 0; q < " + p + "; q++) {\n      s += (double) " + x + xAt
+          + " * " + y + yAt + ";\n    }\n    " + to + " = (real) s;\n" + kept + "  }\n";
     }
 
     /**
@@ -788,6 +839,23 @@ public final class CudaSource {
       tableSource.append("NTK_TABLE int ").append(name).append("_start[] = {").append(start).append("};\n")
           .append("NTK_TABLE long long ").append(name).append("_at[] = {").append(at).append("};\n")
           .append("NTK_TABLE real ").append(name).append("_w[] = {").append(w).append("};\n");
+      return name;
+    });
+  }
+
+  /**
+   * The name of the table holding constant block {@code values} ({@link Expr.Op#BLOCK}: attention's
+   * positional embeddings, a {@code DotGeneral}'s pixel-pair weights), row-major; equal blocks (the
+   * layers of a deep network) share one.
+   */
+  private String constantBlock(double[] values) {
+    StringBuilder v = new StringBuilder();
+    for (double x : values) {
+      v.append(v.length() == 0 ? "" : ",").append(Double.isFinite(x) ? Double.toHexString(x) : literal(x));
+    }
+    return tables.computeIfAbsent("block|" + v, x -> {
+      String name = "C" + tables.size();
+      tableSource.append("NTK_TABLE real ").append(name).append("[] = {").append(v).append("};\n");
       return name;
     });
   }
