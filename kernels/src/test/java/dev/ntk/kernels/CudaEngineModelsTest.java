@@ -201,8 +201,10 @@ class CudaEngineModelsTest {
         Stax.conv(4, new int[] {3, 3}, null, "SAME", 1.1, 0.1),
         Attention.globalSelfAttention(4, 4, 2, 2, true, 1.2, 1.0, 0.8, 1.1, null, "IDENTITY", "SUM", 0.7, true),
         Stax.relu(), Stax.avgPool(new int[] {2, 2}, null, "VALID"), Stax.flatten(), Stax.dense(1));
-    Set<Expr.Op> ops = agree("attention in a conv net", model, new long[] {3, 3, 2}, 3, 2, true);
-    agree("attention in a conv net, items in chunks", model, new long[] {3, 3, 2}, 1, 2, false);
+    Plan plan = Plan.compile(model, new Shape(3, 3, 2), EnumSet.of(Get.NNGP, Get.NTK));
+    agree("attention in a conv net", plan, random(3 * 18, 11), random(2 * 18, 12), 3, 2, true);
+    agree("attention in a conv net, items in chunks", plan, random(18, 13), random(2 * 18, 14), 1, 2, false);
+    Set<Expr.Op> ops = operations(plan);
     assertTrue(ops.containsAll(EnumSet.of(Expr.Op.SOFTMAX, Expr.Op.ATTEND, Expr.Op.BLOCK, Expr.Op.PIXELS)),
         "the model uses " + ops);
   }

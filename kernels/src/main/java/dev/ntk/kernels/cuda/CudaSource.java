@@ -15,21 +15,26 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A {@link Schedule} as CUDA C: three kernels, one per pass of the plan ({@code ntk_pass0} per row
- * input, {@code ntk_pass1} per column input, {@code ntk_pass2} per pair), each over many items at
- * once. The per-input values a later pass reads are exported to arrays; everything else stays in
- * the kernel.
+ * A {@link Schedule} as CUDA C: the kernels of the three passes of the plan ({@code ntk_pass0...}
+ * per row input, {@code ntk_pass1...} per column input, {@code ntk_pass2...} per pair), each over
+ * many items at once. The per-input values a later pass reads are exported to arrays; everything
+ * else stays in the kernels.
  *
  * <p>A plan without pixel blocks (fully connected networks) runs one thread per item, every step a
  * local variable: the whole per-pair chain of a deep network is one straight-line function, which
- * the compiler keeps in registers. A plan with pixel blocks (convolutions, pooling) runs one thread
- * block per item, its threads striding over the entries of each block: a run of entry-wise steps
- * over blocks of one size is one loop (values read only inside the run stay local), a structural
- * step (a pixel map, a diagonal, a sum) is a loop of its own between barriers, and values read
- * across loops live in per-item registers in global memory (reused by a linear scan over last
- * uses). Pixel maps are applied axis by axis from their sparse per-axis matrices ({@link
- * PixelMap#dense}), gathered per output entry so that no two threads write one entry. The input
- * blocks (pixel grams of raw images) are computed in the kernel from the images.
+ * the compiler keeps in registers. A plan with pixel blocks (convolutions, pooling, attention) runs
+ * one thread block per item (or, for a few items, several: {@link Launch}), its threads striding
+ * over the entries of each block: a run of entry-wise steps over blocks of one size is one loop
+ * (values read only inside the run stay local), a structural step (a pixel map, a diagonal, a sum,
+ * attention's softmax and attend) is a kernel launch of its own, the launch being the barrier, and
+ * values read across loops live in per-item registers in global memory (reused by a linear scan
+ * over last uses). Pixel maps are applied axis by axis from their sparse per-axis matrices ({@link
+ * PixelMap#dense}), gathered per output entry so that no two threads write one entry. A softmax
+ * runs one thread per row, in double, shifted by the row's maximum (as the {@code cpu} engine); an
+ * attend {@code b a c^T} is two launches, the left product {@code b a} waiting in per-item scratch.
+ * The input blocks (pixel grams of raw images) are computed in the kernel from the images; constant
+ * blocks (attention's positional embeddings, the pair weights of a {@code DotGeneral} over several
+ * spatial axes) are tables in the source, shared when equal, and a block of one number a literal.
  *
  * <p>The source also compiles as C on the host: a shim defines the thread and block indices as
  * globals, barriers as nothing, and writes a launch loop per kernel ({@code ntk_host_pass2}) that
