@@ -398,7 +398,10 @@ public final class CudaSource {
     private final Map<String, Long> stagedAt = new LinkedHashMap<>();
     private int registers;
     private long registerSize = 1;
+    /** The largest intermediate block of a pixel map, in PA and in PB. */
     private long pixelScratch;
+    /** The largest left product of an attend, in PA (alone: its pixel block needs no PB). */
+    private long productScratch;
 
     BlockPass(int pass) {
       this.pass = pass;
@@ -416,7 +419,7 @@ public final class CudaSource {
       allocate();
       long offset = (long) registers * registerSize;
       long pixels = offset;
-      offset += 2 * pixelScratch;
+      offset += Math.max(pixelScratch, productScratch) + pixelScratch;
       List<Expr> read = new ArrayList<>();
       steps.forEach(e -> read.addAll(e.operands()));
       read.addAll(passOutputs(pass).values());
@@ -450,7 +453,7 @@ public final class CudaSource {
           pixelScratch = Math.max(pixelScratch, intermediate(e.map()));
         } else if (e.op() == Expr.Op.ATTEND) {
           // The left product b a, between the attend's two kernels.
-          pixelScratch = Math.max(pixelScratch, e.layout().size());
+          productScratch = Math.max(productScratch, e.layout().size());
         }
       }
       List<Integer> free = new ArrayList<>();
@@ -500,8 +503,9 @@ public final class CudaSource {
         b.append("  real* R").append(r).append(" = S + ").append((long) r * registerSize).append("LL;\n  (void) R")
             .append(r).append(";\n");
       }
-      if (pixelScratch > 0) {
-        b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ").append(pixelScratch)
+      if (pixelScratch > 0 || productScratch > 0) {
+        b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ")
+            .append(Math.max(pixelScratch, productScratch))
             .append("LL;\n  (void) PA;\n  (void) PB;\n");
       }
       for (Map.Entry<String, String> in : staged.entrySet()) {
