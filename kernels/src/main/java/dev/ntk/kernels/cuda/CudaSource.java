@@ -715,11 +715,17 @@ public final class CudaSource {
         }
         case ATTEND -> {
           // b a c^T as two products, each entry a sum over q in the cpu engine's order; the launch
-          // between them is the barrier, the left product b a waits in PA.
+          // between them is the barrier. Thread f takes u = f / p, v = f % p, so that the threads
+          // of a warp (consecutive v) read one number of one operand and consecutive numbers of
+          // the other: the first launch computes (b a)[u, v] and keeps b a transposed in PA (at
+          // v p + u), the second reads (b a)[v, q] at q p + v and writes entry [v, u] (a strided
+          // write per entry, in place of p strided reads).
           int p = e.layout().pixels();
-          kernel(out, product(pointer(e.b()), "[r * " + p + "LL + q]", pointer(a), "[q * " + p + "LL + k]", "PA[e]",
-              p, ""), m, false);
-          kernel(out, product("PA", "[r * " + p + "LL + q]", pointer(e.c()), "[k * " + p + "LL + q]",
+          String b = pointer(e.b());
+          String c = pointer(e.c());
+          kernel(out, product("(double) " + b + "[u * " + p + "LL + q] * " + pointer(a) + "[q * " + p + "LL + v]",
+              "PA[v * " + p + "LL + u]", p, ""), m, false);
+          kernel(out, product("(double) PA[q * " + p + "LL + v] * " + c + "[u * " + p + "LL + q]",
               target + "[e]", p, kept.toString()), m, false);
         }
         default -> throw new IllegalStateException(e.op().name());
@@ -727,14 +733,16 @@ public final class CudaSource {
     }
 
     /**
-     * Each entry {@code e = r p + k} of a {@code p x p} block as {@code sum_q x[..] y[..]} (in
-     * double, {@code q} ascending, as the cpu engine), stored to {@code to}, then {@code kept}.
+     * Each entry {@code [v, u]} ({@code e = v p + u}) of a {@code p x p} block as the sum of {@code
+     * term} over {@code q} (in double, {@code q} ascending, as the cpu engine), stored to {@code to},
+     * then {@code kept}; thread {@code f} takes {@code u = f / p}, {@code v = f % p}.
      */
-    private String product(String x, String xAt, String y, String yAt, String to, int p, String kept) {
-      return "  for (long long e = tid; e < " + (long) p * p + "LL; e += nt) {\n"
-          + "    long long r = e / " + p + ";\n    long long k = e % " + p + ";\n"
-          + "    double s = 0;\n    for (int q = 0; q < " + p + "; q++) {\n      s += (double) " + x + xAt
-          + " * " + y + yAt + ";\n    }\n    " + to + " = (real) s;\n" + kept + "  }\n";
+    private String product(String term, String to, int p, String kept) {
+      return "  for (long long f = tid; f < " + (long) p * p + "LL; f += nt) {\n"
+          + "    long long u = f / " + p + ";\n    long long v = f % " + p + ";\n"
+          + "    long long e = v * " + p + "LL + u;\n    (void) e;\n"
+          + "    double s = 0;\n    for (int q = 0; q < " + p + "; q++) {\n      s += " + term + ";\n    }\n    "
+          + to + " = (real) s;\n" + kept + "  }\n";
     }
 
     /**
