@@ -840,7 +840,7 @@ public final class CudaSource {
         if (v != 0) {
           long offset = n > 0 ? (i / n) * pStride + (i % n) * qStride : i * pStride;
           at.append(terms == 0 ? "" : ",").append(offset);
-          w.append(terms == 0 ? "" : ",").append(Double.toHexString(v));
+          w.append(terms == 0 ? "" : ",").append(entry(v));
           terms++;
         }
       }
@@ -868,13 +868,24 @@ public final class CudaSource {
   private String constantBlock(double[] values) {
     StringBuilder v = new StringBuilder();
     for (double x : values) {
-      v.append(v.length() == 0 ? "" : ",").append(Double.isFinite(x) ? Double.toHexString(x) : literal(x));
+      v.append(v.length() == 0 ? "" : ",").append(entry(x));
     }
     return tables.computeIfAbsent("block|" + v, x -> {
       String name = "C" + tables.size();
       tableSource.append("NTK_TABLE real ").append(name).append("[] = {").append(v).append("};\n");
       return name;
     });
+  }
+
+  /**
+   * A table entry, exactly: a whole number as an integer (the zeros of a sparse block, P^2 of them
+   * for positional embeddings, take one character), any other as a hexadecimal floating literal.
+   */
+  private static String entry(double v) {
+    if (v == Math.rint(v) && Math.abs(v) < 0x1p53 && !(v == 0 && 1 / v < 0)) {
+      return Long.toString((long) v);
+    }
+    return Double.isFinite(v) ? Double.toHexString(v) : CudaOps.literal(v);
   }
 
   @Override
