@@ -19,9 +19,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
  * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
  * computed when every output is one number per pair, and mirrored. Every step of a plan has a
- * kernel (attention and constant pixel blocks included); a plan that takes inputs the engine does
- * not compute from the raw inputs ({@code Aggregate}'s graph patterns, masks) is refused ({@link
- * CudaSource#runs}).
+ * kernel (attention and constant pixel blocks included) but a user's Java function; such a plan,
+ * and one that takes inputs the engine does not compute from the raw inputs ({@code Aggregate}'s
+ * graph patterns, masks), is refused ({@link CudaSource#runs}).
  *
  * <pre>{@code
  * try (Device gpu = CudaDevice.open()) {

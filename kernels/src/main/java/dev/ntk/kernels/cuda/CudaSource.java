@@ -92,30 +92,44 @@ public final class CudaSource {
 
   /**
    * Whether the engine can run {@code schedule}: every step has a kernel (attention's softmax and
-   * attend, and constant pixel blocks, included), so what it cannot run is a plan input it does not
-   * compute from the raw inputs ({@code nngp}, {@code var1}, {@code var2}): {@code Aggregate}'s graph
-   * patterns, the masks of masked inputs.
+   * attend, and constant pixel blocks, included) but a user's Java function ({@link Expr.Op#CALL}:
+   * the kernel of {@code Stax.elementwise(phi, dphi)}, which only Java can evaluate), and it computes
+   * its plan inputs from the raw inputs ({@code nngp}, {@code var1}, {@code var2}), so it cannot take
+   * others: {@code Aggregate}'s graph patterns, the masks of masked inputs.
    */
   public static boolean runs(Schedule schedule) {
-    return RAW_INPUTS.containsAll(schedule.inputs());
+    return refusal(schedule) == null;
   }
 
   /** The plan inputs the engine computes from the raw inputs (the gram, the variances, their pixel blocks). */
   private static final Set<String> RAW_INPUTS = Set.of(Plan.NNGP, Plan.VAR1, Plan.VAR2);
 
+  /** Why the engine cannot run {@code schedule} ({@link #runs}), or null if it can. */
+  private static String refusal(Schedule schedule) {
+    List<String> others = schedule.inputs().stream().filter(n -> !RAW_INPUTS.contains(n)).sorted().toList();
+    if (!others.isEmpty()) {
+      return "the cuda engine computes its plan inputs from the raw inputs (nngp, var1, var2), not " + others
+          + " (Aggregate's graph patterns, masks)";
+    }
+    List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
+    steps.addAll(schedule.tileSteps());
+    if (steps.stream().anyMatch(e -> e.op() == Expr.Op.CALL)) {
+      return "the cuda engine has no user's Java function (the kernel of Stax.elementwise(phi, dphi), computed by "
+          + "Java)";
+    }
+    return null;
+  }
+
   /**
    * The CUDA C of {@code schedule} in float32 or float64; {@code channels} is the channel count of
    * raw image inputs for a plan with pixel blocks (ignored otherwise).
    *
-   * @throws IllegalArgumentException if a step has no CUDA form, or the plan takes inputs the engine
-   *     does not compute ({@link #runs})
+   * @throws IllegalArgumentException if the engine cannot run the plan ({@link #runs}), naming why
    */
   public static CudaSource generate(Schedule schedule, boolean float32, int channels) {
-    if (!runs(schedule)) {
-      List<String> others = schedule.inputs().stream().filter(n -> !RAW_INPUTS.contains(n)).sorted().toList();
-      throw new IllegalArgumentException("the cuda engine computes its plan inputs from the raw inputs (nngp, var1, "
-          + "var2), not " + others + " (Aggregate's graph patterns, masks): run this model with --backend cpu or "
-          + "tensorflow");
+    String why = refusal(schedule);
+    if (why != null) {
+      throw new IllegalArgumentException(why + ": run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
