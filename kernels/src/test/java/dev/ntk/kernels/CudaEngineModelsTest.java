@@ -27,8 +27,7 @@ import org.junit.jupiter.api.Test;
  * The {@code cuda} engine's generated kernels, compiled as C on the host ({@link HostDevice}),
  * against the {@code cpu} engine on every model of the kernel tests (the fully connected ones of
  * {@link TestModels}, the convolutional ones of {@link ConvolutionalTest}, a deep convolutional
- * network with both readouts, attention, DotGeneral over several spatial axes) and against the
- * golden kernels: float64 to 1e-12. This is the check
+ * network with both readouts) and against the golden kernels: float64 to 1e-12. This is the check
  * machines without a GPU run; a device runs the same source through NVRTC (bench/gpu/check.sh).
  */
 class CudaEngineModelsTest {

@@ -18,10 +18,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * pass 2 once per pair, one thread each. With pixel blocks the kernels take the raw images and
  * compute their pixel grams themselves, one thread block per item, in batches whose scratch fits
  * {@link Device#scratchBudget}; for x1 with itself only the pairs on and above the diagonal are
- * computed when every output is one number per pair, and mirrored. Every step of a plan has a
- * kernel (attention and constant pixel blocks included) but a user's Java function; such a plan,
- * and one that takes inputs the engine does not compute from the raw inputs ({@code Aggregate}'s
- * graph patterns, masks), is refused ({@link CudaSource#runs}).
+ * computed when every output is one number per pair, and mirrored.
  *
  * <pre>{@code
  * try (Device gpu = CudaDevice.open()) {
@@ -29,6 +26,10 @@ import java.util.concurrent.ConcurrentHashMap;
  *   double[] ntk = (double[]) k.get("ntk");
  * }
  * }</pre>
+ *
+ * <p>Every step of a plan has a kernel (attention and constant pixel blocks included) but a user's
+ * Java function; such a plan, and one that takes inputs the engine does not compute from the raw
+ * inputs ({@code Aggregate}'s graph patterns, masks), is refused ({@link CudaSource#runs}).
  */
 public final class CudaEngine {
   private final Device device;
