@@ -217,8 +217,7 @@ class AttentionTest extends MonteCarloFixture {
   /**
    * The {@code cuda} engine runs attention ({@code CudaEngineModelsTest} checks its numbers): the
    * softmax and the attend are kernels of the generated source, the embeddings a constant table, and
-   * {@code auto} may pick it. What it still refuses by name is a plan input it does not compute,
-   * {@code Aggregate}'s graph patterns, which {@code auto} leaves to {@code cpu}.
+   * {@code auto} may pick it.
    */
   @Test
   void theCudaEngineRunsAttention() {
@@ -230,13 +229,5 @@ class AttentionTest extends MonteCarloFixture {
     assertTrue(source.contains("exp((double)") && source.contains("NTK_TABLE real C"), "softmax and embeddings");
     assertEquals(dev.ntk.kernels.cuda.CudaDevice.visible() ? Backend.CUDA : Backend.CPU,
         Backend.AUTO.resolve(plan.schedule()));
-    Plan graph = Plan.compile(Stax.serial(Stax.conv(4, a(2), "SAME"), Stax.aggregate(), Stax.globalAvgPool(),
-        Stax.dense(1)), new Shape(3, 2), EnumSet.of(Get.NNGP, Get.NTK));
-    assertTrue(!dev.ntk.kernels.cuda.CudaSource.runs(graph.schedule()));
-    assertEquals(Backend.CPU, Backend.AUTO.resolve(graph.schedule()));
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> dev.ntk.kernels.cuda.CudaSource.generate(graph.schedule(), false, 2));
-    assertTrue(e.getMessage().contains("[pattern1, pattern2]") && e.getMessage().contains("--backend cpu"),
-        e.getMessage());
   }
 }

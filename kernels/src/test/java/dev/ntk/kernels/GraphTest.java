@@ -306,4 +306,21 @@ class GraphTest {
       assertTrue(wrong.getMessage().contains("(2, 3, 3)"), wrong.getMessage());
     }
   }
+
+  /**
+   * The {@code cuda} engine computes its plan inputs from the raw inputs, so it refuses the graph
+   * patterns by name (it has kernels for {@code Aggregate}'s attend), and {@code auto} leaves such a
+   * plan to {@code cpu}.
+   */
+  @Test
+  void theCudaEngineRefusesGraphPatternsByName() {
+    Plan graph = Plan.compile(Stax.serial(Stax.conv(4, new int[] {2}, "SAME"), Stax.aggregate(),
+        Stax.globalAvgPool(), Stax.dense(1)), new Shape(3, 2), EnumSet.of(Get.NNGP, Get.NTK));
+    assertTrue(!dev.ntk.kernels.cuda.CudaSource.runs(graph.schedule()));
+    assertEquals(Backend.CPU, Backend.AUTO.resolve(graph.schedule()));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> dev.ntk.kernels.cuda.CudaSource.generate(graph.schedule(), false, 2));
+    assertTrue(e.getMessage().contains("[pattern1, pattern2]") && e.getMessage().contains("--backend cpu"),
+        e.getMessage());
+  }
 }

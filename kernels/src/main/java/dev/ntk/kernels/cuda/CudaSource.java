@@ -106,6 +106,8 @@ public final class CudaSource {
 
   /** Why the engine cannot run {@code schedule} ({@link #runs}), or null if it can. */
   private static String refusal(Schedule schedule) {
+    // The kernels compute every input they read from the raw images (BlockPass stages each as a pixel
+    // gram), so any other input would be read as one: refused, not guessed.
     List<String> others = schedule.inputs().stream().filter(n -> !RAW_INPUTS.contains(n)).sorted().toList();
     if (!others.isEmpty()) {
       return "the cuda engine computes its plan inputs from the raw inputs (nngp, var1, var2), not " + others
