@@ -87,7 +87,11 @@ class CudaSourceTest {
     List<CudaSource> sources = List.of(source(cnn(3, Stax.globalAvgPool()), new long[] {4, 4, 2}, false),
         source(cnn(2, Stax.flatten()), new long[] {5, 4, 2}, true),
         source(Stax.serial(Stax.dense(8), Stax.erf(), Stax.dense(8), Stax.relu(), Stax.dense(1)),
-            new long[] {3}, false));
+            new long[] {3}, false),
+        // attention's softmax and attend, its embeddings and a DotGeneral's pair weights as tables
+        source(Stax.serial(Stax.globalSelfAttention(4, 4, 2, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", 0.8,
+            true), Stax.relu(), Stax.dotGeneral(null, new double[][] {{1, -2}, {0.5, 1}},
+                new int[][][] {{{1, 2}, {0, 1}}, {{}, {}}}), Stax.dense(1)), new long[] {2, 2, 3}, true));
     String nvcc = nvcc();
     for (int k = 0; k < sources.size(); k++) {
       Path c = dir.resolve("k" + k + ".c");
