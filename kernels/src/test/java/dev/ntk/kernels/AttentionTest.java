@@ -214,18 +214,20 @@ class AttentionTest extends MonteCarloFixture {
     }
   }
 
+  /**
+   * The {@code cuda} engine runs attention ({@code CudaEngineModelsTest} checks its numbers): the
+   * softmax and the attend are kernels of the generated source, the embeddings a constant table, and
+   * {@code auto} may pick it.
+   */
   @Test
-  void theCudaEngineRefusesAttentionByName() {
-    Layer model = Stax.serial(attention(4, true, "SOFTMAX", null), Stax.globalAvgPool(), Stax.dense(1));
+  void theCudaEngineRunsAttention() {
+    Layer model = Stax.serial(Attention.globalSelfAttention(4, 4, 1, 4, true, 1.3, 1.1, 0.9, 1.2, null, "SOFTMAX",
+        "SUM", 0.8, false), Stax.globalAvgPool(), Stax.dense(1));
     Plan plan = Plan.compile(model, new Shape(3, 2), EnumSet.of(Get.NNGP, Get.NTK));
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false, 2));
-    assertTrue(e.getMessage().contains("GlobalSelfAttention") && e.getMessage().contains("--backend cpu"),
-        e.getMessage());
-    // auto never picks the engine that would refuse: cuda runs the same model without attention.
-    assertTrue(!dev.ntk.kernels.cuda.CudaSource.runs(plan.schedule()));
-    assertTrue(Backend.AUTO.resolve(plan.schedule()) != Backend.CUDA);
-    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(Plan.compile(Stax.serial(Stax.conv(4, a(2), "SAME"),
-        Stax.globalAvgPool(), Stax.dense(1)), new Shape(3, 2), EnumSet.of(Get.NNGP, Get.NTK)).schedule()));
+    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(plan.schedule()));
+    String source = dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false, 2).source();
+    assertTrue(source.contains("exp((double)") && source.contains("NTK_TABLE real C"), "softmax and embeddings");
+    assertEquals(dev.ntk.kernels.cuda.CudaDevice.visible() ? Backend.CUDA : Backend.CPU,
+        Backend.AUTO.resolve(plan.schedule()));
   }
 }

@@ -82,11 +82,15 @@ class CudaEngineModelsTest {
     return d;
   }
 
-  /** cuda (host-compiled) against cpu on {@code model} for inputs of per-example {@code shape}, both dtypes. */
-  private static void agree(String name, Layer model, long[] shape, int n1, int n2, boolean float32) {
+  /**
+   * cuda (host-compiled) against cpu on {@code model} for inputs of per-example {@code shape}, both
+   * dtypes; the operations of its plan.
+   */
+  private static Set<Expr.Op> agree(String name, Layer model, long[] shape, int n1, int n2, boolean float32) {
     Plan plan = Plan.compile(model, new Shape(shape), EnumSet.of(Get.NNGP, Get.NTK));
     int d = Math.toIntExact(new Shape(shape).size());
     agree(name, plan, random(n1 * d, 11), random(n2 * d, 12), n1, n2, float32);
+    return operations(plan);
   }
 
   /** {@link #agree(String, Layer, long[], int, int, boolean)} on a compiled plan and given inputs. */
@@ -169,6 +173,56 @@ class CudaEngineModelsTest {
       layers[43] = Stax.dense(1, 1.0, null);
       agree("cnn21 " + readout, Stax.serial(layers), new long[] {4, 4, 3}, 3, 2, false);
     }
+  }
+
+  /**
+   * Attention ({@code GlobalSelfAttention}: the softmax, the attend's two products, positional
+   * embeddings as constant blocks) on every model of {@link AttentionTest#backendModels}, float32
+   * on the first; the models are checked to contain each of the three.
+   */
+  @Test
+  void attentionModelsAgreeWithTheCpuEngine() {
+    Set<Expr.Op> ops = EnumSet.noneOf(Expr.Op.class);
+    boolean float32 = true;
+    for (Map.Entry<String, Object[]> e : AttentionTest.backendModels().entrySet()) {
+      ops.addAll(agree(e.getKey(), (Layer) e.getValue()[0], (long[]) e.getValue()[1], 3, 2, float32));
+      float32 = false;
+    }
+    assertTrue(ops.containsAll(EnumSet.of(Expr.Op.SOFTMAX, Expr.Op.ATTEND, Expr.Op.BLOCK)), "the models use " + ops);
+  }
+
+  /**
+   * {@code DotGeneral} over several spatial axes ({@link DotGeneralTest#severalAxesModels}), which
+   * weighs the pixel-pair block by a constant block before summing it or mapping it.
+   */
+  @Test
+  void dotGeneralOverSeveralSpatialAxesAgreesWithTheCpuEngine() {
+    for (Map.Entry<String, Object[]> e : DotGeneralTest.severalAxesModels().entrySet()) {
+      Set<Expr.Op> ops = agree(e.getKey(), (Layer) e.getValue()[0], (long[]) e.getValue()[1], 3, 2, false);
+      assertTrue(ops.contains(Expr.Op.BLOCK), e.getKey() + " uses " + ops);
+    }
+  }
+
+  /**
+   * Attention between convolutions: two attention layers (softmax, then identity with summed
+   * embeddings in the values) in a conv net with pooling, on a 3 x 3 grid, float32 too; and on one
+   * row input against two, so that the host splits each item over several thread blocks ({@link
+   * HostDevice#parallelBlocks}), the softmax's rows and the attend's entries among them.
+   */
+  @Test
+  void attentionInsideAConvolutionalNetworkAgreesWithTheCpuEngine() {
+    Layer model = Stax.serial(Stax.conv(4, new int[] {2, 2}, null, "SAME", 1.3, 0.1), Stax.relu(),
+        Stax.conv(4, new int[] {2, 2}, null, "SAME", 1.2, 0.2), Stax.relu(),
+        Stax.globalSelfAttention(4, 4, 2, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.erf(),
+        Stax.conv(4, new int[] {3, 3}, null, "SAME", 1.1, 0.1),
+        Attention.globalSelfAttention(4, 4, 2, 2, true, 1.2, 1.0, 0.8, 1.1, null, "IDENTITY", "SUM", 0.7, true),
+        Stax.relu(), Stax.avgPool(new int[] {2, 2}, null, "VALID"), Stax.flatten(), Stax.dense(1));
+    Plan plan = Plan.compile(model, new Shape(3, 3, 2), EnumSet.of(Get.NNGP, Get.NTK));
+    agree("attention in a conv net", plan, random(3 * 18, 11), random(2 * 18, 12), 3, 2, true);
+    agree("attention in a conv net, items in chunks", plan, random(18, 13), random(2 * 18, 14), 1, 2, false);
+    Set<Expr.Op> ops = operations(plan);
+    assertTrue(ops.containsAll(EnumSet.of(Expr.Op.SOFTMAX, Expr.Op.ATTEND, Expr.Op.BLOCK, Expr.Op.PIXELS)),
+        "the model uses " + ops);
   }
 
   /**

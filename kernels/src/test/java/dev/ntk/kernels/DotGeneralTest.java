@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.engine.Backend;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -234,22 +235,42 @@ class DotGeneralTest {
   }
 
   /**
-   * The {@code cuda} engine has no constant pixel blocks, which a contraction of several spatial
-   * axes weighs pixel pairs by: it refuses by name, and {@code auto} does not pick it; one axis
-   * runs there (a pixel map).
+   * Contractions of several spatial axes, with the per-example input shape each takes: each weighs
+   * the pixel-pair block by a constant block ({@code A[s] A[t]}), then sums it (every axis) or maps
+   * it (some axes kept).
+   */
+  static Map<String, Object[]> severalAxesModels() {
+    Map<String, Object[]> m = new java.util.LinkedHashMap<>();
+    m.put("every axis between Conv and Dense", new Object[] {Stax.serial(Stax.conv(4, a(2, 1), null, "SAME", 1.3, 0.2),
+        Stax.relu(), Stax.dotGeneral(new double[][] {{0.5, -1, 0.7}, {1, 0.25, -0.5}, {0.2, 0.3, -0.4}}, null,
+            dims(a(0, 1), a(2, 1))), Stax.dense(4, 1.2, 0.1), Stax.relu(), Stax.dense(1)), new long[] {3, 3, 2}});
+    m.put("two of three axes on the raw inputs", new Object[] {Stax.serial(Stax.dotGeneral(null,
+        new double[][] {{1, 2}, {3, -4}}, dims(a(3, 1), a(0, 1))), Stax.flatten(), Stax.dense(1)),
+        new long[] {2, 3, 2, 2}});
+    m.put("two of three axes inside a conv net", new Object[] {Stax.serial(
+        Stax.conv(3, a(2, 1, 2), null, "SAME", 1.2, 0.1), Stax.erf(), Stax.dotGeneral(null,
+            new double[][] {{0.5, -1}, {2, 0.25}, {1, 1}}, dims(a(1, 3), a(0, 1))),
+        Stax.conv(3, a(2), null, "CIRCULAR", 1.1, 0.2), Stax.relu(), Stax.globalAvgPool(), Stax.dense(1)),
+        new long[] {3, 2, 2, 2}});
+    return m;
+  }
+
+  /**
+   * The {@code cuda} engine runs a contraction of several spatial axes (its pair weights a constant
+   * block in the generated source, {@code CudaEngineModelsTest} checks its numbers), so {@code auto}
+   * may pick it as for one axis (a pixel map).
    */
   @Test
-  void theCudaEngineRefusesSeveralAxesByName() {
-    Layer several = Stax.serial(Stax.conv(2, a(1, 1), null, "SAME", 1.0, null), Stax.dotGeneral(null,
-        new double[][] {{1, 2}, {3, 4}}, dims(a(1, 2), a(0, 1))), Stax.dense(1));
-    Plan plan = Plan.compile(several, new Shape(2, 2, 1), java.util.EnumSet.of(Get.NNGP, Get.NTK));
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false, 1));
-    assertTrue(e.getMessage().contains("DotGeneral") && e.getMessage().contains("--backend cpu"), e.getMessage());
-    assertTrue(Backend.AUTO.resolve(plan.schedule()) != Backend.CUDA);
-    Layer one = Stax.serial(Stax.conv(2, a(1, 1), null, "SAME", 1.0, null), Stax.dotGeneral(null,
-        new double[] {1, 2}, dims(a(1), a(0))), Stax.flatten(), Stax.dense(1));
-    assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(Plan.compile(one, new Shape(2, 2, 1),
-        java.util.EnumSet.of(Get.NNGP, Get.NTK)).schedule()));
+  void theCudaEngineRunsSeveralAxes() {
+    for (Map.Entry<String, Object[]> e : severalAxesModels().entrySet()) {
+      long[] shape = (long[]) e.getValue()[1];
+      Plan plan = Plan.compile((Layer) e.getValue()[0], new Shape(shape), java.util.EnumSet.of(Get.NNGP, Get.NTK));
+      assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(plan.schedule()), e.getKey());
+      String source = dev.ntk.kernels.cuda.CudaSource.generate(plan.schedule(), false,
+          (int) shape[shape.length - 1]).source();
+      assertTrue(source.contains("NTK_TABLE real C"), e.getKey() + ": the pair weights are a table");
+      assertEquals(dev.ntk.kernels.cuda.CudaDevice.visible() ? Backend.CUDA : Backend.CPU,
+          Backend.AUTO.resolve(plan.schedule()), e.getKey());
+    }
   }
 }

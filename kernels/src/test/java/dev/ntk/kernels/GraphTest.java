@@ -306,4 +306,40 @@ class GraphTest {
       assertTrue(wrong.getMessage().contains("(2, 3, 3)"), wrong.getMessage());
     }
   }
+
+  /**
+   * The {@code cuda} engine (host-compiled) runs graph networks: the patterns are plan inputs in
+   * buffers, each {@code Aggregate} an attend of two launches, a constant NTK spread over the nodes
+   * a constant block; it equals {@code cpu} to 1e-12, x1 with itself and with x2, and {@code auto}
+   * may pick it.
+   */
+  @Test
+  void cudaAgreesWithCpuOnGraphs() {
+    Layer conv = Stax.serial(Stax.conv(4, new int[] {2}, null, "SAME", 1.3, 0.1), Stax.relu(), Stax.aggregate(),
+        Stax.conv(4, new int[] {2}, null, "SAME", 1.2, 0.2), Stax.erf(), Stax.aggregate(), Stax.globalAvgPool(),
+        Stax.dense(1));
+    Layer raw = Stax.serial(Stax.aggregate(), Stax.dense(4, 1.1, 0.1), Stax.relu(), Stax.aggregate(),
+        Stax.flatten(), Stax.dense(1));
+    NDArray x1 = KernelTesting.randomImages(manager, 3, new long[] {4, 2}, 41);
+    NDArray x2 = KernelTesting.randomImages(manager, 2, new long[] {4, 2}, 42);
+    NDArray a1 = randomPatterns(3, 4, 43);
+    NDArray a2 = randomPatterns(2, 4, 44);
+    try (dev.ntk.kernels.cuda.HostDevice host = new dev.ntk.kernels.cuda.HostDevice()) {
+      dev.ntk.kernels.cuda.CudaEngine engine = new dev.ntk.kernels.cuda.CudaEngine(host);
+      for (Layer model : new Layer[] {conv, raw}) {
+        Plan plan = Plan.compile(model, new Shape(4, 2), BOTH);
+        assertTrue(dev.ntk.kernels.cuda.CudaSource.runs(plan.schedule()), model.toString());
+        for (boolean same : new boolean[] {true, false}) {
+          Kernel cpu = model.kernelFn().withBackend(Backend.CPU).apply(x1, same ? null : x2, a1, same ? null : a2,
+              BOTH);
+          Kernel cuda = model.kernelFn().withCuda(engine).apply(x1, same ? null : x2, a1, same ? null : a2, BOTH);
+          for (Get g : Get.values()) {
+            double err = KernelTesting.relativeError(cuda.get(g).toDoubleArray(), cpu.get(g).toDoubleArray());
+            assertTrue(err < 1e-12, model + (same ? " (x1 with itself) " : " ") + g + ": cuda and cpu differ by "
+                + err);
+          }
+        }
+      }
+    }
+  }
 }

@@ -89,13 +89,10 @@ class MasksTest {
   @Test
   void paddingLeavesPooledKernelsUnchanged() {
     int w = 8;
-    Layer positional = Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3,
-        1.1, 0.9, 1.2, 0.1, "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1));
+    List<Layer> attention = attentionSequenceModels(w);
+    Layer positional = attention.get(1);
     List<Layer> models = new ArrayList<>(pooledSequenceModels(w));
-    models.add(Stax.serial(Stax.conv(w, a(1), null, "SAME", 1.3, 0.1), Stax.relu(),
-        Stax.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.relu(),
-        Stax.globalAvgPool(), Stax.dense(1)));
-    models.add(positional);
+    models.addAll(attention);
     int[] lengths1 = PADDED_LENGTHS1;
     int[] lengths2 = PADDED_LENGTHS2;
     int channels = 2;
@@ -136,6 +133,19 @@ class MasksTest {
         }
       }
     }
+  }
+
+  /**
+   * The attention models of {@link #paddingLeavesPooledKernelsUnchanged}, of width {@code w}: softmax
+   * after a convolution, and relu attention with positional embeddings (masked positions have none).
+   */
+  private static List<Layer> attentionSequenceModels(int w) {
+    return List.of(
+        Stax.serial(Stax.conv(w, a(1), null, "SAME", 1.3, 0.1), Stax.relu(),
+            Stax.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX"), Stax.relu(),
+            Stax.globalAvgPool(), Stax.dense(1)),
+        Stax.serial(Stax.dense(w, 1.2, 0.1), Attention.globalSelfAttention(w, w, w, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1,
+            "RELU", "SUM", 0.8, true), Stax.erf(), Stax.globalAvgPool(), Stax.dense(1)));
   }
 
   /** The lengths of the sequences of x1 and x2 of {@link #paddingLeavesPooledKernelsUnchanged}, padded to 6. */
@@ -380,7 +390,7 @@ class MasksTest {
    * The {@code cuda} engine (its kernels compiled as C on the host, {@link HostDevice}) takes masks
    * as the {@code cpu} engine does, float64 to 1e-12 ({@link #difference}), x2 given and x1 with
    * itself: the image model of {@link #cpuAndTensorFlowAgreeInFloat64}, the models of {@link
-   * #paddingLeavesPooledKernelsUnchanged} without attention on its padded sequences, and a fully
+   * #paddingLeavesPooledKernelsUnchanged} (attention too) on its padded sequences, and a fully
    * connected network, whose inputs have no positions: its entries equal to the constant are zeroed,
    * which changes its kernel. The padded sequences in float32 too, to float32's rounding.
    */
@@ -392,6 +402,7 @@ class MasksTest {
     NDArray[] sequences = {array(sequences(PADDED_LENGTHS1, 6, 2, 1), 3, 6, 2),
         array(sequences(PADDED_LENGTHS2, 6, 2, 2), 2, 6, 2)};
     pooledSequenceModels(4).forEach(m -> cases.put(m, sequences));
+    attentionSequenceModels(4).forEach(m -> cases.put(m, sequences));
     Layer dense = Stax.serial(Stax.dense(6, 1.3, 0.2), Stax.relu(), Stax.dense(1, 1.1, 0.1));
     double[] v = new Random(9).doubles(5 * 4).toArray();
     v[3] = PAD;

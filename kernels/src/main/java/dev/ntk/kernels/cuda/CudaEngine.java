@@ -30,7 +30,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * }</pre>
  *
  * <p>The plan's further inputs (masks, graph patterns: {@link Plan#inputs}) are uploaded as
- * buffers ({@link CudaSource#bufferInputs}).
+ * buffers ({@link CudaSource#bufferInputs}). Every step of a plan has a kernel (attention and
+ * constant pixel blocks included) but a user's Java function, which is refused ({@link
+ * CudaSource#runs}).
  */
 public final class CudaEngine {
   private final Device device;

@@ -15,21 +15,26 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A {@link Schedule} as CUDA C: three kernels, one per pass of the plan ({@code ntk_pass0} per row
- * input, {@code ntk_pass1} per column input, {@code ntk_pass2} per pair), each over many items at
- * once. The per-input values a later pass reads are exported to arrays; everything else stays in
- * the kernel.
+ * A {@link Schedule} as CUDA C: the kernels of the three passes of the plan ({@code ntk_pass0...}
+ * per row input, {@code ntk_pass1...} per column input, {@code ntk_pass2...} per pair), each over
+ * many items at once. The per-input values a later pass reads are exported to arrays; everything
+ * else stays in the kernels.
  *
  * <p>A plan without pixel blocks (fully connected networks) runs one thread per item, every step a
  * local variable: the whole per-pair chain of a deep network is one straight-line function, which
- * the compiler keeps in registers. A plan with pixel blocks (convolutions, pooling) runs one thread
- * block per item, its threads striding over the entries of each block: a run of entry-wise steps
- * over blocks of one size is one loop (values read only inside the run stay local), a structural
- * step (a pixel map, a diagonal, a sum) is a loop of its own between barriers, and values read
- * across loops live in per-item registers in global memory (reused by a linear scan over last
- * uses). Pixel maps are applied axis by axis from their sparse per-axis matrices ({@link
- * PixelMap#dense}), gathered per output entry so that no two threads write one entry. The input
- * blocks (pixel grams of raw images) are computed in the kernel from the images.
+ * the compiler keeps in registers. A plan with pixel blocks (convolutions, pooling, attention) runs
+ * one thread block per item (or, for a few items, several: {@link Launch}), its threads striding
+ * over the entries of each block: a run of entry-wise steps over blocks of one size is one loop
+ * (values read only inside the run stay local), a structural step (a pixel map, a diagonal, a sum,
+ * attention's softmax and attend) is a kernel launch of its own, the launch being the barrier, and
+ * values read across loops live in per-item registers in global memory (reused by a linear scan
+ * over last uses). Pixel maps are applied axis by axis from their sparse per-axis matrices ({@link
+ * PixelMap#dense}), gathered per output entry so that no two threads write one entry. A softmax
+ * runs one thread per row, in double, shifted by the row's maximum (as the {@code cpu} engine); an
+ * attend {@code b a c^T} is two launches, the left product {@code b a} waiting in per-item scratch.
+ * The input blocks (pixel grams of raw images) are computed in the kernel from the images; constant
+ * blocks (attention's positional embeddings, the pair weights of a {@code DotGeneral} over several
+ * spatial axes) are tables in the source, shared when equal, and a block of one number a literal.
  *
  * <p>Every other plan input ({@link #bufferInputs}: the masks {@code kept1}, {@code kept2} of
  * masked inputs, the graph patterns {@code pattern1}, {@code pattern2}) is a buffer the kernels
@@ -93,32 +98,36 @@ public final class CudaSource {
   }
 
   /**
-   * Whether the engine can run {@code schedule}: it has no kernels for attention's steps yet
-   * ({@code GlobalSelfAttention}, and {@code Aggregate}'s {@code attend} by its graph patterns), nor
-   * for constant pixel blocks (attention's positional embeddings, the pair weights of a {@code
-   * DotGeneral} over several spatial axes), nor for a user's Java function ({@link Expr.Op#CALL}: the
-   * kernel of {@code Stax.elementwise(phi, dphi)}, which only Java can evaluate).
+   * Whether the engine can run {@code schedule}: every step has a kernel (attention's softmax and
+   * attend, and constant pixel blocks, included) but a user's Java function ({@link Expr.Op#CALL}:
+   * the kernel of {@code Stax.elementwise(phi, dphi)}, which only Java can evaluate); the plan's
+   * inputs are the raw inputs' pixel grams and buffers ({@link #bufferInputs}: masks, graph patterns).
    */
   public static boolean runs(Schedule schedule) {
+    return refusal(schedule) == null;
+  }
+
+  /** Why the engine cannot run {@code schedule} ({@link #runs}), or null if it can. */
+  private static String refusal(Schedule schedule) {
     List<Expr> steps = new ArrayList<>(schedule.vectorSteps());
     steps.addAll(schedule.tileSteps());
-    return steps.stream().noneMatch(e -> e.op() == Expr.Op.SOFTMAX || e.op() == Expr.Op.ATTEND
-        || e.op() == Expr.Op.CALL || e.operands().stream().anyMatch(o -> o.op() == Expr.Op.BLOCK));
+    if (steps.stream().anyMatch(e -> e.op() == Expr.Op.CALL)) {
+      return "the cuda engine has no user's Java function (the kernel of Stax.elementwise(phi, dphi), computed by "
+          + "Java)";
+    }
+    return null;
   }
 
   /**
    * The CUDA C of {@code schedule} in float32 or float64; {@code channels} is the channel count of
    * raw image inputs for a plan with pixel blocks (ignored otherwise).
    *
-   * @throws IllegalArgumentException if a step has no CUDA form
+   * @throws IllegalArgumentException if the engine cannot run the plan ({@link #runs}), naming why
    */
   public static CudaSource generate(Schedule schedule, boolean float32, int channels) {
-    if (!runs(schedule)) {
-      // Attention has no generated kernel yet: refused, not guessed.
-      throw new IllegalArgumentException("the cuda engine has no attention steps (GlobalSelfAttention's softmax "
-          + "and attend, Aggregate's attend) and no constant pixel blocks (GlobalSelfAttention's positional "
-          + "embeddings, DotGeneral over several spatial axes), and no user's Java function (the kernel of "
-          + "Stax.elementwise(phi, dphi), computed by Java): run this model with --backend cpu or tensorflow");
+    String why = refusal(schedule);
+    if (why != null) {
+      throw new IllegalArgumentException(why + ": run this model with --backend cpu or tensorflow");
     }
     return new CudaSource(schedule, float32, channels);
   }
@@ -224,7 +233,8 @@ public final class CudaSource {
       read.addAll(passOutputs(pass).values());
       read.stream().filter(x -> x.op() == Expr.Op.INPUT).forEach(x -> inputs.putIfAbsent(x.name(), x));
       for (Expr x : read) {
-        if (!x.isConstant() && x.op() != Expr.Op.INPUT && !mine.get(pass).contains(x) && !exports.containsKey(x)) {
+        if (!x.isConstant() && x.op() != Expr.Op.INPUT && x.op() != Expr.Op.BLOCK && !mine.get(pass).contains(x)
+            && !exports.containsKey(x)) {
           int from = x.domain() == Expr.Domain.ROW ? 0 : 1;
           if (x.domain() == Expr.Domain.TILE || !mine.get(from).contains(x)) {
             throw new IllegalStateException("pass " + pass + " reads " + x + ", which no earlier pass computes");
@@ -415,7 +425,10 @@ public final class CudaSource {
     private final Map<String, Long> stagedAt = new LinkedHashMap<>();
     private int registers;
     private long registerSize = 1;
+    /** The largest intermediate block of a pixel map, in PA and in PB. */
     private long pixelScratch;
+    /** The largest left product of an attend, in PA (alone: its pixel block needs no PB). */
+    private long productScratch;
 
     BlockPass(int pass) {
       this.pass = pass;
@@ -433,7 +446,7 @@ public final class CudaSource {
       allocate();
       long offset = (long) registers * registerSize;
       long pixels = offset;
-      offset += 2 * pixelScratch;
+      offset += Math.max(pixelScratch, productScratch) + pixelScratch;
       List<Expr> read = new ArrayList<>();
       steps.forEach(e -> read.addAll(e.operands()));
       read.addAll(passOutputs(pass).values());
@@ -465,6 +478,9 @@ public final class CudaSource {
         }
         if (e.op() == Expr.Op.PIXELS) {
           pixelScratch = Math.max(pixelScratch, intermediate(e.map()));
+        } else if (e.op() == Expr.Op.ATTEND) {
+          // The left product b a, between the attend's two kernels.
+          productScratch = Math.max(productScratch, e.layout().size());
         }
       }
       List<Integer> free = new ArrayList<>();
@@ -514,8 +530,9 @@ public final class CudaSource {
         b.append("  real* R").append(r).append(" = S + ").append((long) r * registerSize).append("LL;\n  (void) R")
             .append(r).append(";\n");
       }
-      if (pixelScratch > 0) {
-        b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ").append(pixelScratch)
+      if (pixelScratch > 0 || productScratch > 0) {
+        b.append("  real* PA = S + ").append(pixelAt).append("LL;\n  real* PB = PA + ")
+            .append(Math.max(pixelScratch, productScratch))
             .append("LL;\n  (void) PA;\n  (void) PB;\n");
       }
       for (Map.Entry<String, String> in : staged.entrySet()) {
@@ -597,6 +614,9 @@ public final class CudaSource {
       if (x.op() == Expr.Op.INPUT) {
         return staged.get(x.name());
       }
+      if (x.op() == Expr.Op.BLOCK) {
+        return constantBlock(x.blockValues());
+      }
       Integer r = register.get(x);
       if (r != null && mine.get(pass).contains(x)) {
         return "R" + r;
@@ -611,6 +631,11 @@ public final class CudaSource {
     private String ref(Expr x, String index, Map<Expr, String> locals) {
       if (x.isConstant()) {
         return literal(x.value());
+      }
+      double[] block = x.blockValues();
+      if (block != null && java.util.Arrays.stream(block).allMatch(v -> Double.compare(v, block[0]) == 0)) {
+        // A block of one number (a zero NTK as a block): a literal, no table.
+        return literal(block[0]);
       }
       String local = locals.get(x);
       if (local != null) {
@@ -702,8 +727,53 @@ public final class CudaSource {
             from = to;
           }
         }
+        case SOFTMAX -> {
+          // One thread per row, as the cpu engine: the maximum, the sum of the shifted exponentials,
+          // then each exponential (recomputed, so that no double is kept per entry) over the sum.
+          int p = e.layout().pixels();
+          StringBuilder row = new StringBuilder();
+          keep(row, e, target + "[e]", "      ");
+          String x = "x[q]";
+          kernel(out, "  for (long long r = tid; r < " + p + "LL; r += nt) {\n"
+              + "    const real* x = " + pointer(a) + " + r * " + p + "LL;\n"
+              + "    double max = (double) x[0];\n"
+              + "    for (int q = 1; q < " + p + "; q++) {\n      max = (double) " + x + " > max ? (double) " + x
+              + " : max;\n    }\n"
+              + "    double sum = 0;\n"
+              + "    for (int q = 0; q < " + p + "; q++) {\n      sum += exp((double) " + x + " - max);\n    }\n"
+              + "    for (int q = 0; q < " + p + "; q++) {\n      long long e = r * " + p + "LL + q;\n      "
+              + target + "[e] = (real) (exp((double) " + x + " - max) / sum);\n" + row + "    }\n  }\n", p, false);
+        }
+        case ATTEND -> {
+          // b a c^T as two products, each entry a sum over q in the cpu engine's order; the launch
+          // between them is the barrier. Thread f takes u = f / p, v = f % p, so that the threads
+          // of a warp (consecutive v) read one number of one operand and consecutive numbers of
+          // the other: the first launch computes (b a)[u, v] and keeps b a transposed in PA (at
+          // v p + u), the second reads (b a)[v, q] at q p + v and writes entry [v, u] (a strided
+          // write per entry, in place of p strided reads).
+          int p = e.layout().pixels();
+          String b = pointer(e.b());
+          String c = pointer(e.c());
+          kernel(out, product("(double) " + b + "[u * " + p + "LL + q] * " + pointer(a) + "[q * " + p + "LL + v]",
+              "PA[v * " + p + "LL + u]", p, ""), m, false);
+          kernel(out, product("(double) PA[q * " + p + "LL + v] * " + c + "[u * " + p + "LL + q]",
+              target + "[e]", p, kept.toString()), m, false);
+        }
         default -> throw new IllegalStateException(e.op().name());
       }
+    }
+
+    /**
+     * Each entry {@code [v, u]} ({@code e = v p + u}) of a {@code p x p} block as the sum of {@code
+     * term} over {@code q} (in double, {@code q} ascending, as the cpu engine), stored to {@code to},
+     * then {@code kept}; thread {@code f} takes {@code u = f / p}, {@code v = f % p}.
+     */
+    private String product(String term, String to, int p, String kept) {
+      return "  for (long long f = tid; f < " + (long) p * p + "LL; f += nt) {\n"
+          + "    long long u = f / " + p + ";\n    long long v = f % " + p + ";\n"
+          + "    long long e = v * " + p + "LL + u;\n    (void) e;\n"
+          + "    double s = 0;\n    for (int q = 0; q < " + p + "; q++) {\n      s += " + term + ";\n    }\n    "
+          + to + " = (real) s;\n" + kept + "  }\n";
     }
 
     /**
@@ -801,7 +871,7 @@ public final class CudaSource {
         if (v != 0) {
           long offset = n > 0 ? (i / n) * pStride + (i % n) * qStride : i * pStride;
           at.append(terms == 0 ? "" : ",").append(offset);
-          w.append(terms == 0 ? "" : ",").append(Double.toHexString(v));
+          w.append(terms == 0 ? "" : ",").append(entry(v));
           terms++;
         }
       }
@@ -819,6 +889,34 @@ public final class CudaSource {
           .append("NTK_TABLE real ").append(name).append("_w[] = {").append(w).append("};\n");
       return name;
     });
+  }
+
+  /**
+   * The name of the table holding constant block {@code values} ({@link Expr.Op#BLOCK}: attention's
+   * positional embeddings, a {@code DotGeneral}'s pixel-pair weights), row-major; equal blocks (the
+   * layers of a deep network) share one.
+   */
+  private String constantBlock(double[] values) {
+    StringBuilder v = new StringBuilder();
+    for (double x : values) {
+      v.append(v.length() == 0 ? "" : ",").append(entry(x));
+    }
+    return tables.computeIfAbsent("block|" + v, x -> {
+      String name = "C" + tables.size();
+      tableSource.append("NTK_TABLE real ").append(name).append("[] = {").append(v).append("};\n");
+      return name;
+    });
+  }
+
+  /**
+   * A table entry, exactly: a whole number as an integer (the zeros of a sparse block, P^2 of them
+   * for positional embeddings, take one character), any other as a hexadecimal floating literal.
+   */
+  private static String entry(double v) {
+    if (v == Math.rint(v) && Math.abs(v) < 0x1p53 && !(v == 0 && 1 / v < 0)) {
+      return Long.toString((long) v);
+    }
+    return Double.isFinite(v) ? Double.toHexString(v) : CudaOps.literal(v);
   }
 
   @Override

@@ -31,9 +31,10 @@ public enum Backend {
 
   /**
    * This backend, with {@code auto} decided for this machine and for a plan of {@code schedule}:
-   * {@code auto} does not pick {@code cuda} for a plan the {@code cuda} engine cannot run (attention,
-   * {@link dev.ntk.kernels.cuda.CudaSource#runs}), but {@code cpu}; a {@code cuda} asked for by name
-   * stays {@code cuda}, which then refuses the plan naming what it lacks.
+   * {@code auto} does not pick {@code cuda} for a plan the {@code cuda} engine cannot run (one that
+   * takes graph patterns or masks as inputs, or has a user's Java function, {@link
+   * dev.ntk.kernels.cuda.CudaSource#runs}), but {@code cpu}; a {@code cuda} asked for by name stays
+   * {@code cuda}, which then refuses the plan naming what it lacks.
    */
   public Backend resolve(Schedule schedule) {
     Backend b = resolve();

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.ntk.kernels.Get;
 import dev.ntk.kernels.Layer;
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.Spatial;
 import dev.ntk.kernels.Stax;
 import dev.ntk.kernels.engine.Expr;
 import java.io.IOException;
@@ -70,6 +71,28 @@ class CudaSourceTest {
     assertTrue(fc.source().contains("typedef float real;"));
   }
 
+  /**
+   * Constant blocks are tables, one per distinct block: two attention layers with equal positional
+   * embeddings (in the keys and the values) read one; a third layer's other embedding scale adds one;
+   * a block of one number (the NTK of a model without parameters, kept per pixel) is a literal.
+   */
+  @Test
+  void equalConstantBlocksShareOneTable() {
+    Layer twice = Stax.serial(attention(0.8), Stax.relu(), attention(0.8), Stax.globalAvgPool(), Stax.dense(1));
+    assertEquals(1, count(source(twice, new long[] {3, 2}, false).source(), "NTK_TABLE real C\\d+\\["));
+    Layer other = Stax.serial(attention(0.8), Stax.relu(), attention(0.8), Stax.relu(), attention(1.1),
+        Stax.globalAvgPool(), Stax.dense(1));
+    assertEquals(2, count(source(other, new long[] {3, 2}, false).source(), "NTK_TABLE real C\\d+\\["));
+    Plan pooled = Plan.compile(Stax.avgPool(new int[] {2}, null, "SAME"), new Shape(3, 2),
+        EnumSet.of(Get.NNGP, Get.NTK), Spatial.FULL);
+    assertTrue(pooled.schedule().outputs().get(Plan.NTK).op() == Expr.Op.BLOCK, "a zero NTK block");
+    assertTrue(!CudaSource.generate(pooled.schedule(), false, 2).source().contains("NTK_TABLE real C"));
+  }
+
+  private static Layer attention(double posEmbStd) {
+    return Stax.globalSelfAttention(4, 4, 2, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", posEmbStd, true);
+  }
+
   @Test
   void anOperationWithoutACudaFormIsNamed() {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
@@ -87,7 +110,11 @@ class CudaSourceTest {
     List<CudaSource> sources = List.of(source(cnn(3, Stax.globalAvgPool()), new long[] {4, 4, 2}, false),
         source(cnn(2, Stax.flatten()), new long[] {5, 4, 2}, true),
         source(Stax.serial(Stax.dense(8), Stax.erf(), Stax.dense(8), Stax.relu(), Stax.dense(1)),
-            new long[] {3}, false));
+            new long[] {3}, false),
+        // attention's softmax and attend, its embeddings and a DotGeneral's pair weights as tables
+        source(Stax.serial(Stax.globalSelfAttention(4, 4, 2, 2, true, 1.3, 1.1, 0.9, 1.2, 0.1, "SOFTMAX", "SUM", 0.8,
+            true), Stax.relu(), Stax.dotGeneral(null, new double[][] {{1, -2}, {0.5, 1}},
+                new int[][][] {{{1, 2}, {0, 1}}, {{}, {}}}), Stax.dense(1)), new long[] {2, 2, 3}, true));
     String nvcc = nvcc();
     for (int k = 0; k < sources.size(); k++) {
       Path c = dir.resolve("k" + k + ".c");
