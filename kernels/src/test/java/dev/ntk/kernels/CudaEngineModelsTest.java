@@ -16,6 +16,7 @@ import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Schedule;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Files;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.EnumSet;
@@ -95,10 +96,21 @@ class CudaEngineModelsTest {
 
   /** {@link #agree(String, Layer, long[], int, int, boolean)} on a compiled plan and given inputs. */
   private static void agree(String name, Plan plan, double[] x1, double[] x2, int n1, int n2, boolean float32) {
+    agree(name, plan, x1, x2, null, n1, n2, float32);
+  }
+
+  /**
+   * As {@link #agree(String, Plan, double[], double[], int, int, boolean)} for a graph model, with
+   * the patterns {@code patterns[0] (n1, nodes, nodes)} of x1 and {@code patterns[1]} of x2 (null
+   * for a model without {@code Aggregate}).
+   */
+  private static void agree(String name, Plan plan, double[] x1, double[] x2, double[][] patterns, int n1, int n2,
+      boolean float32) {
     for (boolean same : new boolean[] {true, false}) {
       int m2 = same ? n1 : n2;
-      Map<String, double[]> cpu = plan.run(CpuBackend.float64(), x1, same ? null : x2, n1, m2, 1);
-      Map<String, Object> cuda = engine.run(plan, x1, same ? null : x2, n1, m2);
+      Map<String, Object> inputs = patternInputs(plan, patterns, same, n1, n2, new double[0]);
+      Map<String, double[]> cpu = plan.run(CpuBackend.float64(), x1, same ? null : x2, inputs, n1, m2, 1);
+      Map<String, Object> cuda = engine.run(plan, x1, same ? null : x2, inputs, n1, m2);
       assertEquals(cpu.keySet(), cuda.keySet(), name);
       for (String k : cpu.keySet()) {
         double err = difference(doubles(cuda.get(k)), cpu.get(k));
@@ -107,14 +119,29 @@ class CudaEngineModelsTest {
       if (!float32) {
         continue;
       }
-      Map<String, float[]> cpu32 = plan.run(CpuBackend.float32(), floats(x1), same ? null : floats(x2), n1, m2, 1);
-      Map<String, Object> cuda32 = engine.run(plan, floats(x1), same ? null : floats(x2), n1, m2);
+      Map<String, Object> inputs32 = patternInputs(plan, patterns, same, n1, n2, new float[0]);
+      Map<String, float[]> cpu32 = plan.run(CpuBackend.float32(), floats(x1), same ? null : floats(x2), inputs32, n1,
+          m2, 1);
+      Map<String, Object> cuda32 = engine.run(plan, floats(x1), same ? null : floats(x2), inputs32, n1, m2);
       for (String k : cpu32.keySet()) {
         assertTrue(cuda32.get(k) instanceof float[], name + " " + k + " in float32");
         double err = difference(doubles(cuda32.get(k)), doubles(cpu32.get(k)));
         assertTrue(err < 1e-5, name + " float32 " + k + ": cuda and cpu differ by " + err);
       }
     }
+  }
+
+  /** The plan inputs of the patterns of x1 and (unless {@code same}) x2, in the dtype of {@code like}. */
+  private static Map<String, Object> patternInputs(Plan plan, double[][] patterns, boolean same, int n1, int n2,
+      Object like) {
+    return patterns == null ? Map.of() : plan.patternInputs(patterns[0], patternShape(patterns[0], n1),
+        same ? null : patterns[1], same ? null : patternShape(patterns[1], n2), n1, same ? n1 : n2, like);
+  }
+
+  /** The shape {@code (n, nodes, nodes)} of {@code n} square patterns. */
+  private static long[] patternShape(double[] patterns, int n) {
+    long nodes = Math.round(Math.sqrt(patterns.length / (double) n));
+    return new long[] {n, nodes, nodes};
   }
 
   /**
@@ -391,6 +418,48 @@ class CudaEngineModelsTest {
       }
     }
     return ops;
+  }
+
+  /**
+   * The model files of {@code examples/} (the paper's networks, the Fashion-MNIST and sine models, the
+   * transformer, the graph network on the first graphs of its data) on small inputs: the files a
+   * researcher starts from, each one plan.
+   */
+  @Test
+  void exampleModelsAgreeWithTheCpuEngine() throws IOException {
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    shapes.put("sine/model.json", new long[] {1});
+    shapes.put("fashion-mnist/fc.json", new long[] {12});
+    shapes.put("fashion-mnist/cnn.json", new long[] {6, 6, 1});
+    shapes.put("fashion-mnist/wrn.json", new long[] {4, 4, 1});
+    shapes.put("cnn21/flatten.json", new long[] {4, 4, 3});
+    shapes.put("cnn21/gap.json", new long[] {4, 4, 3});
+    shapes.put("myrtle5/model.json", new long[] {32, 32, 1});
+    shapes.put("wideresnet/model.json", new long[] {4, 4, 3});
+    shapes.put("transformer/model.json", new long[] {5, 4});
+    for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+      Layer model = ModelSpec.read(example(e.getKey()));
+      // Myrtle-5 pools 32 x 32 down to one pixel: a 1024 x 1024 pixel-pair block per pair, so fewer pairs.
+      boolean large = e.getKey().startsWith("myrtle5");
+      agree(e.getKey(), model, e.getValue(), large ? 2 : 3, large ? 1 : 2, e.getKey().startsWith("cnn21/gap"));
+    }
+    Layer graph = ModelSpec.read(example("graph/model.json"));
+    double[] x = (double[]) npy(Files.readAllBytes(example("graph/x_train.npy"))).get("data");
+    double[] a = (double[]) npy(Files.readAllBytes(example("graph/a_train.npy"))).get("data");
+    int nodes = 16;
+    int channels = 4;
+    Plan plan = Plan.compile(graph, new Shape(nodes, channels), EnumSet.of(Get.NNGP, Get.NTK));
+    int graphSize = nodes * channels;
+    agree("graph/model.json", plan, java.util.Arrays.copyOf(x, 3 * graphSize),
+        java.util.Arrays.copyOfRange(x, 3 * graphSize, 5 * graphSize),
+        new double[][] {java.util.Arrays.copyOf(a, 3 * nodes * nodes),
+            java.util.Arrays.copyOfRange(a, 3 * nodes * nodes, 5 * nodes * nodes)}, 3, 2, true);
+  }
+
+  /** A file of {@code examples/}, from the kernels module (Maven) or the repository root (the device check). */
+  private static java.nio.file.Path example(String file) {
+    java.nio.file.Path inModule = java.nio.file.Path.of("..", "examples", file);
+    return Files.exists(inModule) ? inModule : java.nio.file.Path.of("examples", file);
   }
 
   @Test
