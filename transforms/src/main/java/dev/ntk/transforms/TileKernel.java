@@ -26,9 +26,11 @@ import java.util.concurrent.Future;
  * ConjugateGradients}: the {@code n x n} matrix is never held. A product reads the tile files one
  * at a time, and of each only the values of the one kernel it needs, where they lie in the file
  * ({@link TileFiles.Layout}; float32 or float64), without Arrow's decoding; every tile's metadata
- * and checksum are checked once, on first use. Each tile on or above the diagonal serves its own
- * block and, by symmetry, the transposed block below it, multiplied by OpenBLAS on all cores, so
- * memory is a tile and one {@code n x k} sum.
+ * and checksum are checked once, on first use. Each tile of a mirrored set ({@link TileSet#mirrored})
+ * serves its own block and, by symmetry, the transposed block below it; a set computed whole (a
+ * plan that is not symmetric in its inputs) serves each block from its own tile, so the product is
+ * that of the whole kernel, as the in-process path's ({@code KernelOperator.of}, {@code dgemm}).
+ * Blocks are multiplied by OpenBLAS on all cores, so memory is a tile and one {@code n x k} sum.
  *
  * <p>The preconditioner's columns ({@link #columns}) are computed by the model's plan, between all
  * train inputs and the pivots' inputs ({@link TileComputer}), not read from the tiles: a pivot's
@@ -67,12 +69,12 @@ final class TileKernel implements KernelOperator {
   private int products;
 
   /**
-   * @param keys the set's tiles on and above the diagonal, checked to be complete
+   * @param keys the set's planned tiles ({@link TileSet#plan}), checked to be complete
    * @param get the kernel's name ({@code nngp} or {@code ntk})
    * @param backend where the preconditioner's columns are computed
    */
   TileKernel(TileSet set, String get, List<TileKey> keys, Backend backend) {
-    if (!set.symmetric()) {
+    if (!set.x1WithItself()) {
       throw new IllegalArgumentException("conjugate gradients need the train inputs' kernel with themselves, not " + set);
     }
     this.set = set;
@@ -166,8 +168,8 @@ final class TileKernel implements KernelOperator {
   }
 
   /**
-   * The product tile by tile into one {@code n x k} sum: each tile's block and its transpose in
-   * panels of rows widened to float64 in cache ({@link SymmetricBlockProduct}, OpenBLAS' {@code
+   * The product tile by tile into one {@code n x k} sum: each tile's block (and, mirrored, its
+   * transpose) in panels of rows widened to float64 in cache ({@link SymmetricBlockProduct}, OpenBLAS' {@code
    * dgemm} on all cores), while a reader thread reads the next tile's bytes into the second of two
    * buffers (tiles of at least {@link #READ_AHEAD_BYTES}). One tile at a time: at N = 5,000 in tiles of 1,024 rows (Fashion-MNIST, 147 iterations)
    * the pipeline took 28.5 s against 38 to 48 s with two threads each multiplying its share of the
@@ -201,7 +203,7 @@ final class TileKernel implements KernelOperator {
         }
         TileKey key = keys.get(t);
         product.add(buffers[t % 2], layouts.get(t).width(), key.rows(), key.cols(), key.rowOffset(), key.colOffset(),
-            x, sum);
+            set.mirrored(), x, sum);
       }
       products++;
       return sum;
