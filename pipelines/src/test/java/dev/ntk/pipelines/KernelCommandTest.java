@@ -231,8 +231,8 @@ class KernelCommandTest {
       Path whole = dir.resolve(m[0] + "-in-process");
       Path tiles = dir.resolve(m[0] + "-tiles");
       for (Path out : List.of(whole, tiles)) {
-        List<Object> args = new java.util.ArrayList<>(List.of("kernel", "--model", model, "--x1", x1, "--backend", "cpu",
-            "--out", out));
+        List<Object> args = new java.util.ArrayList<>(List.of("kernel", "--model", model, "--x1", x1,
+            "--backend", "cpu", "--out", out));
         if (out == tiles) {
           args.addAll(List.of("--tile", 3));
         }

@@ -48,9 +48,9 @@ final class StoredBands {
 
   /**
    * A kernel stored as tile files: where they are, its shape and tile size, whether only the tiles
-   * on and above the diagonal are stored ({@code mirrored}: {@link TilePlan#mirrored}), and what every tile must hold (model hash, inputs hash,
-   * dtype, kernel names in column order): a {@link TileSet}'s, or that of the first of a
-   * directory of tiles ({@link KernelIO#writeNpy}).
+   * on and above the diagonal are stored ({@code mirrored}: {@link TilePlan#mirrored}), and what
+   * every tile must hold (model hash, inputs hash, dtype, kernel names in column order): a {@link
+   * TileSet}'s, or that of the first of a directory of tiles ({@link KernelIO#writeNpy}).
    */
   record Source(TileStore store, long n1, long n2, int tileSize, boolean mirrored, NpyDType dtype,
       String modelHash, String inputsHash, List<String> kernelNames) {
