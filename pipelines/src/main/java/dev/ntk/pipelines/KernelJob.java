@@ -97,13 +97,10 @@ public record KernelJob(Model model, Path x1, Path x2, List<Get> get, Path out, 
   /**
    * The rows per tile of an {@code n1 x n2} kernel of {@code plan} on {@code options}' runner, by
    * {@link TileSettings#kernelRows}: auto tiles spread over a Flink cluster's workers.
-   *
-   * @param selfKernel whether the kernel is of x1 with itself (its tiles are mirrored where {@code
-   *     plan} is symmetric in its inputs)
    */
   static int tileRows(TileSettings settings, Plan plan, long n1, long n2, boolean selfKernel, Double maskConstant,
       PipelineOptions options) {
-    return settings.kernelRows(plan, n1, n2, selfKernel && plan.symmetric(), settings.sizedFor(plan, maskConstant),
+    return settings.kernelRows(plan, n1, n2, selfKernel, settings.sizedFor(plan, maskConstant),
         Runners.remoteWorkers(options));
   }
 

@@ -64,12 +64,13 @@ record TileSettings(Integer tileRows, long maxTileBytes, NpyDType dtype, Backend
    * as large as that and the model's work per entry allow ({@link Plan#autoTile}) and {@link
    * #spread} over {@code remoteWorkers}.
    *
-   * @param mirrored whether only the tiles on and above the diagonal are computed (x1 with itself,
-   *     a plan symmetric in its inputs: {@code TilePlan#mirrored})
+   * @param selfKernel whether the kernel is of x1 with itself (its tiles on and above the diagonal
+   *     alone are computed where {@code plan} is symmetric in its inputs: {@code TilePlan#mirrored})
    */
-  int kernelRows(Plan plan, long n1, long n2, boolean mirrored, Backend sized, int remoteWorkers) {
+  int kernelRows(Plan plan, long n1, long n2, boolean selfKernel, Backend sized, int remoteWorkers) {
     return tileRows == null
-        ? spread(plan.autoTile(n1, n2, maxTileBytes, dtype.bytes(), sized), n1, n2, mirrored, remoteWorkers)
+        ? spread(plan.autoTile(n1, n2, maxTileBytes, dtype.bytes(), sized), n1, n2, selfKernel && plan.symmetric(),
+            remoteWorkers)
         : plan.largestTile(tileRows, maxTileBytes, dtype.bytes(), sized);
   }
 
