@@ -155,6 +155,11 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       }
       switch (mode) {
         case CHOLESKY -> {
+          if (cg != null) {
+            // The matrix that Cholesky would read (the lower triangle): a kernel of a rule that is not
+            // symmetric in its inputs, computed whole, is not, and conjugate gradients need a symmetric one.
+            dd.get(get).mirrorLower();
+          }
           Solve.Solution s = cg != null
               ? Solve.gpInference(KernelOperator.of(dd.get(get)), td.get(get), y, outputs, get, settings.diagReg(), cg)
               : Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,

@@ -40,8 +40,9 @@ import org.apache.beam.sdk.values.KV;
  * non-symmetric plan's kernel of x1 with itself whole), and is used as that path uses it: the
  * Cholesky factor and the eigendecomposition read its lower triangle ({@code Lapack}: row-major
  * lower is LAPACK's column-major upper), so a whole kernel is factored from its entries {@code (i, j)}
- * with {@code i >= j}, the tiles on and below the diagonal, as in-process; the ODE's products read it
- * all. Nothing is symmetrized: the two paths give the same predictions.
+ * with {@code i >= j}, the tiles on and below the diagonal, as in-process (and conjugate gradients on
+ * tiles, {@link TileKernel}, multiply that triangle's symmetric matrix, as in-process); the ODE's
+ * products read it all. The two paths give the same predictions.
  */
 final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
   private static final long serialVersionUID = 1L;

@@ -61,16 +61,6 @@ public final class SymmetricBlockProduct implements AutoCloseable {
    */
   public void add(ByteBuffer values, int width, int rows, int cols, long rowOffset, long colOffset, DenseMatrix x,
       DenseMatrix sum) {
-    add(values, width, rows, cols, rowOffset, colOffset, true, x, sum);
-  }
-
-  /**
-   * {@link #add(ByteBuffer, int, int, int, long, long, DenseMatrix, DenseMatrix)}, the transpose's
-   * product added only with {@code mirrored}: without, {@code G} is held whole, every block given (a
-   * kernel that is not exactly symmetric, computed whole, multiplied as it is).
-   */
-  public void add(ByteBuffer values, int width, int rows, int cols, long rowOffset, long colOffset,
-      boolean mirrored, DenseMatrix x, DenseMatrix sum) {
     if (width != Float.BYTES && width != Double.BYTES) {
       throw new IllegalArgumentException("values of " + width + " bytes: float32 or float64 only");
     }
@@ -83,7 +73,7 @@ public final class SymmetricBlockProduct implements AutoCloseable {
     }
     ByteBuffer le = values.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     le.position(0);
-    boolean mirror = mirrored && rowOffset != colOffset;
+    boolean mirror = rowOffset != colOffset;
     int step = Math.max(1, panelDoubles / cols);
     if (width == Float.BYTES && (panel == null || panel.capacity() < (long) step * cols)) {
       close();
