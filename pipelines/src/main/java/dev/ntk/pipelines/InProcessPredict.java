@@ -155,6 +155,11 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       }
       switch (mode) {
         case CHOLESKY -> {
+          if (cg != null) {
+            // The matrix that Cholesky would read (the lower triangle): a kernel of a rule that is not
+            // symmetric in its inputs, computed whole, is not, and conjugate gradients need a symmetric one.
+            dd.get(get).mirrorLower();
+          }
           Solve.Solution s = cg != null
               ? Solve.gpInference(KernelOperator.of(dd.get(get)), td.get(get), y, outputs, get, settings.diagReg(), cg)
               : Solve.gpInference(dd.remove(get), td.get(get), y, outputs, get, settings.diagReg(), cov,
@@ -286,7 +291,9 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
    * x1} is {@code double[]} or {@code float[]}. Between x1 and x2 each band is rows of the result; for x1 with itself
    * (x2 {@code null}) each band's block on the diagonal is computed as x1 with itself (its upper
    * triangle, the diagonal's own rules) and the block right of it against the later rows, then
-   * written transposed below the diagonal too: the upper triangle once, as the whole run does.
+   * written transposed below the diagonal too: the upper triangle once, as the whole run does. A
+   * plan that is not symmetric in its inputs ({@link Plan#symmetric}) has the block left of the
+   * diagonal computed too, against the earlier rows, and nothing mirrored: whole, as the whole run.
    */
   static void inBands(Plan plan, Object x1, Object x2, int n1, int n2, Map<Get, DenseMatrix> out,
       long bandBytes) {
@@ -298,9 +305,12 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       if (x2 != null) {
         place(plan, rows, x2, r1 - r0, n2, out, r0, 0, false);
       } else {
+        if (r0 > 0 && !plan.symmetric()) {
+          place(plan, rows, rows(x1, 0, r0, size), r1 - r0, r0, out, r0, 0, false);
+        }
         place(plan, rows, null, r1 - r0, r1 - r0, out, r0, r0, false);
         if (r1 < n1) {
-          place(plan, rows, rows(x1, r1, n1, size), r1 - r0, n1 - r1, out, r0, r1, true);
+          place(plan, rows, rows(x1, r1, n1, size), r1 - r0, n1 - r1, out, r0, r1, plan.symmetric());
         }
       }
     }

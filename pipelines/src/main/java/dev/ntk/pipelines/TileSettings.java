@@ -61,11 +61,13 @@ record TileSettings(Integer tileRows, long maxTileBytes, NpyDType dtype, Backend
    * as large as that and the model's work per entry allow ({@link Plan#autoTile}) and {@link
    * #spread} over {@code remoteWorkers}.
    *
-   * @param selfKernel whether the kernel is of x1 with itself (tiles on and above the diagonal)
+   * @param selfKernel whether the kernel is of x1 with itself (its tiles on and above the diagonal
+   *     alone are computed where {@code plan} is symmetric in its inputs: {@code TilePlan#mirrored})
    */
   int kernelRows(Plan plan, long n1, long n2, boolean selfKernel, Backend sized, int remoteWorkers) {
     return tileRows == null
-        ? spread(plan.autoTile(n1, n2, maxTileBytes, dtype.bytes(), sized), n1, n2, selfKernel, remoteWorkers)
+        ? spread(plan.autoTile(n1, n2, maxTileBytes, dtype.bytes(), sized), n1, n2, selfKernel && plan.symmetric(),
+            remoteWorkers)
         : plan.largestTile(tileRows, maxTileBytes, dtype.bytes(), sized);
   }
 
@@ -82,18 +84,18 @@ record TileSettings(Integer tileRows, long maxTileBytes, NpyDType dtype, Backend
    * are at least two tiles per worker: one large tile is fastest in one JVM (it runs on all its
    * cores), but a cluster must have tiles to spread.
    */
-  static int spread(int rows, long n1, long n2, boolean selfKernel, int workers) {
+  static int spread(int rows, long n1, long n2, boolean mirrored, int workers) {
     int r = rows;
-    while (r > 1 && tiles(n1, n2, selfKernel, r) < 2L * workers) {
+    while (r > 1 && tiles(n1, n2, mirrored, r) < 2L * workers) {
       r = (r + 1) / 2;
     }
     return r;
   }
 
-  /** The tiles of rows {@code r}: on and above the diagonal for x1 with itself. */
-  private static long tiles(long n1, long n2, boolean selfKernel, int r) {
+  /** The tiles of rows {@code r}: on and above the diagonal for a mirrored kernel. */
+  private static long tiles(long n1, long n2, boolean mirrored, int r) {
     long b1 = (n1 + r - 1) / r;
     long b2 = (n2 + r - 1) / r;
-    return selfKernel ? b1 * (b1 + 1) / 2 : b1 * b2;
+    return mirrored ? b1 * (b1 + 1) / 2 : b1 * b2;
   }
 }

@@ -206,6 +206,61 @@ class KernelCommandTest {
     }
   }
 
+  /**
+   * {@code ntk kernel --tile 3} of 7 inputs with themselves (tiles off the diagonal and a ragged last
+   * one) equals the in-process run to 1e-12 on the {@code cpu} backend: whole, 9 tile files, for a
+   * plan that is not symmetric in its inputs (neural-tangents' quadrature, inputs of different
+   * variances), the 6 on and above the diagonal for a symmetric one.
+   */
+  @Test
+  void tilesOfX1WithItselfAreMirroredOnlyForASymmetricPlan() throws IOException {
+    String fc = """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.2, "b_std": 0.1}}, %s,
+                    {"Dense": {"out_dim": 8, "W_std": 1.1}}, {"Relu": {}}, {"Dense": {"out_dim": 1}}]}""";
+    java.util.Random r = new java.util.Random(7);
+    double[] v = new double[7 * 5];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian() * (1 + 0.3 * (i / 5));
+    }
+    Path x1 = dir.resolve("x1.npy");
+    Npy.write(x1, new NpyArray(new long[] {7, 5}, NpyDType.FLOAT64, v));
+    for (String[] m : new String[][] {
+        {"numerical", fc.formatted("{\"ElementwiseNumerical\": {\"fn\": \"tanh\", \"deg\": 5}}"), "9"},
+        {"closed", fc.formatted("{\"Erf\": {}}"), "6"}}) {
+      Path model = Files.writeString(dir.resolve(m[0] + ".json"), m[1]);
+      Path whole = dir.resolve(m[0] + "-in-process");
+      Path tiles = dir.resolve(m[0] + "-tiles");
+      for (Path out : List.of(whole, tiles)) {
+        List<Object> args = new java.util.ArrayList<>(List.of("kernel", "--model", model, "--x1", x1,
+            "--backend", "cpu", "--out", out));
+        if (out == tiles) {
+          args.addAll(List.of("--tile", 3));
+        }
+        NtkCommandTest.Result result = NtkCommandTest.ntk(args.toArray());
+        assertEquals(0, result.status(), m[0] + ": " + result.err());
+      }
+      try (var files = Files.walk(tiles.resolve(Outputs.TILES))) {
+        assertEquals(Long.parseLong(m[2]), files.filter(f -> f.toString().endsWith(".arrow")).count(), m[0]);
+      }
+      for (String k : List.of("nngp.npy", "ntk.npy")) {
+        double[] want = Npy.read(whole.resolve(k)).data();
+        double[] got = Npy.read(tiles.resolve(k)).data();
+        double scale = 0;
+        double asymmetry = 0;
+        for (int i = 0; i < 7; i++) {
+          for (int j = 0; j < 7; j++) {
+            scale = Math.max(scale, Math.abs(want[i * 7 + j]));
+            asymmetry = Math.max(asymmetry, Math.abs(want[i * 7 + j] - want[j * 7 + i]));
+          }
+        }
+        assertEquals(m[0].equals("numerical"), asymmetry > 1e-5 * scale, m[0] + " " + k + " asymmetry " + asymmetry);
+        for (int i = 0; i < want.length; i++) {
+          assertEquals(want[i], got[i], 1e-12 * scale, m[0] + " " + k + "[" + i + "]");
+        }
+      }
+    }
+  }
+
   private void assertClose(NDArray expected, Path file) throws IOException {
     NpyArray got = Npy.read(file);
     assertArrayEquals(expected.getShape().getShape(), got.shape(), file.toString());

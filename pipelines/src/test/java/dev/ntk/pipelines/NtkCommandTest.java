@@ -1184,6 +1184,66 @@ class NtkCommandTest {
     }
   }
 
+  /**
+   * A plan that is not symmetric in its inputs (neural-tangents' quadrature, inputs of different
+   * variances): its train kernel is computed whole on every path and read as the Cholesky factor
+   * reads it (the lower triangle), so Cholesky and conjugate gradients, in-process and on the
+   * pipeline's tiles (4 rows: tiles off the diagonal, a ragged last one), give one mean (and the
+   * Cholesky paths one covariance).
+   */
+  @Test
+  void predictionsOfAPlanThatIsNotSymmetricAgreeOnEveryPath() throws IOException {
+    Path numerical = write("numerical.json", """
+        {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.2, "b_std": 0.1}},
+                    {"ElementwiseNumerical": {"fn": "tanh", "deg": 5}}, {"Dense": {"out_dim": 1}}]}""");
+    java.util.Random random = new java.util.Random(41);
+    Path[] xs = new Path[2];
+    for (int s = 0; s < 2; s++) {
+      int n = s == 0 ? 10 : 5;
+      double[] v = new double[n * 3];
+      for (int i = 0; i < v.length; i++) {
+        v[i] = random.nextGaussian() * (1 + 0.3 * (i / 3));
+      }
+      xs[s] = dir.resolve("scaled" + s + ".npy");
+      Npy.write(xs[s], new NpyArray(new long[] {n, 3}, NpyDType.FLOAT64, v));
+    }
+    Path ys = npy("y10.npy", 10, 2, 42);
+    Object[] args = {"predict", "--model", numerical, "--x-train", xs[0], "--y-train", ys, "--x-test", xs[1],
+        "--diag-reg", "1e-3"};
+    Object[][] variants = {
+      {"in-process", "--compute-cov"},
+      {"in-process", "--solver", "cg", "--cg-tol", "1e-12"},
+      {"DirectRunner", "--compute-cov", "--runner", "DirectRunner", "--tile", 4},
+      {"DirectRunner", "--solver", "cg", "--cg-tol", "1e-12", "--runner", "DirectRunner", "--tile", 4},
+    };
+    double[] mean = null;
+    double[] cov = null;
+    for (int v = 0; v < variants.length; v++) {
+      Object[] variant = Arrays.copyOfRange(variants[v], 1, variants[v].length);
+      Path run = dir.resolve("numerical-" + v);
+      Result r = ntk(concat(concat(args, variant), "--out", run));
+      assertEquals(0, r.status(), Arrays.toString(variant) + ": " + r.err());
+      assertTrue(r.out().startsWith((String) variants[v][0]), r.out());
+      double[] m = Npy.read(run.resolve("mean.npy")).data();
+      if (mean == null) {
+        mean = m;
+      }
+      for (int i = 0; i < m.length; i++) {
+        assertEquals(mean[i], m[i], 1e-8 * Math.abs(mean[i]) + 1e-12, Arrays.toString(variant) + " mean[" + i + "]");
+      }
+      if (Files.exists(run.resolve("cov.npy"))) {
+        double[] c = Npy.read(run.resolve("cov.npy")).data();
+        if (cov == null) {
+          cov = c;
+        }
+        for (int i = 0; i < c.length; i++) {
+          assertEquals(cov[i], c[i], 1e-10, Arrays.toString(variant) + " cov[" + i + "]");
+        }
+      }
+    }
+    assertTrue(cov != null);
+  }
+
   /** What conjugate gradients cannot give, or a solve that does not converge, is exit 2 with one line. */
   @Test
   void predictByConjugateGradientsFailsInOneLine() throws IOException {

@@ -14,14 +14,15 @@ final class Bands {
 
   /**
    * Rows {@code [rowOffset, rowOffset + rows)} of the kernels {@code names} of an {@code n1 x n2}
-   * kernel, over all columns, from the tiles {@code keys} read with {@code read}; for a symmetric
-   * kernel the transposes of the stored tiles (on and above the diagonal) fill the part below it.
+   * kernel, over all columns, from the tiles {@code keys} read with {@code read}; for a mirrored
+   * kernel ({@link TilePlan#mirrored}) the transposes of the stored tiles (on and above the
+   * diagonal) fill the part below it.
    * Fails, naming the first, if an entry is not covered by a tile.
    *
    * @param where where the tiles are, for the error message
    * @return kernel name to row-major {@code rows x n2} values
    */
-  static Map<String, double[]> assemble(long n1, long n2, boolean symmetric, long rowOffset,
+  static Map<String, double[]> assemble(long n1, long n2, boolean mirrored, long rowOffset,
       int rows, Iterable<TileKey> keys, List<String> names, Function<TileKey, Tile> read,
       String where) {
     Map<String, double[]> out = new LinkedHashMap<>();
@@ -32,9 +33,9 @@ final class Bands {
     }
     for (TileKey key : keys) {
       boolean direct = overlaps(key.rowOffset(), key.rows(), rowOffset, rows);
-      boolean mirrored = symmetric && key.rowOffset() != key.colOffset()
+      boolean transposed = mirrored && key.rowOffset() != key.colOffset()
           && overlaps(key.colOffset(), key.cols(), rowOffset, rows);
-      if (!direct && !mirrored) {
+      if (!direct && !transposed) {
         continue;
       }
       Tile tile = read.apply(key);
@@ -49,7 +50,7 @@ final class Bands {
           place(n2, src, key.rowOffset(), key.colOffset(), key.rows(), key.cols(), false, dst,
               rowOffset, rows);
         }
-        if (mirrored) {
+        if (transposed) {
           place(n2, src, key.colOffset(), key.rowOffset(), key.cols(), key.rows(), true, dst,
               rowOffset, rows);
         }

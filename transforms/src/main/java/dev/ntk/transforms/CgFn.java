@@ -1,6 +1,6 @@
 package dev.ntk.transforms;
 
-import static dev.ntk.transforms.InferenceChecks.checkSymmetricComplete;
+import static dev.ntk.transforms.InferenceChecks.checkComplete;
 import static dev.ntk.transforms.InferenceChecks.repeated;
 import static dev.ntk.transforms.InferenceInputs.readNpy;
 
@@ -65,7 +65,8 @@ final class CgFn extends DoFn<KV<Integer, Iterable<TileKey>>, Factored> {
       }
       keys.add(k);
     }
-    checkSymmetricComplete(keys, n, what);
+    checkComplete(keys, n, what);
+    GatherTiles.checkComplete(set, keys); // and laid out as the set is (mirrored or whole)
     String get = settings.get().key();
     TileKernel kernel = new TileKernel(set, get, keys, backend);
     ConjugateGradients.Solved solved;

@@ -212,7 +212,7 @@ abstract class ComputeTileFn<O> extends DoFn<TileKey, O> {
 
   /** Reads a tile's input rows, counting the blocks read and the time. */
   private Rows rows(TileInputs.Bound job, TileKey key) throws IOException {
-    boolean diagonal = job.symmetric() && key.rowOffset() == key.colOffset();
+    boolean diagonal = job.x1WithItself() && key.rowOffset() == key.colOffset();
     long started = System.nanoTime();
     long read = job.blocksRead();
     double[] a = job.rows(false, key.rowOffset(), key.rows());

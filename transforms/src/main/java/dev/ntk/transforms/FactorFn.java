@@ -1,6 +1,6 @@
 package dev.ntk.transforms;
 
-import static dev.ntk.transforms.InferenceChecks.checkSymmetricComplete;
+import static dev.ntk.transforms.InferenceChecks.checkComplete;
 import static dev.ntk.transforms.InferenceChecks.inputs;
 import static dev.ntk.transforms.InferenceChecks.kernel;
 import static dev.ntk.transforms.InferenceChecks.needsNngp;
@@ -31,6 +31,18 @@ import org.apache.beam.sdk.values.KV;
  * Puts the train-train tiles (one group) into the native {@code n x n} kernel (and the NNGP beside it when
  * the covariance with the NTK needs it), tile by tile, checking them; factors it as the settings
  * say and writes the result into {@code factorDir}. {@code n} is the number of targets.
+ *
+ * <p>The tiles are those of the train inputs with themselves as they were computed: mirrored, the
+ * tiles on and above the diagonal whose transposes fill the rest (a plan symmetric in its inputs,
+ * {@link TilePlan#mirrored}), or whole, every tile (a plan that is not, e.g. neural-tangents'
+ * {@code ElementwiseNumerical} quadrature); a group that is neither is refused. Either way the
+ * matrix is the in-process path's train kernel entry for entry ({@code KernelFn} computes a
+ * non-symmetric plan's kernel of x1 with itself whole), and is used as that path uses it: the
+ * Cholesky factor and the eigendecomposition read its lower triangle ({@code Lapack}: row-major
+ * lower is LAPACK's column-major upper), so a whole kernel is factored from its entries {@code (i, j)}
+ * with {@code i >= j}, the tiles on and below the diagonal, as in-process (and conjugate gradients on
+ * tiles, {@link TileKernel}, multiply that triangle's symmetric matrix, as in-process); the ODE's
+ * products read it all. The two paths give the same predictions.
  */
 final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
   private static final long serialVersionUID = 1L;
@@ -93,23 +105,21 @@ final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
           throw new IllegalArgumentException(what + ": the tiles " + k.fileName() + " and "
               + reference.key().fileName() + " belong to different kernels (model, inputs or dtype)");
         }
-        if (k.colOffset() < k.rowOffset()) {
-          throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " lies below the "
-              + "diagonal; the train-train kernel is given by the tiles on and above it, as Kernels.of(model) "
-              + "computes them for one collection");
-        }
         if (k.rowOffset() + k.rows() > n || k.colOffset() + k.cols() > n) {
           throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " (" + k.rows() + " x "
               + k.cols() + ") lies outside the " + n + " x " + n + " kernel of the " + n + " targets in "
               + yTrain + ": the targets and the train-train tiles do not fit together");
         }
-        place(g, k, kernel(t, get, what, "the prediction with " + get));
+        // A tile above the diagonal also fills its transpose's place, unless the tile there has come
+        // (a kernel computed whole), which a tile below the diagonal overwrites whenever it comes.
+        boolean transposeToo = k.colOffset() > k.rowOffset() && !seen.contains(mirror(k));
+        place(g, k, kernel(t, get, what, "the prediction with " + get), transposeToo);
         if (nngp) {
-          place(kdd, k, kernel(t, Get.NNGP.key(), what, "the covariance with the NTK"));
+          place(kdd, k, kernel(t, Get.NNGP.key(), what, "the covariance with the NTK"), transposeToo);
         }
         keys.add(k);
       }
-      checkSymmetricComplete(keys, n, what);
+      checkComplete(keys, n, what);
       // Float32 kernels are factored in float32, as in-process (InProcessPredict) and NumPy's.
       boolean float32 = reference.dtype() == NpyDType.FLOAT32;
       double nll = Double.NaN;
@@ -176,16 +186,29 @@ final class FactorFn<T> extends DoFn<KV<Integer, Iterable<T>>, Factored> {
     }
   }
 
+  /** The place of the tile {@code key}'s transpose. */
+  private static TileKey mirror(TileKey key) {
+    return new TileKey(key.colOffset(), key.rowOffset(), key.cols(), key.rows());
+  }
+
   /**
    * Copies the tile {@code key}'s values into the symmetric native matrix {@code m}: the block
    * at its place and, off the diagonal, its transpose.
    */
   static void place(DenseMatrix m, TileKey key, double[] values) {
+    place(m, key, values, key.rowOffset() != key.colOffset());
+  }
+
+  /**
+   * Copies the tile {@code key}'s values into the native matrix {@code m}: the block at its place
+   * and, with {@code transposeToo}, its transpose at the mirrored place.
+   */
+  static void place(DenseMatrix m, TileKey key, double[] values, boolean transposeToo) {
     long n = m.cols();
     for (int i = 0; i < key.rows(); i++) {
       m.put((key.rowOffset() + i) * n + key.colOffset(), values, i * key.cols(), key.cols());
     }
-    if (key.rowOffset() != key.colOffset()) {
+    if (transposeToo) {
       double[] column = new double[key.rows()];
       for (int j = 0; j < key.cols(); j++) {
         for (int i = 0; i < key.rows(); i++) {

@@ -153,7 +153,7 @@ public final class GpInference extends PTransform<PBegin, PCollection<String>> {
    */
   public static GpInference to(TileSet trainTrain, TileSet testTrain, TileSet testTest, String yTrain,
       PredictSettings settings, String directory) {
-    if (!trainTrain.symmetric() || testTrain.symmetric() || (testTest != null && !testTest.symmetric())) {
+    if (!trainTrain.x1WithItself() || testTrain.x1WithItself() || (testTest != null && !testTest.x1WithItself())) {
       throw new IllegalArgumentException("expected train-train and test-test kernels of one input each "
           + "and a test-train kernel between two");
     }

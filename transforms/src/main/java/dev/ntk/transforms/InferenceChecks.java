@@ -72,18 +72,25 @@ final class InferenceChecks {
   }
 
   /**
-   * Checks that {@code keys} are exactly the tiles on and above the diagonal of an {@code n x n}
-   * kernel of one tile size, naming the first missing or unexpected one.
+   * Checks that {@code keys} are exactly the tiles of an {@code n x n} kernel of an input with itself
+   * in one tile size, naming the first missing or unexpected one: those on and above the diagonal
+   * where no tile lies below it (a mirrored kernel, {@link TilePlan#mirrored}), else all of them (a
+   * kernel computed whole, of a plan that is not symmetric in its inputs), so that a kernel is never
+   * part mirrored, part whole.
+   *
+   * @return whether the kernel is mirrored
    */
-  static void checkSymmetricComplete(List<TileKey> keys, long n, String what) {
+  static boolean checkComplete(List<TileKey> keys, long n, String what) {
     if (keys.isEmpty()) {
       throw new IllegalArgumentException(what + ": there are none; the kernel is " + n + " x " + n);
     }
     int tileSize = 1;
+    boolean mirrored = true;
     for (TileKey k : keys) {
       tileSize = Math.max(tileSize, Math.max(k.rows(), k.cols()));
+      mirrored &= k.colOffset() >= k.rowOffset();
     }
-    List<TileKey> planned = new TilePlan(n, n, tileSize, true).tiles();
+    List<TileKey> planned = new TilePlan(n, n, tileSize, mirrored).tiles();
     Set<TileKey> have = new HashSet<>(keys);
     for (TileKey k : planned) {
       if (!have.contains(k)) {
@@ -102,6 +109,7 @@ final class InferenceChecks {
             + " rows: the tiles are of different kernels or tile sizes");
       }
     }
+    return mirrored;
   }
 
   /** A repeated tile, named. */

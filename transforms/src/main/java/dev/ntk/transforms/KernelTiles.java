@@ -13,10 +13,10 @@ import org.apache.beam.sdk.values.PCollection;
 
 /**
  * Computes the tiles of a {@link TileSet}: plans them (blocks of rows of x1 paired with blocks of
- * rows of x2, only on or above the diagonal when x1 = x2), spreads them over the workers and
- * computes each in the one compute step of both Beam APIs ({@link ComputeTileFn}, as {@link
- * Kernels} does), which writes an Arrow tile file. The output holds the key of
- * every tile once its file is written, for the transforms that assemble or consume the kernel.
+ * rows of x2, only on or above the diagonal for a {@link TileSet#mirrored mirrored} set), spreads
+ * them over the workers and computes each in the one compute step of both Beam APIs ({@link
+ * ComputeTileFn}, as {@link Kernels} does), which writes an Arrow tile file. The output holds the
+ * key of every tile once its file is written, for the transforms that assemble or consume the kernel.
  *
  * <pre>{@code
  * TileSet set = TileSet.create(modelJson, x1, null, 256, NpyDType.FLOAT64, dir.resolve("tiles"));

@@ -49,8 +49,11 @@ import org.apache.beam.sdk.values.PCollectionView;
  * indices of a collection must be {@code 0..N-1}, each exactly once, and every example must have
  * the same length: otherwise the pipeline fails with a message naming the collection and the
  * index before any tile is computed. The output holds one {@link Tile} per block of {@link
- * #withTileRows} rows of x1 against one of x2 (for the kernel of x1 with itself, only the tiles on
- * and above the diagonal), encoded with {@link TileCoder}.
+ * #withTileRows} rows of x1 against one of x2, encoded with {@link TileCoder}; for the kernel of x1
+ * with itself, only the tiles on and above the diagonal where the model's plan is symmetric in its
+ * two inputs ({@link dev.ntk.kernels.Plan#symmetric}; the others are their transposes), and every
+ * tile where it is not (neural-tangents' {@code ElementwiseNumerical}), as the in-process path
+ * computes it whole.
  *
  * <pre>{@code
  * PCollection<KV<Long, double[]>> x = ...;
@@ -650,10 +653,10 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
         }
       }
       long[] shape = settings.shape("x1", s1.refLength());
-      settings.model().plan(new Shape(shape), TileComputer.dataType(settings.dtype()),
-          EnumSet.copyOf(settings.get()), settings.maskConstant());
+      boolean symmetric = settings.model().plan(new Shape(shape), TileComputer.dataType(settings.dtype()),
+          EnumSet.copyOf(settings.get()), settings.maskConstant()).symmetric();
       for (TileKey key : new TilePlan(s1.maxIndex() + 1, s2.maxIndex() + 1, settings.tileRows(),
-          second == null).tiles()) {
+          second == null && symmetric).tiles()) {
         c.output(key);
       }
     }
@@ -725,7 +728,7 @@ public final class Kernels extends PTransform<PCollection<KV<Long, double[]>>, P
         }
 
         @Override
-        public boolean symmetric() {
+        public boolean x1WithItself() {
           return second == null;
         }
 

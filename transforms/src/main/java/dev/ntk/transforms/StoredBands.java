@@ -48,22 +48,23 @@ final class StoredBands {
 
   /**
    * A kernel stored as tile files: where they are, its shape and tile size, whether only the tiles
-   * on and above the diagonal are stored, and what every tile must hold (model hash, inputs hash,
-   * dtype, kernel names in column order): a {@link TileSet}'s, or that of the first of a
-   * directory of tiles ({@link KernelIO#writeNpy}).
+   * on and above the diagonal are stored ({@code mirrored}: {@link TilePlan#mirrored}), and what
+   * every tile must hold (model hash, inputs hash, dtype, kernel names in column order): a {@link
+   * TileSet}'s, or that of the first of a directory of tiles ({@link KernelIO#writeNpy}).
    */
-  record Source(TileStore store, long n1, long n2, int tileSize, boolean symmetric, NpyDType dtype,
+  record Source(TileStore store, long n1, long n2, int tileSize, boolean mirrored, NpyDType dtype,
       String modelHash, String inputsHash, List<String> kernelNames) {
     /** The kernel of the tile set {@code tiles}. */
     static Source of(TileSet tiles) {
-      return new Source(tiles.store(), tiles.n1(), tiles.n2(), tiles.tileSize(), tiles.symmetric(), tiles.dtype(),
+      return new Source(tiles.store(), tiles.n1(), tiles.n2(), tiles.tileSize(), tiles.mirrored(), tiles.dtype(),
           tiles.modelHash(), tiles.inputsHash(), TileSet.KERNEL_NAMES);
     }
 
     /**
      * The kernel that the tiles {@code keys} in {@code store} cover, each to hold what {@code
      * reference} (one of them) holds: the shape and the tile size are those the keys cover, and it
-     * is symmetric when square and no tile lies below the diagonal.
+     * is mirrored when square and no tile lies below the diagonal (tiles below it are a kernel
+     * computed whole: {@link Kernels} of a plan that is not symmetric).
      */
     static Source covered(TileStore store, List<TileKey> keys, TileMetadata reference) {
       long n1 = 0;
@@ -242,7 +243,7 @@ final class StoredBands {
 
   /**
    * Fills rows {@code [row0, row0 + rows)} of each kernel into {@code band} (row-major, {@code n2}
-   * columns) from the tiles that cross them, directly or (below the diagonal of a symmetric set)
+   * columns) from the tiles that cross them, directly or (below the diagonal of a mirrored set)
    * transposed, in parts on all cores.
    */
   private static void fill(ExecutorService pool, int threads, Source tiles, List<TileKey> keys,
@@ -284,8 +285,8 @@ final class StoredBands {
           }
         }
       }
-      // Its transpose, below the diagonal of a symmetric set: the band's rows are its columns.
-      if (tiles.symmetric() && key.rowOffset() != key.colOffset()) {
+      // Its transpose, below the diagonal of a mirrored set: the band's rows are its columns.
+      if (tiles.mirrored() && key.rowOffset() != key.colOffset()) {
         long j0 = Math.max(key.colOffset(), row0) - key.colOffset();
         long j1 = Math.min(key.colOffset() + key.cols(), row0 + rows) - key.colOffset();
         if (j0 < j1) {

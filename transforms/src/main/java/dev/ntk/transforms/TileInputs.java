@@ -42,13 +42,17 @@ interface TileInputs extends Serializable {
 
     NpyDType dtype();
 
-    /** Whether the kernel is of x1 with itself (a tile on the diagonal has no x2 rows). */
-    boolean symmetric();
+    /**
+     * Whether the kernel is of x1 with itself: the column rows are x1's, and a tile on the diagonal
+     * has no x2 rows (it runs as x1 with itself). Whether tiles below the diagonal are computed is
+     * the tile plan's ({@link TilePlan#mirrored}), not this.
+     */
+    boolean x1WithItself();
 
     /** What a worker runs for each tile, on {@code backend}; created once per worker. */
     TileFunction function(Backend backend);
 
-    /** Rows {@code [first, first + count)} of x1, or of x2 for {@code second} (x1 for a symmetric kernel). */
+    /** Rows {@code [first, first + count)} of x1, or of x2 for {@code second} (x1 for x1 with itself). */
     double[] rows(boolean second, long first, int count) throws IOException;
 
     /**
@@ -107,8 +111,8 @@ interface TileInputs extends Serializable {
     }
 
     @Override
-    public boolean symmetric() {
-      return tiles.symmetric();
+    public boolean x1WithItself() {
+      return tiles.x1WithItself();
     }
 
     @Override
@@ -118,12 +122,12 @@ interface TileInputs extends Serializable {
 
     @Override
     public String inputName(boolean second) {
-      return second && !tiles.symmetric() ? tiles.x2() : tiles.x1();
+      return second && !tiles.x1WithItself() ? tiles.x2() : tiles.x1();
     }
 
     @Override
     public double[] rows(boolean second, long first, int count) throws IOException {
-      return rows.get(second && !tiles.symmetric() ? tiles.x2() : tiles.x1(), first, count);
+      return rows.get(second && !tiles.x1WithItself() ? tiles.x2() : tiles.x1(), first, count);
     }
 
     @Override

@@ -26,9 +26,16 @@ import java.util.concurrent.Future;
  * ConjugateGradients}: the {@code n x n} matrix is never held. A product reads the tile files one
  * at a time, and of each only the values of the one kernel it needs, where they lie in the file
  * ({@link TileFiles.Layout}; float32 or float64), without Arrow's decoding; every tile's metadata
- * and checksum are checked once, on first use. Each tile on or above the diagonal serves its own
- * block and, by symmetry, the transposed block below it, multiplied by OpenBLAS on all cores, so
- * memory is a tile and one {@code n x k} sum.
+ * and checksum are checked once, on first use. Each tile on or above the diagonal of a mirrored set
+ * ({@link TileSet#mirrored}) serves its own block and, by symmetry, the transposed block below it,
+ * multiplied by OpenBLAS on all cores, so memory is a tile and one {@code n x k} sum.
+ *
+ * <p>A set computed whole (a plan that is not symmetric in its inputs, whose kernel is not exactly
+ * symmetric) is taken as the Cholesky factor takes the train kernel, and as the in-process path
+ * gives it to conjugate gradients ({@code DenseMatrix.mirrorLower}): the symmetric matrix of its
+ * lower triangle. The tiles on and below the diagonal serve it, each off the diagonal both ways, and
+ * a diagonal tile with its upper triangle made its lower one's transpose; the tiles above are not read.
+ * Conjugate gradients need a symmetric matrix: the whole one stalls at the asymmetry's size.
  *
  * <p>The preconditioner's columns ({@link #columns}) are computed by the model's plan, between all
  * train inputs and the pivots' inputs ({@link TileComputer}), not read from the tiles: a pivot's
@@ -67,17 +74,19 @@ final class TileKernel implements KernelOperator {
   private int products;
 
   /**
-   * @param keys the set's tiles on and above the diagonal, checked to be complete
+   * @param keys the set's planned tiles ({@link TileSet#plan}), checked to be complete (of a whole
+   *     set, those on and below the diagonal are used)
    * @param get the kernel's name ({@code nngp} or {@code ntk})
    * @param backend where the preconditioner's columns are computed
    */
   TileKernel(TileSet set, String get, List<TileKey> keys, Backend backend) {
-    if (!set.symmetric()) {
+    if (!set.x1WithItself()) {
       throw new IllegalArgumentException("conjugate gradients need the train inputs' kernel with themselves, not " + set);
     }
     this.set = set;
     this.get = get;
-    this.keys = List.copyOf(keys);
+    this.keys = set.mirrored() ? List.copyOf(keys)
+        : keys.stream().filter(k -> k.colOffset() <= k.rowOffset()).toList();
     this.backend = backend;
     this.what = "the train-train tiles in " + set.directory();
     this.n = Math.toIntExact(set.n1());
@@ -200,6 +209,9 @@ final class TileKernel implements KernelOperator {
           next = read(t + 1);
         }
         TileKey key = keys.get(t);
+        if (!set.mirrored() && key.rowOffset() == key.colOffset()) {
+          upperFromLower(buffers[t % 2], key.rows(), layouts.get(t).width());
+        }
         product.add(buffers[t % 2], layouts.get(t).width(), key.rows(), key.cols(), key.rowOffset(), key.colOffset(),
             x, sum);
       }
@@ -208,6 +220,25 @@ final class TileKernel implements KernelOperator {
     } catch (RuntimeException | Error e) {
       sum.close();
       throw e;
+    }
+  }
+
+  /**
+   * Sets the entries above the diagonal of the square {@code rows x rows} block of little-endian
+   * values {@code bytes} ({@code width} bytes each) to their transposes below it.
+   */
+  static void upperFromLower(ByteBuffer bytes, int rows, int width) {
+    ByteBuffer le = bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < rows; i++) {
+      for (int j = 0; j < i; j++) {
+        int lower = (i * rows + j) * width;
+        int upper = (j * rows + i) * width;
+        if (width == Double.BYTES) {
+          le.putDouble(upper, le.getDouble(lower));
+        } else {
+          le.putFloat(upper, le.getFloat(lower));
+        }
+      }
     }
   }
 

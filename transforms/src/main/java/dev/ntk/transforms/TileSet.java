@@ -46,13 +46,24 @@ import org.apache.beam.sdk.io.fs.ResourceId;
  * String, String, int, NpyDType, String)}, the empirical kernels of one finite network of it; its
  * tiles then carry the network's hash ({@link EmpiricalTiles#hash}) where they carry the model's.
  *
- * @param x2 {@code null} for the kernel of x1 with itself (symmetric: only tiles on or above the
- *     diagonal are stored)
+ * <p>The kernel of x1 with itself ({@link #x1WithItself}: {@code x2} null) is <em>mirrored</em>
+ * ({@link #mirrored}) when the model's plan is symmetric in its two inputs ({@link
+ * dev.ntk.kernels.Plan#symmetric}): only the tiles on and above the diagonal are stored, their
+ * transposes fill the rest. A plan that is not (neural-tangents' {@code ElementwiseNumerical}
+ * quadrature) has every tile computed, as the in-process path computes such a kernel whole. Either
+ * way the tiles on the diagonal are x1 with itself (rules that tell an example with itself apart see
+ * it), and a tile holds the same values in both layouts: the layout follows from what the set's
+ * name and every tile's metadata hash (the model, the inputs and so the per-example shape, the
+ * dtype, the mask constant), so a resumed run cannot mix layouts; {@value #DESCRIPTION} states it.
+ *
+ * @param x2 {@code null} for the kernel of x1 with itself
  * @param empirical the finite network whose empirical kernels the tiles hold, or {@code null} for
  *     the model's infinite-width kernels
  * @param patterns the graph patterns of the inputs, for a model with {@code Aggregate}, or {@code null};
  *     their bytes' hashes join {@code inputsHash} ({@code x1&a1+x2&a2}), so that tiles of other patterns
  *     are never reused
+ * @param mirrored whether only the tiles on and above the diagonal are stored, their transposes
+ *     filling the rest: x1 with itself and a symmetric plan
  */
 public record TileSet(
     Model model,
@@ -67,13 +78,20 @@ public record TileSet(
     String inputsHash,
     EmpiricalTiles empirical,
     Double maskConstant,
-    TilePatterns patterns)
+    TilePatterns patterns,
+    boolean mirrored)
     implements Serializable {
   /** The file in a set's directory that describes the set (JSON). */
   public static final String DESCRIPTION = "set.json";
 
   /** The kernels every tile holds, computed together. */
   public static final List<String> KERNEL_NAMES = List.of("nngp", "ntk");
+
+  /** {@value #DESCRIPTION}'s {@code layout} of a mirrored set ({@link #mirrored}). */
+  public static final String MIRRORED = "mirrored";
+
+  /** {@value #DESCRIPTION}'s {@code layout} of a set whose every tile is stored. */
+  public static final String WHOLE = "whole";
 
   private static final long serialVersionUID = 1L;
 
@@ -176,14 +194,25 @@ public record TileSet(
     // an input with its graph pattern is one input: "x&pattern"
     String inputs = sha256(file1) + (patterns == null ? "" : "&" + sha256(patterns.a1()))
         + (file2 == null ? "" : "+" + sha256(file2) + (patterns == null ? "" : "&" + sha256(patterns.a2())));
-    TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize, file2 == null);
+    TilePlan plan = new TilePlan(h1.shape()[0], h2.shape()[0], tileSize,
+        file2 == null && (network != null || symmetricPlan(model, features, dtype, maskConstant)));
     ResourceId directory = BeamFiles.childDirectory(BeamFiles.directory(store),
         setName(network != null ? network.hash() : maskConstant != null
             ? dev.ntk.kernels.Masking.hash(model.hash(), maskConstant) : model.hash(), inputs, dtype, tileSize));
     TileSet set = new TileSet(model, file1, file2, plan.n1(), plan.n2(), features,
-        tileSize, dtype, spec(directory), inputs, network, maskConstant, patterns);
+        tileSize, dtype, spec(directory), inputs, network, maskConstant, patterns, plan.mirrored());
     set.describe();
     return set;
+  }
+
+  /**
+   * Whether the plan of {@code model} on examples of {@code features} is symmetric in its two inputs
+   * ({@link dev.ntk.kernels.Plan#symmetric}): the plan a worker runs ({@link TileComputer#setup}),
+   * compiled here once and kept ({@link Model#plan}), so that the workers of this JVM reuse it.
+   */
+  private static boolean symmetricPlan(Model model, long[] features, NpyDType dtype, Double maskConstant) {
+    return model.plan(new ai.djl.ndarray.types.Shape(features), TileComputer.dataType(dtype),
+        java.util.EnumSet.allOf(dev.ntk.kernels.Get.class), maskConstant).symmetric();
   }
 
   /**
@@ -232,6 +261,7 @@ public record TileSet(
     d.put("n2", n2);
     d.put("dtype", dtype.typeName());
     d.put("tile", tileSize);
+    d.put("layout", mirrored ? MIRRORED : WHOLE);
     d.put("tiles", plan().size());
     d.set("model", new ObjectMapper().readTree(model.json()));
     if (empirical != null) {
@@ -267,14 +297,18 @@ public record TileSet(
         : new TileComputer(model, featureShape, dtype, backend, (double) n1 * n2, maskConstant);
   }
 
-  /** Whether this is the kernel of x1 with itself. */
-  public boolean symmetric() {
+  /**
+   * Whether this is the kernel of x1 with itself: its column rows are x1's and the tiles on the
+   * diagonal are computed as x1 with itself. Whether only the upper tiles are stored is {@link
+   * #mirrored}.
+   */
+  public boolean x1WithItself() {
     return x2 == null;
   }
 
-  /** The tiles that make up this kernel. */
+  /** The tiles that make up this kernel: for a {@link #mirrored} one, those on and above the diagonal. */
   public List<TileKey> plan() {
-    return new TilePlan(n1, n2, tileSize, symmetric()).tiles();
+    return new TilePlan(n1, n2, tileSize, mirrored).tiles();
   }
 
   /** The file of the tile {@code key}, for a set on the local file system. */
@@ -340,8 +374,8 @@ public record TileSet(
 
   /**
    * Rows {@code [rowOffset, rowOffset + rows)} of every kernel, over all {@code n2} columns, from
-   * the tiles {@code keys} (for a symmetric set, the transposes of stored tiles fill the part
-   * below the diagonal). Fails if a needed entry is not covered by a tile.
+   * the tiles {@code keys} (for a {@link #mirrored} set, the transposes of stored tiles fill the
+   * part below the diagonal). Fails if a needed entry is not covered by a tile.
    *
    * @return kernel name to row-major {@code rows x n2} values
    */
@@ -352,7 +386,7 @@ public record TileSet(
   /** {@link #assemble(long, int, Iterable)} of the kernels {@code names} only. */
   public Map<String, double[]> assemble(long rowOffset, int rows, Iterable<TileKey> keys,
       List<String> names) {
-    return Bands.assemble(n1, n2, symmetric(), rowOffset, rows, keys, names, this::read,
+    return Bands.assemble(n1, n2, mirrored, rowOffset, rows, keys, names, this::read,
         directory);
   }
 
@@ -407,7 +441,7 @@ public record TileSet(
   public String toString() {
     return "TileSet[" + directory + ", " + n1 + "x" + n2 + ", tile " + tileSize + ", " + dtype.typeName()
         + ", features " + Arrays.toString(featureShape) + ", model " + modelHash() + ", inputs "
-        + inputsHash + "]";
+        + inputsHash + (mirrored ? ", mirrored" : "") + "]";
   }
 
 }

@@ -1,7 +1,7 @@
 package dev.ntk.transforms;
 
 import static dev.ntk.transforms.InferenceChecks.checkAgainstTrain;
-import static dev.ntk.transforms.InferenceChecks.checkSymmetricComplete;
+import static dev.ntk.transforms.InferenceChecks.checkComplete;
 import static dev.ntk.transforms.InferenceChecks.inputs;
 import static dev.ntk.transforms.InferenceChecks.kernel;
 import static dev.ntk.transforms.InferenceChecks.needsNngp;
@@ -183,13 +183,10 @@ final class WriteFn<T> extends DoFn<Iterable<Block>, String> {
         throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " lies outside the "
             + m + " x " + m + " kernel of the " + m + " test rows of the test-train tiles");
       }
-      if (k.colOffset() < k.rowOffset()) {
-        throw new IllegalArgumentException(what + ": the tile " + k.fileName() + " lies below the diagonal; "
-            + "the test-test kernel is given by the tiles on and above it");
-      }
     }
-    checkSymmetricComplete(new ArrayList<>(tiles.keySet()), m, what);
-    return Bands.assemble(m, m, true, 0, m, tiles.keySet(), List.of(Get.NNGP.key()), tiles::get,
+    // mirrored (the tiles on and above the diagonal) or whole, as the in-process path computes it
+    boolean mirrored = checkComplete(new ArrayList<>(tiles.keySet()), m, what);
+    return Bands.assemble(m, m, mirrored, 0, m, tiles.keySet(), List.of(Get.NNGP.key()), tiles::get,
         testTest.where())
         .get(Get.NNGP.key());
   }

@@ -22,7 +22,7 @@ import org.apache.beam.sdk.values.PCollection;
  * KernelIO#writeNpy} assembles by the same code ({@link StoredBands}), from the tiles it wrote.
  *
  * <p>No kernel is ever held whole: the files are streamed in bands of rows, each band filled from
- * the rows of the tiles that cross it (for a symmetric set also from the transposes of the tiles
+ * the rows of the tiles that cross it (for a mirrored set also from the transposes of the tiles
  * above the diagonal), in the tiles' dtype and bytes, on all cores, and appended to every file
  * while the next band is filled ({@link StoredBands}), so the memory this step needs is two bands,
  * not {@code N1 x N2}. Every tile is checked against its checksum first. The files go through Beam's {@code
@@ -33,7 +33,7 @@ public final class WriteKernels extends PTransform<PCollection<TileKey>, PCollec
   /**
    * The most bytes one band of all kernels may take in memory (as doubles). A band is at least one
    * row and at most one tile high: bands aligned with the tiles read each tile once (twice for
-   * the transposes of a symmetric set); thinner bands, for very wide kernels, read it once per band
+   * the transposes of a mirrored set); thinner bands, for very wide kernels, read it once per band
    * that crosses it.
    */
   public static final long BAND_BYTES = 256L << 20;

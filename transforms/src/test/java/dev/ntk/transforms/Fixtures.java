@@ -25,7 +25,49 @@ final class Fixtures {
         {"Dense": {"out_dim": 1, "W_std": 1.2, "b_std": 0.05}}
       ]}""";
 
+  /**
+   * A fully connected model with neural-tangents' Gauss-Hermite quadrature ({@code
+   * ElementwiseNumerical}), whose rule is not symmetric in its two inputs ({@code Plan#symmetric}
+   * false): its kernel of x1 with itself is computed whole, not mirrored.
+   */
+  static final String ASYMMETRIC = """
+      {"serial": [{"Dense": {"out_dim": 8, "W_std": 1.2, "b_std": 0.1}},
+                  {"ElementwiseNumerical": {"fn": "tanh", "deg": 5}},
+                  {"Dense": {"out_dim": 8, "W_std": 1.1}}, {"Relu": {}}, {"Dense": {"out_dim": 1}}]}""";
+
   private Fixtures() {}
+
+  /**
+   * Writes an {@code n x d} array of normal values whose scale grows with the row ({@code 1 + 0.3 i}):
+   * rows of different variances, where a rule not symmetric in its inputs tells {@code (i, j)} from
+   * {@code (j, i)}.
+   */
+  static Path scaledNpy(Path dir, String name, int n, int d, long seed) throws IOException {
+    Random r = new Random(seed);
+    double[] v = new double[n * d];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = r.nextGaussian() * (1 + 0.3 * (i / d));
+    }
+    Path file = dir.resolve(name);
+    Npy.write(file, new NpyArray(new long[] {n, d}, NpyDType.FLOAT64, v));
+    return file;
+  }
+
+  /** Asserts that every entry of {@code got} is {@code want}'s to {@code tolerance} times {@code want}'s largest. */
+  static void assertEntries(double[] want, double[] got, double tolerance, String what) {
+    if (want.length != got.length) {
+      throw new AssertionError(what + ": lengths differ: " + want.length + " and " + got.length);
+    }
+    double scale = 0;
+    for (double v : want) {
+      scale = Math.max(scale, Math.abs(v));
+    }
+    for (int i = 0; i < want.length; i++) {
+      if (!(Math.abs(want[i] - got[i]) <= tolerance * scale)) {
+        throw new AssertionError(what + "[" + i + "]: expected " + want[i] + " but was " + got[i]);
+      }
+    }
+  }
 
   /** Writes an {@code n x d} array of standard normal values. */
   static Path randomNpy(Path dir, String name, int n, int d, long seed) throws IOException {

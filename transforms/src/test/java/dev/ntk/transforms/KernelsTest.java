@@ -121,6 +121,40 @@ class KernelsTest {
     p.run().waitUntilFinish();
   }
 
+  /**
+   * A plan that is not symmetric in its inputs (neural-tangents' quadrature) has x1 with itself
+   * computed whole, every tile (10 rows in tiles of 4: off the diagonal on both sides, a ragged last
+   * one), as in-process; {@link KernelIO#writeNpy} places the tiles below the diagonal as they are.
+   */
+  @Test
+  void tilesOfAPlanThatIsNotSymmetricAreWhole(TestPipeline p) throws IOException {
+    Path x1 = Fixtures.scaledNpy(dir, "x1.npy", 10, 5, 1);
+    double[] nngp;
+    double[] ntk;
+    try (NDManager m = Tensors.newManager()) {
+      Kernel k = ModelSpec.parse(Fixtures.ASYMMETRIC).kernelFn().withBackend(Backend.CPU).apply(Fixtures.load(m, x1));
+      nngp = Tensors.toDoubles(k.get(Get.NNGP));
+      ntk = Tensors.toDoubles(k.get(Get.NTK));
+    }
+    Path out = dir.resolve("out");
+    PCollection<Tile> tiles = examples(p, "X1", Npy.read(x1))
+        .apply("Kernels", Kernels.of(Fixtures.ASYMMETRIC).withTileRows(4).withBackend(Backend.CPU));
+    tiles.apply(KernelIO.writeNpy(out.toString()));
+    PAssert.that(tiles).satisfies(all -> {
+      int count = 0;
+      for (Tile t : all) {
+        count++;
+      }
+      assertEquals(new TilePlan(10, 10, 4, false).tiles().size(), count);
+      Fixtures.assertEntries(nngp, assemble(all, "nngp", 10, 10, false), 1e-12, "nngp");
+      Fixtures.assertEntries(ntk, assemble(all, "ntk", 10, 10, false), 1e-12, "ntk");
+      return null;
+    });
+    p.run().waitUntilFinish();
+    Fixtures.assertEntries(nngp, Npy.read(out.resolve("nngp.npy")).data(), 1e-12, "nngp.npy");
+    Fixtures.assertEntries(ntk, Npy.read(out.resolve("ntk.npy")).data(), 1e-12, "ntk.npy");
+  }
+
   /** Beam-native path = file path = in-process path, through {@code .npy} files on both sides. */
   @ParameterizedTest(name = "{0}")
   @EnumSource(value = Runners.Kind.class, names = {"DIRECT", "FLINK"})

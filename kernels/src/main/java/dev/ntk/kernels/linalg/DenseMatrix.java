@@ -232,6 +232,27 @@ public final class DenseMatrix implements AutoCloseable {
     return t;
   }
 
+  /**
+   * Copies the lower triangle of a square matrix onto its upper one: the symmetric matrix that
+   * {@link Lapack#cholesky} reads (it reads the row-major lower triangle), for a kernel that is not
+   * exactly symmetric (a rule not symmetric in its two inputs) multiplied as that matrix.
+   */
+  public void mirrorLower() {
+    if (rows != cols) {
+      throw new IllegalArgumentException("mirrorLower of a " + rows + "x" + cols + " matrix");
+    }
+    int block = 64;
+    for (long i0 = 0; i0 < rows; i0 += block) {
+      for (long j0 = 0; j0 <= i0; j0 += block) {
+        for (long i = i0; i < Math.min(rows, i0 + block); i++) {
+          for (long j = j0; j < Math.min(i, j0 + block); j++) {
+            set(j, i, get(i, j));
+          }
+        }
+      }
+    }
+  }
+
   /** Sets the entries above the diagonal of a square matrix to zero. */
   public void zeroUpper() {
     BytePointer bytes = new BytePointer(pointer());
