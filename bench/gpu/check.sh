@@ -46,13 +46,13 @@ export NTK_CUDA_LIBS=${NTK_CUDA_LIBS:-/usr/local/cuda/lib64:/usr/local/cuda/targ
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-timeout "${JAVA_TIMEOUT:-270}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
+timeout "${JAVA_TIMEOUT:-240}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
   -Xmx${HEAP:-16g} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$BUILD/classes:$BUILD/lib/*" GpuCheck \
   --root . --out "$OUT" --device "$DEVICE" --flatten-n "$FLATTEN_N" --gap-n "$GAP_N" --fc-n "$FC_N" \
   --check "$CHECK" --repeats "$REPEATS" 2>&1 | tee "$OUT/check.log"
 status=${PIPESTATUS[0]}
 
-timeout "${TESTS_TIMEOUT:-150}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
+timeout "${TESTS_TIMEOUT:-200}" "$BUILD/jre/bin/java" --add-modules jdk.incubator.vector -XX:+UseParallelGC \
   -Xmx${HEAP:-16g} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$BUILD/classes:$BUILD/test-classes:$BUILD/lib/*:$BUILD/testlib/*" GpuTests --out "$OUT" --device "$DEVICE" \
   2>&1 | tee "$OUT/tests.log" | tail -60

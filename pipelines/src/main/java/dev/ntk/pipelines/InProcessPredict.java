@@ -155,7 +155,8 @@ public record InProcessPredict(Model model, NpyArray xTrain, NpyArray yTrain, Np
       }
       switch (mode) {
         case CHOLESKY -> {
-          if (cg != null) {
+          if (cg != null && !model.plan(new Shape(xTrain.shape()).slice(1), InProcessKernel.dataType(dtype), gets)
+              .symmetric()) {
             // The matrix that Cholesky would read (the lower triangle): a kernel of a rule that is not
             // symmetric in its inputs, computed whole, is not, and conjugate gradients need a symmetric one.
             dd.get(get).mirrorLower();
