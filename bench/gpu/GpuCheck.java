@@ -34,6 +34,7 @@ import java.util.Random;
  * <pre>
  * java -cp ... GpuCheck --root REPO --out OUT [--device cuda|host] [--flatten-n 256] [--gap-n 8]
  *     [--fc-n 4096] [--fc-d 784] [--check 32] [--repeats 3] [--cases flatten,gap,fc21]
+ * java -cp ... GpuCheck --root REPO --sources DIR [--cases ...]   (only writes the generated sources)
  * </pre>
  */
 public final class GpuCheck {
@@ -51,6 +52,10 @@ public final class GpuCheck {
     int check = Integer.parseInt(o.getOrDefault("check", "32"));
     List<String> cases = List.of(o.getOrDefault("cases", "flatten,gap,fc21").split(","));
     boolean host = o.getOrDefault("device", "cuda").equals("host");
+    if (o.containsKey("sources")) {
+      sources(root, Path.of(o.get("sources")), cases, o);
+      return;
+    }
     int threads = Runtime.getRuntime().availableProcessors();
     List<String> rows = new ArrayList<>();
     boolean ok = true;
@@ -59,27 +64,10 @@ public final class GpuCheck {
       System.out.println("device: " + device.name());
       Files.writeString(out.resolve("device.txt"), device.name() + "\n");
       for (String c : cases) {
-        String model;
-        long[] shape;
-        int n;
-        switch (c) {
-          case "flatten" -> {
-            model = "examples/cnn21/flatten.json";
-            shape = new long[] {32, 32, 3};
-            n = Integer.parseInt(o.getOrDefault("flatten-n", "256"));
-          }
-          case "gap" -> {
-            model = "examples/cnn21/gap.json";
-            shape = new long[] {32, 32, 3};
-            n = Integer.parseInt(o.getOrDefault("gap-n", "8"));
-          }
-          case "fc21" -> {
-            model = "bench/relu21.json";
-            shape = new long[] {Long.parseLong(o.getOrDefault("fc-d", "784"))};
-            n = Integer.parseInt(o.getOrDefault("fc-n", "4096"));
-          }
-          default -> throw new IllegalArgumentException("unknown case " + c + ": expected flatten, gap or fc21");
-        }
+        Case benchmark = of(c, o);
+        String model = benchmark.model();
+        long[] shape = benchmark.shape();
+        int n = benchmark.n();
         Layer layer = ModelSpec.read(root.resolve(model));
         Plan plan = Plan.compile(layer, new Shape(shape), EnumSet.of(Get.NNGP, Get.NTK));
         int d = Math.toIntExact(new Shape(shape).size());
@@ -142,6 +130,39 @@ public final class GpuCheck {
     Files.writeString(out.resolve("results.md"), md);
     System.out.print(md);
     System.exit(ok ? 0 : 1);
+  }
+
+  /** A case: its model file, per-example input shape and N. */
+  private record Case(String model, long[] shape, int n) {}
+
+  private static Case of(String c, Map<String, String> o) {
+    return switch (c) {
+      case "flatten" -> new Case("examples/cnn21/flatten.json", new long[] {32, 32, 3},
+          Integer.parseInt(o.getOrDefault("flatten-n", "256")));
+      case "gap" -> new Case("examples/cnn21/gap.json", new long[] {32, 32, 3},
+          Integer.parseInt(o.getOrDefault("gap-n", "8")));
+      case "fc21" -> new Case("bench/relu21.json", new long[] {Long.parseLong(o.getOrDefault("fc-d", "784"))},
+          Integer.parseInt(o.getOrDefault("fc-n", "4096")));
+      default -> throw new IllegalArgumentException("unknown case " + c + ": expected flatten, gap or fc21");
+    };
+  }
+
+  /**
+   * Writes the generated CUDA C of each case and dtype to {@code dir} ({@code CASE-DTYPE.cu}), for
+   * a device compiler on a machine without a GPU ({@code bench/gpu/ptxas.sh}).
+   */
+  private static void sources(Path root, Path dir, List<String> cases, Map<String, String> o) throws IOException {
+    Files.createDirectories(dir);
+    for (String c : cases) {
+      Case k = of(c, o);
+      Plan plan = Plan.compile(ModelSpec.read(root.resolve(k.model())), new Shape(k.shape()),
+          EnumSet.of(Get.NNGP, Get.NTK));
+      for (String dtype : List.of("float32", "float64")) {
+        Path file = dir.resolve(c + "-" + dtype + ".cu");
+        Files.writeString(file, new CudaEngine(new HostDevice()).source(plan, dtype.equals("float32")).source());
+        System.out.println(file);
+      }
+    }
   }
 
   private static float[] floats(double[] v) {

@@ -22,6 +22,14 @@ import java.util.concurrent.TimeUnit;
  */
 public final class HostDevice implements Device {
   private static final String OPTIMIZE = System.getProperty("ntk.cuda.host.optimize", "-O1");
+  /**
+   * {@code nvcc}, to also compile every source as CUDA C++ to PTX as NVRTC would (the device's
+   * language, options and architecture; {@code -Dntk.cuda.host.nvcc=nvcc}), on a machine that has the
+   * CUDA compiler but no GPU: a source that only a device compiler refuses fails here too. Unset: gcc
+   * alone.
+   */
+  private static final String NVCC = System.getProperty("ntk.cuda.host.nvcc");
+  private static final String NVCC_ARCH = System.getProperty("ntk.cuda.host.nvcc.arch", "compute_90");
   private final String compiler;
   private final List<Path> files = new ArrayList<>();
 
@@ -91,6 +99,19 @@ public final class HostDevice implements Device {
       String log = new String(p.getInputStream().readAllBytes());
       if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
         throw new IllegalStateException(compiler + " could not compile the generated kernels (" + c + "):\n" + log);
+      }
+      if (NVCC != null && !NVCC.isBlank()) {
+        Path cu = dir.resolve("kernels.cu");
+        Path ptx = dir.resolve("kernels.ptx");
+        Files.writeString(cu, source);
+        files.addAll(0, List.of(cu, ptx));
+        // CudaDevice's NVRTC options: the same language and no contraction of products into fma.
+        Process n = new ProcessBuilder(NVCC, "--ptx", "-arch=" + NVCC_ARCH, "--fmad=false", "-std=c++17", "-o",
+            ptx.toString(), cu.toString()).redirectErrorStream(true).start();
+        String nlog = new String(n.getInputStream().readAllBytes());
+        if (!n.waitFor(300, TimeUnit.SECONDS) || n.exitValue() != 0) {
+          throw new IllegalStateException(NVCC + " could not compile the generated kernels (" + cu + "):\n" + nlog);
+        }
       }
       return NativeLibrary.getInstance(so.toString());
     } catch (IOException e) {
