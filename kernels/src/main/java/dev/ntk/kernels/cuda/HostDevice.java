@@ -93,6 +93,10 @@ public final class HostDevice implements Device {
       Path so = dir.resolve("libkernels.so");
       Files.writeString(c, source);
       files.addAll(List.of(so, c, dir));
+      // A device never closed (CudaEngine.shared's, a JVM's): its files go at exit, before the folder
+      // (registered first, deleted last).
+      c.toFile().deleteOnExit();
+      so.toFile().deleteOnExit();
       // -O1: most of a test's time is the compiler's (the host runs tiny tiles), and -O2 doubles it.
       Process p = new ProcessBuilder(compiler, "-std=gnu11", OPTIMIZE, "-ffp-contract=off", "-fPIC", "-shared",
           "-o", so.toString(), c.toString(), "-lm").redirectErrorStream(true).start();
@@ -105,6 +109,8 @@ public final class HostDevice implements Device {
         Path ptx = dir.resolve("kernels.ptx");
         Files.writeString(cu, source);
         files.addAll(0, List.of(cu, ptx));
+        cu.toFile().deleteOnExit();
+        ptx.toFile().deleteOnExit();
         // CudaDevice's NVRTC options: the same language and no contraction of products into fma.
         Process n = new ProcessBuilder(NVCC, "--ptx", "-arch=" + NVCC_ARCH, "--fmad=false", "-std=c++17", "-o",
             ptx.toString(), cu.toString()).redirectErrorStream(true).start();
