@@ -1,6 +1,7 @@
 package dev.ntk.kernels.cuda;
 
 import dev.ntk.kernels.Plan;
+import dev.ntk.kernels.engine.CpuBackend;
 import dev.ntk.kernels.engine.Expr;
 import dev.ntk.kernels.engine.Gram;
 import dev.ntk.kernels.engine.Layout;
@@ -300,19 +301,12 @@ public final class CudaEngine {
           + items + " inputs of " + input.layout().size() + "), got " + (length < 0
           ? "a " + value.getClass().getSimpleName() : length + ""));
     }
-    Object typed = value instanceof float[] f ? (f32 ? f : doubles(f)) : f32 ? dtype((double[]) value, true) : value;
+    Object typed = value instanceof float[] f ? (f32 ? f : CpuBackend.float32().toDoubles(f, f.length))
+        : dtype((double[]) value, f32);
     long address = alloc.applyAsLong(count);
     device.upload(typed, address);
     uploaded.put(value, address);
     return address;
-  }
-
-  private static double[] doubles(float[] values) {
-    double[] d = new double[values.length];
-    for (int k = 0; k < d.length; k++) {
-      d[k] = values[k];
-    }
-    return d;
   }
 
   /** The gram and variances of a plan without pixel blocks, on the device. */
@@ -337,14 +331,7 @@ public final class CudaEngine {
   }
 
   private static Object dtype(double[] values, boolean f32) {
-    if (!f32) {
-      return values;
-    }
-    float[] f = new float[values.length];
-    for (int k = 0; k < f.length; k++) {
-      f[k] = (float) values[k];
-    }
-    return f;
+    return f32 ? CpuBackend.float32().fromDoubles(values) : values;
   }
 
   /** The pairs of a tile: all of them, or those on and above the diagonal. */

@@ -247,6 +247,11 @@ public final class CudaSource {
     }
   }
 
+  /** The index of the item a value of {@code domain} belongs to: the row {@code i}, the column {@code j}, the pair. */
+  private static String item(Expr.Domain domain) {
+    return domain == Expr.Domain.ROW ? "i" : domain == Expr.Domain.COL ? "j" : "(i * n2 + j)";
+  }
+
   private static String identifier(String name) {
     return name.replaceAll("[^A-Za-z0-9_]", "_");
   }
@@ -406,7 +411,7 @@ public final class CudaSource {
     if (local != null) {
       return local;
     }
-    String at = x.domain() == Expr.Domain.ROW ? "i" : x.domain() == Expr.Domain.COL ? "j" : "(i * n2 + j)";
+    String at = item(x.domain());
     if (x.op() == Expr.Op.INPUT) {
       return inputParams.get(x.name()) + "[" + at + "]";
     }
@@ -602,14 +607,13 @@ public final class CudaSource {
 
     /** The index of this item in an output: the row, the column, or the pair. */
     private String itemIndex() {
-      return pass == 0 ? "i" : pass == 1 ? "j" : "(i * n2 + j)";
+      return item(pass == 0 ? Expr.Domain.ROW : pass == 1 ? Expr.Domain.COL : Expr.Domain.TILE);
     }
 
     /** Where the block of {@code x} starts (not a constant, not a local). */
     private String pointer(Expr x) {
       if (x.op() == Expr.Op.INPUT && !pixelGram(x.name())) {
-        String at = x.domain() == Expr.Domain.ROW ? "i" : x.domain() == Expr.Domain.COL ? "j" : "(i * n2 + j)";
-        return "(" + inputParams.get(x.name()) + " + " + at + " * " + x.layout().size() + "LL)";
+        return "(" + inputParams.get(x.name()) + " + " + item(x.domain()) + " * " + x.layout().size() + "LL)";
       }
       if (x.op() == Expr.Op.INPUT) {
         return staged.get(x.name());
